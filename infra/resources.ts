@@ -1,0 +1,41 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { parse } from 'yaml';
+
+/** The CloudFormation properties of the region table, as `infra/table.yml` gives them. */
+export interface TableDefinition {
+  BillingMode: 'PAY_PER_REQUEST' | 'PROVISIONED';
+  AttributeDefinitions: CreateTableCommandInput['AttributeDefinitions'];
+  KeySchema: CreateTableCommandInput['KeySchema'];
+  GlobalSecondaryIndexes?: CreateTableCommandInput['GlobalSecondaryIndexes'];
+  TimeToLiveSpecification?: { AttributeName: string; Enabled: boolean };
+}
+
+function readYaml<T>(name: string): T {
+  return parse(readFileSync(fileURLToPath(new URL(name, import.meta.url)), 'utf8')) as T;
+}
+
+export function tableDefinition(): TableDefinition {
+  return readYaml<TableDefinition>('./table.yml');
+}
+
+/** The CreateTable request for a table of `infra/table.yml`'s shape, named `tableName`. */
+export function createTableInput(tableName: string, definition = tableDefinition()): CreateTableCommandInput {
+  return {
+    TableName: tableName,
+    BillingMode: definition.BillingMode,
+    AttributeDefinitions: definition.AttributeDefinitions,
+    KeySchema: definition.KeySchema,
+    GlobalSecondaryIndexes: definition.GlobalSecondaryIndexes,
+  };
+}
+
+/** Names of a region's resources in the local cloud (on AWS, CloudFormation names them). */
+export function localResourceNames(region: string): { table: string; bucket: string; queue: string } {
+  return {
+    table: `volsnap-local-${region}`,
+    bucket: `volsnap-local-${region}`,
+    queue: `volsnap-local-${region}-work`,
+  };
+}

@@ -1,0 +1,65 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { RegionEntry } from '../config/regions.ts';
+
+/** The SDK clients of one region. Created once per region and reused (connections are kept alive). */
+export interface AwsClients {
+  region: RegionEntry;
+  s3: S3Client;
+  dynamodb: DynamoDBClient;
+  documents: DynamoDBDocumentClient;
+  sqs: SQSClient;
+}
+
+/** Static credentials, for the local cloud and tests; on AWS the SDK's default chain applies. */
+export interface StaticCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/**
+ * S3 client settings every volsnap S3 client uses, the presigner's included. Checksums only when
+ * an operation requires them: the SDK's default CRC32 breaks streamed uploads to S3-compatible
+ * stores and bakes the CRC32 of an empty body into presigned PUT URLs.
+ */
+export function s3ClientConfig(region: RegionEntry, credentials?: StaticCredentials) {
+  return {
+    region: region.name,
+    endpoint: region.s3Endpoint,
+    forcePathStyle: region.s3ForcePathStyle ?? false,
+    requestChecksumCalculation: 'WHEN_REQUIRED' as const,
+    responseChecksumValidation: 'WHEN_REQUIRED' as const,
+    credentials,
+    requestHandler: keepAliveHandler(),
+  };
+}
+
+/** Keep-alive connections (one TLS handshake per connection, not per request), as plain options so the
+ * SDK builds its own handler and bundles need nothing from @smithy. */
+function keepAliveHandler() {
+  return {
+    httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
+    httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 64 }),
+    connectionTimeout: 5_000,
+    requestTimeout: 120_000,
+  };
+}
+
+export function createAwsClients(region: RegionEntry, credentials?: StaticCredentials): AwsClients {
+  const s3 = new S3Client(s3ClientConfig(region, credentials));
+  const dynamodb = new DynamoDBClient({
+    region: region.name,
+    endpoint: region.dynamodbEndpoint,
+    credentials,
+    requestHandler: keepAliveHandler(),
+  });
+  const documents = DynamoDBDocumentClient.from(dynamodb, {
+    marshallOptions: { removeUndefinedValues: true },
+  });
+  const sqs = new SQSClient({ region: region.name, endpoint: region.sqsEndpoint, credentials });
+  return { region, s3, dynamodb, documents, sqs };
+}

@@ -1,0 +1,89 @@
+/** An error the API answered with (`{error, message, requestId}`), or a failure to reach it. */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly requestId?: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}
+
+export interface HealthResponse {
+  region: string;
+  version: string;
+  status: string;
+}
+
+export interface ApiClientOptions {
+  endpoint: string;
+  apiKey?: string;
+  /** Injected for tests; defaults to the global fetch. */
+  fetch?: typeof fetch;
+  timeoutMs?: number;
+}
+
+/**
+ * The typed client of the volsnap HTTP API, used by the CLI and the tests. Every non-2xx answer
+ * becomes an {@link ApiError} carrying the API's code; an unreachable endpoint becomes
+ * `client.unreachable` with what to check.
+ */
+export class ApiClient {
+  readonly #fetch: typeof fetch;
+  constructor(private readonly options: ApiClientOptions) {
+    this.#fetch = options.fetch ?? fetch;
+  }
+
+  health(): Promise<HealthResponse> {
+    return this.request<HealthResponse>('GET', '/v1/health');
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const url = new URL(path, this.options.endpoint);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
+    let response: Response;
+    try {
+      response = await this.#fetch(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000),
+      });
+    } catch (cause) {
+      const reason = (cause as { cause?: { code?: string } }).cause?.code ?? (cause as Error).message;
+      throw new ApiError(
+        0,
+        'client.unreachable',
+        `Cannot reach ${url.origin} (${reason}). Is the local cloud running (npm start), or is --endpoint right?`,
+      );
+    }
+    const text = await response.text();
+    let data: unknown;
+    try {
+      data = text ? JSON.parse(text) : undefined;
+    } catch {
+      data = undefined;
+    }
+    if (!response.ok) {
+      const err = (data ?? {}) as {
+        error?: string;
+        message?: string;
+        requestId?: string;
+        details?: Record<string, unknown>;
+      };
+      throw new ApiError(
+        response.status,
+        err.error ?? `http.${response.status}`,
+        err.message ?? `${method} ${path} answered ${response.status} ${response.statusText}`,
+        err.requestId ?? response.headers.get('x-request-id') ?? undefined,
+        err.details,
+      );
+    }
+    return data as T;
+  }
+}

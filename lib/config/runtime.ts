@@ -1,0 +1,68 @@
+import registryFile from '../../infra/regions.json' with { type: 'json' };
+import packageJson from '../../package.json' with { type: 'json' };
+import { VolsnapError } from '../core/errors.ts';
+import { type RegionEntry, RegionRegistry } from './regions.ts';
+
+/** What a handler needs to know about the deployment it runs in. */
+export interface RuntimeConfig {
+  /** The region this deployment serves. */
+  region: RegionEntry;
+  /** Every region, this one included. */
+  registry: RegionRegistry;
+  stage: string;
+  version: string;
+}
+
+/** The version of volsnap, from package.json. */
+export const VERSION: string = packageJson.version;
+
+type Env = Record<string, string | undefined>;
+
+function required(env: Env, name: string): string {
+  const value = env[name];
+  if (!value) {
+    throw new VolsnapError(
+      'internal',
+      `The deployment is misconfigured: environment variable ${name} is not set.`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Reads the runtime configuration from the environment: the only place in lib/ and functions/
+ * that does. Own region from `VOLSNAP_REGION`, `VOLSNAP_BUCKET`, `VOLSNAP_TABLE`, `VOLSNAP_QUEUE_URL`
+ * (+ optional emulator endpoints); other regions from `VOLSNAP_REGIONS` (JSON), else the bundled
+ * `infra/regions.json`.
+ */
+export function loadRuntimeConfig(env: Env): RuntimeConfig {
+  const name = required(env, 'VOLSNAP_REGION');
+  const own: RegionEntry = {
+    name,
+    bucket: required(env, 'VOLSNAP_BUCKET'),
+    table: required(env, 'VOLSNAP_TABLE'),
+    queueUrl: env.VOLSNAP_QUEUE_URL || undefined,
+    s3Endpoint: env.VOLSNAP_S3_ENDPOINT || undefined,
+    dynamodbEndpoint: env.VOLSNAP_DYNAMODB_ENDPOINT || undefined,
+    sqsEndpoint: env.VOLSNAP_SQS_ENDPOINT || undefined,
+    s3ForcePathStyle: env.VOLSNAP_S3_FORCE_PATH_STYLE === 'true' || undefined,
+    api: env.VOLSNAP_API_URL || undefined,
+  };
+  const others = env.VOLSNAP_REGIONS
+    ? RegionRegistry.parse(env.VOLSNAP_REGIONS, 'VOLSNAP_REGIONS')
+    : RegionRegistry.parse(JSON.stringify(registryFile), 'infra/regions.json');
+  // The environment describes this region; the registry may add what it alone knows (the API URL).
+  const merged: RegionEntry = { ...(others.has(name) ? others.get(name) : {}), ...withoutUndefined(own) };
+  const registry = new RegionRegistry([
+    ...others
+      .names()
+      .filter((n) => n !== name)
+      .map((n) => others.get(n)),
+    merged,
+  ]);
+  return { region: merged, registry, stage: env.VOLSNAP_STAGE ?? 'dev', version: VERSION };
+}
+
+function withoutUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}

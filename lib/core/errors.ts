@@ -1,0 +1,68 @@
+/**
+ * The one error type of volsnap. Every failure a caller can act on carries a namespaced code
+ * (`snapshot.notFound`, `request.invalid`) whose HTTP status is fixed in {@link ERROR_STATUS}; the
+ * HTTP layer maps it once. Adapters translate SDK exceptions into it and keep the original as `cause`.
+ */
+
+/** Every code volsnap answers with, and the HTTP status it maps to. Add a code here before using it. */
+export const ERROR_STATUS = {
+  'request.malformed': 400,
+  'request.invalid': 400,
+  'request.unsupportedMediaType': 415,
+  'route.notFound': 404,
+  'route.methodNotAllowed': 405,
+  'auth.unauthorized': 401,
+  'auth.forbidden': 403,
+  'region.unknown': 400,
+  'volume.notFound': 404,
+  'volume.invalidSize': 400,
+  'volume.hasSnapshots': 409,
+  'snapshot.notFound': 404,
+  'snapshot.invalidState': 409,
+  'idempotency.conflict': 409,
+  'quota.exceeded': 403,
+  'storage.unavailable': 503,
+  throttled: 429,
+  internal: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export interface ErrorOptions {
+  /** Extra facts a client can act on (e.g. the snapshots holding a volume). Shown to clients for 4xx. */
+  details?: Record<string, unknown>;
+  /** The underlying exception, kept for logs; never shown to clients. */
+  cause?: unknown;
+}
+
+export class VolsnapError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'VolsnapError';
+    this.code = code;
+    this.details = options.details;
+  }
+
+  /** The HTTP status this error maps to. */
+  get status(): number {
+    return ERROR_STATUS[this.code];
+  }
+
+  /** Whether clients may see the message: every 4xx; 5xx get a generic body and a logged cause. */
+  get exposed(): boolean {
+    return this.status < 500;
+  }
+}
+
+export function isVolsnapError(error: unknown): error is VolsnapError {
+  return error instanceof VolsnapError;
+}
+
+/** Narrows an unknown thrown value to something with a message, for logs. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}

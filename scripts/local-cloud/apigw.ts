@@ -1,0 +1,135 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { HttpRoute } from './serverless-spec.ts';
+
+/** A compiled `httpApi` route: `/v1/snapshots/{id}` matches one segment per `{name}`, `{name+}` the rest. */
+export interface CompiledRoute<T> {
+  route: HttpRoute;
+  routeKey: string;
+  pattern: RegExp;
+  params: string[];
+  target: T;
+}
+
+export function compileRoute<T>(route: HttpRoute, target: T): CompiledRoute<T> {
+  const params: string[] = [];
+  const source = route.path
+    .split('/')
+    .map((part) => {
+      const greedy = /^\{(\w+)\+\}$/.exec(part);
+      if (greedy?.[1]) {
+        params.push(greedy[1]);
+        return '(.+)';
+      }
+      const param = /^\{(\w+)\}$/.exec(part);
+      if (param?.[1]) {
+        params.push(param[1]);
+        return '([^/]+)';
+      }
+      return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    })
+    .join('/');
+  return {
+    route,
+    routeKey: `${route.method} ${route.path}`,
+    pattern: new RegExp(`^${source}$`),
+    params,
+    target,
+  };
+}
+
+export type RouteMatch<T> =
+  | { kind: 'match'; route: CompiledRoute<T>; pathParameters: Record<string, string> }
+  | { kind: 'methodNotAllowed'; allowed: string[] }
+  | { kind: 'notFound' };
+
+/**
+ * Matches as API Gateway does: literal routes win over parameterised ones (fewer parameters first),
+ * `ANY` matches every method.
+ */
+export function matchRoute<T>(routes: CompiledRoute<T>[], method: string, path: string): RouteMatch<T> {
+  const ordered = [...routes].sort((a, b) => a.params.length - b.params.length);
+  const allowed: string[] = [];
+  for (const candidate of ordered) {
+    const found = candidate.pattern.exec(path);
+    if (!found) continue;
+    if (candidate.route.method !== method && candidate.route.method !== 'ANY') {
+      allowed.push(candidate.route.method);
+      continue;
+    }
+    const pathParameters = Object.fromEntries(
+      candidate.params.map((name, i) => [name, decodeURIComponent(found[i + 1] ?? '')]),
+    );
+    return { kind: 'match', route: candidate, pathParameters };
+  }
+  return allowed.length > 0 ? { kind: 'methodNotAllowed', allowed } : { kind: 'notFound' };
+}
+
+/** Builds the HTTP API v2 event API Gateway would send for this request (payload format 2.0). */
+export function toApiGatewayEvent(
+  request: IncomingMessage,
+  body: Buffer,
+  match: { routeKey: string; pathParameters: Record<string, string> },
+  requestId: string,
+  now: Date,
+): APIGatewayProxyEventV2 {
+  const url = new URL(request.url ?? '/', 'http://localhost');
+  const headers: Record<string, string> = {};
+  const cookies: string[] = [];
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value === undefined) continue;
+    if (name === 'cookie') cookies.push(...[value].flat().flatMap((v) => v.split(/;\s*/)));
+    else headers[name] = Array.isArray(value) ? value.join(',') : value;
+  }
+  const query: Record<string, string> = {};
+  for (const [key, value] of url.searchParams) query[key] = key in query ? `${query[key]},${value}` : value;
+  const isText = body.length === 0 || /json|text|xml|urlencoded/.test(headers['content-type'] ?? '');
+  return {
+    version: '2.0',
+    routeKey: match.routeKey,
+    rawPath: url.pathname,
+    rawQueryString: url.search.slice(1),
+    cookies: cookies.length > 0 ? cookies : undefined,
+    headers,
+    queryStringParameters: Object.keys(query).length > 0 ? query : undefined,
+    pathParameters: Object.keys(match.pathParameters).length > 0 ? match.pathParameters : undefined,
+    requestContext: {
+      accountId: 'local',
+      apiId: 'local',
+      domainName: headers.host ?? 'localhost',
+      domainPrefix: (headers.host ?? 'localhost').split('.')[0] ?? 'localhost',
+      http: {
+        method: request.method ?? 'GET',
+        path: url.pathname,
+        protocol: `HTTP/${request.httpVersion}`,
+        sourceIp: request.socket.remoteAddress ?? '127.0.0.1',
+        userAgent: headers['user-agent'] ?? '',
+      },
+      requestId,
+      routeKey: match.routeKey,
+      stage: '$default',
+      time: now.toUTCString(),
+      timeEpoch: now.getTime(),
+    },
+    body: body.length === 0 ? undefined : isText ? body.toString('utf8') : body.toString('base64'),
+    isBase64Encoded: body.length > 0 && !isText,
+    stageVariables: undefined,
+  };
+}
+
+/** Writes a handler's result as API Gateway would (string results become JSON 200s). */
+export function writeResult(
+  response: ServerResponse,
+  result: APIGatewayProxyStructuredResultV2 | string | undefined,
+): void {
+  if (typeof result === 'string' || result === undefined || !('statusCode' in result)) {
+    response.writeHead(200, { 'content-type': 'application/json' });
+    response.end(typeof result === 'string' ? result : JSON.stringify(result ?? null));
+    return;
+  }
+  const headers: Record<string, string | string[]> = { ...(result.headers as Record<string, string>) };
+  if (result.cookies?.length) headers['set-cookie'] = result.cookies;
+  response.writeHead(result.statusCode ?? 200, headers);
+  const body = result.body ?? '';
+  response.end(result.isBase64Encoded ? Buffer.from(body, 'base64') : body);
+}

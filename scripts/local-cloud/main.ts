@@ -1,0 +1,79 @@
+// `npm start`: the local two-region cloud, in the foreground until Ctrl-C.
+import { parseArgs } from 'node:util';
+import { DEFAULT_PORT_BASE, DEFAULT_REGIONS, type LocalCloud, startLocalCloud } from './cloud.ts';
+
+const { values } = parseArgs({
+  options: {
+    fresh: { type: 'boolean', default: false },
+    'data-dir': { type: 'string', default: '.volsnap' },
+    'port-base': { type: 'string', default: String(DEFAULT_PORT_BASE) },
+    regions: { type: 'string', default: DEFAULT_REGIONS.join(',') },
+    verbose: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (values.help) {
+  console.log(`Usage: npm start -- [--fresh] [--data-dir DIR] [--port-base N|auto] [--regions a,b] [--verbose]
+
+Runs the volsnap local cloud: for each region its own S3 (s3rver), DynamoDB (DynamoDB Local) and
+the functions of serverless.yml behind an HTTP API. Data stays in DIR (.volsnap) between runs;
+--fresh wipes it. Region i listens on N+10i (API), N+10i+1 (S3), N+10i+2 (DynamoDB), N+10i+3 (queue).`);
+  process.exit(0);
+}
+
+const portBase = values['port-base'] === 'auto' ? 'auto' : Number(values['port-base']);
+if (portBase !== 'auto' && !(Number.isInteger(portBase) && portBase > 0 && portBase < 65000)) {
+  console.error(`--port-base must be a port number or 'auto', got '${values['port-base']}'.`);
+  process.exit(2);
+}
+
+const started = Date.now();
+let cloud: LocalCloud | undefined;
+let shuttingDown = false;
+const shutdown = async (code: number) => {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  console.log('\nStopping the local cloud…');
+  await cloud?.stop();
+  process.exit(code);
+};
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+
+try {
+  console.log(`Starting the volsnap local cloud (${values.regions}; data in ${values['data-dir']})…`);
+  cloud = await startLocalCloud({
+    dataDir: values['data-dir'],
+    regions: values.regions
+      .split(',')
+      .map((r) => r.trim())
+      .filter(Boolean),
+    portBase,
+    fresh: values.fresh,
+    verbose: values.verbose,
+    onChildExit: (name, code) => {
+      console.error(`The local cloud lost ${name} (exit code ${code}); stopping.`);
+      void shutdown(1);
+    },
+  });
+} catch (error) {
+  console.error(`The local cloud could not start: ${(error as Error).message}`);
+  process.exit(1);
+}
+
+const seconds = ((Date.now() - started) / 1000).toFixed(1);
+const lines = [`volsnap local cloud is ready in ${seconds} s.`, ''];
+for (const r of cloud.regions) {
+  lines.push(`  ${r.name.padEnd(12)} API ${r.api}   (S3 ${r.s3}, DynamoDB ${r.dynamodb})`);
+}
+lines.push('');
+for (const [name, account] of Object.entries(cloud.config.accounts)) {
+  lines.push(`  account ${name.padEnd(8)} ${account.accountId}   key ${account.apiKey}`);
+}
+lines.push(
+  '',
+  `CLI config: ${cloud.configPath}. Try: npx volsnap health --region ${cloud.regions.at(-1)?.name}`,
+  'Ctrl-C stops everything.',
+);
+console.log(lines.join('\n'));

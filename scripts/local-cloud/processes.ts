@@ -1,0 +1,143 @@
+import { type ChildProcess, execFile, fork } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+/** A child process of the local cloud that reported itself ready. */
+export interface ManagedProcess {
+  name: string;
+  child: ChildProcess;
+  port: number;
+  /** Stops the process (SIGTERM, then SIGKILL after a grace period); resolves once it has exited. */
+  stop(): Promise<void>;
+}
+
+interface ReadyMessage {
+  ready: boolean;
+  port?: number;
+  error?: string;
+  [key: string]: unknown;
+}
+
+/**
+ * Forks a Node child and waits for its `{ready: true, port}` message. The child keeps an IPC channel
+ * to this process, so it notices when this process dies, however it dies.
+ */
+export function forkReady(
+  name: string,
+  modulePath: string,
+  args: string[],
+  options: {
+    env?: NodeJS.ProcessEnv;
+    execArgv?: string[];
+    timeoutMs?: number;
+    onExit?: (code: number | null) => void;
+  } = {},
+): Promise<ManagedProcess & { message: ReadyMessage }> {
+  const child = fork(modulePath, args, {
+    env: options.env ?? process.env,
+    execArgv: options.execArgv ?? [],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} did not become ready within ${(options.timeoutMs ?? 60_000) / 1000} s.`));
+    }, options.timeoutMs ?? 60_000);
+    const exited = new Promise<void>((done) => child.once('exit', () => done()));
+    const stop = async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(killer);
+      }
+    };
+    child.once('message', (message: ReadyMessage) => {
+      clearTimeout(timer);
+      if (!message.ready) {
+        reject(new Error(`${name}: ${message.error ?? 'failed to start'}`));
+        return;
+      }
+      child.on('exit', (code) => options.onExit?.(code));
+      resolve({ name, child, port: message.port ?? 0, stop, message });
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited before it was ready (code ${code ?? signal}).`));
+    });
+  });
+}
+
+/** Starts s3rver storing in `directory`, on `port` (0: any free port), bound to loopback. */
+export function startS3Emulator(directory: string, port: number, onExit?: (code: number | null) => void) {
+  const nodeOptions = [process.env.NODE_OPTIONS, '--openssl-legacy-provider'].filter(Boolean).join(' ');
+  return forkReady(
+    `s3rver (port ${port})`,
+    fileURLToPath(new URL('./s3-emulator-process.js', import.meta.url)),
+    [directory, String(port)],
+    {
+      env: { ...process.env, NODE_OPTIONS: nodeOptions },
+      onExit,
+    },
+  );
+}
+
+/** Starts DynamoDB Local (`-sharedDb`) storing in `directory` (`:memory:` for none), on `port`. */
+export function startDynamoEmulator(directory: string, port: number, onExit?: (code: number | null) => void) {
+  return forkReady(
+    `DynamoDB Local (port ${port})`,
+    fileURLToPath(new URL('./dynamodb-emulator-process.js', import.meta.url)),
+    [directory, String(port)],
+    { onExit, timeoutMs: 40_000 },
+  );
+}
+
+/** Fails with an install hint unless Java 17 or newer is on the PATH (DynamoDB Local needs it). */
+export async function checkJava(): Promise<string> {
+  let output: string;
+  try {
+    const { stderr, stdout } = await promisify(execFile)('java', ['-version']);
+    output = `${stderr}${stdout}`;
+  } catch {
+    throw new Error(
+      'Java is missing: DynamoDB Local needs Java 17 or newer. Install it (Debian/Ubuntu: `apt-get install -y openjdk-17-jre-headless`; macOS: `brew install openjdk@17`) and run again.',
+    );
+  }
+  const major = Number(/version "(\d+)/.exec(output)?.[1] ?? 0);
+  if (major < 17) {
+    throw new Error(
+      `Java ${major || '(unknown version)'} found, but DynamoDB Local needs Java 17 or newer. Install a newer JRE and run again.`,
+    );
+  }
+  return output.split('\n')[0] ?? '';
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/** Fails with a clear message when `port` is taken on loopback. */
+export function assertPortFree(port: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        new Error(
+          error.code === 'EADDRINUSE'
+            ? `Port ${port} (${what}) is already in use. Stop whatever holds it (is another local cloud running?) or start with --port-base N.`
+            : `Cannot listen on port ${port} (${what}): ${error.message}`,
+        ),
+      );
+    });
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
+  });
+}

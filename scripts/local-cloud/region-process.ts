@@ -1,0 +1,30 @@
+// Entry point of one region's process in the local cloud. Its environment is that of a Lambda
+// function of this region (VOLSNAP_*, AWS credentials for the emulators), so the handlers it loads
+// see exactly what they would see on AWS. Exits when the supervisor goes away.
+
+import { RegionRuntime } from './region-runtime.ts';
+import { loadServerlessSpec } from './serverless-spec.ts';
+
+const env = process.env;
+const verbose = env.VOLSNAP_LOCAL_VERBOSE === '1';
+const runtime = new RegionRuntime({
+  region: env.VOLSNAP_REGION ?? '',
+  root: env.VOLSNAP_LOCAL_ROOT ?? process.cwd(),
+  spec: await loadServerlessSpec(env.VOLSNAP_LOCAL_SPEC ?? 'serverless.yml'),
+  apiPort: Number(env.VOLSNAP_LOCAL_API_PORT ?? 0),
+  queuePort: Number(env.VOLSNAP_LOCAL_QUEUE_PORT ?? 0),
+  queueNames: JSON.parse(env.VOLSNAP_LOCAL_QUEUES ?? '{}'),
+  log: (line) => {
+    if (verbose || line.includes('"level":"error"')) console.log(line);
+  },
+});
+const ports = await runtime.start();
+process.send?.({ ready: true, port: ports.apiPort, queuePort: ports.queuePort, surface: runtime.surface });
+
+const stop = async () => {
+  await runtime.stop();
+  process.exit(0);
+};
+process.on('disconnect', stop);
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

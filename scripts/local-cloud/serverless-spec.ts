@@ -1,0 +1,120 @@
+import { readFile } from 'node:fs/promises';
+import { parse } from 'yaml';
+import { z } from '../../lib/core/schema.ts';
+
+/** One `httpApi` route of a function. */
+export interface HttpRoute {
+  method: string;
+  path: string;
+}
+
+/** A function of serverless.yml, as the local cloud runs it. */
+export interface FunctionSpec {
+  name: string;
+  /** `functions/http/health.handler`: module path without extension, then the export. */
+  handler: string;
+  timeoutSeconds: number;
+  routes: HttpRoute[];
+  /** Schedule periods in milliseconds, from `rate(…)` expressions. */
+  schedules: { rateMs: number; expression: string; enabled: boolean }[];
+  /** Logical ids of the SQS queues that trigger the function. */
+  queues: string[];
+  /** The function's own environment variables. */
+  environment: Record<string, string>;
+}
+
+export interface ServerlessSpec {
+  service: string;
+  functions: FunctionSpec[];
+}
+
+const EventSchema = z.looseObject({
+  httpApi: z.optional(z.union([z.string(), z.object({ method: z.string(), path: z.string() })])),
+  schedule: z.optional(
+    z.union([
+      z.string(),
+      z.object({ rate: z.union([z.string(), z.array(z.string())]), enabled: z.optional(z.boolean()) }),
+    ]),
+  ),
+  sqs: z.optional(z.union([z.string(), z.object({ arn: z.unknown() })])),
+});
+
+const FileSchema = z.object({
+  service: z.string(),
+  provider: z.looseObject({ timeout: z.optional(z.number()) }),
+  functions: z.record(
+    z.string(),
+    z.looseObject({
+      handler: z.string(),
+      timeout: z.optional(z.number()),
+      events: z._default(z.array(EventSchema), []),
+      environment: z.optional(z.record(z.string(), z.string())),
+    }),
+  ),
+});
+
+/** Parses `rate(5 minutes)` into milliseconds; cron expressions are not run locally. */
+export function parseRate(expression: string): number {
+  const match = /^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$/.exec(expression.trim());
+  if (!match)
+    throw new Error(`Unsupported schedule expression '${expression}': use rate(N minutes|hours|days).`);
+  const unit = match[2]?.replace(/s$/, '') as 'minute' | 'hour' | 'day';
+  const ms = { minute: 60_000, hour: 3_600_000, day: 86_400_000 }[unit];
+  return Number(match[1]) * ms;
+}
+
+/** The logical queue id an `sqs` event names (`Fn::GetAtt: [WorkQueue, Arn]`). */
+function queueId(event: unknown): string {
+  const arn = typeof event === 'string' ? event : (event as { arn: unknown }).arn;
+  const getAtt = (arn as { 'Fn::GetAtt'?: unknown[] } | undefined)?.['Fn::GetAtt'];
+  if (Array.isArray(getAtt) && typeof getAtt[0] === 'string') return getAtt[0];
+  throw new Error(
+    `sqs events must name their queue as { arn: { Fn::GetAtt: [QueueId, Arn] } }, got ${JSON.stringify(arn)}`,
+  );
+}
+
+export function parseServerlessSpec(text: string): ServerlessSpec {
+  const file = FileSchema.parse(parse(text));
+  const functions = Object.entries(file.functions).map(([name, fn]): FunctionSpec => {
+    const routes: HttpRoute[] = [];
+    const schedules: FunctionSpec['schedules'] = [];
+    const queues: string[] = [];
+    for (const event of fn.events) {
+      if (event.httpApi !== undefined) {
+        if (typeof event.httpApi === 'string') {
+          const [method = '', path = ''] = event.httpApi.split(/\s+/);
+          routes.push({ method: method.toUpperCase(), path });
+        } else {
+          routes.push({ method: event.httpApi.method.toUpperCase(), path: event.httpApi.path });
+        }
+      }
+      if (event.schedule !== undefined) {
+        const rates = typeof event.schedule === 'string' ? [event.schedule] : [event.schedule.rate].flat();
+        const enabled = typeof event.schedule === 'string' ? true : (event.schedule.enabled ?? true);
+        for (const expression of rates)
+          schedules.push({ expression, rateMs: parseRate(expression), enabled });
+      }
+      if (event.sqs !== undefined) queues.push(queueId(event.sqs));
+    }
+    return {
+      name,
+      handler: fn.handler,
+      timeoutSeconds: fn.timeout ?? file.provider.timeout ?? 6,
+      routes,
+      schedules,
+      queues,
+      environment: fn.environment ?? {},
+    };
+  });
+  return { service: file.service, functions };
+}
+
+export async function loadServerlessSpec(path: string): Promise<ServerlessSpec> {
+  return parseServerlessSpec(await readFile(path, 'utf8'));
+}
+
+/** `functions/http/health.handler` → module path `functions/http/health.ts` and export `handler`. */
+export function handlerLocation(handler: string): { module: string; exportName: string } {
+  const dot = handler.lastIndexOf('.');
+  return { module: `${handler.slice(0, dot)}.ts`, exportName: handler.slice(dot + 1) };
+}
