@@ -2,5 +2,8 @@
 // Runs the local cloud from TypeScript sources (tsx), so `npm start` needs no build step.
 import { register } from 'tsx/esm/api';
 
+// These machines run Node 20; Lambda runs 22. The SDK versions in package-lock.json support 20.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 register();
 await import('../scripts/local-cloud/main.ts');

@@ -226,6 +226,7 @@ function regionEnvironment(
     AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
     AWS_REGION: r.name,
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     VOLSNAP_STAGE: 'local',
     VOLSNAP_REGION: r.name,
     VOLSNAP_BUCKET: r.bucket,

@@ -59,14 +59,13 @@ while (!(await probe())) {
 }
 process.send?.({ ready: true, port });
 
+// Never exit before Java has: an orphaned JVM would outlive the local cloud.
 const stop = () => {
+  if (stopping) return;
   stopping = true;
   java.once('exit', () => process.exit(0));
   java.kill('SIGTERM');
-  setTimeout(() => {
-    java.kill('SIGKILL');
-    process.exit(0);
-  }, 3000).unref();
+  setTimeout(() => java.kill('SIGKILL'), 4000).unref();
 };
 process.on('disconnect', stop);
 process.on('SIGTERM', stop);

@@ -8,7 +8,7 @@ export interface ManagedProcess {
   name: string;
   child: ChildProcess;
   port: number;
-  /** Stops the process (SIGTERM, then SIGKILL after a grace period); resolves once it has exited. */
+  /** Stops the process (SIGTERM, then SIGKILL after 8 s); resolves once it has exited. */
   stop(): Promise<void>;
 }
 
@@ -48,7 +48,8 @@ export function forkReady(
     const stop = async () => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
-        const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        // Longer than the DynamoDB guard gives Java, so the guard can always reap its JVM first.
+        const killer = setTimeout(() => child.kill('SIGKILL'), 8000);
         await exited;
         clearTimeout(killer);
       }

@@ -1,0 +1,118 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadServerlessSpec } from '../../scripts/local-cloud/serverless-spec.ts';
+import {
+  cli,
+  descendants,
+  describeProcess,
+  isAlive,
+  ROOT,
+  type StartedCloud,
+  startCloudProcess,
+} from '../support/processes.ts';
+
+const dataDir = mkdtempSync(join(tmpdir(), 'volsnap-e2e-'));
+const configPath = join(dataDir, 'config.json');
+let cloud: StartedCloud;
+
+beforeAll(async () => {
+  cloud = await startCloudProcess(['--fresh', '--port-base', 'auto', '--data-dir', dataDir]);
+});
+
+afterAll(() => {
+  if (cloud?.process.exitCode === null) cloud.process.kill('SIGKILL');
+});
+
+describe('npm start: the local two-region cloud', () => {
+  it('prints each region, the demo accounts and where the CLI config is', () => {
+    const output = cloud.output();
+    expect(output).toMatch(/eu-west-1\s+API http:\/\/127\.0\.0\.1:\d+/);
+    expect(output).toMatch(/us-east-1\s+API http:\/\/127\.0\.0\.1:\d+/);
+    expect(output).toMatch(/account demo\s+acct-\w+\s+key vsk_/);
+    expect(output).toContain(configPath);
+  });
+
+  it('answers `volsnap health` in each region with that region', async () => {
+    for (const region of ['eu-west-1', 'us-east-1']) {
+      const result = await cli(['--config', configPath, '--region', region, '--json', 'health']);
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(JSON.parse(result.stdout)).toMatchObject({ region, status: 'ok' });
+    }
+  });
+
+  it('serves every route serverless.yml declares, in every region', async () => {
+    const config = JSON.parse(readFileSync(configPath, 'utf8'));
+    const spec = await loadServerlessSpec(join(ROOT, 'serverless.yml'));
+    for (const { endpoint } of Object.values(config.regions) as { endpoint: string }[]) {
+      for (const route of spec.functions.flatMap((f) => f.routes)) {
+        const path = route.path.replace(/\{[^}]+\}/g, 'x');
+        const response = await fetch(`${endpoint}${path}`, { method: route.method });
+        const body = await response.text();
+        expect(body, `${route.method} ${route.path}`).not.toContain('route.notFound');
+      }
+    }
+  });
+
+  it('explains a CLI call to a region that is not there', async () => {
+    const result = await cli(['--config', configPath, '--region', 'ap-south-1', 'health']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("No endpoint for region 'ap-south-1'");
+  });
+
+  it('refuses to start a second cloud on ports that are taken, saying which', async () => {
+    const config = JSON.parse(readFileSync(configPath, 'utf8'));
+    const port = Number(new URL(config.regions['eu-west-1'].endpoint).port);
+    const failed = (await startCloudProcess([
+      '--port-base',
+      String(port),
+      '--data-dir',
+      join(dataDir, 'second'),
+    ]).catch((e) => e)) as {
+      output: string;
+      exited: Promise<number>;
+    };
+    expect(await failed.exited).toBe(1);
+    expect(failed.output).toContain(`Port ${port}`);
+    expect(failed.output).toContain('already in use');
+  });
+
+  it('stops on Ctrl-C (SIGINT) and leaves no process behind', async () => {
+    const pid = cloud.process.pid ?? 0;
+    const children = descendants(pid);
+    // s3rver and DynamoDB Local (plus its JVM) for each region, and each region's functions.
+    expect(children.length).toBeGreaterThanOrEqual(8);
+    cloud.process.kill('SIGINT');
+    expect(await cloud.exited).toBe(0);
+    // Exit is reported once the supervisor has reaped its children; allow their own children a moment.
+    for (let i = 0; i < 50 && children.some(isAlive); i++)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(children.filter(isAlive).map(describeProcess)).toEqual([]);
+  });
+});
+
+describe('npm start without Java', () => {
+  it('says that Java 17 is needed and how to install it', async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'volsnap-nojava-'));
+    symlinkSync(process.execPath, join(bin, 'node'));
+    const child = spawn(
+      process.execPath,
+      [join(ROOT, 'bin/local-cloud.js'), '--port-base', 'auto', '--data-dir', join(dataDir, 'nojava')],
+      {
+        cwd: ROOT,
+        env: { ...process.env, PATH: bin },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    child.stdout.on('data', (c) => (output += c));
+    child.stderr.on('data', (c) => (output += c));
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    expect(code).toBe(1);
+    expect(output).toMatch(/Java is missing: DynamoDB Local needs Java 17/);
+    expect(output).toContain('apt-get install');
+  });
+});

@@ -1,0 +1,137 @@
+import { fileURLToPath } from 'node:url';
+import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RegionRuntime } from '../../scripts/local-cloud/region-runtime.ts';
+import { loadServerlessSpec } from '../../scripts/local-cloud/serverless-spec.ts';
+import { fixtureLog } from '../fixtures/functions/fixture.ts';
+
+interface Echo {
+  pathParameters: Record<string, string>;
+  body: string;
+  isBase64Encoded: boolean;
+}
+
+const fixtures = fileURLToPath(new URL('../fixtures/', import.meta.url));
+let runtime: RegionRuntime;
+let api: string;
+let queueUrl: string;
+let sqs: SQSClient;
+
+beforeAll(async () => {
+  const spec = await loadServerlessSpec(`${fixtures}serverless.yml`);
+  runtime = new RegionRuntime({
+    region: 'eu-west-1',
+    root: fixtures,
+    spec,
+    apiPort: 0,
+    queuePort: 0,
+    queueNames: { WorkQueue: 'fixture-work' },
+  });
+  const ports = await runtime.start();
+  api = `http://127.0.0.1:${ports.apiPort}`;
+  queueUrl = runtime.queues.queueUrl(ports.queuePort, 'fixture-work');
+  process.env.FIXTURE_SQS_ENDPOINT = `http://127.0.0.1:${ports.queuePort}`;
+  process.env.FIXTURE_QUEUE_URL = queueUrl;
+  sqs = new SQSClient({
+    region: 'eu-west-1',
+    endpoint: process.env.FIXTURE_SQS_ENDPOINT,
+    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+  });
+});
+afterAll(async () => {
+  await runtime?.stop();
+});
+
+describe('the local cloud region runtime', () => {
+  it('serves exactly the routes, schedules and queues of its serverless.yml', () => {
+    expect(runtime.surface).toEqual({
+      routes: ['GET /v1/files/{path+} -> echo', 'GET /v1/slow -> slow', 'POST /v1/echo/{id} -> echo'],
+      schedules: ['tick rate(1 minute)'],
+      queues: ['WorkQueue -> worker'],
+    });
+  });
+
+  it('turns a request into an HTTP API v2 event and the result back into a response', async () => {
+    const response = await fetch(`${api}/v1/echo/snap%2D1?a=1&a=2&b=x`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"hello":"world"}',
+    });
+    expect(response.status).toBe(201);
+    expect(await response.json()).toEqual({
+      routeKey: 'POST /v1/echo/{id}',
+      pathParameters: { id: 'snap-1' },
+      query: { a: '1,2', b: 'x' },
+      body: '{"hello":"world"}',
+      isBase64Encoded: false,
+      contentType: 'application/json',
+      method: 'POST',
+    });
+    const greedy = (await (await fetch(`${api}/v1/files/a/b/c.img`)).json()) as Echo;
+    expect(greedy.pathParameters).toEqual({ path: 'a/b/c.img' });
+  });
+
+  it('base64-encodes binary bodies, as API Gateway does', async () => {
+    const bytes = Buffer.from([0, 1, 2, 255]);
+    const response = await fetch(`${api}/v1/echo/x`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: bytes,
+    });
+    const echoed = (await response.json()) as Echo;
+    expect(echoed.isBase64Encoded).toBe(true);
+    expect(Buffer.from(echoed.body, 'base64')).toEqual(bytes);
+  });
+
+  it("answers unknown routes and methods in volsnap's error shape", async () => {
+    const missing = await fetch(`${api}/v1/nothing`);
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: string }).error).toBe('route.notFound');
+    const wrongMethod = await fetch(`${api}/v1/slow`, { method: 'DELETE' });
+    expect(wrongMethod.status).toBe(405);
+    expect(((await wrongMethod.json()) as { message: string }).message).toContain('use GET');
+  });
+
+  it('ends an invocation that outlives its timeout with a 503, as API Gateway does', async () => {
+    const response = await fetch(`${api}/v1/slow`);
+    expect(response.status).toBe(503);
+  });
+
+  it('delivers messages sent with the real SQS client to the queue consumer', async () => {
+    const sent = await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'hello' }));
+    expect(sent.MessageId).toBeTruthy();
+    await sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: queueUrl,
+        Entries: [
+          { Id: '1', MessageBody: 'b1' },
+          { Id: '2', MessageBody: 'b2' },
+        ],
+      }),
+    );
+    // A handler that sends from inside an HTTP invocation reaches the same queue.
+    await fetch(`${api}/v1/echo/x?enqueue=from-handler`, { method: 'POST' });
+    await runtime.queues.idle();
+    const bodies = fixtureLog().deliveries.map((d) => d.body);
+    expect(bodies).toEqual(expect.arrayContaining(['hello', 'b1', 'b2', 'from-handler']));
+  });
+
+  it('redelivers failed messages and dead-letters them after the maximum receive count', async () => {
+    await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: 'fail-always' }));
+    await runtime.queues.idle();
+    const attempts = fixtureLog().deliveries.filter((d) => d.body === 'fail-always');
+    expect(attempts.map((a) => a.receiveCount)).toEqual(['1', '2', '3']);
+    expect(runtime.queues.deadLetters.map((m) => m.body)).toContain('fail-always');
+  });
+
+  it('runs scheduled functions with an EventBridge event, never two runs of one function at once', async () => {
+    const spec = await loadServerlessSpec(`${fixtures}serverless.yml`);
+    const tick = spec.functions.find((f) => f.name === 'tick');
+    if (!tick) throw new Error('fixture has no tick function');
+    const before = fixtureLog().ticks.length;
+    await Promise.all([runtime.runSchedule(tick), runtime.runSchedule(tick)]);
+    const ticks = fixtureLog().ticks.slice(before);
+    expect(ticks).toHaveLength(1);
+    expect(ticks[0]?.['detail-type']).toBe('Scheduled Event');
+  });
+});

@@ -1,0 +1,37 @@
+import { defineConfig } from 'vitest/config';
+
+// Three projects: `unit` (in-memory, no I/O beyond loopback), `integration` (against s3rver and
+// DynamoDB Local started by a global setup), `e2e` (the CLI against a local cloud the test starts).
+export default defineConfig({
+  test: {
+    // These machines run Node 20 (Lambda runs 22); the pinned SDK supports both.
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], environment: 'node' },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/support/emulators-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          // One local cloud at a time: two would fight over the two cores.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
