@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { describeIssues, z } from '../core/schema.ts';
+import * as z from '../core/schema.ts';
 
 /** The CLI's config file: the local cloud writes one to `.volsnap/config.json`. */
 export const CliConfigFileSchema = z.object({
@@ -69,7 +69,7 @@ export function resolveConfig(
     }
     const parsed = CliConfigFileSchema.safeParse(raw);
     if (!parsed.success)
-      throw new ConfigError(`The config file ${path} is invalid: ${describeIssues(parsed.error)}`);
+      throw new ConfigError(`The config file ${path} is invalid: ${z.describeIssues(parsed.error)}`);
     file = parsed.data;
   }
   const region = flags.region ?? env.VOLSNAP_REGION ?? file?.defaultRegion;

@@ -1,5 +1,5 @@
 import { VolsnapError } from '../core/errors.ts';
-import { describeIssues, z } from '../core/schema.ts';
+import * as z from '../core/schema.ts';
 
 /**
  * One region of a volsnap deployment, as the region registry names it. Endpoints are absent on AWS
@@ -76,7 +76,7 @@ export class RegionRegistry {
     if (!parsed.success) {
       throw new VolsnapError(
         'request.invalid',
-        `The region registry in ${source} is invalid: ${describeIssues(parsed.error)}`,
+        `The region registry in ${source} is invalid: ${z.describeIssues(parsed.error)}`,
       );
     }
     return new RegionRegistry(Object.entries(parsed.data).map(([name, entry]) => ({ ...entry, name })));

@@ -3,7 +3,7 @@ import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { describeError, VolsnapError } from '../core/errors.ts';
-import { describeIssues, type z } from '../core/schema.ts';
+import * as z from '../core/schema.ts';
 import { type Logger, logger as rootLogger } from './logger.ts';
 
 /** The JSON body of every error response. */
@@ -99,7 +99,7 @@ function validate<S extends z.ZodMiniType>(part: string, schema: S | undefined, 
   if (!schema) return value as z.infer<S>;
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  throw new VolsnapError('request.invalid', `Invalid ${part}: ${describeIssues(parsed.error)}.`, {
+  throw new VolsnapError('request.invalid', `Invalid ${part}: ${z.describeIssues(parsed.error)}.`, {
     details: {
       part,
       issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
