@@ -44,7 +44,7 @@ describe('npm start: the local two-region cloud', () => {
     }
   });
 
-  it('serves every route serverless.yml declares, in every region', async () => {
+  it('serves every route serverless.yml declares, and only those, in every region', async () => {
     const config = JSON.parse(readFileSync(configPath, 'utf8'));
     const spec = await loadServerlessSpec(join(ROOT, 'serverless.yml'));
     for (const { endpoint } of Object.values(config.regions) as { endpoint: string }[]) {
@@ -54,6 +54,10 @@ describe('npm start: the local two-region cloud', () => {
         const body = await response.text();
         expect(body, `${route.method} ${route.path}`).not.toContain('route.notFound');
       }
+      // …and nothing it does not declare.
+      const undeclared = await fetch(`${endpoint}/v1/undeclared`);
+      expect(undeclared.status).toBe(404);
+      expect(((await undeclared.json()) as { error: string }).error).toBe('route.notFound');
     }
   });
 
