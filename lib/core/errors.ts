@@ -21,6 +21,8 @@ export const ERROR_STATUS = {
   'snapshot.invalidState': 409,
   'idempotency.conflict': 409,
   'quota.exceeded': 403,
+  /** Bytes that do not match their recorded SHA-256 or structure: a corrupt or tampered object. */
+  'data.corrupt': 422,
   'storage.unavailable': 503,
   throttled: 429,
   internal: 500,

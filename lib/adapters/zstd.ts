@@ -1,0 +1,55 @@
+import { createRequire } from 'node:module';
+import zlib from 'node:zlib';
+import type { Compressor } from '../core/codec.ts';
+
+/** The zstd level blocks are written with: fast, since most volume data is already compressed. */
+export const DEFAULT_ZSTD_LEVEL = 1;
+
+type ZlibWithZstd = typeof zlib & {
+  zstdCompressSync?: (data: Uint8Array, options?: { params?: Record<number, number> }) => Buffer;
+  zstdDecompressSync?: (data: Uint8Array, options?: { maxOutputLength?: number }) => Buffer;
+  constants: typeof zlib.constants & { ZSTD_c_compressionLevel?: number };
+};
+
+interface ZstdNapi {
+  compress(data: Uint8Array, params?: { compressionLevel?: number }): Buffer;
+  decompress(data: Uint8Array): Buffer;
+}
+
+/**
+ * A zstd {@link Compressor}: Node's own zlib where it has zstd (Node ≥ 22.15, as on Lambda's
+ * nodejs22.x), else the `zstd-napi` addon (Node 20). Both write standard zstd frames, so either
+ * reads what the other wrote. Synchronous: callers bound concurrency themselves.
+ */
+export function createZstdCompressor(level = DEFAULT_ZSTD_LEVEL): Compressor & { implementation: string } {
+  const z = zlib as ZlibWithZstd;
+  const compressSync = z.zstdCompressSync;
+  const decompressSync = z.zstdDecompressSync;
+  const levelParam = z.constants.ZSTD_c_compressionLevel;
+  if (compressSync && decompressSync && levelParam !== undefined) {
+    return {
+      implementation: 'node:zlib',
+      compress: (plain) => compressSync(plain, { params: { [levelParam]: level } }),
+      decompress: (stored, plainLength) => decompressSync(stored, { maxOutputLength: plainLength }),
+    };
+  }
+  let napi: ZstdNapi;
+  try {
+    napi = createRequire(import.meta.url)('zstd-napi') as ZstdNapi;
+  } catch (cause) {
+    throw new Error(
+      `zstd is not available: this Node.js (${process.version}) has no zstd in zlib and the zstd-napi addon is not installed. Use Node.js 22.15 or newer, or run npm install.`,
+      { cause },
+    );
+  }
+  return {
+    implementation: 'zstd-napi',
+    compress: (plain) => napi.compress(plain, { compressionLevel: level }),
+    decompress: (stored, plainLength) => {
+      const plain = napi.decompress(stored);
+      if (plain.length !== plainLength)
+        throw new Error(`zstd frame holds ${plain.length} bytes, expected ${plainLength}`);
+      return plain;
+    },
+  };
+}
