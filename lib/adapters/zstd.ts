@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { version as nodeVersion } from 'node:process';
 import zlib from 'node:zlib';
 import type { Compressor } from '../core/codec.ts';
 
@@ -38,7 +39,7 @@ export function createZstdCompressor(level = DEFAULT_ZSTD_LEVEL): Compressor & {
     napi = createRequire(import.meta.url)('zstd-napi') as ZstdNapi;
   } catch (cause) {
     throw new Error(
-      `zstd is not available: this Node.js (${process.version}) has no zstd in zlib and the zstd-napi addon is not installed. Use Node.js 22.15 or newer, or run npm install.`,
+      `zstd is not available: this Node.js (${nodeVersion}) has no zstd in zlib and the zstd-napi addon is not installed. Use Node.js 22.15 or newer, or run npm install.`,
       { cause },
     );
   }
