@@ -1,0 +1,51 @@
+import { VolsnapError } from '../../core/errors.ts';
+import { decodePageToken, encodePageToken, type Page } from '../../core/pagination.ts';
+import { matchesTags } from '../../core/tags.ts';
+import type { Volume, VolumeFilter, VolumeRepository } from '../../core/volumes.ts';
+
+/** Volumes in memory, for unit tests: the same contract as the DynamoDB repository. */
+export class MemoryVolumeRepository implements VolumeRepository {
+  readonly #volumes = new Map<string, Volume>();
+  /** Snapshot ids per volume, kept by the (in-memory) snapshot store. */
+  readonly snapshotsOf = new Map<string, Set<string>>();
+
+  async create(volume: Volume): Promise<void> {
+    if (this.#volumes.has(volume.volumeId)) throw new Error(`volume ${volume.volumeId} exists`);
+    this.#volumes.set(volume.volumeId, structuredClone(volume));
+  }
+
+  async get(accountId: string, volumeId: string): Promise<Volume | undefined> {
+    const volume = this.#volumes.get(volumeId);
+    return volume && volume.accountId === accountId ? structuredClone(volume) : undefined;
+  }
+
+  async list(
+    accountId: string,
+    filter: VolumeFilter,
+    page: { limit: number; nextToken?: string },
+  ): Promise<Page<Volume>> {
+    const offset =
+      decodePageToken(page.nextToken, (v): v is number => Number.isInteger(v) && (v as number) >= 0) ?? 0;
+    const all = [...this.#volumes.values()]
+      .filter((v) => v.accountId === accountId)
+      .filter((v) => !filter.name || v.name.startsWith(filter.name))
+      .filter((v) => matchesTags(v.tags, filter.tags))
+      .sort((a, b) => `${b.createdAt}#${b.volumeId}`.localeCompare(`${a.createdAt}#${a.volumeId}`));
+    const items = all.slice(offset, offset + page.limit).map((v) => structuredClone(v));
+    return offset + page.limit < all.length
+      ? { items, nextToken: encodePageToken(offset + page.limit) }
+      : { items };
+  }
+
+  async deleteUnlessSnapshots(accountId: string, volumeId: string): Promise<string[]> {
+    const volume = this.#volumes.get(volumeId);
+    if (!volume || volume.accountId !== accountId) {
+      throw new VolsnapError('volume.notFound', `No volume ${volumeId} in this account and region.`, {
+        details: { volumeId },
+      });
+    }
+    const holding = [...(this.snapshotsOf.get(volumeId) ?? [])];
+    if (holding.length === 0) this.#volumes.delete(volumeId);
+    return holding;
+  }
+}

@@ -1,0 +1,147 @@
+import { BLOCK_SIZE, isValidVolumeSize } from './blocks.ts';
+import { type Clock, isoTime } from './clock.ts';
+import { VolsnapError } from './errors.ts';
+import type { Caller } from './identity.ts';
+import { isId, newId } from './ids.ts';
+import type { Page } from './pagination.ts';
+import { type Tags, validateTags } from './tags.ts';
+
+/**
+ * A block device of fixed size. Its bytes live outside the service: on a host (read by the CLI or
+ * agent) or, for image-backed volumes, in an object the service reads itself.
+ */
+export interface Volume {
+  volumeId: string;
+  accountId: string;
+  name: string;
+  sizeBytes: number;
+  tags: Tags;
+  region: string;
+  createdAt: string;
+  /** The snapshot the volume was created from: its first snapshot's parent. */
+  sourceSnapshotId?: string;
+  /** `s3://bucket/key` of the image holding the volume's bytes, for server-side snapshots. */
+  imageUri?: string;
+}
+
+export interface VolumeFilter {
+  name?: string;
+  tags?: Tags;
+}
+
+/**
+ * Where volumes are kept. Implementations: DynamoDB, and in memory for unit tests; both pass the
+ * same contract suite. Every method is scoped to one account: another account's volume is absent.
+ */
+export interface VolumeRepository {
+  /** Stores a new volume; fails if the id exists (ids are random, so only a bug repeats one). */
+  create(volume: Volume): Promise<void>;
+  get(accountId: string, volumeId: string): Promise<Volume | undefined>;
+  /** The account's volumes, newest first, filtered, one page at a time. */
+  list(
+    accountId: string,
+    filter: VolumeFilter,
+    page: { limit: number; nextToken?: string },
+  ): Promise<Page<Volume>>;
+  /**
+   * Deletes the volume unless snapshots of it exist; returns the ids of those snapshots (nothing is
+   * deleted then), or `[]` when it deleted it. Deleting an absent volume is `volume.notFound`.
+   */
+  deleteUnlessSnapshots(accountId: string, volumeId: string): Promise<string[]>;
+}
+
+export interface RegisterVolumeInput {
+  name: string;
+  sizeBytes: number;
+  tags?: Tags;
+  imageUri?: string;
+  sourceSnapshotId?: string;
+}
+
+const NAME = /^[\p{L}\p{N} _.:/+\-@()[\]]{1,255}$/u;
+
+/** Volume use cases: register, show, list, delete, with the rules every provider applies. */
+export class VolumeService {
+  constructor(
+    private readonly volumes: VolumeRepository,
+    private readonly clock: Clock,
+    private readonly region: string,
+  ) {}
+
+  async register(caller: Caller, input: RegisterVolumeInput): Promise<Volume> {
+    if (!NAME.test(input.name)) {
+      throw new VolsnapError(
+        'request.invalid',
+        'A volume name is 1–255 letters, digits, spaces and _.:/+-@()[].',
+      );
+    }
+    if (!isValidVolumeSize(input.sizeBytes)) {
+      throw new VolsnapError(
+        'volume.invalidSize',
+        `A volume's size must be a positive multiple of ${BLOCK_SIZE} bytes (512 KiB); ${input.sizeBytes} is not. Round it up to ${roundUpToBlock(input.sizeBytes)}.`,
+        { details: { sizeBytes: input.sizeBytes, blockSize: BLOCK_SIZE } },
+      );
+    }
+    if (
+      input.imageUri !== undefined &&
+      !/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.+/.test(input.imageUri)
+    ) {
+      throw new VolsnapError(
+        'request.invalid',
+        `The image must be given as s3://bucket/key; '${input.imageUri}' is not.`,
+      );
+    }
+    const volume: Volume = {
+      volumeId: newId('volume'),
+      accountId: caller.accountId,
+      name: input.name,
+      sizeBytes: input.sizeBytes,
+      tags: validateTags(input.tags ?? {}),
+      region: this.region,
+      createdAt: isoTime(this.clock.now()),
+      ...(input.imageUri ? { imageUri: input.imageUri } : {}),
+      ...(input.sourceSnapshotId ? { sourceSnapshotId: input.sourceSnapshotId } : {}),
+    };
+    await this.volumes.create(volume);
+    return volume;
+  }
+
+  /** The caller's volume, or `volume.notFound` (also for ids of other accounts' volumes). */
+  async get(caller: Caller, volumeId: string): Promise<Volume> {
+    const volume = isId('volume', volumeId) ? await this.volumes.get(caller.accountId, volumeId) : undefined;
+    if (!volume) throw notFound(volumeId);
+    return volume;
+  }
+
+  list(
+    caller: Caller,
+    filter: VolumeFilter,
+    page: { limit: number; nextToken?: string },
+  ): Promise<Page<Volume>> {
+    if (filter.tags) validateTags(filter.tags);
+    return this.volumes.list(caller.accountId, filter, page);
+  }
+
+  /** Deletes the volume; refused with 409 naming the snapshots while any exist (as OpenStack does). */
+  async delete(caller: Caller, volumeId: string): Promise<void> {
+    if (!isId('volume', volumeId)) throw notFound(volumeId);
+    const holding = await this.volumes.deleteUnlessSnapshots(caller.accountId, volumeId);
+    if (holding.length > 0) {
+      throw new VolsnapError(
+        'volume.hasSnapshots',
+        `Volume ${volumeId} still has ${holding.length} snapshot(s): ${holding.slice(0, 10).join(', ')}${holding.length > 10 ? ', …' : ''}. Delete them first.`,
+        { details: { volumeId, snapshotIds: holding } },
+      );
+    }
+  }
+}
+
+function notFound(volumeId: string): VolsnapError {
+  return new VolsnapError('volume.notFound', `No volume ${volumeId} in this account and region.`, {
+    details: { volumeId },
+  });
+}
+
+function roundUpToBlock(size: number): number {
+  return Number.isFinite(size) && size > 0 ? Math.ceil(size / BLOCK_SIZE) * BLOCK_SIZE : BLOCK_SIZE;
+}
