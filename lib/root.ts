@@ -1,7 +1,12 @@
 import { type AwsClients, createAwsClients } from './adapters/aws-clients.ts';
 import { systemClock } from './adapters/clock.ts';
+import { AccountRepository } from './adapters/dynamodb/accounts.ts';
+import { DynamoVolumeRepository } from './adapters/dynamodb/volumes.ts';
 import { loadRuntimeConfig, type RuntimeConfig } from './config/runtime.ts';
+import { apiKeyAuthenticator } from './core/authenticate.ts';
 import type { Clock } from './core/clock.ts';
+import type { Caller } from './core/identity.ts';
+import { VolumeService } from './core/volumes.ts';
 
 /**
  * The composition root: the one place handlers get their configuration, clients and services from.
@@ -15,6 +20,9 @@ export interface Runtime {
   aws: AwsClients;
   /** Clients of another region's services (cross-region copy); created on first use, then kept. */
   awsFor(region: string): AwsClients;
+  /** Resolves an Authorization header to the caller (401 otherwise). */
+  authenticate(authorization: string | undefined): Promise<Caller>;
+  volumes: VolumeService;
 }
 
 let current: Runtime | undefined;
@@ -34,12 +42,28 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
     }
     return clients;
   };
+  const own = () => awsFor(config.region.name);
+  const table = config.region.table;
+  let authenticate: Runtime['authenticate'] | undefined;
+  let volumes: VolumeService | undefined;
   return {
     config,
     clock,
     get aws() {
-      return awsFor(config.region.name);
+      return own();
     },
     awsFor,
+    authenticate: (authorization) => {
+      authenticate ??= apiKeyAuthenticator(new AccountRepository(own().documents, table), clock);
+      return authenticate(authorization);
+    },
+    get volumes() {
+      volumes ??= new VolumeService(
+        new DynamoVolumeRepository(own().documents, table),
+        clock,
+        config.region.name,
+      );
+      return volumes;
+    },
   };
 }

@@ -12,7 +12,7 @@ export function printRecord(out: (text: string) => void, record: object, json: b
 /** Prints rows as an aligned table with a header, or a JSON array with `--json`. */
 export function printTable(
   out: (text: string) => void,
-  rows: Record<string, unknown>[],
+  rows: object[],
   columns: string[],
   json: boolean,
 ): void {
@@ -20,7 +20,7 @@ export function printTable(
     out(`${JSON.stringify(rows, null, 2)}\n`);
     return;
   }
-  const cells = rows.map((row) => columns.map((c) => formatValue(row[c])));
+  const cells = rows.map((row) => columns.map((c) => formatValue((row as Record<string, unknown>)[c])));
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => (r[i] ?? '').length)));
   const line = (values: string[]) =>
     values

@@ -18,6 +18,25 @@ export interface HealthResponse {
   status: string;
 }
 
+export interface Volume {
+  volumeId: string;
+  accountId: string;
+  name: string;
+  sizeBytes: number;
+  tags: Record<string, string>;
+  region: string;
+  createdAt: string;
+  sourceSnapshotId?: string;
+  imageUri?: string;
+}
+
+export interface VolumeListFilter {
+  name?: string;
+  tags?: Record<string, string>;
+  limit?: number;
+  nextToken?: string;
+}
+
 export interface ApiClientOptions {
   endpoint: string;
   apiKey?: string;
@@ -39,6 +58,43 @@ export class ApiClient {
 
   health(): Promise<HealthResponse> {
     return this.request<HealthResponse>('GET', '/v1/health');
+  }
+
+  createVolume(input: {
+    name: string;
+    sizeBytes: number;
+    tags?: Record<string, string>;
+    imageUri?: string;
+  }): Promise<Volume> {
+    return this.request<Volume>('POST', '/v1/volumes', input);
+  }
+
+  listVolumes(filter: VolumeListFilter = {}): Promise<{ volumes: Volume[]; nextToken?: string }> {
+    const query = new URLSearchParams();
+    if (filter.name) query.set('name', filter.name);
+    for (const [key, value] of Object.entries(filter.tags ?? {})) query.set(`tag:${key}`, value);
+    if (filter.limit) query.set('limit', String(filter.limit));
+    if (filter.nextToken) query.set('nextToken', filter.nextToken);
+    const qs = query.toString();
+    return this.request('GET', `/v1/volumes${qs ? `?${qs}` : ''}`);
+  }
+
+  /** Every page of {@link listVolumes}, one at a time. */
+  async *allVolumes(filter: Omit<VolumeListFilter, 'nextToken'> = {}): AsyncGenerator<Volume> {
+    let nextToken: string | undefined;
+    do {
+      const page = await this.listVolumes({ ...filter, nextToken });
+      yield* page.volumes;
+      nextToken = page.nextToken;
+    } while (nextToken);
+  }
+
+  getVolume(volumeId: string): Promise<Volume> {
+    return this.request<Volume>('GET', `/v1/volumes/${encodeURIComponent(volumeId)}`);
+  }
+
+  async deleteVolume(volumeId: string): Promise<void> {
+    await this.request<void>('DELETE', `/v1/volumes/${encodeURIComponent(volumeId)}`);
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {

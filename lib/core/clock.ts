@@ -12,3 +12,9 @@ export function isoTime(epochMs: number): string {
   // biome-ignore lint/style/noRestrictedGlobals: formatting a given instant reads no clock.
   return new Date(epochMs).toISOString();
 }
+
+/** Milliseconds since the epoch of an ISO-8601 time (NaN if it is not one). */
+export function parseIsoTime(text: string): number {
+  // biome-ignore lint/style/noRestrictedGlobals: parsing a given time reads no clock.
+  return Date.parse(text);
+}

@@ -3,6 +3,7 @@ import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { describeError, VolsnapError } from '../core/errors.ts';
+import type { Caller } from '../core/identity.ts';
 import * as z from '../core/schema.ts';
 import { type Logger, logger as rootLogger } from './logger.ts';
 
@@ -22,13 +23,18 @@ export interface RouteSchemas<B extends z.ZodMiniType, Q extends z.ZodMiniType, 
 }
 
 /** What a route's implementation receives: validated input, the raw event, a request-scoped logger. */
-export interface RouteInput<B, Q, P> {
+export interface PublicRouteInput<B, Q, P> {
   body: B;
   query: Q;
   path: P;
   event: APIGatewayProxyEventV2;
   requestId: string;
   log: Logger;
+}
+
+/** What an authenticated route receives: the same, and who is calling. */
+export interface RouteInput<B, Q, P> extends PublicRouteInput<B, Q, P> {
+  caller: Caller;
 }
 
 /** A route's answer: a status (200 unless said) and a JSON body. */
@@ -38,13 +44,24 @@ export interface RouteResult {
   headers?: Record<string, string>;
 }
 
+/** Resolves the `Authorization` header to a caller, or throws `auth.unauthorized`. */
+export type Authenticator = (authorization: string | undefined) => Promise<Caller>;
+
+export interface HandlerOptions {
+  /** Replaces the API-key authenticator of the composition root (for tests). */
+  authenticate?: Authenticator;
+}
+
 type Event = APIGatewayProxyEventV2 & { body?: unknown };
+type Schemas = RouteSchemas<z.ZodMiniType, z.ZodMiniType, z.ZodMiniType>;
 
 /**
- * Builds an API Gateway HTTP API (v2) Lambda handler: the one middy stack every route uses.
- * Normalizes headers, parses JSON bodies, validates body/query/path with zod, runs `route`, and maps
- * any thrown error to `{error, message, requestId}` with the status its code fixes (5xx: generic
- * message, cause logged). Every response carries `x-request-id`.
+ * Builds an authenticated API Gateway HTTP API (v2) Lambda handler: the one middy stack every
+ * route uses. Authenticates the API key (401 `auth.unauthorized`, the same answer for a missing,
+ * malformed, unknown, revoked or expired key), normalizes headers, parses JSON bodies, validates
+ * body/query/path with zod, runs `route`, and maps any thrown error to `{error, message, requestId}`
+ * with the status its code fixes (5xx: generic message, cause logged). Every response carries
+ * `x-request-id`.
  */
 export function httpHandler<
   B extends z.ZodMiniType = z.ZodMiniUnknown,
@@ -53,14 +70,54 @@ export function httpHandler<
 >(
   schemas: RouteSchemas<B, Q, P>,
   route: (input: RouteInput<z.infer<B>, z.infer<Q>, z.infer<P>>) => Promise<RouteResult>,
+  options: HandlerOptions = {},
+) {
+  const authenticate: Authenticator = async (header) =>
+    (options.authenticate ?? (await defaultAuthenticator()))(header);
+  return stack(
+    schemas,
+    route as (input: PublicRouteInput<unknown, unknown, unknown>) => Promise<RouteResult>,
+    authenticate,
+  );
+}
+
+/** A handler that needs no API key (`GET /v1/health`). */
+export function publicHttpHandler<
+  B extends z.ZodMiniType = z.ZodMiniUnknown,
+  Q extends z.ZodMiniType = z.ZodMiniUnknown,
+  P extends z.ZodMiniType = z.ZodMiniUnknown,
+>(
+  schemas: RouteSchemas<B, Q, P>,
+  route: (input: PublicRouteInput<z.infer<B>, z.infer<Q>, z.infer<P>>) => Promise<RouteResult>,
+) {
+  return stack(
+    schemas,
+    route as (input: PublicRouteInput<unknown, unknown, unknown>) => Promise<RouteResult>,
+  );
+}
+
+// The composition root is loaded on first use, so public handlers and tests never build AWS clients.
+async function defaultAuthenticator(): Promise<Authenticator> {
+  const { runtime } = await import('../root.ts');
+  return runtime().authenticate;
+}
+
+function stack(
+  schemas: Schemas,
+  route: (input: PublicRouteInput<unknown, unknown, unknown> & { caller?: Caller }) => Promise<RouteResult>,
+  authenticate?: Authenticator,
 ) {
   const core = async (event: Event, context: Context): Promise<APIGatewayProxyStructuredResultV2> => {
     const requestId = requestIdOf(event, context);
-    const log = rootLogger.child({ requestId, route: event.routeKey });
+    let log = rootLogger.child({ requestId, route: event.routeKey });
+    // Authenticate before anything else: a caller without a valid key learns nothing, not even
+    // whether its request would have been valid.
+    const caller = authenticate ? await authenticate(event.headers.authorization) : undefined;
+    if (caller) log = log.child({ accountId: caller.accountId, keyId: caller.keyId });
     const body = validate('body', schemas.body, event.body);
     const query = validate('query', schemas.query, event.queryStringParameters ?? {});
     const path = validate('path', schemas.path, event.pathParameters ?? {});
-    const result = await route({ body, query, path, event, requestId, log });
+    const result = await route({ body, query, path, event, requestId, log, ...(caller ? { caller } : {}) });
     return jsonResponse(result.status ?? 200, result.body, requestId, result.headers);
   };
 
@@ -154,7 +211,9 @@ export function errorResponse(error: unknown, requestId: string): APIGatewayProx
         message: 'Internal error. Retry later; if it persists, report this request id.',
         requestId,
       };
-  return jsonResponse(mapped.status, body, requestId);
+  const headers: Record<string, string> =
+    mapped.code === 'auth.unauthorized' ? { 'www-authenticate': 'Bearer' } : {};
+  return jsonResponse(mapped.status, body, requestId, headers);
 }
 
 function toVolsnapError(error: unknown): VolsnapError {

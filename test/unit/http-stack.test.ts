@@ -2,10 +2,10 @@ import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { VolsnapError } from '../../lib/core/errors.ts';
 import * as z from '../../lib/core/schema.ts';
-import { httpHandler } from '../../lib/http/stack.ts';
+import { publicHttpHandler } from '../../lib/http/stack.ts';
 import { httpEvent, lambdaContext } from '../support/events.ts';
 
-const route = httpHandler(
+const route = publicHttpHandler(
   { body: z.object({ name: z.string().check(z.minLength(1)), size: z.number() }) },
   async ({ body }) => ({ status: 201, body: { created: body.name } }),
 );
@@ -77,7 +77,7 @@ describe('the HTTP stack', () => {
   });
 
   it('maps a VolsnapError to the status its code fixes, with its message and details', async () => {
-    const failing = httpHandler({}, async () => {
+    const failing = publicHttpHandler({}, async () => {
       throw new VolsnapError('volume.hasSnapshots', 'Volume vol-1 still has snapshots.', {
         details: { snapshots: ['snap-1'] },
       });
@@ -94,7 +94,7 @@ describe('the HTTP stack', () => {
 
   it('hides the cause of a 500 from the client and logs it instead, without secrets', async () => {
     const log = vi.spyOn(console, 'log').mockImplementation(() => {});
-    const failing = httpHandler({}, async () => {
+    const failing = publicHttpHandler({}, async () => {
       throw new Error('db password=hunter2 exploded', { cause: new Error('socket hang up') });
     });
     const response = await call(failing, httpEvent({ headers: { authorization: 'Bearer vsk_secret' } }));
@@ -108,9 +108,12 @@ describe('the HTTP stack', () => {
   });
 
   it('lets bodiless requests through without a content type', async () => {
-    const get = httpHandler({ query: z.object({ limit: z.optional(z.string()) }) }, async ({ query }) => ({
-      body: query,
-    }));
+    const get = publicHttpHandler(
+      { query: z.object({ limit: z.optional(z.string()) }) },
+      async ({ query }) => ({
+        body: query,
+      }),
+    );
     const response = await call(get, httpEvent({ queryStringParameters: { limit: '5' } }));
     expect(response).toMatchObject({ status: 200, body: { limit: '5' } });
   });

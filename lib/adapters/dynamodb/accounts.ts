@@ -1,4 +1,5 @@
 import { type DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import type { ApiKeyStore } from '../../core/authenticate.ts';
 
 /** An account (tenant) as stored. */
 export interface AccountRecord {
@@ -14,6 +15,8 @@ export interface ApiKeyRecord {
   role: 'owner' | 'admin' | 'member';
   secretHash: string;
   createdAt: string;
+  expiresAt?: string;
+  revokedAt?: string;
 }
 
 const accountKey = (accountId: string) => ({ pk: `ACCOUNT#${accountId}`, sk: 'ACCOUNT' });
@@ -23,7 +26,7 @@ const apiKeyKey = (keyId: string) => ({ pk: `KEY#${keyId}`, sk: 'KEY' });
  * Accounts and their API keys in the region table. Creating is idempotent on the account id
  * (an existing account is kept, not overwritten).
  */
-export class AccountRepository {
+export class AccountRepository implements ApiKeyStore {
   constructor(
     private readonly documents: DynamoDBDocumentClient,
     private readonly table: string,

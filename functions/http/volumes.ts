@@ -1,0 +1,49 @@
+import * as z from '../../lib/core/schema.ts';
+import { pageLimit, tagFilter } from '../../lib/http/params.ts';
+import { httpHandler } from '../../lib/http/stack.ts';
+import { runtime } from '../../lib/root.ts';
+
+const VolumePath = z.object({ volumeId: z.string() });
+
+/** `POST /v1/volumes`: registers a volume (its bytes stay where they are). */
+export const create = httpHandler(
+  {
+    body: z.strictObject({
+      name: z.string(),
+      sizeBytes: z.number(),
+      tags: z.optional(z.record(z.string(), z.string())),
+      imageUri: z.optional(z.string()),
+    }),
+  },
+  async ({ body, caller }) => ({ status: 201, body: await runtime().volumes.register(caller, body) }),
+);
+
+/** `GET /v1/volumes?name=PREFIX&tag:KEY=VALUE&limit=N&nextToken=T`: the caller's volumes, newest first. */
+export const list = httpHandler(
+  {
+    query: z.looseObject({
+      name: z.optional(z.string()),
+      limit: z.optional(z.string()),
+      nextToken: z.optional(z.string()),
+    }),
+  },
+  async ({ query, caller }) => {
+    const filter = { name: query.name, tags: tagFilter(query as Record<string, string>) };
+    const page = await runtime().volumes.list(caller, filter, {
+      limit: pageLimit(query.limit),
+      nextToken: query.nextToken,
+    });
+    return { body: { volumes: page.items, ...(page.nextToken ? { nextToken: page.nextToken } : {}) } };
+  },
+);
+
+/** `GET /v1/volumes/{volumeId}`. */
+export const show = httpHandler({ path: VolumePath }, async ({ path, caller }) => ({
+  body: await runtime().volumes.get(caller, path.volumeId),
+}));
+
+/** `DELETE /v1/volumes/{volumeId}`: refused with 409 while the volume has snapshots. */
+export const remove = httpHandler({ path: VolumePath }, async ({ path, caller }) => {
+  await runtime().volumes.delete(caller, path.volumeId);
+  return { status: 204 };
+});

@@ -1,0 +1,49 @@
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 2 ** 10,
+  kib: 2 ** 10,
+  m: 2 ** 20,
+  mib: 2 ** 20,
+  g: 2 ** 30,
+  gib: 2 ** 30,
+  t: 2 ** 40,
+  tib: 2 ** 40,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+};
+
+/** Parses `64MiB`, `1G`, `10GB`, `1048576` into bytes (K/M/G/T and KiB… are binary; KB… decimal). */
+export function parseSize(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const factor = match ? UNITS[(match[2] ?? '').toLowerCase()] : undefined;
+  if (!match || factor === undefined) {
+    throw new Error(
+      `'${text}' is not a size: write bytes, or a number with KiB, MiB, GiB or TiB (e.g. 64MiB).`,
+    );
+  }
+  const bytes = Number(match[1]) * factor;
+  if (!Number.isSafeInteger(bytes)) throw new Error(`'${text}' is not a whole number of bytes.`);
+  return bytes;
+}
+
+/** `67108864` → `64 MiB`. */
+export function formatSize(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** Parses repeated `--tag key=value` options into tags. */
+export function collectTag(text: string, tags: Record<string, string> = {}): Record<string, string> {
+  const at = text.indexOf('=');
+  if (at <= 0) throw new Error(`'${text}' is not a tag: write key=value.`);
+  return { ...tags, [text.slice(0, at)]: text.slice(at + 1) };
+}
