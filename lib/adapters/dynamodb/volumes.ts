@@ -7,15 +7,10 @@ import {
   QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { VolsnapError } from '../../core/errors.ts';
-import { decodePageToken, encodePageToken, type Page } from '../../core/pagination.ts';
+import type { Page } from '../../core/pagination.ts';
 import type { Volume, VolumeFilter, VolumeRepository } from '../../core/volumes.ts';
 import { createdOrder, snapshotsOfVolumeIndex, volumeKey, volumeOwnerIndex } from './keys.ts';
-
-type IndexPosition = { pk: string; sk: string; gsi1pk: string; gsi1sk: string };
-const isIndexPosition = (v: unknown): v is IndexPosition =>
-  typeof v === 'object' &&
-  v !== null &&
-  ['pk', 'sk', 'gsi1pk', 'gsi1sk'].every((k) => typeof (v as Record<string, unknown>)[k] === 'string');
+import { Filters, queryPage } from './query.ts';
 
 const FIELDS = [
   'volumeId',
@@ -66,47 +61,24 @@ export class DynamoVolumeRepository implements VolumeRepository {
     return Item && Item.accountId === accountId ? toVolume(Item) : undefined;
   }
 
-  async list(
+  list(
     accountId: string,
     filter: VolumeFilter,
     page: { limit: number; nextToken?: string },
   ): Promise<Page<Volume>> {
-    const names: Record<string, string> = {};
-    const values: Record<string, unknown> = { ':owner': volumeOwnerIndex(accountId) };
-    const conditions: string[] = [];
-    if (filter.name) {
-      names['#name'] = 'name';
-      values[':name'] = filter.name;
-      conditions.push('begins_with(#name, :name)');
-    }
-    Object.entries(filter.tags ?? {}).forEach(([key, value], i) => {
-      names['#tags'] = 'tags';
-      names[`#t${i}`] = key;
-      values[`:t${i}`] = value;
-      conditions.push(`#tags.#t${i} = :t${i}`);
-    });
-    // Filters apply after DynamoDB's Limit, so keep reading until the page is full or the index ends.
-    // Limit never exceeds the room left on the page, so where DynamoDB stops is where the page ends.
-    const items: Volume[] = [];
-    let start = decodePageToken(page.nextToken, isIndexPosition);
-    do {
-      const result = await this.documents.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: 'gsi1',
-          KeyConditionExpression: 'gsi1pk = :owner',
-          FilterExpression: conditions.length > 0 ? conditions.join(' AND ') : undefined,
-          ExpressionAttributeNames: Object.keys(names).length > 0 ? names : undefined,
-          ExpressionAttributeValues: values,
-          ScanIndexForward: false,
-          Limit: page.limit - items.length,
-          ExclusiveStartKey: start,
-        }),
-      );
-      items.push(...(result.Items ?? []).map(toVolume));
-      start = result.LastEvaluatedKey as IndexPosition | undefined;
-    } while (start && items.length < page.limit);
-    return start ? { items, nextToken: encodePageToken(start) } : { items };
+    const filters = new Filters().beginsWith('name', filter.name).tags(filter.tags);
+    return queryPage(
+      this.documents,
+      {
+        table: this.table,
+        index: 'gsi1',
+        partitionKey: 'gsi1pk',
+        partition: volumeOwnerIndex(accountId),
+        filters,
+      },
+      page,
+      toVolume,
+    );
   }
 
   async deleteUnlessSnapshots(accountId: string, volumeId: string): Promise<string[]> {

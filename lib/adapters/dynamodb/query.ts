@@ -1,0 +1,80 @@
+import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { decodePageToken, encodePageToken, type Page } from '../../core/pagination.ts';
+
+/** Filter conditions on top of an index query, with their attribute names and values. */
+export class Filters {
+  readonly conditions: string[] = [];
+  readonly names: Record<string, string> = {};
+  readonly values: Record<string, unknown> = {};
+
+  equals(attribute: string, value: unknown): this {
+    if (value === undefined) return this;
+    const n = this.conditions.length;
+    this.names[`#f${n}`] = attribute;
+    this.values[`:f${n}`] = value;
+    this.conditions.push(`#f${n} = :f${n}`);
+    return this;
+  }
+
+  beginsWith(attribute: string, prefix: string | undefined): this {
+    if (!prefix) return this;
+    const n = this.conditions.length;
+    this.names[`#f${n}`] = attribute;
+    this.values[`:f${n}`] = prefix;
+    this.conditions.push(`begins_with(#f${n}, :f${n})`);
+    return this;
+  }
+
+  /** Every `key=value` of `tags` present in the map attribute `tags`. */
+  tags(tags: Record<string, string> | undefined): this {
+    for (const [key, value] of Object.entries(tags ?? {})) {
+      const n = this.conditions.length;
+      this.names['#tags'] = 'tags';
+      this.names[`#f${n}`] = key;
+      this.values[`:f${n}`] = value;
+      this.conditions.push(`#tags.#f${n} = :f${n}`);
+    }
+    return this;
+  }
+}
+
+type Position = Record<string, string>;
+const isPosition = (v: unknown): v is Position =>
+  typeof v === 'object' &&
+  v !== null &&
+  !Array.isArray(v) &&
+  Object.values(v).every((x) => typeof x === 'string');
+
+/**
+ * One page of an index query, newest first, with filters. DynamoDB applies Limit before filters, so
+ * this keeps reading until the page is full or the index ends; since Limit never exceeds the room
+ * left on the page, where DynamoDB stopped is where the page ends, and that is the next token.
+ */
+export async function queryPage<T>(
+  documents: DynamoDBDocumentClient,
+  query: { table: string; index: string; partitionKey: string; partition: string; filters: Filters },
+  page: { limit: number; nextToken?: string },
+  toItem: (item: Record<string, unknown>) => T,
+): Promise<Page<T>> {
+  const { filters } = query;
+  const items: T[] = [];
+  let start = decodePageToken(page.nextToken, isPosition);
+  do {
+    const result = await documents.send(
+      new QueryCommand({
+        TableName: query.table,
+        IndexName: query.index,
+        KeyConditionExpression: '#pk = :pk',
+        FilterExpression: filters.conditions.length > 0 ? filters.conditions.join(' AND ') : undefined,
+        ExpressionAttributeNames: { '#pk': query.partitionKey, ...filters.names },
+        ExpressionAttributeValues: { ':pk': query.partition, ...filters.values },
+        ScanIndexForward: false,
+        Limit: page.limit - items.length,
+        ExclusiveStartKey: start,
+      }),
+    );
+    items.push(...(result.Items ?? []).map(toItem));
+    start = result.LastEvaluatedKey as Position | undefined;
+  } while (start && items.length < page.limit);
+  return start ? { items, nextToken: encodePageToken(start) } : { items };
+}

@@ -1,0 +1,131 @@
+import { VolsnapError } from './errors.ts';
+import type { Page } from './pagination.ts';
+import type { Tags } from './tags.ts';
+
+/**
+ * A snapshot's life: `queued` (waiting for an agent) → `pending` (blocks being written) →
+ * `completed` | `error`; any of them → `deleting`. Every change is a conditional write that names
+ * the states it may leave, so no two writers can both move a snapshot.
+ */
+export type SnapshotState = 'queued' | 'pending' | 'completed' | 'error' | 'deleting';
+
+export const SNAPSHOT_TRANSITIONS: Record<SnapshotState, readonly SnapshotState[]> = {
+  queued: ['pending', 'error', 'deleting'],
+  pending: ['completed', 'error', 'deleting'],
+  completed: ['deleting'],
+  error: ['deleting'],
+  deleting: [],
+};
+
+export function canTransition(from: SnapshotState, to: SnapshotState): boolean {
+  return SNAPSHOT_TRANSITIONS[from].includes(to);
+}
+
+/** How the blocks of a completed snapshot were written. */
+export interface SnapshotStats {
+  /** Non-zero blocks in the snapshot. */
+  blockCount: number;
+  /** Stored (compressed) bytes its manifest references, shared ones included. */
+  storedBytes: number;
+  /** Blocks and stored bytes written for this snapshot (the rest were reused from its parent). */
+  newBlocks: number;
+  newBytes: number;
+  reusedBlocks: number;
+  /** Zero blocks: part of the volume's size, never stored. */
+  zeroBlocks: number;
+}
+
+export interface Snapshot {
+  snapshotId: string;
+  accountId: string;
+  volumeId: string;
+  /** The volume's size when the snapshot was taken: the snapshot's size. */
+  volumeSize: number;
+  blockSize: number;
+  name: string;
+  description: string;
+  tags: Tags;
+  state: SnapshotState;
+  /** 0–100. */
+  progress: number;
+  /** Why the snapshot is in `error`. */
+  stateReason?: string;
+  /** The snapshot it is written against: unchanged blocks are its parent's. */
+  parentSnapshotId?: string;
+  region: string;
+  createdAt: string;
+  completedAt?: string;
+  /** A pending snapshot not completed by then goes to `error` (the reaper enforces it). */
+  deadline: string;
+  stats?: SnapshotStats;
+}
+
+export interface SnapshotFilter {
+  volumeId?: string;
+  state?: SnapshotState;
+  name?: string;
+  tags?: Tags;
+}
+
+/** What idempotent creation remembers of a clientToken. */
+export interface ClientTokenRecord {
+  snapshotId: string;
+  /** A digest of the request's parameters: the same token with other parameters is a conflict. */
+  requestHash: string;
+}
+
+/**
+ * Where snapshot records are kept. Implementations: DynamoDB and in memory, one contract suite.
+ * Reads are by id (any account); the service decides who may see what.
+ */
+export interface SnapshotRepository {
+  /**
+   * Stores a new snapshot and counts it on its volume, atomically; with a client token, also
+   * remembers the token. If the token is already known, stores nothing and returns its record.
+   * Fails with `volume.notFound` if the volume is gone or not the snapshot's owner's.
+   */
+  create(
+    snapshot: Snapshot,
+    clientToken?: { token: string; requestHash: string },
+  ): Promise<ClientTokenRecord | undefined>;
+  get(snapshotId: string): Promise<Snapshot | undefined>;
+  list(
+    accountId: string,
+    filter: SnapshotFilter,
+    page: { limit: number; nextToken?: string },
+  ): Promise<Page<Snapshot>>;
+  /** The newest completed snapshot of a volume, if any. */
+  latestCompleted(volumeId: string): Promise<Snapshot | undefined>;
+  /**
+   * Moves a snapshot from one of `from` to `to` and applies `changes`; returns the updated snapshot,
+   * or undefined if it was not in one of `from` (someone else moved it first).
+   */
+  transition(
+    snapshotId: string,
+    from: readonly SnapshotState[],
+    to: SnapshotState,
+    changes?: Partial<Snapshot>,
+  ): Promise<Snapshot | undefined>;
+  /** Changes name, description or tags of an existing snapshot. */
+  updateMetadata(
+    snapshotId: string,
+    changes: Pick<Partial<Snapshot>, 'name' | 'description' | 'tags'>,
+  ): Promise<Snapshot | undefined>;
+  /** Removes the record and uncounts it on its volume, atomically. */
+  remove(snapshot: Snapshot): Promise<void>;
+  /** Records segments issued to a snapshot's upload session (they belong to it and its account). */
+  addSessionSegments(snapshotId: string, segmentIds: readonly string[]): Promise<void>;
+  sessionSegments(snapshotId: string): Promise<Set<string>>;
+}
+
+export function assertTransition(snapshot: Snapshot, to: SnapshotState): void {
+  if (!canTransition(snapshot.state, to)) {
+    throw new VolsnapError(
+      'snapshot.invalidState',
+      `Snapshot ${snapshot.snapshotId} is ${snapshot.state}; it cannot become ${to}.`,
+      {
+        details: { snapshotId: snapshot.snapshotId, state: snapshot.state },
+      },
+    );
+  }
+}
