@@ -1,0 +1,311 @@
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { VolsnapError } from '../../core/errors.ts';
+import type { Page } from '../../core/pagination.ts';
+import type {
+  ClientTokenRecord,
+  Snapshot,
+  SnapshotFilter,
+  SnapshotRepository,
+  SnapshotState,
+} from '../../core/snapshots.ts';
+import { batchWriteAll } from './batch.ts';
+import { createdOrder, snapshotKey, snapshotsOfVolumeIndex, volumeKey } from './keys.ts';
+import { Filters, queryPage } from './query.ts';
+
+const ownerIndex = (accountId: string) => `ACCOUNT#${accountId}#SNAPSHOTS`;
+const tokenKey = (accountId: string, token: string) => ({ pk: `TOKEN#${accountId}#${token}`, sk: 'TOKEN' });
+const segmentSk = (segmentId: string) => `SEGMENT#${segmentId}`;
+/** Client tokens are remembered this long (then DynamoDB's TTL removes them). */
+const TOKEN_TTL_SECONDS = 7 * 24 * 3600;
+
+const FIELDS = [
+  'snapshotId',
+  'accountId',
+  'volumeId',
+  'volumeSize',
+  'blockSize',
+  'name',
+  'description',
+  'tags',
+  'state',
+  'progress',
+  'stateReason',
+  'parentSnapshotId',
+  'region',
+  'createdAt',
+  'completedAt',
+  'deadline',
+  'stats',
+] as const;
+
+function toSnapshot(item: Record<string, unknown>): Snapshot {
+  return Object.fromEntries(
+    FIELDS.filter((f) => item[f] !== undefined).map((f) => [f, item[f]]),
+  ) as unknown as Snapshot;
+}
+
+/** Snapshot records in the region table (key design in keys.ts). */
+export class DynamoSnapshotRepository implements SnapshotRepository {
+  constructor(
+    private readonly documents: DynamoDBDocumentClient,
+    private readonly table: string,
+    private readonly nowSeconds: () => number,
+  ) {}
+
+  async create(
+    snapshot: Snapshot,
+    clientToken?: { token: string; requestHash: string },
+  ): Promise<ClientTokenRecord | undefined> {
+    const items = [
+      {
+        Put: {
+          TableName: this.table,
+          Item: {
+            ...snapshotKey(snapshot.snapshotId),
+            type: 'snapshot',
+            ...snapshot,
+            gsi1pk: ownerIndex(snapshot.accountId),
+            gsi1sk: createdOrder(snapshot.createdAt, snapshot.snapshotId),
+            gsi2pk: snapshotsOfVolumeIndex(snapshot.volumeId),
+            gsi2sk: createdOrder(snapshot.createdAt, snapshot.snapshotId),
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      },
+      {
+        // Counting the snapshot on its volume in the same transaction is what keeps a volume with
+        // snapshots from being deleted (DynamoVolumeRepository.deleteUnlessSnapshots).
+        Update: {
+          TableName: this.table,
+          Key: volumeKey(snapshot.volumeId),
+          UpdateExpression: 'ADD snapshotCount :one',
+          ConditionExpression: 'attribute_exists(pk) AND accountId = :account',
+          ExpressionAttributeValues: { ':one': 1, ':account': snapshot.accountId },
+        },
+      },
+      ...(clientToken
+        ? [
+            {
+              Put: {
+                TableName: this.table,
+                Item: {
+                  ...tokenKey(snapshot.accountId, clientToken.token),
+                  type: 'clientToken',
+                  snapshotId: snapshot.snapshotId,
+                  requestHash: clientToken.requestHash,
+                  expiresAt: this.nowSeconds() + TOKEN_TTL_SECONDS,
+                },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+          ]
+        : []),
+    ];
+    try {
+      await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
+      return undefined;
+    } catch (error) {
+      if (!(error instanceof TransactionCanceledException)) throw error;
+      const reasons = error.CancellationReasons?.map((r) => r.Code) ?? [];
+      if (clientToken && reasons[2] === 'ConditionalCheckFailed') {
+        const { Item } = await this.documents.send(
+          new GetCommand({
+            TableName: this.table,
+            Key: tokenKey(snapshot.accountId, clientToken.token),
+            ConsistentRead: true,
+          }),
+        );
+        if (Item) return { snapshotId: String(Item.snapshotId), requestHash: String(Item.requestHash) };
+      }
+      if (reasons[1] === 'ConditionalCheckFailed') {
+        throw new VolsnapError(
+          'volume.notFound',
+          `No volume ${snapshot.volumeId} in this account and region.`,
+          {
+            details: { volumeId: snapshot.volumeId },
+          },
+        );
+      }
+      throw error;
+    }
+  }
+
+  async get(snapshotId: string): Promise<Snapshot | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.table, Key: snapshotKey(snapshotId), ConsistentRead: true }),
+    );
+    return Item ? toSnapshot(Item) : undefined;
+  }
+
+  list(
+    accountId: string,
+    filter: SnapshotFilter,
+    page: { limit: number; nextToken?: string },
+  ): Promise<Page<Snapshot>> {
+    const filters = new Filters()
+      .equals('state', filter.state)
+      .beginsWith('name', filter.name)
+      .tags(filter.tags);
+    // A volume's snapshots have their own index; the owner is then checked as a filter.
+    const index = filter.volumeId
+      ? { index: 'gsi2', partitionKey: 'gsi2pk', partition: snapshotsOfVolumeIndex(filter.volumeId) }
+      : { index: 'gsi1', partitionKey: 'gsi1pk', partition: ownerIndex(accountId) };
+    if (filter.volumeId) filters.equals('accountId', accountId);
+    return queryPage(this.documents, { table: this.table, ...index, filters }, page, toSnapshot);
+  }
+
+  async latestCompleted(volumeId: string): Promise<Snapshot | undefined> {
+    const page = await queryPage(
+      this.documents,
+      {
+        table: this.table,
+        index: 'gsi2',
+        partitionKey: 'gsi2pk',
+        partition: snapshotsOfVolumeIndex(volumeId),
+        filters: new Filters().equals('state', 'completed'),
+      },
+      { limit: 1 },
+      toSnapshot,
+    );
+    return page.items[0];
+  }
+
+  async transition(
+    snapshotId: string,
+    from: readonly SnapshotState[],
+    to: SnapshotState,
+    changes: Partial<Snapshot> = {},
+  ): Promise<Snapshot | undefined> {
+    const set = { ...changes, state: to };
+    const names = Object.fromEntries(Object.keys(set).map((k, i) => [`#s${i}`, k]));
+    const values: Record<string, unknown> = Object.fromEntries(
+      Object.values(set).map((v, i) => [`:s${i}`, v]),
+    );
+    from.forEach((state, i) => {
+      values[`:from${i}`] = state;
+    });
+    try {
+      const { Attributes } = await this.documents.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: snapshotKey(snapshotId),
+          UpdateExpression: `SET ${Object.keys(set)
+            .map((_, i) => `#s${i} = :s${i}`)
+            .join(', ')}`,
+          ConditionExpression: `attribute_exists(pk) AND #state IN (${from.map((_, i) => `:from${i}`).join(', ')})`,
+          ExpressionAttributeNames: { ...names, '#state': 'state' },
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return Attributes ? toSnapshot(Attributes) : undefined;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
+  }
+
+  async updateMetadata(
+    snapshotId: string,
+    changes: Pick<Partial<Snapshot>, 'name' | 'description' | 'tags'>,
+  ): Promise<Snapshot | undefined> {
+    const set = Object.entries(changes).filter(([, v]) => v !== undefined);
+    if (set.length === 0) return this.get(snapshotId);
+    try {
+      const { Attributes } = await this.documents.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: snapshotKey(snapshotId),
+          UpdateExpression: `SET ${set.map((_, i) => `#m${i} = :m${i}`).join(', ')}`,
+          ConditionExpression: 'attribute_exists(pk) AND #state <> :deleting',
+          ExpressionAttributeNames: {
+            ...Object.fromEntries(set.map(([k], i) => [`#m${i}`, k])),
+            '#state': 'state',
+          },
+          ExpressionAttributeValues: {
+            ...Object.fromEntries(set.map(([, v], i) => [`:m${i}`, v])),
+            ':deleting': 'deleting',
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return Attributes ? toSnapshot(Attributes) : undefined;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
+  }
+
+  async remove(snapshot: Snapshot): Promise<void> {
+    await this.documents.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Delete: {
+              TableName: this.table,
+              Key: snapshotKey(snapshot.snapshotId),
+              ConditionExpression: 'attribute_exists(pk)',
+            },
+          },
+          {
+            Update: {
+              TableName: this.table,
+              Key: volumeKey(snapshot.volumeId),
+              UpdateExpression: 'ADD snapshotCount :minusOne',
+              ConditionExpression: 'attribute_exists(pk)',
+              ExpressionAttributeValues: { ':minusOne': -1 },
+            },
+          },
+        ],
+      }),
+    );
+    // The upload session's records go with it (best effort: they only matter while it is pending).
+    const segments = await this.sessionSegments(snapshot.snapshotId);
+    await batchWriteAll(
+      this.documents,
+      this.table,
+      [...segments].map((id) => ({
+        DeleteRequest: { Key: { pk: snapshotKey(snapshot.snapshotId).pk, sk: segmentSk(id) } },
+      })),
+    );
+  }
+
+  async addSessionSegments(snapshotId: string, segmentIds: readonly string[]): Promise<void> {
+    await batchWriteAll(
+      this.documents,
+      this.table,
+      segmentIds.map((id) => ({
+        PutRequest: {
+          Item: { pk: snapshotKey(snapshotId).pk, sk: segmentSk(id), type: 'sessionSegment', segmentId: id },
+        },
+      })),
+    );
+  }
+
+  async sessionSegments(snapshotId: string): Promise<Set<string>> {
+    const ids = new Set<string>();
+    let start: Record<string, unknown> | undefined;
+    do {
+      const result = await this.documents.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :segment)',
+          ExpressionAttributeValues: { ':pk': snapshotKey(snapshotId).pk, ':segment': 'SEGMENT#' },
+          ProjectionExpression: 'segmentId',
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of result.Items ?? []) ids.add(String(item.segmentId));
+      start = result.LastEvaluatedKey;
+    } while (start);
+    return ids;
+  }
+}

@@ -1,0 +1,121 @@
+import { VolsnapError } from '../../core/errors.ts';
+import { decodePageToken, encodePageToken, type Page } from '../../core/pagination.ts';
+import type {
+  ClientTokenRecord,
+  Snapshot,
+  SnapshotFilter,
+  SnapshotRepository,
+  SnapshotState,
+} from '../../core/snapshots.ts';
+import { matchesTags } from '../../core/tags.ts';
+import type { MemoryVolumeRepository } from './volumes.ts';
+
+const newestFirst = (a: Snapshot, b: Snapshot) =>
+  `${b.createdAt}#${b.snapshotId}`.localeCompare(`${a.createdAt}#${a.snapshotId}`);
+
+/** Snapshot records in memory, for unit tests: the same contract as the DynamoDB repository. */
+export class MemorySnapshotRepository implements SnapshotRepository {
+  readonly #snapshots = new Map<string, Snapshot>();
+  readonly #tokens = new Map<string, ClientTokenRecord>();
+  readonly #segments = new Map<string, Set<string>>();
+
+  /** Shares the volumes' snapshot count, as the table's transactions do. */
+  constructor(private readonly volumes: MemoryVolumeRepository) {}
+
+  async create(
+    snapshot: Snapshot,
+    clientToken?: { token: string; requestHash: string },
+  ): Promise<ClientTokenRecord | undefined> {
+    const tokenKey = clientToken ? `${snapshot.accountId}#${clientToken.token}` : undefined;
+    const known = tokenKey ? this.#tokens.get(tokenKey) : undefined;
+    if (known) return known;
+    if (!(await this.volumes.get(snapshot.accountId, snapshot.volumeId))) {
+      throw new VolsnapError(
+        'volume.notFound',
+        `No volume ${snapshot.volumeId} in this account and region.`,
+        { details: { volumeId: snapshot.volumeId } },
+      );
+    }
+    if (this.#snapshots.has(snapshot.snapshotId)) throw new Error(`snapshot ${snapshot.snapshotId} exists`);
+    this.#snapshots.set(snapshot.snapshotId, structuredClone(snapshot));
+    const held = this.volumes.snapshotsOf.get(snapshot.volumeId) ?? new Set<string>();
+    this.volumes.snapshotsOf.set(snapshot.volumeId, held.add(snapshot.snapshotId));
+    if (tokenKey && clientToken)
+      this.#tokens.set(tokenKey, { snapshotId: snapshot.snapshotId, requestHash: clientToken.requestHash });
+    return undefined;
+  }
+
+  async get(snapshotId: string): Promise<Snapshot | undefined> {
+    const found = this.#snapshots.get(snapshotId);
+    return found ? structuredClone(found) : undefined;
+  }
+
+  async list(
+    accountId: string,
+    filter: SnapshotFilter,
+    page: { limit: number; nextToken?: string },
+  ): Promise<Page<Snapshot>> {
+    const offset =
+      decodePageToken(page.nextToken, (v): v is number => Number.isInteger(v) && (v as number) >= 0) ?? 0;
+    const all = [...this.#snapshots.values()]
+      .filter((s) => s.accountId === accountId)
+      .filter((s) => !filter.volumeId || s.volumeId === filter.volumeId)
+      .filter((s) => !filter.state || s.state === filter.state)
+      .filter((s) => !filter.name || s.name.startsWith(filter.name))
+      .filter((s) => matchesTags(s.tags, filter.tags))
+      .sort(newestFirst);
+    const items = all.slice(offset, offset + page.limit).map((s) => structuredClone(s));
+    return offset + page.limit < all.length
+      ? { items, nextToken: encodePageToken(offset + page.limit) }
+      : { items };
+  }
+
+  async latestCompleted(volumeId: string): Promise<Snapshot | undefined> {
+    const found = [...this.#snapshots.values()]
+      .filter((s) => s.volumeId === volumeId && s.state === 'completed')
+      .sort(newestFirst)[0];
+    return found ? structuredClone(found) : undefined;
+  }
+
+  async transition(
+    snapshotId: string,
+    from: readonly SnapshotState[],
+    to: SnapshotState,
+    changes: Partial<Snapshot> = {},
+  ) {
+    const current = this.#snapshots.get(snapshotId);
+    if (!current || !from.includes(current.state)) return undefined;
+    const next = { ...current, ...structuredClone(changes), state: to };
+    this.#snapshots.set(snapshotId, next);
+    return structuredClone(next);
+  }
+
+  async updateMetadata(
+    snapshotId: string,
+    changes: Pick<Partial<Snapshot>, 'name' | 'description' | 'tags'>,
+  ) {
+    const current = this.#snapshots.get(snapshotId);
+    if (!current || current.state === 'deleting') return undefined;
+    const defined = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
+    const next = { ...current, ...structuredClone(defined) };
+    this.#snapshots.set(snapshotId, next);
+    return structuredClone(next);
+  }
+
+  async remove(snapshot: Snapshot): Promise<void> {
+    if (!this.#snapshots.delete(snapshot.snapshotId))
+      throw new Error(`snapshot ${snapshot.snapshotId} does not exist`);
+    this.volumes.snapshotsOf.get(snapshot.volumeId)?.delete(snapshot.snapshotId);
+    this.#segments.delete(snapshot.snapshotId);
+  }
+
+  async addSessionSegments(snapshotId: string, segmentIds: readonly string[]): Promise<void> {
+    const set = this.#segments.get(snapshotId) ?? new Set<string>();
+    for (const id of segmentIds) set.add(id);
+    this.#segments.set(snapshotId, set);
+  }
+
+  async sessionSegments(snapshotId: string): Promise<Set<string>> {
+    return new Set(this.#segments.get(snapshotId) ?? []);
+  }
+}

@@ -1,0 +1,175 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
+import { newId } from '../../lib/core/ids.ts';
+import type { Snapshot, SnapshotRepository } from '../../lib/core/snapshots.ts';
+import type { Volume, VolumeRepository } from '../../lib/core/volumes.ts';
+
+export interface SnapshotRepositoryFixture {
+  snapshots: SnapshotRepository;
+  volumes: VolumeRepository;
+}
+
+let clock = Date.UTC(2026, 0, 1);
+const tick = () => new Date((clock += 1000)).toISOString();
+
+/** The behaviour every SnapshotRepository must have; run against each implementation. */
+export function snapshotRepositoryContract(
+  name: string,
+  makeFixture: () => Promise<SnapshotRepositoryFixture>,
+) {
+  describe(`SnapshotRepository contract: ${name}`, () => {
+    let f: SnapshotRepositoryFixture;
+    const alice = newId('account');
+    const bob = newId('account');
+    let volume: Volume;
+
+    const snapshot = (overrides: Partial<Snapshot> = {}): Snapshot => ({
+      snapshotId: newId('snapshot'),
+      accountId: alice,
+      volumeId: volume.volumeId,
+      volumeSize: volume.sizeBytes,
+      blockSize: BLOCK_SIZE,
+      name: 'nightly',
+      description: '',
+      tags: {},
+      state: 'pending',
+      progress: 0,
+      region: 'eu-west-1',
+      createdAt: tick(),
+      deadline: '2026-01-02T00:00:00.000Z',
+      ...overrides,
+    });
+
+    beforeEach(async () => {
+      f = await makeFixture();
+      volume = {
+        volumeId: newId('volume'),
+        accountId: alice,
+        name: 'disk',
+        sizeBytes: 64 * BLOCK_SIZE,
+        tags: {},
+        region: 'eu-west-1',
+        createdAt: tick(),
+      };
+      await f.volumes.create(volume);
+    });
+
+    it('stores a snapshot, and its volume can no longer be deleted while it exists', async () => {
+      const s = snapshot({ tags: { env: 'prod' } });
+      expect(await f.snapshots.create(s)).toBeUndefined();
+      expect(await f.snapshots.get(s.snapshotId)).toEqual(s);
+      expect(await f.volumes.deleteUnlessSnapshots(alice, volume.volumeId)).toEqual([s.snapshotId]);
+      await f.snapshots.remove(s);
+      expect(await f.snapshots.get(s.snapshotId)).toBeUndefined();
+      expect(await f.volumes.deleteUnlessSnapshots(alice, volume.volumeId)).toEqual([]);
+    });
+
+    it("refuses a snapshot of a missing volume or of another account's volume, storing nothing", async () => {
+      const ofMissing = snapshot({ volumeId: newId('volume') });
+      await expect(f.snapshots.create(ofMissing)).rejects.toMatchObject({ code: 'volume.notFound' });
+      const byBob = snapshot({ accountId: bob });
+      await expect(f.snapshots.create(byBob)).rejects.toMatchObject({ code: 'volume.notFound' });
+      expect(await f.snapshots.get(ofMissing.snapshotId)).toBeUndefined();
+      expect(await f.snapshots.get(byBob.snapshotId)).toBeUndefined();
+    });
+
+    it('remembers a client token: the second create stores nothing and names the first snapshot', async () => {
+      const first = snapshot();
+      const token = { token: 'tok-1', requestHash: 'h1' };
+      expect(await f.snapshots.create(first, token)).toBeUndefined();
+      const second = snapshot();
+      expect(await f.snapshots.create(second, { token: 'tok-1', requestHash: 'h2' })).toEqual({
+        snapshotId: first.snapshotId,
+        requestHash: 'h1',
+      });
+      expect(await f.snapshots.get(second.snapshotId)).toBeUndefined();
+      expect(await f.volumes.deleteUnlessSnapshots(alice, volume.volumeId)).toEqual([first.snapshotId]);
+    });
+
+    it('lists by account, volume, state, name and tag, newest first, in pages', async () => {
+      const made: Snapshot[] = [];
+      for (let i = 0; i < 5; i++) {
+        const s = snapshot({
+          name: i % 2 ? `odd-${i}` : `even-${i}`,
+          state: i === 4 ? 'completed' : 'pending',
+          tags: { n: String(i) },
+        });
+        await f.snapshots.create(s);
+        made.push(s);
+      }
+      const ids = async (filter: Parameters<SnapshotRepository['list']>[1], account = alice) => {
+        const seen: string[] = [];
+        let nextToken: string | undefined;
+        do {
+          const page = await f.snapshots.list(account, filter, { limit: 2, nextToken });
+          seen.push(...page.items.map((s) => s.name));
+          nextToken = page.nextToken;
+        } while (nextToken);
+        return seen;
+      };
+      expect(await ids({})).toEqual(['even-4', 'odd-3', 'even-2', 'odd-1', 'even-0']);
+      expect(await ids({ volumeId: volume.volumeId })).toEqual([
+        'even-4',
+        'odd-3',
+        'even-2',
+        'odd-1',
+        'even-0',
+      ]);
+      expect(await ids({ state: 'completed' })).toEqual(['even-4']);
+      expect(await ids({ name: 'odd' })).toEqual(['odd-3', 'odd-1']);
+      expect(await ids({ tags: { n: '2' } })).toEqual(['even-2']);
+      expect(await ids({}, bob)).toEqual([]);
+      expect(await ids({ volumeId: volume.volumeId }, bob)).toEqual([]);
+    });
+
+    it("finds a volume's newest completed snapshot, ignoring pending and failed ones", async () => {
+      expect(await f.snapshots.latestCompleted(volume.volumeId)).toBeUndefined();
+      const old = snapshot({ state: 'completed' });
+      const newer = snapshot({ state: 'completed' });
+      await f.snapshots.create(old);
+      await f.snapshots.create(newer);
+      await f.snapshots.create(snapshot({ state: 'pending' }));
+      await f.snapshots.create(snapshot({ state: 'error' }));
+      expect((await f.snapshots.latestCompleted(volume.volumeId))?.snapshotId).toBe(newer.snapshotId);
+    });
+
+    it('moves a snapshot only from the states named: of two racing writers, one wins', async () => {
+      const s = snapshot();
+      await f.snapshots.create(s);
+      const [completed, failed] = await Promise.all([
+        f.snapshots.transition(s.snapshotId, ['pending'], 'completed', {
+          progress: 100,
+          completedAt: tick(),
+        }),
+        f.snapshots.transition(s.snapshotId, ['pending'], 'error', { stateReason: 'late' }),
+      ]);
+      expect([completed, failed].filter(Boolean)).toHaveLength(1);
+      const winner = completed ?? failed;
+      expect((await f.snapshots.get(s.snapshotId))?.state).toBe(winner?.state);
+      expect(await f.snapshots.transition(newId('snapshot'), ['pending'], 'error')).toBeUndefined();
+    });
+
+    it('updates name, description and tags, but not of a snapshot being deleted', async () => {
+      const s = snapshot();
+      await f.snapshots.create(s);
+      const updated = await f.snapshots.updateMetadata(s.snapshotId, {
+        name: 'renamed',
+        tags: { a: 'b' },
+        description: undefined,
+      });
+      expect(updated).toMatchObject({ name: 'renamed', tags: { a: 'b' }, description: '' });
+      await f.snapshots.transition(s.snapshotId, ['pending'], 'deleting');
+      expect(await f.snapshots.updateMetadata(s.snapshotId, { name: 'again' })).toBeUndefined();
+    });
+
+    it("keeps each upload session's segments", async () => {
+      const s = snapshot();
+      await f.snapshots.create(s);
+      const ids = Array.from({ length: 30 }, () => newId('segment'));
+      await f.snapshots.addSessionSegments(s.snapshotId, ids.slice(0, 20));
+      await f.snapshots.addSessionSegments(s.snapshotId, ids.slice(15));
+      expect(await f.snapshots.sessionSegments(s.snapshotId)).toEqual(new Set(ids));
+      expect(await f.snapshots.sessionSegments(newId('snapshot'))).toEqual(new Set());
+    });
+  });
+}
