@@ -1,0 +1,108 @@
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  NoSuchKey,
+  NotFound,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { VolsnapError } from '../../core/errors.ts';
+import type { ObjectStore } from '../../core/objects.ts';
+
+/**
+ * The region's bucket. `presigner` must be built with the checksum settings of s3ClientConfig, or
+ * presigned PUTs carry the CRC32 of an empty body.
+ */
+export class S3ObjectStore implements ObjectStore {
+  constructor(
+    private readonly s3: S3Client,
+    private readonly bucket: string,
+    private readonly presigner: S3Client = s3,
+  ) {}
+
+  presignPut(key: string, expiresInSeconds: number): Promise<string> {
+    return getSignedUrl(this.presigner, new PutObjectCommand({ Bucket: this.bucket, Key: key }), {
+      expiresIn: expiresInSeconds,
+    });
+  }
+
+  presignGet(key: string, expiresInSeconds: number): Promise<string> {
+    return getSignedUrl(this.presigner, new GetObjectCommand({ Bucket: this.bucket, Key: key }), {
+      expiresIn: expiresInSeconds,
+    });
+  }
+
+  async head(key: string): Promise<{ size: number } | undefined> {
+    try {
+      const result = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { size: result.ContentLength ?? 0 };
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw unavailable(error);
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    try {
+      const result = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return await result.Body?.transformToByteArray();
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw unavailable(error);
+    }
+  }
+
+  async put(key: string, body: Uint8Array): Promise<void> {
+    try {
+      await this.s3.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length }),
+      );
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
+  async copy(fromKey: string, toKey: string): Promise<void> {
+    try {
+      // CopySource is the URL-encoded bucket/key; S3-compatible stores insist on the encoding.
+      await this.s3.send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: toKey,
+          CopySource: encodeURI(`${this.bucket}/${fromKey}`),
+        }),
+      );
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (error) {
+      if (!isMissing(error)) throw unavailable(error);
+    }
+  }
+}
+
+function isMissing(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return (
+    error instanceof NoSuchKey ||
+    error instanceof NotFound ||
+    e.name === 'NotFound' ||
+    e.$metadata?.httpStatusCode === 404
+  );
+}
+
+function unavailable(cause: unknown): VolsnapError {
+  return new VolsnapError(
+    'storage.unavailable',
+    'Object storage did not answer as expected; retry shortly.',
+    { cause },
+  );
+}

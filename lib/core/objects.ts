@@ -1,0 +1,30 @@
+/**
+ * The region's object storage, as a port: S3 in production and the local cloud, memory in unit tests.
+ * Keys follow {@link ObjectLayout}. Every method may be retried: puts of the same bytes, copies and
+ * deletes are idempotent.
+ */
+export interface ObjectStore {
+  /** A URL that lets its holder PUT exactly `key`, for `expiresInSeconds`. */
+  presignPut(key: string, expiresInSeconds: number): Promise<string>;
+  /** A URL that lets its holder GET (with ranges) exactly `key`, for `expiresInSeconds`. */
+  presignGet(key: string, expiresInSeconds: number): Promise<string>;
+  /** The object's size, or undefined when there is no such object. */
+  head(key: string): Promise<{ size: number } | undefined>;
+  /** The whole object (for small objects: manifests), or undefined when absent. */
+  get(key: string): Promise<Uint8Array | undefined>;
+  put(key: string, body: Uint8Array): Promise<void>;
+  /** Server-side copy within the region's bucket. */
+  copy(fromKey: string, toKey: string): Promise<void>;
+  /** Deletes; absent objects are not an error. */
+  delete(key: string): Promise<void>;
+}
+
+/** Where things live in the bucket (DESIGN.md, "Storage layout"). */
+export const ObjectLayout = {
+  /** Segments are namespaced per account: no account can learn what another stores. */
+  segment: (accountId: string, segmentId: string) => `segments/${accountId}/${segmentId}`,
+  segmentPrefix: (accountId: string) => `segments/${accountId}/`,
+  manifest: (snapshotId: string) => `manifests/${snapshotId}`,
+  /** Where a client uploads a manifest before completion; the server copies it into place. */
+  manifestUpload: (snapshotId: string) => `uploads/manifests/${snapshotId}`,
+};
