@@ -19,6 +19,14 @@ export const ERROR_STATUS = {
   'volume.hasSnapshots': 409,
   'snapshot.notFound': 404,
   'snapshot.invalidState': 409,
+  /** Completion asked before the manifest was uploaded: upload it, then complete again. */
+  'snapshot.manifestMissing': 409,
+  /** The manifest names segments that are not (yet) stored: upload them, then complete again. */
+  'snapshot.segmentsMissing': 409,
+  /** The manifest names segments that are neither this upload's nor its parent's: the snapshot fails. */
+  'snapshot.segmentsForeign': 400,
+  /** The manifest does not describe this snapshot's volume (size, block size, blocks outside it). */
+  'snapshot.manifestInvalid': 400,
   'idempotency.conflict': 409,
   'quota.exceeded': 403,
   /** Bytes that do not match their recorded SHA-256 or structure: a corrupt or tampered object. */

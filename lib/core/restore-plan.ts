@@ -1,0 +1,48 @@
+import type { Manifest, ManifestEntry } from './manifest.ts';
+
+/** One ranged GET of a segment, and the blocks it brings (offsets within the segment). */
+export interface ReadRange {
+  segmentId: string;
+  /** Byte range in the segment, end exclusive. */
+  start: number;
+  end: number;
+  /** Every block stored in the range; identical blocks of several indices share one location. */
+  entries: ManifestEntry[];
+}
+
+/**
+ * Plans the reads of a restore: per segment, neighbouring stored blocks merge into one range of up
+ * to `maxRangeBytes`, so a fully written segment comes back in one GET. Locations shared by
+ * identical blocks are read once.
+ */
+export function planReads(
+  manifest: Pick<Manifest, 'entries'>,
+  maxRangeBytes = 16 * 1024 * 1024,
+): ReadRange[] {
+  const bySegment = new Map<string, ManifestEntry[]>();
+  for (const entry of manifest.entries) {
+    const list = bySegment.get(entry.segmentId) ?? [];
+    list.push(entry);
+    bySegment.set(entry.segmentId, list);
+  }
+  const ranges: ReadRange[] = [];
+  for (const [segmentId, entries] of bySegment) {
+    entries.sort((a, b) => a.offset - b.offset || a.blockIndex - b.blockIndex);
+    let current: ReadRange | undefined;
+    for (const entry of entries) {
+      const end = entry.offset + entry.storedLength;
+      if (
+        current &&
+        entry.offset <= current.end &&
+        Math.max(current.end, end) - current.start <= maxRangeBytes
+      ) {
+        current.end = Math.max(current.end, end);
+        current.entries.push(entry);
+        continue;
+      }
+      current = { segmentId, start: entry.offset, end, entries: [entry] };
+      ranges.push(current);
+    }
+  }
+  return ranges;
+}

@@ -1,0 +1,459 @@
+import { createHash } from 'node:crypto';
+import { BLOCK_SIZE } from './blocks.ts';
+import { type Clock, isoTime } from './clock.ts';
+import { VolsnapError } from './errors.ts';
+import type { Caller } from './identity.ts';
+import { isId, newId } from './ids.ts';
+import { decodeManifest, type Manifest } from './manifest.ts';
+import { ObjectLayout, type ObjectStore } from './objects.ts';
+import type { Page } from './pagination.ts';
+import {
+  assertTransition,
+  type Snapshot,
+  type SnapshotFilter,
+  type SnapshotRepository,
+  type SnapshotStats,
+} from './snapshots.ts';
+import { type Tags, validateTags } from './tags.ts';
+import type { VolumeRepository } from './volumes.ts';
+
+export interface SnapshotServiceOptions {
+  snapshots: SnapshotRepository;
+  volumes: VolumeRepository;
+  objects: ObjectStore;
+  clock: Clock;
+  region: string;
+  /** How long a pending snapshot may take before the reaper fails it. */
+  uploadTimeoutMs?: number;
+  /** Lifetime of presigned segment and manifest URLs. */
+  urlTtlSeconds?: number;
+}
+
+export interface CreateSnapshotInput {
+  volumeId: string;
+  name?: string;
+  description?: string;
+  tags?: Tags;
+  clientToken?: string;
+}
+
+/** A presigned URL for one segment. */
+export interface SegmentUrl {
+  segmentId: string;
+  url: string;
+}
+
+/** Changed blocks between two snapshots, as runs of block indices. */
+export interface SnapshotDiff {
+  blockSize: number;
+  volumeSize: number;
+  changedBlocks: number;
+  ranges: { start: number; count: number }[];
+}
+
+export const MAX_URLS_PER_REQUEST = 100;
+const DEFAULT_UPLOAD_TIMEOUT_MS = 6 * 3600 * 1000;
+const DEFAULT_URL_TTL_SECONDS = 15 * 60;
+
+/**
+ * Snapshot use cases. The CLI (or a worker) writes blocks into segments through presigned URLs;
+ * this service names the segments, hands out the URLs, and completes a snapshot only when its
+ * manifest is sound and every segment it names is stored and the account's: uploaded in this
+ * snapshot's session, or already referenced by its parent.
+ */
+export class SnapshotService {
+  readonly #o: Required<SnapshotServiceOptions>;
+
+  constructor(options: SnapshotServiceOptions) {
+    this.#o = {
+      uploadTimeoutMs: DEFAULT_UPLOAD_TIMEOUT_MS,
+      urlTtlSeconds: DEFAULT_URL_TTL_SECONDS,
+      ...options,
+    };
+  }
+
+  /**
+   * Starts a snapshot of a volume: `pending`, written against its parent (the volume's newest
+   * completed snapshot, else the snapshot the volume was made from). Idempotent with a client token:
+   * the same token and parameters return the same snapshot; other parameters are a 409.
+   */
+  async create(caller: Caller, input: CreateSnapshotInput): Promise<Snapshot> {
+    const volume = isId('volume', input.volumeId)
+      ? await this.#o.volumes.get(caller.accountId, input.volumeId)
+      : undefined;
+    if (!volume)
+      throw new VolsnapError('volume.notFound', `No volume ${input.volumeId} in this account and region.`, {
+        details: { volumeId: input.volumeId },
+      });
+    const tags = validateTags(input.tags ?? {});
+    const name = input.name ?? '';
+    const description = input.description ?? '';
+    if (name.length > 255 || description.length > 1024) {
+      throw new VolsnapError(
+        'request.invalid',
+        'A snapshot name is at most 255 characters and a description at most 1024.',
+      );
+    }
+    if (input.clientToken !== undefined && !/^[\x21-\x7e]{1,64}$/.test(input.clientToken)) {
+      throw new VolsnapError(
+        'request.invalid',
+        'A client token is 1–64 printable ASCII characters without spaces.',
+      );
+    }
+    const parent =
+      (await this.#o.snapshots.latestCompleted(volume.volumeId))?.snapshotId ?? volume.sourceSnapshotId;
+    const now = this.#o.clock.now();
+    const snapshot: Snapshot = {
+      snapshotId: newId('snapshot'),
+      accountId: caller.accountId,
+      volumeId: volume.volumeId,
+      volumeSize: volume.sizeBytes,
+      blockSize: BLOCK_SIZE,
+      name,
+      description,
+      tags,
+      state: 'pending',
+      progress: 0,
+      region: this.#o.region,
+      createdAt: isoTime(now),
+      deadline: isoTime(now + this.#o.uploadTimeoutMs),
+      ...(parent ? { parentSnapshotId: parent } : {}),
+    };
+    const requestHash = createHash('sha256')
+      .update(JSON.stringify([volume.volumeId, name, description, tags]))
+      .digest('hex');
+    const known = await this.#o.snapshots.create(
+      snapshot,
+      input.clientToken ? { token: input.clientToken, requestHash } : undefined,
+    );
+    if (!known) return snapshot;
+    if (known.requestHash !== requestHash) {
+      throw new VolsnapError(
+        'idempotency.conflict',
+        `Client token '${input.clientToken}' was used for a different request (snapshot ${known.snapshotId}). Use a new token.`,
+        {
+          details: { snapshotId: known.snapshotId },
+        },
+      );
+    }
+    const earlier = await this.#o.snapshots.get(known.snapshotId);
+    if (!earlier)
+      throw new VolsnapError(
+        'snapshot.notFound',
+        `Snapshot ${known.snapshotId}, created with this client token, no longer exists.`,
+      );
+    return earlier;
+  }
+
+  /** The caller's snapshot, or `snapshot.notFound` (also for other accounts' snapshots). */
+  async get(caller: Caller, snapshotId: string): Promise<Snapshot> {
+    const snapshot = isId('snapshot', snapshotId) ? await this.#o.snapshots.get(snapshotId) : undefined;
+    if (!snapshot || snapshot.accountId !== caller.accountId || snapshot.state === 'deleting')
+      throw notFound(snapshotId);
+    return snapshot;
+  }
+
+  list(
+    caller: Caller,
+    filter: SnapshotFilter,
+    page: { limit: number; nextToken?: string },
+  ): Promise<Page<Snapshot>> {
+    if (filter.tags) validateTags(filter.tags);
+    return this.#o.snapshots.list(caller.accountId, filter, page);
+  }
+
+  async update(
+    caller: Caller,
+    snapshotId: string,
+    changes: { name?: string; description?: string; tags?: Tags },
+  ): Promise<Snapshot> {
+    await this.get(caller, snapshotId);
+    if (changes.tags) validateTags(changes.tags);
+    if ((changes.name?.length ?? 0) > 255 || (changes.description?.length ?? 0) > 1024) {
+      throw new VolsnapError(
+        'request.invalid',
+        'A snapshot name is at most 255 characters and a description at most 1024.',
+      );
+    }
+    const updated = await this.#o.snapshots.updateMetadata(snapshotId, changes);
+    if (!updated) throw notFound(snapshotId);
+    return updated;
+  }
+
+  /**
+   * Deletes a snapshot: its record and manifest. Its segments stay while other snapshots use them
+   * (deleting an older snapshot never harms a newer one); garbage collection reclaims the rest.
+   */
+  async delete(caller: Caller, snapshotId: string): Promise<void> {
+    const snapshot = await this.get(caller, snapshotId);
+    assertTransition(snapshot, 'deleting');
+    const deleting = await this.#o.snapshots.transition(snapshotId, [snapshot.state], 'deleting');
+    if (!deleting)
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${snapshotId} changed state meanwhile; retry.`,
+      );
+    await this.#o.objects.delete(ObjectLayout.manifest(snapshotId));
+    await this.#o.objects.delete(ObjectLayout.manifestUpload(snapshotId));
+    await this.#o.snapshots.remove(deleting);
+  }
+
+  /** New segment ids with presigned PUT URLs for a pending snapshot, and the URL its manifest goes to. */
+  async uploadUrls(
+    caller: Caller,
+    snapshotId: string,
+    count: number,
+  ): Promise<{ segments: SegmentUrl[]; manifestUrl: string; expiresInSeconds: number }> {
+    const snapshot = await this.#pending(caller, snapshotId);
+    if (!Number.isInteger(count) || count < 0 || count > MAX_URLS_PER_REQUEST) {
+      throw new VolsnapError(
+        'request.invalid',
+        `Ask for 0 to ${MAX_URLS_PER_REQUEST} segment URLs at a time; ${count} were asked for.`,
+      );
+    }
+    const ids = Array.from({ length: count }, () => newId('segment'));
+    await this.#o.snapshots.addSessionSegments(snapshot.snapshotId, ids);
+    const ttl = this.#o.urlTtlSeconds;
+    const segments = await Promise.all(
+      ids.map(async (segmentId) => ({
+        segmentId,
+        url: await this.#o.objects.presignPut(ObjectLayout.segment(snapshot.accountId, segmentId), ttl),
+      })),
+    );
+    return {
+      segments,
+      manifestUrl: await this.#o.objects.presignPut(ObjectLayout.manifestUpload(snapshotId), ttl),
+      expiresInSeconds: ttl,
+    };
+  }
+
+  /** A presigned GET URL of a completed snapshot's manifest (for writing a child, or restoring). */
+  async manifestUrl(caller: Caller, snapshotId: string): Promise<{ url: string; expiresInSeconds: number }> {
+    const snapshot = await this.#completed(caller, snapshotId);
+    return {
+      url: await this.#o.objects.presignGet(
+        ObjectLayout.manifest(snapshot.snapshotId),
+        this.#o.urlTtlSeconds,
+      ),
+      expiresInSeconds: this.#o.urlTtlSeconds,
+    };
+  }
+
+  /** Presigned GET URLs of segments of a completed snapshot (for restoring it). */
+  async segmentUrls(
+    caller: Caller,
+    snapshotId: string,
+    segmentIds: readonly string[],
+  ): Promise<{ segments: SegmentUrl[]; expiresInSeconds: number }> {
+    const snapshot = await this.#completed(caller, snapshotId);
+    if (segmentIds.length > MAX_URLS_PER_REQUEST || segmentIds.some((id) => !isId('segment', id))) {
+      throw new VolsnapError(
+        'request.invalid',
+        `Ask for up to ${MAX_URLS_PER_REQUEST} segment ids (seg-…) at a time.`,
+      );
+    }
+    const ttl = this.#o.urlTtlSeconds;
+    const segments = await Promise.all(
+      segmentIds.map(async (segmentId) => ({
+        segmentId,
+        url: await this.#o.objects.presignGet(ObjectLayout.segment(snapshot.accountId, segmentId), ttl),
+      })),
+    );
+    return { segments, expiresInSeconds: ttl };
+  }
+
+  /**
+   * Completes a pending snapshot from its uploaded manifest. Missing manifest or segments: 409, the
+   * snapshot stays pending (upload them and complete again). A manifest for another volume, blocks
+   * outside the volume, or segments that are neither this upload's nor its parent's: the snapshot
+   * goes to `error` with the reason. Completing a completed snapshot returns it unchanged.
+   */
+  async complete(caller: Caller, snapshotId: string): Promise<Snapshot> {
+    const current = await this.get(caller, snapshotId);
+    if (current.state === 'completed') return current;
+    const snapshot = await this.#pending(caller, snapshotId);
+    const uploaded = await this.#o.objects.get(ObjectLayout.manifestUpload(snapshotId));
+    if (!uploaded) {
+      throw new VolsnapError(
+        'snapshot.manifestMissing',
+        `Snapshot ${snapshotId} has no uploaded manifest: PUT it to the manifest URL, then complete again.`,
+      );
+    }
+    let manifest: Manifest;
+    try {
+      manifest = decodeManifest(uploaded);
+    } catch (error) {
+      if (error instanceof VolsnapError && error.code === 'request.invalid')
+        return this.#fail(snapshot, 'snapshot.manifestInvalid', error.message);
+      throw error;
+    }
+    if (manifest.volumeSize !== snapshot.volumeSize) {
+      return this.#fail(
+        snapshot,
+        'snapshot.manifestInvalid',
+        `The manifest describes a volume of ${manifest.volumeSize} bytes; this snapshot's volume has ${snapshot.volumeSize}.`,
+      );
+    }
+    const session = await this.#o.snapshots.sessionSegments(snapshotId);
+    const inherited = snapshot.parentSnapshotId
+      ? await this.#parentSegments(snapshot.parentSnapshotId)
+      : new Map<string, number>();
+    const foreign = [...manifest.segments.keys()].filter((id) => !session.has(id) && !inherited.has(id));
+    if (foreign.length > 0) {
+      return this.#fail(
+        snapshot,
+        'snapshot.segmentsForeign',
+        `The manifest names ${foreign.length} segment(s) that neither this snapshot's upload nor its parent holds: ${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', …' : ''}.`,
+      );
+    }
+    const fresh = [...manifest.segments].filter(([id]) => session.has(id));
+    const missing = await this.#missingSegments(snapshot.accountId, fresh);
+    if (missing.length > 0) {
+      throw new VolsnapError(
+        'snapshot.segmentsMissing',
+        `${missing.length} segment(s) of the manifest are not stored (or not whole): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}. Upload them, then complete again.`,
+        {
+          details: { segmentIds: missing },
+        },
+      );
+    }
+    await this.#o.objects.copy(ObjectLayout.manifestUpload(snapshotId), ObjectLayout.manifest(snapshotId));
+    const completed = await this.#o.snapshots.transition(snapshotId, ['pending'], 'completed', {
+      progress: 100,
+      completedAt: isoTime(this.#o.clock.now()),
+      stats: statsOf(manifest, session),
+    });
+    if (!completed) {
+      const now = await this.get(caller, snapshotId);
+      if (now.state === 'completed') return now;
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${snapshotId} is ${now.state}; it cannot be completed.`,
+      );
+    }
+    await this.#o.objects.delete(ObjectLayout.manifestUpload(snapshotId));
+    return completed;
+  }
+
+  /** Blocks that differ between two completed snapshots of the same volume. */
+  async diff(caller: Caller, fromId: string, toId: string): Promise<SnapshotDiff> {
+    const [from, to] = await Promise.all([this.#completed(caller, fromId), this.#completed(caller, toId)]);
+    if (from.volumeId !== to.volumeId) {
+      throw new VolsnapError(
+        'request.invalid',
+        `Snapshots ${fromId} and ${toId} are of different volumes; changed blocks are defined within one volume.`,
+      );
+    }
+    const [a, b] = await Promise.all([this.#manifest(fromId), this.#manifest(toId)]);
+    const hashes = new Map(a.entries.map((e) => [e.blockIndex, e.hash]));
+    const changed = new Set<number>();
+    for (const entry of b.entries) {
+      const before = hashes.get(entry.blockIndex);
+      if (!before || !before.equals(entry.hash)) changed.add(entry.blockIndex);
+      hashes.delete(entry.blockIndex);
+    }
+    for (const zeroedNow of hashes.keys()) changed.add(zeroedNow);
+    const ranges: SnapshotDiff['ranges'] = [];
+    for (const index of [...changed].sort((x, y) => x - y)) {
+      const last = ranges.at(-1);
+      if (last && last.start + last.count === index) last.count++;
+      else ranges.push({ start: index, count: 1 });
+    }
+    return {
+      blockSize: BLOCK_SIZE,
+      volumeSize: Math.max(from.volumeSize, to.volumeSize),
+      changedBlocks: changed.size,
+      ranges,
+    };
+  }
+
+  async #pending(caller: Caller, snapshotId: string): Promise<Snapshot> {
+    const snapshot = await this.get(caller, snapshotId);
+    if (snapshot.state !== 'pending') {
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${snapshotId} is ${snapshot.state}, not pending: its blocks can no longer be written.`,
+        {
+          details: { snapshotId, state: snapshot.state },
+        },
+      );
+    }
+    return snapshot;
+  }
+
+  async #completed(caller: Caller, snapshotId: string): Promise<Snapshot> {
+    const snapshot = await this.get(caller, snapshotId);
+    if (snapshot.state !== 'completed') {
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${snapshotId} is ${snapshot.state}, not completed.`,
+        { details: { snapshotId, state: snapshot.state } },
+      );
+    }
+    return snapshot;
+  }
+
+  async #manifest(snapshotId: string): Promise<Manifest> {
+    const bytes = await this.#o.objects.get(ObjectLayout.manifest(snapshotId));
+    if (!bytes)
+      throw new VolsnapError('internal', `The manifest of completed snapshot ${snapshotId} is missing.`);
+    return decodeManifest(bytes);
+  }
+
+  async #parentSegments(parentId: string): Promise<Map<string, number>> {
+    const parent = await this.#o.snapshots.get(parentId);
+    if (!parent || parent.state !== 'completed') return new Map();
+    return (await this.#manifest(parentId)).segments;
+  }
+
+  /** Segments not stored, or stored with another size than the manifest records (a torn upload). */
+  async #missingSegments(accountId: string, segments: [string, number][]): Promise<string[]> {
+    const missing: string[] = [];
+    for (let i = 0; i < segments.length; i += 32) {
+      const batch = segments.slice(i, i + 32);
+      const heads = await Promise.all(
+        batch.map(([id]) => this.#o.objects.head(ObjectLayout.segment(accountId, id))),
+      );
+      batch.forEach(([id, size], j) => {
+        if (heads[j]?.size !== size) missing.push(id);
+      });
+    }
+    return missing;
+  }
+
+  async #fail(
+    snapshot: Snapshot,
+    code: 'snapshot.segmentsForeign' | 'snapshot.manifestInvalid',
+    reason: string,
+  ): Promise<never> {
+    await this.#o.snapshots.transition(snapshot.snapshotId, ['pending'], 'error', { stateReason: reason });
+    throw new VolsnapError(code, `${reason} Snapshot ${snapshot.snapshotId} is now in error.`, {
+      details: { snapshotId: snapshot.snapshotId },
+    });
+  }
+}
+
+function notFound(snapshotId: string): VolsnapError {
+  return new VolsnapError('snapshot.notFound', `No snapshot ${snapshotId} in this account and region.`, {
+    details: { snapshotId },
+  });
+}
+
+function statsOf(manifest: Manifest, session: Set<string>): SnapshotStats {
+  const locations = new Map<string, { bytes: number; fresh: boolean }>();
+  let newBlocks = 0;
+  for (const entry of manifest.entries) {
+    const fresh = session.has(entry.segmentId);
+    if (fresh) newBlocks++;
+    locations.set(`${entry.segmentId}@${entry.offset}`, { bytes: entry.storedLength, fresh });
+  }
+  const unique = [...locations.values()];
+  return {
+    blockCount: manifest.entries.length,
+    storedBytes: unique.reduce((sum, l) => sum + l.bytes, 0),
+    newBlocks,
+    newBytes: unique.filter((l) => l.fresh).reduce((sum, l) => sum + l.bytes, 0),
+    reusedBlocks: manifest.entries.length - newBlocks,
+    zeroBlocks: manifest.volumeSize / manifest.blockSize - manifest.entries.length,
+  };
+}

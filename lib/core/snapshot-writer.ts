@@ -1,0 +1,144 @@
+import { BLOCK_SIZE, blockHash, isZeroBlock } from './blocks.ts';
+import type { Compressor } from './codec.ts';
+import type { Manifest, ManifestEntry } from './manifest.ts';
+import { SegmentBuilder } from './segment.ts';
+
+/** What a writer did with the blocks it was given. */
+export interface WriteReport {
+  blocks: number;
+  zeroBlocks: number;
+  /** Unchanged since the parent: the parent's stored copy is referenced. */
+  reusedBlocks: number;
+  /** Identical to an earlier block of this snapshot: stored once. */
+  duplicateBlocks: number;
+  newBlocks: number;
+  /** Plain and stored bytes of the new blocks. */
+  newPlainBytes: number;
+  newStoredBytes: number;
+  segments: number;
+}
+
+export interface SnapshotWriterOptions {
+  volumeSize: number;
+  compressor: Compressor;
+  /** The parent snapshot's manifest: blocks it already holds are referenced, not written. */
+  parent?: Manifest;
+  /** Names the next segment (the server issues ids with upload URLs). */
+  nextSegmentId: () => Promise<string>;
+  /**
+   * Stores a sealed segment. The writer waits for it before filling another, so memory stays at
+   * one open segment plus what the callee holds (bound the callee's queue to bound the total).
+   */
+  store: (segmentId: string, object: Buffer) => Promise<void>;
+  segmentTargetSize?: number;
+}
+
+/**
+ * Writes a snapshot of a volume from its blocks, given in ascending index order: skips zero blocks,
+ * references blocks unchanged since the parent, stores identical blocks once, and packs the rest
+ * into segments of up to 16 MiB. Memory: one open segment, the parent's block map, and one hash per
+ * distinct new block. Not reentrant: call {@link add} sequentially.
+ */
+export class SnapshotWriter {
+  readonly report: WriteReport = {
+    blocks: 0,
+    zeroBlocks: 0,
+    reusedBlocks: 0,
+    duplicateBlocks: 0,
+    newBlocks: 0,
+    newPlainBytes: 0,
+    newStoredBytes: 0,
+    segments: 0,
+  };
+  readonly #entries: ManifestEntry[] = [];
+  readonly #segments = new Map<string, number>();
+  readonly #parentByIndex = new Map<number, ManifestEntry>();
+  readonly #written = new Map<string, ManifestEntry>();
+  #open: { id: string; builder: SegmentBuilder } | undefined;
+  #lastIndex = -1;
+
+  constructor(private readonly options: SnapshotWriterOptions) {
+    for (const entry of options.parent?.entries ?? []) this.#parentByIndex.set(entry.blockIndex, entry);
+  }
+
+  /** Adds block `index` (a full block; a short last read is zero-padded by the caller). */
+  async add(index: number, block: Uint8Array): Promise<void> {
+    if (index <= this.#lastIndex)
+      throw new Error(`blocks must be added in ascending order (${index} after ${this.#lastIndex})`);
+    if (block.length !== BLOCK_SIZE)
+      throw new Error(`block ${index} is ${block.length} bytes, not ${BLOCK_SIZE}`);
+    this.#lastIndex = index;
+    this.report.blocks++;
+    if (isZeroBlock(block)) {
+      this.report.zeroBlocks++;
+      return;
+    }
+    const hash = blockHash(block);
+    const inParent = this.#parentByIndex.get(index);
+    if (inParent?.hash.equals(hash)) {
+      this.#reference(index, inParent, this.options.parent?.segments.get(inParent.segmentId) ?? 0);
+      this.report.reusedBlocks++;
+      return;
+    }
+    const key = hash.toString('hex');
+    const earlier = this.#written.get(key);
+    if (earlier) {
+      this.#entries.push({ ...earlier, blockIndex: index });
+      this.report.duplicateBlocks++;
+      return;
+    }
+    const segment = await this.#segmentFor();
+    const placed = segment.builder.add(block, hash);
+    const entry: ManifestEntry = {
+      blockIndex: index,
+      hash,
+      segmentId: segment.id,
+      offset: placed.offset,
+      storedLength: placed.storedLength,
+      encoding: placed.encoding,
+    };
+    this.#entries.push(entry);
+    this.#written.set(key, entry);
+    this.report.newBlocks++;
+    this.report.newPlainBytes += block.length;
+    this.report.newStoredBytes += placed.storedLength;
+  }
+
+  /** Seals the last segment and returns the manifest of the snapshot. */
+  async finish(): Promise<Manifest> {
+    await this.#seal();
+    return {
+      volumeSize: this.options.volumeSize,
+      blockSize: BLOCK_SIZE,
+      segments: this.#segments,
+      entries: this.#entries,
+    };
+  }
+
+  #reference(index: number, entry: ManifestEntry, segmentSize: number): void {
+    this.#entries.push({ ...entry, blockIndex: index });
+    this.#segments.set(entry.segmentId, segmentSize);
+  }
+
+  async #segmentFor(): Promise<{ id: string; builder: SegmentBuilder }> {
+    // A block is at most BLOCK_SIZE stored (raw when zstd does not shrink it).
+    if (this.#open && !this.#open.builder.fits(BLOCK_SIZE)) await this.#seal();
+    if (!this.#open) {
+      this.#open = {
+        id: await this.options.nextSegmentId(),
+        builder: new SegmentBuilder(this.options.compressor, this.options.segmentTargetSize),
+      };
+    }
+    return this.#open;
+  }
+
+  async #seal(): Promise<void> {
+    const open = this.#open;
+    if (!open) return;
+    this.#open = undefined;
+    const object = open.builder.seal();
+    this.#segments.set(open.id, object.length);
+    this.report.segments++;
+    await this.options.store(open.id, object);
+  }
+}
