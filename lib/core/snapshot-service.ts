@@ -349,7 +349,7 @@ export class SnapshotService {
     const changed = new Set<number>();
     for (const entry of b.entries) {
       const before = hashes.get(entry.blockIndex);
-      if (!before || !before.equals(entry.hash)) changed.add(entry.blockIndex);
+      if (!before?.equals(entry.hash)) changed.add(entry.blockIndex);
       hashes.delete(entry.blockIndex);
     }
     for (const zeroedNow of hashes.keys()) changed.add(zeroedNow);
@@ -402,7 +402,7 @@ export class SnapshotService {
 
   async #parentSegments(parentId: string): Promise<Map<string, number>> {
     const parent = await this.#o.snapshots.get(parentId);
-    if (!parent || parent.state !== 'completed') return new Map();
+    if (parent?.state !== 'completed') return new Map();
     return (await this.#manifest(parentId)).segments;
   }
 

@@ -10,7 +10,10 @@ export interface SnapshotRepositoryFixture {
 }
 
 let clock = Date.UTC(2026, 0, 1);
-const tick = () => new Date((clock += 1000)).toISOString();
+const tick = () => {
+  clock += 1000;
+  return new Date(clock).toISOString();
+};
 
 /** The behaviour every SnapshotRepository must have; run against each implementation. */
 export function snapshotRepositoryContract(
