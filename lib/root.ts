@@ -1,11 +1,14 @@
 import { type AwsClients, createAwsClients } from './adapters/aws-clients.ts';
 import { systemClock } from './adapters/clock.ts';
 import { AccountRepository } from './adapters/dynamodb/accounts.ts';
+import { DynamoSnapshotRepository } from './adapters/dynamodb/snapshots.ts';
 import { DynamoVolumeRepository } from './adapters/dynamodb/volumes.ts';
+import { S3ObjectStore } from './adapters/s3/objects.ts';
 import { loadRuntimeConfig, type RuntimeConfig } from './config/runtime.ts';
 import { apiKeyAuthenticator } from './core/authenticate.ts';
 import type { Clock } from './core/clock.ts';
 import type { Caller } from './core/identity.ts';
+import { SnapshotService } from './core/snapshot-service.ts';
 import { VolumeService } from './core/volumes.ts';
 
 /**
@@ -23,6 +26,7 @@ export interface Runtime {
   /** Resolves an Authorization header to the caller (401 otherwise). */
   authenticate(authorization: string | undefined): Promise<Caller>;
   volumes: VolumeService;
+  snapshots: SnapshotService;
 }
 
 let current: Runtime | undefined;
@@ -46,6 +50,7 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
   const table = config.region.table;
   let authenticate: Runtime['authenticate'] | undefined;
   let volumes: VolumeService | undefined;
+  let snapshots: SnapshotService | undefined;
   return {
     config,
     clock,
@@ -64,6 +69,16 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         config.region.name,
       );
       return volumes;
+    },
+    get snapshots() {
+      snapshots ??= new SnapshotService({
+        snapshots: new DynamoSnapshotRepository(own().documents, table, () => Math.floor(clock.now() / 1000)),
+        volumes: new DynamoVolumeRepository(own().documents, table),
+        objects: new S3ObjectStore(own().s3, config.region.bucket),
+        clock,
+        region: config.region.name,
+      });
+      return snapshots;
     },
   };
 }

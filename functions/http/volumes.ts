@@ -5,17 +5,24 @@ import { runtime } from '../../lib/root.ts';
 
 const VolumePath = z.object({ volumeId: z.string() });
 
-/** `POST /v1/volumes`: registers a volume (its bytes stay where they are). */
+/** `POST /v1/volumes`: registers a volume (its bytes stay where they are), empty or from a snapshot. */
 export const create = httpHandler(
   {
     body: z.strictObject({
       name: z.string(),
-      sizeBytes: z.number(),
+      sizeBytes: z.optional(z.number()),
       tags: z.optional(z.record(z.string(), z.string())),
       imageUri: z.optional(z.string()),
+      sourceSnapshotId: z.optional(z.string()),
     }),
   },
-  async ({ body, caller }) => ({ status: 201, body: await runtime().volumes.register(caller, body) }),
+  async ({ body, caller }) => {
+    const { sourceSnapshotId, ...rest } = body;
+    const source = sourceSnapshotId
+      ? await runtime().snapshots.sourceForVolume(caller, sourceSnapshotId)
+      : undefined;
+    return { status: 201, body: await runtime().volumes.register(caller, { ...rest, source }) };
+  },
 );
 
 /** `GET /v1/volumes?name=PREFIX&tag:KEY=VALUE&limit=N&nextToken=T`: the caller's volumes, newest first. */

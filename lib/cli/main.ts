@@ -1,8 +1,12 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ApiClient, ApiError, type Volume } from '../client/api-client.ts';
+import { ApiClient, ApiError, type Snapshot, type Volume } from '../client/api-client.ts';
 import { ConfigError, type ConfigFlags, resolveConfig } from '../client/config.ts';
+import { createSnapshotFromFile } from '../client/snapshot-create.ts';
+import { restoreSnapshot } from '../client/snapshot-restore.ts';
 import { VERSION } from '../config/runtime.ts';
+import { VolsnapError } from '../core/errors.ts';
 import { printRecord, printTable } from './output.ts';
+import { progressBar } from './progress.ts';
 import { collectTag, formatSize, parseSize } from './units.ts';
 
 interface GlobalOptions extends ConfigFlags {
@@ -51,23 +55,35 @@ export function buildProgram(
     .command('create')
     .description('register a volume (its bytes stay on your host, or in the image object given)')
     .requiredOption('--name <name>', 'a name for the volume')
-    .requiredOption(
+    .option(
       '--size <size>',
-      'its size: bytes or 64MiB, 10GiB… (a multiple of 512 KiB)',
+      'its size: bytes or 64MiB, 10GiB… (a multiple of 512 KiB; from a snapshot: at least its size)',
       option(parseSize),
     )
+    .option('--snapshot <snapshot-id>', 'make the volume from this snapshot (its first parent)')
     .option('--tag <key=value>', 'a tag (repeat for more)', option(collectTag))
     .option('--image <s3://bucket/key>', 'the object holding the bytes of an image-backed volume')
-    .action(async (options: { name: string; size: number; tag?: Record<string, string>; image?: string }) => {
-      const { api, json } = client();
-      const created = await api.createVolume({
-        name: options.name,
-        sizeBytes: options.size,
-        tags: options.tag,
-        imageUri: options.image,
-      });
-      printRecord(io.out, json ? created : volumeRecord(created), json);
-    });
+    .action(
+      async (options: {
+        name: string;
+        size?: number;
+        snapshot?: string;
+        tag?: Record<string, string>;
+        image?: string;
+      }) => {
+        const { api, json } = client();
+        if (options.size === undefined && !options.snapshot)
+          throw new InvalidArgumentError('give --size, or --snapshot to make the volume from a snapshot');
+        const created = await api.createVolume({
+          name: options.name,
+          sizeBytes: options.size,
+          tags: options.tag,
+          imageUri: options.image,
+          sourceSnapshotId: options.snapshot,
+        });
+        printRecord(io.out, json ? created : volumeRecord(created), json);
+      },
+    );
   volume
     .command('list')
     .description('list your volumes in this region, newest first')
@@ -116,7 +132,243 @@ export function buildProgram(
       else io.out(`Deleted ${volumeId}.\n`);
     });
 
+  const snapshot = program
+    .command('snapshot')
+    .description('create, list, show, update, delete, restore and compare snapshots');
+  snapshot
+    .command('create')
+    .description(
+      'snapshot a volume from its file or block device (only changed, non-zero blocks are uploaded)',
+    )
+    .requiredOption('--volume <volume-id>', 'the volume')
+    .requiredOption(
+      '--file <path>',
+      'its bytes: a disk image or a block device (sync or stop writers first: a snapshot of a busy device is crash-consistent)',
+    )
+    .option('--name <name>', 'a name')
+    .option('--description <text>', 'a description')
+    .option('--tag <key=value>', 'a tag (repeat for more)', option(collectTag))
+    .option('--client-token <token>', 'makes retries safe: the same token returns the same snapshot')
+    .option(
+      '--concurrency <n>',
+      'segment uploads at once (memory: about (n+1) × 16 MiB)',
+      option(positiveInteger),
+      4,
+    )
+    .action(
+      async (options: {
+        volume: string;
+        file: string;
+        name?: string;
+        description?: string;
+        tag?: Record<string, string>;
+        clientToken?: string;
+        concurrency: number;
+      }) => {
+        const { api, json } = client();
+        const bar = progressBar('snapshot', !json);
+        const started = Date.now();
+        const result = await createSnapshotFromFile(api, {
+          volumeId: options.volume,
+          file: options.file,
+          name: options.name,
+          description: options.description,
+          tags: options.tag,
+          clientToken: options.clientToken,
+          concurrency: options.concurrency,
+          onProgress: (p) => bar.update(p.bytesRead, p.totalBytes),
+        }).finally(() => bar.stop());
+        const seconds = (Date.now() - started) / 1000;
+        if (json) {
+          io.out(
+            `${JSON.stringify({ snapshot: result.snapshot, upload: { ...result.report, seconds } }, null, 2)}\n`,
+          );
+          return;
+        }
+        const r = result.report;
+        io.out(
+          `${result.snapshot.snapshotId} ${result.snapshot.state}${result.written ? '' : ' (already, for this client token)'}\n`,
+        );
+        if (result.written) {
+          io.out(
+            `blocks: ${r.blocks} (${r.newBlocks} uploaded, ${r.reusedBlocks} reused from parent, ${r.duplicateBlocks} duplicate, ${r.zeroBlocks} zero)\n` +
+              `bytes uploaded: ${formatSize(r.newStoredBytes)} stored for ${formatSize(r.newPlainBytes)} of data, in ${r.segments} segment(s), ${seconds.toFixed(1)} s\n`,
+          );
+        }
+      },
+    );
+  snapshot
+    .command('list')
+    .description('list your snapshots in this region, newest first')
+    .option('--volume <volume-id>', 'only snapshots of this volume')
+    .option('--state <state>', 'only snapshots in this state (queued, pending, completed, error)')
+    .option('--name <prefix>', 'only snapshots whose name starts with this')
+    .option(
+      '--tag <key=value>',
+      'only snapshots with this tag (repeat to require several)',
+      option(collectTag),
+    )
+    .option('--limit <n>', 'at most this many', option(positiveInteger))
+    .action(
+      async (options: {
+        volume?: string;
+        state?: Snapshot['state'];
+        name?: string;
+        tag?: Record<string, string>;
+        limit?: number;
+      }) => {
+        const { api, json } = client();
+        const rows: Snapshot[] = [];
+        for await (const s of api.allSnapshots({
+          volumeId: options.volume,
+          state: options.state,
+          name: options.name,
+          tags: options.tag,
+        })) {
+          if (options.limit !== undefined && rows.length >= options.limit) break;
+          rows.push(s);
+        }
+        printTable(
+          io.out,
+          json
+            ? rows
+            : rows.map((s) => ({
+                id: s.snapshotId,
+                volume: s.volumeId,
+                name: s.name || '-',
+                size: formatSize(s.volumeSize),
+                stored: s.stats ? formatSize(s.stats.storedBytes) : '-',
+                state: s.state === 'pending' ? `pending ${s.progress}%` : s.state,
+                created: s.createdAt,
+              })),
+          ['id', 'volume', 'name', 'size', 'stored', 'state', 'created'],
+          json,
+        );
+      },
+    );
+  snapshot
+    .command('show')
+    .description("show a snapshot's fields")
+    .argument('<snapshot-id>')
+    .action(async (snapshotId: string) => {
+      const { api, json } = client();
+      const found = await api.getSnapshot(snapshotId);
+      printRecord(io.out, json ? found : snapshotRecord(found), json);
+    });
+  snapshot
+    .command('update')
+    .description('change the name, description or tags (tags given replace all tags)')
+    .argument('<snapshot-id>')
+    .option('--name <name>', 'a new name')
+    .option('--description <text>', 'a new description')
+    .option('--tag <key=value>', 'the tags (repeat for more)', option(collectTag))
+    .action(
+      async (
+        snapshotId: string,
+        options: { name?: string; description?: string; tag?: Record<string, string> },
+      ) => {
+        const { api, json } = client();
+        const updated = await api.updateSnapshot(snapshotId, {
+          name: options.name,
+          description: options.description,
+          tags: options.tag,
+        });
+        printRecord(io.out, json ? updated : snapshotRecord(updated), json);
+      },
+    );
+  snapshot
+    .command('delete')
+    .description('delete a snapshot (newer snapshots of the volume keep every block they need)')
+    .argument('<snapshot-id>')
+    .action(async (snapshotId: string) => {
+      const { api, json } = client();
+      await api.deleteSnapshot(snapshotId);
+      io.out(json ? `${JSON.stringify({ deleted: snapshotId })}\n` : `Deleted ${snapshotId}.\n`);
+    });
+  snapshot
+    .command('restore')
+    .description("write a snapshot's bytes to a file (sparse) or block device, verifying every block")
+    .argument('<snapshot-id>')
+    .requiredOption('--to <path>', 'the file or device to write')
+    .option('--resume', 'continue an interrupted restore into --to (blocks already right are kept)')
+    .option('--force', 'replace an existing file')
+    .option(
+      '--concurrency <n>',
+      'ranged downloads at once (memory: about n × 16 MiB)',
+      option(positiveInteger),
+      4,
+    )
+    .action(
+      async (
+        snapshotId: string,
+        options: { to: string; resume?: boolean; force?: boolean; concurrency: number },
+      ) => {
+        const { api, json } = client();
+        const bar = progressBar('restore', !json);
+        const started = Date.now();
+        const report = await restoreSnapshot(api, snapshotId, {
+          target: options.to,
+          resume: options.resume,
+          force: options.force,
+          concurrency: options.concurrency,
+          onProgress: (p) => bar.update(p.blocksDone * 512 * 1024, p.totalBlocks * 512 * 1024),
+        }).finally(() => bar.stop());
+        const seconds = (Date.now() - started) / 1000;
+        if (json)
+          io.out(
+            `${JSON.stringify({ restored: snapshotId, to: options.to, ...report, seconds }, null, 2)}\n`,
+          );
+        else
+          io.out(
+            `Restored ${snapshotId} to ${options.to}: ${report.fetchedBlocks} block(s) fetched and verified, ${report.skippedBlocks} already there, ${report.zeroBlocks} zero (left as holes); ${formatSize(report.bytesDownloaded)} in ${report.requests} request(s), ${seconds.toFixed(1)} s.\n`,
+          );
+      },
+    );
+  snapshot
+    .command('diff')
+    .description('blocks changed between two snapshots of the same volume')
+    .argument('<from-snapshot-id>')
+    .argument('<to-snapshot-id>')
+    .action(async (from: string, to: string) => {
+      const { api, json } = client();
+      const diff = await api.changedBlocks(to, from);
+      if (json) {
+        io.out(`${JSON.stringify(diff, null, 2)}\n`);
+        return;
+      }
+      io.out(
+        `${diff.changedBlocks} of ${diff.volumeSize / diff.blockSize} blocks (${formatSize(diff.blockSize)} each) changed:\n`,
+      );
+      for (const r of diff.ranges)
+        io.out(
+          `  blocks ${r.start}${r.count > 1 ? `-${r.start + r.count - 1}` : ''}  (bytes ${r.start * diff.blockSize}-${(r.start + r.count) * diff.blockSize - 1})\n`,
+        );
+    });
+
   return program;
+}
+
+function snapshotRecord(s: Snapshot) {
+  return {
+    id: s.snapshotId,
+    name: s.name || '-',
+    description: s.description || '-',
+    volume: s.volumeId,
+    size: `${formatSize(s.volumeSize)} (${s.volumeSize} bytes)`,
+    stored: s.stats ? `${formatSize(s.stats.storedBytes)} (${s.stats.storedBytes} bytes)` : '-',
+    blocks: s.stats
+      ? `${s.stats.blockCount} non-zero of ${s.volumeSize / s.blockSize} (${s.stats.newBlocks} new, ${s.stats.reusedBlocks} from parent)`
+      : '-',
+    state: s.state,
+    reason: s.stateReason,
+    progress: `${s.progress}%`,
+    parent: s.parentSnapshotId,
+    created: s.createdAt,
+    completed: s.completedAt,
+    tags: formatTags(s.tags),
+    owner: s.accountId,
+    region: s.region,
+  };
 }
 
 /** Turns a value parser's error into commander's, so the CLI prints it as a usage error. */
@@ -180,6 +432,13 @@ export async function main(argv: string[]): Promise<void> {
         process.stderr.write(
           `error: ${error.code}: ${error.message}${error.requestId ? ` (request ${error.requestId})` : ''}\n`,
         );
+      process.exitCode = 1;
+    } else if (error instanceof VolsnapError) {
+      if (json)
+        process.stderr.write(
+          `${JSON.stringify({ error: error.code, message: error.message, details: error.details })}\n`,
+        );
+      else process.stderr.write(`error: ${error.code}: ${error.message}\n`);
       process.exitCode = 1;
     } else if (error instanceof ConfigError) {
       process.stderr.write(`error: ${error.message}\n`);

@@ -37,6 +37,56 @@ export interface VolumeListFilter {
   nextToken?: string;
 }
 
+export type SnapshotState = 'queued' | 'pending' | 'completed' | 'error' | 'deleting';
+
+export interface Snapshot {
+  snapshotId: string;
+  accountId: string;
+  volumeId: string;
+  volumeSize: number;
+  blockSize: number;
+  name: string;
+  description: string;
+  tags: Record<string, string>;
+  state: SnapshotState;
+  progress: number;
+  stateReason?: string;
+  parentSnapshotId?: string;
+  region: string;
+  createdAt: string;
+  completedAt?: string;
+  deadline: string;
+  stats?: {
+    blockCount: number;
+    storedBytes: number;
+    newBlocks: number;
+    newBytes: number;
+    reusedBlocks: number;
+    zeroBlocks: number;
+  };
+}
+
+export interface SnapshotListFilter {
+  volumeId?: string;
+  state?: SnapshotState;
+  name?: string;
+  tags?: Record<string, string>;
+  limit?: number;
+  nextToken?: string;
+}
+
+export interface SegmentUrl {
+  segmentId: string;
+  url: string;
+}
+
+export interface ChangedBlocks {
+  blockSize: number;
+  volumeSize: number;
+  changedBlocks: number;
+  ranges: { start: number; count: number }[];
+}
+
 export interface ApiClientOptions {
   endpoint: string;
   apiKey?: string;
@@ -62,9 +112,10 @@ export class ApiClient {
 
   createVolume(input: {
     name: string;
-    sizeBytes: number;
+    sizeBytes?: number;
     tags?: Record<string, string>;
     imageUri?: string;
+    sourceSnapshotId?: string;
   }): Promise<Volume> {
     return this.request<Volume>('POST', '/v1/volumes', input);
   }
@@ -95,6 +146,82 @@ export class ApiClient {
 
   async deleteVolume(volumeId: string): Promise<void> {
     await this.request<void>('DELETE', `/v1/volumes/${encodeURIComponent(volumeId)}`);
+  }
+
+  createSnapshot(input: {
+    volumeId: string;
+    name?: string;
+    description?: string;
+    tags?: Record<string, string>;
+    clientToken?: string;
+  }): Promise<Snapshot> {
+    return this.request<Snapshot>('POST', '/v1/snapshots', input);
+  }
+
+  listSnapshots(filter: SnapshotListFilter = {}): Promise<{ snapshots: Snapshot[]; nextToken?: string }> {
+    const query = new URLSearchParams();
+    for (const key of ['volumeId', 'state', 'name', 'nextToken'] as const)
+      if (filter[key]) query.set(key, String(filter[key]));
+    for (const [key, value] of Object.entries(filter.tags ?? {})) query.set(`tag:${key}`, value);
+    if (filter.limit) query.set('limit', String(filter.limit));
+    const qs = query.toString();
+    return this.request('GET', `/v1/snapshots${qs ? `?${qs}` : ''}`);
+  }
+
+  /** Every page of {@link listSnapshots}, one at a time. */
+  async *allSnapshots(filter: Omit<SnapshotListFilter, 'nextToken'> = {}): AsyncGenerator<Snapshot> {
+    let nextToken: string | undefined;
+    do {
+      const page = await this.listSnapshots({ ...filter, nextToken });
+      yield* page.snapshots;
+      nextToken = page.nextToken;
+    } while (nextToken);
+  }
+
+  getSnapshot(snapshotId: string): Promise<Snapshot> {
+    return this.request<Snapshot>('GET', `/v1/snapshots/${encodeURIComponent(snapshotId)}`);
+  }
+
+  updateSnapshot(
+    snapshotId: string,
+    changes: { name?: string; description?: string; tags?: Record<string, string> },
+  ): Promise<Snapshot> {
+    return this.request<Snapshot>('PATCH', `/v1/snapshots/${encodeURIComponent(snapshotId)}`, changes);
+  }
+
+  async deleteSnapshot(snapshotId: string): Promise<void> {
+    await this.request<void>('DELETE', `/v1/snapshots/${encodeURIComponent(snapshotId)}`);
+  }
+
+  uploadUrls(
+    snapshotId: string,
+    segments: number,
+  ): Promise<{ segments: SegmentUrl[]; manifestUrl: string; expiresInSeconds: number }> {
+    return this.request('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/upload-urls`, { segments });
+  }
+
+  completeSnapshot(snapshotId: string): Promise<Snapshot> {
+    return this.request<Snapshot>('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/complete`);
+  }
+
+  manifestUrl(snapshotId: string): Promise<{ url: string; expiresInSeconds: number }> {
+    return this.request('GET', `/v1/snapshots/${encodeURIComponent(snapshotId)}/manifest-url`);
+  }
+
+  segmentUrls(
+    snapshotId: string,
+    segmentIds: string[],
+  ): Promise<{ segments: SegmentUrl[]; expiresInSeconds: number }> {
+    return this.request('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/segment-urls`, {
+      segmentIds,
+    });
+  }
+
+  changedBlocks(snapshotId: string, since: string): Promise<ChangedBlocks> {
+    return this.request(
+      'GET',
+      `/v1/snapshots/${encodeURIComponent(snapshotId)}/changed-blocks?since=${encodeURIComponent(since)}`,
+    );
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -72,10 +72,11 @@ export class SegmentBuilder {
   /** Encodes and appends a block (its hash computed here unless given); returns where it lives. */
   add(plain: Uint8Array, hash: Buffer = blockHash(plain)): SegmentEntry {
     const { encoding, stored } = encodeBlock(this.compressor, plain);
-    return this.addEncoded(hash, plain.length, encoding, stored);
+    // A raw block is the caller's buffer, which callers reuse for the next read: keep a copy.
+    return this.addEncoded(hash, plain.length, encoding, stored === plain ? Buffer.from(plain) : stored);
   }
 
-  /** Appends a block already encoded (copied from another segment without decoding). */
+  /** Appends a block already encoded (copied from another segment without decoding); `stored` is kept, not copied. */
   addEncoded(hash: Buffer, plainLength: number, encoding: number, stored: Uint8Array): SegmentEntry {
     const entry: SegmentEntry = {
       hash,

@@ -227,6 +227,15 @@ export class SnapshotService {
     };
   }
 
+  /** A completed snapshot the caller may read, as the source of a new volume. */
+  async sourceForVolume(
+    caller: Caller,
+    snapshotId: string,
+  ): Promise<{ snapshotId: string; volumeSize: number }> {
+    const snapshot = await this.#completed(caller, snapshotId);
+    return { snapshotId: snapshot.snapshotId, volumeSize: snapshot.volumeSize };
+  }
+
   /** A presigned GET URL of a completed snapshot's manifest (for writing a child, or restoring). */
   async manifestUrl(caller: Caller, snapshotId: string): Promise<{ url: string; expiresInSeconds: number }> {
     const snapshot = await this.#completed(caller, snapshotId);

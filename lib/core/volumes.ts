@@ -52,10 +52,12 @@ export interface VolumeRepository {
 
 export interface RegisterVolumeInput {
   name: string;
-  sizeBytes: number;
+  /** Defaults to the source snapshot's size when created from one. */
+  sizeBytes?: number;
   tags?: Tags;
   imageUri?: string;
-  sourceSnapshotId?: string;
+  /** A completed snapshot the caller may read: the volume starts as its copy. */
+  source?: { snapshotId: string; volumeSize: number };
 }
 
 const NAME = /^[\p{L}\p{N} _.:/+\-@()[\]]{1,255}$/u;
@@ -75,11 +77,19 @@ export class VolumeService {
         'A volume name is 1–255 letters, digits, spaces and _.:/+-@()[].',
       );
     }
-    if (!isValidVolumeSize(input.sizeBytes)) {
+    const sizeBytes = input.sizeBytes ?? input.source?.volumeSize ?? Number.NaN;
+    if (input.source && sizeBytes < input.source.volumeSize) {
       throw new VolsnapError(
         'volume.invalidSize',
-        `A volume's size must be a positive multiple of ${BLOCK_SIZE} bytes (512 KiB); ${input.sizeBytes} is not. Round it up to ${roundUpToBlock(input.sizeBytes)}.`,
-        { details: { sizeBytes: input.sizeBytes, blockSize: BLOCK_SIZE } },
+        `A volume made from snapshot ${input.source.snapshotId} needs at least its size, ${input.source.volumeSize} bytes; ${sizeBytes} is smaller.`,
+        { details: { sizeBytes, minimum: input.source.volumeSize } },
+      );
+    }
+    if (!isValidVolumeSize(sizeBytes)) {
+      throw new VolsnapError(
+        'volume.invalidSize',
+        `A volume's size must be a positive multiple of ${BLOCK_SIZE} bytes (512 KiB); ${sizeBytes} is not. Round it up to ${roundUpToBlock(sizeBytes)}.`,
+        { details: { sizeBytes, blockSize: BLOCK_SIZE } },
       );
     }
     if (
@@ -95,12 +105,12 @@ export class VolumeService {
       volumeId: newId('volume'),
       accountId: caller.accountId,
       name: input.name,
-      sizeBytes: input.sizeBytes,
+      sizeBytes,
       tags: validateTags(input.tags ?? {}),
       region: this.region,
       createdAt: isoTime(this.clock.now()),
       ...(input.imageUri ? { imageUri: input.imageUri } : {}),
-      ...(input.sourceSnapshotId ? { sourceSnapshotId: input.sourceSnapshotId } : {}),
+      ...(input.source ? { sourceSnapshotId: input.source.snapshotId } : {}),
     };
     await this.volumes.create(volume);
     return volume;

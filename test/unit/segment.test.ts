@@ -143,3 +143,20 @@ describe('segments', () => {
     expect(new SegmentBuilder(zstd, 10).fits(BLOCK_SIZE)).toBe(true);
   });
 });
+
+describe('segment builders', () => {
+  it('keep their own copy of raw blocks, so callers may reuse one read buffer', () => {
+    const builder = new SegmentBuilder(zstd);
+    const buffer = Buffer.alloc(BLOCK_SIZE);
+    const blocks = [randomBlock(), randomBlock(), textBlock(3)];
+    for (const block of blocks) {
+      block.copy(buffer);
+      builder.add(buffer);
+    }
+    buffer.fill(7);
+    const segment = openSegment(builder.seal(), zstd);
+    segment.entries.forEach((entry, i) => {
+      expect(Buffer.from(segment.read(entry)).equals(blocks[i] as Buffer)).toBe(true);
+    });
+  });
+});

@@ -1,0 +1,108 @@
+import * as z from '../../lib/core/schema.ts';
+import { pageLimit, tagFilter } from '../../lib/http/params.ts';
+import { httpHandler } from '../../lib/http/stack.ts';
+import { runtime } from '../../lib/root.ts';
+
+const SnapshotPath = z.object({ snapshotId: z.string() });
+const Tags = z.record(z.string(), z.string());
+const States = z.enum(['queued', 'pending', 'completed', 'error', 'deleting']);
+
+/** `POST /v1/snapshots`: starts a snapshot of a volume (pending until its blocks are written). */
+export const create = httpHandler(
+  {
+    body: z.strictObject({
+      volumeId: z.string(),
+      name: z.optional(z.string()),
+      description: z.optional(z.string()),
+      tags: z.optional(Tags),
+      clientToken: z.optional(z.string()),
+    }),
+  },
+  async ({ body, caller }) => ({ status: 201, body: await runtime().snapshots.create(caller, body) }),
+);
+
+/** `GET /v1/snapshots?volumeId&state&name&tag:KEY=VALUE&limit&nextToken`: the caller's snapshots, newest first. */
+export const list = httpHandler(
+  {
+    query: z.looseObject({
+      volumeId: z.optional(z.string()),
+      state: z.optional(States),
+      name: z.optional(z.string()),
+      limit: z.optional(z.string()),
+      nextToken: z.optional(z.string()),
+    }),
+  },
+  async ({ query, caller }) => {
+    const filter = {
+      volumeId: query.volumeId,
+      state: query.state,
+      name: query.name,
+      tags: tagFilter(query as Record<string, string>),
+    };
+    const page = await runtime().snapshots.list(caller, filter, {
+      limit: pageLimit(query.limit),
+      nextToken: query.nextToken,
+    });
+    return { body: { snapshots: page.items, ...(page.nextToken ? { nextToken: page.nextToken } : {}) } };
+  },
+);
+
+/** `GET /v1/snapshots/{snapshotId}`. */
+export const show = httpHandler({ path: SnapshotPath }, async ({ path, caller }) => ({
+  body: await runtime().snapshots.get(caller, path.snapshotId),
+}));
+
+/** `PATCH /v1/snapshots/{snapshotId}`: name, description, tags. */
+export const update = httpHandler(
+  {
+    path: SnapshotPath,
+    body: z.strictObject({
+      name: z.optional(z.string()),
+      description: z.optional(z.string()),
+      tags: z.optional(Tags),
+    }),
+  },
+  async ({ path, body, caller }) => ({
+    body: await runtime().snapshots.update(caller, path.snapshotId, body),
+  }),
+);
+
+/** `DELETE /v1/snapshots/{snapshotId}`. */
+export const remove = httpHandler({ path: SnapshotPath }, async ({ path, caller }) => {
+  await runtime().snapshots.delete(caller, path.snapshotId);
+  return { status: 204 };
+});
+
+/** `POST /v1/snapshots/{snapshotId}/upload-urls {segments: N}`: new segment ids with PUT URLs, and the manifest's. */
+export const uploadUrls = httpHandler(
+  { path: SnapshotPath, body: z.strictObject({ segments: z.number() }) },
+  async ({ path, body, caller }) => ({
+    body: await runtime().snapshots.uploadUrls(caller, path.snapshotId, body.segments),
+  }),
+);
+
+/** `POST /v1/snapshots/{snapshotId}/complete`: verifies the uploaded manifest and segments, then completes. */
+export const complete = httpHandler({ path: SnapshotPath }, async ({ path, caller }) => ({
+  body: await runtime().snapshots.complete(caller, path.snapshotId),
+}));
+
+/** `GET /v1/snapshots/{snapshotId}/manifest-url`: a GET URL of a completed snapshot's manifest. */
+export const manifestUrl = httpHandler({ path: SnapshotPath }, async ({ path, caller }) => ({
+  body: await runtime().snapshots.manifestUrl(caller, path.snapshotId),
+}));
+
+/** `POST /v1/snapshots/{snapshotId}/segment-urls {segmentIds}`: GET URLs of its segments, for restoring. */
+export const segmentUrls = httpHandler(
+  { path: SnapshotPath, body: z.strictObject({ segmentIds: z.array(z.string()) }) },
+  async ({ path, body, caller }) => ({
+    body: await runtime().snapshots.segmentUrls(caller, path.snapshotId, body.segmentIds),
+  }),
+);
+
+/** `GET /v1/snapshots/{snapshotId}/changed-blocks?since=snap-…`: blocks changed since an earlier snapshot. */
+export const changedBlocks = httpHandler(
+  { path: SnapshotPath, query: z.object({ since: z.string() }) },
+  async ({ path, query, caller }) => ({
+    body: await runtime().snapshots.diff(caller, query.since, path.snapshotId),
+  }),
+);

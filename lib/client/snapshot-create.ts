@@ -1,0 +1,156 @@
+import { open, stat } from 'node:fs/promises';
+import pLimit from 'p-limit';
+import { createZstdCompressor } from '../adapters/zstd.ts';
+import { BLOCK_SIZE } from '../core/blocks.ts';
+import { VolsnapError } from '../core/errors.ts';
+import { decodeManifest, encodeManifest, type Manifest } from '../core/manifest.ts';
+import { SnapshotWriter, type WriteReport } from '../core/snapshot-writer.ts';
+import type { ApiClient, SegmentUrl, Snapshot } from './api-client.ts';
+import { getObject, putObject } from './transfer.ts';
+
+export interface CreateFromFileOptions {
+  volumeId: string;
+  file: string;
+  name?: string;
+  description?: string;
+  tags?: Record<string, string>;
+  clientToken?: string;
+  /** Segment uploads in flight; memory is about (concurrency + 1) × 16 MiB. */
+  concurrency?: number;
+  onProgress?: (progress: { bytesRead: number; totalBytes: number; uploadedBytes: number }) => void;
+}
+
+export interface CreateFromFileResult {
+  snapshot: Snapshot;
+  report: WriteReport;
+  /** Whether this call wrote the snapshot (false when a client token named a completed one). */
+  written: boolean;
+}
+
+const URL_BATCH = 16;
+
+/**
+ * Snapshots a file or block device into a volume: reads it in 512 KiB blocks, writes only blocks
+ * that are non-zero and changed since the parent snapshot, packs them into segments uploaded
+ * through presigned URLs (bounded concurrency), then uploads the manifest and completes.
+ */
+export async function createSnapshotFromFile(
+  api: ApiClient,
+  options: CreateFromFileOptions,
+): Promise<CreateFromFileResult> {
+  const volume = await api.getVolume(options.volumeId);
+  const info = await stat(options.file).catch((cause) => {
+    throw new VolsnapError('request.invalid', `Cannot read ${options.file}: ${(cause as Error).message}`);
+  });
+  if (info.isFile() && info.size > volume.sizeBytes) {
+    throw new VolsnapError(
+      'request.invalid',
+      `${options.file} is ${info.size} bytes, larger than volume ${volume.volumeId} (${volume.sizeBytes} bytes). Snapshot the right file, or register a larger volume.`,
+    );
+  }
+  const snapshot = await api.createSnapshot({
+    volumeId: options.volumeId,
+    name: options.name,
+    description: options.description,
+    tags: options.tags,
+    clientToken: options.clientToken,
+  });
+  const emptyReport: WriteReport = {
+    blocks: 0,
+    zeroBlocks: 0,
+    reusedBlocks: 0,
+    duplicateBlocks: 0,
+    newBlocks: 0,
+    newPlainBytes: 0,
+    newStoredBytes: 0,
+    segments: 0,
+  };
+  if (snapshot.state === 'completed') return { snapshot, report: emptyReport, written: false };
+
+  let parent: Manifest | undefined;
+  if (snapshot.parentSnapshotId) {
+    const { url } = await api.manifestUrl(snapshot.parentSnapshotId);
+    parent = decodeManifest(await getObject(url));
+  }
+
+  // Segment URLs are asked for a batch at a time, as needed, so each is used soon after it is issued.
+  const urls: SegmentUrl[] = [];
+  const nextSegmentId = async (): Promise<string> => {
+    if (urls.length === 0) urls.push(...(await api.uploadUrls(snapshot.snapshotId, URL_BATCH)).segments);
+    const next = urls[0];
+    if (!next) throw new Error('the service issued no segment URLs');
+    return next.segmentId;
+  };
+  const limit = pLimit(options.concurrency ?? 4);
+  const uploads = new Set<Promise<void>>();
+  let uploadedBytes = 0;
+  let bytesRead = 0;
+  const progress = () => options.onProgress?.({ bytesRead, totalBytes: volume.sizeBytes, uploadedBytes });
+  const store = async (segmentId: string, object: Buffer) => {
+    const entry = urls.shift();
+    if (entry?.segmentId !== segmentId) throw new Error(`segment ${segmentId} was not the next issued`);
+    // Wait for a free slot before the writer fills another segment: memory stays bounded.
+    while (limit.activeCount + limit.pendingCount >= limit.concurrency) await Promise.race(uploads);
+    const upload = limit(async () => {
+      await putObject(entry.url, object);
+      uploadedBytes += object.length;
+      progress();
+    });
+    uploads.add(upload);
+    void upload.then(
+      () => uploads.delete(upload),
+      () => {},
+    );
+  };
+
+  const writer = new SnapshotWriter({
+    volumeSize: volume.sizeBytes,
+    compressor: createZstdCompressor(),
+    parent,
+    nextSegmentId,
+    store,
+  });
+  const handle = await open(options.file, 'r');
+  try {
+    const buffer = Buffer.alloc(BLOCK_SIZE);
+    const blocks = volume.sizeBytes / BLOCK_SIZE;
+    let eof = false;
+    for (let index = 0; index < blocks; index++) {
+      let filled = 0;
+      while (!eof && filled < BLOCK_SIZE) {
+        const { bytesRead: n } = await handle.read(
+          buffer,
+          filled,
+          BLOCK_SIZE - filled,
+          index * BLOCK_SIZE + filled,
+        );
+        if (n === 0) eof = true;
+        filled += n;
+      }
+      // Past the end of a shorter file the volume reads as zeros.
+      buffer.fill(0, filled);
+      await writer.add(index, buffer);
+      bytesRead += filled;
+      if (index % 64 === 0) progress();
+    }
+    if (!eof) {
+      const extra = await handle.read(Buffer.alloc(1), 0, 1, volume.sizeBytes);
+      if (extra.bytesRead > 0) {
+        throw new VolsnapError(
+          'request.invalid',
+          `${options.file} is larger than volume ${volume.volumeId} (${volume.sizeBytes} bytes).`,
+        );
+      }
+    }
+  } finally {
+    await handle.close();
+  }
+  const manifest = await writer.finish();
+  await Promise.all(uploads);
+  // A fresh URL: the upload may have outlasted the ones issued with the segments.
+  const { manifestUrl } = await api.uploadUrls(snapshot.snapshotId, 0);
+  await putObject(manifestUrl, encodeManifest(manifest));
+  const completed = await api.completeSnapshot(snapshot.snapshotId);
+  progress();
+  return { snapshot: completed, report: writer.report, written: true };
+}
