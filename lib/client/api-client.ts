@@ -1,3 +1,10 @@
+import type { SnapshotDiff as ChangedBlocks, SegmentUrl } from '../core/snapshot-service.ts';
+import type { Snapshot, SnapshotState } from '../core/snapshots.ts';
+import type { Volume } from '../core/volumes.ts';
+
+// The API's resources have the shapes of the core's (type-only imports: nothing of core runs here).
+export type { ChangedBlocks, SegmentUrl, Snapshot, SnapshotState, Volume };
+
 /** An error the API answered with (`{error, message, requestId}`), or a failure to reach it. */
 export class ApiError extends Error {
   override name = 'ApiError';
@@ -18,52 +25,11 @@ export interface HealthResponse {
   status: string;
 }
 
-export interface Volume {
-  volumeId: string;
-  accountId: string;
-  name: string;
-  sizeBytes: number;
-  tags: Record<string, string>;
-  region: string;
-  createdAt: string;
-  sourceSnapshotId?: string;
-  imageUri?: string;
-}
-
 export interface VolumeListFilter {
   name?: string;
   tags?: Record<string, string>;
   limit?: number;
   nextToken?: string;
-}
-
-export type SnapshotState = 'queued' | 'pending' | 'completed' | 'error' | 'deleting';
-
-export interface Snapshot {
-  snapshotId: string;
-  accountId: string;
-  volumeId: string;
-  volumeSize: number;
-  blockSize: number;
-  name: string;
-  description: string;
-  tags: Record<string, string>;
-  state: SnapshotState;
-  progress: number;
-  stateReason?: string;
-  parentSnapshotId?: string;
-  region: string;
-  createdAt: string;
-  completedAt?: string;
-  deadline: string;
-  stats?: {
-    blockCount: number;
-    storedBytes: number;
-    newBlocks: number;
-    newBytes: number;
-    reusedBlocks: number;
-    zeroBlocks: number;
-  };
 }
 
 export interface SnapshotListFilter {
@@ -73,18 +39,6 @@ export interface SnapshotListFilter {
   tags?: Record<string, string>;
   limit?: number;
   nextToken?: string;
-}
-
-export interface SegmentUrl {
-  segmentId: string;
-  url: string;
-}
-
-export interface ChangedBlocks {
-  blockSize: number;
-  volumeSize: number;
-  changedBlocks: number;
-  ranges: { start: number; count: number }[];
 }
 
 export interface ApiClientOptions {

@@ -4,7 +4,7 @@ import { createZstdCompressor } from '../adapters/zstd.ts';
 import { BLOCK_SIZE } from '../core/blocks.ts';
 import { VolsnapError } from '../core/errors.ts';
 import { decodeManifest, encodeManifest, type Manifest } from '../core/manifest.ts';
-import { SnapshotWriter, type WriteReport } from '../core/snapshot-writer.ts';
+import { emptyWriteReport, SnapshotWriter, type WriteReport } from '../core/snapshot-writer.ts';
 import type { ApiClient, SegmentUrl, Snapshot } from './api-client.ts';
 import { getObject, putObject } from './transfer.ts';
 
@@ -55,17 +55,7 @@ export async function createSnapshotFromFile(
     tags: options.tags,
     clientToken: options.clientToken,
   });
-  const emptyReport: WriteReport = {
-    blocks: 0,
-    zeroBlocks: 0,
-    reusedBlocks: 0,
-    duplicateBlocks: 0,
-    newBlocks: 0,
-    newPlainBytes: 0,
-    newStoredBytes: 0,
-    segments: 0,
-  };
-  if (snapshot.state === 'completed') return { snapshot, report: emptyReport, written: false };
+  if (snapshot.state === 'completed') return { snapshot, report: emptyWriteReport(), written: false };
 
   let parent: Manifest | undefined;
   if (snapshot.parentSnapshotId) {

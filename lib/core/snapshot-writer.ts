@@ -33,14 +33,9 @@ export interface SnapshotWriterOptions {
   segmentTargetSize?: number;
 }
 
-/**
- * Writes a snapshot of a volume from its blocks, given in ascending index order: skips zero blocks,
- * references blocks unchanged since the parent, stores identical blocks once, and packs the rest
- * into segments of up to 16 MiB. Memory: one open segment, the parent's block map, and one hash per
- * distinct new block. Not reentrant: call {@link add} sequentially.
- */
-export class SnapshotWriter {
-  readonly report: WriteReport = {
+/** A report of nothing written yet. */
+export function emptyWriteReport(): WriteReport {
+  return {
     blocks: 0,
     zeroBlocks: 0,
     reusedBlocks: 0,
@@ -50,6 +45,16 @@ export class SnapshotWriter {
     newStoredBytes: 0,
     segments: 0,
   };
+}
+
+/**
+ * Writes a snapshot of a volume from its blocks, given in ascending index order: skips zero blocks,
+ * references blocks unchanged since the parent, stores identical blocks once, and packs the rest
+ * into segments of up to 16 MiB. Memory: one open segment, the parent's block map, and one hash per
+ * distinct new block. Not reentrant: call {@link add} sequentially.
+ */
+export class SnapshotWriter {
+  readonly report: WriteReport = emptyWriteReport();
   readonly #entries: ManifestEntry[] = [];
   readonly #segments = new Map<string, number>();
   readonly #parentByIndex = new Map<number, ManifestEntry>();

@@ -1,5 +1,5 @@
 import { VolsnapError } from '../../core/errors.ts';
-import { decodePageToken, encodePageToken, type Page } from '../../core/pagination.ts';
+import type { Page } from '../../core/pagination.ts';
 import type {
   ClientTokenRecord,
   Snapshot,
@@ -8,6 +8,7 @@ import type {
   SnapshotState,
 } from '../../core/snapshots.ts';
 import { matchesTags } from '../../core/tags.ts';
+import { pageOf } from './paging.ts';
 import type { MemoryVolumeRepository } from './volumes.ts';
 
 const newestFirst = (a: Snapshot, b: Snapshot) =>
@@ -55,8 +56,6 @@ export class MemorySnapshotRepository implements SnapshotRepository {
     filter: SnapshotFilter,
     page: { limit: number; nextToken?: string },
   ): Promise<Page<Snapshot>> {
-    const offset =
-      decodePageToken(page.nextToken, (v): v is number => Number.isInteger(v) && (v as number) >= 0) ?? 0;
     const all = [...this.#snapshots.values()]
       .filter((s) => s.accountId === accountId)
       .filter((s) => !filter.volumeId || s.volumeId === filter.volumeId)
@@ -64,10 +63,7 @@ export class MemorySnapshotRepository implements SnapshotRepository {
       .filter((s) => !filter.name || s.name.startsWith(filter.name))
       .filter((s) => matchesTags(s.tags, filter.tags))
       .sort(newestFirst);
-    const items = all.slice(offset, offset + page.limit).map((s) => structuredClone(s));
-    return offset + page.limit < all.length
-      ? { items, nextToken: encodePageToken(offset + page.limit) }
-      : { items };
+    return pageOf(all, page);
   }
 
   async latestCompleted(volumeId: string): Promise<Snapshot | undefined> {

@@ -1,7 +1,8 @@
 import { VolsnapError } from '../../core/errors.ts';
-import { decodePageToken, encodePageToken, type Page } from '../../core/pagination.ts';
+import type { Page } from '../../core/pagination.ts';
 import { matchesTags } from '../../core/tags.ts';
 import type { Volume, VolumeFilter, VolumeRepository } from '../../core/volumes.ts';
+import { pageOf } from './paging.ts';
 
 /** Volumes in memory, for unit tests: the same contract as the DynamoDB repository. */
 export class MemoryVolumeRepository implements VolumeRepository {
@@ -24,17 +25,12 @@ export class MemoryVolumeRepository implements VolumeRepository {
     filter: VolumeFilter,
     page: { limit: number; nextToken?: string },
   ): Promise<Page<Volume>> {
-    const offset =
-      decodePageToken(page.nextToken, (v): v is number => Number.isInteger(v) && (v as number) >= 0) ?? 0;
     const all = [...this.#volumes.values()]
       .filter((v) => v.accountId === accountId)
       .filter((v) => !filter.name || v.name.startsWith(filter.name))
       .filter((v) => matchesTags(v.tags, filter.tags))
       .sort((a, b) => `${b.createdAt}#${b.volumeId}`.localeCompare(`${a.createdAt}#${a.volumeId}`));
-    const items = all.slice(offset, offset + page.limit).map((v) => structuredClone(v));
-    return offset + page.limit < all.length
-      ? { items, nextToken: encodePageToken(offset + page.limit) }
-      : { items };
+    return pageOf(all, page);
   }
 
   async deleteUnlessSnapshots(accountId: string, volumeId: string): Promise<string[]> {
