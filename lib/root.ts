@@ -4,10 +4,13 @@ import { AccountRepository } from './adapters/dynamodb/accounts.ts';
 import { DynamoSnapshotRepository } from './adapters/dynamodb/snapshots.ts';
 import { DynamoVolumeRepository } from './adapters/dynamodb/volumes.ts';
 import { S3ObjectStore } from './adapters/s3/objects.ts';
+import { SqsWorkQueue } from './adapters/sqs/queue.ts';
+import { createZstdCompressor } from './adapters/zstd.ts';
 import { loadRuntimeConfig, type RuntimeConfig } from './config/runtime.ts';
 import { apiKeyAuthenticator } from './core/authenticate.ts';
 import type { Clock } from './core/clock.ts';
 import type { Caller } from './core/identity.ts';
+import { type ImageAccess, ImageSnapshotter } from './core/image-snapshot.ts';
 import { SnapshotService } from './core/snapshot-service.ts';
 import { VolumeService } from './core/volumes.ts';
 
@@ -27,6 +30,8 @@ export interface Runtime {
   authenticate(authorization: string | undefined): Promise<Caller>;
   volumes: VolumeService;
   snapshots: SnapshotService;
+  /** Server-side snapshots of image-backed volumes (the worker's use case). */
+  imageSnapshotter: ImageSnapshotter;
 }
 
 let current: Runtime | undefined;
@@ -51,6 +56,9 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
   let authenticate: Runtime['authenticate'] | undefined;
   let volumes: VolumeService | undefined;
   let snapshots: SnapshotService | undefined;
+  let imageSnapshotter: ImageSnapshotter | undefined;
+  const imageAccess: ImageAccess = { regionBucket: config.region.bucket, extraBuckets: config.imageBuckets };
+  const objects = () => new S3ObjectStore(own().s3, config.region.bucket);
   return {
     config,
     clock,
@@ -67,6 +75,7 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         new DynamoVolumeRepository(own().documents, table),
         clock,
         config.region.name,
+        imageAccess,
       );
       return volumes;
     },
@@ -74,11 +83,24 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
       snapshots ??= new SnapshotService({
         snapshots: new DynamoSnapshotRepository(own().documents, table, () => Math.floor(clock.now() / 1000)),
         volumes: new DynamoVolumeRepository(own().documents, table),
-        objects: new S3ObjectStore(own().s3, config.region.bucket),
+        objects: objects(),
         clock,
         region: config.region.name,
+        queue: new SqsWorkQueue(own().sqs, config.region.queueUrl),
       });
       return snapshots;
+    },
+    get imageSnapshotter() {
+      imageSnapshotter ??= new ImageSnapshotter({
+        snapshots: new DynamoSnapshotRepository(own().documents, table, () => Math.floor(clock.now() / 1000)),
+        volumes: new DynamoVolumeRepository(own().documents, table),
+        objects: objects(),
+        objectsIn: (bucket) => new S3ObjectStore(own().s3, bucket),
+        service: this.snapshots,
+        compressor: createZstdCompressor(),
+        access: imageAccess,
+      });
+      return imageSnapshotter;
     },
   };
 }

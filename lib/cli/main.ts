@@ -141,10 +141,11 @@ export function buildProgram(
       'snapshot a volume from its file or block device (only changed, non-zero blocks are uploaded)',
     )
     .requiredOption('--volume <volume-id>', 'the volume')
-    .requiredOption(
+    .option(
       '--file <path>',
-      'its bytes: a disk image or a block device (sync or stop writers first: a snapshot of a busy device is crash-consistent)',
+      'its bytes: a disk image or a block device (sync or stop writers first: a snapshot of a busy device is crash-consistent); not for image-backed volumes, which the service reads itself',
     )
+    .option('--no-wait', 'for an image-backed volume: return once the snapshot is queued')
     .option('--name <name>', 'a name')
     .option('--description <text>', 'a description')
     .option('--tag <key=value>', 'a tag (repeat for more)', option(collectTag))
@@ -158,7 +159,8 @@ export function buildProgram(
     .action(
       async (options: {
         volume: string;
-        file: string;
+        file?: string;
+        wait: boolean;
         name?: string;
         description?: string;
         tag?: Record<string, string>;
@@ -166,15 +168,41 @@ export function buildProgram(
         concurrency: number;
       }) => {
         const { api, json } = client();
-        const bar = progressBar('snapshot', !json);
-        const started = Date.now();
-        const result = await createSnapshotFromFile(api, {
+        const request = {
           volumeId: options.volume,
-          file: options.file,
           name: options.name,
           description: options.description,
           tags: options.tag,
           clientToken: options.clientToken,
+        };
+        if (!options.file) {
+          // An image-backed volume: the service reads the image; wait for its worker.
+          const volume = await api.getVolume(options.volume);
+          if (!volume.imageUri)
+            throw new InvalidArgumentError(
+              `volume ${volume.volumeId} is on a host: give --file with its bytes`,
+            );
+          const created = await api.createSnapshot(request);
+          const done = options.wait
+            ? await waitForSnapshot(api, created.snapshotId, progressBar('snapshot', !json))
+            : created;
+          if (json) io.out(`${JSON.stringify({ snapshot: done }, null, 2)}\n`);
+          else {
+            io.out(`${done.snapshotId} ${done.state}${done.stateReason ? `: ${done.stateReason}` : ''}\n`);
+            if (done.stats) {
+              io.out(
+                `blocks: ${done.stats.blockCount} non-zero of ${done.volumeSize / done.blockSize} (${done.stats.newBlocks} written, ${done.stats.reusedBlocks} from parent), ${formatSize(done.stats.newBytes)} stored\n`,
+              );
+            }
+          }
+          if (done.state === 'error') process.exitCode = 1;
+          return;
+        }
+        const bar = progressBar('snapshot', !json);
+        const started = Date.now();
+        const result = await createSnapshotFromFile(api, {
+          ...request,
+          file: options.file,
           concurrency: options.concurrency,
           onProgress: (p) => bar.update(p.bytesRead, p.totalBytes),
         }).finally(() => bar.stop());
@@ -346,6 +374,24 @@ export function buildProgram(
     });
 
   return program;
+}
+
+/** Polls a snapshot written server-side until it is completed or failed, showing its progress. */
+async function waitForSnapshot(
+  api: ApiClient,
+  snapshotId: string,
+  bar: ReturnType<typeof progressBar>,
+): Promise<Snapshot> {
+  try {
+    for (let delay = 250; ; delay = Math.min(2000, delay * 1.5)) {
+      const snapshot = await api.getSnapshot(snapshotId);
+      bar.update((snapshot.progress * snapshot.volumeSize) / 100, snapshot.volumeSize);
+      if (snapshot.state !== 'pending' && snapshot.state !== 'queued') return snapshot;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  } finally {
+    bar.stop();
+  }
 }
 
 function snapshotRecord(s: Snapshot) {

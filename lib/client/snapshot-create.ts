@@ -105,7 +105,8 @@ export async function createSnapshotFromFile(
     const buffer = Buffer.alloc(BLOCK_SIZE);
     const blocks = volume.sizeBytes / BLOCK_SIZE;
     let eof = false;
-    for (let index = 0; index < blocks; index++) {
+    let index = 0;
+    for (; index < blocks && !eof; index++) {
       let filled = 0;
       while (!eof && filled < BLOCK_SIZE) {
         const { bytesRead: n } = await handle.read(
@@ -117,12 +118,15 @@ export async function createSnapshotFromFile(
         if (n === 0) eof = true;
         filled += n;
       }
-      // Past the end of a shorter file the volume reads as zeros.
+      if (filled === 0) break;
+      // A short last read: the rest of the block reads as zeros.
       buffer.fill(0, filled);
       await writer.add(index, buffer);
       bytesRead += filled;
       if (index % 64 === 0) progress();
     }
+    // Past the end of a shorter file the volume reads as zeros.
+    writer.addZeroBlocks(index, blocks - index);
     if (!eof) {
       const extra = await handle.read(Buffer.alloc(1), 0, 1, volume.sizeBytes);
       if (extra.bytesRead > 0) {

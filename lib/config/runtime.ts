@@ -11,6 +11,8 @@ export interface RuntimeConfig {
   registry: RegionRegistry;
   stage: string;
   version: string;
+  /** Buckets besides the region's own that image-backed volumes may be read from (`VOLSNAP_IMAGE_BUCKETS`, comma-separated). */
+  imageBuckets: string[];
 }
 
 /** The version of volsnap, from package.json. */
@@ -60,7 +62,11 @@ export function loadRuntimeConfig(env: Env): RuntimeConfig {
       .map((n) => others.get(n)),
     merged,
   ]);
-  return { region: merged, registry, stage: env.VOLSNAP_STAGE ?? 'dev', version: VERSION };
+  const imageBuckets = (env.VOLSNAP_IMAGE_BUCKETS ?? '')
+    .split(',')
+    .map((b) => b.trim())
+    .filter(Boolean);
+  return { region: merged, registry, stage: env.VOLSNAP_STAGE ?? 'dev', version: VERSION, imageBuckets };
 }
 
 function withoutUndefined<T extends object>(value: T): T {

@@ -12,6 +12,8 @@ export interface ObjectStore {
   head(key: string): Promise<{ size: number } | undefined>;
   /** The whole object (for small objects: manifests), or undefined when absent. */
   get(key: string): Promise<Uint8Array | undefined>;
+  /** Bytes [start, end) of the object; fails if the object is shorter. */
+  getRange(key: string, start: number, end: number): Promise<Uint8Array>;
   put(key: string, body: Uint8Array): Promise<void>;
   /** Server-side copy within the region's bucket. */
   copy(fromKey: string, toKey: string): Promise<void>;
@@ -27,4 +29,6 @@ export const ObjectLayout = {
   manifest: (snapshotId: string) => `manifests/${snapshotId}`,
   /** Where a client uploads a manifest before completion; the server copies it into place. */
   manifestUpload: (snapshotId: string) => `uploads/manifests/${snapshotId}`,
+  /** Where an account keeps images of image-backed volumes in the region's bucket. */
+  imagePrefix: (accountId: string) => `images/${accountId}/`,
 };

@@ -7,6 +7,7 @@ import { isId, newId } from './ids.ts';
 import { decodeManifest, type Manifest } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
 import type { Page } from './pagination.ts';
+import type { WorkQueue } from './queue.ts';
 import {
   assertTransition,
   type Snapshot,
@@ -23,6 +24,8 @@ export interface SnapshotServiceOptions {
   objects: ObjectStore;
   clock: Clock;
   region: string;
+  /** Where server-side work is announced (snapshots of image-backed volumes). */
+  queue?: WorkQueue;
   /** How long a pending snapshot may take before the reaper fails it. */
   uploadTimeoutMs?: number;
   /** Lifetime of presigned segment and manifest URLs. */
@@ -69,6 +72,7 @@ export class SnapshotService {
       uploadTimeoutMs: DEFAULT_UPLOAD_TIMEOUT_MS,
       urlTtlSeconds: DEFAULT_URL_TTL_SECONDS,
       ...options,
+      queue: options.queue ?? noQueue,
     };
   }
 
@@ -126,7 +130,20 @@ export class SnapshotService {
       snapshot,
       input.clientToken ? { token: input.clientToken, requestHash } : undefined,
     );
-    if (!known) return snapshot;
+    if (!known) {
+      // An image-backed volume is read by a worker; a volume on a host is written by its CLI or agent.
+      if (volume.imageUri) {
+        try {
+          await this.#o.queue.send({ kind: 'snapshot.fromImage', snapshotId: snapshot.snapshotId });
+        } catch (error) {
+          await this.#o.snapshots.transition(snapshot.snapshotId, ['pending'], 'error', {
+            stateReason: 'The snapshot could not be queued for a worker.',
+          });
+          throw error;
+        }
+      }
+      return snapshot;
+    }
     if (known.requestHash !== requestHash) {
       throw new VolsnapError(
         'idempotency.conflict',
@@ -441,6 +458,15 @@ export class SnapshotService {
     });
   }
 }
+
+const noQueue: WorkQueue = {
+  send: async () => {
+    throw new VolsnapError(
+      'internal',
+      'This deployment has no work queue: image-backed volumes cannot be snapshotted.',
+    );
+  },
+};
 
 function notFound(snapshotId: string): VolsnapError {
   return new VolsnapError('snapshot.notFound', `No snapshot ${snapshotId} in this account and region.`, {

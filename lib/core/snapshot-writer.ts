@@ -109,6 +109,16 @@ export class SnapshotWriter {
     this.report.newStoredBytes += placed.storedLength;
   }
 
+  /** Counts blocks [from, from + count) as zero without looking at them (past the end of a file or image). */
+  addZeroBlocks(from: number, count: number): void {
+    if (count <= 0) return;
+    if (from <= this.#lastIndex)
+      throw new Error(`blocks must be added in ascending order (${from} after ${this.#lastIndex})`);
+    this.#lastIndex = from + count - 1;
+    this.report.blocks += count;
+    this.report.zeroBlocks += count;
+  }
+
   /** Seals the last segment and returns the manifest of the snapshot. */
   async finish(): Promise<Manifest> {
     await this.#seal();

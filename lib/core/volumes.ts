@@ -3,6 +3,7 @@ import { type Clock, isoTime } from './clock.ts';
 import { VolsnapError } from './errors.ts';
 import type { Caller } from './identity.ts';
 import { isId, newId } from './ids.ts';
+import { type ImageAccess, imageLocation } from './image-snapshot.ts';
 import type { Page } from './pagination.ts';
 import { type Tags, validateTags } from './tags.ts';
 
@@ -68,6 +69,8 @@ export class VolumeService {
     private readonly volumes: VolumeRepository,
     private readonly clock: Clock,
     private readonly region: string,
+    /** Which objects may back image-backed volumes. */
+    private readonly imageAccess: ImageAccess,
   ) {}
 
   async register(caller: Caller, input: RegisterVolumeInput): Promise<Volume> {
@@ -92,15 +95,7 @@ export class VolumeService {
         { details: { sizeBytes, blockSize: BLOCK_SIZE } },
       );
     }
-    if (
-      input.imageUri !== undefined &&
-      !/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.+/.test(input.imageUri)
-    ) {
-      throw new VolsnapError(
-        'request.invalid',
-        `The image must be given as s3://bucket/key; '${input.imageUri}' is not.`,
-      );
-    }
+    if (input.imageUri !== undefined) imageLocation(input.imageUri, caller.accountId, this.imageAccess);
     const volume: Volume = {
       volumeId: newId('volume'),
       accountId: caller.accountId,

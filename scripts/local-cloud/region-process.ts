@@ -18,6 +18,18 @@ const runtime = new RegionRuntime({
     if (verbose || line.includes('"level":"error"')) console.log(line);
   },
 });
+// A stray rejection in one invocation ends that invocation on Lambda, not the whole region: log it.
+process.on('unhandledRejection', (reason) => {
+  console.log(
+    JSON.stringify({
+      level: 'error',
+      region: env.VOLSNAP_REGION,
+      message: 'unhandled rejection',
+      error: String(reason),
+    }),
+  );
+});
+
 const ports = await runtime.start();
 process.send?.({ ready: true, port: ports.apiPort, queuePort: ports.queuePort, surface: runtime.surface });
 

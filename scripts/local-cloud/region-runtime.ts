@@ -84,7 +84,14 @@ export class RegionRuntime {
       }
     }
     const queuePort = await this.queues.listen(this.options.queuePort);
-    this.#server = createServer((req, res) => void this.#serve(req, res));
+    this.#server = createServer((req, res) => {
+      // One failed request (a client gone mid-body, a broken response) must not take the region down.
+      this.#serve(req, res).catch((error) => {
+        this.#log({ level: 'error', message: 'request failed in the gateway', error: String(error) });
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+        res.end();
+      });
+    });
     this.#server.keepAliveTimeout = 5000;
     const apiPort = await new Promise<number>((resolve, reject) => {
       this.#server?.once('error', reject);
@@ -168,6 +175,7 @@ export class RegionRuntime {
     } catch (error) {
       // What API Gateway answers when the integration fails or times out.
       const timeout = error instanceof InvocationTimeout;
+      if (res.headersSent) throw error;
       this.#log({
         level: 'error',
         message: 'invocation failed',

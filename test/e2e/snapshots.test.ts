@@ -2,7 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { s3ClientConfig } from '../../lib/adapters/aws-clients.ts';
+import { LOCAL_CREDENTIALS } from '../../scripts/local-cloud/cloud.ts';
 import { cli, type StartedCloud, startCloudProcess } from '../support/processes.ts';
 
 const BLOCK = 512 * 1024;
@@ -44,6 +47,8 @@ beforeAll(async () => {
   cloud = await startCloudProcess(['--fresh', '--port-base', 'auto', '--data-dir', dataDir]);
 });
 afterAll(async () => {
+  // Kept beside the cloud's data, for reading when a test here fails.
+  writeFileSync(join(dataDir, 'cloud-output.log'), cloud?.output() ?? '');
   cloud?.process.kill('SIGINT');
   await cloud?.exited;
 });
@@ -196,6 +201,52 @@ describe('snapshots end to end through the CLI', () => {
     ]);
     expect(a.snapshot.snapshotId).not.toBe(b.snapshot.snapshotId);
     expect([a.snapshot.state, b.snapshot.state]).toEqual(['completed', 'completed']);
+  });
+
+  it('snapshots an image-backed volume server-side, through the queue and a worker', async () => {
+    const config = JSON.parse(readFileSync(configPath, 'utf8'));
+    const accountId = config.accounts.demo.accountId;
+    const s3Endpoint = /eu-west-1\s+API \S+\s+\(S3 (http:\/\/127\.0\.0\.1:\d+)/.exec(cloud.output())?.[1];
+    if (!s3Endpoint) throw new Error('the local cloud did not print its S3 endpoint');
+    const s3 = new S3Client({
+      ...s3ClientConfig(
+        { name: 'eu-west-1', bucket: 'x', table: 'x', s3Endpoint, s3ForcePathStyle: true },
+        LOCAL_CREDENTIALS,
+      ),
+    });
+    const key = `images/${accountId}/disk.img`;
+    await s3.send(new PutObjectCommand({ Bucket: 'volsnap-local-eu-west-1', Key: key, Body: image }));
+    const volume = await json(
+      'volume',
+      'create',
+      '--name',
+      'image disk',
+      '--size',
+      '64MiB',
+      '--image',
+      `s3://volsnap-local-eu-west-1/${key}`,
+    );
+    const result = await json('snapshot', 'create', '--volume', volume.volumeId);
+    expect(result.snapshot).toMatchObject({
+      state: 'completed',
+      progress: 100,
+      stats: { blockCount: 96, zeroBlocks: 32 },
+    });
+    const target = join(work, 'from-image.img');
+    await run('snapshot', 'restore', result.snapshot.snapshotId, '--to', target);
+    expect(readFileSync(target).equals(image)).toBe(true);
+    // Another account's images are out of reach.
+    const foreign = await run(
+      'volume',
+      'create',
+      '--name',
+      'x',
+      '--size',
+      '64MiB',
+      '--image',
+      's3://volsnap-local-eu-west-1/images/acct-someone/disk.img',
+    );
+    expect(foreign.stderr).toContain('cannot read images from');
   });
 
   it('stops a restore at a corrupted block and names it', async () => {

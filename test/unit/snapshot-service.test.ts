@@ -31,7 +31,10 @@ beforeEach(() => {
   objects = new MemoryObjectStore();
   const volumeRepo = new MemoryVolumeRepository();
   const snapshotRepo = new MemorySnapshotRepository(volumeRepo);
-  volumes = new VolumeService(volumeRepo, clock, 'eu-west-1');
+  volumes = new VolumeService(volumeRepo, clock, 'eu-west-1', {
+    regionBucket: 'region-bucket',
+    extraBuckets: [],
+  });
   snapshots = new SnapshotService({
     snapshots: snapshotRepo,
     volumes: volumeRepo,

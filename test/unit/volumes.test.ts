@@ -14,7 +14,10 @@ let service: VolumeService;
 
 beforeEach(() => {
   repo = new MemoryVolumeRepository();
-  service = new VolumeService(repo, new ManualClock(Date.UTC(2026, 2, 3, 4, 5, 6)), 'eu-west-1');
+  service = new VolumeService(repo, new ManualClock(Date.UTC(2026, 2, 3, 4, 5, 6)), 'eu-west-1', {
+    regionBucket: 'region-bucket',
+    extraBuckets: ['images'],
+  });
 });
 
 describe('volumes', () => {

@@ -18,6 +18,11 @@ export class MemoryObjectStore implements ObjectStore {
     const object = this.objects.get(key);
     return object ? Uint8Array.from(object) : undefined;
   }
+  async getRange(key: string, start: number, end: number) {
+    const object = this.objects.get(key);
+    if (!object || object.length < end) throw new Error(`no bytes ${start}-${end} of ${key}`);
+    return object.slice(start, end);
+  }
   async put(key: string, body: Uint8Array) {
     this.objects.set(key, Uint8Array.from(body));
   }

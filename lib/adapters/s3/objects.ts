@@ -55,6 +55,24 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  async getRange(key: string, start: number, end: number): Promise<Uint8Array> {
+    try {
+      const result = await this.s3.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end - 1}` }),
+      );
+      const bytes = (await result.Body?.transformToByteArray()) ?? new Uint8Array();
+      if (bytes.length !== end - start)
+        throw new Error(`asked for ${end - start} bytes of ${key}, got ${bytes.length}`);
+      return bytes;
+    } catch (error) {
+      if (isMissing(error))
+        throw new VolsnapError('request.invalid', `There is no object ${this.bucket}/${key}.`, {
+          cause: error,
+        });
+      throw unavailable(error);
+    }
+  }
+
   async put(key: string, body: Uint8Array): Promise<void> {
     try {
       await this.s3.send(

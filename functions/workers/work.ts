@@ -1,0 +1,37 @@
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { describeError } from '../../lib/core/errors.ts';
+import { parseWorkMessage } from '../../lib/core/queue.ts';
+import { logger } from '../../lib/http/logger.ts';
+import { runtime } from '../../lib/root.ts';
+
+/**
+ * The work queue's consumer. Each message names work whose state is in the table; a message that
+ * fails for a transient reason is reported back and redelivered (then dead-lettered), one that
+ * failed for good has already put its snapshot into `error`.
+ */
+export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
+  const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
+  for (const record of event.Records) {
+    const log = logger.child({
+      messageId: record.messageId,
+      receiveCount: record.attributes.ApproximateReceiveCount,
+    });
+    const message = parseWorkMessage(record.body);
+    if (!message) {
+      log.warn('dropped a message that is not volsnap work');
+      continue;
+    }
+    try {
+      const outcome = await runtime().imageSnapshotter.run(message.snapshotId);
+      log.info('work done', { kind: message.kind, snapshotId: message.snapshotId, outcome });
+    } catch (error) {
+      log.error('work failed; it will be retried', {
+        kind: message.kind,
+        snapshotId: message.snapshotId,
+        error: describeError(error),
+      });
+      batchItemFailures.push({ itemIdentifier: record.messageId });
+    }
+  }
+  return { batchItemFailures };
+};

@@ -1,0 +1,9 @@
+import type { WorkMessage, WorkQueue } from '../../core/queue.ts';
+
+/** Messages kept in memory, for unit tests to deliver by hand. */
+export class MemoryWorkQueue implements WorkQueue {
+  readonly messages: WorkMessage[] = [];
+  async send(message: WorkMessage): Promise<void> {
+    this.messages.push(message);
+  }
+}

@@ -1,0 +1,162 @@
+import { randomBytes } from 'node:crypto';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../lib/adapters/clock.ts';
+import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
+import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
+import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
+import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
+import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
+import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
+import type { Caller } from '../../lib/core/identity.ts';
+import { newId } from '../../lib/core/ids.ts';
+import { ImageSnapshotter, imageLocation } from '../../lib/core/image-snapshot.ts';
+import { decodeManifest } from '../../lib/core/manifest.ts';
+import { ObjectLayout } from '../../lib/core/objects.ts';
+import { readSegmentBlock } from '../../lib/core/segment.ts';
+import { SnapshotService } from '../../lib/core/snapshot-service.ts';
+import { VolumeService } from '../../lib/core/volumes.ts';
+
+const alice: Caller = { accountId: newId('account'), keyId: newId('key'), role: 'owner' };
+const access = { regionBucket: 'region', extraBuckets: ['shared-images'] };
+const zstd = createZstdCompressor();
+let objects: MemoryObjectStore;
+let queue: MemoryWorkQueue;
+let volumes: VolumeService;
+let snapshots: SnapshotService;
+let worker: ImageSnapshotter;
+let snapshotRepo: MemorySnapshotRepository;
+
+beforeEach(() => {
+  const clock = new ManualClock();
+  objects = new MemoryObjectStore();
+  queue = new MemoryWorkQueue();
+  const volumeRepo = new MemoryVolumeRepository();
+  snapshotRepo = new MemorySnapshotRepository(volumeRepo);
+  volumes = new VolumeService(volumeRepo, clock, 'eu-west-1', access);
+  snapshots = new SnapshotService({
+    snapshots: snapshotRepo,
+    volumes: volumeRepo,
+    objects,
+    clock,
+    region: 'eu-west-1',
+    queue,
+  });
+  // One store plays every bucket here: image keys are prefixed by their bucket.
+  const images = new Map<string, MemoryObjectStore>([['region', objects]]);
+  worker = new ImageSnapshotter({
+    snapshots: snapshotRepo,
+    volumes: volumeRepo,
+    objects,
+    objectsIn: (bucket) => images.get(bucket) ?? new MemoryObjectStore(),
+    service: snapshots,
+    compressor: zstd,
+    access,
+    rangeBytes: 3 * BLOCK_SIZE + 1000,
+  });
+});
+
+async function restore(snapshotId: string, size: number): Promise<Buffer> {
+  const manifest = decodeManifest((await objects.get(ObjectLayout.manifest(snapshotId))) ?? new Uint8Array());
+  const out = Buffer.alloc(size);
+  for (const entry of manifest.entries) {
+    const segment =
+      (await objects.get(ObjectLayout.segment(alice.accountId, entry.segmentId))) ?? new Uint8Array();
+    const block = readSegmentBlock(
+      zstd,
+      { ...entry, plainLength: BLOCK_SIZE },
+      segment.subarray(entry.offset, entry.offset + entry.storedLength),
+    );
+    Buffer.from(block).copy(out, entry.blockIndex * BLOCK_SIZE);
+  }
+  return out;
+}
+
+describe('image-backed volumes, snapshotted by a worker', () => {
+  it('are queued on create, written from the image by the worker, and restore byte for byte', async () => {
+    // 20 MiB of image (a short last block) in a 64 MiB volume: the rest reads as zeros.
+    const image = randomBytes(20 * 1024 * 1024 - 4096);
+    image.fill(0, 0, 3 * BLOCK_SIZE);
+    const key = `${ObjectLayout.imagePrefix(alice.accountId)}disk.img`;
+    await objects.put(key, image);
+    const volume = await volumes.register(alice, {
+      name: 'img',
+      sizeBytes: 64 * 1024 * 1024,
+      imageUri: `s3://region/${key}`,
+    });
+    const snapshot = await snapshots.create(alice, { volumeId: volume.volumeId });
+    expect(queue.messages).toEqual([{ kind: 'snapshot.fromImage', snapshotId: snapshot.snapshotId }]);
+    expect(await worker.run(snapshot.snapshotId)).toBe('completed');
+    const done = await snapshots.get(alice, snapshot.snapshotId);
+    expect(done).toMatchObject({
+      state: 'completed',
+      progress: 100,
+      stats: { blockCount: 37, zeroBlocks: 128 - 37 },
+    });
+    const expected = Buffer.alloc(64 * 1024 * 1024);
+    image.copy(expected);
+    expect((await restore(snapshot.snapshotId, expected.length)).equals(expected)).toBe(true);
+    // A repeated message finds nothing left to do.
+    expect(await worker.run(snapshot.snapshotId)).toBe('skipped');
+  });
+
+  it('write only what changed in the image since the last snapshot', async () => {
+    const key = `${ObjectLayout.imagePrefix(alice.accountId)}disk.img`;
+    const image = randomBytes(16 * BLOCK_SIZE);
+    await objects.put(key, image);
+    const volume = await volumes.register(alice, {
+      name: 'img',
+      sizeBytes: 16 * BLOCK_SIZE,
+      imageUri: `s3://region/${key}`,
+    });
+    await worker.run((await snapshots.create(alice, { volumeId: volume.volumeId })).snapshotId);
+    randomBytes(BLOCK_SIZE).copy(image, 7 * BLOCK_SIZE);
+    await objects.put(key, image);
+    const second = await snapshots.create(alice, { volumeId: volume.volumeId });
+    await worker.run(second.snapshotId);
+    expect((await snapshots.get(alice, second.snapshotId)).stats).toMatchObject({
+      newBlocks: 1,
+      reusedBlocks: 15,
+    });
+  });
+
+  it('fail with the reason when the image is gone or larger than the volume, leaving no completed snapshot', async () => {
+    const key = `${ObjectLayout.imagePrefix(alice.accountId)}big.img`;
+    await objects.put(key, randomBytes(3 * BLOCK_SIZE));
+    const small = await volumes.register(alice, {
+      name: 'small',
+      sizeBytes: 2 * BLOCK_SIZE,
+      imageUri: `s3://region/${key}`,
+    });
+    const tooBig = await snapshots.create(alice, { volumeId: small.volumeId });
+    expect(await worker.run(tooBig.snapshotId)).toBe('error');
+    expect((await snapshots.get(alice, tooBig.snapshotId)).stateReason).toContain('larger than volume');
+    const gone = await volumes.register(alice, {
+      name: 'gone',
+      sizeBytes: 2 * BLOCK_SIZE,
+      imageUri: `s3://region/${ObjectLayout.imagePrefix(alice.accountId)}missing.img`,
+    });
+    const missing = await snapshots.create(alice, { volumeId: gone.volumeId });
+    expect(await worker.run(missing.snapshotId)).toBe('error');
+    expect((await snapshots.get(alice, missing.snapshotId)).stateReason).toContain('does not exist');
+  });
+
+  it("may only be read from the account's own images or an allowed bucket", () => {
+    expect(imageLocation(`s3://region/images/${alice.accountId}/a.img`, alice.accountId, access)).toEqual({
+      bucket: 'region',
+      key: `images/${alice.accountId}/a.img`,
+    });
+    expect(imageLocation('s3://shared-images/base/debian.img', alice.accountId, access).bucket).toBe(
+      'shared-images',
+    );
+    // Another account's images, and volsnap's own data, are out of reach.
+    for (const uri of [
+      's3://region/images/acct-other/a.img',
+      `s3://region/segments/${alice.accountId}/seg-1`,
+      's3://region/manifests/snap-1',
+      's3://elsewhere/x.img',
+      `s3://region/images/${alice.accountId}/../acct-x/a.img`,
+    ]) {
+      expect(() => imageLocation(uri, alice.accountId, access), uri).toThrow(/cannot read images from/);
+    }
+  });
+});
