@@ -219,7 +219,7 @@ export function buildProgram(
         );
         if (result.written) {
           io.out(
-            `blocks: ${r.blocks} (${r.newBlocks} uploaded, ${r.reusedBlocks} reused from parent, ${r.duplicateBlocks} duplicate, ${r.zeroBlocks} zero)\n` +
+            `blocks: ${r.blocks} (${r.newBlocks} uploaded${r.rewrittenBlocks ? `, ${r.rewrittenBlocks} of them unchanged but moved out of mostly-dead segments` : ''}, ${r.reusedBlocks} reused from parent, ${r.duplicateBlocks} duplicate, ${r.zeroBlocks} zero)\n` +
               `bytes uploaded: ${formatSize(r.newStoredBytes)} stored for ${formatSize(r.newPlainBytes)} of data, in ${r.segments} segment(s), ${seconds.toFixed(1)} s\n`,
           );
         }

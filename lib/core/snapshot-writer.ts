@@ -11,6 +11,12 @@ export interface WriteReport {
   reusedBlocks: number;
   /** Identical to an earlier block of this snapshot: stored once. */
   duplicateBlocks: number;
+  /**
+   * Unchanged blocks written again because their parent segment was mostly dead (less than half of
+   * its bytes still referenced by the parent): keeps segments from fragmenting down a long chain.
+   * Counted in newBlocks too.
+   */
+  rewrittenBlocks: number;
   newBlocks: number;
   /** Plain and stored bytes of the new blocks. */
   newPlainBytes: number;
@@ -40,6 +46,7 @@ export function emptyWriteReport(): WriteReport {
     zeroBlocks: 0,
     reusedBlocks: 0,
     duplicateBlocks: 0,
+    rewrittenBlocks: 0,
     newBlocks: 0,
     newPlainBytes: 0,
     newStoredBytes: 0,
@@ -58,12 +65,25 @@ export class SnapshotWriter {
   readonly #entries: ManifestEntry[] = [];
   readonly #segments = new Map<string, number>();
   readonly #parentByIndex = new Map<number, ManifestEntry>();
+  /** Parent segments less than half alive: their blocks are rewritten rather than referenced. */
+  readonly #sparseSegments = new Set<string>();
   readonly #written = new Map<string, ManifestEntry>();
   #open: { id: string; builder: SegmentBuilder } | undefined;
   #lastIndex = -1;
 
   constructor(private readonly options: SnapshotWriterOptions) {
-    for (const entry of options.parent?.entries ?? []) this.#parentByIndex.set(entry.blockIndex, entry);
+    const live = new Map<string, Map<number, number>>();
+    for (const entry of options.parent?.entries ?? []) {
+      this.#parentByIndex.set(entry.blockIndex, entry);
+      const locations = live.get(entry.segmentId) ?? new Map<number, number>();
+      locations.set(entry.offset, entry.storedLength);
+      live.set(entry.segmentId, locations);
+    }
+    for (const [segmentId, locations] of live) {
+      const size = options.parent?.segments.get(segmentId) ?? 0;
+      const liveBytes = [...locations.values()].reduce((sum, n) => sum + n, 0);
+      if (size > 0 && liveBytes * 2 < size) this.#sparseSegments.add(segmentId);
+    }
   }
 
   /** Adds block `index` (a full block; a short last read is zero-padded by the caller). */
@@ -80,11 +100,13 @@ export class SnapshotWriter {
     }
     const hash = blockHash(block);
     const inParent = this.#parentByIndex.get(index);
-    if (inParent?.hash.equals(hash)) {
+    const unchanged = inParent?.hash.equals(hash) ?? false;
+    if (inParent && unchanged && !this.#sparseSegments.has(inParent.segmentId)) {
       this.#reference(index, inParent, this.options.parent?.segments.get(inParent.segmentId) ?? 0);
       this.report.reusedBlocks++;
       return;
     }
+    if (unchanged) this.report.rewrittenBlocks++;
     const key = hash.toString('hex');
     const earlier = this.#written.get(key);
     if (earlier) {
