@@ -59,6 +59,7 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
   let imageSnapshotter: ImageSnapshotter | undefined;
   const imageAccess: ImageAccess = { regionBucket: config.region.bucket, extraBuckets: config.imageBuckets };
   const objects = () => new S3ObjectStore(own().s3, config.region.bucket);
+  const queue = () => new SqsWorkQueue(own().sqs, config.region.queueUrl);
   return {
     config,
     clock,
@@ -86,7 +87,7 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         objects: objects(),
         clock,
         region: config.region.name,
-        queue: new SqsWorkQueue(own().sqs, config.region.queueUrl),
+        queue: queue(),
       });
       return snapshots;
     },
@@ -99,6 +100,7 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         service: this.snapshots,
         compressor: createZstdCompressor(),
         access: imageAccess,
+        queue: queue(),
       });
       return imageSnapshotter;
     },

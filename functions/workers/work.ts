@@ -22,7 +22,11 @@ export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
       continue;
     }
     try {
-      const outcome = await runtime().imageSnapshotter.run(message.snapshotId);
+      const worker = runtime().imageSnapshotter;
+      const outcome =
+        message.kind === 'snapshot.fromImagePart'
+          ? await worker.runPart(message.snapshotId, message.part)
+          : await worker.run(message.snapshotId);
       log.info('work done', { kind: message.kind, snapshotId: message.snapshotId, outcome });
     } catch (error) {
       log.error('work failed; it will be retried', {

@@ -5,6 +5,7 @@ import type { Caller } from './identity.ts';
 import { newId } from './ids.ts';
 import { decodeManifest, encodeManifest, type Manifest } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
+import type { WorkQueue } from './queue.ts';
 import type { SnapshotService } from './snapshot-service.ts';
 import { SnapshotWriter } from './snapshot-writer.ts';
 import type { Snapshot, SnapshotRepository } from './snapshots.ts';
@@ -54,6 +55,10 @@ export interface ImageSnapshotterOptions {
   readConcurrency?: number;
   /** Bytes per ranged GET, rounded down to whole blocks. */
   rangeBytes?: number;
+  /** Images larger than this are written by several workers, one part each (whole blocks). */
+  partBytes?: number;
+  /** Where the parts are announced. */
+  queue: WorkQueue;
 }
 
 /**
@@ -67,16 +72,81 @@ export class ImageSnapshotter {
   readonly #o: Required<ImageSnapshotterOptions>;
 
   constructor(options: ImageSnapshotterOptions) {
-    this.#o = { readConcurrency: 4, rangeBytes: 8 * 1024 * 1024, ...options };
+    this.#o = { readConcurrency: 4, rangeBytes: 8 * 1024 * 1024, partBytes: 8 * 1024 ** 3, ...options };
   }
 
-  /** Writes the snapshot; permanent failures leave it in `error` with the reason, transient ones throw. */
-  async run(snapshotId: string): Promise<'completed' | 'error' | 'skipped'> {
+  /**
+   * Writes the snapshot, or for a large image announces its parts; permanent failures leave it in
+   * `error` with the reason, transient ones throw (the message is delivered again).
+   */
+  async run(snapshotId: string): Promise<'completed' | 'error' | 'skipped' | 'split'> {
+    return this.#guard(snapshotId, async (snapshot) => {
+      const image = await this.#image(snapshot);
+      const parts = Math.ceil(image.size / this.#partBytes());
+      if (parts <= 1) {
+        const manifest = await this.#writeBlocks(snapshot, image, 0, snapshot.volumeSize / BLOCK_SIZE, true);
+        await this.#complete(snapshot, manifest);
+        return 'completed';
+      }
+      await this.#o.snapshots.transition(snapshot.snapshotId, ['pending'], 'pending', { parts });
+      for (let part = 0; part < parts; part++)
+        await this.#o.queue.send({ kind: 'snapshot.fromImagePart', snapshotId: snapshot.snapshotId, part });
+      return 'split';
+    });
+  }
+
+  /** Writes one part of a snapshot split by {@link run}; the worker finishing the last part completes it. */
+  async runPart(snapshotId: string, part: number): Promise<'completed' | 'error' | 'skipped' | 'part'> {
+    return this.#guard(snapshotId, async (snapshot) => {
+      const parts = snapshot.parts ?? 1;
+      if (part < 0 || part >= parts)
+        throw new VolsnapError('request.invalid', `Snapshot ${snapshotId} has no part ${part}.`);
+      const image = await this.#image(snapshot);
+      const blocksPerPart = this.#partBytes() / BLOCK_SIZE;
+      const first = part * blocksPerPart;
+      const last = part === parts - 1 ? snapshot.volumeSize / BLOCK_SIZE : first + blocksPerPart;
+      const manifest = await this.#writeBlocks(snapshot, image, first, last, false);
+      await this.#o.objects.put(partKey(snapshotId, part), encodeManifest(manifest));
+      const done = await this.#o.snapshots.completePart(snapshotId, part);
+      if (done === undefined) return 'skipped';
+      if (done < parts) {
+        await this.#o.snapshots.transition(snapshotId, ['pending'], 'pending', {
+          progress: Math.floor((95 * done) / parts),
+        });
+        return 'part';
+      }
+      // The last part done: one manifest from all of them (block ranges are disjoint and ordered).
+      const merged: Manifest = {
+        volumeSize: snapshot.volumeSize,
+        blockSize: BLOCK_SIZE,
+        segments: new Map(),
+        entries: [],
+      };
+      for (let p = 0; p < parts; p++) {
+        const bytes = await this.#o.objects.get(partKey(snapshotId, p));
+        if (!bytes) throw new Error(`part ${p} of ${snapshotId} is marked done but its manifest is missing`);
+        const partial = decodeManifest(bytes);
+        for (const [id, size] of partial.segments) merged.segments.set(id, size);
+        merged.entries.push(...partial.entries);
+      }
+      await this.#complete(snapshot, merged);
+      for (let p = 0; p < parts; p++) await this.#o.objects.delete(partKey(snapshotId, p));
+      return 'completed';
+    });
+  }
+
+  #partBytes(): number {
+    return Math.max(1, Math.floor(this.#o.partBytes / BLOCK_SIZE)) * BLOCK_SIZE;
+  }
+
+  async #guard<T extends string>(
+    snapshotId: string,
+    work: (snapshot: Snapshot) => Promise<T>,
+  ): Promise<T | 'error' | 'skipped'> {
     const snapshot = await this.#o.snapshots.get(snapshotId);
     if (snapshot?.state !== 'pending') return 'skipped';
     try {
-      await this.#write(snapshot);
-      return 'completed';
+      return await work(snapshot);
     } catch (error) {
       if (error instanceof VolsnapError && error.exposed) {
         await this.#o.snapshots.transition(snapshotId, ['pending'], 'error', { stateReason: error.message });
@@ -86,13 +156,14 @@ export class ImageSnapshotter {
     }
   }
 
-  async #write(snapshot: Snapshot): Promise<void> {
+  /** The image object of the snapshot's volume, checked: allowed, present, not larger than the volume. */
+  async #image(snapshot: Snapshot): Promise<{ store: ObjectStore; key: string; size: number; uri: string }> {
     const volume = await this.#o.volumes.get(snapshot.accountId, snapshot.volumeId);
     if (!volume?.imageUri)
       throw new VolsnapError('request.invalid', `Volume ${snapshot.volumeId} has no image to read.`);
     const { bucket, key } = imageLocation(volume.imageUri, snapshot.accountId, this.#o.access);
-    const images = this.#o.objectsIn(bucket);
-    const head = await images.head(key);
+    const store = this.#o.objectsIn(bucket);
+    const head = await store.head(key);
     if (!head) throw new VolsnapError('request.invalid', `The image ${volume.imageUri} does not exist.`);
     if (head.size > snapshot.volumeSize) {
       throw new VolsnapError(
@@ -100,6 +171,23 @@ export class ImageSnapshotter {
         `The image ${volume.imageUri} is ${head.size} bytes, larger than volume ${volume.volumeId} (${snapshot.volumeSize} bytes).`,
       );
     }
+    return { store, key, size: head.size, uri: volume.imageUri };
+  }
+
+  async #complete(snapshot: Snapshot, manifest: Manifest): Promise<void> {
+    await this.#o.objects.put(ObjectLayout.manifestUpload(snapshot.snapshotId), encodeManifest(manifest));
+    const system: Caller = { accountId: snapshot.accountId, keyId: 'system', role: 'owner' };
+    await this.#o.service.complete(system, snapshot.snapshotId);
+  }
+
+  /** Writes blocks [first, end) of the volume from the image; returns their manifest. */
+  async #writeBlocks(
+    snapshot: Snapshot,
+    image: { store: ObjectStore; key: string; size: number },
+    first: number,
+    end: number,
+    reportProgress: boolean,
+  ): Promise<Manifest> {
     let parent: Manifest | undefined;
     if (snapshot.parentSnapshotId) {
       const bytes = await this.#o.objects.get(ObjectLayout.manifest(snapshot.parentSnapshotId));
@@ -120,22 +208,22 @@ export class ImageSnapshotter {
     const { readConcurrency } = this.#o;
     // Ranges start on block boundaries: each one is split into whole blocks.
     const rangeBytes = Math.max(1, Math.floor(this.#o.rangeBytes / BLOCK_SIZE)) * BLOCK_SIZE;
+    const imageEnd = Math.min(image.size, end * BLOCK_SIZE);
     const ranges: { start: number; end: number }[] = [];
-    for (let start = 0; start < head.size; start += rangeBytes)
-      ranges.push({ start, end: Math.min(head.size, start + rangeBytes) });
+    for (let start = first * BLOCK_SIZE; start < imageEnd; start += rangeBytes)
+      ranges.push({ start, end: Math.min(imageEnd, start + rangeBytes) });
     // Read ahead in parallel, consume in order: the writer needs blocks in ascending order.
     const inFlight: Promise<Uint8Array>[] = [];
     let next = 0;
     const fill = () => {
       while (inFlight.length < readConcurrency && next < ranges.length) {
         const range = ranges[next++] as { start: number; end: number };
-        inFlight.push(images.getRange(key, range.start, range.end));
+        inFlight.push(image.store.getRange(image.key, range.start, range.end));
       }
     };
     fill();
-    const blocks = snapshot.volumeSize / BLOCK_SIZE;
     const zero = Buffer.alloc(BLOCK_SIZE);
-    let index = 0;
+    let index = first;
     let reported = 0;
     for (let r = 0; r < ranges.length; r++) {
       const data = Buffer.from((await inFlight.shift()) as Uint8Array);
@@ -148,17 +236,19 @@ export class ImageSnapshotter {
           chunk.length === BLOCK_SIZE ? chunk : Buffer.concat([chunk, zero.subarray(chunk.length)]),
         );
       }
-      const progress = Math.floor((95 * index) / blocks);
-      if (progress >= reported + 5) {
+      const progress = Math.floor((95 * (index - first)) / (end - first));
+      if (reportProgress && progress >= reported + 5) {
         reported = progress;
         await this.#o.snapshots.transition(snapshot.snapshotId, ['pending'], 'pending', { progress });
       }
     }
     // Past the end of the image the volume is zeros.
-    writer.addZeroBlocks(index, blocks - index);
-    const manifest = await writer.finish();
-    await this.#o.objects.put(ObjectLayout.manifestUpload(snapshot.snapshotId), encodeManifest(manifest));
-    const system: Caller = { accountId: snapshot.accountId, keyId: 'system', role: 'owner' };
-    await this.#o.service.complete(system, snapshot.snapshotId);
+    writer.addZeroBlocks(index, end - index);
+    return writer.finish();
   }
+}
+
+/** Where a part's manifest waits for the others. */
+function partKey(snapshotId: string, part: number): string {
+  return `uploads/parts/${snapshotId}/${part}`;
 }

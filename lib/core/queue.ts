@@ -1,5 +1,9 @@
 /** Work for the workers. The queue is only a doorbell: a lost or repeated message does no harm. */
-export type WorkMessage = { kind: 'snapshot.fromImage'; snapshotId: string };
+export type WorkMessage =
+  /** Snapshot an image-backed volume (split into parts if the image is large). */
+  | { kind: 'snapshot.fromImage'; snapshotId: string }
+  /** Write one part of such a snapshot. */
+  | { kind: 'snapshot.fromImagePart'; snapshotId: string; part: number };
 
 /** Where work is announced (SQS on AWS and in the local cloud, memory in unit tests). */
 export interface WorkQueue {
@@ -8,9 +12,11 @@ export interface WorkQueue {
 
 export function parseWorkMessage(body: string): WorkMessage | undefined {
   try {
-    const message = JSON.parse(body) as Partial<WorkMessage>;
-    if (message.kind === 'snapshot.fromImage' && typeof message.snapshotId === 'string')
-      return { kind: message.kind, snapshotId: message.snapshotId };
+    const m = JSON.parse(body) as Record<string, unknown>;
+    if (typeof m.snapshotId !== 'string') return undefined;
+    if (m.kind === 'snapshot.fromImage') return { kind: m.kind, snapshotId: m.snapshotId };
+    if (m.kind === 'snapshot.fromImagePart' && Number.isInteger(m.part))
+      return { kind: m.kind, snapshotId: m.snapshotId, part: m.part as number };
   } catch {
     // not JSON: not ours
   }

@@ -58,6 +58,8 @@ export interface Snapshot {
   /** A pending snapshot not completed by then goes to `error` (the reaper enforces it). */
   deadline: string;
   stats?: SnapshotStats;
+  /** For a snapshot written by several workers: how many parts it was split into. */
+  parts?: number;
 }
 
 export interface SnapshotFilter {
@@ -113,6 +115,11 @@ export interface SnapshotRepository {
   ): Promise<Snapshot | undefined>;
   /** Removes the record and uncounts it on its volume, atomically. */
   remove(snapshot: Snapshot): Promise<void>;
+  /**
+   * Marks part `part` of a pending snapshot done; returns how many distinct parts are done (a part
+   * marked twice counts once), or undefined if the snapshot is no longer pending.
+   */
+  completePart(snapshotId: string, part: number): Promise<number | undefined>;
   /** Records segments issued to a snapshot's upload session (they belong to it and its account). */
   addSessionSegments(snapshotId: string, segmentIds: readonly string[]): Promise<void>;
   sessionSegments(snapshotId: string): Promise<Set<string>>;

@@ -165,6 +165,22 @@ export function snapshotRepositoryContract(
       expect(await f.snapshots.updateMetadata(s.snapshotId, { name: 'again' })).toBeUndefined();
     });
 
+    it('counts the parts of a snapshot written in parts, each once, while it is pending', async () => {
+      const s = snapshot({ parts: 3 });
+      await f.snapshots.create(s);
+      expect((await f.snapshots.get(s.snapshotId))?.parts).toBe(3);
+      expect(
+        await Promise.all([
+          f.snapshots.completePart(s.snapshotId, 0),
+          f.snapshots.completePart(s.snapshotId, 2),
+        ]),
+      ).toEqual(expect.arrayContaining([1, 2]));
+      expect(await f.snapshots.completePart(s.snapshotId, 2)).toBe(2);
+      expect(await f.snapshots.completePart(s.snapshotId, 1)).toBe(3);
+      await f.snapshots.transition(s.snapshotId, ['pending'], 'error');
+      expect(await f.snapshots.completePart(s.snapshotId, 1)).toBeUndefined();
+    });
+
     it("keeps each upload session's segments", async () => {
       const s = snapshot();
       await f.snapshots.create(s);

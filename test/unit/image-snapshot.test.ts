@@ -25,12 +25,13 @@ let volumes: VolumeService;
 let snapshots: SnapshotService;
 let worker: ImageSnapshotter;
 let snapshotRepo: MemorySnapshotRepository;
+let volumeRepo: MemoryVolumeRepository;
 
 beforeEach(() => {
   const clock = new ManualClock();
   objects = new MemoryObjectStore();
   queue = new MemoryWorkQueue();
-  const volumeRepo = new MemoryVolumeRepository();
+  volumeRepo = new MemoryVolumeRepository();
   snapshotRepo = new MemorySnapshotRepository(volumeRepo);
   volumes = new VolumeService(volumeRepo, clock, 'eu-west-1', access);
   snapshots = new SnapshotService({
@@ -51,6 +52,7 @@ beforeEach(() => {
     service: snapshots,
     compressor: zstd,
     access,
+    queue,
     rangeBytes: 3 * BLOCK_SIZE + 1000,
   });
 });
@@ -138,6 +140,48 @@ describe('image-backed volumes, snapshotted by a worker', () => {
     const missing = await snapshots.create(alice, { volumeId: gone.volumeId });
     expect(await worker.run(missing.snapshotId)).toBe('error');
     expect((await snapshots.get(alice, missing.snapshotId)).stateReason).toContain('does not exist');
+  });
+
+  it('are split into parts for several workers when large; the last part completes the snapshot', async () => {
+    const parted = new ImageSnapshotter({
+      snapshots: snapshotRepo,
+      volumes: volumeRepo,
+      objects,
+      objectsIn: () => objects,
+      service: snapshots,
+      compressor: zstd,
+      access,
+      queue,
+      partBytes: 4 * BLOCK_SIZE,
+    });
+    const key = `${ObjectLayout.imagePrefix(alice.accountId)}big.img`;
+    const image = randomBytes(10 * BLOCK_SIZE);
+    image.fill(0, 5 * BLOCK_SIZE, 6 * BLOCK_SIZE);
+    await objects.put(key, image);
+    const volume = await volumes.register(alice, {
+      name: 'big',
+      sizeBytes: 16 * BLOCK_SIZE,
+      imageUri: `s3://region/${key}`,
+    });
+    const snapshot = await snapshots.create(alice, { volumeId: volume.volumeId });
+    queue.messages.length = 0;
+    expect(await parted.run(snapshot.snapshotId)).toBe('split');
+    expect(queue.messages).toEqual(
+      [0, 1, 2].map((part) => ({ kind: 'snapshot.fromImagePart', snapshotId: snapshot.snapshotId, part })),
+    );
+    // Parts finish in any order; a redelivered part changes nothing.
+    expect(await parted.runPart(snapshot.snapshotId, 2)).toBe('part');
+    expect(await parted.runPart(snapshot.snapshotId, 0)).toBe('part');
+    expect(await parted.runPart(snapshot.snapshotId, 0)).toBe('part');
+    expect((await snapshots.get(alice, snapshot.snapshotId)).progress).toBe(63);
+    expect(await parted.runPart(snapshot.snapshotId, 1)).toBe('completed');
+    expect(await parted.runPart(snapshot.snapshotId, 1)).toBe('skipped');
+    const done = await snapshots.get(alice, snapshot.snapshotId);
+    expect(done).toMatchObject({ state: 'completed', parts: 3, stats: { blockCount: 9, zeroBlocks: 7 } });
+    const expected = Buffer.alloc(16 * BLOCK_SIZE);
+    image.copy(expected);
+    expect((await restore(snapshot.snapshotId, expected.length)).equals(expected)).toBe(true);
+    expect([...objects.objects.keys()].filter((k) => k.startsWith('uploads/'))).toEqual([]);
   });
 
   it("may only be read from the account's own images or an allowed bucket", () => {

@@ -43,6 +43,7 @@ const FIELDS = [
   'completedAt',
   'deadline',
   'stats',
+  'parts',
 ] as const;
 
 function toSnapshot(item: Record<string, unknown>): Snapshot {
@@ -275,6 +276,27 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
         DeleteRequest: { Key: { pk: snapshotKey(snapshot.snapshotId).pk, sk: segmentSk(id) } },
       })),
     );
+  }
+
+  async completePart(snapshotId: string, part: number): Promise<number | undefined> {
+    try {
+      const { Attributes } = await this.documents.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: snapshotKey(snapshotId),
+          // A set: marking a part twice (a redelivered message) counts it once.
+          UpdateExpression: 'ADD partsDone :part',
+          ConditionExpression: '#state = :pending',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':part': new Set([part]), ':pending': 'pending' },
+          ReturnValues: 'UPDATED_NEW',
+        }),
+      );
+      return (Attributes?.partsDone as Set<number> | undefined)?.size;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
   }
 
   async addSessionSegments(snapshotId: string, segmentIds: readonly string[]): Promise<void> {

@@ -19,6 +19,7 @@ export class MemorySnapshotRepository implements SnapshotRepository {
   readonly #snapshots = new Map<string, Snapshot>();
   readonly #tokens = new Map<string, ClientTokenRecord>();
   readonly #segments = new Map<string, Set<string>>();
+  readonly #parts = new Map<string, Set<number>>();
 
   /** Shares the volumes' snapshot count, as the table's transactions do. */
   constructor(private readonly volumes: MemoryVolumeRepository) {}
@@ -103,6 +104,14 @@ export class MemorySnapshotRepository implements SnapshotRepository {
       throw new Error(`snapshot ${snapshot.snapshotId} does not exist`);
     this.volumes.snapshotsOf.get(snapshot.volumeId)?.delete(snapshot.snapshotId);
     this.#segments.delete(snapshot.snapshotId);
+  }
+
+  async completePart(snapshotId: string, part: number): Promise<number | undefined> {
+    if (this.#snapshots.get(snapshotId)?.state !== 'pending') return undefined;
+    const done = this.#parts.get(snapshotId) ?? new Set<number>();
+    done.add(part);
+    this.#parts.set(snapshotId, done);
+    return done.size;
   }
 
   async addSessionSegments(snapshotId: string, segmentIds: readonly string[]): Promise<void> {
