@@ -53,13 +53,41 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
   };
   const own = () => awsFor(config.region.name);
   const table = config.region.table;
-  let authenticate: Runtime['authenticate'] | undefined;
-  let volumes: VolumeService | undefined;
-  let snapshots: SnapshotService | undefined;
-  let imageSnapshotter: ImageSnapshotter | undefined;
   const imageAccess: ImageAccess = { regionBucket: config.region.bucket, extraBuckets: config.imageBuckets };
-  const objects = () => new S3ObjectStore(own().s3, config.region.bucket);
-  const queue = () => new SqsWorkQueue(own().sqs, config.region.queueUrl);
+  // Each part is built once, on first use: a function pays at cold start only for what it touches.
+  const volumeRepo = once(() => new DynamoVolumeRepository(own().documents, table));
+  const snapshotRepo = once(
+    () => new DynamoSnapshotRepository(own().documents, table, () => Math.floor(clock.now() / 1000)),
+  );
+  const objects = once(() => new S3ObjectStore(own().s3, config.region.bucket));
+  const queue = once(() => new SqsWorkQueue(own().sqs, config.region.queueUrl));
+  const authenticate = once(() => apiKeyAuthenticator(new AccountRepository(own().documents, table), clock));
+  const volumes = once(() => new VolumeService(volumeRepo(), clock, config.region.name, imageAccess));
+  const snapshots = once(
+    () =>
+      new SnapshotService({
+        snapshots: snapshotRepo(),
+        volumes: volumeRepo(),
+        objects: objects(),
+        clock,
+        region: config.region.name,
+        queue: queue(),
+      }),
+  );
+  const imageSnapshotter = once(
+    () =>
+      new ImageSnapshotter({
+        snapshots: snapshotRepo(),
+        volumes: volumeRepo(),
+        objects: objects(),
+        objectsIn: (bucket) =>
+          bucket === config.region.bucket ? objects() : new S3ObjectStore(own().s3, bucket),
+        service: snapshots(),
+        compressor: createZstdCompressor(),
+        access: imageAccess,
+        queue: queue(),
+      }),
+  );
   return {
     config,
     clock,
@@ -67,42 +95,23 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
       return own();
     },
     awsFor,
-    authenticate: (authorization) => {
-      authenticate ??= apiKeyAuthenticator(new AccountRepository(own().documents, table), clock);
-      return authenticate(authorization);
-    },
+    authenticate: (authorization) => authenticate()(authorization),
     get volumes() {
-      volumes ??= new VolumeService(
-        new DynamoVolumeRepository(own().documents, table),
-        clock,
-        config.region.name,
-        imageAccess,
-      );
-      return volumes;
+      return volumes();
     },
     get snapshots() {
-      snapshots ??= new SnapshotService({
-        snapshots: new DynamoSnapshotRepository(own().documents, table, () => Math.floor(clock.now() / 1000)),
-        volumes: new DynamoVolumeRepository(own().documents, table),
-        objects: objects(),
-        clock,
-        region: config.region.name,
-        queue: queue(),
-      });
-      return snapshots;
+      return snapshots();
     },
     get imageSnapshotter() {
-      imageSnapshotter ??= new ImageSnapshotter({
-        snapshots: new DynamoSnapshotRepository(own().documents, table, () => Math.floor(clock.now() / 1000)),
-        volumes: new DynamoVolumeRepository(own().documents, table),
-        objects: objects(),
-        objectsIn: (bucket) => new S3ObjectStore(own().s3, bucket),
-        service: this.snapshots,
-        compressor: createZstdCompressor(),
-        access: imageAccess,
-        queue: queue(),
-      });
-      return imageSnapshotter;
+      return imageSnapshotter();
     },
+  };
+}
+
+function once<T>(make: () => T): () => T {
+  let value: T | undefined;
+  return () => {
+    value ??= make();
+    return value;
   };
 }
