@@ -75,23 +75,19 @@ export class ApiClient {
   }
 
   listVolumes(filter: VolumeListFilter = {}): Promise<{ volumes: Volume[]; nextToken?: string }> {
-    const query = new URLSearchParams();
-    if (filter.name) query.set('name', filter.name);
-    for (const [key, value] of Object.entries(filter.tags ?? {})) query.set(`tag:${key}`, value);
-    if (filter.limit) query.set('limit', String(filter.limit));
-    if (filter.nextToken) query.set('nextToken', filter.nextToken);
-    const qs = query.toString();
+    const qs = listQuery(
+      { name: filter.name, limit: filter.limit, nextToken: filter.nextToken },
+      filter.tags,
+    );
     return this.request('GET', `/v1/volumes${qs ? `?${qs}` : ''}`);
   }
 
-  /** Every page of {@link listVolumes}, one at a time. */
-  async *allVolumes(filter: Omit<VolumeListFilter, 'nextToken'> = {}): AsyncGenerator<Volume> {
-    let nextToken: string | undefined;
-    do {
+  /** Every volume matching `filter`, page after page. */
+  allVolumes(filter: Omit<VolumeListFilter, 'nextToken'> = {}): AsyncGenerator<Volume> {
+    return everyPage(async (nextToken) => {
       const page = await this.listVolumes({ ...filter, nextToken });
-      yield* page.volumes;
-      nextToken = page.nextToken;
-    } while (nextToken);
+      return { items: page.volumes, nextToken: page.nextToken };
+    });
   }
 
   getVolume(volumeId: string): Promise<Volume> {
@@ -113,23 +109,17 @@ export class ApiClient {
   }
 
   listSnapshots(filter: SnapshotListFilter = {}): Promise<{ snapshots: Snapshot[]; nextToken?: string }> {
-    const query = new URLSearchParams();
-    for (const key of ['volumeId', 'state', 'name', 'nextToken'] as const)
-      if (filter[key]) query.set(key, String(filter[key]));
-    for (const [key, value] of Object.entries(filter.tags ?? {})) query.set(`tag:${key}`, value);
-    if (filter.limit) query.set('limit', String(filter.limit));
-    const qs = query.toString();
+    const { tags, ...plain } = filter;
+    const qs = listQuery(plain, tags);
     return this.request('GET', `/v1/snapshots${qs ? `?${qs}` : ''}`);
   }
 
-  /** Every page of {@link listSnapshots}, one at a time. */
-  async *allSnapshots(filter: Omit<SnapshotListFilter, 'nextToken'> = {}): AsyncGenerator<Snapshot> {
-    let nextToken: string | undefined;
-    do {
+  /** Every snapshot matching `filter`, page after page. */
+  allSnapshots(filter: Omit<SnapshotListFilter, 'nextToken'> = {}): AsyncGenerator<Snapshot> {
+    return everyPage(async (nextToken) => {
       const page = await this.listSnapshots({ ...filter, nextToken });
-      yield* page.snapshots;
-      nextToken = page.nextToken;
-    } while (nextToken);
+      return { items: page.snapshots, nextToken: page.nextToken };
+    });
   }
 
   getSnapshot(snapshotId: string): Promise<Snapshot> {
@@ -223,4 +213,28 @@ export class ApiClient {
     }
     return data as T;
   }
+}
+
+/** The query string of a list call: plain parameters, and tag filters as `tag:KEY=VALUE`. */
+function listQuery(
+  params: Record<string, string | number | undefined>,
+  tags: Record<string, string> = {},
+): string {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params))
+    if (value !== undefined && value !== '') query.set(key, String(value));
+  for (const [key, value] of Object.entries(tags)) query.set(`tag:${key}`, value);
+  return query.toString();
+}
+
+/** Yields the items of every page, following next tokens until there are none. */
+async function* everyPage<T>(
+  fetchPage: (nextToken?: string) => Promise<{ items: T[]; nextToken?: string }>,
+): AsyncGenerator<T> {
+  let nextToken: string | undefined;
+  do {
+    const page = await fetchPage(nextToken);
+    yield* page.items;
+    nextToken = page.nextToken;
+  } while (nextToken);
 }

@@ -14,3 +14,8 @@ export const volumeOwnerIndex = (accountId: string) => `ACCOUNT#${accountId}#VOL
 export const snapshotKey = (snapshotId: string) => ({ pk: `SNAPSHOT#${snapshotId}`, sk: 'SNAPSHOT' });
 export const snapshotsOfVolumeIndex = (volumeId: string) => `VOLUME#${volumeId}#SNAPSHOTS`;
 export const createdOrder = (createdAt: string, id: string) => `${createdAt}#${id}`;
+
+/** The record's own fields out of a stored item (keys and index attributes left behind). */
+export function pickFields<T>(item: Record<string, unknown>, fields: readonly string[]): T {
+  return Object.fromEntries(fields.filter((f) => item[f] !== undefined).map((f) => [f, item[f]])) as T;
+}

@@ -16,7 +16,7 @@ import type {
   SnapshotState,
 } from '../../core/snapshots.ts';
 import { batchWriteAll } from './batch.ts';
-import { createdOrder, snapshotKey, snapshotsOfVolumeIndex, volumeKey } from './keys.ts';
+import { createdOrder, pickFields, snapshotKey, snapshotsOfVolumeIndex, volumeKey } from './keys.ts';
 import { Filters, queryPage } from './query.ts';
 
 const ownerIndex = (accountId: string) => `ACCOUNT#${accountId}#SNAPSHOTS`;
@@ -47,9 +47,7 @@ const FIELDS = [
 ] as const;
 
 function toSnapshot(item: Record<string, unknown>): Snapshot {
-  return Object.fromEntries(
-    FIELDS.filter((f) => item[f] !== undefined).map((f) => [f, item[f]]),
-  ) as unknown as Snapshot;
+  return pickFields<Snapshot>(item, FIELDS);
 }
 
 /** Snapshot records in the region table (key design in keys.ts). */

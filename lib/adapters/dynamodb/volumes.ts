@@ -9,7 +9,7 @@ import {
 import { VolsnapError } from '../../core/errors.ts';
 import type { Page } from '../../core/pagination.ts';
 import type { Volume, VolumeFilter, VolumeRepository } from '../../core/volumes.ts';
-import { createdOrder, snapshotsOfVolumeIndex, volumeKey, volumeOwnerIndex } from './keys.ts';
+import { createdOrder, pickFields, snapshotsOfVolumeIndex, volumeKey, volumeOwnerIndex } from './keys.ts';
 import { Filters, queryPage } from './query.ts';
 
 const FIELDS = [
@@ -25,9 +25,7 @@ const FIELDS = [
 ] as const;
 
 function toVolume(item: Record<string, unknown>): Volume {
-  return Object.fromEntries(
-    FIELDS.filter((f) => item[f] !== undefined).map((f) => [f, item[f]]),
-  ) as unknown as Volume;
+  return pickFields<Volume>(item, FIELDS);
 }
 
 /** Volumes in the region table (key design in keys.ts). */
