@@ -1,13 +1,15 @@
 import { type AwsClients, createAwsClients } from './adapters/aws-clients.ts';
 import { systemClock } from './adapters/clock.ts';
-import { AccountRepository } from './adapters/dynamodb/accounts.ts';
+import { DynamoIdentityRepository } from './adapters/dynamodb/accounts.ts';
+import { DynamoAuditLog } from './adapters/dynamodb/audit.ts';
 import { DynamoSnapshotRepository } from './adapters/dynamodb/snapshots.ts';
 import { DynamoVolumeRepository } from './adapters/dynamodb/volumes.ts';
 import { S3ObjectStore } from './adapters/s3/objects.ts';
 import { SqsWorkQueue } from './adapters/sqs/queue.ts';
 import { createZstdCompressor } from './adapters/zstd.ts';
 import { loadRuntimeConfig, type RuntimeConfig } from './config/runtime.ts';
-import { apiKeyAuthenticator } from './core/authenticate.ts';
+import { AccountService, keyAuthenticator } from './core/accounts.ts';
+import type { AuditLog } from './core/audit.ts';
 import type { Clock } from './core/clock.ts';
 import type { Caller } from './core/identity.ts';
 import { type ImageAccess, ImageSnapshotter } from './core/image-snapshot.ts';
@@ -26,8 +28,10 @@ export interface Runtime {
   aws: AwsClients;
   /** Clients of another region's services (cross-region copy); created on first use, then kept. */
   awsFor(region: string): AwsClients;
-  /** Resolves an Authorization header to the caller (401 otherwise). */
-  authenticate(authorization: string | undefined): Promise<Caller>;
+  /** Resolves an Authorization header to the caller, or undefined for any bad or missing key. */
+  authenticate(authorization: string | undefined): Promise<Caller | undefined>;
+  accounts: AccountService;
+  audit: AuditLog;
   volumes: VolumeService;
   snapshots: SnapshotService;
   /** Server-side snapshots of image-backed volumes (the worker's use case). */
@@ -56,12 +60,26 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
   const imageAccess: ImageAccess = { regionBucket: config.region.bucket, extraBuckets: config.imageBuckets };
   // Each part is built once, on first use: a function pays at cold start only for what it touches.
   const volumeRepo = once(() => new DynamoVolumeRepository(own().documents, table));
-  const snapshotRepo = once(
-    () => new DynamoSnapshotRepository(own().documents, table, () => Math.floor(clock.now() / 1000)),
-  );
+  const nowSeconds = () => Math.floor(clock.now() / 1000);
+  const snapshotRepo = once(() => new DynamoSnapshotRepository(own().documents, table, nowSeconds));
   const objects = once(() => new S3ObjectStore(own().s3, config.region.bucket));
   const queue = once(() => new SqsWorkQueue(own().sqs, config.region.queueUrl));
-  const authenticate = once(() => apiKeyAuthenticator(new AccountRepository(own().documents, table), clock));
+  const identity = once(() => {
+    const home = config.registry.get(config.identityRegion);
+    return new DynamoIdentityRepository(awsFor(home.name).documents, home.table);
+  });
+  const authenticate = once(() => keyAuthenticator(identity(), clock));
+  const audit = once(() => new DynamoAuditLog(own().documents, table, nowSeconds));
+  const accounts = once(
+    () =>
+      new AccountService({
+        identity: identity(),
+        clock,
+        region: config.region.name,
+        usage: (accountId) => snapshotRepo().usage(accountId),
+        defaults: config.defaultQuota,
+      }),
+  );
   const volumes = once(() => new VolumeService(volumeRepo(), clock, config.region.name, imageAccess));
   const snapshots = once(
     () =>
@@ -72,6 +90,7 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         clock,
         region: config.region.name,
         queue: queue(),
+        accounts: accounts(),
       }),
   );
   const imageSnapshotter = once(
@@ -96,6 +115,12 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
     },
     awsFor,
     authenticate: (authorization) => authenticate()(authorization),
+    get accounts() {
+      return accounts();
+    },
+    get audit() {
+      return audit();
+    },
     get volumes() {
       return volumes();
     },

@@ -10,6 +10,7 @@ const States = z.enum(['queued', 'pending', 'completed', 'error', 'deleting']);
 /** `POST /v1/snapshots`: starts a snapshot of a volume (pending until its blocks are written). */
 export const create = httpHandler(
   {
+    audit: 'snapshot.create',
     body: z.strictObject({
       volumeId: z.string(),
       name: z.optional(z.string()),
@@ -21,10 +22,14 @@ export const create = httpHandler(
   async ({ body, caller }) => ({ status: 201, body: await runtime().snapshots.create(caller, body) }),
 );
 
-/** `GET /v1/snapshots?volumeId&state&name&tag:KEY=VALUE&limit&nextToken`: the caller's snapshots, newest first. */
+/**
+ * `GET /v1/snapshots?scope=own|shared|public&volumeId&state&name&tag:KEY=VALUE&limit&nextToken`: the
+ * caller's snapshots (default), those other accounts shared with it, or public ones; newest first.
+ */
 export const list = httpHandler(
   {
     query: z.looseObject({
+      scope: z.optional(z.enum(['own', 'shared', 'public'])),
       volumeId: z.optional(z.string()),
       state: z.optional(States),
       name: z.optional(z.string()),
@@ -39,10 +44,12 @@ export const list = httpHandler(
       name: query.name,
       tags: tagFilter(query as Record<string, string>),
     };
-    const page = await runtime().snapshots.list(caller, filter, {
-      limit: pageLimit(query.limit),
-      nextToken: query.nextToken,
-    });
+    const page = await runtime().snapshots.list(
+      caller,
+      filter,
+      { limit: pageLimit(query.limit), nextToken: query.nextToken },
+      query.scope,
+    );
     return { body: { snapshots: page.items, ...(page.nextToken ? { nextToken: page.nextToken } : {}) } };
   },
 );
@@ -55,6 +62,7 @@ export const show = httpHandler({ path: SnapshotPath }, async ({ path, caller })
 /** `PATCH /v1/snapshots/{snapshotId}`: name, description, tags. */
 export const update = httpHandler(
   {
+    audit: 'snapshot.update',
     path: SnapshotPath,
     body: z.strictObject({
       name: z.optional(z.string()),
@@ -68,23 +76,29 @@ export const update = httpHandler(
 );
 
 /** `DELETE /v1/snapshots/{snapshotId}`. */
-export const remove = httpHandler({ path: SnapshotPath }, async ({ path, caller }) => {
-  await runtime().snapshots.delete(caller, path.snapshotId);
-  return { status: 204 };
-});
+export const remove = httpHandler(
+  { audit: 'snapshot.delete', path: SnapshotPath },
+  async ({ path, caller }) => {
+    await runtime().snapshots.delete(caller, path.snapshotId);
+    return { status: 204 };
+  },
+);
 
 /** `POST /v1/snapshots/{snapshotId}/upload-urls {segments: N}`: new segment ids with PUT URLs, and the manifest's. */
 export const uploadUrls = httpHandler(
-  { path: SnapshotPath, body: z.strictObject({ segments: z.number() }) },
+  { audit: 'snapshot.uploadUrls', path: SnapshotPath, body: z.strictObject({ segments: z.number() }) },
   async ({ path, body, caller }) => ({
     body: await runtime().snapshots.uploadUrls(caller, path.snapshotId, body.segments),
   }),
 );
 
 /** `POST /v1/snapshots/{snapshotId}/complete`: verifies the uploaded manifest and segments, then completes. */
-export const complete = httpHandler({ path: SnapshotPath }, async ({ path, caller }) => ({
-  body: await runtime().snapshots.complete(caller, path.snapshotId),
-}));
+export const complete = httpHandler(
+  { audit: 'snapshot.complete', path: SnapshotPath },
+  async ({ path, caller }) => ({
+    body: await runtime().snapshots.complete(caller, path.snapshotId),
+  }),
+);
 
 /** `GET /v1/snapshots/{snapshotId}/manifest-url`: a GET URL of a completed snapshot's manifest. */
 export const manifestUrl = httpHandler({ path: SnapshotPath }, async ({ path, caller }) => ({
@@ -105,4 +119,36 @@ export const changedBlocks = httpHandler(
   async ({ path, query, caller }) => ({
     body: await runtime().snapshots.diff(caller, query.since, path.snapshotId),
   }),
+);
+
+const SharePath = z.object({ snapshotId: z.string(), accountId: z.string() });
+
+/** `POST /v1/snapshots/{snapshotId}/shares {accountId}`: lets another account (id or name) read it. */
+export const share = httpHandler(
+  { audit: 'snapshot.share', path: SnapshotPath, body: z.strictObject({ accountId: z.string() }) },
+  async ({ path, body, caller }) => ({
+    body: await runtime().snapshots.share(caller, path.snapshotId, body.accountId),
+  }),
+);
+
+/** `DELETE /v1/snapshots/{snapshotId}/shares/{accountId}`: takes the share back. */
+export const unshare = httpHandler(
+  { audit: 'snapshot.unshare', path: SharePath },
+  async ({ path, caller }) => ({
+    body: await runtime().snapshots.unshare(caller, path.snapshotId, path.accountId),
+  }),
+);
+
+/** `PUT /v1/snapshots/{snapshotId}/public`: every account may read it. */
+export const publish = httpHandler(
+  { audit: 'snapshot.publish', path: SnapshotPath },
+  async ({ path, caller }) => ({
+    body: await runtime().snapshots.publish(caller, path.snapshotId),
+  }),
+);
+
+/** `DELETE /v1/snapshots/{snapshotId}/public`: private again. */
+export const unpublish = httpHandler(
+  { audit: 'snapshot.unpublish', path: SnapshotPath },
+  async ({ path, caller }) => ({ body: await runtime().snapshots.unpublish(caller, path.snapshotId) }),
 );

@@ -8,6 +8,7 @@ const VolumePath = z.object({ volumeId: z.string() });
 /** `POST /v1/volumes`: registers a volume (its bytes stay where they are), empty or from a snapshot. */
 export const create = httpHandler(
   {
+    audit: 'volume.create',
     body: z.strictObject({
       name: z.string(),
       sizeBytes: z.optional(z.number()),
@@ -50,7 +51,7 @@ export const show = httpHandler({ path: VolumePath }, async ({ path, caller }) =
 }));
 
 /** `DELETE /v1/volumes/{volumeId}`: refused with 409 while the volume has snapshots. */
-export const remove = httpHandler({ path: VolumePath }, async ({ path, caller }) => {
+export const remove = httpHandler({ audit: 'volume.delete', path: VolumePath }, async ({ path, caller }) => {
   await runtime().volumes.delete(caller, path.volumeId);
   return { status: 204 };
 });

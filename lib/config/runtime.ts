@@ -1,5 +1,6 @@
 import registryFile from '../../infra/regions.json' with { type: 'json' };
 import packageJson from '../../package.json' with { type: 'json' };
+import { DEFAULT_QUOTA, type QuotaLimits } from '../core/accounts.ts';
 import { VolsnapError } from '../core/errors.ts';
 import { type RegionEntry, RegionRegistry } from './regions.ts';
 
@@ -13,6 +14,13 @@ export interface RuntimeConfig {
   version: string;
   /** Buckets besides the region's own that image-backed volumes may be read from (`VOLSNAP_IMAGE_BUCKETS`, comma-separated). */
   imageBuckets: string[];
+  /**
+   * The region whose table holds accounts, users and API keys (`VOLSNAP_IDENTITY_REGION`, default
+   * this one): one place for identity, so a revoked key stops in every region at once.
+   */
+  identityRegion: string;
+  /** Default per-region limits of an account (`VOLSNAP_DEFAULT_MAX_SNAPSHOTS`, `VOLSNAP_DEFAULT_MAX_STORED_BYTES`). */
+  defaultQuota: QuotaLimits;
 }
 
 /** The version of volsnap, from package.json. */
@@ -66,7 +74,33 @@ export function loadRuntimeConfig(env: Env): RuntimeConfig {
     .split(',')
     .map((b) => b.trim())
     .filter(Boolean);
-  return { region: merged, registry, stage: env.VOLSNAP_STAGE ?? 'dev', version: VERSION, imageBuckets };
+  const identityRegion = env.VOLSNAP_IDENTITY_REGION || name;
+  registry.get(identityRegion); // an unknown identity region fails here, naming the known ones
+  return {
+    region: merged,
+    registry,
+    stage: env.VOLSNAP_STAGE ?? 'dev',
+    version: VERSION,
+    imageBuckets,
+    identityRegion,
+    defaultQuota: {
+      maxSnapshots: wholeNumber(env, 'VOLSNAP_DEFAULT_MAX_SNAPSHOTS') ?? DEFAULT_QUOTA.maxSnapshots,
+      maxStoredBytes: wholeNumber(env, 'VOLSNAP_DEFAULT_MAX_STORED_BYTES') ?? DEFAULT_QUOTA.maxStoredBytes,
+    },
+  };
+}
+
+function wholeNumber(env: Env, name: string): number | undefined {
+  const text = env[name];
+  if (text === undefined || text === '') return undefined;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new VolsnapError(
+      'internal',
+      `The deployment is misconfigured: ${name} must be a whole number ≥ 0.`,
+    );
+  }
+  return value;
 }
 
 function withoutUndefined<T extends object>(value: T): T {

@@ -14,6 +14,12 @@ export const ERROR_STATUS = {
   'auth.unauthorized': 401,
   'auth.forbidden': 403,
   'region.unknown': 400,
+  'account.notFound': 404,
+  /** Account names are unique in the deployment. */
+  'account.nameTaken': 409,
+  'user.notFound': 404,
+  'user.exists': 409,
+  'key.notFound': 404,
   'volume.notFound': 404,
   'volume.invalidSize': 400,
   'volume.hasSnapshots': 409,
@@ -27,8 +33,11 @@ export const ERROR_STATUS = {
   'snapshot.segmentsForeign': 400,
   /** The manifest does not describe this snapshot's volume (size, block size, blocks outside it). */
   'snapshot.manifestInvalid': 400,
+  /** The owner's account blocks public sharing (`volsnap account settings --block-public-sharing`). */
+  'snapshot.publicSharingBlocked': 409,
   'idempotency.conflict': 409,
-  'quota.exceeded': 403,
+  /** Creating would pass the account's quota in this region; details carry the limit and usage. */
+  'quota.exceeded': 409,
   /** Bytes that do not match their recorded SHA-256 or structure: a corrupt or tampered object. */
   'data.corrupt': 422,
   'storage.unavailable': 503,

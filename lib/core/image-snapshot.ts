@@ -176,7 +176,15 @@ export class ImageSnapshotter {
 
   async #complete(snapshot: Snapshot, manifest: Manifest): Promise<void> {
     await this.#o.objects.put(ObjectLayout.manifestUpload(snapshot.snapshotId), encodeManifest(manifest));
-    const system: Caller = { accountId: snapshot.accountId, keyId: 'system', role: 'owner' };
+    // The worker completes on the owner's behalf, as the system.
+    const system: Caller = {
+      accountId: snapshot.accountId,
+      userName: 'volsnap-worker',
+      keyId: 'system',
+      role: 'owner',
+      permissions: [],
+      operator: false,
+    };
     await this.#o.service.complete(system, snapshot.snapshotId);
   }
 

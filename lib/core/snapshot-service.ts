@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
+import { type Account, DEFAULT_QUOTA, type QuotaLimits } from './accounts.ts';
 import { BLOCK_SIZE } from './blocks.ts';
 import { type Clock, isoTime } from './clock.ts';
 import { VolsnapError } from './errors.ts';
-import type { Caller } from './identity.ts';
+import { type Caller, type Permission, requirePermission } from './identity.ts';
 import { isId, newId } from './ids.ts';
 import { decodeManifest, type Manifest } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
@@ -10,16 +11,29 @@ import type { Page } from './pagination.ts';
 import type { WorkQueue } from './queue.ts';
 import {
   assertTransition,
+  type Grantee,
+  MAX_SHARES,
   type Snapshot,
   type SnapshotFilter,
   type SnapshotRepository,
+  type SnapshotScope,
   type SnapshotStats,
 } from './snapshots.ts';
 import { type Tags, validateTags } from './tags.ts';
 import type { VolumeRepository } from './volumes.ts';
 
+/** What the snapshot service needs to know of accounts (the account service provides it). */
+export interface AccountDirectory {
+  /** An account by id or readable name; `account.notFound` otherwise. */
+  resolveAccount(ref: string): Promise<Account>;
+  /** The account's limits in this region. */
+  limits(accountId: string): Promise<QuotaLimits>;
+}
+
 export interface SnapshotServiceOptions {
   snapshots: SnapshotRepository;
+  /** Quotas, and the accounts snapshots are shared with. */
+  accounts?: AccountDirectory;
   volumes: VolumeRepository;
   objects: ObjectStore;
   clock: Clock;
@@ -73,6 +87,7 @@ export class SnapshotService {
       urlTtlSeconds: DEFAULT_URL_TTL_SECONDS,
       ...options,
       queue: options.queue ?? noQueue,
+      accounts: options.accounts ?? noDirectory,
     };
   }
 
@@ -82,6 +97,7 @@ export class SnapshotService {
    * the same token and parameters return the same snapshot; other parameters are a 409.
    */
   async create(caller: Caller, input: CreateSnapshotInput): Promise<Snapshot> {
+    requirePermission(caller, 'snapshot:create');
     const volume = isId('volume', input.volumeId)
       ? await this.#o.volumes.get(caller.accountId, input.volumeId)
       : undefined;
@@ -104,8 +120,14 @@ export class SnapshotService {
         'A client token is 1–64 printable ASCII characters without spaces.',
       );
     }
+    // A volume made from another account's snapshot starts with a full snapshot: segments are never
+    // shared across accounts, so its data is copied into the caller's own segments once.
+    const source = volume.sourceSnapshotId ? await this.#o.snapshots.get(volume.sourceSnapshotId) : undefined;
     const parent =
-      (await this.#o.snapshots.latestCompleted(volume.volumeId))?.snapshotId ?? volume.sourceSnapshotId;
+      (await this.#o.snapshots.latestCompleted(volume.volumeId))?.snapshotId ??
+      (source?.accountId === caller.accountId && source.state === 'completed'
+        ? source.snapshotId
+        : undefined);
     const now = this.#o.clock.now();
     const snapshot: Snapshot = {
       snapshotId: newId('snapshot'),
@@ -129,6 +151,7 @@ export class SnapshotService {
     const known = await this.#o.snapshots.create(
       snapshot,
       input.clientToken ? { token: input.clientToken, requestHash } : undefined,
+      await this.#o.accounts.limits(caller.accountId),
     );
     if (!known) {
       // An image-backed volume is read by a worker; a volume on a host is written by its CLI or agent.
@@ -162,21 +185,30 @@ export class SnapshotService {
     return earlier;
   }
 
-  /** The caller's snapshot, or `snapshot.notFound` (also for other accounts' snapshots). */
+  /**
+   * A snapshot the caller may read: its own, one shared with its account, or a public one. Any other
+   * answers `snapshot.notFound`, exactly as a missing one does. Whom it is shared with is shown to its
+   * owner only.
+   */
   async get(caller: Caller, snapshotId: string): Promise<Snapshot> {
-    const snapshot = isId('snapshot', snapshotId) ? await this.#o.snapshots.get(snapshotId) : undefined;
-    if (!snapshot || snapshot.accountId !== caller.accountId || snapshot.state === 'deleting')
-      throw notFound(snapshotId);
-    return snapshot;
+    return viewFor(caller, await this.#visible(caller, snapshotId));
   }
 
-  list(
+  /** The caller's own snapshots, those shared with its account, or public ones (of any account). */
+  async list(
     caller: Caller,
     filter: SnapshotFilter,
     page: { limit: number; nextToken?: string },
+    scope: SnapshotScope = 'own',
   ): Promise<Page<Snapshot>> {
     if (filter.tags) validateTags(filter.tags);
-    return this.#o.snapshots.list(caller.accountId, filter, page);
+    if (scope === 'own') return this.#o.snapshots.list(caller.accountId, filter, page);
+    const listed = await this.#o.snapshots.listShared(
+      scope === 'public' ? 'public' : { accountId: caller.accountId },
+      filter,
+      page,
+    );
+    return { ...listed, items: listed.items.map((s) => viewFor(caller, s)) };
   }
 
   async update(
@@ -184,7 +216,7 @@ export class SnapshotService {
     snapshotId: string,
     changes: { name?: string; description?: string; tags?: Tags },
   ): Promise<Snapshot> {
-    await this.get(caller, snapshotId);
+    await this.#owned(caller, snapshotId, 'snapshot:update', 'change');
     if (changes.tags) validateTags(changes.tags);
     if ((changes.name?.length ?? 0) > 255 || (changes.description?.length ?? 0) > 1024) {
       throw new VolsnapError(
@@ -202,7 +234,7 @@ export class SnapshotService {
    * (deleting an older snapshot never harms a newer one); garbage collection reclaims the rest.
    */
   async delete(caller: Caller, snapshotId: string): Promise<void> {
-    const snapshot = await this.get(caller, snapshotId);
+    const snapshot = await this.#owned(caller, snapshotId, 'snapshot:delete', 'delete');
     assertTransition(snapshot, 'deleting');
     const deleting = await this.#o.snapshots.transition(snapshotId, [snapshot.state], 'deleting');
     if (!deleting)
@@ -278,6 +310,18 @@ export class SnapshotService {
         `Ask for up to ${MAX_URLS_PER_REQUEST} segment ids (seg-…) at a time.`,
       );
     }
+    if (snapshot.accountId !== caller.accountId) {
+      // Another account reads only the segments this snapshot's manifest names, not the owner's others.
+      const named = (await this.#manifest(snapshot.snapshotId)).segments;
+      const foreign = segmentIds.filter((id) => !named.has(id));
+      if (foreign.length > 0) {
+        throw new VolsnapError(
+          'request.invalid',
+          `Segment(s) ${foreign.slice(0, 5).join(', ')} are not part of snapshot ${snapshotId}.`,
+          { details: { segmentIds: foreign } },
+        );
+      }
+    }
     const ttl = this.#o.urlTtlSeconds;
     const segments = await Promise.all(
       segmentIds.map(async (segmentId) => ({
@@ -295,7 +339,7 @@ export class SnapshotService {
    * goes to `error` with the reason. Completing a completed snapshot returns it unchanged.
    */
   async complete(caller: Caller, snapshotId: string): Promise<Snapshot> {
-    const current = await this.get(caller, snapshotId);
+    const current = await this.#owned(caller, snapshotId, 'snapshot:create', 'write');
     if (current.state === 'completed') return current;
     const snapshot = await this.#pending(caller, snapshotId);
     const uploaded = await this.#o.objects.get(ObjectLayout.manifestUpload(snapshotId));
@@ -350,7 +394,7 @@ export class SnapshotService {
       stats: statsOf(manifest, session),
     });
     if (!completed) {
-      const now = await this.get(caller, snapshotId);
+      const now = await this.#visible(caller, snapshotId);
       if (now.state === 'completed') return now;
       throw new VolsnapError(
         'snapshot.invalidState',
@@ -393,8 +437,111 @@ export class SnapshotService {
     };
   }
 
+  /**
+   * Lets another account (by id or name) read a completed snapshot: list it under `--shared`,
+   * restore it, make volumes from it. It stays the owner's: the grantee cannot change, share or
+   * delete it. Idempotent.
+   */
+  async share(caller: Caller, snapshotId: string, accountRef: string): Promise<Snapshot> {
+    const snapshot = await this.#owned(caller, snapshotId, 'snapshot:share', 'share');
+    const grantee = await this.#o.accounts.resolveAccount(accountRef);
+    if (grantee.accountId === caller.accountId) {
+      throw new VolsnapError(
+        'request.invalid',
+        'A snapshot is always readable by its own account: share it with another.',
+      );
+    }
+    if (
+      !(snapshot.sharedWith ?? []).includes(grantee.accountId) &&
+      (snapshot.sharedWith?.length ?? 0) >= MAX_SHARES
+    ) {
+      throw new VolsnapError(
+        'request.invalid',
+        `Snapshot ${snapshotId} is shared with ${MAX_SHARES} accounts already, the most there can be; publish it instead.`,
+      );
+    }
+    return this.#grant(caller, snapshot, { accountId: grantee.accountId });
+  }
+
+  /** Takes a share back: the account's next request for the snapshot is a 404. Idempotent. */
+  async unshare(caller: Caller, snapshotId: string, accountRef: string): Promise<Snapshot> {
+    await this.#owned(caller, snapshotId, 'snapshot:share', 'share');
+    const grantee = await this.#o.accounts.resolveAccount(accountRef);
+    const updated = await this.#o.snapshots.unshare(snapshotId, { accountId: grantee.accountId });
+    if (!updated) throw notFound(snapshotId);
+    return updated;
+  }
+
+  /** Makes a completed snapshot readable by every account, unless its account blocks public sharing. */
+  async publish(caller: Caller, snapshotId: string): Promise<Snapshot> {
+    const snapshot = await this.#owned(caller, snapshotId, 'snapshot:share', 'publish');
+    const account = await this.#o.accounts.resolveAccount(caller.accountId);
+    if (account.blockPublicSharing) {
+      throw new VolsnapError(
+        'snapshot.publicSharingBlocked',
+        'This account blocks public sharing; an admin can lift it with `volsnap account settings --allow-public-sharing`.',
+      );
+    }
+    return this.#grant(caller, snapshot, 'public');
+  }
+
+  /** Makes a public snapshot private again (shares with named accounts stay). Idempotent. */
+  async unpublish(caller: Caller, snapshotId: string): Promise<Snapshot> {
+    await this.#owned(caller, snapshotId, 'snapshot:share', 'unpublish');
+    const updated = await this.#o.snapshots.unshare(snapshotId, 'public');
+    if (!updated) throw notFound(snapshotId);
+    return updated;
+  }
+
+  async #grant(caller: Caller, snapshot: Snapshot, grantee: Grantee): Promise<Snapshot> {
+    if (snapshot.state !== 'completed') {
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${snapshot.snapshotId} is ${snapshot.state}; only completed snapshots can be shared.`,
+        { details: { snapshotId: snapshot.snapshotId, state: snapshot.state } },
+      );
+    }
+    const updated = await this.#o.snapshots.share(snapshot.snapshotId, grantee);
+    if (!updated) return this.#owned(caller, snapshot.snapshotId, 'snapshot:share', 'share');
+    return updated;
+  }
+
+  /** A snapshot the caller may read, else `snapshot.notFound`. */
+  async #visible(caller: Caller, snapshotId: string): Promise<Snapshot> {
+    const snapshot = isId('snapshot', snapshotId) ? await this.#o.snapshots.get(snapshotId) : undefined;
+    if (!snapshot || snapshot.state === 'deleting' || !(await this.#mayRead(caller, snapshot)))
+      throw notFound(snapshotId);
+    return snapshot;
+  }
+
+  async #mayRead(caller: Caller, snapshot: Snapshot): Promise<boolean> {
+    if (snapshot.accountId === caller.accountId) return true;
+    if ((snapshot.sharedWith ?? []).includes(caller.accountId)) return true;
+    if (!snapshot.public) return false;
+    // The owner's block applies at once, also to what it published before.
+    const owner = await this.#o.accounts.resolveAccount(snapshot.accountId).catch(() => undefined);
+    return owner !== undefined && !owner.blockPublicSharing;
+  }
+
+  /**
+   * A snapshot the caller may change: it must hold `permission`, and the snapshot must be its
+   * account's. One it can only read (shared, public) is a 403; one it cannot see is a 404.
+   */
+  async #owned(caller: Caller, snapshotId: string, permission: Permission, verb: string): Promise<Snapshot> {
+    requirePermission(caller, permission);
+    const snapshot = await this.#visible(caller, snapshotId);
+    if (snapshot.accountId !== caller.accountId) {
+      throw new VolsnapError(
+        'auth.forbidden',
+        `Snapshot ${snapshotId} belongs to another account, which shared it with you: only its owner can ${verb} it.`,
+        { details: { snapshotId } },
+      );
+    }
+    return snapshot;
+  }
+
   async #pending(caller: Caller, snapshotId: string): Promise<Snapshot> {
-    const snapshot = await this.get(caller, snapshotId);
+    const snapshot = await this.#owned(caller, snapshotId, 'snapshot:create', 'write');
     if (snapshot.state !== 'pending') {
       throw new VolsnapError(
         'snapshot.invalidState',
@@ -408,7 +555,7 @@ export class SnapshotService {
   }
 
   async #completed(caller: Caller, snapshotId: string): Promise<Snapshot> {
-    const snapshot = await this.get(caller, snapshotId);
+    const snapshot = await this.#visible(caller, snapshotId);
     if (snapshot.state !== 'completed') {
       throw new VolsnapError(
         'snapshot.invalidState',
@@ -457,6 +604,21 @@ export class SnapshotService {
       details: { snapshotId: snapshot.snapshotId },
     });
   }
+}
+
+/** Without a directory: default limits, and no account to share with. */
+const noDirectory: AccountDirectory = {
+  resolveAccount: async (ref) => {
+    throw new VolsnapError('account.notFound', `No account ${ref}.`);
+  },
+  limits: async () => DEFAULT_QUOTA,
+};
+
+/** What a caller sees of a snapshot: whom it is shared with only if it is the owner. */
+function viewFor(caller: Caller, snapshot: Snapshot): Snapshot {
+  if (snapshot.accountId === caller.accountId) return snapshot;
+  const { sharedWith: _hidden, ...rest } = snapshot;
+  return rest;
 }
 
 const noQueue: WorkQueue = {

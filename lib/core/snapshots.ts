@@ -1,3 +1,4 @@
+import type { QuotaLimits, Usage } from './accounts.ts';
 import { VolsnapError } from './errors.ts';
 import type { Page } from './pagination.ts';
 import type { Tags } from './tags.ts';
@@ -60,7 +61,20 @@ export interface Snapshot {
   stats?: SnapshotStats;
   /** For a snapshot written by several workers: how many parts it was split into. */
   parts?: number;
+  /** Readable by every account (until unpublished, or the owner's account blocks public sharing). */
+  public?: boolean;
+  /** Accounts it is shared with (shown to its owner only). */
+  sharedWith?: string[];
 }
+
+/** Whom a listing is about: the caller's own snapshots, those shared with it, or public ones. */
+export type SnapshotScope = 'own' | 'shared' | 'public';
+
+/** Who may also read a snapshot: an account id, or everyone. */
+export type Grantee = { accountId: string } | 'public';
+
+/** At most this many accounts per snapshot (sharing with more is what publishing is for). */
+export const MAX_SHARES = 50;
 
 export interface SnapshotFilter {
   volumeId?: string;
@@ -84,11 +98,13 @@ export interface SnapshotRepository {
   /**
    * Stores a new snapshot and counts it on its volume, atomically; with a client token, also
    * remembers the token. If the token is already known, stores nothing and returns its record.
-   * Fails with `volume.notFound` if the volume is gone or not the snapshot's owner's.
+   * Fails with `volume.notFound` if the volume is gone or not the snapshot's owner's, and with
+   * `quota.exceeded` (storing nothing) if the account is at `limits` in this region.
    */
   create(
     snapshot: Snapshot,
     clientToken?: { token: string; requestHash: string },
+    limits?: QuotaLimits,
   ): Promise<ClientTokenRecord | undefined>;
   get(snapshotId: string): Promise<Snapshot | undefined>;
   list(
@@ -96,11 +112,27 @@ export interface SnapshotRepository {
     filter: SnapshotFilter,
     page: { limit: number; nextToken?: string },
   ): Promise<Page<Snapshot>>;
+  /** Snapshots of other accounts shared with `accountId`, or public ones, newest share first. */
+  listShared(
+    grantee: Grantee,
+    filter: SnapshotFilter,
+    page: { limit: number; nextToken?: string },
+  ): Promise<Page<Snapshot>>;
+  /**
+   * Lets `grantee` read a completed snapshot (atomically on the record and the grantee's listing);
+   * returns the updated snapshot, or undefined if it is not completed (or gone). Idempotent.
+   */
+  share(snapshotId: string, grantee: Grantee): Promise<Snapshot | undefined>;
+  /** Takes the grant back; idempotent. Returns the updated snapshot, or undefined if it is gone. */
+  unshare(snapshotId: string, grantee: Grantee): Promise<Snapshot | undefined>;
+  /** This region's counters of an account: snapshots and bytes they added. */
+  usage(accountId: string): Promise<Usage>;
   /** The newest completed snapshot of a volume, if any. */
   latestCompleted(volumeId: string): Promise<Snapshot | undefined>;
   /**
    * Moves a snapshot from one of `from` to `to` and applies `changes`; returns the updated snapshot,
-   * or undefined if it was not in one of `from` (someone else moved it first).
+   * or undefined if it was not in one of `from` (someone else moved it first). Completing with
+   * `stats` adds its new bytes to the account's usage in the same write.
    */
   transition(
     snapshotId: string,
@@ -113,7 +145,7 @@ export interface SnapshotRepository {
     snapshotId: string,
     changes: Pick<Partial<Snapshot>, 'name' | 'description' | 'tags'>,
   ): Promise<Snapshot | undefined>;
-  /** Removes the record and uncounts it on its volume, atomically. */
+  /** Removes the record, its shares and its counts (on its volume, in usage), atomically. */
   remove(snapshot: Snapshot): Promise<void>;
   /**
    * Marks part `part` of a pending snapshot done; returns how many distinct parts are done (a part

@@ -1,7 +1,7 @@
 import { BLOCK_SIZE, isValidVolumeSize } from './blocks.ts';
 import { type Clock, isoTime } from './clock.ts';
 import { VolsnapError } from './errors.ts';
-import type { Caller } from './identity.ts';
+import { type Caller, requirePermission } from './identity.ts';
 import { isId, newId } from './ids.ts';
 import { type ImageAccess, imageLocation } from './image-snapshot.ts';
 import type { Page } from './pagination.ts';
@@ -74,6 +74,7 @@ export class VolumeService {
   ) {}
 
   async register(caller: Caller, input: RegisterVolumeInput): Promise<Volume> {
+    requirePermission(caller, 'volume:create');
     if (!NAME.test(input.name)) {
       throw new VolsnapError(
         'request.invalid',
@@ -129,6 +130,7 @@ export class VolumeService {
 
   /** Deletes the volume; refused with 409 naming the snapshots while any exist (as OpenStack does). */
   async delete(caller: Caller, volumeId: string): Promise<void> {
+    requirePermission(caller, 'volume:delete');
     if (!isId('volume', volumeId)) throw notFound(volumeId);
     const holding = await this.volumes.deleteUnlessSnapshots(caller.accountId, volumeId);
     if (holding.length > 0) {

@@ -2,8 +2,10 @@ import middy from '@middy/core';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { AuditLog } from '../core/audit.ts';
 import { describeError, VolsnapError } from '../core/errors.ts';
-import type { Caller } from '../core/identity.ts';
+import { type Caller, PERMISSIONS, ROLES } from '../core/identity.ts';
+import { newId } from '../core/ids.ts';
 import * as z from '../core/schema.ts';
 import { type Logger, logger as rootLogger } from './logger.ts';
 
@@ -20,6 +22,8 @@ export interface RouteSchemas<B extends z.ZodMiniType, Q extends z.ZodMiniType, 
   body?: B;
   query?: Q;
   path?: P;
+  /** For routes that change something: the action the audit trail records (`snapshot.share`). */
+  audit?: string;
 }
 
 /** What a route's implementation receives: validated input, the raw event, a request-scoped logger. */
@@ -44,12 +48,9 @@ export interface RouteResult {
   headers?: Record<string, string>;
 }
 
-/** Resolves the `Authorization` header to a caller, or throws `auth.unauthorized`. */
-export type Authenticator = (authorization: string | undefined) => Promise<Caller>;
-
 export interface HandlerOptions {
-  /** Replaces the API-key authenticator of the composition root (for tests). */
-  authenticate?: Authenticator;
+  /** Replaces the audit trail of the composition root (for tests). */
+  audit?: AuditLog;
 }
 
 type Event = APIGatewayProxyEventV2 & { body?: unknown };
@@ -57,11 +58,13 @@ type Schemas = RouteSchemas<z.ZodMiniType, z.ZodMiniType, z.ZodMiniType>;
 
 /**
  * Builds an authenticated API Gateway HTTP API (v2) Lambda handler: the one middy stack every
- * route uses. Authenticates the API key (401 `auth.unauthorized`, the same answer for a missing,
- * malformed, unknown, revoked or expired key), normalizes headers, parses JSON bodies, validates
- * body/query/path with zod, runs `route`, and maps any thrown error to `{error, message, requestId}`
- * with the status its code fixes (5xx: generic message, cause logged). Every response carries
- * `x-request-id`.
+ * route uses. The caller comes from the route's Lambda authorizer (functions/http/authorizer.ts),
+ * which API Gateway runs first and which resolves the API key; a request it could not resolve, or
+ * one that reached the route without it, is a 401 `auth.unauthorized`, the same for every kind of
+ * bad key. Then headers are normalized, JSON bodies parsed, body/query/path validated with zod, and
+ * `route` runs; a route that declares `audit` has every success recorded (who, what, when, which
+ * key). Any thrown error maps to `{error, message, requestId}` with the status its code fixes (5xx:
+ * generic message, cause logged). Every response carries `x-request-id`.
  */
 export function httpHandler<
   B extends z.ZodMiniType = z.ZodMiniUnknown,
@@ -72,12 +75,11 @@ export function httpHandler<
   route: (input: RouteInput<z.infer<B>, z.infer<Q>, z.infer<P>>) => Promise<RouteResult>,
   options: HandlerOptions = {},
 ) {
-  const authenticate: Authenticator = async (header) =>
-    (options.authenticate ?? (await defaultAuthenticator()))(header);
+  const audit = async (): Promise<AuditLog> => options.audit ?? (await defaultAuditLog());
   return stack(
     schemas,
     route as (input: PublicRouteInput<unknown, unknown, unknown>) => Promise<RouteResult>,
-    authenticate,
+    { audit },
   );
 }
 
@@ -97,28 +99,72 @@ export function publicHttpHandler<
 }
 
 // The composition root is loaded on first use, so public handlers and tests never build AWS clients.
-async function defaultAuthenticator(): Promise<Authenticator> {
+async function defaultAuditLog(): Promise<AuditLog> {
   const { runtime } = await import('../root.ts');
-  return runtime().authenticate;
+  return runtime().audit;
 }
+
+const CallerSchema = z.object({
+  accountId: z.string(),
+  userName: z.string(),
+  keyId: z.string(),
+  role: z.enum(ROLES),
+  permissions: z.array(z.enum(PERMISSIONS)),
+  operator: z.boolean(),
+});
+
+/** The authorizer's context key carrying the caller, as JSON (context values are best kept strings). */
+export const CALLER_CONTEXT_KEY = 'caller';
+
+/** The caller the route's Lambda authorizer resolved, or undefined (no authorizer ran, or no valid key). */
+export function callerFromEvent(event: APIGatewayProxyEventV2): Caller | undefined {
+  const context = (event.requestContext as { authorizer?: { lambda?: Record<string, unknown> } }).authorizer
+    ?.lambda;
+  const text = context?.[CALLER_CONTEXT_KEY];
+  if (typeof text !== 'string') return undefined;
+  try {
+    const parsed = CallerSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const UNAUTHORIZED = 'Missing or invalid API key. Send it as `Authorization: Bearer vsk_…`.';
 
 function stack(
   schemas: Schemas,
   route: (input: PublicRouteInput<unknown, unknown, unknown> & { caller?: Caller }) => Promise<RouteResult>,
-  authenticate?: Authenticator,
+  auth?: { audit: () => Promise<AuditLog> },
 ) {
   const core = async (event: Event, context: Context): Promise<APIGatewayProxyStructuredResultV2> => {
     const requestId = requestIdOf(event, context);
     let log = rootLogger.child({ requestId, route: event.routeKey });
-    // Authenticate before anything else: a caller without a valid key learns nothing, not even
+    // Authenticated before anything else: a caller without a valid key learns nothing, not even
     // whether its request would have been valid.
-    const caller = authenticate ? await authenticate(event.headers.authorization) : undefined;
-    if (caller) log = log.child({ accountId: caller.accountId, keyId: caller.keyId });
+    const caller = auth ? callerFromEvent(event) : undefined;
+    if (auth && !caller) throw new VolsnapError('auth.unauthorized', UNAUTHORIZED);
+    if (caller)
+      log = log.child({ accountId: caller.accountId, userName: caller.userName, keyId: caller.keyId });
     const body = validate('body', schemas.body, event.body);
     const query = validate('query', schemas.query, event.queryStringParameters ?? {});
     const path = validate('path', schemas.path, event.pathParameters ?? {});
     const result = await route({ body, query, path, event, requestId, log, ...(caller ? { caller } : {}) });
-    return jsonResponse(result.status ?? 200, result.body, requestId, result.headers);
+    const status = result.status ?? 200;
+    if (auth && caller && schemas.audit) {
+      await (await auth.audit()).record({
+        eventId: newId('request'),
+        at: new Date(event.requestContext.timeEpoch || Date.now()).toISOString(),
+        accountId: caller.accountId,
+        userName: caller.userName,
+        keyId: caller.keyId,
+        action: schemas.audit,
+        target: auditTarget(event.pathParameters ?? {}, result.body),
+        requestId,
+        status,
+      });
+    }
+    return jsonResponse(status, result.body, requestId, result.headers);
   };
 
   return middy<Event, APIGatewayProxyStructuredResultV2, Error, Context>()
@@ -150,6 +196,19 @@ function jsonBodyWhenPresent(): middy.MiddlewareObj<
       await parser.before?.(request as never);
     },
   };
+}
+
+/** What an audited change acted on: the ids in its path, and the id of what it created. */
+function auditTarget(path: Record<string, string | undefined>, body: unknown): Record<string, string> {
+  const target: Record<string, string> = {};
+  for (const [key, value] of Object.entries(path)) if (value !== undefined) target[key] = value;
+  if (body && typeof body === 'object') {
+    for (const key of ['volumeId', 'snapshotId', 'keyId', 'userName', 'accountId']) {
+      const value = (body as Record<string, unknown>)[key];
+      if (typeof value === 'string' && !(key in target)) target[key] = value;
+    }
+  }
+  return target;
 }
 
 function validate<S extends z.ZodMiniType>(part: string, schema: S | undefined, value: unknown): z.infer<S> {

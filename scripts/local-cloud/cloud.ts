@@ -3,11 +3,11 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { localResourceNames } from '../../infra/resources.ts';
 import { createAwsClients, type StaticCredentials } from '../../lib/adapters/aws-clients.ts';
-import { AccountRepository } from '../../lib/adapters/dynamodb/accounts.ts';
+import { systemClock } from '../../lib/adapters/clock.ts';
+import { DynamoIdentityRepository } from '../../lib/adapters/dynamodb/accounts.ts';
 import type { CliConfigFile } from '../../lib/client/config.ts';
 import type { RegionEntry } from '../../lib/config/regions.ts';
-import { issueApiKey } from '../../lib/core/api-keys.ts';
-import { newId } from '../../lib/core/ids.ts';
+import { bootstrapAccount, keyAuthenticator } from '../../lib/core/accounts.ts';
 import {
   assertPortFree,
   checkJava,
@@ -25,7 +25,9 @@ export const DEFAULT_PORT_BASE = 4510;
 /** What the emulators accept (s3rver checks requests against its own fixed credentials). */
 export const LOCAL_CREDENTIALS: StaticCredentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** Seeded accounts: two tenants (so sharing can be tried at once) and the service operator. */
 const DEMO_ACCOUNTS = ['demo', 'demo-b'];
+const OPERATOR_ACCOUNT = 'operator';
 
 export interface LocalCloudOptions {
   dataDir: string;
@@ -92,7 +94,7 @@ async function choosePorts(regions: string[], base: number | 'auto'): Promise<Po
 
 /**
  * Starts the local two-region cloud: per region an s3rver, a DynamoDB Local and a process running the
- * functions of serverless.yml; provisions each region from `infra/`, seeds the demo accounts, and
+ * functions of serverless.yml; provisions each region from `infra/`, seeds the accounts, and
  * writes the CLI config. On failure everything already started is stopped again.
  */
 export async function startLocalCloud(options: LocalCloudOptions): Promise<LocalCloud> {
@@ -153,7 +155,7 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
       ),
     );
     const configPath = join(dataDir, 'config.json');
-    const accounts = await seedDemoAccounts(regions, configPath);
+    const accounts = await seedAccounts(regions[0] as LocalRegion, configPath);
     const specPath = options.specPath ?? join(ROOT, 'serverless.yml');
     await loadServerlessSpec(specPath); // fail here, with the parse error, rather than in every region
     const surfaces: LocalCloud['surfaces'] = {};
@@ -167,6 +169,7 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
           {
             execArgv: ['--import', 'tsx'],
             env: regionEnvironment(
+              regionNames[0] ?? r.name,
               r,
               registry,
               p,
@@ -211,6 +214,7 @@ function registryEntry(r: LocalRegion): RegionEntry {
 
 /** The environment a Lambda function of region `r` would have, pointing at the emulators. */
 function regionEnvironment(
+  identityRegion: string,
   r: LocalRegion,
   registry: Record<string, RegionEntry>,
   p: Ports,
@@ -238,6 +242,7 @@ function regionEnvironment(
     VOLSNAP_SQS_ENDPOINT: entry.sqsEndpoint,
     VOLSNAP_S3_FORCE_PATH_STYLE: 'true',
     VOLSNAP_REGIONS: JSON.stringify(registry),
+    VOLSNAP_IDENTITY_REGION: identityRegion,
     VOLSNAP_LOCAL_SPEC: specPath,
     VOLSNAP_LOCAL_ROOT: specRoot,
     VOLSNAP_LOCAL_API_PORT: String(p.api),
@@ -248,11 +253,12 @@ function regionEnvironment(
 }
 
 /**
- * The demo accounts, in every region (an account spans regions). Kept across restarts: the keys in
- * the existing CLI config are reused while the table still knows them; otherwise new ones are issued.
+ * The demo accounts and the operator account, in the identity region (the first): every region
+ * reads identity from there. Kept across restarts: the keys in the existing CLI config are reused
+ * while they still authenticate; otherwise the account's owner gets a new key.
  */
-async function seedDemoAccounts(
-  regions: LocalRegion[],
+async function seedAccounts(
+  identityRegion: LocalRegion,
   configPath: string,
 ): Promise<CliConfigFile['accounts']> {
   let previous: CliConfigFile | undefined;
@@ -261,32 +267,21 @@ async function seedDemoAccounts(
   } catch {
     previous = undefined;
   }
-  const repos = regions.map((r) => {
-    const clients = createAwsClients(registryEntry(r), LOCAL_CREDENTIALS);
-    return new AccountRepository(clients.documents, r.table);
-  });
+  const clients = createAwsClients(registryEntry(identityRegion), LOCAL_CREDENTIALS);
+  const identity = new DynamoIdentityRepository(clients.documents, identityRegion.table);
+  const authenticate = keyAuthenticator(identity, systemClock);
   const accounts: CliConfigFile['accounts'] = {};
-  for (const name of DEMO_ACCOUNTS) {
+  for (const name of [...DEMO_ACCOUNTS, OPERATOR_ACCOUNT]) {
     const known = previous?.accounts?.[name];
-    if (known) {
-      const stored = await Promise.all(repos.map((repo) => repo.getAccount(known.accountId)));
-      if (stored.every(Boolean)) {
-        accounts[name] = known;
-        continue;
-      }
+    if (known && (await authenticate(`Bearer ${known.apiKey}`))?.accountId === known.accountId) {
+      accounts[name] = known;
+      continue;
     }
-    const accountId = newId('account');
-    const key = issueApiKey();
-    const createdAt = new Date().toISOString();
-    await Promise.all(
-      repos.map((repo) =>
-        repo.createAccountWithKey(
-          { accountId, name, createdAt },
-          { keyId: key.keyId, accountId, role: 'owner', secretHash: key.secretHash, createdAt },
-        ),
-      ),
-    );
-    accounts[name] = { accountId, apiKey: key.token };
+    const { account, key } = await bootstrapAccount(identity, systemClock, {
+      name,
+      operator: name === OPERATOR_ACCOUNT,
+    });
+    accounts[name] = { accountId: account.accountId, apiKey: key.token };
   }
   return accounts;
 }

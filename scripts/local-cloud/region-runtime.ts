@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { APIGatewayProxyStructuredResultV2, ScheduledEvent, SQSBatchResponse } from 'aws-lambda';
+import type {
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  ScheduledEvent,
+  SQSBatchResponse,
+} from 'aws-lambda';
 import { type CompiledRoute, compileRoute, matchRoute, toApiGatewayEvent, writeResult } from './apigw.ts';
 import { InvocationTimeout, LambdaRunner } from './lambda.ts';
 import type { FunctionSpec, ServerlessSpec } from './serverless-spec.ts';
@@ -166,6 +171,18 @@ export class RegionRuntime {
       new Date(),
     );
     try {
+      const authorizerName = match.route.route.authorizer;
+      if (authorizerName) {
+        const verdict = await this.#authorize(authorizerName, event);
+        if (verdict.kind !== 'allow') {
+          // API Gateway's own answers: 401 without the identity source, 403 when the authorizer says no.
+          const status = verdict.kind === 'missingIdentity' ? 401 : 403;
+          res.writeHead(status, { 'content-type': 'application/json', 'x-request-id': requestId });
+          res.end(JSON.stringify({ message: status === 401 ? 'Unauthorized' : 'Forbidden' }));
+          return;
+        }
+        (event.requestContext as { authorizer?: unknown }).authorizer = { lambda: verdict.context };
+      }
       const result = (await this.runner.invoke(
         match.route.target,
         event,
@@ -196,6 +213,43 @@ export class RegionRuntime {
         requestId,
       });
     }
+  }
+
+  /** Runs a route's Lambda authorizer as API Gateway does (payload 2.0, simple or IAM-policy responses). */
+  async #authorize(
+    name: string,
+    event: APIGatewayProxyEventV2,
+  ): Promise<{ kind: 'allow'; context: Record<string, unknown> } | { kind: 'deny' | 'missingIdentity' }> {
+    const spec = this.options.spec.authorizers[name];
+    const fn = this.options.spec.functions.find((f) => f.name === spec?.functionName);
+    if (!spec || !fn) throw new Error(`Authorizer ${name} is not declared`);
+    const identity = spec.identityHeaders.map((h) => event.headers[h]);
+    if (identity.some((v) => v === undefined || v === '')) return { kind: 'missingIdentity' };
+    const request = {
+      version: '2.0',
+      type: 'REQUEST',
+      routeArn: `arn:aws:execute-api:${this.options.region}:000000000000:local/$default/${event.requestContext.http.method}${event.rawPath}`,
+      identitySource: identity,
+      routeKey: event.routeKey,
+      rawPath: event.rawPath,
+      rawQueryString: event.rawQueryString,
+      cookies: event.cookies,
+      headers: event.headers,
+      queryStringParameters: event.queryStringParameters,
+      requestContext: event.requestContext,
+      pathParameters: event.pathParameters,
+      stageVariables: event.stageVariables,
+    };
+    const result = (await this.runner.invoke(fn, request, event.requestContext.requestId)) as {
+      isAuthorized?: boolean;
+      context?: Record<string, unknown>;
+      policyDocument?: { Statement?: { Effect?: string }[] };
+    };
+    const allowed = spec.enableSimpleResponses
+      ? result?.isAuthorized === true
+      : (result?.policyDocument?.Statement ?? []).some((st) => st.Effect === 'Allow') &&
+        !(result?.policyDocument?.Statement ?? []).some((st) => st.Effect === 'Deny');
+    return allowed ? { kind: 'allow', context: result.context ?? {} } : { kind: 'deny' };
   }
 
   #log(fields: Record<string, unknown>): void {

@@ -6,6 +6,18 @@ import * as z from '../../lib/core/schema.ts';
 export interface HttpRoute {
   method: string;
   path: string;
+  /** The `provider.httpApi.authorizers` entry guarding the route. */
+  authorizer?: string;
+}
+
+/** A Lambda authorizer of the HTTP API (`provider.httpApi.authorizers`). */
+export interface AuthorizerSpec {
+  name: string;
+  /** The function of serverless.yml that decides. */
+  functionName: string;
+  /** Request headers (lower case) that must be present, else API Gateway answers 401 itself. */
+  identityHeaders: string[];
+  enableSimpleResponses: boolean;
 }
 
 /** A function of serverless.yml, as the local cloud runs it. */
@@ -26,10 +38,20 @@ export interface FunctionSpec {
 export interface ServerlessSpec {
   service: string;
   functions: FunctionSpec[];
+  authorizers: Record<string, AuthorizerSpec>;
 }
 
 const EventSchema = z.looseObject({
-  httpApi: z.optional(z.union([z.string(), z.object({ method: z.string(), path: z.string() })])),
+  httpApi: z.optional(
+    z.union([
+      z.string(),
+      z.object({
+        method: z.string(),
+        path: z.string(),
+        authorizer: z.optional(z.union([z.string(), z.object({ name: z.string() })])),
+      }),
+    ]),
+  ),
   schedule: z.optional(
     z.union([
       z.string(),
@@ -41,7 +63,24 @@ const EventSchema = z.looseObject({
 
 const FileSchema = z.object({
   service: z.string(),
-  provider: z.looseObject({ timeout: z.optional(z.number()) }),
+  provider: z.looseObject({
+    timeout: z.optional(z.number()),
+    httpApi: z.optional(
+      z.looseObject({
+        authorizers: z.optional(
+          z.record(
+            z.string(),
+            z.looseObject({
+              type: z.literal('request'),
+              functionName: z.string(),
+              identitySource: z.optional(z.union([z.string(), z.array(z.string())])),
+              enableSimpleResponses: z.optional(z.boolean()),
+            }),
+          ),
+        ),
+      }),
+    ),
+  }),
   functions: z.record(
     z.string(),
     z.looseObject({
@@ -85,7 +124,14 @@ export function parseServerlessSpec(text: string): ServerlessSpec {
           const [method = '', path = ''] = event.httpApi.split(/\s+/);
           routes.push({ method: method.toUpperCase(), path });
         } else {
-          routes.push({ method: event.httpApi.method.toUpperCase(), path: event.httpApi.path });
+          const { authorizer } = event.httpApi;
+          routes.push({
+            method: event.httpApi.method.toUpperCase(),
+            path: event.httpApi.path,
+            ...(authorizer
+              ? { authorizer: typeof authorizer === 'string' ? authorizer : authorizer.name }
+              : {}),
+          });
         }
       }
       if (event.schedule !== undefined) {
@@ -106,7 +152,39 @@ export function parseServerlessSpec(text: string): ServerlessSpec {
       environment: fn.environment ?? {},
     };
   });
-  return { service: file.service, functions };
+  const authorizers: Record<string, AuthorizerSpec> = {};
+  for (const [name, a] of Object.entries(file.provider.httpApi?.authorizers ?? {})) {
+    const sources = [a.identitySource ?? []].flat();
+    const identityHeaders = sources.map((source) => {
+      const header = /^\$request\.header\.([\w-]+)$/.exec(source)?.[1];
+      if (!header)
+        throw new Error(
+          `Authorizer ${name}: only $request.header.* identity sources are supported, got ${source}.`,
+        );
+      return header.toLowerCase();
+    });
+    if (!functions.some((fn) => fn.name === a.functionName)) {
+      throw new Error(
+        `Authorizer ${name} names function ${a.functionName}, which serverless.yml does not declare.`,
+      );
+    }
+    authorizers[name] = {
+      name,
+      functionName: a.functionName,
+      identityHeaders,
+      enableSimpleResponses: a.enableSimpleResponses ?? false,
+    };
+  }
+  for (const fn of functions) {
+    for (const route of fn.routes) {
+      if (route.authorizer && !authorizers[route.authorizer]) {
+        throw new Error(
+          `Route ${route.method} ${route.path} names authorizer ${route.authorizer}, which provider.httpApi.authorizers does not declare.`,
+        );
+      }
+    }
+  }
+  return { service: file.service, functions, authorizers };
 }
 
 export async function loadServerlessSpec(path: string): Promise<ServerlessSpec> {

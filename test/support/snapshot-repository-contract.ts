@@ -190,5 +190,77 @@ export function snapshotRepositoryContract(
       expect(await f.snapshots.sessionSegments(s.snapshotId)).toEqual(new Set(ids));
       expect(await f.snapshots.sessionSegments(newId('snapshot'))).toEqual(new Set());
     });
+
+    const stats = (newBytes: number) => ({
+      blockCount: 1,
+      storedBytes: newBytes,
+      newBlocks: 1,
+      newBytes,
+      reusedBlocks: 0,
+      zeroBlocks: 63,
+    });
+
+    it('counts snapshots and the bytes they added per account, and refuses a create past a quota, storing nothing', async () => {
+      const limits = { maxSnapshots: 2, maxStoredBytes: 1000 };
+      const a = snapshot();
+      await f.snapshots.create(a, undefined, limits);
+      await f.snapshots.transition(a.snapshotId, ['pending'], 'completed', { stats: stats(600) });
+      expect(await f.snapshots.usage(alice)).toEqual({ snapshots: 1, storedBytes: 600 });
+      const b = snapshot();
+      await f.snapshots.create(b, undefined, limits);
+      const c = snapshot();
+      await expect(f.snapshots.create(c, undefined, limits)).rejects.toMatchObject({
+        code: 'quota.exceeded',
+        details: { quota: 'snapshots', limit: 2, used: 2 },
+      });
+      expect(await f.snapshots.get(c.snapshotId)).toBeUndefined();
+      await f.snapshots.remove((await f.snapshots.get(b.snapshotId)) as Snapshot);
+      await f.snapshots.transition(a.snapshotId, ['completed'], 'completed');
+      await expect(
+        f.snapshots.create(c, undefined, { maxSnapshots: 10, maxStoredBytes: 600 }),
+      ).rejects.toMatchObject({
+        code: 'quota.exceeded',
+        details: { quota: 'storedBytes', limit: 600, used: 600 },
+      });
+      await f.snapshots.remove((await f.snapshots.get(a.snapshotId)) as Snapshot);
+      expect(await f.snapshots.usage(alice)).toEqual({ snapshots: 0, storedBytes: 0 });
+      expect(await f.snapshots.usage(bob)).toEqual({ snapshots: 0, storedBytes: 0 });
+    });
+
+    it('shares completed snapshots with accounts and publicly, lists them for the grantee, and takes shares back', async () => {
+      const pending = snapshot();
+      await f.snapshots.create(pending);
+      expect(await f.snapshots.share(pending.snapshotId, { accountId: bob })).toBeUndefined();
+      const s = snapshot({ name: 'golden' });
+      await f.snapshots.create(s);
+      await f.snapshots.transition(s.snapshotId, ['pending'], 'completed', { stats: stats(10) });
+      expect((await f.snapshots.share(s.snapshotId, { accountId: bob }))?.sharedWith).toEqual([bob]);
+      expect((await f.snapshots.share(s.snapshotId, { accountId: bob }))?.sharedWith).toEqual([bob]);
+      const carol = newId('account');
+      await f.snapshots.share(s.snapshotId, { accountId: carol });
+      expect((await f.snapshots.get(s.snapshotId))?.sharedWith).toEqual([bob, carol].sort());
+      expect(
+        (await f.snapshots.listShared({ accountId: bob }, {}, { limit: 10 })).items.map((x) => x.snapshotId),
+      ).toEqual([s.snapshotId]);
+      expect(
+        (await f.snapshots.listShared({ accountId: bob }, { name: 'other' }, { limit: 10 })).items,
+      ).toEqual([]);
+      expect((await f.snapshots.listShared('public', {}, { limit: 10 })).items).toEqual([]);
+      expect((await f.snapshots.share(s.snapshotId, 'public'))?.public).toBe(true);
+      expect(
+        (await f.snapshots.listShared('public', {}, { limit: 10 })).items.map((x) => x.snapshotId),
+      ).toContain(s.snapshotId);
+      await f.snapshots.unshare(s.snapshotId, { accountId: bob });
+      await f.snapshots.unshare(s.snapshotId, 'public');
+      const after = await f.snapshots.get(s.snapshotId);
+      expect(after?.sharedWith).toEqual([carol]);
+      expect(after?.public).toBeUndefined();
+      expect((await f.snapshots.listShared({ accountId: bob }, {}, { limit: 10 })).items).toEqual([]);
+      expect(
+        (await f.snapshots.listShared('public', {}, { limit: 10 })).items.map((x) => x.snapshotId),
+      ).not.toContain(s.snapshotId);
+      await f.snapshots.remove(after as Snapshot);
+      expect((await f.snapshots.listShared({ accountId: carol }, {}, { limit: 10 })).items).toEqual([]);
+    });
   });
 }

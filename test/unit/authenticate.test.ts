@@ -1,101 +1,131 @@
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/adapters/clock.ts';
+import { MemoryAuditLog, MemoryIdentityRepository } from '../../lib/adapters/memory/identity.ts';
+import { AccountService, bootstrapAccount, keyAuthenticator } from '../../lib/core/accounts.ts';
 import { issueApiKey } from '../../lib/core/api-keys.ts';
-import { apiKeyAuthenticator, type StoredApiKey } from '../../lib/core/authenticate.ts';
+import type { Caller } from '../../lib/core/identity.ts';
 import * as z from '../../lib/core/schema.ts';
-import { httpHandler } from '../../lib/http/stack.ts';
+import { CALLER_CONTEXT_KEY, httpHandler } from '../../lib/http/stack.ts';
 import { httpEvent, lambdaContext } from '../support/events.ts';
 
-const clock = new ManualClock(Date.UTC(2026, 5, 1));
-const live = issueApiKey();
-const revoked = issueApiKey();
-const expiring = issueApiKey();
-const stored = new Map<string, StoredApiKey>([
-  [live.keyId, { keyId: live.keyId, accountId: 'acct-a', role: 'owner', secretHash: live.secretHash }],
-  [
-    revoked.keyId,
-    {
-      keyId: revoked.keyId,
-      accountId: 'acct-a',
-      role: 'owner',
-      secretHash: revoked.secretHash,
-      revokedAt: '2026-05-01T00:00:00Z',
-    },
-  ],
-  [
-    expiring.keyId,
-    {
-      keyId: expiring.keyId,
-      accountId: 'acct-a',
-      role: 'member',
-      secretHash: expiring.secretHash,
-      expiresAt: '2026-06-02T00:00:00Z',
-    },
-  ],
-]);
-const authenticate = apiKeyAuthenticator({ getApiKey: async (id) => stored.get(id) }, clock);
+let clock: ManualClock;
+let identity: MemoryIdentityRepository;
+let authenticate: ReturnType<typeof keyAuthenticator>;
+let accounts: AccountService;
+let operator: Caller;
+let owner: { token: string; caller: Caller };
+
+beforeEach(async () => {
+  clock = new ManualClock(Date.UTC(2026, 5, 1));
+  identity = new MemoryIdentityRepository();
+  authenticate = keyAuthenticator(identity, clock);
+  accounts = new AccountService({
+    identity,
+    clock,
+    region: 'eu-west-1',
+    usage: async () => ({ snapshots: 0, storedBytes: 0 }),
+  });
+  const boot = await bootstrapAccount(identity, clock, { name: 'operator', operator: true });
+  operator = (await authenticate(`Bearer ${boot.key.token}`)) as Caller;
+  const created = await accounts.createAccount(operator, { name: 'acme' });
+  owner = { token: created.key.token, caller: (await authenticate(`Bearer ${created.key.token}`)) as Caller };
+});
 
 describe('API key authentication', () => {
-  it('resolves a valid key to its account and role', async () => {
-    expect(await authenticate(`Bearer ${live.token}`)).toEqual({
-      accountId: 'acct-a',
-      keyId: live.keyId,
+  it("resolves a key to its user's account, role and permissions; the operator is flagged", async () => {
+    expect(operator).toMatchObject({ userName: 'owner', role: 'owner', operator: true });
+    expect(owner.caller).toMatchObject({
+      userName: 'owner',
       role: 'owner',
+      operator: false,
+      permissions: [],
     });
-    expect(await authenticate(`bearer   ${expiring.token}`)).toMatchObject({ role: 'member' });
+    await accounts.createUser(owner.caller, {
+      userName: 'ci',
+      role: 'member',
+      permissions: ['snapshot:create', 'snapshot:create'],
+    });
+    const key = await accounts.createKey(owner.caller, { userName: 'ci' });
+    expect(await authenticate(`bearer   ${key.token}`)).toEqual({
+      accountId: owner.caller.accountId,
+      userName: 'ci',
+      keyId: key.keyId,
+      role: 'member',
+      permissions: ['snapshot:create'],
+      operator: false,
+    });
   });
 
-  it('answers the same 401 for a missing, malformed, unknown, wrong, revoked or expired key', async () => {
-    const unknown = issueApiKey();
-    const wrongSecret = `${live.token.slice(0, -4)}AAAA`;
-    const failures = [
+  it('answers undefined alike for a missing, malformed, unknown, wrong, revoked, expired or orphaned key', async () => {
+    await accounts.createUser(owner.caller, { userName: 'temp' });
+    const expiring = await accounts.createKey(owner.caller, { userName: 'temp', expiresInSeconds: 3600 });
+    const revoked = await accounts.createKey(owner.caller, { userName: 'temp' });
+    await accounts.revokeKey(owner.caller, revoked.keyId);
+    expect(await authenticate(`Bearer ${expiring.token}`)).toBeDefined();
+    const wrongSecret = `${owner.token.slice(0, -4)}AAAA`;
+    for (const header of [
       undefined,
       '',
       'Basic abc',
       'Bearer nope',
-      `Bearer ${unknown.token}`,
+      `Bearer ${issueApiKey().token}`,
       `Bearer ${wrongSecret}`,
       `Bearer ${revoked.token}`,
-    ];
-    const messages = new Set<string>();
-    for (const header of failures) {
-      const error = await authenticate(header).catch((e) => e);
-      expect(error, String(header)).toMatchObject({ code: 'auth.unauthorized', status: 401 });
-      messages.add(error.message);
+    ]) {
+      expect(await authenticate(header), String(header)).toBeUndefined();
     }
-    clock.advance(2 * 24 * 3600 * 1000);
-    await expect(authenticate(`Bearer ${expiring.token}`)).rejects.toMatchObject({
-      code: 'auth.unauthorized',
-    });
-    expect(messages.size).toBe(1);
+    clock.advance(3601 * 1000);
+    expect(await authenticate(`Bearer ${expiring.token}`)).toBeUndefined();
+    const other = await accounts.createKey(owner.caller, { userName: 'temp' });
+    await accounts.deleteUser(owner.caller, 'temp');
+    expect(await authenticate(`Bearer ${other.token}`)).toBeUndefined();
   });
 });
 
 describe('authenticated routes', () => {
+  const audit = new MemoryAuditLog();
   const route = httpHandler(
-    { body: z.object({ name: z.string() }) },
-    async ({ caller, body }) => ({ body: { account: caller.accountId, name: body.name } }),
-    { authenticate },
+    { audit: 'thing.create', body: z.object({ name: z.string() }) },
+    async ({ caller, body }) => ({
+      status: 201,
+      body: { account: caller.accountId, name: body.name, volumeId: 'vol-1' },
+    }),
+    { audit },
   );
-  const call = async (headers: Record<string, string>, body?: string) =>
-    (await route(
-      httpEvent({ method: 'POST', headers, body }),
-      lambdaContext,
-    )) as APIGatewayProxyStructuredResultV2;
+  const call = async (context: Record<string, string> | undefined, body?: string) => {
+    const event = httpEvent({ method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    if (context) (event.requestContext as { authorizer?: unknown }).authorizer = { lambda: context };
+    return (await route(event, lambdaContext)) as APIGatewayProxyStructuredResultV2;
+  };
 
-  it('pass the caller to the route', async () => {
-    const result = await call(
-      { authorization: `Bearer ${live.token}`, 'content-type': 'application/json' },
-      '{"name":"x"}',
-    );
-    expect(JSON.parse(String(result.body))).toEqual({ account: 'acct-a', name: 'x' });
+  it('pass the caller from the authorizer to the route, and record the change in the audit trail', async () => {
+    const result = await call({ [CALLER_CONTEXT_KEY]: JSON.stringify(owner.caller) }, '{"name":"x"}');
+    expect(result.statusCode).toBe(201);
+    expect(JSON.parse(String(result.body))).toMatchObject({ account: owner.caller.accountId, name: 'x' });
+    const [entry] = audit.entries;
+    expect(entry).toMatchObject({
+      accountId: owner.caller.accountId,
+      userName: 'owner',
+      keyId: owner.caller.keyId,
+      action: 'thing.create',
+      target: { volumeId: 'vol-1' },
+      status: 201,
+    });
   });
 
-  it('refuse a request without a valid key before looking at its body, with a Bearer challenge', async () => {
-    const result = await call({ 'content-type': 'application/json' }, '{"invalid": true}');
-    expect(result.statusCode).toBe(401);
-    expect(result.headers?.['www-authenticate']).toBe('Bearer');
-    expect(JSON.parse(String(result.body)).error).toBe('auth.unauthorized');
+  it('refuse a request the authorizer could not resolve (or that bypassed it) before its body, with a Bearer challenge', async () => {
+    const contexts: (Record<string, string> | undefined)[] = [
+      undefined,
+      {},
+      { [CALLER_CONTEXT_KEY]: '{"accountId":"acct-x"}' },
+      { [CALLER_CONTEXT_KEY]: 'not json' },
+    ];
+    for (const context of contexts) {
+      const result = await call(context, '{"invalid": true}');
+      expect(result.statusCode).toBe(401);
+      expect(result.headers?.['www-authenticate']).toBe('Bearer');
+      expect(JSON.parse(String(result.body)).error).toBe('auth.unauthorized');
+    }
   });
 });

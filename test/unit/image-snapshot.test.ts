@@ -8,15 +8,15 @@ import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
 import type { Caller } from '../../lib/core/identity.ts';
-import { newId } from '../../lib/core/ids.ts';
 import { ImageSnapshotter, imageLocation } from '../../lib/core/image-snapshot.ts';
 import { decodeManifest } from '../../lib/core/manifest.ts';
 import { ObjectLayout } from '../../lib/core/objects.ts';
 import { readSegmentBlock } from '../../lib/core/segment.ts';
 import { SnapshotService } from '../../lib/core/snapshot-service.ts';
 import { VolumeService } from '../../lib/core/volumes.ts';
+import { testCaller } from '../support/callers.ts';
 
-const alice: Caller = { accountId: newId('account'), keyId: newId('key'), role: 'owner' };
+const alice: Caller = testCaller();
 const access = { regionBucket: 'region', extraBuckets: ['shared-images'] };
 const zstd = createZstdCompressor();
 let objects: MemoryObjectStore;

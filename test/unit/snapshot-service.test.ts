@@ -15,10 +15,11 @@ import { readSegmentBlock } from '../../lib/core/segment.ts';
 import { SnapshotService } from '../../lib/core/snapshot-service.ts';
 import { SnapshotWriter } from '../../lib/core/snapshot-writer.ts';
 import { VolumeService } from '../../lib/core/volumes.ts';
+import { testCaller } from '../support/callers.ts';
 
 const zstd = createZstdCompressor();
-const alice: Caller = { accountId: newId('account'), keyId: newId('key'), role: 'owner' };
-const bob: Caller = { accountId: newId('account'), keyId: newId('key'), role: 'owner' };
+const alice: Caller = testCaller();
+const bob: Caller = testCaller();
 const BLOCKS = 40;
 
 let objects: MemoryObjectStore;

@@ -6,9 +6,10 @@ import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
 import type { Caller } from '../../lib/core/identity.ts';
 import { newId } from '../../lib/core/ids.ts';
 import { VolumeService } from '../../lib/core/volumes.ts';
+import { testCaller } from '../support/callers.ts';
 
-const alice: Caller = { accountId: newId('account'), keyId: newId('key'), role: 'owner' };
-const bob: Caller = { accountId: newId('account'), keyId: newId('key'), role: 'owner' };
+const alice: Caller = testCaller();
+const bob: Caller = testCaller();
 let repo: MemoryVolumeRepository;
 let service: VolumeService;
 

@@ -1,84 +1,367 @@
-import { type DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
-import type { ApiKeyStore } from '../../core/authenticate.ts';
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { Account, ApiKeyRecord, IdentityRepository, QuotaLimits, User } from '../../core/accounts.ts';
+import { VolsnapError } from '../../core/errors.ts';
+import type { Permission, Role } from '../../core/identity.ts';
+import type { Page } from '../../core/pagination.ts';
+import { accountKey, accountNameKey, apiKeyKey, createdOrder, pickFields, userKey } from './keys.ts';
+import { Filters, queryPage } from './query.ts';
 
-/** An account (tenant) as stored. */
-export interface AccountRecord {
-  accountId: string;
-  name: string;
-  createdAt: string;
-}
+const ACCOUNT_FIELDS = ['accountId', 'name', 'createdAt', 'operator', 'blockPublicSharing', 'quota'] as const;
+const USER_FIELDS = ['accountId', 'userName', 'role', 'permissions', 'createdAt'] as const;
+const KEY_FIELDS = [
+  'keyId',
+  'accountId',
+  'userName',
+  'secretHash',
+  'createdAt',
+  'description',
+  'expiresAt',
+  'revokedAt',
+] as const;
 
-/** An API key as stored: never the secret, only its hash. */
-export interface ApiKeyRecord {
-  keyId: string;
-  accountId: string;
-  role: 'owner' | 'admin' | 'member';
-  secretHash: string;
-  createdAt: string;
-  expiresAt?: string;
-  revokedAt?: string;
-}
+const toAccount = (item: Record<string, unknown>): Account => ({
+  ...pickFields<Account>(item, ACCOUNT_FIELDS),
+  blockPublicSharing: item.blockPublicSharing === true,
+});
+const toUser = (item: Record<string, unknown>): User => ({
+  ...pickFields<User>(item, USER_FIELDS),
+  permissions: [...((item.permissions as Iterable<Permission> | undefined) ?? [])].sort(),
+});
+const toKey = (item: Record<string, unknown>): ApiKeyRecord => pickFields<ApiKeyRecord>(item, KEY_FIELDS);
 
-const accountKey = (accountId: string) => ({ pk: `ACCOUNT#${accountId}`, sk: 'ACCOUNT' });
-const apiKeyKey = (keyId: string) => ({ pk: `KEY#${keyId}`, sk: 'KEY' });
+const accountItem = (account: Account) => ({
+  ...accountKey(account.accountId),
+  type: 'account',
+  ...account,
+  gsi1pk: 'ACCOUNTS',
+  gsi1sk: createdOrder(account.createdAt, account.accountId),
+});
+const userItem = (user: User) => ({
+  ...userKey(user.accountId, user.userName),
+  type: 'user',
+  ...user,
+  // A string set cannot be empty: no permissions is no attribute.
+  permissions: user.permissions.length > 0 ? new Set(user.permissions) : undefined,
+});
+const keyItem = (key: ApiKeyRecord) => ({
+  ...apiKeyKey(key.keyId),
+  type: 'apiKey',
+  ...key,
+  gsi1pk: `ACCOUNT#${key.accountId}#KEYS`,
+  gsi1sk: createdOrder(key.createdAt, key.keyId),
+});
 
 /**
- * Accounts and their API keys in the region table. Creating is idempotent on the account id
- * (an existing account is kept, not overwritten).
+ * Accounts, users and API keys in the identity region's table (key design in keys.ts). Reads are
+ * strongly consistent: a revoked key or a changed permission applies to the very next request.
  */
-export class AccountRepository implements ApiKeyStore {
+export class DynamoIdentityRepository implements IdentityRepository {
   constructor(
     private readonly documents: DynamoDBDocumentClient,
     private readonly table: string,
   ) {}
 
-  async getAccount(accountId: string): Promise<AccountRecord | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: accountKey(accountId) }),
+  async getAccount(accountId: string): Promise<Account | undefined> {
+    const item = await this.#get(accountKey(accountId));
+    return item ? toAccount(item) : undefined;
+  }
+
+  async findAccountByName(name: string): Promise<Account | undefined> {
+    const item = await this.#get(accountNameKey(name));
+    return item ? this.getAccount(String(item.accountId)) : undefined;
+  }
+
+  listAccounts(page: { limit: number; nextToken?: string }): Promise<Page<Account>> {
+    return queryPage(
+      this.documents,
+      {
+        table: this.table,
+        index: 'gsi1',
+        partitionKey: 'gsi1pk',
+        partition: 'ACCOUNTS',
+        filters: new Filters(),
+      },
+      page,
+      toAccount,
     );
-    return Item ? { accountId: Item.accountId, name: Item.name, createdAt: Item.createdAt } : undefined;
+  }
+
+  async createAccount(account: Account, owner: User, key: ApiKeyRecord): Promise<void> {
+    const put = (Item: Record<string, unknown>) => ({
+      Put: { TableName: this.table, Item, ConditionExpression: 'attribute_not_exists(pk)' },
+    });
+    try {
+      await this.documents.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            put({ ...accountNameKey(account.name), type: 'accountName', accountId: account.accountId }),
+            put(accountItem(account)),
+            put(userItem(owner)),
+            put(keyItem(key)),
+          ],
+        }),
+      );
+    } catch (error) {
+      if (
+        error instanceof TransactionCanceledException &&
+        error.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed'
+      ) {
+        throw new VolsnapError(
+          'account.nameTaken',
+          `An account named ${account.name} exists: choose another name.`,
+          {
+            details: { name: account.name },
+          },
+        );
+      }
+      throw error;
+    }
+  }
+
+  async updateAccount(
+    accountId: string,
+    changes: { blockPublicSharing?: boolean; quota?: Partial<QuotaLimits> | null },
+  ): Promise<Account | undefined> {
+    const set: string[] = [];
+    const remove: string[] = [];
+    const values: Record<string, unknown> = {};
+    if (changes.blockPublicSharing !== undefined) {
+      set.push('#block = :block');
+      values[':block'] = changes.blockPublicSharing;
+    }
+    if (changes.quota === null) remove.push('#quota');
+    else if (changes.quota !== undefined) {
+      set.push('#quota = :quota');
+      values[':quota'] = Object.fromEntries(Object.entries(changes.quota).filter(([, v]) => v !== undefined));
+    }
+    if (set.length === 0 && remove.length === 0) return this.getAccount(accountId);
+    try {
+      const { Attributes } = await this.documents.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: accountKey(accountId),
+          UpdateExpression: [
+            set.length ? `SET ${set.join(', ')}` : '',
+            remove.length ? `REMOVE ${remove.join(', ')}` : '',
+          ]
+            .join(' ')
+            .trim(),
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: {
+            ...(changes.blockPublicSharing !== undefined ? { '#block': 'blockPublicSharing' } : {}),
+            ...(changes.quota !== undefined ? { '#quota': 'quota' } : {}),
+          },
+          ExpressionAttributeValues: Object.keys(values).length ? values : undefined,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return Attributes ? toAccount(Attributes) : undefined;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
+  }
+
+  async getUser(accountId: string, userName: string): Promise<User | undefined> {
+    const item = await this.#get(userKey(accountId, userName));
+    return item ? toUser(item) : undefined;
+  }
+
+  async listUsers(accountId: string): Promise<User[]> {
+    const users: User[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const result = await this.documents.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :user)',
+          ExpressionAttributeValues: { ':pk': accountKey(accountId).pk, ':user': 'USER#' },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      users.push(...(result.Items ?? []).map(toUser));
+      start = result.LastEvaluatedKey;
+    } while (start);
+    return users;
+  }
+
+  async createUser(user: User): Promise<void> {
+    try {
+      await this.documents.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              ConditionCheck: {
+                TableName: this.table,
+                Key: accountKey(user.accountId),
+                ConditionExpression: 'attribute_exists(pk)',
+              },
+            },
+            {
+              Put: {
+                TableName: this.table,
+                Item: userItem(user),
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+          ],
+        }),
+      );
+    } catch (error) {
+      if (error instanceof TransactionCanceledException) {
+        const reasons = error.CancellationReasons?.map((r) => r.Code) ?? [];
+        if (reasons[1] === 'ConditionalCheckFailed') {
+          throw new VolsnapError('user.exists', `A user named ${user.userName} exists in this account.`, {
+            details: { userName: user.userName },
+          });
+        }
+        if (reasons[0] === 'ConditionalCheckFailed') {
+          throw new VolsnapError('account.notFound', `No account ${user.accountId}.`);
+        }
+      }
+      throw error;
+    }
+  }
+
+  async updateUser(
+    accountId: string,
+    userName: string,
+    changes: { role?: Role; permissions?: Permission[] },
+  ): Promise<User | undefined> {
+    const set: string[] = [];
+    const remove: string[] = [];
+    const values: Record<string, unknown> = {};
+    if (changes.role) {
+      set.push('#role = :role');
+      values[':role'] = changes.role;
+    }
+    if (changes.permissions) {
+      if (changes.permissions.length === 0) remove.push('#permissions');
+      else {
+        set.push('#permissions = :permissions');
+        values[':permissions'] = new Set(changes.permissions);
+      }
+    }
+    if (set.length === 0 && remove.length === 0) return this.getUser(accountId, userName);
+    try {
+      const { Attributes } = await this.documents.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: userKey(accountId, userName),
+          UpdateExpression: [
+            set.length ? `SET ${set.join(', ')}` : '',
+            remove.length ? `REMOVE ${remove.join(', ')}` : '',
+          ]
+            .join(' ')
+            .trim(),
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: {
+            ...(changes.role ? { '#role': 'role' } : {}),
+            ...(changes.permissions ? { '#permissions': 'permissions' } : {}),
+          },
+          ExpressionAttributeValues: Object.keys(values).length ? values : undefined,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return Attributes ? toUser(Attributes) : undefined;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
+  }
+
+  async deleteUser(accountId: string, userName: string): Promise<void> {
+    await this.documents.send(
+      new TransactWriteCommand({
+        TransactItems: [{ Delete: { TableName: this.table, Key: userKey(accountId, userName) } }],
+      }),
+    );
   }
 
   async getApiKey(keyId: string): Promise<ApiKeyRecord | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: apiKeyKey(keyId) }),
-    );
-    return Item as ApiKeyRecord | undefined;
+    const item = await this.#get(apiKeyKey(keyId));
+    return item ? toKey(item) : undefined;
   }
 
-  /** Writes an account and its first key in one transaction; fails if either exists. */
-  async createAccountWithKey(account: AccountRecord, key: ApiKeyRecord): Promise<void> {
+  async listApiKeys(accountId: string): Promise<ApiKeyRecord[]> {
+    const keys: ApiKeyRecord[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await queryPage(
+        this.documents,
+        {
+          table: this.table,
+          index: 'gsi1',
+          partitionKey: 'gsi1pk',
+          partition: `ACCOUNT#${accountId}#KEYS`,
+          filters: new Filters(),
+        },
+        { limit: 1000, nextToken },
+        toKey,
+      );
+      keys.push(...page.items);
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return keys;
+  }
+
+  async createApiKey(key: ApiKeyRecord): Promise<void> {
+    try {
+      await this.documents.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              ConditionCheck: {
+                TableName: this.table,
+                Key: userKey(key.accountId, key.userName),
+                ConditionExpression: 'attribute_exists(pk)',
+              },
+            },
+            {
+              Put: {
+                TableName: this.table,
+                Item: keyItem(key),
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+          ],
+        }),
+      );
+    } catch (error) {
+      if (
+        error instanceof TransactionCanceledException &&
+        error.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed'
+      ) {
+        throw new VolsnapError('user.notFound', `No user ${key.userName} in this account.`);
+      }
+      throw error;
+    }
+  }
+
+  async revokeApiKey(keyId: string, revokedAt: string): Promise<void> {
     await this.documents.send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Put: {
-              TableName: this.table,
-              Item: {
-                ...accountKey(account.accountId),
-                type: 'account',
-                ...account,
-                gsi1pk: 'ACCOUNTS',
-                gsi1sk: account.accountId,
-              },
-              ConditionExpression: 'attribute_not_exists(pk)',
-            },
-          },
-          {
-            Put: {
-              TableName: this.table,
-              Item: {
-                ...apiKeyKey(key.keyId),
-                type: 'apiKey',
-                ...key,
-                gsi1pk: `ACCOUNT#${key.accountId}#KEYS`,
-                gsi1sk: key.keyId,
-              },
-              ConditionExpression: 'attribute_not_exists(pk)',
-            },
-          },
-        ],
+      new UpdateCommand({
+        TableName: this.table,
+        Key: apiKeyKey(keyId),
+        UpdateExpression: 'SET revokedAt = if_not_exists(revokedAt, :at)',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':at': revokedAt },
       }),
     );
+  }
+
+  async #get(key: { pk: string; sk: string }): Promise<Record<string, unknown> | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }),
+    );
+    return Item;
   }
 }

@@ -4,11 +4,33 @@
  *
  * | item     | pk             | sk       | gsi1pk                    | gsi1sk          | gsi2pk                   | gsi2sk          |
  * |----------|----------------|----------|---------------------------|-----------------|--------------------------|-----------------|
- * | account  | ACCOUNT#id     | ACCOUNT  | ACCOUNTS                  | id              |                          |                 |
- * | api key  | KEY#id         | KEY      | ACCOUNT#acct#KEYS         | id              |                          |                 |
+ * | account  | ACCOUNT#id     | ACCOUNT  | ACCOUNTS                  | createdAt#id    |                          |                 |
+ * | name     | ACCOUNTNAME#n  | ACCOUNTNAME |                        |                 |                          |                 |
+ * | user     | ACCOUNT#id     | USER#name |                          |                 |                          |                 |
+ * | api key  | KEY#id         | KEY      | ACCOUNT#acct#KEYS         | createdAt#id    |                          |                 |
+ * | usage    | USAGE#acct     | USAGE    |                           |                 |                          |                 |
+ * | share    | SNAPSHOT#id    | SHARE#acct | ACCOUNT#acct#SHARED     | createdAt#id    |                          |                 |
+ * | public   | SNAPSHOT#id    | SHARE#*  | PUBLIC#SNAPSHOTS          | createdAt#id    |                          |                 |
+ * | audit    | AUDIT#acct     | at#event |                           |                 |                          |                 |
  * | volume   | VOLUME#id      | VOLUME   | ACCOUNT#acct#VOLUMES      | createdAt#id    |                          |                 |
  * | snapshot | SNAPSHOT#id    | SNAPSHOT | ACCOUNT#acct#SNAPSHOTS    | createdAt#id    | VOLUME#vol#SNAPSHOTS     | createdAt#id    |
  */
+export const accountKey = (accountId: string) => ({ pk: `ACCOUNT#${accountId}`, sk: 'ACCOUNT' });
+export const accountNameKey = (name: string) => ({ pk: `ACCOUNTNAME#${name}`, sk: 'ACCOUNTNAME' });
+export const userKey = (accountId: string, userName: string) => ({
+  pk: `ACCOUNT#${accountId}`,
+  sk: `USER#${userName}`,
+});
+export const apiKeyKey = (keyId: string) => ({ pk: `KEY#${keyId}`, sk: 'KEY' });
+export const usageKey = (accountId: string) => ({ pk: `USAGE#${accountId}`, sk: 'USAGE' });
+/** Who a snapshot is shared with; `*` is everyone (public). */
+export const shareKey = (snapshotId: string, grantee: string) => ({
+  pk: `SNAPSHOT#${snapshotId}`,
+  sk: `SHARE#${grantee}`,
+});
+export const sharedWithIndex = (grantee: string) =>
+  grantee === PUBLIC ? 'PUBLIC#SNAPSHOTS' : `ACCOUNT#${grantee}#SHARED`;
+export const PUBLIC = '*';
 export const volumeKey = (volumeId: string) => ({ pk: `VOLUME#${volumeId}`, sk: 'VOLUME' });
 export const volumeOwnerIndex = (accountId: string) => `ACCOUNT#${accountId}#VOLUMES`;
 export const snapshotKey = (snapshotId: string) => ({ pk: `SNAPSHOT#${snapshotId}`, sk: 'SNAPSHOT' });

@@ -6,17 +6,29 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { type QuotaLimits, quotaExceeded, type Usage } from '../../core/accounts.ts';
 import { VolsnapError } from '../../core/errors.ts';
 import type { Page } from '../../core/pagination.ts';
 import type {
   ClientTokenRecord,
+  Grantee,
   Snapshot,
   SnapshotFilter,
   SnapshotRepository,
   SnapshotState,
 } from '../../core/snapshots.ts';
 import { batchWriteAll } from './batch.ts';
-import { createdOrder, pickFields, snapshotKey, snapshotsOfVolumeIndex, volumeKey } from './keys.ts';
+import {
+  createdOrder,
+  PUBLIC,
+  pickFields,
+  sharedWithIndex,
+  shareKey,
+  snapshotKey,
+  snapshotsOfVolumeIndex,
+  usageKey,
+  volumeKey,
+} from './keys.ts';
 import { Filters, queryPage } from './query.ts';
 
 const ownerIndex = (accountId: string) => `ACCOUNT#${accountId}#SNAPSHOTS`;
@@ -44,11 +56,16 @@ const FIELDS = [
   'deadline',
   'stats',
   'parts',
+  'public',
 ] as const;
 
 function toSnapshot(item: Record<string, unknown>): Snapshot {
-  return pickFields<Snapshot>(item, FIELDS);
+  const snapshot = pickFields<Snapshot>(item, FIELDS);
+  const shared = item.sharedWith as Set<string> | undefined;
+  return shared && shared.size > 0 ? { ...snapshot, sharedWith: [...shared].sort() } : snapshot;
 }
+
+const granteeId = (grantee: Grantee) => (grantee === 'public' ? PUBLIC : grantee.accountId);
 
 /** Snapshot records in the region table (key design in keys.ts). */
 export class DynamoSnapshotRepository implements SnapshotRepository {
@@ -61,6 +78,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
   async create(
     snapshot: Snapshot,
     clientToken?: { token: string; requestHash: string },
+    limits?: QuotaLimits,
   ): Promise<ClientTokenRecord | undefined> {
     const items = [
       {
@@ -89,6 +107,26 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
           ExpressionAttributeValues: { ':one': 1, ':account': snapshot.accountId },
         },
       },
+      {
+        // The quota is checked and the count taken in the same write: two racing creates cannot both
+        // take the last place.
+        Update: {
+          TableName: this.table,
+          Key: usageKey(snapshot.accountId),
+          UpdateExpression: 'ADD snapshots :one',
+          ...(limits
+            ? {
+                ConditionExpression:
+                  '(attribute_not_exists(snapshots) OR snapshots < :maxSnapshots) AND (attribute_not_exists(storedBytes) OR storedBytes < :maxBytes)',
+                ExpressionAttributeValues: {
+                  ':one': 1,
+                  ':maxSnapshots': limits.maxSnapshots,
+                  ':maxBytes': limits.maxStoredBytes,
+                },
+              }
+            : { ExpressionAttributeValues: { ':one': 1 } }),
+        },
+      },
       ...(clientToken
         ? [
             {
@@ -113,7 +151,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     } catch (error) {
       if (!(error instanceof TransactionCanceledException)) throw error;
       const reasons = error.CancellationReasons?.map((r) => r.Code) ?? [];
-      if (clientToken && reasons[2] === 'ConditionalCheckFailed') {
+      if (clientToken && reasons[3] === 'ConditionalCheckFailed') {
         const { Item } = await this.documents.send(
           new GetCommand({
             TableName: this.table,
@@ -122,6 +160,9 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
           }),
         );
         if (Item) return { snapshotId: String(Item.snapshotId), requestHash: String(Item.requestHash) };
+      }
+      if (limits && reasons[2] === 'ConditionalCheckFailed' && reasons[1] !== 'ConditionalCheckFailed') {
+        throw quotaExceeded(snapshot.region, limits, await this.usage(snapshot.accountId));
       }
       if (reasons[1] === 'ConditionalCheckFailed') {
         throw new VolsnapError(
@@ -160,6 +201,122 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     return queryPage(this.documents, { table: this.table, ...index, filters }, page, toSnapshot);
   }
 
+  async listShared(
+    grantee: Grantee,
+    filter: SnapshotFilter,
+    page: { limit: number; nextToken?: string },
+  ): Promise<Page<Snapshot>> {
+    // The grantee's index holds one share item per snapshot; the snapshots themselves are then read
+    // by key (consistently: an unshared or deleted one drops out at once) and filtered here.
+    const shares = await queryPage(
+      this.documents,
+      {
+        table: this.table,
+        index: 'gsi1',
+        partitionKey: 'gsi1pk',
+        partition: sharedWithIndex(granteeId(grantee)),
+        filters: new Filters(),
+      },
+      page,
+      (item) => String(item.snapshotId),
+    );
+    const found = await Promise.all(shares.items.map((id) => this.get(id)));
+    const items = found.filter(
+      (s): s is Snapshot =>
+        s !== undefined &&
+        s.state !== 'deleting' &&
+        (grantee === 'public' ? s.public === true : (s.sharedWith ?? []).includes(grantee.accountId)) &&
+        (!filter.volumeId || s.volumeId === filter.volumeId) &&
+        (!filter.state || s.state === filter.state) &&
+        (!filter.name || s.name.startsWith(filter.name)) &&
+        Object.entries(filter.tags ?? {}).every(([k, v]) => s.tags[k] === v),
+    );
+    return shares.nextToken ? { items, nextToken: shares.nextToken } : { items };
+  }
+
+  async share(snapshotId: string, grantee: Grantee): Promise<Snapshot | undefined> {
+    const id = granteeId(grantee);
+    const current = await this.get(snapshotId);
+    if (current?.state !== 'completed') return undefined;
+    try {
+      await this.documents.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.table,
+                Key: snapshotKey(snapshotId),
+                UpdateExpression: grantee === 'public' ? 'SET #public = :true' : 'ADD sharedWith :grantee',
+                ConditionExpression: '#state = :completed',
+                ExpressionAttributeNames: {
+                  '#state': 'state',
+                  ...(grantee === 'public' ? { '#public': 'public' } : {}),
+                },
+                ExpressionAttributeValues: {
+                  ':completed': 'completed',
+                  ...(grantee === 'public' ? { ':true': true } : { ':grantee': new Set([id]) }),
+                },
+              },
+            },
+            {
+              Put: {
+                TableName: this.table,
+                Item: {
+                  ...shareKey(snapshotId, id),
+                  type: 'share',
+                  snapshotId,
+                  ownerAccountId: current.accountId,
+                  grantee: id,
+                  gsi1pk: sharedWithIndex(id),
+                  gsi1sk: createdOrder(current.createdAt, snapshotId),
+                },
+              },
+            },
+          ],
+        }),
+      );
+    } catch (error) {
+      if (error instanceof TransactionCanceledException) return undefined;
+      throw error;
+    }
+    return this.get(snapshotId);
+  }
+
+  async unshare(snapshotId: string, grantee: Grantee): Promise<Snapshot | undefined> {
+    const id = granteeId(grantee);
+    try {
+      await this.documents.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.table,
+                Key: snapshotKey(snapshotId),
+                UpdateExpression: grantee === 'public' ? 'REMOVE #public' : 'DELETE sharedWith :grantee',
+                ConditionExpression: 'attribute_exists(pk)',
+                ...(grantee === 'public'
+                  ? { ExpressionAttributeNames: { '#public': 'public' } }
+                  : { ExpressionAttributeValues: { ':grantee': new Set([id]) } }),
+              },
+            },
+            { Delete: { TableName: this.table, Key: shareKey(snapshotId, id) } },
+          ],
+        }),
+      );
+    } catch (error) {
+      if (error instanceof TransactionCanceledException) return undefined;
+      throw error;
+    }
+    return this.get(snapshotId);
+  }
+
+  async usage(accountId: string): Promise<Usage> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.table, Key: usageKey(accountId), ConsistentRead: true }),
+    );
+    return { snapshots: Number(Item?.snapshots ?? 0), storedBytes: Number(Item?.storedBytes ?? 0) };
+  }
+
   async latestCompleted(volumeId: string): Promise<Snapshot | undefined> {
     const page = await queryPage(
       this.documents,
@@ -190,19 +347,45 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     from.forEach((state, i) => {
       values[`:from${i}`] = state;
     });
+    const update = {
+      TableName: this.table,
+      Key: snapshotKey(snapshotId),
+      UpdateExpression: `SET ${Object.keys(set)
+        .map((_, i) => `#s${i} = :s${i}`)
+        .join(', ')}`,
+      ConditionExpression: `attribute_exists(pk) AND #state IN (${from.map((_, i) => `:from${i}`).join(', ')})`,
+      ExpressionAttributeNames: { ...names, '#state': 'state' },
+      ExpressionAttributeValues: values,
+    };
+    const accountId =
+      changes.stats && to === 'completed' ? (await this.get(snapshotId))?.accountId : undefined;
+    if (accountId && changes.stats) {
+      // Completing counts the bytes the snapshot added, in the same write as the state change.
+      try {
+        await this.documents.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              { Update: update },
+              {
+                Update: {
+                  TableName: this.table,
+                  Key: usageKey(accountId),
+                  UpdateExpression: 'ADD storedBytes :bytes',
+                  ExpressionAttributeValues: { ':bytes': changes.stats.newBytes },
+                },
+              },
+            ],
+          }),
+        );
+      } catch (error) {
+        if (error instanceof TransactionCanceledException) return undefined;
+        throw error;
+      }
+      return this.get(snapshotId);
+    }
     try {
       const { Attributes } = await this.documents.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: snapshotKey(snapshotId),
-          UpdateExpression: `SET ${Object.keys(set)
-            .map((_, i) => `#s${i} = :s${i}`)
-            .join(', ')}`,
-          ConditionExpression: `attribute_exists(pk) AND #state IN (${from.map((_, i) => `:from${i}`).join(', ')})`,
-          ExpressionAttributeNames: { ...names, '#state': 'state' },
-          ExpressionAttributeValues: values,
-          ReturnValues: 'ALL_NEW',
-        }),
+        new UpdateCommand({ ...update, ReturnValues: 'ALL_NEW' }),
       );
       return Attributes ? toSnapshot(Attributes) : undefined;
     } catch (error) {
@@ -262,6 +445,22 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
               ExpressionAttributeValues: { ':minusOne': -1 },
             },
           },
+          {
+            Update: {
+              TableName: this.table,
+              Key: usageKey(snapshot.accountId),
+              UpdateExpression: 'ADD snapshots :minusOne, storedBytes :minusBytes',
+              ExpressionAttributeValues: {
+                ':minusOne': -1,
+                // Stats exist once a snapshot completed, and only then were its bytes counted.
+                ':minusBytes': -(snapshot.stats?.newBytes ?? 0),
+              },
+            },
+          },
+          // Its grants go with it, so no listing of another account keeps pointing at it.
+          ...[...(snapshot.sharedWith ?? []), ...(snapshot.public ? [PUBLIC] : [])].map((grantee) => ({
+            Delete: { TableName: this.table, Key: shareKey(snapshot.snapshotId, grantee) },
+          })),
         ],
       }),
     );

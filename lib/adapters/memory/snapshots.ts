@@ -1,7 +1,9 @@
+import { type QuotaLimits, quotaExceeded, type Usage } from '../../core/accounts.ts';
 import { VolsnapError } from '../../core/errors.ts';
 import type { Page } from '../../core/pagination.ts';
 import type {
   ClientTokenRecord,
+  Grantee,
   Snapshot,
   SnapshotFilter,
   SnapshotRepository,
@@ -20,6 +22,9 @@ export class MemorySnapshotRepository implements SnapshotRepository {
   readonly #tokens = new Map<string, ClientTokenRecord>();
   readonly #segments = new Map<string, Set<string>>();
   readonly #parts = new Map<string, Set<number>>();
+  readonly #usage = new Map<string, Usage>();
+  /** Share order per grantee (`*` for public), as the table's index keeps it. */
+  readonly #shares = new Map<string, string[]>();
 
   /** Shares the volumes' snapshot count, as the table's transactions do. */
   constructor(private readonly volumes: MemoryVolumeRepository) {}
@@ -27,6 +32,7 @@ export class MemorySnapshotRepository implements SnapshotRepository {
   async create(
     snapshot: Snapshot,
     clientToken?: { token: string; requestHash: string },
+    limits?: QuotaLimits,
   ): Promise<ClientTokenRecord | undefined> {
     const tokenKey = clientToken ? `${snapshot.accountId}#${clientToken.token}` : undefined;
     const known = tokenKey ? this.#tokens.get(tokenKey) : undefined;
@@ -39,6 +45,11 @@ export class MemorySnapshotRepository implements SnapshotRepository {
       );
     }
     if (this.#snapshots.has(snapshot.snapshotId)) throw new Error(`snapshot ${snapshot.snapshotId} exists`);
+    const usage = await this.usage(snapshot.accountId);
+    if (limits && (usage.snapshots >= limits.maxSnapshots || usage.storedBytes >= limits.maxStoredBytes)) {
+      throw quotaExceeded(snapshot.region, limits, usage);
+    }
+    this.#usage.set(snapshot.accountId, { ...usage, snapshots: usage.snapshots + 1 });
     this.#snapshots.set(snapshot.snapshotId, structuredClone(snapshot));
     const held = this.volumes.snapshotsOf.get(snapshot.volumeId) ?? new Set<string>();
     this.volumes.snapshotsOf.set(snapshot.volumeId, held.add(snapshot.snapshotId));
@@ -67,6 +78,55 @@ export class MemorySnapshotRepository implements SnapshotRepository {
     return pageOf(all, page);
   }
 
+  async listShared(
+    grantee: Grantee,
+    filter: SnapshotFilter,
+    page: { limit: number; nextToken?: string },
+  ): Promise<Page<Snapshot>> {
+    const id = grantee === 'public' ? '*' : grantee.accountId;
+    const all = (this.#shares.get(id) ?? [])
+      .map((snapshotId) => this.#snapshots.get(snapshotId))
+      .filter((s): s is Snapshot => s !== undefined && s.state !== 'deleting')
+      .filter((s) => !filter.volumeId || s.volumeId === filter.volumeId)
+      .filter((s) => !filter.state || s.state === filter.state)
+      .filter((s) => !filter.name || s.name.startsWith(filter.name))
+      .filter((s) => matchesTags(s.tags, filter.tags))
+      .sort(newestFirst);
+    return pageOf(all, page);
+  }
+
+  async share(snapshotId: string, grantee: Grantee): Promise<Snapshot | undefined> {
+    const snapshot = this.#snapshots.get(snapshotId);
+    if (snapshot?.state !== 'completed') return undefined;
+    const id = grantee === 'public' ? '*' : grantee.accountId;
+    if (grantee === 'public') snapshot.public = true;
+    else snapshot.sharedWith = [...new Set([...(snapshot.sharedWith ?? []), id])].sort();
+    const list = this.#shares.get(id) ?? [];
+    if (!list.includes(snapshotId)) list.push(snapshotId);
+    this.#shares.set(id, list);
+    return structuredClone(snapshot);
+  }
+
+  async unshare(snapshotId: string, grantee: Grantee): Promise<Snapshot | undefined> {
+    const snapshot = this.#snapshots.get(snapshotId);
+    if (!snapshot) return undefined;
+    const id = grantee === 'public' ? '*' : grantee.accountId;
+    if (grantee === 'public') delete snapshot.public;
+    else {
+      snapshot.sharedWith = (snapshot.sharedWith ?? []).filter((a) => a !== id);
+      if (snapshot.sharedWith.length === 0) delete snapshot.sharedWith;
+    }
+    this.#shares.set(
+      id,
+      (this.#shares.get(id) ?? []).filter((s) => s !== snapshotId),
+    );
+    return structuredClone(snapshot);
+  }
+
+  async usage(accountId: string): Promise<Usage> {
+    return { ...(this.#usage.get(accountId) ?? { snapshots: 0, storedBytes: 0 }) };
+  }
+
   async latestCompleted(volumeId: string): Promise<Snapshot | undefined> {
     const found = [...this.#snapshots.values()]
       .filter((s) => s.volumeId === volumeId && s.state === 'completed')
@@ -82,6 +142,13 @@ export class MemorySnapshotRepository implements SnapshotRepository {
   ) {
     const current = this.#snapshots.get(snapshotId);
     if (!current || !from.includes(current.state)) return undefined;
+    if (to === 'completed' && changes.stats) {
+      const usage = await this.usage(current.accountId);
+      this.#usage.set(current.accountId, {
+        ...usage,
+        storedBytes: usage.storedBytes + changes.stats.newBytes,
+      });
+    }
     const next = { ...current, ...structuredClone(changes), state: to };
     this.#snapshots.set(snapshotId, next);
     return structuredClone(next);
@@ -104,6 +171,16 @@ export class MemorySnapshotRepository implements SnapshotRepository {
       throw new Error(`snapshot ${snapshot.snapshotId} does not exist`);
     this.volumes.snapshotsOf.get(snapshot.volumeId)?.delete(snapshot.snapshotId);
     this.#segments.delete(snapshot.snapshotId);
+    const usage = await this.usage(snapshot.accountId);
+    this.#usage.set(snapshot.accountId, {
+      snapshots: usage.snapshots - 1,
+      storedBytes: usage.storedBytes - (snapshot.stats?.newBytes ?? 0),
+    });
+    for (const [id, list] of this.#shares)
+      this.#shares.set(
+        id,
+        list.filter((s) => s !== snapshot.snapshotId),
+      );
   }
 
   async completePart(snapshotId: string, part: number): Promise<number | undefined> {

@@ -1,0 +1,99 @@
+import { ROLES, requireAdmin } from '../../lib/core/identity.ts';
+import * as z from '../../lib/core/schema.ts';
+import { pageLimit } from '../../lib/http/params.ts';
+import { httpHandler } from '../../lib/http/stack.ts';
+import { runtime } from '../../lib/root.ts';
+
+const UserPath = z.object({ userName: z.string() });
+const KeyPath = z.object({ keyId: z.string() });
+
+/** `GET /v1/account`: the caller's account, user, role and permissions. */
+export const show = httpHandler({}, async ({ caller }) => ({
+  body: await runtime().accounts.whoami(caller),
+}));
+
+/** `PATCH /v1/account {blockPublicSharing}`: account-wide settings (admins). */
+export const update = httpHandler(
+  { audit: 'account.update', body: z.strictObject({ blockPublicSharing: z.optional(z.boolean()) }) },
+  async ({ body, caller }) => ({ body: await runtime().accounts.updateSettings(caller, body) }),
+);
+
+/** `GET /v1/account/usage`: snapshots and stored bytes in this region, beside their quotas. */
+export const usage = httpHandler({}, async ({ caller }) => ({
+  body: await runtime().accounts.usage(caller),
+}));
+
+/** `GET /v1/account/audit?limit&nextToken`: who changed what, when, with which key (admins). */
+export const audit = httpHandler(
+  { query: z.object({ limit: z.optional(z.string()), nextToken: z.optional(z.string()) }) },
+  async ({ query, caller }) => {
+    requireAdmin(caller);
+    const page = await runtime().audit.list(caller.accountId, {
+      limit: pageLimit(query.limit),
+      nextToken: query.nextToken,
+    });
+    return { body: { events: page.items, ...(page.nextToken ? { nextToken: page.nextToken } : {}) } };
+  },
+);
+
+/** `POST /v1/account/users {userName, role, permissions}` (admins). */
+export const createUser = httpHandler(
+  {
+    audit: 'user.create',
+    body: z.strictObject({
+      userName: z.string(),
+      role: z.optional(z.enum(ROLES)),
+      permissions: z.optional(z.array(z.string())),
+    }),
+  },
+  async ({ body, caller }) => ({ status: 201, body: await runtime().accounts.createUser(caller, body) }),
+);
+
+/** `GET /v1/account/users` (admins). */
+export const listUsers = httpHandler({}, async ({ caller }) => ({
+  body: { users: await runtime().accounts.listUsers(caller) },
+}));
+
+/** `PATCH /v1/account/users/{userName} {role, permissions}` (admins; owners for owners and admins). */
+export const updateUser = httpHandler(
+  {
+    audit: 'user.update',
+    path: UserPath,
+    body: z.strictObject({ role: z.optional(z.enum(ROLES)), permissions: z.optional(z.array(z.string())) }),
+  },
+  async ({ path, body, caller }) => ({
+    body: await runtime().accounts.updateUser(caller, path.userName, body),
+  }),
+);
+
+/** `DELETE /v1/account/users/{userName}`: the user and its keys (admins). */
+export const deleteUser = httpHandler({ audit: 'user.delete', path: UserPath }, async ({ path, caller }) => {
+  await runtime().accounts.deleteUser(caller, path.userName);
+  return { status: 204 };
+});
+
+/** `POST /v1/account/keys {userName, expiresInSeconds, description}`: a new key, its token shown once (admins). */
+export const createKey = httpHandler(
+  {
+    audit: 'key.create',
+    body: z.strictObject({
+      userName: z.optional(z.string()),
+      expiresInSeconds: z.optional(z.number()),
+      description: z.optional(z.string()),
+    }),
+  },
+  async ({ body, caller }) => ({ status: 201, body: await runtime().accounts.createKey(caller, body) }),
+);
+
+/** `GET /v1/account/keys?userName`: the account's keys, never their secrets (admins). */
+export const listKeys = httpHandler(
+  { query: z.object({ userName: z.optional(z.string()) }) },
+  async ({ query, caller }) => ({
+    body: { keys: await runtime().accounts.listKeys(caller, query.userName) },
+  }),
+);
+
+/** `DELETE /v1/account/keys/{keyId}`: revokes a key (admins; anyone its own). */
+export const revokeKey = httpHandler({ audit: 'key.revoke', path: KeyPath }, async ({ path, caller }) => ({
+  body: await runtime().accounts.revokeKey(caller, path.keyId),
+}));

@@ -1,0 +1,21 @@
+import type {
+  APIGatewayRequestAuthorizerEventV2,
+  APIGatewaySimpleAuthorizerWithContextResult,
+} from 'aws-lambda';
+import { CALLER_CONTEXT_KEY } from '../../lib/http/stack.ts';
+import { runtime } from '../../lib/root.ts';
+
+/**
+ * The HTTP API's Lambda authorizer (simple responses, payload 2.0, no result cache so a revoked key
+ * stops at once). It resolves the API key to the caller and hands it to the route as context. It
+ * never says no: API Gateway would answer a "no" with a 403 it does not let us change, while a bad
+ * key must be a 401 like a missing one. A request it could not resolve reaches the route without a
+ * caller, and the route's stack answers 401 before doing anything else.
+ */
+export const handler = async (
+  event: APIGatewayRequestAuthorizerEventV2,
+): Promise<APIGatewaySimpleAuthorizerWithContextResult<Record<string, string>>> => {
+  const header = event.headers?.authorization ?? event.headers?.Authorization;
+  const caller = await runtime().authenticate(header);
+  return { isAuthorized: true, context: caller ? { [CALLER_CONTEXT_KEY]: JSON.stringify(caller) } : {} };
+};
