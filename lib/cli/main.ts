@@ -5,6 +5,8 @@ import { createSnapshotFromFile } from '../client/snapshot-create.ts';
 import { restoreSnapshot } from '../client/snapshot-restore.ts';
 import { VERSION } from '../config/runtime.ts';
 import { VolsnapError } from '../core/errors.ts';
+import { addAccountCommands } from './account-commands.ts';
+import { option, positiveInteger } from './args.ts';
 import { printRecord, printTable } from './output.ts';
 import { progressBar } from './progress.ts';
 import { collectTag, formatSize, parseSize } from './units.ts';
@@ -227,7 +229,11 @@ export function buildProgram(
     );
   snapshot
     .command('list')
-    .description('list your snapshots in this region, newest first')
+    .description(
+      'list your snapshots in this region (or those shared with you, or public ones), newest first',
+    )
+    .addOption(new Option('--shared', "other accounts' snapshots shared with yours").conflicts('public'))
+    .addOption(new Option('--public', 'public snapshots of any account'))
     .option('--volume <volume-id>', 'only snapshots of this volume')
     .option('--state <state>', 'only snapshots in this state (queued, pending, completed, error)')
     .option('--name <prefix>', 'only snapshots whose name starts with this')
@@ -239,6 +245,8 @@ export function buildProgram(
     .option('--limit <n>', 'at most this many', option(positiveInteger))
     .action(
       async (options: {
+        shared?: boolean;
+        public?: boolean;
         volume?: string;
         state?: Snapshot['state'];
         name?: string;
@@ -247,7 +255,9 @@ export function buildProgram(
       }) => {
         const { api, json } = client();
         const rows: Snapshot[] = [];
+        const scope = options.shared ? 'shared' : options.public ? 'public' : undefined;
         for await (const s of api.allSnapshots({
+          scope,
           volumeId: options.volume,
           state: options.state,
           name: options.name,
@@ -268,8 +278,11 @@ export function buildProgram(
                 stored: s.stats ? formatSize(s.stats.storedBytes) : '-',
                 state: s.state === 'pending' ? `pending ${s.progress}%` : s.state,
                 created: s.createdAt,
+                owner: s.accountId,
               })),
-          ['id', 'volume', 'name', 'size', 'stored', 'state', 'created'],
+          scope
+            ? ['id', 'owner', 'name', 'size', 'state', 'created']
+            : ['id', 'volume', 'name', 'size', 'stored', 'state', 'created'],
           json,
         );
       },
@@ -312,6 +325,44 @@ export function buildProgram(
       const { api, json } = client();
       await api.deleteSnapshot(snapshotId);
       io.out(json ? `${JSON.stringify({ deleted: snapshotId })}\n` : `Deleted ${snapshotId}.\n`);
+    });
+  snapshot
+    .command('share')
+    .description('let another account read a completed snapshot: list, restore, make volumes from it')
+    .argument('<snapshot-id>')
+    .argument('<account>', "the other account's id or name")
+    .action(async (snapshotId: string, account: string) => {
+      const { api, json } = client();
+      const shared = await api.shareSnapshot(snapshotId, account);
+      printRecord(io.out, json ? shared : snapshotRecord(shared), json);
+    });
+  snapshot
+    .command('unshare')
+    .description('take a share back: the account can no longer read the snapshot, from its next request on')
+    .argument('<snapshot-id>')
+    .argument('<account>', "the other account's id or name")
+    .action(async (snapshotId: string, account: string) => {
+      const { api, json } = client();
+      const updated = await api.unshareSnapshot(snapshotId, account);
+      printRecord(io.out, json ? updated : snapshotRecord(updated), json);
+    });
+  snapshot
+    .command('publish')
+    .description('make a completed snapshot readable by every account')
+    .argument('<snapshot-id>')
+    .action(async (snapshotId: string) => {
+      const { api, json } = client();
+      const updated = await api.publishSnapshot(snapshotId);
+      printRecord(io.out, json ? updated : snapshotRecord(updated), json);
+    });
+  snapshot
+    .command('unpublish')
+    .description('make a public snapshot private again (its shares with named accounts stay)')
+    .argument('<snapshot-id>')
+    .action(async (snapshotId: string) => {
+      const { api, json } = client();
+      const updated = await api.unpublishSnapshot(snapshotId);
+      printRecord(io.out, json ? updated : snapshotRecord(updated), json);
     });
   snapshot
     .command('restore')
@@ -373,6 +424,7 @@ export function buildProgram(
         );
     });
 
+  addAccountCommands(program, client, io);
   return program;
 }
 
@@ -414,24 +466,9 @@ function snapshotRecord(s: Snapshot) {
     tags: formatTags(s.tags),
     owner: s.accountId,
     region: s.region,
+    public: s.public ? 'yes' : undefined,
+    'shared with': s.sharedWith?.join(', '),
   };
-}
-
-/** Turns a value parser's error into commander's, so the CLI prints it as a usage error. */
-function option<T, P>(parse: (value: string, previous: P) => T) {
-  return (value: string, previous: P): T => {
-    try {
-      return parse(value, previous);
-    } catch (error) {
-      throw new InvalidArgumentError((error as Error).message);
-    }
-  };
-}
-
-function positiveInteger(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`'${value}' is not a positive whole number.`);
-  return n;
 }
 
 function volumeRecord(v: Volume) {

@@ -1,9 +1,32 @@
+import type { Account, ApiKeyInfo, IssuedKey, Measure, QuotaLimits, User } from '../core/accounts.ts';
+import type { AuditEntry } from '../core/audit.ts';
+import type { Permission, Role } from '../core/identity.ts';
 import type { SnapshotDiff as ChangedBlocks, SegmentUrl } from '../core/snapshot-service.ts';
-import type { Snapshot, SnapshotState } from '../core/snapshots.ts';
+import type { Snapshot, SnapshotScope, SnapshotState } from '../core/snapshots.ts';
 import type { Volume } from '../core/volumes.ts';
 
 // The API's resources have the shapes of the core's (type-only imports: nothing of core runs here).
-export type { ChangedBlocks, SegmentUrl, Snapshot, SnapshotState, Volume };
+export type {
+  Account,
+  ApiKeyInfo,
+  AuditEntry,
+  ChangedBlocks,
+  IssuedKey,
+  Permission,
+  Role,
+  SegmentUrl,
+  Snapshot,
+  SnapshotState,
+  User,
+  Volume,
+};
+
+export interface AccountUsage {
+  accountId: string;
+  region: string;
+  snapshots: Measure;
+  storedBytes: Measure;
+}
 
 /** An error the API answered with (`{error, message, requestId}`), or a failure to reach it. */
 export class ApiError extends Error {
@@ -33,6 +56,8 @@ export interface VolumeListFilter {
 }
 
 export interface SnapshotListFilter {
+  /** Own snapshots (default), those shared with the caller's account, or public ones. */
+  scope?: SnapshotScope;
   volumeId?: string;
   state?: SnapshotState;
   name?: string;
@@ -166,6 +191,98 @@ export class ApiClient {
       'GET',
       `/v1/snapshots/${encodeURIComponent(snapshotId)}/changed-blocks?since=${encodeURIComponent(since)}`,
     );
+  }
+
+  shareSnapshot(snapshotId: string, accountId: string): Promise<Snapshot> {
+    return this.request('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/shares`, { accountId });
+  }
+
+  unshareSnapshot(snapshotId: string, accountId: string): Promise<Snapshot> {
+    return this.request(
+      'DELETE',
+      `/v1/snapshots/${encodeURIComponent(snapshotId)}/shares/${encodeURIComponent(accountId)}`,
+    );
+  }
+
+  publishSnapshot(snapshotId: string): Promise<Snapshot> {
+    return this.request('PUT', `/v1/snapshots/${encodeURIComponent(snapshotId)}/public`);
+  }
+
+  unpublishSnapshot(snapshotId: string): Promise<Snapshot> {
+    return this.request('DELETE', `/v1/snapshots/${encodeURIComponent(snapshotId)}/public`);
+  }
+
+  whoami(): Promise<{ account: Account; user: User; keyId: string }> {
+    return this.request('GET', '/v1/account');
+  }
+
+  updateAccount(changes: { blockPublicSharing?: boolean }): Promise<Account> {
+    return this.request('PATCH', '/v1/account', changes);
+  }
+
+  usage(): Promise<AccountUsage> {
+    return this.request('GET', '/v1/account/usage');
+  }
+
+  audit(
+    page: { limit?: number; nextToken?: string } = {},
+  ): Promise<{ events: AuditEntry[]; nextToken?: string }> {
+    const qs = listQuery(page);
+    return this.request('GET', `/v1/account/audit${qs ? `?${qs}` : ''}`);
+  }
+
+  createUser(input: { userName: string; role?: Role; permissions?: string[] }): Promise<User> {
+    return this.request('POST', '/v1/account/users', input);
+  }
+
+  listUsers(): Promise<{ users: User[] }> {
+    return this.request('GET', '/v1/account/users');
+  }
+
+  updateUser(userName: string, changes: { role?: Role; permissions?: string[] }): Promise<User> {
+    return this.request('PATCH', `/v1/account/users/${encodeURIComponent(userName)}`, changes);
+  }
+
+  async deleteUser(userName: string): Promise<void> {
+    await this.request<void>('DELETE', `/v1/account/users/${encodeURIComponent(userName)}`);
+  }
+
+  createKey(input: {
+    userName?: string;
+    expiresInSeconds?: number;
+    description?: string;
+  }): Promise<IssuedKey> {
+    return this.request('POST', '/v1/account/keys', input);
+  }
+
+  listKeys(userName?: string): Promise<{ keys: ApiKeyInfo[] }> {
+    const qs = listQuery({ userName });
+    return this.request('GET', `/v1/account/keys${qs ? `?${qs}` : ''}`);
+  }
+
+  revokeKey(keyId: string): Promise<ApiKeyInfo> {
+    return this.request('DELETE', `/v1/account/keys/${encodeURIComponent(keyId)}`);
+  }
+
+  createAccount(input: {
+    name: string;
+    ownerName?: string;
+  }): Promise<{ account: Account; owner: User; key: IssuedKey }> {
+    return this.request('POST', '/v1/admin/accounts', input);
+  }
+
+  listAccounts(
+    page: { limit?: number; nextToken?: string } = {},
+  ): Promise<{ accounts: Account[]; nextToken?: string }> {
+    const qs = listQuery(page);
+    return this.request('GET', `/v1/admin/accounts${qs ? `?${qs}` : ''}`);
+  }
+
+  setQuota(
+    accountId: string,
+    quota: Partial<QuotaLimits>,
+  ): Promise<{ account: Account; limits: QuotaLimits }> {
+    return this.request('PUT', `/v1/admin/accounts/${encodeURIComponent(accountId)}/quota`, quota);
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {

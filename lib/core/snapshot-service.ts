@@ -533,7 +533,7 @@ export class SnapshotService {
     if (snapshot.accountId !== caller.accountId) {
       throw new VolsnapError(
         'auth.forbidden',
-        `Snapshot ${snapshotId} belongs to another account, which shared it with you: only its owner can ${verb} it.`,
+        `Snapshot ${snapshotId} belongs to another account: only its owner can ${verb} it.`,
         { details: { snapshotId } },
       );
     }
