@@ -1,0 +1,404 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient, ApiError } from '../../lib/client/api-client.ts';
+import type { CliConfigFile } from '../../lib/client/config.ts';
+import { createSnapshotFromFile } from '../../lib/client/snapshot-create.ts';
+import { issueApiKey } from '../../lib/core/api-keys.ts';
+import { PERMISSIONS, type Permission } from '../../lib/core/identity.ts';
+import { loadServerlessSpec } from '../../scripts/local-cloud/serverless-spec.ts';
+import { ROOT, type StartedCloud, startCloudProcess } from '../support/processes.ts';
+
+/**
+ * The authorization matrix: every route of serverless.yml × every kind of caller, with the status
+ * each must get, from one table. A route without a row (or a row without a route) fails the test.
+ */
+
+const PRINCIPALS = [
+  'owner',
+  'admin',
+  'memberWith',
+  'memberWithout',
+  'other',
+  'grantee',
+  'public',
+  'operator',
+  'noKey',
+  'badKey',
+] as const;
+type Principal = (typeof PRINCIPALS)[number];
+type Expected = Record<Principal, number>;
+
+/** What a cell needs: ids of fixtures made for it (fresh ones for routes that change or remove them). */
+interface Fixture {
+  volumeId: string;
+  snapshotId: string;
+  pendingSnapshotId: string;
+  userName: string;
+  keyId: string;
+  unique: string;
+}
+
+interface Row {
+  /** The permission a member needs; members "with" it hold exactly this one (or all, for admin-only routes). */
+  permission?: Permission;
+  /** Build fresh fixtures for every cell (the route consumes them). */
+  fresh?: boolean;
+  request: (f: Fixture) => { path: string; body?: unknown };
+  expect: Expected;
+}
+
+const unauthenticated = { noKey: 401, badKey: 401 } as const;
+
+/** Reading something of account A that is shared with the grantee (and, for `public`, published). */
+const readShared = (ok: number): Expected => ({
+  owner: ok,
+  admin: ok,
+  memberWith: ok,
+  memberWithout: ok,
+  other: 404,
+  grantee: ok,
+  public: ok,
+  operator: 404,
+  ...unauthenticated,
+});
+/** Changing a snapshot of A that others can only read. */
+const changeShared = (ok: number): Expected => ({
+  owner: ok,
+  admin: ok,
+  memberWith: ok,
+  memberWithout: 403,
+  other: 404,
+  grantee: 403,
+  public: 403,
+  operator: 404,
+  ...unauthenticated,
+});
+/** Acting on something of A that no other account can see (members: `with` and `without` the permission). */
+const privateToA = (
+  ok: number,
+  members: { with: number; without: number } = { with: ok, without: ok },
+): Expected => ({
+  owner: ok,
+  admin: ok,
+  memberWith: members.with,
+  memberWithout: members.without,
+  other: 404,
+  grantee: 404,
+  public: 404,
+  operator: 404,
+  ...unauthenticated,
+});
+/** Every account acting on its own things. */
+const ownAccount = (ok: number, members = ok): Expected => ({
+  owner: ok,
+  admin: ok,
+  memberWith: members,
+  memberWithout: members,
+  other: ok,
+  grantee: ok,
+  public: ok,
+  operator: ok,
+  ...unauthenticated,
+});
+/** The service operator only. */
+const operatorOnly = (ok: number): Expected => ({
+  owner: 403,
+  admin: 403,
+  memberWith: 403,
+  memberWithout: 403,
+  other: 403,
+  grantee: 403,
+  public: 403,
+  operator: ok,
+  ...unauthenticated,
+});
+
+const adminsOnly = { with: 403, without: 403 };
+
+const ROUTES: Record<string, Row> = {
+  'GET /v1/health': {
+    request: () => ({ path: '/v1/health' }),
+    expect: { ...ownAccount(200), noKey: 200, badKey: 200 },
+  },
+  'POST /v1/volumes': {
+    permission: 'volume:create',
+    // Every account makes volumes in its own account; from A's snapshot only if it may read it.
+    request: (f) => ({ path: '/v1/volumes', body: { name: 'from-shared', sourceSnapshotId: f.snapshotId } }),
+    expect: { ...readShared(201), memberWithout: 403 },
+  },
+  'GET /v1/volumes': { request: () => ({ path: '/v1/volumes' }), expect: ownAccount(200) },
+  'GET /v1/volumes/{volumeId}': {
+    request: (f) => ({ path: `/v1/volumes/${f.volumeId}` }),
+    expect: privateToA(200),
+  },
+  'DELETE /v1/volumes/{volumeId}': {
+    permission: 'volume:delete',
+    fresh: true,
+    request: (f) => ({ path: `/v1/volumes/${f.volumeId}` }),
+    // The fixture volume has snapshots: whoever gets past authorization is told so (409).
+    expect: privateToA(409, { with: 409, without: 403 }),
+  },
+  'POST /v1/snapshots': {
+    permission: 'snapshot:create',
+    request: (f) => ({ path: '/v1/snapshots', body: { volumeId: f.volumeId } }),
+    expect: privateToA(201, { with: 201, without: 403 }),
+  },
+  'GET /v1/snapshots': { request: () => ({ path: '/v1/snapshots?scope=shared' }), expect: ownAccount(200) },
+  'GET /v1/snapshots/{snapshotId}': {
+    request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}` }),
+    expect: readShared(200),
+  },
+  'PATCH /v1/snapshots/{snapshotId}': {
+    permission: 'snapshot:update',
+    request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}`, body: { description: 'changed' } }),
+    expect: changeShared(200),
+  },
+  'DELETE /v1/snapshots/{snapshotId}': {
+    permission: 'snapshot:delete',
+    fresh: true,
+    request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}` }),
+    expect: changeShared(204),
+  },
+  'POST /v1/snapshots/{snapshotId}/upload-urls': {
+    permission: 'snapshot:create',
+    request: (f) => ({ path: `/v1/snapshots/${f.pendingSnapshotId}/upload-urls`, body: { segments: 1 } }),
+    // A pending snapshot cannot be shared: no other account sees it.
+    expect: privateToA(200, { with: 200, without: 403 }),
+  },
+  'POST /v1/snapshots/{snapshotId}/complete': {
+    permission: 'snapshot:create',
+    // Completing a completed snapshot returns it unchanged.
+    request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}/complete` }),
+    expect: changeShared(200),
+  },
+  'GET /v1/snapshots/{snapshotId}/manifest-url': {
+    request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}/manifest-url` }),
+    expect: readShared(200),
+  },
+  'POST /v1/snapshots/{snapshotId}/segment-urls': {
+    request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}/segment-urls`, body: { segmentIds: [] } }),
+    expect: readShared(200),
+  },
+  'GET /v1/snapshots/{snapshotId}/changed-blocks': {
+    request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}/changed-blocks?since=${f.snapshotId}` }),
+    expect: readShared(200),
+  },
+  'POST /v1/snapshots/{snapshotId}/shares': {
+    permission: 'snapshot:share',
+    fresh: true,
+    request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}/shares`, body: { accountId: 'dave' } }),
+    expect: changeShared(200),
+  },
+  'DELETE /v1/snapshots/{snapshotId}/shares/{accountId}': {
+    permission: 'snapshot:share',
+    fresh: true,
+    request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}/shares/dave` }),
+    expect: changeShared(200),
+  },
+  'PUT /v1/snapshots/{snapshotId}/public': {
+    permission: 'snapshot:share',
+    fresh: true,
+    request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}/public` }),
+    expect: changeShared(200),
+  },
+  'DELETE /v1/snapshots/{snapshotId}/public': {
+    permission: 'snapshot:share',
+    fresh: true,
+    request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}/public` }),
+    expect: changeShared(200),
+  },
+  'GET /v1/account': { request: () => ({ path: '/v1/account' }), expect: ownAccount(200) },
+  'PATCH /v1/account': {
+    request: () => ({ path: '/v1/account', body: { blockPublicSharing: false } }),
+    expect: ownAccount(200, 403),
+  },
+  'GET /v1/account/usage': { request: () => ({ path: '/v1/account/usage' }), expect: ownAccount(200) },
+  'GET /v1/account/audit': { request: () => ({ path: '/v1/account/audit' }), expect: ownAccount(200, 403) },
+  'POST /v1/account/users': {
+    request: (f) => ({ path: '/v1/account/users', body: { userName: `u-${f.unique}`, role: 'member' } }),
+    expect: ownAccount(201, 403),
+  },
+  'GET /v1/account/users': { request: () => ({ path: '/v1/account/users' }), expect: ownAccount(200, 403) },
+  'PATCH /v1/account/users/{userName}': {
+    fresh: true,
+    request: (f) => ({ path: `/v1/account/users/${f.userName}`, body: { permissions: ['snapshot:create'] } }),
+    expect: privateToA(200, adminsOnly),
+  },
+  'DELETE /v1/account/users/{userName}': {
+    fresh: true,
+    request: (f) => ({ path: `/v1/account/users/${f.userName}` }),
+    expect: privateToA(204, adminsOnly),
+  },
+  'POST /v1/account/keys': {
+    fresh: true,
+    request: (f) => ({ path: '/v1/account/keys', body: { userName: f.userName } }),
+    expect: privateToA(201, adminsOnly),
+  },
+  'GET /v1/account/keys': { request: () => ({ path: '/v1/account/keys' }), expect: ownAccount(200, 403) },
+  'DELETE /v1/account/keys/{keyId}': {
+    fresh: true,
+    request: (f) => ({ path: `/v1/account/keys/${f.keyId}` }),
+    expect: privateToA(200, adminsOnly),
+  },
+  'POST /v1/admin/accounts': {
+    request: (f) => ({ path: '/v1/admin/accounts', body: { name: `t-${f.unique}` } }),
+    expect: operatorOnly(201),
+  },
+  'GET /v1/admin/accounts': { request: () => ({ path: '/v1/admin/accounts' }), expect: operatorOnly(200) },
+  'PUT /v1/admin/accounts/{accountId}/quota': {
+    request: () => ({ path: '/v1/admin/accounts/demo-b/quota', body: { maxSnapshots: 100_000 } }),
+    expect: operatorOnly(200),
+  },
+};
+
+const BLOCK = 512 * 1024;
+const dataDir = mkdtempSync(join(tmpdir(), 'volsnap-e2e-matrix-'));
+const image = join(dataDir, 'disk.img');
+let cloud: StartedCloud;
+let endpoint: string;
+const keys = {} as Record<Principal, string | undefined>;
+const membersWith = new Map<Permission | 'all', string>();
+let owner: ApiClient;
+let shared: Fixture;
+let published: Fixture;
+let counter = 0;
+
+const client = (apiKey?: string) => new ApiClient({ endpoint, apiKey });
+
+async function completedSnapshot(volumeId: string): Promise<string> {
+  const { snapshot } = await createSnapshotFromFile(owner, { volumeId, file: image });
+  return snapshot.snapshotId;
+}
+
+/** A volume of A with a completed snapshot shared with the grantee (or published), a pending one, a user and a key. */
+async function fixture(visibility: 'shared' | 'published'): Promise<Fixture> {
+  const unique = `${Date.now().toString(36)}${(counter++).toString(36)}`;
+  const volume = await owner.createVolume({ name: `m-${unique}`, sizeBytes: 4 * BLOCK });
+  const snapshotId = await completedSnapshot(volume.volumeId);
+  if (visibility === 'shared') await owner.shareSnapshot(snapshotId, 'demo-b');
+  else await owner.publishSnapshot(snapshotId);
+  const pending = await owner.createSnapshot({ volumeId: volume.volumeId });
+  const userName = `target-${unique}`;
+  await owner.createUser({ userName, role: 'member' });
+  const key = await owner.createKey({ userName });
+  // A third account the snapshot is also shared with, so unsharing has something to take back.
+  await owner.shareSnapshot(snapshotId, 'dave');
+  return {
+    volumeId: volume.volumeId,
+    snapshotId,
+    pendingSnapshotId: pending.snapshotId,
+    userName,
+    keyId: key.keyId,
+    unique,
+  };
+}
+
+async function call(apiKey: string | undefined, method: string, request: { path: string; body?: unknown }) {
+  try {
+    await client(apiKey).request(method, request.path, request.body);
+    return 200;
+  } catch (error) {
+    if (error instanceof ApiError) return error.status;
+    throw error;
+  }
+}
+
+/** The status a successful call answered with: request() hides it, so ask fetch directly. */
+async function status(apiKey: string | undefined, method: string, request: { path: string; body?: unknown }) {
+  const response = await fetch(new URL(request.path, endpoint), {
+    method,
+    headers: {
+      ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
+      ...(request.body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    body: request.body === undefined ? undefined : JSON.stringify(request.body),
+  });
+  await response.arrayBuffer();
+  return response.status;
+}
+
+beforeAll(async () => {
+  cloud = await startCloudProcess(['--fresh', '--data-dir', dataDir, '--port-base', 'auto']);
+  const config = JSON.parse(readFileSync(join(dataDir, 'config.json'), 'utf8')) as CliConfigFile;
+  endpoint = config.regions[config.defaultRegion]?.endpoint ?? '';
+  const bytes = randomBytes(4 * BLOCK);
+  bytes.fill(0, BLOCK, 2 * BLOCK);
+  writeFileSync(image, bytes);
+  keys.owner = config.accounts.demo?.apiKey;
+  keys.grantee = config.accounts['demo-b']?.apiKey;
+  keys.operator = config.accounts.operator?.apiKey;
+  keys.badKey = issueApiKey().token;
+  keys.noKey = undefined;
+  owner = client(keys.owner);
+  await owner.createUser({ userName: 'second-admin', role: 'admin' });
+  keys.admin = (await owner.createKey({ userName: 'second-admin' })).token;
+  await owner.createUser({ userName: 'reader', role: 'member' });
+  keys.memberWithout = (await owner.createKey({ userName: 'reader' })).token;
+  for (const permission of PERMISSIONS) {
+    const userName = `can-${permission.replace(':', '-')}`;
+    await owner.createUser({ userName, role: 'member', permissions: [permission] });
+    membersWith.set(permission, (await owner.createKey({ userName })).token);
+  }
+  await owner.createUser({ userName: 'can-everything', role: 'member', permissions: [...PERMISSIONS] });
+  membersWith.set('all', (await owner.createKey({ userName: 'can-everything' })).token);
+  const carol = await client(keys.operator).createAccount({ name: 'carol' });
+  keys.other = carol.key.token;
+  keys.public = carol.key.token;
+  await client(keys.operator).createAccount({ name: 'dave' });
+  shared = await fixture('shared');
+  published = await fixture('published');
+}, 120_000);
+
+afterAll(async () => {
+  cloud?.process.kill('SIGINT');
+  await cloud?.exited;
+});
+
+describe('authorization matrix', () => {
+  it('has exactly one row per route of serverless.yml, and every route but health is behind the authorizer', async () => {
+    const spec = await loadServerlessSpec(join(ROOT, 'serverless.yml'));
+    const routes = spec.functions.flatMap((fn) => fn.routes);
+    expect(Object.keys(ROUTES).sort()).toEqual(routes.map((r) => `${r.method} ${r.path}`).sort());
+    for (const route of routes) {
+      expect(route.authorizer, `${route.method} ${route.path}`).toBe(
+        route.path === '/v1/health' ? undefined : 'apiKey',
+      );
+    }
+  });
+
+  for (const [route, row] of Object.entries(ROUTES)) {
+    it(`${route}`, async () => {
+      const [method = 'GET'] = route.split(' ');
+      const got: Partial<Expected> = {};
+      for (const principal of PRINCIPALS) {
+        const base = principal === 'public' ? published : shared;
+        const f = row.fresh
+          ? await fixture(principal === 'public' ? 'published' : 'shared')
+          : { ...base, unique: `${base.unique}-${counter++}` };
+        const key = principal === 'memberWith' ? membersWith.get(row.permission ?? 'all') : keys[principal];
+        got[principal] = await status(key, method, row.request(f));
+      }
+      expect(got).toEqual(row.expect);
+    }, 120_000);
+  }
+
+  it('answers a private snapshot of another account exactly as a missing one', async () => {
+    const other = client(keys.other);
+    const hidden = await call(keys.other, 'GET', { path: `/v1/snapshots/${shared.snapshotId}` });
+    const failure = (id: string) =>
+      other.getSnapshot(id).then(
+        () => new ApiError(200, 'unexpected', 'answered'),
+        (e: ApiError) => e,
+      );
+    const missingError = await failure('snap-0000000000000000');
+    const hiddenError = await failure(shared.snapshotId);
+    expect(hidden).toBe(404);
+    expect(hiddenError.code).toBe(missingError.code);
+    expect(hiddenError.message.replace(shared.snapshotId, 'X')).toBe(
+      missingError.message.replace('snap-0000000000000000', 'X'),
+    );
+  });
+});
