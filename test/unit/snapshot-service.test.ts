@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/adapters/clock.ts';
+import { MemoryIdentityRepository } from '../../lib/adapters/memory/identity.ts';
 import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
 import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
 import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
+import { AccountService, bootstrapAccount } from '../../lib/core/accounts.ts';
 import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
 import type { Caller } from '../../lib/core/identity.ts';
 import { newId } from '../../lib/core/ids.ts';
@@ -295,6 +297,161 @@ describe('completing a snapshot with bad input leaves no completed snapshot', ()
       code: 'snapshot.notFound',
     });
     await expect(snapshots.delete(bob, s.snapshotId)).rejects.toMatchObject({ code: 'snapshot.notFound' });
+  });
+});
+
+describe('sharing and quotas', () => {
+  let owner: Caller;
+  let grantee: Caller;
+  let stranger: Caller;
+  let accounts: AccountService;
+  let identity: MemoryIdentityRepository;
+
+  beforeEach(async () => {
+    identity = new MemoryIdentityRepository();
+    const volumeRepo = new MemoryVolumeRepository();
+    const snapshotRepo = new MemorySnapshotRepository(volumeRepo);
+    accounts = new AccountService({
+      identity,
+      clock,
+      region: 'eu-west-1',
+      usage: (id) => snapshotRepo.usage(id),
+    });
+    const callerOf = async (name: string) =>
+      testCaller({ accountId: (await bootstrapAccount(identity, clock, { name })).account.accountId });
+    [owner, grantee, stranger] = await Promise.all([
+      callerOf('owner-co'),
+      callerOf('grantee-co'),
+      callerOf('stranger-co'),
+    ]);
+    volumes = new VolumeService(volumeRepo, clock, 'eu-west-1', { regionBucket: 'b', extraBuckets: [] });
+    snapshots = new SnapshotService({
+      snapshots: snapshotRepo,
+      volumes: volumeRepo,
+      objects,
+      clock,
+      region: 'eu-west-1',
+      accounts,
+    });
+  });
+
+  it("let a grantee read only the shared snapshot's own segments, hide whom it is shared with, and stop at unshare", async () => {
+    const data = image();
+    const volume = await volumes.register(owner, { name: 'disk', sizeBytes: data.length });
+    const { snapshot } = await takeSnapshot(owner, volume.volumeId, data);
+    const other = await takeSnapshot(
+      owner,
+      (await volumes.register(owner, { name: 'x', sizeBytes: data.length })).volumeId,
+      image(),
+    );
+    await expect(snapshots.get(grantee, snapshot.snapshotId)).rejects.toMatchObject({
+      code: 'snapshot.notFound',
+    });
+    const shared = await snapshots.share(owner, snapshot.snapshotId, 'grantee-co');
+    expect(shared.sharedWith).toEqual([grantee.accountId]);
+    const seen = await snapshots.get(grantee, snapshot.snapshotId);
+    expect(seen.sharedWith).toBeUndefined();
+    const own = decodeManifest(
+      (await objects.get(ObjectLayout.manifest(snapshot.snapshotId))) ?? new Uint8Array(),
+    );
+    const foreign = decodeManifest(
+      (await objects.get(ObjectLayout.manifest(other.snapshot.snapshotId))) ?? new Uint8Array(),
+    );
+    const [mine] = own.segments.keys();
+    const [notMine] = foreign.segments.keys();
+    expect(
+      (await snapshots.segmentUrls(grantee, snapshot.snapshotId, [mine as string])).segments,
+    ).toHaveLength(1);
+    await expect(
+      snapshots.segmentUrls(grantee, snapshot.snapshotId, [notMine as string]),
+    ).rejects.toMatchObject({
+      code: 'request.invalid',
+    });
+    await expect(snapshots.delete(grantee, snapshot.snapshotId)).rejects.toMatchObject({
+      code: 'auth.forbidden',
+    });
+    await expect(snapshots.share(grantee, snapshot.snapshotId, 'stranger-co')).rejects.toMatchObject({
+      code: 'auth.forbidden',
+    });
+    await expect(snapshots.get(stranger, snapshot.snapshotId)).rejects.toMatchObject({
+      code: 'snapshot.notFound',
+    });
+    await snapshots.unshare(owner, snapshot.snapshotId, grantee.accountId);
+    await expect(snapshots.manifestUrl(grantee, snapshot.snapshotId)).rejects.toMatchObject({
+      code: 'snapshot.notFound',
+    });
+  });
+
+  it("start a grantee's volume made from a shared snapshot with a full snapshot of its own (no data shared across accounts)", async () => {
+    const data = image();
+    const volume = await volumes.register(owner, { name: 'disk', sizeBytes: data.length });
+    const { snapshot } = await takeSnapshot(owner, volume.volumeId, data);
+    await snapshots.share(owner, snapshot.snapshotId, grantee.accountId);
+    const source = await snapshots.sourceForVolume(grantee, snapshot.snapshotId);
+    const copy = await volumes.register(grantee, { name: 'mine', source });
+    const first = await takeSnapshot(grantee, copy.volumeId, data);
+    expect(first.snapshot.parentSnapshotId).toBeUndefined();
+    expect(first.report.reusedBlocks).toBe(0);
+    expect((await restore(grantee, first.snapshot.snapshotId, data.length)).equals(data)).toBe(true);
+  });
+
+  it('publish to every account unless the owner blocks public sharing, which also hides what was public', async () => {
+    const data = image(8);
+    const volume = await volumes.register(owner, { name: 'disk', sizeBytes: data.length });
+    const { snapshot } = await takeSnapshot(owner, volume.volumeId, data);
+    await snapshots.publish(owner, snapshot.snapshotId);
+    expect((await snapshots.get(stranger, snapshot.snapshotId)).public).toBe(true);
+    expect(
+      (await snapshots.list(stranger, {}, { limit: 10 }, 'public')).items.map((s) => s.snapshotId),
+    ).toEqual([snapshot.snapshotId]);
+    await accounts.updateSettings(owner, { blockPublicSharing: true });
+    await expect(snapshots.get(stranger, snapshot.snapshotId)).rejects.toMatchObject({
+      code: 'snapshot.notFound',
+    });
+    await snapshots.unpublish(owner, snapshot.snapshotId);
+    await expect(snapshots.publish(owner, snapshot.snapshotId)).rejects.toMatchObject({
+      code: 'snapshot.publicSharingBlocked',
+    });
+  });
+
+  it('refuse a snapshot past the quota, naming the limit and the usage; deleting one makes room', async () => {
+    const operator = testCaller({
+      accountId: (await bootstrapAccount(identity, clock, { name: 'operator', operator: true })).account
+        .accountId,
+      operator: true,
+    });
+    await accounts.setQuota(operator, 'owner-co', { maxSnapshots: 1 });
+    const volume = await volumes.register(owner, { name: 'disk', sizeBytes: 8 * BLOCK_SIZE });
+    const first = await snapshots.create(owner, { volumeId: volume.volumeId });
+    const refused = await snapshots.create(owner, { volumeId: volume.volumeId }).catch((e) => e);
+    expect(refused).toMatchObject({
+      code: 'quota.exceeded',
+      details: { quota: 'snapshots', limit: 1, used: 1 },
+    });
+    expect(refused.message).toMatch(/1 snapshots in eu-west-1, its quota is 1/);
+    expect((await accounts.usage(owner)).snapshots).toEqual({ used: 1, limit: 1 });
+    await snapshots.delete(owner, first.snapshotId);
+    await expect(snapshots.create(owner, { volumeId: volume.volumeId })).resolves.toMatchObject({
+      state: 'pending',
+    });
+  });
+
+  it('hold members to their permissions', async () => {
+    const volume = await volumes.register(owner, { name: 'disk', sizeBytes: 8 * BLOCK_SIZE });
+    const reader = { ...owner, userName: 'reader', role: 'member' as const, permissions: [] };
+    await expect(snapshots.create(reader, { volumeId: volume.volumeId })).rejects.toMatchObject({
+      code: 'auth.forbidden',
+      details: { permission: 'snapshot:create' },
+    });
+    await expect(volumes.register(reader, { name: 'd', sizeBytes: BLOCK_SIZE })).rejects.toMatchObject({
+      code: 'auth.forbidden',
+    });
+    const creator = { ...reader, permissions: ['snapshot:create' as const] };
+    const created = await snapshots.create(creator, { volumeId: volume.volumeId });
+    await expect(snapshots.delete(creator, created.snapshotId)).rejects.toMatchObject({
+      code: 'auth.forbidden',
+    });
+    expect((await snapshots.get(reader, created.snapshotId)).snapshotId).toBe(created.snapshotId);
   });
 });
 
