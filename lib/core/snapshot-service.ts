@@ -208,7 +208,11 @@ export class SnapshotService {
       filter,
       page,
     );
-    return { ...listed, items: listed.items.map((s) => viewFor(caller, s)) };
+    // The same rule as reading one: a public snapshot of an account that blocks public sharing is not.
+    const owners = new Map<string, Promise<Account | undefined>>();
+    const readable = await Promise.all(listed.items.map((s) => this.#mayRead(caller, s, owners)));
+    const items = listed.items.filter((_, i) => readable[i]).map((s) => viewFor(caller, s));
+    return { ...listed, items };
   }
 
   async update(
@@ -514,13 +518,23 @@ export class SnapshotService {
     return snapshot;
   }
 
-  async #mayRead(caller: Caller, snapshot: Snapshot): Promise<boolean> {
+  /** `owners` remembers owner accounts across the snapshots of one listing. */
+  async #mayRead(
+    caller: Caller,
+    snapshot: Snapshot,
+    owners = new Map<string, Promise<Account | undefined>>(),
+  ): Promise<boolean> {
     if (snapshot.accountId === caller.accountId) return true;
     if ((snapshot.sharedWith ?? []).includes(caller.accountId)) return true;
     if (!snapshot.public) return false;
     // The owner's block applies at once, also to what it published before.
-    const owner = await this.#o.accounts.resolveAccount(snapshot.accountId).catch(() => undefined);
-    return owner !== undefined && !owner.blockPublicSharing;
+    let owner = owners.get(snapshot.accountId);
+    if (!owner) {
+      owner = this.#o.accounts.resolveAccount(snapshot.accountId).catch(() => undefined);
+      owners.set(snapshot.accountId, owner);
+    }
+    const account = await owner;
+    return account !== undefined && !account.blockPublicSharing;
   }
 
   /**

@@ -45,10 +45,24 @@ afterAll(async () => {
 describe('the local cloud region runtime', () => {
   it('serves exactly the routes, schedules and queues of its serverless.yml', () => {
     expect(runtime.surface).toEqual({
-      routes: ['GET /v1/files/{path+} -> echo', 'GET /v1/slow -> slow', 'POST /v1/echo/{id} -> echo'],
+      routes: [
+        'GET /v1/files/{path+} -> echo',
+        'GET /v1/guarded -> guarded',
+        'GET /v1/slow -> slow',
+        'POST /v1/echo/{id} -> echo',
+      ],
       schedules: ['tick rate(1 minute)'],
       queues: ['WorkQueue -> worker'],
     });
+  });
+
+  it("runs a route's Lambda authorizer as API Gateway does: 401 without the identity source, 403 on no, context on yes", async () => {
+    const missing = await fetch(`${api}/v1/guarded`);
+    expect([missing.status, await missing.json()]).toEqual([401, { message: 'Unauthorized' }]);
+    const denied = await fetch(`${api}/v1/guarded`, { headers: { 'x-pass': 'closed' } });
+    expect([denied.status, await denied.json()]).toEqual([403, { message: 'Forbidden' }]);
+    const allowed = await fetch(`${api}/v1/guarded`, { headers: { 'x-pass': 'open' } });
+    expect([allowed.status, await allowed.json()]).toEqual([200, { context: { pass: 'open' } }]);
   });
 
   it('turns a request into an HTTP API v2 event and the result back into a response', async () => {
