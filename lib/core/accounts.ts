@@ -180,22 +180,10 @@ export class AccountService {
         `Account name '${input.name}' is not valid: 2–63 characters, lower-case letters, digits and '-', starting with a letter.`,
       );
     }
-    const ownerName = validUserName(input.ownerName ?? 'owner');
-    const now = isoTime(this.#o.clock.now());
-    const account: Account = {
-      accountId: newId('account'),
-      name: input.name,
-      createdAt: now,
-      blockPublicSharing: false,
-      ...(input.operator ? { operator: true } : {}),
-    };
-    const owner: User = {
-      accountId: account.accountId,
-      userName: ownerName,
-      role: 'owner',
-      permissions: [],
-      createdAt: now,
-    };
+    const { account, owner } = newAccount(
+      { ...input, ownerName: validUserName(input.ownerName ?? 'owner') },
+      this.#o.clock.now(),
+    );
     const { record, issued } = this.#newKey(owner, {});
     await this.#o.identity.createAccount(account, owner, record);
     return { account, owner, key: issued };
@@ -382,17 +370,7 @@ export class AccountService {
     if ((input.description?.length ?? 0) > 256) {
       throw new VolsnapError('request.invalid', 'A key description is at most 256 characters.');
     }
-    const key = issueApiKey();
-    const record: ApiKeyRecord = {
-      keyId: key.keyId,
-      accountId: user.accountId,
-      userName: user.userName,
-      secretHash: key.secretHash,
-      createdAt: isoTime(now),
-      ...(input.description ? { description: input.description } : {}),
-      ...(input.expiresInSeconds ? { expiresAt: isoTime(now + input.expiresInSeconds * 1000) } : {}),
-    };
-    return { record, issued: { ...keyInfo(record), token: key.token } };
+    return newKeyRecord(user, now, input);
   }
 
   async #user(accountId: string, userName: string): Promise<User> {
@@ -502,48 +480,57 @@ export async function bootstrapAccount(
   input: { name: string; operator?: boolean },
 ): Promise<{ account: Account; key: IssuedKey }> {
   const existing = await identity.findAccountByName(input.name);
-  const now = isoTime(clock.now());
-  const issue = (accountId: string) => {
-    const key = issueApiKey();
-    const record: ApiKeyRecord = {
-      keyId: key.keyId,
-      accountId,
-      userName: 'owner',
-      secretHash: key.secretHash,
-      createdAt: now,
-      description: 'bootstrap',
-    };
-    return { record, issued: { ...keyInfo(record), token: key.token } };
-  };
+  const now = clock.now();
   if (existing) {
     if (!(await identity.getUser(existing.accountId, 'owner'))) {
-      await identity.createUser({
-        accountId: existing.accountId,
-        userName: 'owner',
-        role: 'owner',
-        permissions: [],
-        createdAt: now,
-      });
+      await identity.createUser(newAccount({ name: existing.name }, now, existing.accountId).owner);
     }
-    const { record, issued } = issue(existing.accountId);
+    const { record, issued } = newKeyRecord({ accountId: existing.accountId, userName: 'owner' }, now, {
+      description: 'bootstrap',
+    });
     await identity.createApiKey(record);
     return { account: existing, key: issued };
   }
-  const account: Account = {
-    accountId: newId('account'),
-    name: input.name,
-    createdAt: now,
-    blockPublicSharing: false,
-    ...(input.operator ? { operator: true } : {}),
-  };
-  const owner: User = {
-    accountId: account.accountId,
-    userName: 'owner',
-    role: 'owner',
-    permissions: [],
-    createdAt: now,
-  };
-  const { record, issued } = issue(account.accountId);
+  const { account, owner } = newAccount(input, now);
+  const { record, issued } = newKeyRecord(owner, now, { description: 'bootstrap' });
   await identity.createAccount(account, owner, record);
   return { account, key: issued };
+}
+
+/** A new account and its owner user (validated input). */
+function newAccount(
+  input: { name: string; ownerName?: string; operator?: boolean },
+  nowMs: number,
+  accountId = newId('account'),
+): { account: Account; owner: User } {
+  const createdAt = isoTime(nowMs);
+  return {
+    account: {
+      accountId,
+      name: input.name,
+      createdAt,
+      blockPublicSharing: false,
+      ...(input.operator ? { operator: true } : {}),
+    },
+    owner: { accountId, userName: input.ownerName ?? 'owner', role: 'owner', permissions: [], createdAt },
+  };
+}
+
+/** A new key of a user: the record to store (hash only) and what to show once (the token). */
+function newKeyRecord(
+  user: Pick<User, 'accountId' | 'userName'>,
+  nowMs: number,
+  input: { expiresInSeconds?: number; description?: string },
+): { record: ApiKeyRecord; issued: IssuedKey } {
+  const key = issueApiKey();
+  const record: ApiKeyRecord = {
+    keyId: key.keyId,
+    accountId: user.accountId,
+    userName: user.userName,
+    secretHash: key.secretHash,
+    createdAt: isoTime(nowMs),
+    ...(input.description ? { description: input.description } : {}),
+    ...(input.expiresInSeconds ? { expiresAt: isoTime(nowMs + input.expiresInSeconds * 1000) } : {}),
+  };
+  return { record, issued: { ...keyInfo(record), token: key.token } };
 }

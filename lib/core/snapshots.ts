@@ -1,7 +1,7 @@
 import type { QuotaLimits, Usage } from './accounts.ts';
 import { VolsnapError } from './errors.ts';
 import type { Page } from './pagination.ts';
-import type { Tags } from './tags.ts';
+import { matchesTags, type Tags } from './tags.ts';
 
 /**
  * A snapshot's life: `queued` (waiting for an agent) → `pending` (blocks being written) →
@@ -83,6 +83,16 @@ export interface SnapshotFilter {
   tags?: Tags;
 }
 
+/** Whether a snapshot passes a list filter (for stores that filter after reading). */
+export function matchesFilter(snapshot: Snapshot, filter: SnapshotFilter): boolean {
+  return (
+    (!filter.volumeId || snapshot.volumeId === filter.volumeId) &&
+    (!filter.state || snapshot.state === filter.state) &&
+    (!filter.name || snapshot.name.startsWith(filter.name)) &&
+    matchesTags(snapshot.tags, filter.tags)
+  );
+}
+
 /** What idempotent creation remembers of a clientToken. */
 export interface ClientTokenRecord {
   snapshotId: string;
@@ -112,7 +122,7 @@ export interface SnapshotRepository {
     filter: SnapshotFilter,
     page: { limit: number; nextToken?: string },
   ): Promise<Page<Snapshot>>;
-  /** Snapshots of other accounts shared with `accountId`, or public ones, newest share first. */
+  /** Snapshots shared with an account, or public ones, newest first (by when they were taken). */
   listShared(
     grantee: Grantee,
     filter: SnapshotFilter,

@@ -147,12 +147,7 @@ export class DynamoIdentityRepository implements IdentityRepository {
         new UpdateCommand({
           TableName: this.table,
           Key: accountKey(accountId),
-          UpdateExpression: [
-            set.length ? `SET ${set.join(', ')}` : '',
-            remove.length ? `REMOVE ${remove.join(', ')}` : '',
-          ]
-            .join(' ')
-            .trim(),
+          UpdateExpression: updateExpression(set, remove),
           ConditionExpression: 'attribute_exists(pk)',
           ExpressionAttributeNames: {
             ...(changes.blockPublicSharing !== undefined ? { '#block': 'blockPublicSharing' } : {}),
@@ -256,12 +251,7 @@ export class DynamoIdentityRepository implements IdentityRepository {
         new UpdateCommand({
           TableName: this.table,
           Key: userKey(accountId, userName),
-          UpdateExpression: [
-            set.length ? `SET ${set.join(', ')}` : '',
-            remove.length ? `REMOVE ${remove.join(', ')}` : '',
-          ]
-            .join(' ')
-            .trim(),
+          UpdateExpression: updateExpression(set, remove),
           ConditionExpression: 'attribute_exists(pk)',
           ExpressionAttributeNames: {
             ...(changes.role ? { '#role': 'role' } : {}),
@@ -364,4 +354,10 @@ export class DynamoIdentityRepository implements IdentityRepository {
     );
     return Item;
   }
+}
+
+function updateExpression(set: string[], remove: string[]): string {
+  return [set.length ? `SET ${set.join(', ')}` : '', remove.length ? `REMOVE ${remove.join(', ')}` : '']
+    .join(' ')
+    .trim();
 }

@@ -9,13 +9,14 @@ import {
 import { type QuotaLimits, quotaExceeded, type Usage } from '../../core/accounts.ts';
 import { VolsnapError } from '../../core/errors.ts';
 import type { Page } from '../../core/pagination.ts';
-import type {
-  ClientTokenRecord,
-  Grantee,
-  Snapshot,
-  SnapshotFilter,
-  SnapshotRepository,
-  SnapshotState,
+import {
+  type ClientTokenRecord,
+  type Grantee,
+  matchesFilter,
+  type Snapshot,
+  type SnapshotFilter,
+  type SnapshotRepository,
+  type SnapshotState,
 } from '../../core/snapshots.ts';
 import { batchWriteAll } from './batch.ts';
 import {
@@ -226,10 +227,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
         s !== undefined &&
         s.state !== 'deleting' &&
         (grantee === 'public' ? s.public === true : (s.sharedWith ?? []).includes(grantee.accountId)) &&
-        (!filter.volumeId || s.volumeId === filter.volumeId) &&
-        (!filter.state || s.state === filter.state) &&
-        (!filter.name || s.name.startsWith(filter.name)) &&
-        Object.entries(filter.tags ?? {}).every(([k, v]) => s.tags[k] === v),
+        matchesFilter(s, filter),
     );
     return shares.nextToken ? { items, nextToken: shares.nextToken } : { items };
   }

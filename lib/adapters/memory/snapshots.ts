@@ -1,15 +1,15 @@
 import { type QuotaLimits, quotaExceeded, type Usage } from '../../core/accounts.ts';
 import { VolsnapError } from '../../core/errors.ts';
 import type { Page } from '../../core/pagination.ts';
-import type {
-  ClientTokenRecord,
-  Grantee,
-  Snapshot,
-  SnapshotFilter,
-  SnapshotRepository,
-  SnapshotState,
+import {
+  type ClientTokenRecord,
+  type Grantee,
+  matchesFilter,
+  type Snapshot,
+  type SnapshotFilter,
+  type SnapshotRepository,
+  type SnapshotState,
 } from '../../core/snapshots.ts';
-import { matchesTags } from '../../core/tags.ts';
 import { pageOf } from './paging.ts';
 import type { MemoryVolumeRepository } from './volumes.ts';
 
@@ -69,11 +69,7 @@ export class MemorySnapshotRepository implements SnapshotRepository {
     page: { limit: number; nextToken?: string },
   ): Promise<Page<Snapshot>> {
     const all = [...this.#snapshots.values()]
-      .filter((s) => s.accountId === accountId)
-      .filter((s) => !filter.volumeId || s.volumeId === filter.volumeId)
-      .filter((s) => !filter.state || s.state === filter.state)
-      .filter((s) => !filter.name || s.name.startsWith(filter.name))
-      .filter((s) => matchesTags(s.tags, filter.tags))
+      .filter((s) => s.accountId === accountId && matchesFilter(s, filter))
       .sort(newestFirst);
     return pageOf(all, page);
   }
@@ -86,11 +82,7 @@ export class MemorySnapshotRepository implements SnapshotRepository {
     const id = grantee === 'public' ? '*' : grantee.accountId;
     const all = (this.#shares.get(id) ?? [])
       .map((snapshotId) => this.#snapshots.get(snapshotId))
-      .filter((s): s is Snapshot => s !== undefined && s.state !== 'deleting')
-      .filter((s) => !filter.volumeId || s.volumeId === filter.volumeId)
-      .filter((s) => !filter.state || s.state === filter.state)
-      .filter((s) => !filter.name || s.name.startsWith(filter.name))
-      .filter((s) => matchesTags(s.tags, filter.tags))
+      .filter((s): s is Snapshot => s !== undefined && s.state !== 'deleting' && matchesFilter(s, filter))
       .sort(newestFirst);
     return pageOf(all, page);
   }
