@@ -3,7 +3,9 @@ export type WorkMessage =
   /** Snapshot an image-backed volume (split into parts if the image is large). */
   | { kind: 'snapshot.fromImage'; snapshotId: string }
   /** Write one part of such a snapshot. */
-  | { kind: 'snapshot.fromImagePart'; snapshotId: string; part: number };
+  | { kind: 'snapshot.fromImagePart'; snapshotId: string; part: number }
+  /** Copy one part of a snapshot from its source (the part's blocks, checkpointed when done). */
+  | { kind: 'snapshot.copyPart'; snapshotId: string; part: number };
 
 /** Where work is announced (SQS on AWS and in the local cloud, memory in unit tests). */
 export interface WorkQueue {
@@ -15,7 +17,7 @@ export function parseWorkMessage(body: string): WorkMessage | undefined {
     const m = JSON.parse(body) as Record<string, unknown>;
     if (typeof m.snapshotId !== 'string') return undefined;
     if (m.kind === 'snapshot.fromImage') return { kind: m.kind, snapshotId: m.snapshotId };
-    if (m.kind === 'snapshot.fromImagePart' && Number.isInteger(m.part))
+    if ((m.kind === 'snapshot.fromImagePart' || m.kind === 'snapshot.copyPart') && Number.isInteger(m.part))
       return { kind: m.kind, snapshotId: m.snapshotId, part: m.part as number };
   } catch {
     // not JSON: not ours

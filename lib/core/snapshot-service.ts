@@ -8,7 +8,7 @@ import { isId, newId } from './ids.ts';
 import { decodeManifest, type Manifest } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
 import type { Page } from './pagination.ts';
-import type { WorkQueue } from './queue.ts';
+import type { WorkMessage, WorkQueue } from './queue.ts';
 import {
   assertTransition,
   type Grantee,
@@ -20,7 +20,7 @@ import {
   type SnapshotStats,
 } from './snapshots.ts';
 import { type Tags, validateTags } from './tags.ts';
-import type { VolumeRepository } from './volumes.ts';
+import type { Volume, VolumeRepository } from './volumes.ts';
 
 /** What the snapshot service needs to know of accounts (the account service provides it). */
 export interface AccountDirectory {
@@ -105,6 +105,30 @@ export class SnapshotService {
       throw new VolsnapError('volume.notFound', `No volume ${input.volumeId} in this account and region.`, {
         details: { volumeId: input.volumeId },
       });
+    return this.#create(caller, volume, input);
+  }
+
+  /**
+   * Starts a copy: a `pending` snapshot of the caller's copy-target volume, written against that
+   * volume's newest completed snapshot (the previous copy), by workers, one queue message per part.
+   * Idempotent with a client token, like {@link create}. The caller's right to copy is checked by
+   * the copier, which knows the source.
+   */
+  createCopy(
+    caller: Caller,
+    volume: Volume,
+    input: Omit<CreateSnapshotInput, 'volumeId'>,
+    copy: { from: NonNullable<Snapshot['copiedFrom']>; parts: number },
+  ): Promise<Snapshot> {
+    return this.#create(caller, volume, { ...input, volumeId: volume.volumeId }, copy);
+  }
+
+  async #create(
+    caller: Caller,
+    volume: Volume,
+    input: CreateSnapshotInput,
+    copy?: { from: NonNullable<Snapshot['copiedFrom']>; parts: number },
+  ): Promise<Snapshot> {
     const tags = validateTags(input.tags ?? {});
     const name = input.name ?? '';
     const description = input.description ?? '';
@@ -144,9 +168,10 @@ export class SnapshotService {
       createdAt: isoTime(now),
       deadline: isoTime(now + this.#o.uploadTimeoutMs),
       ...(parent ? { parentSnapshotId: parent } : {}),
+      ...(copy ? { copiedFrom: copy.from, parts: copy.parts } : {}),
     };
     const requestHash = createHash('sha256')
-      .update(JSON.stringify([volume.volumeId, name, description, tags]))
+      .update(JSON.stringify([volume.volumeId, name, description, tags, copy?.from ?? null]))
       .digest('hex');
     const known = await this.#o.snapshots.create(
       snapshot,
@@ -154,10 +179,19 @@ export class SnapshotService {
       await this.#o.accounts.limits(caller.accountId),
     );
     if (!known) {
-      // An image-backed volume is read by a worker; a volume on a host is written by its CLI or agent.
-      if (volume.imageUri) {
+      // A copy and an image-backed volume are written by workers; a volume on a host by its CLI or agent.
+      const work: WorkMessage[] = copy
+        ? Array.from({ length: copy.parts }, (_, part) => ({
+            kind: 'snapshot.copyPart' as const,
+            snapshotId: snapshot.snapshotId,
+            part,
+          }))
+        : volume.imageUri
+          ? [{ kind: 'snapshot.fromImage', snapshotId: snapshot.snapshotId }]
+          : [];
+      if (work.length > 0) {
         try {
-          await this.#o.queue.send({ kind: 'snapshot.fromImage', snapshotId: snapshot.snapshotId });
+          for (const message of work) await this.#o.queue.send(message);
         } catch (error) {
           await this.#o.snapshots.transition(snapshot.snapshotId, ['pending'], 'error', {
             stateReason: 'The snapshot could not be queued for a worker.',

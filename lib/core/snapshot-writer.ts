@@ -131,6 +131,30 @@ export class SnapshotWriter {
     this.report.newStoredBytes += placed.storedLength;
   }
 
+  /** Whether {@link reuseIfUnchanged} would reference the parent's copy of block `index` (no side effects). */
+  isUnchanged(index: number, hash: Buffer): boolean {
+    const inParent = this.#parentByIndex.get(index);
+    if (!inParent) return false;
+    return inParent.hash.equals(hash) && !this.#sparseSegments.has(inParent.segmentId);
+  }
+
+  /**
+   * For a caller that knows a block's SHA-256 without holding its bytes (a copy reads the source's
+   * manifest): references the parent's copy if block `index` is unchanged there (and its segment is
+   * not mostly dead) and returns true; otherwise returns false and the caller must {@link add} it.
+   */
+  reuseIfUnchanged(index: number, hash: Buffer): boolean {
+    if (index <= this.#lastIndex)
+      throw new Error(`blocks must be added in ascending order (${index} after ${this.#lastIndex})`);
+    if (!this.isUnchanged(index, hash)) return false;
+    const inParent = this.#parentByIndex.get(index) as ManifestEntry;
+    this.#lastIndex = index;
+    this.report.blocks++;
+    this.#reference(index, inParent, this.options.parent?.segments.get(inParent.segmentId) ?? 0);
+    this.report.reusedBlocks++;
+    return true;
+  }
+
   /** Counts blocks [from, from + count) as zero without looking at them (past the end of a file or image). */
   addZeroBlocks(from: number, count: number): void {
     if (count <= 0) return;

@@ -61,6 +61,10 @@ export interface Snapshot {
   stats?: SnapshotStats;
   /** For a snapshot written by several workers: how many parts it was split into. */
   parts?: number;
+  /** Of those, the parts already written (each a checkpoint a resumed worker skips). */
+  partsDone?: number[];
+  /** For a copy: the snapshot it was copied from. */
+  copiedFrom?: { region: string; snapshotId: string; accountId: string };
   /** Readable by every account (until unpublished, or the owner's account blocks public sharing). */
   public?: boolean;
   /** Accounts it is shared with (shown to its owner only). */

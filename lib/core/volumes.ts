@@ -23,6 +23,8 @@ export interface Volume {
   sourceSnapshotId?: string;
   /** `s3://bucket/key` of the image holding the volume's bytes, for server-side snapshots. */
   imageUri?: string;
+  /** For the volume copies land in: the volume they are copies of. */
+  copiedFrom?: { region: string; volumeId: string; accountId: string };
 }
 
 export interface VolumeFilter {

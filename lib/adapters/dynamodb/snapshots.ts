@@ -58,12 +58,18 @@ const FIELDS = [
   'stats',
   'parts',
   'public',
+  'copiedFrom',
 ] as const;
 
 function toSnapshot(item: Record<string, unknown>): Snapshot {
   const snapshot = pickFields<Snapshot>(item, FIELDS);
   const shared = item.sharedWith as Set<string> | undefined;
-  return shared && shared.size > 0 ? { ...snapshot, sharedWith: [...shared].sort() } : snapshot;
+  const done = item.partsDone as Set<number> | undefined;
+  return {
+    ...snapshot,
+    ...(shared && shared.size > 0 ? { sharedWith: [...shared].sort() } : {}),
+    ...(done && done.size > 0 ? { partsDone: [...done].sort((a, b) => a - b) } : {}),
+  };
 }
 
 const granteeId = (grantee: Grantee) => (grantee === 'public' ? PUBLIC : grantee.accountId);

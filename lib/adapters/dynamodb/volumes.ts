@@ -22,6 +22,7 @@ const FIELDS = [
   'createdAt',
   'sourceSnapshotId',
   'imageUri',
+  'copiedFrom',
 ] as const;
 
 function toVolume(item: Record<string, unknown>): Volume {

@@ -180,6 +180,8 @@ export class MemorySnapshotRepository implements SnapshotRepository {
     const done = this.#parts.get(snapshotId) ?? new Set<number>();
     done.add(part);
     this.#parts.set(snapshotId, done);
+    const snapshot = this.#snapshots.get(snapshotId);
+    if (snapshot) snapshot.partsDone = [...done].sort((a, b) => a - b);
     return done.size;
   }
 

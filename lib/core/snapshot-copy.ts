@@ -1,0 +1,329 @@
+import { createHash } from 'node:crypto';
+import { BLOCK_SIZE } from './blocks.ts';
+import type { Compressor } from './codec.ts';
+import { VolsnapError } from './errors.ts';
+import { type Caller, requirePermission } from './identity.ts';
+import { newId } from './ids.ts';
+import { decodeManifest, encodeManifest, type Manifest, type ManifestEntry } from './manifest.ts';
+import { ObjectLayout, type ObjectStore } from './objects.ts';
+import { readSegmentBlock } from './segment.ts';
+import type { SnapshotService } from './snapshot-service.ts';
+import { SnapshotWriter } from './snapshot-writer.ts';
+import type { Snapshot, SnapshotRepository } from './snapshots.ts';
+import type { Tags } from './tags.ts';
+import type { Volume, VolumeRepository } from './volumes.ts';
+
+/** A region snapshots can be copied from (this one, or another through the region registry). */
+export interface CopySource {
+  /** The snapshot, if `caller` may read it there (`snapshot.notFound` otherwise, as for a missing one). */
+  readable(caller: Caller, snapshotId: string): Promise<Snapshot>;
+  /** A completed snapshot's manifest (undefined once the snapshot is gone). */
+  manifest(snapshotId: string): Promise<Manifest | undefined>;
+  /** Bytes [start, end) of a segment of `accountId`. */
+  readRange(accountId: string, segmentId: string, start: number, end: number): Promise<Uint8Array>;
+}
+
+export interface CopyInput {
+  sourceRegion: string;
+  sourceSnapshotId: string;
+  name?: string;
+  description?: string;
+  tags?: Tags;
+  clientToken?: string;
+}
+
+export interface SnapshotCopierOptions {
+  region: string;
+  /** Opens a region by name; an unknown one is `region.unknown` (400). */
+  source: (region: string) => CopySource;
+  snapshots: SnapshotRepository;
+  volumes: VolumeRepository;
+  /** This region's bucket (segments, manifests, part manifests). */
+  objects: ObjectStore;
+  service: SnapshotService;
+  compressor: Compressor;
+  /** Blocks per part: each part is one queue message, one worker, one checkpoint. */
+  partBlocks?: number;
+  /** Source reads in flight (each up to `runBytes`). */
+  readConcurrency?: number;
+  /** Longest ranged GET: neighbouring blocks of a segment are read together up to this size. */
+  runBytes?: number;
+}
+
+/**
+ * Copies snapshots into this region and the caller's account: a new, independent snapshot with its
+ * own id. The copy is written against the previous copy of the same source volume (a volume of the
+ * caller's that stands for that lineage here), so only blocks whose SHA-256 changed are read from
+ * the source and stored; the rest are referenced. Workers copy it in parts; a finished part is a
+ * checkpoint (its blocks' manifest is kept), so a worker that dies is replaced by a redelivered
+ * message that redoes only its own unfinished part. If the source is deleted or unshared before
+ * the copy has read it, the copy fails cleanly (`error`, with the reason); it never completes
+ * without all its blocks.
+ */
+export class SnapshotCopier {
+  readonly #o: Required<SnapshotCopierOptions>;
+
+  constructor(options: SnapshotCopierOptions) {
+    this.#o = { partBlocks: 16_384, readConcurrency: 4, runBytes: 8 * 1024 * 1024, ...options };
+  }
+
+  /** Starts a copy (called in the destination region): checks the source, then queues its parts. */
+  async start(caller: Caller, input: CopyInput): Promise<Snapshot> {
+    requirePermission(caller, 'snapshot:copy');
+    const source = await this.#o.source(input.sourceRegion).readable(caller, input.sourceSnapshotId);
+    if (source.state !== 'completed') {
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${source.snapshotId} is ${source.state}; only completed snapshots can be copied.`,
+        { details: { snapshotId: source.snapshotId, state: source.state } },
+      );
+    }
+    const volume = await this.#targetVolume(caller, input.sourceRegion, source);
+    const parts = Math.max(1, Math.ceil(source.volumeSize / BLOCK_SIZE / this.#o.partBlocks));
+    return this.#o.service.createCopy(
+      caller,
+      volume,
+      {
+        name: input.name ?? source.name,
+        description: input.description ?? source.description,
+        tags: input.tags ?? source.tags,
+        clientToken: input.clientToken,
+      },
+      {
+        from: { region: input.sourceRegion, snapshotId: source.snapshotId, accountId: source.accountId },
+        parts,
+      },
+    );
+  }
+
+  /**
+   * Copies part `part` of a pending copy; the worker finishing the last part completes it.
+   * Permanent failures (source gone or unreadable, corrupt blocks) put the copy in `error`;
+   * transient ones throw, and the redelivered message redoes this part only.
+   */
+  async runPart(snapshotId: string, part: number): Promise<'completed' | 'part' | 'error' | 'skipped'> {
+    const copy = await this.#o.snapshots.get(snapshotId);
+    if (copy?.state !== 'pending' || !copy.copiedFrom) return 'skipped';
+    const parts = copy.parts ?? 1;
+    if (part < 0 || part >= parts) return 'skipped';
+    try {
+      const source = this.#o.source(copy.copiedFrom.region);
+      // Checked again at every part: a source deleted or unshared meanwhile stops the copy.
+      await source.readable(ownerOf(copy), copy.copiedFrom.snapshotId).catch((error) => {
+        throw new VolsnapError(
+          'snapshot.invalidState',
+          `The source snapshot ${copy.copiedFrom?.snapshotId} in ${copy.copiedFrom?.region} was deleted or is no longer shared with this account, before the copy had read it.`,
+          { cause: error },
+        );
+      });
+      if (!copy.partsDone?.includes(part)) {
+        const manifest = await this.#copyBlocks(copy, source, part);
+        await this.#o.objects.put(partKey(snapshotId, part), encodeManifest(manifest));
+      }
+      const done = await this.#o.snapshots.completePart(snapshotId, part);
+      if (done === undefined) return 'skipped';
+      if (done < parts) {
+        await this.#o.snapshots.transition(snapshotId, ['pending'], 'pending', {
+          progress: Math.floor((95 * done) / parts),
+        });
+        return 'part';
+      }
+      await this.#complete(copy, parts);
+      return 'completed';
+    } catch (error) {
+      if (error instanceof VolsnapError && error.exposed) {
+        await this.#o.snapshots.transition(snapshotId, ['pending'], 'error', { stateReason: error.message });
+        return 'error';
+      }
+      throw error;
+    }
+  }
+
+  /** The caller's volume standing for the source volume's lineage here, created on the first copy. */
+  async #targetVolume(caller: Caller, sourceRegion: string, source: Snapshot): Promise<Volume> {
+    const volumeId = lineageVolumeId(caller.accountId, sourceRegion, source.volumeId);
+    const existing = await this.#o.volumes.get(caller.accountId, volumeId);
+    if (existing) return existing;
+    const volume: Volume = {
+      volumeId,
+      accountId: caller.accountId,
+      name: `copies of ${source.volumeId} (${sourceRegion})`,
+      sizeBytes: source.volumeSize,
+      tags: {},
+      region: this.#o.region,
+      createdAt: source.createdAt,
+      copiedFrom: { region: sourceRegion, volumeId: source.volumeId, accountId: source.accountId },
+    };
+    try {
+      await this.#o.volumes.create(volume);
+    } catch (error) {
+      // Two first copies at once: the other one made it.
+      const made = await this.#o.volumes.get(caller.accountId, volumeId);
+      if (made) return made;
+      throw error;
+    }
+    return volume;
+  }
+
+  /** Writes the part's blocks: unchanged ones referenced from the previous copy, the others read from the source and verified. */
+  async #copyBlocks(copy: Snapshot, source: CopySource, part: number): Promise<Manifest> {
+    const from = copy.copiedFrom as NonNullable<Snapshot['copiedFrom']>;
+    const sourceManifest = await source.manifest(from.snapshotId);
+    if (!sourceManifest) {
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `The source snapshot ${from.snapshotId} in ${from.region} was deleted before the copy had read it.`,
+      );
+    }
+    const parent = copy.parentSnapshotId
+      ? await this.#o.objects.get(ObjectLayout.manifest(copy.parentSnapshotId))
+      : undefined;
+    const writer = new SnapshotWriter({
+      volumeSize: copy.volumeSize,
+      compressor: this.#o.compressor,
+      parent: parent ? decodeManifest(parent) : undefined,
+      nextSegmentId: async () => {
+        const id = newId('segment');
+        await this.#o.snapshots.addSessionSegments(copy.snapshotId, [id]);
+        return id;
+      },
+      store: (segmentId, object) =>
+        this.#o.objects.put(ObjectLayout.segment(copy.accountId, segmentId), object),
+    });
+    const first = part * this.#o.partBlocks;
+    const end = Math.min(copy.volumeSize / BLOCK_SIZE, first + this.#o.partBlocks);
+    const entries = sourceManifest.entries
+      .filter((e) => e.blockIndex >= first && e.blockIndex < end)
+      .sort((a, b) => a.blockIndex - b.blockIndex);
+    // Blocks the previous copy holds are referenced without reading them. The others are read in
+    // runs of neighbouring blocks of a segment, ahead in parallel, and consumed in block order.
+    const runs: ManifestEntry[][] = [];
+    const runOf = new Map<ManifestEntry, number>();
+    for (const entry of entries) {
+      if (writer.isUnchanged(entry.blockIndex, entry.hash)) continue;
+      const run = runs.at(-1);
+      const head = run?.[0];
+      const tail = run?.at(-1);
+      const joins =
+        run !== undefined &&
+        head !== undefined &&
+        tail !== undefined &&
+        tail.segmentId === entry.segmentId &&
+        tail.offset + tail.storedLength === entry.offset &&
+        entry.offset + entry.storedLength - head.offset <= this.#o.runBytes;
+      if (joins) run.push(entry);
+      else runs.push([entry]);
+      runOf.set(entry, runs.length - 1);
+    }
+    const reads: (Promise<Uint8Array> | undefined)[] = [];
+    let consumed = 0;
+    const fill = () => {
+      while (reads.length < runs.length && reads.length - consumed < this.#o.readConcurrency) {
+        const run = runs[reads.length] as ManifestEntry[];
+        const head = run[0] as ManifestEntry;
+        const tail = run.at(-1) as ManifestEntry;
+        const read = source.readRange(
+          from.accountId,
+          head.segmentId,
+          head.offset,
+          tail.offset + tail.storedLength,
+        );
+        read.catch(() => {}); // awaited in order below; a failure surfaces there
+        reads.push(read);
+      }
+    };
+    fill();
+    let current: { run: number; bytes: Uint8Array; base: number } | undefined;
+    let next = first;
+    for (const entry of entries) {
+      if (entry.blockIndex > next) writer.addZeroBlocks(next, entry.blockIndex - next);
+      next = entry.blockIndex + 1;
+      if (writer.reuseIfUnchanged(entry.blockIndex, entry.hash)) continue;
+      const run = runOf.get(entry) as number;
+      if (current?.run !== run) {
+        const bytes = await (reads[run] as Promise<Uint8Array>);
+        reads[run] = undefined;
+        consumed = run + 1;
+        fill();
+        const head = (runs[run] as ManifestEntry[])[0] as ManifestEntry;
+        current = { run, bytes, base: head.offset };
+      }
+      const at = entry.offset - current.base;
+      const plain = readSegmentBlock(
+        this.#o.compressor,
+        {
+          hash: entry.hash,
+          offset: entry.offset,
+          storedLength: entry.storedLength,
+          plainLength: BLOCK_SIZE,
+          encoding: entry.encoding,
+        },
+        current.bytes.subarray(at, at + entry.storedLength),
+      );
+      await writer.add(entry.blockIndex, plain);
+    }
+    if (end > next) writer.addZeroBlocks(next, end - next);
+    return writer.finish();
+  }
+
+  async #complete(copy: Snapshot, parts: number): Promise<void> {
+    const merged: Manifest = {
+      volumeSize: copy.volumeSize,
+      blockSize: BLOCK_SIZE,
+      segments: new Map(),
+      entries: [],
+    };
+    for (let p = 0; p < parts; p++) {
+      const bytes = await this.#o.objects.get(partKey(copy.snapshotId, p));
+      if (!bytes)
+        throw new Error(`part ${p} of ${copy.snapshotId} is marked done but its manifest is missing`);
+      const partial = decodeManifest(bytes);
+      for (const [id, size] of partial.segments) merged.segments.set(id, size);
+      merged.entries.push(...partial.entries);
+    }
+    await this.#o.objects.put(ObjectLayout.manifestUpload(copy.snapshotId), encodeManifest(merged));
+    await this.#o.service.complete(ownerOf(copy), copy.snapshotId);
+    for (let p = 0; p < parts; p++) await this.#o.objects.delete(partKey(copy.snapshotId, p));
+  }
+}
+
+/**
+ * The id of the volume that holds an account's copies of one source volume: derived, so every copy
+ * of the lineage finds it (and the previous copy) without a lookup table.
+ */
+export function lineageVolumeId(accountId: string, sourceRegion: string, sourceVolumeId: string): string {
+  const alphabet = '0123456789abcdefghjkmnpqrstvwxyz';
+  const digest = createHash('sha256').update(`${accountId}\n${sourceRegion}\n${sourceVolumeId}`).digest();
+  let id = '';
+  for (let i = 0; i < 16; i++) id += alphabet[(digest[i] as number) & 31];
+  return `vol-${id}`;
+}
+
+/** Workers act for the copy's owner. */
+function ownerOf(copy: Snapshot): Caller {
+  return {
+    accountId: copy.accountId,
+    userName: 'volsnap-worker',
+    keyId: 'system',
+    role: 'owner',
+    permissions: [],
+    operator: false,
+  };
+}
+
+function partKey(snapshotId: string, part: number): string {
+  return `uploads/parts/${snapshotId}/${part}`;
+}
+
+/** A region's snapshots as a copy source: its snapshot service decides who may read what. */
+export function copySourceOf(service: SnapshotService, objects: ObjectStore): CopySource {
+  return {
+    readable: (caller, snapshotId) => service.get(caller, snapshotId),
+    manifest: async (snapshotId) => {
+      const bytes = await objects.get(ObjectLayout.manifest(snapshotId));
+      return bytes ? decodeManifest(bytes) : undefined;
+    },
+    readRange: (accountId, segmentId, start, end) =>
+      objects.getRange(ObjectLayout.segment(accountId, segmentId), start, end),
+  };
+}
