@@ -13,6 +13,7 @@ import type { AuditLog } from './core/audit.ts';
 import type { Clock } from './core/clock.ts';
 import type { Caller } from './core/identity.ts';
 import { type ImageAccess, ImageSnapshotter } from './core/image-snapshot.ts';
+import { copySourceOf, SnapshotCopier } from './core/snapshot-copy.ts';
 import { SnapshotService } from './core/snapshot-service.ts';
 import { VolumeService } from './core/volumes.ts';
 
@@ -36,6 +37,8 @@ export interface Runtime {
   snapshots: SnapshotService;
   /** Server-side snapshots of image-backed volumes (the worker's use case). */
   imageSnapshotter: ImageSnapshotter;
+  /** Copies of snapshots from any region into this one. */
+  copier: SnapshotCopier;
 }
 
 let current: Runtime | undefined;
@@ -107,6 +110,44 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         queue: queue(),
       }),
   );
+  // Another region's snapshots, as that region's own service sees them (same rules, same identity).
+  const sources = new Map<string, SnapshotService>();
+  const serviceIn = (region: string): SnapshotService => {
+    if (region === config.region.name) return snapshots();
+    let service = sources.get(region);
+    if (!service) {
+      const entry = config.registry.get(region);
+      const clients = awsFor(region);
+      service = new SnapshotService({
+        snapshots: new DynamoSnapshotRepository(clients.documents, entry.table, nowSeconds),
+        volumes: new DynamoVolumeRepository(clients.documents, entry.table),
+        objects: new S3ObjectStore(clients.s3, entry.bucket),
+        clock,
+        region,
+        accounts: accounts(),
+      });
+      sources.set(region, service);
+    }
+    return service;
+  };
+  const copier = once(
+    () =>
+      new SnapshotCopier({
+        region: config.region.name,
+        source: (region) => {
+          const service = serviceIn(region);
+          const entry = config.registry.get(region);
+          const store =
+            region === config.region.name ? objects() : new S3ObjectStore(awsFor(region).s3, entry.bucket);
+          return copySourceOf(service, store);
+        },
+        snapshots: snapshotRepo(),
+        volumes: volumeRepo(),
+        objects: objects(),
+        service: snapshots(),
+        compressor: createZstdCompressor(),
+      }),
+  );
   return {
     config,
     clock,
@@ -129,6 +170,9 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
     },
     get imageSnapshotter() {
       return imageSnapshotter();
+    },
+    get copier() {
+      return copier();
     },
   };
 }

@@ -152,3 +152,23 @@ export const unpublish = httpHandler(
   { audit: 'snapshot.unpublish', path: SnapshotPath },
   async ({ path, caller }) => ({ body: await runtime().snapshots.unpublish(caller, path.snapshotId) }),
 );
+
+/**
+ * `POST /v1/snapshots/copy {sourceRegion, sourceSnapshotId, name, description, tags, clientToken}`:
+ * called in the destination region; copies a snapshot the caller may read (its own, shared, public)
+ * into this region and the caller's account. Answers the pending copy; workers write it.
+ */
+export const copy = httpHandler(
+  {
+    audit: 'snapshot.copy',
+    body: z.strictObject({
+      sourceRegion: z.string(),
+      sourceSnapshotId: z.string(),
+      name: z.optional(z.string()),
+      description: z.optional(z.string()),
+      tags: z.optional(Tags),
+      clientToken: z.optional(z.string()),
+    }),
+  },
+  async ({ body, caller }) => ({ status: 202, body: await runtime().copier.start(caller, body) }),
+);

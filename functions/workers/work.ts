@@ -22,11 +22,13 @@ export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
       continue;
     }
     try {
-      const worker = runtime().imageSnapshotter;
+      const { imageSnapshotter, copier } = runtime();
       const outcome =
-        message.kind === 'snapshot.fromImagePart'
-          ? await worker.runPart(message.snapshotId, message.part)
-          : await worker.run(message.snapshotId);
+        message.kind === 'snapshot.copyPart'
+          ? await copier.runPart(message.snapshotId, message.part)
+          : message.kind === 'snapshot.fromImagePart'
+            ? await imageSnapshotter.runPart(message.snapshotId, message.part)
+            : await imageSnapshotter.run(message.snapshotId);
       log.info('work done', { kind: message.kind, snapshotId: message.snapshotId, outcome });
     } catch (error) {
       log.error('work failed; it will be retried', {

@@ -327,6 +327,62 @@ export function buildProgram(
       io.out(json ? `${JSON.stringify({ deleted: snapshotId })}\n` : `Deleted ${snapshotId}.\n`);
     });
   snapshot
+    .command('copy')
+    .description(
+      'copy a snapshot (yours, shared with you, or public) from another region, or into your account, as a new snapshot of yours; run against the destination region (--region)',
+    )
+    .argument('<snapshot-id>', 'the source snapshot')
+    .requiredOption('--source-region <region>', 'where the source snapshot is')
+    .option('--name <name>', "a name (default: the source's)")
+    .option('--description <text>', "a description (default: the source's)")
+    .option('--tag <key=value>', "a tag (repeat for more; default: the source's tags)", option(collectTag))
+    .option('--client-token <token>', 'makes retries safe: the same token returns the same copy')
+    .option('--no-wait', 'return once the copy is started')
+    .action(
+      async (
+        sourceSnapshotId: string,
+        options: {
+          sourceRegion: string;
+          name?: string;
+          description?: string;
+          tag?: Record<string, string>;
+          clientToken?: string;
+          wait: boolean;
+        },
+      ) => {
+        const { api, json, config } = client();
+        const started = Date.now();
+        const created = await api.copySnapshot({
+          sourceRegion: options.sourceRegion,
+          sourceSnapshotId,
+          name: options.name,
+          description: options.description,
+          tags: options.tag,
+          clientToken: options.clientToken,
+        });
+        const done = options.wait
+          ? await waitForSnapshot(api, created.snapshotId, progressBar('copy', !json))
+          : created;
+        const seconds = (Date.now() - started) / 1000;
+        if (json) {
+          io.out(`${JSON.stringify({ snapshot: done, seconds }, null, 2)}
+`);
+        } else {
+          io.out(
+            `${done.snapshotId} ${done.state}${done.stateReason ? `: ${done.stateReason}` : ''} (copy of ${sourceSnapshotId} from ${options.sourceRegion} into ${config.region})
+`,
+          );
+          if (done.stats) {
+            io.out(
+              `blocks: ${done.stats.blockCount} non-zero of ${done.volumeSize / done.blockSize}: ${done.stats.newBlocks} moved (${formatSize(done.stats.newBytes)} stored), ${done.stats.reusedBlocks} reused from the previous copy${done.parentSnapshotId ? ` ${done.parentSnapshotId}` : ''}; ${seconds.toFixed(1)} s
+`,
+            );
+          }
+        }
+        if (done.state === 'error') process.exitCode = 1;
+      },
+    );
+  snapshot
     .command('share')
     .description('let another account read a completed snapshot: list, restore, make volumes from it')
     .argument('<snapshot-id>')
@@ -461,6 +517,7 @@ function snapshotRecord(s: Snapshot) {
     reason: s.stateReason,
     progress: `${s.progress}%`,
     parent: s.parentSnapshotId,
+    'copied from': s.copiedFrom ? `${s.copiedFrom.snapshotId} (${s.copiedFrom.region})` : undefined,
     created: s.createdAt,
     completed: s.completedAt,
     tags: formatTags(s.tags),

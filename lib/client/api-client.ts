@@ -193,6 +193,18 @@ export class ApiClient {
     );
   }
 
+  /** Starts a copy into this client's region; workers write it (poll {@link getSnapshot}). */
+  copySnapshot(input: {
+    sourceRegion: string;
+    sourceSnapshotId: string;
+    name?: string;
+    description?: string;
+    tags?: Record<string, string>;
+    clientToken?: string;
+  }): Promise<Snapshot> {
+    return this.request<Snapshot>('POST', '/v1/snapshots/copy', input);
+  }
+
   shareSnapshot(snapshotId: string, accountId: string): Promise<Snapshot> {
     return this.request('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/shares`, { accountId });
   }

@@ -186,6 +186,15 @@ const ROUTES: Record<string, Row> = {
     request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}/changed-blocks?since=${f.snapshotId}` }),
     expect: readShared(200),
   },
+  'POST /v1/snapshots/copy': {
+    permission: 'snapshot:copy',
+    // A copy lands in the caller's own account: whoever may read the source may copy it.
+    request: (f) => ({
+      path: '/v1/snapshots/copy',
+      body: { sourceRegion: 'eu-west-1', sourceSnapshotId: f.snapshotId },
+    }),
+    expect: { ...readShared(202), memberWithout: 403 },
+  },
   'POST /v1/snapshots/{snapshotId}/shares': {
     permission: 'snapshot:share',
     fresh: true,
