@@ -117,7 +117,16 @@ export class SnapshotCopier {
         );
       });
       if (!copy.partsDone?.includes(part)) {
-        const manifest = await this.#copyBlocks(copy, source, part);
+        // Progress within a part, for copies small enough to be one (larger ones move per part).
+        const onProgress =
+          parts === 1
+            ? async (fraction: number) => {
+                await this.#o.snapshots.transition(snapshotId, ['pending'], 'pending', {
+                  progress: Math.floor(95 * fraction),
+                });
+              }
+            : undefined;
+        const manifest = await this.#copyBlocks(copy, source, part, onProgress);
         await this.#o.objects.put(partKey(snapshotId, part), encodeManifest(manifest));
       }
       const done = await this.#o.snapshots.completePart(snapshotId, part);
@@ -166,7 +175,12 @@ export class SnapshotCopier {
   }
 
   /** Writes the part's blocks: unchanged ones referenced from the previous copy, the others read from the source and verified. */
-  async #copyBlocks(copy: Snapshot, source: CopySource, part: number): Promise<Manifest> {
+  async #copyBlocks(
+    copy: Snapshot,
+    source: CopySource,
+    part: number,
+    onProgress?: (fraction: number) => Promise<void>,
+  ): Promise<Manifest> {
     const from = copy.copiedFrom as NonNullable<Snapshot['copiedFrom']>;
     const sourceManifest = await source.manifest(from.snapshotId);
     if (!sourceManifest) {
@@ -217,6 +231,9 @@ export class SnapshotCopier {
     }
     const reads: (Promise<Uint8Array> | undefined)[] = [];
     let consumed = 0;
+    const total = runOf.size;
+    let done = 0;
+    let reported = 0;
     const fill = () => {
       while (reads.length < runs.length && reads.length - consumed < this.#o.readConcurrency) {
         const run = runs[reads.length] as ManifestEntry[];
@@ -249,7 +266,10 @@ export class SnapshotCopier {
         current = { run, bytes, base: head.offset };
       }
       const at = entry.offset - current.base;
-      const plain = readSegmentBlock(
+      const stored = current.bytes.subarray(at, at + entry.storedLength);
+      // Verified by decoding (throws data.corrupt, which fails the copy), then kept as it was
+      // stored: a copy does not compress again.
+      readSegmentBlock(
         this.#o.compressor,
         {
           hash: entry.hash,
@@ -258,9 +278,14 @@ export class SnapshotCopier {
           plainLength: BLOCK_SIZE,
           encoding: entry.encoding,
         },
-        current.bytes.subarray(at, at + entry.storedLength),
+        stored,
       );
-      await writer.add(entry.blockIndex, plain);
+      await writer.addEncoded(entry.blockIndex, entry.hash, entry.encoding, stored);
+      done++;
+      if (onProgress && done * 20 >= reported * total + total) {
+        reported = Math.floor((done * 20) / total);
+        await onProgress(done / total);
+      }
     }
     if (end > next) writer.addZeroBlocks(next, end - next);
     return writer.finish();

@@ -98,7 +98,34 @@ export class SnapshotWriter {
       this.report.zeroBlocks++;
       return;
     }
-    const hash = blockHash(block);
+    await this.#place(index, blockHash(block), block.length, (builder, hash) => builder.add(block, hash));
+  }
+
+  /**
+   * Adds block `index` as already encoded (`stored`, in `encoding`) by a caller that has verified it
+   * against `hash` (a copy): stored as it is, not encoded again; otherwise as {@link add}.
+   */
+  async addEncoded(index: number, hash: Buffer, encoding: number, stored: Uint8Array): Promise<void> {
+    if (index <= this.#lastIndex)
+      throw new Error(`blocks must be added in ascending order (${index} after ${this.#lastIndex})`);
+    this.#lastIndex = index;
+    this.report.blocks++;
+    // The caller's buffer may be reused for its next read: the segment keeps a copy.
+    await this.#place(index, hash, BLOCK_SIZE, (builder) =>
+      builder.addEncoded(hash, BLOCK_SIZE, encoding, Buffer.from(stored)),
+    );
+  }
+
+  /** References the parent's or an earlier copy of a non-zero block, or stores it with `store`. */
+  async #place(
+    index: number,
+    hash: Buffer,
+    plainLength: number,
+    store: (
+      builder: SegmentBuilder,
+      hash: Buffer,
+    ) => { offset: number; storedLength: number; encoding: number },
+  ): Promise<void> {
     const inParent = this.#parentByIndex.get(index);
     const unchanged = inParent?.hash.equals(hash) ?? false;
     if (inParent && unchanged && !this.#sparseSegments.has(inParent.segmentId)) {
@@ -115,7 +142,7 @@ export class SnapshotWriter {
       return;
     }
     const segment = await this.#segmentFor();
-    const placed = segment.builder.add(block, hash);
+    const placed = store(segment.builder, hash);
     const entry: ManifestEntry = {
       blockIndex: index,
       hash,
@@ -127,7 +154,7 @@ export class SnapshotWriter {
     this.#entries.push(entry);
     this.#written.set(key, entry);
     this.report.newBlocks++;
-    this.report.newPlainBytes += block.length;
+    this.report.newPlainBytes += plainLength;
     this.report.newStoredBytes += placed.storedLength;
   }
 
