@@ -19,6 +19,21 @@ export interface ObjectStore {
   copy(fromKey: string, toKey: string): Promise<void>;
   /** Deletes; absent objects are not an error. */
   delete(key: string): Promise<void>;
+  /** Starts a multipart upload of `key`; returns its upload id. */
+  createMultipart(key: string): Promise<string>;
+  /**
+   * Uploads part `partNumber` (1-based; every part but the last at least 5 MiB) and returns its
+   * ETag. Uploading a part again replaces it: a redone part is harmless.
+   */
+  uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array): Promise<string>;
+  /** Joins the parts, in part-number order, into the object. */
+  completeMultipart(
+    key: string,
+    uploadId: string,
+    parts: { partNumber: number; etag: string }[],
+  ): Promise<void>;
+  /** Drops an unfinished upload and its parts (the bucket's lifecycle rule is the backstop). */
+  abortMultipart(key: string, uploadId: string): Promise<void>;
 }
 
 /** Where things live in the bucket (DESIGN.md, "Storage layout"). */
@@ -29,6 +44,9 @@ export const ObjectLayout = {
   manifest: (snapshotId: string) => `manifests/${snapshotId}`,
   /** Where a client uploads a manifest before completion; the server copies it into place. */
   manifestUpload: (snapshotId: string) => `uploads/manifests/${snapshotId}`,
+  /** An export object of an account. */
+  export: (accountId: string, exportId: string, extension: string) =>
+    `exports/${accountId}/${exportId}.${extension}`,
   /** Where an account keeps images of image-backed volumes in the region's bucket. */
   imagePrefix: (accountId: string) => `images/${accountId}/`,
 };

@@ -19,5 +19,22 @@ export function objectStoreContract(name: string, makeStore: () => Promise<Objec
       expect(await store.get('manifests/a b+c')).toBeUndefined();
       expect(await store.head('manifests/copy')).toEqual({ size: body.length });
     });
+
+    it('joins multipart uploads in part order; a part uploaded again replaces the first', async () => {
+      const store = await makeStore();
+      const key = 'exports/acct-x/exp-1.vsnap';
+      const [a, b, c] = [randomBytes(5 * 1024 * 1024), randomBytes(5 * 1024 * 1024), randomBytes(1234)];
+      const uploadId = await store.createMultipart(key);
+      const etagC = await store.uploadPart(key, uploadId, 3, c);
+      await store.uploadPart(key, uploadId, 1, randomBytes(5 * 1024 * 1024));
+      const etagA2 = await store.uploadPart(key, uploadId, 1, a);
+      const etagB = await store.uploadPart(key, uploadId, 2, b);
+      await store.completeMultipart(key, uploadId, [
+        { partNumber: 1, etag: etagA2 },
+        { partNumber: 2, etag: etagB },
+        { partNumber: 3, etag: etagC },
+      ]);
+      expect(Buffer.from((await store.get(key)) ?? []).equals(Buffer.concat([a, b, c]))).toBe(true);
+    });
   });
 }

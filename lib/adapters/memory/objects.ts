@@ -34,4 +34,31 @@ export class MemoryObjectStore implements ObjectStore {
   async delete(key: string) {
     this.objects.delete(key);
   }
+  /** Unfinished multipart uploads: upload id → key and parts. */
+  readonly uploads = new Map<string, { key: string; parts: Map<number, Uint8Array> }>();
+  async createMultipart(key: string) {
+    const uploadId = `upload-${this.uploads.size + 1}-${key}`;
+    this.uploads.set(uploadId, { key, parts: new Map() });
+    return uploadId;
+  }
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array) {
+    const upload = this.uploads.get(uploadId);
+    if (!upload || upload.key !== key) throw new Error(`no upload ${uploadId} of ${key}`);
+    upload.parts.set(partNumber, Uint8Array.from(body));
+    return `"etag-${partNumber}-${body.length}"`;
+  }
+  async completeMultipart(key: string, uploadId: string, parts: { partNumber: number; etag: string }[]) {
+    const upload = this.uploads.get(uploadId);
+    if (!upload || upload.key !== key) throw new Error(`no upload ${uploadId} of ${key}`);
+    const bodies = parts.map((p) => {
+      const body = upload.parts.get(p.partNumber);
+      if (!body) throw new Error(`part ${p.partNumber} of ${uploadId} was not uploaded`);
+      return body;
+    });
+    this.objects.set(key, Uint8Array.from(Buffer.concat(bodies)));
+    this.uploads.delete(uploadId);
+  }
+  async abortMultipart(_key: string, uploadId: string) {
+    this.uploads.delete(uploadId);
+  }
 }
