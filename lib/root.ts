@@ -2,6 +2,7 @@ import { type AwsClients, createAwsClients } from './adapters/aws-clients.ts';
 import { systemClock } from './adapters/clock.ts';
 import { DynamoIdentityRepository } from './adapters/dynamodb/accounts.ts';
 import { DynamoAuditLog } from './adapters/dynamodb/audit.ts';
+import { DynamoExportRepository } from './adapters/dynamodb/exports.ts';
 import { DynamoSnapshotRepository } from './adapters/dynamodb/snapshots.ts';
 import { DynamoVolumeRepository } from './adapters/dynamodb/volumes.ts';
 import { S3ObjectStore } from './adapters/s3/objects.ts';
@@ -11,6 +12,7 @@ import { loadRuntimeConfig, type RuntimeConfig } from './config/runtime.ts';
 import { AccountService, keyAuthenticator } from './core/accounts.ts';
 import type { AuditLog } from './core/audit.ts';
 import type { Clock } from './core/clock.ts';
+import { ExportService } from './core/exports.ts';
 import type { Caller } from './core/identity.ts';
 import { type ImageAccess, ImageSnapshotter } from './core/image-snapshot.ts';
 import { copySourceOf, SnapshotCopier } from './core/snapshot-copy.ts';
@@ -39,6 +41,7 @@ export interface Runtime {
   imageSnapshotter: ImageSnapshotter;
   /** Copies of snapshots from any region into this one. */
   copier: SnapshotCopier;
+  exports: ExportService;
 }
 
 let current: Runtime | undefined;
@@ -148,6 +151,18 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         compressor: createZstdCompressor(),
       }),
   );
+  const exports = once(
+    () =>
+      new ExportService({
+        exports: new DynamoExportRepository(own().documents, table),
+        snapshots: snapshots(),
+        objects: objects(),
+        queue: queue(),
+        clock,
+        region: config.region.name,
+        compressor: createZstdCompressor(),
+      }),
+  );
   return {
     config,
     clock,
@@ -173,6 +188,9 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
     },
     get copier() {
       return copier();
+    },
+    get exports() {
+      return exports();
     },
   };
 }

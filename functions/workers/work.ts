@@ -21,19 +21,23 @@ export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
       log.warn('dropped a message that is not volsnap work');
       continue;
     }
+    const subject =
+      message.kind === 'export.part' ? { exportId: message.exportId } : { snapshotId: message.snapshotId };
     try {
-      const { imageSnapshotter, copier } = runtime();
+      const { imageSnapshotter, copier, exports } = runtime();
       const outcome =
-        message.kind === 'snapshot.copyPart'
-          ? await copier.runPart(message.snapshotId, message.part)
-          : message.kind === 'snapshot.fromImagePart'
-            ? await imageSnapshotter.runPart(message.snapshotId, message.part)
-            : await imageSnapshotter.run(message.snapshotId);
-      log.info('work done', { kind: message.kind, snapshotId: message.snapshotId, outcome });
+        message.kind === 'export.part'
+          ? await exports.runPart(message.exportId, message.part)
+          : message.kind === 'snapshot.copyPart'
+            ? await copier.runPart(message.snapshotId, message.part)
+            : message.kind === 'snapshot.fromImagePart'
+              ? await imageSnapshotter.runPart(message.snapshotId, message.part)
+              : await imageSnapshotter.run(message.snapshotId);
+      log.info('work done', { kind: message.kind, ...subject, outcome });
     } catch (error) {
       log.error('work failed; it will be retried', {
         kind: message.kind,
-        snapshotId: message.snapshotId,
+        ...subject,
         error: describeError(error),
       });
       batchItemFailures.push({ itemIdentifier: record.messageId });

@@ -35,6 +35,8 @@ export const ERROR_STATUS = {
   'snapshot.manifestInvalid': 400,
   /** The owner's account blocks public sharing (`volsnap account settings --block-public-sharing`). */
   'snapshot.publicSharingBlocked': 409,
+  'export.notFound': 404,
+  'export.invalidState': 409,
   'idempotency.conflict': 409,
   /** Creating would pass the account's quota in this region; details carry the limit and usage. */
   'quota.exceeded': 409,

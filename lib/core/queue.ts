@@ -5,7 +5,9 @@ export type WorkMessage =
   /** Write one part of such a snapshot. */
   | { kind: 'snapshot.fromImagePart'; snapshotId: string; part: number }
   /** Copy one part of a snapshot from its source (the part's blocks, checkpointed when done). */
-  | { kind: 'snapshot.copyPart'; snapshotId: string; part: number };
+  | { kind: 'snapshot.copyPart'; snapshotId: string; part: number }
+  /** Write one multipart part of an export. */
+  | { kind: 'export.part'; exportId: string; part: number };
 
 /** Where work is announced (SQS on AWS and in the local cloud, memory in unit tests). */
 export interface WorkQueue {
@@ -15,6 +17,8 @@ export interface WorkQueue {
 export function parseWorkMessage(body: string): WorkMessage | undefined {
   try {
     const m = JSON.parse(body) as Record<string, unknown>;
+    if (m.kind === 'export.part' && typeof m.exportId === 'string' && Number.isInteger(m.part))
+      return { kind: m.kind, exportId: m.exportId, part: m.part as number };
     if (typeof m.snapshotId !== 'string') return undefined;
     if (m.kind === 'snapshot.fromImage') return { kind: m.kind, snapshotId: m.snapshotId };
     if ((m.kind === 'snapshot.fromImagePart' || m.kind === 'snapshot.copyPart') && Number.isInteger(m.part))

@@ -1,0 +1,324 @@
+import { BLOCK_SIZE } from './blocks.ts';
+import { type Clock, isoTime } from './clock.ts';
+import type { Compressor } from './codec.ts';
+import { VolsnapError } from './errors.ts';
+import { type Caller, requirePermission } from './identity.ts';
+import { isId, newId } from './ids.ts';
+import { decodeManifest, type Manifest, type ManifestEntry } from './manifest.ts';
+import { ObjectLayout, type ObjectStore } from './objects.ts';
+import type { Page } from './pagination.ts';
+import type { WorkQueue } from './queue.ts';
+import { readSegmentBlock } from './segment.ts';
+import type { SnapshotService } from './snapshot-service.ts';
+import { planVsnap, type VsnapLayout } from './vsnap.ts';
+
+export type ExportFormat = 'vsnap' | 'raw';
+export const EXPORT_FORMATS: readonly ExportFormat[] = ['vsnap', 'raw'];
+export type ExportState = 'pending' | 'completed' | 'error';
+
+/** A snapshot written out as one object in the region's bucket, for download through presigned URLs. */
+export interface Export {
+  exportId: string;
+  accountId: string;
+  snapshotId: string;
+  format: ExportFormat;
+  state: ExportState;
+  /** 0–100. */
+  progress: number;
+  stateReason?: string;
+  region: string;
+  /** The object's key in the region's bucket, and its size once known. */
+  key: string;
+  size: number;
+  /** Written in parts of `partSize` bytes, one worker each. */
+  parts: number;
+  partSize: number;
+  uploadId: string;
+  partsDone?: number[];
+  createdAt: string;
+  completedAt?: string;
+}
+
+/** Where export records are kept. Reads by id; the service decides who sees what. */
+export interface ExportRepository {
+  create(record: Export): Promise<void>;
+  get(exportId: string): Promise<Export | undefined>;
+  /** The account's exports, newest first. */
+  list(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Export>>;
+  /**
+   * Records part `part`'s ETag and marks it done (a part done twice counts once, its last ETag
+   * kept); returns the ETags of the parts done, or undefined if the export is no longer pending.
+   */
+  completePart(exportId: string, part: number, etag: string): Promise<Map<number, string> | undefined>;
+  transition(
+    exportId: string,
+    from: readonly ExportState[],
+    to: ExportState,
+    changes?: Partial<Export>,
+  ): Promise<Export | undefined>;
+  remove(exportId: string): Promise<void>;
+}
+
+export interface ExportServiceOptions {
+  exports: ExportRepository;
+  snapshots: SnapshotService;
+  objects: ObjectStore;
+  queue: WorkQueue;
+  clock: Clock;
+  region: string;
+  compressor: Compressor;
+  /** Bytes per part (a whole number of blocks, at least 5 MiB: S3's smallest part). */
+  partSize?: number;
+}
+
+/** Presigned export URLs live 1 hour unless asked, and at most 7 days (SigV4's limit). */
+export const DEFAULT_URL_SECONDS = 3600;
+export const MAX_URL_SECONDS = 7 * 24 * 3600;
+const MIN_PART = 5 * 1024 * 1024;
+
+/**
+ * Exports: a completed snapshot the caller may read, written as one object (`vsnap` or `raw`) by
+ * workers, one multipart part each, with bounded memory (one part plus its reads). A part's upload
+ * is idempotent (uploading it again replaces it), so a crashed worker's part is redone alone.
+ */
+export class ExportService {
+  readonly #o: Required<ExportServiceOptions>;
+
+  constructor(options: ExportServiceOptions) {
+    this.#o = { partSize: 64 * 1024 * 1024, ...options };
+    const blocks = Math.floor(this.#o.partSize / BLOCK_SIZE);
+    this.#o.partSize = Math.max(Math.ceil(MIN_PART / BLOCK_SIZE), blocks) * BLOCK_SIZE;
+  }
+
+  async start(caller: Caller, snapshotId: string, format: ExportFormat): Promise<Export> {
+    requirePermission(caller, 'snapshot:export');
+    if (!EXPORT_FORMATS.includes(format)) {
+      throw new VolsnapError(
+        'request.invalid',
+        `Format '${format}' is not one of ${EXPORT_FORMATS.join(', ')}.`,
+      );
+    }
+    const snapshot = await this.#o.snapshots.get(caller, snapshotId);
+    if (snapshot.state !== 'completed') {
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${snapshotId} is ${snapshot.state}; only completed snapshots can be exported.`,
+        { details: { snapshotId, state: snapshot.state } },
+      );
+    }
+    const manifest = await this.#manifest(snapshotId);
+    const size = format === 'raw' ? manifest.volumeSize : this.#layout(manifest, snapshot).totalSize;
+    const exportId = newId('export');
+    const key = ObjectLayout.export(caller.accountId, exportId, format);
+    const record: Export = {
+      exportId,
+      accountId: caller.accountId,
+      snapshotId,
+      format,
+      state: 'pending',
+      progress: 0,
+      region: this.#o.region,
+      key,
+      size,
+      parts: Math.max(1, Math.ceil(size / this.#o.partSize)),
+      partSize: this.#o.partSize,
+      uploadId: await this.#o.objects.createMultipart(key),
+      createdAt: isoTime(this.#o.clock.now()),
+    };
+    await this.#o.exports.create(record);
+    for (let part = 0; part < record.parts; part++)
+      await this.#o.queue.send({ kind: 'export.part', exportId, part });
+    return record;
+  }
+
+  /** The caller's export, or `export.notFound` (also for other accounts' exports). */
+  async get(caller: Caller, exportId: string): Promise<Export> {
+    const found = isId('export', exportId) ? await this.#o.exports.get(exportId) : undefined;
+    if (!found || found.accountId !== caller.accountId)
+      throw new VolsnapError('export.notFound', `No export ${exportId} in this account and region.`, {
+        details: { exportId },
+      });
+    return found;
+  }
+
+  list(caller: Caller, page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
+    return this.#o.exports.list(caller.accountId, page);
+  }
+
+  /** A presigned GET URL of a completed export's object: ranged GETs work; it dies with the export. */
+  async url(
+    caller: Caller,
+    exportId: string,
+    expiresInSeconds = DEFAULT_URL_SECONDS,
+  ): Promise<{ url: string; expiresInSeconds: number; size: number; format: ExportFormat }> {
+    const found = await this.get(caller, exportId);
+    if (found.state !== 'completed') {
+      throw new VolsnapError('export.invalidState', `Export ${exportId} is ${found.state}, not completed.`, {
+        details: { exportId, state: found.state },
+      });
+    }
+    if (!Number.isInteger(expiresInSeconds) || expiresInSeconds < 1 || expiresInSeconds > MAX_URL_SECONDS) {
+      throw new VolsnapError('request.invalid', `A URL lives 1 second to 7 days (${MAX_URL_SECONDS} s).`);
+    }
+    return {
+      url: await this.#o.objects.presignGet(found.key, expiresInSeconds),
+      expiresInSeconds,
+      size: found.size,
+      format: found.format,
+    };
+  }
+
+  /** Deletes the export and its object: URLs handed out stop working. */
+  async delete(caller: Caller, exportId: string): Promise<void> {
+    const found = await this.get(caller, exportId);
+    if (found.state === 'pending') await this.#o.objects.abortMultipart(found.key, found.uploadId);
+    await this.#o.objects.delete(found.key);
+    await this.#o.exports.remove(exportId);
+  }
+
+  /**
+   * Writes part `part`; the worker finishing the last part joins them. A source snapshot gone
+   * meanwhile, or a corrupt block, puts the export in `error`; transient failures throw (redelivery).
+   */
+  async runPart(exportId: string, part: number): Promise<'completed' | 'part' | 'error' | 'skipped'> {
+    const record = await this.#o.exports.get(exportId);
+    if (record?.state !== 'pending' || part < 0 || part >= record.parts) return 'skipped';
+    try {
+      if (!record.partsDone?.includes(part)) {
+        const body = await this.#partBytes(record, part);
+        const etag = await this.#o.objects.uploadPart(record.key, record.uploadId, part + 1, body);
+        const done = await this.#o.exports.completePart(exportId, part, etag);
+        if (!done) return 'skipped';
+        if (done.size < record.parts) {
+          await this.#o.exports.transition(exportId, ['pending'], 'pending', {
+            progress: Math.floor((95 * done.size) / record.parts),
+          });
+          return 'part';
+        }
+        return this.#finish(record, done);
+      }
+      return 'skipped';
+    } catch (error) {
+      if (error instanceof VolsnapError && error.exposed) {
+        await this.#o.exports.transition(exportId, ['pending'], 'error', { stateReason: error.message });
+        await this.#o.objects.abortMultipart(record.key, record.uploadId).catch(() => {});
+        return 'error';
+      }
+      throw error;
+    }
+  }
+
+  async #finish(record: Export, etags: Map<number, string>): Promise<'completed'> {
+    const parts = [...etags].sort(([a], [b]) => a - b).map(([p, etag]) => ({ partNumber: p + 1, etag }));
+    await this.#o.objects.completeMultipart(record.key, record.uploadId, parts);
+    await this.#o.exports.transition(record.exportId, ['pending'], 'completed', {
+      progress: 100,
+      completedAt: isoTime(this.#o.clock.now()),
+    });
+    return 'completed';
+  }
+
+  /** Bytes [part × partSize, …) of the export object, built from the snapshot's stored blocks. */
+  async #partBytes(record: Export, part: number): Promise<Buffer> {
+    const snapshot = await this.#o.snapshots.get(ownerOf(record), record.snapshotId).catch((cause) => {
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${record.snapshotId} was deleted (or is no longer shared) before the export had read it.`,
+        { cause },
+      );
+    });
+    const manifest = await this.#manifest(record.snapshotId);
+    const start = part * record.partSize;
+    const end = Math.min(record.size, start + record.partSize);
+    const out = Buffer.alloc(end - start);
+    const read = async (entries: { at: number; entry: ManifestEntry; decode: boolean }[]) => {
+      for (let i = 0; i < entries.length; i += 8) {
+        await Promise.all(
+          entries.slice(i, i + 8).map(async ({ at, entry, decode }) => {
+            const stored = await this.#o.objects.getRange(
+              ObjectLayout.segment(snapshot.accountId, entry.segmentId),
+              entry.offset,
+              entry.offset + entry.storedLength,
+            );
+            // Every block is checked before it leaves: an export never carries a damaged block.
+            const plain = readSegmentBlock(this.#o.compressor, { ...entry, plainLength: BLOCK_SIZE }, stored);
+            const bytes = Buffer.from(decode ? plain : stored);
+            copyOverlap(bytes, at, out, start, end);
+          }),
+        );
+      }
+    };
+    if (record.format === 'raw') {
+      // The plain disk image, full length: zero blocks are the zeros `out` starts with.
+      await read(
+        manifest.entries
+          .filter((e) => (e.blockIndex + 1) * BLOCK_SIZE > start && e.blockIndex * BLOCK_SIZE < end)
+          .map((entry) => ({ at: entry.blockIndex * BLOCK_SIZE, entry, decode: true })),
+      );
+      return out;
+    }
+    const layout = this.#layout(manifest, snapshot);
+    copyOverlap(layout.header, 0, out, start, end);
+    copyOverlap(layout.index, layout.indexOffset, out, start, end);
+    copyOverlap(layout.footer, layout.indexOffset + layout.index.length, out, start, end);
+    const byIndex = new Map(manifest.entries.map((e) => [e.blockIndex, e]));
+    await read(
+      layout.entries
+        .filter((e) => e.offset + e.storedLength > start && e.offset < end)
+        .map((e) => ({ at: e.offset, entry: byIndex.get(e.blockIndex) as ManifestEntry, decode: false })),
+    );
+    return out;
+  }
+
+  #layout(
+    manifest: Manifest,
+    snapshot: {
+      snapshotId: string;
+      createdAt: string;
+      name: string;
+      description: string;
+      tags: Record<string, string>;
+      region: string;
+    },
+  ): VsnapLayout {
+    return planVsnap(manifest, {
+      createdAt: snapshot.createdAt,
+      sourceRegion: snapshot.region,
+      sourceSnapshotId: snapshot.snapshotId,
+      name: snapshot.name,
+      description: snapshot.description,
+      tags: snapshot.tags,
+    });
+  }
+
+  async #manifest(snapshotId: string): Promise<Manifest> {
+    const bytes = await this.#o.objects.get(ObjectLayout.manifest(snapshotId));
+    if (!bytes) {
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${snapshotId} was deleted before the export had read it.`,
+      );
+    }
+    return decodeManifest(bytes);
+  }
+}
+
+/** Copies the part of `piece` (placed at object offset `at`) that falls in [start, end) of `out`. */
+function copyOverlap(piece: Uint8Array, at: number, out: Buffer, start: number, end: number): void {
+  const from = Math.max(at, start);
+  const to = Math.min(at + piece.length, end);
+  if (from < to)
+    Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength).copy(out, from - start, from - at, to - at);
+}
+
+/** Workers read the snapshot as the export's owner would. */
+function ownerOf(record: Export): Caller {
+  return {
+    accountId: record.accountId,
+    userName: 'volsnap-worker',
+    keyId: 'system',
+    role: 'owner',
+    permissions: [],
+    operator: false,
+  };
+}

@@ -1,0 +1,197 @@
+import { randomBytes } from 'node:crypto';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../lib/adapters/clock.ts';
+import { MemoryExportRepository } from '../../lib/adapters/memory/exports.ts';
+import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
+import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
+import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
+import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
+import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
+import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
+import { ExportService } from '../../lib/core/exports.ts';
+import type { Caller } from '../../lib/core/identity.ts';
+import { decodeManifest, encodeManifest } from '../../lib/core/manifest.ts';
+import { ObjectLayout } from '../../lib/core/objects.ts';
+import { SnapshotService } from '../../lib/core/snapshot-service.ts';
+import { SnapshotWriter } from '../../lib/core/snapshot-writer.ts';
+import { VolumeService } from '../../lib/core/volumes.ts';
+import {
+  parseVsnapFooter,
+  parseVsnapHeader,
+  parseVsnapIndex,
+  readVsnapBlock,
+  VSNAP_FOOTER_SIZE,
+  vsnapHeaderLength,
+} from '../../lib/core/vsnap.ts';
+import { testCaller } from '../support/callers.ts';
+
+const zstd = createZstdCompressor();
+const BLOCKS = 30;
+let objects: MemoryObjectStore;
+let queue: MemoryWorkQueue;
+let snapshots: SnapshotService;
+let volumes: VolumeService;
+let exports: ExportService;
+let alice: Caller;
+
+beforeEach(() => {
+  const clock = new ManualClock();
+  objects = new MemoryObjectStore();
+  queue = new MemoryWorkQueue();
+  const volumeRepo = new MemoryVolumeRepository();
+  snapshots = new SnapshotService({
+    snapshots: new MemorySnapshotRepository(volumeRepo),
+    volumes: volumeRepo,
+    objects,
+    clock,
+    region: 'eu-west-1',
+  });
+  volumes = new VolumeService(volumeRepo, clock, 'eu-west-1', { regionBucket: 'b', extraBuckets: [] });
+  exports = new ExportService({
+    exports: new MemoryExportRepository(),
+    snapshots,
+    objects,
+    queue,
+    clock,
+    region: 'eu-west-1',
+    compressor: zstd,
+    partSize: 5 * 1024 * 1024,
+  });
+  alice = testCaller();
+});
+
+async function snapshotOf(data: Buffer) {
+  const volume = await volumes.register(alice, { name: 'disk', sizeBytes: data.length });
+  const snapshot = await snapshots.create(alice, { volumeId: volume.volumeId, name: 'golden' });
+  const writer = new SnapshotWriter({
+    volumeSize: data.length,
+    compressor: zstd,
+    nextSegmentId: async () =>
+      (await snapshots.uploadUrls(alice, snapshot.snapshotId, 1)).segments[0]?.segmentId ?? '',
+    store: (id, object) => objects.put(ObjectLayout.segment(alice.accountId, id), object),
+  });
+  for (let i = 0; i < BLOCKS; i++) await writer.add(i, data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
+  await objects.put(ObjectLayout.manifestUpload(snapshot.snapshotId), encodeManifest(await writer.finish()));
+  return snapshots.complete(alice, snapshot.snapshotId);
+}
+
+function image(): Buffer {
+  const data = Buffer.alloc(BLOCKS * BLOCK_SIZE);
+  for (let i = 0; i < BLOCKS; i++) {
+    if (i % 4 === 0) continue;
+    (i % 4 === 1 ? Buffer.alloc(BLOCK_SIZE, `text ${i}`) : randomBytes(BLOCK_SIZE)).copy(
+      data,
+      i * BLOCK_SIZE,
+    );
+  }
+  return data;
+}
+
+/** Delivers export messages until none is left; `crash` makes a delivery throw once. */
+async function work(crash?: (part: number) => boolean): Promise<string[]> {
+  const outcomes: string[] = [];
+  while (queue.messages.length > 0) {
+    const message = queue.messages.shift();
+    if (message?.kind !== 'export.part') continue;
+    if (crash?.(message.part)) {
+      outcomes.push('crash');
+      queue.messages.push(message);
+      continue;
+    }
+    outcomes.push(await exports.runPart(message.exportId, message.part));
+  }
+  return outcomes;
+}
+
+function readVsnap(object: Buffer): Buffer {
+  const footer = parseVsnapFooter(object.subarray(object.length - VSNAP_FOOTER_SIZE), object.length);
+  const headerLength = vsnapHeaderLength(object.subarray(0, 32));
+  parseVsnapHeader(object.subarray(0, headerLength), footer);
+  const out = Buffer.alloc(footer.volumeSize);
+  for (const e of parseVsnapIndex(
+    object.subarray(footer.indexOffset, footer.indexOffset + footer.indexLength),
+    footer,
+    headerLength,
+  ))
+    Buffer.from(readVsnapBlock(zstd, e, object.subarray(e.offset, e.offset + e.storedLength))).copy(
+      out,
+      e.blockIndex * BLOCK_SIZE,
+    );
+  return out;
+}
+
+describe('exports', () => {
+  it('write a snapshot as one vsnap object, in parts; a crashed part is redone alone', async () => {
+    const data = image();
+    const snapshot = await snapshotOf(data);
+    const started = await exports.start(alice, snapshot.snapshotId, 'vsnap');
+    expect(started).toMatchObject({ state: 'pending', format: 'vsnap' });
+    expect(started.parts).toBeGreaterThan(1);
+    let crashed = false;
+    const outcomes = await work((part) => {
+      if (part !== 1 || crashed) return false;
+      crashed = true;
+      return true;
+    });
+    expect(outcomes.filter((o) => o === 'crash')).toHaveLength(1);
+    expect(outcomes.at(-1)).toBe('completed');
+    const done = await exports.get(alice, started.exportId);
+    expect(done).toMatchObject({ state: 'completed', progress: 100 });
+    const object = Buffer.from((await objects.get(done.key)) ?? []);
+    expect(object.length).toBe(done.size);
+    expect(readVsnap(object).equals(data)).toBe(true);
+    const { url, expiresInSeconds } = await exports.url(alice, done.exportId);
+    expect(expiresInSeconds).toBe(3600);
+    expect(url).toContain(done.key);
+  });
+
+  it('write a raw image, full length, zero blocks included', async () => {
+    const data = image();
+    const snapshot = await snapshotOf(data);
+    const started = await exports.start(alice, snapshot.snapshotId, 'raw');
+    expect(started.size).toBe(data.length);
+    await work();
+    const object = Buffer.from((await objects.get(started.key)) ?? []);
+    expect(object.equals(data)).toBe(true);
+  });
+
+  it("are the owner's: others get 404; URLs are bounded to 7 days; deleting removes the object", async () => {
+    const snapshot = await snapshotOf(image());
+    const started = await exports.start(alice, snapshot.snapshotId, 'vsnap');
+    await expect(exports.url(alice, started.exportId)).rejects.toMatchObject({ code: 'export.invalidState' });
+    await work();
+    await expect(exports.get(testCaller(), started.exportId)).rejects.toMatchObject({
+      code: 'export.notFound',
+    });
+    await expect(exports.url(alice, started.exportId, 8 * 24 * 3600)).rejects.toMatchObject({
+      code: 'request.invalid',
+    });
+    await exports.delete(alice, started.exportId);
+    expect(await objects.head(started.key)).toBeUndefined();
+    await expect(exports.get(alice, started.exportId)).rejects.toMatchObject({ code: 'export.notFound' });
+  });
+
+  it('fail cleanly when the snapshot is deleted before they are written, and need snapshot:export', async () => {
+    const snapshot = await snapshotOf(image());
+    const started = await exports.start(alice, snapshot.snapshotId, 'raw');
+    await snapshots.delete(alice, snapshot.snapshotId);
+    expect((await work()).filter((o) => o === 'error')).toHaveLength(1);
+    const failed = await exports.get(alice, started.exportId);
+    expect(failed.state).toBe('error');
+    expect(failed.stateReason).toMatch(/deleted/);
+    expect(objects.uploads.size).toBe(0);
+    expect(await objects.head(started.key)).toBeUndefined();
+    const member = { ...alice, role: 'member' as const, permissions: [] };
+    const another = await snapshotOf(image());
+    await expect(exports.start(member, another.snapshotId, 'vsnap')).rejects.toMatchObject({
+      code: 'auth.forbidden',
+    });
+    await expect(exports.start(alice, another.snapshotId, 'qcow9' as never)).rejects.toMatchObject({
+      code: 'request.invalid',
+    });
+    const manifest = decodeManifest(
+      (await objects.get(ObjectLayout.manifest(another.snapshotId))) ?? new Uint8Array(),
+    );
+    expect(manifest.entries.length).toBeGreaterThan(0);
+  });
+});
