@@ -7,6 +7,7 @@ import { VERSION } from '../config/runtime.ts';
 import { VolsnapError } from '../core/errors.ts';
 import { addAccountCommands } from './account-commands.ts';
 import { option, positiveInteger } from './args.ts';
+import { addExportCommands } from './export-commands.ts';
 import { printRecord, printTable } from './output.ts';
 import { progressBar } from './progress.ts';
 import { collectTag, formatSize, parseSize } from './units.ts';
@@ -481,6 +482,7 @@ export function buildProgram(
     });
 
   addAccountCommands(program, client, io);
+  addExportCommands(program, snapshot, client, io);
   return program;
 }
 

@@ -1,5 +1,6 @@
 import type { Account, ApiKeyInfo, IssuedKey, Measure, QuotaLimits, User } from '../core/accounts.ts';
 import type { AuditEntry } from '../core/audit.ts';
+import type { Export, ExportFormat } from '../core/exports.ts';
 import type { Permission, Role } from '../core/identity.ts';
 import type { SnapshotDiff as ChangedBlocks, SegmentUrl } from '../core/snapshot-service.ts';
 import type { Snapshot, SnapshotScope, SnapshotState } from '../core/snapshots.ts';
@@ -11,6 +12,8 @@ export type {
   ApiKeyInfo,
   AuditEntry,
   ChangedBlocks,
+  Export,
+  ExportFormat,
   IssuedKey,
   Permission,
   Role,
@@ -203,6 +206,32 @@ export class ApiClient {
     clientToken?: string;
   }): Promise<Snapshot> {
     return this.request<Snapshot>('POST', '/v1/snapshots/copy', input);
+  }
+
+  exportSnapshot(snapshotId: string, format: ExportFormat): Promise<Export> {
+    return this.request('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/export`, { format });
+  }
+
+  listExports(
+    page: { limit?: number; nextToken?: string } = {},
+  ): Promise<{ exports: Export[]; nextToken?: string }> {
+    const qs = listQuery(page);
+    return this.request('GET', `/v1/exports${qs ? `?${qs}` : ''}`);
+  }
+
+  getExport(exportId: string): Promise<Export> {
+    return this.request('GET', `/v1/exports/${encodeURIComponent(exportId)}`);
+  }
+
+  async deleteExport(exportId: string): Promise<void> {
+    await this.request<void>('DELETE', `/v1/exports/${encodeURIComponent(exportId)}`);
+  }
+
+  exportUrl(
+    exportId: string,
+    expiresInSeconds?: number,
+  ): Promise<{ url: string; expiresInSeconds: number; size: number; format: ExportFormat }> {
+    return this.request('POST', `/v1/exports/${encodeURIComponent(exportId)}/url`, { expiresInSeconds });
   }
 
   shareSnapshot(snapshotId: string, accountId: string): Promise<Snapshot> {

@@ -151,6 +151,7 @@ export class ExportService {
     exportId: string,
     expiresInSeconds = DEFAULT_URL_SECONDS,
   ): Promise<{ url: string; expiresInSeconds: number; size: number; format: ExportFormat }> {
+    requirePermission(caller, 'snapshot:export');
     const found = await this.get(caller, exportId);
     if (found.state !== 'completed') {
       throw new VolsnapError('export.invalidState', `Export ${exportId} is ${found.state}, not completed.`, {
@@ -170,6 +171,7 @@ export class ExportService {
 
   /** Deletes the export and its object: URLs handed out stop working. */
   async delete(caller: Caller, exportId: string): Promise<void> {
+    requirePermission(caller, 'snapshot:export');
     const found = await this.get(caller, exportId);
     if (found.state === 'pending') await this.#o.objects.abortMultipart(found.key, found.uploadId);
     await this.#o.objects.delete(found.key);

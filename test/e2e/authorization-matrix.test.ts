@@ -38,6 +38,7 @@ interface Fixture {
   pendingSnapshotId: string;
   userName: string;
   keyId: string;
+  exportId: string;
   unique: string;
 }
 
@@ -195,6 +196,27 @@ const ROUTES: Record<string, Row> = {
     }),
     expect: { ...readShared(202), memberWithout: 403 },
   },
+  'POST /v1/snapshots/{snapshotId}/export': {
+    permission: 'snapshot:export',
+    request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}/export`, body: { format: 'vsnap' } }),
+    expect: { ...readShared(202), memberWithout: 403 },
+  },
+  'GET /v1/exports': { request: () => ({ path: '/v1/exports' }), expect: ownAccount(200) },
+  'GET /v1/exports/{exportId}': {
+    request: (f) => ({ path: `/v1/exports/${f.exportId}` }),
+    expect: privateToA(200),
+  },
+  'POST /v1/exports/{exportId}/url': {
+    permission: 'snapshot:export',
+    request: (f) => ({ path: `/v1/exports/${f.exportId}/url`, body: { expiresInSeconds: 60 } }),
+    expect: privateToA(200, { with: 200, without: 403 }),
+  },
+  'DELETE /v1/exports/{exportId}': {
+    permission: 'snapshot:export',
+    fresh: true,
+    request: (f) => ({ path: `/v1/exports/${f.exportId}` }),
+    expect: privateToA(204, { with: 204, without: 403 }),
+  },
   'POST /v1/snapshots/{snapshotId}/shares': {
     permission: 'snapshot:share',
     fresh: true,
@@ -295,12 +317,18 @@ async function fixture(visibility: 'shared' | 'published'): Promise<Fixture> {
   const key = await owner.createKey({ userName });
   // A third account the snapshot is also shared with, so unsharing has something to take back.
   await owner.shareSnapshot(snapshotId, 'dave');
+  let exported = await owner.exportSnapshot(snapshotId, 'vsnap');
+  for (let i = 0; exported.state === 'pending' && i < 100; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    exported = await owner.getExport(exported.exportId);
+  }
   return {
     volumeId: volume.volumeId,
     snapshotId,
     pendingSnapshotId: pending.snapshotId,
     userName,
     keyId: key.keyId,
+    exportId: exported.exportId,
     unique,
   };
 }
