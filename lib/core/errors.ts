@@ -35,6 +35,10 @@ export const ERROR_STATUS = {
   'snapshot.manifestInvalid': 400,
   /** The owner's account blocks public sharing (`volsnap account settings --block-public-sharing`). */
   'snapshot.publicSharingBlocked': 409,
+  /** The import URL points where the deployment may not fetch (a private, loopback or link-local address). */
+  'import.sourceForbidden': 400,
+  /** The import URL answered an error, or serves no byte ranges. */
+  'import.sourceUnreadable': 400,
   'export.notFound': 404,
   'export.invalidState': 409,
   'idempotency.conflict': 409,

@@ -6,6 +6,8 @@ export type WorkMessage =
   | { kind: 'snapshot.fromImagePart'; snapshotId: string; part: number }
   /** Copy one part of a snapshot from its source (the part's blocks, checkpointed when done). */
   | { kind: 'snapshot.copyPart'; snapshotId: string; part: number }
+  /** Import one part of a snapshot from its URL. */
+  | { kind: 'snapshot.importPart'; snapshotId: string; part: number }
   /** Write one multipart part of an export. */
   | { kind: 'export.part'; exportId: string; part: number };
 
@@ -21,7 +23,12 @@ export function parseWorkMessage(body: string): WorkMessage | undefined {
       return { kind: m.kind, exportId: m.exportId, part: m.part as number };
     if (typeof m.snapshotId !== 'string') return undefined;
     if (m.kind === 'snapshot.fromImage') return { kind: m.kind, snapshotId: m.snapshotId };
-    if ((m.kind === 'snapshot.fromImagePart' || m.kind === 'snapshot.copyPart') && Number.isInteger(m.part))
+    if (
+      (m.kind === 'snapshot.fromImagePart' ||
+        m.kind === 'snapshot.copyPart' ||
+        m.kind === 'snapshot.importPart') &&
+      Number.isInteger(m.part)
+    )
       return { kind: m.kind, snapshotId: m.snapshotId, part: m.part as number };
   } catch {
     // not JSON: not ours

@@ -6,6 +6,7 @@ import { type Caller, requirePermission } from './identity.ts';
 import { newId } from './ids.ts';
 import { decodeManifest, encodeManifest, type Manifest, type ManifestEntry } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
+import { deleteParts, mergeParts, partKey, systemCaller } from './parts.ts';
 import { readSegmentBlock } from './segment.ts';
 import type { SnapshotService } from './snapshot-service.ts';
 import { SnapshotWriter } from './snapshot-writer.ts';
@@ -109,7 +110,7 @@ export class SnapshotCopier {
     try {
       const source = this.#o.source(copy.copiedFrom.region);
       // Checked again at every part: a source deleted or unshared meanwhile stops the copy.
-      await source.readable(ownerOf(copy), copy.copiedFrom.snapshotId).catch((error) => {
+      await source.readable(systemCaller(copy.accountId), copy.copiedFrom.snapshotId).catch((error) => {
         throw new VolsnapError(
           'snapshot.invalidState',
           `The source snapshot ${copy.copiedFrom?.snapshotId} in ${copy.copiedFrom?.region} was deleted or is no longer shared with this account, before the copy had read it.`,
@@ -292,23 +293,9 @@ export class SnapshotCopier {
   }
 
   async #complete(copy: Snapshot, parts: number): Promise<void> {
-    const merged: Manifest = {
-      volumeSize: copy.volumeSize,
-      blockSize: BLOCK_SIZE,
-      segments: new Map(),
-      entries: [],
-    };
-    for (let p = 0; p < parts; p++) {
-      const bytes = await this.#o.objects.get(partKey(copy.snapshotId, p));
-      if (!bytes)
-        throw new Error(`part ${p} of ${copy.snapshotId} is marked done but its manifest is missing`);
-      const partial = decodeManifest(bytes);
-      for (const [id, size] of partial.segments) merged.segments.set(id, size);
-      merged.entries.push(...partial.entries);
-    }
-    await this.#o.objects.put(ObjectLayout.manifestUpload(copy.snapshotId), encodeManifest(merged));
-    await this.#o.service.complete(ownerOf(copy), copy.snapshotId);
-    for (let p = 0; p < parts; p++) await this.#o.objects.delete(partKey(copy.snapshotId, p));
+    await mergeParts(this.#o.objects, copy, parts);
+    await this.#o.service.complete(systemCaller(copy.accountId), copy.snapshotId);
+    await deleteParts(this.#o.objects, copy.snapshotId, parts);
   }
 }
 
@@ -322,22 +309,6 @@ export function lineageVolumeId(accountId: string, sourceRegion: string, sourceV
   let id = '';
   for (let i = 0; i < 16; i++) id += alphabet[(digest[i] as number) & 31];
   return `vol-${id}`;
-}
-
-/** Workers act for the copy's owner. */
-function ownerOf(copy: Snapshot): Caller {
-  return {
-    accountId: copy.accountId,
-    userName: 'volsnap-worker',
-    keyId: 'system',
-    role: 'owner',
-    permissions: [],
-    operator: false,
-  };
-}
-
-function partKey(snapshotId: string, part: number): string {
-  return `uploads/parts/${snapshotId}/${part}`;
 }
 
 /** A region's snapshots as a copy source: its snapshot service decides who may read what. */

@@ -120,14 +120,38 @@ export class SnapshotService {
     input: Omit<CreateSnapshotInput, 'volumeId'>,
     copy: { from: NonNullable<Snapshot['copiedFrom']>; parts: number },
   ): Promise<Snapshot> {
-    return this.#create(caller, volume, { ...input, volumeId: volume.volumeId }, copy);
+    return this.#create(
+      caller,
+      volume,
+      { ...input, volumeId: volume.volumeId },
+      { fields: { copiedFrom: copy.from }, parts: copy.parts, kind: 'snapshot.copyPart' },
+    );
+  }
+
+  /** Starts an import: like {@link createCopy}, with import parts for the workers. */
+  createImport(
+    caller: Caller,
+    volume: Volume,
+    input: Omit<CreateSnapshotInput, 'volumeId'>,
+    from: { importedFrom: NonNullable<Snapshot['importedFrom']>; parts: number },
+  ): Promise<Snapshot> {
+    return this.#create(
+      caller,
+      volume,
+      { ...input, volumeId: volume.volumeId },
+      { fields: { importedFrom: from.importedFrom }, parts: from.parts, kind: 'snapshot.importPart' },
+    );
   }
 
   async #create(
     caller: Caller,
     volume: Volume,
     input: CreateSnapshotInput,
-    copy?: { from: NonNullable<Snapshot['copiedFrom']>; parts: number },
+    serverSide?: {
+      fields: Pick<Snapshot, 'copiedFrom' | 'importedFrom'>;
+      parts: number;
+      kind: 'snapshot.copyPart' | 'snapshot.importPart';
+    },
   ): Promise<Snapshot> {
     const tags = validateTags(input.tags ?? {});
     const name = input.name ?? '';
@@ -168,10 +192,12 @@ export class SnapshotService {
       createdAt: isoTime(now),
       deadline: isoTime(now + this.#o.uploadTimeoutMs),
       ...(parent ? { parentSnapshotId: parent } : {}),
-      ...(copy ? { copiedFrom: copy.from, parts: copy.parts } : {}),
+      ...(serverSide ? { ...serverSide.fields, parts: serverSide.parts } : {}),
     };
     const requestHash = createHash('sha256')
-      .update(JSON.stringify([volume.volumeId, name, description, tags, copy?.from ?? null]))
+      .update(
+        JSON.stringify([serverSide ? sourceOf(serverSide.fields) : volume.volumeId, name, description, tags]),
+      )
       .digest('hex');
     const known = await this.#o.snapshots.create(
       snapshot,
@@ -180,9 +206,9 @@ export class SnapshotService {
     );
     if (!known) {
       // A copy and an image-backed volume are written by workers; a volume on a host by its CLI or agent.
-      const work: WorkMessage[] = copy
-        ? Array.from({ length: copy.parts }, (_, part) => ({
-            kind: 'snapshot.copyPart' as const,
+      const work: WorkMessage[] = serverSide
+        ? Array.from({ length: serverSide.parts }, (_, part) => ({
+            kind: serverSide.kind,
             snapshotId: snapshot.snapshotId,
             part,
           }))
@@ -652,6 +678,12 @@ export class SnapshotService {
       details: { snapshotId: snapshot.snapshotId },
     });
   }
+}
+
+/** What a copy or import is of, for client-token comparison (not where it happens to be written). */
+function sourceOf(fields: Pick<Snapshot, 'copiedFrom' | 'importedFrom'>): unknown {
+  if (fields.copiedFrom) return { copy: fields.copiedFrom };
+  return { import: { source: fields.importedFrom?.source, format: fields.importedFrom?.format } };
 }
 
 /** Without a directory: default limits, and no account to share with. */

@@ -59,6 +59,7 @@ const FIELDS = [
   'parts',
   'public',
   'copiedFrom',
+  'importedFrom',
 ] as const;
 
 function toSnapshot(item: Record<string, unknown>): Snapshot {

@@ -1,0 +1,321 @@
+import { BLOCK_SIZE, isValidVolumeSize } from './blocks.ts';
+import { type Clock, isoTime } from './clock.ts';
+import type { Compressor } from './codec.ts';
+import { VolsnapError } from './errors.ts';
+import { type Caller, requirePermission } from './identity.ts';
+import { newId } from './ids.ts';
+import { encodeManifest, type Manifest } from './manifest.ts';
+import { ObjectLayout, type ObjectStore } from './objects.ts';
+import { deleteParts, mergeParts, partKey, systemCaller } from './parts.ts';
+import type { SnapshotService } from './snapshot-service.ts';
+import { SnapshotWriter } from './snapshot-writer.ts';
+import type { Snapshot, SnapshotRepository } from './snapshots.ts';
+import type { Tags } from './tags.ts';
+import type { Volume, VolumeRepository } from './volumes.ts';
+import {
+  parseVsnapFooter,
+  parseVsnapHeader,
+  parseVsnapIndex,
+  readVsnapBlock,
+  VSNAP_FOOTER_SIZE,
+  VSNAP_HEADER_SIZE,
+  type VsnapEntry,
+  type VsnapFooter,
+  vsnapHeaderLength,
+} from './vsnap.ts';
+
+/** An object read with ranged GETs from a URL. */
+export interface RemoteObject {
+  size: number;
+  /** Bytes [start, end); fails unless exactly those come back. */
+  range(start: number, end: number): Promise<Uint8Array>;
+}
+
+/**
+ * Opens a URL for reading. Refuses, with `import.sourceForbidden`, what the deployment may not fetch
+ * (private, loopback or link-local addresses unless allowed: server-side request forgery), and with
+ * `import.sourceUnreadable` a URL that answers an error or serves no byte ranges.
+ */
+export type RemoteOpener = (url: string) => Promise<RemoteObject>;
+
+export type ImportFormat = 'vsnap' | 'raw';
+
+export interface ImportInput {
+  url: string;
+  format: ImportFormat;
+  /** For raw: the volume's size (a multiple of 512 KiB, at least the data's length). */
+  sizeBytes?: number;
+  name?: string;
+  description?: string;
+  tags?: Tags;
+  clientToken?: string;
+}
+
+export interface SnapshotImporterOptions {
+  open: RemoteOpener;
+  snapshots: SnapshotRepository;
+  volumes: VolumeRepository;
+  objects: ObjectStore;
+  service: SnapshotService;
+  compressor: Compressor;
+  clock: Clock;
+  region: string;
+  /** Blocks per part: one queue message, one worker, one checkpoint each. */
+  partBlocks?: number;
+  readConcurrency?: number;
+  /** Bytes per ranged GET of a raw image (whole blocks). */
+  rangeBytes?: number;
+}
+
+/**
+ * Imports a snapshot from any URL that serves ranged GETs (a presigned URL of another deployment, of
+ * any S3-compatible store, plain HTTPS): a new snapshot owned by the caller, of a new volume, and
+ * independent of its source. Workers read it in parts, verify every block (vsnap: its SHA-256 and the
+ * object's digests; raw: its length), and complete it through the usual verification. A bad source
+ * ends the snapshot in `error` with the reason; nothing completed is left behind.
+ */
+export class SnapshotImporter {
+  readonly #o: Required<SnapshotImporterOptions>;
+
+  constructor(options: SnapshotImporterOptions) {
+    this.#o = { partBlocks: 16_384, readConcurrency: 4, rangeBytes: 8 * 1024 * 1024, ...options };
+  }
+
+  async start(caller: Caller, input: ImportInput): Promise<Snapshot> {
+    requirePermission(caller, 'snapshot:import');
+    const source = describeSource(input.url);
+    if (input.format !== 'vsnap' && input.format !== 'raw') {
+      throw new VolsnapError('request.invalid', `Format '${input.format}' is not one of vsnap, raw.`);
+    }
+    const remote = await this.#o.open(input.url);
+    let volumeSize: number;
+    if (input.format === 'vsnap') {
+      volumeSize = (await readVsnap(remote)).footer.volumeSize;
+    } else {
+      if (input.sizeBytes === undefined) {
+        throw new VolsnapError(
+          'request.invalid',
+          'A raw image needs the volume size (--size): at least the image length.',
+        );
+      }
+      if (!isValidVolumeSize(input.sizeBytes)) {
+        throw new VolsnapError(
+          'volume.invalidSize',
+          `A volume's size must be a positive multiple of ${BLOCK_SIZE} bytes (512 KiB); ${input.sizeBytes} is not.`,
+        );
+      }
+      if (remote.size > input.sizeBytes) {
+        throw new VolsnapError(
+          'request.invalid',
+          `The image is ${remote.size} bytes, larger than the size given (${input.sizeBytes}). Give a size of at least ${Math.ceil(remote.size / BLOCK_SIZE) * BLOCK_SIZE}.`,
+        );
+      }
+      volumeSize = input.sizeBytes;
+    }
+    // The URL may carry a signature: it is kept in the bucket for the workers, never in the table
+    // or an answer, and removed when the import ends.
+    const ref = newId('request');
+    await this.#o.objects.put(sourceKey(ref), Buffer.from(JSON.stringify({ url: input.url })));
+    const volume: Volume = {
+      volumeId: newId('volume'),
+      accountId: caller.accountId,
+      name: (input.name ?? `import from ${new URL(input.url).host}`).slice(0, 255),
+      sizeBytes: volumeSize,
+      tags: {},
+      region: this.#o.region,
+      createdAt: isoTime(this.#o.clock.now()),
+    };
+    await this.#o.volumes.create(volume);
+    const snapshot = await this.#o.service.createImport(
+      caller,
+      volume,
+      { name: input.name, description: input.description, tags: input.tags, clientToken: input.clientToken },
+      {
+        importedFrom: { source, format: input.format, ref },
+        parts: Math.max(1, Math.ceil(volumeSize / BLOCK_SIZE / this.#o.partBlocks)),
+      },
+    );
+    if (snapshot.volumeId !== volume.volumeId) {
+      // A retry with a client token: the first call's import stands; this call's leftovers go.
+      await this.#o.volumes.deleteUnlessSnapshots(caller.accountId, volume.volumeId);
+      await this.#o.objects.delete(sourceKey(ref));
+    }
+    return snapshot;
+  }
+
+  /** Imports part `part`; the worker finishing the last part completes the snapshot. */
+  async runPart(snapshotId: string, part: number): Promise<'completed' | 'part' | 'error' | 'skipped'> {
+    const snapshot = await this.#o.snapshots.get(snapshotId);
+    const from = snapshot?.importedFrom;
+    if (snapshot?.state !== 'pending' || !from) return 'skipped';
+    const parts = snapshot.parts ?? 1;
+    if (part < 0 || part >= parts) return 'skipped';
+    try {
+      if (!snapshot.partsDone?.includes(part)) {
+        const stored = await this.#o.objects.get(sourceKey(from.ref));
+        if (!stored)
+          throw new VolsnapError('request.invalid', 'The import lost its source URL; start it again.');
+        const remote = await this.#o.open(
+          (JSON.parse(Buffer.from(stored).toString('utf8')) as { url: string }).url,
+        );
+        const manifest = await this.#importBlocks(snapshot, remote, from.format, part);
+        await this.#o.objects.put(partKey(snapshotId, part), encodeManifest(manifest));
+      }
+      const done = await this.#o.snapshots.completePart(snapshotId, part);
+      if (done === undefined) return 'skipped';
+      if (done < parts) {
+        await this.#o.snapshots.transition(snapshotId, ['pending'], 'pending', {
+          progress: Math.floor((95 * done) / parts),
+        });
+        return 'part';
+      }
+      await mergeParts(this.#o.objects, snapshot, parts);
+      await this.#o.service.complete(systemCaller(snapshot.accountId), snapshotId);
+      await deleteParts(this.#o.objects, snapshotId, parts);
+      await this.#o.objects.delete(sourceKey(from.ref));
+      return 'completed';
+    } catch (error) {
+      if (error instanceof VolsnapError && error.exposed) {
+        await this.#o.snapshots.transition(snapshotId, ['pending'], 'error', { stateReason: error.message });
+        await this.#o.objects.delete(sourceKey(from.ref));
+        await deleteParts(this.#o.objects, snapshotId, parts);
+        return 'error';
+      }
+      throw error;
+    }
+  }
+
+  async #importBlocks(
+    snapshot: Snapshot,
+    remote: RemoteObject,
+    format: ImportFormat,
+    part: number,
+  ): Promise<Manifest> {
+    const writer = new SnapshotWriter({
+      volumeSize: snapshot.volumeSize,
+      compressor: this.#o.compressor,
+      nextSegmentId: async () => {
+        const id = newId('segment');
+        await this.#o.snapshots.addSessionSegments(snapshot.snapshotId, [id]);
+        return id;
+      },
+      store: (segmentId, object) =>
+        this.#o.objects.put(ObjectLayout.segment(snapshot.accountId, segmentId), object),
+    });
+    const first = part * this.#o.partBlocks;
+    const end = Math.min(snapshot.volumeSize / BLOCK_SIZE, first + this.#o.partBlocks);
+    if (format === 'vsnap') {
+      const { footer, entries } = await readVsnap(remote);
+      if (footer.volumeSize !== snapshot.volumeSize) {
+        throw new VolsnapError('data.corrupt', 'The vsnap object changed since the import started.');
+      }
+      const mine = entries.filter((e) => e.blockIndex >= first && e.blockIndex < end);
+      await this.#inOrder(
+        mine,
+        (e) => remote.range(e.offset, e.offset + e.storedLength),
+        async (e, stored) => {
+          readVsnapBlock(this.#o.compressor, e, stored);
+          await writer.addEncoded(e.blockIndex, e.hash, e.encoding, stored);
+        },
+        (e) => e.blockIndex,
+        writer,
+        first,
+      );
+    } else {
+      const imageEnd = Math.min(remote.size, end * BLOCK_SIZE);
+      const rangeBytes = Math.max(1, Math.floor(this.#o.rangeBytes / BLOCK_SIZE)) * BLOCK_SIZE;
+      const ranges: { start: number; end: number }[] = [];
+      for (let start = first * BLOCK_SIZE; start < imageEnd; start += rangeBytes)
+        ranges.push({ start, end: Math.min(imageEnd, start + rangeBytes) });
+      const zero = Buffer.alloc(BLOCK_SIZE);
+      await this.#inOrder(
+        ranges,
+        (r) => remote.range(r.start, r.end),
+        async (r, data) => {
+          for (let offset = 0; offset < data.length; offset += BLOCK_SIZE) {
+            const chunk = Buffer.from(data.subarray(offset, offset + BLOCK_SIZE));
+            const block =
+              chunk.length === BLOCK_SIZE ? chunk : Buffer.concat([chunk, zero.subarray(chunk.length)]);
+            await writer.add((r.start + offset) / BLOCK_SIZE, block);
+          }
+        },
+        (r) => r.start / BLOCK_SIZE,
+        writer,
+        first,
+      );
+    }
+    // After the last block read, the part is zeros.
+    const reached = first + writer.report.blocks;
+    if (end > reached) writer.addZeroBlocks(reached, end - reached);
+    return writer.finish();
+  }
+
+  /**
+   * Reads items ahead in parallel (bounded) and hands them to `use` in order, filling the gaps
+   * between them with zero blocks.
+   */
+  async #inOrder<T>(
+    items: T[],
+    read: (item: T) => Promise<Uint8Array>,
+    use: (item: T, bytes: Uint8Array) => Promise<void>,
+    firstBlock: (item: T) => number,
+    writer: SnapshotWriter,
+    partStart: number,
+  ): Promise<void> {
+    const reads: Promise<Uint8Array>[] = [];
+    const fill = (upTo: number) => {
+      while (reads.length < Math.min(items.length, upTo)) {
+        const read_ = read(items[reads.length] as T);
+        read_.catch(() => {});
+        reads.push(read_);
+      }
+    };
+    fill(this.#o.readConcurrency);
+    let next = partStart;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i] as T;
+      const at = firstBlock(item);
+      if (at > next) writer.addZeroBlocks(next, at - next);
+      const bytes = await (reads[i] as Promise<Uint8Array>);
+      fill(i + 1 + this.#o.readConcurrency);
+      await use(item, bytes);
+      next = partStart + writer.report.blocks;
+    }
+  }
+}
+
+/** A vsnap object's footer and index, read with three ranged GETs and checked. */
+async function readVsnap(remote: RemoteObject): Promise<{ footer: VsnapFooter; entries: VsnapEntry[] }> {
+  if (remote.size < VSNAP_HEADER_SIZE + VSNAP_FOOTER_SIZE) {
+    throw new VolsnapError(
+      'data.corrupt',
+      `Not a whole vsnap object: it is too short (${remote.size} bytes).`,
+    );
+  }
+  const footer = parseVsnapFooter(
+    await remote.range(remote.size - VSNAP_FOOTER_SIZE, remote.size),
+    remote.size,
+  );
+  const headerLength = vsnapHeaderLength(await remote.range(0, VSNAP_HEADER_SIZE));
+  parseVsnapHeader(await remote.range(0, headerLength), footer);
+  const index = await remote.range(footer.indexOffset, footer.indexOffset + footer.indexLength);
+  return { footer, entries: parseVsnapIndex(index, footer, headerLength) };
+}
+
+/** The URL's origin and path (never its query, which may carry a signature). */
+function describeSource(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new VolsnapError('request.invalid', `'${url.slice(0, 100)}' is not a URL.`);
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+    throw new VolsnapError('request.invalid', 'Import from http(s) URLs only.');
+  }
+  return `${parsed.origin}${parsed.pathname}`;
+}
+
+function sourceKey(ref: string): string {
+  return `uploads/imports/${ref}.json`;
+}

@@ -1,0 +1,249 @@
+import { randomBytes } from 'node:crypto';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../lib/adapters/clock.ts';
+import { httpRemoteOpener, isPublicAddress } from '../../lib/adapters/http/remote.ts';
+import { MemoryExportRepository } from '../../lib/adapters/memory/exports.ts';
+import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
+import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
+import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
+import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
+import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
+import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
+import { ExportService } from '../../lib/core/exports.ts';
+import type { Caller } from '../../lib/core/identity.ts';
+import { type RemoteObject, SnapshotImporter } from '../../lib/core/imports.ts';
+import { decodeManifest, encodeManifest } from '../../lib/core/manifest.ts';
+import { ObjectLayout } from '../../lib/core/objects.ts';
+import { readSegmentBlock } from '../../lib/core/segment.ts';
+import { SnapshotService } from '../../lib/core/snapshot-service.ts';
+import { SnapshotWriter } from '../../lib/core/snapshot-writer.ts';
+import { VolumeService } from '../../lib/core/volumes.ts';
+import { testCaller } from '../support/callers.ts';
+
+const zstd = createZstdCompressor();
+const BLOCKS = 20;
+
+function region() {
+  const clock = new ManualClock();
+  const objects = new MemoryObjectStore();
+  const queue = new MemoryWorkQueue();
+  const volumeRepo = new MemoryVolumeRepository();
+  const snapshotRepo = new MemorySnapshotRepository(volumeRepo);
+  const snapshots = new SnapshotService({
+    snapshots: snapshotRepo,
+    volumes: volumeRepo,
+    objects,
+    clock,
+    region: 'r',
+    queue,
+  });
+  const volumes = new VolumeService(volumeRepo, clock, 'r', { regionBucket: 'b', extraBuckets: [] });
+  return { clock, objects, queue, volumeRepo, snapshotRepo, snapshots, volumes };
+}
+
+/** Bytes served as a URL: the object, with ranged reads. */
+const served = new Map<string, Buffer>();
+const open = async (url: string): Promise<RemoteObject> => {
+  const bytes = served.get(url);
+  if (!bytes) throw new Error(`nothing at ${url}`);
+  return { size: bytes.length, range: async (start, end) => Uint8Array.from(bytes.subarray(start, end)) };
+};
+
+let a: ReturnType<typeof region>;
+let b: ReturnType<typeof region>;
+let alice: Caller;
+let bob: Caller;
+let importer: SnapshotImporter;
+
+beforeEach(() => {
+  a = region();
+  b = region();
+  alice = testCaller();
+  bob = testCaller();
+  importer = new SnapshotImporter({
+    open,
+    snapshots: b.snapshotRepo,
+    volumes: b.volumeRepo,
+    objects: b.objects,
+    service: b.snapshots,
+    compressor: zstd,
+    clock: b.clock,
+    region: 'r2',
+    partBlocks: 8,
+  });
+});
+
+function image(): Buffer {
+  const data = Buffer.alloc(BLOCKS * BLOCK_SIZE);
+  for (let i = 0; i < BLOCKS; i++) {
+    if (i % 4 === 0) continue;
+    (i % 4 === 1 ? Buffer.alloc(BLOCK_SIZE, `t${i}`) : randomBytes(BLOCK_SIZE)).copy(data, i * BLOCK_SIZE);
+  }
+  return data;
+}
+
+/** A vsnap export of `data` made in region a, served at a URL. */
+async function vsnapUrl(data: Buffer): Promise<string> {
+  const volume = await a.volumes.register(alice, { name: 'disk', sizeBytes: data.length });
+  const snapshot = await a.snapshots.create(alice, { volumeId: volume.volumeId });
+  const writer = new SnapshotWriter({
+    volumeSize: data.length,
+    compressor: zstd,
+    nextSegmentId: async () =>
+      (await a.snapshots.uploadUrls(alice, snapshot.snapshotId, 1)).segments[0]?.segmentId ?? '',
+    store: (id, object) => a.objects.put(ObjectLayout.segment(alice.accountId, id), object),
+  });
+  for (let i = 0; i < BLOCKS; i++) await writer.add(i, data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
+  await a.objects.put(
+    ObjectLayout.manifestUpload(snapshot.snapshotId),
+    encodeManifest(await writer.finish()),
+  );
+  await a.snapshots.complete(alice, snapshot.snapshotId);
+  const exports = new ExportService({
+    exports: new MemoryExportRepository(),
+    snapshots: a.snapshots,
+    objects: a.objects,
+    queue: a.queue,
+    clock: a.clock,
+    region: 'r1',
+    compressor: zstd,
+  });
+  const started = await exports.start(alice, snapshot.snapshotId, 'vsnap');
+  for (const m of a.queue.messages.splice(0))
+    if (m.kind === 'export.part') await exports.runPart(m.exportId, m.part);
+  const url = `https://example.org/${started.exportId}.vsnap?X-Amz-Signature=secret`;
+  served.set(url, Buffer.from((await a.objects.get(started.key)) ?? []));
+  return url;
+}
+
+async function work(): Promise<string[]> {
+  const outcomes: string[] = [];
+  for (const m of b.queue.messages.splice(0))
+    if (m.kind === 'snapshot.importPart') outcomes.push(await importer.runPart(m.snapshotId, m.part));
+  return outcomes;
+}
+
+async function restore(snapshotId: string, accountId: string): Promise<Buffer> {
+  const manifest = decodeManifest(
+    (await b.objects.get(ObjectLayout.manifest(snapshotId))) ?? new Uint8Array(),
+  );
+  const out = Buffer.alloc(manifest.volumeSize);
+  for (const e of manifest.entries) {
+    const stored = await b.objects.getRange(
+      ObjectLayout.segment(accountId, e.segmentId),
+      e.offset,
+      e.offset + e.storedLength,
+    );
+    Buffer.from(readSegmentBlock(zstd, { ...e, plainLength: BLOCK_SIZE }, stored)).copy(
+      out,
+      e.blockIndex * BLOCK_SIZE,
+    );
+  }
+  return out;
+}
+
+describe('imports', () => {
+  it("import a vsnap export of another account into the caller's own snapshot, in parts, and it restores byte for byte", async () => {
+    const data = image();
+    const url = await vsnapUrl(data);
+    const started = await importer.start(bob, { url, format: 'vsnap', name: 'from alice' });
+    expect(started).toMatchObject({ accountId: bob.accountId, state: 'pending', parts: 3 });
+    expect(JSON.stringify(started)).not.toContain('secret');
+    expect(started.importedFrom?.source).toBe(url.split('?')[0]);
+    expect(await work()).toEqual(['part', 'part', 'completed']);
+    const done = await b.snapshots.get(bob, started.snapshotId);
+    expect(done.state).toBe('completed');
+    expect((await restore(done.snapshotId, bob.accountId)).equals(data)).toBe(true);
+    // The URL was kept only while the import ran.
+    expect([...b.objects.objects.keys()].filter((k) => k.startsWith('uploads/'))).toEqual([]);
+  });
+
+  it('import a raw image given a size at least its length; refuse a smaller size or none', async () => {
+    const data = image().subarray(0, BLOCKS * BLOCK_SIZE - 1000);
+    const url = 'https://example.org/disk.raw';
+    served.set(url, Buffer.from(data));
+    await expect(importer.start(bob, { url, format: 'raw' })).rejects.toMatchObject({
+      code: 'request.invalid',
+    });
+    await expect(
+      importer.start(bob, { url, format: 'raw', sizeBytes: (BLOCKS - 2) * BLOCK_SIZE }),
+    ).rejects.toMatchObject({
+      code: 'request.invalid',
+    });
+    const started = await importer.start(bob, { url, format: 'raw', sizeBytes: (BLOCKS + 4) * BLOCK_SIZE });
+    await work();
+    const restored = await restore(started.snapshotId, bob.accountId);
+    expect(restored.length).toBe((BLOCKS + 4) * BLOCK_SIZE);
+    expect(restored.subarray(0, data.length).equals(data)).toBe(true);
+    expect(restored.subarray(data.length).every((x) => x === 0)).toBe(true);
+  });
+
+  it('refuse a truncated vsnap at once, and end a tampered one in error with no completed snapshot', async () => {
+    const url = await vsnapUrl(image());
+    const whole = served.get(url) as Buffer;
+    served.set(`${url}&cut`, whole.subarray(0, whole.length - 10));
+    await expect(importer.start(bob, { url: `${url}&cut`, format: 'vsnap' })).rejects.toMatchObject({
+      code: 'data.corrupt',
+    });
+    const tampered = Buffer.from(whole);
+    tampered[200] = (tampered[200] as number) ^ 1;
+    served.set(`${url}&bad`, tampered);
+    const started = await importer.start(bob, { url: `${url}&bad`, format: 'vsnap' });
+    const outcomes = await work();
+    expect(outcomes).toContain('error');
+    const failed = await b.snapshots.get(bob, started.snapshotId);
+    expect(failed.state).toBe('error');
+    expect(failed.stateReason).toMatch(/Block \d+ of the vsnap object is damaged/);
+    expect([...b.objects.objects.keys()].filter((k) => k.startsWith('uploads/'))).toEqual([]);
+  });
+});
+
+describe('import URLs', () => {
+  it('refuse private, loopback and link-local addresses (server-side request forgery), unless allowed', async () => {
+    for (const address of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.20.0.1',
+      '192.168.1.1',
+      '169.254.169.254',
+      '::1',
+      'fe80::1',
+      'fd00::1',
+      '0.0.0.0',
+    ])
+      expect(isPublicAddress(address), address).toBe(false);
+    for (const address of ['93.184.216.34', '2606:4700::1111'])
+      expect(isPublicAddress(address), address).toBe(true);
+    const fetched: string[] = [];
+    const fakeFetch = (async (url: URL) => {
+      fetched.push(String(url));
+      return new Response(new Uint8Array([7]), {
+        status: 206,
+        headers: { 'content-range': 'bytes 0-0/4096' },
+      });
+    }) as unknown as typeof fetch;
+    const opener = httpRemoteOpener({ fetch: fakeFetch, allow: ['127.0.0.1:4511'] });
+    await expect(opener('http://169.254.169.254/latest/meta-data')).rejects.toMatchObject({
+      code: 'import.sourceForbidden',
+    });
+    await expect(opener('http://127.0.0.1:4512/x')).rejects.toMatchObject({ code: 'import.sourceForbidden' });
+    await expect(opener('http://[::1]:80/x')).rejects.toMatchObject({ code: 'import.sourceForbidden' });
+    await expect(opener('file:///etc/passwd')).rejects.toMatchObject({ code: 'request.invalid' });
+    expect(fetched).toEqual([]);
+    expect((await opener('http://127.0.0.1:4511/bucket/key')).size).toBe(4096);
+  });
+
+  it('refuse URLs that answer an error or serve no ranges, saying which', async () => {
+    const answer = (status: number) =>
+      httpRemoteOpener({
+        allow: ['127.0.0.1:9'],
+        fetch: (async () => new Response('x', { status })) as unknown as typeof fetch,
+      })('http://127.0.0.1:9/x');
+    await expect(answer(403)).rejects.toMatchObject({ code: 'import.sourceUnreadable', message: /403/ });
+    await expect(answer(404)).rejects.toMatchObject({ code: 'import.sourceUnreadable', message: /404/ });
+    await expect(answer(200)).rejects.toMatchObject({
+      code: 'import.sourceUnreadable',
+      message: /byte ranges/,
+    });
+  });
+});
