@@ -5,6 +5,7 @@ import { DynamoAuditLog } from './adapters/dynamodb/audit.ts';
 import { DynamoExportRepository } from './adapters/dynamodb/exports.ts';
 import { DynamoSnapshotRepository } from './adapters/dynamodb/snapshots.ts';
 import { DynamoVolumeRepository } from './adapters/dynamodb/volumes.ts';
+import { httpRemoteOpener } from './adapters/http/remote.ts';
 import { S3ObjectStore } from './adapters/s3/objects.ts';
 import { SqsWorkQueue } from './adapters/sqs/queue.ts';
 import { createZstdCompressor } from './adapters/zstd.ts';
@@ -15,6 +16,7 @@ import type { Clock } from './core/clock.ts';
 import { ExportService } from './core/exports.ts';
 import type { Caller } from './core/identity.ts';
 import { type ImageAccess, ImageSnapshotter } from './core/image-snapshot.ts';
+import { SnapshotImporter } from './core/imports.ts';
 import { copySourceOf, SnapshotCopier } from './core/snapshot-copy.ts';
 import { SnapshotService } from './core/snapshot-service.ts';
 import { VolumeService } from './core/volumes.ts';
@@ -42,6 +44,7 @@ export interface Runtime {
   /** Copies of snapshots from any region into this one. */
   copier: SnapshotCopier;
   exports: ExportService;
+  importer: SnapshotImporter;
 }
 
 let current: Runtime | undefined;
@@ -163,6 +166,19 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         compressor: createZstdCompressor(),
       }),
   );
+  const importer = once(
+    () =>
+      new SnapshotImporter({
+        open: httpRemoteOpener({ allow: config.importAllow }),
+        snapshots: snapshotRepo(),
+        volumes: volumeRepo(),
+        objects: objects(),
+        service: snapshots(),
+        compressor: createZstdCompressor(),
+        clock,
+        region: config.region.name,
+      }),
+  );
   return {
     config,
     clock,
@@ -191,6 +207,9 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
     },
     get exports() {
       return exports();
+    },
+    get importer() {
+      return importer();
     },
   };
 }

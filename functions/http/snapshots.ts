@@ -172,3 +172,23 @@ export const copy = httpHandler(
   },
   async ({ body, caller }) => ({ status: 202, body: await runtime().copier.start(caller, body) }),
 );
+
+/**
+ * `POST /v1/snapshots/import {url, format, sizeBytes, name, description, tags, clientToken}`: a new
+ * snapshot of the caller's, imported by workers from any URL that serves ranged GETs (202).
+ */
+export const importFromUrl = httpHandler(
+  {
+    audit: 'snapshot.import',
+    body: z.strictObject({
+      url: z.string(),
+      format: z.enum(['vsnap', 'raw']),
+      sizeBytes: z.optional(z.number()),
+      name: z.optional(z.string()),
+      description: z.optional(z.string()),
+      tags: z.optional(Tags),
+      clientToken: z.optional(z.string()),
+    }),
+  },
+  async ({ body, caller }) => ({ status: 202, body: await runtime().importer.start(caller, body) }),
+);

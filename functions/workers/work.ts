@@ -24,15 +24,17 @@ export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
     const subject =
       message.kind === 'export.part' ? { exportId: message.exportId } : { snapshotId: message.snapshotId };
     try {
-      const { imageSnapshotter, copier, exports } = runtime();
+      const { imageSnapshotter, copier, exports, importer } = runtime();
       const outcome =
         message.kind === 'export.part'
           ? await exports.runPart(message.exportId, message.part)
-          : message.kind === 'snapshot.copyPart'
-            ? await copier.runPart(message.snapshotId, message.part)
-            : message.kind === 'snapshot.fromImagePart'
-              ? await imageSnapshotter.runPart(message.snapshotId, message.part)
-              : await imageSnapshotter.run(message.snapshotId);
+          : message.kind === 'snapshot.importPart'
+            ? await importer.runPart(message.snapshotId, message.part)
+            : message.kind === 'snapshot.copyPart'
+              ? await copier.runPart(message.snapshotId, message.part)
+              : message.kind === 'snapshot.fromImagePart'
+                ? await imageSnapshotter.runPart(message.snapshotId, message.part)
+                : await imageSnapshotter.run(message.snapshotId);
       log.info('work done', { kind: message.kind, ...subject, outcome });
     } catch (error) {
       log.error('work failed; it will be retried', {

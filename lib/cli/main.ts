@@ -384,6 +384,64 @@ export function buildProgram(
       },
     );
   snapshot
+    .command('import')
+    .description(
+      'import a snapshot from a URL that serves ranged GETs (a presigned export URL of any volsnap deployment, an S3 object, plain HTTPS), as a new snapshot of yours on a new volume',
+    )
+    .requiredOption('--url <url>', 'where the object is')
+    .addOption(
+      new Option('--format <format>', 'vsnap, or raw (a plain disk image)')
+        .choices(['vsnap', 'raw'])
+        .makeOptionMandatory(),
+    )
+    .option(
+      '--size <size>',
+      'for raw: the volume size, at least the image length (64MiB, 10GiB…)',
+      option(parseSize),
+    )
+    .option('--name <name>', 'a name')
+    .option('--description <text>', 'a description')
+    .option('--tag <key=value>', 'a tag (repeat for more)', option(collectTag))
+    .option('--client-token <token>', 'makes retries safe: the same token returns the same import')
+    .option('--no-wait', 'return once the import is started')
+    .action(
+      async (options: {
+        url: string;
+        format: 'vsnap' | 'raw';
+        size?: number;
+        name?: string;
+        description?: string;
+        tag?: Record<string, string>;
+        clientToken?: string;
+        wait: boolean;
+      }) => {
+        const { api, json } = client();
+        const started = await api.importSnapshot({
+          url: options.url,
+          format: options.format,
+          sizeBytes: options.size,
+          name: options.name,
+          description: options.description,
+          tags: options.tag,
+          clientToken: options.clientToken,
+        });
+        const done = options.wait
+          ? await waitForSnapshot(api, started.snapshotId, progressBar('import', !json))
+          : started;
+        if (json) io.out(`${JSON.stringify({ snapshot: done }, null, 2)}\n`);
+        else {
+          io.out(
+            `${done.snapshotId} ${done.state}${done.stateReason ? `: ${done.stateReason}` : ''} (volume ${done.volumeId})\n`,
+          );
+          if (done.stats)
+            io.out(
+              `blocks: ${done.stats.blockCount} non-zero of ${done.volumeSize / done.blockSize}, ${formatSize(done.stats.newBytes)} stored\n`,
+            );
+        }
+        if (done.state === 'error') process.exitCode = 1;
+      },
+    );
+  snapshot
     .command('share')
     .description('let another account read a completed snapshot: list, restore, make volumes from it')
     .argument('<snapshot-id>')

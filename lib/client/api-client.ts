@@ -208,6 +208,19 @@ export class ApiClient {
     return this.request<Snapshot>('POST', '/v1/snapshots/copy', input);
   }
 
+  /** Starts an import from a URL serving ranged GETs; workers write it (poll {@link getSnapshot}). */
+  importSnapshot(input: {
+    url: string;
+    format: ExportFormat;
+    sizeBytes?: number;
+    name?: string;
+    description?: string;
+    tags?: Record<string, string>;
+    clientToken?: string;
+  }): Promise<Snapshot> {
+    return this.request<Snapshot>('POST', '/v1/snapshots/import', input);
+  }
+
   exportSnapshot(snapshotId: string, format: ExportFormat): Promise<Export> {
     return this.request('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/export`, { format });
   }

@@ -19,6 +19,11 @@ export interface RuntimeConfig {
    * this one): one place for identity, so a revoked key stops in every region at once.
    */
   identityRegion: string;
+  /**
+   * `host:port` pairs imports may fetch although they resolve to private addresses
+   * (`VOLSNAP_IMPORT_ALLOW`, comma-separated; the local cloud lists its S3 emulators).
+   */
+  importAllow: string[];
   /** Default per-region limits of an account (`VOLSNAP_DEFAULT_MAX_SNAPSHOTS`, `VOLSNAP_DEFAULT_MAX_STORED_BYTES`). */
   defaultQuota: QuotaLimits;
 }
@@ -83,6 +88,10 @@ export function loadRuntimeConfig(env: Env): RuntimeConfig {
     version: VERSION,
     imageBuckets,
     identityRegion,
+    importAllow: (env.VOLSNAP_IMPORT_ALLOW ?? '')
+      .split(',')
+      .map((h) => h.trim())
+      .filter(Boolean),
     defaultQuota: {
       maxSnapshots: wholeNumber(env, 'VOLSNAP_DEFAULT_MAX_SNAPSHOTS') ?? DEFAULT_QUOTA.maxSnapshots,
       maxStoredBytes: wholeNumber(env, 'VOLSNAP_DEFAULT_MAX_STORED_BYTES') ?? DEFAULT_QUOTA.maxStoredBytes,

@@ -243,6 +243,11 @@ function regionEnvironment(
     VOLSNAP_S3_FORCE_PATH_STYLE: 'true',
     VOLSNAP_REGIONS: JSON.stringify(registry),
     VOLSNAP_IDENTITY_REGION: identityRegion,
+    // Imports may fetch from the regions' own S3 emulators (presigned export URLs), and nothing else local.
+    VOLSNAP_IMPORT_ALLOW: Object.values(registry)
+      .map((entry) => (entry.s3Endpoint ? new URL(entry.s3Endpoint).host : ''))
+      .filter(Boolean)
+      .join(','),
     VOLSNAP_LOCAL_SPEC: specPath,
     VOLSNAP_LOCAL_ROOT: specRoot,
     VOLSNAP_LOCAL_API_PORT: String(p.api),

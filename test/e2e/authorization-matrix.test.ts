@@ -196,6 +196,15 @@ const ROUTES: Record<string, Row> = {
     }),
     expect: { ...readShared(202), memberWithout: 403 },
   },
+  'POST /v1/snapshots/import': {
+    permission: 'snapshot:import',
+    // Into the caller's own account, from a URL no import may fetch: past authorization, a 400.
+    request: () => ({
+      path: '/v1/snapshots/import',
+      body: { url: 'http://169.254.169.254/latest/meta-data', format: 'vsnap' },
+    }),
+    expect: { ...ownAccount(400), memberWithout: 403 },
+  },
   'POST /v1/snapshots/{snapshotId}/export': {
     permission: 'snapshot:export',
     request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}/export`, body: { format: 'vsnap' } }),

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,15 +35,7 @@ async function range(url: string, start: number, end: number): Promise<Buffer> {
 }
 
 beforeAll(async () => {
-  cloud = await startCloudProcess([
-    '--fresh',
-    '--port-base',
-    'auto',
-    '--data-dir',
-    dataDir,
-    '--regions',
-    'eu-west-1',
-  ]);
+  cloud = await startCloudProcess(['--fresh', '--port-base', 'auto', '--data-dir', dataDir]);
 });
 afterAll(async () => {
   writeFileSync(join(dataDir, 'cloud-output.log'), cloud?.output() ?? '');
@@ -51,7 +43,7 @@ afterAll(async () => {
   await cloud?.exited;
 });
 
-describe('exports through the CLI, downloaded through presigned URLs', () => {
+describe('exports through the CLI, downloaded through presigned URLs, imported elsewhere', () => {
   const image = Buffer.alloc(SIZE);
   for (let i = 0; i < SIZE / BLOCK; i++) {
     if (i % 3 === 0) continue;
@@ -91,6 +83,65 @@ describe('exports through the CLI, downloaded through presigned URLs', () => {
       }),
     );
     expect(restored.equals(image)).toBe(true);
+  });
+
+  it('lets account B import in region 2 what A exported in region 1, as vsnap and raw: both restore byte for byte', async () => {
+    for (const format of ['vsnap', 'raw']) {
+      const exported = await json('snapshot', 'export', snapshotId, '--format', format);
+      const { url } = await json('export', 'url', exported.exportId);
+      const imported = (
+        await json(
+          '--account',
+          'demo-b',
+          '--region',
+          'us-east-1',
+          'snapshot',
+          'import',
+          '--url',
+          url,
+          '--format',
+          format,
+          ...(format === 'raw' ? ['--size', '16MiB'] : []),
+        )
+      ).snapshot;
+      expect(imported).toMatchObject({ state: 'completed', region: 'us-east-1', importedFrom: { format } });
+      expect(JSON.stringify(imported)).not.toContain('X-Amz-Signature');
+      const to = join(work, `imported-${format}.img`);
+      await json(
+        '--account',
+        'demo-b',
+        '--region',
+        'us-east-1',
+        'snapshot',
+        'restore',
+        imported.snapshotId,
+        '--to',
+        to,
+      );
+      expect(readFileSync(to).equals(image)).toBe(true);
+    }
+  });
+
+  it('refuses imports from where the service may not fetch, and from URLs that answer errors', async () => {
+    const api = JSON.parse(readFileSync(configPath, 'utf8')).regions['eu-west-1'].endpoint;
+    const inward = await cli([
+      '--config',
+      configPath,
+      'snapshot',
+      'import',
+      '--url',
+      `${api}/v1/health`,
+      '--format',
+      'vsnap',
+    ]);
+    expect(inward.code).toBe(1);
+    expect(inward.stderr).toContain('import.sourceForbidden');
+    const exported = await json('snapshot', 'export', snapshotId, '--format', 'vsnap');
+    const { url } = await json('export', 'url', exported.exportId);
+    await json('export', 'delete', exported.exportId);
+    const gone = await cli(['--config', configPath, 'snapshot', 'import', '--url', url, '--format', 'vsnap']);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/import\.sourceUnreadable: The import URL answered 404/);
   });
 
   it('exports raw, full length; deleting the export makes its URL fail', async () => {
