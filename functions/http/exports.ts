@@ -10,7 +10,7 @@ export const create = httpHandler(
   {
     audit: 'export.create',
     path: z.object({ snapshotId: z.string() }),
-    body: z.strictObject({ format: z.enum(['vsnap', 'raw']) }),
+    body: z.strictObject({ format: z.enum(['vsnap', 'raw', 'qcow2']) }),
   },
   async ({ path, body, caller }) => ({
     status: 202,

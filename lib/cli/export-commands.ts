@@ -19,13 +19,13 @@ export function addExportCommands(program: Command, snapshot: Command, client: C
     .addOption(
       new Option(
         '--format <format>',
-        "vsnap: volsnap's own, sparse and verifiable; raw: the plain disk image",
+        "vsnap: volsnap's own, sparse and verifiable; raw: the plain disk image; qcow2: for QEMU and cloud images",
       )
-        .choices(['vsnap', 'raw'])
+        .choices(['vsnap', 'raw', 'qcow2'])
         .default('vsnap'),
     )
     .option('--no-wait', 'return once the export is started')
-    .action(async (snapshotId: string, options: { format: 'vsnap' | 'raw'; wait: boolean }) => {
+    .action(async (snapshotId: string, options: { format: 'vsnap' | 'raw' | 'qcow2'; wait: boolean }) => {
       const { api, json } = client();
       const started = await api.exportSnapshot(snapshotId, options.format);
       const done = options.wait ? await waitForExport(api, started, progressBar('export', !json)) : started;

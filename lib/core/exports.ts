@@ -7,13 +7,14 @@ import { isId, newId } from './ids.ts';
 import { decodeManifest, type Manifest, type ManifestEntry } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
 import type { Page } from './pagination.ts';
+import { planQcow2 } from './qcow2.ts';
 import type { WorkQueue } from './queue.ts';
 import { readSegmentBlock } from './segment.ts';
 import type { SnapshotService } from './snapshot-service.ts';
 import { planVsnap, type VsnapLayout } from './vsnap.ts';
 
-export type ExportFormat = 'vsnap' | 'raw';
-export const EXPORT_FORMATS: readonly ExportFormat[] = ['vsnap', 'raw'];
+export type ExportFormat = 'vsnap' | 'raw' | 'qcow2';
+export const EXPORT_FORMATS: readonly ExportFormat[] = ['vsnap', 'raw', 'qcow2'];
 export type ExportState = 'pending' | 'completed' | 'error';
 
 /** A snapshot written out as one object in the region's bucket, for download through presigned URLs. */
@@ -107,7 +108,12 @@ export class ExportService {
       );
     }
     const manifest = await this.#manifest(snapshotId);
-    const size = format === 'raw' ? manifest.volumeSize : this.#layout(manifest, snapshot).totalSize;
+    const size =
+      format === 'raw'
+        ? manifest.volumeSize
+        : format === 'qcow2'
+          ? planQcow2(manifest).totalSize
+          : this.#layout(manifest, snapshot).totalSize;
     const exportId = newId('export');
     const key = ObjectLayout.export(caller.accountId, exportId, format);
     const record: Export = {
@@ -256,6 +262,17 @@ export class ExportService {
         manifest.entries
           .filter((e) => (e.blockIndex + 1) * BLOCK_SIZE > start && e.blockIndex * BLOCK_SIZE < end)
           .map((entry) => ({ at: entry.blockIndex * BLOCK_SIZE, entry, decode: true })),
+      );
+      return out;
+    }
+    if (record.format === 'qcow2') {
+      // Metadata where the layout puts it; each non-zero block decoded into its data cluster.
+      const image = planQcow2(manifest);
+      for (const piece of image.metadata) copyOverlap(piece.bytes, piece.offset, out, start, end);
+      await read(
+        manifest.entries
+          .map((entry) => ({ at: image.dataOffset.get(entry.blockIndex) as number, entry, decode: true }))
+          .filter(({ at }) => at + BLOCK_SIZE > start && at < end),
       );
       return out;
     }
