@@ -182,7 +182,7 @@ export const importFromUrl = httpHandler(
     audit: 'snapshot.import',
     body: z.strictObject({
       url: z.string(),
-      format: z.enum(['vsnap', 'raw']),
+      format: z.enum(['vsnap', 'raw', 'qcow2']),
       sizeBytes: z.optional(z.number()),
       name: z.optional(z.string()),
       description: z.optional(z.string()),

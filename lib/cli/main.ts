@@ -390,13 +390,13 @@ export function buildProgram(
     )
     .requiredOption('--url <url>', 'where the object is')
     .addOption(
-      new Option('--format <format>', 'vsnap, or raw (a plain disk image)')
-        .choices(['vsnap', 'raw'])
+      new Option('--format <format>', 'vsnap, raw (a plain disk image) or qcow2')
+        .choices(['vsnap', 'raw', 'qcow2'])
         .makeOptionMandatory(),
     )
     .option(
       '--size <size>',
-      'for raw: the volume size, at least the image length (64MiB, 10GiB…)',
+      'the volume size (64MiB, 10GiB…): needed for raw, at least the image length; optional for qcow2',
       option(parseSize),
     )
     .option('--name <name>', 'a name')
@@ -407,7 +407,7 @@ export function buildProgram(
     .action(
       async (options: {
         url: string;
-        format: 'vsnap' | 'raw';
+        format: 'vsnap' | 'raw' | 'qcow2';
         size?: number;
         name?: string;
         description?: string;

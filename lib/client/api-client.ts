@@ -211,7 +211,7 @@ export class ApiClient {
   /** Starts an import from a URL serving ranged GETs; workers write it (poll {@link getSnapshot}). */
   importSnapshot(input: {
     url: string;
-    format: 'vsnap' | 'raw';
+    format: 'vsnap' | 'raw' | 'qcow2';
     sizeBytes?: number;
     name?: string;
     description?: string;

@@ -39,6 +39,8 @@ export const ERROR_STATUS = {
   'import.sourceForbidden': 400,
   /** The import URL answered an error, or serves no byte ranges. */
   'import.sourceUnreadable': 400,
+  /** The image uses a feature volsnap does not import (a qcow2 backing file, encryption, …); the message says which. */
+  'import.unsupported': 400,
   'export.notFound': 404,
   'export.invalidState': 409,
   'idempotency.conflict': 409,

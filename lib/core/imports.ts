@@ -7,6 +7,7 @@ import { newId } from './ids.ts';
 import { encodeManifest, type Manifest } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
 import { deleteParts, mergeParts, partKey, systemCaller } from './parts.ts';
+import { inflateQcow2Cluster, parseQcow2Header, type Qcow2Cluster, qcow2Cluster } from './qcow2.ts';
 import type { SnapshotService } from './snapshot-service.ts';
 import { SnapshotWriter } from './snapshot-writer.ts';
 import type { Snapshot, SnapshotRepository } from './snapshots.ts';
@@ -38,7 +39,7 @@ export interface RemoteObject {
  */
 export type RemoteOpener = (url: string) => Promise<RemoteObject>;
 
-export type ImportFormat = 'vsnap' | 'raw';
+export type ImportFormat = 'vsnap' | 'raw' | 'qcow2';
 
 export interface ImportInput {
   url: string;
@@ -84,13 +85,26 @@ export class SnapshotImporter {
   async start(caller: Caller, input: ImportInput): Promise<Snapshot> {
     requirePermission(caller, 'snapshot:import');
     const source = describeSource(input.url);
-    if (input.format !== 'vsnap' && input.format !== 'raw') {
-      throw new VolsnapError('request.invalid', `Format '${input.format}' is not one of vsnap, raw.`);
+    if (input.format !== 'vsnap' && input.format !== 'raw' && input.format !== 'qcow2') {
+      throw new VolsnapError('request.invalid', `Format '${input.format}' is not one of vsnap, raw, qcow2.`);
     }
     const remote = await this.#o.open(input.url);
     let volumeSize: number;
     if (input.format === 'vsnap') {
       volumeSize = (await readVsnap(remote)).footer.volumeSize;
+    } else if (input.format === 'qcow2') {
+      const image = parseQcow2Header(await remote.range(0, Math.min(remote.size, 4096)));
+      const needed = Math.ceil(image.size / BLOCK_SIZE) * BLOCK_SIZE;
+      if (
+        input.sizeBytes !== undefined &&
+        (!isValidVolumeSize(input.sizeBytes) || input.sizeBytes < image.size)
+      ) {
+        throw new VolsnapError(
+          'volume.invalidSize',
+          `The qcow2 image's disk is ${image.size} bytes: give a size of at least ${needed}, a multiple of 512 KiB (or none).`,
+        );
+      }
+      volumeSize = input.sizeBytes ?? needed;
     } else {
       if (input.sizeBytes === undefined) {
         throw new VolsnapError(
@@ -221,6 +235,18 @@ export class SnapshotImporter {
         writer,
         first,
       );
+    } else if (format === 'qcow2') {
+      const reader = await qcow2Reader(remote);
+      const last = Math.min(end, Math.ceil(reader.size / BLOCK_SIZE));
+      const indices = Array.from({ length: Math.max(0, last - first) }, (_, i) => first + i);
+      await this.#inOrder(
+        indices,
+        (index) => reader.block(index),
+        (index, block) => writer.add(index, block),
+        (index) => index,
+        writer,
+        first,
+      );
     } else {
       const imageEnd = Math.min(remote.size, end * BLOCK_SIZE);
       const rangeBytes = Math.max(1, Math.floor(this.#o.rangeBytes / BLOCK_SIZE)) * BLOCK_SIZE;
@@ -282,6 +308,89 @@ export class SnapshotImporter {
       next = partStart + writer.report.blocks;
     }
   }
+}
+
+/** Reads a qcow2 image's blocks (512 KiB of the guest disk each) through its L1 and L2 tables. */
+async function qcow2Reader(
+  remote: RemoteObject,
+): Promise<{ size: number; block: (index: number) => Promise<Uint8Array> }> {
+  const image = parseQcow2Header(await remote.range(0, Math.min(remote.size, 4096)));
+  const clusterSize = 2 ** image.clusterBits;
+  const l2Entries = clusterSize / 8;
+  const within = (offset: number, length: number) => {
+    if (offset + length > remote.size)
+      throw new VolsnapError(
+        'data.corrupt',
+        `The qcow2 image points past its end (offset ${offset}); it is truncated.`,
+      );
+  };
+  within(image.l1Offset, image.l1Size * 8);
+  const l1 = Buffer.from(await remote.range(image.l1Offset, image.l1Offset + image.l1Size * 8));
+  const tables = new Map<number, Promise<Buffer | undefined>>();
+  const table = (i: number) => {
+    let found = tables.get(i);
+    if (!found) {
+      const offset = Number(l1.readBigUInt64BE(i * 8) & 0x00fffffffffffe00n);
+      if (offset !== 0) within(offset, clusterSize);
+      found =
+        offset === 0
+          ? Promise.resolve(undefined)
+          : remote.range(offset, offset + clusterSize).then((b) => Buffer.from(b));
+      tables.set(i, found);
+    }
+    return found;
+  };
+  const cluster = async (index: number): Promise<Qcow2Cluster> => {
+    const i = Math.floor(index / l2Entries);
+    if (i >= image.l1Size) return { kind: 'zero' };
+    const l2 = await table(i);
+    return l2
+      ? qcow2Cluster(l2.readBigUInt64BE((index % l2Entries) * 8), image.clusterBits)
+      : { kind: 'zero' };
+  };
+  let inflated: { offset: number; bytes: Buffer } | undefined;
+  return {
+    size: image.size,
+    block: async (index) => {
+      const out = Buffer.alloc(BLOCK_SIZE);
+      const start = index * BLOCK_SIZE;
+      const end = Math.min(start + BLOCK_SIZE, image.size);
+      // Neighbouring guest bytes stored next to each other on the host are read together.
+      const runs: { host: number; at: number; length: number }[] = [];
+      for (let guest = start; guest < end; ) {
+        const offsetInCluster = guest % clusterSize;
+        const length = Math.min(clusterSize - offsetInCluster, end - guest);
+        const where = await cluster(Math.floor(guest / clusterSize));
+        if (where.kind === 'standard') {
+          within(where.offset, clusterSize);
+          const host = where.offset + offsetInCluster;
+          const last = runs.at(-1);
+          if (last && last.host + last.length === host && last.at + last.length === guest - start)
+            last.length += length;
+          else runs.push({ host, at: guest - start, length });
+        } else if (where.kind === 'compressed') {
+          if (inflated?.offset !== where.offset) {
+            const length_ = Math.min(where.length, remote.size - where.offset);
+            inflated = {
+              offset: where.offset,
+              bytes: inflateQcow2Cluster(
+                await remote.range(where.offset, where.offset + length_),
+                clusterSize,
+              ),
+            };
+          }
+          inflated.bytes.copy(out, guest - start, offsetInCluster, offsetInCluster + length);
+        }
+        guest += length;
+      }
+      await Promise.all(
+        runs.map(async (run) =>
+          Buffer.from(await remote.range(run.host, run.host + run.length)).copy(out, run.at),
+        ),
+      );
+      return out;
+    },
+  };
 }
 
 /** A vsnap object's footer and index, read with three ranged GETs and checked. */

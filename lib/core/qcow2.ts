@@ -1,4 +1,6 @@
+import { inflateRawSync, constants as zlibConstants } from 'node:zlib';
 import { BLOCK_SIZE } from './blocks.ts';
+import { VolsnapError } from './errors.ts';
 import type { Manifest } from './manifest.ts';
 
 /**
@@ -98,4 +100,107 @@ export function planQcow2(manifest: Manifest): Qcow2Layout {
     ],
     dataOffset,
   };
+}
+
+/** What an importer needs of a qcow2 image's header, checked. */
+export interface Qcow2Image {
+  version: number;
+  clusterBits: number;
+  /** The virtual disk's size in bytes. */
+  size: number;
+  l1Size: number;
+  l1Offset: number;
+}
+
+function unsupported(message: string): VolsnapError {
+  return new VolsnapError('import.unsupported', message);
+}
+
+/**
+ * Parses a qcow2 header (its first 4 KiB or more). Refuses, naming the feature, what volsnap does
+ * not import: a backing file, encryption, an external data file, extended L2 entries, zstd
+ * compression, an image marked corrupt or left dirty.
+ */
+export function parseQcow2Header(bytes: Uint8Array): Qcow2Image {
+  const h = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (h.length < 72 || h.toString('latin1', 0, 4) !== 'QFI\xfb')
+    throw new VolsnapError('data.corrupt', 'Not a qcow2 image: it does not start with QFI\\xfb.');
+  const version = h.readUInt32BE(4);
+  if (version !== 2 && version !== 3)
+    throw unsupported(`qcow2 version ${version} is not supported (2 and 3 are).`);
+  if (h.readBigUInt64BE(8) !== 0n)
+    throw unsupported(
+      'The qcow2 image has a backing file: flatten it first (qemu-img convert -O qcow2 in.qcow2 flat.qcow2).',
+    );
+  const clusterBits = h.readUInt32BE(20);
+  if (clusterBits < 9 || clusterBits > 21)
+    throw new VolsnapError('data.corrupt', `qcow2 cluster bits ${clusterBits} are out of range.`);
+  if (h.readUInt32BE(32) !== 0)
+    throw unsupported('The qcow2 image is encrypted: decrypt it first (qemu-img convert).');
+  if (version === 3) {
+    const incompatible = h.readBigUInt64BE(72);
+    const headerLength = h.readUInt32BE(100);
+    const names: [bigint, string][] = [
+      [1n, 'it was not closed cleanly (dirty): repair it with qemu-img check -r all'],
+      [2n, 'it is marked corrupt: repair it with qemu-img check -r all'],
+      [4n, 'it keeps its data in an external file'],
+      [16n, 'it uses extended L2 entries (subclusters)'],
+    ];
+    for (const [bit, reason] of names)
+      if (incompatible & bit) throw unsupported(`The qcow2 image cannot be imported: ${reason}.`);
+    if (incompatible & 8n && headerLength > 104 && h.readUInt8(104) !== 0)
+      throw unsupported(
+        'The qcow2 image uses zstd compression: convert it with deflate (qemu-img convert -c -o compression_type=zlib).',
+      );
+    if (incompatible & ~31n) throw unsupported('The qcow2 image uses features this importer does not know.');
+  }
+  return {
+    version,
+    clusterBits,
+    size: Number(h.readBigUInt64BE(24)),
+    l1Size: h.readUInt32BE(36),
+    l1Offset: Number(h.readBigUInt64BE(40)),
+  };
+}
+
+/** Where one guest cluster's bytes are. */
+export type Qcow2Cluster =
+  | { kind: 'zero' }
+  | { kind: 'standard'; offset: number }
+  | { kind: 'compressed'; offset: number; length: number };
+
+/** Decodes an L2 entry of an image with `clusterBits`. */
+export function qcow2Cluster(entry: bigint, clusterBits: number): Qcow2Cluster {
+  if (entry & (1n << 62n)) {
+    const x = BigInt(62 - (clusterBits - 8));
+    const offset = Number(entry & ((1n << x) - 1n));
+    const sectors = Number((entry >> x) & ((1n << (62n - x)) - 1n)) + 1;
+    return { kind: 'compressed', offset, length: sectors * 512 - (offset % 512) };
+  }
+  const offset = Number(entry & 0x00fffffffffffe00n);
+  // Unallocated (and no backing file), or flagged as reading zeros.
+  if (offset === 0 || entry & 1n) return { kind: 'zero' };
+  return { kind: 'standard', offset };
+}
+
+/** Inflates a compressed cluster (raw deflate, as qemu writes it) to its `clusterSize` bytes. */
+export function inflateQcow2Cluster(compressed: Uint8Array, clusterSize: number): Buffer {
+  let plain: Buffer;
+  try {
+    plain = inflateRawSync(compressed, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+  } catch (cause) {
+    throw new VolsnapError(
+      'data.corrupt',
+      `A compressed qcow2 cluster does not inflate: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
+  }
+  if (plain.length < clusterSize)
+    throw new VolsnapError(
+      'data.corrupt',
+      `A compressed qcow2 cluster inflates to ${plain.length} bytes, not ${clusterSize}.`,
+    );
+  return plain.subarray(0, clusterSize);
 }

@@ -64,7 +64,7 @@ export interface Snapshot {
   /** Of those, the parts already written (each a checkpoint a resumed worker skips). */
   partsDone?: number[];
   /** For an import: where it came from (the URL's origin and path only: never its query, which may sign it). */
-  importedFrom?: { source: string; format: 'vsnap' | 'raw'; ref: string };
+  importedFrom?: { source: string; format: 'vsnap' | 'raw' | 'qcow2'; ref: string };
   /** For a copy: the snapshot it was copied from. */
   copiedFrom?: { region: string; snapshotId: string; accountId: string };
   /** Readable by every account (until unpublished, or the owner's account blocks public sharing). */

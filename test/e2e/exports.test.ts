@@ -85,8 +85,8 @@ describe('exports through the CLI, downloaded through presigned URLs, imported e
     expect(restored.equals(image)).toBe(true);
   });
 
-  it('lets account B import in region 2 what A exported in region 1, as vsnap and raw: both restore byte for byte', async () => {
-    for (const format of ['vsnap', 'raw']) {
+  it('lets account B import in region 2 what A exported in region 1, as vsnap, raw and qcow2: each restores byte for byte', async () => {
+    for (const format of ['vsnap', 'raw', 'qcow2']) {
       const exported = await json('snapshot', 'export', snapshotId, '--format', format);
       const { url } = await json('export', 'url', exported.exportId);
       const imported = (

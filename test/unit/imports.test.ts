@@ -1,4 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/adapters/clock.ts';
 import { httpRemoteOpener, isPublicAddress } from '../../lib/adapters/http/remote.ts';
@@ -244,6 +248,76 @@ describe('import URLs', () => {
     await expect(answer(200)).rejects.toMatchObject({
       code: 'import.sourceUnreadable',
       message: /byte ranges/,
+    });
+  });
+});
+
+describe('qcow2 imports', () => {
+  /** Runs qemu-img (Debian's qemu-utils), saying what to install when it is missing. */
+  function qemuImg(args: string[]): string {
+    try {
+      return execFileSync('qemu-img', args, { encoding: 'utf8' });
+    } catch (error) {
+      if ((error as { code?: string }).code === 'ENOENT')
+        throw new Error(
+          "This test needs qemu-img: install Debian's qemu-utils (apt-get install qemu-utils).",
+        );
+      throw error;
+    }
+  }
+
+  it('import images qemu-img made, plain and compressed, 64 KiB and 2 MiB clusters, byte for byte', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'volsnap-qcow2-in-'));
+    const data = image().subarray(0, BLOCKS * BLOCK_SIZE - 1000);
+    writeFileSync(join(dir, 'disk.raw'), data);
+    for (const options of [[], ['-c'], ['-o', 'cluster_size=2M'], ['-c', '-o', 'cluster_size=2M']]) {
+      const out = join(dir, `disk-${options.join('')}.qcow2`);
+      qemuImg(['convert', '-f', 'raw', '-O', 'qcow2', ...options, join(dir, 'disk.raw'), out]);
+      const url = `https://example.org/${options.join('')}.qcow2`;
+      served.set(url, readFileSync(out));
+      const started = await importer.start(bob, { url, format: 'qcow2' });
+      expect(started.volumeSize, options.join(' ')).toBe(BLOCKS * BLOCK_SIZE);
+      expect(await work()).toContain('completed');
+      const restored = await restore(started.snapshotId, bob.accountId);
+      expect(restored.subarray(0, data.length).equals(data), options.join(' ')).toBe(true);
+      expect(restored.subarray(data.length).every((x) => x === 0)).toBe(true);
+    }
+  });
+
+  it('refuse, naming the feature, a backing file, a dirty image and what is not qcow2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'volsnap-qcow2-bad-'));
+    qemuImg(['create', '-f', 'qcow2', join(dir, 'base.qcow2'), '4M']);
+    qemuImg([
+      'create',
+      '-f',
+      'qcow2',
+      '-b',
+      join(dir, 'base.qcow2'),
+      '-F',
+      'qcow2',
+      join(dir, 'child.qcow2'),
+    ]);
+    served.set('https://example.org/child.qcow2', readFileSync(join(dir, 'child.qcow2')));
+    await expect(
+      importer.start(bob, { url: 'https://example.org/child.qcow2', format: 'qcow2' }),
+    ).rejects.toMatchObject({
+      code: 'import.unsupported',
+      message: /backing file/,
+    });
+    const dirty = Buffer.from(readFileSync(join(dir, 'base.qcow2')));
+    dirty.writeBigUInt64BE(1n, 72);
+    served.set('https://example.org/dirty.qcow2', dirty);
+    await expect(
+      importer.start(bob, { url: 'https://example.org/dirty.qcow2', format: 'qcow2' }),
+    ).rejects.toMatchObject({
+      code: 'import.unsupported',
+      message: /not closed cleanly/,
+    });
+    served.set('https://example.org/nope.qcow2', randomBytes(8192));
+    await expect(
+      importer.start(bob, { url: 'https://example.org/nope.qcow2', format: 'qcow2' }),
+    ).rejects.toMatchObject({
+      code: 'data.corrupt',
     });
   });
 });
