@@ -181,7 +181,14 @@ export const importFromUrl = httpHandler(
   {
     audit: 'snapshot.import',
     body: z.strictObject({
-      url: z.string(),
+      url: z.optional(z.string()),
+      upload: z.optional(
+        z.strictObject({
+          ref: z.string(),
+          uploadId: z.string(),
+          parts: z.array(z.strictObject({ partNumber: z.number(), etag: z.string() })),
+        }),
+      ),
       format: z.enum(['vsnap', 'raw', 'qcow2']),
       sizeBytes: z.optional(z.number()),
       name: z.optional(z.string()),
@@ -191,4 +198,13 @@ export const importFromUrl = httpHandler(
     }),
   },
   async ({ body, caller }) => ({ status: 202, body: await runtime().importer.start(caller, body) }),
+);
+
+/** `POST /v1/uploads {sizeBytes}`: presigned part URLs for uploading a file to import (then import with `upload`). */
+export const createUpload = httpHandler(
+  { audit: 'upload.create', body: z.strictObject({ sizeBytes: z.number() }) },
+  async ({ body, caller }) => ({
+    status: 201,
+    body: await runtime().importer.createUpload(caller, body.sizeBytes),
+  }),
 );

@@ -3,6 +3,7 @@ import { ApiClient, ApiError, type Snapshot, type Volume } from '../client/api-c
 import { ConfigError, type ConfigFlags, resolveConfig } from '../client/config.ts';
 import { createSnapshotFromFile } from '../client/snapshot-create.ts';
 import { restoreSnapshot } from '../client/snapshot-restore.ts';
+import { uploadFile } from '../client/upload.ts';
 import { VERSION } from '../config/runtime.ts';
 import { VolsnapError } from '../core/errors.ts';
 import { addAccountCommands } from './account-commands.ts';
@@ -388,7 +389,8 @@ export function buildProgram(
     .description(
       'import a snapshot from a URL that serves ranged GETs (a presigned export URL of any volsnap deployment, an S3 object, plain HTTPS), as a new snapshot of yours on a new volume',
     )
-    .requiredOption('--url <url>', 'where the object is')
+    .option('--url <url>', 'where the object is')
+    .option('--file <path>', 'a local file: uploaded through presigned URLs, then imported')
     .addOption(
       new Option('--format <format>', 'vsnap, raw (a plain disk image) or qcow2')
         .choices(['vsnap', 'raw', 'qcow2'])
@@ -406,7 +408,8 @@ export function buildProgram(
     .option('--no-wait', 'return once the import is started')
     .action(
       async (options: {
-        url: string;
+        url?: string;
+        file?: string;
         format: 'vsnap' | 'raw' | 'qcow2';
         size?: number;
         name?: string;
@@ -416,8 +419,14 @@ export function buildProgram(
         wait: boolean;
       }) => {
         const { api, json } = client();
+        if ((options.url === undefined) === (options.file === undefined))
+          throw new InvalidArgumentError('give --url, or --file');
+        const upload = options.file
+          ? await uploadFile(api, options.file, progressBar('upload', !json))
+          : undefined;
         const started = await api.importSnapshot({
           url: options.url,
+          upload,
           format: options.format,
           sizeBytes: options.size,
           name: options.name,

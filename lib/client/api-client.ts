@@ -209,8 +209,20 @@ export class ApiClient {
   }
 
   /** Starts an import from a URL serving ranged GETs; workers write it (poll {@link getSnapshot}). */
+  /** Presigned part URLs for uploading a file of `sizeBytes` to import. */
+  createUpload(sizeBytes: number): Promise<{
+    ref: string;
+    uploadId: string;
+    partSize: number;
+    parts: { partNumber: number; url: string }[];
+    expiresInSeconds: number;
+  }> {
+    return this.request('POST', '/v1/uploads', { sizeBytes });
+  }
+
   importSnapshot(input: {
-    url: string;
+    url?: string;
+    upload?: { ref: string; uploadId: string; parts: { partNumber: number; etag: string }[] };
     format: 'vsnap' | 'raw' | 'qcow2';
     sizeBytes?: number;
     name?: string;

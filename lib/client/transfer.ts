@@ -31,8 +31,11 @@ async function withRetries<T>(what: string, attempt: () => Promise<T>): Promise<
   );
 }
 
-/** PUTs `body` to a presigned URL; retries network errors, 429 and 5xx with backoff. */
-export function putObject(url: string, body: Uint8Array, fetchImpl: typeof fetch = fetch): Promise<void> {
+/**
+ * PUTs `body` to a presigned URL; retries network errors, 429 and 5xx with backoff. Returns the
+ * ETag the store answered (multipart parts need it to be joined).
+ */
+export function putObject(url: string, body: Uint8Array, fetchImpl: typeof fetch = fetch): Promise<string> {
   return withRetries('upload', async () => {
     const response = await fetchImpl(url, {
       method: 'PUT',
@@ -42,6 +45,7 @@ export function putObject(url: string, body: Uint8Array, fetchImpl: typeof fetch
     await response.arrayBuffer();
     if (!response.ok)
       throw new TransferError(`upload answered ${response.status} ${response.statusText}`, response.status);
+    return response.headers.get('etag') ?? '';
   });
 }
 

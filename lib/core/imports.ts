@@ -3,7 +3,7 @@ import { type Clock, isoTime } from './clock.ts';
 import type { Compressor } from './codec.ts';
 import { VolsnapError } from './errors.ts';
 import { type Caller, requirePermission } from './identity.ts';
-import { newId } from './ids.ts';
+import { isId, newId } from './ids.ts';
 import { encodeManifest, type Manifest } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
 import { deleteParts, mergeParts, partKey, systemCaller } from './parts.ts';
@@ -41,8 +41,18 @@ export type RemoteOpener = (url: string) => Promise<RemoteObject>;
 
 export type ImportFormat = 'vsnap' | 'raw' | 'qcow2';
 
+/** A file uploaded for import through {@link SnapshotImporter.createUpload}'s URLs. */
+export interface UploadedFile {
+  ref: string;
+  uploadId: string;
+  /** Each part's number and the ETag its PUT answered. */
+  parts: { partNumber: number; etag: string }[];
+}
+
 export interface ImportInput {
-  url: string;
+  /** Where to read from: a URL, or a file uploaded beforehand (exactly one). */
+  url?: string;
+  upload?: UploadedFile;
   format: ImportFormat;
   /** For raw: the volume's size (a multiple of 512 KiB, at least the data's length). */
   sizeBytes?: number;
@@ -82,13 +92,75 @@ export class SnapshotImporter {
     this.#o = { partBlocks: 16_384, readConcurrency: 4, rangeBytes: 8 * 1024 * 1024, ...options };
   }
 
+  /**
+   * Starts uploading a file of `sizeBytes` for import: a multipart upload into the caller's upload
+   * area, with a presigned URL per part (each names exactly that part). PUT the parts, keep their
+   * ETags, then import with `upload`.
+   */
+  async createUpload(
+    caller: Caller,
+    sizeBytes: number,
+  ): Promise<{
+    ref: string;
+    uploadId: string;
+    partSize: number;
+    parts: { partNumber: number; url: string }[];
+    expiresInSeconds: number;
+  }> {
+    requirePermission(caller, 'snapshot:import');
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes > MAX_UPLOAD) {
+      throw new VolsnapError('request.invalid', `A file to import is 1 byte to 64 TiB; ${sizeBytes} is not.`);
+    }
+    // At most 10,000 parts (S3's limit), of at least 64 MiB.
+    const partSize = Math.max(64 * 1024 * 1024, Math.ceil(sizeBytes / 10_000 / BLOCK_SIZE) * BLOCK_SIZE);
+    const ref = newId('request');
+    const key = ObjectLayout.fileUpload(caller.accountId, ref);
+    const uploadId = await this.#o.objects.createMultipart(key);
+    const count = Math.ceil(sizeBytes / partSize);
+    const expiresInSeconds = 6 * 3600;
+    const parts = await Promise.all(
+      Array.from({ length: count }, async (_, i) => ({
+        partNumber: i + 1,
+        url: await this.#o.objects.presignUploadPart(key, uploadId, i + 1, expiresInSeconds),
+      })),
+    );
+    return { ref, uploadId, partSize, parts, expiresInSeconds };
+  }
+
   async start(caller: Caller, input: ImportInput): Promise<Snapshot> {
     requirePermission(caller, 'snapshot:import');
-    const source = describeSource(input.url);
+    if ((input.url === undefined) === (input.upload === undefined)) {
+      throw new VolsnapError('request.invalid', 'Import from a url or an uploaded file: give exactly one.');
+    }
     if (input.format !== 'vsnap' && input.format !== 'raw' && input.format !== 'qcow2') {
       throw new VolsnapError('request.invalid', `Format '${input.format}' is not one of vsnap, raw, qcow2.`);
     }
-    const remote = await this.#o.open(input.url);
+    let source: string;
+    let remote: RemoteObject;
+    let origin: SourceRef;
+    if (input.url !== undefined) {
+      source = describeSource(input.url);
+      remote = await this.#o.open(input.url);
+      origin = { url: input.url };
+    } else {
+      const upload = input.upload as UploadedFile;
+      if (!isId('request', upload.ref))
+        throw new VolsnapError('request.invalid', `'${upload.ref}' is not an upload this API issued.`);
+      const key = ObjectLayout.fileUpload(caller.accountId, upload.ref);
+      // Completing twice fails on S3: a retried import finds the object already whole.
+      if (!(await this.#o.objects.head(key))) {
+        await this.#o.objects.completeMultipart(key, upload.uploadId, upload.parts).catch((cause) => {
+          throw new VolsnapError(
+            'request.invalid',
+            'The uploaded file could not be put together: upload every part, then import with the ETags their PUTs answered.',
+            { cause },
+          );
+        });
+      }
+      source = `upload ${upload.ref}`;
+      remote = await objectRemote(this.#o.objects, key);
+      origin = { key };
+    }
     let volumeSize: number;
     if (input.format === 'vsnap') {
       volumeSize = (await readVsnap(remote)).footer.volumeSize;
@@ -129,11 +201,14 @@ export class SnapshotImporter {
     // The URL may carry a signature: it is kept in the bucket for the workers, never in the table
     // or an answer, and removed when the import ends.
     const ref = newId('request');
-    await this.#o.objects.put(sourceKey(ref), Buffer.from(JSON.stringify({ url: input.url })));
+    await this.#o.objects.put(sourceKey(ref), Buffer.from(JSON.stringify(origin)));
     const volume: Volume = {
       volumeId: newId('volume'),
       accountId: caller.accountId,
-      name: (input.name ?? `import from ${new URL(input.url).host}`).slice(0, 255),
+      name: (input.name ?? (input.url ? `import from ${new URL(input.url).host}` : 'imported file')).slice(
+        0,
+        255,
+      ),
       sizeBytes: volumeSize,
       tags: {},
       region: this.#o.region,
@@ -166,12 +241,7 @@ export class SnapshotImporter {
     if (part < 0 || part >= parts) return 'skipped';
     try {
       if (!snapshot.partsDone?.includes(part)) {
-        const stored = await this.#o.objects.get(sourceKey(from.ref));
-        if (!stored)
-          throw new VolsnapError('request.invalid', 'The import lost its source URL; start it again.');
-        const remote = await this.#o.open(
-          (JSON.parse(Buffer.from(stored).toString('utf8')) as { url: string }).url,
-        );
+        const remote = await this.#remote(from.ref);
         const manifest = await this.#importBlocks(snapshot, remote, from.format, part);
         await this.#o.objects.put(partKey(snapshotId, part), encodeManifest(manifest));
       }
@@ -186,17 +256,35 @@ export class SnapshotImporter {
       await mergeParts(this.#o.objects, snapshot, parts);
       await this.#o.service.complete(systemCaller(snapshot.accountId), snapshotId);
       await deleteParts(this.#o.objects, snapshotId, parts);
-      await this.#o.objects.delete(sourceKey(from.ref));
+      await this.#forget(from.ref);
       return 'completed';
     } catch (error) {
       if (error instanceof VolsnapError && error.exposed) {
         await this.#o.snapshots.transition(snapshotId, ['pending'], 'error', { stateReason: error.message });
-        await this.#o.objects.delete(sourceKey(from.ref));
+        await this.#forget(from.ref);
         await deleteParts(this.#o.objects, snapshotId, parts);
         return 'error';
       }
       throw error;
     }
+  }
+
+  async #source(ref: string): Promise<SourceRef | undefined> {
+    const stored = await this.#o.objects.get(sourceKey(ref));
+    return stored ? (JSON.parse(Buffer.from(stored).toString('utf8')) as SourceRef) : undefined;
+  }
+
+  async #remote(ref: string): Promise<RemoteObject> {
+    const origin = await this.#source(ref);
+    if (!origin) throw new VolsnapError('request.invalid', 'The import lost its source; start it again.');
+    return 'url' in origin ? this.#o.open(origin.url) : objectRemote(this.#o.objects, origin.key);
+  }
+
+  /** The import is over: its source URL, and an uploaded file, are deleted. */
+  async #forget(ref: string): Promise<void> {
+    const origin = await this.#source(ref);
+    if (origin && 'key' in origin) await this.#o.objects.delete(origin.key);
+    await this.#o.objects.delete(sourceKey(ref));
   }
 
   async #importBlocks(
@@ -423,6 +511,19 @@ function describeSource(url: string): string {
     throw new VolsnapError('request.invalid', 'Import from http(s) URLs only.');
   }
   return `${parsed.origin}${parsed.pathname}`;
+}
+
+/** Where an import reads from: a URL, or an uploaded file's key in the region's bucket. */
+type SourceRef = { url: string } | { key: string };
+
+const MAX_UPLOAD = 64 * 2 ** 40;
+
+/** An object of the region's bucket, read like a URL. */
+async function objectRemote(objects: ObjectStore, key: string): Promise<RemoteObject> {
+  const head = await objects.head(key);
+  if (!head)
+    throw new VolsnapError('import.sourceUnreadable', 'The uploaded file is not there: upload it again.');
+  return { size: head.size, range: (start, end) => objects.getRange(key, start, end) };
 }
 
 function sourceKey(ref: string): string {

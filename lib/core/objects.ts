@@ -32,6 +32,13 @@ export interface ObjectStore {
     uploadId: string,
     parts: { partNumber: number; etag: string }[],
   ): Promise<void>;
+  /** A URL that lets its holder upload exactly part `partNumber` of one multipart upload of `key`. */
+  presignUploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    expiresInSeconds: number,
+  ): Promise<string>;
   /** Drops an unfinished upload and its parts (the bucket's lifecycle rule is the backstop). */
   abortMultipart(key: string, uploadId: string): Promise<void>;
 }
@@ -44,6 +51,8 @@ export const ObjectLayout = {
   manifest: (snapshotId: string) => `manifests/${snapshotId}`,
   /** Where a client uploads a manifest before completion; the server copies it into place. */
   manifestUpload: (snapshotId: string) => `uploads/manifests/${snapshotId}`,
+  /** A file an account uploads to import it. */
+  fileUpload: (accountId: string, ref: string) => `uploads/files/${accountId}/${ref}`,
   /** An export object of an account. */
   export: (accountId: string, exportId: string, extension: string) =>
     `exports/${accountId}/${exportId}.${extension}`,

@@ -205,6 +205,11 @@ const ROUTES: Record<string, Row> = {
     }),
     expect: { ...ownAccount(400), memberWithout: 403 },
   },
+  'POST /v1/uploads': {
+    permission: 'snapshot:import',
+    request: () => ({ path: '/v1/uploads', body: { sizeBytes: 1024 * 1024 } }),
+    expect: { ...ownAccount(201), memberWithout: 403 },
+  },
   'POST /v1/snapshots/{snapshotId}/export': {
     permission: 'snapshot:export',
     request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}/export`, body: { format: 'vsnap' } }),

@@ -122,6 +122,26 @@ describe('exports through the CLI, downloaded through presigned URLs, imported e
     }
   });
 
+  it('imports local qcow2 files qemu-img made (plain and compressed), uploaded through presigned part URLs', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const raw = join(work, 'disk.img');
+    for (const options of [[], ['-c']]) {
+      const qcow2 = join(work, `disk${options.join('')}.qcow2`);
+      execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', ...options, raw, qcow2]);
+      const imported = (
+        await json('--account', 'demo-b', 'snapshot', 'import', '--file', qcow2, '--format', 'qcow2')
+      ).snapshot;
+      expect(imported).toMatchObject({
+        state: 'completed',
+        volumeSize: SIZE,
+        importedFrom: { format: 'qcow2' },
+      });
+      const to = join(work, `from-file${options.join('')}.img`);
+      await json('--account', 'demo-b', 'snapshot', 'restore', imported.snapshotId, '--to', to);
+      expect(readFileSync(to).equals(image), options.join(' ')).toBe(true);
+    }
+  });
+
   it('refuses imports from where the service may not fetch, and from URLs that answer errors', async () => {
     const api = JSON.parse(readFileSync(configPath, 'utf8')).regions['eu-west-1'].endpoint;
     const inward = await cli([

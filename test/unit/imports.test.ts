@@ -321,3 +321,37 @@ describe('qcow2 imports', () => {
     });
   });
 });
+
+describe('imports of uploaded files', () => {
+  it('join the uploaded parts, import the file, then delete it', async () => {
+    const data = image();
+    await expect(
+      importer.start(bob, {
+        format: 'raw',
+        sizeBytes: data.length,
+        upload: { ref: 'x', uploadId: 'y', parts: [] },
+      }),
+    ).rejects.toMatchObject({ code: 'request.invalid' });
+    const created = await importer.createUpload(bob, data.length);
+    expect(created.parts).toHaveLength(1);
+    expect(created.parts[0]?.url).toContain(`uploads/files/${bob.accountId}/`);
+    const key = `uploads/files/${bob.accountId}/${created.ref}`;
+    const etag = await b.objects.uploadPart(key, created.uploadId, 1, data);
+    const started = await importer.start(bob, {
+      format: 'raw',
+      sizeBytes: data.length,
+      upload: { ref: created.ref, uploadId: created.uploadId, parts: [{ partNumber: 1, etag }] },
+    });
+    expect(started.importedFrom?.source).toBe(`upload ${created.ref}`);
+    expect(await work()).toContain('completed');
+    expect((await restore(started.snapshotId, bob.accountId)).equals(data)).toBe(true);
+    expect(await b.objects.head(key)).toBeUndefined();
+    await expect(
+      importer.start(bob, {
+        format: 'raw',
+        url: 'https://example.org/x',
+        upload: { ref: created.ref, uploadId: 'u', parts: [] },
+      }),
+    ).rejects.toMatchObject({ code: 'request.invalid' });
+  });
+});

@@ -58,6 +58,9 @@ export class MemoryObjectStore implements ObjectStore {
     this.objects.set(key, Uint8Array.from(Buffer.concat(bodies)));
     this.uploads.delete(uploadId);
   }
+  async presignUploadPart(key: string, uploadId: string, partNumber: number, expiresInSeconds: number) {
+    return `memory://part/${key}?uploadId=${uploadId}&partNumber=${partNumber}&expires=${expiresInSeconds}`;
+  }
   async abortMultipart(_key: string, uploadId: string) {
     this.uploads.delete(uploadId);
   }

@@ -158,6 +158,19 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  presignUploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    expiresInSeconds: number,
+  ): Promise<string> {
+    return getSignedUrl(
+      this.presigner,
+      new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber }),
+      { expiresIn: expiresInSeconds },
+    );
+  }
+
   async abortMultipart(key: string, uploadId: string): Promise<void> {
     try {
       await this.s3.send(
