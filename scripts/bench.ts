@@ -144,6 +144,14 @@ async function main() {
       measure.seconds.push((Date.parse(copied.completedAt) - Date.parse(copied.createdAt)) / 1000);
       measure.note = `moved ${(copied.stats.newBytes / 2 ** 20).toFixed(1)} MiB, ${copied.stats.newBlocks} blocks`;
     };
+    const exportVsnap: Measure = { name: 'volsnap export (vsnap)', seconds: [], bytes: size };
+    const importVsnap: Measure = {
+      name: `volsnap import (vsnap, from ${home} into ${away})`,
+      seconds: [],
+      bytes: size,
+    };
+    const serverSeconds = (created: string, completed: string) =>
+      (Date.parse(completed) - Date.parse(created)) / 1000;
     for (let run = 0; run < runs; run++) {
       console.log(`Run ${run + 1} of ${runs}…`);
       read.seconds.push((await time('sh', ['-c', `cat '${image}' > /dev/null`])).seconds);
@@ -162,6 +170,31 @@ async function main() {
       incremental.note = `uploaded ${(JSON.parse(second.stdout).upload.newStoredBytes / 2 ** 20).toFixed(1)} MiB`;
       const snapshotId = JSON.parse(second.stdout).snapshot.snapshotId;
       await copy(snapshotId, incrementalCopy);
+      const exported = JSON.parse(
+        (await volsnap('snapshot', 'export', snapshotId, '--format', 'vsnap')).stdout,
+      );
+      exportVsnap.seconds.push(serverSeconds(exported.createdAt, exported.completedAt));
+      exportVsnap.note = `${(exported.size / 2 ** 20).toFixed(1)} MiB object`;
+      const { url } = JSON.parse((await volsnap('export', 'url', exported.exportId)).stdout);
+      const imported = JSON.parse(
+        (
+          await volsnap(
+            '--account',
+            'demo-b',
+            '--region',
+            String(away),
+            'snapshot',
+            'import',
+            '--url',
+            url,
+            '--format',
+            'vsnap',
+          )
+        ).stdout,
+      ).snapshot;
+      if (imported.state !== 'completed')
+        throw new Error(`import ended ${imported.state}: ${imported.stateReason}`);
+      importVsnap.seconds.push(serverSeconds(imported.createdAt, imported.completedAt));
       const target = join(work, 'restored.raw');
       await rm(target, { force: true });
       const restored = await volsnap('snapshot', 'restore', snapshotId, '--to', target);
@@ -170,7 +203,17 @@ async function main() {
       if ((await sha256(target)) !== (await sha256(changed)))
         throw new Error('the restored image differs from its source');
     }
-    measures.push(read, hash, full, incremental, restore, fullCopy, incrementalCopy);
+    measures.push(
+      read,
+      hash,
+      full,
+      incremental,
+      restore,
+      fullCopy,
+      incrementalCopy,
+      exportVsnap,
+      importVsnap,
+    );
   } finally {
     await cloud.stop();
   }

@@ -6,7 +6,7 @@ import { type Caller, requirePermission } from './identity.ts';
 import { isId, newId } from './ids.ts';
 import { encodeManifest, type Manifest } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
-import { deleteParts, mergeParts, partKey, systemCaller } from './parts.ts';
+import { deleteParts, deleteSessionSegments, mergeParts, partKey, systemCaller } from './parts.ts';
 import { inflateQcow2Cluster, parseQcow2Header, type Qcow2Cluster, qcow2Cluster } from './qcow2.ts';
 import type { SnapshotService } from './snapshot-service.ts';
 import { SnapshotWriter } from './snapshot-writer.ts';
@@ -263,6 +263,7 @@ export class SnapshotImporter {
         await this.#o.snapshots.transition(snapshotId, ['pending'], 'error', { stateReason: error.message });
         await this.#forget(from.ref);
         await deleteParts(this.#o.objects, snapshotId, parts);
+        await deleteSessionSegments(this.#o.objects, this.#o.snapshots, snapshot);
         return 'error';
       }
       throw error;

@@ -2,7 +2,7 @@ import { BLOCK_SIZE } from './blocks.ts';
 import type { Caller } from './identity.ts';
 import { decodeManifest, encodeManifest, type Manifest } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
-import type { Snapshot } from './snapshots.ts';
+import type { Snapshot, SnapshotRepository } from './snapshots.ts';
 
 /** Where a part's manifest waits for the others (a checkpoint: a finished part is not redone). */
 export function partKey(snapshotId: string, part: number): string {
@@ -34,6 +34,21 @@ export async function mergeParts(objects: ObjectStore, snapshot: Snapshot, parts
 
 export async function deleteParts(objects: ObjectStore, snapshotId: string, parts: number): Promise<void> {
   for (let p = 0; p < parts; p++) await objects.delete(partKey(snapshotId, p));
+}
+
+/**
+ * After a server-side write failed for good: deletes the segments it stored. They belong to this
+ * snapshot's session alone (no other snapshot can reference them: completion checks that), so
+ * nothing is orphaned. Idempotent; a worker still writing a redelivered part may add one more,
+ * which garbage collection reclaims.
+ */
+export async function deleteSessionSegments(
+  objects: ObjectStore,
+  snapshots: Pick<SnapshotRepository, 'sessionSegments'>,
+  snapshot: Snapshot,
+): Promise<void> {
+  for (const segmentId of await snapshots.sessionSegments(snapshot.snapshotId))
+    await objects.delete(ObjectLayout.segment(snapshot.accountId, segmentId));
 }
 
 /** Workers act for the owner of what they write. */

@@ -6,7 +6,7 @@ import { type Caller, requirePermission } from './identity.ts';
 import { newId } from './ids.ts';
 import { decodeManifest, encodeManifest, type Manifest, type ManifestEntry } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
-import { deleteParts, mergeParts, partKey, systemCaller } from './parts.ts';
+import { deleteParts, deleteSessionSegments, mergeParts, partKey, systemCaller } from './parts.ts';
 import { readSegmentBlock } from './segment.ts';
 import type { SnapshotService } from './snapshot-service.ts';
 import { SnapshotWriter } from './snapshot-writer.ts';
@@ -143,6 +143,8 @@ export class SnapshotCopier {
     } catch (error) {
       if (error instanceof VolsnapError && error.exposed) {
         await this.#o.snapshots.transition(snapshotId, ['pending'], 'error', { stateReason: error.message });
+        await deleteParts(this.#o.objects, snapshotId, parts);
+        await deleteSessionSegments(this.#o.objects, this.#o.snapshots, copy);
         return 'error';
       }
       throw error;

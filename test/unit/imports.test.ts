@@ -198,7 +198,11 @@ describe('imports', () => {
     const failed = await b.snapshots.get(bob, started.snapshotId);
     expect(failed.state).toBe('error');
     expect(failed.stateReason).toMatch(/Block \d+ of the vsnap object is damaged/);
+    // Nothing is left behind: no source URL, no part manifests, no segments of the failed import.
     expect([...b.objects.objects.keys()].filter((k) => k.startsWith('uploads/'))).toEqual([]);
+    expect([...b.objects.objects.keys()].filter((k) => k.startsWith(`segments/${bob.accountId}/`))).toEqual(
+      [],
+    );
   });
 });
 
@@ -284,7 +288,7 @@ describe('qcow2 imports', () => {
     }
   });
 
-  it('refuse, naming the feature, a backing file, a dirty image and what is not qcow2', async () => {
+  it('refuse, naming the feature, a backing file, a dirty image, encryption and what is not qcow2', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'volsnap-qcow2-bad-'));
     qemuImg(['create', '-f', 'qcow2', join(dir, 'base.qcow2'), '4M']);
     qemuImg([
@@ -312,6 +316,24 @@ describe('qcow2 imports', () => {
     ).rejects.toMatchObject({
       code: 'import.unsupported',
       message: /not closed cleanly/,
+    });
+    qemuImg([
+      'create',
+      '-f',
+      'qcow2',
+      '--object',
+      'secret,id=sec0,data=volsnap',
+      '-o',
+      'encrypt.format=luks,encrypt.key-secret=sec0',
+      join(dir, 'secret.qcow2'),
+      '4M',
+    ]);
+    served.set('https://example.org/secret.qcow2', readFileSync(join(dir, 'secret.qcow2')));
+    await expect(
+      importer.start(bob, { url: 'https://example.org/secret.qcow2', format: 'qcow2' }),
+    ).rejects.toMatchObject({
+      code: 'import.unsupported',
+      message: /encrypted/,
     });
     served.set('https://example.org/nope.qcow2', randomBytes(8192));
     await expect(

@@ -261,6 +261,10 @@ describe('copying a snapshot to another region', () => {
     const failed = await r2.service.get(alice, started.snapshotId);
     expect(failed.state).toBe('error');
     expect(failed.stateReason).toMatch(/deleted or is no longer shared/);
+    // The part written before is cleaned up: no segments, no part manifests left in the destination.
+    expect(
+      [...r2.objects.objects.keys()].filter((k) => k.startsWith('segments/') || k.startsWith('uploads/')),
+    ).toEqual([]);
   });
 
   it('lets a grantee copy a shared snapshot into its own account, and refuses others, unknown regions and unfinished sources', async () => {
