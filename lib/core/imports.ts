@@ -161,6 +161,22 @@ export class SnapshotImporter {
       remote = await objectRemote(this.#o.objects, key);
       origin = { key };
     }
+    try {
+      return await this.#begin(caller, input, source, remote, origin);
+    } catch (error) {
+      // A refused import leaves nothing behind, an uploaded file included.
+      if ('key' in origin) await this.#o.objects.delete(origin.key);
+      throw error;
+    }
+  }
+
+  async #begin(
+    caller: Caller,
+    input: ImportInput,
+    source: string,
+    remote: RemoteObject,
+    origin: SourceRef,
+  ): Promise<Snapshot> {
     let volumeSize: number;
     if (input.format === 'vsnap') {
       volumeSize = (await readVsnap(remote)).footer.volumeSize;

@@ -368,6 +368,17 @@ describe('imports of uploaded files', () => {
     expect(await work()).toContain('completed');
     expect((await restore(started.snapshotId, bob.accountId)).equals(data)).toBe(true);
     expect(await b.objects.head(key)).toBeUndefined();
+    // A file refused when the import starts is deleted too.
+    const junk = await importer.createUpload(bob, 8192);
+    const junkKey = `uploads/files/${bob.accountId}/${junk.ref}`;
+    const junkTag = await b.objects.uploadPart(junkKey, junk.uploadId, 1, randomBytes(8192));
+    await expect(
+      importer.start(bob, {
+        format: 'qcow2',
+        upload: { ref: junk.ref, uploadId: junk.uploadId, parts: [{ partNumber: 1, etag: junkTag }] },
+      }),
+    ).rejects.toMatchObject({ code: 'data.corrupt' });
+    expect(await b.objects.head(junkKey)).toBeUndefined();
     await expect(
       importer.start(bob, {
         format: 'raw',
