@@ -164,6 +164,8 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         clock,
         region: config.region.name,
         compressor: createZstdCompressor(),
+        buckets: config.exportBuckets,
+        objectsIn: (bucket) => new S3ObjectStore(own().s3, bucket),
       }),
   );
   const importer = once(

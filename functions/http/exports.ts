@@ -10,11 +10,18 @@ export const create = httpHandler(
   {
     audit: 'export.create',
     path: z.object({ snapshotId: z.string() }),
-    body: z.strictObject({ format: z.enum(['vsnap', 'raw', 'qcow2']) }),
+    body: z.strictObject({
+      format: z.enum(['vsnap', 'raw', 'qcow2']),
+      bucket: z.optional(z.string()),
+      prefix: z.optional(z.string()),
+    }),
   },
   async ({ path, body, caller }) => ({
     status: 202,
-    body: await runtime().exports.start(caller, path.snapshotId, body.format),
+    body: await runtime().exports.start(caller, path.snapshotId, body.format, {
+      bucket: body.bucket,
+      prefix: body.prefix,
+    }),
   }),
 );
 

@@ -24,14 +24,24 @@ export function addExportCommands(program: Command, snapshot: Command, client: C
         .choices(['vsnap', 'raw', 'qcow2'])
         .default('vsnap'),
     )
+    .option('--bucket <name>', "a bucket the deployment may write exports to, instead of the region's own")
+    .option('--prefix <prefix>', 'a key prefix for the object, e.g. backups/2026/')
     .option('--no-wait', 'return once the export is started')
-    .action(async (snapshotId: string, options: { format: 'vsnap' | 'raw' | 'qcow2'; wait: boolean }) => {
-      const { api, json } = client();
-      const started = await api.exportSnapshot(snapshotId, options.format);
-      const done = options.wait ? await waitForExport(api, started, progressBar('export', !json)) : started;
-      printRecord(io.out, json ? done : exportRecord(done), json);
-      if (done.state === 'error') process.exitCode = 1;
-    });
+    .action(
+      async (
+        snapshotId: string,
+        options: { format: 'vsnap' | 'raw' | 'qcow2'; bucket?: string; prefix?: string; wait: boolean },
+      ) => {
+        const { api, json } = client();
+        const started = await api.exportSnapshot(snapshotId, options.format, {
+          bucket: options.bucket,
+          prefix: options.prefix,
+        });
+        const done = options.wait ? await waitForExport(api, started, progressBar('export', !json)) : started;
+        printRecord(io.out, json ? done : exportRecord(done), json);
+        if (done.state === 'error') process.exitCode = 1;
+      },
+    );
 
   const exports = program
     .command('export')
@@ -122,6 +132,7 @@ function exportRecord(e: Export) {
     id: e.exportId,
     snapshot: e.snapshotId,
     format: e.format,
+    object: `${e.bucket ?? '(region bucket)'}/${e.key}`,
     state: e.state,
     reason: e.stateReason,
     size: `${formatSize(e.size)} (${e.size} bytes)`,

@@ -233,8 +233,15 @@ export class ApiClient {
     return this.request<Snapshot>('POST', '/v1/snapshots/import', input);
   }
 
-  exportSnapshot(snapshotId: string, format: ExportFormat): Promise<Export> {
-    return this.request('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/export`, { format });
+  exportSnapshot(
+    snapshotId: string,
+    format: ExportFormat,
+    target: { bucket?: string; prefix?: string } = {},
+  ): Promise<Export> {
+    return this.request('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/export`, {
+      format,
+      ...target,
+    });
   }
 
   listExports(

@@ -24,6 +24,8 @@ export interface RuntimeConfig {
    * (`VOLSNAP_IMPORT_ALLOW`, comma-separated; the local cloud lists its S3 emulators).
    */
   importAllow: string[];
+  /** Buckets besides the region's that exports may be written to (`VOLSNAP_EXPORT_BUCKETS`, comma-separated). */
+  exportBuckets: string[];
   /** Default per-region limits of an account (`VOLSNAP_DEFAULT_MAX_SNAPSHOTS`, `VOLSNAP_DEFAULT_MAX_STORED_BYTES`). */
   defaultQuota: QuotaLimits;
 }
@@ -88,6 +90,10 @@ export function loadRuntimeConfig(env: Env): RuntimeConfig {
     version: VERSION,
     imageBuckets,
     identityRegion,
+    exportBuckets: (env.VOLSNAP_EXPORT_BUCKETS ?? '')
+      .split(',')
+      .map((b) => b.trim())
+      .filter(Boolean),
     importAllow: (env.VOLSNAP_IMPORT_ALLOW ?? '')
       .split(',')
       .map((h) => h.trim())

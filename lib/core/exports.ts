@@ -28,7 +28,9 @@ export interface Export {
   progress: number;
   stateReason?: string;
   region: string;
-  /** The object's key in the region's bucket, and its size once known. */
+  /** The bucket the object is written to, when not the region's own. */
+  bucket?: string;
+  /** The object's key (in `bucket`, or the region's bucket), and its size once known. */
   key: string;
   size: number;
   /** Written in parts of `partSize` bytes, one worker each. */
@@ -70,6 +72,10 @@ export interface ExportServiceOptions {
   compressor: Compressor;
   /** Bytes per part (a whole number of blocks, at least 5 MiB: S3's smallest part). */
   partSize?: number;
+  /** Buckets besides the region's that exports may be written to (the deployment must be allowed to). */
+  buckets?: readonly string[];
+  /** A store writing the given bucket. */
+  objectsIn?: (bucket: string) => ObjectStore;
 }
 
 /** Presigned export URLs live 1 hour unless asked, and at most 7 days (SigV4's limit). */
@@ -86,13 +92,38 @@ export class ExportService {
   readonly #o: Required<ExportServiceOptions>;
 
   constructor(options: ExportServiceOptions) {
-    this.#o = { partSize: 64 * 1024 * 1024, ...options };
+    this.#o = {
+      partSize: 64 * 1024 * 1024,
+      buckets: [],
+      objectsIn: () => {
+        throw new VolsnapError('internal', 'This deployment writes exports to its own bucket only.');
+      },
+      ...options,
+    };
     const blocks = Math.floor(this.#o.partSize / BLOCK_SIZE);
     this.#o.partSize = Math.max(Math.ceil(MIN_PART / BLOCK_SIZE), blocks) * BLOCK_SIZE;
   }
 
-  async start(caller: Caller, snapshotId: string, format: ExportFormat): Promise<Export> {
+  async start(
+    caller: Caller,
+    snapshotId: string,
+    format: ExportFormat,
+    target: { bucket?: string; prefix?: string } = {},
+  ): Promise<Export> {
     requirePermission(caller, 'snapshot:export');
+    if (target.bucket !== undefined && !this.#o.buckets.includes(target.bucket)) {
+      throw new VolsnapError(
+        'request.invalid',
+        `Exports cannot be written to bucket ${target.bucket}. ${this.#o.buckets.length > 0 ? `Allowed: ${this.#o.buckets.join(', ')}.` : 'This deployment allows only its own bucket.'}`,
+      );
+    }
+    const prefix = target.prefix ?? '';
+    if (prefix.length > 512 || !/^[A-Za-z0-9!_.*'()/-]*$/.test(prefix) || prefix.split('/').includes('..')) {
+      throw new VolsnapError(
+        'request.invalid',
+        `Export prefix '${prefix.slice(0, 100)}' is not a safe key prefix.`,
+      );
+    }
     if (!EXPORT_FORMATS.includes(format)) {
       throw new VolsnapError(
         'request.invalid',
@@ -115,7 +146,11 @@ export class ExportService {
           ? planQcow2(manifest).totalSize
           : this.#layout(manifest, snapshot).totalSize;
     const exportId = newId('export');
-    const key = ObjectLayout.export(caller.accountId, exportId, format);
+    const key =
+      target.bucket === undefined && target.prefix === undefined
+        ? ObjectLayout.export(caller.accountId, exportId, format)
+        : `${prefix}${exportId}.${format}`;
+    const store = this.#store(target.bucket);
     const record: Export = {
       exportId,
       accountId: caller.accountId,
@@ -124,11 +159,12 @@ export class ExportService {
       state: 'pending',
       progress: 0,
       region: this.#o.region,
+      ...(target.bucket !== undefined ? { bucket: target.bucket } : {}),
       key,
       size,
       parts: Math.max(1, Math.ceil(size / this.#o.partSize)),
       partSize: this.#o.partSize,
-      uploadId: await this.#o.objects.createMultipart(key),
+      uploadId: await store.createMultipart(key),
       createdAt: isoTime(this.#o.clock.now()),
     };
     await this.#o.exports.create(record);
@@ -168,7 +204,7 @@ export class ExportService {
       throw new VolsnapError('request.invalid', `A URL lives 1 second to 7 days (${MAX_URL_SECONDS} s).`);
     }
     return {
-      url: await this.#o.objects.presignGet(found.key, expiresInSeconds),
+      url: await this.#store(found.bucket).presignGet(found.key, expiresInSeconds),
       expiresInSeconds,
       size: found.size,
       format: found.format,
@@ -179,8 +215,9 @@ export class ExportService {
   async delete(caller: Caller, exportId: string): Promise<void> {
     requirePermission(caller, 'snapshot:export');
     const found = await this.get(caller, exportId);
-    if (found.state === 'pending') await this.#o.objects.abortMultipart(found.key, found.uploadId);
-    await this.#o.objects.delete(found.key);
+    const store = this.#store(found.bucket);
+    if (found.state === 'pending') await store.abortMultipart(found.key, found.uploadId);
+    await store.delete(found.key);
     await this.#o.exports.remove(exportId);
   }
 
@@ -194,7 +231,7 @@ export class ExportService {
     try {
       if (!record.partsDone?.includes(part)) {
         const body = await this.#partBytes(record, part);
-        const etag = await this.#o.objects.uploadPart(record.key, record.uploadId, part + 1, body);
+        const etag = await this.#store(record.bucket).uploadPart(record.key, record.uploadId, part + 1, body);
         const done = await this.#o.exports.completePart(exportId, part, etag);
         if (!done) return 'skipped';
         if (done.size < record.parts) {
@@ -209,7 +246,9 @@ export class ExportService {
     } catch (error) {
       if (error instanceof VolsnapError && error.exposed) {
         await this.#o.exports.transition(exportId, ['pending'], 'error', { stateReason: error.message });
-        await this.#o.objects.abortMultipart(record.key, record.uploadId).catch(() => {});
+        await this.#store(record.bucket)
+          .abortMultipart(record.key, record.uploadId)
+          .catch(() => {});
         return 'error';
       }
       throw error;
@@ -218,12 +257,16 @@ export class ExportService {
 
   async #finish(record: Export, etags: Map<number, string>): Promise<'completed'> {
     const parts = [...etags].sort(([a], [b]) => a - b).map(([p, etag]) => ({ partNumber: p + 1, etag }));
-    await this.#o.objects.completeMultipart(record.key, record.uploadId, parts);
+    await this.#store(record.bucket).completeMultipart(record.key, record.uploadId, parts);
     await this.#o.exports.transition(record.exportId, ['pending'], 'completed', {
       progress: 100,
       completedAt: isoTime(this.#o.clock.now()),
     });
     return 'completed';
+  }
+
+  #store(bucket: string | undefined): ObjectStore {
+    return bucket === undefined ? this.#o.objects : this.#o.objectsIn(bucket);
   }
 
   /** Bytes [part × partSize, …) of the export object, built from the snapshot's stored blocks. */

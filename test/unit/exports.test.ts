@@ -251,3 +251,46 @@ describe('qcow2 exports', () => {
     expect(allocated).toBe((BLOCKS - Math.ceil(BLOCKS / 4)) * BLOCK_SIZE);
   });
 });
+
+describe('exports to another bucket', () => {
+  it('write to a bucket the deployment allows, under the prefix given; refuse other buckets and unsafe prefixes', async () => {
+    const backups = new MemoryObjectStore();
+    const toBackups = new ExportService({
+      exports: new MemoryExportRepository(),
+      snapshots,
+      objects,
+      queue,
+      clock: new ManualClock(),
+      region: 'eu-west-1',
+      compressor: zstd,
+      buckets: ['backups'],
+      objectsIn: (bucket) => {
+        if (bucket !== 'backups') throw new Error(`no bucket ${bucket}`);
+        return backups;
+      },
+    });
+    const data = image();
+    const snapshot = await snapshotOf(data);
+    const started = await toBackups.start(alice, snapshot.snapshotId, 'raw', {
+      bucket: 'backups',
+      prefix: 'nightly/db/',
+    });
+    expect(started).toMatchObject({ bucket: 'backups', key: `nightly/db/${started.exportId}.raw` });
+    for (const m of queue.messages.splice(0))
+      if (m.kind === 'export.part') await toBackups.runPart(m.exportId, m.part);
+    expect(Buffer.from((await backups.get(started.key)) ?? []).equals(data)).toBe(true);
+    expect(await objects.head(started.key)).toBeUndefined();
+    expect((await toBackups.url(alice, started.exportId)).url).toContain('nightly/db/');
+    await expect(
+      toBackups.start(alice, snapshot.snapshotId, 'raw', { bucket: 'elsewhere' }),
+    ).rejects.toMatchObject({
+      code: 'request.invalid',
+      message: /Allowed: backups/,
+    });
+    await expect(
+      toBackups.start(alice, snapshot.snapshotId, 'raw', { bucket: 'backups', prefix: '../escape/' }),
+    ).rejects.toMatchObject({ code: 'request.invalid' });
+    await toBackups.delete(alice, started.exportId);
+    expect(await backups.head(started.key)).toBeUndefined();
+  });
+});

@@ -20,6 +20,7 @@ const FIELDS = [
   'progress',
   'stateReason',
   'region',
+  'bucket',
   'key',
   'size',
   'parts',
