@@ -363,21 +363,27 @@ export class ApiClient {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
-    let response: Response;
-    try {
-      response = await this.#fetch(url, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000),
-      });
-    } catch (cause) {
-      const reason = (cause as { cause?: { code?: string } }).cause?.code ?? (cause as Error).message;
-      throw new ApiError(
-        0,
-        'client.unreachable',
-        `Cannot reach ${url.origin} (${reason}). Is the local cloud running (npm start), or is --endpoint right?`,
-      );
+    let response: Response | undefined;
+    // A kept-alive connection the server closed at the moment it was reused fails before any answer:
+    // a GET is safe to try again once on a fresh connection.
+    for (let attempt = 0; !response; attempt++) {
+      try {
+        response = await this.#fetch(url, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000),
+        });
+      } catch (cause) {
+        const reason = (cause as { cause?: { code?: string } }).cause?.code ?? (cause as Error).message;
+        if (attempt === 0 && method === 'GET' && (reason === 'ECONNRESET' || reason === 'UND_ERR_SOCKET'))
+          continue;
+        throw new ApiError(
+          0,
+          'client.unreachable',
+          `Cannot reach ${url.origin} (${reason}). Is the local cloud running (npm start), or is --endpoint right?`,
+        );
+      }
     }
     const text = await response.text();
     let data: unknown;

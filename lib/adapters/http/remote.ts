@@ -72,21 +72,29 @@ export function httpRemoteOpener(options: HttpRemoteOptions = {}): RemoteOpener 
       }
     }
     const get = async (start: number, end: number): Promise<Response> => {
-      let response: Response;
-      try {
-        response = await doFetch(url, {
-          headers: { range: `bytes=${start}-${end - 1}` },
-          redirect: 'manual',
-          signal: AbortSignal.timeout(timeoutMs),
-        });
-      } catch (cause) {
-        throw new VolsnapError(
-          'storage.unavailable',
-          `The import URL did not answer (${(cause as Error).message}).`,
-          {
-            cause,
-          },
-        );
+      let response: Response | undefined;
+      // Network failures (a reused connection the server just closed) are retried a few times
+      // before the part is given back to the queue.
+      for (let attempt = 0; !response; attempt++) {
+        try {
+          response = await doFetch(url, {
+            headers: { range: `bytes=${start}-${end - 1}` },
+            redirect: 'manual',
+            signal: AbortSignal.timeout(timeoutMs),
+          });
+        } catch (cause) {
+          if (attempt < 3) {
+            await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+            continue;
+          }
+          throw new VolsnapError(
+            'storage.unavailable',
+            `The import URL did not answer (${(cause as Error).message}).`,
+            {
+              cause,
+            },
+          );
+        }
       }
       if (response.status === 206) return response;
       await response.arrayBuffer().catch(() => undefined);
