@@ -7,6 +7,7 @@ import { isId, newId } from './ids.ts';
 import { decodeManifest, type Manifest, type ManifestEntry } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
 import type { Page } from './pagination.ts';
+import { systemCaller } from './parts.ts';
 import { planQcow2 } from './qcow2.ts';
 import type { WorkQueue } from './queue.ts';
 import { readSegmentBlock } from './segment.ts';
@@ -271,13 +272,15 @@ export class ExportService {
 
   /** Bytes [part × partSize, …) of the export object, built from the snapshot's stored blocks. */
   async #partBytes(record: Export, part: number): Promise<Buffer> {
-    const snapshot = await this.#o.snapshots.get(ownerOf(record), record.snapshotId).catch((cause) => {
-      throw new VolsnapError(
-        'snapshot.invalidState',
-        `Snapshot ${record.snapshotId} was deleted (or is no longer shared) before the export had read it.`,
-        { cause },
-      );
-    });
+    const snapshot = await this.#o.snapshots
+      .get(systemCaller(record.accountId), record.snapshotId)
+      .catch((cause) => {
+        throw new VolsnapError(
+          'snapshot.invalidState',
+          `Snapshot ${record.snapshotId} was deleted (or is no longer shared) before the export had read it.`,
+          { cause },
+        );
+      });
     const manifest = await this.#manifest(record.snapshotId);
     const start = part * record.partSize;
     const end = Math.min(record.size, start + record.partSize);
@@ -371,16 +374,4 @@ function copyOverlap(piece: Uint8Array, at: number, out: Buffer, start: number, 
   const to = Math.min(at + piece.length, end);
   if (from < to)
     Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength).copy(out, from - start, from - at, to - at);
-}
-
-/** Workers read the snapshot as the export's owner would. */
-function ownerOf(record: Export): Caller {
-  return {
-    accountId: record.accountId,
-    userName: 'volsnap-worker',
-    keyId: 'system',
-    role: 'owner',
-    permissions: [],
-    operator: false,
-  };
 }

@@ -1,10 +1,10 @@
 import { BLOCK_SIZE } from './blocks.ts';
 import type { Compressor } from './codec.ts';
 import { VolsnapError } from './errors.ts';
-import type { Caller } from './identity.ts';
 import { newId } from './ids.ts';
 import { decodeManifest, encodeManifest, type Manifest } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
+import { deleteParts, mergeParts, partKey, systemCaller } from './parts.ts';
 import type { WorkQueue } from './queue.ts';
 import type { SnapshotService } from './snapshot-service.ts';
 import { SnapshotWriter } from './snapshot-writer.ts';
@@ -116,21 +116,9 @@ export class ImageSnapshotter {
         return 'part';
       }
       // The last part done: one manifest from all of them (block ranges are disjoint and ordered).
-      const merged: Manifest = {
-        volumeSize: snapshot.volumeSize,
-        blockSize: BLOCK_SIZE,
-        segments: new Map(),
-        entries: [],
-      };
-      for (let p = 0; p < parts; p++) {
-        const bytes = await this.#o.objects.get(partKey(snapshotId, p));
-        if (!bytes) throw new Error(`part ${p} of ${snapshotId} is marked done but its manifest is missing`);
-        const partial = decodeManifest(bytes);
-        for (const [id, size] of partial.segments) merged.segments.set(id, size);
-        merged.entries.push(...partial.entries);
-      }
-      await this.#complete(snapshot, merged);
-      for (let p = 0; p < parts; p++) await this.#o.objects.delete(partKey(snapshotId, p));
+      await mergeParts(this.#o.objects, snapshot, parts);
+      await this.#o.service.complete(systemCaller(snapshot.accountId), snapshot.snapshotId);
+      await deleteParts(this.#o.objects, snapshotId, parts);
       return 'completed';
     });
   }
@@ -176,16 +164,7 @@ export class ImageSnapshotter {
 
   async #complete(snapshot: Snapshot, manifest: Manifest): Promise<void> {
     await this.#o.objects.put(ObjectLayout.manifestUpload(snapshot.snapshotId), encodeManifest(manifest));
-    // The worker completes on the owner's behalf, as the system.
-    const system: Caller = {
-      accountId: snapshot.accountId,
-      userName: 'volsnap-worker',
-      keyId: 'system',
-      role: 'owner',
-      permissions: [],
-      operator: false,
-    };
-    await this.#o.service.complete(system, snapshot.snapshotId);
+    await this.#o.service.complete(systemCaller(snapshot.accountId), snapshot.snapshotId);
   }
 
   /** Writes blocks [first, end) of the volume from the image; returns their manifest. */
@@ -254,9 +233,4 @@ export class ImageSnapshotter {
     writer.addZeroBlocks(index, end - index);
     return writer.finish();
   }
-}
-
-/** Where a part's manifest waits for the others. */
-function partKey(snapshotId: string, part: number): string {
-  return `uploads/parts/${snapshotId}/${part}`;
 }
