@@ -4,7 +4,7 @@ import { VolsnapError } from './errors.ts';
 import { newId } from './ids.ts';
 import { decodeManifest, encodeManifest, type Manifest } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
-import { deleteParts, mergeParts, partKey, systemCaller } from './parts.ts';
+import { finishPart, systemCaller } from './parts.ts';
 import type { WorkQueue } from './queue.ts';
 import type { SnapshotService } from './snapshot-service.ts';
 import { SnapshotWriter } from './snapshot-writer.ts';
@@ -106,20 +106,7 @@ export class ImageSnapshotter {
       const first = part * blocksPerPart;
       const last = part === parts - 1 ? snapshot.volumeSize / BLOCK_SIZE : first + blocksPerPart;
       const manifest = await this.#writeBlocks(snapshot, image, first, last, false);
-      await this.#o.objects.put(partKey(snapshotId, part), encodeManifest(manifest));
-      const done = await this.#o.snapshots.completePart(snapshotId, part);
-      if (done === undefined) return 'skipped';
-      if (done < parts) {
-        await this.#o.snapshots.transition(snapshotId, ['pending'], 'pending', {
-          progress: Math.floor((95 * done) / parts),
-        });
-        return 'part';
-      }
-      // The last part done: one manifest from all of them (block ranges are disjoint and ordered).
-      await mergeParts(this.#o.objects, snapshot, parts);
-      await this.#o.service.complete(systemCaller(snapshot.accountId), snapshot.snapshotId);
-      await deleteParts(this.#o.objects, snapshotId, parts);
-      return 'completed';
+      return finishPart(this.#o, snapshot, part, manifest);
     });
   }
 

@@ -4,9 +4,9 @@ import type { Compressor } from './codec.ts';
 import { VolsnapError } from './errors.ts';
 import { type Caller, requirePermission } from './identity.ts';
 import { isId, newId } from './ids.ts';
-import { encodeManifest, type Manifest } from './manifest.ts';
+import type { Manifest } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
-import { deleteParts, deleteSessionSegments, mergeParts, partKey, systemCaller } from './parts.ts';
+import { deleteParts, deleteSessionSegments, finishPart } from './parts.ts';
 import { inflateQcow2Cluster, parseQcow2Header, type Qcow2Cluster, qcow2Cluster } from './qcow2.ts';
 import type { SnapshotService } from './snapshot-service.ts';
 import { SnapshotWriter } from './snapshot-writer.ts';
@@ -256,24 +256,12 @@ export class SnapshotImporter {
     const parts = snapshot.parts ?? 1;
     if (part < 0 || part >= parts) return 'skipped';
     try {
-      if (!snapshot.partsDone?.includes(part)) {
-        const remote = await this.#remote(from.ref);
-        const manifest = await this.#importBlocks(snapshot, remote, from.format, part);
-        await this.#o.objects.put(partKey(snapshotId, part), encodeManifest(manifest));
-      }
-      const done = await this.#o.snapshots.completePart(snapshotId, part);
-      if (done === undefined) return 'skipped';
-      if (done < parts) {
-        await this.#o.snapshots.transition(snapshotId, ['pending'], 'pending', {
-          progress: Math.floor((95 * done) / parts),
-        });
-        return 'part';
-      }
-      await mergeParts(this.#o.objects, snapshot, parts);
-      await this.#o.service.complete(systemCaller(snapshot.accountId), snapshotId);
-      await deleteParts(this.#o.objects, snapshotId, parts);
-      await this.#forget(from.ref);
-      return 'completed';
+      const manifest = snapshot.partsDone?.includes(part)
+        ? undefined
+        : await this.#importBlocks(snapshot, await this.#remote(from.ref), from.format, part);
+      const outcome = await finishPart(this.#o, snapshot, part, manifest);
+      if (outcome === 'completed') await this.#forget(from.ref);
+      return outcome;
     } catch (error) {
       if (error instanceof VolsnapError && error.exposed) {
         await this.#o.snapshots.transition(snapshotId, ['pending'], 'error', { stateReason: error.message });

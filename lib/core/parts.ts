@@ -2,6 +2,7 @@ import { BLOCK_SIZE } from './blocks.ts';
 import type { Caller } from './identity.ts';
 import { decodeManifest, encodeManifest, type Manifest } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
+import type { SnapshotService } from './snapshot-service.ts';
 import type { Snapshot, SnapshotRepository } from './snapshots.ts';
 
 /** Where a part's manifest waits for the others (a checkpoint: a finished part is not redone). */
@@ -61,4 +62,35 @@ export function systemCaller(accountId: string): Caller {
     permissions: [],
     operator: false,
   };
+}
+
+/**
+ * Checkpoints part `part` of a snapshot written in parts (its manifest, unless it was written by an
+ * earlier delivery) and, when it is the last part done, merges the parts and completes the snapshot
+ * through the usual verification. Idempotent: a part counted twice counts once.
+ */
+export async function finishPart(
+  o: {
+    snapshots: Pick<SnapshotRepository, 'completePart' | 'transition'>;
+    objects: ObjectStore;
+    service: Pick<SnapshotService, 'complete'>;
+  },
+  snapshot: Snapshot,
+  part: number,
+  manifest: Manifest | undefined,
+): Promise<'part' | 'completed' | 'skipped'> {
+  const parts = snapshot.parts ?? 1;
+  if (manifest) await o.objects.put(partKey(snapshot.snapshotId, part), encodeManifest(manifest));
+  const done = await o.snapshots.completePart(snapshot.snapshotId, part);
+  if (done === undefined) return 'skipped';
+  if (done < parts) {
+    await o.snapshots.transition(snapshot.snapshotId, ['pending'], 'pending', {
+      progress: Math.floor((95 * done) / parts),
+    });
+    return 'part';
+  }
+  await mergeParts(o.objects, snapshot, parts);
+  await o.service.complete(systemCaller(snapshot.accountId), snapshot.snapshotId);
+  await deleteParts(o.objects, snapshot.snapshotId, parts);
+  return 'completed';
 }

@@ -4,9 +4,9 @@ import type { Compressor } from './codec.ts';
 import { VolsnapError } from './errors.ts';
 import { type Caller, requirePermission } from './identity.ts';
 import { newId } from './ids.ts';
-import { decodeManifest, encodeManifest, type Manifest, type ManifestEntry } from './manifest.ts';
+import { decodeManifest, type Manifest, type ManifestEntry } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
-import { deleteParts, deleteSessionSegments, mergeParts, partKey, systemCaller } from './parts.ts';
+import { deleteParts, deleteSessionSegments, finishPart, systemCaller } from './parts.ts';
 import { readSegmentBlock } from './segment.ts';
 import type { SnapshotService } from './snapshot-service.ts';
 import { SnapshotWriter } from './snapshot-writer.ts';
@@ -127,19 +127,9 @@ export class SnapshotCopier {
                 });
               }
             : undefined;
-        const manifest = await this.#copyBlocks(copy, source, part, onProgress);
-        await this.#o.objects.put(partKey(snapshotId, part), encodeManifest(manifest));
+        return await finishPart(this.#o, copy, part, await this.#copyBlocks(copy, source, part, onProgress));
       }
-      const done = await this.#o.snapshots.completePart(snapshotId, part);
-      if (done === undefined) return 'skipped';
-      if (done < parts) {
-        await this.#o.snapshots.transition(snapshotId, ['pending'], 'pending', {
-          progress: Math.floor((95 * done) / parts),
-        });
-        return 'part';
-      }
-      await this.#complete(copy, parts);
-      return 'completed';
+      return await finishPart(this.#o, copy, part, undefined);
     } catch (error) {
       if (error instanceof VolsnapError && error.exposed) {
         await this.#o.snapshots.transition(snapshotId, ['pending'], 'error', { stateReason: error.message });
@@ -292,12 +282,6 @@ export class SnapshotCopier {
     }
     if (end > next) writer.addZeroBlocks(next, end - next);
     return writer.finish();
-  }
-
-  async #complete(copy: Snapshot, parts: number): Promise<void> {
-    await mergeParts(this.#o.objects, copy, parts);
-    await this.#o.service.complete(systemCaller(copy.accountId), copy.snapshotId);
-    await deleteParts(this.#o.objects, copy.snapshotId, parts);
   }
 }
 
