@@ -3,6 +3,7 @@ import { systemClock } from './adapters/clock.ts';
 import { DynamoIdentityRepository } from './adapters/dynamodb/accounts.ts';
 import { DynamoAuditLog } from './adapters/dynamodb/audit.ts';
 import { DynamoExportRepository } from './adapters/dynamodb/exports.ts';
+import { DynamoPolicyRepository } from './adapters/dynamodb/policies.ts';
 import { DynamoSnapshotRepository } from './adapters/dynamodb/snapshots.ts';
 import { DynamoVolumeRepository } from './adapters/dynamodb/volumes.ts';
 import { httpRemoteOpener } from './adapters/http/remote.ts';
@@ -17,6 +18,9 @@ import { ExportService } from './core/exports.ts';
 import type { Caller } from './core/identity.ts';
 import { type ImageAccess, ImageSnapshotter } from './core/image-snapshot.ts';
 import { SnapshotImporter } from './core/imports.ts';
+import { Maintenance, MaintenanceJobs } from './core/maintenance.ts';
+import { PolicyService } from './core/policies.ts';
+import { type PolicyRegion, PolicyRunner } from './core/policy-runner.ts';
 import { copySourceOf, SnapshotCopier } from './core/snapshot-copy.ts';
 import { SnapshotService } from './core/snapshot-service.ts';
 import { VolumeService } from './core/volumes.ts';
@@ -45,6 +49,10 @@ export interface Runtime {
   copier: SnapshotCopier;
   exports: ExportService;
   importer: SnapshotImporter;
+  /** The scheduled jobs (GC, reaper, expiry, policies), also run on demand by the operator. */
+  jobs: MaintenanceJobs;
+  /** Snapshot policies of this region (their CRUD; the scheduled runner reads the repository). */
+  policies: PolicyService;
 }
 
 let current: Runtime | undefined;
@@ -136,17 +144,16 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
     }
     return service;
   };
+  const storeIn = (region: string): S3ObjectStore =>
+    region === config.region.name
+      ? objects()
+      : new S3ObjectStore(awsFor(region).s3, config.registry.get(region).bucket);
+  const copySource = (region: string) => copySourceOf(serviceIn(region), storeIn(region));
   const copier = once(
     () =>
       new SnapshotCopier({
         region: config.region.name,
-        source: (region) => {
-          const service = serviceIn(region);
-          const entry = config.registry.get(region);
-          const store =
-            region === config.region.name ? objects() : new S3ObjectStore(awsFor(region).s3, entry.bucket);
-          return copySourceOf(service, store);
-        },
+        source: copySource,
         snapshots: snapshotRepo(),
         volumes: volumeRepo(),
         objects: objects(),
@@ -154,10 +161,49 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         compressor: createZstdCompressor(),
       }),
   );
+  // A region as policies use it: this one, or another whose copy rules write copies there (its own
+  // table, bucket and queue, through the registry).
+  const policyRegions = new Map<string, PolicyRegion>();
+  const policyRegion = (region: string): PolicyRegion => {
+    if (region === config.region.name)
+      return { snapshots: snapshotRepo(), service: snapshots(), copier: copier() };
+    let found = policyRegions.get(region);
+    if (!found) {
+      const entry = config.registry.get(region);
+      const clients = awsFor(region);
+      const repo = new DynamoSnapshotRepository(clients.documents, entry.table, nowSeconds);
+      const volumesThere = new DynamoVolumeRepository(clients.documents, entry.table);
+      const service = new SnapshotService({
+        snapshots: repo,
+        volumes: volumesThere,
+        objects: storeIn(region),
+        clock,
+        region,
+        queue: new SqsWorkQueue(clients.sqs, entry.queueUrl),
+        accounts: accounts(),
+      });
+      found = {
+        snapshots: repo,
+        service,
+        copier: new SnapshotCopier({
+          region,
+          source: copySource,
+          snapshots: repo,
+          volumes: volumesThere,
+          objects: storeIn(region),
+          service,
+          compressor: createZstdCompressor(),
+        }),
+      };
+      policyRegions.set(region, found);
+    }
+    return found;
+  };
+  const exportRepo = once(() => new DynamoExportRepository(own().documents, table));
   const exports = once(
     () =>
       new ExportService({
-        exports: new DynamoExportRepository(own().documents, table),
+        exports: exportRepo(),
         snapshots: snapshots(),
         objects: objects(),
         queue: queue(),
@@ -167,6 +213,40 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         buckets: config.exportBuckets,
         objectsIn: (bucket) => new S3ObjectStore(own().s3, bucket),
       }),
+  );
+  const policyRepo = once(() => new DynamoPolicyRepository(own().documents, table));
+  const policies = once(
+    () =>
+      new PolicyService({
+        policies: policyRepo(),
+        clock,
+        region: config.region.name,
+        knownRegions: config.registry.names(),
+      }),
+  );
+  const jobs = once(
+    () =>
+      new MaintenanceJobs(
+        () =>
+          new Maintenance({
+            snapshots: snapshotRepo(),
+            service: snapshots(),
+            objects: objects(),
+            exports: exportRepo(),
+            exportService: exports(),
+            queue: queue(),
+            clock,
+            ...(config.gcGraceMs !== undefined ? { gcGraceMs: config.gcGraceMs } : {}),
+          }),
+        () =>
+          new PolicyRunner({
+            policies: policyRepo(),
+            volumes: volumeRepo(),
+            clock,
+            region: config.region.name,
+            regionOf: policyRegion,
+          }),
+      ),
   );
   const importer = once(
     () =>
@@ -209,6 +289,12 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
     },
     get exports() {
       return exports();
+    },
+    get jobs() {
+      return jobs();
+    },
+    get policies() {
+      return policies();
     },
     get importer() {
       return importer();

@@ -14,7 +14,13 @@ export const show = httpHandler({}, async ({ caller }) => ({
 
 /** `PATCH /v1/account {blockPublicSharing}`: account-wide settings (admins). */
 export const update = httpHandler(
-  { audit: 'account.update', body: z.strictObject({ blockPublicSharing: z.optional(z.boolean()) }) },
+  {
+    audit: 'account.update',
+    body: z.strictObject({
+      blockPublicSharing: z.optional(z.boolean()),
+      recycleBinDays: z.optional(z.number()),
+    }),
+  },
   async ({ body, caller }) => ({ body: await runtime().accounts.updateSettings(caller, body) }),
 );
 

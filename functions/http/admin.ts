@@ -39,3 +39,27 @@ export const setQuota = httpHandler(
     return { body: await runtime().accounts.setQuota(caller, path.accountId, override) };
   },
 );
+
+/**
+ * `POST /v1/admin/run/{job} {graceSeconds?, force?, policyId?}`: runs a scheduled job now and answers
+ * its report (operator). `gc` takes a shorter grace period; `policies` runs due ones, every enabled
+ * one with `force`, or one by id.
+ */
+export const runJob = httpHandler(
+  {
+    audit: 'admin.run',
+    path: z.object({ job: z.string() }),
+    body: z.strictObject({
+      graceSeconds: z.optional(z.number()),
+      force: z.optional(z.boolean()),
+      policyId: z.optional(z.string()),
+    }),
+  },
+  async ({ path, body, caller }) => ({
+    body: await runtime().jobs.run(caller, path.job, {
+      ...(body.graceSeconds !== undefined ? { graceMs: body.graceSeconds * 1000 } : {}),
+      ...(body.force !== undefined ? { force: body.force } : {}),
+      ...(body.policyId !== undefined ? { policyId: body.policyId } : {}),
+    }),
+  }),
+);

@@ -14,6 +14,7 @@ export const create = httpHandler(
       format: z.enum(['vsnap', 'raw', 'qcow2']),
       bucket: z.optional(z.string()),
       prefix: z.optional(z.string()),
+      keepForSeconds: z.optional(z.number()),
     }),
   },
   async ({ path, body, caller }) => ({
@@ -21,6 +22,7 @@ export const create = httpHandler(
     body: await runtime().exports.start(caller, path.snapshotId, body.format, {
       bucket: body.bucket,
       prefix: body.prefix,
+      ...(body.keepForSeconds !== undefined ? { keepForMs: body.keepForSeconds * 1000 } : {}),
     }),
   }),
 );

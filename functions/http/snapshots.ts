@@ -5,7 +5,7 @@ import { runtime } from '../../lib/root.ts';
 
 const SnapshotPath = z.object({ snapshotId: z.string() });
 const Tags = z.record(z.string(), z.string());
-const States = z.enum(['queued', 'pending', 'completed', 'error', 'deleting']);
+const States = z.enum(['queued', 'pending', 'completed', 'error', 'recycled', 'deleting']);
 
 /** `POST /v1/snapshots`: starts a snapshot of a volume (pending until its blocks are written). */
 export const create = httpHandler(
@@ -17,6 +17,7 @@ export const create = httpHandler(
       description: z.optional(z.string()),
       tags: z.optional(Tags),
       clientToken: z.optional(z.string()),
+      queued: z.optional(z.boolean()),
     }),
   },
   async ({ body, caller }) => ({ status: 201, body: await runtime().snapshots.create(caller, body) }),
@@ -75,13 +76,36 @@ export const update = httpHandler(
   }),
 );
 
-/** `DELETE /v1/snapshots/{snapshotId}`. */
+/**
+ * `DELETE /v1/snapshots/{snapshotId}`: 200 with the snapshot, now `recycled` until its `purgeAt`, when
+ * the account keeps a recycle bin; 204 when it is deleted for good.
+ */
 export const remove = httpHandler(
   { audit: 'snapshot.delete', path: SnapshotPath },
   async ({ path, caller }) => {
-    await runtime().snapshots.delete(caller, path.snapshotId);
-    return { status: 204 };
+    const recycled = await runtime().snapshots.delete(caller, path.snapshotId);
+    return recycled ? { body: recycled } : { status: 204 };
   },
+);
+
+/** `POST /v1/snapshots/{snapshotId}/undelete`: takes a snapshot out of the recycle bin, whole. */
+export const undelete = httpHandler(
+  { audit: 'snapshot.undelete', path: SnapshotPath },
+  async ({ path, caller }) => ({ body: await runtime().snapshots.undelete(caller, path.snapshotId) }),
+);
+
+/** `POST /v1/snapshots/{snapshotId}/start`: an agent takes a queued snapshot (it becomes pending). */
+export const start = httpHandler(
+  { audit: 'snapshot.start', path: SnapshotPath },
+  async ({ path, caller }) => ({ body: await runtime().snapshots.start(caller, path.snapshotId) }),
+);
+
+/** `POST /v1/snapshots/{snapshotId}/fail {reason}`: whoever writes it gives up; the snapshot goes to error. */
+export const fail = httpHandler(
+  { audit: 'snapshot.fail', path: SnapshotPath, body: z.strictObject({ reason: z.string() }) },
+  async ({ path, body, caller }) => ({
+    body: await runtime().snapshots.fail(caller, path.snapshotId, body.reason),
+  }),
 );
 
 /** `POST /v1/snapshots/{snapshotId}/upload-urls {segments: N}`: new segment ids with PUT URLs, and the manifest's. */

@@ -1,7 +1,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { ApiClient, IssuedKey, Role, User } from '../client/api-client.ts';
 import type { ResolvedConfig } from '../client/config.ts';
-import { option, parseDuration, positiveInteger } from './args.ts';
+import { option, parseDuration, positiveInteger, wholeNumber } from './args.ts';
 import { printRecord, printTable } from './output.ts';
 import { formatSize, parseSize } from './units.ts';
 
@@ -96,25 +96,39 @@ export function addAccountCommands(program: Command, client: Client, io: Io): vo
       ).conflicts('allowPublicSharing'),
     )
     .addOption(new Option('--allow-public-sharing', 'snapshots may be published again'))
-    .action(async (options: { blockPublicSharing?: boolean; allowPublicSharing?: boolean }) => {
-      const { api, json } = client();
-      const block = options.blockPublicSharing ? true : options.allowPublicSharing ? false : undefined;
-      const updated =
-        block === undefined
-          ? (await api.whoami()).account
-          : await api.updateAccount({ blockPublicSharing: block });
-      printRecord(
-        io.out,
-        json
-          ? updated
-          : {
-              account: updated.accountId,
-              name: updated.name,
-              'public sharing': updated.blockPublicSharing ? 'blocked' : 'allowed',
-            },
-        json,
-      );
-    });
+    .option(
+      '--recycle-bin-days <days>',
+      'how long deleted snapshots stay recoverable with `snapshot undelete` (0: deleted at once; default 7)',
+      option(wholeNumber),
+    )
+    .action(
+      async (options: {
+        blockPublicSharing?: boolean;
+        allowPublicSharing?: boolean;
+        recycleBinDays?: number;
+      }) => {
+        const { api, json } = client();
+        const block = options.blockPublicSharing ? true : options.allowPublicSharing ? false : undefined;
+        const changes = {
+          ...(block !== undefined ? { blockPublicSharing: block } : {}),
+          ...(options.recycleBinDays !== undefined ? { recycleBinDays: options.recycleBinDays } : {}),
+        };
+        const updated =
+          Object.keys(changes).length === 0 ? (await api.whoami()).account : await api.updateAccount(changes);
+        printRecord(
+          io.out,
+          json
+            ? updated
+            : {
+                account: updated.accountId,
+                name: updated.name,
+                'public sharing': updated.blockPublicSharing ? 'blocked' : 'allowed',
+                'recycle bin': `${updated.recycleBinDays ?? 7} days`,
+              },
+          json,
+        );
+      },
+    );
 
   const admin = program
     .command('admin')
@@ -316,12 +330,6 @@ export function addAccountCommands(program: Command, client: Client, io: Io): vo
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
-}
-
-function wholeNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`'${value}' is not a whole number ≥ 0.`);
-  return n;
 }
 
 function userRecord(u: User) {

@@ -17,6 +17,13 @@ export function positiveInteger(value: string): number {
   return n;
 }
 
+export function wholeNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || value.trim() === '')
+    throw new Error(`'${value}' is not a whole number.`);
+  return n;
+}
+
 /** `90s`, `45m`, `12h`, `30d` → seconds. */
 export function parseDuration(text: string): number {
   const match = /^(\d+)\s*(s|m|h|d)$/.exec(text.trim());

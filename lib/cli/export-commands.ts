@@ -26,16 +26,28 @@ export function addExportCommands(program: Command, snapshot: Command, client: C
     )
     .option('--bucket <name>', "a bucket the deployment may write exports to, instead of the region's own")
     .option('--prefix <prefix>', 'a key prefix for the object, e.g. backups/2026/')
+    .option(
+      '--keep-for <duration>',
+      'delete the export (and its object) after this long, e.g. 7d (default 30d, at most 365d)',
+      option(parseDuration),
+    )
     .option('--no-wait', 'return once the export is started')
     .action(
       async (
         snapshotId: string,
-        options: { format: 'vsnap' | 'raw' | 'qcow2'; bucket?: string; prefix?: string; wait: boolean },
+        options: {
+          format: 'vsnap' | 'raw' | 'qcow2';
+          bucket?: string;
+          prefix?: string;
+          keepFor?: number;
+          wait: boolean;
+        },
       ) => {
         const { api, json } = client();
         const started = await api.exportSnapshot(snapshotId, options.format, {
           bucket: options.bucket,
           prefix: options.prefix,
+          ...(options.keepFor !== undefined ? { keepForSeconds: options.keepFor } : {}),
         });
         const done = options.wait ? await waitForExport(api, started, progressBar('export', !json)) : started;
         printRecord(io.out, json ? done : exportRecord(done), json);
@@ -139,5 +151,6 @@ function exportRecord(e: Export) {
     parts: e.parts,
     created: e.createdAt,
     completed: e.completedAt,
+    expires: e.expiresAt,
   };
 }

@@ -9,7 +9,9 @@ import { VolsnapError } from '../core/errors.ts';
 import { addAccountCommands } from './account-commands.ts';
 import { option, positiveInteger } from './args.ts';
 import { addExportCommands } from './export-commands.ts';
+import { addMaintenanceCommands } from './maintenance-commands.ts';
 import { printRecord, printTable } from './output.ts';
+import { addPolicyCommands } from './policy-commands.ts';
 import { progressBar } from './progress.ts';
 import { collectTag, formatSize, parseSize } from './units.ts';
 
@@ -150,6 +152,10 @@ export function buildProgram(
       'its bytes: a disk image or a block device (sync or stop writers first: a snapshot of a busy device is crash-consistent); not for image-backed volumes, which the service reads itself',
     )
     .option('--no-wait', 'for an image-backed volume: return once the snapshot is queued')
+    .option(
+      '--queue',
+      'for a volume on a host: queue the snapshot for `volsnap agent` running there (it must take it within an hour)',
+    )
     .option('--name <name>', 'a name')
     .option('--description <text>', 'a description')
     .option('--tag <key=value>', 'a tag (repeat for more)', option(collectTag))
@@ -170,6 +176,7 @@ export function buildProgram(
         tag?: Record<string, string>;
         clientToken?: string;
         concurrency: number;
+        queue?: boolean;
       }) => {
         const { api, json } = client();
         const request = {
@@ -179,6 +186,15 @@ export function buildProgram(
           tags: options.tag,
           clientToken: options.clientToken,
         };
+        if (options.queue) {
+          const queued = await api.createSnapshot({ ...request, queued: true });
+          if (json) io.out(`${JSON.stringify({ snapshot: queued }, null, 2)}\n`);
+          else
+            io.out(
+              `${queued.snapshotId} ${queued.state}${queued.state === 'queued' ? `: waiting for \`volsnap agent --volume ${queued.volumeId}=…\` until ${queued.deadline}` : ''}\n`,
+            );
+          return;
+        }
         if (!options.file) {
           // An image-backed volume: the service reads the image; wait for its worker.
           const volume = await api.getVolume(options.volume);
@@ -236,12 +252,19 @@ export function buildProgram(
     )
     .addOption(new Option('--shared', "other accounts' snapshots shared with yours").conflicts('public'))
     .addOption(new Option('--public', 'public snapshots of any account'))
+    .addOption(
+      new Option('--recycle-bin', 'your deleted snapshots that can still be recovered').conflicts([
+        'shared',
+        'public',
+        'state',
+      ]),
+    )
     .option('--volume <volume-id>', 'only snapshots of this volume')
     .option('--state <state>', 'only snapshots in this state (queued, pending, completed, error)')
     .option('--name <prefix>', 'only snapshots whose name starts with this')
     .option(
       '--tag <key=value>',
-      'only snapshots with this tag (repeat to require several)',
+      'only snapshots with this tag (repeat to require several; a policy tags its snapshots volsnap:policy=<policy-id>)',
       option(collectTag),
     )
     .option('--limit <n>', 'at most this many', option(positiveInteger))
@@ -249,6 +272,7 @@ export function buildProgram(
       async (options: {
         shared?: boolean;
         public?: boolean;
+        recycleBin?: boolean;
         volume?: string;
         state?: Snapshot['state'];
         name?: string;
@@ -261,7 +285,7 @@ export function buildProgram(
         for await (const s of api.allSnapshots({
           scope,
           volumeId: options.volume,
-          state: options.state,
+          state: options.recycleBin ? 'recycled' : options.state,
           name: options.name,
           tags: options.tag,
         })) {
@@ -278,7 +302,12 @@ export function buildProgram(
                 name: s.name || '-',
                 size: formatSize(s.volumeSize),
                 stored: s.stats ? formatSize(s.stats.storedBytes) : '-',
-                state: s.state === 'pending' ? `pending ${s.progress}%` : s.state,
+                state:
+                  s.state === 'pending'
+                    ? `pending ${s.progress}%`
+                    : s.state === 'recycled'
+                      ? `recycled until ${s.purgeAt}`
+                      : s.state,
                 created: s.createdAt,
                 owner: s.accountId,
               })),
@@ -321,12 +350,31 @@ export function buildProgram(
     );
   snapshot
     .command('delete')
-    .description('delete a snapshot (newer snapshots of the volume keep every block they need)')
+    .description(
+      "delete a snapshot: a completed one waits in the recycle bin for the account's retention (7 days unless set otherwise), recoverable with `snapshot undelete`; newer snapshots of the volume keep every block they need",
+    )
     .argument('<snapshot-id>')
     .action(async (snapshotId: string) => {
       const { api, json } = client();
-      await api.deleteSnapshot(snapshotId);
-      io.out(json ? `${JSON.stringify({ deleted: snapshotId })}\n` : `Deleted ${snapshotId}.\n`);
+      const recycled = await api.deleteSnapshot(snapshotId);
+      if (json) io.out(`${JSON.stringify(recycled ? { recycled } : { deleted: snapshotId })}\n`);
+      else if (recycled)
+        io.out(
+          `Moved ${snapshotId} to the recycle bin until ${recycled.purgeAt}; \`volsnap snapshot undelete ${snapshotId}\` recovers it.\n`,
+        );
+      else io.out(`Deleted ${snapshotId}.\n`);
+    });
+  snapshot
+    .command('undelete')
+    .description(
+      'take a snapshot out of the recycle bin, whole (list them with `snapshot list --recycle-bin`)',
+    )
+    .argument('<snapshot-id>')
+    .action(async (snapshotId: string) => {
+      const { api, json } = client();
+      const restored = await api.undeleteSnapshot(snapshotId);
+      if (json) io.out(`${JSON.stringify(restored, null, 2)}\n`);
+      else io.out(`Recovered ${snapshotId}: ${restored.state}.\n`);
     });
   snapshot
     .command('copy')
@@ -550,6 +598,8 @@ export function buildProgram(
 
   addAccountCommands(program, client, io);
   addExportCommands(program, snapshot, client, io);
+  addPolicyCommands(program, client, io);
+  addMaintenanceCommands(program, client, io);
   return program;
 }
 
@@ -584,6 +634,8 @@ function snapshotRecord(s: Snapshot) {
       : '-',
     state: s.state,
     reason: s.stateReason,
+    'purged at': s.purgeAt,
+    'take by': s.state === 'queued' ? s.deadline : undefined,
     progress: `${s.progress}%`,
     parent: s.parentSnapshotId,
     'copied from': s.copiedFrom ? `${s.copiedFrom.snapshotId} (${s.copiedFrom.region})` : undefined,

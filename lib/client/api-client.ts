@@ -2,6 +2,15 @@ import type { Account, ApiKeyInfo, IssuedKey, Measure, QuotaLimits, User } from 
 import type { AuditEntry } from '../core/audit.ts';
 import type { Export, ExportFormat } from '../core/exports.ts';
 import type { Permission, Role } from '../core/identity.ts';
+import type {
+  CopyRule,
+  CreatePolicyInput,
+  Policy,
+  PolicyChanges,
+  PolicyRetention,
+  PolicyRunReport,
+  PolicySchedule,
+} from '../core/policies.ts';
 import type { SnapshotDiff as ChangedBlocks, SegmentUrl } from '../core/snapshot-service.ts';
 import type { Snapshot, SnapshotScope, SnapshotState } from '../core/snapshots.ts';
 import type { Volume } from '../core/volumes.ts';
@@ -12,10 +21,17 @@ export type {
   ApiKeyInfo,
   AuditEntry,
   ChangedBlocks,
+  CopyRule,
+  CreatePolicyInput,
   Export,
   ExportFormat,
   IssuedKey,
   Permission,
+  Policy,
+  PolicyChanges,
+  PolicyRetention,
+  PolicyRunReport,
+  PolicySchedule,
   Role,
   SegmentUrl,
   Snapshot,
@@ -132,6 +148,8 @@ export class ApiClient {
     description?: string;
     tags?: Record<string, string>;
     clientToken?: string;
+    /** Queue it for `volsnap agent` on the volume's host instead of writing it now. */
+    queued?: boolean;
   }): Promise<Snapshot> {
     return this.request<Snapshot>('POST', '/v1/snapshots', input);
   }
@@ -161,8 +179,35 @@ export class ApiClient {
     return this.request<Snapshot>('PATCH', `/v1/snapshots/${encodeURIComponent(snapshotId)}`, changes);
   }
 
-  async deleteSnapshot(snapshotId: string): Promise<void> {
-    await this.request<void>('DELETE', `/v1/snapshots/${encodeURIComponent(snapshotId)}`);
+  /** Deletes a snapshot: returns it when it went to the recycle bin, undefined when it is gone for good. */
+  async deleteSnapshot(snapshotId: string): Promise<Snapshot | undefined> {
+    return (
+      (await this.request<Snapshot | undefined>(
+        'DELETE',
+        `/v1/snapshots/${encodeURIComponent(snapshotId)}`,
+      )) ?? undefined
+    );
+  }
+
+  /** Runs a scheduled job now (operator): gc, reaper, expiry or policies; returns its report. */
+  runJob(
+    job: string,
+    options: { graceSeconds?: number; force?: boolean; policyId?: string } = {},
+  ): Promise<Record<string, unknown>> {
+    return this.request('POST', `/v1/admin/run/${encodeURIComponent(job)}`, options);
+  }
+
+  undeleteSnapshot(snapshotId: string): Promise<Snapshot> {
+    return this.request<Snapshot>('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/undelete`);
+  }
+
+  /** An agent takes a queued snapshot (it becomes pending, and its blocks are written as usual). */
+  startSnapshot(snapshotId: string): Promise<Snapshot> {
+    return this.request<Snapshot>('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/start`);
+  }
+
+  failSnapshot(snapshotId: string, reason: string): Promise<Snapshot> {
+    return this.request<Snapshot>('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/fail`, { reason });
   }
 
   uploadUrls(
@@ -236,7 +281,7 @@ export class ApiClient {
   exportSnapshot(
     snapshotId: string,
     format: ExportFormat,
-    target: { bucket?: string; prefix?: string } = {},
+    target: { bucket?: string; prefix?: string; keepForSeconds?: number } = {},
   ): Promise<Export> {
     return this.request('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/export`, {
       format,
@@ -266,6 +311,37 @@ export class ApiClient {
     return this.request('POST', `/v1/exports/${encodeURIComponent(exportId)}/url`, { expiresInSeconds });
   }
 
+  createPolicy(input: CreatePolicyInput): Promise<Policy> {
+    return this.request('POST', '/v1/policies', input);
+  }
+
+  listPolicies(
+    page: { limit?: number; nextToken?: string } = {},
+  ): Promise<{ policies: Policy[]; nextToken?: string }> {
+    const qs = listQuery(page);
+    return this.request('GET', `/v1/policies${qs ? `?${qs}` : ''}`);
+  }
+
+  /** Every policy of the account in this region, following pages. */
+  allPolicies(): AsyncGenerator<Policy> {
+    return everyPage(async (nextToken) => {
+      const page = await this.listPolicies({ nextToken });
+      return { items: page.policies, nextToken: page.nextToken };
+    });
+  }
+
+  getPolicy(policyId: string): Promise<Policy> {
+    return this.request('GET', `/v1/policies/${encodeURIComponent(policyId)}`);
+  }
+
+  updatePolicy(policyId: string, changes: PolicyChanges): Promise<Policy> {
+    return this.request('PATCH', `/v1/policies/${encodeURIComponent(policyId)}`, changes);
+  }
+
+  async deletePolicy(policyId: string): Promise<void> {
+    await this.request<void>('DELETE', `/v1/policies/${encodeURIComponent(policyId)}`);
+  }
+
   shareSnapshot(snapshotId: string, accountId: string): Promise<Snapshot> {
     return this.request('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/shares`, { accountId });
   }
@@ -289,7 +365,7 @@ export class ApiClient {
     return this.request('GET', '/v1/account');
   }
 
-  updateAccount(changes: { blockPublicSharing?: boolean }): Promise<Account> {
+  updateAccount(changes: { blockPublicSharing?: boolean; recycleBinDays?: number }): Promise<Account> {
     return this.request('PATCH', '/v1/account', changes);
   }
 

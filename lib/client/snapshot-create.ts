@@ -15,6 +15,8 @@ export interface CreateFromFileOptions {
   description?: string;
   tags?: Record<string, string>;
   clientToken?: string;
+  /** A pending snapshot to write (one an agent took from the queue) instead of creating one. */
+  snapshot?: Snapshot;
   /** Segment uploads in flight; memory is about (concurrency + 1) × 16 MiB. */
   concurrency?: number;
   onProgress?: (progress: { bytesRead: number; totalBytes: number; uploadedBytes: number }) => void;
@@ -48,13 +50,15 @@ export async function createSnapshotFromFile(
       `${options.file} is ${info.size} bytes, larger than volume ${volume.volumeId} (${volume.sizeBytes} bytes). Snapshot the right file, or register a larger volume.`,
     );
   }
-  const snapshot = await api.createSnapshot({
-    volumeId: options.volumeId,
-    name: options.name,
-    description: options.description,
-    tags: options.tags,
-    clientToken: options.clientToken,
-  });
+  const snapshot =
+    options.snapshot ??
+    (await api.createSnapshot({
+      volumeId: options.volumeId,
+      name: options.name,
+      description: options.description,
+      tags: options.tags,
+      clientToken: options.clientToken,
+    }));
   if (snapshot.state === 'completed') return { snapshot, report: emptyWriteReport(), written: false };
 
   let parent: Manifest | undefined;

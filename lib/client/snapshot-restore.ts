@@ -46,7 +46,9 @@ export async function restoreSnapshot(
   if (snapshot.state !== 'completed') {
     throw new VolsnapError(
       'snapshot.invalidState',
-      `Snapshot ${snapshotId} is ${snapshot.state}; only completed snapshots can be restored.`,
+      snapshot.state === 'recycled'
+        ? `Snapshot ${snapshotId} is in the recycle bin until ${snapshot.purgeAt}: \`volsnap snapshot undelete ${snapshotId}\` first, then restore it.`
+        : `Snapshot ${snapshotId} is ${snapshot.state}; only completed snapshots can be restored.`,
     );
   }
   const existing = await stat(options.target).catch(() => undefined);

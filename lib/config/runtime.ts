@@ -28,6 +28,8 @@ export interface RuntimeConfig {
   exportBuckets: string[];
   /** Default per-region limits of an account (`VOLSNAP_DEFAULT_MAX_SNAPSHOTS`, `VOLSNAP_DEFAULT_MAX_STORED_BYTES`). */
   defaultQuota: QuotaLimits;
+  /** Garbage younger than this is not collected (`VOLSNAP_GC_GRACE_SECONDS`; default 24 h). */
+  gcGraceMs?: number;
 }
 
 /** The version of volsnap, from package.json. */
@@ -102,6 +104,9 @@ export function loadRuntimeConfig(env: Env): RuntimeConfig {
       maxSnapshots: wholeNumber(env, 'VOLSNAP_DEFAULT_MAX_SNAPSHOTS') ?? DEFAULT_QUOTA.maxSnapshots,
       maxStoredBytes: wholeNumber(env, 'VOLSNAP_DEFAULT_MAX_STORED_BYTES') ?? DEFAULT_QUOTA.maxStoredBytes,
     },
+    ...(wholeNumber(env, 'VOLSNAP_GC_GRACE_SECONDS') !== undefined
+      ? { gcGraceMs: (wholeNumber(env, 'VOLSNAP_GC_GRACE_SECONDS') ?? 0) * 1000 }
+      : {}),
   };
 }
 

@@ -22,6 +22,23 @@ export interface QuotaLimits {
   maxStoredBytes: number;
 }
 
+/** Days deleted snapshots stay recoverable unless the account says otherwise (as EBS Recycle Bin rules do). */
+export const DEFAULT_RECYCLE_BIN_DAYS = 7;
+/** The longest an account may keep deleted snapshots (EBS Recycle Bin allows up to a year). */
+export const MAX_RECYCLE_BIN_DAYS = 365;
+
+/** What an account's owners, admins or the operator change on it. */
+export interface AccountChanges {
+  blockPublicSharing?: boolean;
+  recycleBinDays?: number;
+  quota?: Partial<QuotaLimits> | null;
+}
+
+/** How long an account keeps deleted snapshots, in days (0: not at all). */
+export function recycleBinDaysOf(account: Account | undefined): number {
+  return account?.recycleBinDays ?? DEFAULT_RECYCLE_BIN_DAYS;
+}
+
 /** An account (tenant). */
 export interface Account {
   accountId: string;
@@ -32,6 +49,11 @@ export interface Account {
   operator?: boolean;
   /** When true, the account's snapshots cannot be made public, and those already public are not. */
   blockPublicSharing: boolean;
+  /**
+   * Days a deleted snapshot stays in the recycle bin, recoverable with `snapshot undelete`, before it
+   * is purged; 0 deletes at once. Absent means {@link DEFAULT_RECYCLE_BIN_DAYS}.
+   */
+  recycleBinDays?: number;
   /** The operator's override of the default limits (each region applies it to its own usage). */
   quota?: Partial<QuotaLimits>;
 }
@@ -83,10 +105,7 @@ export interface IdentityRepository {
   listAccounts(page: { limit: number; nextToken?: string }): Promise<Page<Account>>;
   /** The account, its first user and that user's first key, atomically. */
   createAccount(account: Account, owner: User, key: ApiKeyRecord): Promise<void>;
-  updateAccount(
-    accountId: string,
-    changes: { blockPublicSharing?: boolean; quota?: Partial<QuotaLimits> | null },
-  ): Promise<Account | undefined>;
+  updateAccount(accountId: string, changes: AccountChanges): Promise<Account | undefined>;
   getUser(accountId: string, userName: string): Promise<User | undefined>;
   listUsers(accountId: string): Promise<User[]>;
   createUser(user: User): Promise<void>;
@@ -222,8 +241,18 @@ export class AccountService {
     return { account, user, keyId: caller.keyId };
   }
 
-  async updateSettings(caller: Caller, changes: { blockPublicSharing?: boolean }): Promise<Account> {
+  async updateSettings(
+    caller: Caller,
+    changes: { blockPublicSharing?: boolean; recycleBinDays?: number },
+  ): Promise<Account> {
     requireAdmin(caller);
+    const days = changes.recycleBinDays;
+    if (days !== undefined && (!Number.isInteger(days) || days < 0 || days > MAX_RECYCLE_BIN_DAYS)) {
+      throw new VolsnapError(
+        'request.invalid',
+        `The recycle bin keeps deleted snapshots 0 to ${MAX_RECYCLE_BIN_DAYS} whole days (0 deletes at once); ${days} was given.`,
+      );
+    }
     const updated = await this.#o.identity.updateAccount(caller.accountId, changes);
     if (!updated) throw accountNotFound(caller.accountId);
     return updated;

@@ -43,12 +43,15 @@ export const ERROR_STATUS = {
   'import.unsupported': 400,
   'export.notFound': 404,
   'export.invalidState': 409,
+  'policy.notFound': 404,
   'idempotency.conflict': 409,
   /** Creating would pass the account's quota in this region; details carry the limit and usage. */
   'quota.exceeded': 409,
   /** Bytes that do not match their recorded SHA-256 or structure: a corrupt or tampered object. */
   'data.corrupt': 422,
   'storage.unavailable': 503,
+  /** The object store lacks an operation (s3rver cannot list multipart uploads). */
+  'storage.unsupported': 501,
   throttled: 429,
   internal: 500,
 } as const;

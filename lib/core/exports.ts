@@ -41,6 +41,10 @@ export interface Export {
   partsDone?: number[];
   createdAt: string;
   completedAt?: string;
+  /** A pending export not completed by then is failed by the reaper (its upload aborted). */
+  deadline?: string;
+  /** When the export and its object are deleted (the expiry schedule does it). */
+  expiresAt?: string;
 }
 
 /** Where export records are kept. Reads by id; the service decides who sees what. */
@@ -61,6 +65,8 @@ export interface ExportRepository {
     changes?: Partial<Export>,
   ): Promise<Export | undefined>;
   remove(exportId: string): Promise<void>;
+  /** Every export of the region, of every account, a page at a time (for the reaper and expiry). */
+  listAll(page: { limit: number; nextToken?: string }): Promise<Page<Export>>;
 }
 
 export interface ExportServiceOptions {
@@ -82,6 +88,12 @@ export interface ExportServiceOptions {
 /** Presigned export URLs live 1 hour unless asked, and at most 7 days (SigV4's limit). */
 export const DEFAULT_URL_SECONDS = 3600;
 export const MAX_URL_SECONDS = 7 * 24 * 3600;
+const DAY_MS = 24 * 3600 * 1000;
+/** Exports are deleted this long after they are made unless asked otherwise, and live at most a year. */
+export const DEFAULT_EXPORT_KEEP_MS = 30 * DAY_MS;
+export const MAX_EXPORT_KEEP_MS = 365 * DAY_MS;
+/** A pending export not completed in this time is failed by the reaper. */
+const EXPORT_TIMEOUT_MS = 6 * 3600 * 1000;
 const MIN_PART = 5 * 1024 * 1024;
 
 /**
@@ -109,9 +121,16 @@ export class ExportService {
     caller: Caller,
     snapshotId: string,
     format: ExportFormat,
-    target: { bucket?: string; prefix?: string } = {},
+    target: { bucket?: string; prefix?: string; keepForMs?: number } = {},
   ): Promise<Export> {
     requirePermission(caller, 'snapshot:export');
+    const keepForMs = target.keepForMs ?? DEFAULT_EXPORT_KEEP_MS;
+    if (!Number.isInteger(keepForMs) || keepForMs < 60_000 || keepForMs > MAX_EXPORT_KEEP_MS) {
+      throw new VolsnapError(
+        'request.invalid',
+        'An export is kept from 1 minute to 365 days (--keep-for); it is deleted after that.',
+      );
+    }
     if (target.bucket !== undefined && !this.#o.buckets.includes(target.bucket)) {
       throw new VolsnapError(
         'request.invalid',
@@ -167,8 +186,12 @@ export class ExportService {
       partSize: this.#o.partSize,
       uploadId: await store.createMultipart(key),
       createdAt: isoTime(this.#o.clock.now()),
+      deadline: isoTime(this.#o.clock.now() + EXPORT_TIMEOUT_MS),
+      expiresAt: isoTime(this.#o.clock.now() + keepForMs),
     };
     await this.#o.exports.create(record);
+    // Retention policies leave a snapshot being exported alone until the export ends.
+    await this.#o.snapshots.hold(snapshotId, exportId, record.deadline ?? record.createdAt);
     for (let part = 0; part < record.parts; part++)
       await this.#o.queue.send({ kind: 'export.part', exportId, part });
     return record;
@@ -246,14 +269,29 @@ export class ExportService {
       return 'skipped';
     } catch (error) {
       if (error instanceof VolsnapError && error.exposed) {
-        await this.#o.exports.transition(exportId, ['pending'], 'error', { stateReason: error.message });
-        await this.#store(record.bucket)
-          .abortMultipart(record.key, record.uploadId)
-          .catch(() => {});
+        await this.fail(record, error.message);
         return 'error';
       }
       throw error;
     }
+  }
+
+  /** Puts a pending export in `error` with the reason, aborts its upload and releases its snapshot. */
+  async fail(record: Export, reason: string): Promise<void> {
+    await this.#o.exports.transition(record.exportId, ['pending'], 'error', { stateReason: reason });
+    await this.#store(record.bucket)
+      .abortMultipart(record.key, record.uploadId)
+      .catch(() => {});
+    await this.#o.snapshots.release(record.snapshotId, record.exportId);
+  }
+
+  /** Deletes an export the expiry schedule found past its `expiresAt` (any state). Idempotent. */
+  async expire(record: Export): Promise<void> {
+    const store = this.#store(record.bucket);
+    if (record.state === 'pending') await store.abortMultipart(record.key, record.uploadId).catch(() => {});
+    await store.delete(record.key);
+    await this.#o.snapshots.release(record.snapshotId, record.exportId);
+    await this.#o.exports.remove(record.exportId);
   }
 
   async #finish(record: Export, etags: Map<number, string>): Promise<'completed'> {
@@ -263,6 +301,7 @@ export class ExportService {
       progress: 100,
       completedAt: isoTime(this.#o.clock.now()),
     });
+    await this.#o.snapshots.release(record.snapshotId, record.exportId);
     return 'completed';
   }
 
@@ -272,15 +311,19 @@ export class ExportService {
 
   /** Bytes [part × partSize, …) of the export object, built from the snapshot's stored blocks. */
   async #partBytes(record: Export, part: number): Promise<Buffer> {
+    const gone = (cause?: unknown) =>
+      new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${record.snapshotId} was deleted (or is no longer shared) before the export had read it.`,
+        { cause },
+      );
     const snapshot = await this.#o.snapshots
       .get(systemCaller(record.accountId), record.snapshotId)
       .catch((cause) => {
-        throw new VolsnapError(
-          'snapshot.invalidState',
-          `Snapshot ${record.snapshotId} was deleted (or is no longer shared) before the export had read it.`,
-          { cause },
-        );
+        throw gone(cause);
       });
+    // In the recycle bin it is deleted as far as its owner said: the export stops.
+    if (snapshot.state !== 'completed') throw gone();
     const manifest = await this.#manifest(record.snapshotId);
     const start = part * record.partSize;
     const end = Math.min(record.size, start + record.partSize);

@@ -19,6 +19,7 @@ export const PERMISSIONS = [
   'snapshot:export',
   'snapshot:copy',
   'snapshot:import',
+  'policy:manage',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

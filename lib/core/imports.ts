@@ -286,10 +286,8 @@ export class SnapshotImporter {
   }
 
   /** The import is over: its source URL, and an uploaded file, are deleted. */
-  async #forget(ref: string): Promise<void> {
-    const origin = await this.#source(ref);
-    if (origin && 'key' in origin) await this.#o.objects.delete(origin.key);
-    await this.#o.objects.delete(sourceKey(ref));
+  #forget(ref: string): Promise<void> {
+    return forgetImportSource(this.#o.objects, ref);
   }
 
   async #importBlocks(
@@ -533,4 +531,12 @@ async function objectRemote(objects: ObjectStore, key: string): Promise<RemoteOb
 
 function sourceKey(ref: string): string {
   return `uploads/imports/${ref}.json`;
+}
+
+/** Deletes what an import kept of its source (the URL, an uploaded file); idempotent. */
+export async function forgetImportSource(objects: ObjectStore, ref: string): Promise<void> {
+  const stored = await objects.get(sourceKey(ref));
+  const origin = stored ? (JSON.parse(Buffer.from(stored).toString('utf8')) as SourceRef) : undefined;
+  if (origin && 'key' in origin) await objects.delete(origin.key);
+  await objects.delete(sourceKey(ref));
 }

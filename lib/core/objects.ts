@@ -41,6 +41,29 @@ export interface ObjectStore {
   ): Promise<string>;
   /** Drops an unfinished upload and its parts (the bucket's lifecycle rule is the backstop). */
   abortMultipart(key: string, uploadId: string): Promise<void>;
+  /** Every object under `prefix`, in key order, read a page at a time (memory: one page). */
+  list(prefix: string): AsyncIterable<StoredObject>;
+  /**
+   * Unfinished multipart uploads under `prefix`. Stores that cannot list them (s3rver) fail with
+   * `storage.unsupported`; the bucket's lifecycle rule aborts those after 2 days anyway.
+   */
+  listIncompleteUploads(prefix: string): AsyncIterable<IncompleteUpload>;
+}
+
+/** An object as a listing shows it. */
+export interface StoredObject {
+  key: string;
+  size: number;
+  /** When it was written, in ms since the epoch (the store's clock). */
+  lastModified: number;
+}
+
+/** A multipart upload started and neither completed nor aborted. */
+export interface IncompleteUpload {
+  key: string;
+  uploadId: string;
+  /** When it was started, in ms since the epoch. */
+  initiated: number;
 }
 
 /** Where things live in the bucket (DESIGN.md, "Storage layout"). */

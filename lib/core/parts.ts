@@ -2,7 +2,7 @@ import { BLOCK_SIZE } from './blocks.ts';
 import type { Caller } from './identity.ts';
 import { decodeManifest, encodeManifest, type Manifest } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
-import type { SnapshotService } from './snapshot-service.ts';
+import { type SnapshotService, SYSTEM_KEY_ID } from './snapshot-service.ts';
 import type { Snapshot, SnapshotRepository } from './snapshots.ts';
 
 /** Where a part's manifest waits for the others (a checkpoint: a finished part is not redone). */
@@ -57,7 +57,7 @@ export function systemCaller(accountId: string): Caller {
   return {
     accountId,
     userName: 'volsnap-worker',
-    keyId: 'system',
+    keyId: SYSTEM_KEY_ID,
     role: 'owner',
     permissions: [],
     operator: false,

@@ -11,7 +11,7 @@ import { readSegmentBlock } from './segment.ts';
 import type { SnapshotService } from './snapshot-service.ts';
 import { SnapshotWriter } from './snapshot-writer.ts';
 import type { Snapshot, SnapshotRepository } from './snapshots.ts';
-import type { Tags } from './tags.ts';
+import { type Tags, withoutReserved } from './tags.ts';
 import type { Volume, VolumeRepository } from './volumes.ts';
 
 /** A region snapshots can be copied from (this one, or another through the region registry). */
@@ -22,6 +22,9 @@ export interface CopySource {
   manifest(snapshotId: string): Promise<Manifest | undefined>;
   /** Bytes [start, end) of a segment of `accountId`. */
   readRange(accountId: string, segmentId: string, start: number, end: number): Promise<Uint8Array>;
+  /** Holds the source while a copy reads it (retention leaves it alone), until released or `until`. */
+  hold(snapshotId: string, holder: string, until: string): Promise<void>;
+  release(snapshotId: string, holder: string): Promise<void>;
 }
 
 export interface CopyInput {
@@ -81,13 +84,14 @@ export class SnapshotCopier {
     }
     const volume = await this.#targetVolume(caller, input.sourceRegion, source);
     const parts = Math.max(1, Math.ceil(source.volumeSize / BLOCK_SIZE / this.#o.partBlocks));
-    return this.#o.service.createCopy(
+    const copy = await this.#o.service.createCopy(
       caller,
       volume,
       {
         name: input.name ?? source.name,
         description: input.description ?? source.description,
-        tags: input.tags ?? source.tags,
+        // The source's own tags, not the service's (a policy's mark belongs to the source region).
+        tags: input.tags ?? withoutReserved(source.tags),
         clientToken: input.clientToken,
       },
       {
@@ -95,6 +99,13 @@ export class SnapshotCopier {
         parts,
       },
     );
+    // Held until the copy ends (or its deadline passes): retention policies skip it meanwhile.
+    if (copy.state === 'pending')
+      await this.#o
+        .source(input.sourceRegion)
+        .hold(source.snapshotId, copy.snapshotId, copy.deadline)
+        .catch(() => undefined);
+    return copy;
   }
 
   /**
@@ -110,13 +121,19 @@ export class SnapshotCopier {
     try {
       const source = this.#o.source(copy.copiedFrom.region);
       // Checked again at every part: a source deleted or unshared meanwhile stops the copy.
-      await source.readable(systemCaller(copy.accountId), copy.copiedFrom.snapshotId).catch((error) => {
-        throw new VolsnapError(
+      const gone = (cause?: unknown) =>
+        new VolsnapError(
           'snapshot.invalidState',
           `The source snapshot ${copy.copiedFrom?.snapshotId} in ${copy.copiedFrom?.region} was deleted or is no longer shared with this account, before the copy had read it.`,
-          { cause: error },
+          { cause },
         );
-      });
+      const readable = await source
+        .readable(systemCaller(copy.accountId), copy.copiedFrom.snapshotId)
+        .catch((error) => {
+          throw gone(error);
+        });
+      // In the recycle bin it is deleted as far as its owner said: the copy stops.
+      if (readable.state !== 'completed') throw gone();
       if (!copy.partsDone?.includes(part)) {
         // Progress within a part, for copies small enough to be one (larger ones move per part).
         const onProgress =
@@ -127,18 +144,33 @@ export class SnapshotCopier {
                 });
               }
             : undefined;
-        return await finishPart(this.#o, copy, part, await this.#copyBlocks(copy, source, part, onProgress));
+        return await this.#released(
+          copy,
+          source,
+          await finishPart(this.#o, copy, part, await this.#copyBlocks(copy, source, part, onProgress)),
+        );
       }
-      return await finishPart(this.#o, copy, part, undefined);
+      return await this.#released(copy, source, await finishPart(this.#o, copy, part, undefined));
     } catch (error) {
       if (error instanceof VolsnapError && error.exposed) {
         await this.#o.snapshots.transition(snapshotId, ['pending'], 'error', { stateReason: error.message });
         await deleteParts(this.#o.objects, snapshotId, parts);
         await deleteSessionSegments(this.#o.objects, this.#o.snapshots, copy);
+        await this.#o
+          .source(copy.copiedFrom.region)
+          .release(copy.copiedFrom.snapshotId, snapshotId)
+          .catch(() => undefined);
         return 'error';
       }
       throw error;
     }
+  }
+
+  /** Once the copy is whole, its source is free for retention again. */
+  async #released<T extends string>(copy: Snapshot, source: CopySource, result: T): Promise<T> {
+    if (result === 'completed' && copy.copiedFrom)
+      await source.release(copy.copiedFrom.snapshotId, copy.snapshotId).catch(() => undefined);
+    return result;
   }
 
   /** The caller's volume standing for the source volume's lineage here, created on the first copy. */
@@ -307,5 +339,7 @@ export function copySourceOf(service: SnapshotService, objects: ObjectStore): Co
     },
     readRange: (accountId, segmentId, start, end) =>
       objects.getRange(ObjectLayout.segment(accountId, segmentId), start, end),
+    hold: (snapshotId, holder, until) => service.hold(snapshotId, holder, until),
+    release: (snapshotId, holder) => service.release(snapshotId, holder),
   };
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Account, DEFAULT_QUOTA, type QuotaLimits } from './accounts.ts';
+import { type Account, DEFAULT_QUOTA, type QuotaLimits, recycleBinDaysOf } from './accounts.ts';
 import { BLOCK_SIZE } from './blocks.ts';
 import { type Clock, isoTime } from './clock.ts';
 import { VolsnapError } from './errors.ts';
@@ -19,7 +19,7 @@ import {
   type SnapshotScope,
   type SnapshotStats,
 } from './snapshots.ts';
-import { type Tags, validateTags } from './tags.ts';
+import { isReservedTag, type Tags, validateTags, withoutReserved } from './tags.ts';
 import type { Volume, VolumeRepository } from './volumes.ts';
 
 /** What the snapshot service needs to know of accounts (the account service provides it). */
@@ -44,10 +44,17 @@ export interface SnapshotServiceOptions {
   uploadTimeoutMs?: number;
   /** Lifetime of presigned segment and manifest URLs. */
   urlTtlSeconds?: number;
+  /**
+   * How long server-side work may go without finishing a part before the reaper dispatches it again
+   * (a worker invocation lasts at most 15 minutes on Lambda).
+   */
+  leaseMs?: number;
 }
 
 export interface CreateSnapshotInput {
   volumeId: string;
+  /** For a volume on a host: queue it for `volsnap agent` there (see {@link SnapshotService.createScheduled}). */
+  queued?: boolean;
   name?: string;
   description?: string;
   tags?: Tags;
@@ -69,7 +76,13 @@ export interface SnapshotDiff {
 }
 
 export const MAX_URLS_PER_REQUEST = 100;
-const DEFAULT_UPLOAD_TIMEOUT_MS = 6 * 3600 * 1000;
+/** The key id of callers the service makes for its own work (workers, policies). */
+export const SYSTEM_KEY_ID = 'system';
+export const DEFAULT_UPLOAD_TIMEOUT_MS = 6 * 3600 * 1000;
+export const DEFAULT_LEASE_MS = 20 * 60 * 1000;
+/** How long a queued snapshot waits for an agent unless its policy says otherwise. */
+export const DEFAULT_AGENT_TIMEOUT_MS = 3600 * 1000;
+const DAY_MS = 24 * 3600 * 1000;
 const DEFAULT_URL_TTL_SECONDS = 15 * 60;
 
 /**
@@ -85,6 +98,7 @@ export class SnapshotService {
     this.#o = {
       uploadTimeoutMs: DEFAULT_UPLOAD_TIMEOUT_MS,
       urlTtlSeconds: DEFAULT_URL_TTL_SECONDS,
+      leaseMs: DEFAULT_LEASE_MS,
       ...options,
       queue: options.queue ?? noQueue,
       accounts: options.accounts ?? noDirectory,
@@ -105,6 +119,7 @@ export class SnapshotService {
       throw new VolsnapError('volume.notFound', `No volume ${input.volumeId} in this account and region.`, {
         details: { volumeId: input.volumeId },
       });
+    if (input.queued) return this.createScheduled(caller, volume, input, DEFAULT_AGENT_TIMEOUT_MS);
     return this.#create(caller, volume, input);
   }
 
@@ -143,6 +158,60 @@ export class SnapshotService {
     );
   }
 
+  /**
+   * Starts a snapshot that waits for whoever reads the volume's bytes: for an image-backed volume a
+   * worker (as {@link create}); for a volume on a host, a `queued` snapshot that `volsnap agent` on
+   * that host takes with {@link start} before `agentTimeoutMs` passes (the reaper fails it after).
+   */
+  async createScheduled(
+    caller: Caller,
+    volume: Volume,
+    input: Omit<CreateSnapshotInput, 'volumeId'>,
+    agentTimeoutMs: number,
+  ): Promise<Snapshot> {
+    if (volume.imageUri) return this.#create(caller, volume, { ...input, volumeId: volume.volumeId });
+    return this.#create(caller, volume, { ...input, volumeId: volume.volumeId }, undefined, agentTimeoutMs);
+  }
+
+  /**
+   * An agent takes a queued snapshot: it becomes `pending` with a fresh upload deadline, and its
+   * blocks are written like any other. Taking one already taken is a 409 (another agent won).
+   */
+  async start(caller: Caller, snapshotId: string): Promise<Snapshot> {
+    const snapshot = await this.#owned(caller, snapshotId, 'snapshot:create', 'write');
+    const started =
+      snapshot.state === 'queued'
+        ? await this.#o.snapshots.transition(snapshotId, ['queued'], 'pending', {
+            deadline: isoTime(this.#o.clock.now() + this.#o.uploadTimeoutMs),
+          })
+        : undefined;
+    if (!started) {
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${snapshotId} is ${snapshot.state === 'queued' ? 'no longer queued' : snapshot.state}: only a queued snapshot can be started (another agent may have taken it).`,
+        { details: { snapshotId, state: snapshot.state } },
+      );
+    }
+    return started;
+  }
+
+  /** Whoever writes a queued or pending snapshot gives up on it: `error`, with its reason. */
+  async fail(caller: Caller, snapshotId: string, reason: string): Promise<Snapshot> {
+    const snapshot = await this.#owned(caller, snapshotId, 'snapshot:create', 'write');
+    const text = reason.trim().slice(0, 1000) || 'No reason given.';
+    const failed = await this.#o.snapshots.transition(snapshotId, ['queued', 'pending'], 'error', {
+      stateReason: `The agent reported: ${text}`,
+    });
+    if (!failed) {
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${snapshotId} is ${snapshot.state}; only a queued or pending snapshot can be failed.`,
+        { details: { snapshotId, state: snapshot.state } },
+      );
+    }
+    return failed;
+  }
+
   async #create(
     caller: Caller,
     volume: Volume,
@@ -152,8 +221,14 @@ export class SnapshotService {
       parts: number;
       kind: 'snapshot.copyPart' | 'snapshot.importPart';
     },
+    /** Queued for an agent, which must take it within this many ms. */
+    queuedForMs?: number,
   ): Promise<Snapshot> {
-    const tags = validateTags(input.tags ?? {});
+    // `volsnap:` tags are the service's own (a policy marks its snapshots): only its workers set them.
+    const tags =
+      caller.keyId === SYSTEM_KEY_ID
+        ? { ...validateTags(withoutReserved(input.tags ?? {})), ...(input.tags ?? {}) }
+        : validateTags(input.tags ?? {});
     const name = input.name ?? '';
     const description = input.description ?? '';
     if (name.length > 255 || description.length > 1024) {
@@ -186,11 +261,13 @@ export class SnapshotService {
       name,
       description,
       tags,
-      state: 'pending',
+      state: queuedForMs === undefined ? 'pending' : 'queued',
       progress: 0,
       region: this.#o.region,
       createdAt: isoTime(now),
-      deadline: isoTime(now + this.#o.uploadTimeoutMs),
+      deadline: isoTime(now + (queuedForMs ?? this.#o.uploadTimeoutMs)),
+      // Work for workers carries a lease: the reaper dispatches it again if no part finishes in time.
+      ...(serverSide || volume.imageUri ? { leaseUntil: isoTime(now + this.#o.leaseMs), leaseParts: 0 } : {}),
       ...(parent ? { parentSnapshotId: parent } : {}),
       ...(serverSide ? { ...serverSide.fields, parts: serverSide.parts } : {}),
     };
@@ -261,8 +338,13 @@ export class SnapshotService {
     page: { limit: number; nextToken?: string },
     scope: SnapshotScope = 'own',
   ): Promise<Page<Snapshot>> {
-    if (filter.tags) validateTags(filter.tags);
-    if (scope === 'own') return this.#o.snapshots.list(caller.accountId, filter, page);
+    // Filtering by the service's own tags (`volsnap:policy=…`) is fine; setting them is not.
+    if (filter.tags) validateTags(withoutReserved(filter.tags));
+    if (scope === 'own') {
+      // The recycle bin is listed on its own (`state: recycled`), as EC2 lists it apart.
+      const own = await this.#o.snapshots.list(caller.accountId, filter, page);
+      return filter.state ? own : { ...own, items: own.items.filter((s) => s.state !== 'recycled') };
+    }
     const listed = await this.#o.snapshots.listShared(
       scope === 'public' ? 'public' : { accountId: caller.accountId },
       filter,
@@ -280,8 +362,13 @@ export class SnapshotService {
     snapshotId: string,
     changes: { name?: string; description?: string; tags?: Tags },
   ): Promise<Snapshot> {
-    await this.#owned(caller, snapshotId, 'snapshot:update', 'change');
-    if (changes.tags) validateTags(changes.tags);
+    const current = await this.#owned(caller, snapshotId, 'snapshot:update', 'change');
+    if (changes.tags) {
+      validateTags(changes.tags);
+      // The service's own tags (a policy's mark) stay whatever the user sets.
+      const reserved = Object.entries(current.tags).filter(([key]) => isReservedTag(key));
+      changes = { ...changes, tags: { ...changes.tags, ...Object.fromEntries(reserved) } };
+    }
     if ((changes.name?.length ?? 0) > 255 || (changes.description?.length ?? 0) > 1024) {
       throw new VolsnapError(
         'request.invalid',
@@ -294,21 +381,113 @@ export class SnapshotService {
   }
 
   /**
-   * Deletes a snapshot: its record and manifest. Its segments stay while other snapshots use them
-   * (deleting an older snapshot never harms a newer one); garbage collection reclaims the rest.
+   * Deletes a snapshot. A completed one goes to the recycle bin for the account's retention (returned,
+   * `recycled`, with when it will be purged): unreadable by anyone, recoverable whole with
+   * {@link undelete}. Otherwise (retention 0, or not completed) its record and manifest go at once
+   * and undefined is returned. Its segments stay while other snapshots use them (deleting an older
+   * snapshot never harms a newer one); garbage collection reclaims the rest.
    */
-  async delete(caller: Caller, snapshotId: string): Promise<void> {
+  async delete(caller: Caller, snapshotId: string): Promise<Snapshot | undefined> {
     const snapshot = await this.#owned(caller, snapshotId, 'snapshot:delete', 'delete');
-    assertTransition(snapshot, 'deleting');
-    const deleting = await this.#o.snapshots.transition(snapshotId, [snapshot.state], 'deleting');
-    if (!deleting)
+    if (snapshot.state === 'recycled') {
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${snapshotId} is already in the recycle bin until ${snapshot.purgeAt}; \`volsnap snapshot undelete ${snapshotId}\` recovers it.`,
+        { details: { snapshotId, state: snapshot.state, purgeAt: snapshot.purgeAt } },
+      );
+    }
+    const days =
+      snapshot.state === 'completed'
+        ? recycleBinDaysOf(await this.#o.accounts.resolveAccount(caller.accountId).catch(() => undefined))
+        : 0;
+    if (days > 0) {
+      const now = this.#o.clock.now();
+      const recycled = await this.#o.snapshots.transition(snapshotId, ['completed'], 'recycled', {
+        deletedAt: isoTime(now),
+        purgeAt: isoTime(now + days * DAY_MS),
+      });
+      if (!recycled)
+        throw new VolsnapError(
+          'snapshot.invalidState',
+          `Snapshot ${snapshotId} changed state meanwhile; retry.`,
+        );
+      return recycled;
+    }
+    await this.#destroy(snapshot);
+    return undefined;
+  }
+
+  /** Takes a snapshot out of the recycle bin: `completed` again, as it was, shares included. */
+  async undelete(caller: Caller, snapshotId: string): Promise<Snapshot> {
+    const snapshot = await this.#owned(caller, snapshotId, 'snapshot:delete', 'undelete');
+    if (snapshot.state !== 'recycled') {
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${snapshotId} is ${snapshot.state}, not in the recycle bin: there is nothing to undelete.`,
+        { details: { snapshotId, state: snapshot.state } },
+      );
+    }
+    const restored = await this.#o.snapshots.transition(snapshotId, ['recycled'], 'completed', {
+      deletedAt: undefined,
+      purgeAt: undefined,
+    });
+    if (!restored)
       throw new VolsnapError(
         'snapshot.invalidState',
         `Snapshot ${snapshotId} changed state meanwhile; retry.`,
       );
-    await this.#o.objects.delete(ObjectLayout.manifest(snapshotId));
-    await this.#o.objects.delete(ObjectLayout.manifestUpload(snapshotId));
+    return restored;
+  }
+
+  /**
+   * Deletes a snapshot for good, whatever its state (the reaper and expiry: a purged recycle-bin
+   * entry, a failed snapshot). Idempotent: one already gone is fine.
+   */
+  async purge(snapshot: Snapshot): Promise<void> {
+    if (snapshot.state === 'deleting') {
+      // A deletion interrupted half-way: finish it.
+      await this.#o.objects.delete(ObjectLayout.manifest(snapshot.snapshotId));
+      await this.#o.objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId));
+      await this.#o.snapshots.remove(snapshot).catch(() => undefined);
+      return;
+    }
+    await this.#destroy(snapshot).catch((error) => {
+      if (!(error instanceof VolsnapError && error.code === 'snapshot.invalidState')) throw error;
+    });
+  }
+
+  async #destroy(snapshot: Snapshot): Promise<void> {
+    assertTransition(snapshot, 'deleting');
+    const deleting = await this.#o.snapshots.transition(snapshot.snapshotId, [snapshot.state], 'deleting', {
+      deletedAt: isoTime(this.#o.clock.now()),
+    });
+    if (!deleting)
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${snapshot.snapshotId} changed state meanwhile; retry.`,
+      );
+    await this.#o.objects.delete(ObjectLayout.manifest(snapshot.snapshotId));
+    await this.#o.objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId));
     await this.#o.snapshots.remove(deleting);
+  }
+
+  /**
+   * Work reading a completed snapshot (a copy, an export) holds it until `until` or its release, so
+   * retention leaves it alone meanwhile. Holding one that is not completed is a 409.
+   */
+  async hold(snapshotId: string, holder: string, until: string): Promise<void> {
+    if (!(await this.#o.snapshots.hold(snapshotId, holder, until))) {
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${snapshotId} is no longer completed; it cannot be read.`,
+        { details: { snapshotId } },
+      );
+    }
+  }
+
+  /** Releases a hold (idempotent). */
+  release(snapshotId: string, holder: string): Promise<void> {
+    return this.#o.snapshots.release(snapshotId, holder);
   }
 
   /** New segment ids with presigned PUT URLs for a pending snapshot, and the URL its manifest goes to. */
@@ -585,6 +764,8 @@ export class SnapshotService {
     owners = new Map<string, Promise<Account | undefined>>(),
   ): Promise<boolean> {
     if (snapshot.accountId === caller.accountId) return true;
+    // In the recycle bin, a snapshot is its owner's alone until undeleted.
+    if (snapshot.state === 'recycled') return false;
     if ((snapshot.sharedWith ?? []).includes(caller.accountId)) return true;
     if (!snapshot.public) return false;
     // The owner's block applies at once, also to what it published before.
@@ -633,7 +814,9 @@ export class SnapshotService {
     if (snapshot.state !== 'completed') {
       throw new VolsnapError(
         'snapshot.invalidState',
-        `Snapshot ${snapshotId} is ${snapshot.state}, not completed.`,
+        snapshot.state === 'recycled'
+          ? `Snapshot ${snapshotId} is in the recycle bin: \`volsnap snapshot undelete ${snapshotId}\` first.`
+          : `Snapshot ${snapshotId} is ${snapshot.state}, not completed.`,
         { details: { snapshotId, state: snapshot.state } },
       );
     }
@@ -649,7 +832,8 @@ export class SnapshotService {
 
   async #parentSegments(parentId: string): Promise<Map<string, number>> {
     const parent = await this.#o.snapshots.get(parentId);
-    if (parent?.state !== 'completed') return new Map();
+    // A parent deleted meanwhile into the recycle bin keeps its manifest, and so its blocks.
+    if (parent?.state !== 'completed' && parent?.state !== 'recycled') return new Map();
     return (await this.#manifest(parentId)).segments;
   }
 

@@ -5,18 +5,23 @@ import { matchesTags, type Tags } from './tags.ts';
 
 /**
  * A snapshot's life: `queued` (waiting for an agent) → `pending` (blocks being written) →
- * `completed` | `error`; any of them → `deleting`. Every change is a conditional write that names
- * the states it may leave, so no two writers can both move a snapshot.
+ * `completed` | `error`; a deleted completed snapshot waits in the recycle bin (`recycled`) until it
+ * is undeleted (`completed` again) or purged; any of them → `deleting`. Every change is a
+ * conditional write that names the states it may leave, so no two writers can both move a snapshot.
  */
-export type SnapshotState = 'queued' | 'pending' | 'completed' | 'error' | 'deleting';
+export type SnapshotState = 'queued' | 'pending' | 'completed' | 'error' | 'recycled' | 'deleting';
 
 export const SNAPSHOT_TRANSITIONS: Record<SnapshotState, readonly SnapshotState[]> = {
   queued: ['pending', 'error', 'deleting'],
   pending: ['completed', 'error', 'deleting'],
-  completed: ['deleting'],
+  completed: ['recycled', 'deleting'],
   error: ['deleting'],
+  recycled: ['completed', 'deleting'],
   deleting: [],
 };
+
+/** States whose manifest is kept and whose blocks garbage collection must not reclaim. */
+export const LIVE_MANIFEST_STATES: readonly SnapshotState[] = ['completed', 'recycled'];
 
 export function canTransition(from: SnapshotState, to: SnapshotState): boolean {
   return SNAPSHOT_TRANSITIONS[from].includes(to);
@@ -71,6 +76,27 @@ export interface Snapshot {
   public?: boolean;
   /** Accounts it is shared with (shown to its owner only). */
   sharedWith?: string[];
+  /** In the recycle bin: when it was deleted, and when it will be purged for good. */
+  deletedAt?: string;
+  purgeAt?: string;
+  /**
+   * Work that reads this snapshot (a copy, an export) by holder id → until when (ISO). Retention
+   * never deletes a held snapshot; a holder releases its hold when done, or it lapses.
+   */
+  holds?: Record<string, string>;
+  /**
+   * Server-side work (parts, image reads) carries a lease. When it lapses, the reaper renews it if
+   * parts were finished since (`leaseParts` counts them at the last renewal), and otherwise sends the
+   * unfinished parts again (`dispatches` counts those times) up to a bound, then fails the snapshot.
+   */
+  leaseUntil?: string;
+  leaseParts?: number;
+  dispatches?: number;
+}
+
+/** Whether a hold on the snapshot is still in force at `nowIso`. */
+export function isHeld(snapshot: Snapshot, nowIso: string): boolean {
+  return Object.values(snapshot.holds ?? {}).some((until) => until > nowIso);
 }
 
 /** Whom a listing is about: the caller's own snapshots, those shared with it, or public ones. */
@@ -146,9 +172,10 @@ export interface SnapshotRepository {
   /** The newest completed snapshot of a volume, if any. */
   latestCompleted(volumeId: string): Promise<Snapshot | undefined>;
   /**
-   * Moves a snapshot from one of `from` to `to` and applies `changes`; returns the updated snapshot,
-   * or undefined if it was not in one of `from` (someone else moved it first). Completing with
-   * `stats` adds its new bytes to the account's usage in the same write.
+   * Moves a snapshot from one of `from` to `to` and applies `changes` (a field given as undefined is
+   * removed); returns the updated snapshot, or undefined if it was not in one of `from` (someone else
+   * moved it first). Completing with `stats` from `pending` adds its new bytes to the account's usage
+   * in the same write.
    */
   transition(
     snapshotId: string,
@@ -168,6 +195,25 @@ export interface SnapshotRepository {
    * marked twice counts once), or undefined if the snapshot is no longer pending.
    */
   completePart(snapshotId: string, part: number): Promise<number | undefined>;
+  /**
+   * Every snapshot of the region, of every account, one page at a time (for maintenance: garbage
+   * collection, the reaper, expiry). Consistent: a snapshot that existed when the listing started
+   * and still exists is in it.
+   */
+  listAll(page: { limit: number; nextToken?: string }): Promise<Page<Snapshot>>;
+  /** Puts (or extends) a hold on a completed snapshot; false if it is not completed. Idempotent. */
+  hold(snapshotId: string, holder: string, until: string): Promise<boolean>;
+  /** Releases a hold; idempotent (a missing snapshot or hold is fine). */
+  release(snapshotId: string, holder: string): Promise<void>;
+  /**
+   * Renews the lease of pending server-side work only if it still is `expected` (absent: undefined);
+   * false if another reaper moved it first (so overlapping reapers never both dispatch).
+   */
+  renewLease(
+    snapshotId: string,
+    expected: string | undefined,
+    lease: { leaseUntil: string; leaseParts: number; dispatches: number },
+  ): Promise<boolean>;
   /** Records segments issued to a snapshot's upload session (they belong to it and its account). */
   addSessionSegments(snapshotId: string, segmentIds: readonly string[]): Promise<void>;
   sessionSegments(snapshotId: string): Promise<Set<string>>;

@@ -17,7 +17,7 @@ export function validateTags(tags: Tags): Tags {
     );
   }
   for (const [key, value] of entries) {
-    if (!KEY.test(key) || key.toLowerCase().startsWith('volsnap:')) {
+    if (!KEY.test(key) || isReservedTag(key)) {
       throw new VolsnapError(
         'request.invalid',
         `Tag key '${key}' is not allowed: use 1–128 letters, digits, spaces and _.:/=+-@, not starting with 'volsnap:' (reserved).`,
@@ -36,4 +36,14 @@ export function validateTags(tags: Tags): Tags {
 /** Whether `tags` carries every `key=value` of `filter`. */
 export function matchesTags(tags: Tags, filter: Tags | undefined): boolean {
   return Object.entries(filter ?? {}).every(([key, value]) => tags[key] === value);
+}
+
+/** Whether a tag key is the service's own (`volsnap:…`), which users may read and filter by, not set. */
+export function isReservedTag(key: string): boolean {
+  return key.toLowerCase().startsWith('volsnap:');
+}
+
+/** Tags without the service's own. */
+export function withoutReserved(tags: Tags): Tags {
+  return Object.fromEntries(Object.entries(tags).filter(([key]) => !isReservedTag(key)));
 }

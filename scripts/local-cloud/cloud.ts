@@ -39,6 +39,8 @@ export interface LocalCloudOptions {
   specPath?: string;
   specRoot?: string;
   verbose?: boolean;
+  /** Run the scheduled functions on their rates (default); tests that drive them on demand turn it off. */
+  schedules?: boolean;
   /** Called when a child dies on its own: the cloud is no longer whole. */
   onChildExit?: (name: string, code: number | null) => void;
 }
@@ -176,6 +178,7 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
               specPath,
               options.specRoot ?? ROOT,
               options.verbose ?? false,
+              options.schedules ?? true,
             ),
             onExit: watch(`region ${r.name}`),
           },
@@ -221,6 +224,7 @@ function regionEnvironment(
   specPath: string,
   specRoot: string,
   verbose: boolean,
+  schedules: boolean,
 ): NodeJS.ProcessEnv {
   const entry = registryEntry(r);
   return {
@@ -254,6 +258,7 @@ function regionEnvironment(
     VOLSNAP_LOCAL_QUEUE_PORT: String(p.queue),
     VOLSNAP_LOCAL_QUEUES: JSON.stringify({ WorkQueue: localResourceNames(r.name).queue }),
     VOLSNAP_LOCAL_VERBOSE: verbose ? '1' : '0',
+    VOLSNAP_LOCAL_SCHEDULES: schedules ? '1' : '0',
   };
 }
 

@@ -9,16 +9,18 @@ const { values } = parseArgs({
     'port-base': { type: 'string', default: String(DEFAULT_PORT_BASE) },
     regions: { type: 'string', default: DEFAULT_REGIONS.join(',') },
     verbose: { type: 'boolean', default: false },
+    'no-schedules': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 
 if (values.help) {
-  console.log(`Usage: npm start -- [--fresh] [--data-dir DIR] [--port-base N|auto] [--regions a,b] [--verbose]
+  console.log(`Usage: npm start -- [--fresh] [--data-dir DIR] [--port-base N|auto] [--regions a,b] [--verbose] [--no-schedules]
 
 Runs the volsnap local cloud: for each region its own S3 (s3rver), DynamoDB (DynamoDB Local) and
 the functions of serverless.yml behind an HTTP API. Data stays in DIR (.volsnap) between runs;
---fresh wipes it. Region i listens on N+10i (API), N+10i+1 (S3), N+10i+2 (DynamoDB), N+10i+3 (queue).`);
+--fresh wipes it. The scheduled functions (policies, reaper, expiry, GC) run on their rates unless
+--no-schedules (tests drive them with \`volsnap admin run JOB\`). Region i listens on N+10i (API), N+10i+1 (S3), N+10i+2 (DynamoDB), N+10i+3 (queue).`);
   process.exit(0);
 }
 
@@ -52,6 +54,7 @@ try {
     portBase,
     fresh: values.fresh,
     verbose: values.verbose,
+    schedules: !values['no-schedules'],
     onChildExit: (name, code) => {
       console.error(`The local cloud lost ${name} (exit code ${code}); stopping.`);
       void shutdown(1);

@@ -14,6 +14,7 @@ const runtime = new RegionRuntime({
   apiPort: Number(env.VOLSNAP_LOCAL_API_PORT ?? 0),
   queuePort: Number(env.VOLSNAP_LOCAL_QUEUE_PORT ?? 0),
   queueNames: JSON.parse(env.VOLSNAP_LOCAL_QUEUES ?? '{}'),
+  schedules: env.VOLSNAP_LOCAL_SCHEDULES !== '0',
   log: (line) => {
     if (verbose || line.includes('"level":"error"')) console.log(line);
   },

@@ -20,6 +20,8 @@ export interface RegionRuntimeOptions {
   queuePort: number;
   /** Queue names by the logical id serverless.yml gives them (`WorkQueue` → `volsnap-local-eu-west-1-work`). */
   queueNames: Record<string, string>;
+  /** Run the schedules on their rates (default true); off, they run only when invoked. */
+  schedules?: boolean;
   log?: (line: string) => void;
 }
 
@@ -84,7 +86,7 @@ export class RegionRuntime {
             }),
         });
       }
-      for (const schedule of fn.schedules.filter((s) => s.enabled)) {
+      for (const schedule of fn.schedules.filter((s) => s.enabled && this.options.schedules !== false)) {
         this.#timers.push(setInterval(() => void this.runSchedule(fn), schedule.rateMs));
       }
     }

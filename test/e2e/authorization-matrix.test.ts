@@ -36,9 +36,15 @@ interface Fixture {
   volumeId: string;
   snapshotId: string;
   pendingSnapshotId: string;
+  /** Queued for an agent. */
+  queuedSnapshotId: string;
+  /** Deleted into the recycle bin. */
+  recycledSnapshotId: string;
   userName: string;
   keyId: string;
   exportId: string;
+  /** A policy of A ('' in fresh fixtures of rows on other resources: the account's policies are limited). */
+  policyId: string;
   unique: string;
 }
 
@@ -161,7 +167,27 @@ const ROUTES: Record<string, Row> = {
     permission: 'snapshot:delete',
     fresh: true,
     request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}` }),
-    expect: changeShared(204),
+    // Into the recycle bin (200, with the snapshot): the account keeps one.
+    expect: changeShared(200),
+  },
+  'POST /v1/snapshots/{snapshotId}/undelete': {
+    permission: 'snapshot:delete',
+    fresh: true,
+    request: (f) => ({ path: `/v1/snapshots/${f.recycledSnapshotId}/undelete` }),
+    // In the recycle bin a snapshot is its owner's alone, shares or not.
+    expect: privateToA(200, { with: 200, without: 403 }),
+  },
+  'POST /v1/snapshots/{snapshotId}/start': {
+    permission: 'snapshot:create',
+    fresh: true,
+    request: (f) => ({ path: `/v1/snapshots/${f.queuedSnapshotId}/start` }),
+    expect: privateToA(200, { with: 200, without: 403 }),
+  },
+  'POST /v1/snapshots/{snapshotId}/fail': {
+    permission: 'snapshot:create',
+    fresh: true,
+    request: (f) => ({ path: `/v1/snapshots/${f.pendingSnapshotId}/fail`, body: { reason: 'disk gone' } }),
+    expect: privateToA(200, { with: 200, without: 403 }),
   },
   'POST /v1/snapshots/{snapshotId}/upload-urls': {
     permission: 'snapshot:create',
@@ -231,6 +257,36 @@ const ROUTES: Record<string, Row> = {
     request: (f) => ({ path: `/v1/exports/${f.exportId}` }),
     expect: privateToA(204, { with: 204, without: 403 }),
   },
+  'POST /v1/policies': {
+    permission: 'policy:manage',
+    // Every account makes policies in its own account.
+    request: (f) => ({
+      path: '/v1/policies',
+      body: {
+        name: `p-${f.unique}`,
+        targetTags: { matrix: f.unique },
+        schedule: { everyMs: 3_600_000 },
+        retention: { keep: 1 },
+      },
+    }),
+    expect: { ...ownAccount(201), memberWithout: 403 },
+  },
+  'GET /v1/policies': { request: () => ({ path: '/v1/policies' }), expect: ownAccount(200) },
+  'GET /v1/policies/{policyId}': {
+    request: (f) => ({ path: `/v1/policies/${f.policyId}` }),
+    expect: privateToA(200),
+  },
+  'PATCH /v1/policies/{policyId}': {
+    permission: 'policy:manage',
+    request: (f) => ({ path: `/v1/policies/${f.policyId}`, body: { description: 'changed' } }),
+    expect: privateToA(200, { with: 200, without: 403 }),
+  },
+  'DELETE /v1/policies/{policyId}': {
+    permission: 'policy:manage',
+    fresh: true,
+    request: (f) => ({ path: `/v1/policies/${f.policyId}` }),
+    expect: privateToA(204, { with: 204, without: 403 }),
+  },
   'POST /v1/snapshots/{snapshotId}/shares': {
     permission: 'snapshot:share',
     fresh: true,
@@ -297,6 +353,11 @@ const ROUTES: Record<string, Row> = {
     request: () => ({ path: '/v1/admin/accounts/demo-b/quota', body: { maxSnapshots: 100_000 } }),
     expect: operatorOnly(200),
   },
+  'POST /v1/admin/run/{job}': {
+    // Expiry is quick and changes nothing the other cells use (nothing has expired yet).
+    request: () => ({ path: '/v1/admin/run/expiry', body: {} }),
+    expect: operatorOnly(200),
+  },
 };
 
 const BLOCK = 512 * 1024;
@@ -319,13 +380,16 @@ async function completedSnapshot(volumeId: string): Promise<string> {
 }
 
 /** A volume of A with a completed snapshot shared with the grantee (or published), a pending one, a user and a key. */
-async function fixture(visibility: 'shared' | 'published'): Promise<Fixture> {
+async function fixture(visibility: 'shared' | 'published', withPolicy = true): Promise<Fixture> {
   const unique = `${Date.now().toString(36)}${(counter++).toString(36)}`;
   const volume = await owner.createVolume({ name: `m-${unique}`, sizeBytes: 4 * BLOCK });
   const snapshotId = await completedSnapshot(volume.volumeId);
   if (visibility === 'shared') await owner.shareSnapshot(snapshotId, 'demo-b');
   else await owner.publishSnapshot(snapshotId);
   const pending = await owner.createSnapshot({ volumeId: volume.volumeId });
+  const queued = await owner.createSnapshot({ volumeId: volume.volumeId, queued: true });
+  const recycledSnapshotId = await completedSnapshot(volume.volumeId);
+  await owner.deleteSnapshot(recycledSnapshotId);
   const userName = `target-${unique}`;
   await owner.createUser({ userName, role: 'member' });
   const key = await owner.createKey({ userName });
@@ -336,13 +400,26 @@ async function fixture(visibility: 'shared' | 'published'): Promise<Fixture> {
     await new Promise((resolve) => setTimeout(resolve, 100));
     exported = await owner.getExport(exported.exportId);
   }
+  const policyId = withPolicy
+    ? (
+        await owner.createPolicy({
+          name: `m-${unique}`,
+          targetTags: { matrix: unique },
+          schedule: { everyMs: 3_600_000 },
+          retention: { keep: 1 },
+        })
+      ).policyId
+    : '';
   return {
     volumeId: volume.volumeId,
     snapshotId,
     pendingSnapshotId: pending.snapshotId,
+    queuedSnapshotId: queued.snapshotId,
+    recycledSnapshotId,
     userName,
     keyId: key.keyId,
     exportId: exported.exportId,
+    policyId,
     unique,
   };
 }
@@ -427,7 +504,7 @@ describe('authorization matrix', () => {
       for (const principal of PRINCIPALS) {
         const base = principal === 'public' ? published : shared;
         const f = row.fresh
-          ? await fixture(principal === 'public' ? 'published' : 'shared')
+          ? await fixture(principal === 'public' ? 'published' : 'shared', route.includes('{policyId}'))
           : { ...base, unique: `${base.unique}-${counter++}` };
         const key = principal === 'memberWith' ? membersWith.get(row.permission ?? 'all') : keys[principal];
         got[principal] = await status(key, method, row.request(f));

@@ -36,5 +36,22 @@ export function objectStoreContract(name: string, makeStore: () => Promise<Objec
       ]);
       expect(Buffer.from((await store.get(key)) ?? []).equals(Buffer.concat([a, b, c]))).toBe(true);
     });
+
+    it('lists every object under a prefix with its size and write time, past 1000 keys (one S3 page)', async () => {
+      const store = await makeStore();
+      const prefix = `segments/acct-list-${randomBytes(4).toString('hex')}/`;
+      const keys = Array.from({ length: 1003 }, (_, i) => `${prefix}seg-${String(i).padStart(5, '0')}`);
+      const before = Date.now() - 5000;
+      for (let i = 0; i < keys.length; i += 50)
+        await Promise.all(
+          keys.slice(i, i + 50).map((key, j) => store.put(key, randomBytes(1 + ((i + j) % 7)))),
+        );
+      await store.put(`${prefix.slice(0, -1)}-other/seg-x`, randomBytes(3));
+      const listed = [];
+      for await (const object of store.list(prefix)) listed.push(object);
+      expect(listed.map((o) => o.key)).toEqual(keys);
+      expect(listed.map((o) => o.size)).toEqual(keys.map((_, i) => 1 + (i % 7)));
+      expect(listed.every((o) => o.lastModified >= before && o.lastModified <= Date.now() + 5000)).toBe(true);
+    }, 60_000);
   });
 }

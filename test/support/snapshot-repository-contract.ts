@@ -262,5 +262,69 @@ export function snapshotRepositoryContract(
       await f.snapshots.remove(after as Snapshot);
       expect((await f.snapshots.listShared({ accountId: carol }, {}, { limit: 10 })).items).toEqual([]);
     });
+
+    it('removes the fields a transition gives as undefined (out of the recycle bin, the bin dates go)', async () => {
+      const s = snapshot({ state: 'completed', progress: 100 });
+      await f.snapshots.create(s);
+      const recycled = await f.snapshots.transition(s.snapshotId, ['completed'], 'recycled', {
+        deletedAt: '2026-01-05T00:00:00.000Z',
+        purgeAt: '2026-01-12T00:00:00.000Z',
+      });
+      expect(recycled).toMatchObject({ state: 'recycled', purgeAt: '2026-01-12T00:00:00.000Z' });
+      const back = await f.snapshots.transition(s.snapshotId, ['recycled'], 'completed', {
+        deletedAt: undefined,
+        purgeAt: undefined,
+      });
+      expect(back?.state).toBe('completed');
+      expect(back).not.toHaveProperty('purgeAt');
+      expect(await f.snapshots.get(s.snapshotId)).not.toHaveProperty('deletedAt');
+    });
+
+    it('holds a completed snapshot for its readers, and releases each hold alone', async () => {
+      const s = snapshot({ state: 'completed', progress: 100 });
+      await f.snapshots.create(s);
+      expect(await f.snapshots.hold(s.snapshotId, 'exp-1', '2026-02-01T00:00:00.000Z')).toBe(true);
+      expect(await f.snapshots.hold(s.snapshotId, 'snap-copy', '2026-03-01T00:00:00.000Z')).toBe(true);
+      expect((await f.snapshots.get(s.snapshotId))?.holds).toEqual({
+        'exp-1': '2026-02-01T00:00:00.000Z',
+        'snap-copy': '2026-03-01T00:00:00.000Z',
+      });
+      await f.snapshots.release(s.snapshotId, 'exp-1');
+      await f.snapshots.release(s.snapshotId, 'exp-1');
+      expect((await f.snapshots.get(s.snapshotId))?.holds).toEqual({
+        'snap-copy': '2026-03-01T00:00:00.000Z',
+      });
+      await f.snapshots.release(s.snapshotId, 'snap-copy');
+      expect(await f.snapshots.get(s.snapshotId)).not.toHaveProperty('holds');
+      const pending = snapshot();
+      await f.snapshots.create(pending);
+      expect(await f.snapshots.hold(pending.snapshotId, 'exp-2', '2026-02-01T00:00:00.000Z')).toBe(false);
+    });
+
+    it('renews a lease only from the value the caller saw, so one of two racing reapers wins', async () => {
+      const s = snapshot({ leaseUntil: '2026-01-01T00:20:00.000Z', leaseParts: 0 });
+      await f.snapshots.create(s);
+      const lease = { leaseUntil: '2026-01-01T00:40:00.000Z', leaseParts: 0, dispatches: 1 };
+      const won = await Promise.all([
+        f.snapshots.renewLease(s.snapshotId, s.leaseUntil, lease),
+        f.snapshots.renewLease(s.snapshotId, s.leaseUntil, lease),
+      ]);
+      expect(won.filter(Boolean)).toHaveLength(1);
+      expect(await f.snapshots.get(s.snapshotId)).toMatchObject(lease);
+      expect(await f.snapshots.renewLease(s.snapshotId, undefined, lease)).toBe(false);
+    });
+
+    it('lists every snapshot of every account for maintenance, across pages', async () => {
+      const mine = [snapshot(), snapshot({ state: 'completed' }), snapshot()];
+      for (const s of mine) await f.snapshots.create(s);
+      const seen = new Set<string>();
+      let nextToken: string | undefined;
+      do {
+        const page = await f.snapshots.listAll({ limit: 1, ...(nextToken ? { nextToken } : {}) });
+        for (const s of page.items) seen.add(s.snapshotId);
+        nextToken = page.nextToken;
+      } while (nextToken);
+      for (const s of mine) expect(seen).toContain(s.snapshotId);
+    });
   });
 }

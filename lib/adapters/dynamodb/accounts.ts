@@ -6,14 +6,22 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { Account, ApiKeyRecord, IdentityRepository, QuotaLimits, User } from '../../core/accounts.ts';
+import type { Account, AccountChanges, ApiKeyRecord, IdentityRepository, User } from '../../core/accounts.ts';
 import { VolsnapError } from '../../core/errors.ts';
 import type { Permission, Role } from '../../core/identity.ts';
 import type { Page } from '../../core/pagination.ts';
 import { accountKey, accountNameKey, apiKeyKey, createdOrder, pickFields, userKey } from './keys.ts';
 import { Filters, queryPage } from './query.ts';
 
-const ACCOUNT_FIELDS = ['accountId', 'name', 'createdAt', 'operator', 'blockPublicSharing', 'quota'] as const;
+const ACCOUNT_FIELDS = [
+  'accountId',
+  'name',
+  'createdAt',
+  'operator',
+  'blockPublicSharing',
+  'recycleBinDays',
+  'quota',
+] as const;
 const USER_FIELDS = ['accountId', 'userName', 'role', 'permissions', 'createdAt'] as const;
 const KEY_FIELDS = [
   'keyId',
@@ -125,16 +133,17 @@ export class DynamoIdentityRepository implements IdentityRepository {
     }
   }
 
-  async updateAccount(
-    accountId: string,
-    changes: { blockPublicSharing?: boolean; quota?: Partial<QuotaLimits> | null },
-  ): Promise<Account | undefined> {
+  async updateAccount(accountId: string, changes: AccountChanges): Promise<Account | undefined> {
     const set: string[] = [];
     const remove: string[] = [];
     const values: Record<string, unknown> = {};
     if (changes.blockPublicSharing !== undefined) {
       set.push('#block = :block');
       values[':block'] = changes.blockPublicSharing;
+    }
+    if (changes.recycleBinDays !== undefined) {
+      set.push('#recycle = :recycle');
+      values[':recycle'] = changes.recycleBinDays;
     }
     if (changes.quota === null) remove.push('#quota');
     else if (changes.quota !== undefined) {
@@ -151,6 +160,7 @@ export class DynamoIdentityRepository implements IdentityRepository {
           ConditionExpression: 'attribute_exists(pk)',
           ExpressionAttributeNames: {
             ...(changes.blockPublicSharing !== undefined ? { '#block': 'blockPublicSharing' } : {}),
+            ...(changes.recycleBinDays !== undefined ? { '#recycle': 'recycleBinDays' } : {}),
             ...(changes.quota !== undefined ? { '#quota': 'quota' } : {}),
           },
           ExpressionAttributeValues: Object.keys(values).length ? values : undefined,

@@ -9,7 +9,7 @@ import {
 import type { Export, ExportRepository, ExportState } from '../../core/exports.ts';
 import type { Page } from '../../core/pagination.ts';
 import { createdOrder, pickFields } from './keys.ts';
-import { Filters, queryPage } from './query.ts';
+import { Filters, queryPage, scanPage } from './query.ts';
 
 const FIELDS = [
   'exportId',
@@ -28,6 +28,8 @@ const FIELDS = [
   'uploadId',
   'createdAt',
   'completedAt',
+  'deadline',
+  'expiresOn',
 ] as const;
 
 const exportKey = (exportId: string) => ({ pk: `EXPORT#${exportId}`, sk: 'EXPORT' });
@@ -37,7 +39,12 @@ function toExport(item: Record<string, unknown>): Export {
   const done = Object.keys(etags)
     .map(Number)
     .sort((a, b) => a - b);
-  return { ...pickFields<Export>(item, FIELDS), ...(done.length > 0 ? { partsDone: done } : {}) };
+  const { expiresOn, ...record } = pickFields<Export & { expiresOn?: string }>(item, FIELDS);
+  return {
+    ...record,
+    ...(expiresOn ? { expiresAt: expiresOn } : {}),
+    ...(done.length > 0 ? { partsDone: done } : {}),
+  };
 }
 
 /** Export records in the region table: `EXPORT#id`, listed per account through gsi1. */
@@ -48,13 +55,17 @@ export class DynamoExportRepository implements ExportRepository {
   ) {}
 
   async create(record: Export): Promise<void> {
+    // `expiresAt` is the table's TTL attribute (epoch seconds): the record's expiry is kept apart, so
+    // DynamoDB never drops a record whose object the expiry schedule has not deleted yet.
+    const { expiresAt, ...fields } = record;
     await this.documents.send(
       new PutCommand({
         TableName: this.table,
         Item: {
           ...exportKey(record.exportId),
           type: 'export',
-          ...record,
+          ...fields,
+          ...(expiresAt ? { expiresOn: expiresAt } : {}),
           etags: {},
           gsi1pk: `ACCOUNT#${record.accountId}#EXPORTS`,
           gsi1sk: createdOrder(record.createdAt, record.exportId),
@@ -62,6 +73,10 @@ export class DynamoExportRepository implements ExportRepository {
         ConditionExpression: 'attribute_not_exists(pk)',
       }),
     );
+  }
+
+  listAll(page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
+    return scanPage(this.documents, this.table, 'export', page, toExport);
   }
 
   async get(exportId: string): Promise<Export | undefined> {

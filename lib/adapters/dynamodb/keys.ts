@@ -14,6 +14,9 @@
  * | audit    | AUDIT#acct     | at#event |                           |                 |                          |                 |
  * | volume   | VOLUME#id      | VOLUME   | ACCOUNT#acct#VOLUMES      | createdAt#id    |                          |                 |
  * | snapshot | SNAPSHOT#id    | SNAPSHOT | ACCOUNT#acct#SNAPSHOTS    | createdAt#id    | VOLUME#vol#SNAPSHOTS     | createdAt#id    |
+ * | policy   | POLICY#id      | POLICY   | ACCOUNT#acct#POLICIES     | createdAt#id    | POLICIES#ENABLED (*)     | nextRunAt#id    |
+ *
+ * (*) only while the policy is enabled (gsi2sk is always kept): a sparse index of the policies to run.
  */
 export const accountKey = (accountId: string) => ({ pk: `ACCOUNT#${accountId}`, sk: 'ACCOUNT' });
 export const accountNameKey = (name: string) => ({ pk: `ACCOUNTNAME#${name}`, sk: 'ACCOUNTNAME' });
@@ -35,6 +38,11 @@ export const volumeKey = (volumeId: string) => ({ pk: `VOLUME#${volumeId}`, sk: 
 export const volumeOwnerIndex = (accountId: string) => `ACCOUNT#${accountId}#VOLUMES`;
 export const snapshotKey = (snapshotId: string) => ({ pk: `SNAPSHOT#${snapshotId}`, sk: 'SNAPSHOT' });
 export const snapshotsOfVolumeIndex = (volumeId: string) => `VOLUME#${volumeId}#SNAPSHOTS`;
+export const policyKey = (policyId: string) => ({ pk: `POLICY#${policyId}`, sk: 'POLICY' });
+export const policyOwnerIndex = (accountId: string) => `ACCOUNT#${accountId}#POLICIES`;
+/** The sparse gsi2 partition of enabled policies, ordered by next run: what the scheduler reads. */
+export const ENABLED_POLICIES = 'POLICIES#ENABLED';
+export const policyRunOrder = (nextRunAt: string, policyId: string) => `${nextRunAt}#${policyId}`;
 export const createdOrder = (createdAt: string, id: string) => `${createdAt}#${id}`;
 
 /** The record's own fields out of a stored item (keys and index attributes left behind). */

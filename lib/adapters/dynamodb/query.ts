@@ -1,4 +1,4 @@
-import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { decodePageToken, encodePageToken, type Page } from '../../core/pagination.ts';
 
 /** Filter conditions on top of an index query, with their attribute names and values. */
@@ -77,4 +77,30 @@ export async function queryPage<T>(
     start = result.LastEvaluatedKey as Position | undefined;
   } while (start && items.length < page.limit);
   return start ? { items, nextToken: encodePageToken(start) } : { items };
+}
+
+/**
+ * One page of every item of a type in the table, for maintenance (which reads them all anyway). The
+ * scan is consistent: an item that existed when the scan started and still does is in it.
+ */
+export async function scanPage<T>(
+  documents: DynamoDBDocumentClient,
+  table: string,
+  type: string,
+  page: { limit: number; nextToken?: string },
+  toItem: (item: Record<string, unknown>) => T,
+): Promise<Page<T>> {
+  const { Items = [], LastEvaluatedKey } = await documents.send(
+    new ScanCommand({
+      TableName: table,
+      FilterExpression: '#type = :type',
+      ExpressionAttributeNames: { '#type': 'type' },
+      ExpressionAttributeValues: { ':type': type },
+      ConsistentRead: true,
+      Limit: Math.max(page.limit, 100),
+      ExclusiveStartKey: decodePageToken(page.nextToken, isPosition),
+    }),
+  );
+  const items = Items.map(toItem);
+  return LastEvaluatedKey ? { items, nextToken: encodePageToken(LastEvaluatedKey) } : { items };
 }

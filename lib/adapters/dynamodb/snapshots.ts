@@ -30,7 +30,7 @@ import {
   usageKey,
   volumeKey,
 } from './keys.ts';
-import { Filters, queryPage } from './query.ts';
+import { Filters, queryPage, scanPage } from './query.ts';
 
 const ownerIndex = (accountId: string) => `ACCOUNT#${accountId}#SNAPSHOTS`;
 const tokenKey = (accountId: string, token: string) => ({ pk: `TOKEN#${accountId}#${token}`, sk: 'TOKEN' });
@@ -60,16 +60,23 @@ const FIELDS = [
   'public',
   'copiedFrom',
   'importedFrom',
+  'deletedAt',
+  'purgeAt',
+  'holds',
+  'leaseUntil',
+  'leaseParts',
+  'dispatches',
 ] as const;
 
 function toSnapshot(item: Record<string, unknown>): Snapshot {
-  const snapshot = pickFields<Snapshot>(item, FIELDS);
+  const { holds, ...snapshot } = pickFields<Snapshot>(item, FIELDS);
   const shared = item.sharedWith as Set<string> | undefined;
   const done = item.partsDone as Set<number> | undefined;
   return {
     ...snapshot,
     ...(shared && shared.size > 0 ? { sharedWith: [...shared].sort() } : {}),
     ...(done && done.size > 0 ? { partsDone: [...done].sort((a, b) => a - b) } : {}),
+    ...(holds && Object.keys(holds).length > 0 ? { holds } : {}),
   };
 }
 
@@ -344,26 +351,32 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     to: SnapshotState,
     changes: Partial<Snapshot> = {},
   ): Promise<Snapshot | undefined> {
-    const set = { ...changes, state: to };
-    const names = Object.fromEntries(Object.keys(set).map((k, i) => [`#s${i}`, k]));
-    const values: Record<string, unknown> = Object.fromEntries(
-      Object.values(set).map((v, i) => [`:s${i}`, v]),
-    );
+    const set = Object.entries({ ...changes, state: to }).filter(([, v]) => v !== undefined);
+    const removed = Object.entries(changes)
+      .filter(([, v]) => v === undefined)
+      .map(([k]) => k);
+    const names = Object.fromEntries([
+      ...set.map(([k], i) => [`#s${i}`, k]),
+      ...removed.map((k, i) => [`#r${i}`, k]),
+    ]);
+    const values: Record<string, unknown> = Object.fromEntries(set.map(([, v], i) => [`:s${i}`, v]));
     from.forEach((state, i) => {
       values[`:from${i}`] = state;
     });
     const update = {
       TableName: this.table,
       Key: snapshotKey(snapshotId),
-      UpdateExpression: `SET ${Object.keys(set)
-        .map((_, i) => `#s${i} = :s${i}`)
-        .join(', ')}`,
+      UpdateExpression: `SET ${set.map((_, i) => `#s${i} = :s${i}`).join(', ')}${
+        removed.length > 0 ? ` REMOVE ${removed.map((_, i) => `#r${i}`).join(', ')}` : ''
+      }`,
       ConditionExpression: `attribute_exists(pk) AND #state IN (${from.map((_, i) => `:from${i}`).join(', ')})`,
       ExpressionAttributeNames: { ...names, '#state': 'state' },
       ExpressionAttributeValues: values,
     };
     const accountId =
-      changes.stats && to === 'completed' ? (await this.get(snapshotId))?.accountId : undefined;
+      changes.stats && to === 'completed' && from.includes('pending')
+        ? (await this.get(snapshotId))?.accountId
+        : undefined;
     if (accountId && changes.stats) {
       // Completing counts the bytes the snapshot added, in the same write as the state change.
       try {
@@ -497,6 +510,85 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       return (Attributes?.partsDone as Set<number> | undefined)?.size;
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
+  }
+
+  listAll(page: { limit: number; nextToken?: string }): Promise<Page<Snapshot>> {
+    return scanPage(this.documents, this.table, 'snapshot', page, toSnapshot);
+  }
+
+  async hold(snapshotId: string, holder: string, until: string): Promise<boolean> {
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: snapshotKey(snapshotId),
+          // A map of holders: one SET of the map first if absent, then of the holder's entry.
+          UpdateExpression: 'SET holds = if_not_exists(holds, :empty)',
+          ConditionExpression: '#state = :completed',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':empty': {}, ':completed': 'completed' },
+        }),
+      );
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: snapshotKey(snapshotId),
+          UpdateExpression: 'SET holds.#holder = :until',
+          ConditionExpression: '#state = :completed',
+          ExpressionAttributeNames: { '#state': 'state', '#holder': holder },
+          ExpressionAttributeValues: { ':until': until, ':completed': 'completed' },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async release(snapshotId: string, holder: string): Promise<void> {
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: snapshotKey(snapshotId),
+          UpdateExpression: 'REMOVE holds.#holder',
+          ConditionExpression: 'attribute_exists(holds)',
+          ExpressionAttributeNames: { '#holder': holder },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  async renewLease(
+    snapshotId: string,
+    expected: string | undefined,
+    lease: { leaseUntil: string; leaseParts: number; dispatches: number },
+  ): Promise<boolean> {
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: snapshotKey(snapshotId),
+          UpdateExpression: 'SET leaseUntil = :lease, leaseParts = :parts, dispatches = :dispatches',
+          ConditionExpression: `#state = :pending AND ${expected === undefined ? 'attribute_not_exists(leaseUntil)' : 'leaseUntil = :expected'}`,
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: {
+            ':lease': lease.leaseUntil,
+            ':parts': lease.leaseParts,
+            ':dispatches': lease.dispatches,
+            ':pending': 'pending',
+            ...(expected === undefined ? {} : { ':expected': expected }),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
     }
   }

@@ -23,6 +23,13 @@ export class MemoryExportRepository implements ExportRepository {
     return pageOf(mine, page);
   }
 
+  async listAll(page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
+    return pageOf(
+      [...this.#records.values()].map((r) => structuredClone(r)),
+      page,
+    );
+  }
+
   async completePart(exportId: string, part: number, etag: string): Promise<Map<number, string> | undefined> {
     const record = this.#records.get(exportId);
     if (record?.state !== 'pending') return undefined;

@@ -1,4 +1,4 @@
-import type { Account, ApiKeyRecord, IdentityRepository, QuotaLimits, User } from '../../core/accounts.ts';
+import type { Account, AccountChanges, ApiKeyRecord, IdentityRepository, User } from '../../core/accounts.ts';
 import type { AuditEntry, AuditLog } from '../../core/audit.ts';
 import { VolsnapError } from '../../core/errors.ts';
 import type { Permission, Role } from '../../core/identity.ts';
@@ -38,13 +38,11 @@ export class MemoryIdentityRepository implements IdentityRepository {
     this.keys.set(key.keyId, structuredClone(key));
   }
 
-  async updateAccount(
-    accountId: string,
-    changes: { blockPublicSharing?: boolean; quota?: Partial<QuotaLimits> | null },
-  ): Promise<Account | undefined> {
+  async updateAccount(accountId: string, changes: AccountChanges): Promise<Account | undefined> {
     const account = this.accounts.get(accountId);
     if (!account) return undefined;
     if (changes.blockPublicSharing !== undefined) account.blockPublicSharing = changes.blockPublicSharing;
+    if (changes.recycleBinDays !== undefined) account.recycleBinDays = changes.recycleBinDays;
     if (changes.quota === null) delete account.quota;
     else if (changes.quota !== undefined) account.quota = structuredClone(changes.quota);
     return structuredClone(account);

@@ -1,8 +1,13 @@
-import type { ObjectStore } from '../../core/objects.ts';
+import type { IncompleteUpload, ObjectStore, StoredObject } from '../../core/objects.ts';
 
 /** Objects in memory, for unit tests. Presigned URLs are `memory://` URLs naming the key. */
 export class MemoryObjectStore implements ObjectStore {
   readonly objects = new Map<string, Uint8Array>();
+  /** When each object was written (objects set directly on the map count as written at 0). */
+  readonly modified = new Map<string, number>();
+
+  /** `now` stamps writes, so tests can age objects with their clock. */
+  constructor(private readonly now: () => number = Date.now) {}
 
   async presignPut(key: string, expiresInSeconds: number): Promise<string> {
     return `memory://put/${key}?expires=${expiresInSeconds}`;
@@ -25,20 +30,38 @@ export class MemoryObjectStore implements ObjectStore {
   }
   async put(key: string, body: Uint8Array) {
     this.objects.set(key, Uint8Array.from(body));
+    this.modified.set(key, this.now());
   }
   async copy(fromKey: string, toKey: string) {
     const object = this.objects.get(fromKey);
     if (!object) throw new Error(`no object ${fromKey}`);
     this.objects.set(toKey, Uint8Array.from(object));
+    this.modified.set(toKey, this.now());
   }
   async delete(key: string) {
     this.objects.delete(key);
+    this.modified.delete(key);
+  }
+  async *list(prefix: string): AsyncIterable<StoredObject> {
+    const keys = [...this.objects.keys()].filter((k) => k.startsWith(prefix)).sort();
+    for (const key of keys) {
+      const object = this.objects.get(key);
+      if (object) yield { key, size: object.length, lastModified: this.modified.get(key) ?? 0 };
+    }
+  }
+  /** When each unfinished upload was started. */
+  readonly initiated = new Map<string, number>();
+  async *listIncompleteUploads(prefix: string): AsyncIterable<IncompleteUpload> {
+    for (const [uploadId, upload] of this.uploads)
+      if (upload.key.startsWith(prefix))
+        yield { key: upload.key, uploadId, initiated: this.initiated.get(uploadId) ?? 0 };
   }
   /** Unfinished multipart uploads: upload id → key and parts. */
   readonly uploads = new Map<string, { key: string; parts: Map<number, Uint8Array> }>();
   async createMultipart(key: string) {
     const uploadId = `upload-${this.uploads.size + 1}-${key}`;
     this.uploads.set(uploadId, { key, parts: new Map() });
+    this.initiated.set(uploadId, this.now());
     return uploadId;
   }
   async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array) {
@@ -56,6 +79,7 @@ export class MemoryObjectStore implements ObjectStore {
       return body;
     });
     this.objects.set(key, Uint8Array.from(Buffer.concat(bodies)));
+    this.modified.set(key, this.now());
     this.uploads.delete(uploadId);
   }
   async presignUploadPart(key: string, uploadId: string, partNumber: number, expiresInSeconds: number) {

@@ -141,9 +141,43 @@ export class MemorySnapshotRepository implements SnapshotRepository {
         storedBytes: usage.storedBytes + changes.stats.newBytes,
       });
     }
-    const next = { ...current, ...structuredClone(changes), state: to };
+    const next: Snapshot = { ...current, ...structuredClone(changes), state: to };
+    for (const [key, value] of Object.entries(changes))
+      if (value === undefined) delete next[key as keyof Snapshot];
     this.#snapshots.set(snapshotId, next);
     return structuredClone(next);
+  }
+
+  async listAll(page: { limit: number; nextToken?: string }): Promise<Page<Snapshot>> {
+    return pageOf(
+      [...this.#snapshots.values()].sort(newestFirst).map((s) => structuredClone(s)),
+      page,
+    );
+  }
+
+  async hold(snapshotId: string, holder: string, until: string): Promise<boolean> {
+    const snapshot = this.#snapshots.get(snapshotId);
+    if (snapshot?.state !== 'completed') return false;
+    snapshot.holds = { ...snapshot.holds, [holder]: until };
+    return true;
+  }
+
+  async release(snapshotId: string, holder: string): Promise<void> {
+    const snapshot = this.#snapshots.get(snapshotId);
+    if (!snapshot?.holds) return;
+    delete snapshot.holds[holder];
+    if (Object.keys(snapshot.holds).length === 0) delete snapshot.holds;
+  }
+
+  async renewLease(
+    snapshotId: string,
+    expected: string | undefined,
+    lease: { leaseUntil: string; leaseParts: number; dispatches: number },
+  ): Promise<boolean> {
+    const snapshot = this.#snapshots.get(snapshotId);
+    if (snapshot?.state !== 'pending' || snapshot.leaseUntil !== expected) return false;
+    Object.assign(snapshot, lease);
+    return true;
   }
 
   async updateMetadata(

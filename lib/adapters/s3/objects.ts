@@ -6,6 +6,9 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
   NoSuchKey,
   NotFound,
   PutObjectCommand,
@@ -14,7 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { VolsnapError } from '../../core/errors.ts';
-import type { ObjectStore } from '../../core/objects.ts';
+import type { IncompleteUpload, ObjectStore, StoredObject } from '../../core/objects.ts';
 
 /**
  * The region's bucket. `presigner` must be built with the checksum settings of s3ClientConfig, or
@@ -169,6 +172,68 @@ export class S3ObjectStore implements ObjectStore {
       new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber }),
       { expiresIn: expiresInSeconds },
     );
+  }
+
+  async *list(prefix: string): AsyncIterable<StoredObject> {
+    let token: string | undefined;
+    do {
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await this.s3.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+        );
+      } catch (error) {
+        throw unavailable(error);
+      }
+      for (const object of page.Contents ?? []) {
+        if (object.Key)
+          yield {
+            key: object.Key,
+            size: object.Size ?? 0,
+            lastModified: object.LastModified?.getTime() ?? 0,
+          };
+      }
+      token = page.NextContinuationToken;
+    } while (token);
+  }
+
+  async *listIncompleteUploads(prefix: string): AsyncIterable<IncompleteUpload> {
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      let page: {
+        Uploads?: { Key?: string; UploadId?: string; Initiated?: Date }[];
+        IsTruncated?: boolean;
+        NextKeyMarker?: string;
+        NextUploadIdMarker?: string;
+      };
+      try {
+        page = await this.s3.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+        );
+      } catch (error) {
+        const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        if (status === 501 || status === 405 || (error as { name?: string }).name === 'NotImplemented') {
+          throw new VolsnapError(
+            'storage.unsupported',
+            'This object store cannot list unfinished multipart uploads; the bucket lifecycle rule aborts them instead.',
+            { cause: error },
+          );
+        }
+        throw unavailable(error);
+      }
+      for (const upload of page.Uploads ?? []) {
+        if (upload.Key && upload.UploadId)
+          yield { key: upload.Key, uploadId: upload.UploadId, initiated: upload.Initiated?.getTime() ?? 0 };
+      }
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker);
   }
 
   async abortMultipart(key: string, uploadId: string): Promise<void> {

@@ -1,0 +1,27 @@
+import type { ScheduledEvent } from 'aws-lambda';
+import type { MaintenanceJob } from '../../lib/core/maintenance.ts';
+import { logger } from '../../lib/http/logger.ts';
+import { runtime } from '../../lib/root.ts';
+
+/**
+ * The scheduled functions: each runs one maintenance job of its region on its rate (serverless.yml)
+ * and logs what it did. Every job is idempotent and safe when two runs overlap, so a late or
+ * repeated EventBridge invocation does no harm.
+ */
+function scheduled(job: MaintenanceJob) {
+  return async (event: ScheduledEvent): Promise<unknown> => {
+    const log = logger.child({ job, eventId: event.id });
+    const report = await runtime().jobs.run('schedule', job);
+    log.info('scheduled job done', { report });
+    return report;
+  };
+}
+
+/** Snapshot policies that are due: snapshots, retention, copies. */
+export const policies = scheduled('policies');
+/** Stuck and expired work: failed with its reason, re-dispatched, or cleaned up. */
+export const reaper = scheduled('reaper');
+/** Exports past their expiry, recycle-bin entries past their retention. */
+export const expiry = scheduled('expiry');
+/** Mark-and-sweep of segments no live snapshot references. */
+export const gc = scheduled('gc');

@@ -1,0 +1,382 @@
+import { type Clock, isoTime } from './clock.ts';
+import { VolsnapError } from './errors.ts';
+import type { ExportRepository, ExportService } from './exports.ts';
+import { type Caller, requireOperator } from './identity.ts';
+import { forgetImportSource } from './imports.ts';
+import { decodeManifest } from './manifest.ts';
+import { ObjectLayout, type ObjectStore } from './objects.ts';
+import type { Page } from './pagination.ts';
+import { deleteParts, deleteSessionSegments } from './parts.ts';
+import type { WorkMessage, WorkQueue } from './queue.ts';
+import type { SnapshotService } from './snapshot-service.ts';
+import { LIVE_MANIFEST_STATES, type Snapshot, type SnapshotRepository } from './snapshots.ts';
+
+/** What garbage collection found and did. */
+export interface GcReport {
+  /** Segments listed, and those old enough to be considered (older than the grace period). */
+  segmentsListed: number;
+  segmentsConsidered: number;
+  /** Segments a live snapshot (completed, in the recycle bin, or being written) references. */
+  segmentsLive: number;
+  segmentsDeleted: number;
+  bytesReclaimed: number;
+  /** Manifests and uploads of snapshots that no longer exist. */
+  objectsDeleted: number;
+  /** Accounts left alone because a live snapshot's manifest could not be read (never guess). */
+  accountsSkipped: string[];
+  graceMs: number;
+}
+
+export interface ReapReport {
+  /** Pending snapshots past their deadline, now `error`, their partial data deleted. */
+  snapshotsFailed: string[];
+  /** Queued snapshots no agent took in time, now `error`. */
+  queuedExpired: string[];
+  /** Server-side snapshots whose lease lapsed without progress: their unfinished parts sent again. */
+  redispatched: string[];
+  /** Pending exports past their deadline, now `error`, their uploads aborted. */
+  exportsFailed: string[];
+  /** Deletions interrupted half-way, finished. */
+  deletionsFinished: string[];
+  /** Unfinished multipart uploads older than the grace period, aborted. */
+  uploadsAborted: number;
+  /** What could not be done, and why (the run goes on). */
+  notes: string[];
+}
+
+export interface ExpiryReport {
+  /** Exports past their `expiresAt`, deleted with their objects. */
+  exportsDeleted: string[];
+  /** Snapshots whose recycle-bin retention ended, deleted for good. */
+  snapshotsPurged: string[];
+}
+
+export interface MaintenanceOptions {
+  snapshots: SnapshotRepository;
+  service: SnapshotService;
+  objects: ObjectStore;
+  exports: ExportRepository;
+  exportService: ExportService;
+  queue: WorkQueue;
+  clock: Clock;
+  /**
+   * Garbage younger than this is never deleted. Longer than any upload session (6 h) by default, so
+   * clock skew between the store and the functions cannot matter.
+   */
+  gcGraceMs?: number;
+  /** Lease of server-side work (see SnapshotService's `leaseMs`). */
+  leaseMs?: number;
+  /** How many times the reaper sends unfinished work again before it fails the snapshot. */
+  maxDispatches?: number;
+  /** Unfinished multipart uploads older than this are aborted. */
+  uploadGraceMs?: number;
+}
+
+const HOUR_MS = 3600 * 1000;
+export const DEFAULT_GC_GRACE_MS = 24 * HOUR_MS;
+const DELETING_STUCK_MS = HOUR_MS;
+
+/**
+ * The region's scheduled maintenance: garbage collection, the reaper, and expiry. Every run is
+ * idempotent and safe when two overlap: each change is a conditional transition (the loser's is a
+ * no-op), deleting something already deleted is harmless, and GC decides from facts that only grow
+ * safer with time (a segment it saw unreferenced and old stays so).
+ */
+export class Maintenance {
+  readonly #o: Required<MaintenanceOptions>;
+
+  constructor(options: MaintenanceOptions) {
+    this.#o = {
+      gcGraceMs: DEFAULT_GC_GRACE_MS,
+      leaseMs: 20 * 60 * 1000,
+      maxDispatches: 3,
+      uploadGraceMs: 2 * 24 * HOUR_MS,
+      ...options,
+    };
+  }
+
+  /**
+   * Mark and sweep. Lists the segments first, keeping those older than the grace period, then marks
+   * every segment a live snapshot references: the manifests of completed and recycled snapshots,
+   * the upload sessions of queued and pending ones. Anything considered and unmarked is deleted.
+   * Listing before marking is what makes a concurrent snapshot safe: a segment it uploads after the
+   * listing is not considered, and one uploaded before was issued to its session before that, so
+   * the marking (which starts later) sees it, or sees the completed manifest naming it.
+   */
+  async gc(options: { graceMs?: number } = {}): Promise<GcReport> {
+    const graceMs = options.graceMs ?? this.#o.gcGraceMs;
+    const cutoff = this.#o.clock.now() - graceMs;
+    const report: GcReport = {
+      segmentsListed: 0,
+      segmentsConsidered: 0,
+      segmentsLive: 0,
+      segmentsDeleted: 0,
+      bytesReclaimed: 0,
+      objectsDeleted: 0,
+      accountsSkipped: [],
+      graceMs,
+    };
+    const candidates = new Map<string, number>();
+    for await (const object of this.#o.objects.list('segments/')) {
+      report.segmentsListed++;
+      if (object.lastModified < cutoff) candidates.set(object.key, object.size);
+    }
+    const leftovers: string[] = [];
+    for (const prefix of ['manifests/', 'uploads/manifests/', 'uploads/parts/']) {
+      for await (const object of this.#o.objects.list(prefix))
+        if (object.lastModified < cutoff) leftovers.push(object.key);
+    }
+    report.segmentsConsidered = candidates.size;
+
+    const live = new Set<string>();
+    const skipped = new Set<string>();
+    const known = new Map<string, Snapshot['state']>();
+    const marked = new Set<string>();
+    const markManifest = async (snapshot: Snapshot) => {
+      marked.add(snapshot.snapshotId);
+      const bytes = await this.#o.objects.get(ObjectLayout.manifest(snapshot.snapshotId));
+      if (bytes) {
+        for (const segmentId of decodeManifest(bytes).segments.keys())
+          live.add(ObjectLayout.segment(snapshot.accountId, segmentId));
+      } else {
+        // Gone since the listing (deleted meanwhile) is fine; still live without a manifest is not.
+        const now = await this.#o.snapshots.get(snapshot.snapshotId);
+        if (now && LIVE_MANIFEST_STATES.includes(now.state)) skipped.add(snapshot.accountId);
+      }
+    };
+    for await (const snapshot of this.#allSnapshots()) {
+      known.set(snapshot.snapshotId, snapshot.state);
+      if (LIVE_MANIFEST_STATES.includes(snapshot.state)) {
+        await markManifest(snapshot);
+      } else if (snapshot.state === 'pending' || snapshot.state === 'queued') {
+        for (const segmentId of await this.#o.snapshots.sessionSegments(snapshot.snapshotId))
+          live.add(ObjectLayout.segment(snapshot.accountId, segmentId));
+      }
+    }
+    // A snapshot that completed while the marking ran (pending when listed, or not listed at all)
+    // names the blocks it inherits from its parent, which may have been deleted before the marking
+    // read the parent's manifest: a second listing marks the manifests of those.
+    for await (const snapshot of this.#allSnapshots()) {
+      if (LIVE_MANIFEST_STATES.includes(snapshot.state) && !marked.has(snapshot.snapshotId))
+        await markManifest(snapshot);
+    }
+
+    for (const [key, size] of candidates) {
+      const accountId = key.split('/')[1] ?? '';
+      if (live.has(key)) {
+        report.segmentsLive++;
+        continue;
+      }
+      if (skipped.has(accountId)) continue;
+      await this.#o.objects.delete(key);
+      report.segmentsDeleted++;
+      report.bytesReclaimed += size;
+    }
+    // Manifests and uploads whose snapshot is gone (or failed: its upload is no use any more).
+    for (const key of leftovers) {
+      const snapshotId = key.startsWith('uploads/parts/') ? key.split('/')[2] : key.split('/').at(-1);
+      const state = snapshotId ? known.get(snapshotId) : undefined;
+      const keep = key.startsWith('manifests/')
+        ? state !== undefined && state !== 'deleting' && state !== 'error'
+        : state === 'pending' || state === 'queued';
+      if (keep || (state === undefined && snapshotId && (await this.#o.snapshots.get(snapshotId)))) continue;
+      await this.#o.objects.delete(key);
+      report.objectsDeleted++;
+    }
+    report.accountsSkipped = [...skipped].sort();
+    return report;
+  }
+
+  /**
+   * Ends work that will not end by itself: pending snapshots and exports past their deadline fail
+   * (with the reason, their partial data deleted); queued snapshots no agent took fail; server-side
+   * work whose lease lapsed without progress is sent again, a bounded number of times; deletions
+   * interrupted half-way are finished; unfinished multipart uploads are aborted.
+   */
+  async reap(): Promise<ReapReport> {
+    const nowMs = this.#o.clock.now();
+    const now = isoTime(nowMs);
+    const report: ReapReport = {
+      snapshotsFailed: [],
+      queuedExpired: [],
+      redispatched: [],
+      exportsFailed: [],
+      deletionsFinished: [],
+      uploadsAborted: 0,
+      notes: [],
+    };
+    for await (const snapshot of this.#allSnapshots()) {
+      if (snapshot.state === 'queued' && snapshot.deadline < now) {
+        const failed = await this.#o.snapshots.transition(snapshot.snapshotId, ['queued'], 'error', {
+          stateReason: `No agent took this queued snapshot before ${snapshot.deadline}: run \`volsnap agent --volume ${snapshot.volumeId}=<device or file>\` on the volume's host.`,
+        });
+        if (failed) report.queuedExpired.push(snapshot.snapshotId);
+      } else if (snapshot.state === 'pending' && snapshot.deadline < now) {
+        if (
+          await this.#failPending(snapshot, `It did not complete before its deadline (${snapshot.deadline}).`)
+        )
+          report.snapshotsFailed.push(snapshot.snapshotId);
+      } else if (snapshot.state === 'pending' && snapshot.leaseUntil && snapshot.leaseUntil < now) {
+        const outcome = await this.#lapsed(snapshot, nowMs);
+        if (outcome === 'redispatched') report.redispatched.push(snapshot.snapshotId);
+        if (outcome === 'failed') report.snapshotsFailed.push(snapshot.snapshotId);
+      } else if (
+        snapshot.state === 'deleting' &&
+        (snapshot.deletedAt ?? snapshot.createdAt) < isoTime(nowMs - DELETING_STUCK_MS)
+      ) {
+        // A deletion takes seconds; one still `deleting` much later was interrupted.
+        await this.#o.service.purge(snapshot);
+        report.deletionsFinished.push(snapshot.snapshotId);
+      }
+    }
+    for await (const record of pages((page) => this.#o.exports.listAll(page))) {
+      if (record.state === 'pending' && record.deadline && record.deadline < now) {
+        await this.#o.exportService.fail(
+          record,
+          `It did not complete before its deadline (${record.deadline}).`,
+        );
+        report.exportsFailed.push(record.exportId);
+      }
+    }
+    try {
+      for await (const upload of this.#o.objects.listIncompleteUploads('')) {
+        if (upload.initiated < nowMs - this.#o.uploadGraceMs) {
+          await this.#o.objects.abortMultipart(upload.key, upload.uploadId);
+          report.uploadsAborted++;
+        }
+      }
+    } catch (error) {
+      report.notes.push(`Unfinished multipart uploads were not listed: ${(error as Error).message}`);
+    }
+    return report;
+  }
+
+  /** Deletes exports past their expiry and purges snapshots whose recycle-bin retention ended. */
+  async expire(): Promise<ExpiryReport> {
+    const now = isoTime(this.#o.clock.now());
+    const report: ExpiryReport = { exportsDeleted: [], snapshotsPurged: [] };
+    for await (const record of pages((page) => this.#o.exports.listAll(page))) {
+      if (record.expiresAt && record.expiresAt < now) {
+        await this.#o.exportService.expire(record);
+        report.exportsDeleted.push(record.exportId);
+      }
+    }
+    for await (const snapshot of this.#allSnapshots()) {
+      if (snapshot.state === 'recycled' && snapshot.purgeAt && snapshot.purgeAt < now) {
+        await this.#o.service.purge(snapshot);
+        report.snapshotsPurged.push(snapshot.snapshotId);
+      }
+    }
+    return report;
+  }
+
+  /** A lapsed lease: renewed if parts finished since, else the unfinished parts are sent again. */
+  async #lapsed(snapshot: Snapshot, nowMs: number): Promise<'renewed' | 'redispatched' | 'failed' | 'lost'> {
+    const done = snapshot.partsDone?.length ?? 0;
+    const progressed = done > (snapshot.leaseParts ?? 0);
+    const dispatches = progressed ? 0 : (snapshot.dispatches ?? 0) + 1;
+    if (dispatches > this.#o.maxDispatches) {
+      const failed = await this.#failPending(
+        snapshot,
+        `Workers made no progress after it was dispatched ${this.#o.maxDispatches} more times; the last attempts failed or timed out.`,
+      );
+      return failed ? 'failed' : 'lost';
+    }
+    const won = await this.#o.snapshots.renewLease(snapshot.snapshotId, snapshot.leaseUntil, {
+      leaseUntil: isoTime(nowMs + this.#o.leaseMs),
+      leaseParts: done,
+      dispatches,
+    });
+    if (!won) return 'lost';
+    if (progressed) return 'renewed';
+    for (const message of workOf(snapshot)) await this.#o.queue.send(message);
+    return 'redispatched';
+  }
+
+  /** Fails a pending snapshot and deletes what it wrote: parts, session segments, uploads. */
+  async #failPending(snapshot: Snapshot, reason: string): Promise<boolean> {
+    const failed = await this.#o.snapshots.transition(snapshot.snapshotId, ['pending'], 'error', {
+      stateReason: reason,
+    });
+    if (!failed) return false;
+    await deleteParts(this.#o.objects, snapshot.snapshotId, snapshot.parts ?? 0);
+    await deleteSessionSegments(this.#o.objects, this.#o.snapshots, snapshot);
+    await this.#o.objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId));
+    if (snapshot.importedFrom) await forgetImportSource(this.#o.objects, snapshot.importedFrom.ref);
+    return true;
+  }
+
+  #allSnapshots(): AsyncIterable<Snapshot> {
+    return pages((page) => this.#o.snapshots.listAll(page));
+  }
+}
+
+/** The messages that (re)start a pending server-side snapshot's unfinished work. */
+export function workOf(snapshot: Snapshot): WorkMessage[] {
+  const undone = Array.from({ length: snapshot.parts ?? 0 }, (_, part) => part).filter(
+    (part) => !snapshot.partsDone?.includes(part),
+  );
+  const { snapshotId } = snapshot;
+  if (snapshot.copiedFrom) return undone.map((part) => ({ kind: 'snapshot.copyPart', snapshotId, part }));
+  if (snapshot.importedFrom) return undone.map((part) => ({ kind: 'snapshot.importPart', snapshotId, part }));
+  if (snapshot.parts === undefined) return [{ kind: 'snapshot.fromImage', snapshotId }];
+  return undone.map((part) => ({ kind: 'snapshot.fromImagePart', snapshotId, part }));
+}
+
+/** Every item of a paged listing. */
+export async function* pages<T>(
+  list: (page: { limit: number; nextToken?: string }) => Promise<Page<T>>,
+): AsyncIterable<T> {
+  let nextToken: string | undefined;
+  do {
+    const page = await list({ limit: 500, ...(nextToken ? { nextToken } : {}) });
+    yield* page.items;
+    nextToken = page.nextToken;
+  } while (nextToken);
+}
+
+/** The scheduled jobs, each also runnable on demand by the operator (`volsnap admin run JOB`). */
+export const MAINTENANCE_JOBS = ['gc', 'reaper', 'expiry', 'policies'] as const;
+export type MaintenanceJob = (typeof MAINTENANCE_JOBS)[number];
+
+export interface JobOptions {
+  /** gc: a shorter grace period than the deployment's (the operator's call; 0 considers every segment). */
+  graceMs?: number;
+  /** policies: run every enabled policy now, due or not. */
+  force?: boolean;
+  /** policies: run this one policy now. */
+  policyId?: string;
+}
+
+/** Runs a job for its schedule, or for the operator on demand; the report says what it did. */
+export class MaintenanceJobs {
+  constructor(
+    private readonly maintenance: () => Maintenance,
+    private readonly policies: () => { run(options: JobOptions): Promise<unknown> },
+  ) {}
+
+  async run(caller: Caller | 'schedule', job: string, options: JobOptions = {}): Promise<unknown> {
+    if (caller !== 'schedule') requireOperator(caller);
+    if (options.graceMs !== undefined && (!Number.isInteger(options.graceMs) || options.graceMs < 0)) {
+      throw new VolsnapError(
+        'request.invalid',
+        'A grace period is a whole number of milliseconds, 0 or more.',
+      );
+    }
+    switch (job) {
+      case 'gc':
+        return this.maintenance().gc(options);
+      case 'reaper':
+        return this.maintenance().reap();
+      case 'expiry':
+        return this.maintenance().expire();
+      case 'policies':
+        return this.policies().run(options);
+      default:
+        throw new VolsnapError(
+          'request.invalid',
+          `No job '${job}': run one of ${MAINTENANCE_JOBS.join(', ')}.`,
+        );
+    }
+  }
+}
