@@ -151,6 +151,14 @@ export class Maintenance {
       } else if (snapshot.state === 'pending' || snapshot.state === 'queued') {
         for (const segmentId of await this.#o.snapshots.sessionSegments(snapshot.snapshotId))
           live.add(ObjectLayout.segment(snapshot.accountId, segmentId));
+        // What it may inherit: its parent's blocks, read now. A parent whose manifest is gone is
+        // being deleted, and a child completes only while its parent still keeps its blocks.
+        if (snapshot.parentSnapshotId) {
+          const bytes = await this.#o.objects.get(ObjectLayout.manifest(snapshot.parentSnapshotId));
+          if (bytes)
+            for (const segmentId of decodeManifest(bytes).segments.keys())
+              live.add(ObjectLayout.segment(snapshot.accountId, segmentId));
+        }
       }
     }
     // A snapshot that completed while the marking ran (pending when listed, or not listed at all)

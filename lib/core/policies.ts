@@ -96,14 +96,17 @@ export interface PolicyRepository {
   listEnabled(): Promise<Policy[]>;
   /**
    * Claims a run: only if the policy is enabled and its nextRunAt still equals `expectedNextRunAt`
-   * (so two overlapping runners never both run it), sets nextRunAt and lastRunAt. Returns whether
-   * this caller won.
+   * (so two overlapping runners never both run it), sets nextRunAt and lastRunAt. With
+   * `expectedLastRunAt` (null: never ran), its lastRunAt must also still be that: a forced run of a
+   * policy not yet due leaves nextRunAt as it was, so only lastRunAt tells two such runs apart.
+   * Returns whether this caller won.
    */
   claimRun(
     policyId: string,
     expectedNextRunAt: string,
     nextRunAt: string,
     lastRunAt: string,
+    expectedLastRunAt?: string | null,
   ): Promise<boolean>;
   /** Stores the report of the last run (nothing if the policy is gone). */
   recordRun(policyId: string, report: PolicyRunReport): Promise<void>;

@@ -60,7 +60,14 @@ export class PolicyRunner {
     const runs: PolicyRunSummary['runs'] = [];
     for (const policy of candidates) {
       const next = isoTime(nextRunAfter(policy.schedule, nowMs));
-      if (!(await this.o.policies.claimRun(policy.policyId, policy.nextRunAt, next, now))) continue;
+      const claimed = await this.o.policies.claimRun(
+        policy.policyId,
+        policy.nextRunAt,
+        next,
+        now,
+        policy.lastRunAt ?? null,
+      );
+      if (!claimed) continue;
       const report = await this.#runPolicy(policy, nowMs);
       await this.o.policies.recordRun(policy.policyId, report);
       runs.push({ policyId: policy.policyId, accountId: policy.accountId, report });

@@ -70,13 +70,21 @@ export function forkReady(
   });
 }
 
-/** Starts s3rver storing in `directory`, on `port` (0: any free port), bound to loopback. */
-export function startS3Emulator(directory: string, port: number, onExit?: (code: number | null) => void) {
+/**
+ * Starts s3rver storing in `directory`, on `port` (0: any free port), bound to loopback; over https
+ * when given a key and certificate (files).
+ */
+export function startS3Emulator(
+  directory: string,
+  port: number,
+  onExit?: (code: number | null) => void,
+  tls?: { keyPath: string; certPath: string },
+) {
   const nodeOptions = [process.env.NODE_OPTIONS, '--openssl-legacy-provider'].filter(Boolean).join(' ');
   return forkReady(
     `s3rver (port ${port})`,
     fileURLToPath(new URL('./s3-emulator-process.js', import.meta.url)),
-    [directory, String(port)],
+    [directory, String(port), ...(tls ? [tls.keyPath, tls.certPath] : [])],
     {
       env: { ...process.env, NODE_OPTIONS: nodeOptions },
       onExit,

@@ -138,6 +138,20 @@ export function policyRepositoryContract(name: string, makeRepository: () => Pro
       expect(await repo.get(p.policyId)).toMatchObject({ nextRunAt: at(60), lastRunAt: at(0) });
     });
 
+    it('tells two forced runs of a policy not yet due apart by when it last ran', async () => {
+      const p = policy({ nextRunAt: at(600) });
+      await repo.create(p);
+      // Both runners computed the same next run (the one already set): only lastRunAt differs.
+      const results = await Promise.all([
+        repo.claimRun(p.policyId, at(600), at(600), at(1), null),
+        repo.claimRun(p.policyId, at(600), at(600), at(2), null),
+      ]);
+      expect(results.filter(Boolean)).toHaveLength(1);
+      const ran = await repo.get(p.policyId);
+      expect(await repo.claimRun(p.policyId, at(600), at(600), at(3), ran?.lastRunAt)).toBe(true);
+      expect(await repo.claimRun(p.policyId, at(600), at(600), at(4), ran?.lastRunAt)).toBe(false);
+    });
+
     it('records the report of the last run, replacing the one before; a deleted policy stays deleted', async () => {
       const p = policy();
       await repo.create(p);

@@ -240,7 +240,11 @@ async function hostVolume(caller: Caller, name = 'disk') {
 async function imageVolume(caller: Caller, blocks: number) {
   const key = `${ObjectLayout.imagePrefix(caller.accountId)}disk-${blocks}.img`;
   await objects.put(key, image(blocks));
-  return volumes.register(caller, { name: 'img', sizeBytes: blocks * BLOCK_SIZE, imageUri: `s3://${BUCKET}/${key}` });
+  return volumes.register(caller, {
+    name: 'img',
+    sizeBytes: blocks * BLOCK_SIZE,
+    imageUri: `s3://${BUCKET}/${key}`,
+  });
 }
 
 /** Two snapshots of a volume, the second written against the first with blocks 4–7 changed. */
@@ -261,7 +265,7 @@ async function olderAndNewer(caller: Caller) {
 }
 
 describe('garbage collection', () => {
-  it("deletes exactly the segments only a deleted snapshot referenced, and reclaims their bytes; the newer snapshot stays whole", async () => {
+  it('deletes exactly the segments only a deleted snapshot referenced, and reclaims their bytes; the newer snapshot stays whole', async () => {
     await noRecycleBin(alice);
     const { older, newer, second, olderSegments, newerSegments, onlyOlder } = await olderAndNewer(alice);
     const reclaimable = sizeOf(onlyOlder);
@@ -679,7 +683,10 @@ describe('the reaper', () => {
         }),
       }),
     });
-    const queued = await service.create(alice, { volumeId: (await hostVolume(alice)).volumeId, queued: true });
+    const queued = await service.create(alice, {
+      volumeId: (await hostVolume(alice)).volumeId,
+      queued: true,
+    });
     clock.advance(HOUR + 1);
     const report = await maintenance({ objects: unsupported }).reap();
     expect(report.notes).toEqual([expect.stringContaining('listing uploads is not supported')]);
@@ -800,7 +807,10 @@ describe('maintenance jobs', () => {
   });
 
   it('run every job for the schedule, passing policy options through', async () => {
-    expect(await jobs.run('schedule', 'gc')).toMatchObject({ graceMs: DEFAULT_GC_GRACE_MS, segmentsDeleted: 0 });
+    expect(await jobs.run('schedule', 'gc')).toMatchObject({
+      graceMs: DEFAULT_GC_GRACE_MS,
+      segmentsDeleted: 0,
+    });
     expect(await jobs.run('schedule', 'reaper')).toMatchObject({ snapshotsFailed: [], uploadsAborted: 0 });
     expect(await jobs.run('schedule', 'expiry')).toEqual({ exportsDeleted: [], snapshotsPurged: [] });
     expect(await jobs.run('schedule', 'policies', { force: true })).toEqual({ runs: [] });

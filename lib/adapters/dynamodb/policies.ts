@@ -149,20 +149,28 @@ export class DynamoPolicyRepository implements PolicyRepository {
     expectedNextRunAt: string,
     nextRunAt: string,
     lastRunAt: string,
+    expectedLastRunAt?: string | null,
   ): Promise<boolean> {
+    const lastCondition =
+      expectedLastRunAt === undefined
+        ? ''
+        : expectedLastRunAt === null
+          ? ' AND attribute_not_exists(lastRunAt)'
+          : ' AND lastRunAt = :expectedLast';
     try {
       await this.documents.send(
         new UpdateCommand({
           TableName: this.table,
           Key: policyKey(policyId),
           UpdateExpression: 'SET nextRunAt = :next, lastRunAt = :last, gsi2sk = :order',
-          ConditionExpression: 'nextRunAt = :expected AND enabled = :enabled',
+          ConditionExpression: `nextRunAt = :expected AND enabled = :enabled${lastCondition}`,
           ExpressionAttributeValues: {
             ':next': nextRunAt,
             ':last': lastRunAt,
             ':order': policyRunOrder(nextRunAt, policyId),
             ':expected': expectedNextRunAt,
             ':enabled': true,
+            ...(typeof expectedLastRunAt === 'string' ? { ':expectedLast': expectedLastRunAt } : {}),
           },
         }),
       );

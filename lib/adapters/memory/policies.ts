@@ -57,9 +57,11 @@ export class MemoryPolicyRepository implements PolicyRepository {
     expectedNextRunAt: string,
     nextRunAt: string,
     lastRunAt: string,
+    expectedLastRunAt?: string | null,
   ): Promise<boolean> {
     const policy = this.#policies.get(policyId);
     if (!policy?.enabled || policy.nextRunAt !== expectedNextRunAt) return false;
+    if (expectedLastRunAt !== undefined && (policy.lastRunAt ?? null) !== expectedLastRunAt) return false;
     this.#policies.set(policyId, { ...policy, nextRunAt, lastRunAt });
     return true;
   }

@@ -1,0 +1,366 @@
+import { randomBytes } from 'node:crypto';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../lib/adapters/clock.ts';
+import { MemoryIdentityRepository } from '../../lib/adapters/memory/identity.ts';
+import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
+import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
+import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
+import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
+import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
+import { AccountService, bootstrapAccount } from '../../lib/core/accounts.ts';
+import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
+import { isoTime } from '../../lib/core/clock.ts';
+import type { Caller } from '../../lib/core/identity.ts';
+import { decodeManifest, encodeManifest } from '../../lib/core/manifest.ts';
+import { ObjectLayout } from '../../lib/core/objects.ts';
+import { readSegmentBlock } from '../../lib/core/segment.ts';
+import { DEFAULT_AGENT_TIMEOUT_MS, SnapshotService } from '../../lib/core/snapshot-service.ts';
+import { SnapshotWriter } from '../../lib/core/snapshot-writer.ts';
+import type { Snapshot } from '../../lib/core/snapshots.ts';
+import { VolumeService } from '../../lib/core/volumes.ts';
+import { testCaller } from '../support/callers.ts';
+
+const zstd = createZstdCompressor();
+const BLOCKS = 8;
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+const UPLOAD_TIMEOUT = 6 * HOUR;
+const BUCKET = 'region-bucket';
+
+let clock: ManualClock;
+let objects: MemoryObjectStore;
+let queue: MemoryWorkQueue;
+let snapshotRepo: MemorySnapshotRepository;
+let service: SnapshotService;
+let volumes: VolumeService;
+let accounts: AccountService;
+let alice: Caller;
+let bob: Caller;
+let carol: Caller;
+
+beforeEach(async () => {
+  clock = new ManualClock();
+  objects = new MemoryObjectStore(() => clock.now());
+  queue = new MemoryWorkQueue();
+  const volumeRepo = new MemoryVolumeRepository();
+  snapshotRepo = new MemorySnapshotRepository(volumeRepo);
+  const identity = new MemoryIdentityRepository();
+  accounts = new AccountService({ identity, clock, region: 'r1', usage: (id) => snapshotRepo.usage(id) });
+  service = new SnapshotService({
+    snapshots: snapshotRepo,
+    volumes: volumeRepo,
+    objects,
+    clock,
+    region: 'r1',
+    queue,
+    accounts,
+    uploadTimeoutMs: UPLOAD_TIMEOUT,
+  });
+  volumes = new VolumeService(volumeRepo, clock, 'r1', { regionBucket: BUCKET, extraBuckets: [] });
+  const callerOf = async (name: string) =>
+    testCaller({ accountId: (await bootstrapAccount(identity, clock, { name })).account.accountId });
+  alice = await callerOf('alice');
+  bob = await callerOf('bob');
+  carol = await callerOf('carol');
+});
+
+async function hostVolume(caller: Caller) {
+  return volumes.register(caller, { name: 'disk', sizeBytes: BLOCKS * BLOCK_SIZE });
+}
+
+/** Writes the blocks of a pending snapshot as the CLI does and completes it. */
+async function write(caller: Caller, snapshot: Snapshot, data: Buffer): Promise<Snapshot> {
+  const writer = new SnapshotWriter({
+    volumeSize: data.length,
+    compressor: zstd,
+    segmentTargetSize: 4 * BLOCK_SIZE,
+    nextSegmentId: async () =>
+      (await service.uploadUrls(caller, snapshot.snapshotId, 1)).segments[0]?.segmentId ?? '',
+    store: (id, object) => objects.put(ObjectLayout.segment(caller.accountId, id), object),
+  });
+  for (let i = 0; i * BLOCK_SIZE < data.length; i++)
+    await writer.add(i, data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
+  await objects.put(ObjectLayout.manifestUpload(snapshot.snapshotId), encodeManifest(await writer.finish()));
+  return service.complete(caller, snapshot.snapshotId);
+}
+
+async function completed(caller: Caller, data = randomBytes(BLOCKS * BLOCK_SIZE)) {
+  const volume = await hostVolume(caller);
+  const snapshot = await write(caller, await service.create(caller, { volumeId: volume.volumeId }), data);
+  expect(snapshot.state).toBe('completed');
+  return { volume, snapshot, data };
+}
+
+async function restore(accountId: string, snapshotId: string): Promise<Buffer> {
+  const manifest = decodeManifest((await objects.get(ObjectLayout.manifest(snapshotId))) ?? new Uint8Array());
+  const out = Buffer.alloc(manifest.volumeSize);
+  for (const e of manifest.entries) {
+    const stored = await objects.getRange(
+      ObjectLayout.segment(accountId, e.segmentId),
+      e.offset,
+      e.offset + e.storedLength,
+    );
+    Buffer.from(readSegmentBlock(zstd, { ...e, plainLength: BLOCK_SIZE }, stored)).copy(
+      out,
+      e.blockIndex * BLOCK_SIZE,
+    );
+  }
+  return out;
+}
+
+const ids = (page: { items: Snapshot[] }) => page.items.map((s) => s.snapshotId);
+
+describe('the recycle bin', () => {
+  it('takes a deleted completed snapshot for the default 7 days, keeping its manifest', async () => {
+    const { snapshot } = await completed(alice);
+    clock.advance(MINUTE);
+    const recycled = await service.delete(alice, snapshot.snapshotId);
+    expect(recycled).toMatchObject({
+      snapshotId: snapshot.snapshotId,
+      state: 'recycled',
+      deletedAt: isoTime(clock.now()),
+      purgeAt: isoTime(clock.now() + 7 * DAY),
+    });
+    expect(await service.get(alice, snapshot.snapshotId)).toMatchObject({ state: 'recycled' });
+    expect(await objects.head(ObjectLayout.manifest(snapshot.snapshotId))).toBeDefined();
+    // It still counts against the quota until purged.
+    expect((await snapshotRepo.usage(alice.accountId)).snapshots).toBe(1);
+  });
+
+  it("keeps it for the account's own number of days, and not at all with 0", async () => {
+    await accounts.updateSettings(alice, { recycleBinDays: 3 });
+    const three = await completed(alice);
+    expect((await service.delete(alice, three.snapshot.snapshotId))?.purgeAt).toBe(
+      isoTime(clock.now() + 3 * DAY),
+    );
+    await accounts.updateSettings(alice, { recycleBinDays: 0 });
+    const none = await completed(alice);
+    expect(await service.delete(alice, none.snapshot.snapshotId)).toBeUndefined();
+    expect(await snapshotRepo.get(none.snapshot.snapshotId)).toBeUndefined();
+    expect(await objects.head(ObjectLayout.manifest(none.snapshot.snapshotId))).toBeUndefined();
+    await expect(service.get(alice, none.snapshot.snapshotId)).rejects.toMatchObject({
+      code: 'snapshot.notFound',
+    });
+    expect(ids(await service.list(alice, { state: 'recycled' }, { limit: 10 }))).toEqual([
+      three.snapshot.snapshotId,
+    ]);
+  });
+
+  it('is not for snapshots that never completed: those are deleted at once', async () => {
+    const volume = await hostVolume(alice);
+    const pending = await service.create(alice, { volumeId: volume.volumeId });
+    const queued = await service.create(alice, { volumeId: volume.volumeId, queued: true });
+    const failed = await service.fail(
+      alice,
+      (await service.create(alice, { volumeId: volume.volumeId })).snapshotId,
+      'x',
+    );
+    for (const s of [pending, queued, failed]) {
+      expect(await service.delete(alice, s.snapshotId)).toBeUndefined();
+      expect(await snapshotRepo.get(s.snapshotId)).toBeUndefined();
+    }
+  });
+
+  it('hides a recycled snapshot from every other account, even one it was shared with, and when public', async () => {
+    const { snapshot } = await completed(alice);
+    await service.share(alice, snapshot.snapshotId, 'bob');
+    await service.publish(alice, snapshot.snapshotId);
+    expect((await service.get(bob, snapshot.snapshotId)).state).toBe('completed');
+    expect((await service.get(carol, snapshot.snapshotId)).state).toBe('completed');
+    await service.delete(alice, snapshot.snapshotId);
+    for (const other of [bob, carol]) {
+      await expect(service.get(other, snapshot.snapshotId)).rejects.toMatchObject({
+        code: 'snapshot.notFound',
+        status: 404,
+      });
+      await expect(service.manifestUrl(other, snapshot.snapshotId)).rejects.toMatchObject({
+        code: 'snapshot.notFound',
+      });
+      await expect(service.undelete(other, snapshot.snapshotId)).rejects.toMatchObject({
+        code: 'snapshot.notFound',
+      });
+    }
+    expect(ids(await service.list(bob, {}, { limit: 10 }, 'shared'))).toEqual([]);
+    expect(ids(await service.list(carol, {}, { limit: 10 }, 'public'))).toEqual([]);
+  });
+
+  it("lists recycled snapshots only when asked for the recycle bin's state", async () => {
+    const kept = await completed(alice);
+    const deleted = await completed(alice);
+    await service.delete(alice, deleted.snapshot.snapshotId);
+    expect(ids(await service.list(alice, {}, { limit: 10 }))).toEqual([kept.snapshot.snapshotId]);
+    expect(ids(await service.list(alice, { state: 'recycled' }, { limit: 10 }))).toEqual([
+      deleted.snapshot.snapshotId,
+    ]);
+    expect(ids(await service.list(alice, { state: 'completed' }, { limit: 10 }))).toEqual([
+      kept.snapshot.snapshotId,
+    ]);
+    expect(ids(await service.list(alice, { volumeId: deleted.volume.volumeId }, { limit: 10 }))).toEqual([]);
+  });
+
+  it('refuses to read, share, diff or delete again a recycled snapshot, pointing at undelete', async () => {
+    const { snapshot } = await completed(alice);
+    const recycled = await service.delete(alice, snapshot.snapshotId);
+    const id = snapshot.snapshotId;
+    const undelete = { code: 'snapshot.invalidState', message: expect.stringContaining(`undelete ${id}`) };
+    await expect(service.manifestUrl(alice, id)).rejects.toMatchObject(undelete);
+    await expect(service.sourceForVolume(alice, id)).rejects.toMatchObject(undelete);
+    await expect(service.diff(alice, id, id)).rejects.toMatchObject(undelete);
+    await expect(service.delete(alice, id)).rejects.toMatchObject({
+      ...undelete,
+      message: expect.stringContaining(recycled?.purgeAt as string),
+    });
+    await expect(service.share(alice, id, 'bob')).rejects.toMatchObject({ code: 'snapshot.invalidState' });
+    await expect(service.publish(alice, id)).rejects.toMatchObject({ code: 'snapshot.invalidState' });
+  });
+
+  it('gives the snapshot back whole on undelete, its shares included', async () => {
+    const { snapshot, data } = await completed(alice);
+    await service.share(alice, snapshot.snapshotId, 'bob');
+    await service.delete(alice, snapshot.snapshotId);
+    await expect(service.undelete(bob, snapshot.snapshotId)).rejects.toMatchObject({
+      code: 'snapshot.notFound',
+    });
+    const restored = await service.undelete(alice, snapshot.snapshotId);
+    expect(restored.state).toBe('completed');
+    expect(restored.deletedAt).toBeUndefined();
+    expect(restored.purgeAt).toBeUndefined();
+    expect(restored.sharedWith).toEqual([bob.accountId]);
+    expect((await service.get(bob, snapshot.snapshotId)).state).toBe('completed');
+    // Now bob sees it, but only its owner may undelete (or delete) it.
+    await expect(service.delete(bob, snapshot.snapshotId)).rejects.toMatchObject({ code: 'auth.forbidden' });
+    expect((await service.manifestUrl(alice, snapshot.snapshotId)).url).toContain(snapshot.snapshotId);
+    expect((await restore(alice.accountId, snapshot.snapshotId)).equals(data)).toBe(true);
+    await expect(service.undelete(alice, snapshot.snapshotId)).rejects.toMatchObject({
+      code: 'snapshot.invalidState',
+      message: expect.stringContaining('not in the recycle bin'),
+    });
+  });
+
+  it('needs snapshot:delete to undelete', async () => {
+    const { snapshot } = await completed(alice);
+    await service.delete(alice, snapshot.snapshotId);
+    const reader = { ...alice, role: 'member' as const, permissions: ['snapshot:create' as const] };
+    await expect(service.undelete(reader, snapshot.snapshotId)).rejects.toMatchObject({
+      code: 'auth.forbidden',
+    });
+    expect((await snapshotRepo.get(snapshot.snapshotId))?.state).toBe('recycled');
+  });
+
+  it('purges for good: record and manifest gone; purging again, or a stale record undeleted since, does nothing', async () => {
+    const { snapshot } = await completed(alice);
+    const recycled = (await service.delete(alice, snapshot.snapshotId)) as Snapshot;
+    await service.purge(recycled);
+    expect(await snapshotRepo.get(snapshot.snapshotId)).toBeUndefined();
+    expect(await objects.head(ObjectLayout.manifest(snapshot.snapshotId))).toBeUndefined();
+    expect((await snapshotRepo.usage(alice.accountId)).snapshots).toBe(0);
+    await expect(service.purge(recycled)).resolves.toBeUndefined();
+    // Expiry read the snapshot as recycled, but its owner undeleted it before the purge.
+    const other = await completed(alice);
+    const stale = (await service.delete(alice, other.snapshot.snapshotId)) as Snapshot;
+    await service.undelete(alice, other.snapshot.snapshotId);
+    await service.purge(stale);
+    expect((await snapshotRepo.get(other.snapshot.snapshotId))?.state).toBe('completed');
+    expect((await restore(alice.accountId, other.snapshot.snapshotId)).equals(other.data)).toBe(true);
+  });
+});
+
+describe('queued snapshots', () => {
+  it('are queued for an agent with a deadline, and no work for the workers', async () => {
+    const volume = await hostVolume(alice);
+    const queued = await service.create(alice, { volumeId: volume.volumeId, queued: true, name: 'nightly' });
+    expect(queued).toMatchObject({
+      state: 'queued',
+      name: 'nightly',
+      deadline: isoTime(clock.now() + DEFAULT_AGENT_TIMEOUT_MS),
+    });
+    expect(queued.leaseUntil).toBeUndefined();
+    expect(queue.messages).toEqual([]);
+    const scheduled = await service.createScheduled(alice, volume, { name: 'policy' }, 5 * MINUTE);
+    expect(scheduled).toMatchObject({ state: 'queued', deadline: isoTime(clock.now() + 5 * MINUTE) });
+    // Its blocks cannot be written before an agent takes it.
+    await expect(service.uploadUrls(alice, queued.snapshotId, 1)).rejects.toMatchObject({
+      code: 'snapshot.invalidState',
+    });
+  });
+
+  it('are taken by one agent with start (a fresh upload deadline), then written and completed as usual', async () => {
+    const volume = await hostVolume(alice);
+    const queued = await service.create(alice, { volumeId: volume.volumeId, queued: true });
+    clock.advance(10 * MINUTE);
+    await expect(service.start(bob, queued.snapshotId)).rejects.toMatchObject({ code: 'snapshot.notFound' });
+    const started = await service.start(alice, queued.snapshotId);
+    expect(started).toMatchObject({ state: 'pending', deadline: isoTime(clock.now() + UPLOAD_TIMEOUT) });
+    await expect(service.start(alice, queued.snapshotId)).rejects.toMatchObject({
+      code: 'snapshot.invalidState',
+      status: 409,
+    });
+    const data = randomBytes(BLOCKS * BLOCK_SIZE);
+    const done = await write(alice, started, data);
+    expect(done.state).toBe('completed');
+    expect((await restore(alice.accountId, done.snapshotId)).equals(data)).toBe(true);
+    await expect(service.start(alice, queued.snapshotId)).rejects.toMatchObject({
+      code: 'snapshot.invalidState',
+    });
+  });
+
+  it('of an image-backed volume are pending at once, with a message for the workers', async () => {
+    const key = `${ObjectLayout.imagePrefix(alice.accountId)}disk.img`;
+    await objects.put(key, randomBytes(BLOCK_SIZE));
+    const volume = await volumes.register(alice, {
+      name: 'img',
+      sizeBytes: BLOCKS * BLOCK_SIZE,
+      imageUri: `s3://${BUCKET}/${key}`,
+    });
+    const viaCreate = await service.create(alice, { volumeId: volume.volumeId, queued: true });
+    const viaScheduled = await service.createScheduled(alice, volume, {}, 5 * MINUTE);
+    for (const s of [viaCreate, viaScheduled]) {
+      expect(s.state).toBe('pending');
+      expect(s.deadline).toBe(isoTime(clock.now() + UPLOAD_TIMEOUT));
+      expect(s.leaseUntil).toBeDefined();
+    }
+    expect(queue.messages).toEqual([
+      { kind: 'snapshot.fromImage', snapshotId: viaCreate.snapshotId },
+      { kind: 'snapshot.fromImage', snapshotId: viaScheduled.snapshotId },
+    ]);
+  });
+
+  it("fail with the agent's reason, queued or pending; not once completed, nor for others", async () => {
+    const volume = await hostVolume(alice);
+    const queued = await service.create(alice, { volumeId: volume.volumeId, queued: true });
+    expect(await service.fail(alice, queued.snapshotId, '  device /dev/sdz not found  ')).toMatchObject({
+      state: 'error',
+      stateReason: 'The agent reported: device /dev/sdz not found',
+    });
+    const pending = await service.start(
+      alice,
+      (await service.create(alice, { volumeId: volume.volumeId, queued: true })).snapshotId,
+    );
+    expect(await service.fail(alice, pending.snapshotId, '   ')).toMatchObject({
+      state: 'error',
+      stateReason: 'The agent reported: No reason given.',
+    });
+    const long = await service.create(alice, { volumeId: volume.volumeId, queued: true });
+    expect((await service.fail(alice, long.snapshotId, 'x'.repeat(5000))).stateReason).toHaveLength(
+      'The agent reported: '.length + 1000,
+    );
+    await expect(service.fail(alice, queued.snapshotId, 'again')).rejects.toMatchObject({
+      code: 'snapshot.invalidState',
+    });
+    const { snapshot } = await completed(alice);
+    await expect(service.fail(alice, snapshot.snapshotId, 'late')).rejects.toMatchObject({
+      code: 'snapshot.invalidState',
+    });
+    expect((await service.get(alice, snapshot.snapshotId)).state).toBe('completed');
+    const other = await service.create(alice, { volumeId: volume.volumeId, queued: true });
+    await expect(service.fail(bob, other.snapshotId, 'not mine')).rejects.toMatchObject({
+      code: 'snapshot.notFound',
+    });
+    const reader = { ...alice, role: 'member' as const, permissions: [] };
+    await expect(service.fail(reader, other.snapshotId, 'no right')).rejects.toMatchObject({
+      code: 'auth.forbidden',
+    });
+    expect((await service.get(alice, other.snapshotId)).state).toBe('queued');
+  });
+});
