@@ -1,16 +1,23 @@
-// `npm run bench [-- --size 1GiB --quick --runs 3]`: times volsnap's data path on deterministic images
-// against a local cloud it starts itself, next to the machine's own limits (sha256sum and a plain
-// read of the same image), and writes bench/results.json and bench/results.md.
-import { spawn } from 'node:child_process';
+// `npm run bench [-- --size 1GiB --quick --runs 3]`: measures volsnap's data path on deterministic
+// images against a local cloud it starts itself, side by side with the tools users would pick
+// instead (restic, rclone) on the same images and the same emulator (s3rver), and with the limits of
+// the machine (a plain read, sha256sum, OpenSSL's SHA-256) and of the emulator (PUTs and GETs of
+// 512 KiB and 16 MiB objects at concurrency 16). Writes bench/results.json, bench/results.md and
+// bench/results.svg.
+import { execFile, spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, rm, writeFile } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import pLimit from 'p-limit';
+import { s3ClientConfig } from '../lib/adapters/aws-clients.ts';
 import { parseSize } from '../lib/cli/units.ts';
-import { startLocalCloud } from './local-cloud/cloud.ts';
+import { LOCAL_CREDENTIALS, startLocalCloud } from './local-cloud/cloud.ts';
+import { startS3Emulator } from './local-cloud/processes.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const BLOCK = 512 * 1024;
@@ -24,20 +31,33 @@ const { values } = parseArgs({
 const size = parseSize(values.size ?? (values.quick ? '256MiB' : '1GiB'));
 const runs = Number(values.runs);
 const work = join(ROOT, 'bench', 'work');
+const run = promisify(execFile);
 
+/** One thing measured: its times (one per run), and what else each run recorded. */
 interface Measure {
   name: string;
+  group: 'limit' | 'volsnap' | 'peer';
   seconds: number[];
+  /** Image bytes the operation covers (for MB/s). */
   bytes: number;
-  maxRssKiB?: number[];
+  maxRssKiB: number[];
+  storedBytes?: number;
+  requests?: number;
   note?: string;
 }
 
-/** Deterministic image: AES-CTR keystream (incompressible) with a quarter of the blocks zero, spread by a hash. */
-async function makeImages(
-  path: string,
-  changedPath: string,
-): Promise<{ zeroBlocks: number; changedBlocks: number }> {
+const measures = new Map<string, Measure>();
+function measure(name: string, group: Measure['group'], bytes = size): Measure {
+  let m = measures.get(name);
+  if (!m) {
+    m = { name, group, seconds: [], bytes, maxRssKiB: [] };
+    measures.set(name, m);
+  }
+  return m;
+}
+
+/** Deterministic images: AES-CTR keystream (incompressible), a quarter of the blocks zero, spread by a hash. */
+async function makeImages(path: string, changedPath: string) {
   const blocks = size / BLOCK;
   const stream = createCipheriv('aes-128-ctr', Buffer.alloc(16, 1), Buffer.alloc(16, 2));
   const changer = createCipheriv('aes-128-ctr', Buffer.alloc(16, 3), Buffer.alloc(16, 4));
@@ -66,6 +86,9 @@ async function makeImages(
   return { zeroBlocks, changedBlocks };
 }
 
+const hasTime = existsSync('/usr/bin/time');
+
+/** Runs a command to its end; its wall time and (with GNU time) its peak RSS. */
 function time(
   command: string,
   args: string[],
@@ -73,7 +96,10 @@ function time(
 ): Promise<{ seconds: number; stdout: string; maxRssKiB?: number }> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, argv] = hasTime
+      ? ['/usr/bin/time', ['-f', 'bench-maxrss-kib %M', command, ...args]]
+      : [command, args];
+    const child = spawn(cmd, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c) => (stdout += c));
@@ -81,10 +107,15 @@ function time(
     child.on('exit', (code) => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       if (code !== 0) return reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr}`));
-      const rusage = /volsnap-rusage (\{.*\})/.exec(stderr)?.[1];
-      resolve({ seconds, stdout, maxRssKiB: rusage ? JSON.parse(rusage).maxRssKiB : undefined });
+      const rss = /bench-maxrss-kib (\d+)/.exec(stderr)?.[1];
+      resolve({ seconds, stdout, maxRssKiB: rss ? Number(rss) : undefined });
     });
   });
+}
+
+function record(m: Measure, result: { seconds: number; maxRssKiB?: number }, seconds = result.seconds) {
+  m.seconds.push(seconds);
+  if (result.maxRssKiB !== undefined) m.maxRssKiB.push(result.maxRssKiB);
 }
 
 async function sha256(path: string): Promise<string> {
@@ -94,7 +125,57 @@ async function sha256(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** Bytes of files under a directory whose path contains `part` (s3rver keeps one file per object). */
+async function duBytes(dir: string, part = ''): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    const path = join(entry.parentPath, entry.name);
+    if (entry.isFile() && entry.name.endsWith('._S3rver_object') && path.includes(part))
+      total += (await stat(path)).size;
+  }
+  return total;
+}
+
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? Number.NaN;
+
+/** The emulator's own ceiling: the image's non-zero bytes as objects of `objectSize`, PUT then GET, 16 at a time. */
+async function ceiling(s3: S3Client, bucket: string, image: Buffer, objectSize: number, label: string) {
+  const pieces: Buffer[] = [];
+  for (let at = 0; at < image.length; at += BLOCK) {
+    const block = image.subarray(at, at + BLOCK);
+    if (block.some((b) => b !== 0)) pieces.push(block);
+  }
+  const data = Buffer.concat(pieces);
+  const objects = Math.ceil(data.length / objectSize);
+  const limit = pLimit(16);
+  const key = (i: number) => `ceiling/${label}/${objectSize}/${i}`;
+  let started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: objects }, (_, i) =>
+      limit(() =>
+        s3.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: key(i),
+            Body: data.subarray(i * objectSize, (i + 1) * objectSize),
+          }),
+        ),
+      ),
+    ),
+  );
+  const put = Number(process.hrtime.bigint() - started) / 1e9;
+  started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: objects }, (_, i) =>
+      limit(async () => {
+        const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key(i) }));
+        await got.Body?.transformToByteArray();
+      }),
+    ),
+  );
+  const get = Number(process.hrtime.bigint() - started) / 1e9;
+  return { put, get, objects, bytes: data.length };
+}
 
 async function main() {
   await rm(work, { recursive: true, force: true });
@@ -103,78 +184,165 @@ async function main() {
   const changed = join(work, 'image-1pct.raw');
   console.log(`Making ${size / 2 ** 20} MiB test images…`);
   const shape = await makeImages(image, changed);
-  const cloud = await startLocalCloud({ dataDir: join(work, 'cloud'), portBase: 'auto', fresh: true });
-  const cliEnv = { ...process.env, VOLSNAP_CONFIG: cloud.configPath, VOLSNAP_REPORT_RUSAGE: '1' };
-  const volsnap = async (...args: string[]) =>
-    time(process.execPath, [join(ROOT, 'bin/volsnap.js'), '--json', ...args], cliEnv);
-  const measures: Measure[] = [];
+  const nonZeroBytes = (size / BLOCK - shape.zeroBlocks) * BLOCK;
+  const changedBytes = shape.changedBlocks * BLOCK;
+
+  const peers = {
+    restic: await run('restic', ['version']).then(
+      (r) => r.stdout.trim().split(' ').slice(0, 2).join(' '),
+      () => undefined,
+    ),
+    rclone: await run('rclone', ['version']).then(
+      (r) => r.stdout.split('\n')[0]?.trim(),
+      () => undefined,
+    ),
+    openssl: await run('openssl', ['version']).then(
+      (r) => r.stdout.trim(),
+      () => undefined,
+    ),
+  };
+  for (const [name, version] of Object.entries(peers))
+    if (!version)
+      console.log(`${name} is not installed (Debian: apt-get install ${name}); its rows are skipped.`);
+
+  const cloud = await startLocalCloud({
+    dataDir: join(work, 'cloud'),
+    portBase: 'auto',
+    fresh: true,
+    schedules: false,
+  });
+  // The peers' S3: the same emulator (s3rver), in its own process, over https (restic needs it).
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+    '-keyout',
+    join(work, 'peer-key.pem'),
+    '-out',
+    join(work, 'peer-cert.pem'),
+  ]);
+  const peerS3 = await startS3Emulator(join(work, 'peer-s3'), 0, undefined, {
+    keyPath: join(work, 'peer-key.pem'),
+    certPath: join(work, 'peer-cert.pem'),
+  });
+  const peerEndpoint = `https://127.0.0.1:${peerS3.port}`;
+  const { AWS_CA_BUNDLE: _bundle, ...inherited } = process.env;
+  const peerEnv = {
+    ...inherited,
+    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    RESTIC_PASSWORD: 'bench',
+    RESTIC_CACHE_DIR: join(work, 'restic-cache'),
+    RCLONE_CONFIG_PEER_TYPE: 's3',
+    RCLONE_CONFIG_PEER_PROVIDER: 'Other',
+    RCLONE_CONFIG_PEER_ENDPOINT: peerEndpoint,
+    RCLONE_CONFIG_PEER_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+    RCLONE_CONFIG_PEER_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    RCLONE_CONFIG_PEER_FORCE_PATH_STYLE: 'true',
+    // rclone trusts our certificate through its own option; the Go AWS SDK it uses fails on any
+    // AWS_CA_BUNDLE (some machines set one), so that is left out below.
+    RCLONE_CA_CERT: join(work, 'peer-cert.pem'),
+  };
+  const region1 = cloud.regions[0];
+  if (!region1) throw new Error('the local cloud has no region');
+  const cloudS3 = new S3Client(
+    s3ClientConfig(
+      {
+        name: region1.name,
+        bucket: region1.bucket,
+        table: 'x',
+        s3Endpoint: region1.s3,
+        s3ForcePathStyle: true,
+      },
+      LOCAL_CREDENTIALS,
+    ),
+  );
+  const cliEnv = { ...process.env, VOLSNAP_CONFIG: cloud.configPath };
+  // The CLI as shipped: one bundled module (npm run build:cli), not the sources through tsx.
+  const cliBundle = join(work, 'volsnap.mjs');
+  await run(process.execPath, [join(ROOT, 'scripts/build-cli.js'), cliBundle], { cwd: ROOT });
+  const volsnap = (...args: string[]) => time(process.execPath, [cliBundle, '--json', ...args], cliEnv);
+  const [home, away] = cloud.regions.map((r) => r.name);
+  const imageBytes = await open(image, 'r').then(async (f) => {
+    const buffer = Buffer.alloc(size);
+    await f.read(buffer, 0, size, 0);
+    await f.close();
+    return buffer;
+  });
+
   try {
-    const read: Measure = { name: 'plain read (cat)', seconds: [], bytes: size };
-    const hash: Measure = { name: 'sha256sum', seconds: [], bytes: size };
-    const full: Measure = { name: 'volsnap full snapshot', seconds: [], bytes: size, maxRssKiB: [] };
-    const incremental: Measure = {
-      name: 'volsnap 1% incremental snapshot',
-      seconds: [],
-      bytes: size,
-      maxRssKiB: [],
-    };
-    const restore: Measure = { name: 'volsnap restore', seconds: [], bytes: size, maxRssKiB: [] };
-    const [home, away] = cloud.regions.map((r) => r.name);
-    const fullCopy: Measure = { name: `volsnap full copy ${home} → ${away}`, seconds: [], bytes: size };
-    const incrementalCopy: Measure = {
-      name: `volsnap 1% incremental copy ${home} → ${away}`,
-      seconds: [],
-      bytes: size,
-    };
-    // A copy is written by the destination's workers: its time is the server's, from its
-    // createdAt to its completedAt (the CLI's polling would add up to 2 s).
-    const copy = async (snapshotId: string, measure: Measure) => {
-      const out = await volsnap(
-        '--region',
-        String(away),
-        'snapshot',
-        'copy',
-        snapshotId,
-        '--source-region',
-        String(home),
-      );
-      const copied = JSON.parse(out.stdout).snapshot;
-      if (copied.state !== 'completed')
-        throw new Error(`copy ${copied.snapshotId} ended ${copied.state}: ${copied.stateReason}`);
-      measure.seconds.push((Date.parse(copied.completedAt) - Date.parse(copied.createdAt)) / 1000);
-      measure.note = `moved ${(copied.stats.newBytes / 2 ** 20).toFixed(1)} MiB, ${copied.stats.newBlocks} blocks`;
-    };
-    const exportVsnap: Measure = { name: 'volsnap export (vsnap)', seconds: [], bytes: size };
-    const importVsnap: Measure = {
-      name: `volsnap import (vsnap, from ${home} into ${away})`,
-      seconds: [],
-      bytes: size,
-    };
-    const serverSeconds = (created: string, completed: string) =>
-      (Date.parse(completed) - Date.parse(created)) / 1000;
-    for (let run = 0; run < runs; run++) {
-      console.log(`Run ${run + 1} of ${runs}…`);
-      read.seconds.push((await time('sh', ['-c', `cat '${image}' > /dev/null`])).seconds);
-      hash.seconds.push((await time('sha256sum', [image])).seconds);
-      // Fresh state for every run: a new volume, so the first snapshot is full.
+    for (let r = 0; r < runs; r++) {
+      console.log(`Run ${r + 1} of ${runs}…`);
+      // The machine's limits.
+      record(measure('plain read (cat)', 'limit'), await time('sh', ['-c', `cat '${image}' > /dev/null`]));
+      record(measure('sha256sum', 'limit'), await time('sha256sum', [image]));
+      if (peers.openssl)
+        record(measure('openssl dgst -sha256', 'limit'), await time('openssl', ['dgst', '-sha256', image]));
+      // The emulator's: the same non-zero bytes, 16 requests at a time.
+      for (const objectSize of [BLOCK, 16 * 2 ** 20]) {
+        const label = objectSize === BLOCK ? '512 KiB' : '16 MiB';
+        const c = await ceiling(cloudS3, region1.bucket, imageBytes, objectSize, `run${r}`);
+        const put = measure(`s3rver PUT ${label} objects ×16`, 'limit', c.bytes);
+        put.seconds.push(c.put);
+        put.requests = c.objects;
+        const get = measure(`s3rver GET ${label} objects ×16`, 'limit', c.bytes);
+        get.seconds.push(c.get);
+        get.requests = c.objects;
+      }
+
+      // volsnap, on fresh state every run: a new volume, so the first snapshot is full.
       const volume = JSON.parse(
-        (await volsnap('volume', 'create', '--name', `bench-${run}`, '--size', String(size))).stdout,
+        (await volsnap('volume', 'create', '--name', `bench-${r}`, '--size', String(size))).stdout,
       );
       const first = await volsnap('snapshot', 'create', '--volume', volume.volumeId, '--file', image);
-      full.seconds.push(first.seconds);
-      full.maxRssKiB?.push(first.maxRssKiB ?? 0);
-      await copy(JSON.parse(first.stdout).snapshot.snapshotId, fullCopy);
+      const full = measure('volsnap full snapshot', 'volsnap');
+      record(full, first);
+      const firstOut = JSON.parse(first.stdout);
+      full.storedBytes = firstOut.upload.newStoredBytes;
+      full.requests = firstOut.upload.segments + 1;
+      const copy = async (snapshotId: string, m: Measure) => {
+        const out = await volsnap(
+          '--region',
+          String(away),
+          'snapshot',
+          'copy',
+          snapshotId,
+          '--source-region',
+          String(home),
+        );
+        const copied = JSON.parse(out.stdout).snapshot;
+        if (copied.state !== 'completed')
+          throw new Error(`copy ${copied.snapshotId} ended ${copied.state}: ${copied.stateReason}`);
+        // Written by the destination's workers: the server's time, from createdAt to completedAt.
+        m.seconds.push((Date.parse(copied.completedAt) - Date.parse(copied.createdAt)) / 1000);
+        m.storedBytes = copied.stats.newBytes;
+        return copied;
+      };
+      await copy(firstOut.snapshot.snapshotId, measure(`volsnap full copy ${home} → ${away}`, 'volsnap'));
       const second = await volsnap('snapshot', 'create', '--volume', volume.volumeId, '--file', changed);
-      incremental.seconds.push(second.seconds);
-      incremental.maxRssKiB?.push(second.maxRssKiB ?? 0);
-      incremental.note = `uploaded ${(JSON.parse(second.stdout).upload.newStoredBytes / 2 ** 20).toFixed(1)} MiB`;
-      const snapshotId = JSON.parse(second.stdout).snapshot.snapshotId;
-      await copy(snapshotId, incrementalCopy);
+      const incremental = measure('volsnap 1% incremental snapshot', 'volsnap');
+      record(incremental, second);
+      const secondOut = JSON.parse(second.stdout);
+      incremental.storedBytes = secondOut.upload.newStoredBytes;
+      incremental.requests = secondOut.upload.segments + 1;
+      const snapshotId = secondOut.snapshot.snapshotId;
+      const incrementalCopy = measure(`volsnap 1% incremental copy ${home} → ${away}`, 'volsnap');
+      const copied = await copy(snapshotId, incrementalCopy);
+      incrementalCopy.note = `moved ${(copied.stats.newBytes / 2 ** 20).toFixed(1)} MiB for ${(changedBytes / 2 ** 20).toFixed(1)} MiB changed (${(copied.stats.newBytes / changedBytes).toFixed(2)}×)`;
       const exported = JSON.parse(
         (await volsnap('snapshot', 'export', snapshotId, '--format', 'vsnap')).stdout,
       );
-      exportVsnap.seconds.push(serverSeconds(exported.createdAt, exported.completedAt));
-      exportVsnap.note = `${(exported.size / 2 ** 20).toFixed(1)} MiB object`;
+      const exportMeasure = measure('volsnap export (vsnap)', 'volsnap');
+      exportMeasure.seconds.push((Date.parse(exported.completedAt) - Date.parse(exported.createdAt)) / 1000);
+      exportMeasure.note = `${(exported.size / 2 ** 20).toFixed(1)} MiB object`;
       const { url } = JSON.parse((await volsnap('export', 'url', exported.exportId)).stdout);
       const imported = JSON.parse(
         (
@@ -194,78 +362,202 @@ async function main() {
       ).snapshot;
       if (imported.state !== 'completed')
         throw new Error(`import ended ${imported.state}: ${imported.stateReason}`);
-      importVsnap.seconds.push(serverSeconds(imported.createdAt, imported.completedAt));
+      measure(`volsnap import (vsnap, from ${home} into ${away})`, 'volsnap').seconds.push(
+        (Date.parse(imported.completedAt) - Date.parse(imported.createdAt)) / 1000,
+      );
       const target = join(work, 'restored.raw');
       await rm(target, { force: true });
-      const restored = await volsnap('snapshot', 'restore', snapshotId, '--to', target);
-      restore.seconds.push(restored.seconds);
-      restore.maxRssKiB?.push(restored.maxRssKiB ?? 0);
+      record(
+        measure('volsnap restore', 'volsnap'),
+        await volsnap('snapshot', 'restore', snapshotId, '--to', target),
+      );
       if ((await sha256(target)) !== (await sha256(changed)))
         throw new Error('the restored image differs from its source');
+
+      // restic: a fresh repository per run, the image backed up, then its changed version, then restored.
+      if (peers.restic) {
+        const repo = ['--cacert', join(work, 'peer-cert.pem'), '-r', `s3:${peerEndpoint}/restic/run${r}`];
+        await run('restic', [...repo, 'init'], { env: peerEnv });
+        const source = join(work, 'restic-src');
+        await rm(source, { recursive: true, force: true });
+        await mkdir(source);
+        await run('cp', ['--sparse=always', image, join(source, 'disk.raw')]);
+        const fullBackup = measure('restic backup (full)', 'peer');
+        record(fullBackup, await time('restic', [...repo, 'backup', source], peerEnv));
+        fullBackup.storedBytes = await duBytes(join(work, 'peer-s3'), `restic/run${r}`);
+        await run('cp', [changed, join(source, 'disk.raw')]);
+        record(
+          measure('restic backup (1% incremental)', 'peer'),
+          await time('restic', [...repo, 'backup', source], peerEnv),
+        );
+        const restoreTo = join(work, 'restic-restore');
+        await rm(restoreTo, { recursive: true, force: true });
+        record(
+          measure('restic restore', 'peer'),
+          await time('restic', [...repo, 'restore', 'latest', '--target', restoreTo], peerEnv),
+        );
+        if ((await sha256(join(restoreTo, source, 'disk.raw'))) !== (await sha256(changed)))
+          throw new Error('restic restored something else');
+        await rm(restoreTo, { recursive: true, force: true });
+      }
+      // rclone: the raw image up and down, as one object.
+      if (peers.rclone) {
+        const up = measure('rclone copy up (raw image)', 'peer');
+        record(up, await time('rclone', ['copyto', image, `peer:rclone/run${r}/image.raw`], peerEnv));
+        up.storedBytes = size;
+        const down = join(work, 'rclone-down.raw');
+        record(
+          measure('rclone copy down (raw image)', 'peer'),
+          await time('rclone', ['copyto', `peer:rclone/run${r}/image.raw`, down], peerEnv),
+        );
+        await rm(down, { force: true });
+      }
     }
-    measures.push(
-      read,
-      hash,
-      full,
-      incremental,
-      restore,
-      fullCopy,
-      incrementalCopy,
-      exportVsnap,
-      importVsnap,
-    );
   } finally {
+    await peerS3.stop();
     await cloud.stop();
   }
-  const rows = measures.map((m) => {
-    const seconds = median(m.seconds);
+
+  const seconds = (name: string) => measures.get(name)?.seconds ?? [];
+  /** Median over runs of volsnap's time ÷ the peer's in the same run (below 1: volsnap is faster). */
+  const ratio = (ours: string, theirs: string) => {
+    const a = seconds(ours);
+    const b = seconds(theirs);
+    if (a.length === 0 || b.length === 0) return undefined;
+    return Number(median(a.map((x, i) => x / (b[i] ?? Number.NaN))).toFixed(2));
+  };
+  const rows = [...measures.values()].map((m) => {
+    const s = median(m.seconds);
     return {
       name: m.name,
-      seconds: Number(seconds.toFixed(2)),
-      mbPerSecond: Number((m.bytes / 1e6 / seconds).toFixed(1)),
-      maxRssMiB: m.maxRssKiB ? Number((Math.max(...m.maxRssKiB) / 1024).toFixed(0)) : undefined,
+      group: m.group,
+      seconds: Number(s.toFixed(2)),
+      mbPerSecond: Number((m.bytes / 1e6 / s).toFixed(1)),
+      maxRssMiB: m.maxRssKiB.length ? Math.round(Math.max(...m.maxRssKiB) / 1024) : undefined,
+      storedMiB: m.storedBytes === undefined ? undefined : Number((m.storedBytes / 2 ** 20).toFixed(1)),
+      requests: m.requests,
       note: m.note,
-      runs: m.seconds.map((s) => Number(s.toFixed(2))),
+      runs: m.seconds.map((x) => Number(x.toFixed(2))),
     };
   });
-  const hashRow = rows.find((r) => r.name === 'sha256sum');
+  const fullStored = measures.get('volsnap full snapshot')?.storedBytes ?? Number.NaN;
+  const copiedBytes =
+    measures.get(`volsnap 1% incremental copy ${home} → ${away}`)?.storedBytes ?? Number.NaN;
+  const peakRss =
+    Math.max(
+      ...['volsnap full snapshot', 'volsnap 1% incremental snapshot', 'volsnap restore'].flatMap(
+        (n) => measures.get(n)?.maxRssKiB ?? [],
+      ),
+    ) / 1024;
+  const targets = [
+    {
+      what: 'full snapshot vs restic full backup (time ratio; target ≤ 0.67, i.e. ≥ 1.5× throughput)',
+      value: ratio('volsnap full snapshot', 'restic backup (full)'),
+      target: 0.67,
+    },
+    {
+      what: 'full snapshot vs the emulator PUTting the same bytes in 16 MiB objects ×16 (target ≤ 1.2)',
+      value: ratio('volsnap full snapshot', 's3rver PUT 16 MiB objects ×16'),
+      target: 1.2,
+    },
+    {
+      what: '1% incremental snapshot vs restic incremental backup (target ≤ 0.4, i.e. ≥ 2.5× faster)',
+      value: ratio('volsnap 1% incremental snapshot', 'restic backup (1% incremental)'),
+      target: 0.4,
+    },
+    {
+      what: '1% incremental snapshot vs openssl dgst -sha256 of the image (target ≤ 1.3)',
+      value: ratio('volsnap 1% incremental snapshot', 'openssl dgst -sha256'),
+      target: 1.3,
+    },
+    {
+      what: 'restore vs restic restore (target ≤ 0.5, i.e. ≥ 2× faster)',
+      value: ratio('volsnap restore', 'restic restore'),
+      target: 0.5,
+    },
+    {
+      what: 'stored bytes ÷ non-zero bytes of the image (target ≤ 1.02)',
+      value: Number((fullStored / nonZeroBytes).toFixed(3)),
+      target: 1.02,
+    },
+    {
+      what: 'incremental copy: bytes moved ÷ bytes changed (target ≤ 1.05)',
+      value: Number((copiedBytes / changedBytes).toFixed(3)),
+      target: 1.05,
+    },
+    { what: 'client peak RSS, MiB (target ≤ 256)', value: Math.round(peakRss), target: 256 },
+  ].map((t) => ({ ...t, met: t.value !== undefined && Number.isFinite(t.value) && t.value <= t.target }));
   const result = {
     date: new Date().toISOString(),
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     machine: {
       cpus: cpus().length,
       cpu: cpus()[0]?.model,
       memoryGiB: Math.round(totalmem() / 2 ** 30),
       node: process.version,
     },
+    versions: { ...peers, s3rver: 's3rver (the local cloud’s emulator)' },
     image: {
       bytes: size,
       blockSize: BLOCK,
       zeroBlocks: shape.zeroBlocks,
+      nonZeroBytes,
       changedBlocks: shape.changedBlocks,
     },
     runs,
-    results: rows.map((r) => ({
-      ...r,
-      timeVsSha256sum: hashRow ? Number((r.seconds / hashRow.seconds).toFixed(2)) : undefined,
-    })),
+    results: rows,
+    targets,
   };
+  const cell = (v: unknown) => (v === undefined ? '-' : String(v));
   const table = [
-    `volsnap bench: ${size / 2 ** 20} MiB image (${shape.zeroBlocks} of ${size / BLOCK} blocks zero, ${shape.changedBlocks} changed for the incremental), median of ${runs}, ${result.machine.cpus} cores, Node ${process.version}, ${result.date.slice(0, 10)}`,
+    `volsnap bench: ${size / 2 ** 20} MiB image (${shape.zeroBlocks} of ${size / BLOCK} blocks zero, ${shape.changedBlocks} changed for the incremental), median of ${runs}, ${result.machine.cpus} cores, Node ${process.version}, ${Object.values(peers).filter(Boolean).join(', ')}, ${result.date.slice(0, 10)}. restic and rclone talk to their own s3rver over https (restic requires it); volsnap to its local cloud's s3rver over http.`,
     '',
-    '| what | seconds | MB/s of image | time ÷ sha256sum | client peak RSS | note |',
-    '|---|---:|---:|---:|---:|---|',
-    ...result.results.map(
+    '| what | seconds | MB/s of image | client peak RSS | stored | requests | note |',
+    '|---|---:|---:|---:|---:|---:|---|',
+    ...rows.map(
       (r) =>
-        `| ${r.name} | ${r.seconds} | ${r.mbPerSecond} | ${r.timeVsSha256sum ?? '-'} | ${r.maxRssMiB === undefined ? '-' : `${r.maxRssMiB} MiB`} | ${r.note ?? ''} |`,
+        `| ${r.name} | ${r.seconds} | ${r.mbPerSecond} | ${r.maxRssMiB === undefined ? '-' : `${r.maxRssMiB} MiB`} | ${r.storedMiB === undefined ? '-' : `${r.storedMiB} MiB`} | ${cell(r.requests)} | ${r.note ?? ''} |`,
     ),
+    '',
+    '| target (ratios are volsnap ÷ peer per run pair, median) | value | met |',
+    '|---|---:|:---:|',
+    ...targets.map((t) => `| ${t.what} | ${cell(t.value)} | ${t.met ? 'yes' : 'no'} |`),
   ].join('\n');
   await mkdir(join(ROOT, 'bench'), { recursive: true });
-  await writeFile(join(ROOT, 'bench', 'results.json'), `${JSON.stringify(result, null, 2)}\n`);
-  await writeFile(join(ROOT, 'bench', `results${values.quick ? '-quick' : ''}.md`), `${table}\n`);
-  console.log(
-    `\n${table}\n\nWritten to bench/results.json and bench/results${values.quick ? '-quick' : ''}.md.`,
+  const suffix = values.quick ? '-quick' : '';
+  await writeFile(join(ROOT, 'bench', `results${suffix}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(join(ROOT, 'bench', `results${suffix}.md`), `${table}\n`);
+  await writeFile(
+    join(ROOT, 'bench', `results${suffix}.svg`),
+    chart(rows, `${size / 2 ** 20} MiB image, median of ${runs}, ${result.machine.cpus} cores`),
   );
+  console.log(`\n${table}\n\nWritten to bench/results${suffix}.json, .md and .svg.`);
   await rm(work, { recursive: true, force: true });
+}
+
+/** A horizontal bar chart of seconds per row, coloured by group: people would rather look than read. */
+function chart(rows: { name: string; group: string; seconds: number }[], subtitle: string): string {
+  const colours: Record<string, string> = { volsnap: '#2563eb', peer: '#f97316', limit: '#9ca3af' };
+  const max = Math.max(...rows.map((r) => r.seconds));
+  const barHeight = 22;
+  const left = 330;
+  const width = 900;
+  const top = 50;
+  const height = top + rows.length * (barHeight + 6) + 30;
+  const xml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const bars = rows
+    .map((r, i) => {
+      const y = top + i * (barHeight + 6);
+      const w = Math.max(1, ((width - left - 80) * r.seconds) / max);
+      return `<text x="${left - 8}" y="${y + 15}" text-anchor="end">${xml(r.name)}</text><rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${colours[r.group] ?? '#999'}"/><text x="${left + w + 6}" y="${y + 15}">${r.seconds} s</text>`;
+    })
+    .join('\n');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">
+<text x="10" y="20" font-size="15" font-weight="bold">volsnap bench: seconds (shorter is better)</text>
+<text x="10" y="38">${xml(subtitle)}; blue volsnap, orange restic/rclone, grey machine and emulator limits</text>
+${bars}
+</svg>
+`;
 }
 
 await main();

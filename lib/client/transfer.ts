@@ -1,3 +1,6 @@
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+
 /** A transfer that failed for good, with the HTTP status when there was one. */
 export class TransferError extends Error {
   override name = 'TransferError';
@@ -31,38 +34,98 @@ async function withRetries<T>(what: string, attempt: () => Promise<T>): Promise<
   );
 }
 
+/** One HTTP exchange: the status, headers, and the body in one buffer. */
+interface Exchange {
+  status: number;
+  statusText: string;
+  etag: string;
+  body: Buffer;
+}
+
+// Connections are kept and reused across the many segment transfers of one snapshot or restore.
+const agents = { 'http:': new HttpAgent({ keepAlive: true }), 'https:': new HttpsAgent({ keepAlive: true }) };
+
+/**
+ * A request on node:http rather than fetch: fetch clones a Uint8Array body before sending it and
+ * hands the answer back through an ArrayBuffer, two copies of every byte (measured: a third of a
+ * full snapshot's CPU). This writes the caller's buffer as is and reads the answer into one buffer
+ * of its Content-Length.
+ */
+function exchange(
+  url: string,
+  method: 'GET' | 'PUT',
+  headers: Record<string, string>,
+  body?: Uint8Array,
+): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+    const request = send(
+      target,
+      {
+        method,
+        headers,
+        agent: agents[target.protocol as 'http:' | 'https:'],
+        timeout: 120_000,
+      },
+      (response) => {
+        const length = Number(response.headers['content-length'] ?? Number.NaN);
+        const chunks: Buffer[] = [];
+        const whole = Number.isSafeInteger(length) ? Buffer.allocUnsafe(length) : undefined;
+        let received = 0;
+        response.on('data', (chunk: Buffer) => {
+          if (whole && received + chunk.length <= whole.length) chunk.copy(whole, received);
+          else chunks.push(chunk);
+          received += chunk.length;
+        });
+        response.on('error', reject);
+        response.on('end', () => {
+          const bodyOut =
+            whole && received === whole.length
+              ? whole
+              : Buffer.concat([
+                  ...(whole ? [whole.subarray(0, Math.min(received, whole.length))] : []),
+                  ...chunks,
+                ]);
+          resolve({
+            status: response.statusCode ?? 0,
+            statusText: response.statusMessage ?? '',
+            etag: String(response.headers.etag ?? ''),
+            body: bodyOut,
+          });
+        });
+      },
+    );
+    request.on('timeout', () => request.destroy(new Error('the transfer timed out')));
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
 /**
  * PUTs `body` to a presigned URL; retries network errors, 429 and 5xx with backoff. Returns the
  * ETag the store answered (multipart parts need it to be joined).
  */
-export function putObject(url: string, body: Uint8Array, fetchImpl: typeof fetch = fetch): Promise<string> {
+export function putObject(url: string, body: Uint8Array): Promise<string> {
   return withRetries('upload', async () => {
-    const response = await fetchImpl(url, {
-      method: 'PUT',
-      body,
-      headers: { 'content-length': String(body.length) },
-    });
-    await response.arrayBuffer();
-    if (!response.ok)
+    const response = await exchange(url, 'PUT', { 'content-length': String(body.length) }, body);
+    if (response.status < 200 || response.status >= 300)
       throw new TransferError(`upload answered ${response.status} ${response.statusText}`, response.status);
-    return response.headers.get('etag') ?? '';
+    return response.etag;
   });
 }
 
 /** GETs a presigned URL, whole or bytes [start, end); retries like {@link putObject}. */
-export function getObject(
-  url: string,
-  range?: { start: number; end: number },
-  fetchImpl: typeof fetch = fetch,
-): Promise<Buffer> {
+export function getObject(url: string, range?: { start: number; end: number }): Promise<Buffer> {
   return withRetries('download', async () => {
-    const response = await fetchImpl(
+    const response = await exchange(
       url,
-      range ? { headers: { range: `bytes=${range.start}-${range.end - 1}` } } : {},
+      'GET',
+      range ? { range: `bytes=${range.start}-${range.end - 1}` } : {},
     );
-    const body = Buffer.from(await response.arrayBuffer());
-    if (!response.ok)
+    if (response.status < 200 || response.status >= 300)
       throw new TransferError(`download answered ${response.status} ${response.statusText}`, response.status);
+    const body = response.body;
     if (range && body.length !== range.end - range.start) {
       throw new TransferError(
         `download returned ${body.length} bytes for a range of ${range.end - range.start}`,
