@@ -26,5 +26,6 @@ if (process.env.VOLSNAP_REPORT_RUSAGE) {
     );
   });
 }
-const { main } = await import('../lib/cli/main.ts');
+const { main, exitWhenFlushed } = await import('../lib/cli/main.ts');
 await main(process.argv);
+exitWhenFlushed();

@@ -9,6 +9,8 @@ import { VolsnapError } from '../core/errors.ts';
 import { addAccountCommands } from './account-commands.ts';
 import { option, positiveInteger } from './args.ts';
 import { addExportCommands } from './export-commands.ts';
+import { addImageCommands } from './image-commands.ts';
+import { addInstanceCommands } from './instance-commands.ts';
 import { addMaintenanceCommands } from './maintenance-commands.ts';
 import { printRecord, printTable } from './output.ts';
 import { addPolicyCommands } from './policy-commands.ts';
@@ -600,6 +602,8 @@ export function buildProgram(
   addExportCommands(program, snapshot, client, io);
   addPolicyCommands(program, client, io);
   addMaintenanceCommands(program, client, io);
+  addInstanceCommands(program, client, io);
+  addImageCommands(program, client, io);
   return program;
 }
 
@@ -678,6 +682,15 @@ function defaultIo() {
 }
 
 /** Runs the CLI; exits 1 with the API's code and message on failure (2 for a configuration problem). */
+/**
+ * Ends the process once what it wrote is flushed. fetch keeps its kept-alive connection's timers
+ * running for about half a second after the last request: a CLI that waited for them would spend
+ * more time exiting than most commands take.
+ */
+export function exitWhenFlushed(): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit()));
+}
+
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   try {

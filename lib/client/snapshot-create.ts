@@ -4,6 +4,7 @@ import { createZstdCompressor } from '../adapters/zstd.ts';
 import { BLOCK_SIZE } from '../core/blocks.ts';
 import { VolsnapError } from '../core/errors.ts';
 import { decodeManifest, encodeManifest, type Manifest } from '../core/manifest.ts';
+import { segmentCapacity } from '../core/segment.ts';
 import { emptyWriteReport, SnapshotWriter, type WriteReport } from '../core/snapshot-writer.ts';
 import type { ApiClient, SegmentUrl, Snapshot } from './api-client.ts';
 import { getObject, putObject } from './transfer.ts';
@@ -69,14 +70,24 @@ export async function createSnapshotFromFile(
 
   // Segment URLs are asked for a batch at a time, as needed, so each is used soon after it is issued.
   const urls: SegmentUrl[] = [];
+  // The manifest's URL comes with every batch; the last one is used if still fresh.
+  let manifestTarget: { url: string; validUntil: number } | undefined;
   const nextSegmentId = async (): Promise<string> => {
-    if (urls.length === 0) urls.push(...(await api.uploadUrls(snapshot.snapshotId, URL_BATCH)).segments);
+    if (urls.length === 0) {
+      const batch = await api.uploadUrls(snapshot.snapshotId, URL_BATCH);
+      urls.push(...batch.segments);
+      manifestTarget = {
+        url: batch.manifestUrl,
+        validUntil: Date.now() + (batch.expiresInSeconds * 1000) / 2,
+      };
+    }
     const next = urls[0];
     if (!next) throw new Error('the service issued no segment URLs');
     return next.segmentId;
   };
   const limit = pLimit(options.concurrency ?? 4);
   const uploads = new Set<Promise<void>>();
+  const spareBuffers: Buffer[] = [];
   let uploadedBytes = 0;
   let bytesRead = 0;
   const progress = () => options.onProgress?.({ bytesRead, totalBytes: volume.sizeBytes, uploadedBytes });
@@ -88,6 +99,8 @@ export async function createSnapshotFromFile(
     const upload = limit(async () => {
       await putObject(entry.url, object);
       uploadedBytes += object.length;
+      // Uploaded: its buffer builds a later segment (fresh 16 MiB buffers cost page faults).
+      spareBuffers.push(Buffer.from(object.buffer, object.byteOffset, segmentCapacity()));
       progress();
     });
     uploads.add(upload);
@@ -103,6 +116,7 @@ export async function createSnapshotFromFile(
     parent,
     nextSegmentId,
     store,
+    segmentBuffer: () => spareBuffers.pop() ?? Buffer.allocUnsafe(segmentCapacity()),
   });
   const handle = await open(options.file, 'r');
   try {
@@ -145,8 +159,11 @@ export async function createSnapshotFromFile(
   }
   const manifest = await writer.finish();
   await Promise.all(uploads);
-  // A fresh URL: the upload may have outlasted the ones issued with the segments.
-  const { manifestUrl } = await api.uploadUrls(snapshot.snapshotId, 0);
+  // A fresh URL unless the last batch's is: the upload may have outlasted the ones issued with it.
+  const manifestUrl =
+    manifestTarget && manifestTarget.validUntil > Date.now()
+      ? manifestTarget.url
+      : (await api.uploadUrls(snapshot.snapshotId, 0)).manifestUrl;
   await putObject(manifestUrl, encodeManifest(manifest));
   const completed = await api.completeSnapshot(snapshot.snapshotId);
   progress();

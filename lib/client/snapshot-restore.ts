@@ -99,6 +99,8 @@ export async function restoreSnapshot(
       options.onProgress?.({ blocksDone, totalBlocks, bytesDownloaded: report.bytesDownloaded });
     const ranges = planReads({ entries: wanted });
     const limit = pLimit(options.concurrency ?? 4);
+    // One buffer per request in flight, reused: ranges are at most 16 MiB.
+    const spare: Buffer[] = [];
     for (let i = 0; i < ranges.length; i += URL_BATCH) {
       const batch = ranges.slice(i, i + URL_BATCH);
       const ids = [...new Set(batch.map((r) => r.segmentId))];
@@ -107,10 +109,12 @@ export async function restoreSnapshot(
       await Promise.all(
         batch.map((range) =>
           limit(async () => {
-            const bytes = await getObject(urls.get(range.segmentId) ?? '', {
-              start: range.start,
-              end: range.end,
-            });
+            const buffer = spare.pop() ?? Buffer.allocUnsafe(16 * 1024 * 1024);
+            const bytes = await getObject(
+              urls.get(range.segmentId) ?? '',
+              { start: range.start, end: range.end },
+              buffer,
+            );
             report.requests++;
             report.bytesDownloaded += bytes.length;
             for (const entry of range.entries) {
@@ -135,6 +139,8 @@ export async function restoreSnapshot(
               report.fetchedBlocks++;
               blocksDone++;
             }
+            // Every block of the range is written: its buffer serves the next request.
+            spare.push(buffer);
             progress();
           }),
         ),

@@ -56,6 +56,7 @@ function exchange(
   method: 'GET' | 'PUT',
   headers: Record<string, string>,
   body?: Uint8Array,
+  into?: Buffer,
 ): Promise<Exchange> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
@@ -71,7 +72,11 @@ function exchange(
       (response) => {
         const length = Number(response.headers['content-length'] ?? Number.NaN);
         const chunks: Buffer[] = [];
-        const whole = Number.isSafeInteger(length) ? Buffer.allocUnsafe(length) : undefined;
+        const whole = !Number.isSafeInteger(length)
+          ? undefined
+          : into && into.length >= length
+            ? into.subarray(0, length)
+            : Buffer.allocUnsafe(length);
         let received = 0;
         response.on('data', (chunk: Buffer) => {
           if (whole && received + chunk.length <= whole.length) chunk.copy(whole, received);
@@ -115,13 +120,23 @@ export function putObject(url: string, body: Uint8Array): Promise<string> {
   });
 }
 
-/** GETs a presigned URL, whole or bytes [start, end); retries like {@link putObject}. */
-export function getObject(url: string, range?: { start: number; end: number }): Promise<Buffer> {
+/**
+ * GETs a presigned URL, whole or bytes [start, end); retries like {@link putObject}. With `into`
+ * (large enough), the body is read into it and a view of it returned: callers that recycle buffers
+ * avoid a fresh allocation, and its page faults, per request.
+ */
+export function getObject(
+  url: string,
+  range?: { start: number; end: number },
+  into?: Buffer,
+): Promise<Buffer> {
   return withRetries('download', async () => {
     const response = await exchange(
       url,
       'GET',
       range ? { range: `bytes=${range.start}-${range.end - 1}` } : {},
+      undefined,
+      into,
     );
     if (response.status < 200 || response.status >= 300)
       throw new TransferError(`download answered ${response.status} ${response.statusText}`, response.status);

@@ -41,19 +41,29 @@ function corrupt(message: string): VolsnapError {
   return new VolsnapError('data.corrupt', message);
 }
 
+/** Room for a segment's blocks: the target, one block past it, and its index and footer for most. */
+export function segmentCapacity(targetSize = SEGMENT_TARGET_SIZE): number {
+  return targetSize + 512 * 1024 + 64 * 1024;
+}
+
 /**
- * Packs blocks into one segment. Not safe for concurrent use; memory held is the segment's stored
- * bytes (at most about {@link SEGMENT_TARGET_SIZE} plus one block).
+ * Packs blocks into one segment, written in place into one buffer (the caller's, when it recycles
+ * them: a fresh 16 MiB buffer costs page faults on every first touch, several times the copy itself).
+ * Not safe for concurrent use; memory held is that buffer.
  */
 export class SegmentBuilder {
-  readonly #chunks: Uint8Array[] = [];
+  #buffer: Buffer;
   readonly #entries: SegmentEntry[] = [];
   #size = 0;
 
   constructor(
     private readonly compressor: Compressor,
     private readonly targetSize = SEGMENT_TARGET_SIZE,
-  ) {}
+    /** Where to write (at least {@link segmentCapacity} bytes to never grow); a new one otherwise. */
+    buffer?: Buffer,
+  ) {
+    this.#buffer = buffer ?? Buffer.allocUnsafe(segmentCapacity(targetSize));
+  }
 
   /** Bytes of stored blocks so far. */
   get size(): number {
@@ -72,12 +82,13 @@ export class SegmentBuilder {
   /** Encodes and appends a block (its hash computed here unless given); returns where it lives. */
   add(plain: Uint8Array, hash: Buffer = blockHash(plain)): SegmentEntry {
     const { encoding, stored } = encodeBlock(this.compressor, plain);
-    // A raw block is the caller's buffer, which callers reuse for the next read: keep a copy.
-    return this.addEncoded(hash, plain.length, encoding, stored === plain ? Buffer.from(plain) : stored);
+    return this.addEncoded(hash, plain.length, encoding, stored);
   }
 
-  /** Appends a block already encoded (copied from another segment without decoding); `stored` is kept, not copied. */
+  /** Appends a block already encoded (copied from another segment without decoding); `stored` is copied in. */
   addEncoded(hash: Buffer, plainLength: number, encoding: number, stored: Uint8Array): SegmentEntry {
+    this.#ensure(this.#size + stored.length);
+    this.#buffer.set(stored, this.#size);
     const entry: SegmentEntry = {
       hash,
       offset: this.#size,
@@ -85,13 +96,12 @@ export class SegmentBuilder {
       plainLength,
       encoding,
     };
-    this.#chunks.push(stored);
     this.#entries.push(entry);
     this.#size += stored.length;
     return entry;
   }
 
-  /** The whole segment object: blocks, index, footer. */
+  /** The whole segment object: blocks, index, footer (a view of the builder's buffer). */
   seal(): Buffer {
     const index = encodeSegmentIndex(this.#entries);
     const footer = encodeSegmentFooter({
@@ -100,7 +110,19 @@ export class SegmentBuilder {
       indexLength: index.length,
       indexHash: createHash('sha256').update(index).digest(),
     });
-    return Buffer.concat([...this.#chunks, index, footer]);
+    const total = this.#size + index.length + footer.length;
+    this.#ensure(total);
+    index.copy(this.#buffer, this.#size);
+    footer.copy(this.#buffer, this.#size + index.length);
+    return this.#buffer.subarray(0, total);
+  }
+
+  /** Grows the buffer when a segment outgrows it (many tiny compressed blocks: a large index). */
+  #ensure(bytes: number): void {
+    if (bytes <= this.#buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(bytes, this.#buffer.length * 2));
+    this.#buffer.copy(grown, 0, 0, this.#size);
+    this.#buffer = grown;
   }
 }
 

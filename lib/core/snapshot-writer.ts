@@ -37,6 +37,11 @@ export interface SnapshotWriterOptions {
    */
   store: (segmentId: string, object: Buffer) => Promise<void>;
   segmentTargetSize?: number;
+  /**
+   * A buffer to build the next segment in (see segmentCapacity). The callee of `store` may hand it
+   * back for reuse once it no longer needs the object; without this, every segment gets a new one.
+   */
+  segmentBuffer?: () => Buffer;
 }
 
 /** A report of nothing written yet. */
@@ -110,9 +115,9 @@ export class SnapshotWriter {
       throw new Error(`blocks must be added in ascending order (${index} after ${this.#lastIndex})`);
     this.#lastIndex = index;
     this.report.blocks++;
-    // The caller's buffer may be reused for its next read: the segment keeps a copy.
+    // The segment copies the bytes in: the caller may reuse its buffer for its next read.
     await this.#place(index, hash, BLOCK_SIZE, (builder) =>
-      builder.addEncoded(hash, BLOCK_SIZE, encoding, Buffer.from(stored)),
+      builder.addEncoded(hash, BLOCK_SIZE, encoding, stored),
     );
   }
 
@@ -214,7 +219,11 @@ export class SnapshotWriter {
     if (!this.#open) {
       this.#open = {
         id: await this.options.nextSegmentId(),
-        builder: new SegmentBuilder(this.options.compressor, this.options.segmentTargetSize),
+        builder: new SegmentBuilder(
+          this.options.compressor,
+          this.options.segmentTargetSize,
+          this.options.segmentBuffer?.(),
+        ),
       };
     }
     return this.#open;
