@@ -3,6 +3,8 @@ import { systemClock } from './adapters/clock.ts';
 import { DynamoIdentityRepository } from './adapters/dynamodb/accounts.ts';
 import { DynamoAuditLog } from './adapters/dynamodb/audit.ts';
 import { DynamoExportRepository } from './adapters/dynamodb/exports.ts';
+import { DynamoImageRepository } from './adapters/dynamodb/images.ts';
+import { DynamoInstanceRepository } from './adapters/dynamodb/instances.ts';
 import { DynamoPolicyRepository } from './adapters/dynamodb/policies.ts';
 import { DynamoSnapshotRepository } from './adapters/dynamodb/snapshots.ts';
 import { DynamoVolumeRepository } from './adapters/dynamodb/volumes.ts';
@@ -17,7 +19,9 @@ import type { Clock } from './core/clock.ts';
 import { ExportService } from './core/exports.ts';
 import type { Caller } from './core/identity.ts';
 import { type ImageAccess, ImageSnapshotter } from './core/image-snapshot.ts';
+import { ImageReader, ImageService } from './core/images.ts';
 import { SnapshotImporter } from './core/imports.ts';
+import { InstanceService } from './core/instances.ts';
 import { Maintenance, MaintenanceJobs } from './core/maintenance.ts';
 import { PolicyService } from './core/policies.ts';
 import { type PolicyRegion, PolicyRunner } from './core/policy-runner.ts';
@@ -53,6 +57,9 @@ export interface Runtime {
   jobs: MaintenanceJobs;
   /** Snapshot policies of this region (their CRUD; the scheduled runner reads the repository). */
   policies: PolicyService;
+  /** Instances (their volumes, devices, properties) and images of them (instance snapshots). */
+  instances: InstanceService;
+  images: ImageService;
 }
 
 let current: Runtime | undefined;
@@ -261,6 +268,49 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         region: config.region.name,
       }),
   );
+  const instances = once(
+    () =>
+      new InstanceService(
+        new DynamoInstanceRepository(own().documents, table),
+        volumeRepo(),
+        clock,
+        config.region.name,
+      ),
+  );
+  // Another region's images as its own service reads them (for image copies).
+  const readers = new Map<string, ImageReader>();
+  const imageReaderIn = (region: string): ImageReader => {
+    if (region === config.region.name) return images().reader;
+    let reader = readers.get(region);
+    if (!reader) {
+      const entry = config.registry.get(region);
+      const clients = awsFor(region);
+      reader = new ImageReader(
+        new DynamoImageRepository(clients.documents, entry.table),
+        new DynamoSnapshotRepository(clients.documents, entry.table, nowSeconds),
+        clock,
+      );
+      readers.set(region, reader);
+    }
+    return reader;
+  };
+  const images = once(
+    () =>
+      new ImageService({
+        images: new DynamoImageRepository(own().documents, table),
+        snapshotRecords: snapshotRepo(),
+        snapshots: snapshots(),
+        volumeRecords: volumeRepo(),
+        volumes: volumes(),
+        instances: instances(),
+        accounts: accounts(),
+        clock,
+        region: config.region.name,
+        copier: copier(),
+        exports: exports(),
+        readerIn: imageReaderIn,
+      }),
+  );
   return {
     config,
     clock,
@@ -295,6 +345,12 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
     },
     get policies() {
       return policies();
+    },
+    get instances() {
+      return instances();
+    },
+    get images() {
+      return images();
     },
     get importer() {
       return importer();

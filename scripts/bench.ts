@@ -552,7 +552,8 @@ function chart(rows: { name: string; group: string; seconds: number }[], subtitl
       return `<text x="${left - 8}" y="${y + 15}" text-anchor="end">${xml(r.name)}</text><rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${colours[r.group] ?? '#999'}"/><text x="${left + w + 6}" y="${y + 15}">${r.seconds} s</text>`;
     })
     .join('\n');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12" role="img">
+<title>volsnap bench: seconds per operation, volsnap beside restic, rclone and the machine's limits</title>
 <text x="10" y="20" font-size="15" font-weight="bold">volsnap bench: seconds (shorter is better)</text>
 <text x="10" y="38">${xml(subtitle)}; blue volsnap, orange restic/rclone, grey machine and emulator limits</text>
 ${bars}

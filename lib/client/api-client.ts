@@ -2,6 +2,8 @@ import type { Account, ApiKeyInfo, IssuedKey, Measure, QuotaLimits, User } from 
 import type { AuditEntry } from '../core/audit.ts';
 import type { Export, ExportFormat } from '../core/exports.ts';
 import type { Permission, Role } from '../core/identity.ts';
+import type { Image, ImageDeletion, ImageSnapshot, Launch } from '../core/images.ts';
+import type { AttachedVolume, Instance, InstanceState } from '../core/instances.ts';
 import type {
   CopyRule,
   CreatePolicyInput,
@@ -19,13 +21,20 @@ import type { Volume } from '../core/volumes.ts';
 export type {
   Account,
   ApiKeyInfo,
+  AttachedVolume,
   AuditEntry,
   ChangedBlocks,
   CopyRule,
   CreatePolicyInput,
   Export,
   ExportFormat,
+  Image,
+  ImageDeletion,
+  ImageSnapshot,
+  Instance,
+  InstanceState,
   IssuedKey,
+  Launch,
   Permission,
   Policy,
   PolicyChanges,
@@ -359,6 +368,132 @@ export class ApiClient {
 
   unpublishSnapshot(snapshotId: string): Promise<Snapshot> {
     return this.request('DELETE', `/v1/snapshots/${encodeURIComponent(snapshotId)}/public`);
+  }
+
+  registerInstance(input: {
+    name: string;
+    volumes?: { volumeId: string; device: string; bootIndex?: number }[];
+    properties?: Record<string, string>;
+    state?: InstanceState;
+  }): Promise<Instance> {
+    return this.request('POST', '/v1/instances', input);
+  }
+
+  listInstances(
+    page: { limit?: number; nextToken?: string } = {},
+  ): Promise<{ instances: Instance[]; nextToken?: string }> {
+    const qs = listQuery(page);
+    return this.request('GET', `/v1/instances${qs ? `?${qs}` : ''}`);
+  }
+
+  /** Every instance of the account in this region, following pages. */
+  allInstances(): AsyncGenerator<Instance> {
+    return everyPage(async (nextToken) => {
+      const page = await this.listInstances({ nextToken });
+      return { items: page.instances, nextToken: page.nextToken };
+    });
+  }
+
+  getInstance(instanceId: string): Promise<Instance> {
+    return this.request('GET', `/v1/instances/${encodeURIComponent(instanceId)}`);
+  }
+
+  updateInstance(
+    instanceId: string,
+    changes: { name?: string; state?: InstanceState; properties?: Record<string, string> },
+  ): Promise<Instance> {
+    return this.request('PATCH', `/v1/instances/${encodeURIComponent(instanceId)}`, changes);
+  }
+
+  async deleteInstance(instanceId: string): Promise<void> {
+    await this.request<void>('DELETE', `/v1/instances/${encodeURIComponent(instanceId)}`);
+  }
+
+  attachVolume(
+    instanceId: string,
+    volumeId: string,
+    attachment: { device: string; bootIndex?: number },
+  ): Promise<Instance> {
+    return this.request(
+      'PUT',
+      `/v1/instances/${encodeURIComponent(instanceId)}/volumes/${encodeURIComponent(volumeId)}`,
+      attachment,
+    );
+  }
+
+  detachVolume(instanceId: string, volumeId: string): Promise<Instance> {
+    return this.request(
+      'DELETE',
+      `/v1/instances/${encodeURIComponent(instanceId)}/volumes/${encodeURIComponent(volumeId)}`,
+    );
+  }
+
+  /** An instance snapshot: one snapshot per attached volume, all of one moment (pending until written). */
+  createImage(input: {
+    instanceId: string;
+    name: string;
+    description?: string;
+    requireStopped?: boolean;
+  }): Promise<Image> {
+    return this.request('POST', '/v1/images', input);
+  }
+
+  listImages(
+    filter: { scope?: 'own' | 'shared'; limit?: number; nextToken?: string } = {},
+  ): Promise<{ images: Image[]; nextToken?: string }> {
+    const qs = listQuery(filter);
+    return this.request('GET', `/v1/images${qs ? `?${qs}` : ''}`);
+  }
+
+  /** Every image (own, or shared with the account), following pages. */
+  allImages(scope?: 'own' | 'shared'): AsyncGenerator<Image> {
+    return everyPage(async (nextToken) => {
+      const page = await this.listImages({ scope, nextToken });
+      return { items: page.images, nextToken: page.nextToken };
+    });
+  }
+
+  getImage(imageId: string): Promise<Image> {
+    return this.request('GET', `/v1/images/${encodeURIComponent(imageId)}`);
+  }
+
+  deleteImage(imageId: string): Promise<ImageDeletion> {
+    return this.request('DELETE', `/v1/images/${encodeURIComponent(imageId)}`);
+  }
+
+  launchImage(imageId: string, input: { name: string }): Promise<Launch> {
+    return this.request('POST', `/v1/images/${encodeURIComponent(imageId)}/launch`, input);
+  }
+
+  shareImage(imageId: string, accountId: string): Promise<Image> {
+    return this.request('POST', `/v1/images/${encodeURIComponent(imageId)}/shares`, { accountId });
+  }
+
+  unshareImage(imageId: string, accountId: string): Promise<Image> {
+    return this.request(
+      'DELETE',
+      `/v1/images/${encodeURIComponent(imageId)}/shares/${encodeURIComponent(accountId)}`,
+    );
+  }
+
+  /** Starts a copy of an image into this client's region; workers copy its snapshots (poll {@link getImage}). */
+  copyImage(input: {
+    sourceRegion: string;
+    sourceImageId: string;
+    name?: string;
+    description?: string;
+  }): Promise<Image> {
+    return this.request('POST', '/v1/images/copy', input);
+  }
+
+  exportImage(
+    imageId: string,
+    format?: ExportFormat,
+  ): Promise<{
+    imageId: string;
+    exports: (Omit<ImageSnapshot, 'state' | 'progress' | 'stateReason'> & { exportId: string })[];
+  }> {
+    return this.request('POST', `/v1/images/${encodeURIComponent(imageId)}/export`, { format });
   }
 
   whoami(): Promise<{ account: Account; user: User; keyId: string }> {

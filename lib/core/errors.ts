@@ -44,6 +44,15 @@ export const ERROR_STATUS = {
   'export.notFound': 404,
   'export.invalidState': 409,
   'policy.notFound': 404,
+  'instance.notFound': 404,
+  /** `--require-stopped` and the instance is marked running. */
+  'instance.running': 409,
+  /** The volume is attached to another instance: detach it there first. */
+  'instance.volumeAttached': 409,
+  /** The instance changed between reading and writing it: retry. */
+  'instance.changed': 409,
+  'image.notFound': 404,
+  'image.invalidState': 409,
   'idempotency.conflict': 409,
   /** Creating would pass the account's quota in this region; details carry the limit and usage. */
   'quota.exceeded': 409,

@@ -20,6 +20,8 @@ export const PERMISSIONS = [
   'snapshot:copy',
   'snapshot:import',
   'policy:manage',
+  /** Register, attach and detach volumes, mark running or stopped, delete instances. */
+  'instance:manage',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

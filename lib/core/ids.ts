@@ -11,6 +11,10 @@ export const ID_PREFIX = {
   policy: 'pol',
   key: 'key',
   request: 'req',
+  instance: 'i',
+  image: 'img',
+  /** The snapshots of one image, taken together. */
+  group: 'grp',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIX;

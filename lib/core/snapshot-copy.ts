@@ -34,6 +34,8 @@ export interface CopyInput {
   description?: string;
   tags?: Tags;
   clientToken?: string;
+  /** For a copy of an image's snapshot: the copied image, its group and point in time. */
+  group?: Pick<Snapshot, 'imageId' | 'groupId' | 'takenAt'>;
 }
 
 export interface SnapshotCopierOptions {
@@ -93,6 +95,7 @@ export class SnapshotCopier {
         // The source's own tags, not the service's (a policy's mark belongs to the source region).
         tags: input.tags ?? withoutReserved(source.tags),
         clientToken: input.clientToken,
+        ...(input.group ? { group: input.group } : {}),
       },
       {
         from: { region: input.sourceRegion, snapshotId: source.snapshotId, accountId: source.accountId },

@@ -12,6 +12,7 @@ import type { WorkMessage, WorkQueue } from './queue.ts';
 import {
   assertTransition,
   type Grantee,
+  LIVE_MANIFEST_STATES,
   MAX_SHARES,
   type Snapshot,
   type SnapshotFilter,
@@ -59,6 +60,8 @@ export interface CreateSnapshotInput {
   description?: string;
   tags?: Tags;
   clientToken?: string;
+  /** For a snapshot of an instance's volume: its image, its group, and the group's one point in time. */
+  group?: Pick<Snapshot, 'imageId' | 'groupId' | 'takenAt'>;
 }
 
 /** A presigned URL for one segment. */
@@ -270,6 +273,7 @@ export class SnapshotService {
       ...(serverSide || volume.imageUri ? { leaseUntil: isoTime(now + this.#o.leaseMs), leaseParts: 0 } : {}),
       ...(parent ? { parentSnapshotId: parent } : {}),
       ...(serverSide ? { ...serverSide.fields, parts: serverSide.parts } : {}),
+      ...(input.group ? { ...input.group } : {}),
     };
     const requestHash = createHash('sha256')
       .update(
@@ -631,14 +635,33 @@ export class SnapshotService {
       );
     }
     await this.#o.objects.copy(ObjectLayout.manifestUpload(snapshotId), ObjectLayout.manifest(snapshotId));
-    const completed = await this.#o.snapshots.transition(snapshotId, ['pending'], 'completed', {
-      progress: 100,
-      completedAt: isoTime(this.#o.clock.now()),
-      stats: statsOf(manifest, session),
-    });
+    // Inheriting blocks: the parent must still hold them at the instant this completes (a parent
+    // being deleted meanwhile fails the child, rather than leaving it naming reclaimable blocks).
+    const inheritsFromParent =
+      snapshot.parentSnapshotId && [...manifest.segments.keys()].some((id) => inherited.has(id));
+    const completed = await this.#o.snapshots.transition(
+      snapshotId,
+      ['pending'],
+      'completed',
+      {
+        progress: 100,
+        completedAt: isoTime(this.#o.clock.now()),
+        stats: statsOf(manifest, session),
+      },
+      inheritsFromParent && snapshot.parentSnapshotId
+        ? { snapshotId: snapshot.parentSnapshotId, states: LIVE_MANIFEST_STATES }
+        : undefined,
+    );
     if (!completed) {
       const now = await this.#visible(caller, snapshotId);
       if (now.state === 'completed') return now;
+      if (now.state === 'pending' && inheritsFromParent) {
+        return this.#fail(
+          now,
+          'snapshot.segmentsForeign',
+          `Its parent ${snapshot.parentSnapshotId} was deleted while it completed, and with it blocks this snapshot names.`,
+        );
+      }
       throw new VolsnapError(
         'snapshot.invalidState',
         `Snapshot ${snapshotId} is ${now.state}; it cannot be completed.`,

@@ -72,6 +72,11 @@ export interface Snapshot {
   importedFrom?: { source: string; format: 'vsnap' | 'raw' | 'qcow2'; ref: string };
   /** For a copy: the snapshot it was copied from. */
   copiedFrom?: { region: string; snapshotId: string; accountId: string };
+  /** For a snapshot of an instance's volume: the image it belongs to, and the group of snapshots taken with it. */
+  imageId?: string;
+  groupId?: string;
+  /** The one point in time every snapshot of the group stands for. */
+  takenAt?: string;
   /** Readable by every account (until unpublished, or the owner's account blocks public sharing). */
   public?: boolean;
   /** Accounts it is shared with (shown to its owner only). */
@@ -175,13 +180,16 @@ export interface SnapshotRepository {
    * Moves a snapshot from one of `from` to `to` and applies `changes` (a field given as undefined is
    * removed); returns the updated snapshot, or undefined if it was not in one of `from` (someone else
    * moved it first). Completing with `stats` from `pending` adds its new bytes to the account's usage
-   * in the same write.
+   * in the same write. With `parent`, the move happens only if that snapshot is, at that instant, in
+   * one of `parent.states` (undefined otherwise): a child completes only while the parent whose
+   * blocks it inherits still keeps them, so garbage collection can trust what it reads.
    */
   transition(
     snapshotId: string,
     from: readonly SnapshotState[],
     to: SnapshotState,
     changes?: Partial<Snapshot>,
+    parent?: { snapshotId: string; states: readonly SnapshotState[] },
   ): Promise<Snapshot | undefined>;
   /** Changes name, description or tags of an existing snapshot. */
   updateMetadata(

@@ -203,7 +203,16 @@ function auditTarget(path: Record<string, string | undefined>, body: unknown): R
   const target: Record<string, string> = {};
   for (const [key, value] of Object.entries(path)) if (value !== undefined) target[key] = value;
   if (body && typeof body === 'object') {
-    for (const key of ['volumeId', 'snapshotId', 'keyId', 'userName', 'policyId', 'exportId']) {
+    for (const key of [
+      'volumeId',
+      'snapshotId',
+      'keyId',
+      'userName',
+      'policyId',
+      'exportId',
+      'instanceId',
+      'imageId',
+    ]) {
       const value = (body as Record<string, unknown>)[key];
       if (typeof value === 'string' && !(key in target)) target[key] = value;
     }

@@ -45,6 +45,10 @@ interface Fixture {
   exportId: string;
   /** A policy of A ('' in fresh fixtures of rows on other resources: the account's policies are limited). */
   policyId: string;
+  /** An instance of A with the fixture volume attached as /dev/vda ('' in fresh fixtures of rows on other resources). */
+  instanceId: string;
+  /** A completed image of that instance, shared with the grantee (images are never public) ('' likewise). */
+  imageId: string;
   unique: string;
 }
 
@@ -124,6 +128,10 @@ const operatorOnly = (ok: number): Expected => ({
 });
 
 const adminsOnly = { with: 403, without: 403 };
+/** Reading an image of A shared with the grantee: images are never public, so the `public` caller is a stranger. */
+const readSharedImage = (ok: number): Expected => ({ ...readShared(ok), public: 404 });
+/** Changing an image of A that the grantee can only read. */
+const changeSharedImage = (ok: number): Expected => ({ ...changeShared(ok), public: 404 });
 
 const ROUTES: Record<string, Row> = {
   'GET /v1/health': {
@@ -353,6 +361,91 @@ const ROUTES: Record<string, Row> = {
     request: () => ({ path: '/v1/admin/accounts/demo-b/quota', body: { maxSnapshots: 100_000 } }),
     expect: operatorOnly(200),
   },
+  'POST /v1/instances': {
+    permission: 'instance:manage',
+    // Every account registers instances in its own account.
+    request: (f) => ({ path: '/v1/instances', body: { name: `i-${f.unique}` } }),
+    expect: { ...ownAccount(201), memberWithout: 403 },
+  },
+  'GET /v1/instances': { request: () => ({ path: '/v1/instances' }), expect: ownAccount(200) },
+  'GET /v1/instances/{instanceId}': {
+    request: (f) => ({ path: `/v1/instances/${f.instanceId}` }),
+    expect: privateToA(200),
+  },
+  'PATCH /v1/instances/{instanceId}': {
+    permission: 'instance:manage',
+    request: (f) => ({ path: `/v1/instances/${f.instanceId}`, body: { state: 'stopped' } }),
+    expect: privateToA(200, { with: 200, without: 403 }),
+  },
+  'DELETE /v1/instances/{instanceId}': {
+    permission: 'instance:manage',
+    fresh: true,
+    request: (f) => ({ path: `/v1/instances/${f.instanceId}` }),
+    expect: privateToA(204, { with: 204, without: 403 }),
+  },
+  'PUT /v1/instances/{instanceId}/volumes/{volumeId}': {
+    permission: 'instance:manage',
+    // Attaching the volume again as the same device changes nothing (PUT is idempotent).
+    request: (f) => ({
+      path: `/v1/instances/${f.instanceId}/volumes/${f.volumeId}`,
+      body: { device: '/dev/vda' },
+    }),
+    expect: privateToA(200, { with: 200, without: 403 }),
+  },
+  'DELETE /v1/instances/{instanceId}/volumes/{volumeId}': {
+    permission: 'instance:manage',
+    fresh: true,
+    request: (f) => ({ path: `/v1/instances/${f.instanceId}/volumes/${f.volumeId}` }),
+    expect: privateToA(200, { with: 200, without: 403 }),
+  },
+  'POST /v1/images': {
+    permission: 'snapshot:create',
+    request: (f) => ({ path: '/v1/images', body: { instanceId: f.instanceId, name: `img-${f.unique}` } }),
+    expect: privateToA(201, { with: 201, without: 403 }),
+  },
+  'GET /v1/images': { request: () => ({ path: '/v1/images?scope=shared' }), expect: ownAccount(200) },
+  'GET /v1/images/{imageId}': {
+    request: (f) => ({ path: `/v1/images/${f.imageId}` }),
+    expect: readSharedImage(200),
+  },
+  'DELETE /v1/images/{imageId}': {
+    permission: 'snapshot:delete',
+    fresh: true,
+    request: (f) => ({ path: `/v1/images/${f.imageId}` }),
+    expect: changeSharedImage(200),
+  },
+  'POST /v1/images/{imageId}/launch': {
+    permission: 'volume:create',
+    // Into the caller's own account, from an image it may read.
+    request: (f) => ({ path: `/v1/images/${f.imageId}/launch`, body: { name: `l-${f.unique}` } }),
+    expect: { ...readSharedImage(201), memberWithout: 403 },
+  },
+  'POST /v1/images/{imageId}/shares': {
+    permission: 'snapshot:share',
+    fresh: true,
+    request: (f) => ({ path: `/v1/images/${f.imageId}/shares`, body: { accountId: 'dave' } }),
+    expect: changeSharedImage(200),
+  },
+  'DELETE /v1/images/{imageId}/shares/{accountId}': {
+    permission: 'snapshot:share',
+    fresh: true,
+    request: (f) => ({ path: `/v1/images/${f.imageId}/shares/demo-b` }),
+    expect: changeSharedImage(200),
+  },
+  'POST /v1/images/copy': {
+    permission: 'snapshot:copy',
+    // Into the caller's own account (here, the same region): whoever may read the image may copy it.
+    request: (f) => ({
+      path: '/v1/images/copy',
+      body: { sourceRegion: 'eu-west-1', sourceImageId: f.imageId },
+    }),
+    expect: { ...readSharedImage(202), memberWithout: 403 },
+  },
+  'POST /v1/images/{imageId}/export': {
+    permission: 'snapshot:export',
+    request: (f) => ({ path: `/v1/images/${f.imageId}/export`, body: { format: 'vsnap' } }),
+    expect: { ...readSharedImage(202), memberWithout: 403 },
+  },
   'POST /v1/admin/run/{job}': {
     // Expiry is quick and changes nothing the other cells use (nothing has expired yet).
     request: () => ({ path: '/v1/admin/run/expiry', body: {} }),
@@ -379,8 +472,16 @@ async function completedSnapshot(volumeId: string): Promise<string> {
   return snapshot.snapshotId;
 }
 
-/** A volume of A with a completed snapshot shared with the grantee (or published), a pending one, a user and a key. */
-async function fixture(visibility: 'shared' | 'published', withPolicy = true): Promise<Fixture> {
+/**
+ * A volume of A with a completed snapshot shared with the grantee (or published), a pending one, a
+ * user and a key; with `instance`, an instance the volume is attached to; with `image`, also a
+ * completed image of it shared with the grantee.
+ */
+async function fixture(
+  visibility: 'shared' | 'published',
+  withPolicy = true,
+  instances: 'none' | 'instance' | 'image' = 'image',
+): Promise<Fixture> {
   const unique = `${Date.now().toString(36)}${(counter++).toString(36)}`;
   const volume = await owner.createVolume({ name: `m-${unique}`, sizeBytes: 4 * BLOCK });
   const snapshotId = await completedSnapshot(volume.volumeId);
@@ -410,6 +511,26 @@ async function fixture(visibility: 'shared' | 'published', withPolicy = true): P
         })
       ).policyId
     : '';
+  let instanceId = '';
+  let imageId = '';
+  if (instances !== 'none') {
+    instanceId = (
+      await owner.registerInstance({
+        name: `m-${unique}`,
+        volumes: [{ volumeId: volume.volumeId, device: '/dev/vda' }],
+        state: 'stopped',
+      })
+    ).instanceId;
+  }
+  if (instances === 'image') {
+    const made = await owner.createImage({ instanceId, name: `m-${unique}` });
+    for (const ref of made.snapshots) {
+      const started = await owner.startSnapshot(ref.snapshotId);
+      await createSnapshotFromFile(owner, { volumeId: ref.volumeId, file: image, snapshot: started });
+    }
+    imageId = made.imageId;
+    await owner.shareImage(imageId, 'demo-b');
+  }
   return {
     volumeId: volume.volumeId,
     snapshotId,
@@ -420,6 +541,8 @@ async function fixture(visibility: 'shared' | 'published', withPolicy = true): P
     keyId: key.keyId,
     exportId: exported.exportId,
     policyId,
+    instanceId,
+    imageId,
     unique,
   };
 }
@@ -504,7 +627,11 @@ describe('authorization matrix', () => {
       for (const principal of PRINCIPALS) {
         const base = principal === 'public' ? published : shared;
         const f = row.fresh
-          ? await fixture(principal === 'public' ? 'published' : 'shared', route.includes('{policyId}'))
+          ? await fixture(
+              principal === 'public' ? 'published' : 'shared',
+              route.includes('{policyId}'),
+              route.includes('/v1/images') ? 'image' : route.includes('/v1/instances') ? 'instance' : 'none',
+            )
           : { ...base, unique: `${base.unique}-${counter++}` };
         const key = principal === 'memberWith' ? membersWith.get(row.permission ?? 'all') : keys[principal];
         got[principal] = await status(key, method, row.request(f));

@@ -280,6 +280,34 @@ export function snapshotRepositoryContract(
       expect(await f.snapshots.get(s.snapshotId)).not.toHaveProperty('deletedAt');
     });
 
+    it('completes a child only while its parent is in one of the states it names', async () => {
+      const parent = snapshot({ state: 'completed', progress: 100 });
+      const child = snapshot({ parentSnapshotId: parent.snapshotId });
+      await f.snapshots.create(parent);
+      await f.snapshots.create(child);
+      const alive = { snapshotId: parent.snapshotId, states: ['completed', 'recycled'] as const };
+      await f.snapshots.transition(parent.snapshotId, ['completed'], 'deleting');
+      expect(
+        await f.snapshots.transition(child.snapshotId, ['pending'], 'completed', {}, alive),
+      ).toBeUndefined();
+      expect((await f.snapshots.get(child.snapshotId))?.state).toBe('pending');
+      await f.snapshots.transition(parent.snapshotId, ['deleting'], 'deleting', {});
+      const other = snapshot({ state: 'recycled' });
+      await f.snapshots.create(other);
+      expect(
+        await f.snapshots.transition(
+          child.snapshotId,
+          ['pending'],
+          'completed',
+          {},
+          {
+            snapshotId: other.snapshotId,
+            states: alive.states,
+          },
+        ),
+      ).toMatchObject({ state: 'completed' });
+    });
+
     it('holds a completed snapshot for its readers, and releases each hold alone', async () => {
       const s = snapshot({ state: 'completed', progress: 100 });
       await f.snapshots.create(s);

@@ -15,6 +15,11 @@
  * | volume   | VOLUME#id      | VOLUME   | ACCOUNT#acct#VOLUMES      | createdAt#id    |                          |                 |
  * | snapshot | SNAPSHOT#id    | SNAPSHOT | ACCOUNT#acct#SNAPSHOTS    | createdAt#id    | VOLUME#vol#SNAPSHOTS     | createdAt#id    |
  * | policy   | POLICY#id      | POLICY   | ACCOUNT#acct#POLICIES     | createdAt#id    | POLICIES#ENABLED (*)     | nextRunAt#id    |
+ * | instance | INSTANCE#id    | INSTANCE | ACCOUNT#acct#INSTANCES    | createdAt#id    |                          |                 |
+ * | attached | ATTACHMENT#vol | ATTACHMENT |                         |                 |                          |                 |
+ * | image    | IMAGE#id       | IMAGE    | ACCOUNT#acct#IMAGES       | createdAt#id    |                          |                 |
+ * | img share| IMAGE#id       | SHARE#acct | ACCOUNT#acct#SHAREDIMAGES | createdAt#id  |                          |                 |
+ * | img ref  | IMAGEREF#snap  | IMAGE#id |                           |                 |                          |                 |
  *
  * (*) only while the policy is enabled (gsi2sk is always kept): a sparse index of the policies to run.
  */
@@ -40,6 +45,22 @@ export const snapshotKey = (snapshotId: string) => ({ pk: `SNAPSHOT#${snapshotId
 export const snapshotsOfVolumeIndex = (volumeId: string) => `VOLUME#${volumeId}#SNAPSHOTS`;
 export const policyKey = (policyId: string) => ({ pk: `POLICY#${policyId}`, sk: 'POLICY' });
 export const policyOwnerIndex = (accountId: string) => `ACCOUNT#${accountId}#POLICIES`;
+export const instanceKey = (instanceId: string) => ({ pk: `INSTANCE#${instanceId}`, sk: 'INSTANCE' });
+export const instanceOwnerIndex = (accountId: string) => `ACCOUNT#${accountId}#INSTANCES`;
+/** Which instance a volume is attached to: one item per volume, so a volume attaches to one instance at a time. */
+export const attachmentKey = (volumeId: string) => ({ pk: `ATTACHMENT#${volumeId}`, sk: 'ATTACHMENT' });
+export const imageKey = (imageId: string) => ({ pk: `IMAGE#${imageId}`, sk: 'IMAGE' });
+export const imageOwnerIndex = (accountId: string) => `ACCOUNT#${accountId}#IMAGES`;
+export const imageShareKey = (imageId: string, grantee: string) => ({
+  pk: `IMAGE#${imageId}`,
+  sk: `SHARE#${grantee}`,
+});
+export const imagesSharedWithIndex = (grantee: string) => `ACCOUNT#${grantee}#SHAREDIMAGES`;
+/** Which images hold a snapshot: one item per (snapshot, image), queried by the snapshot. */
+export const imageRefKey = (snapshotId: string, imageId: string) => ({
+  pk: `IMAGEREF#${snapshotId}`,
+  sk: `IMAGE#${imageId}`,
+});
 /** The sparse gsi2 partition of enabled policies, ordered by next run: what the scheduler reads. */
 export const ENABLED_POLICIES = 'POLICIES#ENABLED';
 export const policyRunOrder = (nextRunAt: string, policyId: string) => `${nextRunAt}#${policyId}`;

@@ -60,6 +60,9 @@ const FIELDS = [
   'public',
   'copiedFrom',
   'importedFrom',
+  'imageId',
+  'groupId',
+  'takenAt',
   'deletedAt',
   'purgeAt',
   'holds',
@@ -350,6 +353,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     from: readonly SnapshotState[],
     to: SnapshotState,
     changes: Partial<Snapshot> = {},
+    parent?: { snapshotId: string; states: readonly SnapshotState[] },
   ): Promise<Snapshot | undefined> {
     const set = Object.entries({ ...changes, state: to }).filter(([, v]) => v !== undefined);
     const removed = Object.entries(changes)
@@ -377,21 +381,41 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       changes.stats && to === 'completed' && from.includes('pending')
         ? (await this.get(snapshotId))?.accountId
         : undefined;
-    if (accountId && changes.stats) {
-      // Completing counts the bytes the snapshot added, in the same write as the state change.
+    if ((accountId && changes.stats) || parent) {
+      // Completing counts the bytes the snapshot added, in the same write as the state change; and
+      // the parent's state is checked in it too.
       try {
         await this.documents.send(
           new TransactWriteCommand({
             TransactItems: [
               { Update: update },
-              {
-                Update: {
-                  TableName: this.table,
-                  Key: usageKey(accountId),
-                  UpdateExpression: 'ADD storedBytes :bytes',
-                  ExpressionAttributeValues: { ':bytes': changes.stats.newBytes },
-                },
-              },
+              ...(accountId && changes.stats
+                ? [
+                    {
+                      Update: {
+                        TableName: this.table,
+                        Key: usageKey(accountId),
+                        UpdateExpression: 'ADD storedBytes :bytes',
+                        ExpressionAttributeValues: { ':bytes': changes.stats.newBytes },
+                      },
+                    },
+                  ]
+                : []),
+              ...(parent
+                ? [
+                    {
+                      ConditionCheck: {
+                        TableName: this.table,
+                        Key: snapshotKey(parent.snapshotId),
+                        ConditionExpression: `#state IN (${parent.states.map((_, i) => `:p${i}`).join(', ')})`,
+                        ExpressionAttributeNames: { '#state': 'state' },
+                        ExpressionAttributeValues: Object.fromEntries(
+                          parent.states.map((s, i) => [`:p${i}`, s]),
+                        ),
+                      },
+                    },
+                  ]
+                : []),
             ],
           }),
         );

@@ -131,9 +131,14 @@ export class MemorySnapshotRepository implements SnapshotRepository {
     from: readonly SnapshotState[],
     to: SnapshotState,
     changes: Partial<Snapshot> = {},
+    parent?: { snapshotId: string; states: readonly SnapshotState[] },
   ) {
     const current = this.#snapshots.get(snapshotId);
     if (!current || !from.includes(current.state)) return undefined;
+    if (parent) {
+      const state = this.#snapshots.get(parent.snapshotId)?.state;
+      if (!state || !parent.states.includes(state)) return undefined;
+    }
     if (to === 'completed' && changes.stats) {
       const usage = await this.usage(current.accountId);
       this.#usage.set(current.accountId, {

@@ -1,0 +1,89 @@
+import * as z from '../../lib/core/schema.ts';
+import { pageLimit } from '../../lib/http/params.ts';
+import { httpHandler } from '../../lib/http/stack.ts';
+import { runtime } from '../../lib/root.ts';
+
+const InstancePath = z.object({ instanceId: z.string() });
+const AttachmentPath = z.object({ instanceId: z.string(), volumeId: z.string() });
+const Properties = z.record(z.string(), z.string());
+const State = z.enum(['running', 'stopped']);
+
+/** `POST /v1/instances {name, volumes: [{volumeId, device, bootIndex}], properties, state}`: registers an instance. */
+export const create = httpHandler(
+  {
+    audit: 'instance.create',
+    body: z.strictObject({
+      name: z.string(),
+      volumes: z.optional(
+        z.array(
+          z.strictObject({ volumeId: z.string(), device: z.string(), bootIndex: z.optional(z.number()) }),
+        ),
+      ),
+      properties: z.optional(Properties),
+      state: z.optional(State),
+    }),
+  },
+  async ({ body, caller }) => ({ status: 201, body: await runtime().instances.register(caller, body) }),
+);
+
+/** `GET /v1/instances?limit&nextToken`: the caller's instances in this region, newest first. */
+export const list = httpHandler(
+  { query: z.object({ limit: z.optional(z.string()), nextToken: z.optional(z.string()) }) },
+  async ({ query, caller }) => {
+    const page = await runtime().instances.list(caller, {
+      limit: pageLimit(query.limit),
+      nextToken: query.nextToken,
+    });
+    return { body: { instances: page.items, ...(page.nextToken ? { nextToken: page.nextToken } : {}) } };
+  },
+);
+
+/** `GET /v1/instances/{instanceId}`. */
+export const show = httpHandler({ path: InstancePath }, async ({ path, caller }) => ({
+  body: await runtime().instances.get(caller, path.instanceId),
+}));
+
+/** `PATCH /v1/instances/{instanceId} {state, name, properties}`: mark it running or stopped, rename it, replace its properties. */
+export const update = httpHandler(
+  {
+    audit: 'instance.update',
+    path: InstancePath,
+    body: z.strictObject({
+      name: z.optional(z.string()),
+      state: z.optional(State),
+      properties: z.optional(Properties),
+    }),
+  },
+  async ({ path, body, caller }) => ({
+    body: await runtime().instances.update(caller, path.instanceId, body),
+  }),
+);
+
+/** `DELETE /v1/instances/{instanceId}`: its volumes are detached and stay; so do its images. */
+export const remove = httpHandler(
+  { audit: 'instance.delete', path: InstancePath },
+  async ({ path, caller }) => {
+    await runtime().instances.delete(caller, path.instanceId);
+    return { status: 204 };
+  },
+);
+
+/** `PUT /v1/instances/{instanceId}/volumes/{volumeId} {device, bootIndex}`: attaches a volume (idempotent). */
+export const attach = httpHandler(
+  {
+    audit: 'instance.attach',
+    path: AttachmentPath,
+    body: z.strictObject({ device: z.string(), bootIndex: z.optional(z.number()) }),
+  },
+  async ({ path, body, caller }) => ({
+    body: await runtime().instances.attach(caller, path.instanceId, { volumeId: path.volumeId, ...body }),
+  }),
+);
+
+/** `DELETE /v1/instances/{instanceId}/volumes/{volumeId}`: detaches it (the volume stays). */
+export const detach = httpHandler(
+  { audit: 'instance.detach', path: AttachmentPath },
+  async ({ path, caller }) => ({
+    body: await runtime().instances.detach(caller, path.instanceId, path.volumeId),
+  }),
+);

@@ -1,0 +1,264 @@
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { Image, ImageRepository, ImageState } from '../../core/images.ts';
+import type { Page } from '../../core/pagination.ts';
+import {
+  createdOrder,
+  imageKey,
+  imageOwnerIndex,
+  imageRefKey,
+  imageShareKey,
+  imagesSharedWithIndex,
+  pickFields,
+} from './keys.ts';
+import { Filters, queryPage } from './query.ts';
+
+const FIELDS = [
+  'imageId',
+  'accountId',
+  'name',
+  'description',
+  'instance',
+  'snapshots',
+  'groupId',
+  'takenAt',
+  'crashConsistent',
+  'state',
+  'stateReason',
+  'region',
+  'createdAt',
+  'completedAt',
+  'copiedFrom',
+] as const;
+
+function toImage(item: Record<string, unknown>): Image {
+  const image = pickFields<Image>(item, FIELDS);
+  const shared = item.sharedWith as Set<string> | undefined;
+  return shared && shared.size > 0 ? { ...image, sharedWith: [...shared].sort() } : image;
+}
+
+/**
+ * Images in the region table (key design in keys.ts): `IMAGE#id` listed per account through gsi1;
+ * a share item per grantee in the image's partition, listed per grantee through gsi1; and an
+ * `IMAGEREF#snapshotId` item per snapshot of the image, so deleting an image can tell whether
+ * another image holds a snapshot.
+ */
+export class DynamoImageRepository implements ImageRepository {
+  constructor(
+    private readonly documents: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  async create(image: Image): Promise<void> {
+    const { sharedWith: _none, progress: _view, ...stored } = image;
+    await this.documents.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Put: {
+              TableName: this.table,
+              Item: {
+                ...imageKey(image.imageId),
+                type: 'image',
+                ...stored,
+                snapshots: image.snapshots.map(({ state: _s, progress: _p, stateReason: _r, ...ref }) => ref),
+                gsi1pk: imageOwnerIndex(image.accountId),
+                gsi1sk: createdOrder(image.createdAt, image.imageId),
+              },
+              ConditionExpression: 'attribute_not_exists(pk)',
+            },
+          },
+          ...image.snapshots.map((s) => ({
+            Put: {
+              TableName: this.table,
+              Item: {
+                ...imageRefKey(s.snapshotId, image.imageId),
+                type: 'imageRef',
+                snapshotId: s.snapshotId,
+                imageId: image.imageId,
+              },
+            },
+          })),
+        ],
+      }),
+    );
+  }
+
+  async get(imageId: string): Promise<Image | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.table, Key: imageKey(imageId), ConsistentRead: true }),
+    );
+    return Item ? toImage(Item) : undefined;
+  }
+
+  list(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Image>> {
+    return queryPage(
+      this.documents,
+      {
+        table: this.table,
+        index: 'gsi1',
+        partitionKey: 'gsi1pk',
+        partition: imageOwnerIndex(accountId),
+        filters: new Filters(),
+      },
+      page,
+      toImage,
+    );
+  }
+
+  async listShared(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Image>> {
+    // One share item per image in the grantee's index; the images are then read by key
+    // (consistently: an unshared or deleted one drops out at once).
+    const shares = await queryPage(
+      this.documents,
+      {
+        table: this.table,
+        index: 'gsi1',
+        partitionKey: 'gsi1pk',
+        partition: imagesSharedWithIndex(accountId),
+        filters: new Filters(),
+      },
+      page,
+      (item) => String(item.imageId),
+    );
+    const found = await Promise.all(shares.items.map((id) => this.get(id)));
+    const items = found.filter(
+      (i): i is Image => i !== undefined && (i.sharedWith ?? []).includes(accountId),
+    );
+    return shares.nextToken ? { items, nextToken: shares.nextToken } : { items };
+  }
+
+  async transition(
+    imageId: string,
+    from: readonly ImageState[],
+    to: ImageState,
+    changes: Partial<Pick<Image, 'stateReason' | 'completedAt'>> = {},
+  ): Promise<Image | undefined> {
+    const set = Object.entries({ ...changes, state: to }).filter(([, v]) => v !== undefined);
+    const values: Record<string, unknown> = Object.fromEntries(set.map(([, v], i) => [`:s${i}`, v]));
+    from.forEach((state, i) => {
+      values[`:from${i}`] = state;
+    });
+    try {
+      const { Attributes } = await this.documents.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: imageKey(imageId),
+          UpdateExpression: `SET ${set.map((_, i) => `#s${i} = :s${i}`).join(', ')}`,
+          ConditionExpression: `attribute_exists(pk) AND #state IN (${from.map((_, i) => `:from${i}`).join(', ')})`,
+          ExpressionAttributeNames: {
+            ...Object.fromEntries(set.map(([k], i) => [`#s${i}`, k])),
+            '#state': 'state',
+          },
+          ExpressionAttributeValues: values,
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return Attributes ? toImage(Attributes) : undefined;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
+  }
+
+  async share(imageId: string, accountId: string): Promise<Image | undefined> {
+    const current = await this.get(imageId);
+    if (!current) return undefined;
+    const ok = await this.#transact([
+      {
+        Update: {
+          TableName: this.table,
+          Key: imageKey(imageId),
+          UpdateExpression: 'ADD sharedWith :grantee',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':grantee': new Set([accountId]) },
+        },
+      },
+      {
+        Put: {
+          TableName: this.table,
+          Item: {
+            ...imageShareKey(imageId, accountId),
+            type: 'imageShare',
+            imageId,
+            ownerAccountId: current.accountId,
+            grantee: accountId,
+            gsi1pk: imagesSharedWithIndex(accountId),
+            gsi1sk: createdOrder(current.createdAt, imageId),
+          },
+        },
+      },
+    ]);
+    return ok ? this.get(imageId) : undefined;
+  }
+
+  async unshare(imageId: string, accountId: string): Promise<Image | undefined> {
+    const ok = await this.#transact([
+      {
+        Update: {
+          TableName: this.table,
+          Key: imageKey(imageId),
+          UpdateExpression: 'DELETE sharedWith :grantee',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':grantee': new Set([accountId]) },
+        },
+      },
+      { Delete: { TableName: this.table, Key: imageShareKey(imageId, accountId) } },
+    ]);
+    return ok ? this.get(imageId) : undefined;
+  }
+
+  async remove(image: Image): Promise<void> {
+    await this.documents.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          { Delete: { TableName: this.table, Key: imageKey(image.imageId) } },
+          ...image.snapshots.map((s) => ({
+            Delete: { TableName: this.table, Key: imageRefKey(s.snapshotId, image.imageId) },
+          })),
+          ...(image.sharedWith ?? []).map((grantee) => ({
+            Delete: { TableName: this.table, Key: imageShareKey(image.imageId, grantee) },
+          })),
+        ],
+      }),
+    );
+  }
+
+  async imagesOf(snapshotId: string): Promise<string[]> {
+    const ids: string[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const result = await this.documents.send(
+        new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': imageRefKey(snapshotId, '').pk },
+          ProjectionExpression: 'imageId',
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of result.Items ?? []) ids.push(String(item.imageId));
+      start = result.LastEvaluatedKey;
+    } while (start);
+    return ids.sort();
+  }
+
+  async #transact(
+    items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>,
+  ): Promise<boolean> {
+    try {
+      await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
+      return true;
+    } catch (error) {
+      if (error instanceof TransactionCanceledException) return false;
+      throw error;
+    }
+  }
+}

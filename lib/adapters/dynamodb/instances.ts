@@ -1,0 +1,159 @@
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import type { Instance, InstanceRepository } from '../../core/instances.ts';
+import type { Page } from '../../core/pagination.ts';
+import { attachmentKey, createdOrder, instanceKey, instanceOwnerIndex, pickFields } from './keys.ts';
+import { Filters, queryPage } from './query.ts';
+
+const FIELDS = [
+  'instanceId',
+  'accountId',
+  'name',
+  'volumes',
+  'properties',
+  'state',
+  'region',
+  'createdAt',
+  'updatedAt',
+  'revision',
+] as const;
+
+const toInstance = (item: Record<string, unknown>): Instance => pickFields<Instance>(item, FIELDS);
+
+/**
+ * Instances in the region table (key design in keys.ts): `INSTANCE#id`, listed per account through
+ * gsi1, and one `ATTACHMENT#volumeId` item per attached volume naming its instance, written in the
+ * same transaction as the instance, so a volume is attached to one instance at a time. Every write
+ * of an instance is conditional on its revision.
+ */
+export class DynamoInstanceRepository implements InstanceRepository {
+  constructor(
+    private readonly documents: DynamoDBDocumentClient,
+    private readonly table: string,
+  ) {}
+
+  async create(instance: Instance): Promise<boolean> {
+    return this.#transact([
+      {
+        Put: {
+          TableName: this.table,
+          Item: this.#item(instance),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        },
+      },
+      ...instance.volumes.map((v) => this.#attach(instance, v.volumeId)),
+    ]);
+  }
+
+  async get(instanceId: string): Promise<Instance | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.table, Key: instanceKey(instanceId), ConsistentRead: true }),
+    );
+    return Item ? toInstance(Item) : undefined;
+  }
+
+  list(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Instance>> {
+    return queryPage(
+      this.documents,
+      {
+        table: this.table,
+        index: 'gsi1',
+        partitionKey: 'gsi1pk',
+        partition: instanceOwnerIndex(accountId),
+        filters: new Filters(),
+      },
+      page,
+      toInstance,
+    );
+  }
+
+  async replace(previous: Instance, next: Instance): Promise<boolean> {
+    const before = new Set(previous.volumes.map((v) => v.volumeId));
+    const after = new Set(next.volumes.map((v) => v.volumeId));
+    return this.#transact([
+      {
+        Put: {
+          TableName: this.table,
+          Item: this.#item(next),
+          ConditionExpression: 'attribute_exists(pk) AND revision = :revision',
+          ExpressionAttributeValues: { ':revision': previous.revision },
+        },
+      },
+      ...[...after].filter((id) => !before.has(id)).map((id) => this.#attach(next, id)),
+      ...[...before].filter((id) => !after.has(id)).map((id) => this.#detach(next, id)),
+    ]);
+  }
+
+  async delete(instance: Instance): Promise<boolean> {
+    return this.#transact([
+      {
+        Delete: {
+          TableName: this.table,
+          Key: instanceKey(instance.instanceId),
+          ConditionExpression: 'revision = :revision',
+          ExpressionAttributeValues: { ':revision': instance.revision },
+        },
+      },
+      ...instance.volumes.map((v) => this.#detach(instance, v.volumeId)),
+    ]);
+  }
+
+  async attachedTo(volumeId: string): Promise<string | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({ TableName: this.table, Key: attachmentKey(volumeId), ConsistentRead: true }),
+    );
+    return Item ? String(Item.instanceId) : undefined;
+  }
+
+  #item(instance: Instance): Record<string, unknown> {
+    return {
+      ...instanceKey(instance.instanceId),
+      type: 'instance',
+      ...instance,
+      gsi1pk: instanceOwnerIndex(instance.accountId),
+      gsi1sk: createdOrder(instance.createdAt, instance.instanceId),
+    };
+  }
+
+  /** Claims a volume for the instance: only if no other instance holds it. */
+  #attach(instance: Instance, volumeId: string) {
+    return {
+      Put: {
+        TableName: this.table,
+        Item: {
+          ...attachmentKey(volumeId),
+          type: 'attachment',
+          volumeId,
+          instanceId: instance.instanceId,
+          accountId: instance.accountId,
+        },
+        ConditionExpression: 'attribute_not_exists(pk) OR instanceId = :instance',
+        ExpressionAttributeValues: { ':instance': instance.instanceId },
+      },
+    };
+  }
+
+  #detach(instance: Instance, volumeId: string) {
+    return {
+      Delete: {
+        TableName: this.table,
+        Key: attachmentKey(volumeId),
+        ConditionExpression: 'attribute_not_exists(pk) OR instanceId = :instance',
+        ExpressionAttributeValues: { ':instance': instance.instanceId },
+      },
+    };
+  }
+
+  /** Runs a transaction; false if a condition failed (nothing was written). */
+  async #transact(
+    items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>,
+  ) {
+    try {
+      await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
+      return true;
+    } catch (error) {
+      if (error instanceof TransactionCanceledException) return false;
+      throw error;
+    }
+  }
+}
