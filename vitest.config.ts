@@ -27,6 +27,7 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
+          globalSetup: ['test/support/cli-bundle-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
           // One local cloud at a time: two would fight over the two cores.

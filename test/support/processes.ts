@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -77,6 +77,9 @@ export function startCloudProcess(
 }
 
 /** Runs the CLI; resolves with its exit code and output (never rejects on a non-zero exit). */
+/** The bundled CLI the e2e setup builds (inside the repository, so it finds zstd-napi). */
+export const CLI_BUNDLE = `${ROOT}node_modules/.cache/volsnap-e2e/volsnap.mjs`;
+
 export async function cli(
   args: string[],
   env: NodeJS.ProcessEnv = process.env,
@@ -84,7 +87,8 @@ export async function cli(
   try {
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
-      [`${ROOT}bin/volsnap.js`, ...args],
+      // The bundle when the e2e setup built it; the sources through tsx otherwise.
+      [existsSync(CLI_BUNDLE) ? CLI_BUNDLE : `${ROOT}bin/volsnap.js`, ...args],
       { cwd: ROOT, env },
     );
     return { code: 0, stdout, stderr };
