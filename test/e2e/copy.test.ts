@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, type StartedCloud, startCloudProcess } from '../support/processes.ts';
+import { cliFor, storedSegmentBytes as segmentBytesOnDisk } from '../support/e2e-cli.ts';
+import { type StartedCloud, startCloudProcess } from '../support/processes.ts';
 
 const BLOCK = 512 * 1024;
 const SIZE = 64 * 1024 * 1024;
@@ -12,37 +13,9 @@ const dataDir = mkdtempSync(join(tmpdir(), 'volsnap-e2e-copy-'));
 const work = mkdtempSync(join(tmpdir(), 'volsnap-e2e-copy-files-'));
 const configPath = join(dataDir, 'config.json');
 let cloud: StartedCloud;
-
-/** `volsnap --json` as an account, in a region; fails the test with the CLI's stderr. */
-async function json(account: string, region: string, ...args: string[]) {
-  const result = await cli([
-    '--config',
-    configPath,
-    '--account',
-    account,
-    '--region',
-    region,
-    '--json',
-    ...args,
-  ]);
-  if (result.code !== 0) throw new Error(`volsnap ${args.join(' ')} failed: ${result.stderr}`);
-  return JSON.parse(result.stdout);
-}
-
-/** Bytes of the segments a region's bucket holds for an account, as s3rver stores them on disk. */
-function storedSegmentBytes(region: string, accountId: string): number {
-  let total = 0;
-  const walk = (dir: string) => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) walk(path);
-      else if (entry.name.endsWith('._S3rver_object') && path.includes(`segments/${accountId}/`))
-        total += statSync(path).size;
-    }
-  };
-  walk(join(dataDir, region, 's3'));
-  return total;
-}
+const { run, json } = cliFor(configPath);
+const storedSegmentBytes = (region: string, accountId: string) =>
+  segmentBytesOnDisk(dataDir, region, accountId);
 
 async function restoreEquals(account: string, region: string, snapshotId: string, expected: Buffer) {
   const to = join(work, `${snapshotId}-${account}-${Date.now()}.img`);
@@ -122,36 +95,12 @@ describe('copying snapshots across regions and accounts, through the CLI', () =>
   });
 
   it('refuses an unknown region, and a copy by an account the source is not shared with, clearly', async () => {
-    const result = await cli([
-      '--config',
-      configPath,
-      '--account',
-      'demo-b',
-      '--region',
-      R2,
-      'snapshot',
-      'copy',
-      firstCopy,
-      '--source-region',
-      'mars-north-1',
-    ]);
+    const result = await run('demo-b', R2, 'snapshot', 'copy', firstCopy, '--source-region', 'mars-north-1');
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(
       /region\.unknown: Unknown region 'mars-north-1'\. Known regions: eu-west-1, us-east-1/,
     );
-    const hidden = await cli([
-      '--config',
-      configPath,
-      '--account',
-      'demo-b',
-      '--region',
-      R1,
-      'snapshot',
-      'copy',
-      firstCopy,
-      '--source-region',
-      R2,
-    ]);
+    const hidden = await run('demo-b', R1, 'snapshot', 'copy', firstCopy, '--source-region', R2);
     expect(hidden.code).toBe(1);
     expect(hidden.stderr).toContain('snapshot.notFound');
   });

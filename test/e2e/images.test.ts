@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, type StartedCloud, startCloudProcess } from '../support/processes.ts';
+import { cliFor } from '../support/e2e-cli.ts';
+import { type StartedCloud, startCloudProcess } from '../support/processes.ts';
 
 /**
  * Issue #9's acceptance through the CLI against the two-region local cloud: instances with volumes
@@ -17,17 +18,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'volsnap-e2e-images-'));
 const work = mkdtempSync(join(tmpdir(), 'volsnap-e2e-images-files-'));
 const configPath = join(dataDir, 'config.json');
 let cloud: StartedCloud;
-
-async function run(account: string, region: string, ...args: string[]) {
-  return cli(['--config', configPath, '--account', account, '--region', region, ...args]);
-}
-
-/** `volsnap --json` as an account, in a region; fails the test with the CLI's stderr. */
-async function json(account: string, region: string, ...args: string[]) {
-  const result = await run(account, region, '--json', ...args);
-  if (result.code !== 0) throw new Error(`volsnap ${args.join(' ')} failed: ${result.stderr}`);
-  return JSON.parse(result.stdout);
-}
+const { run, json } = cliFor(configPath);
 
 /** A disk image of `blocks` blocks: every third one zero, the rest random. */
 function disk(blocks: number): Buffer {

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { s3ClientConfig } from '../../lib/adapters/aws-clients.ts';
 import { LOCAL_CREDENTIALS } from '../../scripts/local-cloud/cloud.ts';
-import { cli, type StartedCloud, startCloudProcess } from '../support/processes.ts';
+import { cliFor, storedSegmentBytes as segmentBytesOnDisk } from '../support/e2e-cli.ts';
+import { type StartedCloud, startCloudProcess } from '../support/processes.ts';
 
 /**
  * Issue #7's acceptance through the CLI against the two-region local cloud: policies (with a copy
@@ -21,38 +22,15 @@ const dataDir = mkdtempSync(join(tmpdir(), 'volsnap-e2e-maintenance-'));
 const work = mkdtempSync(join(tmpdir(), 'volsnap-e2e-maintenance-files-'));
 const configPath = join(dataDir, 'config.json');
 let cloud: StartedCloud;
-
-async function run(account: string, region: string, ...args: string[]) {
-  return cli(['--config', configPath, '--account', account, '--region', region, ...args]);
-}
-
-/** `volsnap --json` as an account, in a region; fails the test with the CLI's stderr. */
-async function json(account: string, region: string, ...args: string[]) {
-  const result = await run(account, region, '--json', ...args);
-  if (result.code !== 0) throw new Error(`volsnap ${args.join(' ')} failed: ${result.stderr}`);
-  return JSON.parse(result.stdout);
-}
+const { run, json } = cliFor(configPath);
+const storedSegmentBytes = (region: string, accountId: string) =>
+  segmentBytesOnDisk(dataDir, region, accountId);
 
 /** A disk image: a quarter of its blocks zero, the rest random. */
 function image(seedBlocks = SIZE / BLOCK): Buffer {
   const bytes = randomBytes(seedBlocks * BLOCK);
   for (let i = 0; i < seedBlocks; i += 4) bytes.fill(0, i * BLOCK, (i + 1) * BLOCK);
   return bytes;
-}
-
-/** Bytes of the segments a region's bucket holds for an account, as s3rver stores them on disk. */
-function storedSegmentBytes(region: string, accountId: string): number {
-  let total = 0;
-  const walk = (dir: string) => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) walk(path);
-      else if (entry.name.endsWith('._S3rver_object') && path.includes(`segments/${accountId}/`))
-        total += statSync(path).size;
-    }
-  };
-  walk(join(dataDir, region, 's3'));
-  return total;
 }
 
 async function restoreEquals(account: string, region: string, snapshotId: string, expected: Buffer) {

@@ -466,10 +466,20 @@ describe('restore planning', () => {
       storedLength: 100,
       encoding: 0,
     });
-    const ranges = planReads({
-      entries: [e(0, 's1', 0), e(1, 's1', 100), e(2, 's1', 300), e(3, 's2', 0), e(4, 's1', 100)],
-    });
-    expect(ranges.map((r) => [r.segmentId, r.start, r.end, r.entries.map((x) => x.blockIndex)])).toEqual([
+    const entries = [e(0, 's1', 0), e(1, 's1', 100), e(2, 's1', 300), e(3, 's2', 0), e(4, 's1', 100)];
+    const shape = (ranges: ReturnType<typeof planReads>) =>
+      ranges.map((r) => [r.segmentId, r.start, r.end, r.entries.map((x) => x.blockIndex)]);
+    expect(shape(planReads({ entries }, undefined, 0))).toEqual([
+      ['s1', 0, 200, [0, 1, 4]],
+      ['s1', 300, 400, [2]],
+      ['s2', 0, 100, [3]],
+    ]);
+    // A gap of blocks not wanted, up to the limit, is read through rather than split into two GETs.
+    expect(shape(planReads({ entries }, undefined, 100))).toEqual([
+      ['s1', 0, 400, [0, 1, 4, 2]],
+      ['s2', 0, 100, [3]],
+    ]);
+    expect(shape(planReads({ entries }, 350, 100))).toEqual([
       ['s1', 0, 200, [0, 1, 4]],
       ['s1', 300, 400, [2]],
       ['s2', 0, 100, [3]],
