@@ -131,30 +131,47 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         queue: queue(),
       }),
   );
-  // Another region's snapshots, as that region's own service sees them (same rules, same identity).
-  const sources = new Map<string, SnapshotService>();
-  const serviceIn = (region: string): SnapshotService => {
-    if (region === config.region.name) return snapshots();
-    let service = sources.get(region);
-    if (!service) {
+  // Another region's parts, through the registry, as that region's own functions build them (same
+  // rules, same identity): copies read its snapshots, policies' copy rules write copies there.
+  const elsewhere = new Map<
+    string,
+    {
+      snapshots: DynamoSnapshotRepository;
+      volumes: DynamoVolumeRepository;
+      objects: S3ObjectStore;
+      service: SnapshotService;
+    }
+  >();
+  const regionParts = (region: string) => {
+    let parts = elsewhere.get(region);
+    if (!parts) {
       const entry = config.registry.get(region);
       const clients = awsFor(region);
-      service = new SnapshotService({
-        snapshots: new DynamoSnapshotRepository(clients.documents, entry.table, nowSeconds),
-        volumes: new DynamoVolumeRepository(clients.documents, entry.table),
-        objects: new S3ObjectStore(clients.s3, entry.bucket),
-        clock,
-        region,
-        accounts: accounts(),
-      });
-      sources.set(region, service);
+      const repo = new DynamoSnapshotRepository(clients.documents, entry.table, nowSeconds);
+      const volumesThere = new DynamoVolumeRepository(clients.documents, entry.table);
+      const store = new S3ObjectStore(clients.s3, entry.bucket);
+      parts = {
+        snapshots: repo,
+        volumes: volumesThere,
+        objects: store,
+        service: new SnapshotService({
+          snapshots: repo,
+          volumes: volumesThere,
+          objects: store,
+          clock,
+          region,
+          queue: new SqsWorkQueue(clients.sqs, entry.queueUrl),
+          accounts: accounts(),
+        }),
+      };
+      elsewhere.set(region, parts);
     }
-    return service;
+    return parts;
   };
+  const serviceIn = (region: string): SnapshotService =>
+    region === config.region.name ? snapshots() : regionParts(region).service;
   const storeIn = (region: string): S3ObjectStore =>
-    region === config.region.name
-      ? objects()
-      : new S3ObjectStore(awsFor(region).s3, config.registry.get(region).bucket);
+    region === config.region.name ? objects() : regionParts(region).objects;
   const copySource = (region: string) => copySourceOf(serviceIn(region), storeIn(region));
   const copier = once(
     () =>
@@ -176,29 +193,17 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
       return { snapshots: snapshotRepo(), service: snapshots(), copier: copier() };
     let found = policyRegions.get(region);
     if (!found) {
-      const entry = config.registry.get(region);
-      const clients = awsFor(region);
-      const repo = new DynamoSnapshotRepository(clients.documents, entry.table, nowSeconds);
-      const volumesThere = new DynamoVolumeRepository(clients.documents, entry.table);
-      const service = new SnapshotService({
-        snapshots: repo,
-        volumes: volumesThere,
-        objects: storeIn(region),
-        clock,
-        region,
-        queue: new SqsWorkQueue(clients.sqs, entry.queueUrl),
-        accounts: accounts(),
-      });
+      const parts = regionParts(region);
       found = {
-        snapshots: repo,
-        service,
+        snapshots: parts.snapshots,
+        service: parts.service,
         copier: new SnapshotCopier({
           region,
           source: copySource,
-          snapshots: repo,
-          volumes: volumesThere,
-          objects: storeIn(region),
-          service,
+          snapshots: parts.snapshots,
+          volumes: parts.volumes,
+          objects: parts.objects,
+          service: parts.service,
           compressor: createZstdCompressor(),
         }),
       };

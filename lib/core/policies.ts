@@ -4,6 +4,7 @@ import { VolsnapError } from './errors.ts';
 import { type Caller, requirePermission } from './identity.ts';
 import { isId, newId } from './ids.ts';
 import type { Page } from './pagination.ts';
+import { DEFAULT_AGENT_TIMEOUT_MS } from './snapshot-service.ts';
 import { type Tags, validateTags } from './tags.ts';
 
 /** When a policy runs: every `everyMs` (aligned to multiples of it since the epoch), or on a 5-field cron, in UTC. */
@@ -63,7 +64,8 @@ export const MAX_KEEP = 1000;
 export const MIN_KEEP_FOR_MS = 60_000;
 export const MAX_KEEP_FOR_MS = 100 * 365 * 86_400_000;
 export const MAX_COPY_RULES = 3;
-export const DEFAULT_AGENT_TIMEOUT_MS = 3_600_000;
+// One default for how long a queued snapshot waits for an agent, wherever it is queued from.
+export { DEFAULT_AGENT_TIMEOUT_MS };
 export const MIN_AGENT_TIMEOUT_MS = 1000;
 export const MAX_AGENT_TIMEOUT_MS = 7 * 86_400_000;
 export const DEFAULT_MAX_POLICIES = 100;

@@ -2,7 +2,6 @@ import { ConditionalCheckFailedException, TransactionCanceledException } from '@
 import {
   type DynamoDBDocumentClient,
   GetCommand,
-  QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
@@ -11,7 +10,7 @@ import { VolsnapError } from '../../core/errors.ts';
 import type { Permission, Role } from '../../core/identity.ts';
 import type { Page } from '../../core/pagination.ts';
 import { accountKey, accountNameKey, apiKeyKey, createdOrder, pickFields, userKey } from './keys.ts';
-import { Filters, queryPage } from './query.ts';
+import { Filters, queryAll, queryPage } from './query.ts';
 
 const ACCOUNT_FIELDS = [
   'accountId',
@@ -180,22 +179,13 @@ export class DynamoIdentityRepository implements IdentityRepository {
   }
 
   async listUsers(accountId: string): Promise<User[]> {
-    const users: User[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const result = await this.documents.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :user)',
-          ExpressionAttributeValues: { ':pk': accountKey(accountId).pk, ':user': 'USER#' },
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      users.push(...(result.Items ?? []).map(toUser));
-      start = result.LastEvaluatedKey;
-    } while (start);
-    return users;
+    const items = await queryAll(this.documents, {
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :user)',
+      ExpressionAttributeValues: { ':pk': accountKey(accountId).pk, ':user': 'USER#' },
+      ConsistentRead: true,
+    });
+    return items.map(toUser);
   }
 
   async createUser(user: User): Promise<void> {

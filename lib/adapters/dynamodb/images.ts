@@ -2,7 +2,6 @@ import { ConditionalCheckFailedException, TransactionCanceledException } from '@
 import {
   type DynamoDBDocumentClient,
   GetCommand,
-  QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
@@ -17,7 +16,7 @@ import {
   imagesSharedWithIndex,
   pickFields,
 } from './keys.ts';
-import { Filters, queryPage } from './query.ts';
+import { Filters, queryAll, queryPage } from './query.ts';
 
 const FIELDS = [
   'imageId',
@@ -231,23 +230,14 @@ export class DynamoImageRepository implements ImageRepository {
   }
 
   async imagesOf(snapshotId: string): Promise<string[]> {
-    const ids: string[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const result = await this.documents.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': imageRefKey(snapshotId, '').pk },
-          ProjectionExpression: 'imageId',
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of result.Items ?? []) ids.push(String(item.imageId));
-      start = result.LastEvaluatedKey;
-    } while (start);
-    return ids.sort();
+    const items = await queryAll(this.documents, {
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': imageRefKey(snapshotId, '').pk },
+      ProjectionExpression: 'imageId',
+      ConsistentRead: true,
+    });
+    return items.map((item) => String(item.imageId)).sort();
   }
 
   async #transact(

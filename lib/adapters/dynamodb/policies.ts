@@ -4,7 +4,6 @@ import {
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
-  QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { Page } from '../../core/pagination.ts';
@@ -17,7 +16,7 @@ import {
   policyOwnerIndex,
   policyRunOrder,
 } from './keys.ts';
-import { Filters, queryPage } from './query.ts';
+import { Filters, queryAll, queryPage } from './query.ts';
 
 const FIELDS = [
   'policyId',
@@ -200,24 +199,15 @@ export class DynamoPolicyRepository implements PolicyRepository {
 
   /** The enabled policies (up to `upTo` in gsi2sk order), every page. */
   async #enabled(upTo?: string): Promise<Policy[]> {
-    const policies: Policy[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const result = await this.documents.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: 'gsi2',
-          KeyConditionExpression: upTo === undefined ? 'gsi2pk = :pk' : 'gsi2pk = :pk AND gsi2sk <= :upTo',
-          ExpressionAttributeValues: {
-            ':pk': ENABLED_POLICIES,
-            ...(upTo === undefined ? {} : { ':upTo': upTo }),
-          },
-          ExclusiveStartKey: start,
-        }),
-      );
-      policies.push(...(result.Items ?? []).map(toPolicy));
-      start = result.LastEvaluatedKey;
-    } while (start);
-    return policies;
+    const items = await queryAll(this.documents, {
+      TableName: this.table,
+      IndexName: 'gsi2',
+      KeyConditionExpression: upTo === undefined ? 'gsi2pk = :pk' : 'gsi2pk = :pk AND gsi2sk <= :upTo',
+      ExpressionAttributeValues: {
+        ':pk': ENABLED_POLICIES,
+        ...(upTo === undefined ? {} : { ':upTo': upTo }),
+      },
+    });
+    return items.map(toPolicy);
   }
 }

@@ -1,4 +1,9 @@
-import { type DynamoDBDocumentClient, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  QueryCommand,
+  type QueryCommandInput,
+  ScanCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { decodePageToken, encodePageToken, type Page } from '../../core/pagination.ts';
 
 /** Filter conditions on top of an index query, with their attribute names and values. */
@@ -103,4 +108,19 @@ export async function scanPage<T>(
   );
   const items = Items.map(toItem);
   return LastEvaluatedKey ? { items, nextToken: encodePageToken(LastEvaluatedKey) } : { items };
+}
+
+/** Every item a query matches, reading page after page (for small partitions: a session's segments, an account's users). */
+export async function queryAll(
+  documents: DynamoDBDocumentClient,
+  input: Omit<QueryCommandInput, 'ExclusiveStartKey'>,
+): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const result = await documents.send(new QueryCommand({ ...input, ExclusiveStartKey: start }));
+    items.push(...(result.Items ?? []));
+    start = result.LastEvaluatedKey;
+  } while (start);
+  return items;
 }

@@ -2,7 +2,6 @@ import { ConditionalCheckFailedException, TransactionCanceledException } from '@
 import {
   type DynamoDBDocumentClient,
   GetCommand,
-  QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
@@ -30,7 +29,7 @@ import {
   usageKey,
   volumeKey,
 } from './keys.ts';
-import { Filters, queryPage, scanPage } from './query.ts';
+import { Filters, queryAll, queryPage, scanPage } from './query.ts';
 
 const ownerIndex = (accountId: string) => `ACCOUNT#${accountId}#SNAPSHOTS`;
 const tokenKey = (accountId: string, token: string) => ({ pk: `TOKEN#${accountId}#${token}`, sk: 'TOKEN' });
@@ -630,22 +629,13 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
   }
 
   async sessionSegments(snapshotId: string): Promise<Set<string>> {
-    const ids = new Set<string>();
-    let start: Record<string, unknown> | undefined;
-    do {
-      const result = await this.documents.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :segment)',
-          ExpressionAttributeValues: { ':pk': snapshotKey(snapshotId).pk, ':segment': 'SEGMENT#' },
-          ProjectionExpression: 'segmentId',
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of result.Items ?? []) ids.add(String(item.segmentId));
-      start = result.LastEvaluatedKey;
-    } while (start);
-    return ids;
+    const items = await queryAll(this.documents, {
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :segment)',
+      ExpressionAttributeValues: { ':pk': snapshotKey(snapshotId).pk, ':segment': 'SEGMENT#' },
+      ProjectionExpression: 'segmentId',
+      ConsistentRead: true,
+    });
+    return new Set(items.map((item) => String(item.segmentId)));
   }
 }
