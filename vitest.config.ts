@@ -1,4 +1,17 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
+
+// Every temporary file of a run (test folders, local clouds' data, bundles, child processes' own)
+// goes under one folder that is removed when the run ends, however the tests left theirs.
+// The config is loaded once, in the main process, before any worker or child starts.
+if (!process.env.VOLSNAP_TEST_TMPDIR) {
+  const runTmp = mkdtempSync(join(tmpdir(), 'volsnap-test-run-'));
+  process.env.VOLSNAP_TEST_TMPDIR = runTmp;
+  process.env.TMPDIR = runTmp;
+  process.on('exit', () => rmSync(runTmp, { recursive: true, force: true }));
+}
 
 // Three projects: `unit` (in-memory, no I/O beyond loopback), `integration` (against s3rver and
 // DynamoDB Local started by a global setup), `e2e` (the CLI against a local cloud the test starts).
