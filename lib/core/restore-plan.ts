@@ -55,7 +55,6 @@ export function planReads(
   return ranges;
 }
 
-
 /**
  * Where a manifest's blocks lie in the segments it names: per segment, the stored extents
  * `[offset, offset + storedLength)` of its entries, merged into runs where they touch. Only the
