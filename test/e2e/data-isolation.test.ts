@@ -75,7 +75,7 @@ describe("a shared snapshot's reader gets the bytes of its blocks and of nothing
   let v2Id: string;
   let v2Manifest: Manifest;
   /** v1's segment, which v2 reuses for blocks 1-7 and which still holds the secret block. */
-  let reused: { segmentId: string; size: number; secret: SegmentRange };
+  let reused: { segmentId: string; size: number; indexOffset: number; secret: SegmentRange };
   /** Every URL B was given, with the range it was given for. */
   const granted: SegmentRangeUrl[] = [];
 
@@ -83,30 +83,21 @@ describe("a shared snapshot's reader gets the bytes of its blocks and of nothing
     writeFileSync(join(work, 'v1.img'), v1Image);
     writeFileSync(join(work, 'v2.img'), v2Image);
     const volume = await json('demo', REGION, 'volume', 'create', '--name', 'secret-disk', '--size', '4MiB');
-    const v1 = (
-      await json(
-        'demo',
-        REGION,
-        'snapshot',
-        'create',
-        '--volume',
-        volume.volumeId,
-        '--file',
-        join(work, 'v1.img'),
-      )
-    ).snapshot;
-    const v2 = (
-      await json(
-        'demo',
-        REGION,
-        'snapshot',
-        'create',
-        '--volume',
-        volume.volumeId,
-        '--file',
-        join(work, 'v2.img'),
-      )
-    ).snapshot;
+    const snapshotOf = async (file: string) =>
+      (
+        await json(
+          'demo',
+          REGION,
+          'snapshot',
+          'create',
+          '--volume',
+          volume.volumeId,
+          '--file',
+          join(work, file),
+        )
+      ).snapshot;
+    const v1 = await snapshotOf('v1.img');
+    const v2 = await snapshotOf('v2.img');
     expect(v2).toMatchObject({
       state: 'completed',
       parentSnapshotId: v1.snapshotId,
@@ -117,9 +108,13 @@ describe("a shared snapshot's reader gets the bytes of its blocks and of nothing
     const a = apiAs('demo');
     const v1Manifest = decodeManifest((await get((await a.manifestUrl(v1.snapshotId)).url)).bytes);
     const secretEntry = v1Manifest.entries.find((e) => e.blockIndex === 0) as ManifestEntry;
+    const inSegment = v1Manifest.entries.filter((e) => e.segmentId === secretEntry.segmentId);
+    expect(inSegment).toHaveLength(BLOCKS);
     reused = {
       segmentId: secretEntry.segmentId,
       size: v1Manifest.segments.get(secretEntry.segmentId) ?? 0,
+      // The index follows the last block.
+      indexOffset: Math.max(...inSegment.map((e) => e.offset + e.storedLength)),
       secret: extentOf(secretEntry),
     };
     await json('demo', REGION, 'snapshot', 'share', v2Id, 'demo-b');
@@ -177,6 +172,14 @@ describe("a shared snapshot's reader gets the bytes of its blocks and of nothing
     const attempts: [string, SegmentRange][] = [
       ['the secret block', reused.secret],
       ['the whole segment', { segmentId: reused.segmentId, start: 0, end: reused.size }],
+      [
+        'the index',
+        { segmentId: reused.segmentId, start: reused.indexOffset, end: reused.size - SEGMENT_FOOTER_SIZE },
+      ],
+      [
+        'the blocks and the index',
+        { segmentId: reused.segmentId, start: next.offset, end: reused.indexOffset + 1 },
+      ],
       [
         'the footer',
         { segmentId: reused.segmentId, start: reused.size - SEGMENT_FOOTER_SIZE, end: reused.size },
