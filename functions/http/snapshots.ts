@@ -129,11 +129,19 @@ export const manifestUrl = httpHandler({ path: SnapshotPath }, async ({ path, ca
   body: await runtime().snapshots.manifestUrl(caller, path.snapshotId),
 }));
 
-/** `POST /v1/snapshots/{snapshotId}/segment-urls {segmentIds}`: GET URLs of its segments, for restoring. */
+/**
+ * `POST /v1/snapshots/{snapshotId}/segment-urls {ranges: [{segmentId, start, end}]}`: one GET URL
+ * per byte range (end exclusive), bound to it; another account gets only its blocks' ranges.
+ */
 export const segmentUrls = httpHandler(
-  { path: SnapshotPath, body: z.strictObject({ segmentIds: z.array(z.string()) }) },
+  {
+    path: SnapshotPath,
+    body: z.strictObject({
+      ranges: z.array(z.strictObject({ segmentId: z.string(), start: z.number(), end: z.number() })),
+    }),
+  },
   async ({ path, body, caller }) => ({
-    body: await runtime().snapshots.segmentUrls(caller, path.snapshotId, body.segmentIds),
+    body: await runtime().snapshots.segmentUrls(caller, path.snapshotId, body.ranges),
   }),
 );
 

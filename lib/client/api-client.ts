@@ -13,7 +13,8 @@ import type {
   PolicyRunReport,
   PolicySchedule,
 } from '../core/policies.ts';
-import type { SnapshotDiff as ChangedBlocks, SegmentUrl } from '../core/snapshot-service.ts';
+import type { SegmentRange } from '../core/restore-plan.ts';
+import type { SnapshotDiff as ChangedBlocks, SegmentRangeUrl, SegmentUrl } from '../core/snapshot-service.ts';
 import type { Snapshot, SnapshotScope, SnapshotState } from '../core/snapshots.ts';
 import type { Volume } from '../core/volumes.ts';
 
@@ -42,6 +43,8 @@ export type {
   PolicyRunReport,
   PolicySchedule,
   Role,
+  SegmentRange,
+  SegmentRangeUrl,
   SegmentUrl,
   Snapshot,
   SnapshotState,
@@ -234,12 +237,17 @@ export class ApiClient {
     return this.request('GET', `/v1/snapshots/${encodeURIComponent(snapshotId)}/manifest-url`);
   }
 
+  /**
+   * GET URLs of a completed snapshot's segments, one per byte range (end exclusive), in the order
+   * asked; each works only with exactly its range's `Range` header. Another account's snapshot
+   * answers only ranges that are runs of its blocks (`snapshot.rangeNotShared` otherwise).
+   */
   segmentUrls(
     snapshotId: string,
-    segmentIds: string[],
-  ): Promise<{ segments: SegmentUrl[]; expiresInSeconds: number }> {
+    ranges: SegmentRange[],
+  ): Promise<{ ranges: SegmentRangeUrl[]; expiresInSeconds: number }> {
     return this.request('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/segment-urls`, {
-      segmentIds,
+      ranges,
     });
   }
 

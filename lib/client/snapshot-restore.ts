@@ -34,15 +34,16 @@ const URL_BATCH = 100;
 
 /**
  * Writes a completed snapshot's bytes into a file or block device: ranged GETs of its segments
- * through presigned URLs (neighbouring blocks in one request), every block checked against its
- * SHA-256 before it is written, zero blocks left as holes of a sparse file.
+ * through presigned URLs bound to their ranges (neighbouring blocks in one request; for the
+ * caller's own snapshots also across small gaps), every block checked against its SHA-256 before
+ * it is written, zero blocks left as holes of a sparse file.
  */
 export async function restoreSnapshot(
   api: ApiClient,
   snapshotId: string,
   options: RestoreOptions,
 ): Promise<RestoreReport> {
-  const snapshot = await api.getSnapshot(snapshotId);
+  const [snapshot, me] = await Promise.all([api.getSnapshot(snapshotId), api.whoami()]);
   if (snapshot.state !== 'completed') {
     throw new VolsnapError(
       'snapshot.invalidState',
@@ -97,24 +98,25 @@ export async function restoreSnapshot(
     let blocksDone = report.skippedBlocks + report.zeroBlocks;
     const progress = () =>
       options.onProgress?.({ blocksDone, totalBlocks, bytesDownloaded: report.bytesDownloaded });
-    const ranges = planReads({ entries: wanted });
+    // Another account's snapshot answers only exact runs of its own blocks (its segments may hold
+    // blocks it does not share): no reading through gaps there.
+    const own = snapshot.accountId === me.account.accountId;
+    const ranges = planReads({ entries: wanted }, undefined, own ? undefined : 0);
     const limit = pLimit(options.concurrency ?? 4);
     // One buffer per request in flight, reused: ranges are at most 16 MiB.
     const spare: Buffer[] = [];
     for (let i = 0; i < ranges.length; i += URL_BATCH) {
       const batch = ranges.slice(i, i + URL_BATCH);
-      const ids = [...new Set(batch.map((r) => r.segmentId))];
-      const { segments } = await api.segmentUrls(snapshotId, ids);
-      const urls = new Map(segments.map((s) => [s.segmentId, s.url]));
+      const { ranges: urls } = await api.segmentUrls(
+        snapshotId,
+        batch.map(({ segmentId, start, end }) => ({ segmentId, start, end })),
+      );
       await Promise.all(
-        batch.map((range) =>
+        batch.map((range, j) =>
           limit(async () => {
             const buffer = spare.pop() ?? Buffer.allocUnsafe(16 * 1024 * 1024);
-            const bytes = await getObject(
-              urls.get(range.segmentId) ?? '',
-              { start: range.start, end: range.end },
-              buffer,
-            );
+            // Each URL is bound to its range: getObject sends exactly that Range header.
+            const bytes = await getObject(urls[j]?.url ?? '', { start: range.start, end: range.end }, buffer);
             report.requests++;
             report.bytesDownloaded += bytes.length;
             for (const entry of range.entries) {

@@ -1,5 +1,6 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { type ByteRange, rangeHeader } from '../core/objects.ts';
 
 /** A transfer that failed for good, with the HTTP status when there was one. */
 export class TransferError extends Error {
@@ -125,16 +126,13 @@ export function putObject(url: string, body: Uint8Array): Promise<string> {
  * (large enough), the body is read into it and a view of it returned: callers that recycle buffers
  * avoid a fresh allocation, and its page faults, per request.
  */
-export function getObject(
-  url: string,
-  range?: { start: number; end: number },
-  into?: Buffer,
-): Promise<Buffer> {
+export function getObject(url: string, range?: ByteRange, into?: Buffer): Promise<Buffer> {
   return withRetries('download', async () => {
     const response = await exchange(
       url,
       'GET',
-      range ? { range: `bytes=${range.start}-${range.end - 1}` } : {},
+      // The header a range-bound URL signed (ObjectStore.presignGet): the same bytes, spelled the same.
+      range ? { range: rangeHeader(range) } : {},
       undefined,
       into,
     );

@@ -33,6 +33,8 @@ export const ERROR_STATUS = {
   'snapshot.segmentsForeign': 400,
   /** The manifest does not describe this snapshot's volume (size, block size, blocks outside it). */
   'snapshot.manifestInvalid': 400,
+  /** Another account asked for segment bytes that are not exactly blocks of the snapshot shared with it. */
+  'snapshot.rangeNotShared': 400,
   /** The owner's account blocks public sharing (`volsnap account settings --block-public-sharing`). */
   'snapshot.publicSharingBlocked': 409,
   /** The import URL points where the deployment may not fetch (a private, loopback or link-local address). */

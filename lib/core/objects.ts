@@ -6,8 +6,13 @@
 export interface ObjectStore {
   /** A URL that lets its holder PUT exactly `key`, for `expiresInSeconds`. */
   presignPut(key: string, expiresInSeconds: number): Promise<string>;
-  /** A URL that lets its holder GET (with ranges) exactly `key`, for `expiresInSeconds`. */
-  presignGet(key: string, expiresInSeconds: number): Promise<string>;
+  /**
+   * A URL that lets its holder GET exactly `key`, for `expiresInSeconds`. Without `range`, any
+   * bytes of it (whole or ranged). With `range`, only bytes [start, end): the header
+   * `Range: bytes=start-(end-1)` is signed into the URL, so its holder must send exactly that
+   * header and the store refuses any other range, or none.
+   */
+  presignGet(key: string, expiresInSeconds: number, range?: ByteRange): Promise<string>;
   /** The object's size, or undefined when there is no such object. */
   head(key: string): Promise<{ size: number } | undefined>;
   /** The whole object (for small objects: manifests), or undefined when absent. */
@@ -48,6 +53,17 @@ export interface ObjectStore {
    * `storage.unsupported`; the bucket's lifecycle rule aborts those after 2 days anyway.
    */
   listIncompleteUploads(prefix: string): AsyncIterable<IncompleteUpload>;
+}
+
+/** Bytes [start, end) of an object: end exclusive, `0 <= start < end`. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/** The `Range` header that asks for exactly `range`. */
+export function rangeHeader(range: ByteRange): string {
+  return `bytes=${range.start}-${range.end - 1}`;
 }
 
 /** An object as a listing shows it. */

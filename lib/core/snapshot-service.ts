@@ -9,6 +9,7 @@ import { decodeManifest, type Manifest } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
 import type { Page } from './pagination.ts';
 import type { WorkMessage, WorkQueue } from './queue.ts';
+import { BlockExtents, type SegmentRange } from './restore-plan.ts';
 import {
   assertTransition,
   type Grantee,
@@ -67,6 +68,11 @@ export interface CreateSnapshotInput {
 /** A presigned URL for one segment. */
 export interface SegmentUrl {
   segmentId: string;
+  url: string;
+}
+
+/** A presigned GET URL bound to bytes [start, end) of one segment. */
+export interface SegmentRangeUrl extends SegmentRange {
   url: string;
 }
 
@@ -544,39 +550,63 @@ export class SnapshotService {
     };
   }
 
-  /** Presigned GET URLs of segments of a completed snapshot (for restoring it). */
+  /**
+   * Presigned GET URLs of a completed snapshot's segments (for restoring it), one per byte range
+   * asked, each bound to its range (the store refuses any other range through it). The owner may
+   * read any range of its own segments (a restore reads through small gaps of replaced blocks).
+   * Anyone else (a grantee, the public, an image's grantee) gets only ranges that are exactly runs
+   * of this snapshot's blocks: a segment it reuses also holds blocks of other snapshots, and an
+   * index with the SHA-256 of each of them, none of which was shared. Anything else is refused
+   * (`snapshot.rangeNotShared`), and no URL is issued. At most {@link MAX_URLS_PER_REQUEST} ranges.
+   */
   async segmentUrls(
     caller: Caller,
     snapshotId: string,
-    segmentIds: readonly string[],
-  ): Promise<{ segments: SegmentUrl[]; expiresInSeconds: number }> {
+    ranges: readonly SegmentRange[],
+  ): Promise<{ ranges: SegmentRangeUrl[]; expiresInSeconds: number }> {
     const snapshot = await this.#completed(caller, snapshotId);
-    if (segmentIds.length > MAX_URLS_PER_REQUEST || segmentIds.some((id) => !isId('segment', id))) {
+    const malformed = ranges.find(
+      (r) =>
+        !isId('segment', r.segmentId) ||
+        !Number.isSafeInteger(r.start) ||
+        !Number.isSafeInteger(r.end) ||
+        r.start < 0 ||
+        r.end <= r.start,
+    );
+    if (ranges.length > MAX_URLS_PER_REQUEST || malformed) {
       throw new VolsnapError(
         'request.invalid',
-        `Ask for up to ${MAX_URLS_PER_REQUEST} segment ids (seg-…) at a time.`,
+        `Ask for up to ${MAX_URLS_PER_REQUEST} byte ranges at a time, each {segmentId: "seg-…", start, end} with 0 ≤ start < end (end exclusive).`,
+        malformed ? { details: { range: malformed } } : undefined,
       );
     }
     if (snapshot.accountId !== caller.accountId) {
-      // Another account reads only the segments this snapshot's manifest names, not the owner's others.
-      const named = (await this.#manifest(snapshot.snapshotId)).segments;
-      const foreign = segmentIds.filter((id) => !named.has(id));
-      if (foreign.length > 0) {
+      const extents = new BlockExtents(
+        await this.#manifest(snapshot.snapshotId),
+        new Set(ranges.map((r) => r.segmentId)),
+      );
+      const refused = ranges.find((r) => !extents.covers(r));
+      if (refused) {
         throw new VolsnapError(
-          'request.invalid',
-          `Segment(s) ${foreign.slice(0, 5).join(', ')} are not part of snapshot ${snapshotId}.`,
-          { details: { segmentIds: foreign } },
+          'snapshot.rangeNotShared',
+          `Bytes ${refused.start}-${refused.end} of segment ${refused.segmentId} are not a run of snapshot ${snapshotId}'s blocks: ask only for ranges its manifest's entries cover exactly ([offset, offset + storedLength), neighbours merged).`,
+          { details: { snapshotId, range: refused } },
         );
       }
     }
     const ttl = this.#o.urlTtlSeconds;
-    const segments = await Promise.all(
-      segmentIds.map(async (segmentId) => ({
+    const urls = await Promise.all(
+      ranges.map(async ({ segmentId, start, end }) => ({
         segmentId,
-        url: await this.#o.objects.presignGet(ObjectLayout.segment(snapshot.accountId, segmentId), ttl),
+        start,
+        end,
+        url: await this.#o.objects.presignGet(ObjectLayout.segment(snapshot.accountId, segmentId), ttl, {
+          start,
+          end,
+        }),
       })),
     );
-    return { segments, expiresInSeconds: ttl };
+    return { ranges: urls, expiresInSeconds: ttl };
   }
 
   /**

@@ -214,7 +214,7 @@ const ROUTES: Record<string, Row> = {
     expect: readShared(200),
   },
   'POST /v1/snapshots/{snapshotId}/segment-urls': {
-    request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}/segment-urls`, body: { segmentIds: [] } }),
+    request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}/segment-urls`, body: { ranges: [] } }),
     expect: readShared(200),
   },
   'GET /v1/snapshots/{snapshotId}/changed-blocks': {

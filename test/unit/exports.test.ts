@@ -2,12 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/adapters/clock.ts';
 import { MemoryExportRepository } from '../../lib/adapters/memory/exports.ts';
+import { MemoryIdentityRepository } from '../../lib/adapters/memory/identity.ts';
 import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
 import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
 import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
 import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
-import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
+import { AccountService, bootstrapAccount } from '../../lib/core/accounts.ts';
+import { BLOCK_SIZE, blockHash } from '../../lib/core/blocks.ts';
 import { ExportService } from '../../lib/core/exports.ts';
 import type { Caller } from '../../lib/core/identity.ts';
 import { decodeManifest, encodeManifest } from '../../lib/core/manifest.ts';
@@ -292,5 +294,101 @@ describe('exports to another bucket', () => {
     ).rejects.toMatchObject({ code: 'request.invalid' });
     await toBackups.delete(alice, started.exportId);
     expect(await backups.head(started.key)).toBeUndefined();
+  });
+});
+
+describe('exports of a snapshot shared with another account', () => {
+  it("hold only that snapshot's blocks, never those of its parent that share its segments", async () => {
+    const clock = new ManualClock();
+    const identity = new MemoryIdentityRepository();
+    const volumeRepo = new MemoryVolumeRepository();
+    const shared = new SnapshotService({
+      snapshots: new MemorySnapshotRepository(volumeRepo),
+      volumes: volumeRepo,
+      objects,
+      clock,
+      region: 'eu-west-1',
+      accounts: new AccountService({
+        identity,
+        clock,
+        region: 'eu-west-1',
+        usage: async () => ({ snapshots: 0, storedBytes: 0 }),
+      }),
+    });
+    const sharedExports = new ExportService({
+      exports: new MemoryExportRepository(),
+      snapshots: shared,
+      objects,
+      queue,
+      clock,
+      region: 'eu-west-1',
+      compressor: zstd,
+      partSize: 5 * 1024 * 1024,
+    });
+    const callerOf = async (name: string) =>
+      testCaller({ accountId: (await bootstrapAccount(identity, clock, { name })).account.accountId });
+    const [owner, grantee] = [await callerOf('a-co'), await callerOf('b-co')];
+    const volume = await new VolumeService(volumeRepo, clock, 'eu-west-1', {
+      regionBucket: 'b',
+      extraBuckets: [],
+    }).register(owner, { name: 'disk', sizeBytes: BLOCKS * BLOCK_SIZE });
+    const take = async (data: Buffer) => {
+      const snapshot = await shared.create(owner, { volumeId: volume.volumeId });
+      const parent = snapshot.parentSnapshotId
+        ? decodeManifest(
+            (await objects.get(ObjectLayout.manifest(snapshot.parentSnapshotId))) ?? new Uint8Array(),
+          )
+        : undefined;
+      const writer = new SnapshotWriter({
+        volumeSize: data.length,
+        compressor: zstd,
+        parent,
+        nextSegmentId: async () =>
+          (await shared.uploadUrls(owner, snapshot.snapshotId, 1)).segments[0]?.segmentId ?? '',
+        store: (id, object) => objects.put(ObjectLayout.segment(owner.accountId, id), object),
+      });
+      for (let i = 0; i < BLOCKS; i++)
+        await writer.add(i, data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
+      await objects.put(
+        ObjectLayout.manifestUpload(snapshot.snapshotId),
+        encodeManifest(await writer.finish()),
+      );
+      return shared.complete(owner, snapshot.snapshotId);
+    };
+    // v1's block 2 holds a secret (random after it: stored raw); v2 rewrites it and reuses the rest.
+    const secret = Buffer.from('SECRET-V1-do-not-share');
+    const data = image();
+    secret.copy(data, 2 * BLOCK_SIZE);
+    const secretBlock = Buffer.from(data.subarray(2 * BLOCK_SIZE, 3 * BLOCK_SIZE));
+    const v1 = await take(data);
+    randomBytes(BLOCK_SIZE).copy(data, 2 * BLOCK_SIZE);
+    const v2 = await take(data);
+    expect(v2.parentSnapshotId).toBe(v1.snapshotId);
+    expect(v2.stats?.reusedBlocks).toBeGreaterThan(0);
+    await shared.share(owner, v2.snapshotId, grantee.accountId);
+    const v2Manifest = decodeManifest(
+      (await objects.get(ObjectLayout.manifest(v2.snapshotId))) ?? new Uint8Array(),
+    );
+    for (const format of ['vsnap', 'raw', 'qcow2'] as const) {
+      const started = await sharedExports.start(grantee, v2.snapshotId, format);
+      for (const m of queue.messages.splice(0))
+        if (m.kind === 'export.part') await sharedExports.runPart(m.exportId, m.part);
+      expect((await sharedExports.get(grantee, started.exportId)).state, format).toBe('completed');
+      const object = Buffer.from((await objects.get(started.key)) ?? []);
+      expect(object.length, format).toBeGreaterThan(0);
+      expect(object.includes(secret), format).toBe(false);
+      expect(object.includes(blockHash(secretBlock)), format).toBe(false);
+      if (format === 'raw') expect(object.equals(data)).toBe(true);
+      if (format === 'vsnap') {
+        expect(readVsnap(object).equals(data)).toBe(true);
+        const footer = parseVsnapFooter(object.subarray(object.length - VSNAP_FOOTER_SIZE), object.length);
+        const index = parseVsnapIndex(
+          object.subarray(footer.indexOffset, footer.indexOffset + footer.indexLength),
+          footer,
+          vsnapHeaderLength(object.subarray(0, 32)),
+        );
+        expect(index.map((e) => e.blockIndex)).toEqual(v2Manifest.entries.map((e) => e.blockIndex));
+      }
+    }
   });
 });

@@ -13,7 +13,7 @@ import { VolsnapError } from '../../lib/core/errors.ts';
 import type { Caller } from '../../lib/core/identity.ts';
 import { decodeManifest, encodeManifest } from '../../lib/core/manifest.ts';
 import { ObjectLayout } from '../../lib/core/objects.ts';
-import { readSegmentBlock } from '../../lib/core/segment.ts';
+import { openSegment, readSegmentBlock } from '../../lib/core/segment.ts';
 import { type CopySource, copySourceOf, SnapshotCopier } from '../../lib/core/snapshot-copy.ts';
 import { SnapshotService } from '../../lib/core/snapshot-service.ts';
 import { SnapshotWriter } from '../../lib/core/snapshot-writer.ts';
@@ -300,6 +300,49 @@ describe('copying a snapshot to another region', () => {
     ).rejects.toMatchObject({
       code: 'auth.forbidden',
     });
+  });
+
+  it("copies a shared snapshot into segments that hold only its blocks, never its parent's overwritten ones", async () => {
+    // v1's block 1 is a secret; v2 rewrites it and reuses v1's segment for the rest. Only v2 is shared.
+    const secret = Buffer.from('SECRET-V1-do-not-share');
+    const data = image();
+    secret.copy(data, BLOCK_SIZE);
+    const volume = await r1.volumes.register(alice, { name: 'disk', sizeBytes: data.length });
+    const v1 = await snapshotIn(r1, alice, volume.volumeId, data);
+    const secretBlock = Buffer.from(data.subarray(BLOCK_SIZE, 2 * BLOCK_SIZE));
+    randomBytes(BLOCK_SIZE).copy(data, BLOCK_SIZE);
+    const v2 = await snapshotIn(r1, alice, volume.volumeId, data);
+    expect(v2.parentSnapshotId).toBe(v1.snapshotId);
+    const v2Manifest = decodeManifest(
+      (await r1.objects.get(ObjectLayout.manifest(v2.snapshotId))) ?? new Uint8Array(),
+    );
+    const v1Manifest = decodeManifest(
+      (await r1.objects.get(ObjectLayout.manifest(v1.snapshotId))) ?? new Uint8Array(),
+    );
+    // The leak this guards against: v2 names the segment that still holds the secret block.
+    expect(v2Manifest.segments.has(v1Manifest.entries[0]?.segmentId ?? '')).toBe(true);
+    await r1.service.share(alice, v2.snapshotId, bob.accountId);
+    const started = await copier.start(bob, { sourceRegion: 'r1', sourceSnapshotId: v2.snapshotId });
+    await work();
+    expect((await r2.service.get(bob, started.snapshotId)).state).toBe('completed');
+    // The copier read only v2's blocks from the source...
+    const extents = new Set(v2Manifest.entries.map((e) => `${e.segmentId}@${e.offset}`));
+    expect(rangesRead.length).toBeGreaterThan(0);
+    for (const range of rangesRead) expect(extents.has(range)).toBe(true);
+    // ...and bob's segments, which bob may read whole, hold v2's blocks and nothing else.
+    const v2Hashes = new Set(v2Manifest.entries.map((e) => e.hash.toString('hex')));
+    const held = new Set<string>();
+    for (const [key, object] of r2.objects.objects) {
+      if (!key.startsWith(ObjectLayout.segmentPrefix(bob.accountId))) continue;
+      expect(Buffer.from(object).includes(secret)).toBe(false);
+      const segment = openSegment(object, zstd);
+      for (const entry of segment.entries) {
+        held.add(entry.hash.toString('hex'));
+        expect(Buffer.from(segment.read(entry)).equals(secretBlock)).toBe(false);
+      }
+    }
+    expect(held).toEqual(v2Hashes);
+    expect((await restoreIn(r2, bob.accountId, started.snapshotId)).equals(data)).toBe(true);
   });
 
   it('returns the same copy for the same client token', async () => {

@@ -357,15 +357,20 @@ describe('sharing and quotas', () => {
     const foreign = decodeManifest(
       (await objects.get(ObjectLayout.manifest(other.snapshot.snapshotId))) ?? new Uint8Array(),
     );
-    const [mine] = own.segments.keys();
-    const [notMine] = foreign.segments.keys();
-    expect(
-      (await snapshots.segmentUrls(grantee, snapshot.snapshotId, [mine as string])).segments,
-    ).toHaveLength(1);
+    const [mine] = own.entries;
+    const [notMine] = foreign.entries;
+    const extentOf = (e: { segmentId: string; offset: number; storedLength: number } | undefined) => ({
+      segmentId: e?.segmentId ?? '',
+      start: e?.offset ?? 0,
+      end: (e?.offset ?? 0) + (e?.storedLength ?? 0),
+    });
+    expect((await snapshots.segmentUrls(grantee, snapshot.snapshotId, [extentOf(mine)])).ranges).toHaveLength(
+      1,
+    );
     await expect(
-      snapshots.segmentUrls(grantee, snapshot.snapshotId, [notMine as string]),
+      snapshots.segmentUrls(grantee, snapshot.snapshotId, [extentOf(notMine)]),
     ).rejects.toMatchObject({
-      code: 'request.invalid',
+      code: 'snapshot.rangeNotShared',
     });
     await expect(snapshots.delete(grantee, snapshot.snapshotId)).rejects.toMatchObject({
       code: 'auth.forbidden',

@@ -1,4 +1,4 @@
-import type { IncompleteUpload, ObjectStore, StoredObject } from '../../core/objects.ts';
+import type { ByteRange, IncompleteUpload, ObjectStore, StoredObject } from '../../core/objects.ts';
 
 /** Objects in memory, for unit tests. Presigned URLs are `memory://` URLs naming the key. */
 export class MemoryObjectStore implements ObjectStore {
@@ -12,8 +12,10 @@ export class MemoryObjectStore implements ObjectStore {
   async presignPut(key: string, expiresInSeconds: number): Promise<string> {
     return `memory://put/${key}?expires=${expiresInSeconds}`;
   }
-  async presignGet(key: string, expiresInSeconds: number): Promise<string> {
-    return `memory://get/${key}?expires=${expiresInSeconds}`;
+  /** `memory://get/KEY?expires=N`, with `&range=START-END` (end exclusive) when bound to a range. */
+  async presignGet(key: string, expiresInSeconds: number, range?: ByteRange): Promise<string> {
+    const bound = range ? `&range=${range.start}-${range.end}` : '';
+    return `memory://get/${key}?expires=${expiresInSeconds}${bound}`;
   }
   async head(key: string) {
     const object = this.objects.get(key);

@@ -17,7 +17,13 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { VolsnapError } from '../../core/errors.ts';
-import type { IncompleteUpload, ObjectStore, StoredObject } from '../../core/objects.ts';
+import {
+  type ByteRange,
+  type IncompleteUpload,
+  type ObjectStore,
+  rangeHeader,
+  type StoredObject,
+} from '../../core/objects.ts';
 
 /**
  * The region's bucket. `presigner` must be built with the checksum settings of s3ClientConfig, or
@@ -36,10 +42,18 @@ export class S3ObjectStore implements ObjectStore {
     });
   }
 
-  presignGet(key: string, expiresInSeconds: number): Promise<string> {
-    return getSignedUrl(this.presigner, new GetObjectCommand({ Bucket: this.bucket, Key: key }), {
-      expiresIn: expiresInSeconds,
-    });
+  presignGet(key: string, expiresInSeconds: number, range?: ByteRange): Promise<string> {
+    // SigV4 signs every header of the request but a few (Range is not among those): the URL lists
+    // `range` in X-Amz-SignedHeaders, and S3 answers 403 to a GET without that exact header.
+    return getSignedUrl(
+      this.presigner,
+      new GetObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        ...(range ? { Range: rangeHeader(range) } : {}),
+      }),
+      { expiresIn: expiresInSeconds },
+    );
   }
 
   async head(key: string): Promise<{ size: number } | undefined> {
