@@ -55,13 +55,16 @@ function policyOptions(command: Command, creating: boolean): Command {
     )
     .option('--cron <expression>', "run on a 5-field cron schedule in UTC, e.g. '0 3 * * *' (03:00 daily)")
     .addOption(
-      new Option('--keep <count>', "keep this many of the policy's newest snapshots of each volume (1-1000)")
+      new Option(
+        '--keep <count>',
+        "keep this many of the policy's newest completed snapshots of each volume (1-1000)",
+      )
         .argParser(option(positiveInteger))
         .conflicts('keepFor'),
     )
     .option(
       '--keep-for <duration>',
-      "keep the policy's snapshots this long, e.g. 30d (at least 1m)",
+      "keep the policy's snapshots this long, e.g. 30d (at least 1m; the newest completed one always stays)",
       milliseconds,
     )
     .option(
