@@ -1,4 +1,4 @@
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import type {
   ApiClient,
   CopyRule,
@@ -7,7 +7,6 @@ import type {
   PolicyRetention,
   PolicySchedule,
 } from '../client/api-client.ts';
-import { VolsnapError } from '../core/errors.ts';
 import { option, parseDuration, positiveInteger } from './args.ts';
 import { printRecord, printTable } from './output.ts';
 import { collectTag } from './units.ts';
@@ -244,8 +243,9 @@ export function addPolicyCommands(program: Command, client: Client, io: Io): voi
     });
 }
 
-function usage(message: string): VolsnapError {
-  return new VolsnapError('request.invalid', message);
+/** A command line to fix: printed as a usage error (exit 2), pointing at the command's help. */
+function usage(message: string): InvalidArgumentError {
+  return new InvalidArgumentError(message);
 }
 
 /**
