@@ -134,13 +134,21 @@ export function buildProgram(
     });
   volume
     .command('delete')
-    .description('delete a volume (refused while it has snapshots)')
+    .description(
+      'delete a volume (refused while it has snapshots outside the recycle bin; those in it stay there, recoverable)',
+    )
     .argument('<volume-id>')
     .action(async (volumeId: string) => {
       const { api, json } = client();
-      await api.deleteVolume(volumeId);
-      if (json) io.out(`${JSON.stringify({ deleted: volumeId })}\n`);
-      else io.out(`Deleted ${volumeId}.\n`);
+      const { recycledSnapshots } = await api.deleteVolume(volumeId);
+      if (json) io.out(`${JSON.stringify({ deleted: volumeId, recycledSnapshots })}\n`);
+      else {
+        io.out(`Deleted ${volumeId}.\n`);
+        if (recycledSnapshots.length > 0)
+          io.out(
+            `Its ${recycledSnapshots.length} snapshot(s) in the recycle bin stay there, recoverable until purged: ${recycledSnapshots.map((s) => `${s.snapshotId} (until ${s.purgeAt ?? '?'})`).join(', ')}. \`volsnap snapshot undelete <id>\` recovers one; it restores, and makes volumes, without this volume.\n`,
+          );
+      }
     });
 
   const snapshot = program
@@ -361,13 +369,19 @@ export function buildProgram(
     .argument('<snapshot-id>')
     .action(async (snapshotId: string) => {
       const { api, json } = client();
-      const recycled = await api.deleteSnapshot(snapshotId);
-      if (json) io.out(`${JSON.stringify(recycled ? { recycled } : { deleted: snapshotId })}\n`);
-      else if (recycled)
+      const { recycled, accessLost } = await api.deleteSnapshot(snapshotId);
+      if (json)
         io.out(
-          `Moved ${snapshotId} to the recycle bin until ${recycled.purgeAt}; \`volsnap snapshot undelete ${snapshotId}\` recovers it.\n`,
+          `${JSON.stringify({ ...(recycled ? { recycled } : { deleted: snapshotId }), ...(accessLost ? { accessLost } : {}) })}\n`,
         );
-      else io.out(`Deleted ${snapshotId}.\n`);
+      else {
+        if (recycled)
+          io.out(
+            `Moved ${snapshotId} to the recycle bin until ${recycled.purgeAt}; \`volsnap snapshot undelete ${snapshotId}\` recovers it.\n`,
+          );
+        else io.out(`Deleted ${snapshotId}.\n`);
+        if (accessLost) io.out(`${accessLost.message}\n`);
+      }
     });
   snapshot
     .command('undelete')
