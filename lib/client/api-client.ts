@@ -13,13 +13,11 @@ import type {
   PolicyRunReport,
   PolicySchedule,
 } from '../core/policies.ts';
-import type {
-  SnapshotDiff as ChangedBlocks,
-  SegmentUrl,
-  SnapshotDeletion,
-} from '../core/snapshot-service.ts';
+import type { SnapshotDiff as ChangedBlocks, SegmentUrl } from '../core/snapshot-service.ts';
 import type { Snapshot, SnapshotScope, SnapshotState } from '../core/snapshots.ts';
 import type { Volume, VolumeDeletion } from '../core/volumes.ts';
+
+type SnapshotDeletion = import('../core/snapshot-service.ts').SnapshotDeletion;
 
 // The API's resources have the shapes of the core's (type-only imports: nothing of core runs here).
 export type {
