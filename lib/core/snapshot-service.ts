@@ -901,7 +901,7 @@ export interface SnapshotDeletion {
 }
 
 function accessLost(snapshot: Snapshot): Pick<SnapshotDeletion, 'accessLost'> {
-  const accountIds = snapshot.sharedWith ?? [];
+  const accountIds = [...(snapshot.sharedWith ?? [])].sort();
   const isPublic = snapshot.public === true;
   if (accountIds.length === 0 && !isPublic) return {};
   const readers = [

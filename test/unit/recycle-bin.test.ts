@@ -330,10 +330,12 @@ describe('deleting a shared or public snapshot', () => {
     await service.publish(alice, snapshot.snapshotId);
     const { recycled, accessLost } = await service.deleteReporting(alice, snapshot.snapshotId);
     expect(recycled?.state).toBe('recycled');
+    // In a stable order, whatever the order of sharing.
+    const grantees = [bob.accountId, carol.accountId].sort();
     expect(accessLost).toEqual({
-      accountIds: [bob.accountId, carol.accountId],
+      accountIds: grantees,
       public: true,
-      message: `${snapshot.snapshotId} is shared with 2 account(s) (${bob.accountId}, ${carol.accountId}) and public: they lose access now; \`volsnap snapshot undelete ${snapshot.snapshotId}\` before ${recycled?.purgeAt} gives it back to them.`,
+      message: `${snapshot.snapshotId} is shared with 2 account(s) (${grantees.join(', ')}) and public: they lose access now; \`volsnap snapshot undelete ${snapshot.snapshotId}\` before ${recycled?.purgeAt} gives it back to them.`,
     });
     await expect(service.get(bob, snapshot.snapshotId)).rejects.toMatchObject({ code: 'snapshot.notFound' });
   });
