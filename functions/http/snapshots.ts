@@ -78,13 +78,18 @@ export const update = httpHandler(
 
 /**
  * `DELETE /v1/snapshots/{snapshotId}`: 200 with the snapshot, now `recycled` until its `purgeAt`, when
- * the account keeps a recycle bin; 204 when it is deleted for good.
+ * the account keeps a recycle bin; 204 when it is deleted for good. Deleting one that other accounts
+ * could read adds `accessLost` (who, and a sentence saying so); deleted for good, it answers 200
+ * `{snapshotId, deleted: true, accessLost}` then.
  */
 export const remove = httpHandler(
   { audit: 'snapshot.delete', path: SnapshotPath },
   async ({ path, caller }) => {
-    const recycled = await runtime().snapshots.delete(caller, path.snapshotId);
-    return recycled ? { body: recycled } : { status: 204 };
+    const { recycled, accessLost } = await runtime().snapshots.deleteReporting(caller, path.snapshotId);
+    if (recycled) return { body: { ...recycled, ...(accessLost ? { accessLost } : {}) } };
+    return accessLost
+      ? { body: { snapshotId: path.snapshotId, deleted: true, accessLost } }
+      : { status: 204 };
   },
 );
 

@@ -50,8 +50,14 @@ export const show = httpHandler({ path: VolumePath }, async ({ path, caller }) =
   body: await runtime().volumes.get(caller, path.volumeId),
 }));
 
-/** `DELETE /v1/volumes/{volumeId}`: refused with 409 while the volume has snapshots. */
+/**
+ * `DELETE /v1/volumes/{volumeId}`: refused with 409 while the volume has snapshots outside the
+ * recycle bin; 204, or 200 `{volumeId, deleted: true, recycledSnapshots}` naming those in the bin,
+ * which outlive it there.
+ */
 export const remove = httpHandler({ audit: 'volume.delete', path: VolumePath }, async ({ path, caller }) => {
-  await runtime().volumes.delete(caller, path.volumeId);
-  return { status: 204 };
+  const { recycled } = await runtime().volumes.delete(caller, path.volumeId);
+  return recycled.length > 0
+    ? { body: { volumeId: path.volumeId, deleted: true, recycledSnapshots: recycled } }
+    : { status: 204 };
 });

@@ -1,13 +1,13 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { ApiClient, ApiError, type Snapshot, type Volume } from '../client/api-client.ts';
-import { ConfigError, type ConfigFlags, resolveConfig } from '../client/config.ts';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { ApiClient, type Snapshot, type Volume } from '../client/api-client.ts';
+import { type ConfigFlags, resolveConfig } from '../client/config.ts';
 import { createSnapshotFromFile } from '../client/snapshot-create.ts';
 import { restoreSnapshot } from '../client/snapshot-restore.ts';
 import { uploadFile } from '../client/upload.ts';
 import { VERSION } from '../config/runtime.ts';
-import { VolsnapError } from '../core/errors.ts';
 import { addAccountCommands } from './account-commands.ts';
 import { option, positiveInteger } from './args.ts';
+import { describeFailure, formatFailure } from './errors.ts';
 import { addExportCommands } from './export-commands.ts';
 import { addImageCommands } from './image-commands.ts';
 import { addInstanceCommands } from './instance-commands.ts';
@@ -19,6 +19,7 @@ import { collectTag, formatSize, parseSize } from './units.ts';
 
 interface GlobalOptions extends ConfigFlags {
   json?: boolean;
+  verbose?: boolean;
 }
 
 /** Builds the `volsnap` program. `io` is injectable so tests can run commands in-process. */
@@ -36,9 +37,11 @@ export function buildProgram(
       new Option('--account <name>', 'account from the config file to act as').env('VOLSNAP_ACCOUNT'),
     )
     .option('--config <path>', 'config file (default: .volsnap/config.json, then ~/.volsnap/config.json)')
-    .option('--json', 'print JSON instead of tables')
+    .option('--json', 'print JSON instead of tables (errors too)')
+    .option('--verbose', 'print the stack of an error the CLI did not expect (or VOLSNAP_DEBUG=1)')
     .configureOutput({ writeOut: io.out, writeErr: io.err })
-    .showHelpAfterError();
+    // Usage errors are thrown (to main), not printed and exited on: every failure prints one way.
+    .exitOverride();
 
   const client = () => {
     const options = program.opts<GlobalOptions>();
@@ -79,9 +82,9 @@ export function buildProgram(
         tag?: Record<string, string>;
         image?: string;
       }) => {
-        const { api, json } = client();
         if (options.size === undefined && !options.snapshot)
           throw new InvalidArgumentError('give --size, or --snapshot to make the volume from a snapshot');
+        const { api, json } = client();
         const created = await api.createVolume({
           name: options.name,
           sizeBytes: options.size,
@@ -131,13 +134,21 @@ export function buildProgram(
     });
   volume
     .command('delete')
-    .description('delete a volume (refused while it has snapshots)')
+    .description(
+      'delete a volume (refused while it has snapshots outside the recycle bin; those in it stay there, recoverable)',
+    )
     .argument('<volume-id>')
     .action(async (volumeId: string) => {
       const { api, json } = client();
-      await api.deleteVolume(volumeId);
-      if (json) io.out(`${JSON.stringify({ deleted: volumeId })}\n`);
-      else io.out(`Deleted ${volumeId}.\n`);
+      const { recycledSnapshots } = await api.deleteVolume(volumeId);
+      if (json) io.out(`${JSON.stringify({ deleted: volumeId, recycledSnapshots })}\n`);
+      else {
+        io.out(`Deleted ${volumeId}.\n`);
+        if (recycledSnapshots.length > 0)
+          io.out(
+            `Its ${recycledSnapshots.length} snapshot(s) in the recycle bin stay there, recoverable until purged: ${recycledSnapshots.map((s) => `${s.snapshotId} (until ${s.purgeAt ?? '?'})`).join(', ')}. \`volsnap snapshot undelete <id>\` recovers one; it restores, and makes volumes, without this volume.\n`,
+          );
+      }
     });
 
   const snapshot = program
@@ -358,13 +369,19 @@ export function buildProgram(
     .argument('<snapshot-id>')
     .action(async (snapshotId: string) => {
       const { api, json } = client();
-      const recycled = await api.deleteSnapshot(snapshotId);
-      if (json) io.out(`${JSON.stringify(recycled ? { recycled } : { deleted: snapshotId })}\n`);
-      else if (recycled)
+      const { recycled, accessLost } = await api.deleteSnapshot(snapshotId);
+      if (json)
         io.out(
-          `Moved ${snapshotId} to the recycle bin until ${recycled.purgeAt}; \`volsnap snapshot undelete ${snapshotId}\` recovers it.\n`,
+          `${JSON.stringify({ ...(recycled ? { recycled } : { deleted: snapshotId }), ...(accessLost ? { accessLost } : {}) })}\n`,
         );
-      else io.out(`Deleted ${snapshotId}.\n`);
+      else {
+        if (recycled)
+          io.out(
+            `Moved ${snapshotId} to the recycle bin until ${recycled.purgeAt}; \`volsnap snapshot undelete ${snapshotId}\` recovers it.\n`,
+          );
+        else io.out(`Deleted ${snapshotId}.\n`);
+        if (accessLost) io.out(`${accessLost.message}\n`);
+      }
     });
   snapshot
     .command('undelete')
@@ -681,7 +698,6 @@ function defaultIo() {
   };
 }
 
-/** Runs the CLI; exits 1 with the API's code and message on failure (2 for a configuration problem). */
 /**
  * Ends the process once what it wrote is flushed. fetch keeps its kept-alive connection's timers
  * running for about half a second after the last request: a CLI that waited for them would spend
@@ -691,34 +707,59 @@ export function exitWhenFlushed(): void {
   process.stdout.write('', () => process.stderr.write('', () => process.exit()));
 }
 
+/**
+ * Runs the CLI. Every failure is one `error: <code>: <message>` line on stderr (a JSON object with
+ * `--json`), never a stack trace unless `--verbose` or `VOLSNAP_DEBUG=1` asks for it; the exit code
+ * is 2 for a command line or configuration to fix, 1 otherwise.
+ */
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
+  // The command that failed, for a usage error to point at its help.
+  let failing: Command | undefined;
+  const track = (command: Command) => {
+    // Commander writes errors, and the help of a group given no command, here: main prints them.
+    command.configureOutput({ outputError: () => (failing = command), writeErr: () => undefined });
+    const help = command.help.bind(command);
+    command.help = ((context?: { error: boolean }) => {
+      if (context?.error) failing = command;
+      return help(context);
+    }) as Command['help'];
+    for (const sub of command.commands) track(sub);
+  };
+  track(program);
+  program.hook('preAction', (_program, action) => {
+    failing = action;
+  });
+  const report = (error: unknown) => {
+    const options = program.opts<GlobalOptions>();
+    const json = options.json ?? argv.slice(2).includes('--json');
+    const failure = describeFailure(error, {
+      command: failing && failing !== program ? commandPath(failing) : undefined,
+      subcommands: failing?.commands.map((c) => c.name()).filter((name) => name !== 'help'),
+      verbose: options.verbose === true || process.env.VOLSNAP_DEBUG === '1',
+    });
+    if (error instanceof CommanderError) process.exitCode = failure?.exitCode ?? error.exitCode;
+    if (!failure) return;
+    process.stderr.write(formatFailure(failure, json));
+    process.exitCode = failure.exitCode;
+  };
+  // Work that outlives the command's promise (a stream's error) fails the same way.
+  const late = (error: unknown) => {
+    report(error);
+    exitWhenFlushed();
+  };
+  process.on('uncaughtException', late);
+  process.on('unhandledRejection', late);
   try {
     await program.parseAsync(argv);
   } catch (error) {
-    const json = program.opts<GlobalOptions>().json ?? false;
-    if (error instanceof ApiError) {
-      if (json)
-        process.stderr.write(
-          `${JSON.stringify({ error: error.code, message: error.message, requestId: error.requestId, details: error.details })}\n`,
-        );
-      else
-        process.stderr.write(
-          `error: ${error.code}: ${error.message}${error.requestId ? ` (request ${error.requestId})` : ''}\n`,
-        );
-      process.exitCode = 1;
-    } else if (error instanceof VolsnapError) {
-      if (json)
-        process.stderr.write(
-          `${JSON.stringify({ error: error.code, message: error.message, details: error.details })}\n`,
-        );
-      else process.stderr.write(`error: ${error.code}: ${error.message}\n`);
-      process.exitCode = 1;
-    } else if (error instanceof ConfigError) {
-      process.stderr.write(`error: ${error.message}\n`);
-      process.exitCode = 2;
-    } else {
-      throw error;
-    }
+    report(error);
   }
+}
+
+/** `volume create` for that command. */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
 }

@@ -1,4 +1,4 @@
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import type {
   ApiClient,
   CopyRule,
@@ -7,7 +7,6 @@ import type {
   PolicyRetention,
   PolicySchedule,
 } from '../client/api-client.ts';
-import { VolsnapError } from '../core/errors.ts';
 import { option, parseDuration, positiveInteger } from './args.ts';
 import { printRecord, printTable } from './output.ts';
 import { collectTag } from './units.ts';
@@ -55,13 +54,16 @@ function policyOptions(command: Command, creating: boolean): Command {
     )
     .option('--cron <expression>', "run on a 5-field cron schedule in UTC, e.g. '0 3 * * *' (03:00 daily)")
     .addOption(
-      new Option('--keep <count>', "keep this many of the policy's newest snapshots of each volume (1-1000)")
+      new Option(
+        '--keep <count>',
+        "keep this many of the policy's newest completed snapshots of each volume (1-1000)",
+      )
         .argParser(option(positiveInteger))
         .conflicts('keepFor'),
     )
     .option(
       '--keep-for <duration>',
-      "keep the policy's snapshots this long, e.g. 30d (at least 1m)",
+      "keep the policy's snapshots this long, e.g. 30d (at least 1m; the newest completed one always stays)",
       milliseconds,
     )
     .option(
@@ -241,8 +243,9 @@ export function addPolicyCommands(program: Command, client: Client, io: Io): voi
     });
 }
 
-function usage(message: string): VolsnapError {
-  return new VolsnapError('request.invalid', message);
+/** A command line to fix: printed as a usage error (exit 2), pointing at the command's help. */
+function usage(message: string): InvalidArgumentError {
+  return new InvalidArgumentError(message);
 }
 
 /**

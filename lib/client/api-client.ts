@@ -16,7 +16,9 @@ import type {
 import type { SegmentRange } from '../core/restore-plan.ts';
 import type { SnapshotDiff as ChangedBlocks, SegmentRangeUrl, SegmentUrl } from '../core/snapshot-service.ts';
 import type { Snapshot, SnapshotScope, SnapshotState } from '../core/snapshots.ts';
-import type { Volume } from '../core/volumes.ts';
+import type { Volume, VolumeDeletion } from '../core/volumes.ts';
+
+type SnapshotDeletion = import('../core/snapshot-service.ts').SnapshotDeletion;
 
 // The API's resources have the shapes of the core's (type-only imports: nothing of core runs here).
 export type {
@@ -47,6 +49,7 @@ export type {
   SegmentRangeUrl,
   SegmentUrl,
   Snapshot,
+  SnapshotDeletion,
   SnapshotState,
   User,
   Volume,
@@ -150,8 +153,13 @@ export class ApiClient {
     return this.request<Volume>('GET', `/v1/volumes/${encodeURIComponent(volumeId)}`);
   }
 
-  async deleteVolume(volumeId: string): Promise<void> {
-    await this.request<void>('DELETE', `/v1/volumes/${encodeURIComponent(volumeId)}`);
+  /** Deletes a volume; answers its snapshots in the recycle bin, which stay there after it. */
+  async deleteVolume(volumeId: string): Promise<{ recycledSnapshots: VolumeDeletion['recycled'] }> {
+    const answer = await this.request<{ recycledSnapshots?: VolumeDeletion['recycled'] } | undefined>(
+      'DELETE',
+      `/v1/volumes/${encodeURIComponent(volumeId)}`,
+    );
+    return { recycledSnapshots: answer?.recycledSnapshots ?? [] };
   }
 
   createSnapshot(input: {
@@ -191,14 +199,20 @@ export class ApiClient {
     return this.request<Snapshot>('PATCH', `/v1/snapshots/${encodeURIComponent(snapshotId)}`, changes);
   }
 
-  /** Deletes a snapshot: returns it when it went to the recycle bin, undefined when it is gone for good. */
-  async deleteSnapshot(snapshotId: string): Promise<Snapshot | undefined> {
-    return (
-      (await this.request<Snapshot | undefined>(
-        'DELETE',
-        `/v1/snapshots/${encodeURIComponent(snapshotId)}`,
-      )) ?? undefined
-    );
+  /**
+   * Deletes a snapshot: `recycled` when it went to the recycle bin (absent when it is gone for good),
+   * and `accessLost` when other accounts could read it.
+   */
+  async deleteSnapshot(snapshotId: string): Promise<SnapshotDeletion> {
+    const answer = await this.request<
+      (Snapshot & Pick<SnapshotDeletion, 'accessLost'>) | { deleted: true; accessLost: unknown } | undefined
+    >('DELETE', `/v1/snapshots/${encodeURIComponent(snapshotId)}`);
+    if (!answer) return {};
+    const { accessLost, ...rest } = answer as Snapshot & Pick<SnapshotDeletion, 'accessLost'>;
+    return {
+      ...('deleted' in answer ? {} : { recycled: rest as Snapshot }),
+      ...(accessLost ? { accessLost } : {}),
+    };
   }
 
   /** Runs a scheduled job now (operator): gc, reaper, expiry or policies; returns its report. */

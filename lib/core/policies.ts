@@ -9,7 +9,11 @@ import { type Tags, validateTags } from './tags.ts';
 
 /** When a policy runs: every `everyMs` (aligned to multiples of it since the epoch), or on a 5-field cron, in UTC. */
 export type PolicySchedule = { everyMs: number } | { cron: string };
-/** Which of a policy's snapshots of a volume it keeps: the newest `keep`, or those younger than `keepForMs`. */
+/**
+ * Which of a policy's completed snapshots of a volume it keeps: the newest `keep`, or those younger
+ * than `keepForMs` (and always the newest). Snapshots being written, and their parents, are kept on
+ * top; see the policy runner.
+ */
 export type PolicyRetention = { keep: number } | { keepForMs: number };
 
 /** A copy of every snapshot the policy makes, into another region, with its own retention there. */

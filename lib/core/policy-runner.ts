@@ -148,10 +148,13 @@ export class PolicyRunner {
 
   /**
    * Applies retention to a policy's snapshots of one volume; returns those it keeps, newest first.
-   * `keep N` keeps the newest N that are completed or on their way (queued, pending); `keep-for`
-   * keeps those younger than it (failed ones inside the window stay, for their reason to be read, but
-   * do not count). Older completed ones go to the recycle bin (the account's setting), except those
-   * shared, public or held by a copy or export; failed ones past the window are deleted.
+   * Only completed snapshots count: `keep N` keeps the newest N, `keep-for` those younger than it and
+   * always the newest one (age alone never leaves a volume without a good snapshot while newer work
+   * has not completed). Kept too: queued and pending ones, the parent of any snapshot of the volume
+   * being written (its blocks are that one's), and the newest failed one while nothing newer
+   * completed (for its reason to be read; it counts for nothing). The rest goes: completed ones to
+   * the recycle bin (the account's setting), except those shared, public or held by a copy or export;
+   * failed ones for good.
    */
   async #retain(
     region: PolicyRegion,
@@ -162,29 +165,52 @@ export class PolicyRunner {
     nowMs: number,
     report: PolicyRunReport,
   ): Promise<Snapshot[]> {
-    const all = await this.#policySnapshots(region.snapshots, caller.accountId, volumeId, policyId);
-    const kept: Snapshot[] = [];
+    const ofVolume = await this.#liveSnapshots(region.snapshots, caller.accountId, volumeId);
+    const all = ofVolume.filter((s) => s.tags[POLICY_TAG] === policyId);
     const now = isoTime(nowMs);
+    // Work in progress (the policy's or anyone's) is written against its parent's blocks.
+    const childOf = new Map<string, string>();
+    for (const s of ofVolume)
+      if ((s.state === 'queued' || s.state === 'pending') && s.parentSnapshotId)
+        childOf.set(s.parentSnapshotId, s.snapshotId);
+    const completed = all.filter((s) => s.state === 'completed');
+    const cutoff = isoTime(nowMs - ('keepForMs' in retention ? retention.keepForMs : 0));
+    const retained = new Set(
+      ('keep' in retention
+        ? completed.slice(0, retention.keep)
+        : completed.filter((s, i) => i === 0 || s.createdAt > cutoff)
+      ).map((s) => s.snapshotId),
+    );
+    const newestFailed = all.find((s) => s.state === 'error');
+    const kept: Snapshot[] = [];
     for (const snapshot of all) {
-      const inWindow =
-        'keep' in retention
-          ? kept.length < retention.keep
-          : snapshot.createdAt > isoTime(nowMs - retention.keepForMs);
-      if (inWindow || snapshot.state === 'queued' || snapshot.state === 'pending') {
-        if (snapshot.state !== 'error') kept.push(snapshot);
+      if (snapshot.state === 'queued' || snapshot.state === 'pending' || retained.has(snapshot.snapshotId)) {
+        kept.push(snapshot);
         continue;
       }
-      if (snapshot.state === 'completed' && (snapshot.public || (snapshot.sharedWith?.length ?? 0) > 0)) {
-        report.skipped.push(`${snapshot.snapshotId}: shared, so retention keeps it`);
-        continue;
-      }
-      if (snapshot.state === 'completed' && isHeld(snapshot, now)) {
-        report.skipped.push(
-          `${snapshot.snapshotId}: being copied or exported, so retention keeps it for now`,
-        );
-        continue;
-      }
-      if (snapshot.state !== 'completed' && snapshot.state !== 'error') continue;
+      if (snapshot.state === 'error') {
+        const superseded = completed[0] !== undefined && completed[0].createdAt >= snapshot.createdAt;
+        if (snapshot === newestFailed && !superseded) continue;
+      } else if (snapshot.state === 'completed') {
+        const child = childOf.get(snapshot.snapshotId);
+        if (child) {
+          report.skipped.push(
+            `${snapshot.snapshotId}: ${child} is being written against it, so retention keeps it until that completes`,
+          );
+          kept.push(snapshot);
+          continue;
+        }
+        if (snapshot.public || (snapshot.sharedWith?.length ?? 0) > 0) {
+          report.skipped.push(`${snapshot.snapshotId}: shared, so retention keeps it`);
+          continue;
+        }
+        if (isHeld(snapshot, now)) {
+          report.skipped.push(
+            `${snapshot.snapshotId}: being copied or exported, so retention keeps it for now`,
+          );
+          continue;
+        }
+      } else continue;
       try {
         await region.service.delete(caller, snapshot.snapshotId);
         report.deleted.push(snapshot.snapshotId);
@@ -202,10 +228,19 @@ export class PolicyRunner {
     volumeId: string,
     policyId: string,
   ): Promise<Snapshot[]> {
+    return (await this.#liveSnapshots(snapshots, accountId, volumeId)).filter(
+      (s) => s.tags[POLICY_TAG] === policyId,
+    );
+  }
+
+  /** Every snapshot of a volume in a region (not those in the recycle bin), newest first. */
+  async #liveSnapshots(
+    snapshots: SnapshotRepository,
+    accountId: string,
+    volumeId: string,
+  ): Promise<Snapshot[]> {
     const found: Snapshot[] = [];
-    for await (const snapshot of pages((page) =>
-      snapshots.list(accountId, { volumeId, tags: { [POLICY_TAG]: policyId } }, page),
-    ))
+    for await (const snapshot of pages((page) => snapshots.list(accountId, { volumeId }, page)))
       if (snapshot.state !== 'recycled' && snapshot.state !== 'deleting') found.push(snapshot);
     return found;
   }

@@ -398,6 +398,11 @@ export class SnapshotService {
    * snapshot never harms a newer one); garbage collection reclaims the rest.
    */
   async delete(caller: Caller, snapshotId: string): Promise<Snapshot | undefined> {
+    return (await this.deleteReporting(caller, snapshotId)).recycled;
+  }
+
+  /** {@link delete}, also saying who could read the snapshot and no longer can (the API's answer). */
+  async deleteReporting(caller: Caller, snapshotId: string): Promise<SnapshotDeletion> {
     const snapshot = await this.#owned(caller, snapshotId, 'snapshot:delete', 'delete');
     if (snapshot.state === 'recycled') {
       throw new VolsnapError(
@@ -421,10 +426,9 @@ export class SnapshotService {
           'snapshot.invalidState',
           `Snapshot ${snapshotId} changed state meanwhile; retry.`,
         );
-      return recycled;
+      return { recycled, ...accessLost(recycled) };
     }
-    await this.#destroy(snapshot);
-    return undefined;
+    return accessLost(await this.#destroy(snapshot));
   }
 
   /** Takes a snapshot out of the recycle bin: `completed` again, as it was, shares included. */
@@ -466,7 +470,8 @@ export class SnapshotService {
     });
   }
 
-  async #destroy(snapshot: Snapshot): Promise<void> {
+  /** Deletes a snapshot's record and manifest for good; returns the record as it was last. */
+  async #destroy(snapshot: Snapshot): Promise<Snapshot> {
     assertTransition(snapshot, 'deleting');
     const deleting = await this.#o.snapshots.transition(snapshot.snapshotId, [snapshot.state], 'deleting', {
       deletedAt: isoTime(this.#o.clock.now()),
@@ -479,6 +484,7 @@ export class SnapshotService {
     await this.#o.objects.delete(ObjectLayout.manifest(snapshot.snapshotId));
     await this.#o.objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId));
     await this.#o.snapshots.remove(deleting);
+    return deleting;
   }
 
   /**
@@ -915,6 +921,36 @@ export class SnapshotService {
       details: { snapshotId: snapshot.snapshotId },
     });
   }
+}
+
+/** What deleting a snapshot did: into the recycle bin (`recycled`) or gone; who lost access to it. */
+export interface SnapshotDeletion {
+  recycled?: Snapshot;
+  /** Set when other accounts could read it: they cannot from now on (undelete gives their access back). */
+  accessLost?: { accountIds: string[]; public: boolean; message: string };
+}
+
+function accessLost(snapshot: Snapshot): Pick<SnapshotDeletion, 'accessLost'> {
+  const accountIds = [...(snapshot.sharedWith ?? [])].sort();
+  const isPublic = snapshot.public === true;
+  if (accountIds.length === 0 && !isPublic) return {};
+  const readers = [
+    ...(accountIds.length > 0
+      ? [`shared with ${accountIds.length} account(s) (${accountIds.join(', ')})`]
+      : []),
+    ...(isPublic ? ['public'] : []),
+  ].join(' and ');
+  const back =
+    snapshot.state === 'recycled'
+      ? `; \`volsnap snapshot undelete ${snapshot.snapshotId}\` before ${snapshot.purgeAt} gives it back to them`
+      : '';
+  return {
+    accessLost: {
+      accountIds,
+      public: isPublic,
+      message: `${snapshot.snapshotId} is ${readers}: they lose access now${back}.`,
+    },
+  };
 }
 
 /** What a copy or import is of, for client-token comparison (not where it happens to be written). */

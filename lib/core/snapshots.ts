@@ -196,7 +196,10 @@ export interface SnapshotRepository {
     snapshotId: string,
     changes: Pick<Partial<Snapshot>, 'name' | 'description' | 'tags'>,
   ): Promise<Snapshot | undefined>;
-  /** Removes the record, its shares and its counts (on its volume, in usage), atomically. */
+  /**
+   * Removes the record, its shares and its counts (on its volume, unless the volume is gone: one in
+   * the recycle bin outlives it; in usage), atomically.
+   */
   remove(snapshot: Snapshot): Promise<void>;
   /**
    * Marks part `part` of a pending snapshot done; returns how many distinct parts are done (a part

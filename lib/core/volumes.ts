@@ -47,10 +47,21 @@ export interface VolumeRepository {
     page: { limit: number; nextToken?: string },
   ): Promise<Page<Volume>>;
   /**
-   * Deletes the volume unless snapshots of it exist; returns the ids of those snapshots (nothing is
-   * deleted then), or `[]` when it deleted it. Deleting an absent volume is `volume.notFound`.
+   * Deletes the volume unless snapshots of it exist outside the recycle bin (and not already being
+   * deleted): then nothing is deleted, and `holding` names them. Snapshots in the recycle bin do not
+   * keep it: they outlive it there, recoverable until their purge time, and `recycled` names them.
+   * Atomic against snapshots created meanwhile (one that appears keeps the volume). Deleting an
+   * absent volume is `volume.notFound`.
    */
-  deleteUnlessSnapshots(accountId: string, volumeId: string): Promise<string[]>;
+  deleteUnlessSnapshots(accountId: string, volumeId: string): Promise<VolumeDeletion>;
+}
+
+/** What deleting a volume found; it was deleted when `holding` is empty. */
+export interface VolumeDeletion {
+  /** Snapshots that keep the volume: every one outside the recycle bin. */
+  holding: string[];
+  /** When it was deleted: its snapshots in the recycle bin, which stay there after it (until `purgeAt`). */
+  recycled: { snapshotId: string; purgeAt?: string }[];
 }
 
 export interface RegisterVolumeInput {
@@ -130,18 +141,28 @@ export class VolumeService {
     return this.volumes.list(caller.accountId, filter, page);
   }
 
-  /** Deletes the volume; refused with 409 naming the snapshots while any exist (as OpenStack does). */
-  async delete(caller: Caller, volumeId: string): Promise<void> {
+  /**
+   * Deletes the volume; refused with 409 naming the snapshots while any exist outside the recycle
+   * bin (as OpenStack does). Snapshots in the recycle bin do not keep it: deleting them was the
+   * user's decision, and the bin's promise stands without the volume (each stays recoverable until
+   * its purge time, and a recovered one restores, or makes a volume, as any other). Returns those.
+   */
+  async delete(caller: Caller, volumeId: string): Promise<VolumeDeletion> {
     requirePermission(caller, 'volume:delete');
     if (!isId('volume', volumeId)) throw notFound(volumeId);
-    const holding = await this.volumes.deleteUnlessSnapshots(caller.accountId, volumeId);
+    const found = await this.volumes.deleteUnlessSnapshots(caller.accountId, volumeId);
+    const { holding } = found;
     if (holding.length > 0) {
+      const shown = holding.slice(0, 10);
+      const more = holding.length - shown.length;
+      const run = shown.map((id) => `volsnap snapshot delete ${id}`).join(' && ');
       throw new VolsnapError(
         'volume.hasSnapshots',
-        `Volume ${volumeId} still has ${holding.length} snapshot(s): ${holding.slice(0, 10).join(', ')}${holding.length > 10 ? ', …' : ''}. Delete them first.`,
+        `Volume ${volumeId} still has ${holding.length} snapshot(s) outside the recycle bin: ${shown.join(', ')}${more > 0 ? ` and ${more} more (\`volsnap snapshot list --volume ${volumeId}\` lists them)` : ''}. Delete them first (\`${run}\`${more > 0 ? ', and the rest' : ''}), then delete the volume again; snapshots in the recycle bin do not keep it.`,
         { details: { volumeId, snapshotIds: holding } },
       );
     }
+    return found;
   }
 }
 

@@ -68,7 +68,7 @@ afterAll(async () => {
 });
 
 describe('snapshot policies, driven on demand', () => {
-  it('every minute, keep 3, copies to another region kept 2: five runs leave exactly 3 snapshots and 2 copies', async () => {
+  it('every minute, keep 3, copies to another region kept 2: five runs leave the 3 kept and the one written since, in each region', async () => {
     const s3Endpoint = /eu-west-1\s+API \S+\s+\(S3 (http:\/\/127\.0\.0\.1:\d+)/.exec(cloud.output())?.[1];
     if (!s3Endpoint) throw new Error('the local cloud did not print its S3 endpoint');
     const s3 = new S3Client(
@@ -135,15 +135,16 @@ describe('snapshot policies, driven on demand', () => {
       await settled(R1, policy.policyId);
       await settled(R2, policy.policyId);
     }
+    // Retention counts completed snapshots only: the fifth run kept 3 and the one it made, written since.
     const kept = await settled(R1, policy.policyId);
-    expect(kept).toHaveLength(3);
+    expect(kept).toHaveLength(4);
     expect(
       kept.every(
         (s: { state: string; volumeId: string }) => s.state === 'completed' && s.volumeId === volume.volumeId,
       ),
     ).toBe(true);
-    // The newest three of the five runs; the two oldest are in the recycle bin.
-    expect(kept.map((s: { snapshotId: string }) => s.snapshotId).sort()).toEqual(created.slice(2).sort());
+    // The newest four of the five runs; the oldest is in the recycle bin.
+    expect(kept.map((s: { snapshotId: string }) => s.snapshotId).sort()).toEqual(created.slice(1).sort());
     const bin = await json(
       'demo',
       R1,
@@ -153,10 +154,10 @@ describe('snapshot policies, driven on demand', () => {
       '--tag',
       `volsnap:policy=${policy.policyId}`,
     );
-    expect(bin.map((s: { snapshotId: string }) => s.snapshotId).sort()).toEqual(created.slice(0, 2).sort());
-    // Region 2 keeps its own two newest copies, each of a snapshot the policy made.
+    expect(bin.map((s: { snapshotId: string }) => s.snapshotId)).toEqual([created[0]]);
+    // Region 2 keeps its own two newest copies and the one written since, each of a snapshot the policy made.
     const copies = await settled(R2, policy.policyId);
-    expect(copies).toHaveLength(2);
+    expect(copies).toHaveLength(3);
     for (const copy of copies) {
       expect(copy.state).toBe('completed');
       expect(created).toContain(copy.copiedFrom.snapshotId);

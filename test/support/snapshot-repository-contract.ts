@@ -61,10 +61,48 @@ export function snapshotRepositoryContract(
       const s = snapshot({ tags: { env: 'prod' } });
       expect(await f.snapshots.create(s)).toBeUndefined();
       expect(await f.snapshots.get(s.snapshotId)).toEqual(s);
-      expect(await f.volumes.deleteUnlessSnapshots(alice, volume.volumeId)).toEqual([s.snapshotId]);
+      expect(await f.volumes.deleteUnlessSnapshots(alice, volume.volumeId)).toEqual({
+        holding: [s.snapshotId],
+        recycled: [],
+      });
       await f.snapshots.remove(s);
       expect(await f.snapshots.get(s.snapshotId)).toBeUndefined();
-      expect(await f.volumes.deleteUnlessSnapshots(alice, volume.volumeId)).toEqual([]);
+      expect(await f.volumes.deleteUnlessSnapshots(alice, volume.volumeId)).toEqual({
+        holding: [],
+        recycled: [],
+      });
+    });
+
+    it('deletes a volume whose snapshots are all in the recycle bin; they stay, recoverable and purgeable', async () => {
+      const binned = snapshot({ state: 'completed' });
+      const pending = snapshot();
+      await f.snapshots.create(binned);
+      await f.snapshots.create(pending);
+      const purgeAt = '2026-01-08T00:00:00.000Z';
+      await f.snapshots.transition(binned.snapshotId, ['completed'], 'recycled', { purgeAt });
+      // One outside the bin keeps the volume.
+      expect(await f.volumes.deleteUnlessSnapshots(alice, volume.volumeId)).toEqual({
+        holding: [pending.snapshotId],
+        recycled: [],
+      });
+      await f.snapshots.remove(pending);
+      expect(await f.volumes.deleteUnlessSnapshots(alice, volume.volumeId)).toEqual({
+        holding: [],
+        recycled: [{ snapshotId: binned.snapshotId, purgeAt }],
+      });
+      expect(await f.volumes.get(alice, volume.volumeId)).toBeUndefined();
+      // Without its volume, the snapshot is undeleted and purged as any other.
+      const restored = await f.snapshots.transition(binned.snapshotId, ['recycled'], 'completed', {
+        purgeAt: undefined,
+      });
+      expect(restored).toMatchObject({ state: 'completed', volumeId: volume.volumeId });
+      await f.snapshots.transition(binned.snapshotId, ['completed'], 'recycled', { purgeAt });
+      const deleting = await f.snapshots.transition(binned.snapshotId, ['recycled'], 'deleting');
+      await f.snapshots.remove(deleting as Snapshot);
+      expect(await f.snapshots.get(binned.snapshotId)).toBeUndefined();
+      expect((await f.volumes.list(alice, {}, { limit: 10 })).items).toEqual([]);
+      // A new snapshot of the deleted volume is refused, as for any missing volume.
+      await expect(f.snapshots.create(snapshot())).rejects.toMatchObject({ code: 'volume.notFound' });
     });
 
     it("refuses a snapshot of a missing volume or of another account's volume, storing nothing", async () => {
@@ -86,7 +124,10 @@ export function snapshotRepositoryContract(
         requestHash: 'h1',
       });
       expect(await f.snapshots.get(second.snapshotId)).toBeUndefined();
-      expect(await f.volumes.deleteUnlessSnapshots(alice, volume.volumeId)).toEqual([first.snapshotId]);
+      expect(await f.volumes.deleteUnlessSnapshots(alice, volume.volumeId)).toEqual({
+        holding: [first.snapshotId],
+        recycled: [],
+      });
     });
 
     it('lists by account, volume, state, name and tag, newest first, in pages', async () => {

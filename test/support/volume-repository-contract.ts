@@ -98,9 +98,15 @@ export function volumeRepositoryContract(name: string, makeFixture: () => Promis
       await fixture.repo.create(held);
       const snapshotId = newId('snapshot');
       await fixture.recordSnapshot(held.volumeId, snapshotId);
-      expect(await fixture.repo.deleteUnlessSnapshots(alice, free.volumeId)).toEqual([]);
+      expect(await fixture.repo.deleteUnlessSnapshots(alice, free.volumeId)).toEqual({
+        holding: [],
+        recycled: [],
+      });
       expect(await fixture.repo.get(alice, free.volumeId)).toBeUndefined();
-      expect(await fixture.repo.deleteUnlessSnapshots(alice, held.volumeId)).toEqual([snapshotId]);
+      expect(await fixture.repo.deleteUnlessSnapshots(alice, held.volumeId)).toEqual({
+        holding: [snapshotId],
+        recycled: [],
+      });
       expect(await fixture.repo.get(alice, held.volumeId)).toBeDefined();
     });
 

@@ -266,6 +266,101 @@ describe('the recycle bin', () => {
   });
 });
 
+describe('a volume whose snapshots are in the recycle bin', () => {
+  it('is deleted; they stay recoverable in the bin, and restore and make volumes without it', async () => {
+    const { volume, snapshot: first } = await completed(alice);
+    const data = randomBytes(BLOCKS * BLOCK_SIZE);
+    const second = await write(alice, await service.create(alice, { volumeId: volume.volumeId }), data);
+    expect(second.parentSnapshotId).toBe(first.snapshotId);
+    const queued = await service.create(alice, { volumeId: volume.volumeId, queued: true });
+    const binned = [
+      await service.delete(alice, first.snapshotId),
+      await service.delete(alice, second.snapshotId),
+    ];
+    // The queued one keeps it: named, with the command that deletes it.
+    const refused = await volumes.delete(alice, volume.volumeId).catch((error: unknown) => error);
+    expect(refused).toMatchObject({
+      code: 'volume.hasSnapshots',
+      details: { volumeId: volume.volumeId, snapshotIds: [queued.snapshotId] },
+    });
+    expect((refused as Error).message).toBe(
+      `Volume ${volume.volumeId} still has 1 snapshot(s) outside the recycle bin: ${queued.snapshotId}. Delete them first (\`volsnap snapshot delete ${queued.snapshotId}\`), then delete the volume again; snapshots in the recycle bin do not keep it.`,
+    );
+    await service.delete(alice, queued.snapshotId);
+    const deleted = await volumes.delete(alice, volume.volumeId);
+    expect([...deleted.recycled].sort((a, b) => a.snapshotId.localeCompare(b.snapshotId))).toEqual(
+      binned
+        .map((s) => ({ snapshotId: s?.snapshotId as string, purgeAt: isoTime(clock.now() + 7 * DAY) }))
+        .sort((a, b) => a.snapshotId.localeCompare(b.snapshotId)),
+    );
+    await expect(volumes.get(alice, volume.volumeId)).rejects.toMatchObject({ code: 'volume.notFound' });
+    // The bin's promise holds: undeleted, the snapshot is whole, and a new volume starts from it.
+    expect((await service.undelete(alice, second.snapshotId)).state).toBe('completed');
+    expect((await service.manifestUrl(alice, second.snapshotId)).url).toContain(second.snapshotId);
+    expect((await restore(alice.accountId, second.snapshotId)).equals(data)).toBe(true);
+    const source = await service.sourceForVolume(alice, second.snapshotId);
+    const again = await volumes.register(alice, { name: 'again', source });
+    const next = await write(alice, await service.create(alice, { volumeId: again.volumeId }), data);
+    expect(next).toMatchObject({ state: 'completed', parentSnapshotId: second.snapshotId });
+    // The other one is purged when its time comes, its volume gone or not.
+    await service.purge((await snapshotRepo.get(first.snapshotId)) as Snapshot);
+    expect(await snapshotRepo.get(first.snapshotId)).toBeUndefined();
+    expect((await snapshotRepo.usage(alice.accountId)).snapshots).toBe(2);
+  });
+
+  it('names at most 10 snapshots holding a volume, and says how to list the rest', async () => {
+    const volume = await hostVolume(alice);
+    const made = [];
+    for (let i = 0; i < 12; i++)
+      made.push(await service.create(alice, { volumeId: volume.volumeId, queued: true }));
+    const refused = (await volumes.delete(alice, volume.volumeId).catch((error: unknown) => error)) as Error;
+    expect(refused.message).toContain('still has 12 snapshot(s) outside the recycle bin');
+    expect(refused.message).toContain(
+      `and 2 more (\`volsnap snapshot list --volume ${volume.volumeId}\` lists them)`,
+    );
+    expect(refused.message.match(/volsnap snapshot delete snap-/g)).toHaveLength(10);
+  });
+});
+
+describe('deleting a shared or public snapshot', () => {
+  it('says who loses access: into the recycle bin, undelete gives it back to them', async () => {
+    const { snapshot } = await completed(alice);
+    await service.share(alice, snapshot.snapshotId, 'bob');
+    await service.share(alice, snapshot.snapshotId, 'carol');
+    await service.publish(alice, snapshot.snapshotId);
+    const { recycled, accessLost } = await service.deleteReporting(alice, snapshot.snapshotId);
+    expect(recycled?.state).toBe('recycled');
+    // In a stable order, whatever the order of sharing.
+    const grantees = [bob.accountId, carol.accountId].sort();
+    expect(accessLost).toEqual({
+      accountIds: grantees,
+      public: true,
+      message: `${snapshot.snapshotId} is shared with 2 account(s) (${grantees.join(', ')}) and public: they lose access now; \`volsnap snapshot undelete ${snapshot.snapshotId}\` before ${recycled?.purgeAt} gives it back to them.`,
+    });
+    await expect(service.get(bob, snapshot.snapshotId)).rejects.toMatchObject({ code: 'snapshot.notFound' });
+  });
+
+  it('says so when it is deleted for good too; a snapshot nobody else read says nothing', async () => {
+    await accounts.updateSettings(alice, { recycleBinDays: 0 });
+    const shared = await completed(alice);
+    await service.share(alice, shared.snapshot.snapshotId, 'bob');
+    expect(await service.deleteReporting(alice, shared.snapshot.snapshotId)).toEqual({
+      accessLost: {
+        accountIds: [bob.accountId],
+        public: false,
+        message: `${shared.snapshot.snapshotId} is shared with 1 account(s) (${bob.accountId}): they lose access now.`,
+      },
+    });
+    const published = await completed(alice);
+    await service.publish(alice, published.snapshot.snapshotId);
+    expect((await service.deleteReporting(alice, published.snapshot.snapshotId)).accessLost?.message).toBe(
+      `${published.snapshot.snapshotId} is public: they lose access now.`,
+    );
+    const own = await completed(alice);
+    expect(await service.deleteReporting(alice, own.snapshot.snapshotId)).toEqual({});
+  });
+});
+
 describe('queued snapshots', () => {
   it('are queued for an agent with a deadline, and no work for the workers', async () => {
     const volume = await hostVolume(alice);

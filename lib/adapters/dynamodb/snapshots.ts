@@ -467,6 +467,29 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
   }
 
   async remove(snapshot: Snapshot): Promise<void> {
+    try {
+      await this.#remove(snapshot, true);
+    } catch (error) {
+      // A snapshot in the recycle bin outlives its volume: with the volume gone, there is no count.
+      const volumeGone =
+        error instanceof TransactionCanceledException &&
+        error.CancellationReasons?.[0]?.Code === 'None' &&
+        error.CancellationReasons?.[1]?.Code === 'ConditionalCheckFailed';
+      if (!volumeGone) throw error;
+      await this.#remove(snapshot, false);
+    }
+    // The upload session's records go with it (best effort: they only matter while it is pending).
+    const segments = await this.sessionSegments(snapshot.snapshotId);
+    await batchWriteAll(
+      this.documents,
+      this.table,
+      [...segments].map((id) => ({
+        DeleteRequest: { Key: { pk: snapshotKey(snapshot.snapshotId).pk, sk: segmentSk(id) } },
+      })),
+    );
+  }
+
+  async #remove(snapshot: Snapshot, counted: boolean): Promise<void> {
     await this.documents.send(
       new TransactWriteCommand({
         TransactItems: [
@@ -477,15 +500,19 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
               ConditionExpression: 'attribute_exists(pk)',
             },
           },
-          {
-            Update: {
-              TableName: this.table,
-              Key: volumeKey(snapshot.volumeId),
-              UpdateExpression: 'ADD snapshotCount :minusOne',
-              ConditionExpression: 'attribute_exists(pk)',
-              ExpressionAttributeValues: { ':minusOne': -1 },
-            },
-          },
+          ...(counted
+            ? [
+                {
+                  Update: {
+                    TableName: this.table,
+                    Key: volumeKey(snapshot.volumeId),
+                    UpdateExpression: 'ADD snapshotCount :minusOne',
+                    ConditionExpression: 'attribute_exists(pk)',
+                    ExpressionAttributeValues: { ':minusOne': -1 },
+                  },
+                },
+              ]
+            : []),
           {
             Update: {
               TableName: this.table,
@@ -504,15 +531,6 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
           })),
         ],
       }),
-    );
-    // The upload session's records go with it (best effort: they only matter while it is pending).
-    const segments = await this.sessionSegments(snapshot.snapshotId);
-    await batchWriteAll(
-      this.documents,
-      this.table,
-      [...segments].map((id) => ({
-        DeleteRequest: { Key: { pk: snapshotKey(snapshot.snapshotId).pk, sk: segmentSk(id) } },
-      })),
     );
   }
 

@@ -1,16 +1,10 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import {
-  DeleteCommand,
-  type DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { VolsnapError } from '../../core/errors.ts';
 import type { Page } from '../../core/pagination.ts';
-import type { Volume, VolumeFilter, VolumeRepository } from '../../core/volumes.ts';
+import type { Volume, VolumeDeletion, VolumeFilter, VolumeRepository } from '../../core/volumes.ts';
 import { createdOrder, pickFields, snapshotsOfVolumeIndex, volumeKey, volumeOwnerIndex } from './keys.ts';
-import { Filters, queryPage } from './query.ts';
+import { Filters, queryAll, queryPage } from './query.ts';
 
 const FIELDS = [
   'volumeId',
@@ -80,36 +74,67 @@ export class DynamoVolumeRepository implements VolumeRepository {
     );
   }
 
-  async deleteUnlessSnapshots(accountId: string, volumeId: string): Promise<string[]> {
-    try {
-      await this.documents.send(
-        new DeleteCommand({
-          TableName: this.table,
-          Key: volumeKey(volumeId),
-          // The count is kept by the same transactions that write snapshots, so no snapshot can
-          // appear between this check and the delete.
-          ConditionExpression: 'accountId = :account AND snapshotCount = :zero',
-          ExpressionAttributeValues: { ':account': accountId, ':zero': 0 },
-        }),
-      );
-      return [];
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  async deleteUnlessSnapshots(accountId: string, volumeId: string): Promise<VolumeDeletion> {
+    // The count is kept by the same transactions that write snapshots: deleting on the condition
+    // that it is what was just read means no snapshot appeared meanwhile. A few rounds, as snapshots
+    // being purged or created move it.
+    let seen: Awaited<ReturnType<DynamoVolumeRepository['snapshotsOf']>> = [];
+    for (let round = 0; ; round++) {
+      try {
+        await this.documents.send(
+          new DeleteCommand({
+            TableName: this.table,
+            Key: volumeKey(volumeId),
+            ConditionExpression: 'accountId = :account AND snapshotCount = :count',
+            ExpressionAttributeValues: { ':account': accountId, ':count': seen.length },
+          }),
+        );
+        return {
+          holding: [],
+          recycled: seen
+            .filter((s) => s.state === 'recycled')
+            .map((s) => ({ snapshotId: s.snapshotId, ...(s.purgeAt ? { purgeAt: s.purgeAt } : {}) })),
+        };
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      }
+      const volume = await this.get(accountId, volumeId);
+      if (!volume)
+        throw new VolsnapError('volume.notFound', `No volume ${volumeId} in this account and region.`, {
+          details: { volumeId },
+        });
+      seen = await this.snapshotsOf(volumeId);
+      const holding = seen.filter((s) => s.state !== 'recycled' && s.state !== 'deleting');
+      if (holding.length > 0) return { holding: holding.map((s) => s.snapshotId), recycled: [] };
+      if (round === 4) {
+        throw new VolsnapError(
+          'volume.hasSnapshots',
+          `The snapshots of volume ${volumeId} changed while it was being deleted: try again.`,
+          { details: { volumeId } },
+        );
+      }
     }
-    const volume = await this.get(accountId, volumeId);
-    if (!volume)
-      throw new VolsnapError('volume.notFound', `No volume ${volumeId} in this account and region.`, {
-        details: { volumeId },
-      });
-    const { Items = [] } = await this.documents.send(
-      new QueryCommand({
-        TableName: this.table,
-        IndexName: 'gsi2',
-        KeyConditionExpression: 'gsi2pk = :volume',
-        ExpressionAttributeValues: { ':volume': snapshotsOfVolumeIndex(volumeId) },
-        ProjectionExpression: 'snapshotId',
-      }),
-    );
-    return Items.map((item) => String(item.snapshotId));
+  }
+
+  /**
+   * The snapshots indexed under a volume (every one counted on it, in the recycle bin or being
+   * deleted too): id, state and purge time.
+   */
+  private async snapshotsOf(
+    volumeId: string,
+  ): Promise<{ snapshotId: string; state?: string; purgeAt?: string }[]> {
+    const items = await queryAll(this.documents, {
+      TableName: this.table,
+      IndexName: 'gsi2',
+      KeyConditionExpression: 'gsi2pk = :volume',
+      ExpressionAttributeValues: { ':volume': snapshotsOfVolumeIndex(volumeId) },
+      ExpressionAttributeNames: { '#state': 'state' },
+      ProjectionExpression: 'snapshotId, #state, purgeAt',
+    });
+    return items.map((item) => ({
+      snapshotId: String(item.snapshotId),
+      ...(typeof item.state === 'string' ? { state: item.state } : {}),
+      ...(typeof item.purgeAt === 'string' ? { purgeAt: item.purgeAt } : {}),
+    }));
   }
 }

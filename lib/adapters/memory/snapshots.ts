@@ -27,7 +27,9 @@ export class MemorySnapshotRepository implements SnapshotRepository {
   readonly #shares = new Map<string, string[]>();
 
   /** Shares the volumes' snapshot count, as the table's transactions do. */
-  constructor(private readonly volumes: MemoryVolumeRepository) {}
+  constructor(private readonly volumes: MemoryVolumeRepository) {
+    volumes.snapshotRecord = (snapshotId) => this.#snapshots.get(snapshotId);
+  }
 
   async create(
     snapshot: Snapshot,

@@ -1,7 +1,8 @@
 import { VolsnapError } from '../../core/errors.ts';
 import type { Page } from '../../core/pagination.ts';
+import type { Snapshot } from '../../core/snapshots.ts';
 import { matchesTags } from '../../core/tags.ts';
-import type { Volume, VolumeFilter, VolumeRepository } from '../../core/volumes.ts';
+import type { Volume, VolumeDeletion, VolumeFilter, VolumeRepository } from '../../core/volumes.ts';
 import { pageOf } from './paging.ts';
 
 /** Volumes in memory, for unit tests: the same contract as the DynamoDB repository. */
@@ -9,6 +10,8 @@ export class MemoryVolumeRepository implements VolumeRepository {
   readonly #volumes = new Map<string, Volume>();
   /** Snapshot ids per volume, kept by the (in-memory) snapshot store. */
   readonly snapshotsOf = new Map<string, Set<string>>();
+  /** The snapshot store's record of one, for its state (set by the in-memory snapshot store). */
+  snapshotRecord: (snapshotId: string) => Snapshot | undefined = () => undefined;
 
   async create(volume: Volume): Promise<void> {
     if (this.#volumes.has(volume.volumeId)) throw new Error(`volume ${volume.volumeId} exists`);
@@ -33,15 +36,24 @@ export class MemoryVolumeRepository implements VolumeRepository {
     return pageOf(all, page);
   }
 
-  async deleteUnlessSnapshots(accountId: string, volumeId: string): Promise<string[]> {
+  async deleteUnlessSnapshots(accountId: string, volumeId: string): Promise<VolumeDeletion> {
     const volume = this.#volumes.get(volumeId);
     if (!volume || volume.accountId !== accountId) {
       throw new VolsnapError('volume.notFound', `No volume ${volumeId} in this account and region.`, {
         details: { volumeId },
       });
     }
-    const holding = [...(this.snapshotsOf.get(volumeId) ?? [])];
-    if (holding.length === 0) this.#volumes.delete(volumeId);
-    return holding;
+    const holding: string[] = [];
+    const recycled: VolumeDeletion['recycled'] = [];
+    for (const snapshotId of this.snapshotsOf.get(volumeId) ?? []) {
+      const record = this.snapshotRecord(snapshotId);
+      if (record?.state === 'recycled')
+        recycled.push({ snapshotId, ...(record.purgeAt ? { purgeAt: record.purgeAt } : {}) });
+      else if (record?.state !== 'deleting') holding.push(snapshotId);
+    }
+    if (holding.length > 0) return { holding, recycled: [] };
+    this.#volumes.delete(volumeId);
+    this.snapshotsOf.delete(volumeId);
+    return { holding, recycled };
   }
 }
