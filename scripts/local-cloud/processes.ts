@@ -70,24 +70,49 @@ export function forkReady(
   });
 }
 
+/** The only credentials the local S3 accepts (and what every local client signs with). */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+
+/** What the s3rver process is started with (`VOLSNAP_S3_EMULATOR`, JSON). */
+export interface S3EmulatorConfig {
+  directory: string;
+  port: number;
+  /** The region(s) clients sign for; requests scoped to any other are refused. */
+  regions: string[];
+  credentials: { accessKeyId: string; secretAccessKey: string };
+  tls?: { keyPath: string; certPath: string };
+}
+
 /**
  * Starts s3rver storing in `directory`, on `port` (0: any free port), bound to loopback; over https
- * when given a key and certificate (files).
+ * when given a key and certificate (files). It verifies SigV4 on every request (only
+ * LOCAL_CREDENTIALS, scoped to one of `regions`) and enforces `If-None-Match: *` (./s3-emulator.ts).
  */
 export function startS3Emulator(
   directory: string,
   port: number,
-  onExit?: (code: number | null) => void,
-  tls?: { keyPath: string; certPath: string },
+  options: {
+    regions: string[];
+    onExit?: (code: number | null) => void;
+    tls?: { keyPath: string; certPath: string };
+  },
 ) {
   const nodeOptions = [process.env.NODE_OPTIONS, '--openssl-legacy-provider'].filter(Boolean).join(' ');
+  const config: S3EmulatorConfig = {
+    directory,
+    port,
+    regions: options.regions,
+    credentials: LOCAL_CREDENTIALS,
+    ...(options.tls ? { tls: options.tls } : {}),
+  };
   return forkReady(
     `s3rver (port ${port})`,
-    fileURLToPath(new URL('./s3-emulator-process.js', import.meta.url)),
-    [directory, String(port), ...(tls ? [tls.keyPath, tls.certPath] : [])],
+    fileURLToPath(new URL('./s3-emulator-process.ts', import.meta.url)),
+    [],
     {
-      env: { ...process.env, NODE_OPTIONS: nodeOptions },
-      onExit,
+      env: { ...process.env, NODE_OPTIONS: nodeOptions, VOLSNAP_S3_EMULATOR: JSON.stringify(config) },
+      execArgv: ['--import', 'tsx'],
+      ...(options.onExit ? { onExit: options.onExit } : {}),
     },
   );
 }

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { DEFAULT_REGIONS } from '../../scripts/local-cloud/cloud.ts';
 import {
   checkJava,
   freePort,
@@ -25,7 +26,8 @@ export default async function setup(project: TestProject) {
   const started: ManagedProcess[] = [];
   try {
     const [s3, dynamodb] = await Promise.all([
-      startS3Emulator(join(dir, 's3'), 0),
+      // Both regions the local cloud runs: tests sign for either.
+      startS3Emulator(join(dir, 's3'), 0, { regions: DEFAULT_REGIONS }),
       startDynamoEmulator(':memory:', await freePort()),
     ]);
     started.push(s3, dynamodb);

@@ -1,32 +1,14 @@
 // The SigV4 verifier against the SDK's own signer (@smithy/signature-v4) as the oracle: what the SDK
 // signs verifies, and every change to a signed part of the request is refused with AWS's error code.
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { describe, expect, it } from 'vitest';
 import { type SigV4Options, type SigV4Request, verifySigV4 } from '../../lib/http/sigv4.ts';
+import { NodeSha256 } from '../support/node-sha256.ts';
 
 const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 const NOW = Date.UTC(2026, 11, 1, 10, 30, 0);
 const HOST = '127.0.0.1:4568';
-
-class NodeSha256 {
-  readonly #hash;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.#hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView) {
-    this.#hash.update(bytes(data));
-  }
-  async digest() {
-    return new Uint8Array(this.#hash.digest());
-  }
-}
-
-function bytes(data: string | ArrayBuffer | ArrayBufferView): Buffer {
-  if (typeof data === 'string') return Buffer.from(data, 'utf8');
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.from(data);
-}
 
 function signer(options: { service?: string; region?: string; secret?: string; accessKeyId?: string } = {}) {
   return new SignatureV4({
