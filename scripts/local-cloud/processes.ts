@@ -127,21 +127,33 @@ export function startDynamoEmulator(directory: string, port: number, onExit?: (c
   );
 }
 
-/** Fails with an install hint unless Java 17 or newer is on the PATH (DynamoDB Local needs it). */
+/**
+ * Fails with an install hint unless a Java 17+ JDK is on the PATH: DynamoDB Local needs Java, and the
+ * launcher that binds it to loopback (LoopbackDynamoDBLocal.java) runs in source-file mode, which
+ * needs the JDK's compiler module (a bare JRE lacks it).
+ */
 export async function checkJava(): Promise<string> {
+  const install =
+    'Install a JDK (Debian/Ubuntu: `apt-get install -y openjdk-17-jdk-headless`; macOS: `brew install openjdk@17`) and run again.';
   let output: string;
   try {
     const { stderr, stdout } = await promisify(execFile)('java', ['-version']);
     output = `${stderr}${stdout}`;
   } catch {
-    throw new Error(
-      'Java is missing: DynamoDB Local needs Java 17 or newer. Install it (Debian/Ubuntu: `apt-get install -y openjdk-17-jre-headless`; macOS: `brew install openjdk@17`) and run again.',
-    );
+    throw new Error(`Java is missing: DynamoDB Local needs Java 17 or newer. ${install}`);
   }
   const major = Number(/version "(\d+)/.exec(output)?.[1] ?? 0);
   if (major < 17) {
     throw new Error(
-      `Java ${major || '(unknown version)'} found, but DynamoDB Local needs Java 17 or newer. Install a newer JRE and run again.`,
+      `Java ${major || '(unknown version)'} found, but DynamoDB Local needs Java 17 or newer. ${install}`,
+    );
+  }
+  const { stdout: modules } = await promisify(execFile)('java', ['--list-modules']).catch(() => ({
+    stdout: '',
+  }));
+  if (!/^jdk\.compiler@/m.test(modules)) {
+    throw new Error(
+      `Java ${major} found, but it is a runtime without the compiler module (jdk.compiler): the local cloud runs a small Java launcher that binds DynamoDB Local to 127.0.0.1, and that needs a JDK. ${install}`,
     );
   }
   return output.split('\n')[0] ?? '';
