@@ -81,6 +81,9 @@ export interface S3EmulatorConfig {
   regions: string[];
   credentials: { accessKeyId: string; secretAccessKey: string };
   tls?: { keyPath: string; certPath: string };
+  /** `false` turns signature and If-None-Match checks off, only to measure what they cost
+   * (scripts/s3-verification-cost.ts). Nothing else sets it. */
+  verify?: false;
 }
 
 /**
@@ -95,6 +98,7 @@ export function startS3Emulator(
     regions: string[];
     onExit?: (code: number | null) => void;
     tls?: { keyPath: string; certPath: string };
+    verify?: false;
   },
 ) {
   const nodeOptions = [process.env.NODE_OPTIONS, '--openssl-legacy-provider'].filter(Boolean).join(' ');
@@ -104,6 +108,7 @@ export function startS3Emulator(
     regions: options.regions,
     credentials: LOCAL_CREDENTIALS,
     ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.verify === false ? { verify: false as const } : {}),
   };
   return forkReady(
     `s3rver (port ${port})`,

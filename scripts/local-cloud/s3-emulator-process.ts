@@ -19,7 +19,9 @@ const server = new S3rver({
 });
 installAtomicWrites(server.store);
 // First in the stack, before s3rver routes or reads anything.
-server.middleware.unshift(verifyingMiddleware({ region: config.regions, credentials: config.credentials }));
+if (config.verify !== false) {
+  server.middleware.unshift(verifyingMiddleware({ region: config.regions, credentials: config.credentials }));
+}
 const { port } = await server.run();
 process.send?.({ ready: true, port });
 const stop = async () => {
