@@ -131,7 +131,10 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
         await mkdir(join(dir, 'dynamodb'), { recursive: true });
         const [s3, dynamodb] = await Promise.all([
           startS3Emulator(join(dir, 's3'), p.s3, { regions: [name], onExit: watch(`s3 ${name}`) }),
-          startDynamoEmulator(join(dir, 'dynamodb'), p.dynamodb, watch(`dynamodb ${name}`)),
+          startDynamoEmulator(join(dir, 'dynamodb'), p.dynamodb, {
+            regions: [name],
+            onExit: watch(`dynamodb ${name}`),
+          }),
         ]);
         children.push(s3, dynamodb);
         const names = localResourceNames(name);

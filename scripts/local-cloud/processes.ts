@@ -122,13 +122,42 @@ export function startS3Emulator(
   );
 }
 
-/** Starts DynamoDB Local (`-sharedDb`) storing in `directory` (`:memory:` for none), on `port`. */
-export function startDynamoEmulator(directory: string, port: number, onExit?: (code: number | null) => void) {
+/** What the DynamoDB Local guard is started with (`VOLSNAP_DYNAMODB_EMULATOR`, JSON). */
+export interface DynamoEmulatorConfig {
+  /** Where it stores its tables, or `:memory:`. */
+  directory: string;
+  port: number;
+  /** The region(s) clients sign for; requests scoped to any other are refused. */
+  regions: string[];
+  credentials: { accessKeyId: string; secretAccessKey: string };
+}
+
+/**
+ * Starts DynamoDB Local (`-sharedDb`) storing in `directory` (`:memory:` for none), on `port`, on
+ * loopback only, behind a proxy that accepts only requests signed with LOCAL_CREDENTIALS for one of
+ * `regions`.
+ */
+export function startDynamoEmulator(
+  directory: string,
+  port: number,
+  options: { regions: string[]; onExit?: (code: number | null) => void },
+) {
+  const config: DynamoEmulatorConfig = {
+    directory,
+    port,
+    regions: options.regions,
+    credentials: LOCAL_CREDENTIALS,
+  };
   return forkReady(
     `DynamoDB Local (port ${port})`,
-    fileURLToPath(new URL('./dynamodb-emulator-process.js', import.meta.url)),
-    [directory, String(port)],
-    { onExit, timeoutMs: 40_000 },
+    fileURLToPath(new URL('./dynamodb-emulator-process.ts', import.meta.url)),
+    [],
+    {
+      env: { ...process.env, VOLSNAP_DYNAMODB_EMULATOR: JSON.stringify(config) },
+      execArgv: ['--import', 'tsx'],
+      timeoutMs: 40_000,
+      ...(options.onExit ? { onExit: options.onExit } : {}),
+    },
   );
 }
 

@@ -28,7 +28,7 @@ export default async function setup(project: TestProject) {
     const [s3, dynamodb] = await Promise.all([
       // Both regions the local cloud runs: tests sign for either.
       startS3Emulator(join(dir, 's3'), 0, { regions: DEFAULT_REGIONS }),
-      startDynamoEmulator(':memory:', await freePort()),
+      startDynamoEmulator(':memory:', await freePort(), { regions: DEFAULT_REGIONS }),
     ]);
     started.push(s3, dynamodb);
     project.provide('s3Endpoint', `http://127.0.0.1:${s3.port}`);

