@@ -430,7 +430,9 @@ function parseAmzDate(value: string): number | undefined {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
   if (!m) return undefined;
   const ms = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
-  return Number.isNaN(ms) ? undefined : ms;
+  // Date.UTC rolls month 13 or second 61 over; a real timestamp formats back to itself.
+  const formatted = Number.isNaN(ms) ? '' : new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, '');
+  return formatted === value ? ms : undefined;
 }
 
 function compare(a: string, b: string): number {

@@ -296,6 +296,15 @@ describe('SigV4 verification (the SDK signer as oracle)', () => {
     ).toEqual({ code: 'AuthorizationQueryParametersError', status: 400 });
   });
 
+  it('refuses an X-Amz-Date that is no real time', async () => {
+    const request = await presigned({ method: 'GET', key: 'k' });
+    const bad = withTarget(request, (t) =>
+      t.replace('X-Amz-Date=20261201T103000Z', 'X-Amz-Date=20261301T103000Z'),
+    );
+    expect(bad.target).not.toBe(request.target);
+    expect(refusal(verify(bad))).toEqual({ code: 'AuthorizationQueryParametersError', status: 400 });
+  });
+
   it('refuses a header-signed request more than 15 minutes off the clock', async () => {
     const request = await headerSigned({ method: 'GET', key: 'k' });
     expect(verify(request, { nowMs: NOW + 14 * 60_000 })).toMatchObject({ ok: true });
