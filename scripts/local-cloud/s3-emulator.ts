@@ -135,7 +135,11 @@ function conditionalWrite(ctx: S3Context): { bucket: string; key: string } | und
     !['uploadId', 'partNumber', 'tagging', 'acl'].some((name) => name in ctx.query);
   const complete = ctx.method === 'POST' && 'uploadId' in ctx.query;
   if (!put && !complete) return undefined;
-  return { bucket: decodeURIComponent(bucket), key: decodeURIComponent(key) };
+  try {
+    return { bucket: decodeURIComponent(bucket), key: decodeURIComponent(key) };
+  } catch {
+    throw s3Error('InvalidURI', "Couldn't parse the specified URI.", 400);
+  }
 }
 
 /** One chain of promises per key: a task starts once the previous task for its key settled. */
