@@ -2,9 +2,10 @@ import java.lang.reflect.Field;
 
 /**
  * Starts DynamoDB Local with its HTTP connector bound to 127.0.0.1: DynamoDB Local has no option for
- * the address and listens on every interface otherwise. Run in the JDK's source-file mode
- * (`java -cp DynamoDBLocal.jar LoopbackDynamoDBLocal.java -port N ...`), with DynamoDB Local's own
- * arguments. Everything is looked up by reflection, so the file compiles against nothing.
+ * the address and listens on every interface otherwise. Compiled by the guard
+ * (dynamodb-emulator-process.ts) and run as `java -cp DynamoDBLocal.jar:CLASSES LoopbackDynamoDBLocal
+ * -port N ...`, with DynamoDB Local's own arguments. Everything is looked up by reflection, so the
+ * file compiles against nothing.
  */
 public class LoopbackDynamoDBLocal {
   public static void main(String[] args) throws Exception {

@@ -163,7 +163,7 @@ export function startDynamoEmulator(
 
 /**
  * Fails with an install hint unless a Java 17+ JDK is on the PATH: DynamoDB Local needs Java, and the
- * launcher that binds it to loopback (LoopbackDynamoDBLocal.java) runs in source-file mode, which
+ * launcher that binds it to loopback (LoopbackDynamoDBLocal.java) is compiled on first start, which
  * needs the JDK's compiler module (a bare JRE lacks it).
  */
 export async function checkJava(): Promise<string> {
