@@ -70,7 +70,7 @@ export function forkReady(
   });
 }
 
-/** The only credentials the local S3 accepts (and what every local client signs with). */
+/** The only credentials the local S3 and DynamoDB accept (and what every local client signs with). */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 
 /** What the s3rver process is started with (`VOLSNAP_S3_EMULATOR`, JSON). */
