@@ -229,9 +229,10 @@ async function main() {
     '-out',
     join(work, 'peer-cert.pem'),
   ]);
-  const peerS3 = await startS3Emulator(join(work, 'peer-s3'), 0, undefined, {
-    keyPath: join(work, 'peer-key.pem'),
-    certPath: join(work, 'peer-cert.pem'),
+  // It verifies signatures as the cloud's does; restic and rclone sign for us-east-1 when given no region.
+  const peerS3 = await startS3Emulator(join(work, 'peer-s3'), 0, {
+    regions: ['us-east-1'],
+    tls: { keyPath: join(work, 'peer-key.pem'), certPath: join(work, 'peer-cert.pem') },
   });
   const peerEndpoint = `https://127.0.0.1:${peerS3.port}`;
   const { AWS_CA_BUNDLE: _bundle, ...inherited } = process.env;

@@ -13,6 +13,7 @@ import {
   checkJava,
   forkReady,
   freePort,
+  LOCAL_CREDENTIALS as LOCAL_S3_CREDENTIALS,
   type ManagedProcess,
   startDynamoEmulator,
   startS3Emulator,
@@ -22,8 +23,8 @@ import { loadServerlessSpec } from './serverless-spec.ts';
 
 export const DEFAULT_REGIONS = ['eu-west-1', 'us-east-1'];
 export const DEFAULT_PORT_BASE = 4510;
-/** What the emulators accept (s3rver checks requests against its own fixed credentials). */
-export const LOCAL_CREDENTIALS: StaticCredentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+/** What the emulators accept: the local S3 verifies every request's signature against these. */
+export const LOCAL_CREDENTIALS: StaticCredentials = LOCAL_S3_CREDENTIALS;
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Seeded accounts: two tenants (so sharing can be tried at once) and the service operator. */
 const DEMO_ACCOUNTS = ['demo', 'demo-b'];
@@ -129,8 +130,11 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
         await mkdir(join(dir, 's3'), { recursive: true });
         await mkdir(join(dir, 'dynamodb'), { recursive: true });
         const [s3, dynamodb] = await Promise.all([
-          startS3Emulator(join(dir, 's3'), p.s3, watch(`s3 ${name}`)),
-          startDynamoEmulator(join(dir, 'dynamodb'), p.dynamodb, watch(`dynamodb ${name}`)),
+          startS3Emulator(join(dir, 's3'), p.s3, { regions: [name], onExit: watch(`s3 ${name}`) }),
+          startDynamoEmulator(join(dir, 'dynamodb'), p.dynamodb, {
+            regions: [name],
+            onExit: watch(`dynamodb ${name}`),
+          }),
         ]);
         children.push(s3, dynamodb);
         const names = localResourceNames(name);

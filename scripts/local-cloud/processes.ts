@@ -70,53 +70,124 @@ export function forkReady(
   });
 }
 
+/** The only credentials the local S3 and DynamoDB accept (and what every local client signs with). */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+
+/** What the s3rver process is started with (`VOLSNAP_S3_EMULATOR`, JSON). */
+export interface S3EmulatorConfig {
+  directory: string;
+  port: number;
+  /** The region(s) clients sign for; requests scoped to any other are refused. */
+  regions: string[];
+  credentials: { accessKeyId: string; secretAccessKey: string };
+  tls?: { keyPath: string; certPath: string };
+  /** `false` turns signature and If-None-Match checks off, only to measure what they cost
+   * (scripts/s3-verification-cost.ts). Nothing else sets it. */
+  verify?: false;
+}
+
 /**
  * Starts s3rver storing in `directory`, on `port` (0: any free port), bound to loopback; over https
- * when given a key and certificate (files).
+ * when given a key and certificate (files). It verifies SigV4 on every request (only
+ * LOCAL_CREDENTIALS, scoped to one of `regions`) and enforces `If-None-Match: *` (./s3-emulator.ts).
  */
 export function startS3Emulator(
   directory: string,
   port: number,
-  onExit?: (code: number | null) => void,
-  tls?: { keyPath: string; certPath: string },
+  options: {
+    regions: string[];
+    onExit?: (code: number | null) => void;
+    tls?: { keyPath: string; certPath: string };
+    verify?: false;
+  },
 ) {
   const nodeOptions = [process.env.NODE_OPTIONS, '--openssl-legacy-provider'].filter(Boolean).join(' ');
+  const config: S3EmulatorConfig = {
+    directory,
+    port,
+    regions: options.regions,
+    credentials: LOCAL_CREDENTIALS,
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.verify === false ? { verify: false as const } : {}),
+  };
   return forkReady(
     `s3rver (port ${port})`,
-    fileURLToPath(new URL('./s3-emulator-process.js', import.meta.url)),
-    [directory, String(port), ...(tls ? [tls.keyPath, tls.certPath] : [])],
+    fileURLToPath(new URL('./s3-emulator-process.ts', import.meta.url)),
+    [],
     {
-      env: { ...process.env, NODE_OPTIONS: nodeOptions },
-      onExit,
+      env: { ...process.env, NODE_OPTIONS: nodeOptions, VOLSNAP_S3_EMULATOR: JSON.stringify(config) },
+      execArgv: ['--import', 'tsx'],
+      ...(options.onExit ? { onExit: options.onExit } : {}),
     },
   );
 }
 
-/** Starts DynamoDB Local (`-sharedDb`) storing in `directory` (`:memory:` for none), on `port`. */
-export function startDynamoEmulator(directory: string, port: number, onExit?: (code: number | null) => void) {
+/** What the DynamoDB Local guard is started with (`VOLSNAP_DYNAMODB_EMULATOR`, JSON). */
+export interface DynamoEmulatorConfig {
+  /** Where it stores its tables, or `:memory:`. */
+  directory: string;
+  port: number;
+  /** The region(s) clients sign for; requests scoped to any other are refused. */
+  regions: string[];
+  credentials: { accessKeyId: string; secretAccessKey: string };
+}
+
+/**
+ * Starts DynamoDB Local (`-sharedDb`) storing in `directory` (`:memory:` for none), on `port`, on
+ * loopback only, behind a proxy that accepts only requests signed with LOCAL_CREDENTIALS for one of
+ * `regions`.
+ */
+export function startDynamoEmulator(
+  directory: string,
+  port: number,
+  options: { regions: string[]; onExit?: (code: number | null) => void },
+) {
+  const config: DynamoEmulatorConfig = {
+    directory,
+    port,
+    regions: options.regions,
+    credentials: LOCAL_CREDENTIALS,
+  };
   return forkReady(
     `DynamoDB Local (port ${port})`,
-    fileURLToPath(new URL('./dynamodb-emulator-process.js', import.meta.url)),
-    [directory, String(port)],
-    { onExit, timeoutMs: 40_000 },
+    fileURLToPath(new URL('./dynamodb-emulator-process.ts', import.meta.url)),
+    [],
+    {
+      env: { ...process.env, VOLSNAP_DYNAMODB_EMULATOR: JSON.stringify(config) },
+      execArgv: ['--import', 'tsx'],
+      timeoutMs: 40_000,
+      ...(options.onExit ? { onExit: options.onExit } : {}),
+    },
   );
 }
 
-/** Fails with an install hint unless Java 17 or newer is on the PATH (DynamoDB Local needs it). */
+/**
+ * Fails with an install hint unless a Java 17+ JDK is on the PATH: DynamoDB Local needs Java, and the
+ * launcher that binds it to loopback (LoopbackDynamoDBLocal.java) is compiled on first start, which
+ * needs the JDK's compiler module (a bare JRE lacks it).
+ */
 export async function checkJava(): Promise<string> {
+  const install =
+    'Install a JDK (Debian/Ubuntu: `apt-get install -y openjdk-17-jdk-headless`; macOS: `brew install openjdk@17`) and run again.';
   let output: string;
   try {
     const { stderr, stdout } = await promisify(execFile)('java', ['-version']);
     output = `${stderr}${stdout}`;
   } catch {
-    throw new Error(
-      'Java is missing: DynamoDB Local needs Java 17 or newer. Install it (Debian/Ubuntu: `apt-get install -y openjdk-17-jre-headless`; macOS: `brew install openjdk@17`) and run again.',
-    );
+    throw new Error(`Java is missing: DynamoDB Local needs Java 17 or newer. ${install}`);
   }
   const major = Number(/version "(\d+)/.exec(output)?.[1] ?? 0);
   if (major < 17) {
     throw new Error(
-      `Java ${major || '(unknown version)'} found, but DynamoDB Local needs Java 17 or newer. Install a newer JRE and run again.`,
+      `Java ${major || '(unknown version)'} found, but DynamoDB Local needs Java 17 or newer. ${install}`,
+    );
+  }
+  const { stdout: modules } = await promisify(execFile)('java', ['--list-modules']).catch(() => ({
+    stdout: '',
+  }));
+  if (!/^jdk\.compiler@/m.test(modules)) {
+    throw new Error(
+      `Java ${major} found, but it is a runtime without the compiler module (jdk.compiler): the local cloud runs a small Java launcher that binds DynamoDB Local to 127.0.0.1, and that needs a JDK. ${install}`,
     );
   }
   return output.split('\n')[0] ?? '';

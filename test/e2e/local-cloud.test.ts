@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadServerlessSpec } from '../../scripts/local-cloud/serverless-spec.ts';
+import { listeningPorts, nonLoopbackIPv4, reachability } from '../support/loopback.ts';
 import {
   cli,
   descendants,
@@ -84,6 +85,20 @@ describe('npm start: the local two-region cloud', () => {
     expect(failed.output).toContain('already in use');
   });
 
+  it('listens on loopback only: every port of the cloud and its children refuses other addresses', async () => {
+    const pid = cloud.process.pid ?? 0;
+    const ports = listeningPorts([pid, ...descendants(pid)]);
+    // Per region at least the API, S3, DynamoDB and the queue.
+    expect(ports.length).toBeGreaterThanOrEqual(8);
+    const other = nonLoopbackIPv4();
+    if (!other) console.log('This host has no non-loopback IPv4 address: only loopback is checked.');
+    const seen = await reachability(ports, other ?? '127.0.0.1');
+    for (const port of ports) {
+      expect(seen[port]?.loopback, `port ${port} on 127.0.0.1`).toBe('connected');
+      if (other) expect(seen[port]?.other, `port ${port} through ${other}`).toBe('ECONNREFUSED');
+    }
+  });
+
   it('stops on Ctrl-C (SIGINT) and leaves no process behind', async () => {
     const pid = cloud.process.pid ?? 0;
     const children = descendants(pid);
@@ -118,5 +133,28 @@ describe('npm start without Java', () => {
     expect(code).toBe(1);
     expect(output).toMatch(/Java is missing: DynamoDB Local needs Java 17/);
     expect(output).toContain('apt-get install');
+  });
+
+  it('says that a JDK is needed when Java is only a runtime without the compiler', async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'volsnap-jre-'));
+    symlinkSync(process.execPath, join(bin, 'node'));
+    // A stand-in `java` that is version 17 but lists no jdk.compiler module, as a bare JRE does.
+    writeFileSync(
+      join(bin, 'java'),
+      '#!/bin/sh\ncase "$1" in -version) echo \'openjdk version "17.0.15"\' >&2 ;; --list-modules) echo java.base@17.0.15 ;; esac\n',
+      { mode: 0o755 },
+    );
+    const child = spawn(
+      process.execPath,
+      [join(ROOT, 'bin/local-cloud.js'), '--port-base', 'auto', '--data-dir', join(dataDir, 'jre')],
+      { cwd: ROOT, env: { ...process.env, PATH: bin }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (c) => (output += c));
+    child.stderr.on('data', (c) => (output += c));
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    expect(code).toBe(1);
+    expect(output).toMatch(/without the compiler module \(jdk\.compiler\)/);
+    expect(output).toContain('openjdk-17-jdk-headless');
   });
 });

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { DEFAULT_REGIONS } from '../../scripts/local-cloud/cloud.ts';
 import {
   checkJava,
   freePort,
@@ -25,8 +26,9 @@ export default async function setup(project: TestProject) {
   const started: ManagedProcess[] = [];
   try {
     const [s3, dynamodb] = await Promise.all([
-      startS3Emulator(join(dir, 's3'), 0),
-      startDynamoEmulator(':memory:', await freePort()),
+      // Both regions the local cloud runs: tests sign for either.
+      startS3Emulator(join(dir, 's3'), 0, { regions: DEFAULT_REGIONS }),
+      startDynamoEmulator(':memory:', await freePort(), { regions: DEFAULT_REGIONS }),
     ]);
     started.push(s3, dynamodb);
     project.provide('s3Endpoint', `http://127.0.0.1:${s3.port}`);

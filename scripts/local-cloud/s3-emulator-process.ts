@@ -1,0 +1,33 @@
+// Runs s3rver in its own process (the local cloud forks it with NODE_OPTIONS=--openssl-legacy-provider,
+// without which s3rver cannot list past 1000 keys), verifying what AWS S3 verifies (./s3-emulator.ts).
+// Configured by VOLSNAP_S3_EMULATOR (JSON, see S3EmulatorConfig in ./processes.ts). Exits when its
+// parent goes away.
+import { readFileSync } from 'node:fs';
+import S3rver from 's3rver';
+import type { S3EmulatorConfig } from './processes.ts';
+import { installAtomicWrites, verifyingMiddleware } from './s3-emulator.ts';
+
+const config = JSON.parse(process.env.VOLSNAP_S3_EMULATOR ?? '{}') as S3EmulatorConfig;
+const server = new S3rver({
+  address: '127.0.0.1',
+  port: config.port,
+  directory: config.directory,
+  silent: true,
+  vhostBuckets: false,
+  // Optional TLS (the benchmark's peers, restic, need an https endpoint): key and certificate files.
+  ...(config.tls ? { key: readFileSync(config.tls.keyPath), cert: readFileSync(config.tls.certPath) } : {}),
+});
+installAtomicWrites(server.store);
+// First in the stack, before s3rver routes or reads anything.
+if (config.verify !== false) {
+  server.middleware.unshift(verifyingMiddleware({ region: config.regions, credentials: config.credentials }));
+}
+const { port } = await server.run();
+process.send?.({ ready: true, port });
+const stop = async () => {
+  await server.close().catch(() => {});
+  process.exit(0);
+};
+process.on('disconnect', stop);
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
