@@ -513,6 +513,13 @@ function describeSource(url: string): string {
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
     throw new VolsnapError('request.invalid', 'Import from http(s) URLs only.');
   }
+  if (parsed.username !== '' || parsed.password !== '') {
+    // fetch refuses them anyway; and a URL with credentials must not travel to workers and logs.
+    throw new VolsnapError(
+      'request.invalid',
+      'The import URL carries a user name or password (user:pass@): volsnap does not send credentials. Use a presigned URL or a public one.',
+    );
+  }
   return `${parsed.origin}${parsed.pathname}`;
 }
 

@@ -207,6 +207,32 @@ describe('imports', () => {
 });
 
 describe('import URLs', () => {
+  it('refuse a URL with credentials (user:pass@) with 400 request.invalid, before fetching, and keep the credentials out of the message', async () => {
+    const url = 'http://alice:hunter2@127.0.0.1:5611/l.raw';
+    served.set(url, image());
+    await expect(
+      importer.start(bob, { url, format: 'raw', sizeBytes: BLOCKS * BLOCK_SIZE }),
+    ).rejects.toMatchObject({
+      code: 'request.invalid',
+      status: 400,
+      message: expect.stringMatching(/user name or password/),
+    });
+    const error = await importer.start(bob, { url, format: 'raw' }).catch((e: Error) => e);
+    expect(String((error as Error).message)).not.toContain('hunter2');
+    expect(b.queue.messages).toEqual([]);
+    const fetched: string[] = [];
+    const opener = httpRemoteOpener({
+      allow: ['127.0.0.1:5611'],
+      fetch: (async (u: URL) => {
+        fetched.push(String(u));
+        return new Response('x', { status: 206, headers: { 'content-range': 'bytes 0-0/1' } });
+      }) as unknown as typeof fetch,
+    });
+    await expect(opener(url)).rejects.toMatchObject({ code: 'request.invalid' });
+    await expect(opener('https://user@example.org/x')).rejects.toMatchObject({ code: 'request.invalid' });
+    expect(fetched).toEqual([]);
+  });
+
   it('refuse private, loopback and link-local addresses (server-side request forgery), unless allowed', async () => {
     for (const address of [
       '127.0.0.1',

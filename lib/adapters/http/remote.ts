@@ -55,6 +55,11 @@ export function httpRemoteOpener(options: HttpRemoteOptions = {}): RemoteOpener 
     const url = new URL(text);
     if (url.protocol !== 'https:' && url.protocol !== 'http:')
       throw new VolsnapError('request.invalid', 'Import from http(s) URLs only.');
+    if (url.username !== '' || url.password !== '')
+      throw new VolsnapError(
+        'request.invalid',
+        'The import URL carries a user name or password (user:pass@): volsnap does not send credentials. Use a presigned URL or a public one.',
+      );
     const host = url.hostname.replace(/^\[|\]$/g, '');
     const port = url.port || (url.protocol === 'https:' ? '443' : '80');
     if (!(options.allow ?? []).includes(`${host}:${port}`)) {
