@@ -6,6 +6,7 @@ import { restoreSnapshot } from '../client/snapshot-restore.ts';
 import { uploadFile } from '../client/upload.ts';
 import { VERSION } from '../config/runtime.ts';
 import { VolsnapError } from '../core/errors.ts';
+import { terminalSafe } from '../core/text.ts';
 import { addAccountCommands } from './account-commands.ts';
 import { option, positiveInteger } from './args.ts';
 import { addExportCommands } from './export-commands.ts';
@@ -23,8 +24,14 @@ interface GlobalOptions extends ConfigFlags {
 
 /** Builds the `volsnap` program. `io` is injectable so tests can run commands in-process. */
 export function buildProgram(
-  io: { out: (text: string) => void; err: (text: string) => void } = defaultIo(),
+  rawIo: { out: (text: string) => void; err: (text: string) => void } = defaultIo(),
 ): Command {
+  // What the CLI prints can hold other accounts' text (public snapshots, shared images): no control
+  // character or bidi override reaches the terminal raw, in tables, `show` or JSON alike.
+  const io = {
+    out: (text: string) => rawIo.out(terminalSafe(text)),
+    err: (text: string) => rawIo.err(terminalSafe(text)),
+  };
   const program = new Command('volsnap')
     .description('Volume snapshots: incremental, sparse, verifiable, across regions and accounts.')
     .version(VERSION)
@@ -697,25 +704,24 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (error) {
     const json = program.opts<GlobalOptions>().json ?? false;
+    const stderr = (text: string) => process.stderr.write(terminalSafe(text));
     if (error instanceof ApiError) {
       if (json)
-        process.stderr.write(
+        stderr(
           `${JSON.stringify({ error: error.code, message: error.message, requestId: error.requestId, details: error.details })}\n`,
         );
       else
-        process.stderr.write(
+        stderr(
           `error: ${error.code}: ${error.message}${error.requestId ? ` (request ${error.requestId})` : ''}\n`,
         );
       process.exitCode = 1;
     } else if (error instanceof VolsnapError) {
       if (json)
-        process.stderr.write(
-          `${JSON.stringify({ error: error.code, message: error.message, details: error.details })}\n`,
-        );
-      else process.stderr.write(`error: ${error.code}: ${error.message}\n`);
+        stderr(`${JSON.stringify({ error: error.code, message: error.message, details: error.details })}\n`);
+      else stderr(`error: ${error.code}: ${error.message}\n`);
       process.exitCode = 1;
     } else if (error instanceof ConfigError) {
-      process.stderr.write(`error: ${error.message}\n`);
+      stderr(`error: ${error.message}\n`);
       process.exitCode = 2;
     } else {
       throw error;

@@ -15,6 +15,7 @@ import type {
 } from '../core/policies.ts';
 import type { SnapshotDiff as ChangedBlocks, SegmentUrl } from '../core/snapshot-service.ts';
 import type { Snapshot, SnapshotScope, SnapshotState } from '../core/snapshots.ts';
+import { escapeUnprintable } from '../core/text.ts';
 import type { Volume } from '../core/volumes.ts';
 
 // The API's resources have the shapes of the core's (type-only imports: nothing of core runs here).
@@ -215,8 +216,11 @@ export class ApiClient {
     return this.request<Snapshot>('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/start`);
   }
 
+  /** Fails a snapshot; the reason (often an error message, possibly multi-line) is sent as printable text. */
   failSnapshot(snapshotId: string, reason: string): Promise<Snapshot> {
-    return this.request<Snapshot>('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/fail`, { reason });
+    return this.request<Snapshot>('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/fail`, {
+      reason: escapeUnprintable(reason),
+    });
   }
 
   uploadUrls(

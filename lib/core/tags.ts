@@ -1,4 +1,5 @@
 import { VolsnapError } from './errors.ts';
+import { requirePrintable } from './text.ts';
 
 /** Free-form labels on a resource, as EC2 and OUTSCALE have them. */
 export type Tags = Record<string, string>;
@@ -17,6 +18,8 @@ export function validateTags(tags: Tags): Tags {
     );
   }
   for (const [key, value] of entries) {
+    requirePrintable('A tag key', key);
+    requirePrintable(`The value of tag '${key}'`, value);
     if (!KEY.test(key) || isReservedTag(key)) {
       throw new VolsnapError(
         'request.invalid',

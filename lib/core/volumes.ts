@@ -6,6 +6,7 @@ import { isId, newId } from './ids.ts';
 import { type ImageAccess, imageLocation } from './image-snapshot.ts';
 import type { Page } from './pagination.ts';
 import { type Tags, validateTags } from './tags.ts';
+import { requirePrintable } from './text.ts';
 
 /**
  * A block device of fixed size. Its bytes live outside the service: on a host (read by the CLI or
@@ -77,6 +78,7 @@ export class VolumeService {
 
   async register(caller: Caller, input: RegisterVolumeInput): Promise<Volume> {
     requirePermission(caller, 'volume:create');
+    if (typeof input.name === 'string') requirePrintable('The volume name', input.name);
     if (!NAME.test(input.name)) {
       throw new VolsnapError(
         'request.invalid',
