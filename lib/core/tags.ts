@@ -38,7 +38,10 @@ export function validateTags(tags: Tags): Tags {
 
 /** Whether `tags` carries every `key=value` of `filter`. */
 export function matchesTags(tags: Tags, filter: Tags | undefined): boolean {
-  return Object.entries(filter ?? {}).every(([key, value]) => tags[key] === value);
+  // Own keys only: a filter on `constructor` must not find Object.prototype's.
+  return Object.entries(filter ?? {}).every(
+    ([key, value]) => Object.hasOwn(tags, key) && tags[key] === value,
+  );
 }
 
 /** Whether a tag key is the service's own (`volsnap:…`), which users may read and filter by, not set. */

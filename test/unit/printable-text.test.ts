@@ -8,8 +8,9 @@ import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
 import { buildProgram } from '../../lib/cli/main.ts';
 import { printRecord, printTable } from '../../lib/cli/output.ts';
 import { validateProperties } from '../../lib/core/instances.ts';
+import * as z from '../../lib/core/schema.ts';
 import { SnapshotService } from '../../lib/core/snapshot-service.ts';
-import { validateTags } from '../../lib/core/tags.ts';
+import { matchesTags, validateTags } from '../../lib/core/tags.ts';
 import { escapeUnprintable, findUnprintable, terminalSafe } from '../../lib/core/text.ts';
 import { VolumeService } from '../../lib/core/volumes.ts';
 import { testCaller } from '../support/callers.ts';
@@ -160,5 +161,24 @@ describe('what the CLI prints', () => {
       const shown = JSON.parse(await run('--json', 'snapshot', 'show', planted.snapshotId));
       expect(shown.description).toBe(HOSTILE_DESCRIPTION);
     });
+  });
+});
+
+describe('tags named like Object.prototype members', () => {
+  it('parse from JSON, validate and match as ordinary keys (constructor, toString, hasOwnProperty, valueOf)', () => {
+    const parsed = z
+      .record(z.string(), z.string())
+      .parse(JSON.parse('{"constructor":"c","toString":"t","hasOwnProperty":"h","valueOf":"v"}'));
+    expect(validateTags(parsed)).toEqual({
+      constructor: 'c',
+      toString: 't',
+      hasOwnProperty: 'h',
+      valueOf: 'v',
+    });
+    expect(matchesTags(parsed, { constructor: 'c', valueOf: 'v' })).toBe(true);
+    expect(matchesTags(parsed, { constructor: 'x' })).toBe(false);
+    // Inherited members are not tags.
+    expect(matchesTags({ env: 'prod' }, { constructor: String(Object) })).toBe(false);
+    expect(matchesTags({}, { toString: String(Object.prototype.toString) })).toBe(false);
   });
 });
