@@ -232,3 +232,15 @@ export const createUpload = httpHandler(
     body: await runtime().importer.createUpload(caller, body.sizeBytes),
   }),
 );
+
+/** `POST /v1/uploads/{ref}/part-urls {uploadId, fromPart}`: the next page of an upload's part URLs. */
+export const uploadPartUrls = httpHandler(
+  {
+    audit: 'upload.partUrls',
+    path: z.object({ ref: z.string() }),
+    body: z.strictObject({ uploadId: z.string(), fromPart: z.number() }),
+  },
+  async ({ path, body, caller }) => ({
+    body: await runtime().importer.uploadPartUrls(caller, path.ref, body.uploadId, body.fromPart),
+  }),
+);

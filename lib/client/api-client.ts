@@ -267,15 +267,26 @@ export class ApiClient {
   }
 
   /** Starts an import from a URL serving ranged GETs; workers write it (poll {@link getSnapshot}). */
-  /** Presigned part URLs for uploading a file of `sizeBytes` to import. */
+  /** Starts uploading a file of `sizeBytes` to import: its part size and count, and the first parts' URLs. */
   createUpload(sizeBytes: number): Promise<{
     ref: string;
     uploadId: string;
     partSize: number;
+    partCount: number;
     parts: { partNumber: number; url: string }[];
+    nextPart?: number;
     expiresInSeconds: number;
   }> {
     return this.request('POST', '/v1/uploads', { sizeBytes });
+  }
+
+  /** More part URLs of an upload, from part `fromPart` (a page of them; `nextPart` when more remain). */
+  uploadPartUrls(
+    ref: string,
+    uploadId: string,
+    fromPart: number,
+  ): Promise<{ parts: { partNumber: number; url: string }[]; nextPart?: number; expiresInSeconds: number }> {
+    return this.request('POST', `/v1/uploads/${encodeURIComponent(ref)}/part-urls`, { uploadId, fromPart });
   }
 
   importSnapshot(input: {

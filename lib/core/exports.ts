@@ -5,7 +5,7 @@ import { VolsnapError } from './errors.ts';
 import { type Caller, requirePermission } from './identity.ts';
 import { isId, newId } from './ids.ts';
 import { decodeManifest, type Manifest, type ManifestEntry } from './manifest.ts';
-import { ObjectLayout, type ObjectStore } from './objects.ts';
+import { multipartPartSize, ObjectLayout, type ObjectStore } from './objects.ts';
 import type { Page } from './pagination.ts';
 import { systemCaller } from './parts.ts';
 import { planQcow2 } from './qcow2.ts';
@@ -77,7 +77,7 @@ export interface ExportServiceOptions {
   clock: Clock;
   region: string;
   compressor: Compressor;
-  /** Bytes per part (a whole number of blocks, at least 5 MiB: S3's smallest part). */
+  /** Bytes per part (a whole number of blocks, at least 5 MiB: S3's smallest part); grown for objects that would need more than 10,000 parts. */
   partSize?: number;
   /** Buckets besides the region's that exports may be written to (the deployment must be allowed to). */
   buckets?: readonly string[];
@@ -159,6 +159,14 @@ export class ExportService {
         : format === 'qcow2'
           ? planQcow2(manifest).totalSize
           : this.#layout(manifest, snapshot).totalSize;
+    // At most 10,000 parts (S3's limit): parts grow with the object, whole blocks, up to 5 GiB.
+    const partSize = multipartPartSize(size, this.#o.partSize, BLOCK_SIZE);
+    if (partSize === undefined) {
+      throw new VolsnapError(
+        'request.invalid',
+        `A ${format} export of snapshot ${snapshotId} would be ${size} bytes, above S3's 5 TiB object limit.${format === 'raw' ? ' Export it as vsnap or qcow2, which store only its data.' : ''}`,
+      );
+    }
     const exportId = newId('export');
     // In the region's own bucket an export stays in the account's export area, prefix or not: the
     // bucket's other prefixes (segments, manifests, uploads, images) belong to the service and to
@@ -179,8 +187,8 @@ export class ExportService {
       ...(target.bucket !== undefined ? { bucket: target.bucket } : {}),
       key,
       size,
-      parts: Math.max(1, Math.ceil(size / this.#o.partSize)),
-      partSize: this.#o.partSize,
+      parts: Math.max(1, Math.ceil(size / partSize)),
+      partSize,
       uploadId: await store.createMultipart(key),
       createdAt: isoTime(this.#o.clock.now()),
       deadline: isoTime(this.#o.clock.now() + EXPORT_TIMEOUT_MS),

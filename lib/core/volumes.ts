@@ -1,4 +1,4 @@
-import { BLOCK_SIZE, isValidVolumeSize } from './blocks.ts';
+import { BLOCK_SIZE, isValidVolumeSize, MAX_VOLUME_SIZE } from './blocks.ts';
 import { type Clock, isoTime } from './clock.ts';
 import { VolsnapError } from './errors.ts';
 import { type Caller, requirePermission } from './identity.ts';
@@ -91,6 +91,13 @@ export class VolumeService {
         'volume.invalidSize',
         `A volume made from snapshot ${input.source.snapshotId} needs at least its size, ${input.source.volumeSize} bytes; ${sizeBytes} is smaller.`,
         { details: { sizeBytes, minimum: input.source.volumeSize } },
+      );
+    }
+    if (sizeBytes > MAX_VOLUME_SIZE) {
+      throw new VolsnapError(
+        'volume.invalidSize',
+        `A volume is at most 64 TiB (${MAX_VOLUME_SIZE} bytes, as on EBS); ${sizeBytes} is larger.`,
+        { details: { sizeBytes, maximum: MAX_VOLUME_SIZE } },
       );
     }
     if (!isValidVolumeSize(sizeBytes)) {
