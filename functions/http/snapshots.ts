@@ -1,6 +1,7 @@
 import * as z from '../../lib/core/schema.ts';
 import { pageLimit, tagFilter } from '../../lib/http/params.ts';
 import { httpHandler } from '../../lib/http/stack.ts';
+import { snapshotView } from '../../lib/http/views.ts';
 import { runtime } from '../../lib/root.ts';
 
 const SnapshotPath = z.object({ snapshotId: z.string() });
@@ -20,7 +21,10 @@ export const create = httpHandler(
       queued: z.optional(z.boolean()),
     }),
   },
-  async ({ body, caller }) => ({ status: 201, body: await runtime().snapshots.create(caller, body) }),
+  async ({ body, caller }) => ({
+    status: 201,
+    body: snapshotView(caller, await runtime().snapshots.create(caller, body)),
+  }),
 );
 
 /**
@@ -51,13 +55,18 @@ export const list = httpHandler(
       { limit: pageLimit(query.limit), nextToken: query.nextToken },
       query.scope,
     );
-    return { body: { snapshots: page.items, ...(page.nextToken ? { nextToken: page.nextToken } : {}) } };
+    return {
+      body: {
+        snapshots: page.items.map((s) => snapshotView(caller, s)),
+        ...(page.nextToken ? { nextToken: page.nextToken } : {}),
+      },
+    };
   },
 );
 
 /** `GET /v1/snapshots/{snapshotId}`. */
 export const show = httpHandler({ path: SnapshotPath }, async ({ path, caller }) => ({
-  body: await runtime().snapshots.get(caller, path.snapshotId),
+  body: snapshotView(caller, await runtime().snapshots.get(caller, path.snapshotId)),
 }));
 
 /** `PATCH /v1/snapshots/{snapshotId}`: name, description, tags. */
@@ -72,7 +81,7 @@ export const update = httpHandler(
     }),
   },
   async ({ path, body, caller }) => ({
-    body: await runtime().snapshots.update(caller, path.snapshotId, body),
+    body: snapshotView(caller, await runtime().snapshots.update(caller, path.snapshotId, body)),
   }),
 );
 
@@ -86,7 +95,8 @@ export const remove = httpHandler(
   { audit: 'snapshot.delete', path: SnapshotPath },
   async ({ path, caller }) => {
     const { recycled, accessLost } = await runtime().snapshots.deleteReporting(caller, path.snapshotId);
-    if (recycled) return { body: { ...recycled, ...(accessLost ? { accessLost } : {}) } };
+    if (recycled)
+      return { body: { ...snapshotView(caller, recycled), ...(accessLost ? { accessLost } : {}) } };
     return accessLost
       ? { body: { snapshotId: path.snapshotId, deleted: true, accessLost } }
       : { status: 204 };
@@ -96,20 +106,24 @@ export const remove = httpHandler(
 /** `POST /v1/snapshots/{snapshotId}/undelete`: takes a snapshot out of the recycle bin, whole. */
 export const undelete = httpHandler(
   { audit: 'snapshot.undelete', path: SnapshotPath },
-  async ({ path, caller }) => ({ body: await runtime().snapshots.undelete(caller, path.snapshotId) }),
+  async ({ path, caller }) => ({
+    body: snapshotView(caller, await runtime().snapshots.undelete(caller, path.snapshotId)),
+  }),
 );
 
 /** `POST /v1/snapshots/{snapshotId}/start`: an agent takes a queued snapshot (it becomes pending). */
 export const start = httpHandler(
   { audit: 'snapshot.start', path: SnapshotPath },
-  async ({ path, caller }) => ({ body: await runtime().snapshots.start(caller, path.snapshotId) }),
+  async ({ path, caller }) => ({
+    body: snapshotView(caller, await runtime().snapshots.start(caller, path.snapshotId)),
+  }),
 );
 
 /** `POST /v1/snapshots/{snapshotId}/fail {reason}`: whoever writes it gives up; the snapshot goes to error. */
 export const fail = httpHandler(
   { audit: 'snapshot.fail', path: SnapshotPath, body: z.strictObject({ reason: z.string() }) },
   async ({ path, body, caller }) => ({
-    body: await runtime().snapshots.fail(caller, path.snapshotId, body.reason),
+    body: snapshotView(caller, await runtime().snapshots.fail(caller, path.snapshotId, body.reason)),
   }),
 );
 
@@ -125,7 +139,7 @@ export const uploadUrls = httpHandler(
 export const complete = httpHandler(
   { audit: 'snapshot.complete', path: SnapshotPath },
   async ({ path, caller }) => ({
-    body: await runtime().snapshots.complete(caller, path.snapshotId),
+    body: snapshotView(caller, await runtime().snapshots.complete(caller, path.snapshotId)),
   }),
 );
 
@@ -164,7 +178,7 @@ const SharePath = z.object({ snapshotId: z.string(), accountId: z.string() });
 export const share = httpHandler(
   { audit: 'snapshot.share', path: SnapshotPath, body: z.strictObject({ accountId: z.string() }) },
   async ({ path, body, caller }) => ({
-    body: await runtime().snapshots.share(caller, path.snapshotId, body.accountId),
+    body: snapshotView(caller, await runtime().snapshots.share(caller, path.snapshotId, body.accountId)),
   }),
 );
 
@@ -172,7 +186,7 @@ export const share = httpHandler(
 export const unshare = httpHandler(
   { audit: 'snapshot.unshare', path: SharePath },
   async ({ path, caller }) => ({
-    body: await runtime().snapshots.unshare(caller, path.snapshotId, path.accountId),
+    body: snapshotView(caller, await runtime().snapshots.unshare(caller, path.snapshotId, path.accountId)),
   }),
 );
 
@@ -180,14 +194,16 @@ export const unshare = httpHandler(
 export const publish = httpHandler(
   { audit: 'snapshot.publish', path: SnapshotPath },
   async ({ path, caller }) => ({
-    body: await runtime().snapshots.publish(caller, path.snapshotId),
+    body: snapshotView(caller, await runtime().snapshots.publish(caller, path.snapshotId)),
   }),
 );
 
 /** `DELETE /v1/snapshots/{snapshotId}/public`: private again. */
 export const unpublish = httpHandler(
   { audit: 'snapshot.unpublish', path: SnapshotPath },
-  async ({ path, caller }) => ({ body: await runtime().snapshots.unpublish(caller, path.snapshotId) }),
+  async ({ path, caller }) => ({
+    body: snapshotView(caller, await runtime().snapshots.unpublish(caller, path.snapshotId)),
+  }),
 );
 
 /**
@@ -207,7 +223,10 @@ export const copy = httpHandler(
       clientToken: z.optional(z.string()),
     }),
   },
-  async ({ body, caller }) => ({ status: 202, body: await runtime().copier.start(caller, body) }),
+  async ({ body, caller }) => ({
+    status: 202,
+    body: snapshotView(caller, await runtime().copier.start(caller, body)),
+  }),
 );
 
 /**
@@ -234,7 +253,10 @@ export const importFromUrl = httpHandler(
       clientToken: z.optional(z.string()),
     }),
   },
-  async ({ body, caller }) => ({ status: 202, body: await runtime().importer.start(caller, body) }),
+  async ({ body, caller }) => ({
+    status: 202,
+    body: snapshotView(caller, await runtime().importer.start(caller, body)),
+  }),
 );
 
 /** `POST /v1/uploads {sizeBytes}`: presigned part URLs for uploading a file to import (then import with `upload`). */
@@ -243,5 +265,17 @@ export const createUpload = httpHandler(
   async ({ body, caller }) => ({
     status: 201,
     body: await runtime().importer.createUpload(caller, body.sizeBytes),
+  }),
+);
+
+/** `POST /v1/uploads/{ref}/part-urls {uploadId, fromPart}`: the next page of an upload's part URLs. */
+export const uploadPartUrls = httpHandler(
+  {
+    audit: 'upload.partUrls',
+    path: z.object({ ref: z.string() }),
+    body: z.strictObject({ uploadId: z.string(), fromPart: z.number() }),
+  },
+  async ({ path, body, caller }) => ({
+    body: await runtime().importer.uploadPartUrls(caller, path.ref, body.uploadId, body.fromPart),
   }),
 );

@@ -58,7 +58,10 @@ export function createAwsClients(region: RegionEntry, credentials?: StaticCreden
     requestHandler: keepAliveHandler(),
   });
   const documents = DynamoDBDocumentClient.from(dynamodb, {
-    marshallOptions: { removeUndefinedValues: true },
+    // The marshaller tells a map from a class instance by `value.constructor`: a record with a key
+    // `constructor` (a tag, a property) would be refused as a class instance ("Unsupported type
+    // passed"). Items here are plain data, so every object is marshalled as a map of its own keys.
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
   });
   const sqs = new SQSClient({ region: region.name, endpoint: region.sqsEndpoint, credentials });
   return { region, s3, dynamodb, documents, sqs };

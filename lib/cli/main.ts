@@ -5,6 +5,7 @@ import { createSnapshotFromFile } from '../client/snapshot-create.ts';
 import { restoreSnapshot } from '../client/snapshot-restore.ts';
 import { uploadFile } from '../client/upload.ts';
 import { VERSION } from '../config/runtime.ts';
+import { terminalSafe } from '../core/text.ts';
 import { addAccountCommands } from './account-commands.ts';
 import { option, positiveInteger } from './args.ts';
 import { describeFailure, formatFailure } from './errors.ts';
@@ -24,8 +25,14 @@ interface GlobalOptions extends ConfigFlags {
 
 /** Builds the `volsnap` program. `io` is injectable so tests can run commands in-process. */
 export function buildProgram(
-  io: { out: (text: string) => void; err: (text: string) => void } = defaultIo(),
+  rawIo: { out: (text: string) => void; err: (text: string) => void } = defaultIo(),
 ): Command {
+  // What the CLI prints can hold other accounts' text (public snapshots, shared images): no control
+  // character or bidi override reaches the terminal raw, in tables, `show` or JSON alike.
+  const io = {
+    out: (text: string) => rawIo.out(terminalSafe(text)),
+    err: (text: string) => rawIo.err(terminalSafe(text)),
+  };
   const program = new Command('volsnap')
     .description('Volume snapshots: incremental, sparse, verifiable, across regions and accounts.')
     .version(VERSION)
@@ -740,7 +747,7 @@ export async function main(argv: string[]): Promise<void> {
     });
     if (error instanceof CommanderError) process.exitCode = failure?.exitCode ?? error.exitCode;
     if (!failure) return;
-    process.stderr.write(formatFailure(failure, json));
+    process.stderr.write(terminalSafe(formatFailure(failure, json)));
     process.exitCode = failure.exitCode;
   };
   // Work that outlives the command's promise (a stream's error) fails the same way.

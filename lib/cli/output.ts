@@ -1,7 +1,9 @@
+import { escapeUnprintable, terminalSafe } from '../core/text.ts';
+
 /** Prints one record: `key  value` lines, or JSON with `--json`. */
 export function printRecord(out: (text: string) => void, record: object, json: boolean): void {
   if (json) {
-    out(`${JSON.stringify(record, null, 2)}\n`);
+    out(`${terminalSafe(JSON.stringify(record, null, 2))}\n`);
     return;
   }
   const entries = Object.entries(record);
@@ -17,7 +19,7 @@ export function printTable(
   json: boolean,
 ): void {
   if (json) {
-    out(`${JSON.stringify(rows, null, 2)}\n`);
+    out(`${terminalSafe(JSON.stringify(rows, null, 2))}\n`);
     return;
   }
   const cells = rows.map((row) => columns.map((c) => formatValue((row as Record<string, unknown>)[c])));
@@ -30,9 +32,12 @@ export function printTable(
   out(`${[line(columns.map((c) => c.toUpperCase())), ...cells.map(line)].join('\n')}\n`);
 }
 
+/** One cell or value: control characters, newlines and bidi overrides in it shown as `\uXXXX`. */
 function formatValue(value: unknown): string {
   if (value === undefined || value === null) return '-';
   if (typeof value === 'object')
-    return Array.isArray(value) ? value.map(formatValue).join(', ') : JSON.stringify(value);
-  return String(value);
+    return Array.isArray(value)
+      ? value.map(formatValue).join(', ')
+      : escapeUnprintable(JSON.stringify(value));
+  return escapeUnprintable(String(value));
 }

@@ -20,6 +20,8 @@ import type { Volume, VolumeDeletion } from '../core/volumes.ts';
 
 type SnapshotDeletion = import('../core/snapshot-service.ts').SnapshotDeletion;
 
+import { escapeUnprintable } from '../core/text.ts';
+
 // The API's resources have the shapes of the core's (type-only imports: nothing of core runs here).
 export type {
   Account,
@@ -232,8 +234,11 @@ export class ApiClient {
     return this.request<Snapshot>('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/start`);
   }
 
+  /** Fails a snapshot; the reason (often an error message, possibly multi-line) is sent as printable text. */
   failSnapshot(snapshotId: string, reason: string): Promise<Snapshot> {
-    return this.request<Snapshot>('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/fail`, { reason });
+    return this.request<Snapshot>('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/fail`, {
+      reason: escapeUnprintable(reason),
+    });
   }
 
   uploadUrls(
@@ -285,15 +290,26 @@ export class ApiClient {
   }
 
   /** Starts an import from a URL serving ranged GETs; workers write it (poll {@link getSnapshot}). */
-  /** Presigned part URLs for uploading a file of `sizeBytes` to import. */
+  /** Starts uploading a file of `sizeBytes` to import: its part size and count, and the first parts' URLs. */
   createUpload(sizeBytes: number): Promise<{
     ref: string;
     uploadId: string;
     partSize: number;
+    partCount: number;
     parts: { partNumber: number; url: string }[];
+    nextPart?: number;
     expiresInSeconds: number;
   }> {
     return this.request('POST', '/v1/uploads', { sizeBytes });
+  }
+
+  /** More part URLs of an upload, from part `fromPart` (a page of them; `nextPart` when more remain). */
+  uploadPartUrls(
+    ref: string,
+    uploadId: string,
+    fromPart: number,
+  ): Promise<{ parts: { partNumber: number; url: string }[]; nextPart?: number; expiresInSeconds: number }> {
+    return this.request('POST', `/v1/uploads/${encodeURIComponent(ref)}/part-urls`, { uploadId, fromPart });
   }
 
   importSnapshot(input: {

@@ -20,9 +20,28 @@ export async function uploadFile(
     const upload = await api.createUpload(size);
     const parts: { partNumber: number; etag: string }[] = [];
     let sent = 0;
+    // The first page of part URLs comes with the upload; the rest are asked for a page at a time,
+    // when the queue runs dry (URLs live hours: asking as we go keeps them fresh and answers small).
     const queue = [...upload.parts];
+    let nextPart = upload.nextPart;
+    let asking: Promise<void> | undefined;
+    const refill = async () => {
+      if (nextPart === undefined || nextPart > upload.partCount) return;
+      const page = await api.uploadPartUrls(upload.ref, upload.uploadId, nextPart);
+      queue.push(...page.parts.filter((p) => p.partNumber <= upload.partCount));
+      nextPart = page.nextPart;
+    };
+    const take = async () => {
+      while (queue.length === 0 && nextPart !== undefined && nextPart <= upload.partCount) {
+        asking ??= refill().finally(() => {
+          asking = undefined;
+        });
+        await asking;
+      }
+      return queue.shift();
+    };
     const worker = async () => {
-      for (let part = queue.shift(); part; part = queue.shift()) {
+      for (let part = await take(); part; part = await take()) {
         const start = (part.partNumber - 1) * upload.partSize;
         const length = Math.min(upload.partSize, size - start);
         const body = Buffer.alloc(length);

@@ -22,7 +22,15 @@ export function blockCount(sizeBytes: number): number {
   return sizeBytes / BLOCK_SIZE;
 }
 
-/** Whether `sizeBytes` is a valid volume size: positive and a multiple of the block size. */
+/** The largest volume: 64 TiB, as EBS. */
+export const MAX_VOLUME_SIZE = 64 * 2 ** 40;
+
+/** Whether `sizeBytes` is a valid volume size: positive, a multiple of the block size, at most 64 TiB. */
 export function isValidVolumeSize(sizeBytes: number): boolean {
-  return Number.isSafeInteger(sizeBytes) && sizeBytes > 0 && sizeBytes % BLOCK_SIZE === 0;
+  return (
+    Number.isSafeInteger(sizeBytes) &&
+    sizeBytes > 0 &&
+    sizeBytes % BLOCK_SIZE === 0 &&
+    sizeBytes <= MAX_VOLUME_SIZE
+  );
 }

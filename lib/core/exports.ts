@@ -5,7 +5,7 @@ import { VolsnapError } from './errors.ts';
 import { type Caller, requirePermission } from './identity.ts';
 import { isId, newId } from './ids.ts';
 import { decodeManifest, type Manifest, type ManifestEntry } from './manifest.ts';
-import { ObjectLayout, type ObjectStore } from './objects.ts';
+import { multipartPartSize, ObjectLayout, type ObjectStore } from './objects.ts';
 import type { Page } from './pagination.ts';
 import { systemCaller } from './parts.ts';
 import { planQcow2 } from './qcow2.ts';
@@ -77,7 +77,7 @@ export interface ExportServiceOptions {
   clock: Clock;
   region: string;
   compressor: Compressor;
-  /** Bytes per part (a whole number of blocks, at least 5 MiB: S3's smallest part). */
+  /** Bytes per part (a whole number of blocks, at least 5 MiB: S3's smallest part); grown for objects that would need more than 10,000 parts. */
   partSize?: number;
   /** Buckets besides the region's that exports may be written to (the deployment must be allowed to). */
   buckets?: readonly string[];
@@ -137,13 +137,7 @@ export class ExportService {
         `Exports cannot be written to bucket ${target.bucket}. ${this.#o.buckets.length > 0 ? `Allowed: ${this.#o.buckets.join(', ')}.` : 'This deployment allows only its own bucket.'}`,
       );
     }
-    const prefix = target.prefix ?? '';
-    if (prefix.length > 512 || !/^[A-Za-z0-9!_.*'()/-]*$/.test(prefix) || prefix.split('/').includes('..')) {
-      throw new VolsnapError(
-        'request.invalid',
-        `Export prefix '${prefix.slice(0, 100)}' is not a safe key prefix.`,
-      );
-    }
+    const prefix = validateExportPrefix(target.prefix ?? '');
     if (!EXPORT_FORMATS.includes(format)) {
       throw new VolsnapError(
         'request.invalid',
@@ -165,10 +159,21 @@ export class ExportService {
         : format === 'qcow2'
           ? planQcow2(manifest).totalSize
           : this.#layout(manifest, snapshot).totalSize;
+    // At most 10,000 parts (S3's limit): parts grow with the object, whole blocks, up to 5 GiB.
+    const partSize = multipartPartSize(size, this.#o.partSize, BLOCK_SIZE);
+    if (partSize === undefined) {
+      throw new VolsnapError(
+        'request.invalid',
+        `A ${format} export of snapshot ${snapshotId} would be ${size} bytes, above S3's 5 TiB object limit.${format === 'raw' ? ' Export it as vsnap or qcow2, which store only its data.' : ''}`,
+      );
+    }
     const exportId = newId('export');
+    // In the region's own bucket an export stays in the account's export area, prefix or not: the
+    // bucket's other prefixes (segments, manifests, uploads, images) belong to the service and to
+    // other accounts. Only an operator-allowed bucket of the caller's takes the prefix as it is.
     const key =
-      target.bucket === undefined && target.prefix === undefined
-        ? ObjectLayout.export(caller.accountId, exportId, format)
+      target.bucket === undefined
+        ? ObjectLayout.export(caller.accountId, `${prefix}${exportId}`, format)
         : `${prefix}${exportId}.${format}`;
     const store = this.#store(target.bucket);
     const record: Export = {
@@ -182,8 +187,8 @@ export class ExportService {
       ...(target.bucket !== undefined ? { bucket: target.bucket } : {}),
       key,
       size,
-      parts: Math.max(1, Math.ceil(size / this.#o.partSize)),
-      partSize: this.#o.partSize,
+      parts: Math.max(1, Math.ceil(size / partSize)),
+      partSize,
       uploadId: await store.createMultipart(key),
       createdAt: isoTime(this.#o.clock.now()),
       deadline: isoTime(this.#o.clock.now() + EXPORT_TIMEOUT_MS),
@@ -409,6 +414,38 @@ export class ExportService {
     }
     return decodeManifest(bytes);
   }
+}
+
+const PREFIX_CHARACTERS = /^[A-Za-z0-9!_.*'()/-]*$/;
+
+/**
+ * An export's key prefix, or `request.invalid`: at most 512 of S3's safe key characters, relative
+ * (no leading `/`), no empty segments (`//`) and no `.` or `..` segments, so that the key is the
+ * same object on every S3 implementation and cannot climb out of where it is put.
+ */
+export function validateExportPrefix(prefix: string): string {
+  const segments = prefix.split('/');
+  // The part after the last `/` is the start of the object's name, not a folder: it may be empty.
+  const folders = segments.slice(0, -1);
+  const problem =
+    prefix.length > 512
+      ? 'is longer than 512 characters'
+      : !PREFIX_CHARACTERS.test(prefix)
+        ? "has characters other than letters, digits and !_.*'()/-"
+        : prefix.startsWith('/')
+          ? 'starts with /'
+          : folders.some((s) => s === '')
+            ? 'has an empty folder (//)'
+            : segments.some((s) => s === '.' || s === '..')
+              ? 'has a . or .. folder'
+              : undefined;
+  if (problem) {
+    throw new VolsnapError(
+      'request.invalid',
+      `Export prefix '${prefix.slice(0, 100)}' is not a safe key prefix: it ${problem}. Use folders like nightly/db/.`,
+    );
+  }
+  return prefix;
 }
 
 /** Copies the part of `piece` (placed at object offset `at`) that falls in [start, end) of `out`. */

@@ -14,6 +14,7 @@ import type { Page } from './pagination.ts';
 import type { SnapshotCopier } from './snapshot-copy.ts';
 import { type AccountDirectory, DEFAULT_AGENT_TIMEOUT_MS, type SnapshotService } from './snapshot-service.ts';
 import { isHeld, type Snapshot, type SnapshotRepository, type SnapshotState } from './snapshots.ts';
+import { requirePrintable } from './text.ts';
 import type { Volume, VolumeRepository, VolumeService } from './volumes.ts';
 
 /**
@@ -644,7 +645,7 @@ function validateName(name: string): string {
   if (typeof name !== 'string' || name.trim() === '' || name.length > MAX_NAME) {
     throw new VolsnapError('request.invalid', `An image name is 1–${MAX_NAME} characters.`);
   }
-  return name;
+  return requirePrintable('The image name', name);
 }
 
 function validateDescription(description: string): string {
@@ -654,7 +655,7 @@ function validateDescription(description: string): string {
       `An image description is at most ${MAX_DESCRIPTION} characters.`,
     );
   }
-  return description;
+  return requirePrintable('The image description', description);
 }
 
 function notFound(imageId: string): VolsnapError {

@@ -5,7 +5,7 @@ import { VolsnapError } from './errors.ts';
 import { type Caller, requirePermission } from './identity.ts';
 import { isId, newId } from './ids.ts';
 import type { Manifest } from './manifest.ts';
-import { ObjectLayout, type ObjectStore } from './objects.ts';
+import { multipartPartSize, ObjectLayout, type ObjectStore, S3_LIMITS } from './objects.ts';
 import { deleteParts, deleteSessionSegments, finishPart } from './parts.ts';
 import { inflateQcow2Cluster, parseQcow2Header, type Qcow2Cluster, qcow2Cluster } from './qcow2.ts';
 import type { SnapshotService } from './snapshot-service.ts';
@@ -76,6 +76,9 @@ export interface SnapshotImporterOptions {
   readConcurrency?: number;
   /** Bytes per ranged GET of a raw image (whole blocks). */
   rangeBytes?: number;
+  /** Preferred part size of file uploads (grown as needed for 10,000 parts); part URLs per request. */
+  uploadPartSize?: number;
+  urlsPerRequest?: number;
 }
 
 /**
@@ -89,13 +92,22 @@ export class SnapshotImporter {
   readonly #o: Required<SnapshotImporterOptions>;
 
   constructor(options: SnapshotImporterOptions) {
-    this.#o = { partBlocks: 16_384, readConcurrency: 4, rangeBytes: 8 * 1024 * 1024, ...options };
+    this.#o = {
+      partBlocks: 16_384,
+      readConcurrency: 4,
+      rangeBytes: 8 * 1024 * 1024,
+      uploadPartSize: 64 * 1024 * 1024,
+      urlsPerRequest: UPLOAD_URLS_PER_REQUEST,
+      ...options,
+    };
   }
 
   /**
-   * Starts uploading a file of `sizeBytes` for import: a multipart upload into the caller's upload
-   * area, with a presigned URL per part (each names exactly that part). PUT the parts, keep their
-   * ETags, then import with `upload`.
+   * Starts uploading a file of `sizeBytes` (at most 5 TiB, S3's object limit) for import: a
+   * multipart upload into the caller's upload area, in `partCount` parts of `partSize` bytes (5 MiB
+   * to 5 GiB, at most 10,000 parts), with presigned URLs for the first parts (each names exactly
+   * that part; at most {@link UPLOAD_URLS_PER_REQUEST}). Ask {@link uploadPartUrls} for the rest from
+   * `nextPart`. PUT the parts, keep their ETags, then import with `upload`.
    */
   async createUpload(
     caller: Caller,
@@ -104,27 +116,68 @@ export class SnapshotImporter {
     ref: string;
     uploadId: string;
     partSize: number;
+    partCount: number;
     parts: { partNumber: number; url: string }[];
+    nextPart?: number;
     expiresInSeconds: number;
   }> {
     requirePermission(caller, 'snapshot:import');
-    if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes > MAX_UPLOAD) {
-      throw new VolsnapError('request.invalid', `A file to import is 1 byte to 64 TiB; ${sizeBytes} is not.`);
+    const partSize =
+      Number.isSafeInteger(sizeBytes) && sizeBytes > 0
+        ? multipartPartSize(sizeBytes, this.#o.uploadPartSize, BLOCK_SIZE)
+        : undefined;
+    if (partSize === undefined) {
+      throw new VolsnapError(
+        'request.invalid',
+        `A file to import is 1 byte to 5 TiB (${S3_LIMITS.maxObjectSize} bytes, S3's largest object); ${sizeBytes} is not. Import a larger disk from a URL as vsnap or qcow2, which store only its data.`,
+      );
     }
-    // At most 10,000 parts (S3's limit), of at least 64 MiB.
-    const partSize = Math.max(64 * 1024 * 1024, Math.ceil(sizeBytes / 10_000 / BLOCK_SIZE) * BLOCK_SIZE);
     const ref = newId('request');
     const key = ObjectLayout.fileUpload(caller.accountId, ref);
     const uploadId = await this.#o.objects.createMultipart(key);
-    const count = Math.ceil(sizeBytes / partSize);
+    const partCount = Math.ceil(sizeBytes / partSize);
+    const first = await this.uploadPartUrls(caller, ref, uploadId, 1, partCount);
+    return { ref, uploadId, partSize, partCount, ...first };
+  }
+
+  /**
+   * Presigned PUT URLs of parts `fromPart`, … of the caller's upload `ref` (at most
+   * {@link UPLOAD_URLS_PER_REQUEST}, and none past `partCount`), and `nextPart` when more remain. A URL
+   * names the caller's own upload area only: another account's ref or upload id yields URLs S3 refuses.
+   */
+  async uploadPartUrls(
+    caller: Caller,
+    ref: string,
+    uploadId: string,
+    fromPart: number,
+    partCount: number = S3_LIMITS.maxParts,
+  ): Promise<{ parts: { partNumber: number; url: string }[]; nextPart?: number; expiresInSeconds: number }> {
+    requirePermission(caller, 'snapshot:import');
+    if (!isId('request', ref))
+      throw new VolsnapError('request.invalid', `'${ref}' is not an upload this API issued.`);
+    const last = Math.min(partCount, S3_LIMITS.maxParts);
+    if (
+      !Number.isInteger(fromPart) ||
+      fromPart < 1 ||
+      fromPart > last ||
+      typeof uploadId !== 'string' ||
+      uploadId === ''
+    ) {
+      throw new VolsnapError(
+        'request.invalid',
+        `Ask for part URLs from a part number 1 to ${last}, with the upload's uploadId.`,
+      );
+    }
+    const key = ObjectLayout.fileUpload(caller.accountId, ref);
+    const to = Math.min(last, fromPart + this.#o.urlsPerRequest - 1);
     const expiresInSeconds = 6 * 3600;
     const parts = await Promise.all(
-      Array.from({ length: count }, async (_, i) => ({
-        partNumber: i + 1,
-        url: await this.#o.objects.presignUploadPart(key, uploadId, i + 1, expiresInSeconds),
+      Array.from({ length: to - fromPart + 1 }, async (_, i) => ({
+        partNumber: fromPart + i,
+        url: await this.#o.objects.presignUploadPart(key, uploadId, fromPart + i, expiresInSeconds),
       })),
     );
-    return { ref, uploadId, partSize, parts, expiresInSeconds };
+    return { parts, ...(to < last ? { nextPart: to + 1 } : {}), expiresInSeconds };
   }
 
   async start(caller: Caller, input: ImportInput): Promise<Snapshot> {
@@ -203,7 +256,7 @@ export class SnapshotImporter {
       if (!isValidVolumeSize(input.sizeBytes)) {
         throw new VolsnapError(
           'volume.invalidSize',
-          `A volume's size must be a positive multiple of ${BLOCK_SIZE} bytes (512 KiB); ${input.sizeBytes} is not.`,
+          `A volume's size must be a positive multiple of ${BLOCK_SIZE} bytes (512 KiB), at most 64 TiB; ${input.sizeBytes} is not.`,
         );
       }
       if (remote.size > input.sizeBytes) {
@@ -213,6 +266,12 @@ export class SnapshotImporter {
         );
       }
       volumeSize = input.sizeBytes;
+    }
+    if (!isValidVolumeSize(volumeSize)) {
+      throw new VolsnapError(
+        'volume.invalidSize',
+        `The image's volume would be ${volumeSize} bytes; a volume is at most 64 TiB, a multiple of 512 KiB.`,
+      );
     }
     // The URL may carry a signature: it is kept in the bucket for the workers, never in the table
     // or an answer, and removed when the import ends.
@@ -513,13 +572,21 @@ function describeSource(url: string): string {
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
     throw new VolsnapError('request.invalid', 'Import from http(s) URLs only.');
   }
+  if (parsed.username !== '' || parsed.password !== '') {
+    // fetch refuses them anyway; and a URL with credentials must not travel to workers and logs.
+    throw new VolsnapError(
+      'request.invalid',
+      'The import URL carries a user name or password (user:pass@): volsnap does not send credentials. Use a presigned URL or a public one.',
+    );
+  }
   return `${parsed.origin}${parsed.pathname}`;
 }
 
 /** Where an import reads from: a URL, or an uploaded file's key in the region's bucket. */
 type SourceRef = { url: string } | { key: string };
 
-const MAX_UPLOAD = 64 * 2 ** 40;
+/** Part URLs handed out per request: an answer stays small, and signing them stays quick. */
+export const UPLOAD_URLS_PER_REQUEST = 100;
 
 /** An object of the region's bucket, read like a URL. */
 async function objectRemote(objects: ObjectStore, key: string): Promise<RemoteObject> {

@@ -3,6 +3,7 @@ import { VolsnapError } from './errors.ts';
 import { type Caller, requirePermission } from './identity.ts';
 import { isId, newId } from './ids.ts';
 import type { Page } from './pagination.ts';
+import { requirePrintable } from './text.ts';
 import type { VolumeRepository } from './volumes.ts';
 
 /**
@@ -294,6 +295,7 @@ export function byBootIndex<T extends { bootIndex: number }>(volumes: readonly T
 }
 
 function validateName(name: string): string {
+  if (typeof name === 'string') requirePrintable('The instance name', name);
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw new VolsnapError(
       'request.invalid',
@@ -320,6 +322,8 @@ export function validateProperties(properties: Record<string, string>): Record<s
     );
   }
   for (const [key, value] of entries) {
+    requirePrintable('A property key', key);
+    if (typeof value === 'string') requirePrintable(`The value of property '${key}'`, value);
     if (!PROPERTY_KEY.test(key)) {
       throw new VolsnapError(
         'request.invalid',

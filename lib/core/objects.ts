@@ -98,3 +98,27 @@ export const ObjectLayout = {
   /** Where an account keeps images of image-backed volumes in the region's bucket. */
   imagePrefix: (accountId: string) => `images/${accountId}/`,
 };
+
+const MiB = 1024 * 1024;
+/** S3's multipart limits: parts of 5 MiB (but the last) to 5 GiB, at most 10,000 of them, objects of at most 5 TiB. */
+export const S3_LIMITS = {
+  minPartSize: 5 * MiB,
+  maxPartSize: 5 * 1024 * MiB,
+  maxParts: 10_000,
+  maxObjectSize: 5 * 1024 * 1024 * MiB,
+} as const;
+
+/**
+ * The part size for a multipart object of `size` bytes: `preferred` (or S3's smallest part, if
+ * larger), grown to a whole number of `unit`s large enough that at most 10,000 parts cover the
+ * object; undefined when no part size within S3's limits does (an object above 5 TiB).
+ */
+export function multipartPartSize(size: number, preferred: number, unit: number): number | undefined {
+  if (!Number.isSafeInteger(size) || size < 0 || size > S3_LIMITS.maxObjectSize) return undefined;
+  const units = (bytes: number) => Math.ceil(bytes / unit);
+  const partSize =
+    Math.max(units(preferred), units(S3_LIMITS.minPartSize), units(size / S3_LIMITS.maxParts)) * unit;
+  return partSize <= S3_LIMITS.maxPartSize && Math.ceil(size / partSize) <= S3_LIMITS.maxParts
+    ? partSize
+    : undefined;
+}

@@ -6,6 +6,7 @@ import { isId, newId } from './ids.ts';
 import type { Page } from './pagination.ts';
 import { DEFAULT_AGENT_TIMEOUT_MS } from './snapshot-service.ts';
 import { type Tags, validateTags } from './tags.ts';
+import { requirePrintable } from './text.ts';
 
 /** When a policy runs: every `everyMs` (aligned to multiples of it since the epoch), or on a 5-field cron, in UTC. */
 export type PolicySchedule = { everyMs: number } | { cron: string };
@@ -323,6 +324,7 @@ function notFound(policyId: string): VolsnapError {
 }
 
 function validateName(name: string): string {
+  if (typeof name === 'string') requirePrintable('The policy name', name);
   if (typeof name !== 'string' || !NAME.test(name)) {
     throw new VolsnapError(
       'request.invalid',
@@ -339,7 +341,7 @@ function validateDescription(description: string): string {
       `A policy description is at most ${MAX_DESCRIPTION} characters.`,
     );
   }
-  return description;
+  return requirePrintable('The policy description', description);
 }
 
 function validateEnabled(enabled: boolean): boolean {

@@ -22,6 +22,7 @@ import {
   type SnapshotStats,
 } from './snapshots.ts';
 import { isReservedTag, type Tags, validateTags, withoutReserved } from './tags.ts';
+import { requirePrintable } from './text.ts';
 import type { Volume, VolumeRepository } from './volumes.ts';
 
 /** What the snapshot service needs to know of accounts (the account service provides it). */
@@ -240,6 +241,8 @@ export class SnapshotService {
         : validateTags(input.tags ?? {});
     const name = input.name ?? '';
     const description = input.description ?? '';
+    requirePrintable('The snapshot name', name);
+    requirePrintable('The snapshot description', description);
     if (name.length > 255 || description.length > 1024) {
       throw new VolsnapError(
         'request.invalid',
@@ -379,6 +382,8 @@ export class SnapshotService {
       const reserved = Object.entries(current.tags).filter(([key]) => isReservedTag(key));
       changes = { ...changes, tags: { ...changes.tags, ...Object.fromEntries(reserved) } };
     }
+    if (changes.name !== undefined) requirePrintable('The snapshot name', changes.name);
+    if (changes.description !== undefined) requirePrintable('The snapshot description', changes.description);
     if ((changes.name?.length ?? 0) > 255 || (changes.description?.length ?? 0) > 1024) {
       throw new VolsnapError(
         'request.invalid',

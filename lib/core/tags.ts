@@ -1,4 +1,5 @@
 import { VolsnapError } from './errors.ts';
+import { requirePrintable } from './text.ts';
 
 /** Free-form labels on a resource, as EC2 and OUTSCALE have them. */
 export type Tags = Record<string, string>;
@@ -17,6 +18,8 @@ export function validateTags(tags: Tags): Tags {
     );
   }
   for (const [key, value] of entries) {
+    requirePrintable('A tag key', key);
+    requirePrintable(`The value of tag '${key}'`, value);
     if (!KEY.test(key) || isReservedTag(key)) {
       throw new VolsnapError(
         'request.invalid',
@@ -35,7 +38,10 @@ export function validateTags(tags: Tags): Tags {
 
 /** Whether `tags` carries every `key=value` of `filter`. */
 export function matchesTags(tags: Tags, filter: Tags | undefined): boolean {
-  return Object.entries(filter ?? {}).every(([key, value]) => tags[key] === value);
+  // Own keys only: a filter on `constructor` must not find Object.prototype's.
+  return Object.entries(filter ?? {}).every(
+    ([key, value]) => Object.hasOwn(tags, key) && tags[key] === value,
+  );
 }
 
 /** Whether a tag key is the service's own (`volsnap:…`), which users may read and filter by, not set. */

@@ -1,4 +1,4 @@
-import { BLOCK_SIZE, isValidVolumeSize } from './blocks.ts';
+import { BLOCK_SIZE, isValidVolumeSize, MAX_VOLUME_SIZE } from './blocks.ts';
 import { type Clock, isoTime } from './clock.ts';
 import { VolsnapError } from './errors.ts';
 import { type Caller, requirePermission } from './identity.ts';
@@ -6,6 +6,7 @@ import { isId, newId } from './ids.ts';
 import { type ImageAccess, imageLocation } from './image-snapshot.ts';
 import type { Page } from './pagination.ts';
 import { type Tags, validateTags } from './tags.ts';
+import { requirePrintable } from './text.ts';
 
 /**
  * A block device of fixed size. Its bytes live outside the service: on a host (read by the CLI or
@@ -88,6 +89,7 @@ export class VolumeService {
 
   async register(caller: Caller, input: RegisterVolumeInput): Promise<Volume> {
     requirePermission(caller, 'volume:create');
+    if (typeof input.name === 'string') requirePrintable('The volume name', input.name);
     if (!NAME.test(input.name)) {
       throw new VolsnapError(
         'request.invalid',
@@ -100,6 +102,13 @@ export class VolumeService {
         'volume.invalidSize',
         `A volume made from snapshot ${input.source.snapshotId} needs at least its size, ${input.source.volumeSize} bytes; ${sizeBytes} is smaller.`,
         { details: { sizeBytes, minimum: input.source.volumeSize } },
+      );
+    }
+    if (sizeBytes > MAX_VOLUME_SIZE) {
+      throw new VolsnapError(
+        'volume.invalidSize',
+        `A volume is at most 64 TiB (${MAX_VOLUME_SIZE} bytes, as on EBS); ${sizeBytes} is larger.`,
+        { details: { sizeBytes, maximum: MAX_VOLUME_SIZE } },
       );
     }
     if (!isValidVolumeSize(sizeBytes)) {

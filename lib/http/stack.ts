@@ -221,9 +221,9 @@ function auditTarget(path: Record<string, string | undefined>, body: unknown): R
 }
 
 function validate<S extends z.ZodMiniType>(part: string, schema: S | undefined, value: unknown): z.infer<S> {
-  if (!schema) return value as z.infer<S>;
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
+  // Every string of a request is printable text, whatever the route declares (one rule).
+  const parsed = (schema ?? z.unknown()).check(z.printable).safeParse(value);
+  if (parsed.success) return parsed.data as z.infer<S>;
   throw new VolsnapError('request.invalid', `Invalid ${part}: ${z.describeIssues(parsed.error)}.`, {
     details: {
       part,

@@ -8,6 +8,7 @@ import type { CliConfigFile } from '../../lib/client/config.ts';
 import { createSnapshotFromFile } from '../../lib/client/snapshot-create.ts';
 import { issueApiKey } from '../../lib/core/api-keys.ts';
 import { PERMISSIONS, type Permission } from '../../lib/core/identity.ts';
+import { newId } from '../../lib/core/ids.ts';
 import { loadServerlessSpec } from '../../scripts/local-cloud/serverless-spec.ts';
 import { ROOT, type StartedCloud, startCloudProcess } from '../support/processes.ts';
 
@@ -243,6 +244,15 @@ const ROUTES: Record<string, Row> = {
     permission: 'snapshot:import',
     request: () => ({ path: '/v1/uploads', body: { sizeBytes: 1024 * 1024 } }),
     expect: { ...ownAccount(201), memberWithout: 403 },
+  },
+  'POST /v1/uploads/{ref}/part-urls': {
+    permission: 'snapshot:import',
+    // URLs into the caller's own upload area only, whatever ref it names.
+    request: () => ({
+      path: `/v1/uploads/${newId('request')}/part-urls`,
+      body: { uploadId: 'u', fromPart: 1 },
+    }),
+    expect: { ...ownAccount(200), memberWithout: 403 },
   },
   'POST /v1/snapshots/{snapshotId}/export': {
     permission: 'snapshot:export',

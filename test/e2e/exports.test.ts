@@ -136,6 +136,15 @@ describe('exports through the CLI, downloaded through presigned URLs, imported e
         volumeSize: SIZE,
         importedFrom: { format: 'qcow2' },
       });
+      // Workers wrote it under a lease: neither its owner nor an account it is shared with sees
+      // the lease and part bookkeeping, and the grantee sees neither shares nor holds.
+      for (const field of ['leaseUntil', 'leaseParts', 'dispatches', 'partsDone'])
+        expect(imported, field).not.toHaveProperty(field);
+      await json('--account', 'demo-b', 'snapshot', 'share', imported.snapshotId, 'demo');
+      const seen = await json('snapshot', 'show', imported.snapshotId);
+      expect(seen).toMatchObject({ snapshotId: imported.snapshotId, state: 'completed' });
+      for (const field of ['leaseUntil', 'leaseParts', 'dispatches', 'partsDone', 'holds', 'sharedWith'])
+        expect(seen, field).not.toHaveProperty(field);
       const to = join(work, `from-file${options.join('')}.img`);
       await json('--account', 'demo-b', 'snapshot', 'restore', imported.snapshotId, '--to', to);
       expect(readFileSync(to).equals(image), options.join(' ')).toBe(true);

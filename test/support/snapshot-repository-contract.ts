@@ -206,6 +206,16 @@ export function snapshotRepositoryContract(
       expect(await f.snapshots.updateMetadata(s.snapshotId, { name: 'again' })).toBeUndefined();
     });
 
+    it('stores and updates tags named like Object.prototype members (constructor, toString…)', async () => {
+      const s = snapshot({ tags: { constructor: 'c', valueOf: 'v' } });
+      await f.snapshots.create(s);
+      expect((await f.snapshots.get(s.snapshotId))?.tags).toEqual({ constructor: 'c', valueOf: 'v' });
+      const tags = { constructor: 'x', toString: 't', hasOwnProperty: 'h' };
+      const updated = await f.snapshots.updateMetadata(s.snapshotId, { tags });
+      expect(updated?.tags).toEqual(tags);
+      expect((await f.snapshots.get(s.snapshotId))?.tags).toEqual(tags);
+    });
+
     it('counts the parts of a snapshot written in parts, each once, while it is pending', async () => {
       const s = snapshot({ parts: 3 });
       await f.snapshots.create(s);

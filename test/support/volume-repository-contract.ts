@@ -41,6 +41,20 @@ export function volumeRepositoryContract(name: string, makeFixture: () => Promis
       expect(await fixture.repo.get(alice, newId('volume'))).toBeUndefined();
     });
 
+    it('stores, reads and filters by tags named like Object.prototype members (constructor, toString…)', async () => {
+      const tags = { constructor: 'c', toString: 't', hasOwnProperty: 'h', valueOf: 'v', isPrototypeOf: 'i' };
+      const v = volume(alice, { tags });
+      await fixture.repo.create(v);
+      expect(await fixture.repo.get(alice, v.volumeId)).toEqual(v);
+      await fixture.repo.create(volume(alice, { tags: { env: 'prod' } }));
+      const found = await fixture.repo.list(
+        alice,
+        { tags: { constructor: 'c', toString: 't' } },
+        { limit: 10 },
+      );
+      expect(found.items.map((x) => x.volumeId)).toEqual([v.volumeId]);
+    });
+
     it('refuses to create a volume id twice', async () => {
       const v = volume(alice);
       await fixture.repo.create(v);

@@ -88,4 +88,42 @@ describe('logs', () => {
       nested: [{ apiKey: '[redacted]', size: 3 }],
     });
   });
+
+  it('redact secrets inside any string: URL credentials, presigned signatures, API key secrets, in messages, errors, causes and stacks', () => {
+    const lines: string[] = [];
+    const log = createLogger({}, (line) => lines.push(line));
+    const key = `vsk_key-0123456789abcdef_${'S'.repeat(43)}`;
+    const presigned =
+      'https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20261201%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Security-Token=FwoGZXIvYXdzEXAMPLE&X-Amz-Signature=deadbeefcafe&x-id=GetObject';
+    const cause = new TypeError(
+      'Request cannot be constructed from a URL that includes credentials: http://user:pass@127.0.0.1:5611/l.raw',
+    );
+    const error = new Error(`fetch of ${presigned} failed`, { cause });
+    log.error(`import from http://alice:hunter2@example.com/x?Signature=abc123&sig=s1g failed with ${key}`, {
+      error,
+      cause: [String(cause)],
+      nested: { deeper: [{ text: `GET ${presigned}` }] },
+    });
+    const line = lines[0] ?? '';
+    for (const secret of [
+      'user:pass',
+      'alice:hunter2',
+      'hunter2',
+      'deadbeefcafe',
+      'AKIAEXAMPLE',
+      'FwoGZXIvYXdzEXAMPLE',
+      'abc123',
+      's1g',
+      'S'.repeat(43),
+    ])
+      expect(line, secret).not.toContain(secret);
+    const entry = JSON.parse(line);
+    expect(entry.message).toBe(
+      'import from http://***@example.com/x?Signature=***&sig=*** failed with vsk_key-0123456789abcdef_***',
+    );
+    expect(entry.error.cause.message).toContain('http://***@127.0.0.1:5611/l.raw');
+    expect(entry.error.stack).toContain('X-Amz-Signature=***');
+    expect(entry.nested.deeper[0].text).toContain('X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***');
+    expect(entry.nested.deeper[0].text).toContain('&x-id=GetObject');
+  });
 });

@@ -392,3 +392,54 @@ describe('exports of a snapshot shared with another account', () => {
     }
   });
 });
+
+describe("export prefixes in the region's own bucket", () => {
+  it("keep the export inside the account's export area whatever the prefix names (no planting under segments/, manifests/, uploads/, images/)", async () => {
+    const snapshot = await snapshotOf(image());
+    const other = 'acct-zzzzzzzzzzzzzzzz';
+    for (const prefix of [
+      `segments/${other}/`,
+      `images/${other}/`,
+      `uploads/${other}/`,
+      'uploads/manifests/',
+      'manifests/',
+      `exports/${other}/`,
+      'nightly/',
+    ]) {
+      const started = await exports.start(alice, snapshot.snapshotId, 'vsnap', { prefix });
+      expect(started.bucket).toBeUndefined();
+      expect(started.key).toBe(`exports/${alice.accountId}/${prefix}${started.exportId}.vsnap`);
+    }
+    for (const m of queue.messages.splice(0))
+      if (m.kind === 'export.part') await exports.runPart(m.exportId, m.part);
+    const keys: string[] = [];
+    for await (const object of objects.list('')) keys.push(object.key);
+    const outside = keys.filter(
+      (key) => key.endsWith('.vsnap') && !key.startsWith(`exports/${alice.accountId}/`),
+    );
+    expect(outside).toEqual([]);
+    expect(keys.filter((key) => key.endsWith('.vsnap'))).toHaveLength(7);
+  });
+
+  it('refuse absolute, empty-folder and dot prefixes with 400 request.invalid, before any storage call', async () => {
+    const snapshot = await snapshotOf(image());
+    for (const prefix of [
+      '//',
+      '/abs/',
+      '/etc/',
+      'a//b/',
+      './',
+      'a/./b/',
+      '../',
+      'a/../',
+      '..%2f',
+      'x'.repeat(513),
+    ]) {
+      await expect(
+        exports.start(alice, snapshot.snapshotId, 'raw', { prefix }),
+        prefix,
+      ).rejects.toMatchObject({ code: 'request.invalid', message: /not a safe key prefix/ });
+    }
+    expect(queue.messages.filter((m) => m.kind === 'export.part')).toEqual([]);
+  });
+});

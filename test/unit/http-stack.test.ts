@@ -76,6 +76,51 @@ describe('the HTTP stack', () => {
     ]);
   });
 
+  it('refuses control characters, DEL, C1 and bidi overrides in any string of a body or query, naming the field, the character and where it is', async () => {
+    const free = publicHttpHandler(
+      {
+        body: z.object({ name: z.string(), tags: z.optional(z.record(z.string(), z.string())) }),
+        query: z.looseObject({}),
+      },
+      async ({ body }) => ({ body }),
+    );
+    const cases: [unknown, string][] = [
+      [
+        { name: 'ok\u001b]0;pwned\u0007' },
+        'name: contains a control character (U+001B) at position 2; use printable text',
+      ],
+      [{ name: 'bell\u0007' }, 'name: contains a control character (U+0007) at position 4'],
+      [{ name: 'x\u009b2J' }, 'name: contains a control character (U+009B) at position 1'],
+      [{ name: 'del\u007f' }, 'name: contains a control character (U+007F) at position 3'],
+      [{ name: 'évil\u202etxt.exe' }, 'name: contains a bidirectional control (U+202E) at position 4'],
+      [{ name: 'a\u2066b' }, 'name: contains a bidirectional control (U+2066)'],
+      [{ name: 'ok', tags: { owner: 'nul\u0000' } }, 'tags.owner: contains a control character (U+0000)'],
+      [{ name: 'ok', tags: { 'k\n': 'v' } }, 'tags.k\n: contains a control character (U+000A)'],
+    ];
+    for (const [body, message] of cases) {
+      const response = await call(
+        free,
+        httpEvent({ method: 'POST', headers: json, body: JSON.stringify(body) }),
+      );
+      expect(response.status, message).toBe(400);
+      expect(response.body.error).toBe('request.invalid');
+      expect(response.body.message).toContain(message);
+    }
+    const query = await call(free, {
+      ...httpEvent({ method: 'POST', headers: json, body: '{"name":"ok"}' }),
+      queryStringParameters: { name: 'a\u001bb' },
+    });
+    expect(query.status).toBe(400);
+    expect(query.body.message).toContain(
+      'Invalid query: name: contains a control character (U+001B) at position 1',
+    );
+    const fine = await call(
+      free,
+      httpEvent({ method: 'POST', headers: json, body: JSON.stringify({ name: 'donnée 日本 ok-1 (x)' }) }),
+    );
+    expect(fine).toMatchObject({ status: 200, body: { name: 'donnée 日本 ok-1 (x)' } });
+  });
+
   it('maps a VolsnapError to the status its code fixes, with its message and details', async () => {
     const failing = publicHttpHandler({}, async () => {
       throw new VolsnapError('volume.hasSnapshots', 'Volume vol-1 still has snapshots.', {

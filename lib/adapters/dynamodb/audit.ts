@@ -1,6 +1,6 @@
 import { type DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { AuditEntry, AuditLog } from '../../core/audit.ts';
-import { decodePageToken, encodePageToken, type Page } from '../../core/pagination.ts';
+import { decodeListingPosition, encodePageToken, type Page } from '../../core/pagination.ts';
 import { pickFields } from './keys.ts';
 
 /** Audit entries are kept a year, then DynamoDB's TTL removes them. */
@@ -16,13 +16,6 @@ const FIELDS = [
   'requestId',
   'status',
 ] as const;
-
-type Position = { pk: string; sk: string };
-const isPosition = (v: unknown): v is Position =>
-  typeof v === 'object' &&
-  v !== null &&
-  typeof (v as Position).pk === 'string' &&
-  typeof (v as Position).sk === 'string';
 
 /** The audit trail in the region table: one partition per account, sorted by time. */
 export class DynamoAuditLog implements AuditLog {
@@ -55,7 +48,11 @@ export class DynamoAuditLog implements AuditLog {
         ExpressionAttributeValues: { ':pk': `AUDIT#${accountId}` },
         ScanIndexForward: false,
         Limit: page.limit,
-        ExclusiveStartKey: decodePageToken(page.nextToken, isPosition),
+        // A position in this account's partition only: another account's token is a 400.
+        ExclusiveStartKey: decodeListingPosition(page.nextToken, {
+          attributes: ['pk', 'sk'],
+          fixed: { pk: `AUDIT#${accountId}` },
+        }),
       }),
     );
     const items = (result.Items ?? []).map((item) => pickFields<AuditEntry>(item, FIELDS));

@@ -4,7 +4,7 @@ import {
   type QueryCommandInput,
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { decodePageToken, encodePageToken, type Page } from '../../core/pagination.ts';
+import { decodeListingPosition, encodePageToken, type Page } from '../../core/pagination.ts';
 
 /** Filter conditions on top of an index query, with their attribute names and values. */
 export class Filters {
@@ -44,11 +44,13 @@ export class Filters {
 }
 
 type Position = Record<string, string>;
-const isPosition = (v: unknown): v is Position =>
-  typeof v === 'object' &&
-  v !== null &&
-  !Array.isArray(v) &&
-  Object.values(v).every((x) => typeof x === 'string');
+
+/** The table's key attributes, and each index's (see infra/table.yml). */
+const TABLE_KEY = ['pk', 'sk'] as const;
+const INDEX_KEYS: Readonly<Record<string, readonly [string, string]>> = {
+  gsi1: ['gsi1pk', 'gsi1sk'],
+  gsi2: ['gsi2pk', 'gsi2sk'],
+};
 
 /**
  * One page of an index query, newest first, with filters. DynamoDB applies Limit before filters, so
@@ -63,7 +65,14 @@ export async function queryPage<T>(
 ): Promise<Page<T>> {
   const { filters } = query;
   const items: T[] = [];
-  let start = decodePageToken(page.nextToken, isPosition);
+  const indexKeys = INDEX_KEYS[query.index];
+  if (!indexKeys || indexKeys[0] !== query.partitionKey)
+    throw new Error(`queryPage: ${query.index} is not an index keyed by ${query.partitionKey}`);
+  // A token is a position in this very listing: its own partition, this index's key attributes.
+  let start: Position | undefined = decodeListingPosition(page.nextToken, {
+    attributes: [...TABLE_KEY, ...indexKeys],
+    fixed: { [query.partitionKey]: query.partition },
+  });
   do {
     const result = await documents.send(
       new QueryCommand({
@@ -103,7 +112,7 @@ export async function scanPage<T>(
       ExpressionAttributeValues: { ':type': type },
       ConsistentRead: true,
       Limit: Math.max(page.limit, 100),
-      ExclusiveStartKey: decodePageToken(page.nextToken, isPosition),
+      ExclusiveStartKey: decodeListingPosition(page.nextToken, { attributes: TABLE_KEY, fixed: {} }),
     }),
   );
   const items = Items.map(toItem);

@@ -1,0 +1,34 @@
+import type { Caller } from '../core/identity.ts';
+import type { Snapshot } from '../core/snapshots.ts';
+
+/** What the API shows of a snapshot: the record without the bookkeeping of the work on it. */
+export type SnapshotView = Omit<Snapshot, 'leaseUntil' | 'leaseParts' | 'dispatches' | 'partsDone'>;
+
+/**
+ * The snapshot as its owner sees it: everything but the workers' bookkeeping (lease, dispatch
+ * count, part checkpoints), which no one outside the service needs.
+ */
+export function ownerSnapshotView(snapshot: Snapshot): SnapshotView {
+  const {
+    leaseUntil: _lease,
+    leaseParts: _leaseParts,
+    dispatches: _dispatches,
+    partsDone: _done,
+    ...view
+  } = snapshot;
+  return view;
+}
+
+/**
+ * The snapshot as an account it is shared with (or any account, when public) sees it: also without
+ * whom it is shared with and what holds it (holder ids are other accounts' copies and exports).
+ */
+export function readerSnapshotView(snapshot: Snapshot): SnapshotView {
+  const { sharedWith: _shares, holds: _holds, ...view } = ownerSnapshotView(snapshot);
+  return view;
+}
+
+/** The view of `snapshot` for `caller`'s audience: its owner, or a reader. */
+export function snapshotView(caller: Caller, snapshot: Snapshot): SnapshotView {
+  return snapshot.accountId === caller.accountId ? ownerSnapshotView(snapshot) : readerSnapshotView(snapshot);
+}
