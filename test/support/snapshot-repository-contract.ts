@@ -191,6 +191,27 @@ export function snapshotRepositoryContract(
       expect(await f.snapshots.sessionSegments(newId('snapshot'))).toEqual(new Set());
     });
 
+    it('issues upload keys to a session within its limits, atomically, and forgets them with it', async () => {
+      const s = snapshot();
+      await f.snapshots.create(s);
+      const limits = { segments: 30, manifests: 2 };
+      const ids = Array.from({ length: 30 }, () => newId('segment'));
+      const manifest = newId('manifestUpload');
+      const issue = (segmentIds: string[], manifestUploadIds: string[] = []) =>
+        f.snapshots.issueSessionUploads(s.snapshotId, { segmentIds, manifestUploadIds }, limits);
+      expect(await issue(ids.slice(0, 25), [manifest])).toBe(true);
+      // Past the limit: nothing of it is recorded.
+      const over = newId('segment');
+      expect(await issue([...ids.slice(25), over])).toBe(false);
+      expect(await issue(ids.slice(25))).toBe(true);
+      expect(await issue([], [newId('manifestUpload'), newId('manifestUpload')])).toBe(false);
+      expect(await f.snapshots.sessionSegments(s.snapshotId)).toEqual(new Set(ids));
+      expect(await f.snapshots.sessionManifestUploads(s.snapshotId)).toEqual(new Set([manifest]));
+      await f.snapshots.remove(s);
+      expect(await f.snapshots.sessionSegments(s.snapshotId)).toEqual(new Set());
+      expect(await f.snapshots.sessionManifestUploads(s.snapshotId)).toEqual(new Set());
+    });
+
     const stats = (newBytes: number) => ({
       blockCount: 1,
       storedBytes: newBytes,

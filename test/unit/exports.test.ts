@@ -40,6 +40,7 @@ beforeEach(() => {
   queue = new MemoryWorkQueue();
   const volumeRepo = new MemoryVolumeRepository();
   snapshots = new SnapshotService({
+    compressor: createZstdCompressor(),
     snapshots: new MemorySnapshotRepository(volumeRepo),
     volumes: volumeRepo,
     objects,

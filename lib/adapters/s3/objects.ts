@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { VolsnapError } from '../../core/errors.ts';
-import type { IncompleteUpload, ObjectStore, StoredObject } from '../../core/objects.ts';
+import type { IncompleteUpload, ObjectStore, PresignPutOptions, StoredObject } from '../../core/objects.ts';
 
 /**
  * The region's bucket. `presigner` must be built with the checksum settings of s3ClientConfig, or
@@ -30,9 +30,17 @@ export class S3ObjectStore implements ObjectStore {
     private readonly presigner: S3Client = s3,
   ) {}
 
-  presignPut(key: string, expiresInSeconds: number): Promise<string> {
-    return getSignedUrl(this.presigner, new PutObjectCommand({ Bucket: this.bucket, Key: key }), {
+  presignPut(key: string, expiresInSeconds: number, options: PresignPutOptions = {}): Promise<string> {
+    // Write-once: `If-None-Match: *` is signed (X-Amz-SignedHeaders names it), so the holder must
+    // send it and S3 answers 412 once the key exists.
+    const command = new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      ...(options.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
+    });
+    return getSignedUrl(this.presigner, command, {
       expiresIn: expiresInSeconds,
+      ...(options.ifNoneMatch ? { signableHeaders: new Set(['if-none-match']) } : {}),
     });
   }
 
