@@ -689,9 +689,9 @@ export class SnapshotService {
         );
       }
     }
-    const staged = await this.#loadStaged(snapshot, manifestUploadId);
+    const staged = await this.#loadStaged(snapshot, manifestUploadId, true);
     if (typeof staged === 'string') return this.#fail(snapshot, staged);
-    const { manifest, session, fresh } = staged;
+    const { manifest, session, fresh, parent } = staged;
     const missing = await this.#missingSegments(snapshot.accountId, fresh);
     if (missing.short.length > 0) {
       throw new VolsnapError(
@@ -705,11 +705,8 @@ export class SnapshotService {
         snapshot,
         `Segment ${missing.long[0]} is stored larger than the ${manifest.segments.get(missing.long[0])} bytes the manifest declares.`,
       );
-    if (snapshot.parentSnapshotId) {
-      const parent = await this.#parentManifest(snapshot.parentSnapshotId);
-      const rejected = parent && checkInherited(manifest, parent, session);
-      if (rejected) return this.#fail(snapshot, rejected);
-    }
+    const inheritedWrong = parent && checkInherited(manifest, parent, session);
+    if (inheritedWrong) return this.#fail(snapshot, inheritedWrong);
     if (!trusted) {
       const bytes = fresh.reduce((sum, [, size]) => sum + size, 0);
       if (bytes > this.#o.inlineVerifyBytes && this.#o.queue !== noQueue)
@@ -732,7 +729,8 @@ export class SnapshotService {
     if (snapshot?.state !== 'pending' || !verification) return 'skipped';
     const parts = snapshot.parts ?? 1;
     if (!Number.isInteger(part) || part < 0 || part >= parts) return 'skipped';
-    const staged = await this.#loadStaged(snapshot, verification.manifestUploadId);
+    // The staged manifest is write-once and was checked against the parent by complete().
+    const staged = await this.#loadStaged(snapshot, verification.manifestUploadId, false);
     if (typeof staged === 'string') {
       await this.#fail(snapshot, staged).catch(ignoreInvalid);
       return 'error';
@@ -776,13 +774,17 @@ export class SnapshotService {
   }
 
   /**
-   * The staged manifest, decoded and checked against the snapshot: its volume, and segments that
-   * are this session's or the parent's. A string is why it is invalid; not stored yet is a 409.
+   * The staged manifest, decoded and checked against the snapshot: its volume and, `againstParent`,
+   * segments that are this session's or the parent's (whose manifest is returned). A string is why
+   * it is invalid; not stored yet is a 409.
    */
   async #loadStaged(
     snapshot: Snapshot,
     manifestUploadId: string | undefined,
-  ): Promise<{ manifest: Manifest; session: Set<string>; fresh: [string, number][] } | Rejection> {
+    againstParent: boolean,
+  ): Promise<
+    { manifest: Manifest; session: Set<string>; fresh: [string, number][]; parent?: Manifest } | Rejection
+  > {
     const key = manifestUploadId
       ? ObjectLayout.manifestStaging(snapshot.snapshotId, manifestUploadId)
       : ObjectLayout.manifestUpload(snapshot.snapshotId);
@@ -803,14 +805,17 @@ export class SnapshotService {
     if (manifest.volumeSize !== snapshot.volumeSize)
       return `The manifest describes a volume of ${manifest.volumeSize} bytes; this snapshot's volume has ${snapshot.volumeSize}.`;
     const session = await this.#o.snapshots.sessionSegments(snapshot.snapshotId);
-    const inherited = snapshot.parentSnapshotId
-      ? ((await this.#parentManifest(snapshot.parentSnapshotId))?.segments ?? new Map<string, number>())
-      : new Map<string, number>();
-    const foreign = [...manifest.segments.keys()].filter((id) => !session.has(id) && !inherited.has(id));
+    const fresh = [...manifest.segments].filter(([id]) => session.has(id));
+    if (!againstParent) return { manifest, session, fresh };
+    const parent = snapshot.parentSnapshotId
+      ? await this.#parentManifest(snapshot.parentSnapshotId)
+      : undefined;
+    const foreign = [...manifest.segments.keys()].filter(
+      (id) => !session.has(id) && !parent?.segments.has(id),
+    );
     if (foreign.length > 0)
       return `The manifest names ${foreign.length} segment(s) that neither this snapshot's upload nor its parent holds: ${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', …' : ''}.`;
-    const fresh = [...manifest.segments].filter(([id]) => session.has(id));
-    return { manifest, session, fresh };
+    return { manifest, session, fresh, ...(parent ? { parent } : {}) };
   }
 
   /** Verifies the manifest's blocks in `segments` (of this session), one segment at a time. */

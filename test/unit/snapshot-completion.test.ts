@@ -243,6 +243,25 @@ describe('completion verifies the data', () => {
       names: (m) => [`block ${first(m).blockIndex} appears twice`],
     },
     {
+      name: 'blocks out of order',
+      lie: (m) => {
+        const bytes = encodeManifest(m);
+        bytes.writeUInt32LE(m.entries[1]?.blockIndex ?? 0, ENTRIES_AT(m));
+        bytes.writeUInt32LE(first(m).blockIndex, ENTRIES_AT(m) + 52);
+        return redigest(bytes);
+      },
+      names: (m) => [`block ${first(m).blockIndex} appears twice or out of order`],
+    },
+    {
+      name: 'an entry past the end of its segment',
+      lie: (m) => {
+        const bytes = encodeManifest(m);
+        bytes.writeUInt32LE(64 * 1024 * 1024, ENTRIES_AT(m) + 44);
+        return redigest(bytes);
+      },
+      names: (m) => [`block ${first(m).blockIndex} lies outside segment ${first(m).segmentId}`],
+    },
+    {
       name: 'a bad manifest digest',
       lie: (m) => {
         const bytes = encodeManifest(m);
@@ -321,6 +340,37 @@ describe('completion verifies the data', () => {
       snapshots.complete(alice, snapshot.snapshotId, { manifestUploadId: 'mup-0000000000000000' }),
     ).rejects.toMatchObject({ code: 'request.invalid' });
     expect((await snapshots.get(alice, snapshot.snapshotId)).state).toBe('pending');
+  });
+});
+
+describe('tombstones and garbage collection', () => {
+  it('keeps tombstones through the grace period, then collects them and nothing the snapshot names', async () => {
+    const v = await volume();
+    const data = image();
+    const u = await upload(data, { volumeId: v.volumeId });
+    const done = await complete(u);
+    const unused = [...u.urls.keys()].filter((id) => !u.used.includes(id));
+    const tombstones = [
+      ...unused.map((id) => ObjectLayout.segment(alice.accountId, id)),
+      ObjectLayout.manifestStaging(done.snapshotId, u.manifestUploadId),
+    ];
+    for (const key of tombstones) expect(objects.objects.get(key)?.length, key).toBe(0);
+    const maintenance = new Maintenance({
+      snapshots: snapshotRepo,
+      service: snapshots,
+      objects,
+      exports: { listAll: async () => ({ items: [] }) } as never,
+      exportService: {} as never,
+      queue,
+      clock,
+    });
+    clock.advance(60_000);
+    expect(await maintenance.gc()).toMatchObject({ segmentsDeleted: 0, objectsDeleted: 0 });
+    for (const key of tombstones) expect(objects.objects.has(key), key).toBe(true);
+    clock.advance(25 * 3600 * 1000);
+    expect(await maintenance.gc()).toMatchObject({ segmentsDeleted: unused.length, objectsDeleted: 1 });
+    for (const key of tombstones) expect(objects.objects.has(key), key).toBe(false);
+    expect((await restore(done.snapshotId, data.length)).equals(data)).toBe(true);
   });
 });
 
