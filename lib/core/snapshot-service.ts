@@ -15,6 +15,7 @@ import {
   MAX_MANIFEST_UPLOADS,
   maxSegmentUrls,
   type Rejection,
+  retireKeys,
   retireSession,
   verifySegment,
 } from './snapshot-verify.ts';
@@ -565,6 +566,19 @@ export class SnapshotService {
         { details: { snapshotId, maxSegmentUrls: limits.segments, maxManifestUrls: limits.manifests } },
       );
     }
+    // Left pending meanwhile? Then its retirement may have missed these keys: retire them here.
+    const now = await this.#o.snapshots.get(snapshotId);
+    if (now?.state !== 'pending') {
+      await retireKeys(this.#o.objects, [
+        ...ids.map((id) => ObjectLayout.segment(snapshot.accountId, id)),
+        ...(manifestUploadId ? [ObjectLayout.manifestStaging(snapshotId, manifestUploadId)] : []),
+      ]);
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${snapshotId} is ${now?.state ?? 'gone'}, not pending: its blocks can no longer be written.`,
+        { details: { snapshotId, state: now?.state } },
+      );
+    }
     const ttl = this.#o.urlTtlSeconds;
     const writeOnce = { ifNoneMatch: true };
     const segments = await Promise.all(
@@ -707,13 +721,30 @@ export class SnapshotService {
       );
     const inheritedWrong = parent && checkInherited(manifest, parent, session);
     if (inheritedWrong) return this.#fail(snapshot, inheritedWrong);
-    if (!trusted) {
-      const bytes = fresh.reduce((sum, [, size]) => sum + size, 0);
-      if (bytes > this.#o.inlineVerifyBytes && this.#o.queue !== noQueue)
-        return this.#verifyByWorkers(snapshot, manifestUploadId, fresh.length);
-      const rejected = await this.#verifySegments(snapshot, manifest, fresh);
-      if (rejected) return this.#fail(snapshot, rejected);
+    if (trusted) return this.#finish(caller, snapshot, manifestUploadId, manifest, session);
+    // One completion verifies at a time: the one that claims it (another gets the pending snapshot).
+    const claimed = await this.#claimVerification(snapshot, manifestUploadId, fresh.length);
+    if (!claimed) return this.#visible(caller, snapshotId);
+    const bytes = fresh.reduce((sum, [, size]) => sum + size, 0);
+    if (bytes > this.#o.inlineVerifyBytes && this.#o.queue !== noQueue) {
+      // A message lost here is sent again by the reaper when the lease lapses.
+      for (let part = 0; part < (claimed.parts ?? 1); part++)
+        await this.#o.queue.send({ kind: 'snapshot.verifyPart', snapshotId, part });
+      return claimed;
     }
+    let rejected: Rejection | undefined;
+    try {
+      rejected = await this.#verifySegments(snapshot, manifest, fresh);
+    } catch (error) {
+      // Storage failed us, not the upload: give the claim back so that completing again works.
+      await this.#o.snapshots.transition(snapshotId, ['pending'], 'pending', {
+        leaseUntil: undefined,
+        verification: undefined,
+        parts: undefined,
+      });
+      throw error;
+    }
+    if (rejected) return this.#fail(snapshot, rejected);
     return this.#finish(caller, snapshot, manifestUploadId, manifest, session);
   }
 
@@ -844,36 +875,30 @@ export class SnapshotService {
     return undefined;
   }
 
-  /** Hands verification to workers: parts of `segmentsPerPart` segments, the snapshot leased meanwhile. */
-  async #verifyByWorkers(
+  /**
+   * Claims the verification of an upload for one completion: the lease, the staged manifest and its
+   * parts, in one conditional write. A completion that loses (another one is verifying) gets
+   * undefined. A claim whose request is lost is finished by workers: the reaper sends its parts.
+   */
+  async #claimVerification(
     snapshot: Snapshot,
     manifestUploadId: string | undefined,
     segments: number,
-  ): Promise<Snapshot> {
+  ): Promise<Snapshot | undefined> {
     const now = this.#o.clock.now();
-    // Only one completion starts it: the lease is taken only where there is none.
-    const won = await this.#o.snapshots.renewLease(snapshot.snapshotId, undefined, {
-      leaseUntil: isoTime(now + this.#o.leaseMs),
-      leaseParts: 0,
-      dispatches: 0,
-    });
-    if (!won)
-      return this.#owned(systemOf(snapshot.accountId), snapshot.snapshotId, 'snapshot:create', 'write');
     const segmentsPerPart = this.#o.verifySegmentsPerPart;
-    const parts = Math.max(1, Math.ceil(segments / segmentsPerPart));
-    const verifying = await this.#o.snapshots.transition(snapshot.snapshotId, ['pending'], 'pending', {
-      parts,
-      progress: 0,
-      verification: { ...(manifestUploadId ? { manifestUploadId } : {}), segmentsPerPart },
-      // Verifying gets its own time: the upload's deadline may be near.
-      deadline: isoTime(now + this.#o.uploadTimeoutMs),
-    });
-    if (!verifying)
-      return this.#owned(systemOf(snapshot.accountId), snapshot.snapshotId, 'snapshot:create', 'write');
-    // A message lost here is sent again by the reaper when the lease lapses.
-    for (let part = 0; part < parts; part++)
-      await this.#o.queue.send({ kind: 'snapshot.verifyPart', snapshotId: snapshot.snapshotId, part });
-    return verifying;
+    const claimed = await this.#o.snapshots.renewLease(
+      snapshot.snapshotId,
+      undefined,
+      { leaseUntil: isoTime(now + this.#o.leaseMs), leaseParts: 0, dispatches: 0 },
+      {
+        verification: { ...(manifestUploadId ? { manifestUploadId } : {}), segmentsPerPart },
+        parts: Math.max(1, Math.ceil(segments / segmentsPerPart)),
+        // Verifying gets its own time: the upload's deadline may be near.
+        deadline: isoTime(now + this.#o.uploadTimeoutMs),
+      },
+    );
+    return claimed ? this.#o.snapshots.get(snapshot.snapshotId) : undefined;
   }
 
   /** The completing transition (with the parent check), then the session's unused keys retired. */
@@ -902,8 +927,17 @@ export class SnapshotService {
         progress: 100,
         completedAt: isoTime(this.#o.clock.now()),
         stats: statsOf(manifest, session),
-        leaseUntil: undefined,
-        verification: undefined,
+        // What verifying it took is over (a server-side snapshot keeps its parts' record).
+        ...(snapshot.verification || caller.keyId !== SYSTEM_KEY_ID
+          ? {
+              leaseUntil: undefined,
+              leaseParts: undefined,
+              dispatches: undefined,
+              parts: undefined,
+              partsDone: undefined,
+              verification: undefined,
+            }
+          : { leaseUntil: undefined }),
       },
       inheritsFromParent && snapshot.parentSnapshotId
         ? { snapshotId: snapshot.parentSnapshotId, states: LIVE_MANIFEST_STATES }

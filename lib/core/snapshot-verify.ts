@@ -174,18 +174,22 @@ export async function retireSession(
   snapshot: Pick<Snapshot, 'snapshotId' | 'accountId'>,
   keep: ReadonlySet<string> = new Set(),
 ): Promise<void> {
-  const keys = [
+  await retireKeys(objects, [
     ...[...(await snapshots.sessionSegments(snapshot.snapshotId))]
       .filter((segmentId) => !keep.has(segmentId))
       .map((segmentId) => ObjectLayout.segment(snapshot.accountId, segmentId)),
     ...[...(await snapshots.sessionManifestUploads(snapshot.snapshotId))].map((id) =>
       ObjectLayout.manifestStaging(snapshot.snapshotId, id),
     ),
-  ];
-  for (let i = 0; i < keys.length; i += RETIRE_CONCURRENCY)
-    await Promise.all(keys.slice(i, i + RETIRE_CONCURRENCY).map((key) => objects.put(key, TOMBSTONE)));
+  ]);
   // The workers' own staging key was never given out: deleting it is enough.
   await objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId));
+}
+
+/** Overwrites each key with an empty tombstone (see {@link retireSession}). */
+export async function retireKeys(objects: ObjectStore, keys: readonly string[]): Promise<void> {
+  for (let i = 0; i < keys.length; i += RETIRE_CONCURRENCY)
+    await Promise.all(keys.slice(i, i + RETIRE_CONCURRENCY).map((key) => objects.put(key, TOMBSTONE)));
 }
 
 function blockList(entries: readonly ManifestEntry[]): string {

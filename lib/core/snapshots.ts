@@ -220,12 +220,14 @@ export interface SnapshotRepository {
   release(snapshotId: string, holder: string): Promise<void>;
   /**
    * Renews the lease of pending server-side work only if it still is `expected` (absent: undefined);
-   * false if another reaper moved it first (so overlapping reapers never both dispatch).
+   * false if another reaper moved it first (so overlapping reapers never both dispatch). `claim`
+   * fields are set in the same write (a completion claiming verification: only one wins).
    */
   renewLease(
     snapshotId: string,
     expected: string | undefined,
     lease: { leaseUntil: string; leaseParts: number; dispatches: number },
+    claim?: Required<Pick<Snapshot, 'verification' | 'parts' | 'deadline'>>,
   ): Promise<boolean>;
   /** Records segments issued to a snapshot's upload session (they belong to it and its account). */
   addSessionSegments(snapshotId: string, segmentIds: readonly string[]): Promise<void>;

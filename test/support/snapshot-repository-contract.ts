@@ -363,6 +363,24 @@ export function snapshotRepositoryContract(
       expect(await f.snapshots.renewLease(s.snapshotId, undefined, lease)).toBe(false);
     });
 
+    it('claims a lease with what it is for in one write: one of two racing completions wins', async () => {
+      const s = snapshot();
+      await f.snapshots.create(s);
+      const lease = { leaseUntil: '2026-01-01T00:40:00.000Z', leaseParts: 0, dispatches: 0 };
+      const claim = (id: string) => ({
+        verification: { manifestUploadId: id, segmentsPerPart: 64 },
+        parts: 3,
+        deadline: '2026-01-01T06:00:00.000Z',
+      });
+      const won = await Promise.all([
+        f.snapshots.renewLease(s.snapshotId, undefined, lease, claim('mup-aaaaaaaaaaaaaaaa')),
+        f.snapshots.renewLease(s.snapshotId, undefined, lease, claim('mup-bbbbbbbbbbbbbbbb')),
+      ]);
+      expect(won.filter(Boolean)).toHaveLength(1);
+      const winner = won[0] ? 'mup-aaaaaaaaaaaaaaaa' : 'mup-bbbbbbbbbbbbbbbb';
+      expect(await f.snapshots.get(s.snapshotId)).toMatchObject({ ...lease, ...claim(winner) });
+    });
+
     it('lists every snapshot of every account for maintenance, across pages', async () => {
       const mine = [snapshot(), snapshot({ state: 'completed' }), snapshot()];
       for (const s of mine) await f.snapshots.create(s);

@@ -327,6 +327,27 @@ describe('completion verifies the data', () => {
     );
   });
 
+  it('lets one of two concurrent completions verify; the other answers the pending snapshot', async () => {
+    const v = await volume();
+    const data = image();
+    const u = await upload(data, { volumeId: v.volumeId });
+    const rerun = await snapshots.uploadUrls(alice, u.snapshot.snapshotId, 0, { manifest: true });
+    const staged = await objects.get(ObjectLayout.manifestStaging(u.snapshot.snapshotId, u.manifestUploadId));
+    expect(await objects.receivePut(rerun.manifestUrl ?? '', staged ?? new Uint8Array(), WRITE_ONCE)).toBe(
+      200,
+    );
+    const answers = await Promise.all([
+      complete(u),
+      snapshots.complete(alice, u.snapshot.snapshotId, { manifestUploadId: rerun.manifestUploadId ?? '' }),
+    ]);
+    expect(answers.map((a) => a.state).sort()).toEqual(['completed', 'pending']);
+    const done = await snapshots.get(alice, u.snapshot.snapshotId);
+    expect(done).toMatchObject({ state: 'completed', progress: 100 });
+    expect(done).not.toHaveProperty('leaseUntil');
+    expect(done).not.toHaveProperty('parts');
+    expect((await restore(done.snapshotId, data.length)).equals(data)).toBe(true);
+  });
+
   it('keeps a snapshot whose manifest is not uploaded yet pending (409); refuses a manifest upload id not its own', async () => {
     const v = await volume();
     const snapshot = await snapshots.create(alice, { volumeId: v.volumeId });

@@ -595,21 +595,29 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     snapshotId: string,
     expected: string | undefined,
     lease: { leaseUntil: string; leaseParts: number; dispatches: number },
+    claim?: Required<Pick<Snapshot, 'verification' | 'parts' | 'deadline'>>,
   ): Promise<boolean> {
     try {
       await this.documents.send(
         new UpdateCommand({
           TableName: this.table,
           Key: snapshotKey(snapshotId),
-          UpdateExpression: 'SET leaseUntil = :lease, leaseParts = :parts, dispatches = :dispatches',
+          UpdateExpression: `SET leaseUntil = :lease, leaseParts = :parts, dispatches = :dispatches${claim ? ', verification = :verification, #partCount = :partCount, deadline = :deadline' : ''}`,
           ConditionExpression: `#state = :pending AND ${expected === undefined ? 'attribute_not_exists(leaseUntil)' : 'leaseUntil = :expected'}`,
-          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeNames: { '#state': 'state', ...(claim ? { '#partCount': 'parts' } : {}) },
           ExpressionAttributeValues: {
             ':lease': lease.leaseUntil,
             ':parts': lease.leaseParts,
             ':dispatches': lease.dispatches,
             ':pending': 'pending',
             ...(expected === undefined ? {} : { ':expected': expected }),
+            ...(claim
+              ? {
+                  ':verification': claim.verification,
+                  ':partCount': claim.parts,
+                  ':deadline': claim.deadline,
+                }
+              : {}),
           },
         }),
       );

@@ -181,10 +181,11 @@ export class MemorySnapshotRepository implements SnapshotRepository {
     snapshotId: string,
     expected: string | undefined,
     lease: { leaseUntil: string; leaseParts: number; dispatches: number },
+    claim?: Required<Pick<Snapshot, 'verification' | 'parts' | 'deadline'>>,
   ): Promise<boolean> {
     const snapshot = this.#snapshots.get(snapshotId);
     if (snapshot?.state !== 'pending' || snapshot.leaseUntil !== expected) return false;
-    Object.assign(snapshot, lease);
+    Object.assign(snapshot, lease, structuredClone(claim ?? {}));
     return true;
   }
 
