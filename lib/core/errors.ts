@@ -29,8 +29,6 @@ export const ERROR_STATUS = {
   'snapshot.manifestMissing': 409,
   /** The manifest names segments that are not (yet) stored: upload them, then complete again. */
   'snapshot.segmentsMissing': 409,
-  /** The manifest names segments that are neither this upload's nor its parent's: the snapshot fails. */
-  'snapshot.segmentsForeign': 400,
   /**
    * The uploaded manifest is not sound (does not decode, does not describe this volume, or names
    * blocks its segments or its parent do not hold as it says): the snapshot is in `error`.
