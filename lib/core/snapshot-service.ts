@@ -732,11 +732,13 @@ export class SnapshotService {
         await this.#o.queue.send({ kind: 'snapshot.verifyPart', snapshotId, part });
       return claimed;
     }
-    let rejected: Rejection | undefined;
     try {
-      rejected = await this.#verifySegments(snapshot, manifest, fresh);
+      const rejected = await this.#verifySegments(snapshot, manifest, fresh);
+      if (rejected) return await this.#fail(snapshot, rejected);
+      return await this.#finish(caller, snapshot, manifestUploadId, manifest, session);
     } catch (error) {
-      // Storage failed us, not the upload: give the claim back so that completing again works.
+      // Storage failed us, not the upload: give the claim back so that completing again works
+      // (a no-op once the snapshot left pending).
       await this.#o.snapshots.transition(snapshotId, ['pending'], 'pending', {
         leaseUntil: undefined,
         verification: undefined,
@@ -744,8 +746,6 @@ export class SnapshotService {
       });
       throw error;
     }
-    if (rejected) return this.#fail(snapshot, rejected);
-    return this.#finish(caller, snapshot, manifestUploadId, manifest, session);
   }
 
   /**

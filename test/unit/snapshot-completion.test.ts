@@ -9,6 +9,7 @@ import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
 import { S3ObjectStore } from '../../lib/adapters/s3/objects.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
+import { VolsnapError } from '../../lib/core/errors.ts';
 import type { Caller } from '../../lib/core/identity.ts';
 import { Maintenance } from '../../lib/core/maintenance.ts';
 import { decodeManifest, encodeManifest, type Manifest } from '../../lib/core/manifest.ts';
@@ -346,6 +347,27 @@ describe('completion verifies the data', () => {
     expect(done).not.toHaveProperty('leaseUntil');
     expect(done).not.toHaveProperty('parts');
     expect((await restore(done.snapshotId, data.length)).equals(data)).toBe(true);
+  });
+
+  it('gives the claim back when storage fails while verifying, so completing again works', async () => {
+    const v = await volume();
+    const data = image();
+    const u = await upload(data, { volumeId: v.volumeId });
+    // A fault no emulator produces on demand: the store fails one read.
+    const getRange = objects.getRange.bind(objects);
+    objects.getRange = async () => {
+      objects.getRange = getRange;
+      throw new VolsnapError(
+        'storage.unavailable',
+        'Object storage did not answer as expected; retry shortly.',
+      );
+    };
+    await expect(complete(u)).rejects.toMatchObject({ code: 'storage.unavailable' });
+    const still = await snapshots.get(alice, u.snapshot.snapshotId);
+    expect(still.state).toBe('pending');
+    expect(still).not.toHaveProperty('leaseUntil');
+    expect((await complete(u)).state).toBe('completed');
+    expect((await restore(u.snapshot.snapshotId, data.length)).equals(data)).toBe(true);
   });
 
   it('keeps a snapshot whose manifest is not uploaded yet pending (409); refuses a manifest upload id not its own', async () => {
