@@ -151,6 +151,26 @@ describe('segments are written once', () => {
 });
 
 describe('completed means the service checked the data', () => {
+  it('has workers verify an upload too large for the request, while the CLI waits for it', async () => {
+    const size = 320 * 1024 * 1024;
+    const volumeId = (await json('volume', 'create', '--name', 'large', '--size', '320MiB')).volumeId;
+    const diskPath = join(work, 'large.img');
+    writeFileSync(diskPath, randomBytes(size));
+    const created = (await json('snapshot', 'create', '--volume', volumeId, '--file', diskPath)).snapshot;
+    expect(created).toMatchObject({
+      state: 'completed',
+      progress: 100,
+      stats: { newBlocks: size / BLOCK_SIZE },
+    });
+    expect(created).not.toHaveProperty('verification');
+    // More than 256 MiB of new segments: verified by a worker, not in the request.
+    expect(cloud.output()).toMatch(
+      new RegExp(
+        `snapshot\\.verifyPart[^\\n]*${created.snapshotId}|${created.snapshotId}[^\\n]*snapshot\\.verifyPart`,
+      ),
+    );
+  }, 240_000);
+
   it('fails a lying manifest (a block hash that is not its content) and never uses it as a parent', async () => {
     const volumeId = (await json('volume', 'create', '--name', 'liar', '--size', '8MiB')).volumeId;
     const pending = await api.createSnapshot({ volumeId });
