@@ -108,6 +108,7 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
   const snapshots = once(
     () =>
       new SnapshotService({
+        compressor: createZstdCompressor(),
         snapshots: snapshotRepo(),
         volumes: volumeRepo(),
         objects: objects(),
@@ -155,6 +156,7 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         volumes: volumesThere,
         objects: store,
         service: new SnapshotService({
+          compressor: createZstdCompressor(),
           snapshots: repo,
           volumes: volumesThere,
           objects: store,

@@ -127,20 +127,42 @@ export const fail = httpHandler(
   }),
 );
 
-/** `POST /v1/snapshots/{snapshotId}/upload-urls {segments: N}`: new segment ids with PUT URLs, and the manifest's. */
+/**
+ * `POST /v1/snapshots/{snapshotId}/upload-urls {segments: N, manifest?: true}`: new segment ids with
+ * write-once PUT URLs and, when asked, a manifest upload id with its write-once URL.
+ */
 export const uploadUrls = httpHandler(
-  { audit: 'snapshot.uploadUrls', path: SnapshotPath, body: z.strictObject({ segments: z.number() }) },
+  {
+    audit: 'snapshot.uploadUrls',
+    path: SnapshotPath,
+    body: z.strictObject({ segments: z.number(), manifest: z.optional(z.boolean()) }),
+  },
   async ({ path, body, caller }) => ({
-    body: await runtime().snapshots.uploadUrls(caller, path.snapshotId, body.segments),
+    body: await runtime().snapshots.uploadUrls(caller, path.snapshotId, body.segments, {
+      manifest: body.manifest ?? false,
+    }),
   }),
 );
 
-/** `POST /v1/snapshots/{snapshotId}/complete`: verifies the uploaded manifest and segments, then completes. */
+/**
+ * `POST /v1/snapshots/{snapshotId}/complete {manifestUploadId}`: verifies the manifest uploaded there
+ * and every new block, then completes (200); 202 with the pending snapshot while workers verify a
+ * large one (poll it until `completed` or `error`).
+ */
 export const complete = httpHandler(
-  { audit: 'snapshot.complete', path: SnapshotPath },
-  async ({ path, caller }) => ({
-    body: snapshotView(caller, await runtime().snapshots.complete(caller, path.snapshotId)),
-  }),
+  {
+    audit: 'snapshot.complete',
+    path: SnapshotPath,
+    body: z.optional(z.strictObject({ manifestUploadId: z.optional(z.string()) })),
+  },
+  async ({ path, body, caller }) => {
+    const snapshot = await runtime().snapshots.complete(
+      caller,
+      path.snapshotId,
+      body?.manifestUploadId ? { manifestUploadId: body.manifestUploadId } : {},
+    );
+    return { status: snapshot.state === 'pending' ? 202 : 200, body: snapshotView(caller, snapshot) };
+  },
 );
 
 /** `GET /v1/snapshots/{snapshotId}/manifest-url`: a GET URL of a completed snapshot's manifest. */

@@ -24,7 +24,7 @@ export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
     const subject =
       message.kind === 'export.part' ? { exportId: message.exportId } : { snapshotId: message.snapshotId };
     try {
-      const { imageSnapshotter, copier, exports, importer } = runtime();
+      const { imageSnapshotter, copier, exports, importer, snapshots } = runtime();
       const outcome =
         message.kind === 'export.part'
           ? await exports.runPart(message.exportId, message.part)
@@ -34,7 +34,9 @@ export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
               ? await copier.runPart(message.snapshotId, message.part)
               : message.kind === 'snapshot.fromImagePart'
                 ? await imageSnapshotter.runPart(message.snapshotId, message.part)
-                : await imageSnapshotter.run(message.snapshotId);
+                : message.kind === 'snapshot.verifyPart'
+                  ? await snapshots.verifyPart(message.snapshotId, message.part)
+                  : await imageSnapshotter.run(message.snapshotId);
       log.info('work done', { kind: message.kind, ...subject, outcome });
     } catch (error) {
       log.error('work failed; it will be retried', {

@@ -241,15 +241,30 @@ export class ApiClient {
     });
   }
 
+  /** Segment ids with write-once PUT URLs; with `manifest`, also a manifest upload id and its URL. */
   uploadUrls(
     snapshotId: string,
     segments: number,
-  ): Promise<{ segments: SegmentUrl[]; manifestUrl: string; expiresInSeconds: number }> {
-    return this.request('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/upload-urls`, { segments });
+    options: { manifest?: boolean } = {},
+  ): Promise<{
+    segments: SegmentUrl[];
+    manifestUploadId?: string;
+    manifestUrl?: string;
+    expiresInSeconds: number;
+  }> {
+    return this.request('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/upload-urls`, {
+      segments,
+      ...(options.manifest ? { manifest: true } : {}),
+    });
   }
 
-  completeSnapshot(snapshotId: string): Promise<Snapshot> {
-    return this.request<Snapshot>('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/complete`);
+  /** Completes from the manifest uploaded to `manifestUploadId`; pending (202) while workers verify it. */
+  completeSnapshot(snapshotId: string, manifestUploadId?: string): Promise<Snapshot> {
+    return this.request<Snapshot>(
+      'POST',
+      `/v1/snapshots/${encodeURIComponent(snapshotId)}/complete`,
+      manifestUploadId ? { manifestUploadId } : undefined,
+    );
   }
 
   manifestUrl(snapshotId: string): Promise<{ url: string; expiresInSeconds: number }> {

@@ -6,7 +6,7 @@ import { VolsnapError } from '../core/errors.ts';
 import { decodeManifest, encodeManifest, type Manifest } from '../core/manifest.ts';
 import { segmentCapacity } from '../core/segment.ts';
 import { emptyWriteReport, SnapshotWriter, type WriteReport } from '../core/snapshot-writer.ts';
-import type { ApiClient, SegmentUrl, Snapshot } from './api-client.ts';
+import { type ApiClient, ApiError, type SegmentUrl, type Snapshot } from './api-client.ts';
 import { getObject, putObject } from './transfer.ts';
 
 export interface CreateFromFileOptions {
@@ -35,7 +35,9 @@ const URL_BATCH = 16;
 /**
  * Snapshots a file or block device into a volume: reads it in 512 KiB blocks, writes only blocks
  * that are non-zero and changed since the parent snapshot, packs them into segments uploaded
- * through presigned URLs (bounded concurrency), then uploads the manifest and completes.
+ * through write-once presigned URLs (bounded concurrency), then uploads the manifest to a fresh
+ * write-once key and completes, waiting while the service verifies a large upload. A snapshot the
+ * service finds unsound is in `error`: that is thrown, with its reason.
  */
 export async function createSnapshotFromFile(
   api: ApiClient,
@@ -70,16 +72,10 @@ export async function createSnapshotFromFile(
 
   // Segment URLs are asked for a batch at a time, as needed, so each is used soon after it is issued.
   const urls: SegmentUrl[] = [];
-  // The manifest's URL comes with every batch; the last one is used if still fresh.
-  let manifestTarget: { url: string; validUntil: number } | undefined;
   const nextSegmentId = async (): Promise<string> => {
     if (urls.length === 0) {
       const batch = await api.uploadUrls(snapshot.snapshotId, URL_BATCH);
       urls.push(...batch.segments);
-      manifestTarget = {
-        url: batch.manifestUrl,
-        validUntil: Date.now() + (batch.expiresInSeconds * 1000) / 2,
-      };
     }
     const next = urls[0];
     if (!next) throw new Error('the service issued no segment URLs');
@@ -97,7 +93,7 @@ export async function createSnapshotFromFile(
     // Wait for a free slot before the writer fills another segment: memory stays bounded.
     while (limit.activeCount + limit.pendingCount >= limit.concurrency) await Promise.race(uploads);
     const upload = limit(async () => {
-      await putObject(entry.url, object);
+      await putObject(entry.url, object, { ifNoneMatch: true });
       uploadedBytes += object.length;
       // Uploaded: its buffer builds a later segment (fresh 16 MiB buffers cost page faults).
       spareBuffers.push(Buffer.from(object.buffer, object.byteOffset, segmentCapacity()));
@@ -159,13 +155,29 @@ export async function createSnapshotFromFile(
   }
   const manifest = await writer.finish();
   await Promise.all(uploads);
-  // A fresh URL unless the last batch's is: the upload may have outlasted the ones issued with it.
-  const manifestUrl =
-    manifestTarget && manifestTarget.validUntil > Date.now()
-      ? manifestTarget.url
-      : (await api.uploadUrls(snapshot.snapshotId, 0)).manifestUrl;
-  await putObject(manifestUrl, encodeManifest(manifest));
-  const completed = await api.completeSnapshot(snapshot.snapshotId);
+  // A manifest key of its own, asked for now: a rerun of this snapshot uploads to another one.
+  const target = await api.uploadUrls(snapshot.snapshotId, 0, { manifest: true });
+  if (!target.manifestUrl || !target.manifestUploadId) throw new Error('the service issued no manifest URL');
+  await putObject(target.manifestUrl, encodeManifest(manifest), { ifNoneMatch: true });
+  const answered = await api.completeSnapshot(snapshot.snapshotId, target.manifestUploadId);
+  const completed = answered.state === 'pending' ? await waitForVerification(api, answered) : answered;
+  if (completed.state === 'error') {
+    throw new ApiError(
+      400,
+      'snapshot.manifestInvalid',
+      `Snapshot ${completed.snapshotId} failed verification: ${completed.stateReason ?? 'no reason given'}`,
+    );
+  }
   progress();
   return { snapshot: completed, report: writer.report, written: true };
+}
+
+/** Polls a snapshot the service verifies in workers until it is completed or in error. */
+async function waitForVerification(api: ApiClient, snapshot: Snapshot): Promise<Snapshot> {
+  let current = snapshot;
+  for (let delay = 250; current.state === 'pending'; delay = Math.min(2000, delay * 1.5)) {
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    current = await api.getSnapshot(snapshot.snapshotId);
+  }
+  return current;
 }

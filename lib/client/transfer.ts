@@ -17,12 +17,12 @@ const RETRIES = 4;
 const retryable = (status: number) => status === 429 || status >= 500;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function withRetries<T>(what: string, attempt: () => Promise<T>): Promise<T> {
+async function withRetries<T>(what: string, attempt: (retry: number) => Promise<T>): Promise<T> {
   let last: unknown;
   for (let i = 0; i <= RETRIES; i++) {
     if (i > 0) await sleep(Math.min(4000, 200 * 2 ** i) * (0.5 + Math.random() / 2));
     try {
-      return await attempt();
+      return await attempt(i);
     } catch (error) {
       last = error;
       if (error instanceof TransferError && error.status !== undefined && !retryable(error.status))
@@ -110,11 +110,24 @@ function exchange(
 
 /**
  * PUTs `body` to a presigned URL; retries network errors, 429 and 5xx with backoff. Returns the
- * ETag the store answered (multipart parts need it to be joined).
+ * ETag the store answered (multipart parts need it to be joined). With `ifNoneMatch` (a write-once
+ * URL: segments, manifests) it sends `If-None-Match: *`; a 412 to a retry means an earlier attempt
+ * of this call landed (only this client holds the URL of that fresh key), so it counts as done and
+ * the ETag is empty. The service's completion checks the bytes either way.
  */
-export function putObject(url: string, body: Uint8Array): Promise<string> {
-  return withRetries('upload', async () => {
-    const response = await exchange(url, 'PUT', { 'content-length': String(body.length) }, body);
+export function putObject(
+  url: string,
+  body: Uint8Array,
+  options: { ifNoneMatch?: boolean } = {},
+): Promise<string> {
+  return withRetries('upload', async (retry) => {
+    const response = await exchange(
+      url,
+      'PUT',
+      { 'content-length': String(body.length), ...(options.ifNoneMatch ? { 'if-none-match': '*' } : {}) },
+      body,
+    );
+    if (options.ifNoneMatch && response.status === 412 && retry > 0) return '';
     if (response.status < 200 || response.status >= 300)
       throw new TransferError(`upload answered ${response.status} ${response.statusText}`, response.status);
     return response.etag;

@@ -29,12 +29,15 @@ export const ERROR_STATUS = {
   'snapshot.manifestMissing': 409,
   /** The manifest names segments that are not (yet) stored: upload them, then complete again. */
   'snapshot.segmentsMissing': 409,
-  /** The manifest names segments that are neither this upload's nor its parent's: the snapshot fails. */
-  'snapshot.segmentsForeign': 400,
-  /** The manifest does not describe this snapshot's volume (size, block size, blocks outside it). */
+  /**
+   * The uploaded manifest is not sound (does not decode, does not describe this volume, or names
+   * blocks its segments or its parent do not hold as it says): the snapshot is in `error`.
+   */
   'snapshot.manifestInvalid': 400,
   /** Another account asked for segment bytes that are not exactly blocks of the snapshot shared with it. */
   'snapshot.rangeNotShared': 400,
+  /** The snapshot was issued all the upload URLs its volume's size allows. */
+  'snapshot.uploadLimit': 409,
   /** The owner's account blocks public sharing (`volsnap account settings --block-public-sharing`). */
   'snapshot.publicSharingBlocked': 409,
   /** The import URL points where the deployment may not fetch (a private, loopback or link-local address). */

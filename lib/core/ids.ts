@@ -15,6 +15,8 @@ export const ID_PREFIX = {
   image: 'img',
   /** The snapshots of one image, taken together. */
   group: 'grp',
+  /** One write-once key a snapshot's manifest is uploaded to. */
+  manifestUpload: 'mup',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIX;

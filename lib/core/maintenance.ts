@@ -6,9 +6,10 @@ import { forgetImportSource } from './imports.ts';
 import { decodeManifest } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
 import type { Page } from './pagination.ts';
-import { deleteParts, deleteSessionSegments } from './parts.ts';
+import { deleteParts } from './parts.ts';
 import type { WorkMessage, WorkQueue } from './queue.ts';
 import type { SnapshotService } from './snapshot-service.ts';
+import { retireSession } from './snapshot-verify.ts';
 import { LIVE_MANIFEST_STATES, type Snapshot, type SnapshotRepository } from './snapshots.ts';
 
 /** What garbage collection found and did. */
@@ -182,7 +183,8 @@ export class Maintenance {
     }
     // Manifests and uploads whose snapshot is gone (or failed: its upload is no use any more).
     for (const key of leftovers) {
-      const snapshotId = key.startsWith('uploads/parts/') ? key.split('/')[2] : key.split('/').at(-1);
+      // manifests/{id}, uploads/manifests/{id}[/{manifestUploadId}], uploads/parts/{id}/{part}
+      const snapshotId = key.split('/')[key.startsWith('manifests/') ? 1 : 2];
       const state = snapshotId ? known.get(snapshotId) : undefined;
       const keep = key.startsWith('manifests/')
         ? state !== undefined && state !== 'deleting' && state !== 'error'
@@ -308,8 +310,8 @@ export class Maintenance {
     });
     if (!failed) return false;
     await deleteParts(this.#o.objects, snapshot.snapshotId, snapshot.parts ?? 0);
-    await deleteSessionSegments(this.#o.objects, this.#o.snapshots, snapshot);
-    await this.#o.objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId));
+    // Tombstones, not deletions: an upload URL still alive must find its key taken (412).
+    await retireSession(this.#o.objects, this.#o.snapshots, snapshot);
     if (snapshot.importedFrom) await forgetImportSource(this.#o.objects, snapshot.importedFrom.ref);
     return true;
   }
@@ -325,6 +327,7 @@ export function workOf(snapshot: Snapshot): WorkMessage[] {
     (part) => !snapshot.partsDone?.includes(part),
   );
   const { snapshotId } = snapshot;
+  if (snapshot.verification) return undone.map((part) => ({ kind: 'snapshot.verifyPart', snapshotId, part }));
   if (snapshot.copiedFrom) return undone.map((part) => ({ kind: 'snapshot.copyPart', snapshotId, part }));
   if (snapshot.importedFrom) return undone.map((part) => ({ kind: 'snapshot.importPart', snapshotId, part }));
   if (snapshot.parts === undefined) return [{ kind: 'snapshot.fromImage', snapshotId }];

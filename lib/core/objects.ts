@@ -4,8 +4,12 @@
  * deletes are idempotent.
  */
 export interface ObjectStore {
-  /** A URL that lets its holder PUT exactly `key`, for `expiresInSeconds`. */
-  presignPut(key: string, expiresInSeconds: number): Promise<string>;
+  /**
+   * A URL that lets its holder PUT exactly `key`, for `expiresInSeconds`. With `ifNoneMatch` the URL
+   * signs `If-None-Match: *`: the holder must send that header, and the store refuses the PUT (412)
+   * once `key` exists, so the object is written once and never replaced through the URL.
+   */
+  presignPut(key: string, expiresInSeconds: number, options?: PresignPutOptions): Promise<string>;
   /**
    * A URL that lets its holder GET exactly `key`, for `expiresInSeconds`. Without `range`, any
    * bytes of it (whole or ranged). With `range`, only bytes [start, end): the header
@@ -66,6 +70,11 @@ export function rangeHeader(range: ByteRange): string {
   return `bytes=${range.start}-${range.end - 1}`;
 }
 
+export interface PresignPutOptions {
+  /** Write-once: the PUT succeeds only while no object `key` exists. */
+  ifNoneMatch?: boolean;
+}
+
 /** An object as a listing shows it. */
 export interface StoredObject {
   key: string;
@@ -88,8 +97,14 @@ export const ObjectLayout = {
   segment: (accountId: string, segmentId: string) => `segments/${accountId}/${segmentId}`,
   segmentPrefix: (accountId: string) => `segments/${accountId}/`,
   manifest: (snapshotId: string) => `manifests/${snapshotId}`,
-  /** Where a client uploads a manifest before completion; the server copies it into place. */
+  /** Where the service's own workers stage a manifest before completion (never given out as a URL). */
   manifestUpload: (snapshotId: string) => `uploads/manifests/${snapshotId}`,
+  /**
+   * Where a client uploads a manifest before completion, one write-once key per issued URL (a
+   * retried upload gets a fresh one); completion checks it and copies it into place.
+   */
+  manifestStaging: (snapshotId: string, manifestUploadId: string) =>
+    `uploads/manifests/${snapshotId}/${manifestUploadId}`,
   /** A file an account uploads to import it. */
   fileUpload: (accountId: string, ref: string) => `uploads/files/${accountId}/${ref}`,
   /** An export object of an account. */

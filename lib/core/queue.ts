@@ -8,6 +8,8 @@ export type WorkMessage =
   | { kind: 'snapshot.copyPart'; snapshotId: string; part: number }
   /** Import one part of a snapshot from its URL. */
   | { kind: 'snapshot.importPart'; snapshotId: string; part: number }
+  /** Verify one part of a client's upload before its snapshot completes. */
+  | { kind: 'snapshot.verifyPart'; snapshotId: string; part: number }
   /** Write one multipart part of an export. */
   | { kind: 'export.part'; exportId: string; part: number };
 
@@ -26,7 +28,8 @@ export function parseWorkMessage(body: string): WorkMessage | undefined {
     if (
       (m.kind === 'snapshot.fromImagePart' ||
         m.kind === 'snapshot.copyPart' ||
-        m.kind === 'snapshot.importPart') &&
+        m.kind === 'snapshot.importPart' ||
+        m.kind === 'snapshot.verifyPart') &&
       Number.isInteger(m.part)
     )
       return { kind: m.kind, snapshotId: m.snapshotId, part: m.part as number };

@@ -2,14 +2,24 @@ import { createHash } from 'node:crypto';
 import { type Account, DEFAULT_QUOTA, type QuotaLimits, recycleBinDaysOf } from './accounts.ts';
 import { BLOCK_SIZE } from './blocks.ts';
 import { type Clock, isoTime } from './clock.ts';
+import type { Compressor } from './codec.ts';
 import { VolsnapError } from './errors.ts';
 import { type Caller, type Permission, requirePermission } from './identity.ts';
 import { isId, newId } from './ids.ts';
-import { decodeManifest, type Manifest } from './manifest.ts';
+import { decodeManifest, type Manifest, type ManifestEntry } from './manifest.ts';
 import { ObjectLayout, type ObjectStore } from './objects.ts';
 import type { Page } from './pagination.ts';
 import type { WorkMessage, WorkQueue } from './queue.ts';
 import { BlockExtents, type SegmentRange } from './restore-plan.ts';
+import {
+  checkInherited,
+  MAX_MANIFEST_UPLOADS,
+  maxSegmentUrls,
+  type Rejection,
+  retireKeys,
+  retireSession,
+  verifySegment,
+} from './snapshot-verify.ts';
 import {
   assertTransition,
   type Grantee,
@@ -39,9 +49,11 @@ export interface SnapshotServiceOptions {
   accounts?: AccountDirectory;
   volumes: VolumeRepository;
   objects: ObjectStore;
+  /** Decodes blocks when completion verifies an upload. */
+  compressor: Compressor;
   clock: Clock;
   region: string;
-  /** Where server-side work is announced (snapshots of image-backed volumes). */
+  /** Where server-side work is announced (snapshots of image-backed volumes, verification parts). */
   queue?: WorkQueue;
   /** How long a pending snapshot may take before the reaper fails it. */
   uploadTimeoutMs?: number;
@@ -52,6 +64,21 @@ export interface SnapshotServiceOptions {
    * (a worker invocation lasts at most 15 minutes on Lambda).
    */
   leaseMs?: number;
+  /**
+   * Completion verifies an upload's new segments in the request when they hold at most this many
+   * bytes (a 29 s API route), else in worker parts of {@link verifySegmentsPerPart} segments.
+   */
+  inlineVerifyBytes?: number;
+  verifySegmentsPerPart?: number;
+}
+
+/** What {@link SnapshotService.uploadUrls} issues. */
+export interface UploadUrls {
+  segments: SegmentUrl[];
+  /** When asked for: the write-once key the manifest goes to, named again when completing. */
+  manifestUploadId?: string;
+  manifestUrl?: string;
+  expiresInSeconds: number;
 }
 
 export interface CreateSnapshotInput {
@@ -92,6 +119,10 @@ export const DEFAULT_UPLOAD_TIMEOUT_MS = 6 * 3600 * 1000;
 export const DEFAULT_LEASE_MS = 20 * 60 * 1000;
 /** How long a queued snapshot waits for an agent unless its policy says otherwise. */
 export const DEFAULT_AGENT_TIMEOUT_MS = 3600 * 1000;
+/** New stored bytes completion verifies in the request (measured: docs/formats.md, "Completion"). */
+export const DEFAULT_INLINE_VERIFY_BYTES = 256 * 1024 * 1024;
+/** Segments per verification part: about 1 GiB, well inside one worker invocation. */
+export const DEFAULT_VERIFY_SEGMENTS_PER_PART = 64;
 const DAY_MS = 24 * 3600 * 1000;
 const DEFAULT_URL_TTL_SECONDS = 15 * 60;
 
@@ -109,6 +140,8 @@ export class SnapshotService {
       uploadTimeoutMs: DEFAULT_UPLOAD_TIMEOUT_MS,
       urlTtlSeconds: DEFAULT_URL_TTL_SECONDS,
       leaseMs: DEFAULT_LEASE_MS,
+      inlineVerifyBytes: DEFAULT_INLINE_VERIFY_BYTES,
+      verifySegmentsPerPart: DEFAULT_VERIFY_SEGMENTS_PER_PART,
       ...options,
       queue: options.queue ?? noQueue,
       accounts: options.accounts ?? noDirectory,
@@ -212,6 +245,7 @@ export class SnapshotService {
     const failed = await this.#o.snapshots.transition(snapshotId, ['queued', 'pending'], 'error', {
       stateReason: `The agent reported: ${text}`,
     });
+    if (failed) await retireSession(this.#o.objects, this.#o.snapshots, failed);
     if (!failed) {
       throw new VolsnapError(
         'snapshot.invalidState',
@@ -486,6 +520,9 @@ export class SnapshotService {
         'snapshot.invalidState',
         `Snapshot ${snapshot.snapshotId} changed state meanwhile; retry.`,
       );
+    // Deleted while being written: its upload URLs die with it (before its session records go).
+    if (snapshot.state === 'pending' || snapshot.state === 'queued')
+      await retireSession(this.#o.objects, this.#o.snapshots, snapshot);
     await this.#o.objects.delete(ObjectLayout.manifest(snapshot.snapshotId));
     await this.#o.objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId));
     await this.#o.snapshots.remove(deleting);
@@ -511,12 +548,19 @@ export class SnapshotService {
     return this.#o.snapshots.release(snapshotId, holder);
   }
 
-  /** New segment ids with presigned PUT URLs for a pending snapshot, and the URL its manifest goes to. */
+  /**
+   * New segment ids with write-once presigned PUT URLs for a pending snapshot and, with `manifest`,
+   * a fresh write-once key and URL for its manifest (one per upload attempt: a rerun uploads to a
+   * new one and completes naming it). A snapshot is issued at most {@link maxSegmentUrls} segment
+   * URLs and {@link MAX_MANIFEST_UPLOADS} manifest URLs in all; past that, 409 `snapshot.uploadLimit`.
+   * Every URL stops working once the snapshot leaves `pending` (see retireSession).
+   */
   async uploadUrls(
     caller: Caller,
     snapshotId: string,
     count: number,
-  ): Promise<{ segments: SegmentUrl[]; manifestUrl: string; expiresInSeconds: number }> {
+    options: { manifest?: boolean } = {},
+  ): Promise<UploadUrls> {
     const snapshot = await this.#pending(caller, snapshotId);
     if (!Number.isInteger(count) || count < 0 || count > MAX_URLS_PER_REQUEST) {
       throw new VolsnapError(
@@ -525,17 +569,57 @@ export class SnapshotService {
       );
     }
     const ids = Array.from({ length: count }, () => newId('segment'));
-    await this.#o.snapshots.addSessionSegments(snapshot.snapshotId, ids);
+    const manifestUploadId = options.manifest ? newId('manifestUpload') : undefined;
+    const limits = { segments: maxSegmentUrls(snapshot.volumeSize), manifests: MAX_MANIFEST_UPLOADS };
+    const issued = await this.#o.snapshots.issueSessionUploads(
+      snapshot.snapshotId,
+      { segmentIds: ids, manifestUploadIds: manifestUploadId ? [manifestUploadId] : [] },
+      limits,
+    );
+    if (!issued) {
+      throw new VolsnapError(
+        'snapshot.uploadLimit',
+        `Snapshot ${snapshotId} was issued its ${limits.segments} segment URLs and ${limits.manifests} manifest URLs, the most a ${snapshot.volumeSize}-byte volume can need. Complete it with what was uploaded, or delete it and take a new snapshot.`,
+        { details: { snapshotId, maxSegmentUrls: limits.segments, maxManifestUrls: limits.manifests } },
+      );
+    }
+    // Left pending meanwhile? Then its retirement may have missed these keys: retire them here.
+    const now = await this.#o.snapshots.get(snapshotId);
+    if (now?.state !== 'pending') {
+      await retireKeys(this.#o.objects, [
+        ...ids.map((id) => ObjectLayout.segment(snapshot.accountId, id)),
+        ...(manifestUploadId ? [ObjectLayout.manifestStaging(snapshotId, manifestUploadId)] : []),
+      ]);
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${snapshotId} is ${now?.state ?? 'gone'}, not pending: its blocks can no longer be written.`,
+        { details: { snapshotId, state: now?.state } },
+      );
+    }
     const ttl = this.#o.urlTtlSeconds;
+    const writeOnce = { ifNoneMatch: true };
     const segments = await Promise.all(
       ids.map(async (segmentId) => ({
         segmentId,
-        url: await this.#o.objects.presignPut(ObjectLayout.segment(snapshot.accountId, segmentId), ttl),
+        url: await this.#o.objects.presignPut(
+          ObjectLayout.segment(snapshot.accountId, segmentId),
+          ttl,
+          writeOnce,
+        ),
       })),
     );
     return {
       segments,
-      manifestUrl: await this.#o.objects.presignPut(ObjectLayout.manifestUpload(snapshotId), ttl),
+      ...(manifestUploadId
+        ? {
+            manifestUploadId,
+            manifestUrl: await this.#o.objects.presignPut(
+              ObjectLayout.manifestStaging(snapshotId, manifestUploadId),
+              ttl,
+              writeOnce,
+            ),
+          }
+        : {}),
       expiresInSeconds: ttl,
     };
   }
@@ -621,65 +705,261 @@ export class SnapshotService {
   }
 
   /**
-   * Completes a pending snapshot from its uploaded manifest. Missing manifest or segments: 409, the
-   * snapshot stays pending (upload them and complete again). A manifest for another volume, blocks
-   * outside the volume, or segments that are neither this upload's nor its parent's: the snapshot
-   * goes to `error` with the reason. Completing a completed snapshot returns it unchanged.
+   * Completes a pending snapshot from the manifest uploaded to `manifestUploadId` (a key issued by
+   * {@link uploadUrls}; the service's own workers stage theirs without one). One rule:
+   * - the manifest or a segment it names in this upload is not stored yet (or shorter than it
+   *   says): 409, the snapshot stays `pending`; upload it and complete again;
+   * - anything else wrong (a manifest that does not decode, does not describe this volume, names
+   *   segments that are neither this upload's nor its parent's, blocks that are not the parent's
+   *   at the place it names, or blocks whose segment index, encoding or SHA-256 disagree with it):
+   *   400 `snapshot.manifestInvalid`, the snapshot goes to `error` with the reason, naming the
+   *   block and segment; it never becomes a parent.
+   * Every new block is read, decoded and hashed before `completed` (not for the service's own
+   * workers, which hashed what they wrote). Up to `inlineVerifyBytes` of new segments that happens
+   * in the request; beyond, the snapshot stays `pending` while workers verify it in parts and the
+   * last one completes it (returned pending: the route answers 202). Idempotent: completing a
+   * completed snapshot, or one being verified, returns it.
    */
-  async complete(caller: Caller, snapshotId: string): Promise<Snapshot> {
+  async complete(
+    caller: Caller,
+    snapshotId: string,
+    options: { manifestUploadId?: string } = {},
+  ): Promise<Snapshot> {
     const current = await this.#owned(caller, snapshotId, 'snapshot:create', 'write');
     if (current.state === 'completed') return current;
+    const trusted = caller.keyId === SYSTEM_KEY_ID;
+    // Verification by workers under way (or server-side work that completes by itself).
+    if (current.state === 'pending' && current.leaseUntil && !trusted) return current;
     const snapshot = await this.#pending(caller, snapshotId);
-    const uploaded = await this.#o.objects.get(ObjectLayout.manifestUpload(snapshotId));
-    if (!uploaded) {
+    const { manifestUploadId } = options;
+    if (manifestUploadId !== undefined) {
+      if (
+        !isId('manifestUpload', manifestUploadId) ||
+        !(await this.#o.snapshots.sessionManifestUploads(snapshotId)).has(manifestUploadId)
+      ) {
+        throw new VolsnapError(
+          'request.invalid',
+          `No manifest upload ${manifestUploadId} was issued for snapshot ${snapshotId}: ask \`upload-urls\` with \`manifest: true\` for one.`,
+          { details: { snapshotId, manifestUploadId } },
+        );
+      }
+    }
+    const staged = await this.#loadStaged(snapshot, manifestUploadId, true);
+    if (typeof staged === 'string') return this.#fail(snapshot, staged);
+    const { manifest, session, fresh, parent } = staged;
+    const missing = await this.#missingSegments(snapshot.accountId, fresh);
+    if (missing.short.length > 0) {
+      throw new VolsnapError(
+        'snapshot.segmentsMissing',
+        `${missing.short.length} segment(s) of the manifest are not stored (or not whole): ${missing.short.slice(0, 5).join(', ')}${missing.short.length > 5 ? ', …' : ''}. Upload them, then complete again.`,
+        { details: { segmentIds: missing.short } },
+      );
+    }
+    if (missing.long[0])
+      return this.#fail(
+        snapshot,
+        `Segment ${missing.long[0]} is stored larger than the ${manifest.segments.get(missing.long[0])} bytes the manifest declares.`,
+      );
+    const inheritedWrong = parent && checkInherited(manifest, parent, session);
+    if (inheritedWrong) return this.#fail(snapshot, inheritedWrong);
+    if (trusted) return this.#finish(caller, snapshot, manifestUploadId, manifest, session);
+    // One completion verifies at a time: the one that claims it (another gets the pending snapshot).
+    const claimed = await this.#claimVerification(snapshot, manifestUploadId, fresh.length);
+    if (!claimed) return this.#visible(caller, snapshotId);
+    const bytes = fresh.reduce((sum, [, size]) => sum + size, 0);
+    if (bytes > this.#o.inlineVerifyBytes && this.#o.queue !== noQueue) {
+      // A message lost here is sent again by the reaper when the lease lapses.
+      for (let part = 0; part < (claimed.parts ?? 1); part++)
+        await this.#o.queue.send({ kind: 'snapshot.verifyPart', snapshotId, part });
+      return claimed;
+    }
+    try {
+      const rejected = await this.#verifySegments(snapshot, manifest, fresh);
+      if (rejected) return await this.#fail(snapshot, rejected);
+      return await this.#finish(caller, snapshot, manifestUploadId, manifest, session);
+    } catch (error) {
+      // Storage failed us, not the upload: give the claim back so that completing again works
+      // (a no-op once the snapshot left pending).
+      await this.#o.snapshots.transition(snapshotId, ['pending'], 'pending', {
+        leaseUntil: undefined,
+        verification: undefined,
+        parts: undefined,
+      });
+      throw error;
+    }
+  }
+
+  /**
+   * Verifies part `part` of a snapshot handed to workers by {@link complete} (a queue message);
+   * the worker finishing the last part completes it. A failure puts the snapshot in `error`.
+   * Idempotent: a part done twice counts once; a snapshot no longer pending is skipped. Memory:
+   * the staged manifest and one segment run (16 MiB).
+   */
+  async verifyPart(snapshotId: string, part: number): Promise<'part' | 'completed' | 'error' | 'skipped'> {
+    const snapshot = await this.#o.snapshots.get(snapshotId);
+    const verification = snapshot?.verification;
+    if (snapshot?.state !== 'pending' || !verification) return 'skipped';
+    const parts = snapshot.parts ?? 1;
+    if (!Number.isInteger(part) || part < 0 || part >= parts) return 'skipped';
+    // The staged manifest is write-once and was checked against the parent by complete().
+    const staged = await this.#loadStaged(snapshot, verification.manifestUploadId, false);
+    if (typeof staged === 'string') {
+      await this.#fail(snapshot, staged).catch(ignoreInvalid);
+      return 'error';
+    }
+    const { manifest, session, fresh } = staged;
+    if (!snapshot.partsDone?.includes(part)) {
+      const mine = fresh.slice(
+        part * verification.segmentsPerPart,
+        (part + 1) * verification.segmentsPerPart,
+      );
+      const rejected = await this.#verifySegments(snapshot, manifest, mine);
+      if (rejected) {
+        await this.#fail(snapshot, `${rejected} (found by verification part ${part + 1} of ${parts})`).catch(
+          ignoreInvalid,
+        );
+        return 'error';
+      }
+    }
+    const done = await this.#o.snapshots.completePart(snapshotId, part);
+    if (done === undefined) return 'skipped';
+    if (done < parts) {
+      await this.#o.snapshots.transition(snapshotId, ['pending'], 'pending', {
+        progress: Math.floor((95 * done) / parts),
+      });
+      return 'part';
+    }
+    try {
+      await this.#finish(
+        systemOf(snapshot.accountId),
+        snapshot,
+        verification.manifestUploadId,
+        manifest,
+        session,
+      );
+    } catch (error) {
+      // The parent went meanwhile: #finish failed the snapshot with the reason.
+      ignoreInvalid(error);
+      return 'error';
+    }
+    return 'completed';
+  }
+
+  /**
+   * The staged manifest, decoded and checked against the snapshot: its volume and, `againstParent`,
+   * segments that are this session's or the parent's (whose manifest is returned). A string is why
+   * it is invalid; not stored yet is a 409.
+   */
+  async #loadStaged(
+    snapshot: Snapshot,
+    manifestUploadId: string | undefined,
+    againstParent: boolean,
+  ): Promise<
+    { manifest: Manifest; session: Set<string>; fresh: [string, number][]; parent?: Manifest } | Rejection
+  > {
+    const key = manifestUploadId
+      ? ObjectLayout.manifestStaging(snapshot.snapshotId, manifestUploadId)
+      : ObjectLayout.manifestUpload(snapshot.snapshotId);
+    const uploaded = await this.#o.objects.get(key);
+    if (!uploaded || uploaded.length === 0) {
       throw new VolsnapError(
         'snapshot.manifestMissing',
-        `Snapshot ${snapshotId} has no uploaded manifest: PUT it to the manifest URL, then complete again.`,
+        `Snapshot ${snapshot.snapshotId} has no uploaded manifest${manifestUploadId ? ` at ${manifestUploadId}` : ''}: PUT it to the manifest URL, then complete again.`,
       );
     }
     let manifest: Manifest;
     try {
       manifest = decodeManifest(uploaded);
     } catch (error) {
-      if (error instanceof VolsnapError && error.code === 'request.invalid')
-        return this.#fail(snapshot, 'snapshot.manifestInvalid', error.message);
-      throw error;
+      // Pure decoding: whatever it throws, the bytes are not a sound manifest.
+      return `The manifest is not valid: ${(error as Error).message}`;
     }
-    if (manifest.volumeSize !== snapshot.volumeSize) {
-      return this.#fail(
-        snapshot,
-        'snapshot.manifestInvalid',
-        `The manifest describes a volume of ${manifest.volumeSize} bytes; this snapshot's volume has ${snapshot.volumeSize}.`,
-      );
-    }
-    const session = await this.#o.snapshots.sessionSegments(snapshotId);
-    const inherited = snapshot.parentSnapshotId
-      ? await this.#parentSegments(snapshot.parentSnapshotId)
-      : new Map<string, number>();
-    const foreign = [...manifest.segments.keys()].filter((id) => !session.has(id) && !inherited.has(id));
-    if (foreign.length > 0) {
-      return this.#fail(
-        snapshot,
-        'snapshot.segmentsForeign',
-        `The manifest names ${foreign.length} segment(s) that neither this snapshot's upload nor its parent holds: ${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', …' : ''}.`,
-      );
-    }
+    if (manifest.volumeSize !== snapshot.volumeSize)
+      return `The manifest describes a volume of ${manifest.volumeSize} bytes; this snapshot's volume has ${snapshot.volumeSize}.`;
+    const session = await this.#o.snapshots.sessionSegments(snapshot.snapshotId);
     const fresh = [...manifest.segments].filter(([id]) => session.has(id));
-    const missing = await this.#missingSegments(snapshot.accountId, fresh);
-    if (missing.length > 0) {
-      throw new VolsnapError(
-        'snapshot.segmentsMissing',
-        `${missing.length} segment(s) of the manifest are not stored (or not whole): ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}. Upload them, then complete again.`,
-        {
-          details: { segmentIds: missing },
-        },
-      );
+    if (!againstParent) return { manifest, session, fresh };
+    const parent = snapshot.parentSnapshotId
+      ? await this.#parentManifest(snapshot.parentSnapshotId)
+      : undefined;
+    const foreign = [...manifest.segments.keys()].filter(
+      (id) => !session.has(id) && !parent?.segments.has(id),
+    );
+    if (foreign.length > 0)
+      return `The manifest names ${foreign.length} segment(s) that neither this snapshot's upload nor its parent holds: ${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', …' : ''}.`;
+    return { manifest, session, fresh, ...(parent ? { parent } : {}) };
+  }
+
+  /** Verifies the manifest's blocks in `segments` (of this session), one segment at a time. */
+  async #verifySegments(
+    snapshot: Snapshot,
+    manifest: Manifest,
+    segments: readonly [string, number][],
+  ): Promise<Rejection | undefined> {
+    const wanted = new Set(segments.map(([id]) => id));
+    const entries = new Map<string, ManifestEntry[]>();
+    for (const entry of manifest.entries) {
+      if (!wanted.has(entry.segmentId)) continue;
+      const list = entries.get(entry.segmentId);
+      if (list) list.push(entry);
+      else entries.set(entry.segmentId, [entry]);
     }
-    await this.#o.objects.copy(ObjectLayout.manifestUpload(snapshotId), ObjectLayout.manifest(snapshotId));
+    for (const [segmentId, size] of segments) {
+      const rejected = await verifySegment(
+        this.#o.objects,
+        this.#o.compressor,
+        { accountId: snapshot.accountId, segmentId, size },
+        entries.get(segmentId) ?? [],
+      );
+      if (rejected) return rejected;
+    }
+    return undefined;
+  }
+
+  /**
+   * Claims the verification of an upload for one completion: the lease, the staged manifest and its
+   * parts, in one conditional write. A completion that loses (another one is verifying) gets
+   * undefined. A claim whose request is lost is finished by workers: the reaper sends its parts.
+   */
+  async #claimVerification(
+    snapshot: Snapshot,
+    manifestUploadId: string | undefined,
+    segments: number,
+  ): Promise<Snapshot | undefined> {
+    const now = this.#o.clock.now();
+    const segmentsPerPart = this.#o.verifySegmentsPerPart;
+    const claimed = await this.#o.snapshots.renewLease(
+      snapshot.snapshotId,
+      undefined,
+      { leaseUntil: isoTime(now + this.#o.leaseMs), leaseParts: 0, dispatches: 0 },
+      {
+        verification: { ...(manifestUploadId ? { manifestUploadId } : {}), segmentsPerPart },
+        parts: Math.max(1, Math.ceil(segments / segmentsPerPart)),
+        // Verifying gets its own time: the upload's deadline may be near.
+        deadline: isoTime(now + this.#o.uploadTimeoutMs),
+      },
+    );
+    return claimed ? this.#o.snapshots.get(snapshot.snapshotId) : undefined;
+  }
+
+  /** The completing transition (with the parent check), then the session's unused keys retired. */
+  async #finish(
+    caller: Caller,
+    snapshot: Snapshot,
+    manifestUploadId: string | undefined,
+    manifest: Manifest,
+    session: Set<string>,
+  ): Promise<Snapshot> {
+    const snapshotId = snapshot.snapshotId;
+    await this.#o.objects.copy(
+      manifestUploadId
+        ? ObjectLayout.manifestStaging(snapshotId, manifestUploadId)
+        : ObjectLayout.manifestUpload(snapshotId),
+      ObjectLayout.manifest(snapshotId),
+    );
     // Inheriting blocks: the parent must still hold them at the instant this completes (a parent
     // being deleted meanwhile fails the child, rather than leaving it naming reclaimable blocks).
-    const inheritsFromParent =
-      snapshot.parentSnapshotId && [...manifest.segments.keys()].some((id) => inherited.has(id));
+    const inheritsFromParent = [...manifest.segments.keys()].some((id) => !session.has(id));
     const completed = await this.#o.snapshots.transition(
       snapshotId,
       ['pending'],
@@ -688,6 +968,17 @@ export class SnapshotService {
         progress: 100,
         completedAt: isoTime(this.#o.clock.now()),
         stats: statsOf(manifest, session),
+        // What verifying it took is over (a server-side snapshot keeps its parts' record).
+        ...(snapshot.verification || caller.keyId !== SYSTEM_KEY_ID
+          ? {
+              leaseUntil: undefined,
+              leaseParts: undefined,
+              dispatches: undefined,
+              parts: undefined,
+              partsDone: undefined,
+              verification: undefined,
+            }
+          : { leaseUntil: undefined }),
       },
       inheritsFromParent && snapshot.parentSnapshotId
         ? { snapshotId: snapshot.parentSnapshotId, states: LIVE_MANIFEST_STATES }
@@ -699,7 +990,6 @@ export class SnapshotService {
       if (now.state === 'pending' && inheritsFromParent) {
         return this.#fail(
           now,
-          'snapshot.segmentsForeign',
           `Its parent ${snapshot.parentSnapshotId} was deleted while it completed, and with it blocks this snapshot names.`,
         );
       }
@@ -708,7 +998,7 @@ export class SnapshotService {
         `Snapshot ${snapshotId} is ${now.state}; it cannot be completed.`,
       );
     }
-    await this.#o.objects.delete(ObjectLayout.manifestUpload(snapshotId));
+    await retireSession(this.#o.objects, this.#o.snapshots, completed, new Set(manifest.segments.keys()));
     return completed;
   }
 
@@ -894,37 +1184,56 @@ export class SnapshotService {
     return decodeManifest(bytes);
   }
 
-  async #parentSegments(parentId: string): Promise<Map<string, number>> {
+  /** The manifest of a parent that still keeps its blocks, else undefined. */
+  async #parentManifest(parentId: string): Promise<Manifest | undefined> {
     const parent = await this.#o.snapshots.get(parentId);
     // A parent deleted meanwhile into the recycle bin keeps its manifest, and so its blocks.
-    if (parent?.state !== 'completed' && parent?.state !== 'recycled') return new Map();
-    return (await this.#manifest(parentId)).segments;
+    if (parent?.state !== 'completed' && parent?.state !== 'recycled') return undefined;
+    return this.#manifest(parentId);
   }
 
-  /** Segments not stored, or stored with another size than the manifest records (a torn upload). */
-  async #missingSegments(accountId: string, segments: [string, number][]): Promise<string[]> {
-    const missing: string[] = [];
+  /**
+   * Segments not stored or stored shorter than the manifest records (not uploaded yet, or torn:
+   * `short`), and segments stored longer than it records (`long`: the manifest is wrong).
+   */
+  async #missingSegments(
+    accountId: string,
+    segments: [string, number][],
+  ): Promise<{ short: string[]; long: string[] }> {
+    const short: string[] = [];
+    const long: string[] = [];
     for (let i = 0; i < segments.length; i += 32) {
       const batch = segments.slice(i, i + 32);
       const heads = await Promise.all(
         batch.map(([id]) => this.#o.objects.head(ObjectLayout.segment(accountId, id))),
       );
       batch.forEach(([id, size], j) => {
-        if (heads[j]?.size !== size) missing.push(id);
+        const stored = heads[j]?.size;
+        if (stored === undefined || stored < size) short.push(id);
+        else if (stored > size) long.push(id);
       });
     }
-    return missing;
+    return { short, long };
   }
 
-  async #fail(
-    snapshot: Snapshot,
-    code: 'snapshot.segmentsForeign' | 'snapshot.manifestInvalid',
-    reason: string,
-  ): Promise<never> {
-    await this.#o.snapshots.transition(snapshot.snapshotId, ['pending'], 'error', { stateReason: reason });
-    throw new VolsnapError(code, `${reason} Snapshot ${snapshot.snapshotId} is now in error.`, {
-      details: { snapshotId: snapshot.snapshotId },
+  /**
+   * Fails a pending snapshot whose upload is not sound: `error` with the reason, its upload keys
+   * retired; answers 400 `snapshot.manifestInvalid` (the one code for every such case).
+   */
+  async #fail(snapshot: Snapshot, reason: Rejection): Promise<never> {
+    const failed = await this.#o.snapshots.transition(snapshot.snapshotId, ['pending'], 'error', {
+      stateReason: reason,
+      leaseUntil: undefined,
+      verification: undefined,
     });
+    if (failed) await retireSession(this.#o.objects, this.#o.snapshots, failed);
+    throw new VolsnapError(
+      'snapshot.manifestInvalid',
+      `${reason} Snapshot ${snapshot.snapshotId} is now in error.`,
+      {
+        details: { snapshotId: snapshot.snapshotId },
+      },
+    );
   }
 }
 
@@ -962,6 +1271,23 @@ function accessLost(snapshot: Snapshot): Pick<SnapshotDeletion, 'accessLost'> {
 function sourceOf(fields: Pick<Snapshot, 'copiedFrom' | 'importedFrom'>): unknown {
   if (fields.copiedFrom) return { copy: fields.copiedFrom };
   return { import: { source: fields.importedFrom?.source, format: fields.importedFrom?.format } };
+}
+
+/** A snapshot failed by #fail is what the caller wanted; anything else goes on (and is retried). */
+function ignoreInvalid(error: unknown): void {
+  if (!(error instanceof VolsnapError && error.code === 'snapshot.manifestInvalid')) throw error;
+}
+
+/** The service acting for an account's owner (its own workers). */
+function systemOf(accountId: string): Caller {
+  return {
+    accountId,
+    userName: 'volsnap-worker',
+    keyId: SYSTEM_KEY_ID,
+    role: 'owner',
+    permissions: [],
+    operator: false,
+  };
 }
 
 /** Without a directory: default limits, and no account to share with. */

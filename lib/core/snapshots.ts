@@ -97,6 +97,11 @@ export interface Snapshot {
   leaseUntil?: string;
   leaseParts?: number;
   dispatches?: number;
+  /**
+   * An upload being verified by workers (too large to verify in the completing request): the
+   * staged manifest's key, and segments per part (`parts` of them; the last one done completes it).
+   */
+  verification?: { manifestUploadId?: string; segmentsPerPart: number };
 }
 
 /** Whether a hold on the snapshot is still in force at `nowIso`. */
@@ -218,16 +223,31 @@ export interface SnapshotRepository {
   release(snapshotId: string, holder: string): Promise<void>;
   /**
    * Renews the lease of pending server-side work only if it still is `expected` (absent: undefined);
-   * false if another reaper moved it first (so overlapping reapers never both dispatch).
+   * false if another reaper moved it first (so overlapping reapers never both dispatch). `claim`
+   * fields are set in the same write (a completion claiming verification: only one wins).
    */
   renewLease(
     snapshotId: string,
     expected: string | undefined,
     lease: { leaseUntil: string; leaseParts: number; dispatches: number },
+    claim?: Required<Pick<Snapshot, 'verification' | 'parts' | 'deadline'>>,
   ): Promise<boolean>;
   /** Records segments issued to a snapshot's upload session (they belong to it and its account). */
   addSessionSegments(snapshotId: string, segmentIds: readonly string[]): Promise<void>;
   sessionSegments(snapshotId: string): Promise<Set<string>>;
+  /**
+   * Issues upload keys to a client's session: segment ids (as {@link addSessionSegments}) and
+   * manifest upload ids, counted on the session. Atomic on the counts: when they would pass
+   * `limits`, records nothing and returns false (the counts only grow: a key once issued stays
+   * counted). Not idempotent: a retried call counts again, which errs on the safe side.
+   */
+  issueSessionUploads(
+    snapshotId: string,
+    uploads: { segmentIds: readonly string[]; manifestUploadIds: readonly string[] },
+    limits: { segments: number; manifests: number },
+  ): Promise<boolean>;
+  /** Manifest upload ids issued to a snapshot's session. */
+  sessionManifestUploads(snapshotId: string): Promise<Set<string>>;
 }
 
 export function assertTransition(snapshot: Snapshot, to: SnapshotState): void {

@@ -255,7 +255,8 @@ describe('the recycle bin and garbage collection', () => {
     ).toContain('undelete');
     const before = storedSegmentBytes(R1, demo);
     const gc = await json('operator', R1, 'admin', 'run', 'gc', '--grace', '0s');
-    expect(gc.segmentsDeleted).toBe(0);
+    // What it may delete are the empty tombstones of upload URLs the snapshots did not use.
+    expect(gc.bytesReclaimed).toBe(0);
     expect(storedSegmentBytes(R1, demo)).toBe(before);
     const back = await json('demo', R1, 'snapshot', 'undelete', second.snapshotId);
     expect(back.state).toBe('completed');

@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -77,8 +78,11 @@ export function startCloudProcess(
 }
 
 /** Runs the CLI; resolves with its exit code and output (never rejects on a non-zero exit). */
-/** The bundled CLI the e2e setup builds (inside the repository, so it finds zstd-napi). */
-export const CLI_BUNDLE = `${ROOT}node_modules/.cache/volsnap-e2e/volsnap.mjs`;
+/**
+ * The bundled CLI the e2e setup builds (inside the repository, so it finds zstd-napi), one per
+ * checkout: worktrees sharing one node_modules must not run each other's build.
+ */
+export const CLI_BUNDLE = `${ROOT}node_modules/.cache/volsnap-e2e-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}/volsnap.mjs`;
 
 export async function cli(
   args: string[],

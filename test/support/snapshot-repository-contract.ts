@@ -242,6 +242,27 @@ export function snapshotRepositoryContract(
       expect(await f.snapshots.sessionSegments(newId('snapshot'))).toEqual(new Set());
     });
 
+    it('issues upload keys to a session within its limits, atomically, and forgets them with it', async () => {
+      const s = snapshot();
+      await f.snapshots.create(s);
+      const limits = { segments: 30, manifests: 2 };
+      const ids = Array.from({ length: 30 }, () => newId('segment'));
+      const manifest = newId('manifestUpload');
+      const issue = (segmentIds: string[], manifestUploadIds: string[] = []) =>
+        f.snapshots.issueSessionUploads(s.snapshotId, { segmentIds, manifestUploadIds }, limits);
+      expect(await issue(ids.slice(0, 25), [manifest])).toBe(true);
+      // Past the limit: nothing of it is recorded.
+      const over = newId('segment');
+      expect(await issue([...ids.slice(25), over])).toBe(false);
+      expect(await issue(ids.slice(25))).toBe(true);
+      expect(await issue([], [newId('manifestUpload'), newId('manifestUpload')])).toBe(false);
+      expect(await f.snapshots.sessionSegments(s.snapshotId)).toEqual(new Set(ids));
+      expect(await f.snapshots.sessionManifestUploads(s.snapshotId)).toEqual(new Set([manifest]));
+      await f.snapshots.remove(s);
+      expect(await f.snapshots.sessionSegments(s.snapshotId)).toEqual(new Set());
+      expect(await f.snapshots.sessionManifestUploads(s.snapshotId)).toEqual(new Set());
+    });
+
     const stats = (newBytes: number) => ({
       blockCount: 1,
       storedBytes: newBytes,
@@ -391,6 +412,24 @@ export function snapshotRepositoryContract(
       expect(won.filter(Boolean)).toHaveLength(1);
       expect(await f.snapshots.get(s.snapshotId)).toMatchObject(lease);
       expect(await f.snapshots.renewLease(s.snapshotId, undefined, lease)).toBe(false);
+    });
+
+    it('claims a lease with what it is for in one write: one of two racing completions wins', async () => {
+      const s = snapshot();
+      await f.snapshots.create(s);
+      const lease = { leaseUntil: '2026-01-01T00:40:00.000Z', leaseParts: 0, dispatches: 0 };
+      const claim = (id: string) => ({
+        verification: { manifestUploadId: id, segmentsPerPart: 64 },
+        parts: 3,
+        deadline: '2026-01-01T06:00:00.000Z',
+      });
+      const won = await Promise.all([
+        f.snapshots.renewLease(s.snapshotId, undefined, lease, claim('mup-aaaaaaaaaaaaaaaa')),
+        f.snapshots.renewLease(s.snapshotId, undefined, lease, claim('mup-bbbbbbbbbbbbbbbb')),
+      ]);
+      expect(won.filter(Boolean)).toHaveLength(1);
+      const winner = won[0] ? 'mup-aaaaaaaaaaaaaaaa' : 'mup-bbbbbbbbbbbbbbbb';
+      expect(await f.snapshots.get(s.snapshotId)).toMatchObject({ ...lease, ...claim(winner) });
     });
 
     it('lists every snapshot of every account for maintenance, across pages', async () => {

@@ -42,6 +42,7 @@ beforeEach(() => {
   queue = new MemoryWorkQueue();
   const volumeRepo = new MemoryVolumeRepository();
   snapshots = new SnapshotService({
+    compressor: createZstdCompressor(),
     snapshots: new MemorySnapshotRepository(volumeRepo),
     volumes: volumeRepo,
     objects,
@@ -303,6 +304,7 @@ describe('exports of a snapshot shared with another account', () => {
     const identity = new MemoryIdentityRepository();
     const volumeRepo = new MemoryVolumeRepository();
     const shared = new SnapshotService({
+      compressor: createZstdCompressor(),
       snapshots: new MemorySnapshotRepository(volumeRepo),
       volumes: volumeRepo,
       objects,

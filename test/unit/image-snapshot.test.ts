@@ -35,6 +35,7 @@ beforeEach(() => {
   snapshotRepo = new MemorySnapshotRepository(volumeRepo);
   volumes = new VolumeService(volumeRepo, clock, 'eu-west-1', access);
   snapshots = new SnapshotService({
+    compressor: createZstdCompressor(),
     snapshots: snapshotRepo,
     volumes: volumeRepo,
     objects,

@@ -36,6 +36,7 @@ function region(name: string, accounts: AccountService, clock: ManualClock) {
   const instanceRepo = new MemoryInstanceRepository();
   const volumes = new VolumeService(volumeRepo, clock, name, { regionBucket: 'bucket', extraBuckets: [] });
   const snapshots = new SnapshotService({
+    compressor: createZstdCompressor(),
     snapshots: snapshotRepo,
     volumes: volumeRepo,
     objects,

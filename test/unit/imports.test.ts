@@ -41,6 +41,7 @@ function region() {
   const volumeRepo = new MemoryVolumeRepository();
   const snapshotRepo = new MemorySnapshotRepository(volumeRepo);
   const snapshots = new SnapshotService({
+    compressor: createZstdCompressor(),
     snapshots: snapshotRepo,
     volumes: volumeRepo,
     objects,

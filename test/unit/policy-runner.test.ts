@@ -48,6 +48,7 @@ function region(name: string, clock: ManualClock, accounts: AccountService) {
   const objects = new MemoryObjectStore(() => clock.now());
   const queue = new MemoryWorkQueue();
   const service = new SnapshotService({
+    compressor: createZstdCompressor(),
     snapshots: snapshotRepo,
     volumes: volumeRepo,
     objects,

@@ -5,6 +5,7 @@ import { ManualClock } from '../../lib/adapters/clock.ts';
 import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
 import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
 import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
+import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { buildProgram } from '../../lib/cli/main.ts';
 import { printRecord, printTable } from '../../lib/cli/output.ts';
 import { validateProperties } from '../../lib/core/instances.ts';
@@ -33,6 +34,7 @@ describe('printable text at the core', () => {
     const clock = new ManualClock();
     const volumeRepo = new MemoryVolumeRepository();
     const snapshots = new SnapshotService({
+      compressor: createZstdCompressor(),
       snapshots: new MemorySnapshotRepository(volumeRepo),
       volumes: volumeRepo,
       objects: new MemoryObjectStore(),

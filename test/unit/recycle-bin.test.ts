@@ -48,6 +48,7 @@ beforeEach(async () => {
   const identity = new MemoryIdentityRepository();
   accounts = new AccountService({ identity, clock, region: 'r1', usage: (id) => snapshotRepo.usage(id) });
   service = new SnapshotService({
+    compressor: createZstdCompressor(),
     snapshots: snapshotRepo,
     volumes: volumeRepo,
     objects,

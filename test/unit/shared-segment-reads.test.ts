@@ -48,6 +48,7 @@ beforeEach(async () => {
   [owner, grantee, stranger] = await Promise.all([callerOf('a-co'), callerOf('b-co'), callerOf('c-co')]);
   volumes = new VolumeService(volumeRepo, clock, 'eu-west-1', { regionBucket: 'b', extraBuckets: [] });
   snapshots = new SnapshotService({
+    compressor: createZstdCompressor(),
     snapshots: snapshotRepo,
     volumes: volumeRepo,
     objects,

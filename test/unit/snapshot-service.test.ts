@@ -13,7 +13,7 @@ import { newId } from '../../lib/core/ids.ts';
 import { decodeManifest, encodeManifest, type Manifest } from '../../lib/core/manifest.ts';
 import { ObjectLayout } from '../../lib/core/objects.ts';
 import { planReads } from '../../lib/core/restore-plan.ts';
-import { readSegmentBlock } from '../../lib/core/segment.ts';
+import { readSegmentBlock, SegmentBuilder } from '../../lib/core/segment.ts';
 import { SnapshotService } from '../../lib/core/snapshot-service.ts';
 import { SnapshotWriter } from '../../lib/core/snapshot-writer.ts';
 import { VolumeService } from '../../lib/core/volumes.ts';
@@ -39,6 +39,7 @@ beforeEach(() => {
     extraBuckets: [],
   });
   snapshots = new SnapshotService({
+    compressor: createZstdCompressor(),
     snapshots: snapshotRepo,
     volumes: volumeRepo,
     objects,
@@ -208,25 +209,29 @@ describe('completing a snapshot with bad input leaves no completed snapshot', ()
     const s = await pending();
     const { segments } = await snapshots.uploadUrls(alice, s.snapshotId, 1);
     const segmentId = segments[0]?.segmentId ?? '';
+    const builder = new SegmentBuilder(zstd);
+    const entry = builder.add(randomBytes(BLOCK_SIZE));
+    const object = Buffer.from(builder.seal());
     const manifest = {
       volumeSize: 8 * BLOCK_SIZE,
       blockSize: BLOCK_SIZE,
-      segments: new Map([[segmentId, 1000]]),
-      entries: [
-        { blockIndex: 0, hash: randomBytes(32), segmentId, offset: 0, storedLength: 900, encoding: 0 },
-      ],
+      segments: new Map([[segmentId, object.length]]),
+      entries: [{ blockIndex: 0, segmentId, ...entry }],
     };
     await objects.put(ObjectLayout.manifestUpload(s.snapshotId), encodeManifest(manifest));
     await expect(snapshots.complete(alice, s.snapshotId)).rejects.toMatchObject({
       code: 'snapshot.segmentsMissing',
       details: { segmentIds: [segmentId] },
     });
-    await objects.put(ObjectLayout.segment(alice.accountId, segmentId), randomBytes(999));
+    await objects.put(
+      ObjectLayout.segment(alice.accountId, segmentId),
+      object.subarray(0, object.length - 1),
+    );
     await expect(snapshots.complete(alice, s.snapshotId)).rejects.toMatchObject({
       code: 'snapshot.segmentsMissing',
     });
     expect((await snapshots.get(alice, s.snapshotId)).state).toBe('pending');
-    await objects.put(ObjectLayout.segment(alice.accountId, segmentId), randomBytes(1000));
+    await objects.put(ObjectLayout.segment(alice.accountId, segmentId), object);
     expect((await snapshots.complete(alice, s.snapshotId)).state).toBe('completed');
     // Completing again is a no-op.
     expect((await snapshots.complete(alice, s.snapshotId)).state).toBe('completed');
@@ -253,7 +258,7 @@ describe('completing a snapshot with bad input leaves no completed snapshot', ()
     };
     await objects.put(ObjectLayout.manifestUpload(s.snapshotId), encodeManifest(manifest));
     await expect(snapshots.complete(alice, s.snapshotId)).rejects.toMatchObject({
-      code: 'snapshot.segmentsForeign',
+      code: 'snapshot.manifestInvalid',
       status: 400,
     });
     const failed = await snapshots.get(alice, s.snapshotId);
@@ -280,14 +285,14 @@ describe('completing a snapshot with bad input leaves no completed snapshot', ()
     expect((await snapshots.get(alice, s.snapshotId)).state).toBe('error');
   });
 
-  it('with a corrupt manifest: 422, still pending (upload it again)', async () => {
+  it('with a corrupt manifest: 400 manifestInvalid and error, like every other unsound manifest', async () => {
     const s = await pending();
     await objects.put(ObjectLayout.manifestUpload(s.snapshotId), randomBytes(500));
     await expect(snapshots.complete(alice, s.snapshotId)).rejects.toMatchObject({
-      code: 'data.corrupt',
-      status: 422,
+      code: 'snapshot.manifestInvalid',
+      status: 400,
     });
-    expect((await snapshots.get(alice, s.snapshotId)).state).toBe('pending');
+    expect((await snapshots.get(alice, s.snapshotId)).state).toBe('error');
   });
 
   it('from another account: snapshot.notFound, exactly as for a missing one', async () => {
@@ -326,6 +331,7 @@ describe('sharing and quotas', () => {
     ]);
     volumes = new VolumeService(volumeRepo, clock, 'eu-west-1', { regionBucket: 'b', extraBuckets: [] });
     snapshots = new SnapshotService({
+      compressor: createZstdCompressor(),
       snapshots: snapshotRepo,
       volumes: volumeRepo,
       objects,

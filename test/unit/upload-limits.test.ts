@@ -37,6 +37,7 @@ function region(importerOptions: { uploadPartSize?: number; urlsPerRequest?: num
   const volumeRepo = new MemoryVolumeRepository();
   const snapshotRepo = new MemorySnapshotRepository(volumeRepo);
   const snapshots = new SnapshotService({
+    compressor: createZstdCompressor(),
     snapshots: snapshotRepo,
     volumes: volumeRepo,
     objects,

@@ -34,6 +34,9 @@ import { Filters, queryAll, queryPage, scanPage } from './query.ts';
 const ownerIndex = (accountId: string) => `ACCOUNT#${accountId}#SNAPSHOTS`;
 const tokenKey = (accountId: string, token: string) => ({ pk: `TOKEN#${accountId}#${token}`, sk: 'TOKEN' });
 const segmentSk = (segmentId: string) => `SEGMENT#${segmentId}`;
+const manifestUploadSk = (manifestUploadId: string) => `MANIFESTUPLOAD#${manifestUploadId}`;
+/** The counts of keys issued to a client's upload session (one item beside the snapshot's). */
+const SESSION_SK = 'SESSION';
 /** Client tokens are remembered this long (then DynamoDB's TTL removes them). */
 const TOKEN_TTL_SECONDS = 7 * 24 * 3600;
 
@@ -68,6 +71,7 @@ const FIELDS = [
   'leaseUntil',
   'leaseParts',
   'dispatches',
+  'verification',
 ] as const;
 
 function toSnapshot(item: Record<string, unknown>): Snapshot {
@@ -479,14 +483,14 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       await this.#remove(snapshot, false);
     }
     // The upload session's records go with it (best effort: they only matter while it is pending).
+    const pk = snapshotKey(snapshot.snapshotId).pk;
     const segments = await this.sessionSegments(snapshot.snapshotId);
-    await batchWriteAll(
-      this.documents,
-      this.table,
-      [...segments].map((id) => ({
-        DeleteRequest: { Key: { pk: snapshotKey(snapshot.snapshotId).pk, sk: segmentSk(id) } },
-      })),
-    );
+    const manifests = await this.sessionManifestUploads(snapshot.snapshotId);
+    await batchWriteAll(this.documents, this.table, [
+      ...[...segments].map((id) => ({ DeleteRequest: { Key: { pk, sk: segmentSk(id) } } })),
+      ...[...manifests].map((id) => ({ DeleteRequest: { Key: { pk, sk: manifestUploadSk(id) } } })),
+      { DeleteRequest: { Key: { pk, sk: SESSION_SK } } },
+    ]);
   }
 
   async #remove(snapshot: Snapshot, counted: boolean): Promise<void> {
@@ -609,21 +613,29 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     snapshotId: string,
     expected: string | undefined,
     lease: { leaseUntil: string; leaseParts: number; dispatches: number },
+    claim?: Required<Pick<Snapshot, 'verification' | 'parts' | 'deadline'>>,
   ): Promise<boolean> {
     try {
       await this.documents.send(
         new UpdateCommand({
           TableName: this.table,
           Key: snapshotKey(snapshotId),
-          UpdateExpression: 'SET leaseUntil = :lease, leaseParts = :parts, dispatches = :dispatches',
+          UpdateExpression: `SET leaseUntil = :lease, leaseParts = :parts, dispatches = :dispatches${claim ? ', verification = :verification, #partCount = :partCount, deadline = :deadline' : ''}`,
           ConditionExpression: `#state = :pending AND ${expected === undefined ? 'attribute_not_exists(leaseUntil)' : 'leaseUntil = :expected'}`,
-          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeNames: { '#state': 'state', ...(claim ? { '#partCount': 'parts' } : {}) },
           ExpressionAttributeValues: {
             ':lease': lease.leaseUntil,
             ':parts': lease.leaseParts,
             ':dispatches': lease.dispatches,
             ':pending': 'pending',
             ...(expected === undefined ? {} : { ':expected': expected }),
+            ...(claim
+              ? {
+                  ':verification': claim.verification,
+                  ':partCount': claim.parts,
+                  ':deadline': claim.deadline,
+                }
+              : {}),
           },
         }),
       );
@@ -644,6 +656,62 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
         },
       })),
     );
+  }
+
+  async issueSessionUploads(
+    snapshotId: string,
+    uploads: { segmentIds: readonly string[]; manifestUploadIds: readonly string[] },
+    limits: { segments: number; manifests: number },
+  ): Promise<boolean> {
+    const pk = snapshotKey(snapshotId).pk;
+    const segments = uploads.segmentIds.length;
+    const manifests = uploads.manifestUploadIds.length;
+    if (segments > limits.segments || manifests > limits.manifests) return false;
+    try {
+      // The count first, conditionally: a crash before the items are written only over-counts.
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { pk, sk: SESSION_SK },
+          UpdateExpression: 'SET #type = :type ADD segmentsIssued :segments, manifestsIssued :manifests',
+          ConditionExpression:
+            '(attribute_not_exists(segmentsIssued) OR segmentsIssued <= :maxSegments) AND (attribute_not_exists(manifestsIssued) OR manifestsIssued <= :maxManifests)',
+          ExpressionAttributeNames: { '#type': 'type' },
+          ExpressionAttributeValues: {
+            ':type': 'uploadSession',
+            ':segments': segments,
+            ':manifests': manifests,
+            ':maxSegments': limits.segments - segments,
+            ':maxManifests': limits.manifests - manifests,
+          },
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+    await batchWriteAll(this.documents, this.table, [
+      ...uploads.segmentIds.map((id) => ({
+        PutRequest: { Item: { pk, sk: segmentSk(id), type: 'sessionSegment', segmentId: id } },
+      })),
+      ...uploads.manifestUploadIds.map((id) => ({
+        PutRequest: {
+          Item: { pk, sk: manifestUploadSk(id), type: 'sessionManifestUpload', manifestUploadId: id },
+        },
+      })),
+    ]);
+    return true;
+  }
+
+  async sessionManifestUploads(snapshotId: string): Promise<Set<string>> {
+    const items = await queryAll(this.documents, {
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :manifest)',
+      ExpressionAttributeValues: { ':pk': snapshotKey(snapshotId).pk, ':manifest': 'MANIFESTUPLOAD#' },
+      ProjectionExpression: 'manifestUploadId',
+      ConsistentRead: true,
+    });
+    return new Set(items.map((item) => String(item.manifestUploadId)));
   }
 
   async sessionSegments(snapshotId: string): Promise<Set<string>> {

@@ -1,6 +1,15 @@
-import type { ByteRange, IncompleteUpload, ObjectStore, StoredObject } from '../../core/objects.ts';
+import type {
+  ByteRange,
+  IncompleteUpload,
+  ObjectStore,
+  PresignPutOptions,
+  StoredObject,
+} from '../../core/objects.ts';
 
-/** Objects in memory, for unit tests. Presigned URLs are `memory://` URLs naming the key. */
+/**
+ * Objects in memory, for unit tests. Presigned URLs are `memory://` URLs naming the key;
+ * {@link receivePut} plays the store's side of a PUT through one, with S3's rules.
+ */
 export class MemoryObjectStore implements ObjectStore {
   readonly objects = new Map<string, Uint8Array>();
   /** When each object was written (objects set directly on the map count as written at 0). */
@@ -9,8 +18,23 @@ export class MemoryObjectStore implements ObjectStore {
   /** `now` stamps writes, so tests can age objects with their clock. */
   constructor(private readonly now: () => number = Date.now) {}
 
-  async presignPut(key: string, expiresInSeconds: number): Promise<string> {
-    return `memory://put/${key}?expires=${expiresInSeconds}`;
+  async presignPut(key: string, expiresInSeconds: number, options: PresignPutOptions = {}): Promise<string> {
+    return `memory://put/${key}?expires=${expiresInSeconds}${options.ifNoneMatch ? '&if-none-match=*' : ''}`;
+  }
+  /**
+   * A PUT through a presigned URL, answered as S3 does: 403 when the URL signs `If-None-Match: *`
+   * and the request does not send it, 412 when it does and the object exists, else 200 (stored).
+   */
+  async receivePut(url: string, body: Uint8Array, headers: Record<string, string> = {}): Promise<number> {
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'memory:' || parsed.host !== 'put') return 400;
+    const key = decodeURIComponent(parsed.pathname.slice(1));
+    const sent = Object.entries(headers).find(([name]) => name.toLowerCase() === 'if-none-match')?.[1];
+    const signed = parsed.searchParams.get('if-none-match');
+    if (signed !== null && sent !== signed) return 403;
+    if (sent === '*' && this.objects.has(key)) return 412;
+    await this.put(key, body);
+    return 200;
   }
   /** `memory://get/KEY?expires=N`, with `&range=START-END` (end exclusive) when bound to a range. */
   async presignGet(key: string, expiresInSeconds: number, range?: ByteRange): Promise<string> {

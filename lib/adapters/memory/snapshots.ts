@@ -21,6 +21,9 @@ export class MemorySnapshotRepository implements SnapshotRepository {
   readonly #snapshots = new Map<string, Snapshot>();
   readonly #tokens = new Map<string, ClientTokenRecord>();
   readonly #segments = new Map<string, Set<string>>();
+  readonly #manifestUploads = new Map<string, Set<string>>();
+  /** Keys issued to clients per session: segments and manifests (they only grow). */
+  readonly #issued = new Map<string, { segments: number; manifests: number }>();
   readonly #parts = new Map<string, Set<number>>();
   readonly #usage = new Map<string, Usage>();
   /** Share order per grantee (`*` for public), as the table's index keeps it. */
@@ -180,10 +183,11 @@ export class MemorySnapshotRepository implements SnapshotRepository {
     snapshotId: string,
     expected: string | undefined,
     lease: { leaseUntil: string; leaseParts: number; dispatches: number },
+    claim?: Required<Pick<Snapshot, 'verification' | 'parts' | 'deadline'>>,
   ): Promise<boolean> {
     const snapshot = this.#snapshots.get(snapshotId);
     if (snapshot?.state !== 'pending' || snapshot.leaseUntil !== expected) return false;
-    Object.assign(snapshot, lease);
+    Object.assign(snapshot, lease, structuredClone(claim ?? {}));
     return true;
   }
 
@@ -204,6 +208,8 @@ export class MemorySnapshotRepository implements SnapshotRepository {
       throw new Error(`snapshot ${snapshot.snapshotId} does not exist`);
     this.volumes.snapshotsOf.get(snapshot.volumeId)?.delete(snapshot.snapshotId);
     this.#segments.delete(snapshot.snapshotId);
+    this.#manifestUploads.delete(snapshot.snapshotId);
+    this.#issued.delete(snapshot.snapshotId);
     const usage = await this.usage(snapshot.accountId);
     this.#usage.set(snapshot.accountId, {
       snapshots: usage.snapshots - 1,
@@ -234,5 +240,28 @@ export class MemorySnapshotRepository implements SnapshotRepository {
 
   async sessionSegments(snapshotId: string): Promise<Set<string>> {
     return new Set(this.#segments.get(snapshotId) ?? []);
+  }
+
+  async issueSessionUploads(
+    snapshotId: string,
+    uploads: { segmentIds: readonly string[]; manifestUploadIds: readonly string[] },
+    limits: { segments: number; manifests: number },
+  ): Promise<boolean> {
+    const issued = this.#issued.get(snapshotId) ?? { segments: 0, manifests: 0 };
+    const next = {
+      segments: issued.segments + uploads.segmentIds.length,
+      manifests: issued.manifests + uploads.manifestUploadIds.length,
+    };
+    if (next.segments > limits.segments || next.manifests > limits.manifests) return false;
+    this.#issued.set(snapshotId, next);
+    await this.addSessionSegments(snapshotId, uploads.segmentIds);
+    const manifests = this.#manifestUploads.get(snapshotId) ?? new Set<string>();
+    for (const id of uploads.manifestUploadIds) manifests.add(id);
+    this.#manifestUploads.set(snapshotId, manifests);
+    return true;
+  }
+
+  async sessionManifestUploads(snapshotId: string): Promise<Set<string>> {
+    return new Set(this.#manifestUploads.get(snapshotId) ?? []);
   }
 }

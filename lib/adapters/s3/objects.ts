@@ -21,6 +21,7 @@ import {
   type ByteRange,
   type IncompleteUpload,
   type ObjectStore,
+  type PresignPutOptions,
   rangeHeader,
   type StoredObject,
 } from '../../core/objects.ts';
@@ -36,9 +37,17 @@ export class S3ObjectStore implements ObjectStore {
     private readonly presigner: S3Client = s3,
   ) {}
 
-  presignPut(key: string, expiresInSeconds: number): Promise<string> {
-    return getSignedUrl(this.presigner, new PutObjectCommand({ Bucket: this.bucket, Key: key }), {
+  presignPut(key: string, expiresInSeconds: number, options: PresignPutOptions = {}): Promise<string> {
+    // Write-once: `If-None-Match: *` is signed (X-Amz-SignedHeaders names it), so the holder must
+    // send it and S3 answers 412 once the key exists.
+    const command = new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      ...(options.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
+    });
+    return getSignedUrl(this.presigner, command, {
       expiresIn: expiresInSeconds,
+      ...(options.ifNoneMatch ? { signableHeaders: new Set(['if-none-match']) } : {}),
     });
   }
 

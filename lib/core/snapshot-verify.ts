@@ -1,0 +1,198 @@
+import { BLOCK_SIZE } from './blocks.ts';
+import { BlockEncoding, type Compressor } from './codec.ts';
+import { VolsnapError } from './errors.ts';
+import type { Manifest, ManifestEntry } from './manifest.ts';
+import { ObjectLayout, type ObjectStore } from './objects.ts';
+import {
+  parseSegmentFooter,
+  parseSegmentIndex,
+  readSegmentBlock,
+  SEGMENT_FOOTER_SIZE,
+  type SegmentEntry,
+} from './segment.ts';
+import type { Snapshot, SnapshotRepository } from './snapshots.ts';
+
+/**
+ * What completion checks of a client's upload before a snapshot is `completed` (docs/formats.md,
+ * "Completion"), and how an upload session ends: every key it was issued and does not keep is
+ * made unusable at once.
+ */
+
+/**
+ * Volume bytes per segment URL a snapshot may be issued. Segments are sealed at 16 MiB of stored
+ * blocks, so a snapshot never needs more than volumeSize / 16 MiB of them (plus one per writer
+ * flush); half that leaves room for one full rerun with the same client token.
+ */
+export const VOLUME_BYTES_PER_SEGMENT_URL = 8 * 1024 * 1024;
+/** Segment URLs every snapshot may be issued beyond its size's share (small volumes, batches). */
+export const SEGMENT_URL_SLACK = 64;
+/** Manifest upload URLs a snapshot may be issued (one per upload attempt). */
+export const MAX_MANIFEST_UPLOADS = 32;
+
+/** The most segment URLs a snapshot of a volume of `volumeSize` bytes is issued, in all. */
+export function maxSegmentUrls(volumeSize: number): number {
+  return Math.ceil(volumeSize / VOLUME_BYTES_PER_SEGMENT_URL) + SEGMENT_URL_SLACK;
+}
+
+/** Bytes of a segment read with one GET while verifying (memory per verifier: about this). */
+const VERIFY_RUN_BYTES = 16 * 1024 * 1024;
+/** Keys retired at once. */
+const RETIRE_CONCURRENCY = 16;
+const TOMBSTONE = new Uint8Array(0);
+
+/** A reason the upload is not what its manifest says, naming the block and segment. */
+export type Rejection = string;
+
+/**
+ * Checks the manifest's entries in one segment of this upload against the segment itself: its
+ * footer and index (digest), every entry equal to an index entry (offset, stored length, encoding,
+ * SHA-256, a full plain block), and every block decoded and hashed. `size` is the segment's object
+ * size, already checked to be what the manifest declares. Reads the segment in runs of at most
+ * 16 MiB, one at a time. Returns undefined when it holds, else why not.
+ */
+export async function verifySegment(
+  objects: ObjectStore,
+  compressor: Compressor,
+  key: { accountId: string; segmentId: string; size: number },
+  entries: readonly ManifestEntry[],
+): Promise<Rejection | undefined> {
+  const { segmentId, size } = key;
+  const objectKey = ObjectLayout.segment(key.accountId, segmentId);
+  const where = `segment ${segmentId}`;
+  if (size < SEGMENT_FOOTER_SIZE)
+    return `The ${where} is ${size} bytes, too short to be a segment (blocks ${blockList(entries)}).`;
+  let index: SegmentEntry[];
+  try {
+    const footer = parseSegmentFooter(
+      await objects.getRange(objectKey, size - SEGMENT_FOOTER_SIZE, size),
+      size,
+    );
+    index = parseSegmentIndex(
+      await objects.getRange(objectKey, footer.indexOffset, footer.indexOffset + footer.indexLength),
+      footer,
+    );
+  } catch (error) {
+    if (!(error instanceof VolsnapError && error.code === 'data.corrupt')) throw error;
+    return `The ${where} is not a sound segment (${error.message}); it holds blocks ${blockList(entries)}.`;
+  }
+  const byOffset = new Map(index.map((entry) => [entry.offset, entry]));
+  // One check per stored location: identical blocks of a snapshot share one.
+  const locations = new Map<number, SegmentEntry>();
+  for (const entry of entries) {
+    const block = `Block ${entry.blockIndex} (in ${where} at offset ${entry.offset})`;
+    if (entry.encoding !== BlockEncoding.raw && entry.encoding !== BlockEncoding.zstd)
+      return `${block} names encoding ${entry.encoding}, which volsnap does not know.`;
+    const stored = byOffset.get(entry.offset);
+    if (!stored)
+      return `${block} is not a block of the segment: its index has no block at that offset (it may point into another block, the index or the footer).`;
+    if (stored.storedLength !== entry.storedLength || stored.encoding !== entry.encoding)
+      return `${block} is ${entry.storedLength} bytes in encoding ${entry.encoding} by the manifest, ${stored.storedLength} bytes in encoding ${stored.encoding} by the segment's index.`;
+    if (!stored.hash.equals(entry.hash))
+      return `${block} has SHA-256 ${entry.hash.toString('hex')} in the manifest, ${stored.hash.toString('hex')} in the segment's index.`;
+    if (stored.plainLength !== BLOCK_SIZE)
+      return `${block} is ${stored.plainLength} bytes plain by the segment's index, not a ${BLOCK_SIZE}-byte block.`;
+    locations.set(entry.offset, stored);
+  }
+  const blockOf = new Map<number, number>();
+  for (const entry of entries) if (!blockOf.has(entry.offset)) blockOf.set(entry.offset, entry.blockIndex);
+  const sorted = [...locations.values()].sort((a, b) => a.offset - b.offset);
+  for (let i = 0; i < sorted.length; ) {
+    const first = sorted[i] as SegmentEntry;
+    let end = first.offset + first.storedLength;
+    let j = i + 1;
+    for (; j < sorted.length; j++) {
+      const next = sorted[j] as SegmentEntry;
+      const nextEnd = Math.max(end, next.offset + next.storedLength);
+      if (nextEnd - first.offset > VERIFY_RUN_BYTES) break;
+      end = nextEnd;
+    }
+    const run = await objects.getRange(objectKey, first.offset, end);
+    for (const stored of sorted.slice(i, j)) {
+      const bytes = run.subarray(
+        stored.offset - first.offset,
+        stored.offset - first.offset + stored.storedLength,
+      );
+      try {
+        readSegmentBlock(compressor, stored, bytes);
+      } catch (error) {
+        if (!(error instanceof VolsnapError && error.code === 'data.corrupt')) throw error;
+        return `Block ${blockOf.get(stored.offset)} (in ${where} at offset ${stored.offset}) does not hold what the manifest says: ${error.message}`;
+      }
+    }
+    i = j;
+  }
+  return undefined;
+}
+
+/**
+ * Checks the entries that point into the parent's segments: each must be the parent's own entry at
+ * that location (segment, offset, stored length, encoding, SHA-256), and each such segment declared
+ * at the parent's size. A manifest cannot invent blocks in segments it did not write.
+ */
+export function checkInherited(
+  manifest: Manifest,
+  parent: Manifest,
+  session: ReadonlySet<string>,
+): Rejection | undefined {
+  for (const [segmentId, size] of manifest.segments) {
+    if (session.has(segmentId)) continue;
+    const parentSize = parent.segments.get(segmentId);
+    if (parentSize !== undefined && parentSize !== size)
+      return `The manifest declares segment ${segmentId} as ${size} bytes; the parent's manifest says ${parentSize}.`;
+  }
+  const byLocation = new Map<string, Map<number, ManifestEntry>>();
+  for (const entry of parent.entries) {
+    const inSegment = byLocation.get(entry.segmentId) ?? new Map<number, ManifestEntry>();
+    inSegment.set(entry.offset, entry);
+    byLocation.set(entry.segmentId, inSegment);
+  }
+  for (const entry of manifest.entries) {
+    if (session.has(entry.segmentId)) continue;
+    const known = byLocation.get(entry.segmentId)?.get(entry.offset);
+    if (
+      !known ||
+      known.storedLength !== entry.storedLength ||
+      known.encoding !== entry.encoding ||
+      !known.hash.equals(entry.hash)
+    ) {
+      return `Block ${entry.blockIndex} points at offset ${entry.offset} of segment ${entry.segmentId}, inherited from the parent, where the parent's manifest has ${known ? `another block (SHA-256 ${known.hash.toString('hex')}, ${known.storedLength} bytes, encoding ${known.encoding})` : 'no block'}.`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Ends an upload session: every segment key it was issued and `keep` does not name, and every
+ * manifest staging key, is overwritten with an empty tombstone. A write-once URL still in flight
+ * then gets 412, and whatever was PUT there is gone at once (no quota passes through an unused
+ * URL). Tombstones are unreferenced objects: garbage collection deletes them after its grace
+ * period, long after every URL expired. Idempotent; work bounded by the session's URL cap.
+ */
+export async function retireSession(
+  objects: ObjectStore,
+  snapshots: Pick<SnapshotRepository, 'sessionSegments' | 'sessionManifestUploads'>,
+  snapshot: Pick<Snapshot, 'snapshotId' | 'accountId'>,
+  keep: ReadonlySet<string> = new Set(),
+): Promise<void> {
+  await retireKeys(objects, [
+    ...[...(await snapshots.sessionSegments(snapshot.snapshotId))]
+      .filter((segmentId) => !keep.has(segmentId))
+      .map((segmentId) => ObjectLayout.segment(snapshot.accountId, segmentId)),
+    ...[...(await snapshots.sessionManifestUploads(snapshot.snapshotId))].map((id) =>
+      ObjectLayout.manifestStaging(snapshot.snapshotId, id),
+    ),
+  ]);
+  // The workers' own staging key was never given out: deleting it is enough.
+  await objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId));
+}
+
+/** Overwrites each key with an empty tombstone (see {@link retireSession}). */
+export async function retireKeys(objects: ObjectStore, keys: readonly string[]): Promise<void> {
+  for (let i = 0; i < keys.length; i += RETIRE_CONCURRENCY)
+    await Promise.all(keys.slice(i, i + RETIRE_CONCURRENCY).map((key) => objects.put(key, TOMBSTONE)));
+}
+
+function blockList(entries: readonly ManifestEntry[]): string {
+  const indices = entries.slice(0, 5).map((e) => e.blockIndex);
+  return `${indices.join(', ')}${entries.length > 5 ? ', …' : ''}`;
+}
