@@ -32,7 +32,8 @@ const json = async (...args: string[]) => {
 };
 
 beforeAll(async () => {
-  cloud = await startCloudProcess(['--fresh', '--port-base', 'auto', '--data-dir', dataDir]);
+  // --verbose: the log then shows which function verified each part (a worker, for the large upload).
+  cloud = await startCloudProcess(['--fresh', '--port-base', 'auto', '--data-dir', dataDir, '--verbose']);
   const config = JSON.parse(readFileSync(configPath, 'utf8'));
   accountId = config.accounts.demo.accountId;
   api = new ApiClient({

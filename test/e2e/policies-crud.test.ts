@@ -18,10 +18,19 @@ async function json(...args: string[]) {
   if (result.code !== 0) throw new Error(`volsnap ${args.join(' ')} failed: ${result.stderr}`);
   return JSON.parse(result.stdout);
 }
-/** Runs a command that must fail: exit 1, and the error as JSON on stderr. */
+/**
+ * Runs a command that must fail: exit 1 (the service refused it) or 2 (the CLI refused its
+ * arguments before asking), and the error as JSON on stderr.
+ */
 async function refused(...args: string[]): Promise<{ error: string; message: string; details?: unknown }> {
+  return refusedWith(1, ...args);
+}
+async function refusedWith(
+  code: 1 | 2,
+  ...args: string[]
+): Promise<{ error: string; message: string; details?: unknown }> {
   const result = await run('--json', ...args);
-  expect(result.code, `volsnap ${args.join(' ')} should fail; it printed ${result.stdout}`).toBe(1);
+  expect(result.code, `volsnap ${args.join(' ')} should fail; it printed ${result.stdout}`).toBe(code);
   return JSON.parse(result.stderr);
 }
 
@@ -156,7 +165,10 @@ describe('snapshot policies through the CLI', () => {
       message: expect.stringContaining("the policy's own region"),
     });
     expect(await create('--every', '30s')).toMatchObject({ error: 'request.invalid' });
-    expect(await create()).toMatchObject({
+    // No schedule at all: the CLI's own argument check, a usage error (exit 2).
+    expect(
+      await refusedWith(2, 'policy', 'create', '--name', 'bad', '--target-tag', 'a=b', '--keep', '1'),
+    ).toMatchObject({
       error: 'request.invalid',
       message: expect.stringContaining('--every'),
     });
