@@ -1,12 +1,21 @@
-import { type QuotaLimits, quotaExceeded, type Usage } from '../../core/accounts.ts';
+import {
+  IN_FLIGHT_LIMITS,
+  inFlightExceeded,
+  NO_USAGE,
+  quotaExceeded,
+  type Usage,
+} from '../../core/accounts.ts';
 import { VolsnapError } from '../../core/errors.ts';
 import type { Page } from '../../core/pagination.ts';
 import {
   type ClientTokenRecord,
   type Grantee,
+  IN_FLIGHT_STATES,
+  inFlightCounterOf,
   matchesFilter,
   type Snapshot,
   type SnapshotFilter,
+  type SnapshotLimits,
   type SnapshotRepository,
   type SnapshotState,
 } from '../../core/snapshots.ts';
@@ -16,23 +25,41 @@ import type { MemoryVolumeRepository } from './volumes.ts';
 const newestFirst = (a: Snapshot, b: Snapshot) =>
   `${b.createdAt}#${b.snapshotId}`.localeCompare(`${a.createdAt}#${a.snapshotId}`);
 
+/** An account's usage counters in memory, shared by the in-memory stores as the table's usage item is. */
+export class MemoryUsage {
+  readonly #counters = new Map<string, Usage>();
+
+  get(accountId: string): Usage {
+    return { ...(this.#counters.get(accountId) ?? NO_USAGE) };
+  }
+
+  add(accountId: string, changes: Partial<Usage>): void {
+    const usage = this.get(accountId);
+    for (const [counter, delta] of Object.entries(changes)) usage[counter as keyof Usage] += delta;
+    this.#counters.set(accountId, usage);
+  }
+}
+
 /** Snapshot records in memory, for unit tests: the same contract as the DynamoDB repository. */
 export class MemorySnapshotRepository implements SnapshotRepository {
   readonly #snapshots = new Map<string, Snapshot>();
   readonly #tokens = new Map<string, ClientTokenRecord>();
   readonly #segments = new Map<string, Set<string>>();
   readonly #parts = new Map<string, Set<number>>();
-  readonly #usage = new Map<string, Usage>();
   /** Share order per grantee (`*` for public), as the table's index keeps it. */
   readonly #shares = new Map<string, string[]>();
 
   /** Shares the volumes' snapshot count, as the table's transactions do. */
-  constructor(private readonly volumes: MemoryVolumeRepository) {}
+  constructor(
+    private readonly volumes: MemoryVolumeRepository,
+    /** Give the export store the same counters: exports count in the stored bytes. */
+    readonly counters = new MemoryUsage(),
+  ) {}
 
   async create(
     snapshot: Snapshot,
     clientToken?: { token: string; requestHash: string },
-    limits?: QuotaLimits,
+    limits?: SnapshotLimits,
   ): Promise<ClientTokenRecord | undefined> {
     const tokenKey = clientToken ? `${snapshot.accountId}#${clientToken.token}` : undefined;
     const known = tokenKey ? this.#tokens.get(tokenKey) : undefined;
@@ -49,7 +76,19 @@ export class MemorySnapshotRepository implements SnapshotRepository {
     if (limits && (usage.snapshots >= limits.maxSnapshots || usage.storedBytes >= limits.maxStoredBytes)) {
       throw quotaExceeded(snapshot.region, limits, usage);
     }
-    this.#usage.set(snapshot.accountId, { ...usage, snapshots: usage.snapshots + 1 });
+    if (IN_FLIGHT_STATES.includes(snapshot.state)) {
+      const counter = inFlightCounterOf(snapshot);
+      const max = limits?.[IN_FLIGHT_LIMITS[counter]];
+      if (max !== undefined && usage[counter] >= max)
+        throw inFlightExceeded(snapshot.region, counter, usage[counter], max);
+      const onVolume = [...this.#snapshots.values()].filter(
+        (s) => s.volumeId === snapshot.volumeId && IN_FLIGHT_STATES.includes(s.state),
+      ).length;
+      const perVolume = limits?.maxPendingSnapshotsPerVolume;
+      if (perVolume !== undefined && onVolume >= perVolume)
+        throw inFlightExceeded(snapshot.region, 'pendingSnapshotsPerVolume', onVolume, perVolume);
+    }
+    this.counters.add(snapshot.accountId, { snapshots: 1 });
     this.#snapshots.set(snapshot.snapshotId, structuredClone(snapshot));
     const held = this.volumes.snapshotsOf.get(snapshot.volumeId) ?? new Set<string>();
     this.volumes.snapshotsOf.set(snapshot.volumeId, held.add(snapshot.snapshotId));
@@ -116,7 +155,16 @@ export class MemorySnapshotRepository implements SnapshotRepository {
   }
 
   async usage(accountId: string): Promise<Usage> {
-    return { ...(this.#usage.get(accountId) ?? { snapshots: 0, storedBytes: 0 }) };
+    // Snapshots in flight are counted from the records; the rest are counters.
+    const usage = {
+      ...this.counters.get(accountId),
+      pendingSnapshots: 0,
+      copiesInFlight: 0,
+      importsInFlight: 0,
+    };
+    for (const s of this.#snapshots.values())
+      if (s.accountId === accountId && IN_FLIGHT_STATES.includes(s.state)) usage[inFlightCounterOf(s)]++;
+    return usage;
   }
 
   async latestCompleted(volumeId: string): Promise<Snapshot | undefined> {
@@ -139,13 +187,8 @@ export class MemorySnapshotRepository implements SnapshotRepository {
       const state = this.#snapshots.get(parent.snapshotId)?.state;
       if (!state || !parent.states.includes(state)) return undefined;
     }
-    if (to === 'completed' && changes.stats) {
-      const usage = await this.usage(current.accountId);
-      this.#usage.set(current.accountId, {
-        ...usage,
-        storedBytes: usage.storedBytes + changes.stats.newBytes,
-      });
-    }
+    if (to === 'completed' && changes.stats && current.state === 'pending')
+      this.counters.add(current.accountId, { storedBytes: changes.stats.newBytes });
     const next: Snapshot = { ...current, ...structuredClone(changes), state: to };
     for (const [key, value] of Object.entries(changes))
       if (value === undefined) delete next[key as keyof Snapshot];
@@ -202,11 +245,7 @@ export class MemorySnapshotRepository implements SnapshotRepository {
       throw new Error(`snapshot ${snapshot.snapshotId} does not exist`);
     this.volumes.snapshotsOf.get(snapshot.volumeId)?.delete(snapshot.snapshotId);
     this.#segments.delete(snapshot.snapshotId);
-    const usage = await this.usage(snapshot.accountId);
-    this.#usage.set(snapshot.accountId, {
-      snapshots: usage.snapshots - 1,
-      storedBytes: usage.storedBytes - (snapshot.stats?.newBytes ?? 0),
-    });
+    this.counters.add(snapshot.accountId, { snapshots: -1, storedBytes: -(snapshot.stats?.newBytes ?? 0) });
     for (const [id, list] of this.#shares)
       this.#shares.set(
         id,
