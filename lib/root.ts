@@ -7,6 +7,7 @@ import { DynamoImageRepository } from './adapters/dynamodb/images.ts';
 import { DynamoInstanceRepository } from './adapters/dynamodb/instances.ts';
 import { DynamoPolicyRepository } from './adapters/dynamodb/policies.ts';
 import { DynamoSnapshotRepository } from './adapters/dynamodb/snapshots.ts';
+import { DynamoUploadSlots } from './adapters/dynamodb/uploads.ts';
 import { DynamoVolumeRepository } from './adapters/dynamodb/volumes.ts';
 import { httpRemoteOpener } from './adapters/http/remote.ts';
 import { S3ObjectStore } from './adapters/s3/objects.ts';
@@ -94,13 +95,17 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
   });
   const authenticate = once(() => keyAuthenticator(identity(), clock));
   const audit = once(() => new DynamoAuditLog(own().documents, table, nowSeconds));
+  const uploadSlots = once(() => new DynamoUploadSlots(own().documents, table));
   const accounts = once(
     () =>
       new AccountService({
         identity: identity(),
         clock,
         region: config.region.name,
-        usage: (accountId) => snapshotRepo().usage(accountId),
+        usage: async (accountId) => ({
+          ...(await snapshotRepo().usage(accountId)),
+          openUploads: await uploadSlots().count(accountId, clock.now()),
+        }),
         defaults: config.defaultQuota,
       }),
   );
@@ -224,6 +229,7 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         compressor: createZstdCompressor(),
         buckets: config.exportBuckets,
         objectsIn: (bucket) => new S3ObjectStore(own().s3, bucket),
+        limits: (accountId) => accounts().limits(accountId),
       }),
   );
   const policyRepo = once(() => new DynamoPolicyRepository(own().documents, table));
@@ -271,6 +277,8 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         compressor: createZstdCompressor(),
         clock,
         region: config.region.name,
+        uploads: uploadSlots(),
+        limits: (accountId) => accounts().limits(accountId),
       }),
   );
   const instances = once(

@@ -599,6 +599,15 @@ export function quotaExceeded(
   });
 }
 
+/** The 4xx of an export whose object would take the account past its stored bytes. */
+export function exportQuotaExceeded(region: string, limit: number, used: number, size: number): VolsnapError {
+  return new VolsnapError(
+    'quota.exceeded',
+    `The export would write ${size} bytes; the account's snapshots and exports hold ${used} bytes in ${region} and its quota is ${limit}: delete exports or snapshots, export in a smaller format (vsnap stores only the data), or ask the operator for a higher quota.`,
+    { details: { region, quota: 'storedBytes', limit, used, size } },
+  );
+}
+
 /** The 429 of work that would pass a limit on work in flight: names it, the count, and what to do. */
 export function inFlightExceeded(
   region: string,

@@ -1,3 +1,4 @@
+import { DEFAULT_QUOTA, inFlightExceeded, type QuotaLimits } from './accounts.ts';
 import { BLOCK_SIZE, isValidVolumeSize } from './blocks.ts';
 import { type Clock, isoTime } from './clock.ts';
 import type { Compressor } from './codec.ts';
@@ -12,6 +13,7 @@ import type { SnapshotService } from './snapshot-service.ts';
 import { SnapshotWriter } from './snapshot-writer.ts';
 import type { Snapshot, SnapshotRepository } from './snapshots.ts';
 import type { Tags } from './tags.ts';
+import type { UploadSlots } from './uploads.ts';
 import type { Volume, VolumeRepository } from './volumes.ts';
 import {
   parseVsnapFooter,
@@ -76,6 +78,9 @@ export interface SnapshotImporterOptions {
   readConcurrency?: number;
   /** Bytes per ranged GET of a raw image (whole blocks). */
   rangeBytes?: number;
+  /** Open uploads, bounded per account by its limits' `maxOpenUploads`. */
+  uploads?: UploadSlots;
+  limits?: (accountId: string) => Promise<QuotaLimits>;
 }
 
 /**
@@ -89,7 +94,14 @@ export class SnapshotImporter {
   readonly #o: Required<SnapshotImporterOptions>;
 
   constructor(options: SnapshotImporterOptions) {
-    this.#o = { partBlocks: 16_384, readConcurrency: 4, rangeBytes: 8 * 1024 * 1024, ...options };
+    this.#o = {
+      partBlocks: 16_384,
+      readConcurrency: 4,
+      rangeBytes: 8 * 1024 * 1024,
+      uploads: new UnboundedUploads(),
+      limits: async () => DEFAULT_QUOTA,
+      ...options,
+    };
   }
 
   /**
@@ -115,9 +127,18 @@ export class SnapshotImporter {
     const partSize = Math.max(64 * 1024 * 1024, Math.ceil(sizeBytes / 10_000 / BLOCK_SIZE) * BLOCK_SIZE);
     const ref = newId('request');
     const key = ObjectLayout.fileUpload(caller.accountId, ref);
+    const expiresInSeconds = 6 * 3600;
+    // An open upload holds a slot until it is imported or its URLs expire.
+    const now = this.#o.clock.now();
+    const { maxOpenUploads } = await this.#o.limits(caller.accountId);
+    if (
+      !(await this.#o.uploads.take(caller.accountId, ref, maxOpenUploads, now, now + expiresInSeconds * 1000))
+    ) {
+      const open = await this.#o.uploads.count(caller.accountId, now);
+      throw inFlightExceeded(this.#o.region, 'openUploads', open, maxOpenUploads);
+    }
     const uploadId = await this.#o.objects.createMultipart(key);
     const count = Math.ceil(sizeBytes / partSize);
-    const expiresInSeconds = 6 * 3600;
     const parts = await Promise.all(
       Array.from({ length: count }, async (_, i) => ({
         partNumber: i + 1,
@@ -157,6 +178,8 @@ export class SnapshotImporter {
           );
         });
       }
+      // The file is whole: the upload is no longer open.
+      await this.#o.uploads.release(caller.accountId, upload.ref);
       source = `upload ${upload.ref}`;
       remote = await objectRemote(this.#o.objects, key);
       origin = { key };
@@ -539,4 +562,15 @@ export async function forgetImportSource(objects: ObjectStore, ref: string): Pro
   const origin = stored ? (JSON.parse(Buffer.from(stored).toString('utf8')) as SourceRef) : undefined;
   if (origin && 'key' in origin) await objects.delete(origin.key);
   await objects.delete(sourceKey(ref));
+}
+
+/** Without a slot store (tests of other things), uploads are not bounded. */
+class UnboundedUploads implements UploadSlots {
+  async take(): Promise<boolean> {
+    return true;
+  }
+  async release(): Promise<void> {}
+  async count(): Promise<number> {
+    return 0;
+  }
 }

@@ -6,13 +6,7 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import {
-  IN_FLIGHT_LIMITS,
-  inFlightExceeded,
-  NO_USAGE,
-  quotaExceeded,
-  type Usage,
-} from '../../core/accounts.ts';
+import { IN_FLIGHT_LIMITS, inFlightExceeded, quotaExceeded, type Usage } from '../../core/accounts.ts';
 import { VolsnapError } from '../../core/errors.ts';
 import type { Page } from '../../core/pagination.ts';
 import {
@@ -41,6 +35,7 @@ import {
   volumeKey,
 } from './keys.ts';
 import { Filters, queryAll, queryPage, scanPage } from './query.ts';
+import { readUsage } from './usage.ts';
 
 const ownerIndex = (accountId: string) => `ACCOUNT#${accountId}#SNAPSHOTS`;
 const tokenKey = (accountId: string, token: string) => ({ pk: `TOKEN#${accountId}#${token}`, sk: 'TOKEN' });
@@ -379,13 +374,8 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     return this.get(snapshotId);
   }
 
-  async usage(accountId: string): Promise<Usage> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: usageKey(accountId), ConsistentRead: true }),
-    );
-    return Object.fromEntries(
-      Object.keys(NO_USAGE).map((counter) => [counter, Number(Item?.[counter] ?? 0)]),
-    ) as unknown as Usage;
+  usage(accountId: string): Promise<Usage> {
+    return readUsage(this.documents, this.table, accountId);
   }
 
   async latestCompleted(volumeId: string): Promise<Snapshot | undefined> {
