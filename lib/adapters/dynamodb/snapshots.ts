@@ -135,6 +135,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
             gsi2pk: snapshotsOfVolumeIndex(snapshot.volumeId),
             gsi2sk: createdOrder(snapshot.createdAt, snapshot.snapshotId),
             ...(snapshot.state === 'completed' ? completedIndex(snapshot) : {}),
+            ...(inFlight ? { countedInFlight: inFlight } : {}),
           },
           ConditionExpression: 'attribute_not_exists(pk)',
         },
@@ -245,10 +246,15 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
   }
 
   async get(snapshotId: string): Promise<Snapshot | undefined> {
+    const item = await this.#item(snapshotId);
+    return item ? toSnapshot(item) : undefined;
+  }
+
+  async #item(snapshotId: string): Promise<Record<string, unknown> | undefined> {
     const { Item } = await this.documents.send(
       new GetCommand({ TableName: this.table, Key: snapshotKey(snapshotId), ConsistentRead: true }),
     );
-    return Item ? toSnapshot(Item) : undefined;
+    return Item;
   }
 
   list(
@@ -412,12 +418,18 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     // What the counters and the completed index need (the owner, the volume, the kind, the state
     // it leaves) is read first; the write is then conditional on that very state, so a concurrent
     // move makes it fail rather than count wrong.
-    const current =
-      leavesInFlight || completes || to === 'completed' ? await this.get(snapshotId) : undefined;
+    const item = leavesInFlight || completes || to === 'completed' ? await this.#item(snapshotId) : undefined;
+    const current = item ? toSnapshot(item) : undefined;
+    // The counter the create took (absent on snapshots stored before counting began: nothing to give back).
+    const counted = typeof item?.countedInFlight === 'string' ? item.countedInFlight : undefined;
     if ((leavesInFlight || completes || to === 'completed') && (!current || !from.includes(current.state)))
       return undefined;
     const states = current ? [current.state] : from;
-    const releases = current !== undefined && leavesInFlight && IN_FLIGHT_STATES.includes(current.state);
+    const releases =
+      current !== undefined &&
+      counted !== undefined &&
+      leavesInFlight &&
+      IN_FLIGHT_STATES.includes(current.state);
     const addsBytes = current !== undefined && completes && current.state === 'pending';
     const index = to === 'completed' && current ? completedIndex(current) : {};
     const set = Object.entries({ ...changes, ...index, state: to }).filter(([, v]) => v !== undefined);
@@ -427,6 +439,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
         .map(([k]) => k),
       // Out of `completed`, out of the index of completed snapshots.
       ...(to !== 'completed' && from.includes('completed') ? ['gsi3pk', 'gsi3sk'] : []),
+      ...(releases ? ['countedInFlight'] : []),
     ];
     const names = Object.fromEntries([
       ...set.map(([k], i) => [`#s${i}`, k]),
@@ -465,9 +478,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
                         TableName: this.table,
                         Key: usageKey(current.accountId),
                         UpdateExpression: `ADD ${usage.join(', ')}`,
-                        ...(releases
-                          ? { ExpressionAttributeNames: { '#inFlight': inFlightCounterOf(current) } }
-                          : {}),
+                        ...(releases ? { ExpressionAttributeNames: { '#inFlight': counted as string } } : {}),
                         ExpressionAttributeValues: {
                           ...(addsBytes ? { ':bytes': changes.stats?.newBytes ?? 0 } : {}),
                           ...(releases ? { ':minusOne': -1 } : {}),
