@@ -88,6 +88,9 @@ function toSnapshot(item: Record<string, unknown>): Snapshot {
   };
 }
 
+/** A transition whose write lost to a move between two states it may leave: tried again. */
+const RACED = Symbol('raced');
+
 /** The sparse index entry of a completed snapshot (see keys.ts). */
 const completedIndex = (snapshot: Pick<Snapshot, 'volumeId' | 'createdAt' | 'snapshotId'>) => ({
   gsi3pk: completedOfVolumeIndex(snapshot.volumeId),
@@ -412,6 +415,22 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     changes: Partial<Snapshot> = {},
     parent?: { snapshotId: string; states: readonly SnapshotState[] },
   ): Promise<Snapshot | undefined> {
+    // A write conditional on the state read loses to a move between two of `from` (queued →
+    // pending): then it is tried again from the new state.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const moved = await this.#transitionOnce(snapshotId, from, to, changes, parent);
+      if (moved !== RACED) return moved;
+    }
+    return undefined;
+  }
+
+  async #transitionOnce(
+    snapshotId: string,
+    from: readonly SnapshotState[],
+    to: SnapshotState,
+    changes: Partial<Snapshot>,
+    parent: { snapshotId: string; states: readonly SnapshotState[] } | undefined,
+  ): Promise<Snapshot | undefined | typeof RACED> {
     const leavesInFlight =
       !IN_FLIGHT_STATES.includes(to) && from.some((state) => IN_FLIGHT_STATES.includes(state));
     const completes = changes.stats !== undefined && to === 'completed' && from.includes('pending');
@@ -520,7 +539,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
           }),
         );
       } catch (error) {
-        if (error instanceof TransactionCanceledException) return undefined;
+        if (error instanceof TransactionCanceledException) return this.#raced(snapshotId, current, from);
         throw error;
       }
       return this.get(snapshotId);
@@ -531,9 +550,20 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       );
       return Attributes ? toSnapshot(Attributes) : undefined;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return undefined;
+      if (error instanceof ConditionalCheckFailedException) return this.#raced(snapshotId, current, from);
       throw error;
     }
+  }
+
+  /** After a refused write: RACED if the snapshot moved from the state read to another of `from`. */
+  async #raced(
+    snapshotId: string,
+    read: Snapshot | undefined,
+    from: readonly SnapshotState[],
+  ): Promise<undefined | typeof RACED> {
+    if (!read) return undefined;
+    const now = await this.get(snapshotId);
+    return now && now.state !== read.state && from.includes(now.state) ? RACED : undefined;
   }
 
   async updateMetadata(
