@@ -189,6 +189,48 @@ describe('quotas', () => {
     expect(usage.storedBytes.used).toBeGreaterThanOrEqual(5 * BLOCK);
     expect(usage.storedBytes.used).toBeLessThan(usage.storedBytes.limit);
   });
+
+  it('shows every limit beside its use in account usage, each set by the operator, the others kept', async () => {
+    const quota = await json(
+      'operator',
+      'admin',
+      'quota',
+      'set',
+      'demo-b',
+      '--pending',
+      '3',
+      '--exports',
+      '4',
+      '--rate',
+      '20',
+      '--burst',
+      '40',
+    );
+    expect(quota.limits).toMatchObject({
+      maxSnapshots: 1,
+      maxPendingSnapshots: 3,
+      maxExportsInFlight: 4,
+      requestsPerSecond: 20,
+      requestBurst: 40,
+    });
+    const usage = await json('demo-b', 'account', 'usage');
+    expect(usage).toMatchObject({
+      snapshots: { used: 1, limit: 1 },
+      storedBytes: { exports: 0 },
+      pendingSnapshots: { used: 0, limit: 3 },
+      pendingSnapshotsPerVolume: { limit: 20 },
+      copiesInFlight: { used: 0, limit: 20 },
+      importsInFlight: { used: 0, limit: 20 },
+      exportsInFlight: { used: 0, limit: 4 },
+      openUploads: { used: 0, limit: 20 },
+      requestRate: { limit: 40, perSeconds: 2, requestsPerSecond: 20 },
+    });
+    const table = await run('demo-b', 'account', 'usage');
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/snapshots being written\s+0\s+3/);
+    expect(table.stdout).toMatch(/exports in flight\s+0\s+4/);
+    expect(table.stdout).toMatch(/requests in the last 2 s\s+\d+\s+40 \(20\/s\)/);
+  });
 });
 
 describe('users and keys', () => {
