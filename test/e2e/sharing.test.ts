@@ -268,3 +268,29 @@ describe('users and keys', () => {
     expect(((await response.json()) as { error: string }).error).toBe('auth.unauthorized');
   });
 });
+
+describe('request rate', () => {
+  it("answers an account's requests past its rate 429 request.throttled with Retry-After, and no other account's", async () => {
+    const created = await json('operator', 'admin', 'account', 'create', 'rate-co');
+    // Before its first request: a region reads an account's limits once a minute.
+    await json('operator', 'admin', 'quota', 'set', 'rate-co', '--rate', '5', '--burst', '10');
+    const config = JSON.parse(readFileSync(configPath, 'utf8'));
+    const endpoint = config.regions['eu-west-1'].endpoint as string;
+    const get = (token: string) =>
+      fetch(`${endpoint}/v1/account`, { headers: { authorization: `Bearer ${token}` } });
+    const answers = await Promise.all(Array.from({ length: 60 }, () => get(created.key.token)));
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(10);
+    const throttled = answers.filter((a) => a.status === 429);
+    expect(throttled.length).toBeGreaterThan(0);
+    expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
+    const first = throttled[0] as Response;
+    expect(Number(first.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(Number(first.headers.get('retry-after'))).toBeLessThanOrEqual(2);
+    expect(await first.json()).toMatchObject({
+      error: 'request.throttled',
+      details: { limit: 10, windowSeconds: 2 },
+    });
+    expect((await get(config.accounts.demo.apiKey)).status).toBe(200);
+  });
+});
