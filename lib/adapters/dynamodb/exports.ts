@@ -80,6 +80,8 @@ export class DynamoExportRepository implements ExportRepository {
                   ...fields,
                   ...(expiresAt ? { expiresOn: expiresAt } : {}),
                   etags: {},
+                  // What it counts in the usage item (exports stored before counting began count nothing).
+                  countedInUsage: true,
                   gsi1pk: `ACCOUNT#${record.accountId}#EXPORTS`,
                   gsi1sk: createdOrder(record.createdAt, record.exportId),
                 },
@@ -132,10 +134,15 @@ export class DynamoExportRepository implements ExportRepository {
   }
 
   async get(exportId: string): Promise<Export | undefined> {
+    const item = await this.#item(exportId);
+    return item ? toExport(item) : undefined;
+  }
+
+  async #item(exportId: string): Promise<Record<string, unknown> | undefined> {
     const { Item } = await this.documents.send(
       new GetCommand({ TableName: this.table, Key: exportKey(exportId), ConsistentRead: true }),
     );
-    return Item ? toExport(Item) : undefined;
+    return Item;
   }
 
   list(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
@@ -182,8 +189,9 @@ export class DynamoExportRepository implements ExportRepository {
   ): Promise<Export | undefined> {
     // Out of `pending`, the counts change with the state: the state it leaves is read first and the
     // write made conditional on it.
-    const current = to !== 'pending' && from.includes('pending') ? await this.get(exportId) : undefined;
-    if (current && !from.includes(current.state)) return undefined;
+    const item = to !== 'pending' && from.includes('pending') ? await this.#item(exportId) : undefined;
+    const current = item ? toExport(item) : undefined;
+    if (item && current && !from.includes(current.state)) return undefined;
     const states = current ? [current.state] : from;
     const set = { ...changes, state: to };
     const update = {
@@ -202,7 +210,7 @@ export class DynamoExportRepository implements ExportRepository {
         ...Object.fromEntries(states.map((f, i) => [`:from${i}`, f])),
       },
     };
-    if (current?.state === 'pending') {
+    if (current?.state === 'pending' && item?.countedInUsage === true) {
       try {
         await this.documents.send(
           new TransactWriteCommand({
@@ -229,8 +237,9 @@ export class DynamoExportRepository implements ExportRepository {
   async remove(exportId: string): Promise<void> {
     // Conditional on the state read, so a concurrent move out of `pending` is counted once: retried.
     for (let attempt = 0; attempt < 5; attempt++) {
-      const current = await this.get(exportId);
-      if (!current) return;
+      const item = await this.#item(exportId);
+      if (!item) return;
+      const current = toExport(item);
       try {
         await this.documents.send(
           new TransactWriteCommand({
@@ -244,7 +253,7 @@ export class DynamoExportRepository implements ExportRepository {
                   ExpressionAttributeValues: { ':state': current.state },
                 },
               },
-              this.#release(current, current.state !== 'error'),
+              ...(item.countedInUsage === true ? [this.#release(current, current.state !== 'error')] : []),
             ],
           }),
         );
