@@ -73,14 +73,15 @@ export interface SnapshotImporterOptions {
   compressor: Compressor;
   clock: Clock;
   region: string;
+  /** Open uploads, bounded per account by its limits' `maxOpenUploads` (unbounded without). */
+  uploads?: UploadSlots;
+  /** The account's limits in this region (the defaults without). */
+  limits?: (accountId: string) => Promise<QuotaLimits>;
   /** Blocks per part: one queue message, one worker, one checkpoint each. */
   partBlocks?: number;
   readConcurrency?: number;
   /** Bytes per ranged GET of a raw image (whole blocks). */
   rangeBytes?: number;
-  /** Open uploads, bounded per account by its limits' `maxOpenUploads`. */
-  uploads?: UploadSlots;
-  limits?: (accountId: string) => Promise<QuotaLimits>;
 }
 
 /**
@@ -91,17 +92,11 @@ export interface SnapshotImporterOptions {
  * ends the snapshot in `error` with the reason; nothing completed is left behind.
  */
 export class SnapshotImporter {
-  readonly #o: Required<SnapshotImporterOptions>;
+  readonly #o: Required<Omit<SnapshotImporterOptions, 'uploads' | 'limits'>> &
+    Pick<SnapshotImporterOptions, 'uploads' | 'limits'>;
 
   constructor(options: SnapshotImporterOptions) {
-    this.#o = {
-      partBlocks: 16_384,
-      readConcurrency: 4,
-      rangeBytes: 8 * 1024 * 1024,
-      uploads: new UnboundedUploads(),
-      limits: async () => DEFAULT_QUOTA,
-      ...options,
-    };
+    this.#o = { partBlocks: 16_384, readConcurrency: 4, rangeBytes: 8 * 1024 * 1024, ...options };
   }
 
   /**
@@ -127,18 +122,10 @@ export class SnapshotImporter {
     const partSize = Math.max(64 * 1024 * 1024, Math.ceil(sizeBytes / 10_000 / BLOCK_SIZE) * BLOCK_SIZE);
     const ref = newId('request');
     const key = ObjectLayout.fileUpload(caller.accountId, ref);
-    const expiresInSeconds = 6 * 3600;
-    // An open upload holds a slot until it is imported or its URLs expire.
-    const now = this.#o.clock.now();
-    const { maxOpenUploads } = await this.#o.limits(caller.accountId);
-    if (
-      !(await this.#o.uploads.take(caller.accountId, ref, maxOpenUploads, now, now + expiresInSeconds * 1000))
-    ) {
-      const open = await this.#o.uploads.count(caller.accountId, now);
-      throw inFlightExceeded(this.#o.region, 'openUploads', open, maxOpenUploads);
-    }
+    await this.#takeUploadSlot(caller.accountId, ref);
     const uploadId = await this.#o.objects.createMultipart(key);
     const count = Math.ceil(sizeBytes / partSize);
+    const expiresInSeconds = 6 * 3600;
     const parts = await Promise.all(
       Array.from({ length: count }, async (_, i) => ({
         partNumber: i + 1,
@@ -179,7 +166,7 @@ export class SnapshotImporter {
         });
       }
       // The file is whole: the upload is no longer open.
-      await this.#o.uploads.release(caller.accountId, upload.ref);
+      await this.#o.uploads?.release(caller.accountId, upload.ref);
       source = `upload ${upload.ref}`;
       remote = await objectRemote(this.#o.objects, key);
       origin = { key };
@@ -300,6 +287,17 @@ export class SnapshotImporter {
   async #source(ref: string): Promise<SourceRef | undefined> {
     const stored = await this.#o.objects.get(sourceKey(ref));
     return stored ? (JSON.parse(Buffer.from(stored).toString('utf8')) as SourceRef) : undefined;
+  }
+
+  /** An open upload holds a slot until it is imported, or its URLs expire. */
+  async #takeUploadSlot(accountId: string, ref: string): Promise<void> {
+    if (!this.#o.uploads) return;
+    const now = this.#o.clock.now();
+    const { maxOpenUploads } = (await this.#o.limits?.(accountId)) ?? DEFAULT_QUOTA;
+    if (!(await this.#o.uploads.take(accountId, ref, maxOpenUploads, now, now + UPLOAD_URL_MS))) {
+      const open = await this.#o.uploads.count(accountId, now);
+      throw inFlightExceeded(this.#o.region, 'openUploads', open, maxOpenUploads);
+    }
   }
 
   async #remote(ref: string): Promise<RemoteObject> {
@@ -564,13 +562,5 @@ export async function forgetImportSource(objects: ObjectStore, ref: string): Pro
   await objects.delete(sourceKey(ref));
 }
 
-/** Without a slot store (tests of other things), uploads are not bounded. */
-class UnboundedUploads implements UploadSlots {
-  async take(): Promise<boolean> {
-    return true;
-  }
-  async release(): Promise<void> {}
-  async count(): Promise<number> {
-    return 0;
-  }
-}
+/** How long an upload's part URLs live (6 h), and so how long it holds a slot at most. */
+const UPLOAD_URL_MS = 6 * 3600 * 1000;

@@ -1,8 +1,14 @@
-import { exportQuotaExceeded, inFlightExceeded, type QuotaLimits } from '../../core/accounts.ts';
+import {
+  exportQuotaExceeded,
+  inFlightExceeded,
+  NO_USAGE,
+  type QuotaLimits,
+  type Usage,
+} from '../../core/accounts.ts';
 import type { Export, ExportRepository, ExportState } from '../../core/exports.ts';
 import type { Page } from '../../core/pagination.ts';
 import { pageOf } from './paging.ts';
-import { MemoryUsage } from './snapshots.ts';
+import type { UsageCounters } from './snapshots.ts';
 
 /** Export records in memory, for unit tests: the same contract as the DynamoDB repository. */
 export class MemoryExportRepository implements ExportRepository {
@@ -10,7 +16,7 @@ export class MemoryExportRepository implements ExportRepository {
   readonly #etags = new Map<string, Map<number, string>>();
 
   /** Pass the snapshot store's `counters`: exports count in the same stored bytes. */
-  constructor(readonly counters = new MemoryUsage()) {}
+  constructor(readonly counters: UsageCounters = ownCounters()) {}
 
   async create(
     record: Export,
@@ -91,4 +97,17 @@ export class MemoryExportRepository implements ExportRepository {
       exportBytes: bytes ? -record.size : 0,
     });
   }
+}
+
+/** Counters of the export store's own, when no snapshot store shares its counters. */
+function ownCounters(): UsageCounters {
+  const usage = new Map<string, Usage>();
+  return {
+    get: (accountId) => ({ ...(usage.get(accountId) ?? NO_USAGE) }),
+    add: (accountId, changes) => {
+      const next = { ...(usage.get(accountId) ?? NO_USAGE) };
+      for (const [counter, delta] of Object.entries(changes)) next[counter as keyof Usage] += delta;
+      usage.set(accountId, next);
+    },
+  };
 }

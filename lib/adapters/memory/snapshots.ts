@@ -25,19 +25,10 @@ import type { MemoryVolumeRepository } from './volumes.ts';
 const newestFirst = (a: Snapshot, b: Snapshot) =>
   `${b.createdAt}#${b.snapshotId}`.localeCompare(`${a.createdAt}#${a.snapshotId}`);
 
-/** An account's usage counters in memory, shared by the in-memory stores as the table's usage item is. */
-export class MemoryUsage {
-  readonly #counters = new Map<string, Usage>();
-
-  get(accountId: string): Usage {
-    return { ...(this.#counters.get(accountId) ?? NO_USAGE) };
-  }
-
-  add(accountId: string, changes: Partial<Usage>): void {
-    const usage = this.get(accountId);
-    for (const [counter, delta] of Object.entries(changes)) usage[counter as keyof Usage] += delta;
-    this.#counters.set(accountId, usage);
-  }
+/** An account's usage counters, which the in-memory stores share as the table's usage item is shared. */
+export interface UsageCounters {
+  get(accountId: string): Usage;
+  add(accountId: string, changes: Partial<Usage>): void;
 }
 
 /** Snapshot records in memory, for unit tests: the same contract as the DynamoDB repository. */
@@ -46,15 +37,12 @@ export class MemorySnapshotRepository implements SnapshotRepository {
   readonly #tokens = new Map<string, ClientTokenRecord>();
   readonly #segments = new Map<string, Set<string>>();
   readonly #parts = new Map<string, Set<number>>();
+  readonly #usage = new Map<string, Usage>();
   /** Share order per grantee (`*` for public), as the table's index keeps it. */
   readonly #shares = new Map<string, string[]>();
 
   /** Shares the volumes' snapshot count, as the table's transactions do. */
-  constructor(
-    private readonly volumes: MemoryVolumeRepository,
-    /** Give the export store the same counters: exports count in the stored bytes. */
-    readonly counters = new MemoryUsage(),
-  ) {}
+  constructor(private readonly volumes: MemoryVolumeRepository) {}
 
   async create(
     snapshot: Snapshot,
@@ -88,7 +76,7 @@ export class MemorySnapshotRepository implements SnapshotRepository {
       if (perVolume !== undefined && onVolume >= perVolume)
         throw inFlightExceeded(snapshot.region, 'pendingSnapshotsPerVolume', onVolume, perVolume);
     }
-    this.counters.add(snapshot.accountId, { snapshots: 1 });
+    this.#usage.set(snapshot.accountId, { ...usage, snapshots: usage.snapshots + 1 });
     this.#snapshots.set(snapshot.snapshotId, structuredClone(snapshot));
     const held = this.volumes.snapshotsOf.get(snapshot.volumeId) ?? new Set<string>();
     this.volumes.snapshotsOf.set(snapshot.volumeId, held.add(snapshot.snapshotId));
@@ -167,6 +155,16 @@ export class MemorySnapshotRepository implements SnapshotRepository {
     return usage;
   }
 
+  /** The counters, for the in-memory export store: exports count in the same stored bytes. */
+  readonly counters: UsageCounters = {
+    get: (accountId) => ({ ...NO_USAGE, ...this.#usage.get(accountId) }),
+    add: (accountId, changes) => {
+      const usage = this.counters.get(accountId);
+      for (const [counter, delta] of Object.entries(changes)) usage[counter as keyof Usage] += delta;
+      this.#usage.set(accountId, usage);
+    },
+  };
+
   async latestCompleted(volumeId: string): Promise<Snapshot | undefined> {
     const found = [...this.#snapshots.values()]
       .filter((s) => s.volumeId === volumeId && s.state === 'completed')
@@ -187,8 +185,13 @@ export class MemorySnapshotRepository implements SnapshotRepository {
       const state = this.#snapshots.get(parent.snapshotId)?.state;
       if (!state || !parent.states.includes(state)) return undefined;
     }
-    if (to === 'completed' && changes.stats && current.state === 'pending')
-      this.counters.add(current.accountId, { storedBytes: changes.stats.newBytes });
+    if (to === 'completed' && changes.stats) {
+      const usage = await this.usage(current.accountId);
+      this.#usage.set(current.accountId, {
+        ...usage,
+        storedBytes: usage.storedBytes + changes.stats.newBytes,
+      });
+    }
     const next: Snapshot = { ...current, ...structuredClone(changes), state: to };
     for (const [key, value] of Object.entries(changes))
       if (value === undefined) delete next[key as keyof Snapshot];
@@ -245,7 +248,12 @@ export class MemorySnapshotRepository implements SnapshotRepository {
       throw new Error(`snapshot ${snapshot.snapshotId} does not exist`);
     this.volumes.snapshotsOf.get(snapshot.volumeId)?.delete(snapshot.snapshotId);
     this.#segments.delete(snapshot.snapshotId);
-    this.counters.add(snapshot.accountId, { snapshots: -1, storedBytes: -(snapshot.stats?.newBytes ?? 0) });
+    const usage = await this.usage(snapshot.accountId);
+    this.#usage.set(snapshot.accountId, {
+      ...usage,
+      snapshots: usage.snapshots - 1,
+      storedBytes: usage.storedBytes - (snapshot.stats?.newBytes ?? 0),
+    });
     for (const [id, list] of this.#shares)
       this.#shares.set(
         id,
