@@ -3,6 +3,7 @@ import { ManualClock } from '../../lib/adapters/clock.ts';
 import { DynamoSnapshotRepository } from '../../lib/adapters/dynamodb/snapshots.ts';
 import { DynamoVolumeRepository } from '../../lib/adapters/dynamodb/volumes.ts';
 import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
+import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { DEFAULT_QUOTA } from '../../lib/core/accounts.ts';
 import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
 import { isoTime } from '../../lib/core/clock.ts';
@@ -39,19 +40,22 @@ describe('creating a snapshot on a volume with many pending snapshots', () => {
     const snapshotRepo = new DynamoSnapshotRepository(clients.documents, entry.table, () => 0);
     const caller = testCaller();
     const limits = { ...DEFAULT_QUOTA, maxPendingSnapshots: 1000, maxPendingSnapshotsPerVolume: 1000 };
-    const service = new SnapshotService({
+    // As a variable, not a literal: the service takes more options on other branches (a compressor).
+    const options = {
       snapshots: snapshotRepo,
       volumes: volumeRepo,
       objects: new MemoryObjectStore(),
       clock,
       region: entry.name,
+      compressor: createZstdCompressor(),
       accounts: {
-        resolveAccount: async () => {
+        resolveAccount: async (): Promise<never> => {
           throw new Error('not used');
         },
         limits: async () => limits,
       },
-    });
+    };
+    const service = new SnapshotService(options);
 
     const volumeWith = async (pending: number): Promise<{ volume: Volume; parent: string }> => {
       const volume: Volume = {

@@ -57,15 +57,18 @@ beforeEach(async () => {
     }),
   });
   const limits = (id: string) => accounts.limits(id);
-  snapshots = new SnapshotService({
+  // As a variable, not a literal: the service takes more options on other branches (a compressor).
+  const serviceOptions = {
     snapshots: snapshotRepo,
     volumes: volumeRepo,
     objects,
     clock,
     region: 'eu-west-1',
     queue,
-    accounts: { resolveAccount: (ref) => accounts.resolveAccount(ref), limits },
-  });
+    compressor: zstd,
+    accounts: { resolveAccount: (ref: string) => accounts.resolveAccount(ref), limits },
+  };
+  snapshots = new SnapshotService(serviceOptions);
   volumes = new VolumeService(volumeRepo, clock, 'eu-west-1', { regionBucket: 'b', extraBuckets: [] });
   exports = new ExportService({
     exports: new MemoryExportRepository(snapshotRepo.counters),
