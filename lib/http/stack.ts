@@ -64,7 +64,10 @@ type Schemas = RouteSchemas<z.ZodMiniType, z.ZodMiniType, z.ZodMiniType>;
  * route uses. The caller comes from the route's Lambda authorizer (functions/http/authorizer.ts),
  * which API Gateway runs first and which resolves the API key; a request it could not resolve, or
  * one that reached the route without it, is a 401 `auth.unauthorized`, the same for every kind of
- * bad key. Then headers are normalized, JSON bodies parsed, body/query/path validated with zod, and
+ * bad key. A request with a caller is first counted against its account's request rate in this
+ * region (past it: 429 `request.throttled` with `Retry-After`): here and not in the authorizer,
+ * whose refusal API Gateway would answer as a 403 without `Retry-After`. Then headers are normalized, JSON bodies
+ * parsed, body/query/path validated with zod, and
  * `route` runs; a route that declares `audit` has every success recorded (who, what, when, which
  * key). Any thrown error maps to `{error, message, requestId}` with the status its code fixes (5xx:
  * generic message, cause logged). Every response carries `x-request-id`.
