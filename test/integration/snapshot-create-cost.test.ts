@@ -1,3 +1,4 @@
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/adapters/clock.ts';
 import { DynamoSnapshotRepository } from '../../lib/adapters/dynamodb/snapshots.ts';
@@ -109,5 +110,55 @@ describe('creating a snapshot on a volume with many pending snapshots', () => {
     expect(onBusy.created.parentSnapshotId).toBe(busy.parent);
     expect(onBusy.reads).toEqual(onEmpty.reads);
     expect(onBusy.reads.reduce((sum, r) => sum + r.items, 0)).toBeLessThanOrEqual(4);
+  });
+});
+
+describe('completed snapshots stored before the index of completed snapshots', () => {
+  it('are put into it by indexCompleted (npm run index-completed), once, and are then found as parents', async () => {
+    const { entry, clients } = await freshRegion();
+    const volumeRepo = new DynamoVolumeRepository(clients.documents, entry.table);
+    const snapshotRepo = new DynamoSnapshotRepository(clients.documents, entry.table, () => 0);
+    const accountId = newId('account');
+    const volumeId = newId('volume');
+    await volumeRepo.create({
+      volumeId,
+      accountId,
+      name: 'disk',
+      sizeBytes: 8 * BLOCK_SIZE,
+      tags: {},
+      region: entry.name,
+      createdAt: '2026-01-01T00:00:00.000Z',
+    });
+    const snapshotId = newId('snapshot');
+    // As an earlier version stored it: no gsi3 attributes.
+    await clients.documents.send(
+      new PutCommand({
+        TableName: entry.table,
+        Item: {
+          pk: `SNAPSHOT#${snapshotId}`,
+          sk: 'SNAPSHOT',
+          type: 'snapshot',
+          snapshotId,
+          accountId,
+          volumeId,
+          volumeSize: 8 * BLOCK_SIZE,
+          blockSize: BLOCK_SIZE,
+          name: '',
+          description: '',
+          tags: {},
+          state: 'completed',
+          progress: 100,
+          region: entry.name,
+          createdAt: '2026-01-02T00:00:00.000Z',
+          deadline: '2026-01-03T00:00:00.000Z',
+          gsi2pk: `VOLUME#${volumeId}#SNAPSHOTS`,
+          gsi2sk: `2026-01-02T00:00:00.000Z#${snapshotId}`,
+        },
+      }),
+    );
+    expect(await snapshotRepo.latestCompleted(volumeId)).toBeUndefined();
+    expect(await snapshotRepo.indexCompleted({ limit: 100 })).toEqual({ indexed: 1 });
+    expect((await snapshotRepo.latestCompleted(volumeId))?.snapshotId).toBe(snapshotId);
+    expect(await snapshotRepo.indexCompleted({ limit: 100 })).toEqual({ indexed: 0 });
   });
 });

@@ -672,6 +672,45 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     return scanPage(this.documents, this.table, 'snapshot', page, toSnapshot);
   }
 
+  /**
+   * Puts completed snapshots stored before the index of completed snapshots existed into it (one
+   * page of the table at a time; idempotent, safe beside live traffic: each write is conditional on
+   * the snapshot still being completed and not yet indexed). Without it, a volume's first snapshot
+   * after the upgrade finds no parent and is written in full. Returns how many it indexed.
+   */
+  async indexCompleted(page: {
+    limit: number;
+    nextToken?: string;
+  }): Promise<{ indexed: number; nextToken?: string }> {
+    const found = await scanPage(this.documents, this.table, 'snapshot', page, (item) => item);
+    let indexed = 0;
+    for (const item of found.items) {
+      if (item.state !== 'completed' || item.gsi3pk !== undefined) continue;
+      const snapshot = toSnapshot(item);
+      const index = completedIndex(snapshot);
+      try {
+        await this.documents.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: snapshotKey(snapshot.snapshotId),
+            UpdateExpression: 'SET gsi3pk = :pk, gsi3sk = :sk',
+            ConditionExpression: '#state = :completed AND attribute_not_exists(gsi3pk)',
+            ExpressionAttributeNames: { '#state': 'state' },
+            ExpressionAttributeValues: {
+              ':pk': index.gsi3pk,
+              ':sk': index.gsi3sk,
+              ':completed': 'completed',
+            },
+          }),
+        );
+        indexed++;
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      }
+    }
+    return { indexed, ...(found.nextToken ? { nextToken: found.nextToken } : {}) };
+  }
+
   async hold(snapshotId: string, holder: string, until: string): Promise<boolean> {
     try {
       await this.documents.send(
