@@ -6,7 +6,9 @@ import { DynamoExportRepository } from './adapters/dynamodb/exports.ts';
 import { DynamoImageRepository } from './adapters/dynamodb/images.ts';
 import { DynamoInstanceRepository } from './adapters/dynamodb/instances.ts';
 import { DynamoPolicyRepository } from './adapters/dynamodb/policies.ts';
+import { DynamoRequestCounter } from './adapters/dynamodb/request-counter.ts';
 import { DynamoSnapshotRepository } from './adapters/dynamodb/snapshots.ts';
+import { DynamoUploadSlots } from './adapters/dynamodb/uploads.ts';
 import { DynamoVolumeRepository } from './adapters/dynamodb/volumes.ts';
 import { httpRemoteOpener } from './adapters/http/remote.ts';
 import { S3ObjectStore } from './adapters/s3/objects.ts';
@@ -25,6 +27,7 @@ import { InstanceService } from './core/instances.ts';
 import { Maintenance, MaintenanceJobs } from './core/maintenance.ts';
 import { PolicyService } from './core/policies.ts';
 import { type PolicyRegion, PolicyRunner } from './core/policy-runner.ts';
+import { RequestLimiter } from './core/request-rate.ts';
 import { copySourceOf, SnapshotCopier } from './core/snapshot-copy.ts';
 import { SnapshotService } from './core/snapshot-service.ts';
 import { VolumeService } from './core/volumes.ts';
@@ -44,6 +47,8 @@ export interface Runtime {
   /** Resolves an Authorization header to the caller, or undefined for any bad or missing key. */
   authenticate(authorization: string | undefined): Promise<Caller | undefined>;
   accounts: AccountService;
+  /** Each account's request rate in this region (the HTTP stack counts every authenticated request). */
+  limiter: RequestLimiter;
   audit: AuditLog;
   volumes: VolumeService;
   snapshots: SnapshotService;
@@ -94,14 +99,28 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
   });
   const authenticate = once(() => keyAuthenticator(identity(), clock));
   const audit = once(() => new DynamoAuditLog(own().documents, table, nowSeconds));
+  const uploadSlots = once(() => new DynamoUploadSlots(own().documents, table));
+  const limiter = once(
+    (): RequestLimiter =>
+      new RequestLimiter({
+        counter: new DynamoRequestCounter(own().documents, table),
+        clock,
+        limits: (accountId) => accounts().limits(accountId),
+        region: config.region.name,
+      }),
+  );
   const accounts = once(
-    () =>
+    (): AccountService =>
       new AccountService({
         identity: identity(),
         clock,
         region: config.region.name,
-        usage: (accountId) => snapshotRepo().usage(accountId),
+        usage: async (accountId) => ({
+          ...(await snapshotRepo().usage(accountId)),
+          openUploads: await uploadSlots().count(accountId, clock.now()),
+        }),
         defaults: config.defaultQuota,
+        requestsInWindow: (accountId) => limiter().inWindow(accountId),
       }),
   );
   const volumes = once(() => new VolumeService(volumeRepo(), clock, config.region.name, imageAccess));
@@ -226,6 +245,7 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         compressor: createZstdCompressor(),
         buckets: config.exportBuckets,
         objectsIn: (bucket) => new S3ObjectStore(own().s3, bucket),
+        limits: (accountId) => accounts().limits(accountId),
       }),
   );
   const policyRepo = once(() => new DynamoPolicyRepository(own().documents, table));
@@ -273,6 +293,8 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
         compressor: createZstdCompressor(),
         clock,
         region: config.region.name,
+        uploads: uploadSlots(),
+        limits: (accountId) => accounts().limits(accountId),
       }),
   );
   const instances = once(
@@ -328,6 +350,9 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
     authenticate: (authorization) => authenticate()(authorization),
     get accounts() {
       return accounts();
+    },
+    get limiter() {
+      return limiter();
     },
     get audit() {
       return audit();

@@ -1,3 +1,4 @@
+import { DEFAULT_QUOTA, type QuotaLimits } from '../../lib/core/accounts.ts';
 import * as z from '../../lib/core/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
 import { httpHandler } from '../../lib/http/stack.ts';
@@ -24,18 +25,23 @@ export const listAccounts = httpHandler(
   },
 );
 
-/** `PUT /v1/admin/accounts/{accountId}/quota {maxSnapshots, maxStoredBytes}`; `{}` resets to the defaults (operator). */
+/**
+ * `PUT /v1/admin/accounts/{accountId}/quota {maxSnapshots?, maxStoredBytes?, maxPendingSnapshots?, …}`:
+ * sets the limits given (the others keep their override); `{}` resets them all to the defaults (operator).
+ */
 export const setQuota = httpHandler(
   {
     audit: 'account.setQuota',
     path: z.object({ accountId: z.string() }),
-    body: z.strictObject({
-      maxSnapshots: z.optional(z.number()),
-      maxStoredBytes: z.optional(z.number()),
-    }),
+    body: z.strictObject(
+      Object.fromEntries(
+        Object.keys(DEFAULT_QUOTA).map((limit) => [limit, z.optional(z.number())]),
+      ) as Record<keyof QuotaLimits, z.ZodMiniOptional<z.ZodMiniNumber>>,
+    ),
   },
   async ({ path, body, caller }) => {
-    const override = body.maxSnapshots === undefined && body.maxStoredBytes === undefined ? null : body;
+    const given = Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));
+    const override = Object.keys(given).length === 0 ? null : (given as Partial<QuotaLimits>);
     return { body: await runtime().accounts.setQuota(caller, path.accountId, override) };
   },
 );

@@ -1,5 +1,5 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import type { ApiClient, IssuedKey, Role, User } from '../client/api-client.ts';
+import type { ApiClient, IssuedKey, QuotaLimits, Role, User } from '../client/api-client.ts';
 import type { ResolvedConfig } from '../client/config.ts';
 import { option, parseDuration, positiveInteger, wholeNumber } from './args.ts';
 import { printRecord, printTable } from './output.ts';
@@ -40,7 +40,9 @@ export function addAccountCommands(program: Command, client: Client, io: Io): vo
     });
   account
     .command('usage')
-    .description('snapshots and stored bytes of your account in this region, beside their quotas')
+    .description(
+      'what your account uses in this region (snapshots, bytes, work in flight, request rate), beside its limits',
+    )
     .action(async () => {
       const { api, json } = client();
       const usage = await api.usage();
@@ -48,14 +50,27 @@ export function addAccountCommands(program: Command, client: Client, io: Io): vo
         printRecord(io.out, usage, true);
         return;
       }
+      const bytes = (n: number) => `${formatSize(n)} (${n})`;
       printTable(
         io.out,
         [
           { quota: 'snapshots', used: usage.snapshots.used, limit: usage.snapshots.limit },
           {
-            quota: 'stored bytes',
-            used: `${formatSize(usage.storedBytes.used)} (${usage.storedBytes.used})`,
-            limit: `${formatSize(usage.storedBytes.limit)} (${usage.storedBytes.limit})`,
+            quota: 'stored bytes (snapshots and exports)',
+            used: bytes(usage.storedBytes.used),
+            limit: bytes(usage.storedBytes.limit),
+          },
+          { quota: '  of which exports', used: bytes(usage.storedBytes.exports), limit: '' },
+          { quota: 'snapshots being written', ...usage.pendingSnapshots },
+          { quota: '  on any one volume', used: '', limit: usage.pendingSnapshotsPerVolume.limit },
+          { quota: 'copies in flight', ...usage.copiesInFlight },
+          { quota: 'imports in flight', ...usage.importsInFlight },
+          { quota: 'exports in flight', ...usage.exportsInFlight },
+          { quota: 'open uploads', ...usage.openUploads },
+          {
+            quota: `requests in the last ${usage.requestRate.perSeconds} s`,
+            used: usage.requestRate.used,
+            limit: `${usage.requestRate.limit} (${usage.requestRate.requestsPerSecond}/s)`,
           },
         ],
         ['quota', 'used', 'limit'],
@@ -296,36 +311,65 @@ export function addAccountCommands(program: Command, client: Client, io: Io): vo
         json,
       );
     });
-  admin
+  const quota = admin
     .command('quota')
-    .description("accounts' per-region quotas (service operator only)")
+    .description("accounts' per-region quotas and limits (service operator only)")
     .command('set')
-    .description("set an account's per-region quotas, or reset them to the defaults")
+    .description(
+      "set an account's per-region limits (those not given keep their value), or reset them all to the defaults",
+    )
     .argument('<account>', 'account id or name')
-    .option('--snapshots <n>', 'snapshots it may have in each region', option(wholeNumber))
-    .option('--bytes <size>', 'bytes its snapshots may store in each region, e.g. 10TiB', option(parseSize))
+    .option(
+      '--bytes <size>',
+      'bytes its snapshots and exports may store in each region, e.g. 10TiB',
+      option(parseSize),
+    );
+  for (const [flag, , what] of QUOTA_FLAGS) quota.option(`--${flag} <n>`, what, option(wholeNumber));
+  quota
     .option('--reset', 'back to the defaults')
-    .action(async (accountRef: string, options: { snapshots?: number; bytes?: number; reset?: boolean }) => {
+    .action(async (accountRef: string, options: Record<string, number | boolean | undefined>) => {
       const { api, json } = client();
-      if (!options.reset && options.snapshots === undefined && options.bytes === undefined) {
-        throw new InvalidArgumentError('give --snapshots and/or --bytes, or --reset');
+      const given: Partial<QuotaLimits> = {};
+      if (options.bytes !== undefined) given.maxStoredBytes = options.bytes as number;
+      for (const [flag, limit] of QUOTA_FLAGS) {
+        const value = options[camelCase(flag)];
+        if (value !== undefined) given[limit] = value as number;
       }
-      const result = await api.setQuota(
-        accountRef,
-        options.reset ? {} : { maxSnapshots: options.snapshots, maxStoredBytes: options.bytes },
-      );
+      if (!options.reset && Object.keys(given).length === 0) {
+        throw new InvalidArgumentError(
+          `give one or more of --bytes, ${QUOTA_FLAGS.map(([f]) => `--${f}`).join(', ')}; or --reset`,
+        );
+      }
+      const result = await api.setQuota(accountRef, options.reset ? {} : given);
       printRecord(
         io.out,
         json
           ? result
           : {
               account: `${result.account.name} (${result.account.accountId})`,
-              snapshots: result.limits.maxSnapshots,
               'stored bytes': `${formatSize(result.limits.maxStoredBytes)} (${result.limits.maxStoredBytes})`,
+              ...Object.fromEntries(QUOTA_FLAGS.map(([flag, limit]) => [flag, result.limits[limit]])),
             },
         json,
       );
     });
+}
+
+/** The operator's `admin quota set` flags: flag, the limit it sets, and what it bounds. */
+const QUOTA_FLAGS: [string, keyof QuotaLimits, string][] = [
+  ['snapshots', 'maxSnapshots', 'snapshots it may have in each region'],
+  ['pending', 'maxPendingSnapshots', 'snapshots it may be writing at once (queued or pending)'],
+  ['pending-per-volume', 'maxPendingSnapshotsPerVolume', 'of those, on one volume'],
+  ['copies', 'maxCopiesInFlight', 'copies into a region in flight at once'],
+  ['imports', 'maxImportsInFlight', 'imports in flight at once'],
+  ['exports', 'maxExportsInFlight', 'exports in flight at once'],
+  ['uploads', 'maxOpenUploads', 'uploads for import open at once'],
+  ['rate', 'requestsPerSecond', 'API requests per second, sustained'],
+  ['burst', 'requestBurst', 'API requests at once (in a window of burst/rate seconds)'],
+];
+
+function camelCase(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {

@@ -1,4 +1,4 @@
-import type { Account, ApiKeyInfo, IssuedKey, Measure, QuotaLimits, User } from '../core/accounts.ts';
+import type { Account, AccountUsage, ApiKeyInfo, IssuedKey, QuotaLimits, User } from '../core/accounts.ts';
 import type { AuditEntry } from '../core/audit.ts';
 import type { Export, ExportFormat } from '../core/exports.ts';
 import type { Permission, Role } from '../core/identity.ts';
@@ -25,6 +25,7 @@ import { escapeUnprintable } from '../core/text.ts';
 // The API's resources have the shapes of the core's (type-only imports: nothing of core runs here).
 export type {
   Account,
+  AccountUsage,
   ApiKeyInfo,
   AttachedVolume,
   AuditEntry,
@@ -46,6 +47,7 @@ export type {
   PolicyRetention,
   PolicyRunReport,
   PolicySchedule,
+  QuotaLimits,
   Role,
   SegmentRange,
   SegmentRangeUrl,
@@ -56,13 +58,6 @@ export type {
   User,
   Volume,
 };
-
-export interface AccountUsage {
-  accountId: string;
-  region: string;
-  snapshots: Measure;
-  storedBytes: Measure;
-}
 
 /** An error the API answered with (`{error, message, requestId}`), or a failure to reach it. */
 export class ApiError extends Error {
@@ -108,7 +103,13 @@ export interface ApiClientOptions {
   /** Injected for tests; defaults to the global fetch. */
   fetch?: typeof fetch;
   timeoutMs?: number;
+  /** Injected for tests; how the client waits out a `Retry-After`. */
+  sleep?: (ms: number) => Promise<void>;
 }
+
+/** A throttled GET is tried again this many times, waiting what `Retry-After` says (at most 30 s each). */
+const THROTTLE_RETRIES = 3;
+const MAX_RETRY_AFTER_MS = 30_000;
 
 /**
  * The typed client of the volsnap HTTP API, used by the CLI and the tests. Every non-2xx answer
@@ -117,8 +118,10 @@ export interface ApiClientOptions {
  */
 export class ApiClient {
   readonly #fetch: typeof fetch;
+  readonly #sleep: (ms: number) => Promise<void>;
   constructor(private readonly options: ApiClientOptions) {
     this.#fetch = options.fetch ?? fetch;
+    this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   }
 
   health(): Promise<HealthResponse> {
@@ -629,8 +632,9 @@ export class ApiClient {
     if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
     let response: Response | undefined;
     // A kept-alive connection the server closed at the moment it was reused fails before any answer:
-    // a GET is safe to try again once on a fresh connection.
-    for (let attempt = 0; !response; attempt++) {
+    // a GET is safe to try again once on a fresh connection. A throttled GET is tried again after
+    // the wait the API names; other requests are not repeated (a create may not be idempotent).
+    for (let attempt = 0, throttled = 0; !response; attempt++) {
       try {
         response = await this.#fetch(url, {
           method,
@@ -647,6 +651,15 @@ export class ApiClient {
           'client.unreachable',
           `Cannot reach ${url.origin} (${reason}). Is the local cloud running (npm start), or is --endpoint right?`,
         );
+      }
+      if (response.status === 429 && method === 'GET' && throttled < THROTTLE_RETRIES) {
+        const seconds = Number(response.headers.get('retry-after'));
+        if (Number.isFinite(seconds) && seconds >= 0) {
+          throttled++;
+          await response.body?.cancel();
+          response = undefined;
+          await this.#sleep(Math.min(seconds * 1000, MAX_RETRY_AFTER_MS));
+        }
       }
     }
     const text = await response.text();

@@ -100,10 +100,13 @@ export function loadRuntimeConfig(env: Env): RuntimeConfig {
       .split(',')
       .map((h) => h.trim())
       .filter(Boolean),
-    defaultQuota: {
-      maxSnapshots: wholeNumber(env, 'VOLSNAP_DEFAULT_MAX_SNAPSHOTS') ?? DEFAULT_QUOTA.maxSnapshots,
-      maxStoredBytes: wholeNumber(env, 'VOLSNAP_DEFAULT_MAX_STORED_BYTES') ?? DEFAULT_QUOTA.maxStoredBytes,
-    },
+    // VOLSNAP_DEFAULT_MAX_SNAPSHOTS, VOLSNAP_DEFAULT_REQUESTS_PER_SECOND, …: one per limit.
+    defaultQuota: Object.fromEntries(
+      Object.entries(DEFAULT_QUOTA).map(([name, value]) => [
+        name,
+        wholeNumber(env, `VOLSNAP_DEFAULT_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`) ?? value,
+      ]),
+    ) as unknown as QuotaLimits,
     ...(wholeNumber(env, 'VOLSNAP_GC_GRACE_SECONDS') !== undefined
       ? { gcGraceMs: (wholeNumber(env, 'VOLSNAP_GC_GRACE_SECONDS') ?? 0) * 1000 }
       : {}),

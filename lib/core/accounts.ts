@@ -18,9 +18,38 @@ import type { Page } from './pagination.ts';
 export interface QuotaLimits {
   /** Snapshots that may exist at once (any state but deleted). */
   maxSnapshots: number;
-  /** Bytes the account's snapshots may have added to storage (compressed, after deduplication). */
+  /**
+   * Bytes the account may store: what its snapshots added (compressed, after deduplication) plus its
+   * exports' objects (their full size, reserved before they are written).
+   */
   maxStoredBytes: number;
+  /** Snapshots being written at once (`queued` or `pending`), copies and imports aside. */
+  maxPendingSnapshots: number;
+  /** Of those, on any one volume. */
+  maxPendingSnapshotsPerVolume: number;
+  /** Copies into this region being written at once. */
+  maxCopiesInFlight: number;
+  /** Imports being written at once. */
+  maxImportsInFlight: number;
+  /** Exports being written at once. */
+  maxExportsInFlight: number;
+  /** Uploads for import (`POST /v1/uploads`) open at once: until imported, or their URLs expire. */
+  maxOpenUploads: number;
+  /** Requests per second the account may make to this region's API, sustained… */
+  requestsPerSecond: number;
+  /** …and at once (the window is `requestBurst / requestsPerSecond` seconds). */
+  requestBurst: number;
 }
+
+/** The limits on work in flight, with the usage counter each one bounds. */
+export const IN_FLIGHT_LIMITS = {
+  pendingSnapshots: 'maxPendingSnapshots',
+  copiesInFlight: 'maxCopiesInFlight',
+  importsInFlight: 'maxImportsInFlight',
+  exportsInFlight: 'maxExportsInFlight',
+  openUploads: 'maxOpenUploads',
+} as const satisfies Record<string, keyof QuotaLimits>;
+export type InFlightCounter = keyof typeof IN_FLIGHT_LIMITS;
 
 /** Days deleted snapshots stay recoverable unless the account says otherwise (as EBS Recycle Bin rules do). */
 export const DEFAULT_RECYCLE_BIN_DAYS = 7;
@@ -91,8 +120,28 @@ export interface IssuedKey extends ApiKeyInfo {
 /** What this region counts against an account's quota. */
 export interface Usage {
   snapshots: number;
+  /** Snapshots' added bytes plus exports' reserved bytes. */
   storedBytes: number;
+  /** Of `storedBytes`, what exports hold. */
+  exportBytes: number;
+  pendingSnapshots: number;
+  copiesInFlight: number;
+  importsInFlight: number;
+  exportsInFlight: number;
+  openUploads: number;
 }
+
+/** An account that has used nothing yet. */
+export const NO_USAGE: Usage = {
+  snapshots: 0,
+  storedBytes: 0,
+  exportBytes: 0,
+  pendingSnapshots: 0,
+  copiesInFlight: 0,
+  importsInFlight: 0,
+  exportsInFlight: 0,
+  openUploads: 0,
+};
 
 /**
  * Where accounts, users and keys are kept: the identity region's table (one per deployment, so a
@@ -122,7 +171,22 @@ export interface IdentityRepository {
   revokeApiKey(keyId: string, revokedAt: string): Promise<void>;
 }
 
-export const DEFAULT_QUOTA: QuotaLimits = { maxSnapshots: 10_000, maxStoredBytes: 50 * 2 ** 40 };
+/**
+ * What an account may do unless the operator says otherwise: sized like a small provider's defaults
+ * (EBS: 100 concurrent snapshots per account, 20 concurrent copies per destination region).
+ */
+export const DEFAULT_QUOTA: QuotaLimits = {
+  maxSnapshots: 10_000,
+  maxStoredBytes: 50 * 2 ** 40,
+  maxPendingSnapshots: 100,
+  maxPendingSnapshotsPerVolume: 20,
+  maxCopiesInFlight: 20,
+  maxImportsInFlight: 20,
+  maxExportsInFlight: 20,
+  maxOpenUploads: 20,
+  requestsPerSecond: 50,
+  requestBurst: 100,
+};
 
 /** The limits that apply to an account: the override where it has one, else the default. */
 export function limitsOf(account: Account | undefined, defaults: QuotaLimits = DEFAULT_QUOTA): QuotaLimits {
@@ -171,9 +235,24 @@ export interface AccountServiceOptions {
   identity: IdentityRepository;
   clock: Clock;
   region: string;
-  /** This region's usage counters. */
-  usage(accountId: string): Promise<Usage>;
+  /** This region's usage counters (absent ones are 0). */
+  usage(accountId: string): Promise<Partial<Usage>>;
   defaults?: QuotaLimits;
+  /** Requests the account made in the current rate window (for `account usage`). */
+  requestsInWindow?(accountId: string): Promise<number>;
+}
+
+/** This region's usage of an account beside its limits, as `account usage` shows it. */
+export interface AccountUsage extends Record<InFlightCounter, Measure> {
+  accountId: string;
+  region: string;
+  snapshots: Measure;
+  /** `exports`: the part of `used` that exports hold. */
+  storedBytes: Measure & { exports: number };
+  /** Per volume: no account-wide count. */
+  pendingSnapshotsPerVolume: { limit: number };
+  /** Requests in the current window of `perSeconds` seconds, at most `limit` (the burst). */
+  requestRate: Measure & { perSeconds: number; requestsPerSecond: number };
 }
 
 /** Accounts, users, keys, settings and quotas: who may act, and how much. */
@@ -226,7 +305,12 @@ export class AccountService {
       }
     }
     const target = await this.resolveAccount(accountRef);
-    const updated = await this.#o.identity.updateAccount(target.accountId, { quota });
+    // Limits not named keep their override: `{}` (null) alone resets them all.
+    const merged = quota === null ? null : { ...(target.quota ?? {}), ...quota };
+    if (merged && merged.requestsPerSecond === 0) {
+      throw new VolsnapError('request.invalid', 'Quota requestsPerSecond must be at least 1.');
+    }
+    const updated = await this.#o.identity.updateAccount(target.accountId, { quota: merged });
     if (!updated) throw accountNotFound(accountRef);
     return { account: updated, limits: limitsOf(updated, this.#o.defaults) };
   }
@@ -259,20 +343,33 @@ export class AccountService {
   }
 
   /** This region's usage of the caller's account, beside its limits. */
-  async usage(
-    caller: Caller,
-  ): Promise<{ accountId: string; region: string; snapshots: Measure; storedBytes: Measure }> {
-    const [account, usage] = await Promise.all([
+  async usage(caller: Caller): Promise<AccountUsage> {
+    const [account, counted, requests] = await Promise.all([
       this.#o.identity.getAccount(caller.accountId),
       this.#o.usage(caller.accountId),
+      this.#o.requestsInWindow?.(caller.accountId),
     ]);
+    const usage: Usage = { ...NO_USAGE, ...counted };
     const limits = limitsOf(account, this.#o.defaults);
     return {
       accountId: caller.accountId,
       region: this.#o.region,
       snapshots: { used: usage.snapshots, limit: limits.maxSnapshots },
-      storedBytes: { used: usage.storedBytes, limit: limits.maxStoredBytes },
-    };
+      storedBytes: { used: usage.storedBytes, limit: limits.maxStoredBytes, exports: usage.exportBytes },
+      ...Object.fromEntries(
+        Object.entries(IN_FLIGHT_LIMITS).map(([counter, limit]) => [
+          counter,
+          { used: usage[counter as InFlightCounter], limit: limits[limit] },
+        ]),
+      ),
+      pendingSnapshotsPerVolume: { limit: limits.maxPendingSnapshotsPerVolume },
+      requestRate: {
+        used: requests ?? 0,
+        limit: limits.requestBurst,
+        perSeconds: requestWindowMs(limits) / 1000,
+        requestsPerSecond: limits.requestsPerSecond,
+      },
+    } as AccountUsage;
   }
 
   /** The limits of an account in this region (for the snapshot service's quota check). */
@@ -483,11 +580,15 @@ function userNotFound(userName: string): VolsnapError {
 }
 
 /** The 4xx of a create that would pass a quota: names the limit and the usage. */
-export function quotaExceeded(region: string, limits: QuotaLimits, usage: Usage): VolsnapError {
+export function quotaExceeded(
+  region: string,
+  limits: Pick<QuotaLimits, 'maxSnapshots' | 'maxStoredBytes'>,
+  usage: Pick<Usage, 'snapshots' | 'storedBytes'>,
+): VolsnapError {
   const bySnapshots = usage.snapshots >= limits.maxSnapshots;
   const message = bySnapshots
     ? `The account has ${usage.snapshots} snapshots in ${region}, its quota is ${limits.maxSnapshots}: delete snapshots or ask the operator for a higher quota.`
-    : `The account's snapshots hold ${usage.storedBytes} bytes in ${region}, its quota is ${limits.maxStoredBytes}: delete snapshots or ask the operator for a higher quota.`;
+    : `The account's snapshots and exports hold ${usage.storedBytes} bytes in ${region}, its quota is ${limits.maxStoredBytes}: delete snapshots or exports, or ask the operator for a higher quota.`;
   return new VolsnapError('quota.exceeded', message, {
     details: {
       region,
@@ -496,6 +597,48 @@ export function quotaExceeded(region: string, limits: QuotaLimits, usage: Usage)
       used: bySnapshots ? usage.snapshots : usage.storedBytes,
     },
   });
+}
+
+/** The 4xx of an export whose object would take the account past its stored bytes. */
+export function exportQuotaExceeded(region: string, limit: number, used: number, size: number): VolsnapError {
+  return new VolsnapError(
+    'quota.exceeded',
+    `The export would write ${size} bytes; the account's snapshots and exports hold ${used} bytes in ${region} and its quota is ${limit}: delete exports or snapshots, export in a smaller format (vsnap stores only the data), or ask the operator for a higher quota.`,
+    { details: { region, quota: 'storedBytes', limit, used, size } },
+  );
+}
+
+/** The 429 of work that would pass a limit on work in flight: names it, the count, and what to do. */
+export function inFlightExceeded(
+  region: string,
+  counter: InFlightCounter | 'pendingSnapshotsPerVolume',
+  used: number,
+  limit: number,
+): VolsnapError {
+  const what = {
+    pendingSnapshots: 'snapshots being written',
+    pendingSnapshotsPerVolume: 'snapshots being written on this volume',
+    copiesInFlight: 'copies in flight',
+    importsInFlight: 'imports in flight',
+    exportsInFlight: 'exports in flight',
+    openUploads: 'open uploads',
+  }[counter];
+  const quota =
+    counter === 'pendingSnapshotsPerVolume' ? 'maxPendingSnapshotsPerVolume' : IN_FLIGHT_LIMITS[counter];
+  const finish =
+    counter === 'openUploads'
+      ? 'import or let expire the uploads you have'
+      : 'wait for some to finish (or delete those you do not need)';
+  return new VolsnapError(
+    'quota.inFlight',
+    `The account has ${used} ${what} in ${region}, its limit (${quota}) is ${limit}: ${finish}, then retry; or ask the operator for a higher limit.`,
+    { details: { region, quota, limit, used } },
+  );
+}
+
+/** The length of a rate window: `requestBurst` requests may be made in it. */
+export function requestWindowMs(limits: Pick<QuotaLimits, 'requestBurst' | 'requestsPerSecond'>): number {
+  return Math.max(1, Math.ceil((1000 * limits.requestBurst) / Math.max(1, limits.requestsPerSecond)));
 }
 
 /**

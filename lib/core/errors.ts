@@ -61,6 +61,10 @@ export const ERROR_STATUS = {
   'idempotency.conflict': 409,
   /** Creating would pass the account's quota in this region; details carry the limit and usage. */
   'quota.exceeded': 409,
+  /** Too much of one kind of work in flight (pending snapshots, copies, exports…): wait, then retry. */
+  'quota.inFlight': 429,
+  /** The account passed its request rate in this region; `Retry-After` says when to try again. */
+  'request.throttled': 429,
   /** Bytes that do not match their recorded SHA-256 or structure: a corrupt or tampered object. */
   'data.corrupt': 422,
   'storage.unavailable': 503,

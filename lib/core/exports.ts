@@ -1,3 +1,4 @@
+import { DEFAULT_QUOTA, type QuotaLimits } from './accounts.ts';
 import { BLOCK_SIZE } from './blocks.ts';
 import { type Clock, isoTime } from './clock.ts';
 import type { Compressor } from './codec.ts';
@@ -47,9 +48,20 @@ export interface Export {
   expiresAt?: string;
 }
 
-/** Where export records are kept. Reads by id; the service decides who sees what. */
+/**
+ * Where export records are kept. Reads by id; the service decides who sees what. An export counts
+ * in its account's usage from its creation: its whole `size` in the stored bytes (reserved before
+ * a byte is written), and one export in flight while it is `pending`. Leaving `pending` gives back
+ * the place in flight (to `error`, the bytes too: nothing is kept); removing gives back what is
+ * left. Each count changes in the same atomic write as the record.
+ */
 export interface ExportRepository {
-  create(record: Export): Promise<void>;
+  /**
+   * Stores a new export and its counts; with `limits`, fails with `quota.exceeded` if its size would
+   * take the account's stored bytes past `maxStoredBytes`, or `quota.inFlight` at `maxExportsInFlight`,
+   * storing nothing.
+   */
+  create(record: Export, limits?: Pick<QuotaLimits, 'maxStoredBytes' | 'maxExportsInFlight'>): Promise<void>;
   get(exportId: string): Promise<Export | undefined>;
   /** The account's exports, newest first. */
   list(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Export>>;
@@ -64,6 +76,7 @@ export interface ExportRepository {
     to: ExportState,
     changes?: Partial<Export>,
   ): Promise<Export | undefined>;
+  /** Deletes the record and gives back what it counted; idempotent. */
   remove(exportId: string): Promise<void>;
   /** Every export of the region, of every account, a page at a time (for the reaper and expiry). */
   listAll(page: { limit: number; nextToken?: string }): Promise<Page<Export>>;
@@ -83,6 +96,8 @@ export interface ExportServiceOptions {
   buckets?: readonly string[];
   /** A store writing the given bucket. */
   objectsIn?: (bucket: string) => ObjectStore;
+  /** The account's limits in this region (its exports count in its stored bytes and in flight). */
+  limits?: (accountId: string) => Promise<QuotaLimits>;
 }
 
 /** Presigned export URLs live 1 hour unless asked, and at most 7 days (SigV4's limit). */
@@ -108,6 +123,7 @@ export class ExportService {
     this.#o = {
       partSize: 64 * 1024 * 1024,
       buckets: [],
+      limits: async () => DEFAULT_QUOTA,
       objectsIn: () => {
         throw new VolsnapError('internal', 'This deployment writes exports to its own bucket only.');
       },
@@ -194,7 +210,11 @@ export class ExportService {
       deadline: isoTime(this.#o.clock.now() + EXPORT_TIMEOUT_MS),
       expiresAt: isoTime(this.#o.clock.now() + keepForMs),
     };
-    await this.#o.exports.create(record);
+    // Its full size is reserved before a byte is written (a raw export of a sparse volume writes it all).
+    await this.#o.exports.create(record, await this.#o.limits(caller.accountId)).catch(async (error) => {
+      await store.abortMultipart(key, record.uploadId).catch(() => {});
+      throw error;
+    });
     // Retention policies leave a snapshot being exported alone until the export ends.
     await this.#o.snapshots.hold(snapshotId, exportId, record.deadline ?? record.createdAt);
     for (let part = 0; part < record.parts; part++)

@@ -1,3 +1,4 @@
+import { DEFAULT_QUOTA, inFlightExceeded, type QuotaLimits } from './accounts.ts';
 import { BLOCK_SIZE, isValidVolumeSize } from './blocks.ts';
 import { type Clock, isoTime } from './clock.ts';
 import type { Compressor } from './codec.ts';
@@ -12,6 +13,7 @@ import type { SnapshotService } from './snapshot-service.ts';
 import { SnapshotWriter } from './snapshot-writer.ts';
 import type { Snapshot, SnapshotRepository } from './snapshots.ts';
 import type { Tags } from './tags.ts';
+import type { UploadSlots } from './uploads.ts';
 import type { Volume, VolumeRepository } from './volumes.ts';
 import {
   parseVsnapFooter,
@@ -71,6 +73,10 @@ export interface SnapshotImporterOptions {
   compressor: Compressor;
   clock: Clock;
   region: string;
+  /** Open uploads, bounded per account by its limits' `maxOpenUploads` (unbounded without). */
+  uploads?: UploadSlots;
+  /** The account's limits in this region (the defaults without). */
+  limits?: (accountId: string) => Promise<QuotaLimits>;
   /** Blocks per part: one queue message, one worker, one checkpoint each. */
   partBlocks?: number;
   readConcurrency?: number;
@@ -89,7 +95,8 @@ export interface SnapshotImporterOptions {
  * ends the snapshot in `error` with the reason; nothing completed is left behind.
  */
 export class SnapshotImporter {
-  readonly #o: Required<SnapshotImporterOptions>;
+  readonly #o: Required<Omit<SnapshotImporterOptions, 'uploads' | 'limits'>> &
+    Pick<SnapshotImporterOptions, 'uploads' | 'limits'>;
 
   constructor(options: SnapshotImporterOptions) {
     this.#o = {
@@ -134,6 +141,7 @@ export class SnapshotImporter {
     }
     const ref = newId('request');
     const key = ObjectLayout.fileUpload(caller.accountId, ref);
+    await this.#takeUploadSlot(caller.accountId, ref);
     const uploadId = await this.#o.objects.createMultipart(key);
     const partCount = Math.ceil(sizeBytes / partSize);
     const first = await this.uploadPartUrls(caller, ref, uploadId, 1, partCount);
@@ -210,6 +218,8 @@ export class SnapshotImporter {
           );
         });
       }
+      // The file is whole: the upload is no longer open.
+      await this.#o.uploads?.release(caller.accountId, upload.ref);
       source = `upload ${upload.ref}`;
       remote = await objectRemote(this.#o.objects, key);
       origin = { key };
@@ -336,6 +346,17 @@ export class SnapshotImporter {
   async #source(ref: string): Promise<SourceRef | undefined> {
     const stored = await this.#o.objects.get(sourceKey(ref));
     return stored ? (JSON.parse(Buffer.from(stored).toString('utf8')) as SourceRef) : undefined;
+  }
+
+  /** An open upload holds a slot until it is imported, or its URLs expire. */
+  async #takeUploadSlot(accountId: string, ref: string): Promise<void> {
+    if (!this.#o.uploads) return;
+    const now = this.#o.clock.now();
+    const { maxOpenUploads } = (await this.#o.limits?.(accountId)) ?? DEFAULT_QUOTA;
+    if (!(await this.#o.uploads.take(accountId, ref, maxOpenUploads, now, now + UPLOAD_URL_MS))) {
+      const open = await this.#o.uploads.count(accountId, now);
+      throw inFlightExceeded(this.#o.region, 'openUploads', open, maxOpenUploads);
+    }
   }
 
   async #remote(ref: string): Promise<RemoteObject> {
@@ -607,3 +628,6 @@ export async function forgetImportSource(objects: ObjectStore, ref: string): Pro
   if (origin && 'key' in origin) await objects.delete(origin.key);
   await objects.delete(sourceKey(ref));
 }
+
+/** How long an upload's part URLs live (6 h), and so how long it holds a slot at most. */
+const UPLOAD_URL_MS = 6 * 3600 * 1000;

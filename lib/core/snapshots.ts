@@ -1,4 +1,4 @@
-import type { QuotaLimits, Usage } from './accounts.ts';
+import type { InFlightCounter, QuotaLimits, Usage } from './accounts.ts';
 import { VolsnapError } from './errors.ts';
 import type { Page } from './pagination.ts';
 import { matchesTags, type Tags } from './tags.ts';
@@ -22,6 +22,21 @@ export const SNAPSHOT_TRANSITIONS: Record<SnapshotState, readonly SnapshotState[
 
 /** States whose manifest is kept and whose blocks garbage collection must not reclaim. */
 export const LIVE_MANIFEST_STATES: readonly SnapshotState[] = ['completed', 'recycled'];
+
+/** States of a snapshot being written: each counts against a limit on work in flight. */
+export const IN_FLIGHT_STATES: readonly SnapshotState[] = ['queued', 'pending'];
+
+/** Which in-flight limit a snapshot being written counts against: copies and imports have their own. */
+export function inFlightCounterOf(snapshot: Pick<Snapshot, 'copiedFrom' | 'importedFrom'>): InFlightCounter {
+  return snapshot.copiedFrom
+    ? 'copiesInFlight'
+    : snapshot.importedFrom
+      ? 'importsInFlight'
+      : 'pendingSnapshots';
+}
+
+/** The limits a repository checks when it stores a snapshot (the rest of {@link QuotaLimits} optional). */
+export type SnapshotLimits = Pick<QuotaLimits, 'maxSnapshots' | 'maxStoredBytes'> & Partial<QuotaLimits>;
 
 export function canTransition(from: SnapshotState, to: SnapshotState): boolean {
   return SNAPSHOT_TRANSITIONS[from].includes(to);
@@ -150,13 +165,16 @@ export interface SnapshotRepository {
   /**
    * Stores a new snapshot and counts it on its volume, atomically; with a client token, also
    * remembers the token. If the token is already known, stores nothing and returns its record.
-   * Fails with `volume.notFound` if the volume is gone or not the snapshot's owner's, and with
-   * `quota.exceeded` (storing nothing) if the account is at `limits` in this region.
+   * Fails with `volume.notFound` if the volume is gone or not the snapshot's owner's, with
+   * `quota.exceeded` (storing nothing) if the account is at `limits` in this region, and with
+   * `quota.inFlight` if it is at the limit of snapshots being written of its kind
+   * ({@link inFlightCounterOf}), or its volume at `maxPendingSnapshotsPerVolume`. The counts are
+   * taken in the same atomic write as the snapshot: racing creates cannot both take the last place.
    */
   create(
     snapshot: Snapshot,
     clientToken?: { token: string; requestHash: string },
-    limits?: QuotaLimits,
+    limits?: SnapshotLimits,
   ): Promise<ClientTokenRecord | undefined>;
   get(snapshotId: string): Promise<Snapshot | undefined>;
   list(
@@ -179,7 +197,7 @@ export interface SnapshotRepository {
   unshare(snapshotId: string, grantee: Grantee): Promise<Snapshot | undefined>;
   /** This region's counters of an account: snapshots and bytes they added. */
   usage(accountId: string): Promise<Usage>;
-  /** The newest completed snapshot of a volume, if any. */
+  /** The newest completed snapshot of a volume, if any: one read, however many others the volume has. */
   latestCompleted(volumeId: string): Promise<Snapshot | undefined>;
   /**
    * Moves a snapshot from one of `from` to `to` and applies `changes` (a field given as undefined is
@@ -187,7 +205,8 @@ export interface SnapshotRepository {
    * moved it first). Completing with `stats` from `pending` adds its new bytes to the account's usage
    * in the same write. With `parent`, the move happens only if that snapshot is, at that instant, in
    * one of `parent.states` (undefined otherwise): a child completes only while the parent whose
-   * blocks it inherits still keeps them, so garbage collection can trust what it reads.
+   * blocks it inherits still keeps them, so garbage collection can trust what it reads. A move out
+   * of `queued`/`pending` to another state releases the snapshot's in-flight counts in the same write.
    */
   transition(
     snapshotId: string,

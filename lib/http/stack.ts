@@ -6,6 +6,7 @@ import type { AuditLog } from '../core/audit.ts';
 import { describeError, VolsnapError } from '../core/errors.ts';
 import { type Caller, PERMISSIONS, ROLES } from '../core/identity.ts';
 import { newId } from '../core/ids.ts';
+import type { RequestLimiter } from '../core/request-rate.ts';
 import * as z from '../core/schema.ts';
 import { type Logger, logger as rootLogger } from './logger.ts';
 
@@ -51,6 +52,8 @@ export interface RouteResult {
 export interface HandlerOptions {
   /** Replaces the audit trail of the composition root (for tests). */
   audit?: AuditLog;
+  /** Replaces the request limiter of the composition root (for tests; `null`: no limit). */
+  limiter?: RequestLimiter | null;
 }
 
 type Event = APIGatewayProxyEventV2 & { body?: unknown };
@@ -61,7 +64,10 @@ type Schemas = RouteSchemas<z.ZodMiniType, z.ZodMiniType, z.ZodMiniType>;
  * route uses. The caller comes from the route's Lambda authorizer (functions/http/authorizer.ts),
  * which API Gateway runs first and which resolves the API key; a request it could not resolve, or
  * one that reached the route without it, is a 401 `auth.unauthorized`, the same for every kind of
- * bad key. Then headers are normalized, JSON bodies parsed, body/query/path validated with zod, and
+ * bad key. A request with a caller is first counted against its account's request rate in this
+ * region (past it: 429 `request.throttled` with `Retry-After`): here and not in the authorizer,
+ * whose refusal API Gateway would answer as a 403 without `Retry-After`. Then headers are normalized, JSON bodies
+ * parsed, body/query/path validated with zod, and
  * `route` runs; a route that declares `audit` has every success recorded (who, what, when, which
  * key). Any thrown error maps to `{error, message, requestId}` with the status its code fixes (5xx:
  * generic message, cause logged). Every response carries `x-request-id`.
@@ -76,10 +82,12 @@ export function httpHandler<
   options: HandlerOptions = {},
 ) {
   const audit = async (): Promise<AuditLog> => options.audit ?? (await defaultAuditLog());
+  const limiter = async (): Promise<RequestLimiter | null> =>
+    options.limiter !== undefined ? options.limiter : await defaultLimiter();
   return stack(
     schemas,
     route as (input: PublicRouteInput<unknown, unknown, unknown>) => Promise<RouteResult>,
-    { audit },
+    { audit, limiter },
   );
 }
 
@@ -102,6 +110,11 @@ export function publicHttpHandler<
 async function defaultAuditLog(): Promise<AuditLog> {
   const { runtime } = await import('../root.ts');
   return runtime().audit;
+}
+
+async function defaultLimiter(): Promise<RequestLimiter> {
+  const { runtime } = await import('../root.ts');
+  return runtime().limiter;
 }
 
 const CallerSchema = z.object({
@@ -135,7 +148,7 @@ const UNAUTHORIZED = 'Missing or invalid API key. Send it as `Authorization: Bea
 function stack(
   schemas: Schemas,
   route: (input: PublicRouteInput<unknown, unknown, unknown> & { caller?: Caller }) => Promise<RouteResult>,
-  auth?: { audit: () => Promise<AuditLog> },
+  auth?: { audit: () => Promise<AuditLog>; limiter: () => Promise<RequestLimiter | null> },
 ) {
   const core = async (event: Event, context: Context): Promise<APIGatewayProxyStructuredResultV2> => {
     const requestId = requestIdOf(event, context);
@@ -167,7 +180,10 @@ function stack(
     return jsonResponse(status, result.body, requestId, result.headers);
   };
 
-  return middy<Event, APIGatewayProxyStructuredResultV2, Error, Context>()
+  const chain = middy<Event, APIGatewayProxyStructuredResultV2, Error, Context>();
+  // The rate is counted first, before the body is even parsed: a throttled request costs least.
+  if (auth) chain.use(throttle(auth.limiter));
+  return chain
     .use(httpHeaderNormalizer())
     .use(jsonBodyWhenPresent())
     .use({
@@ -176,6 +192,23 @@ function stack(
       },
     })
     .handler(core);
+}
+
+/**
+ * Counts the request against its account's rate (the caller is known from the authorizer) and
+ * refuses it past that with 429 `request.throttled` and `Retry-After`. A request without a caller
+ * passes untouched: the handler answers it 401.
+ */
+function throttle(
+  limiter: () => Promise<RequestLimiter | null>,
+): middy.MiddlewareObj<Event, APIGatewayProxyStructuredResultV2, Error, Context> {
+  return {
+    before: async (request) => {
+      const caller = callerFromEvent(request.event);
+      if (!caller) return;
+      await (await limiter())?.admit(caller.accountId);
+    },
+  };
 }
 
 /** Parses JSON bodies (415 for another content type); requests without a body (GET, DELETE) pass untouched. */
@@ -280,7 +313,11 @@ export function errorResponse(error: unknown, requestId: string): APIGatewayProx
         requestId,
       };
   const headers: Record<string, string> =
-    mapped.code === 'auth.unauthorized' ? { 'www-authenticate': 'Bearer' } : {};
+    mapped.code === 'auth.unauthorized'
+      ? { 'www-authenticate': 'Bearer' }
+      : mapped.code === 'request.throttled'
+        ? { 'retry-after': String(mapped.details?.retryAfterSeconds ?? 1) }
+        : {};
   return jsonResponse(mapped.status, body, requestId, headers);
 }
 

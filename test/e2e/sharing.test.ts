@@ -189,6 +189,48 @@ describe('quotas', () => {
     expect(usage.storedBytes.used).toBeGreaterThanOrEqual(5 * BLOCK);
     expect(usage.storedBytes.used).toBeLessThan(usage.storedBytes.limit);
   });
+
+  it('shows every limit beside its use in account usage, each set by the operator, the others kept', async () => {
+    const quota = await json(
+      'operator',
+      'admin',
+      'quota',
+      'set',
+      'demo-b',
+      '--pending',
+      '3',
+      '--exports',
+      '4',
+      '--rate',
+      '20',
+      '--burst',
+      '40',
+    );
+    expect(quota.limits).toMatchObject({
+      maxSnapshots: 1,
+      maxPendingSnapshots: 3,
+      maxExportsInFlight: 4,
+      requestsPerSecond: 20,
+      requestBurst: 40,
+    });
+    const usage = await json('demo-b', 'account', 'usage');
+    expect(usage).toMatchObject({
+      snapshots: { used: 1, limit: 1 },
+      storedBytes: { exports: 0 },
+      pendingSnapshots: { used: 0, limit: 3 },
+      pendingSnapshotsPerVolume: { limit: 20 },
+      copiesInFlight: { used: 0, limit: 20 },
+      importsInFlight: { used: 0, limit: 20 },
+      exportsInFlight: { used: 0, limit: 4 },
+      openUploads: { used: 0, limit: 20 },
+      requestRate: { limit: 40, perSeconds: 2, requestsPerSecond: 20 },
+    });
+    const table = await run('demo-b', 'account', 'usage');
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/snapshots being written\s+0\s+3/);
+    expect(table.stdout).toMatch(/exports in flight\s+0\s+4/);
+    expect(table.stdout).toMatch(/requests in the last 2 s\s+\d+\s+40 \(20\/s\)/);
+  });
 });
 
 describe('users and keys', () => {
@@ -224,5 +266,31 @@ describe('users and keys', () => {
     });
     expect(response.status).toBe(401);
     expect(((await response.json()) as { error: string }).error).toBe('auth.unauthorized');
+  });
+});
+
+describe('request rate', () => {
+  it("answers an account's requests past its rate 429 request.throttled with Retry-After, and no other account's", async () => {
+    const created = await json('operator', 'admin', 'account', 'create', 'rate-co');
+    // Before its first request: a region reads an account's limits once a minute.
+    await json('operator', 'admin', 'quota', 'set', 'rate-co', '--rate', '5', '--burst', '10');
+    const config = JSON.parse(readFileSync(configPath, 'utf8'));
+    const endpoint = config.regions['eu-west-1'].endpoint as string;
+    const get = (token: string) =>
+      fetch(`${endpoint}/v1/account`, { headers: { authorization: `Bearer ${token}` } });
+    const answers = await Promise.all(Array.from({ length: 60 }, () => get(created.key.token)));
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(10);
+    const throttled = answers.filter((a) => a.status === 429);
+    expect(throttled.length).toBeGreaterThan(0);
+    expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
+    const first = throttled[0] as Response;
+    expect(Number(first.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(Number(first.headers.get('retry-after'))).toBeLessThanOrEqual(2);
+    expect(await first.json()).toMatchObject({
+      error: 'request.throttled',
+      details: { limit: 10, windowSeconds: 2 },
+    });
+    expect((await get(config.accounts.demo.apiKey)).status).toBe(200);
   });
 });

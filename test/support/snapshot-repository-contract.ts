@@ -177,6 +177,85 @@ export function snapshotRepositoryContract(
       expect((await f.snapshots.latestCompleted(volume.volumeId))?.snapshotId).toBe(newer.snapshotId);
     });
 
+    it("finds a volume's newest completed snapshot under newer pending ones; out of completed, it drops out", async () => {
+      const older = snapshot();
+      const newer = snapshot();
+      for (const s of [older, newer]) {
+        await f.snapshots.create(s);
+        await f.snapshots.transition(s.snapshotId, ['pending'], 'completed', { stats: stats(1) });
+      }
+      for (let i = 0; i < 5; i++) await f.snapshots.create(snapshot());
+      expect((await f.snapshots.latestCompleted(volume.volumeId))?.snapshotId).toBe(newer.snapshotId);
+      await f.snapshots.transition(newer.snapshotId, ['completed'], 'recycled');
+      expect((await f.snapshots.latestCompleted(volume.volumeId))?.snapshotId).toBe(older.snapshotId);
+      await f.snapshots.transition(newer.snapshotId, ['recycled'], 'completed');
+      expect((await f.snapshots.latestCompleted(volume.volumeId))?.snapshotId).toBe(newer.snapshotId);
+    });
+
+    it('refuses a snapshot past the limit of its kind in flight or of its volume, and frees the place when one leaves pending', async () => {
+      const limits = {
+        maxSnapshots: 100,
+        maxStoredBytes: 2 ** 40,
+        maxPendingSnapshots: 2,
+        maxPendingSnapshotsPerVolume: 4,
+        maxCopiesInFlight: 1,
+        maxImportsInFlight: 1,
+      };
+      const copiedFrom = { region: 'us-east-1', snapshotId: newId('snapshot'), accountId: alice };
+      const importedFrom = { source: 'https://example.com/disk.raw', format: 'raw' as const, ref: 'r' };
+      const a = snapshot({ state: 'queued' });
+      const b = snapshot();
+      await f.snapshots.create(a, undefined, limits);
+      await f.snapshots.create(b, undefined, limits);
+      const c = snapshot();
+      await expect(f.snapshots.create(c, undefined, limits)).rejects.toMatchObject({
+        code: 'quota.inFlight',
+        details: { quota: 'maxPendingSnapshots', limit: 2, used: 2 },
+      });
+      expect(await f.snapshots.get(c.snapshotId)).toBeUndefined();
+      // Copies and imports have limits of their own.
+      await f.snapshots.create(snapshot({ copiedFrom }), undefined, limits);
+      await expect(f.snapshots.create(snapshot({ copiedFrom }), undefined, limits)).rejects.toMatchObject({
+        code: 'quota.inFlight',
+        details: { quota: 'maxCopiesInFlight', limit: 1, used: 1 },
+      });
+      await f.snapshots.create(snapshot({ importedFrom }), undefined, limits);
+      expect(await f.snapshots.usage(alice)).toMatchObject({
+        snapshots: 4,
+        pendingSnapshots: 2,
+        copiesInFlight: 1,
+        importsInFlight: 1,
+      });
+      // The volume has 4 in flight: its own limit, whatever the kind.
+      await expect(
+        f.snapshots.create(c, undefined, { ...limits, maxPendingSnapshots: 10 }),
+      ).rejects.toMatchObject({
+        code: 'quota.inFlight',
+        details: { quota: 'maxPendingSnapshotsPerVolume', limit: 4, used: 4 },
+      });
+      // queued → pending keeps the place; pending → completed, error or deleting gives it back.
+      await f.snapshots.transition(a.snapshotId, ['queued'], 'pending');
+      expect((await f.snapshots.usage(alice)).pendingSnapshots).toBe(2);
+      await f.snapshots.transition(a.snapshotId, ['queued', 'pending'], 'error', {
+        stateReason: 'agent gone',
+      });
+      await f.snapshots.create(c, undefined, limits);
+      await f.snapshots.transition(c.snapshotId, ['pending'], 'completed', { stats: stats(5) });
+      const deleting = await f.snapshots.transition(b.snapshotId, ['pending'], 'deleting');
+      await f.snapshots.remove(deleting as Snapshot);
+      // A move that does not happen changes no count.
+      expect(await f.snapshots.transition(b.snapshotId, ['pending'], 'error')).toBeUndefined();
+      expect(await f.snapshots.usage(alice)).toMatchObject({
+        snapshots: 4,
+        storedBytes: 5,
+        pendingSnapshots: 0,
+        copiesInFlight: 1,
+        importsInFlight: 1,
+      });
+      await f.snapshots.create(snapshot(), undefined, limits);
+      await f.snapshots.create(snapshot(), undefined, limits);
+    });
+
     it('moves a snapshot only from the states named: of two racing writers, one wins', async () => {
       const s = snapshot();
       await f.snapshots.create(s);
@@ -277,7 +356,7 @@ export function snapshotRepositoryContract(
       const a = snapshot();
       await f.snapshots.create(a, undefined, limits);
       await f.snapshots.transition(a.snapshotId, ['pending'], 'completed', { stats: stats(600) });
-      expect(await f.snapshots.usage(alice)).toEqual({ snapshots: 1, storedBytes: 600 });
+      expect(await f.snapshots.usage(alice)).toMatchObject({ snapshots: 1, storedBytes: 600 });
       const b = snapshot();
       await f.snapshots.create(b, undefined, limits);
       const c = snapshot();
@@ -295,8 +374,8 @@ export function snapshotRepositoryContract(
         details: { quota: 'storedBytes', limit: 600, used: 600 },
       });
       await f.snapshots.remove((await f.snapshots.get(a.snapshotId)) as Snapshot);
-      expect(await f.snapshots.usage(alice)).toEqual({ snapshots: 0, storedBytes: 0 });
-      expect(await f.snapshots.usage(bob)).toEqual({ snapshots: 0, storedBytes: 0 });
+      expect(await f.snapshots.usage(alice)).toMatchObject({ snapshots: 0, storedBytes: 0 });
+      expect(await f.snapshots.usage(bob)).toMatchObject({ snapshots: 0, storedBytes: 0 });
     });
 
     it('shares completed snapshots with accounts and publicly, lists them for the grantee, and takes shares back', async () => {

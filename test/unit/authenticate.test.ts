@@ -91,7 +91,7 @@ describe('authenticated routes', () => {
       status: 201,
       body: { account: caller.accountId, name: body.name, volumeId: 'vol-1' },
     }),
-    { audit },
+    { audit, limiter: null },
   );
   const call = async (context: Record<string, string> | undefined, body?: string) => {
     const event = httpEvent({ method: 'POST', headers: { 'content-type': 'application/json' }, body });

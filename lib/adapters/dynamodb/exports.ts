@@ -1,15 +1,16 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
-  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
-  PutCommand,
+  TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { exportQuotaExceeded, inFlightExceeded, type QuotaLimits } from '../../core/accounts.ts';
 import type { Export, ExportRepository, ExportState } from '../../core/exports.ts';
 import type { Page } from '../../core/pagination.ts';
-import { createdOrder, pickFields } from './keys.ts';
+import { createdOrder, pickFields, usageKey } from './keys.ts';
 import { Filters, queryPage, scanPage } from './query.ts';
+import { readUsage } from './usage.ts';
 
 const FIELDS = [
   'exportId',
@@ -54,25 +55,78 @@ export class DynamoExportRepository implements ExportRepository {
     private readonly table: string,
   ) {}
 
-  async create(record: Export): Promise<void> {
+  async create(
+    record: Export,
+    limits?: Pick<QuotaLimits, 'maxStoredBytes' | 'maxExportsInFlight'>,
+  ): Promise<void> {
     // `expiresAt` is the table's TTL attribute (epoch seconds): the record's expiry is kept apart, so
     // DynamoDB never drops a record whose object the expiry schedule has not deleted yet.
     const { expiresAt, ...fields } = record;
-    await this.documents.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: {
-          ...exportKey(record.exportId),
-          type: 'export',
-          ...fields,
-          ...(expiresAt ? { expiresOn: expiresAt } : {}),
-          etags: {},
-          gsi1pk: `ACCOUNT#${record.accountId}#EXPORTS`,
-          gsi1sk: createdOrder(record.createdAt, record.exportId),
-        },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
-    );
+    const room = limits ? limits.maxStoredBytes - record.size : undefined;
+    if (limits && room !== undefined && room < 0) {
+      const { storedBytes } = await this.#usage(record.accountId);
+      throw exportQuotaExceeded(record.region, limits.maxStoredBytes, storedBytes, record.size);
+    }
+    try {
+      await this.documents.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.table,
+                Item: {
+                  ...exportKey(record.exportId),
+                  type: 'export',
+                  ...fields,
+                  ...(expiresAt ? { expiresOn: expiresAt } : {}),
+                  etags: {},
+                  // What it counts in the usage item (exports stored before counting began count nothing).
+                  countedInUsage: true,
+                  gsi1pk: `ACCOUNT#${record.accountId}#EXPORTS`,
+                  gsi1sk: createdOrder(record.createdAt, record.exportId),
+                },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+            {
+              // Reserved before the object is written: checked and counted in one write.
+              Update: {
+                TableName: this.table,
+                Key: usageKey(record.accountId),
+                UpdateExpression: 'ADD storedBytes :size, exportBytes :size, exportsInFlight :one',
+                ...(limits
+                  ? {
+                      ConditionExpression:
+                        '(attribute_not_exists(storedBytes) OR storedBytes <= :room) AND (attribute_not_exists(exportsInFlight) OR exportsInFlight < :maxExports)',
+                    }
+                  : {}),
+                ExpressionAttributeValues: {
+                  ':size': record.size,
+                  ':one': 1,
+                  ...(limits ? { ':room': room, ':maxExports': limits.maxExportsInFlight } : {}),
+                },
+              },
+            },
+          ],
+        }),
+      );
+    } catch (error) {
+      const reasons =
+        error instanceof TransactionCanceledException
+          ? (error.CancellationReasons ?? []).map((r) => r.Code)
+          : [];
+      if (!limits || reasons[1] !== 'ConditionalCheckFailed') throw error;
+      const usage = await this.#usage(record.accountId);
+      if (usage.exportsInFlight >= limits.maxExportsInFlight) {
+        throw inFlightExceeded(
+          record.region,
+          'exportsInFlight',
+          usage.exportsInFlight,
+          limits.maxExportsInFlight,
+        );
+      }
+      throw exportQuotaExceeded(record.region, limits.maxStoredBytes, usage.storedBytes, record.size);
+    }
   }
 
   listAll(page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
@@ -80,10 +134,15 @@ export class DynamoExportRepository implements ExportRepository {
   }
 
   async get(exportId: string): Promise<Export | undefined> {
+    const item = await this.#item(exportId);
+    return item ? toExport(item) : undefined;
+  }
+
+  async #item(exportId: string): Promise<Record<string, unknown> | undefined> {
     const { Item } = await this.documents.send(
       new GetCommand({ TableName: this.table, Key: exportKey(exportId), ConsistentRead: true }),
     );
-    return Item ? toExport(Item) : undefined;
+    return Item;
   }
 
   list(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
@@ -128,26 +187,45 @@ export class DynamoExportRepository implements ExportRepository {
     to: ExportState,
     changes: Partial<Export> = {},
   ): Promise<Export | undefined> {
+    // Out of `pending`, the counts change with the state: the state it leaves is read first and the
+    // write made conditional on it.
+    const item = to !== 'pending' && from.includes('pending') ? await this.#item(exportId) : undefined;
+    const current = item ? toExport(item) : undefined;
+    if (item && current && !from.includes(current.state)) return undefined;
+    const states = current ? [current.state] : from;
     const set = { ...changes, state: to };
+    const update = {
+      TableName: this.table,
+      Key: exportKey(exportId),
+      UpdateExpression: `SET ${Object.keys(set)
+        .map((_, i) => `#s${i} = :s${i}`)
+        .join(', ')}`,
+      ConditionExpression: `attribute_exists(pk) AND #state IN (${states.map((_, i) => `:from${i}`).join(', ')})`,
+      ExpressionAttributeNames: {
+        ...Object.fromEntries(Object.keys(set).map((k, i) => [`#s${i}`, k])),
+        '#state': 'state',
+      },
+      ExpressionAttributeValues: {
+        ...Object.fromEntries(Object.values(set).map((v, i) => [`:s${i}`, v])),
+        ...Object.fromEntries(states.map((f, i) => [`:from${i}`, f])),
+      },
+    };
+    if (current?.state === 'pending' && item?.countedInUsage === true) {
+      try {
+        await this.documents.send(
+          new TransactWriteCommand({
+            TransactItems: [{ Update: update }, this.#release(current, to === 'error')],
+          }),
+        );
+      } catch (error) {
+        if (error instanceof TransactionCanceledException) return undefined;
+        throw error;
+      }
+      return this.get(exportId);
+    }
     try {
       const { Attributes } = await this.documents.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: exportKey(exportId),
-          UpdateExpression: `SET ${Object.keys(set)
-            .map((_, i) => `#s${i} = :s${i}`)
-            .join(', ')}`,
-          ConditionExpression: `attribute_exists(pk) AND #state IN (${from.map((_, i) => `:from${i}`).join(', ')})`,
-          ExpressionAttributeNames: {
-            ...Object.fromEntries(Object.keys(set).map((k, i) => [`#s${i}`, k])),
-            '#state': 'state',
-          },
-          ExpressionAttributeValues: {
-            ...Object.fromEntries(Object.values(set).map((v, i) => [`:s${i}`, v])),
-            ...Object.fromEntries(from.map((f, i) => [`:from${i}`, f])),
-          },
-          ReturnValues: 'ALL_NEW',
-        }),
+        new UpdateCommand({ ...update, ReturnValues: 'ALL_NEW' }),
       );
       return Attributes ? toExport(Attributes) : undefined;
     } catch (error) {
@@ -157,6 +235,59 @@ export class DynamoExportRepository implements ExportRepository {
   }
 
   async remove(exportId: string): Promise<void> {
-    await this.documents.send(new DeleteCommand({ TableName: this.table, Key: exportKey(exportId) }));
+    // Conditional on the state read, so a concurrent move out of `pending` is counted once: retried.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const item = await this.#item(exportId);
+      if (!item) return;
+      const current = toExport(item);
+      try {
+        await this.documents.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              {
+                Delete: {
+                  TableName: this.table,
+                  Key: exportKey(exportId),
+                  ConditionExpression: '#state = :state',
+                  ExpressionAttributeNames: { '#state': 'state' },
+                  ExpressionAttributeValues: { ':state': current.state },
+                },
+              },
+              ...(item.countedInUsage === true ? [this.#release(current, current.state !== 'error')] : []),
+            ],
+          }),
+        );
+        return;
+      } catch (error) {
+        if (!(error instanceof TransactionCanceledException)) throw error;
+      }
+    }
+    throw new Error(`export ${exportId} kept changing while it was removed`);
+  }
+
+  /** The usage update that gives back an export's place in flight (if pending) and its bytes (if asked). */
+  #release(record: Export, bytes: boolean) {
+    const pending = record.state === 'pending';
+    return {
+      Update: {
+        TableName: this.table,
+        Key: usageKey(record.accountId),
+        UpdateExpression: `ADD ${[
+          ...(pending ? ['exportsInFlight :minusOne'] : []),
+          ...(bytes ? ['storedBytes :minusSize, exportBytes :minusSize'] : []),
+          // An ADD of nothing is not an expression: an error export being removed adds 0.
+          ...(!pending && !bytes ? ['exportsInFlight :zero'] : []),
+        ].join(', ')}`,
+        ExpressionAttributeValues: {
+          ...(pending ? { ':minusOne': -1 } : {}),
+          ...(bytes ? { ':minusSize': -record.size } : {}),
+          ...(!pending && !bytes ? { ':zero': 0 } : {}),
+        },
+      },
+    };
+  }
+
+  #usage(accountId: string) {
+    return readUsage(this.documents, this.table, accountId);
   }
 }

@@ -9,6 +9,8 @@
  * | user     | ACCOUNT#id     | USER#name |                          |                 |                          |                 |
  * | api key  | KEY#id         | KEY      | ACCOUNT#acct#KEYS         | createdAt#id    |                          |                 |
  * | usage    | USAGE#acct     | USAGE    |                           |                 |                          |                 |
+ * | upload   | UPLOADS#acct   | SLOT#n   |                           |                 |                          |                 |
+ * | rate     | RATE#acct      | W#start  |                           |                 |                          |                 |
  * | share    | SNAPSHOT#id    | SHARE#acct | ACCOUNT#acct#SHARED     | createdAt#id    |                          |                 |
  * | public   | SNAPSHOT#id    | SHARE#*  | PUBLIC#SNAPSHOTS          | createdAt#id    |                          |                 |
  * | audit    | AUDIT#acct     | at#event |                           |                 |                          |                 |
@@ -22,6 +24,10 @@
  * | img ref  | IMAGEREF#snap  | IMAGE#id |                           |                 |                          |                 |
  *
  * (*) only while the policy is enabled (gsi2sk is always kept): a sparse index of the policies to run.
+ *
+ * gsi3 is sparse too: a snapshot is in it (gsi3pk `VOLUME#vol#COMPLETED`, gsi3sk createdAt#id) only
+ * while it is completed, so a volume's newest completed snapshot is one read (keys only).
+ * Upload slots and rate windows expire through the table's TTL (`expiresAt`).
  */
 export const accountKey = (accountId: string) => ({ pk: `ACCOUNT#${accountId}`, sk: 'ACCOUNT' });
 export const accountNameKey = (name: string) => ({ pk: `ACCOUNTNAME#${name}`, sk: 'ACCOUNTNAME' });
@@ -43,6 +49,15 @@ export const volumeKey = (volumeId: string) => ({ pk: `VOLUME#${volumeId}`, sk: 
 export const volumeOwnerIndex = (accountId: string) => `ACCOUNT#${accountId}#VOLUMES`;
 export const snapshotKey = (snapshotId: string) => ({ pk: `SNAPSHOT#${snapshotId}`, sk: 'SNAPSHOT' });
 export const snapshotsOfVolumeIndex = (volumeId: string) => `VOLUME#${volumeId}#SNAPSHOTS`;
+export const completedOfVolumeIndex = (volumeId: string) => `VOLUME#${volumeId}#COMPLETED`;
+export const uploadSlotKey = (accountId: string, slot: number) => ({
+  pk: `UPLOADS#${accountId}`,
+  sk: `SLOT#${slot}`,
+});
+export const rateWindowKey = (accountId: string, windowStartMs: number) => ({
+  pk: `RATE#${accountId}`,
+  sk: `W#${windowStartMs}`,
+});
 export const policyKey = (policyId: string) => ({ pk: `POLICY#${policyId}`, sk: 'POLICY' });
 export const policyOwnerIndex = (accountId: string) => `ACCOUNT#${accountId}#POLICIES`;
 export const instanceKey = (instanceId: string) => ({ pk: `INSTANCE#${instanceId}`, sk: 'INSTANCE' });

@@ -2,23 +2,28 @@ import { ConditionalCheckFailedException, TransactionCanceledException } from '@
 import {
   type DynamoDBDocumentClient,
   GetCommand,
+  QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { type QuotaLimits, quotaExceeded, type Usage } from '../../core/accounts.ts';
+import { IN_FLIGHT_LIMITS, inFlightExceeded, quotaExceeded, type Usage } from '../../core/accounts.ts';
 import { VolsnapError } from '../../core/errors.ts';
 import type { Page } from '../../core/pagination.ts';
 import {
   type ClientTokenRecord,
   type Grantee,
+  IN_FLIGHT_STATES,
+  inFlightCounterOf,
   matchesFilter,
   type Snapshot,
   type SnapshotFilter,
+  type SnapshotLimits,
   type SnapshotRepository,
   type SnapshotState,
 } from '../../core/snapshots.ts';
 import { batchWriteAll } from './batch.ts';
 import {
+  completedOfVolumeIndex,
   createdOrder,
   PUBLIC,
   pickFields,
@@ -30,6 +35,7 @@ import {
   volumeKey,
 } from './keys.ts';
 import { Filters, queryAll, queryPage, scanPage } from './query.ts';
+import { readUsage } from './usage.ts';
 
 const ownerIndex = (accountId: string) => `ACCOUNT#${accountId}#SNAPSHOTS`;
 const tokenKey = (accountId: string, token: string) => ({ pk: `TOKEN#${accountId}#${token}`, sk: 'TOKEN' });
@@ -86,6 +92,15 @@ function toSnapshot(item: Record<string, unknown>): Snapshot {
   };
 }
 
+/** A transition whose write lost to a move between two states it may leave: tried again. */
+const RACED = Symbol('raced');
+
+/** The sparse index entry of a completed snapshot (see keys.ts). */
+const completedIndex = (snapshot: Pick<Snapshot, 'volumeId' | 'createdAt' | 'snapshotId'>) => ({
+  gsi3pk: completedOfVolumeIndex(snapshot.volumeId),
+  gsi3sk: createdOrder(snapshot.createdAt, snapshot.snapshotId),
+});
+
 const granteeId = (grantee: Grantee) => (grantee === 'public' ? PUBLIC : grantee.accountId);
 
 /** Snapshot records in the region table (key design in keys.ts). */
@@ -99,8 +114,21 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
   async create(
     snapshot: Snapshot,
     clientToken?: { token: string; requestHash: string },
-    limits?: QuotaLimits,
+    limits?: SnapshotLimits,
   ): Promise<ClientTokenRecord | undefined> {
+    // A snapshot being written counts against its kind's limit, and on its volume.
+    const inFlight = IN_FLIGHT_STATES.includes(snapshot.state) ? inFlightCounterOf(snapshot) : undefined;
+    const maxInFlight = inFlight ? limits?.[IN_FLIGHT_LIMITS[inFlight]] : undefined;
+    const maxPerVolume = inFlight ? limits?.maxPendingSnapshotsPerVolume : undefined;
+    const usageConditions = [
+      ...(limits
+        ? [
+            '(attribute_not_exists(snapshots) OR snapshots < :maxSnapshots)',
+            '(attribute_not_exists(storedBytes) OR storedBytes < :maxBytes)',
+          ]
+        : []),
+      ...(maxInFlight !== undefined ? ['(attribute_not_exists(#inFlight) OR #inFlight < :maxInFlight)'] : []),
+    ];
     const items = [
       {
         Put: {
@@ -113,6 +141,8 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
             gsi1sk: createdOrder(snapshot.createdAt, snapshot.snapshotId),
             gsi2pk: snapshotsOfVolumeIndex(snapshot.volumeId),
             gsi2sk: createdOrder(snapshot.createdAt, snapshot.snapshotId),
+            ...(snapshot.state === 'completed' ? completedIndex(snapshot) : {}),
+            ...(inFlight ? { countedInFlight: inFlight } : {}),
           },
           ConditionExpression: 'attribute_not_exists(pk)',
         },
@@ -123,9 +153,17 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
         Update: {
           TableName: this.table,
           Key: volumeKey(snapshot.volumeId),
-          UpdateExpression: 'ADD snapshotCount :one',
-          ConditionExpression: 'attribute_exists(pk) AND accountId = :account',
-          ExpressionAttributeValues: { ':one': 1, ':account': snapshot.accountId },
+          UpdateExpression: `ADD snapshotCount :one${inFlight ? ', pendingSnapshots :one' : ''}`,
+          ConditionExpression: `attribute_exists(pk) AND accountId = :account${
+            maxPerVolume !== undefined
+              ? ' AND (attribute_not_exists(pendingSnapshots) OR pendingSnapshots < :maxPerVolume)'
+              : ''
+          }`,
+          ExpressionAttributeValues: {
+            ':one': 1,
+            ':account': snapshot.accountId,
+            ...(maxPerVolume !== undefined ? { ':maxPerVolume': maxPerVolume } : {}),
+          },
         },
       },
       {
@@ -134,18 +172,14 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
         Update: {
           TableName: this.table,
           Key: usageKey(snapshot.accountId),
-          UpdateExpression: 'ADD snapshots :one',
-          ...(limits
-            ? {
-                ConditionExpression:
-                  '(attribute_not_exists(snapshots) OR snapshots < :maxSnapshots) AND (attribute_not_exists(storedBytes) OR storedBytes < :maxBytes)',
-                ExpressionAttributeValues: {
-                  ':one': 1,
-                  ':maxSnapshots': limits.maxSnapshots,
-                  ':maxBytes': limits.maxStoredBytes,
-                },
-              }
-            : { ExpressionAttributeValues: { ':one': 1 } }),
+          UpdateExpression: `ADD snapshots :one${inFlight ? ', #inFlight :one' : ''}`,
+          ...(inFlight ? { ExpressionAttributeNames: { '#inFlight': inFlight } } : {}),
+          ...(usageConditions.length > 0 ? { ConditionExpression: usageConditions.join(' AND ') } : {}),
+          ExpressionAttributeValues: {
+            ':one': 1,
+            ...(limits ? { ':maxSnapshots': limits.maxSnapshots, ':maxBytes': limits.maxStoredBytes } : {}),
+            ...(maxInFlight !== undefined ? { ':maxInFlight': maxInFlight } : {}),
+          },
         },
       },
       ...(clientToken
@@ -182,10 +216,18 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
         );
         if (Item) return { snapshotId: String(Item.snapshotId), requestHash: String(Item.requestHash) };
       }
-      if (limits && reasons[2] === 'ConditionalCheckFailed' && reasons[1] !== 'ConditionalCheckFailed') {
-        throw quotaExceeded(snapshot.region, limits, await this.usage(snapshot.accountId));
-      }
       if (reasons[1] === 'ConditionalCheckFailed') {
+        const { Item: volume } = await this.documents.send(
+          new GetCommand({ TableName: this.table, Key: volumeKey(snapshot.volumeId), ConsistentRead: true }),
+        );
+        if (maxPerVolume !== undefined && volume?.accountId === snapshot.accountId) {
+          throw inFlightExceeded(
+            snapshot.region,
+            'pendingSnapshotsPerVolume',
+            Number(volume.pendingSnapshots ?? 0),
+            maxPerVolume,
+          );
+        }
         throw new VolsnapError(
           'volume.notFound',
           `No volume ${snapshot.volumeId} in this account and region.`,
@@ -194,15 +236,32 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
           },
         );
       }
+      if (limits && reasons[2] === 'ConditionalCheckFailed') {
+        const usage = await this.usage(snapshot.accountId);
+        if (
+          inFlight &&
+          maxInFlight !== undefined &&
+          usage.snapshots < limits.maxSnapshots &&
+          usage.storedBytes < limits.maxStoredBytes
+        ) {
+          throw inFlightExceeded(snapshot.region, inFlight, usage[inFlight], maxInFlight);
+        }
+        throw quotaExceeded(snapshot.region, limits, usage);
+      }
       throw error;
     }
   }
 
   async get(snapshotId: string): Promise<Snapshot | undefined> {
+    const item = await this.#item(snapshotId);
+    return item ? toSnapshot(item) : undefined;
+  }
+
+  async #item(snapshotId: string): Promise<Record<string, unknown> | undefined> {
     const { Item } = await this.documents.send(
       new GetCommand({ TableName: this.table, Key: snapshotKey(snapshotId), ConsistentRead: true }),
     );
-    return Item ? toSnapshot(Item) : undefined;
+    return Item;
   }
 
   list(
@@ -328,27 +387,29 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     return this.get(snapshotId);
   }
 
-  async usage(accountId: string): Promise<Usage> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: usageKey(accountId), ConsistentRead: true }),
-    );
-    return { snapshots: Number(Item?.snapshots ?? 0), storedBytes: Number(Item?.storedBytes ?? 0) };
+  usage(accountId: string): Promise<Usage> {
+    return readUsage(this.documents, this.table, accountId);
   }
 
   async latestCompleted(volumeId: string): Promise<Snapshot | undefined> {
-    const page = await queryPage(
-      this.documents,
-      {
-        table: this.table,
-        index: 'gsi2',
-        partitionKey: 'gsi2pk',
-        partition: snapshotsOfVolumeIndex(volumeId),
-        filters: new Filters().equals('state', 'completed'),
-      },
-      { limit: 1 },
-      toSnapshot,
+    // The sparse index holds only completed snapshots: the newest is its first key, whatever else
+    // (pending, failed, recycled) the volume has. Its record is then read consistently: the index
+    // lags, so a snapshot that just left `completed` is skipped for the next.
+    const { Items = [] } = await this.documents.send(
+      new QueryCommand({
+        TableName: this.table,
+        IndexName: 'gsi3',
+        KeyConditionExpression: 'gsi3pk = :pk',
+        ExpressionAttributeValues: { ':pk': completedOfVolumeIndex(volumeId) },
+        ScanIndexForward: false,
+        Limit: 2,
+      }),
     );
-    return page.items[0];
+    for (const item of Items) {
+      const snapshot = await this.get(String(item.pk).slice('SNAPSHOT#'.length));
+      if (snapshot?.state === 'completed') return snapshot;
+    }
+    return undefined;
   }
 
   async transition(
@@ -358,16 +419,57 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     changes: Partial<Snapshot> = {},
     parent?: { snapshotId: string; states: readonly SnapshotState[] },
   ): Promise<Snapshot | undefined> {
-    const set = Object.entries({ ...changes, state: to }).filter(([, v]) => v !== undefined);
-    const removed = Object.entries(changes)
-      .filter(([, v]) => v === undefined)
-      .map(([k]) => k);
+    // A write conditional on the state read loses to a move between two of `from` (queued →
+    // pending): then it is tried again from the new state.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const moved = await this.#transitionOnce(snapshotId, from, to, changes, parent);
+      if (moved !== RACED) return moved;
+    }
+    return undefined;
+  }
+
+  async #transitionOnce(
+    snapshotId: string,
+    from: readonly SnapshotState[],
+    to: SnapshotState,
+    changes: Partial<Snapshot>,
+    parent: { snapshotId: string; states: readonly SnapshotState[] } | undefined,
+  ): Promise<Snapshot | undefined | typeof RACED> {
+    const leavesInFlight =
+      !IN_FLIGHT_STATES.includes(to) && from.some((state) => IN_FLIGHT_STATES.includes(state));
+    const completes = changes.stats !== undefined && to === 'completed' && from.includes('pending');
+    // What the counters and the completed index need (the owner, the volume, the kind, the state
+    // it leaves) is read first; the write is then conditional on that very state, so a concurrent
+    // move makes it fail rather than count wrong.
+    const item = leavesInFlight || completes || to === 'completed' ? await this.#item(snapshotId) : undefined;
+    const current = item ? toSnapshot(item) : undefined;
+    // The counter the create took (absent on snapshots stored before counting began: nothing to give back).
+    const counted = typeof item?.countedInFlight === 'string' ? item.countedInFlight : undefined;
+    if ((leavesInFlight || completes || to === 'completed') && (!current || !from.includes(current.state)))
+      return undefined;
+    const states = current ? [current.state] : from;
+    const releases =
+      current !== undefined &&
+      counted !== undefined &&
+      leavesInFlight &&
+      IN_FLIGHT_STATES.includes(current.state);
+    const addsBytes = current !== undefined && completes && current.state === 'pending';
+    const index = to === 'completed' && current ? completedIndex(current) : {};
+    const set = Object.entries({ ...changes, ...index, state: to }).filter(([, v]) => v !== undefined);
+    const removed = [
+      ...Object.entries(changes)
+        .filter(([, v]) => v === undefined)
+        .map(([k]) => k),
+      // Out of `completed`, out of the index of completed snapshots.
+      ...(to !== 'completed' && from.includes('completed') ? ['gsi3pk', 'gsi3sk'] : []),
+      ...(releases ? ['countedInFlight'] : []),
+    ];
     const names = Object.fromEntries([
       ...set.map(([k], i) => [`#s${i}`, k]),
       ...removed.map((k, i) => [`#r${i}`, k]),
     ]);
     const values: Record<string, unknown> = Object.fromEntries(set.map(([, v], i) => [`:s${i}`, v]));
-    from.forEach((state, i) => {
+    states.forEach((state, i) => {
       values[`:from${i}`] = state;
     });
     const update = {
@@ -376,30 +478,48 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       UpdateExpression: `SET ${set.map((_, i) => `#s${i} = :s${i}`).join(', ')}${
         removed.length > 0 ? ` REMOVE ${removed.map((_, i) => `#r${i}`).join(', ')}` : ''
       }`,
-      ConditionExpression: `attribute_exists(pk) AND #state IN (${from.map((_, i) => `:from${i}`).join(', ')})`,
+      ConditionExpression: `attribute_exists(pk) AND #state IN (${states.map((_, i) => `:from${i}`).join(', ')})`,
       ExpressionAttributeNames: { ...names, '#state': 'state' },
       ExpressionAttributeValues: values,
     };
-    const accountId =
-      changes.stats && to === 'completed' && from.includes('pending')
-        ? (await this.get(snapshotId))?.accountId
-        : undefined;
-    if ((accountId && changes.stats) || parent) {
-      // Completing counts the bytes the snapshot added, in the same write as the state change; and
-      // the parent's state is checked in it too.
+    if (releases || addsBytes || parent) {
+      // Completing counts the bytes the snapshot added, and leaving `pending` gives back its place
+      // in flight, in the same write as the state change; the parent's state is checked in it too.
+      const usage = [
+        ...(addsBytes ? ['storedBytes :bytes'] : []),
+        ...(releases ? ['#inFlight :minusOne'] : []),
+      ];
       try {
         await this.documents.send(
           new TransactWriteCommand({
             TransactItems: [
               { Update: update },
-              ...(accountId && changes.stats
+              ...(current && usage.length > 0
                 ? [
                     {
                       Update: {
                         TableName: this.table,
-                        Key: usageKey(accountId),
-                        UpdateExpression: 'ADD storedBytes :bytes',
-                        ExpressionAttributeValues: { ':bytes': changes.stats.newBytes },
+                        Key: usageKey(current.accountId),
+                        UpdateExpression: `ADD ${usage.join(', ')}`,
+                        ...(releases ? { ExpressionAttributeNames: { '#inFlight': counted as string } } : {}),
+                        ExpressionAttributeValues: {
+                          ...(addsBytes ? { ':bytes': changes.stats?.newBytes ?? 0 } : {}),
+                          ...(releases ? { ':minusOne': -1 } : {}),
+                        },
+                      },
+                    },
+                  ]
+                : []),
+              ...(current && releases
+                ? [
+                    {
+                      Update: {
+                        TableName: this.table,
+                        Key: volumeKey(current.volumeId),
+                        UpdateExpression: 'ADD pendingSnapshots :minusOne',
+                        // The volume cannot be deleted while it has snapshots: this never creates one.
+                        ConditionExpression: 'attribute_exists(pk)',
+                        ExpressionAttributeValues: { ':minusOne': -1 },
                       },
                     },
                   ]
@@ -423,7 +543,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
           }),
         );
       } catch (error) {
-        if (error instanceof TransactionCanceledException) return undefined;
+        if (error instanceof TransactionCanceledException) return this.#raced(snapshotId, current, from);
         throw error;
       }
       return this.get(snapshotId);
@@ -434,9 +554,20 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       );
       return Attributes ? toSnapshot(Attributes) : undefined;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return undefined;
+      if (error instanceof ConditionalCheckFailedException) return this.#raced(snapshotId, current, from);
       throw error;
     }
+  }
+
+  /** After a refused write: RACED if the snapshot moved from the state read to another of `from`. */
+  async #raced(
+    snapshotId: string,
+    read: Snapshot | undefined,
+    from: readonly SnapshotState[],
+  ): Promise<undefined | typeof RACED> {
+    if (!read) return undefined;
+    const now = await this.get(snapshotId);
+    return now && now.state !== read.state && from.includes(now.state) ? RACED : undefined;
   }
 
   async updateMetadata(
@@ -561,6 +692,45 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
 
   listAll(page: { limit: number; nextToken?: string }): Promise<Page<Snapshot>> {
     return scanPage(this.documents, this.table, 'snapshot', page, toSnapshot);
+  }
+
+  /**
+   * Puts completed snapshots stored before the index of completed snapshots existed into it (one
+   * page of the table at a time; idempotent, safe beside live traffic: each write is conditional on
+   * the snapshot still being completed and not yet indexed). Without it, a volume's first snapshot
+   * after the upgrade finds no parent and is written in full. Returns how many it indexed.
+   */
+  async indexCompleted(page: {
+    limit: number;
+    nextToken?: string;
+  }): Promise<{ indexed: number; nextToken?: string }> {
+    const found = await scanPage(this.documents, this.table, 'snapshot', page, (item) => item);
+    let indexed = 0;
+    for (const item of found.items) {
+      if (item.state !== 'completed' || item.gsi3pk !== undefined) continue;
+      const snapshot = toSnapshot(item);
+      const index = completedIndex(snapshot);
+      try {
+        await this.documents.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: snapshotKey(snapshot.snapshotId),
+            UpdateExpression: 'SET gsi3pk = :pk, gsi3sk = :sk',
+            ConditionExpression: '#state = :completed AND attribute_not_exists(gsi3pk)',
+            ExpressionAttributeNames: { '#state': 'state' },
+            ExpressionAttributeValues: {
+              ':pk': index.gsi3pk,
+              ':sk': index.gsi3sk,
+              ':completed': 'completed',
+            },
+          }),
+        );
+        indexed++;
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      }
+    }
+    return { indexed, ...(found.nextToken ? { nextToken: found.nextToken } : {}) };
   }
 
   async hold(snapshotId: string, holder: string, until: string): Promise<boolean> {

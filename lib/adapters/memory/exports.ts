@@ -1,14 +1,43 @@
+import {
+  exportQuotaExceeded,
+  inFlightExceeded,
+  NO_USAGE,
+  type QuotaLimits,
+  type Usage,
+} from '../../core/accounts.ts';
 import type { Export, ExportRepository, ExportState } from '../../core/exports.ts';
 import type { Page } from '../../core/pagination.ts';
 import { pageOf } from './paging.ts';
+import type { UsageCounters } from './snapshots.ts';
 
-/** Export records in memory, for unit tests. */
+/** Export records in memory, for unit tests: the same contract as the DynamoDB repository. */
 export class MemoryExportRepository implements ExportRepository {
   readonly #records = new Map<string, Export>();
   readonly #etags = new Map<string, Map<number, string>>();
 
-  async create(record: Export): Promise<void> {
+  /** Pass the snapshot store's `counters`: exports count in the same stored bytes. */
+  constructor(readonly counters: UsageCounters = ownCounters()) {}
+
+  async create(
+    record: Export,
+    limits?: Pick<QuotaLimits, 'maxStoredBytes' | 'maxExportsInFlight'>,
+  ): Promise<void> {
     if (this.#records.has(record.exportId)) throw new Error(`export ${record.exportId} exists`);
+    const usage = this.counters.get(record.accountId);
+    if (limits && usage.exportsInFlight >= limits.maxExportsInFlight)
+      throw inFlightExceeded(
+        record.region,
+        'exportsInFlight',
+        usage.exportsInFlight,
+        limits.maxExportsInFlight,
+      );
+    if (limits && usage.storedBytes + record.size > limits.maxStoredBytes)
+      throw exportQuotaExceeded(record.region, limits.maxStoredBytes, usage.storedBytes, record.size);
+    this.counters.add(record.accountId, {
+      storedBytes: record.size,
+      exportBytes: record.size,
+      exportsInFlight: 1,
+    });
     this.#records.set(record.exportId, structuredClone(record));
   }
 
@@ -48,13 +77,37 @@ export class MemoryExportRepository implements ExportRepository {
   ) {
     const record = this.#records.get(exportId);
     if (!record || !from.includes(record.state)) return undefined;
+    if (record.state === 'pending' && to !== 'pending') this.#release(record, to === 'error');
     const next = { ...record, ...structuredClone(changes), state: to };
     this.#records.set(exportId, next);
     return structuredClone(next);
   }
 
   async remove(exportId: string): Promise<void> {
+    const record = this.#records.get(exportId);
+    if (record) this.#release(record, record.state !== 'error');
     this.#records.delete(exportId);
     this.#etags.delete(exportId);
   }
+
+  #release(record: Export, bytes: boolean): void {
+    this.counters.add(record.accountId, {
+      exportsInFlight: record.state === 'pending' ? -1 : 0,
+      storedBytes: bytes ? -record.size : 0,
+      exportBytes: bytes ? -record.size : 0,
+    });
+  }
+}
+
+/** Counters of the export store's own, when no snapshot store shares its counters. */
+function ownCounters(): UsageCounters {
+  const usage = new Map<string, Usage>();
+  return {
+    get: (accountId) => ({ ...(usage.get(accountId) ?? NO_USAGE) }),
+    add: (accountId, changes) => {
+      const next = { ...(usage.get(accountId) ?? NO_USAGE) };
+      for (const [counter, delta] of Object.entries(changes)) next[counter as keyof Usage] += delta;
+      usage.set(accountId, next);
+    },
+  };
 }

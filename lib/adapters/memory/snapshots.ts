@@ -1,12 +1,21 @@
-import { type QuotaLimits, quotaExceeded, type Usage } from '../../core/accounts.ts';
+import {
+  IN_FLIGHT_LIMITS,
+  inFlightExceeded,
+  NO_USAGE,
+  quotaExceeded,
+  type Usage,
+} from '../../core/accounts.ts';
 import { VolsnapError } from '../../core/errors.ts';
 import type { Page } from '../../core/pagination.ts';
 import {
   type ClientTokenRecord,
   type Grantee,
+  IN_FLIGHT_STATES,
+  inFlightCounterOf,
   matchesFilter,
   type Snapshot,
   type SnapshotFilter,
+  type SnapshotLimits,
   type SnapshotRepository,
   type SnapshotState,
 } from '../../core/snapshots.ts';
@@ -15,6 +24,12 @@ import type { MemoryVolumeRepository } from './volumes.ts';
 
 const newestFirst = (a: Snapshot, b: Snapshot) =>
   `${b.createdAt}#${b.snapshotId}`.localeCompare(`${a.createdAt}#${a.snapshotId}`);
+
+/** An account's usage counters, which the in-memory stores share as the table's usage item is shared. */
+export interface UsageCounters {
+  get(accountId: string): Usage;
+  add(accountId: string, changes: Partial<Usage>): void;
+}
 
 /** Snapshot records in memory, for unit tests: the same contract as the DynamoDB repository. */
 export class MemorySnapshotRepository implements SnapshotRepository {
@@ -37,7 +52,7 @@ export class MemorySnapshotRepository implements SnapshotRepository {
   async create(
     snapshot: Snapshot,
     clientToken?: { token: string; requestHash: string },
-    limits?: QuotaLimits,
+    limits?: SnapshotLimits,
   ): Promise<ClientTokenRecord | undefined> {
     const tokenKey = clientToken ? `${snapshot.accountId}#${clientToken.token}` : undefined;
     const known = tokenKey ? this.#tokens.get(tokenKey) : undefined;
@@ -53,6 +68,18 @@ export class MemorySnapshotRepository implements SnapshotRepository {
     const usage = await this.usage(snapshot.accountId);
     if (limits && (usage.snapshots >= limits.maxSnapshots || usage.storedBytes >= limits.maxStoredBytes)) {
       throw quotaExceeded(snapshot.region, limits, usage);
+    }
+    if (IN_FLIGHT_STATES.includes(snapshot.state)) {
+      const counter = inFlightCounterOf(snapshot);
+      const max = limits?.[IN_FLIGHT_LIMITS[counter]];
+      if (max !== undefined && usage[counter] >= max)
+        throw inFlightExceeded(snapshot.region, counter, usage[counter], max);
+      const onVolume = [...this.#snapshots.values()].filter(
+        (s) => s.volumeId === snapshot.volumeId && IN_FLIGHT_STATES.includes(s.state),
+      ).length;
+      const perVolume = limits?.maxPendingSnapshotsPerVolume;
+      if (perVolume !== undefined && onVolume >= perVolume)
+        throw inFlightExceeded(snapshot.region, 'pendingSnapshotsPerVolume', onVolume, perVolume);
     }
     this.#usage.set(snapshot.accountId, { ...usage, snapshots: usage.snapshots + 1 });
     this.#snapshots.set(snapshot.snapshotId, structuredClone(snapshot));
@@ -121,8 +148,27 @@ export class MemorySnapshotRepository implements SnapshotRepository {
   }
 
   async usage(accountId: string): Promise<Usage> {
-    return { ...(this.#usage.get(accountId) ?? { snapshots: 0, storedBytes: 0 }) };
+    // Snapshots in flight are counted from the records; the rest are counters.
+    const usage = {
+      ...this.counters.get(accountId),
+      pendingSnapshots: 0,
+      copiesInFlight: 0,
+      importsInFlight: 0,
+    };
+    for (const s of this.#snapshots.values())
+      if (s.accountId === accountId && IN_FLIGHT_STATES.includes(s.state)) usage[inFlightCounterOf(s)]++;
+    return usage;
   }
+
+  /** The counters, for the in-memory export store: exports count in the same stored bytes. */
+  readonly counters: UsageCounters = {
+    get: (accountId) => ({ ...NO_USAGE, ...this.#usage.get(accountId) }),
+    add: (accountId, changes) => {
+      const usage = this.counters.get(accountId);
+      for (const [counter, delta] of Object.entries(changes)) usage[counter as keyof Usage] += delta;
+      this.#usage.set(accountId, usage);
+    },
+  };
 
   async latestCompleted(volumeId: string): Promise<Snapshot | undefined> {
     const found = [...this.#snapshots.values()]
@@ -212,6 +258,7 @@ export class MemorySnapshotRepository implements SnapshotRepository {
     this.#issued.delete(snapshot.snapshotId);
     const usage = await this.usage(snapshot.accountId);
     this.#usage.set(snapshot.accountId, {
+      ...usage,
       snapshots: usage.snapshots - 1,
       storedBytes: usage.storedBytes - (snapshot.stats?.newBytes ?? 0),
     });
