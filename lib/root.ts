@@ -15,22 +15,22 @@ import { S3ObjectStore } from './adapters/s3/objects.ts';
 import { SqsWorkQueue } from './adapters/sqs/queue.ts';
 import { createZstdCompressor } from './adapters/zstd.ts';
 import { loadRuntimeConfig, type RuntimeConfig } from './config/runtime.ts';
-import { AccountService, keyAuthenticator } from './core/accounts.ts';
-import type { AuditLog } from './core/audit.ts';
-import type { Clock } from './core/clock.ts';
-import { ExportService } from './core/exports.ts';
-import type { Caller } from './core/identity.ts';
-import { type ImageAccess, ImageSnapshotter } from './core/image-snapshot.ts';
-import { ImageReader, ImageService } from './core/images.ts';
-import { SnapshotImporter } from './core/imports.ts';
-import { InstanceService } from './core/instances.ts';
-import { Maintenance, MaintenanceJobs } from './core/maintenance.ts';
-import { PolicyService } from './core/policies.ts';
-import { type PolicyRegion, PolicyRunner } from './core/policy-runner.ts';
-import { RequestLimiter } from './core/request-rate.ts';
-import { copySourceOf, SnapshotCopier } from './core/snapshot-copy.ts';
-import { SnapshotService } from './core/snapshot-service.ts';
-import { VolumeService } from './core/volumes.ts';
+import { AccountService, keyAuthenticator } from './core/identity/accounts.ts';
+import type { Caller } from './core/identity/identity.ts';
+import { RequestLimiter } from './core/identity/request-rate.ts';
+import { ImageReader, ImageService } from './core/instances/images.ts';
+import { InstanceService } from './core/instances/instances.ts';
+import { Maintenance, MaintenanceJobs } from './core/maintenance/maintenance.ts';
+import { PolicyService } from './core/maintenance/policies.ts';
+import { type PolicyRegion, PolicyRunner } from './core/maintenance/policy-runner.ts';
+import type { AuditLog } from './core/ports/audit.ts';
+import type { Clock } from './core/shared/clock.ts';
+import { SnapshotService } from './core/snapshots/snapshot-service.ts';
+import { ExportService } from './core/tasks/exports.ts';
+import { type ImageAccess, ImageSnapshotter } from './core/tasks/image-snapshot.ts';
+import { SnapshotImporter } from './core/tasks/imports.ts';
+import { copySourceOf, SnapshotCopier } from './core/tasks/snapshot-copy.ts';
+import { VolumeService } from './core/volumes/volumes.ts';
 
 /**
  * The composition root: the one place handlers get their configuration, clients and services from.

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { createAwsClients } from '../lib/adapters/aws-clients.ts';
 import { systemClock } from '../lib/adapters/clock.ts';
 import { DynamoIdentityRepository } from '../lib/adapters/dynamodb/accounts.ts';
-import { bootstrapAccount } from '../lib/core/accounts.ts';
+import { bootstrapAccount } from '../lib/core/identity/accounts.ts';
 
 /**
  * `npm run bootstrap -- --region eu-west-1 --table <TableName> [--name operator]`: creates the

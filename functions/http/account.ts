@@ -1,5 +1,5 @@
-import { ROLES, requireAdmin } from '../../lib/core/identity.ts';
-import * as z from '../../lib/core/schema.ts';
+import { ROLES, requireAdmin } from '../../lib/core/identity/identity.ts';
+import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
 import { httpHandler } from '../../lib/http/stack.ts';
 import { runtime } from '../../lib/root.ts';

@@ -1,5 +1,5 @@
-import { DEFAULT_QUOTA, type QuotaLimits } from '../../lib/core/accounts.ts';
-import * as z from '../../lib/core/schema.ts';
+import { DEFAULT_QUOTA, type QuotaLimits } from '../../lib/core/identity/accounts.ts';
+import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
 import { httpHandler } from '../../lib/http/stack.ts';
 import { runtime } from '../../lib/root.ts';

@@ -1,4 +1,4 @@
-import * as z from '../../lib/core/schema.ts';
+import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
 import { httpHandler } from '../../lib/http/stack.ts';
 import { runtime } from '../../lib/root.ts';

@@ -1,5 +1,5 @@
 import type { ScheduledEvent } from 'aws-lambda';
-import type { MaintenanceJob } from '../../lib/core/maintenance.ts';
+import type { MaintenanceJob } from '../../lib/core/maintenance/maintenance.ts';
 import { logger } from '../../lib/http/logger.ts';
 import { runtime } from '../../lib/root.ts';
 

@@ -1,6 +1,6 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { describeError } from '../../lib/core/errors.ts';
-import { parseWorkMessage } from '../../lib/core/queue.ts';
+import { parseWorkMessage } from '../../lib/core/ports/queue.ts';
+import { describeError } from '../../lib/core/shared/errors.ts';
 import { logger } from '../../lib/http/logger.ts';
 import { runtime } from '../../lib/root.ts';
 

@@ -1,4 +1,4 @@
-import type { Clock } from '../core/clock.ts';
+import type { Clock } from '../core/shared/clock.ts';
 
 /** The system clock. */
 export const systemClock: Clock = { now: () => Date.now() };

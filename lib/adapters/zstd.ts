@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { version as nodeVersion } from 'node:process';
 import zlib from 'node:zlib';
-import type { Compressor } from '../core/codec.ts';
+import type { Compressor } from '../core/ports/codec.ts';
 
 /** The zstd level blocks are written with: fast, since most volume data is already compressed. */
 export const DEFAULT_ZSTD_LEVEL = 1;

@@ -2,7 +2,7 @@ import { CommanderError } from 'commander';
 import { ApiError } from '../client/api-client.ts';
 import { ConfigError } from '../client/config.ts';
 import { TransferError } from '../client/transfer.ts';
-import { VolsnapError } from '../core/errors.ts';
+import { VolsnapError } from '../core/shared/errors.ts';
 
 /**
  * A failure of the CLI as the user sees it: the API's error shape (`error` is the code), whatever

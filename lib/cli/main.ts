@@ -5,7 +5,7 @@ import { createSnapshotFromFile } from '../client/snapshot-create.ts';
 import { restoreSnapshot } from '../client/snapshot-restore.ts';
 import { uploadFile } from '../client/upload.ts';
 import { VERSION } from '../config/runtime.ts';
-import { terminalSafe } from '../core/text.ts';
+import { terminalSafe } from '../core/shared/text.ts';
 import { addAccountCommands } from './account-commands.ts';
 import { option, positiveInteger } from './args.ts';
 import { describeFailure, formatFailure } from './errors.ts';

@@ -1,4 +1,4 @@
-import { escapeUnprintable, terminalSafe } from '../core/text.ts';
+import { escapeUnprintable, terminalSafe } from '../core/shared/text.ts';
 
 /** Prints one record: `key  value` lines, or JSON with `--json`. */
 export function printRecord(out: (text: string) => void, record: object, json: boolean): void {

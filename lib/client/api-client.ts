@@ -1,9 +1,15 @@
-import type { Account, AccountUsage, ApiKeyInfo, IssuedKey, QuotaLimits, User } from '../core/accounts.ts';
-import type { AuditEntry } from '../core/audit.ts';
-import type { Export, ExportFormat } from '../core/exports.ts';
-import type { Permission, Role } from '../core/identity.ts';
-import type { Image, ImageDeletion, ImageSnapshot, Launch } from '../core/images.ts';
-import type { AttachedVolume, Instance, InstanceState } from '../core/instances.ts';
+import type { SegmentRange } from '../core/format/restore-plan.ts';
+import type {
+  Account,
+  AccountUsage,
+  ApiKeyInfo,
+  IssuedKey,
+  QuotaLimits,
+  User,
+} from '../core/identity/accounts.ts';
+import type { Permission, Role } from '../core/identity/identity.ts';
+import type { Image, ImageDeletion, ImageSnapshot, Launch } from '../core/instances/images.ts';
+import type { AttachedVolume, Instance, InstanceState } from '../core/instances/instances.ts';
 import type {
   CopyRule,
   CreatePolicyInput,
@@ -12,15 +18,20 @@ import type {
   PolicyRetention,
   PolicyRunReport,
   PolicySchedule,
-} from '../core/policies.ts';
-import type { SegmentRange } from '../core/restore-plan.ts';
-import type { SnapshotDiff as ChangedBlocks, SegmentRangeUrl, SegmentUrl } from '../core/snapshot-service.ts';
-import type { Snapshot, SnapshotScope, SnapshotState } from '../core/snapshots.ts';
-import type { Volume, VolumeDeletion } from '../core/volumes.ts';
+} from '../core/maintenance/policies.ts';
+import type { AuditEntry } from '../core/ports/audit.ts';
+import type {
+  SnapshotDiff as ChangedBlocks,
+  SegmentRangeUrl,
+  SegmentUrl,
+} from '../core/snapshots/snapshot-service.ts';
+import type { Snapshot, SnapshotScope, SnapshotState } from '../core/snapshots/snapshots.ts';
+import type { Export, ExportFormat } from '../core/tasks/exports.ts';
+import type { Volume, VolumeDeletion } from '../core/volumes/volumes.ts';
 
-type SnapshotDeletion = import('../core/snapshot-service.ts').SnapshotDeletion;
+type SnapshotDeletion = import('../core/snapshots/snapshot-service.ts').SnapshotDeletion;
 
-import { escapeUnprintable } from '../core/text.ts';
+import { escapeUnprintable } from '../core/shared/text.ts';
 
 // The API's resources have the shapes of the core's (type-only imports: nothing of core runs here).
 export type {

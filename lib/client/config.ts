@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import * as z from '../core/schema.ts';
+import * as z from '../core/shared/schema.ts';
 
 /** The CLI's config file: the local cloud writes one to `.volsnap/config.json`. */
 export const CliConfigFileSchema = z.object({

@@ -1,11 +1,11 @@
 import { open, stat } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import { createZstdCompressor } from '../adapters/zstd.ts';
-import { BLOCK_SIZE } from '../core/blocks.ts';
-import { VolsnapError } from '../core/errors.ts';
-import { decodeManifest, encodeManifest, type Manifest } from '../core/manifest.ts';
-import { segmentCapacity } from '../core/segment.ts';
-import { emptyWriteReport, SnapshotWriter, type WriteReport } from '../core/snapshot-writer.ts';
+import { BLOCK_SIZE } from '../core/format/blocks.ts';
+import { decodeManifest, encodeManifest, type Manifest } from '../core/format/manifest.ts';
+import { segmentCapacity } from '../core/format/segment.ts';
+import { emptyWriteReport, SnapshotWriter, type WriteReport } from '../core/format/snapshot-writer.ts';
+import { VolsnapError } from '../core/shared/errors.ts';
 import { type ApiClient, ApiError, type SegmentUrl, type Snapshot } from './api-client.ts';
 import { getObject, putObject } from './transfer.ts';
 

@@ -1,11 +1,11 @@
 import { open, stat } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import { createZstdCompressor } from '../adapters/zstd.ts';
-import { BLOCK_SIZE, blockHash } from '../core/blocks.ts';
-import { VolsnapError } from '../core/errors.ts';
-import { decodeManifest, type ManifestEntry } from '../core/manifest.ts';
-import { planReads } from '../core/restore-plan.ts';
-import { readSegmentBlock } from '../core/segment.ts';
+import { BLOCK_SIZE, blockHash } from '../core/format/blocks.ts';
+import { decodeManifest, type ManifestEntry } from '../core/format/manifest.ts';
+import { planReads } from '../core/format/restore-plan.ts';
+import { readSegmentBlock } from '../core/format/segment.ts';
+import { VolsnapError } from '../core/shared/errors.ts';
 import type { ApiClient } from './api-client.ts';
 import { getObject } from './transfer.ts';
 

@@ -1,6 +1,6 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { type ByteRange, rangeHeader } from '../core/objects.ts';
+import { type ByteRange, rangeHeader } from '../core/ports/objects.ts';
 
 /** A transfer that failed for good, with the HTTP status when there was one. */
 export class TransferError extends Error {

@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import { VolsnapError } from '../core/errors.ts';
+import { VolsnapError } from '../core/shared/errors.ts';
 import type { ApiClient } from './api-client.ts';
 import { putObject } from './transfer.ts';
 

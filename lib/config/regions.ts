@@ -1,5 +1,5 @@
-import { VolsnapError } from '../core/errors.ts';
-import * as z from '../core/schema.ts';
+import { VolsnapError } from '../core/shared/errors.ts';
+import * as z from '../core/shared/schema.ts';
 
 /**
  * One region of a volsnap deployment, as the region registry names it. Endpoints are absent on AWS

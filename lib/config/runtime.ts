@@ -1,7 +1,7 @@
 import registryFile from '../../infra/regions.json' with { type: 'json' };
 import packageJson from '../../package.json' with { type: 'json' };
-import { DEFAULT_QUOTA, type QuotaLimits } from '../core/accounts.ts';
-import { VolsnapError } from '../core/errors.ts';
+import { DEFAULT_QUOTA, type QuotaLimits } from '../core/identity/accounts.ts';
+import { VolsnapError } from '../core/shared/errors.ts';
 import { type RegionEntry, RegionRegistry } from './regions.ts';
 
 /** What a handler needs to know about the deployment it runs in. */

@@ -1,6 +1,6 @@
-import { VolsnapError } from '../core/errors.ts';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../core/pagination.ts';
-import type { Tags } from '../core/tags.ts';
+import { VolsnapError } from '../core/shared/errors.ts';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../core/shared/pagination.ts';
+import type { Tags } from '../core/shared/tags.ts';
 
 /** `?limit=N`: 1 to 1000, 100 when absent. */
 export function pageLimit(limit: string | undefined): number {

@@ -2,12 +2,12 @@ import middy from '@middy/core';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import type { AuditLog } from '../core/audit.ts';
-import { describeError, VolsnapError } from '../core/errors.ts';
-import { type Caller, PERMISSIONS, ROLES } from '../core/identity.ts';
-import { newId } from '../core/ids.ts';
-import type { RequestLimiter } from '../core/request-rate.ts';
-import * as z from '../core/schema.ts';
+import { type Caller, PERMISSIONS, ROLES } from '../core/identity/identity.ts';
+import type { RequestLimiter } from '../core/identity/request-rate.ts';
+import type { AuditLog } from '../core/ports/audit.ts';
+import { describeError, VolsnapError } from '../core/shared/errors.ts';
+import { newId } from '../core/shared/ids.ts';
+import * as z from '../core/shared/schema.ts';
 import { type Logger, logger as rootLogger } from './logger.ts';
 
 /** The JSON body of every error response. */

@@ -1,5 +1,5 @@
-import type { Caller } from '../core/identity.ts';
-import type { Snapshot } from '../core/snapshots.ts';
+import type { Caller } from '../core/identity/identity.ts';
+import type { Snapshot } from '../core/snapshots/snapshots.ts';
 
 /** What the API shows of a snapshot: the record without the bookkeeping of the work on it. */
 export type SnapshotView = Omit<Snapshot, 'leaseUntil' | 'leaseParts' | 'dispatches' | 'partsDone'>;

@@ -7,7 +7,7 @@ import { systemClock } from '../../lib/adapters/clock.ts';
 import { DynamoIdentityRepository } from '../../lib/adapters/dynamodb/accounts.ts';
 import type { CliConfigFile } from '../../lib/client/config.ts';
 import type { RegionEntry } from '../../lib/config/regions.ts';
-import { bootstrapAccount, keyAuthenticator } from '../../lib/core/accounts.ts';
+import { bootstrapAccount, keyAuthenticator } from '../../lib/core/identity/accounts.ts';
 import {
   assertPortFree,
   checkJava,

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
-import * as z from '../../lib/core/schema.ts';
+import * as z from '../../lib/core/shared/schema.ts';
 
 /** One `httpApi` route of a function. */
 export interface HttpRoute {

@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, ApiError } from '../../lib/client/api-client.ts';
 import type { CliConfigFile } from '../../lib/client/config.ts';
 import { createSnapshotFromFile } from '../../lib/client/snapshot-create.ts';
-import { issueApiKey } from '../../lib/core/api-keys.ts';
-import { PERMISSIONS, type Permission } from '../../lib/core/identity.ts';
-import { newId } from '../../lib/core/ids.ts';
+import { issueApiKey } from '../../lib/core/identity/api-keys.ts';
+import { PERMISSIONS, type Permission } from '../../lib/core/identity/identity.ts';
+import { newId } from '../../lib/core/shared/ids.ts';
 import { loadServerlessSpec } from '../../scripts/local-cloud/serverless-spec.ts';
 import { ROOT, type StartedCloud, startCloudProcess } from '../support/processes.ts';
 

@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { ApiClient } from '../../lib/client/api-client.ts';
 import { putObject } from '../../lib/client/transfer.ts';
-import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
-import { encodeManifest } from '../../lib/core/manifest.ts';
-import { SegmentBuilder } from '../../lib/core/segment.ts';
+import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
+import { encodeManifest } from '../../lib/core/format/manifest.ts';
+import { SegmentBuilder } from '../../lib/core/format/segment.ts';
 import { cli, type StartedCloud, startCloudProcess } from '../support/processes.ts';
 
 /**

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { ApiClient, ApiError, type SegmentRangeUrl } from '../../lib/client/api-client.ts';
-import { decodeManifest, type Manifest, type ManifestEntry } from '../../lib/core/manifest.ts';
-import { planReads, type SegmentRange } from '../../lib/core/restore-plan.ts';
-import { readSegmentBlock, SEGMENT_FOOTER_SIZE } from '../../lib/core/segment.ts';
+import { decodeManifest, type Manifest, type ManifestEntry } from '../../lib/core/format/manifest.ts';
+import { planReads, type SegmentRange } from '../../lib/core/format/restore-plan.ts';
+import { readSegmentBlock, SEGMENT_FOOTER_SIZE } from '../../lib/core/format/segment.ts';
 import { cliFor } from '../support/e2e-cli.ts';
 import { type StartedCloud, startCloudProcess } from '../support/processes.ts';
 

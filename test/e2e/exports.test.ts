@@ -11,7 +11,7 @@ import {
   readVsnapBlock,
   VSNAP_FOOTER_SIZE,
   vsnapHeaderLength,
-} from '../../lib/core/vsnap.ts';
+} from '../../lib/core/format/vsnap.ts';
 import { cli, type StartedCloud, startCloudProcess } from '../support/processes.ts';
 
 const BLOCK = 512 * 1024;

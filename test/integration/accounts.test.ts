@@ -2,9 +2,9 @@ import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/adapters/clock.ts';
 import { DynamoIdentityRepository } from '../../lib/adapters/dynamodb/accounts.ts';
-import { AccountService, bootstrapAccount, keyAuthenticator } from '../../lib/core/accounts.ts';
-import { parseApiKey } from '../../lib/core/api-keys.ts';
-import type { Caller } from '../../lib/core/identity.ts';
+import { AccountService, bootstrapAccount, keyAuthenticator } from '../../lib/core/identity/accounts.ts';
+import { parseApiKey } from '../../lib/core/identity/api-keys.ts';
+import type { Caller } from '../../lib/core/identity/identity.ts';
 import { freshRegion } from '../support/emulators.ts';
 import { identityRepositoryContract } from '../support/identity-repository-contract.ts';
 

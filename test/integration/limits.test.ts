@@ -3,8 +3,8 @@ import { DynamoExportRepository } from '../../lib/adapters/dynamodb/exports.ts';
 import { DynamoRequestCounter } from '../../lib/adapters/dynamodb/request-counter.ts';
 import { DynamoSnapshotRepository } from '../../lib/adapters/dynamodb/snapshots.ts';
 import { DynamoUploadSlots } from '../../lib/adapters/dynamodb/uploads.ts';
-import type { Export } from '../../lib/core/exports.ts';
-import { newId } from '../../lib/core/ids.ts';
+import { newId } from '../../lib/core/shared/ids.ts';
+import type { Export } from '../../lib/core/tasks/exports.ts';
 import { freshRegion } from '../support/emulators.ts';
 
 const exportOf = (accountId: string, size: number): Export => ({

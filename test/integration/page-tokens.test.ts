@@ -2,11 +2,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DynamoAuditLog } from '../../lib/adapters/dynamodb/audit.ts';
 import { DynamoSnapshotRepository } from '../../lib/adapters/dynamodb/snapshots.ts';
 import { DynamoVolumeRepository } from '../../lib/adapters/dynamodb/volumes.ts';
-import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
-import { newId } from '../../lib/core/ids.ts';
-import { encodePageToken } from '../../lib/core/pagination.ts';
-import type { Snapshot } from '../../lib/core/snapshots.ts';
-import type { Volume } from '../../lib/core/volumes.ts';
+import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
+import { newId } from '../../lib/core/shared/ids.ts';
+import { encodePageToken } from '../../lib/core/shared/pagination.ts';
+import type { Snapshot } from '../../lib/core/snapshots/snapshots.ts';
+import type { Volume } from '../../lib/core/volumes/volumes.ts';
 import { freshRegion } from '../support/emulators.ts';
 
 const NOT_THIS_LISTING = {

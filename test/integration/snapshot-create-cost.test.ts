@@ -5,13 +5,13 @@ import { DynamoSnapshotRepository } from '../../lib/adapters/dynamodb/snapshots.
 import { DynamoVolumeRepository } from '../../lib/adapters/dynamodb/volumes.ts';
 import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
-import { DEFAULT_QUOTA } from '../../lib/core/accounts.ts';
-import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
-import { isoTime } from '../../lib/core/clock.ts';
-import { newId } from '../../lib/core/ids.ts';
-import { SnapshotService } from '../../lib/core/snapshot-service.ts';
-import type { Snapshot } from '../../lib/core/snapshots.ts';
-import type { Volume } from '../../lib/core/volumes.ts';
+import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
+import { DEFAULT_QUOTA } from '../../lib/core/identity/accounts.ts';
+import { isoTime } from '../../lib/core/shared/clock.ts';
+import { newId } from '../../lib/core/shared/ids.ts';
+import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
+import type { Snapshot } from '../../lib/core/snapshots/snapshots.ts';
+import type { Volume } from '../../lib/core/volumes/volumes.ts';
 import { testCaller } from '../support/callers.ts';
 import { freshRegion } from '../support/emulators.ts';
 

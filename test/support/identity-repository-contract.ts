@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { Account, ApiKeyRecord, IdentityRepository, User } from '../../lib/core/accounts.ts';
-import { issueApiKey } from '../../lib/core/api-keys.ts';
-import { newId } from '../../lib/core/ids.ts';
+import type { Account, ApiKeyRecord, IdentityRepository, User } from '../../lib/core/identity/accounts.ts';
+import { issueApiKey } from '../../lib/core/identity/api-keys.ts';
+import { newId } from '../../lib/core/shared/ids.ts';
 
 /** The behaviour every IdentityRepository must have; run against each implementation. */
 export function identityRepositoryContract(name: string, make: () => Promise<IdentityRepository>) {

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { newId } from '../../lib/core/ids.ts';
-import type { Image, ImageRepository } from '../../lib/core/images.ts';
+import type { Image, ImageRepository } from '../../lib/core/instances/images.ts';
+import { newId } from '../../lib/core/shared/ids.ts';
 
 let clock = Date.UTC(2026, 0, 1);
 const tick = () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { ObjectStore } from '../../lib/core/objects.ts';
+import type { ObjectStore } from '../../lib/core/ports/objects.ts';
 
 /** The behaviour every ObjectStore must have; run against each implementation. */
 export function objectStoreContract(name: string, makeStore: () => Promise<ObjectStore>) {

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { newId } from '../../lib/core/ids.ts';
-import type { Policy, PolicyRepository, PolicyRunReport } from '../../lib/core/policies.ts';
+import type { Policy, PolicyRepository, PolicyRunReport } from '../../lib/core/maintenance/policies.ts';
+import { newId } from '../../lib/core/shared/ids.ts';
 
 let clock = Date.UTC(2026, 0, 1);
 const tick = () => {

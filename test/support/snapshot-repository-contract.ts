@@ -1,8 +1,8 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
-import { newId } from '../../lib/core/ids.ts';
-import type { Snapshot, SnapshotRepository } from '../../lib/core/snapshots.ts';
-import type { Volume, VolumeRepository } from '../../lib/core/volumes.ts';
+import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
+import { newId } from '../../lib/core/shared/ids.ts';
+import type { Snapshot, SnapshotRepository } from '../../lib/core/snapshots/snapshots.ts';
+import type { Volume, VolumeRepository } from '../../lib/core/volumes/volumes.ts';
 
 export interface SnapshotRepositoryFixture {
   snapshots: SnapshotRepository;

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { newId } from '../../lib/core/ids.ts';
-import type { Volume, VolumeRepository } from '../../lib/core/volumes.ts';
+import { newId } from '../../lib/core/shared/ids.ts';
+import type { Volume, VolumeRepository } from '../../lib/core/volumes/volumes.ts';
 
 export interface VolumeRepositoryFixture {
   repo: VolumeRepository;

@@ -2,10 +2,10 @@ import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/adapters/clock.ts';
 import { MemoryAuditLog, MemoryIdentityRepository } from '../../lib/adapters/memory/identity.ts';
-import { AccountService, bootstrapAccount, keyAuthenticator } from '../../lib/core/accounts.ts';
-import { issueApiKey } from '../../lib/core/api-keys.ts';
-import type { Caller } from '../../lib/core/identity.ts';
-import * as z from '../../lib/core/schema.ts';
+import { AccountService, bootstrapAccount, keyAuthenticator } from '../../lib/core/identity/accounts.ts';
+import { issueApiKey } from '../../lib/core/identity/api-keys.ts';
+import type { Caller } from '../../lib/core/identity/identity.ts';
+import * as z from '../../lib/core/shared/schema.ts';
 import { CALLER_CONTEXT_KEY, httpHandler } from '../../lib/http/stack.ts';
 import { httpEvent, lambdaContext } from '../support/events.ts';
 

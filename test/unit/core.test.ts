@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { loadRuntimeConfig } from '../../lib/config/runtime.ts';
-import { hashSecret, issueApiKey, parseApiKey, secretMatches } from '../../lib/core/api-keys.ts';
-import { ERROR_STATUS, VolsnapError } from '../../lib/core/errors.ts';
-import { isId, newId } from '../../lib/core/ids.ts';
+import { hashSecret, issueApiKey, parseApiKey, secretMatches } from '../../lib/core/identity/api-keys.ts';
+import { ERROR_STATUS, VolsnapError } from '../../lib/core/shared/errors.ts';
+import { isId, newId } from '../../lib/core/shared/ids.ts';
 import { createLogger } from '../../lib/http/logger.ts';
 
 describe('ids', () => {

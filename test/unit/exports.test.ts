@@ -8,15 +8,9 @@ import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
 import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
 import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
-import { AccountService, bootstrapAccount } from '../../lib/core/accounts.ts';
-import { BLOCK_SIZE, blockHash } from '../../lib/core/blocks.ts';
-import { ExportService } from '../../lib/core/exports.ts';
-import type { Caller } from '../../lib/core/identity.ts';
-import { decodeManifest, encodeManifest } from '../../lib/core/manifest.ts';
-import { ObjectLayout } from '../../lib/core/objects.ts';
-import { SnapshotService } from '../../lib/core/snapshot-service.ts';
-import { SnapshotWriter } from '../../lib/core/snapshot-writer.ts';
-import { VolumeService } from '../../lib/core/volumes.ts';
+import { BLOCK_SIZE, blockHash } from '../../lib/core/format/blocks.ts';
+import { decodeManifest, encodeManifest } from '../../lib/core/format/manifest.ts';
+import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
 import {
   parseVsnapFooter,
   parseVsnapHeader,
@@ -24,7 +18,13 @@ import {
   readVsnapBlock,
   VSNAP_FOOTER_SIZE,
   vsnapHeaderLength,
-} from '../../lib/core/vsnap.ts';
+} from '../../lib/core/format/vsnap.ts';
+import { AccountService, bootstrapAccount } from '../../lib/core/identity/accounts.ts';
+import type { Caller } from '../../lib/core/identity/identity.ts';
+import { ObjectLayout } from '../../lib/core/ports/objects.ts';
+import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
+import { ExportService } from '../../lib/core/tasks/exports.ts';
+import { VolumeService } from '../../lib/core/volumes/volumes.ts';
 import { testCaller } from '../support/callers.ts';
 
 const zstd = createZstdCompressor();

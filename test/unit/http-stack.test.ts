@@ -1,7 +1,7 @@
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
-import { VolsnapError } from '../../lib/core/errors.ts';
-import * as z from '../../lib/core/schema.ts';
+import { VolsnapError } from '../../lib/core/shared/errors.ts';
+import * as z from '../../lib/core/shared/schema.ts';
 import { publicHttpHandler } from '../../lib/http/stack.ts';
 import { httpEvent, lambdaContext } from '../support/events.ts';
 

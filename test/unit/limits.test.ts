@@ -8,22 +8,22 @@ import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts
 import { MemoryUploadSlots } from '../../lib/adapters/memory/uploads.ts';
 import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
+import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
+import { encodeManifest } from '../../lib/core/format/manifest.ts';
+import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
 import {
   AccountService,
   bootstrapAccount,
   DEFAULT_QUOTA,
   type QuotaLimits,
-} from '../../lib/core/accounts.ts';
-import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
-import { ExportService } from '../../lib/core/exports.ts';
-import type { Caller } from '../../lib/core/identity.ts';
-import { newId } from '../../lib/core/ids.ts';
-import { SnapshotImporter } from '../../lib/core/imports.ts';
-import { encodeManifest } from '../../lib/core/manifest.ts';
-import { ObjectLayout } from '../../lib/core/objects.ts';
-import { SnapshotService } from '../../lib/core/snapshot-service.ts';
-import { SnapshotWriter } from '../../lib/core/snapshot-writer.ts';
-import { VolumeService } from '../../lib/core/volumes.ts';
+} from '../../lib/core/identity/accounts.ts';
+import type { Caller } from '../../lib/core/identity/identity.ts';
+import { ObjectLayout } from '../../lib/core/ports/objects.ts';
+import { newId } from '../../lib/core/shared/ids.ts';
+import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
+import { ExportService } from '../../lib/core/tasks/exports.ts';
+import { SnapshotImporter } from '../../lib/core/tasks/imports.ts';
+import { VolumeService } from '../../lib/core/volumes/volumes.ts';
 import { testCaller } from '../support/callers.ts';
 
 const zstd = createZstdCompressor();

@@ -8,29 +8,29 @@ import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
 import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
 import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
-import { AccountService, bootstrapAccount } from '../../lib/core/accounts.ts';
-import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
-import { type Clock, isoTime } from '../../lib/core/clock.ts';
-import { ExportService } from '../../lib/core/exports.ts';
-import type { Caller } from '../../lib/core/identity.ts';
-import { ImageSnapshotter } from '../../lib/core/image-snapshot.ts';
+import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
+import { decodeManifest, encodeManifest } from '../../lib/core/format/manifest.ts';
+import { readSegmentBlock } from '../../lib/core/format/segment.ts';
+import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
+import { AccountService, bootstrapAccount } from '../../lib/core/identity/accounts.ts';
+import type { Caller } from '../../lib/core/identity/identity.ts';
 import {
   DEFAULT_GC_GRACE_MS,
   Maintenance,
   MaintenanceJobs,
   type MaintenanceOptions,
   workOf,
-} from '../../lib/core/maintenance.ts';
-import { decodeManifest, encodeManifest } from '../../lib/core/manifest.ts';
-import { ObjectLayout, type ObjectStore, type StoredObject } from '../../lib/core/objects.ts';
-import type { Page } from '../../lib/core/pagination.ts';
-import { partKey } from '../../lib/core/parts.ts';
-import type { WorkMessage } from '../../lib/core/queue.ts';
-import { readSegmentBlock } from '../../lib/core/segment.ts';
-import { SnapshotService } from '../../lib/core/snapshot-service.ts';
-import { SnapshotWriter } from '../../lib/core/snapshot-writer.ts';
-import type { Snapshot, SnapshotRepository } from '../../lib/core/snapshots.ts';
-import { VolumeService } from '../../lib/core/volumes.ts';
+} from '../../lib/core/maintenance/maintenance.ts';
+import { ObjectLayout, type ObjectStore, type StoredObject } from '../../lib/core/ports/objects.ts';
+import type { WorkMessage } from '../../lib/core/ports/queue.ts';
+import { type Clock, isoTime } from '../../lib/core/shared/clock.ts';
+import type { Page } from '../../lib/core/shared/pagination.ts';
+import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
+import type { Snapshot, SnapshotRepository } from '../../lib/core/snapshots/snapshots.ts';
+import { ExportService } from '../../lib/core/tasks/exports.ts';
+import { ImageSnapshotter } from '../../lib/core/tasks/image-snapshot.ts';
+import { partKey } from '../../lib/core/tasks/parts.ts';
+import { VolumeService } from '../../lib/core/volumes/volumes.ts';
 import { testCaller } from '../support/callers.ts';
 
 const zstd = createZstdCompressor();

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
-import { newId } from '../../lib/core/ids.ts';
+import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
 import {
   decodeManifest,
   encodeManifest,
   type Manifest,
   type ManifestEntry,
-} from '../../lib/core/manifest.ts';
+} from '../../lib/core/format/manifest.ts';
+import { newId } from '../../lib/core/shared/ids.ts';
 
 const segA = newId('segment');
 const segB = newId('segment');

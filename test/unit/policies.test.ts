@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/adapters/clock.ts';
 import { MemoryPolicyRepository } from '../../lib/adapters/memory/policies.ts';
-import type { Caller } from '../../lib/core/identity.ts';
+import type { Caller } from '../../lib/core/identity/identity.ts';
 import {
   type CreatePolicyInput,
   DEFAULT_AGENT_TIMEOUT_MS,
@@ -9,7 +9,7 @@ import {
   nextRunAfter,
   POLICY_TAG,
   PolicyService,
-} from '../../lib/core/policies.ts';
+} from '../../lib/core/maintenance/policies.ts';
 import { testCaller } from '../support/callers.ts';
 
 const HOUR = 3_600_000;

@@ -8,28 +8,32 @@ import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
 import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
 import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
-import { AccountService, bootstrapAccount } from '../../lib/core/accounts.ts';
-import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
-import { isoTime } from '../../lib/core/clock.ts';
-import { VolsnapError } from '../../lib/core/errors.ts';
-import type { Caller } from '../../lib/core/identity.ts';
-import { ImageSnapshotter } from '../../lib/core/image-snapshot.ts';
-import { decodeManifest, encodeManifest } from '../../lib/core/manifest.ts';
-import { ObjectLayout } from '../../lib/core/objects.ts';
+import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
+import { decodeManifest, encodeManifest } from '../../lib/core/format/manifest.ts';
+import { readSegmentBlock } from '../../lib/core/format/segment.ts';
+import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
+import { AccountService, bootstrapAccount } from '../../lib/core/identity/accounts.ts';
+import type { Caller } from '../../lib/core/identity/identity.ts';
 import {
   type CreatePolicyInput,
   POLICY_TAG,
   type Policy,
   type PolicyRunReport,
   PolicyService,
-} from '../../lib/core/policies.ts';
-import { type PolicyRegion, PolicyRunner, type PolicyRunSummary } from '../../lib/core/policy-runner.ts';
-import { readSegmentBlock } from '../../lib/core/segment.ts';
-import { copySourceOf, lineageVolumeId, SnapshotCopier } from '../../lib/core/snapshot-copy.ts';
-import { SnapshotService } from '../../lib/core/snapshot-service.ts';
-import { SnapshotWriter } from '../../lib/core/snapshot-writer.ts';
-import type { Snapshot } from '../../lib/core/snapshots.ts';
-import { VolumeService } from '../../lib/core/volumes.ts';
+} from '../../lib/core/maintenance/policies.ts';
+import {
+  type PolicyRegion,
+  PolicyRunner,
+  type PolicyRunSummary,
+} from '../../lib/core/maintenance/policy-runner.ts';
+import { ObjectLayout } from '../../lib/core/ports/objects.ts';
+import { isoTime } from '../../lib/core/shared/clock.ts';
+import { VolsnapError } from '../../lib/core/shared/errors.ts';
+import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
+import type { Snapshot } from '../../lib/core/snapshots/snapshots.ts';
+import { ImageSnapshotter } from '../../lib/core/tasks/image-snapshot.ts';
+import { copySourceOf, lineageVolumeId, SnapshotCopier } from '../../lib/core/tasks/snapshot-copy.ts';
+import { VolumeService } from '../../lib/core/volumes/volumes.ts';
 import { testCaller } from '../support/callers.ts';
 
 const zstd = createZstdCompressor();

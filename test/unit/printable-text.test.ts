@@ -8,12 +8,12 @@ import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { buildProgram } from '../../lib/cli/main.ts';
 import { printRecord, printTable } from '../../lib/cli/output.ts';
-import { validateProperties } from '../../lib/core/instances.ts';
-import * as z from '../../lib/core/schema.ts';
-import { SnapshotService } from '../../lib/core/snapshot-service.ts';
-import { matchesTags, validateTags } from '../../lib/core/tags.ts';
-import { escapeUnprintable, findUnprintable, terminalSafe } from '../../lib/core/text.ts';
-import { VolumeService } from '../../lib/core/volumes.ts';
+import { validateProperties } from '../../lib/core/instances/instances.ts';
+import * as z from '../../lib/core/shared/schema.ts';
+import { matchesTags, validateTags } from '../../lib/core/shared/tags.ts';
+import { escapeUnprintable, findUnprintable, terminalSafe } from '../../lib/core/shared/text.ts';
+import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
+import { VolumeService } from '../../lib/core/volumes/volumes.ts';
 import { testCaller } from '../support/callers.ts';
 
 /** Every byte a terminal could take as a control: C0 but newline, DEL, C1, and the bidi controls. */

@@ -5,7 +5,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { S3ObjectStore } from '../../lib/adapters/s3/objects.ts';
-import { VolsnapError } from '../../lib/core/errors.ts';
+import { VolsnapError } from '../../lib/core/shared/errors.ts';
 
 /**
  * s3rver has no ListMultipartUploads, so what the reaper sends to list unfinished uploads is checked

@@ -2,8 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
-import { BLOCK_SIZE, blockHash, isValidVolumeSize, isZeroBlock } from '../../lib/core/blocks.ts';
-import { BlockEncoding } from '../../lib/core/codec.ts';
+import { BLOCK_SIZE, blockHash, isValidVolumeSize, isZeroBlock } from '../../lib/core/format/blocks.ts';
 import {
   openSegment,
   parseSegmentFooter,
@@ -11,7 +10,8 @@ import {
   readSegmentBlock,
   SEGMENT_FOOTER_SIZE,
   SegmentBuilder,
-} from '../../lib/core/segment.ts';
+} from '../../lib/core/format/segment.ts';
+import { BlockEncoding } from '../../lib/core/ports/codec.ts';
 
 const zstd = createZstdCompressor();
 const randomBlock = () => randomBytes(BLOCK_SIZE);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Snapshot } from '../../lib/core/snapshots.ts';
+import type { Snapshot } from '../../lib/core/snapshots/snapshots.ts';
 import { ownerSnapshotView, readerSnapshotView, snapshotView } from '../../lib/http/views.ts';
 import { testCaller } from '../support/callers.ts';
 

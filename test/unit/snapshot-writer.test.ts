@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
-import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
-import type { Manifest } from '../../lib/core/manifest.ts';
-import { SnapshotWriter } from '../../lib/core/snapshot-writer.ts';
+import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
+import type { Manifest } from '../../lib/core/format/manifest.ts';
+import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
 
 const zstd = createZstdCompressor();
 // Segment ids are unique across snapshots, as the service issues them.

@@ -2,10 +2,10 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/adapters/clock.ts';
 import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
 import { collectTag, formatSize, parseSize } from '../../lib/cli/units.ts';
-import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
-import type { Caller } from '../../lib/core/identity.ts';
-import { newId } from '../../lib/core/ids.ts';
-import { VolumeService } from '../../lib/core/volumes.ts';
+import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
+import type { Caller } from '../../lib/core/identity/identity.ts';
+import { newId } from '../../lib/core/shared/ids.ts';
+import { VolumeService } from '../../lib/core/volumes/volumes.ts';
 import { testCaller } from '../support/callers.ts';
 
 const alice: Caller = testCaller();

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
-import { BLOCK_SIZE } from '../../lib/core/blocks.ts';
-import type { Manifest } from '../../lib/core/manifest.ts';
-import { SnapshotWriter } from '../../lib/core/snapshot-writer.ts';
+import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
+import type { Manifest } from '../../lib/core/format/manifest.ts';
+import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
 import {
   parseVsnapFooter,
   parseVsnapHeader,
@@ -13,7 +13,7 @@ import {
   readVsnapBlock,
   VSNAP_FOOTER_SIZE,
   vsnapHeaderLength,
-} from '../../lib/core/vsnap.ts';
+} from '../../lib/core/format/vsnap.ts';
 
 const zstd = createZstdCompressor();
 const BLOCKS = 24;

@@ -5,10 +5,16 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { Account, AccountChanges, ApiKeyRecord, IdentityRepository, User } from '../../core/accounts.ts';
-import { VolsnapError } from '../../core/errors.ts';
-import type { Permission, Role } from '../../core/identity.ts';
-import type { Page } from '../../core/pagination.ts';
+import type {
+  Account,
+  AccountChanges,
+  ApiKeyRecord,
+  IdentityRepository,
+  User,
+} from '../../core/identity/accounts.ts';
+import type { Permission, Role } from '../../core/identity/identity.ts';
+import { VolsnapError } from '../../core/shared/errors.ts';
+import type { Page } from '../../core/shared/pagination.ts';
 import { accountKey, accountNameKey, apiKeyKey, createdOrder, pickFields, userKey } from './keys.ts';
 import { Filters, queryAll, queryPage } from './query.ts';
 

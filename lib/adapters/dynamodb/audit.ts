@@ -1,6 +1,6 @@
 import { type DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import type { AuditEntry, AuditLog } from '../../core/audit.ts';
-import { decodeListingPosition, encodePageToken, type Page } from '../../core/pagination.ts';
+import type { AuditEntry, AuditLog } from '../../core/ports/audit.ts';
+import { decodeListingPosition, encodePageToken, type Page } from '../../core/shared/pagination.ts';
 import { pickFields } from './keys.ts';
 
 /** Audit entries are kept a year, then DynamoDB's TTL removes them. */

@@ -5,9 +5,9 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { exportQuotaExceeded, inFlightExceeded, type QuotaLimits } from '../../core/accounts.ts';
-import type { Export, ExportRepository, ExportState } from '../../core/exports.ts';
-import type { Page } from '../../core/pagination.ts';
+import { exportQuotaExceeded, inFlightExceeded, type QuotaLimits } from '../../core/identity/accounts.ts';
+import type { Page } from '../../core/shared/pagination.ts';
+import type { Export, ExportRepository, ExportState } from '../../core/tasks/exports.ts';
 import { createdOrder, pickFields, usageKey } from './keys.ts';
 import { Filters, queryPage, scanPage } from './query.ts';
 import { readUsage } from './usage.ts';

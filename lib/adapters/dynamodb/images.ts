@@ -5,8 +5,8 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { Image, ImageRepository, ImageState } from '../../core/images.ts';
-import type { Page } from '../../core/pagination.ts';
+import type { Image, ImageRepository, ImageState } from '../../core/instances/images.ts';
+import type { Page } from '../../core/shared/pagination.ts';
 import {
   createdOrder,
   imageKey,

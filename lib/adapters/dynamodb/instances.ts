@@ -1,7 +1,7 @@
 import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
-import type { Instance, InstanceRepository } from '../../core/instances.ts';
-import type { Page } from '../../core/pagination.ts';
+import type { Instance, InstanceRepository } from '../../core/instances/instances.ts';
+import type { Page } from '../../core/shared/pagination.ts';
 import { attachmentKey, createdOrder, instanceKey, instanceOwnerIndex, pickFields } from './keys.ts';
 import { Filters, queryPage } from './query.ts';
 

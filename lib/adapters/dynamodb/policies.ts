@@ -6,8 +6,13 @@ import {
   PutCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { Page } from '../../core/pagination.ts';
-import type { Policy, PolicyRepository, PolicyRunReport, PolicyUpdate } from '../../core/policies.ts';
+import type {
+  Policy,
+  PolicyRepository,
+  PolicyRunReport,
+  PolicyUpdate,
+} from '../../core/maintenance/policies.ts';
+import type { Page } from '../../core/shared/pagination.ts';
 import {
   createdOrder,
   ENABLED_POLICIES,

@@ -4,7 +4,7 @@ import {
   type QueryCommandInput,
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { decodeListingPosition, encodePageToken, type Page } from '../../core/pagination.ts';
+import { decodeListingPosition, encodePageToken, type Page } from '../../core/shared/pagination.ts';
 
 /** Filter conditions on top of an index query, with their attribute names and values. */
 export class Filters {

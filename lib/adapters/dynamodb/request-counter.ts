@@ -1,6 +1,6 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { RequestCounter } from '../../core/request-rate.ts';
+import type { RequestCounter } from '../../core/identity/request-rate.ts';
 import { rateWindowKey } from './keys.ts';
 
 /**

@@ -6,9 +6,14 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { IN_FLIGHT_LIMITS, inFlightExceeded, quotaExceeded, type Usage } from '../../core/accounts.ts';
-import { VolsnapError } from '../../core/errors.ts';
-import type { Page } from '../../core/pagination.ts';
+import {
+  IN_FLIGHT_LIMITS,
+  inFlightExceeded,
+  quotaExceeded,
+  type Usage,
+} from '../../core/identity/accounts.ts';
+import { VolsnapError } from '../../core/shared/errors.ts';
+import type { Page } from '../../core/shared/pagination.ts';
 import {
   type ClientTokenRecord,
   type Grantee,
@@ -20,7 +25,7 @@ import {
   type SnapshotLimits,
   type SnapshotRepository,
   type SnapshotState,
-} from '../../core/snapshots.ts';
+} from '../../core/snapshots/snapshots.ts';
 import { batchWriteAll } from './batch.ts';
 import {
   completedOfVolumeIndex,

@@ -1,6 +1,6 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, type DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import type { UploadSlots } from '../../core/uploads.ts';
+import type { UploadSlots } from '../../core/tasks/uploads.ts';
 import { uploadSlotKey } from './keys.ts';
 
 /** A slot is kept a day past its expiry before the table's TTL removes it (it is free from its expiry on). */

@@ -1,5 +1,5 @@
 import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
-import { NO_USAGE, type Usage } from '../../core/accounts.ts';
+import { NO_USAGE, type Usage } from '../../core/identity/accounts.ts';
 import { usageKey } from './keys.ts';
 
 /**

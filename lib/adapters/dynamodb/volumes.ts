@@ -1,8 +1,8 @@
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { VolsnapError } from '../../core/errors.ts';
-import type { Page } from '../../core/pagination.ts';
-import type { Volume, VolumeDeletion, VolumeFilter, VolumeRepository } from '../../core/volumes.ts';
+import { VolsnapError } from '../../core/shared/errors.ts';
+import type { Page } from '../../core/shared/pagination.ts';
+import type { Volume, VolumeDeletion, VolumeFilter, VolumeRepository } from '../../core/volumes/volumes.ts';
 import { createdOrder, pickFields, snapshotsOfVolumeIndex, volumeKey, volumeOwnerIndex } from './keys.ts';
 import { Filters, queryAll, queryPage } from './query.ts';
 

@@ -3,8 +3,8 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { Readable } from 'node:stream';
-import { VolsnapError } from '../../core/errors.ts';
-import type { RemoteObject, RemoteOpener } from '../../core/imports.ts';
+import { VolsnapError } from '../../core/shared/errors.ts';
+import type { RemoteObject, RemoteOpener } from '../../core/tasks/imports.ts';
 
 /**
  * Addresses an import must not reach unless allowed: everything the IANA special-purpose registries

@@ -4,9 +4,9 @@ import {
   NO_USAGE,
   type QuotaLimits,
   type Usage,
-} from '../../core/accounts.ts';
-import type { Export, ExportRepository, ExportState } from '../../core/exports.ts';
-import type { Page } from '../../core/pagination.ts';
+} from '../../core/identity/accounts.ts';
+import type { Page } from '../../core/shared/pagination.ts';
+import type { Export, ExportRepository, ExportState } from '../../core/tasks/exports.ts';
 import { pageOf } from './paging.ts';
 import type { UsageCounters } from './snapshots.ts';
 

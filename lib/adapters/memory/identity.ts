@@ -1,8 +1,14 @@
-import type { Account, AccountChanges, ApiKeyRecord, IdentityRepository, User } from '../../core/accounts.ts';
-import type { AuditEntry, AuditLog } from '../../core/audit.ts';
-import { VolsnapError } from '../../core/errors.ts';
-import type { Permission, Role } from '../../core/identity.ts';
-import type { Page } from '../../core/pagination.ts';
+import type {
+  Account,
+  AccountChanges,
+  ApiKeyRecord,
+  IdentityRepository,
+  User,
+} from '../../core/identity/accounts.ts';
+import type { Permission, Role } from '../../core/identity/identity.ts';
+import type { AuditEntry, AuditLog } from '../../core/ports/audit.ts';
+import { VolsnapError } from '../../core/shared/errors.ts';
+import type { Page } from '../../core/shared/pagination.ts';
 import { pageOf } from './paging.ts';
 
 /** Accounts, users and keys in memory, for unit tests: the same contract as the DynamoDB repository. */

@@ -1,5 +1,5 @@
-import type { Image, ImageRepository, ImageState } from '../../core/images.ts';
-import type { Page } from '../../core/pagination.ts';
+import type { Image, ImageRepository, ImageState } from '../../core/instances/images.ts';
+import type { Page } from '../../core/shared/pagination.ts';
 import { pageOf } from './paging.ts';
 
 const newestFirst = (a: Image, b: Image) =>

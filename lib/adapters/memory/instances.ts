@@ -1,5 +1,5 @@
-import type { Instance, InstanceRepository } from '../../core/instances.ts';
-import type { Page } from '../../core/pagination.ts';
+import type { Instance, InstanceRepository } from '../../core/instances/instances.ts';
+import type { Page } from '../../core/shared/pagination.ts';
 import { pageOf } from './paging.ts';
 
 /** Instances in memory, for unit tests: the same contract as the DynamoDB repository. */

@@ -4,7 +4,7 @@ import type {
   ObjectStore,
   PresignPutOptions,
   StoredObject,
-} from '../../core/objects.ts';
+} from '../../core/ports/objects.ts';
 
 /**
  * Objects in memory, for unit tests. Presigned URLs are `memory://` URLs naming the key;

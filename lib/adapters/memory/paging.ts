@@ -1,4 +1,4 @@
-import { decodePageToken, encodePageToken, type Page } from '../../core/pagination.ts';
+import { decodePageToken, encodePageToken, type Page } from '../../core/shared/pagination.ts';
 
 /** One page of `items` (already filtered and ordered), with an offset as the next token. */
 export function pageOf<T>(items: T[], page: { limit: number; nextToken?: string }): Page<T> {

@@ -1,5 +1,10 @@
-import type { Page } from '../../core/pagination.ts';
-import type { Policy, PolicyRepository, PolicyRunReport, PolicyUpdate } from '../../core/policies.ts';
+import type {
+  Policy,
+  PolicyRepository,
+  PolicyRunReport,
+  PolicyUpdate,
+} from '../../core/maintenance/policies.ts';
+import type { Page } from '../../core/shared/pagination.ts';
 import { pageOf } from './paging.ts';
 
 const byNextRun = (a: Policy, b: Policy) =>

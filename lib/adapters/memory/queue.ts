@@ -1,4 +1,4 @@
-import type { WorkMessage, WorkQueue } from '../../core/queue.ts';
+import type { WorkMessage, WorkQueue } from '../../core/ports/queue.ts';
 
 /** Messages kept in memory, for unit tests to deliver by hand. */
 export class MemoryWorkQueue implements WorkQueue {

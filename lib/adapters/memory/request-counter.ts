@@ -1,4 +1,4 @@
-import type { RequestCounter } from '../../core/request-rate.ts';
+import type { RequestCounter } from '../../core/identity/request-rate.ts';
 
 /** Request windows in memory, for unit tests: the same contract as the DynamoDB counter. */
 export class MemoryRequestCounter implements RequestCounter {

@@ -4,9 +4,9 @@ import {
   NO_USAGE,
   quotaExceeded,
   type Usage,
-} from '../../core/accounts.ts';
-import { VolsnapError } from '../../core/errors.ts';
-import type { Page } from '../../core/pagination.ts';
+} from '../../core/identity/accounts.ts';
+import { VolsnapError } from '../../core/shared/errors.ts';
+import type { Page } from '../../core/shared/pagination.ts';
 import {
   type ClientTokenRecord,
   type Grantee,
@@ -18,7 +18,7 @@ import {
   type SnapshotLimits,
   type SnapshotRepository,
   type SnapshotState,
-} from '../../core/snapshots.ts';
+} from '../../core/snapshots/snapshots.ts';
 import { pageOf } from './paging.ts';
 import type { MemoryVolumeRepository } from './volumes.ts';
 

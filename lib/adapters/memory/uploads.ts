@@ -1,4 +1,4 @@
-import type { UploadSlots } from '../../core/uploads.ts';
+import type { UploadSlots } from '../../core/tasks/uploads.ts';
 
 /** Upload slots in memory, for unit tests: the same contract as the DynamoDB store. */
 export class MemoryUploadSlots implements UploadSlots {

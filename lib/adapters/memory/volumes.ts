@@ -1,8 +1,8 @@
-import { VolsnapError } from '../../core/errors.ts';
-import type { Page } from '../../core/pagination.ts';
-import type { Snapshot } from '../../core/snapshots.ts';
-import { matchesTags } from '../../core/tags.ts';
-import type { Volume, VolumeDeletion, VolumeFilter, VolumeRepository } from '../../core/volumes.ts';
+import { VolsnapError } from '../../core/shared/errors.ts';
+import type { Page } from '../../core/shared/pagination.ts';
+import { matchesTags } from '../../core/shared/tags.ts';
+import type { Snapshot } from '../../core/snapshots/snapshots.ts';
+import type { Volume, VolumeDeletion, VolumeFilter, VolumeRepository } from '../../core/volumes/volumes.ts';
 import { pageOf } from './paging.ts';
 
 /** Volumes in memory, for unit tests: the same contract as the DynamoDB repository. */

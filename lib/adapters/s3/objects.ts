@@ -16,7 +16,6 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { VolsnapError } from '../../core/errors.ts';
 import {
   type ByteRange,
   type IncompleteUpload,
@@ -24,7 +23,8 @@ import {
   type PresignPutOptions,
   rangeHeader,
   type StoredObject,
-} from '../../core/objects.ts';
+} from '../../core/ports/objects.ts';
+import { VolsnapError } from '../../core/shared/errors.ts';
 
 /**
  * The region's bucket. `presigner` must be built with the checksum settings of s3ClientConfig, or

@@ -1,6 +1,6 @@
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { VolsnapError } from '../../core/errors.ts';
-import type { WorkMessage, WorkQueue } from '../../core/queue.ts';
+import type { WorkMessage, WorkQueue } from '../../core/ports/queue.ts';
+import { VolsnapError } from '../../core/shared/errors.ts';
 
 /** The region's work queue on SQS (the local cloud answers the same protocol). */
 export class SqsWorkQueue implements WorkQueue {

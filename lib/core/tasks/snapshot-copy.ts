@@ -1,18 +1,18 @@
 import { createHash } from 'node:crypto';
-import { BLOCK_SIZE } from './blocks.ts';
-import type { Compressor } from './codec.ts';
-import { VolsnapError } from './errors.ts';
-import { type Caller, requirePermission } from './identity.ts';
-import { newId } from './ids.ts';
-import { decodeManifest, type Manifest, type ManifestEntry } from './manifest.ts';
-import { ObjectLayout, type ObjectStore } from './objects.ts';
+import { BLOCK_SIZE } from '../format/blocks.ts';
+import { decodeManifest, type Manifest, type ManifestEntry } from '../format/manifest.ts';
+import { readSegmentBlock } from '../format/segment.ts';
+import { SnapshotWriter } from '../format/snapshot-writer.ts';
+import { type Caller, requirePermission } from '../identity/identity.ts';
+import type { Compressor } from '../ports/codec.ts';
+import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
+import { VolsnapError } from '../shared/errors.ts';
+import { newId } from '../shared/ids.ts';
+import { type Tags, withoutReserved } from '../shared/tags.ts';
+import type { SnapshotService } from '../snapshots/snapshot-service.ts';
+import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
+import type { Volume, VolumeRepository } from '../volumes/volumes.ts';
 import { deleteParts, deleteSessionSegments, finishPart, systemCaller } from './parts.ts';
-import { readSegmentBlock } from './segment.ts';
-import type { SnapshotService } from './snapshot-service.ts';
-import { SnapshotWriter } from './snapshot-writer.ts';
-import type { Snapshot, SnapshotRepository } from './snapshots.ts';
-import { type Tags, withoutReserved } from './tags.ts';
-import type { Volume, VolumeRepository } from './volumes.ts';
 
 /** A region snapshots can be copied from (this one, or another through the region registry). */
 export interface CopySource {

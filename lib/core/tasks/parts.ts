@@ -1,9 +1,9 @@
-import { BLOCK_SIZE } from './blocks.ts';
-import type { Caller } from './identity.ts';
-import { decodeManifest, encodeManifest, type Manifest } from './manifest.ts';
-import { ObjectLayout, type ObjectStore } from './objects.ts';
-import { type SnapshotService, SYSTEM_KEY_ID } from './snapshot-service.ts';
-import type { Snapshot, SnapshotRepository } from './snapshots.ts';
+import { BLOCK_SIZE } from '../format/blocks.ts';
+import { decodeManifest, encodeManifest, type Manifest } from '../format/manifest.ts';
+import type { Caller } from '../identity/identity.ts';
+import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
+import { type SnapshotService, SYSTEM_KEY_ID } from '../snapshots/snapshot-service.ts';
+import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
 
 /** Where a part's manifest waits for the others (a checkpoint: a finished part is not redone). */
 export function partKey(snapshotId: string, part: number): string {

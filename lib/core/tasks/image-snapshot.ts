@@ -1,15 +1,15 @@
-import { BLOCK_SIZE } from './blocks.ts';
-import type { Compressor } from './codec.ts';
-import { VolsnapError } from './errors.ts';
-import { newId } from './ids.ts';
-import { decodeManifest, encodeManifest, type Manifest } from './manifest.ts';
-import { ObjectLayout, type ObjectStore } from './objects.ts';
+import { BLOCK_SIZE } from '../format/blocks.ts';
+import { decodeManifest, encodeManifest, type Manifest } from '../format/manifest.ts';
+import { SnapshotWriter } from '../format/snapshot-writer.ts';
+import type { Compressor } from '../ports/codec.ts';
+import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
+import type { WorkQueue } from '../ports/queue.ts';
+import { VolsnapError } from '../shared/errors.ts';
+import { newId } from '../shared/ids.ts';
+import type { SnapshotService } from '../snapshots/snapshot-service.ts';
+import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
+import type { VolumeRepository } from '../volumes/volumes.ts';
 import { finishPart, systemCaller } from './parts.ts';
-import type { WorkQueue } from './queue.ts';
-import type { SnapshotService } from './snapshot-service.ts';
-import { SnapshotWriter } from './snapshot-writer.ts';
-import type { Snapshot, SnapshotRepository } from './snapshots.ts';
-import type { VolumeRepository } from './volumes.ts';
 
 /** Which objects may back a volume: the account's own `images/{accountId}/` in the region's bucket, or an allowed bucket. */
 export interface ImageAccess {

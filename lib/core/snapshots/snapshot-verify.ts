@@ -1,15 +1,15 @@
-import { BLOCK_SIZE } from './blocks.ts';
-import { BlockEncoding, type Compressor } from './codec.ts';
-import { VolsnapError } from './errors.ts';
-import type { Manifest, ManifestEntry } from './manifest.ts';
-import { ObjectLayout, type ObjectStore } from './objects.ts';
+import { BLOCK_SIZE } from '../format/blocks.ts';
+import type { Manifest, ManifestEntry } from '../format/manifest.ts';
 import {
   parseSegmentFooter,
   parseSegmentIndex,
   readSegmentBlock,
   SEGMENT_FOOTER_SIZE,
   type SegmentEntry,
-} from './segment.ts';
+} from '../format/segment.ts';
+import { BlockEncoding, type Compressor } from '../ports/codec.ts';
+import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
+import { VolsnapError } from '../shared/errors.ts';
 import type { Snapshot, SnapshotRepository } from './snapshots.ts';
 
 /**

@@ -1,12 +1,12 @@
-import { BLOCK_SIZE, isValidVolumeSize, MAX_VOLUME_SIZE } from './blocks.ts';
-import { type Clock, isoTime } from './clock.ts';
-import { VolsnapError } from './errors.ts';
-import { type Caller, requirePermission } from './identity.ts';
-import { isId, newId } from './ids.ts';
-import { type ImageAccess, imageLocation } from './image-snapshot.ts';
-import type { Page } from './pagination.ts';
-import { type Tags, validateTags } from './tags.ts';
-import { requirePrintable } from './text.ts';
+import { BLOCK_SIZE, isValidVolumeSize, MAX_VOLUME_SIZE } from '../format/blocks.ts';
+import { type Caller, requirePermission } from '../identity/identity.ts';
+import { type Clock, isoTime } from '../shared/clock.ts';
+import { VolsnapError } from '../shared/errors.ts';
+import { isId, newId } from '../shared/ids.ts';
+import type { Page } from '../shared/pagination.ts';
+import { type Tags, validateTags } from '../shared/tags.ts';
+import { requirePrintable } from '../shared/text.ts';
+import { type ImageAccess, imageLocation } from '../tasks/image-snapshot.ts';
 
 /**
  * A block device of fixed size. Its bytes live outside the service: on a host (read by the CLI or

@@ -1,12 +1,12 @@
 import { CronExpressionParser } from 'cron-parser';
-import { type Clock, isoTime, parseIsoTime } from './clock.ts';
-import { VolsnapError } from './errors.ts';
-import { type Caller, requirePermission } from './identity.ts';
-import { isId, newId } from './ids.ts';
-import type { Page } from './pagination.ts';
-import { DEFAULT_AGENT_TIMEOUT_MS } from './snapshot-service.ts';
-import { type Tags, validateTags } from './tags.ts';
-import { requirePrintable } from './text.ts';
+import { type Caller, requirePermission } from '../identity/identity.ts';
+import { type Clock, isoTime, parseIsoTime } from '../shared/clock.ts';
+import { VolsnapError } from '../shared/errors.ts';
+import { isId, newId } from '../shared/ids.ts';
+import type { Page } from '../shared/pagination.ts';
+import { type Tags, validateTags } from '../shared/tags.ts';
+import { requirePrintable } from '../shared/text.ts';
+import { DEFAULT_AGENT_TIMEOUT_MS } from '../snapshots/snapshot-service.ts';
 
 /** When a policy runs: every `everyMs` (aligned to multiples of it since the epoch), or on a 5-field cron, in UTC. */
 export type PolicySchedule = { everyMs: number } | { cron: string };

@@ -1,4 +1,4 @@
-import type { Page } from './pagination.ts';
+import type { Page } from '../shared/pagination.ts';
 
 /** One change made through the API: who, what, when, with which key. */
 export interface AuditEntry {

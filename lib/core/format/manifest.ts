@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
+import { VolsnapError } from '../shared/errors.ts';
 import { BLOCK_SIZE } from './blocks.ts';
-import { VolsnapError } from './errors.ts';
 
 /**
  * A snapshot's manifest: for every non-zero block, its index, SHA-256 and where it is stored.

@@ -1,6 +1,6 @@
 /**
  * The validation library, configured once: zod's tree-shakable "mini" build with English messages.
- * Import it as `import * as z from '…/core/schema.ts'` (a namespace import that esbuild can shake:
+ * Import it as `import * as z from '…/core/shared/schema.ts'` (a namespace import that esbuild can shake:
  * a Lambda bundle gains ~20 KB instead of ~450 KB with the classic build or a re-exported object).
  */
 import { config, superRefine } from 'zod/mini';
@@ -13,7 +13,7 @@ export * from 'zod/mini';
 
 /**
  * The one rule for text in requests: no string anywhere in the value (keys of records included)
- * holds a control character, DEL or a bidirectional override (lib/core/text.ts). The issue names
+ * holds a control character, DEL or a bidirectional override (lib/core/shared/text.ts). The issue names
  * the field, the character and its position. Every route's body and query are checked with it.
  */
 export const printable = superRefine((value: unknown, ctx) => {

@@ -1,16 +1,16 @@
-import { type Clock, isoTime } from './clock.ts';
-import { VolsnapError } from './errors.ts';
-import type { ExportRepository, ExportService } from './exports.ts';
-import { type Caller, requireOperator } from './identity.ts';
-import { forgetImportSource } from './imports.ts';
-import { decodeManifest } from './manifest.ts';
-import { ObjectLayout, type ObjectStore } from './objects.ts';
-import type { Page } from './pagination.ts';
-import { deleteParts } from './parts.ts';
-import type { WorkMessage, WorkQueue } from './queue.ts';
-import type { SnapshotService } from './snapshot-service.ts';
-import { retireSession } from './snapshot-verify.ts';
-import { LIVE_MANIFEST_STATES, type Snapshot, type SnapshotRepository } from './snapshots.ts';
+import { decodeManifest } from '../format/manifest.ts';
+import { type Caller, requireOperator } from '../identity/identity.ts';
+import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
+import type { WorkMessage, WorkQueue } from '../ports/queue.ts';
+import { type Clock, isoTime } from '../shared/clock.ts';
+import { VolsnapError } from '../shared/errors.ts';
+import type { Page } from '../shared/pagination.ts';
+import type { SnapshotService } from '../snapshots/snapshot-service.ts';
+import { retireSession } from '../snapshots/snapshot-verify.ts';
+import { LIVE_MANIFEST_STATES, type Snapshot, type SnapshotRepository } from '../snapshots/snapshots.ts';
+import type { ExportRepository, ExportService } from '../tasks/exports.ts';
+import { forgetImportSource } from '../tasks/imports.ts';
+import { deleteParts } from '../tasks/parts.ts';
 
 /** What garbage collection found and did. */
 export interface GcReport {

@@ -1,4 +1,4 @@
-import { VolsnapError } from './errors.ts';
+import { VolsnapError } from '../shared/errors.ts';
 
 /**
  * Roles inside an account. Owners and admins may do everything in their account (admins cannot

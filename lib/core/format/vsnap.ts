@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
+import type { Compressor } from '../ports/codec.ts';
+import { VolsnapError } from '../shared/errors.ts';
 import { BLOCK_SIZE } from './blocks.ts';
-import type { Compressor } from './codec.ts';
-import { VolsnapError } from './errors.ts';
 import type { Manifest } from './manifest.ts';
 import { readSegmentBlock } from './segment.ts';
 

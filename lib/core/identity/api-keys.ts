@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { newId } from './ids.ts';
+import { newId } from '../shared/ids.ts';
 
 /**
  * API keys: `vsk_<keyId>_<secret>`. The key id is public (it names the key in lists and logs); the

@@ -1,6 +1,6 @@
+import type { Clock } from '../shared/clock.ts';
+import { VolsnapError } from '../shared/errors.ts';
 import { type QuotaLimits, requestWindowMs } from './accounts.ts';
-import type { Clock } from './clock.ts';
-import { VolsnapError } from './errors.ts';
 
 /**
  * Requests counted per account and fixed window in a region. One conditional increment per

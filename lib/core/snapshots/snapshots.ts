@@ -1,7 +1,7 @@
-import type { InFlightCounter, QuotaLimits, Usage } from './accounts.ts';
-import { VolsnapError } from './errors.ts';
-import type { Page } from './pagination.ts';
-import { matchesTags, type Tags } from './tags.ts';
+import type { InFlightCounter, QuotaLimits, Usage } from '../identity/accounts.ts';
+import { VolsnapError } from '../shared/errors.ts';
+import type { Page } from '../shared/pagination.ts';
+import { matchesTags, type Tags } from '../shared/tags.ts';
 
 /**
  * A snapshot's life: `queued` (waiting for an agent) → `pending` (blocks being written) →

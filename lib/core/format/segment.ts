@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
+import { type Compressor, decodeBlock, encodeBlock } from '../ports/codec.ts';
+import { VolsnapError } from '../shared/errors.ts';
 import { blockHash } from './blocks.ts';
-import { type Compressor, decodeBlock, encodeBlock } from './codec.ts';
-import { VolsnapError } from './errors.ts';
 
 /**
  * Segments: immutable objects packing many stored blocks, followed by an index of them and a fixed

@@ -1,5 +1,5 @@
+import type { Compressor } from '../ports/codec.ts';
 import { BLOCK_SIZE, blockHash, isZeroBlock } from './blocks.ts';
-import type { Compressor } from './codec.ts';
 import type { Manifest, ManifestEntry } from './manifest.ts';
 import { SegmentBuilder } from './segment.ts';
 

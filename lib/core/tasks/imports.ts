@@ -1,20 +1,7 @@
-import { DEFAULT_QUOTA, inFlightExceeded, type QuotaLimits } from './accounts.ts';
-import { BLOCK_SIZE, isValidVolumeSize } from './blocks.ts';
-import { type Clock, isoTime } from './clock.ts';
-import type { Compressor } from './codec.ts';
-import { VolsnapError } from './errors.ts';
-import { type Caller, requirePermission } from './identity.ts';
-import { isId, newId } from './ids.ts';
-import type { Manifest } from './manifest.ts';
-import { multipartPartSize, ObjectLayout, type ObjectStore, S3_LIMITS } from './objects.ts';
-import { deleteParts, deleteSessionSegments, finishPart } from './parts.ts';
-import { inflateQcow2Cluster, parseQcow2Header, type Qcow2Cluster, qcow2Cluster } from './qcow2.ts';
-import type { SnapshotService } from './snapshot-service.ts';
-import { SnapshotWriter } from './snapshot-writer.ts';
-import type { Snapshot, SnapshotRepository } from './snapshots.ts';
-import type { Tags } from './tags.ts';
-import type { UploadSlots } from './uploads.ts';
-import type { Volume, VolumeRepository } from './volumes.ts';
+import { BLOCK_SIZE, isValidVolumeSize } from '../format/blocks.ts';
+import type { Manifest } from '../format/manifest.ts';
+import { inflateQcow2Cluster, parseQcow2Header, type Qcow2Cluster, qcow2Cluster } from '../format/qcow2.ts';
+import { SnapshotWriter } from '../format/snapshot-writer.ts';
 import {
   parseVsnapFooter,
   parseVsnapHeader,
@@ -25,7 +12,20 @@ import {
   type VsnapEntry,
   type VsnapFooter,
   vsnapHeaderLength,
-} from './vsnap.ts';
+} from '../format/vsnap.ts';
+import { DEFAULT_QUOTA, inFlightExceeded, type QuotaLimits } from '../identity/accounts.ts';
+import { type Caller, requirePermission } from '../identity/identity.ts';
+import type { Compressor } from '../ports/codec.ts';
+import { multipartPartSize, ObjectLayout, type ObjectStore, S3_LIMITS } from '../ports/objects.ts';
+import { type Clock, isoTime } from '../shared/clock.ts';
+import { VolsnapError } from '../shared/errors.ts';
+import { isId, newId } from '../shared/ids.ts';
+import type { Tags } from '../shared/tags.ts';
+import type { SnapshotService } from '../snapshots/snapshot-service.ts';
+import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
+import type { Volume, VolumeRepository } from '../volumes/volumes.ts';
+import { deleteParts, deleteSessionSegments, finishPart } from './parts.ts';
+import type { UploadSlots } from './uploads.ts';
 
 /** An object read with ranged GETs from a URL. */
 export interface RemoteObject {

@@ -1,6 +1,6 @@
 import { inflateRawSync, constants as zlibConstants } from 'node:zlib';
+import { VolsnapError } from '../shared/errors.ts';
 import { BLOCK_SIZE } from './blocks.ts';
-import { VolsnapError } from './errors.ts';
 import type { Manifest } from './manifest.ts';
 
 /**

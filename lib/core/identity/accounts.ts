@@ -1,6 +1,8 @@
+import { type Clock, isoTime, parseIsoTime } from '../shared/clock.ts';
+import { VolsnapError } from '../shared/errors.ts';
+import { isId, newId } from '../shared/ids.ts';
+import type { Page } from '../shared/pagination.ts';
 import { issueApiKey, parseApiKey, secretMatches } from './api-keys.ts';
-import { type Clock, isoTime, parseIsoTime } from './clock.ts';
-import { VolsnapError } from './errors.ts';
 import {
   type Caller,
   isAdmin,
@@ -11,8 +13,6 @@ import {
   requireAdmin,
   requireOperator,
 } from './identity.ts';
-import { isId, newId } from './ids.ts';
-import type { Page } from './pagination.ts';
 
 /** Per-region limits of an account. */
 export interface QuotaLimits {

@@ -1,16 +1,19 @@
 import { createHash } from 'node:crypto';
-import { type Account, DEFAULT_QUOTA, type QuotaLimits, recycleBinDaysOf } from './accounts.ts';
-import { BLOCK_SIZE } from './blocks.ts';
-import { type Clock, isoTime } from './clock.ts';
-import type { Compressor } from './codec.ts';
-import { VolsnapError } from './errors.ts';
-import { type Caller, type Permission, requirePermission } from './identity.ts';
-import { isId, newId } from './ids.ts';
-import { decodeManifest, type Manifest, type ManifestEntry } from './manifest.ts';
-import { ObjectLayout, type ObjectStore } from './objects.ts';
-import type { Page } from './pagination.ts';
-import type { WorkMessage, WorkQueue } from './queue.ts';
-import { BlockExtents, type SegmentRange } from './restore-plan.ts';
+import { BLOCK_SIZE } from '../format/blocks.ts';
+import { decodeManifest, type Manifest, type ManifestEntry } from '../format/manifest.ts';
+import { BlockExtents, type SegmentRange } from '../format/restore-plan.ts';
+import { type Account, DEFAULT_QUOTA, type QuotaLimits, recycleBinDaysOf } from '../identity/accounts.ts';
+import { type Caller, type Permission, requirePermission } from '../identity/identity.ts';
+import type { Compressor } from '../ports/codec.ts';
+import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
+import type { WorkMessage, WorkQueue } from '../ports/queue.ts';
+import { type Clock, isoTime } from '../shared/clock.ts';
+import { VolsnapError } from '../shared/errors.ts';
+import { isId, newId } from '../shared/ids.ts';
+import type { Page } from '../shared/pagination.ts';
+import { isReservedTag, type Tags, validateTags, withoutReserved } from '../shared/tags.ts';
+import { requirePrintable } from '../shared/text.ts';
+import type { Volume, VolumeRepository } from '../volumes/volumes.ts';
 import {
   checkInherited,
   MAX_MANIFEST_UPLOADS,
@@ -31,9 +34,6 @@ import {
   type SnapshotScope,
   type SnapshotStats,
 } from './snapshots.ts';
-import { isReservedTag, type Tags, validateTags, withoutReserved } from './tags.ts';
-import { requirePrintable } from './text.ts';
-import type { Volume, VolumeRepository } from './volumes.ts';
 
 /** What the snapshot service needs to know of accounts (the account service provides it). */
 export interface AccountDirectory {

@@ -1,8 +1,12 @@
-import { type Clock, isoTime } from './clock.ts';
-import { VolsnapError } from './errors.ts';
-import type { Caller } from './identity.ts';
+import type { Caller } from '../identity/identity.ts';
+import { type Clock, isoTime } from '../shared/clock.ts';
+import { VolsnapError } from '../shared/errors.ts';
+import type { SnapshotService } from '../snapshots/snapshot-service.ts';
+import { isHeld, type Snapshot, type SnapshotRepository } from '../snapshots/snapshots.ts';
+import { systemCaller } from '../tasks/parts.ts';
+import { lineageVolumeId, type SnapshotCopier } from '../tasks/snapshot-copy.ts';
+import type { Volume, VolumeRepository } from '../volumes/volumes.ts';
 import { pages } from './maintenance.ts';
-import { systemCaller } from './parts.ts';
 import {
   nextRunAfter,
   POLICY_TAG,
@@ -11,10 +15,6 @@ import {
   type PolicyRetention,
   type PolicyRunReport,
 } from './policies.ts';
-import { lineageVolumeId, type SnapshotCopier } from './snapshot-copy.ts';
-import type { SnapshotService } from './snapshot-service.ts';
-import { isHeld, type Snapshot, type SnapshotRepository } from './snapshots.ts';
-import type { Volume, VolumeRepository } from './volumes.ts';
 
 /** A region as the policy runner uses it: where snapshots and copies are made and kept. */
 export interface PolicyRegion {

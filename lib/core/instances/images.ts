@@ -1,8 +1,23 @@
-import { type Clock, isoTime } from './clock.ts';
-import { VolsnapError } from './errors.ts';
-import type { ExportFormat, ExportService } from './exports.ts';
-import { type Caller, type Permission, requirePermission } from './identity.ts';
-import { isId, newId } from './ids.ts';
+import { type Caller, type Permission, requirePermission } from '../identity/identity.ts';
+import { type Clock, isoTime } from '../shared/clock.ts';
+import { VolsnapError } from '../shared/errors.ts';
+import { isId, newId } from '../shared/ids.ts';
+import type { Page } from '../shared/pagination.ts';
+import { requirePrintable } from '../shared/text.ts';
+import {
+  type AccountDirectory,
+  DEFAULT_AGENT_TIMEOUT_MS,
+  type SnapshotService,
+} from '../snapshots/snapshot-service.ts';
+import {
+  isHeld,
+  type Snapshot,
+  type SnapshotRepository,
+  type SnapshotState,
+} from '../snapshots/snapshots.ts';
+import type { ExportFormat, ExportService } from '../tasks/exports.ts';
+import type { SnapshotCopier } from '../tasks/snapshot-copy.ts';
+import type { Volume, VolumeRepository, VolumeService } from '../volumes/volumes.ts';
 import {
   type AttachedVolume,
   byBootIndex,
@@ -10,12 +25,6 @@ import {
   type InstanceService,
   type InstanceState,
 } from './instances.ts';
-import type { Page } from './pagination.ts';
-import type { SnapshotCopier } from './snapshot-copy.ts';
-import { type AccountDirectory, DEFAULT_AGENT_TIMEOUT_MS, type SnapshotService } from './snapshot-service.ts';
-import { isHeld, type Snapshot, type SnapshotRepository, type SnapshotState } from './snapshots.ts';
-import { requirePrintable } from './text.ts';
-import type { Volume, VolumeRepository, VolumeService } from './volumes.ts';
 
 /**
  * An image is an instance snapshot, as OpenStack and CROC make them: one snapshot per attached

@@ -1,10 +1,10 @@
-import { type Clock, isoTime } from './clock.ts';
-import { VolsnapError } from './errors.ts';
-import { type Caller, requirePermission } from './identity.ts';
-import { isId, newId } from './ids.ts';
-import type { Page } from './pagination.ts';
-import { requirePrintable } from './text.ts';
-import type { VolumeRepository } from './volumes.ts';
+import { type Caller, requirePermission } from '../identity/identity.ts';
+import { type Clock, isoTime } from '../shared/clock.ts';
+import { VolsnapError } from '../shared/errors.ts';
+import { isId, newId } from '../shared/ids.ts';
+import type { Page } from '../shared/pagination.ts';
+import { requirePrintable } from '../shared/text.ts';
+import type { VolumeRepository } from '../volumes/volumes.ts';
 
 /**
  * Instances as volsnap knows them: a name, the volumes attached (device name and boot order), free
