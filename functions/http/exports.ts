@@ -1,3 +1,4 @@
+import { DISK_FORMATS } from '../../lib/core/format/disk-format.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
 import { httpHandler } from '../../lib/http/stack.ts';
@@ -11,7 +12,7 @@ export const create = httpHandler(
     audit: 'export.create',
     path: z.object({ snapshotId: z.string() }),
     body: z.strictObject({
-      format: z.enum(['vsnap', 'raw', 'qcow2']),
+      format: z.enum(DISK_FORMATS),
       bucket: z.optional(z.string()),
       prefix: z.optional(z.string()),
       keepForSeconds: z.optional(z.number()),

@@ -1,3 +1,4 @@
+import { DISK_FORMATS } from '../../lib/core/format/disk-format.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
 import { httpHandler } from '../../lib/http/stack.ts';
@@ -95,7 +96,7 @@ export const exportImage = httpHandler(
   {
     audit: 'image.export',
     path: ImagePath,
-    body: z.strictObject({ format: z.optional(z.enum(['vsnap', 'raw', 'qcow2'])) }),
+    body: z.strictObject({ format: z.optional(z.enum(DISK_FORMATS)) }),
   },
   async ({ path, body, caller }) => ({
     status: 202,

@@ -1,3 +1,4 @@
+import { DISK_FORMATS } from '../../lib/core/format/disk-format.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit, tagFilter } from '../../lib/http/params.ts';
 import { httpHandler } from '../../lib/http/stack.ts';
@@ -267,7 +268,7 @@ export const importFromUrl = httpHandler(
           parts: z.array(z.strictObject({ partNumber: z.number(), etag: z.string() })),
         }),
       ),
-      format: z.enum(['vsnap', 'raw', 'qcow2']),
+      format: z.enum(DISK_FORMATS),
       sizeBytes: z.optional(z.number()),
       name: z.optional(z.string()),
       description: z.optional(z.string()),

@@ -1,5 +1,6 @@
 import { type Command, Option } from 'commander';
 import type { ApiClient, Export } from '../client/api-client.ts';
+import { DISK_FORMATS, type DiskFormat } from '../core/format/disk-format.ts';
 import { option, parseDuration } from './args.ts';
 import { printRecord, printTable } from './output.ts';
 import { progressBar } from './progress.ts';
@@ -21,7 +22,7 @@ export function addExportCommands(program: Command, snapshot: Command, client: C
         '--format <format>',
         "vsnap: volsnap's own, sparse and verifiable; raw: the plain disk image; qcow2: for QEMU and cloud images",
       )
-        .choices(['vsnap', 'raw', 'qcow2'])
+        .choices(DISK_FORMATS)
         .default('vsnap'),
     )
     .option('--bucket <name>', "a bucket the deployment may write exports to, instead of the region's own")
@@ -36,7 +37,7 @@ export function addExportCommands(program: Command, snapshot: Command, client: C
       async (
         snapshotId: string,
         options: {
-          format: 'vsnap' | 'raw' | 'qcow2';
+          format: DiskFormat;
           bucket?: string;
           prefix?: string;
           keepFor?: number;

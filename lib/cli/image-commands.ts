@@ -1,6 +1,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { ApiClient, Export, Image, ImageDeletion } from '../client/api-client.ts';
 import { type ImageWrite, restoreLaunch, waitForImage, writeImageSnapshots } from '../client/images.ts';
+import { DISK_FORMATS, type DiskFormat } from '../core/format/disk-format.ts';
 import { option, positiveInteger } from './args.ts';
 import { printRecord, printTable } from './output.ts';
 import { formatSize } from './units.ts';
@@ -258,13 +259,9 @@ export function addImageCommands(program: Command, client: Client, io: Io): void
     .description(
       'export every snapshot of a completed image (yours or shared with you), as `snapshot export` does',
     )
-    .addOption(
-      new Option('--format <format>', 'vsnap, raw or qcow2')
-        .choices(['vsnap', 'raw', 'qcow2'])
-        .default('vsnap'),
-    )
+    .addOption(new Option('--format <format>', 'vsnap, raw or qcow2').choices(DISK_FORMATS).default('vsnap'))
     .option('--no-wait', 'return once the exports are started')
-    .action(async (imageId: string, options: { format: 'vsnap' | 'raw' | 'qcow2'; wait: boolean }) => {
+    .action(async (imageId: string, options: { format: DiskFormat; wait: boolean }) => {
       const { api, json } = client();
       const started = await api.exportImage(imageId, options.format);
       const exports: ((typeof started.exports)[number] & { state: Export['state']; stateReason?: string })[] =

@@ -5,6 +5,7 @@ import { createSnapshotFromFile } from '../client/snapshot-create.ts';
 import { restoreSnapshot } from '../client/snapshot-restore.ts';
 import { uploadFile } from '../client/upload.ts';
 import { VERSION } from '../config/runtime.ts';
+import { DISK_FORMATS, type DiskFormat } from '../core/format/disk-format.ts';
 import { terminalSafe } from '../core/shared/text.ts';
 import { addAccountCommands } from './account-commands.ts';
 import { option, positiveInteger } from './args.ts';
@@ -467,7 +468,7 @@ export function buildProgram(
     .option('--file <path>', 'a local file: uploaded through presigned URLs, then imported')
     .addOption(
       new Option('--format <format>', 'vsnap, raw (a plain disk image) or qcow2')
-        .choices(['vsnap', 'raw', 'qcow2'])
+        .choices(DISK_FORMATS)
         .makeOptionMandatory(),
     )
     .option(
@@ -484,7 +485,7 @@ export function buildProgram(
       async (options: {
         url?: string;
         file?: string;
-        format: 'vsnap' | 'raw' | 'qcow2';
+        format: DiskFormat;
         size?: number;
         name?: string;
         description?: string;

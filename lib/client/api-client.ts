@@ -1,3 +1,4 @@
+import type { DiskFormat } from '../core/format/disk-format.ts';
 import type { SegmentRange } from '../core/format/restore-plan.ts';
 import type {
   Account,
@@ -26,7 +27,7 @@ import type {
   SegmentUrl,
 } from '../core/snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotScope, SnapshotState } from '../core/snapshots/snapshots.ts';
-import type { Export, ExportFormat } from '../core/tasks/exports.ts';
+import type { Export } from '../core/tasks/exports.ts';
 import type { Volume, VolumeDeletion } from '../core/volumes/volumes.ts';
 
 type SnapshotDeletion = import('../core/snapshots/snapshot-service.ts').SnapshotDeletion;
@@ -43,8 +44,8 @@ export type {
   ChangedBlocks,
   CopyRule,
   CreatePolicyInput,
+  DiskFormat,
   Export,
-  ExportFormat,
   Image,
   ImageDeletion,
   ImageSnapshot,
@@ -344,7 +345,7 @@ export class ApiClient {
   importSnapshot(input: {
     url?: string;
     upload?: { ref: string; uploadId: string; parts: { partNumber: number; etag: string }[] };
-    format: 'vsnap' | 'raw' | 'qcow2';
+    format: DiskFormat;
     sizeBytes?: number;
     name?: string;
     description?: string;
@@ -356,7 +357,7 @@ export class ApiClient {
 
   exportSnapshot(
     snapshotId: string,
-    format: ExportFormat,
+    format: DiskFormat,
     target: { bucket?: string; prefix?: string; keepForSeconds?: number } = {},
   ): Promise<Export> {
     return this.request('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/export`, {
@@ -383,7 +384,7 @@ export class ApiClient {
   exportUrl(
     exportId: string,
     expiresInSeconds?: number,
-  ): Promise<{ url: string; expiresInSeconds: number; size: number; format: ExportFormat }> {
+  ): Promise<{ url: string; expiresInSeconds: number; size: number; format: DiskFormat }> {
     return this.request('POST', `/v1/exports/${encodeURIComponent(exportId)}/url`, { expiresInSeconds });
   }
 
@@ -555,7 +556,7 @@ export class ApiClient {
 
   exportImage(
     imageId: string,
-    format?: ExportFormat,
+    format?: DiskFormat,
   ): Promise<{
     imageId: string;
     exports: (Omit<ImageSnapshot, 'state' | 'progress' | 'stateReason'> & { exportId: string })[];

@@ -1,3 +1,4 @@
+import type { DiskFormat } from '../format/disk-format.ts';
 import { type Caller, type Permission, requirePermission } from '../identity/identity.ts';
 import { type Clock, isoTime } from '../shared/clock.ts';
 import { VolsnapError } from '../shared/errors.ts';
@@ -15,7 +16,7 @@ import {
   type SnapshotRepository,
   type SnapshotState,
 } from '../snapshots/snapshots.ts';
-import type { ExportFormat, ExportService } from '../tasks/exports.ts';
+import type { ExportService } from '../tasks/exports.ts';
 import type { SnapshotCopier } from '../tasks/snapshot-copy.ts';
 import type { Volume, VolumeRepository, VolumeService } from '../volumes/volumes.ts';
 import {
@@ -558,7 +559,7 @@ export class ImageService {
   async export(
     caller: Caller,
     imageId: string,
-    format: ExportFormat,
+    format: DiskFormat,
   ): Promise<{
     imageId: string;
     exports: (Omit<ImageSnapshot, 'state' | 'progress' | 'stateReason'> & { exportId: string })[];

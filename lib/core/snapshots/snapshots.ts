@@ -1,3 +1,4 @@
+import type { DiskFormat } from '../format/disk-format.ts';
 import type { InFlightCounter, QuotaLimits, Usage } from '../identity/accounts.ts';
 import { VolsnapError } from '../shared/errors.ts';
 import type { Page } from '../shared/pagination.ts';
@@ -84,7 +85,7 @@ export interface Snapshot {
   /** Of those, the parts already written (each a checkpoint a resumed worker skips). */
   partsDone?: number[];
   /** For an import: where it came from (the URL's origin and path only: never its query, which may sign it). */
-  importedFrom?: { source: string; format: 'vsnap' | 'raw' | 'qcow2'; ref: string };
+  importedFrom?: { source: string; format: DiskFormat; ref: string };
   /** For a copy: the snapshot it was copied from. */
   copiedFrom?: { region: string; snapshotId: string; accountId: string };
   /** For a snapshot of an instance's volume: the image it belongs to, and the group of snapshots taken with it. */

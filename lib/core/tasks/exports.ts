@@ -1,4 +1,5 @@
 import { BLOCK_SIZE } from '../format/blocks.ts';
+import { DISK_FORMATS, type DiskFormat } from '../format/disk-format.ts';
 import { decodeManifest, type Manifest, type ManifestEntry } from '../format/manifest.ts';
 import { planQcow2 } from '../format/qcow2.ts';
 import { readSegmentBlock } from '../format/segment.ts';
@@ -15,8 +16,6 @@ import type { Page } from '../shared/pagination.ts';
 import type { SnapshotService } from '../snapshots/snapshot-service.ts';
 import { systemCaller } from './parts.ts';
 
-export type ExportFormat = 'vsnap' | 'raw' | 'qcow2';
-export const EXPORT_FORMATS: readonly ExportFormat[] = ['vsnap', 'raw', 'qcow2'];
 export type ExportState = 'pending' | 'completed' | 'error';
 
 /** A snapshot written out as one object in the region's bucket, for download through presigned URLs. */
@@ -24,7 +23,7 @@ export interface Export {
   exportId: string;
   accountId: string;
   snapshotId: string;
-  format: ExportFormat;
+  format: DiskFormat;
   state: ExportState;
   /** 0–100. */
   progress: number;
@@ -136,7 +135,7 @@ export class ExportService {
   async start(
     caller: Caller,
     snapshotId: string,
-    format: ExportFormat,
+    format: DiskFormat,
     target: { bucket?: string; prefix?: string; keepForMs?: number } = {},
   ): Promise<Export> {
     requirePermission(caller, 'snapshot:export');
@@ -154,10 +153,10 @@ export class ExportService {
       );
     }
     const prefix = validateExportPrefix(target.prefix ?? '');
-    if (!EXPORT_FORMATS.includes(format)) {
+    if (!DISK_FORMATS.includes(format)) {
       throw new VolsnapError(
         'request.invalid',
-        `Format '${format}' is not one of ${EXPORT_FORMATS.join(', ')}.`,
+        `Format '${format}' is not one of ${DISK_FORMATS.join(', ')}.`,
       );
     }
     const snapshot = await this.#o.snapshots.get(caller, snapshotId);
@@ -241,7 +240,7 @@ export class ExportService {
     caller: Caller,
     exportId: string,
     expiresInSeconds = DEFAULT_URL_SECONDS,
-  ): Promise<{ url: string; expiresInSeconds: number; size: number; format: ExportFormat }> {
+  ): Promise<{ url: string; expiresInSeconds: number; size: number; format: DiskFormat }> {
     requirePermission(caller, 'snapshot:export');
     const found = await this.get(caller, exportId);
     if (found.state !== 'completed') {

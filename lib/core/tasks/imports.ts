@@ -1,4 +1,5 @@
 import { BLOCK_SIZE, isValidVolumeSize } from '../format/blocks.ts';
+import type { DiskFormat } from '../format/disk-format.ts';
 import type { Manifest } from '../format/manifest.ts';
 import { inflateQcow2Cluster, parseQcow2Header, type Qcow2Cluster, qcow2Cluster } from '../format/qcow2.ts';
 import { SnapshotWriter } from '../format/snapshot-writer.ts';
@@ -41,8 +42,6 @@ export interface RemoteObject {
  */
 export type RemoteOpener = (url: string) => Promise<RemoteObject>;
 
-export type ImportFormat = 'vsnap' | 'raw' | 'qcow2';
-
 /** A file uploaded for import through {@link SnapshotImporter.createUpload}'s URLs. */
 export interface UploadedFile {
   ref: string;
@@ -55,7 +54,7 @@ export interface ImportInput {
   /** Where to read from: a URL, or a file uploaded beforehand (exactly one). */
   url?: string;
   upload?: UploadedFile;
-  format: ImportFormat;
+  format: DiskFormat;
   /** For raw: the volume's size (a multiple of 512 KiB, at least the data's length). */
   sizeBytes?: number;
   name?: string;
@@ -373,7 +372,7 @@ export class SnapshotImporter {
   async #importBlocks(
     snapshot: Snapshot,
     remote: RemoteObject,
-    format: ImportFormat,
+    format: DiskFormat,
     part: number,
   ): Promise<Manifest> {
     const writer = new SnapshotWriter({
