@@ -27,9 +27,10 @@ import type { AuditLog } from './core/ports/audit.ts';
 import type { Clock } from './core/shared/clock.ts';
 import { SnapshotService } from './core/snapshots/snapshot-service.ts';
 import { ExportService } from './core/tasks/exports.ts';
-import { type ImageAccess, ImageSnapshotter } from './core/tasks/image-snapshot.ts';
+import { ImageSnapshotter } from './core/tasks/image-snapshot.ts';
 import { SnapshotImporter } from './core/tasks/imports.ts';
 import { copySourceOf, SnapshotCopier } from './core/tasks/snapshot-copy.ts';
+import type { ImageAccess } from './core/volumes/image-location.ts';
 import { VolumeService } from './core/volumes/volumes.ts';
 
 /**

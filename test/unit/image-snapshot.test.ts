@@ -12,7 +12,8 @@ import { readSegmentBlock } from '../../lib/core/format/segment.ts';
 import type { Caller } from '../../lib/core/identity/identity.ts';
 import { ObjectLayout } from '../../lib/core/ports/objects.ts';
 import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
-import { ImageSnapshotter, imageLocation } from '../../lib/core/tasks/image-snapshot.ts';
+import { ImageSnapshotter } from '../../lib/core/tasks/image-snapshot.ts';
+import { imageLocation } from '../../lib/core/volumes/image-location.ts';
 import { VolumeService } from '../../lib/core/volumes/volumes.ts';
 import { testCaller } from '../support/callers.ts';
 

@@ -6,7 +6,7 @@ import { isId, newId } from '../shared/ids.ts';
 import type { Page } from '../shared/pagination.ts';
 import { type Tags, validateTags } from '../shared/tags.ts';
 import { requirePrintable } from '../shared/text.ts';
-import { type ImageAccess, imageLocation } from '../tasks/image-snapshot.ts';
+import { type ImageAccess, imageLocation } from './image-location.ts';
 
 /**
  * A block device of fixed size. Its bytes live outside the service: on a host (read by the CLI or
