@@ -1,0 +1,373 @@
+import type { Manifest, ManifestEntry } from '../format/manifest.ts';
+import { decodeManifest } from '../format/manifest.ts';
+import type { Caller } from '../identity/identity.ts';
+import { ObjectLayout } from '../ports/objects.ts';
+import { isoTime } from '../shared/clock.ts';
+import { VolsnapError } from '../shared/errors.ts';
+import { isId } from '../shared/ids.ts';
+import { type SnapshotAccess, SYSTEM_KEY_ID, systemOf } from './snapshot-access.ts';
+import { checkInherited, type Rejection, retireSession, verifySegment } from './snapshot-verify.ts';
+import { LIVE_MANIFEST_STATES, type Snapshot, type SnapshotStats } from './snapshots.ts';
+
+/**
+ * Completing a snapshot: the staged manifest checked against its volume, its session and its
+ * parent, every new block verified (in the request, or by workers in parts), then `completed`.
+ */
+export class SnapshotCompletion {
+  readonly #a: SnapshotAccess;
+
+  constructor(access: SnapshotAccess) {
+    this.#a = access;
+  }
+
+  /**
+   * Completes a pending snapshot from the manifest uploaded to `manifestUploadId` (a key issued by
+   * {@link uploadUrls}; the service's own workers stage theirs without one). One rule:
+   * - the manifest or a segment it names in this upload is not stored yet (or shorter than it
+   *   says): 409, the snapshot stays `pending`; upload it and complete again;
+   * - anything else wrong (a manifest that does not decode, does not describe this volume, names
+   *   segments that are neither this upload's nor its parent's, blocks that are not the parent's
+   *   at the place it names, or blocks whose segment index, encoding or SHA-256 disagree with it):
+   *   400 `snapshot.manifestInvalid`, the snapshot goes to `error` with the reason, naming the
+   *   block and segment; it never becomes a parent.
+   * Every new block is read, decoded and hashed before `completed` (not for the service's own
+   * workers, which hashed what they wrote). Up to `inlineVerifyBytes` of new segments that happens
+   * in the request; beyond, the snapshot stays `pending` while workers verify it in parts and the
+   * last one completes it (returned pending: the route answers 202). Idempotent: completing a
+   * completed snapshot, or one being verified, returns it.
+   */
+  async complete(
+    caller: Caller,
+    snapshotId: string,
+    options: { manifestUploadId?: string } = {},
+  ): Promise<Snapshot> {
+    const current = await this.#a.owned(caller, snapshotId, 'snapshot:create', 'write');
+    if (current.state === 'completed') return current;
+    const trusted = caller.keyId === SYSTEM_KEY_ID;
+    // Verification by workers under way (or server-side work that completes by itself).
+    if (current.state === 'pending' && current.leaseUntil && !trusted) return current;
+    const snapshot = await this.#a.pending(caller, snapshotId);
+    const { manifestUploadId } = options;
+    if (manifestUploadId !== undefined) {
+      if (
+        !isId('manifestUpload', manifestUploadId) ||
+        !(await this.#a.options.snapshots.sessionManifestUploads(snapshotId)).has(manifestUploadId)
+      ) {
+        throw new VolsnapError(
+          'request.invalid',
+          `No manifest upload ${manifestUploadId} was issued for snapshot ${snapshotId}: ask \`upload-urls\` with \`manifest: true\` for one.`,
+          { details: { snapshotId, manifestUploadId } },
+        );
+      }
+    }
+    const staged = await this.#loadStaged(snapshot, manifestUploadId, true);
+    if (typeof staged === 'string') return this.#a.failUpload(snapshot, staged);
+    const { manifest, session, fresh, parent } = staged;
+    const missing = await this.#missingSegments(snapshot.accountId, fresh);
+    if (missing.short.length > 0) {
+      throw new VolsnapError(
+        'snapshot.segmentsMissing',
+        `${missing.short.length} segment(s) of the manifest are not stored (or not whole): ${missing.short.slice(0, 5).join(', ')}${missing.short.length > 5 ? ', …' : ''}. Upload them, then complete again.`,
+        { details: { segmentIds: missing.short } },
+      );
+    }
+    if (missing.long[0])
+      return this.#a.failUpload(
+        snapshot,
+        `Segment ${missing.long[0]} is stored larger than the ${manifest.segments.get(missing.long[0])} bytes the manifest declares.`,
+      );
+    const inheritedWrong = parent && checkInherited(manifest, parent, session);
+    if (inheritedWrong) return this.#a.failUpload(snapshot, inheritedWrong);
+    if (trusted) return this.#finish(caller, snapshot, manifestUploadId, manifest, session);
+    // One completion verifies at a time: the one that claims it (another gets the pending snapshot).
+    const claimed = await this.#claimVerification(snapshot, manifestUploadId, fresh.length);
+    if (!claimed) return this.#a.visible(caller, snapshotId);
+    const bytes = fresh.reduce((sum, [, size]) => sum + size, 0);
+    if (bytes > this.#a.options.inlineVerifyBytes && this.#a.hasQueue) {
+      // A message lost here is sent again by the reaper when the lease lapses.
+      for (let part = 0; part < (claimed.parts ?? 1); part++)
+        await this.#a.options.queue.send({ kind: 'snapshot.verifyPart', snapshotId, part });
+      return claimed;
+    }
+    try {
+      const rejected = await this.#verifySegments(snapshot, manifest, fresh);
+      if (rejected) return await this.#a.failUpload(snapshot, rejected);
+      return await this.#finish(caller, snapshot, manifestUploadId, manifest, session);
+    } catch (error) {
+      // Storage failed us, not the upload: give the claim back so that completing again works
+      // (a no-op once the snapshot left pending).
+      await this.#a.options.snapshots.transition(snapshotId, ['pending'], 'pending', {
+        leaseUntil: undefined,
+        verification: undefined,
+        parts: undefined,
+      });
+      throw error;
+    }
+  }
+
+  /**
+   * Verifies part `part` of a snapshot handed to workers by {@link complete} (a queue message);
+   * the worker finishing the last part completes it. A failure puts the snapshot in `error`.
+   * Idempotent: a part done twice counts once; a snapshot no longer pending is skipped. Memory:
+   * the staged manifest and one segment run (16 MiB).
+   */
+  async verifyPart(snapshotId: string, part: number): Promise<'part' | 'completed' | 'error' | 'skipped'> {
+    const snapshot = await this.#a.options.snapshots.get(snapshotId);
+    const verification = snapshot?.verification;
+    if (snapshot?.state !== 'pending' || !verification) return 'skipped';
+    const parts = snapshot.parts ?? 1;
+    if (!Number.isInteger(part) || part < 0 || part >= parts) return 'skipped';
+    // The staged manifest is write-once and was checked against the parent by complete().
+    const staged = await this.#loadStaged(snapshot, verification.manifestUploadId, false);
+    if (typeof staged === 'string') {
+      await this.#a.failUpload(snapshot, staged).catch(ignoreInvalid);
+      return 'error';
+    }
+    const { manifest, session, fresh } = staged;
+    if (!snapshot.partsDone?.includes(part)) {
+      const mine = fresh.slice(
+        part * verification.segmentsPerPart,
+        (part + 1) * verification.segmentsPerPart,
+      );
+      const rejected = await this.#verifySegments(snapshot, manifest, mine);
+      if (rejected) {
+        await this.#a
+          .failUpload(snapshot, `${rejected} (found by verification part ${part + 1} of ${parts})`)
+          .catch(ignoreInvalid);
+        return 'error';
+      }
+    }
+    const done = await this.#a.options.snapshots.completePart(snapshotId, part);
+    if (done === undefined) return 'skipped';
+    if (done < parts) {
+      await this.#a.options.snapshots.transition(snapshotId, ['pending'], 'pending', {
+        progress: Math.floor((95 * done) / parts),
+      });
+      return 'part';
+    }
+    try {
+      await this.#finish(
+        systemOf(snapshot.accountId),
+        snapshot,
+        verification.manifestUploadId,
+        manifest,
+        session,
+      );
+    } catch (error) {
+      // The parent went meanwhile: #finish failed the snapshot with the reason.
+      ignoreInvalid(error);
+      return 'error';
+    }
+    return 'completed';
+  }
+
+  /**
+   * The staged manifest, decoded and checked against the snapshot: its volume and, `againstParent`,
+   * segments that are this session's or the parent's (whose manifest is returned). A string is why
+   * it is invalid; not stored yet is a 409.
+   */
+  async #loadStaged(
+    snapshot: Snapshot,
+    manifestUploadId: string | undefined,
+    againstParent: boolean,
+  ): Promise<
+    { manifest: Manifest; session: Set<string>; fresh: [string, number][]; parent?: Manifest } | Rejection
+  > {
+    const key = manifestUploadId
+      ? ObjectLayout.manifestStaging(snapshot.snapshotId, manifestUploadId)
+      : ObjectLayout.manifestUpload(snapshot.snapshotId);
+    const uploaded = await this.#a.options.objects.get(key);
+    if (!uploaded || uploaded.length === 0) {
+      throw new VolsnapError(
+        'snapshot.manifestMissing',
+        `Snapshot ${snapshot.snapshotId} has no uploaded manifest${manifestUploadId ? ` at ${manifestUploadId}` : ''}: PUT it to the manifest URL, then complete again.`,
+      );
+    }
+    let manifest: Manifest;
+    try {
+      manifest = decodeManifest(uploaded);
+    } catch (error) {
+      // Pure decoding: whatever it throws, the bytes are not a sound manifest.
+      return `The manifest is not valid: ${(error as Error).message}`;
+    }
+    if (manifest.volumeSize !== snapshot.volumeSize)
+      return `The manifest describes a volume of ${manifest.volumeSize} bytes; this snapshot's volume has ${snapshot.volumeSize}.`;
+    const session = await this.#a.options.snapshots.sessionSegments(snapshot.snapshotId);
+    const fresh = [...manifest.segments].filter(([id]) => session.has(id));
+    if (!againstParent) return { manifest, session, fresh };
+    const parent = snapshot.parentSnapshotId
+      ? await this.#a.parentManifest(snapshot.parentSnapshotId)
+      : undefined;
+    const foreign = [...manifest.segments.keys()].filter(
+      (id) => !session.has(id) && !parent?.segments.has(id),
+    );
+    if (foreign.length > 0)
+      return `The manifest names ${foreign.length} segment(s) that neither this snapshot's upload nor its parent holds: ${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', …' : ''}.`;
+    return { manifest, session, fresh, ...(parent ? { parent } : {}) };
+  }
+
+  /** Verifies the manifest's blocks in `segments` (of this session), one segment at a time. */
+  async #verifySegments(
+    snapshot: Snapshot,
+    manifest: Manifest,
+    segments: readonly [string, number][],
+  ): Promise<Rejection | undefined> {
+    const wanted = new Set(segments.map(([id]) => id));
+    const entries = new Map<string, ManifestEntry[]>();
+    for (const entry of manifest.entries) {
+      if (!wanted.has(entry.segmentId)) continue;
+      const list = entries.get(entry.segmentId);
+      if (list) list.push(entry);
+      else entries.set(entry.segmentId, [entry]);
+    }
+    for (const [segmentId, size] of segments) {
+      const rejected = await verifySegment(
+        this.#a.options.objects,
+        this.#a.options.compressor,
+        { accountId: snapshot.accountId, segmentId, size },
+        entries.get(segmentId) ?? [],
+      );
+      if (rejected) return rejected;
+    }
+    return undefined;
+  }
+
+  /**
+   * Claims the verification of an upload for one completion: the lease, the staged manifest and its
+   * parts, in one conditional write. A completion that loses (another one is verifying) gets
+   * undefined. A claim whose request is lost is finished by workers: the reaper sends its parts.
+   */
+  async #claimVerification(
+    snapshot: Snapshot,
+    manifestUploadId: string | undefined,
+    segments: number,
+  ): Promise<Snapshot | undefined> {
+    const now = this.#a.options.clock.now();
+    const segmentsPerPart = this.#a.options.verifySegmentsPerPart;
+    const claimed = await this.#a.options.snapshots.renewLease(
+      snapshot.snapshotId,
+      undefined,
+      { leaseUntil: isoTime(now + this.#a.options.leaseMs), leaseParts: 0, dispatches: 0 },
+      {
+        verification: { ...(manifestUploadId ? { manifestUploadId } : {}), segmentsPerPart },
+        parts: Math.max(1, Math.ceil(segments / segmentsPerPart)),
+        // Verifying gets its own time: the upload's deadline may be near.
+        deadline: isoTime(now + this.#a.options.uploadTimeoutMs),
+      },
+    );
+    return claimed ? this.#a.options.snapshots.get(snapshot.snapshotId) : undefined;
+  }
+
+  /** The completing transition (with the parent check), then the session's unused keys retired. */
+  async #finish(
+    caller: Caller,
+    snapshot: Snapshot,
+    manifestUploadId: string | undefined,
+    manifest: Manifest,
+    session: Set<string>,
+  ): Promise<Snapshot> {
+    const snapshotId = snapshot.snapshotId;
+    await this.#a.options.objects.copy(
+      manifestUploadId
+        ? ObjectLayout.manifestStaging(snapshotId, manifestUploadId)
+        : ObjectLayout.manifestUpload(snapshotId),
+      ObjectLayout.manifest(snapshotId),
+    );
+    // Inheriting blocks: the parent must still hold them at the instant this completes (a parent
+    // being deleted meanwhile fails the child, rather than leaving it naming reclaimable blocks).
+    const inheritsFromParent = [...manifest.segments.keys()].some((id) => !session.has(id));
+    const completed = await this.#a.options.snapshots.transition(
+      snapshotId,
+      ['pending'],
+      'completed',
+      {
+        progress: 100,
+        completedAt: isoTime(this.#a.options.clock.now()),
+        stats: statsOf(manifest, session),
+        // What verifying it took is over (a server-side snapshot keeps its parts' record).
+        ...(snapshot.verification || caller.keyId !== SYSTEM_KEY_ID
+          ? {
+              leaseUntil: undefined,
+              leaseParts: undefined,
+              dispatches: undefined,
+              parts: undefined,
+              partsDone: undefined,
+              verification: undefined,
+            }
+          : { leaseUntil: undefined }),
+      },
+      inheritsFromParent && snapshot.parentSnapshotId
+        ? { snapshotId: snapshot.parentSnapshotId, states: LIVE_MANIFEST_STATES }
+        : undefined,
+    );
+    if (!completed) {
+      const now = await this.#a.visible(caller, snapshotId);
+      if (now.state === 'completed') return now;
+      if (now.state === 'pending' && inheritsFromParent) {
+        return this.#a.failUpload(
+          now,
+          `Its parent ${snapshot.parentSnapshotId} was deleted while it completed, and with it blocks this snapshot names.`,
+        );
+      }
+      throw new VolsnapError(
+        'snapshot.invalidState',
+        `Snapshot ${snapshotId} is ${now.state}; it cannot be completed.`,
+      );
+    }
+    await retireSession(
+      this.#a.options.objects,
+      this.#a.options.snapshots,
+      completed,
+      new Set(manifest.segments.keys()),
+    );
+    return completed;
+  }
+
+  /**
+   * Segments not stored or stored shorter than the manifest records (not uploaded yet, or torn:
+   * `short`), and segments stored longer than it records (`long`: the manifest is wrong).
+   */
+  async #missingSegments(
+    accountId: string,
+    segments: [string, number][],
+  ): Promise<{ short: string[]; long: string[] }> {
+    const short: string[] = [];
+    const long: string[] = [];
+    for (let i = 0; i < segments.length; i += 32) {
+      const batch = segments.slice(i, i + 32);
+      const heads = await Promise.all(
+        batch.map(([id]) => this.#a.options.objects.head(ObjectLayout.segment(accountId, id))),
+      );
+      batch.forEach(([id, size], j) => {
+        const stored = heads[j]?.size;
+        if (stored === undefined || stored < size) short.push(id);
+        else if (stored > size) long.push(id);
+      });
+    }
+    return { short, long };
+  }
+}
+
+/** A snapshot failed by #fail is what the caller wanted; anything else goes on (and is retried). */
+function ignoreInvalid(error: unknown): void {
+  if (!(error instanceof VolsnapError && error.code === 'snapshot.manifestInvalid')) throw error;
+}
+
+function statsOf(manifest: Manifest, session: Set<string>): SnapshotStats {
+  const locations = new Map<string, { bytes: number; fresh: boolean }>();
+  let newBlocks = 0;
+  for (const entry of manifest.entries) {
+    const fresh = session.has(entry.segmentId);
+    if (fresh) newBlocks++;
+    locations.set(`${entry.segmentId}@${entry.offset}`, { bytes: entry.storedLength, fresh });
+  }
+  const unique = [...locations.values()];
+  return {
+    blockCount: manifest.entries.length,
+    storedBytes: unique.reduce((sum, l) => sum + l.bytes, 0),
+    newBlocks,
+    newBytes: unique.filter((l) => l.fresh).reduce((sum, l) => sum + l.bytes, 0),
+    reusedBlocks: manifest.entries.length - newBlocks,
+    zeroBlocks: manifest.volumeSize / manifest.blockSize - manifest.entries.length,
+  };
+}
