@@ -5,6 +5,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { RegionEntry } from '../config/regions.ts';
+import { translateDynamoErrors } from './dynamodb/errors.ts';
 
 /** The SDK clients of one region. Created once per region and reused (connections are kept alive). */
 export interface AwsClients {
@@ -57,12 +58,16 @@ export function createAwsClients(region: RegionEntry, credentials?: StaticCreden
     credentials,
     requestHandler: keepAliveHandler(),
   });
-  const documents = DynamoDBDocumentClient.from(dynamodb, {
-    // The marshaller tells a map from a class instance by `value.constructor`: a record with a key
-    // `constructor` (a tag, a property) would be refused as a class instance ("Unsupported type
-    // passed"). Items here are plain data, so every object is marshalled as a map of its own keys.
-    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
-  });
+  // Throttling and unavailability become `storage.throttled`/`storage.unavailable` (503 with
+  // Retry-After) here, once for every repository, instead of a generic 500.
+  const documents = translateDynamoErrors(
+    DynamoDBDocumentClient.from(dynamodb, {
+      // The marshaller tells a map from a class instance by `value.constructor`: a record with a key
+      // `constructor` (a tag, a property) would be refused as a class instance ("Unsupported type
+      // passed"). Items here are plain data, so every object is marshalled as a map of its own keys.
+      marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
+    }),
+  );
   const sqs = new SQSClient({ region: region.name, endpoint: region.sqsEndpoint, credentials });
   return { region, s3, dynamodb, documents, sqs };
 }

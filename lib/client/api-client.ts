@@ -119,7 +119,7 @@ export interface ApiClientOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
-/** A throttled GET is tried again this many times, waiting what `Retry-After` says (at most 30 s each). */
+/** A throttled (429) or busy (503 with Retry-After) GET is tried again this many times, waiting what `Retry-After` says (at most 30 s each). */
 const THROTTLE_RETRIES = 3;
 const MAX_RETRY_AFTER_MS = 30_000;
 
@@ -664,7 +664,11 @@ export class ApiClient {
           `Cannot reach ${url.origin} (${reason}). Is the local cloud running (npm start), or is --endpoint right?`,
         );
       }
-      if (response.status === 429 && method === 'GET' && throttled < THROTTLE_RETRIES) {
+      // 429 (the account's rate) and a 503 with Retry-After (the table throttling or unavailable,
+      // `storage.throttled`/`storage.unavailable`) are both waited out.
+      const waitable =
+        response.status === 429 || (response.status === 503 && response.headers.has('retry-after'));
+      if (waitable && method === 'GET' && throttled < THROTTLE_RETRIES) {
         const seconds = Number(response.headers.get('retry-after'));
         if (Number.isFinite(seconds) && seconds >= 0) {
           throttled++;

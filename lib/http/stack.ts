@@ -5,7 +5,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { type Caller, PERMISSIONS, ROLES } from '../core/identity/identity.ts';
 import type { RequestLimiter } from '../core/identity/request-rate.ts';
 import type { AuditLog } from '../core/ports/audit.ts';
-import { describeError, VolsnapError } from '../core/shared/errors.ts';
+import { describeError, type ErrorCode, VolsnapError } from '../core/shared/errors.ts';
 import { newId } from '../core/shared/ids.ts';
 import * as z from '../core/shared/schema.ts';
 import { type Logger, logger as rootLogger } from './logger.ts';
@@ -70,7 +70,8 @@ type Schemas = RouteSchemas<z.ZodMiniType, z.ZodMiniType, z.ZodMiniType>;
  * parsed, body/query/path validated with zod, and
  * `route` runs; a route that declares `audit` has every success recorded (who, what, when, which
  * key). Any thrown error maps to `{error, message, requestId}` with the status its code fixes (5xx:
- * generic message, cause logged). Every response carries `x-request-id`.
+ * generic message, cause logged; `request.throttled` and the 503s `storage.throttled`/`storage.unavailable`
+ * carry `Retry-After`). Every response carries `x-request-id`.
  */
 export function httpHandler<
   B extends z.ZodMiniType = z.ZodMiniUnknown,
@@ -292,6 +293,7 @@ export function jsonResponse(
  */
 export function errorResponse(error: unknown, requestId: string): APIGatewayProxyStructuredResultV2 {
   const mapped = toVolsnapError(error);
+  const retryAfter = retryAfterOf(mapped);
   if (!mapped.exposed) {
     rootLogger.error('request failed', {
       requestId,
@@ -309,16 +311,32 @@ export function errorResponse(error: unknown, requestId: string): APIGatewayProx
       }
     : {
         error: mapped.code,
-        message: 'Internal error. Retry later; if it persists, report this request id.',
+        message: retryAfter
+          ? `The service is busy; retry in ${retryAfter} second${retryAfter === '1' ? '' : 's'}.`
+          : 'Internal error. Retry later; if it persists, report this request id.',
         requestId,
       };
   const headers: Record<string, string> =
     mapped.code === 'auth.unauthorized'
       ? { 'www-authenticate': 'Bearer' }
-      : mapped.code === 'request.throttled'
-        ? { 'retry-after': String(mapped.details?.retryAfterSeconds ?? 1) }
+      : retryAfter
+        ? { 'retry-after': retryAfter }
         : {};
   return jsonResponse(mapped.status, body, requestId, headers);
+}
+
+/** Codes a client should retry after waiting: their answers carry `Retry-After` (seconds). */
+const RETRY_AFTER_CODES: ReadonlySet<ErrorCode> = new Set([
+  'request.throttled',
+  'storage.throttled',
+  'storage.unavailable',
+]);
+
+/** The `Retry-After` of an error (its `retryAfterSeconds` detail, else 1 s), or undefined if it has none. */
+function retryAfterOf(error: VolsnapError): string | undefined {
+  if (!RETRY_AFTER_CODES.has(error.code)) return undefined;
+  const seconds = error.details?.retryAfterSeconds;
+  return String(typeof seconds === 'number' && seconds > 0 ? Math.ceil(seconds) : 1);
 }
 
 function toVolsnapError(error: unknown): VolsnapError {

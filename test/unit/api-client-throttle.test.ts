@@ -7,13 +7,17 @@ let server: Server | undefined;
 
 afterEach(() => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())));
 
-/** A local HTTP server that answers 429 `throttled` times with Retry-After, then 200. */
-async function throttlingApi(throttled: number): Promise<{ endpoint: string; requests: string[] }> {
+/** A local HTTP server that answers 429 (or `status`) `throttled` times with Retry-After, then 200. */
+async function throttlingApi(
+  throttled: number,
+  status = 429,
+  headers: Record<string, string> = { 'retry-after': '2' },
+): Promise<{ endpoint: string; requests: string[] }> {
   const requests: string[] = [];
   server = createServer((request, response) => {
     requests.push(`${request.method} ${request.url}`);
     if (requests.length <= throttled) {
-      response.writeHead(429, { 'content-type': 'application/json', 'retry-after': '2' });
+      response.writeHead(status, { 'content-type': 'application/json', ...headers });
       response.end(
         JSON.stringify({ error: 'request.throttled', message: 'Too many: retry after 2 s.', requestId: 'r' }),
       );
@@ -51,5 +55,25 @@ describe('the API client on 429 with Retry-After', () => {
     api.requests.length = 0;
     await expect(client.createVolume({ name: 'disk', sizeBytes: 1 })).rejects.toMatchObject({ status: 429 });
     expect(api.requests).toEqual(['POST /v1/volumes']);
+  });
+});
+
+describe('the API client on 503 storage.throttled/storage.unavailable', () => {
+  it('waits what Retry-After says and tries a GET again', async () => {
+    const api = await throttlingApi(1, 503);
+    const waits: number[] = [];
+    const client = new ApiClient({ endpoint: api.endpoint, sleep: async (ms) => void waits.push(ms) });
+    await expect(client.health()).resolves.toMatchObject({ status: 'ok' });
+    expect(waits).toEqual([2000]);
+    expect(api.requests).toHaveLength(2);
+  });
+
+  it('does not repeat a 503 that carries no Retry-After', async () => {
+    const api = await throttlingApi(1, 503, {});
+    const waits: number[] = [];
+    const client = new ApiClient({ endpoint: api.endpoint, sleep: async (ms) => void waits.push(ms) });
+    await expect(client.health()).rejects.toMatchObject({ status: 503 });
+    expect(waits).toEqual([]);
+    expect(api.requests).toHaveLength(1);
   });
 });

@@ -1,4 +1,3 @@
-import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
@@ -15,6 +14,12 @@ import type {
 import type { Permission, Role } from '../../core/identity/identity.ts';
 import { VolsnapError } from '../../core/shared/errors.ts';
 import type { Page } from '../../core/shared/pagination.ts';
+import {
+  cancellationCodes,
+  isConditionFailed,
+  isTransactionCanceled,
+  itemConditionFailed,
+} from './errors.ts';
 import { accountKey, accountNameKey, apiKeyKey, createdOrder, pickFields, userKey } from './keys.ts';
 import { Filters, queryAll, queryPage } from './query.ts';
 
@@ -122,10 +127,7 @@ export class DynamoIdentityRepository implements IdentityRepository {
         }),
       );
     } catch (error) {
-      if (
-        error instanceof TransactionCanceledException &&
-        error.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed'
-      ) {
+      if (itemConditionFailed(error, 0)) {
         throw new VolsnapError(
           'account.nameTaken',
           `An account named ${account.name} exists: choose another name.`,
@@ -174,7 +176,7 @@ export class DynamoIdentityRepository implements IdentityRepository {
       );
       return Attributes ? toAccount(Attributes) : undefined;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return undefined;
+      if (isConditionFailed(error)) return undefined;
       throw error;
     }
   }
@@ -217,8 +219,8 @@ export class DynamoIdentityRepository implements IdentityRepository {
         }),
       );
     } catch (error) {
-      if (error instanceof TransactionCanceledException) {
-        const reasons = error.CancellationReasons?.map((r) => r.Code) ?? [];
+      if (isTransactionCanceled(error)) {
+        const reasons = cancellationCodes(error);
         if (reasons[1] === 'ConditionalCheckFailed') {
           throw new VolsnapError('user.exists', `A user named ${user.userName} exists in this account.`, {
             details: { userName: user.userName },
@@ -269,7 +271,7 @@ export class DynamoIdentityRepository implements IdentityRepository {
       );
       return Attributes ? toUser(Attributes) : undefined;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return undefined;
+      if (isConditionFailed(error)) return undefined;
       throw error;
     }
   }
@@ -332,10 +334,7 @@ export class DynamoIdentityRepository implements IdentityRepository {
         }),
       );
     } catch (error) {
-      if (
-        error instanceof TransactionCanceledException &&
-        error.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed'
-      ) {
+      if (itemConditionFailed(error, 0)) {
         throw new VolsnapError('user.notFound', `No user ${key.userName} in this account.`);
       }
       throw error;

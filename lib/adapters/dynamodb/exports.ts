@@ -1,4 +1,3 @@
-import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
@@ -8,6 +7,7 @@ import {
 import { exportQuotaExceeded, inFlightExceeded, type QuotaLimits } from '../../core/identity/accounts.ts';
 import type { Page } from '../../core/shared/pagination.ts';
 import type { Export, ExportRepository, ExportState } from '../../core/tasks/exports.ts';
+import { cancellationCodes, isConditionFailed, isTransactionCanceled } from './errors.ts';
 import { createdOrder, pickFields, usageKey } from './keys.ts';
 import { Filters, queryPage, scanPage } from './query.ts';
 import { readUsage } from './usage.ts';
@@ -111,10 +111,7 @@ export class DynamoExportRepository implements ExportRepository {
         }),
       );
     } catch (error) {
-      const reasons =
-        error instanceof TransactionCanceledException
-          ? (error.CancellationReasons ?? []).map((r) => r.Code)
-          : [];
+      const reasons = cancellationCodes(error);
       if (!limits || reasons[1] !== 'ConditionalCheckFailed') throw error;
       const usage = await this.#usage(record.accountId);
       if (usage.exportsInFlight >= limits.maxExportsInFlight) {
@@ -176,7 +173,7 @@ export class DynamoExportRepository implements ExportRepository {
       const etags = (Attributes?.etags ?? {}) as Record<string, string>;
       return new Map(Object.entries(etags).map(([p, e]) => [Number(p), e]));
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return undefined;
+      if (isConditionFailed(error)) return undefined;
       throw error;
     }
   }
@@ -218,7 +215,7 @@ export class DynamoExportRepository implements ExportRepository {
           }),
         );
       } catch (error) {
-        if (error instanceof TransactionCanceledException) return undefined;
+        if (isTransactionCanceled(error)) return undefined;
         throw error;
       }
       return this.get(exportId);
@@ -229,7 +226,7 @@ export class DynamoExportRepository implements ExportRepository {
       );
       return Attributes ? toExport(Attributes) : undefined;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return undefined;
+      if (isConditionFailed(error)) return undefined;
       throw error;
     }
   }
@@ -259,7 +256,7 @@ export class DynamoExportRepository implements ExportRepository {
         );
         return;
       } catch (error) {
-        if (!(error instanceof TransactionCanceledException)) throw error;
+        if (!isTransactionCanceled(error)) throw error;
       }
     }
     throw new Error(`export ${exportId} kept changing while it was removed`);

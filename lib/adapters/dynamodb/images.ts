@@ -1,4 +1,3 @@
-import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
@@ -7,6 +6,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { Image, ImageRepository, ImageState } from '../../core/instances/images.ts';
 import type { Page } from '../../core/shared/pagination.ts';
+import { isConditionFailed, isTransactionCanceled } from './errors.ts';
 import {
   createdOrder,
   imageKey,
@@ -161,7 +161,7 @@ export class DynamoImageRepository implements ImageRepository {
       );
       return Attributes ? toImage(Attributes) : undefined;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return undefined;
+      if (isConditionFailed(error)) return undefined;
       throw error;
     }
   }
@@ -247,7 +247,7 @@ export class DynamoImageRepository implements ImageRepository {
       await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
       return true;
     } catch (error) {
-      if (error instanceof TransactionCanceledException) return false;
+      if (isTransactionCanceled(error)) return false;
       throw error;
     }
   }

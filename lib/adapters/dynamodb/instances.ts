@@ -1,7 +1,7 @@
-import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { Instance, InstanceRepository } from '../../core/instances/instances.ts';
 import type { Page } from '../../core/shared/pagination.ts';
+import { isTransactionCanceled } from './errors.ts';
 import { attachmentKey, createdOrder, instanceKey, instanceOwnerIndex, pickFields } from './keys.ts';
 import { Filters, queryPage } from './query.ts';
 
@@ -152,7 +152,7 @@ export class DynamoInstanceRepository implements InstanceRepository {
       await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
       return true;
     } catch (error) {
-      if (error instanceof TransactionCanceledException) return false;
+      if (isTransactionCanceled(error)) return false;
       throw error;
     }
   }

@@ -1,4 +1,3 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
   type DynamoDBDocumentClient,
@@ -13,6 +12,7 @@ import type {
   PolicyUpdate,
 } from '../../core/maintenance/policies.ts';
 import type { Page } from '../../core/shared/pagination.ts';
+import { isConditionFailed } from './errors.ts';
 import {
   createdOrder,
   ENABLED_POLICIES,
@@ -127,7 +127,7 @@ export class DynamoPolicyRepository implements PolicyRepository {
       );
       return Attributes ? toPolicy(Attributes) : undefined;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return undefined;
+      if (isConditionFailed(error)) return undefined;
       throw error;
     }
   }
@@ -180,7 +180,7 @@ export class DynamoPolicyRepository implements PolicyRepository {
       );
       return true;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
+      if (isConditionFailed(error)) return false;
       throw error;
     }
   }
@@ -198,7 +198,7 @@ export class DynamoPolicyRepository implements PolicyRepository {
       );
     } catch (error) {
       // The policy was deleted while it ran: there is nothing to report on.
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      if (!isConditionFailed(error)) throw error;
     }
   }
 

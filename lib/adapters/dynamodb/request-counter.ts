@@ -1,6 +1,6 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { RequestCounter } from '../../core/identity/request-rate.ts';
+import { isConditionFailed } from './errors.ts';
 import { rateWindowKey } from './keys.ts';
 
 /**
@@ -34,7 +34,7 @@ export class DynamoRequestCounter implements RequestCounter {
       );
       return true;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
+      if (isConditionFailed(error)) return false;
       throw error;
     }
   }

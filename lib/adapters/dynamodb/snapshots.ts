@@ -1,4 +1,3 @@
-import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
@@ -27,6 +26,12 @@ import {
   type SnapshotState,
 } from '../../core/snapshots/snapshots.ts';
 import { batchWriteAll } from './batch.ts';
+import {
+  cancellationCodes,
+  isConditionFailed,
+  isTransactionCanceled,
+  itemConditionFailed,
+} from './errors.ts';
 import {
   completedOfVolumeIndex,
   createdOrder,
@@ -209,8 +214,8 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
       return undefined;
     } catch (error) {
-      if (!(error instanceof TransactionCanceledException)) throw error;
-      const reasons = error.CancellationReasons?.map((r) => r.Code) ?? [];
+      if (!isTransactionCanceled(error)) throw error;
+      const reasons = cancellationCodes(error);
       if (clientToken && reasons[3] === 'ConditionalCheckFailed') {
         const { Item } = await this.documents.send(
           new GetCommand({
@@ -358,7 +363,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
         }),
       );
     } catch (error) {
-      if (error instanceof TransactionCanceledException) return undefined;
+      if (isTransactionCanceled(error)) return undefined;
       throw error;
     }
     return this.get(snapshotId);
@@ -386,7 +391,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
         }),
       );
     } catch (error) {
-      if (error instanceof TransactionCanceledException) return undefined;
+      if (isTransactionCanceled(error)) return undefined;
       throw error;
     }
     return this.get(snapshotId);
@@ -548,7 +553,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
           }),
         );
       } catch (error) {
-        if (error instanceof TransactionCanceledException) return this.#raced(snapshotId, current, from);
+        if (isTransactionCanceled(error)) return this.#raced(snapshotId, current, from);
         throw error;
       }
       return this.get(snapshotId);
@@ -559,7 +564,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       );
       return Attributes ? toSnapshot(Attributes) : undefined;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return this.#raced(snapshotId, current, from);
+      if (isConditionFailed(error)) return this.#raced(snapshotId, current, from);
       throw error;
     }
   }
@@ -601,7 +606,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       );
       return Attributes ? toSnapshot(Attributes) : undefined;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return undefined;
+      if (isConditionFailed(error)) return undefined;
       throw error;
     }
   }
@@ -611,10 +616,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       await this.#remove(snapshot, true);
     } catch (error) {
       // A snapshot in the recycle bin outlives its volume: with the volume gone, there is no count.
-      const volumeGone =
-        error instanceof TransactionCanceledException &&
-        error.CancellationReasons?.[0]?.Code === 'None' &&
-        error.CancellationReasons?.[1]?.Code === 'ConditionalCheckFailed';
+      const volumeGone = cancellationCodes(error)[0] === 'None' && itemConditionFailed(error, 1);
       if (!volumeGone) throw error;
       await this.#remove(snapshot, false);
     }
@@ -690,7 +692,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       );
       return (Attributes?.partsDone as Set<number> | undefined)?.size;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return undefined;
+      if (isConditionFailed(error)) return undefined;
       throw error;
     }
   }
@@ -732,7 +734,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
         );
         indexed++;
       } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        if (!isConditionFailed(error)) throw error;
       }
     }
     return { indexed, ...(found.nextToken ? { nextToken: found.nextToken } : {}) };
@@ -763,7 +765,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       );
       return true;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
+      if (isConditionFailed(error)) return false;
       throw error;
     }
   }
@@ -780,7 +782,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
         }),
       );
     } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      if (!isConditionFailed(error)) throw error;
     }
   }
 
@@ -816,7 +818,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       );
       return true;
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
+      if (isConditionFailed(error)) return false;
       throw error;
     }
   }
@@ -862,7 +864,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
         }),
       );
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
+      if (isConditionFailed(error)) return false;
       throw error;
     }
     await batchWriteAll(this.documents, this.table, [

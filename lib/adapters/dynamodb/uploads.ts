@@ -1,6 +1,6 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, type DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { UploadSlots } from '../../core/tasks/uploads.ts';
+import { isConditionFailed } from './errors.ts';
 import { uploadSlotKey } from './keys.ts';
 
 /** A slot is kept a day past its expiry before the table's TTL removes it (it is free from its expiry on). */
@@ -48,7 +48,7 @@ export class DynamoUploadSlots implements UploadSlots {
         );
         return true;
       } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        if (!isConditionFailed(error)) throw error;
       }
     }
     return false;
@@ -67,7 +67,7 @@ export class DynamoUploadSlots implements UploadSlots {
           }),
         );
       } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        if (!isConditionFailed(error)) throw error;
       }
     }
   }

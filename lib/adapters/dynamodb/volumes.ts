@@ -1,8 +1,8 @@
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { VolsnapError } from '../../core/shared/errors.ts';
 import type { Page } from '../../core/shared/pagination.ts';
 import type { Volume, VolumeDeletion, VolumeFilter, VolumeRepository } from '../../core/volumes/volumes.ts';
+import { isConditionFailed } from './errors.ts';
 import { createdOrder, pickFields, snapshotsOfVolumeIndex, volumeKey, volumeOwnerIndex } from './keys.ts';
 import { Filters, queryAll, queryPage } from './query.ts';
 
@@ -96,7 +96,7 @@ export class DynamoVolumeRepository implements VolumeRepository {
             .map((s) => ({ snapshotId: s.snapshotId, ...(s.purgeAt ? { purgeAt: s.purgeAt } : {}) })),
         };
       } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        if (!isConditionFailed(error)) throw error;
       }
       const volume = await this.get(accountId, volumeId);
       if (!volume)

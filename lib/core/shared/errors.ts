@@ -67,7 +67,10 @@ export const ERROR_STATUS = {
   'request.throttled': 429,
   /** Bytes that do not match their recorded SHA-256 or structure: a corrupt or tampered object. */
   'data.corrupt': 422,
+  /** The table or object store failed or could not be reached; `Retry-After` says when to try again. */
   'storage.unavailable': 503,
+  /** The table is throttling requests (past the SDK's own retries); `Retry-After` says when to try again. */
+  'storage.throttled': 503,
   /** The object store lacks an operation (s3rver cannot list multipart uploads). */
   'storage.unsupported': 501,
   throttled: 429,
