@@ -5,6 +5,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { exportQuotaExceeded, inFlightExceeded, type QuotaLimits } from '../../core/identity/accounts.ts';
+import { VolsnapError } from '../../core/shared/errors.ts';
 import type { Page } from '../../core/shared/pagination.ts';
 import type { Export, ExportRepository, ExportState } from '../../core/tasks/exports.ts';
 import { cancellationCodes, isConditionFailed, isTransactionCanceled } from './errors.ts';
@@ -256,7 +257,13 @@ export class DynamoExportRepository implements ExportRepository {
         );
         return;
       } catch (error) {
-        if (!isTransactionCanceled(error)) throw error;
+        // Its state moved meanwhile (a condition), or another transaction touched the account's
+        // usage item at the same moment (a conflict, translated to storage.unavailable): read again.
+        const conflict =
+          error instanceof VolsnapError &&
+          error.code === 'storage.unavailable' &&
+          cancellationCodes(error.cause).includes('TransactionConflict');
+        if (!isTransactionCanceled(error) && !conflict) throw error;
       }
     }
     throw new Error(`export ${exportId} kept changing while it was removed`);
