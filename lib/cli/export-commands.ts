@@ -1,7 +1,7 @@
 import { type Command, Option } from 'commander';
 import type { ApiClient, Export } from '../client/api-client.ts';
 import { option, parseDuration } from './args.ts';
-import { printRecord, printTable } from './output.ts';
+import { deletedRecord, printRecord, printTable } from './output.ts';
 import { progressBar } from './progress.ts';
 import { formatSize } from './units.ts';
 
@@ -116,7 +116,7 @@ export function addExportCommands(program: Command, snapshot: Command, client: C
       await api.deleteExport(exportId);
       io.out(
         json
-          ? `${JSON.stringify({ deleted: exportId })}\n`
+          ? `${JSON.stringify(deletedRecord('exportId', exportId))}\n`
           : `Deleted ${exportId}; its URLs no longer work.\n`,
       );
     });

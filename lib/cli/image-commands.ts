@@ -2,7 +2,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { ApiClient, Export, Image, ImageDeletion } from '../client/api-client.ts';
 import { type ImageWrite, restoreLaunch, waitForImage, writeImageSnapshots } from '../client/images.ts';
 import { option, positiveInteger } from './args.ts';
-import { printRecord, printTable } from './output.ts';
+import { printJson, printRecord, printTable } from './output.ts';
 import { formatSize } from './units.ts';
 
 type Io = { out: (text: string) => void; err: (text: string) => void };
@@ -96,7 +96,7 @@ export function addImageCommands(program: Command, client: Client, io: Io): void
         }
         const done =
           options.wait && waiting.length === 0 ? await waitForImage(api, created.imageId) : current;
-        if (json) io.out(`${JSON.stringify({ image: done, written, notes }, null, 2)}\n`);
+        if (json) printJson(io.out, { ...done, report: { written, notes } });
         else {
           printImageSummary(io, done);
           if (waiting.length > 0) io.out(`Note: ${notes.at(-1)}\n`);
@@ -243,7 +243,7 @@ export function addImageCommands(program: Command, client: Client, io: Io): void
           description: options.description,
         });
         const done = options.wait ? await waitForImage(api, started.imageId) : started;
-        if (json) io.out(`${JSON.stringify({ image: done }, null, 2)}\n`);
+        if (json) printJson(io.out, done);
         else {
           io.out(`Copy of ${sourceImageId} from ${options.sourceRegion} into ${config.region}:\n`);
           printImageSummary(io, done);

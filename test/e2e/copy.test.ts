@@ -46,11 +46,17 @@ describe('copying snapshots across regions and accounts, through the CLI', () =>
   it(`copies a snapshot from ${R1} to ${R2}; the copy restores byte for byte, also after the source is deleted`, async () => {
     demo = (await json('demo', R1, 'account', 'show')).account.accountId;
     volumeId = (await json('demo', R1, 'volume', 'create', '--name', 'disk', '--size', '64MiB')).volumeId;
-    const source = (
-      await json('demo', R1, 'snapshot', 'create', '--volume', volumeId, '--file', join(work, 'disk.img'))
-    ).snapshot;
-    const copy = (await json('demo', R2, 'snapshot', 'copy', source.snapshotId, '--source-region', R1))
-      .snapshot;
+    const source = await json(
+      'demo',
+      R1,
+      'snapshot',
+      'create',
+      '--volume',
+      volumeId,
+      '--file',
+      join(work, 'disk.img'),
+    );
+    const copy = await json('demo', R2, 'snapshot', 'copy', source.snapshotId, '--source-region', R1);
     expect(copy).toMatchObject({
       state: 'completed',
       region: R2,
@@ -66,12 +72,18 @@ describe('copying snapshots across regions and accounts, through the CLI', () =>
   });
 
   it('moves only the changed 1% the second time: the CLI and the destination store agree', async () => {
-    const second = (
-      await json('demo', R1, 'snapshot', 'create', '--volume', volumeId, '--file', join(work, 'disk-2.img'))
-    ).snapshot;
+    const second = await json(
+      'demo',
+      R1,
+      'snapshot',
+      'create',
+      '--volume',
+      volumeId,
+      '--file',
+      join(work, 'disk-2.img'),
+    );
     const storedBefore = storedSegmentBytes(R2, demo);
-    const copy = (await json('demo', R2, 'snapshot', 'copy', second.snapshotId, '--source-region', R1))
-      .snapshot;
+    const copy = await json('demo', R2, 'snapshot', 'copy', second.snapshotId, '--source-region', R1);
     const grown = storedSegmentBytes(R2, demo) - storedBefore;
     expect(copy.state).toBe('completed');
     expect(copy.parentSnapshotId).toBe(firstCopy);
@@ -85,8 +97,7 @@ describe('copying snapshots across regions and accounts, through the CLI', () =>
   it("lets B copy a snapshot A shared with it into B's own account; B's copy outlives unsharing and deletion", async () => {
     const shared = (await json('demo', R1, 'snapshot', 'list', '--volume', volumeId))[0];
     await json('demo', R1, 'snapshot', 'share', shared.snapshotId, 'demo-b');
-    const copy = (await json('demo-b', R2, 'snapshot', 'copy', shared.snapshotId, '--source-region', R1))
-      .snapshot;
+    const copy = await json('demo-b', R2, 'snapshot', 'copy', shared.snapshotId, '--source-region', R1);
     const b = (await json('demo-b', R2, 'account', 'show')).account.accountId;
     expect(copy).toMatchObject({ state: 'completed', accountId: b });
     await json('demo', R1, 'snapshot', 'unshare', shared.snapshotId, 'demo-b');

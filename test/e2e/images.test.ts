@@ -98,7 +98,7 @@ describe('images of instances, through the CLI', () => {
       '--file',
       `${volumes.vdb}=${files.vdb}`,
     );
-    const image = created.image;
+    const image = created;
     golden = image.imageId;
     expect(image).toMatchObject({
       state: 'completed',

@@ -56,8 +56,8 @@ async function snapshotOf(
   writeFileSync(path, image);
   const volume = await json(actor, 'volume', 'create', '--name', name, '--size', '4MiB');
   const created = await json(actor, 'snapshot', 'create', '--volume', volume.volumeId, '--file', path);
-  expect(created.snapshot).toMatchObject({ state: 'completed', stats: { blockCount: 5, zeroBlocks: 3 } });
-  return created.snapshot;
+  expect(created).toMatchObject({ state: 'completed', stats: { blockCount: 5, zeroBlocks: 3 } });
+  return created;
 }
 
 let restores = 0;
