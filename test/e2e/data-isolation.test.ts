@@ -119,7 +119,7 @@ describe("a shared snapshot's reader gets the bytes of its blocks and of nothing
 
     const target = join(work, 'restored-by-b.img');
     const report = await json('demo-b', REGION, 'snapshot', 'restore', v2Id, '--to', target);
-    expect(report).toMatchObject({ restored: v2Id, blocks: BLOCKS, fetchedBlocks: BLOCKS });
+    expect(report).toMatchObject({ snapshotId: v2Id, report: { blocks: BLOCKS, fetchedBlocks: BLOCKS } });
     expect(readFileSync(target).equals(v2Image)).toBe(true);
   });
 

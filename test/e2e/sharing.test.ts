@@ -65,7 +65,7 @@ let restores = 0;
 async function restore(actor: Actor, snapshotId: string): Promise<Buffer> {
   const target = join(work, `restore-${++restores}.img`);
   const report = await json(actor, 'snapshot', 'restore', snapshotId, '--to', target);
-  expect(report).toMatchObject({ restored: snapshotId, blocks: 8, fetchedBlocks: 5, zeroBlocks: 3 });
+  expect(report).toMatchObject({ snapshotId, report: { blocks: 8, fetchedBlocks: 5, zeroBlocks: 3 } });
   return readFileSync(target);
 }
 
