@@ -94,6 +94,22 @@ describe('copying snapshots across regions and accounts, through the CLI', () =>
     expect(await restoreEquals('demo', R2, copy.snapshotId, changed)).toBe(true);
   });
 
+  it('says a copy retried with the same client token already exists, as create does; --json: the record, report.written', async () => {
+    const source = (await json('demo', R1, 'snapshot', 'list', '--volume', volumeId))[0];
+    const args = ['snapshot', 'copy', source.snapshotId, '--source-region', R1, '--client-token', 'retry-1'];
+    const first = await json('demo', R2, ...args);
+    expect(first).toMatchObject({ state: 'completed', report: { written: true } });
+    expect(Object.keys(first).sort()).toEqual(
+      [...Object.keys(await json('demo', R2, 'snapshot', 'show', first.snapshotId)), 'report'].sort(),
+    );
+    const again = await run('demo', R2, ...args);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toBe(
+      `${first.snapshotId} completed (copy of ${source.snapshotId} from ${R1} into ${R2}; already, for this client token)\n`,
+    );
+    expect((await json('demo', R2, ...args)).report.written).toBe(false);
+  });
+
   it("lets B copy a snapshot A shared with it into B's own account; B's copy outlives unsharing and deletion", async () => {
     const shared = (await json('demo', R1, 'snapshot', 'list', '--volume', volumeId))[0];
     await json('demo', R1, 'snapshot', 'share', shared.snapshotId, 'demo-b');
