@@ -6,7 +6,7 @@ import { printJson, printRecord, printTable } from './output.ts';
 import { formatSize } from './units.ts';
 
 type Io = { out: (text: string) => void; err: (text: string) => void };
-type Client = () => { api: ApiClient; json: boolean; config: { region: string } };
+type Client = () => { api: ApiClient; json: boolean };
 
 /** Repeated `--file vol-…=/path`: where this host has each volume's bytes. */
 export function collectFile(text: string, files: Map<string, string> = new Map()): Map<string, string> {
@@ -235,7 +235,7 @@ export function addImageCommands(program: Command, client: Client, io: Io): void
         sourceImageId: string,
         options: { sourceRegion: string; name?: string; description?: string; wait: boolean },
       ) => {
-        const { api, json, config } = client();
+        const { api, json } = client();
         const started = await api.copyImage({
           sourceRegion: options.sourceRegion,
           sourceImageId,
@@ -245,7 +245,7 @@ export function addImageCommands(program: Command, client: Client, io: Io): void
         const done = options.wait ? await waitForImage(api, started.imageId) : started;
         if (json) printJson(io.out, done);
         else {
-          io.out(`Copy of ${sourceImageId} from ${options.sourceRegion} into ${config.region}:\n`);
+          io.out(`Copy of ${sourceImageId} from ${options.sourceRegion} into ${done.region}:\n`);
           printImageSummary(io, done);
         }
         if (done.state === 'error') process.exitCode = 1;

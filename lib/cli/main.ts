@@ -428,7 +428,7 @@ export function buildProgram(
           wait: boolean;
         },
       ) => {
-        const { api, json, config } = client();
+        const { api, json } = client();
         const started = Date.now();
         const created = await api.copySnapshot({
           sourceRegion: options.sourceRegion,
@@ -448,7 +448,7 @@ export function buildProgram(
           printJson(io.out, { ...done, report: { written: !already, seconds } });
         } else {
           io.out(
-            `${done.snapshotId} ${done.state}${done.stateReason ? `: ${done.stateReason}` : ''} (copy of ${sourceSnapshotId} from ${options.sourceRegion} into ${config.region}${already ? '; already, for this client token' : ''})
+            `${done.snapshotId} ${done.state}${done.stateReason ? `: ${done.stateReason}` : ''} (copy of ${sourceSnapshotId} from ${options.sourceRegion} into ${done.region}${already ? '; already, for this client token' : ''})
 `,
           );
           if (done.stats && !already) {
