@@ -5,8 +5,8 @@
 // (zstd-napi: its JavaScript and the addon built for this platform, without its build-time
 // dependencies or install script), so installing it asks no registry and compiles nothing. Node.js
 // 22.15 and newer compress with node:zlib and never load the addon; on Node 20 it is what
-// `snapshot create` compresses with, so the tarball is for hosts of this platform (`process.platform`
-// and `process.arch` are in its name's README line below).
+// `snapshot create` compresses with, so the tarball is for hosts of the platform it was packed on
+// (its description says which).
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';

@@ -46,7 +46,6 @@ export function addMaintenanceCommands(program: Command, client: Client, io: Io)
         concurrency: number;
       }) => {
         const { api, json } = client();
-        if (!json) io.out(agentStartLine(options.volume, options.once ? undefined : options.interval));
         let failed = 0;
         const onEvent = (event: {
           snapshotId: string;
@@ -67,6 +66,7 @@ export function addMaintenanceCommands(program: Command, client: Client, io: Io)
         };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
+        if (!json) io.out(agentStartLine(options.volume, options.once ? undefined : options.interval));
         try {
           do {
             await runAgentPass(api, { volumes: options.volume, concurrency: options.concurrency, onEvent });
