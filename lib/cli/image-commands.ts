@@ -2,7 +2,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { ApiClient, Export, Image, ImageDeletion } from '../client/api-client.ts';
 import { type ImageWrite, restoreLaunch, waitForImage, writeImageSnapshots } from '../client/images.ts';
 import { option, positiveInteger } from './args.ts';
-import { printJson, printRecord, printTable } from './output.ts';
+import { deletedRecord, printJson, printRecord, printTable } from './output.ts';
 import { formatSize } from './units.ts';
 
 type Io = { out: (text: string) => void; err: (text: string) => void };
@@ -154,8 +154,11 @@ export function addImageCommands(program: Command, client: Client, io: Io): void
     .action(async (imageId: string) => {
       const { api, json } = client();
       const report = await api.deleteImage(imageId);
-      if (json) io.out(`${JSON.stringify(report, null, 2)}\n`);
-      else io.out(describeDeletion(report));
+      if (json) {
+        // Nothing remains of the image: {imageId, deleted: true}, and what became of its snapshots.
+        const { imageId: _imageId, ...snapshots } = report;
+        printJson(io.out, deletedRecord('imageId', imageId, { report: snapshots }));
+      } else io.out(describeDeletion(report));
     });
 
   image
@@ -177,7 +180,9 @@ export function addImageCommands(program: Command, client: Client, io: Io): void
         ? await restoreLaunch(api, launch, options.to, { force: options.force })
         : [];
       if (json) {
-        io.out(`${JSON.stringify({ ...launch, restored }, null, 2)}\n`);
+        // It makes an instance: its record, with what else the launch did under report.
+        const { instance, ...made } = launch;
+        printJson(io.out, { ...instance, report: { ...made, restored } });
         return;
       }
       io.out(

@@ -180,7 +180,7 @@ describe('exports through the CLI, downloaded through presigned URLs, imported e
 
   it('exports raw, full length; deleting the export makes its URL fail', async () => {
     const exported = await json('snapshot', 'export', snapshotId, '--format', 'raw');
-    expect(exported).toMatchObject({ state: 'completed', size: SIZE });
+    expect(exported).toMatchObject({ state: 'completed', sizeBytes: SIZE });
     const { url } = await json('export', 'url', exported.exportId);
     const response = await fetch(url);
     expect(Buffer.from(await response.arrayBuffer()).equals(image)).toBe(true);

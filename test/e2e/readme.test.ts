@@ -281,6 +281,28 @@ describe('the README, pasted', () => {
       `${volume.volumeId}=/dev/vda`,
     );
     expect(keys(instance)).toEqual(keys(await json('instance', 'show', instance.instanceId)));
+    const image = await json(
+      'image',
+      'create',
+      '--instance',
+      instance.instanceId,
+      '--name',
+      'json',
+      '--file',
+      `${volume.volumeId}=${join(work, 'sdb.img')}`,
+    );
+    expect(image).toMatchObject({ imageId: expect.stringMatching(/^img-/), state: 'completed' });
+    expect(keys(image)).toEqual([...keys(await json('image', 'show', image.imageId)), 'report'].sort());
+    const launched = await json('image', 'launch', image.imageId, '--name', 'json-2');
+    expect(launched.instanceId).toMatch(/^i-/);
+    expect(keys(launched)).toEqual(
+      [...keys(await json('instance', 'show', launched.instanceId)), 'report'].sort(),
+    );
+    expect(await json('image', 'delete', image.imageId)).toMatchObject({
+      imageId: image.imageId,
+      deleted: true,
+      report: { recycled: [expect.objectContaining({ volumeId: volume.volumeId })] },
+    });
     expect(await json('instance', 'delete', instance.instanceId)).toEqual({
       instanceId: instance.instanceId,
       deleted: true,
@@ -288,7 +310,9 @@ describe('the README, pasted', () => {
     expect(await json('volume', 'delete', volume.volumeId)).toMatchObject({
       volumeId: volume.volumeId,
       deleted: true,
-      recycledSnapshots: [{ snapshotId: created.snapshotId }],
+      recycledSnapshots: expect.arrayContaining([
+        expect.objectContaining({ snapshotId: created.snapshotId }),
+      ]),
     });
   });
 
