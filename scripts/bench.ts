@@ -307,8 +307,8 @@ async function main() {
       const full = measure('volsnap full snapshot', 'volsnap');
       record(full, first);
       const firstOut = JSON.parse(first.stdout);
-      full.storedBytes = firstOut.upload.newStoredBytes;
-      full.requests = firstOut.upload.segments + 1;
+      full.storedBytes = firstOut.report.newStoredBytes;
+      full.requests = firstOut.report.segments + 1;
       const copy = async (snapshotId: string, m: Measure) => {
         const out = await volsnap(
           '--region',
@@ -319,7 +319,7 @@ async function main() {
           '--source-region',
           String(home),
         );
-        const copied = JSON.parse(out.stdout).snapshot;
+        const copied = JSON.parse(out.stdout);
         if (copied.state !== 'completed')
           throw new Error(`copy ${copied.snapshotId} ended ${copied.state}: ${copied.stateReason}`);
         // Written by the destination's workers: the server's time, from createdAt to completedAt.
@@ -327,14 +327,14 @@ async function main() {
         m.storedBytes = copied.stats.newBytes;
         return copied;
       };
-      await copy(firstOut.snapshot.snapshotId, measure(`volsnap full copy ${home} → ${away}`, 'volsnap'));
+      await copy(firstOut.snapshotId, measure(`volsnap full copy ${home} → ${away}`, 'volsnap'));
       const second = await volsnap('snapshot', 'create', '--volume', volume.volumeId, '--file', changed);
       const incremental = measure('volsnap 1% incremental snapshot', 'volsnap');
       record(incremental, second);
       const secondOut = JSON.parse(second.stdout);
-      incremental.storedBytes = secondOut.upload.newStoredBytes;
-      incremental.requests = secondOut.upload.segments + 1;
-      const snapshotId = secondOut.snapshot.snapshotId;
+      incremental.storedBytes = secondOut.report.newStoredBytes;
+      incremental.requests = secondOut.report.segments + 1;
+      const snapshotId = secondOut.snapshotId;
       const incrementalCopy = measure(`volsnap 1% incremental copy ${home} → ${away}`, 'volsnap');
       const copied = await copy(snapshotId, incrementalCopy);
       incrementalCopy.note = `moved ${(copied.stats.newBytes / 2 ** 20).toFixed(1)} MiB for ${(changedBytes / 2 ** 20).toFixed(1)} MiB changed (${(copied.stats.newBytes / changedBytes).toFixed(2)}×)`;
@@ -343,7 +343,7 @@ async function main() {
       );
       const exportMeasure = measure('volsnap export (vsnap)', 'volsnap');
       exportMeasure.seconds.push((Date.parse(exported.completedAt) - Date.parse(exported.createdAt)) / 1000);
-      exportMeasure.note = `${(exported.size / 2 ** 20).toFixed(1)} MiB object`;
+      exportMeasure.note = `${(exported.sizeBytes / 2 ** 20).toFixed(1)} MiB object`;
       const { url } = JSON.parse((await volsnap('export', 'url', exported.exportId)).stdout);
       const imported = JSON.parse(
         (
@@ -360,7 +360,7 @@ async function main() {
             'vsnap',
           )
         ).stdout,
-      ).snapshot;
+      );
       if (imported.state !== 'completed')
         throw new Error(`import ended ${imported.state}: ${imported.stateReason}`);
       measure(`volsnap import (vsnap, from ${home} into ${away})`, 'volsnap').seconds.push(

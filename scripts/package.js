@@ -3,13 +3,19 @@
 // function, through serverless-esbuild) and packages the stack offline with the open-source
 // Serverless Framework v3 (osls). Prints each function's zip and its size.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const stage = process.argv[2] ?? 'dev';
 const region = process.argv[3] ?? 'eu-west-1';
+// serverless-esbuild zips each function in a folder of the temp dir and means to remove it, but the
+// file system it removes through is a no-op layer (`FSyncLayer`, only `exists` implemented): every
+// run left one folder per function. Its temp dir is one of ours, removed when packaging ends.
+const packagingTmp = mkdtempSync(join(tmpdir(), 'volsnap-package-'));
 const env = {
   ...process.env,
+  TMPDIR: packagingTmp,
   SLS_TELEMETRY_DISABLED: '1',
   SLS_NOTIFICATIONS_MODE: 'off',
   SLS_DEPRECATION_DISABLE: '*',
@@ -18,6 +24,7 @@ const result = spawnSync('npx', ['--no-install', 'osls', 'package', '--stage', s
   stdio: 'inherit',
   env,
 });
+rmSync(packagingTmp, { recursive: true, force: true });
 if (result.status !== 0) process.exit(result.status ?? 1);
 
 const dir = '.serverless';

@@ -2,7 +2,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { ApiClient, IssuedKey, QuotaLimits, Role, User } from '../client/api-client.ts';
 import type { ResolvedConfig } from '../client/config.ts';
 import { option, parseDuration, positiveInteger, wholeNumber } from './args.ts';
-import { printRecord, printTable } from './output.ts';
+import { deletedRecord, printRecord, printTable } from './output.ts';
 import { formatSize, parseSize } from './units.ts';
 
 type Io = { out: (text: string) => void; err: (text: string) => void };
@@ -202,7 +202,7 @@ export function addAccountCommands(program: Command, client: Client, io: Io): vo
       await api.deleteUser(userName);
       io.out(
         json
-          ? `${JSON.stringify({ deleted: userName })}\n`
+          ? `${JSON.stringify(deletedRecord('userName', userName))}\n`
           : `Deleted user ${userName}; its keys are revoked.\n`,
       );
     });

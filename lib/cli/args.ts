@@ -24,10 +24,16 @@ export function wholeNumber(value: string): number {
   return n;
 }
 
-/** `90s`, `45m`, `12h`, `30d` → seconds. */
+/**
+ * Every duration flag's parser (`--grace`, `--every`, `--keep-for`, `--copy-keep-for`,
+ * `--agent-timeout`, `--expires`, `--interval`): `90s`, `45m`, `12h`, `30d`, or a bare number of
+ * seconds (`0`, `30`) → seconds. What each flag allows beyond that (a minimum, a maximum) is its
+ * own check, and the service's.
+ */
 export function parseDuration(text: string): number {
-  const match = /^(\d+)\s*(s|m|h|d)$/.exec(text.trim());
-  if (!match) throw new Error(`'${text}' is not a duration: use e.g. 90s, 45m, 12h or 30d.`);
-  const unit = { s: 1, m: 60, h: 3600, d: 86_400 }[match[2] as 's' | 'm' | 'h' | 'd'];
+  const match = /^(\d+)\s*(s|m|h|d)?$/.exec(text.trim());
+  if (!match)
+    throw new Error(`'${text}' is not a duration: use e.g. 90s, 45m, 12h or 30d (a bare number is seconds).`);
+  const unit = { s: 1, m: 60, h: 3600, d: 86_400 }[(match[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
   return Number(match[1]) * unit;
 }

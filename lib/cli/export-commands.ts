@@ -2,7 +2,7 @@ import { type Command, Option } from 'commander';
 import type { ApiClient, Export } from '../client/api-client.ts';
 import { DISK_FORMATS, type DiskFormat } from '../core/format/disk-format.ts';
 import { option, parseDuration } from './args.ts';
-import { printRecord, printTable } from './output.ts';
+import { deletedRecord, printRecord, printTable } from './output.ts';
 import { progressBar } from './progress.ts';
 import { formatSize } from './units.ts';
 
@@ -117,7 +117,7 @@ export function addExportCommands(program: Command, snapshot: Command, client: C
       await api.deleteExport(exportId);
       io.out(
         json
-          ? `${JSON.stringify({ deleted: exportId })}\n`
+          ? `${JSON.stringify(deletedRecord('exportId', exportId))}\n`
           : `Deleted ${exportId}; its URLs no longer work.\n`,
       );
     });

@@ -3,11 +3,11 @@ import type { ApiClient, Export, Image, ImageDeletion } from '../client/api-clie
 import { type ImageWrite, restoreLaunch, waitForImage, writeImageSnapshots } from '../client/images.ts';
 import { DISK_FORMATS, type DiskFormat } from '../core/format/disk-format.ts';
 import { option, positiveInteger } from './args.ts';
-import { printRecord, printTable } from './output.ts';
+import { deletedRecord, printJson, printRecord, printTable } from './output.ts';
 import { formatSize } from './units.ts';
 
 type Io = { out: (text: string) => void; err: (text: string) => void };
-type Client = () => { api: ApiClient; json: boolean; config: { region: string } };
+type Client = () => { api: ApiClient; json: boolean };
 
 /** Repeated `--file vol-…=/path`: where this host has each volume's bytes. */
 export function collectFile(text: string, files: Map<string, string> = new Map()): Map<string, string> {
@@ -97,7 +97,7 @@ export function addImageCommands(program: Command, client: Client, io: Io): void
         }
         const done =
           options.wait && waiting.length === 0 ? await waitForImage(api, created.imageId) : current;
-        if (json) io.out(`${JSON.stringify({ image: done, written, notes }, null, 2)}\n`);
+        if (json) printJson(io.out, { ...done, report: { written, notes } });
         else {
           printImageSummary(io, done);
           if (waiting.length > 0) io.out(`Note: ${notes.at(-1)}\n`);
@@ -155,8 +155,11 @@ export function addImageCommands(program: Command, client: Client, io: Io): void
     .action(async (imageId: string) => {
       const { api, json } = client();
       const report = await api.deleteImage(imageId);
-      if (json) io.out(`${JSON.stringify(report, null, 2)}\n`);
-      else io.out(describeDeletion(report));
+      if (json) {
+        // Nothing remains of the image: {imageId, deleted: true}, and what became of its snapshots.
+        const { imageId: _imageId, ...snapshots } = report;
+        printJson(io.out, deletedRecord('imageId', imageId, { report: snapshots }));
+      } else io.out(describeDeletion(report));
     });
 
   image
@@ -178,7 +181,9 @@ export function addImageCommands(program: Command, client: Client, io: Io): void
         ? await restoreLaunch(api, launch, options.to, { force: options.force })
         : [];
       if (json) {
-        io.out(`${JSON.stringify({ ...launch, restored }, null, 2)}\n`);
+        // It makes an instance: its record, with what else the launch did under report.
+        const { instance, ...made } = launch;
+        printJson(io.out, { ...instance, report: { ...made, restored } });
         return;
       }
       io.out(
@@ -236,7 +241,7 @@ export function addImageCommands(program: Command, client: Client, io: Io): void
         sourceImageId: string,
         options: { sourceRegion: string; name?: string; description?: string; wait: boolean },
       ) => {
-        const { api, json, config } = client();
+        const { api, json } = client();
         const started = await api.copyImage({
           sourceRegion: options.sourceRegion,
           sourceImageId,
@@ -244,9 +249,9 @@ export function addImageCommands(program: Command, client: Client, io: Io): void
           description: options.description,
         });
         const done = options.wait ? await waitForImage(api, started.imageId) : started;
-        if (json) io.out(`${JSON.stringify({ image: done }, null, 2)}\n`);
+        if (json) printJson(io.out, done);
         else {
-          io.out(`Copy of ${sourceImageId} from ${options.sourceRegion} into ${config.region}:\n`);
+          io.out(`Copy of ${sourceImageId} from ${options.sourceRegion} into ${done.region}:\n`);
           printImageSummary(io, done);
         }
         if (done.state === 'error') process.exitCode = 1;

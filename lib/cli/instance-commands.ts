@@ -1,7 +1,7 @@
 import { Argument, type Command, InvalidArgumentError } from 'commander';
 import type { ApiClient, Instance } from '../client/api-client.ts';
 import { option, wholeNumber } from './args.ts';
-import { printRecord, printTable } from './output.ts';
+import { deletedRecord, printRecord, printTable } from './output.ts';
 
 type Io = { out: (text: string) => void; err: (text: string) => void };
 type Client = () => { api: ApiClient; json: boolean };
@@ -145,7 +145,9 @@ export function addInstanceCommands(program: Command, client: Client, io: Io): v
       const { api, json } = client();
       await api.deleteInstance(instanceId);
       io.out(
-        json ? `${JSON.stringify({ deleted: instanceId })}\n` : `Deleted ${instanceId}; its volumes stay.\n`,
+        json
+          ? `${JSON.stringify(deletedRecord('instanceId', instanceId))}\n`
+          : `Deleted ${instanceId}; its volumes stay.\n`,
       );
     });
 }

@@ -14,10 +14,10 @@ import { addExportCommands } from './export-commands.ts';
 import { addImageCommands } from './image-commands.ts';
 import { addInstanceCommands } from './instance-commands.ts';
 import { addMaintenanceCommands } from './maintenance-commands.ts';
-import { printRecord, printTable } from './output.ts';
+import { deletedRecord, printJson, printRecord, printTable } from './output.ts';
 import { addPolicyCommands } from './policy-commands.ts';
 import { progressBar } from './progress.ts';
-import { collectTag, formatSize, parseSize } from './units.ts';
+import { collectTag, formatSize, parseVolumeSize } from './units.ts';
 
 interface GlobalOptions extends ConfigFlags {
   json?: boolean;
@@ -77,7 +77,7 @@ export function buildProgram(
     .option(
       '--size <size>',
       'its size: bytes or 64MiB, 10GiB… (a multiple of 512 KiB; from a snapshot: at least its size)',
-      option(parseSize),
+      option(parseVolumeSize),
     )
     .option('--snapshot <snapshot-id>', 'make the volume from this snapshot (its first parent)')
     .option('--tag <key=value>', 'a tag (repeat for more)', option(collectTag))
@@ -149,7 +149,7 @@ export function buildProgram(
     .action(async (volumeId: string) => {
       const { api, json } = client();
       const { recycledSnapshots } = await api.deleteVolume(volumeId);
-      if (json) io.out(`${JSON.stringify({ deleted: volumeId, recycledSnapshots })}\n`);
+      if (json) printJson(io.out, deletedRecord('volumeId', volumeId, { recycledSnapshots }));
       else {
         io.out(`Deleted ${volumeId}.\n`);
         if (recycledSnapshots.length > 0)
@@ -209,7 +209,7 @@ export function buildProgram(
         };
         if (options.queue) {
           const queued = await api.createSnapshot({ ...request, queued: true });
-          if (json) io.out(`${JSON.stringify({ snapshot: queued }, null, 2)}\n`);
+          if (json) printJson(io.out, queued);
           else
             io.out(
               `${queued.snapshotId} ${queued.state}${queued.state === 'queued' ? `: waiting for \`volsnap agent --volume ${queued.volumeId}=…\` until ${queued.deadline}` : ''}\n`,
@@ -227,7 +227,7 @@ export function buildProgram(
           const done = options.wait
             ? await waitForSnapshot(api, created.snapshotId, progressBar('snapshot', !json))
             : created;
-          if (json) io.out(`${JSON.stringify({ snapshot: done }, null, 2)}\n`);
+          if (json) printJson(io.out, done);
           else {
             io.out(`${done.snapshotId} ${done.state}${done.stateReason ? `: ${done.stateReason}` : ''}\n`);
             if (done.stats) {
@@ -249,9 +249,10 @@ export function buildProgram(
         }).finally(() => bar.stop());
         const seconds = (Date.now() - started) / 1000;
         if (json) {
-          io.out(
-            `${JSON.stringify({ snapshot: result.snapshot, upload: { ...result.report, seconds } }, null, 2)}\n`,
-          );
+          printJson(io.out, {
+            ...result.snapshot,
+            report: { ...result.report, written: result.written, seconds },
+          });
           return;
         }
         const r = result.report;
@@ -379,9 +380,10 @@ export function buildProgram(
       const { api, json } = client();
       const { recycled, accessLost } = await api.deleteSnapshot(snapshotId);
       if (json)
-        io.out(
-          `${JSON.stringify({ ...(recycled ? { recycled } : { deleted: snapshotId }), ...(accessLost ? { accessLost } : {}) })}\n`,
-        );
+        printJson(io.out, {
+          ...(recycled ?? deletedRecord('snapshotId', snapshotId)),
+          ...(accessLost ? { accessLost } : {}),
+        });
       else {
         if (recycled)
           io.out(
@@ -400,7 +402,7 @@ export function buildProgram(
     .action(async (snapshotId: string) => {
       const { api, json } = client();
       const restored = await api.undeleteSnapshot(snapshotId);
-      if (json) io.out(`${JSON.stringify(restored, null, 2)}\n`);
+      if (json) printJson(io.out, restored);
       else io.out(`Recovered ${snapshotId}: ${restored.state}.\n`);
     });
   snapshot
@@ -427,7 +429,7 @@ export function buildProgram(
           wait: boolean;
         },
       ) => {
-        const { api, json, config } = client();
+        const { api, json } = client();
         const started = Date.now();
         const created = await api.copySnapshot({
           sourceRegion: options.sourceRegion,
@@ -437,19 +439,20 @@ export function buildProgram(
           tags: options.tag,
           clientToken: options.clientToken,
         });
+        // A new copy is always answered pending: one that is not was made before, for this token.
+        const already = created.state !== 'pending';
         const done = options.wait
           ? await waitForSnapshot(api, created.snapshotId, progressBar('copy', !json))
           : created;
         const seconds = (Date.now() - started) / 1000;
         if (json) {
-          io.out(`${JSON.stringify({ snapshot: done, seconds }, null, 2)}
-`);
+          printJson(io.out, { ...done, report: { written: !already, seconds } });
         } else {
           io.out(
-            `${done.snapshotId} ${done.state}${done.stateReason ? `: ${done.stateReason}` : ''} (copy of ${sourceSnapshotId} from ${options.sourceRegion} into ${config.region})
+            `${done.snapshotId} ${done.state}${done.stateReason ? `: ${done.stateReason}` : ''} (copy of ${sourceSnapshotId} from ${options.sourceRegion} into ${done.region}${already ? '; already, for this client token' : ''})
 `,
           );
-          if (done.stats) {
+          if (done.stats && !already) {
             io.out(
               `blocks: ${done.stats.blockCount} non-zero of ${done.volumeSize / done.blockSize}: ${done.stats.newBlocks} moved (${formatSize(done.stats.newBytes)} stored), ${done.stats.reusedBlocks} reused from the previous copy${done.parentSnapshotId ? ` ${done.parentSnapshotId}` : ''}; ${seconds.toFixed(1)} s
 `,
@@ -474,7 +477,7 @@ export function buildProgram(
     .option(
       '--size <size>',
       'the volume size (64MiB, 10GiB…): needed for raw, at least the image length; optional for qcow2',
-      option(parseSize),
+      option(parseVolumeSize),
     )
     .option('--name <name>', 'a name')
     .option('--description <text>', 'a description')
@@ -512,7 +515,7 @@ export function buildProgram(
         const done = options.wait
           ? await waitForSnapshot(api, started.snapshotId, progressBar('import', !json))
           : started;
-        if (json) io.out(`${JSON.stringify({ snapshot: done }, null, 2)}\n`);
+        if (json) printJson(io.out, done);
         else {
           io.out(
             `${done.snapshotId} ${done.state}${done.stateReason ? `: ${done.stateReason}` : ''} (volume ${done.volumeId})\n`,
@@ -592,10 +595,7 @@ export function buildProgram(
           onProgress: (p) => bar.update(p.blocksDone * 512 * 1024, p.totalBlocks * 512 * 1024),
         }).finally(() => bar.stop());
         const seconds = (Date.now() - started) / 1000;
-        if (json)
-          io.out(
-            `${JSON.stringify({ restored: snapshotId, to: options.to, ...report, seconds }, null, 2)}\n`,
-          );
+        if (json) printJson(io.out, { snapshotId, to: options.to, report: { ...report, seconds } });
         else
           io.out(
             `Restored ${snapshotId} to ${options.to}: ${report.fetchedBlocks} block(s) fetched and verified, ${report.skippedBlocks} already there, ${report.zeroBlocks} zero (left as holes); ${formatSize(report.bytesDownloaded)} in ${report.requests} request(s), ${seconds.toFixed(1)} s.\n`,
@@ -611,7 +611,7 @@ export function buildProgram(
       const { api, json } = client();
       const diff = await api.changedBlocks(to, from);
       if (json) {
-        io.out(`${JSON.stringify(diff, null, 2)}\n`);
+        printJson(io.out, diff);
         return;
       }
       io.out(

@@ -1,6 +1,8 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { runAgentPass } from '../client/agent.ts';
 import type { ApiClient } from '../client/api-client.ts';
+import type { PolicyRunSummary } from '../core/maintenance/policy-runner.ts';
+import { escapeUnprintable } from '../core/shared/text.ts';
 import { option, parseDuration, positiveInteger } from './args.ts';
 import { printRecord } from './output.ts';
 
@@ -29,7 +31,12 @@ export function addMaintenanceCommands(program: Command, client: Client, io: Io)
       collectVolume,
     )
     .option('--once', 'one pass, then exit (for cron or tests); the default polls forever')
-    .option('--interval <duration>', 'how often to look for queued snapshots', option(parseDuration), 30)
+    .option(
+      '--interval <duration>',
+      'how often to look for queued snapshots: 30s, 5m… (a bare number is seconds)',
+      option(parseDuration),
+      30,
+    )
     .option('--concurrency <n>', 'segment uploads at once per snapshot', option(positiveInteger), 4)
     .action(
       async (options: {
@@ -59,6 +66,7 @@ export function addMaintenanceCommands(program: Command, client: Client, io: Io)
         };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
+        if (!json) io.out(agentStartLine(options.volume, options.once ? undefined : options.interval));
         try {
           do {
             await runAgentPass(api, { volumes: options.volume, concurrency: options.concurrency, onEvent });
@@ -84,7 +92,7 @@ export function addMaintenanceCommands(program: Command, client: Client, io: Io)
     .argument('<job>', JOBS.join(' | '))
     .option(
       '--grace <duration>',
-      'gc: collect garbage older than this (default: the deployment’s, 24h)',
+      'gc: collect garbage older than this, e.g. 12h, or 0 for all (default: the deployment’s, 24h)',
       option(parseDuration),
     )
     .option('--force', 'policies: run every enabled policy now, due or not')
@@ -98,7 +106,8 @@ export function addMaintenanceCommands(program: Command, client: Client, io: Io)
         ...(options.force ? { force: true } : {}),
         ...(options.policy ? { policyId: options.policy } : {}),
       });
-      printRecord(io.out, json ? report : summarize(report), json);
+      if (!json && job === 'policies') io.out(formatPolicyRuns(report as unknown as PolicyRunSummary));
+      else printRecord(io.out, json ? report : summarize(report), json);
     });
 }
 
@@ -119,4 +128,60 @@ function summarize(report: Record<string, unknown>): Record<string, string> {
           : String(value),
     ]),
   );
+}
+
+/**
+ * What `volsnap agent` prints when it starts: the volumes and devices it watches, and how often it
+ * looks (`intervalSeconds` undefined: one pass, `--once`).
+ */
+export function agentStartLine(volumes: Map<string, string>, intervalSeconds: number | undefined): string {
+  const watched = [...volumes].map(([volumeId, path]) => `${volumeId} (${path})`).join(', ');
+  const how =
+    intervalSeconds === undefined
+      ? 'one pass (--once)'
+      : `every ${formatSeconds(intervalSeconds)} until stopped (Ctrl-C or SIGTERM)`;
+  return `volsnap agent: taking queued snapshots of ${watched}, ${how}.\n`;
+}
+
+function formatSeconds(seconds: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const)
+    if (seconds >= size && seconds % size === 0) return `${seconds / size}${unit}`;
+  return `${seconds}s`;
+}
+
+/** The policies job's report as a table, one policy a row (and its errors under it), not JSON. */
+export function formatPolicyRuns(summary: PolicyRunSummary): string {
+  if (summary.runs.length === 0) return 'No policy was due.\n';
+  const rows = summary.runs.map(({ policyId, accountId, report }) => [
+    policyId,
+    accountId,
+    idsCell(report.created),
+    idsCell(report.deleted),
+    idsCell(report.copied),
+    idsCell(report.skipped),
+    String(report.errors.length),
+  ]);
+  const header = ['POLICY', 'ACCOUNT', 'CREATED', 'DELETED', 'COPIED', 'SKIPPED', 'ERRORS'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  const errors = summary.runs.flatMap(({ policyId, report }) =>
+    report.errors.map((e) => `  ${policyId}: ${escapeUnprintable(e)}`),
+  );
+  return `${[line(header), ...rows.map(line), ...(errors.length > 0 ? ['errors:', ...errors] : [])].join('\n')}\n`;
+}
+
+/** `-`, or the ids of a report's list (its length first when there are several). */
+function idsCell(ids: string[]): string {
+  if (ids.length === 0) return '-';
+  return ids.length === 1
+    ? escapeUnprintable(ids[0] ?? '')
+    : `${ids.length}: ${ids.map(escapeUnprintable).join(', ')}`;
 }

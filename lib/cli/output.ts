@@ -1,9 +1,43 @@
 import { escapeUnprintable, terminalSafe } from '../core/shared/text.ts';
 
+/**
+ * The CLI's JSON rule, in one place: a command that makes, changes or shows a thing prints that
+ * thing's record (the shape `show --json` prints), with what the command did under `report`; a
+ * delete prints the record in its new state, or `{<id field>: id, deleted: true}` when nothing
+ * remains (as the API's DELETE answers). A size in bytes is `sizeBytes` in every record: the API
+ * calls a snapshot's `volumeSize` and an export's `size`, and this is where they are renamed (the
+ * top level only: tags and nested reports are left as they are).
+ */
+export function jsonRecord<T extends object>(record: T): Record<string, unknown> {
+  const renamed: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(record)) {
+    const name = SIZE_FIELDS.has(key) && !('sizeBytes' in record) ? 'sizeBytes' : key;
+    renamed[name] = value;
+  }
+  return renamed;
+}
+
+const SIZE_FIELDS = new Set(['volumeSize', 'size']);
+
+/** Prints a record, an array of records, or a record with `report`, as the JSON rule above says. */
+export function printJson(out: (text: string) => void, value: object): void {
+  const shaped = Array.isArray(value) ? value.map((v) => jsonRecord(v as object)) : jsonRecord(value);
+  out(`${terminalSafe(JSON.stringify(shaped, null, 2))}\n`);
+}
+
+/** What a delete prints under `--json` when nothing remains of the thing. */
+export function deletedRecord(
+  idField: string,
+  id: string,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return { [idField]: id, deleted: true, ...extra };
+}
+
 /** Prints one record: `key  value` lines, or JSON with `--json`. */
 export function printRecord(out: (text: string) => void, record: object, json: boolean): void {
   if (json) {
-    out(`${terminalSafe(JSON.stringify(record, null, 2))}\n`);
+    printJson(out, record);
     return;
   }
   const entries = Object.entries(record);
@@ -19,7 +53,7 @@ export function printTable(
   json: boolean,
 ): void {
   if (json) {
-    out(`${terminalSafe(JSON.stringify(rows, null, 2))}\n`);
+    printJson(out, rows);
     return;
   }
   const cells = rows.map((row) => columns.map((c) => formatValue((row as Record<string, unknown>)[c])));

@@ -8,7 +8,7 @@ import type {
   PolicySchedule,
 } from '../client/api-client.ts';
 import { option, parseDuration, positiveInteger } from './args.ts';
-import { printRecord, printTable } from './output.ts';
+import { deletedRecord, printRecord, printTable } from './output.ts';
 import { collectTag } from './units.ts';
 
 type Io = { out: (text: string) => void; err: (text: string) => void };
@@ -237,7 +237,7 @@ export function addPolicyCommands(program: Command, client: Client, io: Io): voi
       await api.deletePolicy(policyId);
       io.out(
         json
-          ? `${JSON.stringify({ deleted: policyId })}\n`
+          ? `${JSON.stringify(deletedRecord('policyId', policyId))}\n`
           : `Deleted ${policyId}; the snapshots it made stay.\n`,
       );
     });

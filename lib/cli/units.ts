@@ -29,6 +29,29 @@ export function parseSize(text: string): number {
   return bytes;
 }
 
+const BLOCK = 512 * 1024;
+const BINARY = { kb: 'KiB', mb: 'MiB', gb: 'GiB', tb: 'TiB' } as Record<string, string>;
+
+/**
+ * A volume's size (`volume create --size`, `snapshot import --size`): as `parseSize`, and a whole
+ * number of 512 KiB blocks. `10GB` is 10 × 10^9 bytes, which no block count makes: the error says
+ * so and suggests `10GiB`, instead of the service's "round it up to 10000269312".
+ */
+export function parseVolumeSize(text: string): number {
+  const bytes = parseSize(text);
+  if (bytes % BLOCK === 0) return bytes;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = (match?.[2] ?? '').toLowerCase();
+  const binary = BINARY[unit];
+  if (binary)
+    throw new Error(
+      `'${text}' is ${bytes} bytes: ${match?.[2]} means 10^${{ kb: 3, mb: 6, gb: 9, tb: 12 }[unit]} bytes, and a volume is a whole number of 512 KiB blocks. Write ${match?.[1]}${binary} (binary units) instead.`,
+    );
+  throw new Error(
+    `'${text}' is ${bytes} bytes, not a whole number of 512 KiB blocks: write e.g. ${Math.ceil(bytes / BLOCK) * BLOCK}, or use MiB or GiB.`,
+  );
+}
+
 /** `67108864` → `64 MiB`. */
 export function formatSize(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];

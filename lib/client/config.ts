@@ -14,7 +14,8 @@ export type CliConfigFile = z.infer<typeof CliConfigFileSchema>;
 
 /** What a CLI command talks to, once flags, environment and config file are merged. */
 export interface ResolvedConfig {
-  region: string;
+  /** Undefined when only an endpoint was given (`volsnap health --endpoint URL`): it is that endpoint's. */
+  region: string | undefined;
   endpoint: string;
   apiKey: string | undefined;
   account: string | undefined;
@@ -73,12 +74,14 @@ export function resolveConfig(
     file = parsed.data;
   }
   const region = flags.region ?? env.VOLSNAP_REGION ?? file?.defaultRegion;
-  if (!region) {
+  const given = flags.endpoint ?? env.VOLSNAP_ENDPOINT;
+  // An endpoint given on its own is enough: it is one region's API.
+  if (!region && !given) {
     throw new ConfigError(
-      'No region: pass --region, set VOLSNAP_REGION, or start the local cloud (npm start) to write a config file.',
+      'No region: pass --region (or --endpoint), set VOLSNAP_REGION, or start the local cloud (npm start) to write a config file.',
     );
   }
-  const endpoint = flags.endpoint ?? env.VOLSNAP_ENDPOINT ?? file?.regions[region]?.endpoint;
+  const endpoint = given ?? (region ? file?.regions[region]?.endpoint : undefined);
   if (!endpoint) {
     const known = file ? Object.keys(file.regions).join(', ') : 'none (no config file found)';
     throw new ConfigError(

@@ -46,11 +46,17 @@ describe('copying snapshots across regions and accounts, through the CLI', () =>
   it(`copies a snapshot from ${R1} to ${R2}; the copy restores byte for byte, also after the source is deleted`, async () => {
     demo = (await json('demo', R1, 'account', 'show')).account.accountId;
     volumeId = (await json('demo', R1, 'volume', 'create', '--name', 'disk', '--size', '64MiB')).volumeId;
-    const source = (
-      await json('demo', R1, 'snapshot', 'create', '--volume', volumeId, '--file', join(work, 'disk.img'))
-    ).snapshot;
-    const copy = (await json('demo', R2, 'snapshot', 'copy', source.snapshotId, '--source-region', R1))
-      .snapshot;
+    const source = await json(
+      'demo',
+      R1,
+      'snapshot',
+      'create',
+      '--volume',
+      volumeId,
+      '--file',
+      join(work, 'disk.img'),
+    );
+    const copy = await json('demo', R2, 'snapshot', 'copy', source.snapshotId, '--source-region', R1);
     expect(copy).toMatchObject({
       state: 'completed',
       region: R2,
@@ -66,12 +72,18 @@ describe('copying snapshots across regions and accounts, through the CLI', () =>
   });
 
   it('moves only the changed 1% the second time: the CLI and the destination store agree', async () => {
-    const second = (
-      await json('demo', R1, 'snapshot', 'create', '--volume', volumeId, '--file', join(work, 'disk-2.img'))
-    ).snapshot;
+    const second = await json(
+      'demo',
+      R1,
+      'snapshot',
+      'create',
+      '--volume',
+      volumeId,
+      '--file',
+      join(work, 'disk-2.img'),
+    );
     const storedBefore = storedSegmentBytes(R2, demo);
-    const copy = (await json('demo', R2, 'snapshot', 'copy', second.snapshotId, '--source-region', R1))
-      .snapshot;
+    const copy = await json('demo', R2, 'snapshot', 'copy', second.snapshotId, '--source-region', R1);
     const grown = storedSegmentBytes(R2, demo) - storedBefore;
     expect(copy.state).toBe('completed');
     expect(copy.parentSnapshotId).toBe(firstCopy);
@@ -82,11 +94,26 @@ describe('copying snapshots across regions and accounts, through the CLI', () =>
     expect(await restoreEquals('demo', R2, copy.snapshotId, changed)).toBe(true);
   });
 
+  it('says a copy retried with the same client token already exists, as create does; --json: the record, report.written', async () => {
+    const source = (await json('demo', R1, 'snapshot', 'list', '--volume', volumeId))[0];
+    const args = ['snapshot', 'copy', source.snapshotId, '--source-region', R1, '--client-token', 'retry-1'];
+    const first = await json('demo', R2, ...args);
+    expect(first).toMatchObject({ state: 'completed', report: { written: true } });
+    expect(Object.keys(first).sort()).toEqual(
+      [...Object.keys(await json('demo', R2, 'snapshot', 'show', first.snapshotId)), 'report'].sort(),
+    );
+    const again = await run('demo', R2, ...args);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toBe(
+      `${first.snapshotId} completed (copy of ${source.snapshotId} from ${R1} into ${R2}; already, for this client token)\n`,
+    );
+    expect((await json('demo', R2, ...args)).report.written).toBe(false);
+  });
+
   it("lets B copy a snapshot A shared with it into B's own account; B's copy outlives unsharing and deletion", async () => {
     const shared = (await json('demo', R1, 'snapshot', 'list', '--volume', volumeId))[0];
     await json('demo', R1, 'snapshot', 'share', shared.snapshotId, 'demo-b');
-    const copy = (await json('demo-b', R2, 'snapshot', 'copy', shared.snapshotId, '--source-region', R1))
-      .snapshot;
+    const copy = await json('demo-b', R2, 'snapshot', 'copy', shared.snapshotId, '--source-region', R1);
     const b = (await json('demo-b', R2, 'account', 'show')).account.accountId;
     expect(copy).toMatchObject({ state: 'completed', accountId: b });
     await json('demo', R1, 'snapshot', 'unshare', shared.snapshotId, 'demo-b');

@@ -97,7 +97,7 @@ describe('segments are written once', () => {
     const disk = randomBytes(SIZE);
     const diskPath = join(work, 'once.img');
     writeFileSync(diskPath, disk);
-    expect((await json('snapshot', 'create', '--volume', volumeId, '--file', diskPath)).snapshot.state).toBe(
+    expect((await json('snapshot', 'create', '--volume', volumeId, '--file', diskPath)).state).toBe(
       'completed',
     );
 
@@ -157,7 +157,7 @@ describe('completed means the service checked the data', () => {
     const volumeId = (await json('volume', 'create', '--name', 'large', '--size', '320MiB')).volumeId;
     const diskPath = join(work, 'large.img');
     writeFileSync(diskPath, randomBytes(size));
-    const created = (await json('snapshot', 'create', '--volume', volumeId, '--file', diskPath)).snapshot;
+    const created = await json('snapshot', 'create', '--volume', volumeId, '--file', diskPath);
     expect(created).toMatchObject({
       state: 'completed',
       progress: 100,
@@ -218,7 +218,7 @@ describe('completed means the service checked the data', () => {
     const disk = randomBytes(SIZE);
     const diskPath = join(work, 'liar-next.img');
     writeFileSync(diskPath, disk);
-    const next = (await json('snapshot', 'create', '--volume', volumeId, '--file', diskPath)).snapshot;
+    const next = await json('snapshot', 'create', '--volume', volumeId, '--file', diskPath);
     expect(next.state).toBe('completed');
     expect(next.parentSnapshotId).toBeUndefined();
     expect(next.stats).toMatchObject({ blockCount: SIZE / BLOCK_SIZE, reusedBlocks: 0 });

@@ -84,18 +84,16 @@ describe("a shared snapshot's reader gets the bytes of its blocks and of nothing
     writeFileSync(join(work, 'v2.img'), v2Image);
     const volume = await json('demo', REGION, 'volume', 'create', '--name', 'secret-disk', '--size', '4MiB');
     const snapshotOf = async (file: string) =>
-      (
-        await json(
-          'demo',
-          REGION,
-          'snapshot',
-          'create',
-          '--volume',
-          volume.volumeId,
-          '--file',
-          join(work, file),
-        )
-      ).snapshot;
+      await json(
+        'demo',
+        REGION,
+        'snapshot',
+        'create',
+        '--volume',
+        volume.volumeId,
+        '--file',
+        join(work, file),
+      );
     const v1 = await snapshotOf('v1.img');
     const v2 = await snapshotOf('v2.img');
     expect(v2).toMatchObject({
@@ -121,7 +119,7 @@ describe("a shared snapshot's reader gets the bytes of its blocks and of nothing
 
     const target = join(work, 'restored-by-b.img');
     const report = await json('demo-b', REGION, 'snapshot', 'restore', v2Id, '--to', target);
-    expect(report).toMatchObject({ restored: v2Id, blocks: BLOCKS, fetchedBlocks: BLOCKS });
+    expect(report).toMatchObject({ snapshotId: v2Id, report: { blocks: BLOCKS, fetchedBlocks: BLOCKS } });
     expect(readFileSync(target).equals(v2Image)).toBe(true);
   });
 

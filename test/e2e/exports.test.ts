@@ -56,15 +56,15 @@ describe('exports through the CLI, downloaded through presigned URLs, imported e
     const volume = await json('volume', 'create', '--name', 'disk', '--size', '16MiB');
     snapshotId = (
       await json('snapshot', 'create', '--volume', volume.volumeId, '--file', join(work, 'disk.img'))
-    ).snapshot.snapshotId;
+    ).snapshotId;
   });
 
   it('exports vsnap: the footer, header and index come in three ranged GETs, then every block verifies', async () => {
     const exported = await json('snapshot', 'export', snapshotId, '--format', 'vsnap');
     expect(exported).toMatchObject({ state: 'completed', format: 'vsnap', snapshotId });
-    expect(exported.size).toBeLessThan(SIZE);
-    const { url, size } = await json('export', 'url', exported.exportId, '--expires', '10m');
-    expect(size).toBe(exported.size);
+    expect(exported.sizeBytes).toBeLessThan(SIZE);
+    const { url, sizeBytes: size } = await json('export', 'url', exported.exportId, '--expires', '10m');
+    expect(size).toBe(exported.sizeBytes);
     const footer = parseVsnapFooter(await range(url, size - VSNAP_FOOTER_SIZE, size), size);
     const headerLength = vsnapHeaderLength(await range(url, 0, 32));
     const metadata = parseVsnapHeader(await range(url, 0, headerLength), footer);
@@ -89,21 +89,19 @@ describe('exports through the CLI, downloaded through presigned URLs, imported e
     for (const format of ['vsnap', 'raw', 'qcow2']) {
       const exported = await json('snapshot', 'export', snapshotId, '--format', format);
       const { url } = await json('export', 'url', exported.exportId);
-      const imported = (
-        await json(
-          '--account',
-          'demo-b',
-          '--region',
-          'us-east-1',
-          'snapshot',
-          'import',
-          '--url',
-          url,
-          '--format',
-          format,
-          ...(format === 'raw' ? ['--size', '16MiB'] : []),
-        )
-      ).snapshot;
+      const imported = await json(
+        '--account',
+        'demo-b',
+        '--region',
+        'us-east-1',
+        'snapshot',
+        'import',
+        '--url',
+        url,
+        '--format',
+        format,
+        ...(format === 'raw' ? ['--size', '16MiB'] : []),
+      );
       expect(imported).toMatchObject({ state: 'completed', region: 'us-east-1', importedFrom: { format } });
       expect(JSON.stringify(imported)).not.toContain('X-Amz-Signature');
       const to = join(work, `imported-${format}.img`);
@@ -128,12 +126,19 @@ describe('exports through the CLI, downloaded through presigned URLs, imported e
     for (const options of [[], ['-c']]) {
       const qcow2 = join(work, `disk${options.join('')}.qcow2`);
       execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', ...options, raw, qcow2]);
-      const imported = (
-        await json('--account', 'demo-b', 'snapshot', 'import', '--file', qcow2, '--format', 'qcow2')
-      ).snapshot;
+      const imported = await json(
+        '--account',
+        'demo-b',
+        'snapshot',
+        'import',
+        '--file',
+        qcow2,
+        '--format',
+        'qcow2',
+      );
       expect(imported).toMatchObject({
         state: 'completed',
-        volumeSize: SIZE,
+        sizeBytes: SIZE,
         importedFrom: { format: 'qcow2' },
       });
       // Workers wrote it under a lease: neither its owner nor an account it is shared with sees
@@ -175,7 +180,7 @@ describe('exports through the CLI, downloaded through presigned URLs, imported e
 
   it('exports raw, full length; deleting the export makes its URL fail', async () => {
     const exported = await json('snapshot', 'export', snapshotId, '--format', 'raw');
-    expect(exported).toMatchObject({ state: 'completed', size: SIZE });
+    expect(exported).toMatchObject({ state: 'completed', sizeBytes: SIZE });
     const { url } = await json('export', 'url', exported.exportId);
     const response = await fetch(url);
     expect(Buffer.from(await response.arrayBuffer()).equals(image)).toBe(true);

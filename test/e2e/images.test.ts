@@ -98,7 +98,7 @@ describe('images of instances, through the CLI', () => {
       '--file',
       `${volumes.vdb}=${files.vdb}`,
     );
-    const image = created.image;
+    const image = created;
     golden = image.imageId;
     expect(image).toMatchObject({
       state: 'completed',
@@ -109,8 +109,11 @@ describe('images of instances, through the CLI', () => {
         properties: { min_disk: '12', base_image_ref: 'ubuntu-24.04' },
       },
     });
-    expect(created.notes).toEqual([]);
-    expect(created.written.map((w: { outcome: string }) => w.outcome)).toEqual(['completed', 'completed']);
+    expect(created.report.notes).toEqual([]);
+    expect(created.report.written.map((w: { outcome: string }) => w.outcome)).toEqual([
+      'completed',
+      'completed',
+    ]);
     expect(
       image.snapshots.map((s: Record<string, unknown>) => [s.device, s.bootIndex, s.volumeId, s.sizeBytes]),
     ).toEqual([
@@ -136,31 +139,31 @@ describe('images of instances, through the CLI', () => {
 
     const to = join(work, 'launched');
     const launch = await json('demo', R1, 'image', 'launch', image.imageId, '--name', 'web-2', '--to', to);
-    expect(launch.instance).toMatchObject({
+    expect(launch).toMatchObject({
       name: 'web-2',
       state: 'stopped',
       properties: { min_disk: '12', base_image_ref: 'ubuntu-24.04' },
     });
-    expect(launch.instance.volumes.map((v: Record<string, unknown>) => [v.device, v.bootIndex])).toEqual([
+    expect(launch.volumes.map((v: Record<string, unknown>) => [v.device, v.bootIndex])).toEqual([
       ['/dev/vda', 0],
       ['/dev/vdb', 1],
     ]);
-    expect(launch.notes.join(' ')).toMatch(/Network identity is not copied.*addresses, MAC addresses/);
-    for (const v of launch.volumes) {
+    expect(launch.report.notes.join(' ')).toMatch(/Network identity is not copied.*addresses, MAC addresses/);
+    for (const v of launch.report.volumes) {
       const volume = await json('demo', R1, 'volume', 'show', v.volumeId);
       const ref = image.snapshots.find((s: { device: string }) => s.device === v.device);
       expect(volume).toMatchObject({ sourceSnapshotId: ref.snapshotId, sizeBytes: ref.sizeBytes });
     }
-    expect(launch.restored.map((r: { file: string }) => r.file)).toEqual([
+    expect(launch.report.restored.map((r: { file: string }) => r.file)).toEqual([
       join(to, 'vda.img'),
       join(to, 'vdb.img'),
     ]);
     expect(readFileSync(join(to, 'vda.img')).equals(bytes.vda)).toBe(true);
     expect(readFileSync(join(to, 'vdb.img')).equals(bytes.vdb)).toBe(true);
     expect(readFileSync(join(to, 'vda.img')).equals(later.vda)).toBe(false);
-    const shown = await json('demo', R1, 'instance', 'show', launch.instance.instanceId);
+    const shown = await json('demo', R1, 'instance', 'show', launch.instanceId);
     expect(shown.volumes.map((v: { volumeId: string }) => v.volumeId)).toEqual(
-      launch.volumes.map((v: { volumeId: string }) => v.volumeId),
+      launch.report.volumes.map((v: { volumeId: string }) => v.volumeId),
     );
   });
 
@@ -196,7 +199,8 @@ describe('images of instances, through the CLI', () => {
       `${volumes.vdb}=${missing}`,
     );
     expect(result.code).toBe(1);
-    const { image, notes, written } = JSON.parse(result.stdout);
+    const image = JSON.parse(result.stdout);
+    const { notes, written } = image.report;
     expect(notes.join(' ')).toMatch(/crash-consistent.*Stop the instance, or at least sync/);
     expect(written.map((w: { outcome: string }) => w.outcome)).toEqual(['completed', 'failed']);
     expect(image.state).toBe('error');
@@ -227,7 +231,7 @@ describe('images of instances, through the CLI', () => {
     const to = join(work, 'theirs');
     const launch = await json('demo-b', R1, 'image', 'launch', golden, '--name', 'theirs', '--to', to);
     const b = (await json('demo-b', R1, 'account', 'show')).account.accountId;
-    expect(launch.instance.accountId).toBe(b);
+    expect(launch.accountId).toBe(b);
     expect(readFileSync(join(to, 'vda.img')).equals(original.vda)).toBe(true);
     expect(readFileSync(join(to, 'vdb.img')).equals(original.vdb)).toBe(true);
     const hidden = await run('operator', R1, 'image', 'show', golden);
@@ -240,7 +244,7 @@ describe('images of instances, through the CLI', () => {
   });
 
   it(`copies an image to ${R2}: every snapshot copied, completed, and its volumes restore there byte for byte`, async () => {
-    const { image } = await json('demo', R2, 'image', 'copy', golden, '--source-region', R1);
+    const image = await json('demo', R2, 'image', 'copy', golden, '--source-region', R1);
     expect(image).toMatchObject({
       state: 'completed',
       region: R2,
@@ -269,10 +273,11 @@ describe('images of instances, through the CLI', () => {
     await json('demo', R1, 'snapshot', 'share', vda.snapshotId, 'demo-b');
     const report = await json('demo', R1, 'image', 'delete', golden);
     const b = (await json('demo-b', R1, 'account', 'show')).account.accountId;
-    expect(report.kept).toEqual([
+    expect(report).toMatchObject({ imageId: golden, deleted: true });
+    expect(report.report.kept).toEqual([
       expect.objectContaining({ snapshotId: vda.snapshotId, reasons: [`it is shared with ${b}`] }),
     ]);
-    expect(report.recycled.map((s: { snapshotId: string }) => s.snapshotId)).toEqual([vdb.snapshotId]);
+    expect(report.report.recycled.map((s: { snapshotId: string }) => s.snapshotId)).toEqual([vdb.snapshotId]);
     expect((await run('demo', R1, 'image', 'show', golden)).stderr).toContain('image.notFound');
     expect((await json('demo', R1, 'snapshot', 'show', vda.snapshotId)).state).toBe('completed');
   });

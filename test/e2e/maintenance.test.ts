@@ -235,10 +235,17 @@ describe('the recycle bin and garbage collection', () => {
     volumeId = (await json('demo', R1, 'volume', 'create', '--name', 'gc disk', '--size', '16MiB')).volumeId;
     first = (
       await json('demo', R1, 'snapshot', 'create', '--volume', volumeId, '--file', join(work, 'v1.img'))
-    ).snapshot.snapshotId;
-    const second = (
-      await json('demo', R1, 'snapshot', 'create', '--volume', volumeId, '--file', join(work, 'v2.img'))
-    ).snapshot;
+    ).snapshotId;
+    const second = await json(
+      'demo',
+      R1,
+      'snapshot',
+      'create',
+      '--volume',
+      volumeId,
+      '--file',
+      join(work, 'v2.img'),
+    );
     const deleted = await run('demo', R1, 'snapshot', 'delete', second.snapshotId);
     expect(deleted.stdout).toContain('recycle bin until');
     expect(
@@ -266,9 +273,16 @@ describe('the recycle bin and garbage collection', () => {
   it('reclaims exactly the blocks of a snapshot deleted for good, never those of live ones', async () => {
     await json('demo', R1, 'account', 'settings', '--recycle-bin-days', '0');
     const withFirst = storedSegmentBytes(R1, demo);
-    const third = (
-      await json('demo', R1, 'snapshot', 'create', '--volume', volumeId, '--file', join(work, 'v1.img'))
-    ).snapshot;
+    const third = await json(
+      'demo',
+      R1,
+      'snapshot',
+      'create',
+      '--volume',
+      volumeId,
+      '--file',
+      join(work, 'v1.img'),
+    );
     // Written against the second snapshot: every block that differs from v2 is new (a quarter).
     const grown = storedSegmentBytes(R1, demo) - withFirst;
     expect(grown).toBeGreaterThan(0);
@@ -308,9 +322,9 @@ describe('the recycle bin and garbage collection', () => {
       return reports;
     })();
     const [created] = await Promise.all([creating, collecting]);
-    expect(created.snapshot.state).toBe('completed');
+    expect(created.state).toBe('completed');
     await json('operator', R1, 'admin', 'run', 'gc', '--grace', '0s');
-    expect(await restoreEquals('demo', R1, created.snapshot.snapshotId, v3)).toBe(true);
+    expect(await restoreEquals('demo', R1, created.snapshotId, v3)).toBe(true);
     expect(await restoreEquals('demo', R1, first, v1)).toBe(true);
   }, 120_000);
 });

@@ -78,12 +78,12 @@ describe('snapshots end to end through the CLI', () => {
       '--name',
       'first',
     );
-    first = result.snapshot;
-    expect(result.snapshot.state).toBe('completed');
-    expect(result.upload).toMatchObject({ blocks: 128, zeroBlocks: 32, newBlocks: 96, reusedBlocks: 0 });
-    expect(result.snapshot.stats).toMatchObject({ blockCount: 96, zeroBlocks: 32, newBlocks: 96 });
+    first = result;
+    expect(result.state).toBe('completed');
+    expect(result.report).toMatchObject({ blocks: 128, zeroBlocks: 32, newBlocks: 96, reusedBlocks: 0 });
+    expect(result.stats).toMatchObject({ blockCount: 96, zeroBlocks: 32, newBlocks: 96 });
     // Incompressible blocks are stored raw: no more than their bytes.
-    expect(result.upload.newStoredBytes).toBe(96 * BLOCK);
+    expect(result.report.newStoredBytes).toBe(96 * BLOCK);
   });
 
   it('uploads about 1 MiB for a second snapshot where 1 MiB changed', async () => {
@@ -97,11 +97,11 @@ describe('snapshots end to end through the CLI', () => {
       '--name',
       'second',
     );
-    second = result.snapshot;
-    expect(result.snapshot.parentSnapshotId).toBe(first.snapshotId);
-    expect(result.upload.newBlocks).toBe(2);
-    expect(result.upload.reusedBlocks).toBe(94);
-    expect(result.upload.newStoredBytes).toBeLessThanOrEqual(1.5 * 1024 * 1024);
+    second = result;
+    expect(result.parentSnapshotId).toBe(first.snapshotId);
+    expect(result.report.newBlocks).toBe(2);
+    expect(result.report.reusedBlocks).toBe(94);
+    expect(result.report.newStoredBytes).toBeLessThanOrEqual(1.5 * 1024 * 1024);
     const text = await run('snapshot', 'show', second.snapshotId);
     expect(text.stdout).toMatch(/blocks\s+96 non-zero of 128 \(2 new, 94 from parent\)/);
   });
@@ -137,7 +137,7 @@ describe('snapshots end to end through the CLI', () => {
     expect(refused.stderr).toContain('--resume');
     const resumed = await json('snapshot', 'restore', second.snapshotId, '--to', target, '--resume');
     // Blocks 50-59 less the zero ones (52, 56) were lost.
-    expect(resumed.fetchedBlocks).toBe(8);
+    expect(resumed.report.fetchedBlocks).toBe(8);
     expect(readFileSync(target).equals(changed)).toBe(true);
   });
 
@@ -175,8 +175,8 @@ describe('snapshots end to end through the CLI', () => {
     const grownPath = join(work, 'grown.img');
     writeFileSync(grownPath, grown);
     const result = await json('snapshot', 'create', '--volume', copy.volumeId, '--file', grownPath);
-    expect(result.snapshot.parentSnapshotId).toBe(second.snapshotId);
-    expect(result.upload.newBlocks).toBe(0);
+    expect(result.parentSnapshotId).toBe(second.snapshotId);
+    expect(result.report.newBlocks).toBe(0);
   });
 
   it('refuses a file larger than the volume, leaving no completed snapshot', async () => {
@@ -199,8 +199,8 @@ describe('snapshots end to end through the CLI', () => {
       json('snapshot', 'create', '--volume', volumeId, '--file', changedPath),
       json('snapshot', 'create', '--volume', volumeId, '--file', changedPath),
     ]);
-    expect(a.snapshot.snapshotId).not.toBe(b.snapshot.snapshotId);
-    expect([a.snapshot.state, b.snapshot.state]).toEqual(['completed', 'completed']);
+    expect(a.snapshotId).not.toBe(b.snapshotId);
+    expect([a.state, b.state]).toEqual(['completed', 'completed']);
   });
 
   it('snapshots an image-backed volume server-side, through the queue and a worker', async () => {
@@ -227,13 +227,13 @@ describe('snapshots end to end through the CLI', () => {
       `s3://volsnap-local-eu-west-1/${key}`,
     );
     const result = await json('snapshot', 'create', '--volume', volume.volumeId);
-    expect(result.snapshot).toMatchObject({
+    expect(result).toMatchObject({
       state: 'completed',
       progress: 100,
       stats: { blockCount: 96, zeroBlocks: 32 },
     });
     const target = join(work, 'from-image.img');
-    await run('snapshot', 'restore', result.snapshot.snapshotId, '--to', target);
+    await run('snapshot', 'restore', result.snapshotId, '--to', target);
     expect(readFileSync(target).equals(image)).toBe(true);
     // Another account's images are out of reach.
     const foreign = await run(

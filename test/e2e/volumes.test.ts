@@ -131,7 +131,7 @@ describe('what the CLI says when a command fails, and when deleting leaves thing
   const make = async (name: string): Promise<string> =>
     (await json('volume', 'create', '--name', name, '--size', '1MiB')).volumeId;
   const snap = async (volume: string): Promise<string> =>
-    (await json('snapshot', 'create', '--volume', volume, '--file', file)).snapshot.snapshotId;
+    (await json('snapshot', 'create', '--volume', volume, '--file', file)).snapshotId;
 
   it('a host volume snapshotted without --file, and an unknown option: one error line, or one JSON error', async () => {
     const volume = await make('host');
@@ -183,7 +183,11 @@ describe('what the CLI says when a command fails, and when deleting leaves thing
     const third = await snap(other);
     await as('demo', 'snapshot', 'delete', third);
     const json = JSON.parse((await as('demo', '--json', 'volume', 'delete', other)).stdout);
-    expect(json).toMatchObject({ deleted: other, recycledSnapshots: [{ snapshotId: third }] });
+    expect(json).toMatchObject({
+      volumeId: other,
+      deleted: true,
+      recycledSnapshots: [{ snapshotId: third }],
+    });
   });
 
   it('says who loses access when a shared or public snapshot is deleted', async () => {
@@ -205,13 +209,14 @@ describe('what the CLI says when a command fails, and when deleting leaves thing
     await as('demo', 'snapshot', 'publish', published);
     const json = JSON.parse((await as('demo', '--json', 'snapshot', 'delete', published)).stdout);
     expect(json).toMatchObject({
-      recycled: { snapshotId: published, state: 'recycled' },
+      snapshotId: published,
+      state: 'recycled',
       accessLost: {
         accountIds: [],
         public: true,
         message:
           `${published} is public: they lose access now; ` +
-          `\`volsnap snapshot undelete ${published}\` before ${json.recycled.purgeAt} gives it back to them.`,
+          `\`volsnap snapshot undelete ${published}\` before ${json.purgeAt} gives it back to them.`,
       },
     });
   });

@@ -60,6 +60,17 @@ describe('CLI configuration', () => {
     );
   });
 
+  it('takes an endpoint alone, without a region or a config file (`volsnap health --endpoint URL` on a host)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'volsnap-empty-'));
+    expect(resolveConfig({ endpoint: 'http://127.0.0.1:4510' }, noHome, dir)).toMatchObject({
+      endpoint: 'http://127.0.0.1:4510',
+      region: undefined,
+    });
+    expect(resolveConfig({}, { ...noHome, VOLSNAP_ENDPOINT: 'http://127.0.0.1:4520' }, dir).endpoint).toBe(
+      'http://127.0.0.1:4520',
+    );
+  });
+
   it('names the accounts there are when asked for one that is not', () => {
     const dir = project(file);
     expect(() => resolveConfig({ account: 'nobody' }, noHome, dir)).toThrow(ConfigError);

@@ -786,6 +786,10 @@ describe('maintenance jobs', () => {
       await expect(jobs.run(alice, job, { graceMs: 0 })).rejects.toMatchObject({ code: 'auth.forbidden' });
     const admin = { ...alice, role: 'admin' as const };
     await expect(jobs.run(admin, 'gc', { graceMs: 0 })).rejects.toMatchObject({ code: 'auth.forbidden' });
+    // It says what was refused: running a job, not managing accounts.
+    await expect(jobs.run(alice, 'gc')).rejects.toThrow(
+      "Only the service operator's owners and admins can run the region's scheduled jobs (gc is one: it runs on its own schedule).",
+    );
     expect(storedKeys('segments/')).toEqual(garbage);
     expect(policyRuns).toEqual([]);
     // The operator may.

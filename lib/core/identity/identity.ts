@@ -65,13 +65,13 @@ export function requireAdmin(caller: Caller): void {
   }
 }
 
-/** Throws `auth.forbidden` unless the caller acts for the service operator. */
-export function requireOperator(caller: Caller): void {
+/**
+ * Throws `auth.forbidden` unless the caller acts for the service operator; `what` is what was
+ * refused, for the message ("run the region's scheduled jobs").
+ */
+export function requireOperator(caller: Caller, what = 'manage accounts and quotas'): void {
   if (!caller.operator) {
-    throw new VolsnapError(
-      'auth.forbidden',
-      "Only the service operator's owners and admins can manage accounts and quotas.",
-    );
+    throw new VolsnapError('auth.forbidden', `Only the service operator's owners and admins can ${what}.`);
   }
 }
 

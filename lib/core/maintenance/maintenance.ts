@@ -367,7 +367,8 @@ export class MaintenanceJobs {
   ) {}
 
   async run(caller: Caller | 'schedule', job: string, options: JobOptions = {}): Promise<unknown> {
-    if (caller !== 'schedule') requireOperator(caller);
+    if (caller !== 'schedule')
+      requireOperator(caller, `run the region's scheduled jobs (${job} is one: it runs on its own schedule)`);
     if (options.graceMs !== undefined && (!Number.isInteger(options.graceMs) || options.graceMs < 0)) {
       throw new VolsnapError(
         'request.invalid',
