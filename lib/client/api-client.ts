@@ -28,6 +28,7 @@ import type {
 } from '../core/snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotScope, SnapshotState } from '../core/snapshots/snapshots.ts';
 import type { Export } from '../core/tasks/exports.ts';
+import type { UploadStart } from '../core/tasks/imports.ts';
 import type { Volume, VolumeDeletion } from '../core/volumes/volumes.ts';
 
 type SnapshotDeletion = import('../core/snapshots/snapshot-service.ts').SnapshotDeletion;
@@ -319,17 +320,8 @@ export class ApiClient {
     return this.request<Snapshot>('POST', '/v1/snapshots/copy', input);
   }
 
-  /** Starts an import from a URL serving ranged GETs; workers write it (poll {@link getSnapshot}). */
   /** Starts uploading a file of `sizeBytes` to import: its part size and count, and the first parts' URLs. */
-  createUpload(sizeBytes: number): Promise<{
-    ref: string;
-    uploadId: string;
-    partSize: number;
-    partCount: number;
-    parts: { partNumber: number; url: string }[];
-    nextPart?: number;
-    expiresInSeconds: number;
-  }> {
+  createUpload(sizeBytes: number): Promise<UploadStart> {
     return this.request('POST', '/v1/uploads', { sizeBytes });
   }
 
@@ -342,6 +334,7 @@ export class ApiClient {
     return this.request('POST', `/v1/uploads/${encodeURIComponent(ref)}/part-urls`, { uploadId, fromPart });
   }
 
+  /** Starts an import from a URL serving ranged GETs; workers write it (poll {@link getSnapshot}). */
   importSnapshot(input: {
     url?: string;
     upload?: { ref: string; uploadId: string; parts: { partNumber: number; etag: string }[] };

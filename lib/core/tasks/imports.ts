@@ -86,6 +86,17 @@ export interface SnapshotImporterOptions {
   urlsPerRequest?: number;
 }
 
+/** A started file upload: its part size and count, and the first parts' presigned URLs (the rest are paged from `nextPart`). */
+export interface UploadStart {
+  ref: string;
+  uploadId: string;
+  partSize: number;
+  partCount: number;
+  parts: { partNumber: number; url: string }[];
+  nextPart?: number;
+  expiresInSeconds: number;
+}
+
 /**
  * Imports a snapshot from any URL that serves ranged GETs (a presigned URL of another deployment, of
  * any S3-compatible store, plain HTTPS): a new snapshot owned by the caller, of a new volume, and
@@ -115,18 +126,7 @@ export class SnapshotImporter {
    * that part; at most {@link UPLOAD_URLS_PER_REQUEST}). Ask {@link uploadPartUrls} for the rest from
    * `nextPart`. PUT the parts, keep their ETags, then import with `upload`.
    */
-  async createUpload(
-    caller: Caller,
-    sizeBytes: number,
-  ): Promise<{
-    ref: string;
-    uploadId: string;
-    partSize: number;
-    partCount: number;
-    parts: { partNumber: number; url: string }[];
-    nextPart?: number;
-    expiresInSeconds: number;
-  }> {
+  async createUpload(caller: Caller, sizeBytes: number): Promise<UploadStart> {
     requirePermission(caller, 'snapshot:import');
     const partSize =
       Number.isSafeInteger(sizeBytes) && sizeBytes > 0

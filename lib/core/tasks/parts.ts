@@ -1,8 +1,8 @@
 import { BLOCK_SIZE } from '../format/blocks.ts';
 import { decodeManifest, encodeManifest, type Manifest } from '../format/manifest.ts';
-import type { Caller } from '../identity/identity.ts';
 import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
-import { type SnapshotService, SYSTEM_KEY_ID } from '../snapshots/snapshot-service.ts';
+import { systemOf } from '../snapshots/snapshot-access.ts';
+import type { SnapshotService } from '../snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
 
 /** Where a part's manifest waits for the others (a checkpoint: a finished part is not redone). */
@@ -52,17 +52,8 @@ export async function deleteSessionSegments(
     await objects.delete(ObjectLayout.segment(snapshot.accountId, segmentId));
 }
 
-/** Workers act for the owner of what they write. */
-export function systemCaller(accountId: string): Caller {
-  return {
-    accountId,
-    userName: 'volsnap-worker',
-    keyId: SYSTEM_KEY_ID,
-    role: 'owner',
-    permissions: [],
-    operator: false,
-  };
-}
+/** Workers act for the owner of what they write (the one worker identity, shared with the snapshots). */
+export const systemCaller = systemOf;
 
 /**
  * Checkpoints part `part` of a snapshot written in parts (its manifest, unless it was written by an
