@@ -212,6 +212,19 @@ describe('imports', () => {
       [],
     );
   });
+  it('skip an out-of-range part with no side effect, and the import still completes', async () => {
+    const data = image();
+    const url = await vsnapUrl(data);
+    const started = await importer.start(bob, { url, format: 'vsnap' });
+    const record = await b.snapshotRepo.get(started.snapshotId);
+    const keys = [...b.objects.objects.keys()];
+    for (const part of [-1, started.parts ?? 0, 10])
+      expect(await importer.runPart(started.snapshotId, part)).toBe('skipped');
+    expect(await b.snapshotRepo.get(started.snapshotId)).toEqual(record);
+    expect([...b.objects.objects.keys()]).toEqual(keys);
+    expect(await work()).toEqual(['part', 'part', 'completed']);
+    expect((await restore(started.snapshotId, bob.accountId)).equals(data)).toBe(true);
+  });
 });
 
 describe('import URLs', () => {

@@ -292,17 +292,7 @@ export class SnapshotCopier {
       const stored = current.bytes.subarray(at, at + entry.storedLength);
       // Verified by decoding (throws data.corrupt, which fails the copy), then kept as it was
       // stored: a copy does not compress again.
-      readSegmentBlock(
-        this.#o.compressor,
-        {
-          hash: entry.hash,
-          offset: entry.offset,
-          storedLength: entry.storedLength,
-          plainLength: BLOCK_SIZE,
-          encoding: entry.encoding,
-        },
-        stored,
-      );
+      readSegmentBlock(this.#o.compressor, { ...entry, plainLength: BLOCK_SIZE }, stored);
       await writer.addEncoded(entry.blockIndex, entry.hash, entry.encoding, stored);
       done++;
       if (onProgress && done * 20 >= reported * total + total) {
