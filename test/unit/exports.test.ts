@@ -197,6 +197,19 @@ describe('exports', () => {
     );
     expect(manifest.entries.length).toBeGreaterThan(0);
   });
+  it('skip an out-of-range part with no side effect, and the export still completes', async () => {
+    const data = image();
+    const snapshot = await snapshotOf(data);
+    const started = await exports.start(alice, snapshot.snapshotId, 'raw');
+    const keys = [...objects.objects.keys()];
+    for (const part of [-1, started.parts, started.parts + 5])
+      expect(await exports.runPart(started.exportId, part)).toBe('skipped');
+    expect(await exports.get(alice, started.exportId)).toEqual(started);
+    expect([...objects.objects.keys()]).toEqual(keys);
+    expect(objects.uploads.get(started.uploadId)?.parts.size).toBe(0);
+    expect((await work()).at(-1)).toBe('completed');
+    expect(Buffer.from((await objects.get(started.key)) ?? []).equals(data)).toBe(true);
+  });
 });
 
 describe('qcow2 exports', () => {

@@ -75,6 +75,33 @@ async function restore(snapshotId: string, size: number): Promise<Buffer> {
   return out;
 }
 
+/** A worker writing 4-block parts, and a pending snapshot of a 10-block image in a 16-block volume. */
+async function splitSnapshot() {
+  const parted = new ImageSnapshotter({
+    snapshots: snapshotRepo,
+    volumes: volumeRepo,
+    objects,
+    objectsIn: () => objects,
+    service: snapshots,
+    compressor: zstd,
+    access,
+    queue,
+    partBytes: 4 * BLOCK_SIZE,
+  });
+  const key = `${ObjectLayout.imagePrefix(alice.accountId)}big.img`;
+  const image = randomBytes(10 * BLOCK_SIZE);
+  image.fill(0, 5 * BLOCK_SIZE, 6 * BLOCK_SIZE);
+  await objects.put(key, image);
+  const volume = await volumes.register(alice, {
+    name: 'big',
+    sizeBytes: 16 * BLOCK_SIZE,
+    imageUri: `s3://region/${key}`,
+  });
+  const snapshot = await snapshots.create(alice, { volumeId: volume.volumeId });
+  queue.messages.length = 0;
+  return { parted, key, image, snapshot };
+}
+
 describe('image-backed volumes, snapshotted by a worker', () => {
   it('are queued on create, written from the image by the worker, and restore byte for byte', async () => {
     // 20 MiB of image (a short last block) in a 64 MiB volume: the rest reads as zeros.
@@ -145,28 +172,7 @@ describe('image-backed volumes, snapshotted by a worker', () => {
   });
 
   it('are split into parts for several workers when large; the last part completes the snapshot', async () => {
-    const parted = new ImageSnapshotter({
-      snapshots: snapshotRepo,
-      volumes: volumeRepo,
-      objects,
-      objectsIn: () => objects,
-      service: snapshots,
-      compressor: zstd,
-      access,
-      queue,
-      partBytes: 4 * BLOCK_SIZE,
-    });
-    const key = `${ObjectLayout.imagePrefix(alice.accountId)}big.img`;
-    const image = randomBytes(10 * BLOCK_SIZE);
-    image.fill(0, 5 * BLOCK_SIZE, 6 * BLOCK_SIZE);
-    await objects.put(key, image);
-    const volume = await volumes.register(alice, {
-      name: 'big',
-      sizeBytes: 16 * BLOCK_SIZE,
-      imageUri: `s3://region/${key}`,
-    });
-    const snapshot = await snapshots.create(alice, { volumeId: volume.volumeId });
-    queue.messages.length = 0;
+    const { parted, image, snapshot } = await splitSnapshot();
     expect(await parted.run(snapshot.snapshotId)).toBe('split');
     expect(queue.messages).toEqual(
       [0, 1, 2].map((part) => ({ kind: 'snapshot.fromImagePart', snapshotId: snapshot.snapshotId, part })),
@@ -184,6 +190,53 @@ describe('image-backed volumes, snapshotted by a worker', () => {
     image.copy(expected);
     expect((await restore(snapshot.snapshotId, expected.length)).equals(expected)).toBe(true);
     expect([...objects.objects.keys()].filter((k) => k.startsWith('uploads/'))).toEqual([]);
+  });
+
+  it('that fail for good leave nothing they wrote: no segment, no part checkpoint, no staged manifest', async () => {
+    const { parted, key, snapshot } = await splitSnapshot();
+    expect(await parted.run(snapshot.snapshotId)).toBe('split');
+    expect(await parted.runPart(snapshot.snapshotId, 0)).toBe('part');
+    const written = [...objects.objects.keys()].filter((k) => k !== key);
+    expect(written.some((k) => k.startsWith(ObjectLayout.segmentPrefix(alice.accountId)))).toBe(true);
+    expect(written.some((k) => k.includes(snapshot.snapshotId))).toBe(true);
+    // The image is deleted before the other parts are read.
+    await objects.delete(key);
+    expect(await parted.runPart(snapshot.snapshotId, 1)).toBe('error');
+    const failed = await snapshots.get(alice, snapshot.snapshotId);
+    expect(failed).toMatchObject({ state: 'error' });
+    expect(failed.stateReason).toContain('does not exist');
+    expect([...objects.objects.keys()]).toEqual([]);
+    // The remaining part's message finds the snapshot failed and does nothing.
+    expect(await parted.runPart(snapshot.snapshotId, 2)).toBe('skipped');
+    expect([...objects.objects.keys()]).toEqual([]);
+  });
+
+  it('skip an out-of-range part with no side effect, and the snapshot still completes', async () => {
+    const { parted, image, snapshot } = await splitSnapshot();
+    expect(await parted.run(snapshot.snapshotId)).toBe('split');
+    queue.messages.length = 0;
+    const record = await snapshotRepo.get(snapshot.snapshotId);
+    const keys = [...objects.objects.keys()];
+    for (const part of [-1, 3, 7]) expect(await parted.runPart(snapshot.snapshotId, part)).toBe('skipped');
+    expect(await snapshotRepo.get(snapshot.snapshotId)).toEqual(record);
+    expect([...objects.objects.keys()]).toEqual(keys);
+    expect(queue.messages).toEqual([]);
+    for (const part of [0, 1]) expect(await parted.runPart(snapshot.snapshotId, part)).toBe('part');
+    expect(await parted.runPart(snapshot.snapshotId, 2)).toBe('completed');
+    const expected = Buffer.alloc(16 * BLOCK_SIZE);
+    image.copy(expected);
+    expect((await restore(snapshot.snapshotId, expected.length)).equals(expected)).toBe(true);
+  });
+
+  it('leave a stray image message for a copy alone', async () => {
+    const { parted, snapshot } = await splitSnapshot();
+    await snapshotRepo.transition(snapshot.snapshotId, ['pending'], 'pending', {
+      parts: 1,
+      copiedFrom: { region: 'r1', snapshotId: 'snap-0000000000000001', accountId: alice.accountId },
+    });
+    expect(await parted.run(snapshot.snapshotId)).toBe('skipped');
+    expect(await parted.runPart(snapshot.snapshotId, 0)).toBe('skipped');
+    expect((await snapshotRepo.get(snapshot.snapshotId))?.state).toBe('pending');
   });
 
   it("may only be read from the account's own images or an allowed bucket", () => {

@@ -346,6 +346,23 @@ describe('copying a snapshot to another region', () => {
     expect((await restoreIn(r2, bob.accountId, started.snapshotId)).equals(data)).toBe(true);
   });
 
+  it('skips an out-of-range part with no side effect, and the copy still completes', async () => {
+    const data = image();
+    const volume = await r1.volumes.register(alice, { name: 'disk', sizeBytes: data.length });
+    const source = await snapshotIn(r1, alice, volume.volumeId, data);
+    const started = await copier.start(alice, { sourceRegion: 'r1', sourceSnapshotId: source.snapshotId });
+    const record = await r2.snapshotRepo.get(started.snapshotId);
+    const keys = [...r2.objects.objects.keys()];
+    bytesRead = 0;
+    for (const part of [-1, BLOCKS / PART_BLOCKS, 99])
+      expect(await copier.runPart(started.snapshotId, part)).toBe('skipped');
+    expect(await r2.snapshotRepo.get(started.snapshotId)).toEqual(record);
+    expect([...r2.objects.objects.keys()]).toEqual(keys);
+    expect(bytesRead).toBe(0);
+    expect(await work()).toEqual(['part', 'part', 'part', 'completed']);
+    expect((await restoreIn(r2, alice.accountId, started.snapshotId)).equals(data)).toBe(true);
+  });
+
   it('returns the same copy for the same client token', async () => {
     const data = image();
     const volume = await r1.volumes.register(alice, { name: 'disk', sizeBytes: data.length });

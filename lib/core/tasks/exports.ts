@@ -14,6 +14,7 @@ import { VolsnapError } from '../shared/errors.ts';
 import { isId, newId } from '../shared/ids.ts';
 import type { Page } from '../shared/pagination.ts';
 import type { SnapshotService } from '../snapshots/snapshot-service.ts';
+import { type PartKind, type PartOutcome, PartRunner, type PartTally } from './part-runner.ts';
 import { systemCaller } from './parts.ts';
 
 export type ExportState = 'pending' | 'completed' | 'error';
@@ -117,6 +118,7 @@ const MIN_PART = 5 * 1024 * 1024;
  */
 export class ExportService {
   readonly #o: Required<ExportServiceOptions>;
+  readonly #runner: PartRunner<Export, ExportTally>;
 
   constructor(options: ExportServiceOptions) {
     this.#o = {
@@ -130,6 +132,7 @@ export class ExportService {
     };
     const blocks = Math.floor(this.#o.partSize / BLOCK_SIZE);
     this.#o.partSize = Math.max(Math.ceil(MIN_PART / BLOCK_SIZE), blocks) * BLOCK_SIZE;
+    this.#runner = new PartRunner(this.#kind());
   }
 
   async start(
@@ -273,31 +276,32 @@ export class ExportService {
    * Writes part `part`; the worker finishing the last part joins them. A source snapshot gone
    * meanwhile, or a corrupt block, puts the export in `error`; transient failures throw (redelivery).
    */
-  async runPart(exportId: string, part: number): Promise<'completed' | 'part' | 'error' | 'skipped'> {
-    const record = await this.#o.exports.get(exportId);
-    if (record?.state !== 'pending' || part < 0 || part >= record.parts) return 'skipped';
-    try {
-      if (!record.partsDone?.includes(part)) {
+  runPart(exportId: string, part: number): Promise<PartOutcome> {
+    return this.#runner.runPart(exportId, part);
+  }
+
+  /** Exports as a kind of part work: a part's checkpoint is its uploaded multipart part and ETag. */
+  #kind(): PartKind<Export, ExportTally> {
+    return {
+      load: async (exportId) => {
+        const record = await this.#o.exports.get(exportId);
+        return record?.state === 'pending' ? record : undefined;
+      },
+      parts: (record) => record.parts,
+      isCheckpointed: (record, part) => record.partsDone?.includes(part) ?? false,
+      work: async (record, part) => {
         const body = await this.#partBytes(record, part);
         const etag = await this.#store(record.bucket).uploadPart(record.key, record.uploadId, part + 1, body);
-        const done = await this.#o.exports.completePart(exportId, part, etag);
-        if (!done) return 'skipped';
-        if (done.size < record.parts) {
-          await this.#o.exports.transition(exportId, ['pending'], 'pending', {
-            progress: Math.floor((95 * done.size) / record.parts),
-          });
-          return 'part';
-        }
-        return this.#finish(record, done);
-      }
-      return 'skipped';
-    } catch (error) {
-      if (error instanceof VolsnapError && error.exposed) {
-        await this.fail(record, error.message);
-        return 'error';
-      }
-      throw error;
-    }
+        const etags = await this.#o.exports.completePart(record.exportId, part, etag);
+        return etags && { done: etags.size, etags };
+      },
+      // No recount: the repository does not give a part's ETag back, so a redelivered part is skipped.
+      progress: async (record, progress) => {
+        await this.#o.exports.transition(record.exportId, ['pending'], 'pending', { progress });
+      },
+      finish: (record, { etags }) => this.#finish(record, etags),
+      fail: (record, reason) => this.fail(record, reason),
+    };
   }
 
   /** Puts a pending export in `error` with the reason, aborts its upload and releases its snapshot. */
@@ -318,7 +322,7 @@ export class ExportService {
     await this.#o.exports.remove(record.exportId);
   }
 
-  async #finish(record: Export, etags: Map<number, string>): Promise<'completed'> {
+  async #finish(record: Export, etags: Map<number, string>): Promise<void> {
     const parts = [...etags].sort(([a], [b]) => a - b).map(([p, etag]) => ({ partNumber: p + 1, etag }));
     await this.#store(record.bucket).completeMultipart(record.key, record.uploadId, parts);
     await this.#o.exports.transition(record.exportId, ['pending'], 'completed', {
@@ -326,7 +330,6 @@ export class ExportService {
       completedAt: isoTime(this.#o.clock.now()),
     });
     await this.#o.snapshots.release(record.snapshotId, record.exportId);
-    return 'completed';
   }
 
   #store(bucket: string | undefined): ObjectStore {
@@ -433,6 +436,11 @@ export class ExportService {
     }
     return decodeManifest(bytes);
   }
+}
+
+/** An export's parts done: their ETags, which joining the object needs. */
+interface ExportTally extends PartTally {
+  etags: Map<number, string>;
 }
 
 const PREFIX_CHARACTERS = /^[A-Za-z0-9!_.*'()/-]*$/;

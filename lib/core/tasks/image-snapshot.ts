@@ -1,16 +1,15 @@
 import { BLOCK_SIZE } from '../format/blocks.ts';
 import { decodeManifest, encodeManifest, type Manifest } from '../format/manifest.ts';
-import { SnapshotWriter } from '../format/snapshot-writer.ts';
 import type { Compressor } from '../ports/codec.ts';
 import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
 import type { WorkQueue } from '../ports/queue.ts';
 import { VolsnapError } from '../shared/errors.ts';
-import { newId } from '../shared/ids.ts';
 import type { SnapshotService } from '../snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
 import { type ImageAccess, imageLocation } from '../volumes/image-location.ts';
 import type { VolumeRepository } from '../volumes/volumes.ts';
-import { finishPart, systemCaller } from './parts.ts';
+import { type PartOutcome, PartRunner } from './part-runner.ts';
+import { sessionWriter, snapshotPartKind, systemCaller } from './parts.ts';
 
 export interface ImageSnapshotterOptions {
   snapshots: SnapshotRepository;
@@ -36,22 +35,38 @@ export interface ImageSnapshotterOptions {
  * Snapshots an image-backed volume server-side, as a worker: reads the image object with parallel
  * ranged GETs, writes its blocks against the parent like the CLI does, and completes the snapshot
  * through the same verification. Idempotent per message: a snapshot no longer pending is left
- * alone; a redelivered message starts the writing again (segments of an abandoned attempt are
- * unreferenced and garbage-collected).
+ * alone; a redelivered part already written is not written again, and a redelivered whole-image
+ * message starts the writing again (segments of an abandoned attempt are unreferenced and
+ * garbage-collected). Failing for good deletes what it wrote, as a copy and an import do.
  */
 export class ImageSnapshotter {
   readonly #o: Required<ImageSnapshotterOptions>;
+  readonly #runner: PartRunner<Snapshot>;
 
   constructor(options: ImageSnapshotterOptions) {
     this.#o = { readConcurrency: 4, rangeBytes: 8 * 1024 * 1024, partBytes: 8 * 1024 ** 3, ...options };
+    this.#runner = new PartRunner(
+      snapshotPartKind(this.#o, {
+        // A stray image message for another kind of server-side work leaves that work alone.
+        owns: (snapshot) => !snapshot.copiedFrom && !snapshot.importedFrom && !snapshot.verification,
+        write: async (snapshot, part) => {
+          const parts = snapshot.parts ?? 1;
+          const blocksPerPart = this.#partBytes() / BLOCK_SIZE;
+          const first = part * blocksPerPart;
+          const last = part === parts - 1 ? snapshot.volumeSize / BLOCK_SIZE : first + blocksPerPart;
+          return this.#writeBlocks(snapshot, await this.#image(snapshot), first, last, false);
+        },
+      }),
+    );
   }
 
   /**
    * Writes the snapshot, or for a large image announces its parts; permanent failures leave it in
-   * `error` with the reason, transient ones throw (the message is delivered again).
+   * `error` with the reason and delete what it wrote, transient ones throw (the message is
+   * delivered again).
    */
-  async run(snapshotId: string): Promise<'completed' | 'error' | 'skipped' | 'split'> {
-    return this.#guard(snapshotId, async (snapshot) => {
+  run(snapshotId: string): Promise<'completed' | 'error' | 'skipped' | 'split'> {
+    return this.#runner.attempt(snapshotId, async (snapshot) => {
       const image = await this.#image(snapshot);
       const parts = Math.ceil(image.size / this.#partBytes());
       if (parts <= 1) {
@@ -66,40 +81,16 @@ export class ImageSnapshotter {
     });
   }
 
-  /** Writes one part of a snapshot split by {@link run}; the worker finishing the last part completes it. */
-  async runPart(snapshotId: string, part: number): Promise<'completed' | 'error' | 'skipped' | 'part'> {
-    return this.#guard(snapshotId, async (snapshot) => {
-      const parts = snapshot.parts ?? 1;
-      if (part < 0 || part >= parts)
-        throw new VolsnapError('request.invalid', `Snapshot ${snapshotId} has no part ${part}.`);
-      const image = await this.#image(snapshot);
-      const blocksPerPart = this.#partBytes() / BLOCK_SIZE;
-      const first = part * blocksPerPart;
-      const last = part === parts - 1 ? snapshot.volumeSize / BLOCK_SIZE : first + blocksPerPart;
-      const manifest = await this.#writeBlocks(snapshot, image, first, last, false);
-      return finishPart(this.#o, snapshot, part, manifest);
-    });
+  /**
+   * Writes one part of a snapshot split by {@link run}; the worker finishing the last part completes
+   * it. A redelivered part already written is not written again.
+   */
+  runPart(snapshotId: string, part: number): Promise<PartOutcome> {
+    return this.#runner.runPart(snapshotId, part);
   }
 
   #partBytes(): number {
     return Math.max(1, Math.floor(this.#o.partBytes / BLOCK_SIZE)) * BLOCK_SIZE;
-  }
-
-  async #guard<T extends string>(
-    snapshotId: string,
-    work: (snapshot: Snapshot) => Promise<T>,
-  ): Promise<T | 'error' | 'skipped'> {
-    const snapshot = await this.#o.snapshots.get(snapshotId);
-    if (snapshot?.state !== 'pending') return 'skipped';
-    try {
-      return await work(snapshot);
-    } catch (error) {
-      if (error instanceof VolsnapError && error.exposed) {
-        await this.#o.snapshots.transition(snapshotId, ['pending'], 'error', { stateReason: error.message });
-        return 'error';
-      }
-      throw error;
-    }
   }
 
   /** The image object of the snapshot's volume, checked: allowed, present, not larger than the volume. */
@@ -138,18 +129,7 @@ export class ImageSnapshotter {
       const bytes = await this.#o.objects.get(ObjectLayout.manifest(snapshot.parentSnapshotId));
       if (bytes) parent = decodeManifest(bytes);
     }
-    const writer = new SnapshotWriter({
-      volumeSize: snapshot.volumeSize,
-      compressor: this.#o.compressor,
-      parent,
-      nextSegmentId: async () => {
-        const id = newId('segment');
-        await this.#o.snapshots.addSessionSegments(snapshot.snapshotId, [id]);
-        return id;
-      },
-      store: (segmentId, object) =>
-        this.#o.objects.put(ObjectLayout.segment(snapshot.accountId, segmentId), object),
-    });
+    const writer = sessionWriter(this.#o, snapshot, parent);
     const { readConcurrency } = this.#o;
     // Ranges start on block boundaries: each one is split into whole blocks.
     const rangeBytes = Math.max(1, Math.floor(this.#o.rangeBytes / BLOCK_SIZE)) * BLOCK_SIZE;

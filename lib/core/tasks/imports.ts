@@ -1,23 +1,11 @@
 import { BLOCK_SIZE, isValidVolumeSize } from '../format/blocks.ts';
 import type { DiskFormat } from '../format/disk-format.ts';
-import type { Manifest } from '../format/manifest.ts';
-import { inflateQcow2Cluster, parseQcow2Header, type Qcow2Cluster, qcow2Cluster } from '../format/qcow2.ts';
-import { SnapshotWriter } from '../format/snapshot-writer.ts';
-import {
-  parseVsnapFooter,
-  parseVsnapHeader,
-  parseVsnapIndex,
-  readVsnapBlock,
-  VSNAP_FOOTER_SIZE,
-  VSNAP_HEADER_SIZE,
-  type VsnapEntry,
-  type VsnapFooter,
-  vsnapHeaderLength,
-} from '../format/vsnap.ts';
+import { parseQcow2Header } from '../format/qcow2.ts';
 import { DEFAULT_QUOTA, inFlightExceeded, type QuotaLimits } from '../identity/accounts.ts';
 import { type Caller, requirePermission } from '../identity/identity.ts';
 import type { Compressor } from '../ports/codec.ts';
 import { multipartPartSize, ObjectLayout, type ObjectStore, S3_LIMITS } from '../ports/objects.ts';
+import type { RemoteObject, RemoteOpener } from '../ports/remote.ts';
 import { type Clock, isoTime } from '../shared/clock.ts';
 import { VolsnapError } from '../shared/errors.ts';
 import { isId, newId } from '../shared/ids.ts';
@@ -25,22 +13,12 @@ import type { Tags } from '../shared/tags.ts';
 import type { SnapshotService } from '../snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
 import type { Volume, VolumeRepository } from '../volumes/volumes.ts';
-import { deleteParts, deleteSessionSegments, finishPart } from './parts.ts';
+import { importBlocks, readVsnap } from './import-blocks.ts';
+import { type PartOutcome, PartRunner } from './part-runner.ts';
+import { snapshotPartKind } from './parts.ts';
 import type { UploadSlots } from './uploads.ts';
 
-/** An object read with ranged GETs from a URL. */
-export interface RemoteObject {
-  size: number;
-  /** Bytes [start, end); fails unless exactly those come back. */
-  range(start: number, end: number): Promise<Uint8Array>;
-}
-
-/**
- * Opens a URL for reading. Refuses, with `import.sourceForbidden`, what the deployment may not fetch
- * (private, loopback or link-local addresses unless allowed: server-side request forgery), and with
- * `import.sourceUnreadable` a URL that answers an error or serves no byte ranges.
- */
-export type RemoteOpener = (url: string) => Promise<RemoteObject>;
+export type { RemoteObject, RemoteOpener } from '../ports/remote.ts';
 
 /** A file uploaded for import through {@link SnapshotImporter.createUpload}'s URLs. */
 export interface UploadedFile {
@@ -107,6 +85,7 @@ export interface UploadStart {
 export class SnapshotImporter {
   readonly #o: Required<Omit<SnapshotImporterOptions, 'uploads' | 'limits'>> &
     Pick<SnapshotImporterOptions, 'uploads' | 'limits'>;
+  readonly #runner: PartRunner<Snapshot>;
 
   constructor(options: SnapshotImporterOptions) {
     this.#o = {
@@ -117,6 +96,17 @@ export class SnapshotImporter {
       urlsPerRequest: UPLOAD_URLS_PER_REQUEST,
       ...options,
     };
+    // The import's source is forgotten when it ends, completed or failed.
+    this.#runner = new PartRunner(
+      snapshotPartKind(this.#o, {
+        owns: (snapshot) => snapshot.importedFrom !== undefined,
+        write: async (snapshot, part) => {
+          const from = importedFrom(snapshot);
+          return importBlocks(this.#o, snapshot, await this.#remote(from.ref), from.format, part);
+        },
+        release: (snapshot) => forgetImportSource(this.#o.objects, importedFrom(snapshot).ref),
+      }),
+    );
   }
 
   /**
@@ -316,30 +306,12 @@ export class SnapshotImporter {
     return snapshot;
   }
 
-  /** Imports part `part`; the worker finishing the last part completes the snapshot. */
-  async runPart(snapshotId: string, part: number): Promise<'completed' | 'part' | 'error' | 'skipped'> {
-    const snapshot = await this.#o.snapshots.get(snapshotId);
-    const from = snapshot?.importedFrom;
-    if (snapshot?.state !== 'pending' || !from) return 'skipped';
-    const parts = snapshot.parts ?? 1;
-    if (part < 0 || part >= parts) return 'skipped';
-    try {
-      const manifest = snapshot.partsDone?.includes(part)
-        ? undefined
-        : await this.#importBlocks(snapshot, await this.#remote(from.ref), from.format, part);
-      const outcome = await finishPart(this.#o, snapshot, part, manifest);
-      if (outcome === 'completed') await this.#forget(from.ref);
-      return outcome;
-    } catch (error) {
-      if (error instanceof VolsnapError && error.exposed) {
-        await this.#o.snapshots.transition(snapshotId, ['pending'], 'error', { stateReason: error.message });
-        await this.#forget(from.ref);
-        await deleteParts(this.#o.objects, snapshotId, parts);
-        await deleteSessionSegments(this.#o.objects, this.#o.snapshots, snapshot);
-        return 'error';
-      }
-      throw error;
-    }
+  /**
+   * Imports part `part`; the worker finishing the last part completes the snapshot. A bad source
+   * fails it for good (`error`, what it wrote and its source deleted); transient failures throw.
+   */
+  runPart(snapshotId: string, part: number): Promise<PartOutcome> {
+    return this.#runner.runPart(snapshotId, part);
   }
 
   async #source(ref: string): Promise<SourceRef | undefined> {
@@ -363,222 +335,6 @@ export class SnapshotImporter {
     if (!origin) throw new VolsnapError('request.invalid', 'The import lost its source; start it again.');
     return 'url' in origin ? this.#o.open(origin.url) : objectRemote(this.#o.objects, origin.key);
   }
-
-  /** The import is over: its source URL, and an uploaded file, are deleted. */
-  #forget(ref: string): Promise<void> {
-    return forgetImportSource(this.#o.objects, ref);
-  }
-
-  async #importBlocks(
-    snapshot: Snapshot,
-    remote: RemoteObject,
-    format: DiskFormat,
-    part: number,
-  ): Promise<Manifest> {
-    const writer = new SnapshotWriter({
-      volumeSize: snapshot.volumeSize,
-      compressor: this.#o.compressor,
-      nextSegmentId: async () => {
-        const id = newId('segment');
-        await this.#o.snapshots.addSessionSegments(snapshot.snapshotId, [id]);
-        return id;
-      },
-      store: (segmentId, object) =>
-        this.#o.objects.put(ObjectLayout.segment(snapshot.accountId, segmentId), object),
-    });
-    const first = part * this.#o.partBlocks;
-    const end = Math.min(snapshot.volumeSize / BLOCK_SIZE, first + this.#o.partBlocks);
-    if (format === 'vsnap') {
-      const { footer, entries } = await readVsnap(remote);
-      if (footer.volumeSize !== snapshot.volumeSize) {
-        throw new VolsnapError('data.corrupt', 'The vsnap object changed since the import started.');
-      }
-      const mine = entries.filter((e) => e.blockIndex >= first && e.blockIndex < end);
-      await this.#inOrder(
-        mine,
-        (e) => remote.range(e.offset, e.offset + e.storedLength),
-        async (e, stored) => {
-          readVsnapBlock(this.#o.compressor, e, stored);
-          await writer.addEncoded(e.blockIndex, e.hash, e.encoding, stored);
-        },
-        (e) => e.blockIndex,
-        writer,
-        first,
-      );
-    } else if (format === 'qcow2') {
-      const reader = await qcow2Reader(remote);
-      const last = Math.min(end, Math.ceil(reader.size / BLOCK_SIZE));
-      const indices = Array.from({ length: Math.max(0, last - first) }, (_, i) => first + i);
-      await this.#inOrder(
-        indices,
-        (index) => reader.block(index),
-        (index, block) => writer.add(index, block),
-        (index) => index,
-        writer,
-        first,
-      );
-    } else {
-      const imageEnd = Math.min(remote.size, end * BLOCK_SIZE);
-      const rangeBytes = Math.max(1, Math.floor(this.#o.rangeBytes / BLOCK_SIZE)) * BLOCK_SIZE;
-      const ranges: { start: number; end: number }[] = [];
-      for (let start = first * BLOCK_SIZE; start < imageEnd; start += rangeBytes)
-        ranges.push({ start, end: Math.min(imageEnd, start + rangeBytes) });
-      const zero = Buffer.alloc(BLOCK_SIZE);
-      await this.#inOrder(
-        ranges,
-        (r) => remote.range(r.start, r.end),
-        async (r, data) => {
-          for (let offset = 0; offset < data.length; offset += BLOCK_SIZE) {
-            const chunk = Buffer.from(data.subarray(offset, offset + BLOCK_SIZE));
-            const block =
-              chunk.length === BLOCK_SIZE ? chunk : Buffer.concat([chunk, zero.subarray(chunk.length)]);
-            await writer.add((r.start + offset) / BLOCK_SIZE, block);
-          }
-        },
-        (r) => r.start / BLOCK_SIZE,
-        writer,
-        first,
-      );
-    }
-    // After the last block read, the part is zeros.
-    const reached = first + writer.report.blocks;
-    if (end > reached) writer.addZeroBlocks(reached, end - reached);
-    return writer.finish();
-  }
-
-  /**
-   * Reads items ahead in parallel (bounded) and hands them to `use` in order, filling the gaps
-   * between them with zero blocks.
-   */
-  async #inOrder<T>(
-    items: T[],
-    read: (item: T) => Promise<Uint8Array>,
-    use: (item: T, bytes: Uint8Array) => Promise<void>,
-    firstBlock: (item: T) => number,
-    writer: SnapshotWriter,
-    partStart: number,
-  ): Promise<void> {
-    const reads: Promise<Uint8Array>[] = [];
-    const fill = (upTo: number) => {
-      while (reads.length < Math.min(items.length, upTo)) {
-        const read_ = read(items[reads.length] as T);
-        read_.catch(() => {});
-        reads.push(read_);
-      }
-    };
-    fill(this.#o.readConcurrency);
-    let next = partStart;
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i] as T;
-      const at = firstBlock(item);
-      if (at > next) writer.addZeroBlocks(next, at - next);
-      const bytes = await (reads[i] as Promise<Uint8Array>);
-      fill(i + 1 + this.#o.readConcurrency);
-      await use(item, bytes);
-      next = partStart + writer.report.blocks;
-    }
-  }
-}
-
-/** Reads a qcow2 image's blocks (512 KiB of the guest disk each) through its L1 and L2 tables. */
-async function qcow2Reader(
-  remote: RemoteObject,
-): Promise<{ size: number; block: (index: number) => Promise<Uint8Array> }> {
-  const image = parseQcow2Header(await remote.range(0, Math.min(remote.size, 4096)));
-  const clusterSize = 2 ** image.clusterBits;
-  const l2Entries = clusterSize / 8;
-  const within = (offset: number, length: number) => {
-    if (offset + length > remote.size)
-      throw new VolsnapError(
-        'data.corrupt',
-        `The qcow2 image points past its end (offset ${offset}); it is truncated.`,
-      );
-  };
-  within(image.l1Offset, image.l1Size * 8);
-  const l1 = Buffer.from(await remote.range(image.l1Offset, image.l1Offset + image.l1Size * 8));
-  const tables = new Map<number, Promise<Buffer | undefined>>();
-  const table = (i: number) => {
-    let found = tables.get(i);
-    if (!found) {
-      const offset = Number(l1.readBigUInt64BE(i * 8) & 0x00fffffffffffe00n);
-      if (offset !== 0) within(offset, clusterSize);
-      found =
-        offset === 0
-          ? Promise.resolve(undefined)
-          : remote.range(offset, offset + clusterSize).then((b) => Buffer.from(b));
-      tables.set(i, found);
-    }
-    return found;
-  };
-  const cluster = async (index: number): Promise<Qcow2Cluster> => {
-    const i = Math.floor(index / l2Entries);
-    if (i >= image.l1Size) return { kind: 'zero' };
-    const l2 = await table(i);
-    return l2
-      ? qcow2Cluster(l2.readBigUInt64BE((index % l2Entries) * 8), image.clusterBits)
-      : { kind: 'zero' };
-  };
-  let inflated: { offset: number; bytes: Buffer } | undefined;
-  return {
-    size: image.size,
-    block: async (index) => {
-      const out = Buffer.alloc(BLOCK_SIZE);
-      const start = index * BLOCK_SIZE;
-      const end = Math.min(start + BLOCK_SIZE, image.size);
-      // Neighbouring guest bytes stored next to each other on the host are read together.
-      const runs: { host: number; at: number; length: number }[] = [];
-      for (let guest = start; guest < end; ) {
-        const offsetInCluster = guest % clusterSize;
-        const length = Math.min(clusterSize - offsetInCluster, end - guest);
-        const where = await cluster(Math.floor(guest / clusterSize));
-        if (where.kind === 'standard') {
-          within(where.offset, clusterSize);
-          const host = where.offset + offsetInCluster;
-          const last = runs.at(-1);
-          if (last && last.host + last.length === host && last.at + last.length === guest - start)
-            last.length += length;
-          else runs.push({ host, at: guest - start, length });
-        } else if (where.kind === 'compressed') {
-          if (inflated?.offset !== where.offset) {
-            const length_ = Math.min(where.length, remote.size - where.offset);
-            inflated = {
-              offset: where.offset,
-              bytes: inflateQcow2Cluster(
-                await remote.range(where.offset, where.offset + length_),
-                clusterSize,
-              ),
-            };
-          }
-          inflated.bytes.copy(out, guest - start, offsetInCluster, offsetInCluster + length);
-        }
-        guest += length;
-      }
-      await Promise.all(
-        runs.map(async (run) =>
-          Buffer.from(await remote.range(run.host, run.host + run.length)).copy(out, run.at),
-        ),
-      );
-      return out;
-    },
-  };
-}
-
-/** A vsnap object's footer and index, read with three ranged GETs and checked. */
-async function readVsnap(remote: RemoteObject): Promise<{ footer: VsnapFooter; entries: VsnapEntry[] }> {
-  if (remote.size < VSNAP_HEADER_SIZE + VSNAP_FOOTER_SIZE) {
-    throw new VolsnapError(
-      'data.corrupt',
-      `Not a whole vsnap object: it is too short (${remote.size} bytes).`,
-    );
-  }
-  const footer = parseVsnapFooter(
-    await remote.range(remote.size - VSNAP_FOOTER_SIZE, remote.size),
-    remote.size,
-  );
-  const headerLength = vsnapHeaderLength(await remote.range(0, VSNAP_HEADER_SIZE));
-  parseVsnapHeader(await remote.range(0, headerLength), footer);
-  const index = await remote.range(footer.indexOffset, footer.indexOffset + footer.indexLength);
-  return { footer, entries: parseVsnapIndex(index, footer, headerLength) };
 }
 
 /** The URL's origin and path (never its query, which may carry a signature). */
@@ -614,6 +370,12 @@ async function objectRemote(objects: ObjectStore, key: string): Promise<RemoteOb
   if (!head)
     throw new VolsnapError('import.sourceUnreadable', 'The uploaded file is not there: upload it again.');
   return { size: head.size, range: (start, end) => objects.getRange(key, start, end) };
+}
+
+/** Where an import reads from (every snapshot the importer runs has it: its kind's `owns` checks that). */
+function importedFrom(snapshot: Snapshot): NonNullable<Snapshot['importedFrom']> {
+  if (!snapshot.importedFrom) throw new Error(`snapshot ${snapshot.snapshotId} is not an import`);
+  return snapshot.importedFrom;
 }
 
 function sourceKey(ref: string): string {

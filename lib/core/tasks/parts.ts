@@ -1,9 +1,13 @@
 import { BLOCK_SIZE } from '../format/blocks.ts';
 import { decodeManifest, encodeManifest, type Manifest } from '../format/manifest.ts';
+import { SnapshotWriter } from '../format/snapshot-writer.ts';
+import type { Compressor } from '../ports/codec.ts';
 import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
+import { newId } from '../shared/ids.ts';
 import { systemOf } from '../snapshots/snapshot-access.ts';
 import type { SnapshotService } from '../snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
+import type { PartKind, PartTally } from './part-runner.ts';
 
 /** Where a part's manifest waits for the others (a checkpoint: a finished part is not redone). */
 export function partKey(snapshotId: string, part: number): string {
@@ -52,36 +56,115 @@ export async function deleteSessionSegments(
     await objects.delete(ObjectLayout.segment(snapshot.accountId, segmentId));
 }
 
+/**
+ * A writer of a snapshot's blocks for a worker: each new segment is recorded in the snapshot's
+ * session before it is stored under the account, so that failing the work can find and delete it.
+ */
+export function sessionWriter(
+  o: {
+    snapshots: Pick<SnapshotRepository, 'addSessionSegments'>;
+    objects: ObjectStore;
+    compressor: Compressor;
+  },
+  snapshot: Snapshot,
+  parent?: Manifest,
+): SnapshotWriter {
+  return new SnapshotWriter({
+    volumeSize: snapshot.volumeSize,
+    compressor: o.compressor,
+    parent,
+    nextSegmentId: async () => {
+      const id = newId('segment');
+      await o.snapshots.addSessionSegments(snapshot.snapshotId, [id]);
+      return id;
+    },
+    store: (segmentId, object) => o.objects.put(ObjectLayout.segment(snapshot.accountId, segmentId), object),
+  });
+}
+
 /** Workers act for the owner of what they write (the one worker identity, shared with the snapshots). */
 export const systemCaller = systemOf;
 
+/** What a kind of server-side snapshot work brings to {@link snapshotPartKind}; the rest is shared. */
+export interface SnapshotWork {
+  /** Whether a pending snapshot is this kind's work: a stray message of another kind is skipped. */
+  owns(snapshot: Snapshot): boolean;
+  /** Checked at every delivery (see {@link PartKind.check}). */
+  check?(snapshot: Snapshot): Promise<void>;
+  /**
+   * Writes the part's blocks and returns their manifest. Segments are stored under the account and
+   * recorded in the snapshot's session first, so that failing removes them. Memory: one part's reads.
+   */
+  write(snapshot: Snapshot, part: number): Promise<Manifest>;
+  /**
+   * Lets go of what the work holds besides its own objects (a source's hold, an import's source),
+   * once the snapshot completed or failed. Idempotent.
+   */
+  release?(snapshot: Snapshot): Promise<void>;
+}
+
+export interface SnapshotPartsOptions {
+  snapshots: Pick<SnapshotRepository, 'get' | 'completePart' | 'transition' | 'sessionSegments'>;
+  objects: ObjectStore;
+  service: Pick<SnapshotService, 'complete'>;
+}
+
 /**
- * Checkpoints part `part` of a snapshot written in parts (its manifest, unless it was written by an
- * earlier delivery) and, when it is the last part done, merges the parts and completes the snapshot
- * through the usual verification. Idempotent: a part counted twice counts once.
+ * A snapshot written in parts by workers, as a {@link PartKind}: a part's checkpoint is its
+ * manifest (kept until the last part merges them), the last part completes the snapshot through
+ * the usual verification, and failing for good puts it in `error` and deletes its segments, part
+ * manifests and staged manifest.
  */
-export async function finishPart(
-  o: {
-    snapshots: Pick<SnapshotRepository, 'completePart' | 'transition'>;
-    objects: ObjectStore;
-    service: Pick<SnapshotService, 'complete'>;
-  },
-  snapshot: Snapshot,
-  part: number,
-  manifest: Manifest | undefined,
-): Promise<'part' | 'completed' | 'skipped'> {
-  const parts = snapshot.parts ?? 1;
-  if (manifest) await o.objects.put(partKey(snapshot.snapshotId, part), encodeManifest(manifest));
-  const done = await o.snapshots.completePart(snapshot.snapshotId, part);
-  if (done === undefined) return 'skipped';
-  if (done < parts) {
-    await o.snapshots.transition(snapshot.snapshotId, ['pending'], 'pending', {
-      progress: Math.floor((95 * done) / parts),
-    });
-    return 'part';
-  }
-  await mergeParts(o.objects, snapshot, parts);
-  await o.service.complete(systemCaller(snapshot.accountId), snapshot.snapshotId);
-  await deleteParts(o.objects, snapshot.snapshotId, parts);
-  return 'completed';
+export function snapshotPartKind(o: SnapshotPartsOptions, work: SnapshotWork): PartKind<Snapshot> {
+  const counted = async (snapshot: Snapshot, part: number): Promise<PartTally | undefined> => {
+    const done = await o.snapshots.completePart(snapshot.snapshotId, part);
+    return done === undefined ? undefined : { done };
+  };
+  return {
+    load: async (snapshotId) => {
+      const snapshot = await o.snapshots.get(snapshotId);
+      return snapshot?.state === 'pending' && work.owns(snapshot) ? snapshot : undefined;
+    },
+    parts: (snapshot) => snapshot.parts ?? 1,
+    isCheckpointed: (snapshot, part) => snapshot.partsDone?.includes(part) ?? false,
+    check: async (snapshot) => {
+      await work.check?.(snapshot);
+    },
+    work: async (snapshot, part) => {
+      const manifest = await work.write(snapshot, part);
+      await o.objects.put(partKey(snapshot.snapshotId, part), encodeManifest(manifest));
+      return counted(snapshot, part);
+    },
+    // A part counted twice counts once: the worker that died before finishing is finished for.
+    recount: counted,
+    progress: async (snapshot, progress) => {
+      await o.snapshots.transition(snapshot.snapshotId, ['pending'], 'pending', { progress });
+    },
+    finish: async (snapshot) => {
+      const parts = snapshot.parts ?? 1;
+      await mergeParts(o.objects, snapshot, parts);
+      await o.service.complete(systemCaller(snapshot.accountId), snapshot.snapshotId);
+      await deleteParts(o.objects, snapshot.snapshotId, parts);
+      await work.release?.(snapshot);
+    },
+    fail: async (snapshot, reason) => {
+      await failSnapshotWork(o, snapshot, reason);
+      await work.release?.(snapshot);
+    },
+  };
+}
+
+/**
+ * Puts pending server-side snapshot work in `error` with the reason and deletes what it wrote:
+ * part manifests, session segments, the staged manifest. Only while the snapshot is in `error`
+ * (failed now, or by another path before): one that completed meanwhile keeps its segments.
+ */
+async function failSnapshotWork(o: SnapshotPartsOptions, snapshot: Snapshot, reason: string): Promise<void> {
+  const failed =
+    (await o.snapshots.transition(snapshot.snapshotId, ['pending'], 'error', { stateReason: reason })) ??
+    (await o.snapshots.get(snapshot.snapshotId));
+  if (failed?.state !== 'error') return;
+  await deleteParts(o.objects, snapshot.snapshotId, failed.parts ?? snapshot.parts ?? 1);
+  await deleteSessionSegments(o.objects, o.snapshots, snapshot);
+  await o.objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId));
 }

@@ -12,7 +12,8 @@ import { type Tags, withoutReserved } from '../shared/tags.ts';
 import type { SnapshotService } from '../snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
 import type { Volume, VolumeRepository } from '../volumes/volumes.ts';
-import { deleteParts, deleteSessionSegments, finishPart, systemCaller } from './parts.ts';
+import { type PartKind, type PartOutcome, PartRunner } from './part-runner.ts';
+import { snapshotPartKind, systemCaller } from './parts.ts';
 
 /** A region snapshots can be copied from (this one, or another through the region registry). */
 export interface CopySource {
@@ -68,9 +69,11 @@ export interface SnapshotCopierOptions {
  */
 export class SnapshotCopier {
   readonly #o: Required<SnapshotCopierOptions>;
+  readonly #runner: PartRunner<Snapshot>;
 
   constructor(options: SnapshotCopierOptions) {
     this.#o = { partBlocks: 16_384, readConcurrency: 4, runBytes: 8 * 1024 * 1024, ...options };
+    this.#runner = new PartRunner(this.#kind());
   }
 
   /** Starts a copy (called in the destination region): checks the source, then queues its parts. */
@@ -113,67 +116,59 @@ export class SnapshotCopier {
 
   /**
    * Copies part `part` of a pending copy; the worker finishing the last part completes it.
-   * Permanent failures (source gone or unreadable, corrupt blocks) put the copy in `error`;
-   * transient ones throw, and the redelivered message redoes this part only.
+   * Permanent failures (source gone or unreadable, corrupt blocks) put the copy in `error` and
+   * delete what it wrote; transient ones throw, and the redelivered message redoes this part only.
    */
-  async runPart(snapshotId: string, part: number): Promise<'completed' | 'part' | 'error' | 'skipped'> {
-    const copy = await this.#o.snapshots.get(snapshotId);
-    if (copy?.state !== 'pending' || !copy.copiedFrom) return 'skipped';
-    const parts = copy.parts ?? 1;
-    if (part < 0 || part >= parts) return 'skipped';
-    try {
-      const source = this.#o.source(copy.copiedFrom.region);
-      // Checked again at every part: a source deleted or unshared meanwhile stops the copy.
-      const gone = (cause?: unknown) =>
-        new VolsnapError(
-          'snapshot.invalidState',
-          `The source snapshot ${copy.copiedFrom?.snapshotId} in ${copy.copiedFrom?.region} was deleted or is no longer shared with this account, before the copy had read it.`,
-          { cause },
-        );
-      const readable = await source
-        .readable(systemCaller(copy.accountId), copy.copiedFrom.snapshotId)
-        .catch((error) => {
-          throw gone(error);
-        });
-      // In the recycle bin it is deleted as far as its owner said: the copy stops.
-      if (readable.state !== 'completed') throw gone();
-      if (!copy.partsDone?.includes(part)) {
+  runPart(snapshotId: string, part: number): Promise<PartOutcome> {
+    return this.#runner.runPart(snapshotId, part);
+  }
+
+  /** Copies as a kind of part work: the source is checked at every part, and held until the copy ends. */
+  #kind(): PartKind<Snapshot> {
+    return snapshotPartKind(this.#o, {
+      owns: (copy) => copy.copiedFrom !== undefined,
+      check: (copy) => this.#sourceReadable(copy),
+      write: (copy, part) => {
+        const parts = copy.parts ?? 1;
         // Progress within a part, for copies small enough to be one (larger ones move per part).
         const onProgress =
           parts === 1
             ? async (fraction: number) => {
-                await this.#o.snapshots.transition(snapshotId, ['pending'], 'pending', {
+                await this.#o.snapshots.transition(copy.snapshotId, ['pending'], 'pending', {
                   progress: Math.floor(95 * fraction),
                 });
               }
             : undefined;
-        return await this.#released(
-          copy,
-          source,
-          await finishPart(this.#o, copy, part, await this.#copyBlocks(copy, source, part, onProgress)),
-        );
-      }
-      return await this.#released(copy, source, await finishPart(this.#o, copy, part, undefined));
-    } catch (error) {
-      if (error instanceof VolsnapError && error.exposed) {
-        await this.#o.snapshots.transition(snapshotId, ['pending'], 'error', { stateReason: error.message });
-        await deleteParts(this.#o.objects, snapshotId, parts);
-        await deleteSessionSegments(this.#o.objects, this.#o.snapshots, copy);
-        await this.#o
-          .source(copy.copiedFrom.region)
-          .release(copy.copiedFrom.snapshotId, snapshotId)
+        return this.#copyBlocks(copy, this.#o.source(copiedFrom(copy).region), part, onProgress);
+      },
+      // Once the copy is whole, or failed, its source is free for retention again.
+      // Best effort: a hold not released lapses at the copy's deadline.
+      release: async (copy) => {
+        const from = copiedFrom(copy);
+        await Promise.resolve()
+          .then(() => this.#o.source(from.region).release(from.snapshotId, copy.snapshotId))
           .catch(() => undefined);
-        return 'error';
-      }
-      throw error;
-    }
+      },
+    });
   }
 
-  /** Once the copy is whole, its source is free for retention again. */
-  async #released<T extends string>(copy: Snapshot, source: CopySource, result: T): Promise<T> {
-    if (result === 'completed' && copy.copiedFrom)
-      await source.release(copy.copiedFrom.snapshotId, copy.snapshotId).catch(() => undefined);
-    return result;
+  /** Checked again at every part: a source deleted or unshared meanwhile stops the copy. */
+  async #sourceReadable(copy: Snapshot): Promise<void> {
+    const from = copiedFrom(copy);
+    const gone = (cause?: unknown) =>
+      new VolsnapError(
+        'snapshot.invalidState',
+        `The source snapshot ${from.snapshotId} in ${from.region} was deleted or is no longer shared with this account, before the copy had read it.`,
+        { cause },
+      );
+    const readable = await this.#o
+      .source(from.region)
+      .readable(systemCaller(copy.accountId), from.snapshotId)
+      .catch((error) => {
+        throw gone(error);
+      });
+    // In the recycle bin it is deleted as far as its owner said: the copy stops.
+    if (readable.state !== 'completed') throw gone();
   }
 
   /** The caller's volume standing for the source volume's lineage here, created on the first copy. */
@@ -209,7 +204,7 @@ export class SnapshotCopier {
     part: number,
     onProgress?: (fraction: number) => Promise<void>,
   ): Promise<Manifest> {
-    const from = copy.copiedFrom as NonNullable<Snapshot['copiedFrom']>;
+    const from = copiedFrom(copy);
     const sourceManifest = await source.manifest(from.snapshotId);
     if (!sourceManifest) {
       throw new VolsnapError(
@@ -297,17 +292,7 @@ export class SnapshotCopier {
       const stored = current.bytes.subarray(at, at + entry.storedLength);
       // Verified by decoding (throws data.corrupt, which fails the copy), then kept as it was
       // stored: a copy does not compress again.
-      readSegmentBlock(
-        this.#o.compressor,
-        {
-          hash: entry.hash,
-          offset: entry.offset,
-          storedLength: entry.storedLength,
-          plainLength: BLOCK_SIZE,
-          encoding: entry.encoding,
-        },
-        stored,
-      );
+      readSegmentBlock(this.#o.compressor, { ...entry, plainLength: BLOCK_SIZE }, stored);
       await writer.addEncoded(entry.blockIndex, entry.hash, entry.encoding, stored);
       done++;
       if (onProgress && done * 20 >= reported * total + total) {
@@ -318,6 +303,12 @@ export class SnapshotCopier {
     if (end > next) writer.addZeroBlocks(next, end - next);
     return writer.finish();
   }
+}
+
+/** Where a copy reads from (every snapshot the copier runs has it: its kind's `owns` checks that). */
+function copiedFrom(copy: Snapshot): NonNullable<Snapshot['copiedFrom']> {
+  if (!copy.copiedFrom) throw new Error(`snapshot ${copy.snapshotId} is not a copy`);
+  return copy.copiedFrom;
 }
 
 /**
