@@ -1,0 +1,175 @@
+import type { SegmentRange } from '../../core/format/restore-plan.ts';
+import { escapeUnprintable } from '../../core/shared/text.ts';
+import type {
+  SnapshotDiff as ChangedBlocks,
+  SegmentRangeUrl,
+  SegmentUrl,
+  SnapshotDeletion,
+} from '../../core/snapshots/snapshot-service.ts';
+import type { Snapshot, SnapshotScope, SnapshotState } from '../../core/snapshots/snapshots.ts';
+import { everyPage, listQuery, type Requester, withQuery } from './transport.ts';
+
+export interface SnapshotListFilter {
+  /** Own snapshots (default), those shared with the caller's account, or public ones. */
+  scope?: SnapshotScope;
+  volumeId?: string;
+  state?: SnapshotState;
+  name?: string;
+  tags?: Record<string, string>;
+  limit?: number;
+  nextToken?: string;
+}
+
+/** `/v1/snapshots/{id}` and what is below it. */
+export const snapshotPath = (snapshotId: string, below = '') =>
+  `/v1/snapshots/${encodeURIComponent(snapshotId)}${below}`;
+
+/** Snapshots: making, listing, changing, deleting and comparing them; sharing and publishing. */
+export function snapshotRequests<Base extends Requester>(base: Base) {
+  return class SnapshotRequests extends base {
+    createSnapshot(input: {
+      volumeId: string;
+      name?: string;
+      description?: string;
+      tags?: Record<string, string>;
+      clientToken?: string;
+      /** Queue it for `volsnap agent` on the volume's host instead of writing it now. */
+      queued?: boolean;
+    }): Promise<Snapshot> {
+      return this.request<Snapshot>('POST', '/v1/snapshots', input);
+    }
+
+    listSnapshots(filter: SnapshotListFilter = {}): Promise<{ snapshots: Snapshot[]; nextToken?: string }> {
+      const { tags, ...plain } = filter;
+      return this.request('GET', withQuery('/v1/snapshots', listQuery(plain, tags)));
+    }
+
+    /** Every snapshot matching `filter`, page after page. */
+    allSnapshots(filter: Omit<SnapshotListFilter, 'nextToken'> = {}): AsyncGenerator<Snapshot> {
+      return everyPage(async (nextToken) => {
+        const page = await this.listSnapshots({ ...filter, nextToken });
+        return { items: page.snapshots, nextToken: page.nextToken };
+      });
+    }
+
+    getSnapshot(snapshotId: string): Promise<Snapshot> {
+      return this.request<Snapshot>('GET', snapshotPath(snapshotId));
+    }
+
+    updateSnapshot(
+      snapshotId: string,
+      changes: { name?: string; description?: string; tags?: Record<string, string> },
+    ): Promise<Snapshot> {
+      return this.request<Snapshot>('PATCH', snapshotPath(snapshotId), changes);
+    }
+
+    /**
+     * Deletes a snapshot: `recycled` when it went to the recycle bin (absent when it is gone for good),
+     * and `accessLost` when other accounts could read it.
+     */
+    async deleteSnapshot(snapshotId: string): Promise<SnapshotDeletion> {
+      const answer = await this.request<
+        (Snapshot & Pick<SnapshotDeletion, 'accessLost'>) | { deleted: true; accessLost: unknown } | undefined
+      >('DELETE', snapshotPath(snapshotId));
+      if (!answer) return {};
+      const { accessLost, ...rest } = answer as Snapshot & Pick<SnapshotDeletion, 'accessLost'>;
+      return {
+        ...('deleted' in answer ? {} : { recycled: rest as Snapshot }),
+        ...(accessLost ? { accessLost } : {}),
+      };
+    }
+
+    undeleteSnapshot(snapshotId: string): Promise<Snapshot> {
+      return this.request<Snapshot>('POST', snapshotPath(snapshotId, '/undelete'));
+    }
+
+    /** An agent takes a queued snapshot (it becomes pending, and its blocks are written as usual). */
+    startSnapshot(snapshotId: string): Promise<Snapshot> {
+      return this.request<Snapshot>('POST', snapshotPath(snapshotId, '/start'));
+    }
+
+    /** Fails a snapshot; the reason (often an error message, possibly multi-line) is sent as printable text. */
+    failSnapshot(snapshotId: string, reason: string): Promise<Snapshot> {
+      return this.request<Snapshot>('POST', snapshotPath(snapshotId, '/fail'), {
+        reason: escapeUnprintable(reason),
+      });
+    }
+
+    /** Segment ids with write-once PUT URLs; with `manifest`, also a manifest upload id and its URL. */
+    uploadUrls(
+      snapshotId: string,
+      segments: number,
+      options: { manifest?: boolean } = {},
+    ): Promise<{
+      segments: SegmentUrl[];
+      manifestUploadId?: string;
+      manifestUrl?: string;
+      expiresInSeconds: number;
+    }> {
+      return this.request('POST', snapshotPath(snapshotId, '/upload-urls'), {
+        segments,
+        ...(options.manifest ? { manifest: true } : {}),
+      });
+    }
+
+    /** Completes from the manifest uploaded to `manifestUploadId`; pending (202) while workers verify it. */
+    completeSnapshot(snapshotId: string, manifestUploadId?: string): Promise<Snapshot> {
+      return this.request<Snapshot>(
+        'POST',
+        snapshotPath(snapshotId, '/complete'),
+        manifestUploadId ? { manifestUploadId } : undefined,
+      );
+    }
+
+    manifestUrl(snapshotId: string): Promise<{ url: string; expiresInSeconds: number }> {
+      return this.request('GET', snapshotPath(snapshotId, '/manifest-url'));
+    }
+
+    /**
+     * GET URLs of a completed snapshot's segments, one per byte range (end exclusive), in the order
+     * asked; each works only with exactly its range's `Range` header. Another account's snapshot
+     * answers only ranges that are runs of its blocks (`snapshot.rangeNotShared` otherwise).
+     */
+    segmentUrls(
+      snapshotId: string,
+      ranges: SegmentRange[],
+    ): Promise<{ ranges: SegmentRangeUrl[]; expiresInSeconds: number }> {
+      return this.request('POST', snapshotPath(snapshotId, '/segment-urls'), { ranges });
+    }
+
+    changedBlocks(snapshotId: string, since: string): Promise<ChangedBlocks> {
+      return this.request(
+        'GET',
+        snapshotPath(snapshotId, `/changed-blocks?since=${encodeURIComponent(since)}`),
+      );
+    }
+
+    /** Starts a copy into this client's region; workers write it (poll {@link getSnapshot}). */
+    copySnapshot(input: {
+      sourceRegion: string;
+      sourceSnapshotId: string;
+      name?: string;
+      description?: string;
+      tags?: Record<string, string>;
+      clientToken?: string;
+    }): Promise<Snapshot> {
+      return this.request<Snapshot>('POST', '/v1/snapshots/copy', input);
+    }
+
+    shareSnapshot(snapshotId: string, accountId: string): Promise<Snapshot> {
+      return this.request('POST', snapshotPath(snapshotId, '/shares'), { accountId });
+    }
+
+    unshareSnapshot(snapshotId: string, accountId: string): Promise<Snapshot> {
+      return this.request('DELETE', snapshotPath(snapshotId, `/shares/${encodeURIComponent(accountId)}`));
+    }
+
+    publishSnapshot(snapshotId: string): Promise<Snapshot> {
+      return this.request('PUT', snapshotPath(snapshotId, '/public'));
+    }
+
+    unpublishSnapshot(snapshotId: string): Promise<Snapshot> {
+      return this.request('DELETE', snapshotPath(snapshotId, '/public'));
+    }
+  };
+}
