@@ -75,3 +75,23 @@ function formatValue(value: unknown): string {
       : escapeUnprintable(JSON.stringify(value));
   return escapeUnprintable(String(value));
 }
+
+/** Prints what a command answered: the API's record with `--json`, else `view`'s fields of it. */
+export function printAnswer<T extends object>(
+  out: (text: string) => void,
+  json: boolean,
+  answer: T,
+  view: (value: T) => object,
+): void {
+  printRecord(out, json ? answer : view(answer), json);
+}
+
+/** What a delete that answers nothing prints: `{<id field>: id, deleted: true}` on one line, or `message`. */
+export function printDeleted(
+  out: (text: string) => void,
+  json: boolean,
+  deleted: { idField: string; id: string },
+  message: string,
+): void {
+  out(json ? `${JSON.stringify(deletedRecord(deleted.idField, deleted.id))}\n` : message);
+}

@@ -34,6 +34,8 @@ import { accountRequests } from './api/accounts.ts';
 import { imageRequests } from './api/images.ts';
 import { instanceRequests } from './api/instances.ts';
 import { policyRequests } from './api/policies.ts';
+import { sharingRequests } from './api/sharing.ts';
+import { snapshotDataRequests } from './api/snapshot-data.ts';
 import { snapshotRequests } from './api/snapshots.ts';
 import { transferRequests } from './api/transfers.ts';
 import { ApiTransport } from './api/transport.ts';
@@ -80,14 +82,20 @@ export type {
   Volume,
 };
 
+// Each resource's methods on the one before: the order is of no meaning, none calls another's.
+const WithVolumes = volumeRequests(ApiTransport);
+const WithSnapshots = snapshotRequests(WithVolumes);
+const WithSnapshotData = snapshotDataRequests(WithSnapshots);
+const WithSharing = sharingRequests(WithSnapshotData);
+const WithTransfers = transferRequests(WithSharing);
+const WithPolicies = policyRequests(WithTransfers);
+const WithInstances = instanceRequests(WithPolicies);
+const WithImages = imageRequests(WithInstances);
+
 /**
  * The typed client of the volsnap HTTP API, used by the CLI and the tests: one request core
- * (lib/client/api/transport.ts) with every resource's methods on it, a file a resource. Every
- * non-2xx answer becomes an {@link ApiError} carrying the API's code; an unreachable endpoint
- * becomes `client.unreachable` with what to check.
+ * (lib/client/api/transport.ts) with every resource's methods on it, a file a resource
+ * (lib/client/api/). Every non-2xx answer becomes an {@link ApiError} carrying the API's code; an
+ * unreachable endpoint becomes `client.unreachable` with what to check.
  */
-export class ApiClient extends accountRequests(
-  imageRequests(
-    instanceRequests(policyRequests(transferRequests(snapshotRequests(volumeRequests(ApiTransport))))),
-  ),
-) {}
+export class ApiClient extends accountRequests(WithImages) {}

@@ -1,11 +1,4 @@
-import type { SegmentRange } from '../../core/format/restore-plan.ts';
-import { escapeUnprintable } from '../../core/shared/text.ts';
-import type {
-  SnapshotDiff as ChangedBlocks,
-  SegmentRangeUrl,
-  SegmentUrl,
-  SnapshotDeletion,
-} from '../../core/snapshots/snapshot-service.ts';
+import type { SnapshotDeletion } from '../../core/snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotScope, SnapshotState } from '../../core/snapshots/snapshots.ts';
 import { everyPage, listQuery, type Requester, withQuery } from './transport.ts';
 
@@ -24,7 +17,7 @@ export interface SnapshotListFilter {
 export const snapshotPath = (snapshotId: string, below = '') =>
   `/v1/snapshots/${encodeURIComponent(snapshotId)}${below}`;
 
-/** Snapshots: making, listing, changing, deleting and comparing them; sharing and publishing. */
+/** Snapshots: making, listing, changing, deleting and copying them. */
 export function snapshotRequests<Base extends Requester>(base: Base) {
   return class SnapshotRequests extends base {
     createSnapshot(input: {
@@ -83,67 +76,6 @@ export function snapshotRequests<Base extends Requester>(base: Base) {
       return this.request<Snapshot>('POST', snapshotPath(snapshotId, '/undelete'));
     }
 
-    /** An agent takes a queued snapshot (it becomes pending, and its blocks are written as usual). */
-    startSnapshot(snapshotId: string): Promise<Snapshot> {
-      return this.request<Snapshot>('POST', snapshotPath(snapshotId, '/start'));
-    }
-
-    /** Fails a snapshot; the reason (often an error message, possibly multi-line) is sent as printable text. */
-    failSnapshot(snapshotId: string, reason: string): Promise<Snapshot> {
-      return this.request<Snapshot>('POST', snapshotPath(snapshotId, '/fail'), {
-        reason: escapeUnprintable(reason),
-      });
-    }
-
-    /** Segment ids with write-once PUT URLs; with `manifest`, also a manifest upload id and its URL. */
-    uploadUrls(
-      snapshotId: string,
-      segments: number,
-      options: { manifest?: boolean } = {},
-    ): Promise<{
-      segments: SegmentUrl[];
-      manifestUploadId?: string;
-      manifestUrl?: string;
-      expiresInSeconds: number;
-    }> {
-      return this.request('POST', snapshotPath(snapshotId, '/upload-urls'), {
-        segments,
-        ...(options.manifest ? { manifest: true } : {}),
-      });
-    }
-
-    /** Completes from the manifest uploaded to `manifestUploadId`; pending (202) while workers verify it. */
-    completeSnapshot(snapshotId: string, manifestUploadId?: string): Promise<Snapshot> {
-      return this.request<Snapshot>(
-        'POST',
-        snapshotPath(snapshotId, '/complete'),
-        manifestUploadId ? { manifestUploadId } : undefined,
-      );
-    }
-
-    manifestUrl(snapshotId: string): Promise<{ url: string; expiresInSeconds: number }> {
-      return this.request('GET', snapshotPath(snapshotId, '/manifest-url'));
-    }
-
-    /**
-     * GET URLs of a completed snapshot's segments, one per byte range (end exclusive), in the order
-     * asked; each works only with exactly its range's `Range` header. Another account's snapshot
-     * answers only ranges that are runs of its blocks (`snapshot.rangeNotShared` otherwise).
-     */
-    segmentUrls(
-      snapshotId: string,
-      ranges: SegmentRange[],
-    ): Promise<{ ranges: SegmentRangeUrl[]; expiresInSeconds: number }> {
-      return this.request('POST', snapshotPath(snapshotId, '/segment-urls'), { ranges });
-    }
-
-    changedBlocks(snapshotId: string, since: string): Promise<ChangedBlocks> {
-      return this.request(
-        'GET',
-        snapshotPath(snapshotId, `/changed-blocks?since=${encodeURIComponent(since)}`),
-      );
-    }
-
     /** Starts a copy into this client's region; workers write it (poll {@link getSnapshot}). */
     copySnapshot(input: {
       sourceRegion: string;
@@ -154,22 +86,6 @@ export function snapshotRequests<Base extends Requester>(base: Base) {
       clientToken?: string;
     }): Promise<Snapshot> {
       return this.request<Snapshot>('POST', '/v1/snapshots/copy', input);
-    }
-
-    shareSnapshot(snapshotId: string, accountId: string): Promise<Snapshot> {
-      return this.request('POST', snapshotPath(snapshotId, '/shares'), { accountId });
-    }
-
-    unshareSnapshot(snapshotId: string, accountId: string): Promise<Snapshot> {
-      return this.request('DELETE', snapshotPath(snapshotId, `/shares/${encodeURIComponent(accountId)}`));
-    }
-
-    publishSnapshot(snapshotId: string): Promise<Snapshot> {
-      return this.request('PUT', snapshotPath(snapshotId, '/public'));
-    }
-
-    unpublishSnapshot(snapshotId: string): Promise<Snapshot> {
-      return this.request('DELETE', snapshotPath(snapshotId, '/public'));
     }
   };
 }
