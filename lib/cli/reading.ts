@@ -13,37 +13,42 @@ export async function firstOf<T>(items: AsyncIterable<T>, limit?: number): Promi
 }
 
 /** Polls a snapshot written server-side until it is completed or failed, showing its progress. */
-export async function waitForSnapshot(
+export function waitForSnapshot(
   api: ApiClient,
   snapshotId: string,
   bar: ReturnType<typeof progressBar>,
 ): Promise<Snapshot> {
-  try {
-    return await pollUntil(
-      () => api.getSnapshot(snapshotId),
-      (snapshot) => snapshot.state !== 'pending' && snapshot.state !== 'queued',
-      {
-        onRead: (snapshot) =>
-          bar.update((snapshot.progress * snapshot.volumeSize) / 100, snapshot.volumeSize),
-      },
-    );
-  } finally {
-    bar.stop();
-  }
+  return pollShowing(
+    bar,
+    () => api.getSnapshot(snapshotId),
+    (s) => s.state !== 'pending' && s.state !== 'queued',
+    (s) => [(s.progress * s.volumeSize) / 100, s.volumeSize],
+  );
 }
 
 /** Polls an export until it is no longer pending, showing its progress. */
-export async function waitForExport(
+export function waitForExport(
   api: ApiClient,
   exportId: string,
   bar: ReturnType<typeof progressBar>,
 ): Promise<Export> {
+  return pollShowing(
+    bar,
+    () => api.getExport(exportId),
+    (e) => e.state !== 'pending',
+    (e) => [(e.progress * e.size) / 100, e.size],
+  );
+}
+
+/** `pollUntil`, with the bytes done and the total of each value read on `bar` (stopped after). */
+async function pollShowing<T>(
+  bar: ReturnType<typeof progressBar>,
+  read: () => Promise<T>,
+  settled: (value: T) => boolean,
+  progress: (value: T) => [done: number, total: number],
+): Promise<T> {
   try {
-    return await pollUntil(
-      () => api.getExport(exportId),
-      (current) => current.state !== 'pending',
-      { onRead: (current) => bar.update((current.progress * current.size) / 100, current.size) },
-    );
+    return await pollUntil(read, settled, { onRead: (value) => bar.update(...progress(value)) });
   } finally {
     bar.stop();
   }

@@ -1,35 +1,3 @@
-import type { DiskFormat } from '../core/format/disk-format.ts';
-import type { SegmentRange } from '../core/format/restore-plan.ts';
-import type {
-  Account,
-  AccountUsage,
-  ApiKeyInfo,
-  IssuedKey,
-  QuotaLimits,
-  User,
-} from '../core/identity/accounts.ts';
-import type { Permission, Role } from '../core/identity/identity.ts';
-import type { Image, ImageDeletion, ImageSnapshot, Launch } from '../core/instances/images.ts';
-import type { AttachedVolume, Instance, InstanceState } from '../core/instances/instances.ts';
-import type {
-  CopyRule,
-  CreatePolicyInput,
-  Policy,
-  PolicyChanges,
-  PolicyRetention,
-  PolicyRunReport,
-  PolicySchedule,
-} from '../core/maintenance/policies.ts';
-import type { AuditEntry } from '../core/ports/audit.ts';
-import type {
-  SnapshotDiff as ChangedBlocks,
-  SegmentRangeUrl,
-  SegmentUrl,
-  SnapshotDeletion,
-} from '../core/snapshots/snapshot-service.ts';
-import type { Snapshot, SnapshotState } from '../core/snapshots/snapshots.ts';
-import type { Export } from '../core/tasks/exports.ts';
-import type { Volume } from '../core/volumes/volumes.ts';
 import { accountRequests } from './api/accounts.ts';
 import { imageRequests } from './api/images.ts';
 import { instanceRequests } from './api/instances.ts';
@@ -43,44 +11,8 @@ import { volumeRequests } from './api/volumes.ts';
 
 export type { SnapshotListFilter } from './api/snapshots.ts';
 export { type ApiClientOptions, ApiError } from './api/transport.ts';
+export type * from './api/types.ts';
 export type { HealthResponse, VolumeListFilter } from './api/volumes.ts';
-
-// The API's resources have the shapes of the core's (type-only imports: nothing of core runs here).
-export type {
-  Account,
-  AccountUsage,
-  ApiKeyInfo,
-  AttachedVolume,
-  AuditEntry,
-  ChangedBlocks,
-  CopyRule,
-  CreatePolicyInput,
-  DiskFormat,
-  Export,
-  Image,
-  ImageDeletion,
-  ImageSnapshot,
-  Instance,
-  InstanceState,
-  IssuedKey,
-  Launch,
-  Permission,
-  Policy,
-  PolicyChanges,
-  PolicyRetention,
-  PolicyRunReport,
-  PolicySchedule,
-  QuotaLimits,
-  Role,
-  SegmentRange,
-  SegmentRangeUrl,
-  SegmentUrl,
-  Snapshot,
-  SnapshotDeletion,
-  SnapshotState,
-  User,
-  Volume,
-};
 
 // Each resource's methods on the one before: the order is of no meaning, none calls another's.
 const WithVolumes = volumeRequests(ApiTransport);

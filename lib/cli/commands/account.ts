@@ -2,7 +2,7 @@ import { type Command, Option } from 'commander';
 import type { Account, AccountUsage, User } from '../../client/api-client.ts';
 import { option, positiveInteger, wholeNumber } from '../args.ts';
 import type { CliContext } from '../context.ts';
-import { printAnswer, printRecord, printTable } from '../output.ts';
+import { printAnswer, printRecord, printRows, printTable } from '../output.ts';
 import { formatSize } from '../units.ts';
 
 /** `volsnap account show|usage|audit|settings`: any user's own account. */
@@ -78,20 +78,19 @@ function addAudit(account: Command, ctx: CliContext): void {
     .action(async (options: { limit: number }) => {
       const { api, json } = ctx.client();
       const page = await api.audit({ limit: options.limit });
-      printTable(
+      printRows(
         ctx.io.out,
-        json
-          ? page.events
-          : page.events.map((e) => ({
-              at: e.at,
-              user: e.userName,
-              key: e.keyId,
-              action: e.action,
-              target: Object.values(e.target).join(' ') || '-',
-              status: e.status,
-            })),
-        ['at', 'user', 'key', 'action', 'target', 'status'],
         json,
+        page.events,
+        (e) => ({
+          at: e.at,
+          user: e.userName,
+          key: e.keyId,
+          action: e.action,
+          target: Object.values(e.target).join(' ') || '-',
+          status: e.status,
+        }),
+        ['at', 'user', 'key', 'action', 'target', 'status'],
       );
     });
 }

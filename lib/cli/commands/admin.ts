@@ -2,7 +2,8 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { IssuedKey, QuotaLimits, Role, User } from '../../client/api-client.ts';
 import { option, parseDuration, positiveInteger, wholeNumber } from '../args.ts';
 import type { CliContext } from '../context.ts';
-import { printAnswer, printDeleted, printRecord, printTable } from '../output.ts';
+import { printAnswer, printRecord, printRows } from '../output.ts';
+import { addDeleteCommand, addRecordCommand } from '../record-commands.ts';
 import { formatSize, parseSize } from '../units.ts';
 import { permissionsText } from './account.ts';
 
@@ -47,12 +48,7 @@ function addUserCommands(admin: Command, ctx: CliContext): void {
     .action(async () => {
       const { api, json } = ctx.client();
       const { users } = await api.listUsers();
-      printTable(
-        ctx.io.out,
-        json ? users : users.map(userRecord),
-        ['user', 'role', 'permissions', 'created'],
-        json,
-      );
+      printRows(ctx.io.out, json, users, userRecord, ['user', 'role', 'permissions', 'created']);
     });
   user
     .command('update')
@@ -69,20 +65,13 @@ function addUserCommands(admin: Command, ctx: CliContext): void {
         printAnswer(ctx.io.out, json, updated, userRecord);
       },
     );
-  user
-    .command('delete')
-    .description('delete a user and revoke its keys')
-    .argument('<user-name>')
-    .action(async (userName: string) => {
-      const { api, json } = ctx.client();
-      await api.deleteUser(userName);
-      printDeleted(
-        ctx.io.out,
-        json,
-        { idField: 'userName', id: userName },
-        `Deleted user ${userName}; its keys are revoked.\n`,
-      );
-    });
+  addDeleteCommand(user, ctx, {
+    description: 'delete a user and revoke its keys',
+    arg: '<user-name>',
+    idField: 'userName',
+    remove: (api, userName) => api.deleteUser(userName),
+    done: (userName) => `Deleted user ${userName}; its keys are revoked.\n`,
+  });
 }
 
 function addKeyCommands(admin: Command, ctx: CliContext): void {
@@ -116,34 +105,28 @@ function addKeyCommands(admin: Command, ctx: CliContext): void {
     .action(async (options: { user?: string }) => {
       const { api, json } = ctx.client();
       const { keys } = await api.listKeys(options.user);
-      printTable(
+      printRows(
         ctx.io.out,
-        json
-          ? keys
-          : keys.map((k) => ({
-              key: k.keyId,
-              user: k.userName,
-              created: k.createdAt,
-              expires: k.expiresAt,
-              revoked: k.revokedAt,
-              description: k.description,
-            })),
-        ['key', 'user', 'created', 'expires', 'revoked', 'description'],
         json,
+        keys,
+        (k) => ({
+          key: k.keyId,
+          user: k.userName,
+          created: k.createdAt,
+          expires: k.expiresAt,
+          revoked: k.revokedAt,
+          description: k.description,
+        }),
+        ['key', 'user', 'created', 'expires', 'revoked', 'description'],
       );
     });
-  key
-    .command('revoke')
-    .description('revoke a key: it stops working at once')
-    .argument('<key-id>')
-    .action(async (keyId: string) => {
-      const { api, json } = ctx.client();
-      printAnswer(ctx.io.out, json, await api.revokeKey(keyId), (revoked) => ({
-        key: revoked.keyId,
-        user: revoked.userName,
-        revoked: revoked.revokedAt,
-      }));
-    });
+  addRecordCommand(key, ctx, {
+    name: 'revoke',
+    description: 'revoke a key: it stops working at once',
+    args: ['<key-id>'],
+    call: (api, keyId) => api.revokeKey(keyId),
+    view: (revoked) => ({ key: revoked.keyId, user: revoked.userName, revoked: revoked.revokedAt }),
+  });
 }
 
 function addAccountsCommands(admin: Command, ctx: CliContext): void {
@@ -171,18 +154,17 @@ function addAccountsCommands(admin: Command, ctx: CliContext): void {
     .action(async (options: { limit: number }) => {
       const { api, json } = ctx.client();
       const page = await api.listAccounts({ limit: options.limit });
-      printTable(
+      printRows(
         ctx.io.out,
-        json
-          ? page.accounts
-          : page.accounts.map((a) => ({
-              id: a.accountId,
-              name: a.name,
-              created: a.createdAt,
-              quota: a.quota ? JSON.stringify(a.quota) : 'default',
-            })),
-        ['id', 'name', 'created', 'quota'],
         json,
+        page.accounts,
+        (a) => ({
+          id: a.accountId,
+          name: a.name,
+          created: a.createdAt,
+          quota: a.quota ? JSON.stringify(a.quota) : 'default',
+        }),
+        ['id', 'name', 'created', 'quota'],
       );
     });
 }

@@ -3,9 +3,10 @@ import type { Export } from '../../client/api-client.ts';
 import { DISK_FORMATS, type DiskFormat } from '../../core/format/disk-format.ts';
 import { option, parseDuration } from '../args.ts';
 import type { CliContext } from '../context.ts';
-import { printAnswer, printDeleted, printRecord, printTable } from '../output.ts';
+import { printAnswer, printRecord, printRows } from '../output.ts';
 import { progressBar } from '../progress.ts';
 import { waitForExport } from '../reading.ts';
+import { addDeleteCommand, addRecordCommand } from '../record-commands.ts';
 import { formatSize } from '../units.ts';
 
 /** `volsnap snapshot export …` and `volsnap export list|show|url|delete`. */
@@ -15,29 +16,21 @@ export function addExportCommands(program: Command, snapshot: Command, ctx: CliC
     .command('export')
     .description('exports of your snapshots: list, show, presigned URLs, delete');
   addList(exports, ctx);
-  exports
-    .command('show')
-    .argument('<export-id>')
-    .description("an export's fields")
-    .action(async (exportId: string) => {
-      const { api, json } = ctx.client();
-      printAnswer(ctx.io.out, json, await api.getExport(exportId), exportRecord);
-    });
+  addRecordCommand(exports, ctx, {
+    name: 'show',
+    description: "an export's fields",
+    args: ['<export-id>'],
+    call: (api, exportId) => api.getExport(exportId),
+    view: exportRecord,
+  });
   addUrl(exports, ctx);
-  exports
-    .command('delete')
-    .argument('<export-id>')
-    .description('delete an export and its object')
-    .action(async (exportId: string) => {
-      const { api, json } = ctx.client();
-      await api.deleteExport(exportId);
-      printDeleted(
-        ctx.io.out,
-        json,
-        { idField: 'exportId', id: exportId },
-        `Deleted ${exportId}; its URLs no longer work.\n`,
-      );
-    });
+  addDeleteCommand(exports, ctx, {
+    description: 'delete an export and its object',
+    arg: '<export-id>',
+    idField: 'exportId',
+    remove: (api, exportId) => api.deleteExport(exportId),
+    done: (exportId) => `Deleted ${exportId}; its URLs no longer work.\n`,
+  });
 }
 
 interface ExportOptions {
@@ -93,20 +86,19 @@ function addList(exports: Command, ctx: CliContext): void {
     .action(async () => {
       const { api, json } = ctx.client();
       const { exports: rows } = await api.listExports();
-      printTable(
+      printRows(
         ctx.io.out,
-        json
-          ? rows
-          : rows.map((e) => ({
-              id: e.exportId,
-              snapshot: e.snapshotId,
-              format: e.format,
-              size: formatSize(e.size),
-              state: e.state === 'pending' ? `pending ${e.progress}%` : e.state,
-              created: e.createdAt,
-            })),
-        ['id', 'snapshot', 'format', 'size', 'state', 'created'],
         json,
+        rows,
+        (e) => ({
+          id: e.exportId,
+          snapshot: e.snapshotId,
+          format: e.format,
+          size: formatSize(e.size),
+          state: e.state === 'pending' ? `pending ${e.progress}%` : e.state,
+          created: e.createdAt,
+        }),
+        ['id', 'snapshot', 'format', 'size', 'state', 'created'],
       );
     });
 }

@@ -5,8 +5,9 @@ import { pollUntil } from '../../client/poll.ts';
 import { DISK_FORMATS, type DiskFormat } from '../../core/format/disk-format.ts';
 import { option, positiveInteger } from '../args.ts';
 import type { CliContext, Io } from '../context.ts';
-import { deletedRecord, printJson, printRecord, printTable } from '../output.ts';
+import { deletedRecord, printJson, printRecord, printRows, printTable } from '../output.ts';
 import { firstOf } from '../reading.ts';
+import { accountArgument, addRecordCommand } from '../record-commands.ts';
 import { formatSize, splitPair } from '../units.ts';
 
 /** Repeated `--file vol-…=/path`: where this host has each volume's bytes. */
@@ -31,34 +32,29 @@ export function addImageCommands(program: Command, ctx: CliContext): void {
     );
   addCreate(image, ctx);
   addList(image, ctx);
-  image
-    .command('show')
-    .argument('<image-id>')
-    .description("an image's instance metadata, snapshots and state")
-    .action(async (imageId: string) => {
-      const { api, json } = ctx.client();
-      printImage(ctx.io, json, await api.getImage(imageId));
-    });
+  addRecordCommand(image, ctx, {
+    name: 'show',
+    description: "an image's instance metadata, snapshots and state",
+    args: ['<image-id>'],
+    call: (api, imageId) => api.getImage(imageId),
+    print: printImage,
+  });
   addDelete(image, ctx);
   addLaunch(image, ctx);
-  image
-    .command('share')
-    .argument('<image-id>')
-    .argument('<account>', "the other account's id or name")
-    .description('let another account read a completed image and its snapshots: show, launch, copy, export')
-    .action(async (imageId: string, account: string) => {
-      const { api, json } = ctx.client();
-      printImage(ctx.io, json, await api.shareImage(imageId, account));
-    });
-  image
-    .command('unshare')
-    .argument('<image-id>')
-    .argument('<account>', "the other account's id or name")
-    .description('take a share back, from the image and its snapshots')
-    .action(async (imageId: string, account: string) => {
-      const { api, json } = ctx.client();
-      printImage(ctx.io, json, await api.unshareImage(imageId, account));
-    });
+  addRecordCommand(image, ctx, {
+    name: 'share',
+    description: 'let another account read a completed image and its snapshots: show, launch, copy, export',
+    args: ['<image-id>', accountArgument()],
+    call: (api, imageId, account) => api.shareImage(imageId, account),
+    print: printImage,
+  });
+  addRecordCommand(image, ctx, {
+    name: 'unshare',
+    description: 'take a share back, from the image and its snapshots',
+    args: ['<image-id>', accountArgument()],
+    call: (api, imageId, account) => api.unshareImage(imageId, account),
+    print: printImage,
+  });
   addCopy(image, ctx);
   addExport(image, ctx);
 }
@@ -154,24 +150,23 @@ function addList(image: Command, ctx: CliContext): void {
     .action(async (options: { shared?: boolean }) => {
       const { api, json } = ctx.client();
       const rows = await firstOf(api.allImages(options.shared ? 'shared' : 'own'));
-      printTable(
+      printRows(
         ctx.io.out,
-        json
-          ? rows
-          : rows.map((i) => ({
-              id: i.imageId,
-              name: i.name,
-              instance: `${i.instance.name} (${i.instance.instanceId})`,
-              volumes: i.snapshots.length,
-              size: formatSize(i.snapshots.reduce((sum, s) => sum + s.sizeBytes, 0)),
-              state: i.state === 'pending' ? `pending ${i.progress ?? 0}%` : i.state,
-              taken: i.takenAt,
-              owner: i.accountId,
-            })),
+        json,
+        rows,
+        (i) => ({
+          id: i.imageId,
+          name: i.name,
+          instance: `${i.instance.name} (${i.instance.instanceId})`,
+          volumes: i.snapshots.length,
+          size: formatSize(i.snapshots.reduce((sum, s) => sum + s.sizeBytes, 0)),
+          state: i.state === 'pending' ? `pending ${i.progress ?? 0}%` : i.state,
+          taken: i.takenAt,
+          owner: i.accountId,
+        }),
         options.shared
           ? ['id', 'owner', 'name', 'instance', 'volumes', 'size', 'state', 'taken']
           : ['id', 'name', 'instance', 'volumes', 'size', 'state', 'taken'],
-        json,
       );
     });
 }

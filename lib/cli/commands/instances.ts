@@ -1,9 +1,10 @@
 import { Argument, type Command, InvalidArgumentError } from 'commander';
-import type { Instance } from '../../client/api-client.ts';
+import type { Instance, InstanceState } from '../../client/api-client.ts';
 import { option, wholeNumber } from '../args.ts';
 import type { CliContext } from '../context.ts';
-import { printAnswer, printDeleted, printTable } from '../output.ts';
+import { printAnswer, printRows } from '../output.ts';
 import { firstOf } from '../reading.ts';
+import { addDeleteCommand, addRecordCommand } from '../record-commands.ts';
 import { splitPair } from '../units.ts';
 
 /** Repeated `--volume vol-…=/dev/vda`: in the order given, which is the boot order. */
@@ -33,14 +34,13 @@ export function addInstanceCommands(program: Command, ctx: CliContext): void {
     .description('instances: their volumes (devices, boot order) and properties, to take images of');
   addRegister(instance, ctx);
   addList(instance, ctx);
-  instance
-    .command('show')
-    .argument('<instance-id>')
-    .description("an instance's volumes, properties and state")
-    .action(async (instanceId: string) => {
-      const { api, json } = ctx.client();
-      printAnswer(ctx.io.out, json, await api.getInstance(instanceId), instanceRecord);
-    });
+  addRecordCommand(instance, ctx, {
+    name: 'show',
+    description: "an instance's volumes, properties and state",
+    args: ['<instance-id>'],
+    call: (api, instanceId) => api.getInstance(instanceId),
+    view: instanceRecord,
+  });
   instance
     .command('attach')
     .argument('<instance-id>')
@@ -56,38 +56,27 @@ export function addInstanceCommands(program: Command, ctx: CliContext): void {
       });
       printAnswer(ctx.io.out, json, updated, instanceRecord);
     });
-  instance
-    .command('detach')
-    .argument('<instance-id>')
-    .argument('<volume-id>')
-    .description('detach a volume (it stays, with its snapshots)')
-    .action(async (instanceId: string, volumeId: string) => {
-      const { api, json } = ctx.client();
-      printAnswer(ctx.io.out, json, await api.detachVolume(instanceId, volumeId), instanceRecord);
-    });
-  instance
-    .command('mark')
-    .argument('<instance-id>')
-    .addArgument(new Argument('<state>', 'running or stopped').choices(['running', 'stopped']))
-    .description('mark an instance running or stopped (an image of a running instance is crash-consistent)')
-    .action(async (instanceId: string, state: 'running' | 'stopped') => {
-      const { api, json } = ctx.client();
-      printAnswer(ctx.io.out, json, await api.updateInstance(instanceId, { state }), instanceRecord);
-    });
-  instance
-    .command('delete')
-    .argument('<instance-id>')
-    .description('delete an instance (its volumes are detached and stay; so do its images)')
-    .action(async (instanceId: string) => {
-      const { api, json } = ctx.client();
-      await api.deleteInstance(instanceId);
-      printDeleted(
-        ctx.io.out,
-        json,
-        { idField: 'instanceId', id: instanceId },
-        `Deleted ${instanceId}; its volumes stay.\n`,
-      );
-    });
+  addRecordCommand(instance, ctx, {
+    name: 'detach',
+    description: 'detach a volume (it stays, with its snapshots)',
+    args: ['<instance-id>', '<volume-id>'],
+    call: (api, instanceId, volumeId) => api.detachVolume(instanceId, volumeId),
+    view: instanceRecord,
+  });
+  addRecordCommand(instance, ctx, {
+    name: 'mark',
+    description: 'mark an instance running or stopped (an image of a running instance is crash-consistent)',
+    args: ['<instance-id>', new Argument('<state>', 'running or stopped').choices(['running', 'stopped'])],
+    call: (api, instanceId, state) => api.updateInstance(instanceId, { state: state as InstanceState }),
+    view: instanceRecord,
+  });
+  addDeleteCommand(instance, ctx, {
+    description: 'delete an instance (its volumes are detached and stay; so do its images)',
+    arg: '<instance-id>',
+    idField: 'instanceId',
+    remove: (api, instanceId) => api.deleteInstance(instanceId),
+    done: (instanceId) => `Deleted ${instanceId}; its volumes stay.\n`,
+  });
 }
 
 function addRegister(instance: Command, ctx: CliContext): void {
@@ -132,19 +121,18 @@ function addList(instance: Command, ctx: CliContext): void {
     .action(async () => {
       const { api, json } = ctx.client();
       const rows = await firstOf(api.allInstances());
-      printTable(
+      printRows(
         ctx.io.out,
-        json
-          ? rows
-          : rows.map((i) => ({
-              id: i.instanceId,
-              name: i.name,
-              state: i.state,
-              volumes: i.volumes.map((v) => `${v.device}=${v.volumeId}`),
-              created: i.createdAt,
-            })),
-        ['id', 'name', 'state', 'volumes', 'created'],
         json,
+        rows,
+        (i) => ({
+          id: i.instanceId,
+          name: i.name,
+          state: i.state,
+          volumes: i.volumes.map((v) => `${v.device}=${v.volumeId}`),
+          created: i.createdAt,
+        }),
+        ['id', 'name', 'state', 'volumes', 'created'],
       );
     });
 }

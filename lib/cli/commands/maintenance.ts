@@ -4,7 +4,7 @@ import type { PolicyRunSummary } from '../../core/maintenance/policy-runner.ts';
 import { escapeUnprintable } from '../../core/shared/text.ts';
 import { option, parseDuration, positiveInteger } from '../args.ts';
 import type { CliContext } from '../context.ts';
-import { printRecord } from '../output.ts';
+import { alignedLines, printRecord } from '../output.ts';
 import { splitPair } from '../units.ts';
 
 const JOBS = ['gc', 'reaper', 'expiry', 'policies'];
@@ -160,16 +160,10 @@ export function formatPolicyRuns(summary: PolicyRunSummary): string {
     String(report.errors.length),
   ]);
   const header = ['POLICY', 'ACCOUNT', 'CREATED', 'DELETED', 'COPIED', 'SKIPPED', 'ERRORS'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd();
   const errors = summary.runs.flatMap(({ policyId, report }) =>
     report.errors.map((e) => `  ${policyId}: ${escapeUnprintable(e)}`),
   );
-  return `${[line(header), ...rows.map(line), ...(errors.length > 0 ? ['errors:', ...errors] : [])].join('\n')}\n`;
+  return `${[...alignedLines(header, rows), ...(errors.length > 0 ? ['errors:', ...errors] : [])].join('\n')}\n`;
 }
 
 /** `-`, or the ids of a report's list (its length first when there are several). */

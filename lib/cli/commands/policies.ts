@@ -8,8 +8,9 @@ import type {
 } from '../../client/api-client.ts';
 import { option, parseDuration, positiveInteger } from '../args.ts';
 import type { CliContext } from '../context.ts';
-import { printAnswer, printDeleted, printTable } from '../output.ts';
+import { printAnswer, printRows } from '../output.ts';
 import { firstOf } from '../reading.ts';
+import { addDeleteCommand, addRecordCommand } from '../record-commands.ts';
 import { collectTag, formatTags } from '../units.ts';
 
 /** What `policy create` and `policy update` take (durations already in milliseconds). */
@@ -106,30 +107,24 @@ export function addPolicyCommands(program: Command, ctx: CliContext): void {
     );
   addCreate(policy, ctx);
   addList(policy, ctx);
-  policy
-    .command('show')
-    .argument('<policy-id>')
-    .description("a policy's settings, next run and what its last run did")
-    .action(async (policyId: string) => {
-      const { api, json } = ctx.client();
-      printAnswer(ctx.io.out, json, await api.getPolicy(policyId), policyRecord);
-    });
-  for (const [name, enabled] of [
-    ['enable', true],
-    ['disable', false],
+  addRecordCommand(policy, ctx, {
+    name: 'show',
+    description: "a policy's settings, next run and what its last run did",
+    args: ['<policy-id>'],
+    call: (api, policyId) => api.getPolicy(policyId),
+    view: policyRecord,
+  });
+  for (const [name, enabled, description] of [
+    ['enable', true, 'turn a policy on: it next runs at its next scheduled time from now'],
+    ['disable', false, 'turn a policy off: it makes and deletes no snapshots until enabled'],
   ] as const) {
-    policy
-      .command(name)
-      .argument('<policy-id>')
-      .description(
-        enabled
-          ? 'turn a policy on: it next runs at its next scheduled time from now'
-          : 'turn a policy off: it makes and deletes no snapshots until enabled',
-      )
-      .action(async (policyId: string) => {
-        const { api, json } = ctx.client();
-        printAnswer(ctx.io.out, json, await api.updatePolicy(policyId, { enabled }), policyRecord);
-      });
+    addRecordCommand(policy, ctx, {
+      name,
+      description,
+      args: ['<policy-id>'],
+      call: (api, policyId) => api.updatePolicy(policyId, { enabled }),
+      view: policyRecord,
+    });
   }
   policyOptions(
     policy
@@ -141,20 +136,13 @@ export function addPolicyCommands(program: Command, ctx: CliContext): void {
   )
     .option('--no-copy', 'remove every copy rule')
     .action((policyId: string, options: PolicyOptions) => updatePolicy(ctx, policyId, options));
-  policy
-    .command('delete')
-    .argument('<policy-id>')
-    .description('delete a policy (the snapshots it made stay, tagged volsnap:policy=<policy-id>)')
-    .action(async (policyId: string) => {
-      const { api, json } = ctx.client();
-      await api.deletePolicy(policyId);
-      printDeleted(
-        ctx.io.out,
-        json,
-        { idField: 'policyId', id: policyId },
-        `Deleted ${policyId}; the snapshots it made stay.\n`,
-      );
-    });
+  addDeleteCommand(policy, ctx, {
+    description: 'delete a policy (the snapshots it made stay, tagged volsnap:policy=<policy-id>)',
+    arg: '<policy-id>',
+    idField: 'policyId',
+    remove: (api, policyId) => api.deletePolicy(policyId),
+    done: (policyId) => `Deleted ${policyId}; the snapshots it made stay.\n`,
+  });
 }
 
 function addCreate(policy: Command, ctx: CliContext): void {
@@ -196,22 +184,21 @@ function addList(policy: Command, ctx: CliContext): void {
     .action(async () => {
       const { api, json } = ctx.client();
       const rows = await firstOf(api.allPolicies());
-      printTable(
+      printRows(
         ctx.io.out,
-        json
-          ? rows
-          : rows.map((p) => ({
-              id: p.policyId,
-              name: p.name,
-              enabled: p.enabled ? 'yes' : 'no',
-              schedule: formatSchedule(p.schedule),
-              retention: formatRetention(p.retention),
-              targets: formatTags(p.targetTags, true),
-              copies: p.copyRules.map((r) => r.region),
-              'next run': p.enabled ? p.nextRunAt : undefined,
-            })),
-        ['id', 'name', 'enabled', 'schedule', 'retention', 'targets', 'copies', 'next run'],
         json,
+        rows,
+        (p) => ({
+          id: p.policyId,
+          name: p.name,
+          enabled: p.enabled ? 'yes' : 'no',
+          schedule: formatSchedule(p.schedule),
+          retention: formatRetention(p.retention),
+          targets: formatTags(p.targetTags, true),
+          copies: p.copyRules.map((r) => r.region),
+          'next run': p.enabled ? p.nextRunAt : undefined,
+        }),
+        ['id', 'name', 'enabled', 'schedule', 'retention', 'targets', 'copies', 'next run'],
       );
     });
 }

@@ -1,17 +1,15 @@
 import type { Command } from 'commander';
-import type { Snapshot } from '../../client/api-client.ts';
-import type { CliContext, Session } from '../context.ts';
-import { printAnswer } from '../output.ts';
+import type { ApiClient, Snapshot } from '../../client/api-client.ts';
+import type { CliContext } from '../context.ts';
+import { accountArgument, addRecordCommand } from '../record-commands.ts';
 import { snapshotRecord } from '../records.ts';
 
-const ACCOUNT: [string, string] = ['<account>', "the other account's id or name"];
-
-/** The sharing commands: each changes who may read a snapshot and prints the snapshot. */
+/** The sharing commands: each changes who may read a snapshot, and prints the snapshot. */
 const SHARING: {
   name: string;
   description: string;
   withAccount: boolean;
-  change: (api: Session['api'], snapshotId: string, account?: string) => Promise<Snapshot>;
+  change: (api: ApiClient, snapshotId: string, account?: string) => Promise<Snapshot>;
 }[] = [
   {
     name: 'share',
@@ -42,13 +40,12 @@ const SHARING: {
 /** `volsnap snapshot share|unshare|publish|unpublish`. */
 export function addSharingCommands(snapshot: Command, ctx: CliContext): void {
   for (const { name, description, withAccount, change } of SHARING) {
-    const command = snapshot.command(name).description(description).argument('<snapshot-id>');
-    if (withAccount) command.argument(...ACCOUNT);
-    // Commander passes the account, when the command takes one, then the options.
-    command.action(async (snapshotId: string, account: unknown) => {
-      const { api, json } = ctx.client();
-      const changed = await change(api, snapshotId, withAccount ? (account as string) : undefined);
-      printAnswer(ctx.io.out, json, changed, snapshotRecord);
+    addRecordCommand(snapshot, ctx, {
+      name,
+      description,
+      args: withAccount ? ['<snapshot-id>', accountArgument()] : ['<snapshot-id>'],
+      call: change,
+      view: snapshotRecord,
     });
   }
 }

@@ -3,9 +3,10 @@ import type { Snapshot } from '../../client/api-client.ts';
 import { restoreSnapshot } from '../../client/snapshot-restore.ts';
 import { option, positiveInteger } from '../args.ts';
 import type { CliContext } from '../context.ts';
-import { deletedRecord, printAnswer, printJson, printTable } from '../output.ts';
+import { deletedRecord, printAnswer, printJson, printRows } from '../output.ts';
 import { progressBar } from '../progress.ts';
 import { firstOf } from '../reading.ts';
+import { addRecordCommand } from '../record-commands.ts';
 import { snapshotRecord } from '../records.ts';
 import { collectTag, formatSize } from '../units.ts';
 import { addCopyCommand } from './copy.ts';
@@ -24,14 +25,13 @@ export function addSnapshotCommands(program: Command, ctx: CliContext): Command 
     .description('create, list, show, update, delete, restore and compare snapshots');
   addSnapshotCreate(snapshot, ctx);
   addList(snapshot, ctx);
-  snapshot
-    .command('show')
-    .description("show a snapshot's fields")
-    .argument('<snapshot-id>')
-    .action(async (snapshotId: string) => {
-      const { api, json } = ctx.client();
-      printAnswer(ctx.io.out, json, await api.getSnapshot(snapshotId), snapshotRecord);
-    });
+  addRecordCommand(snapshot, ctx, {
+    name: 'show',
+    description: "show a snapshot's fields",
+    args: ['<snapshot-id>'],
+    call: (api, snapshotId) => api.getSnapshot(snapshotId),
+    view: snapshotRecord,
+  });
   addUpdate(snapshot, ctx);
   addDelete(snapshot, ctx);
   addUndelete(snapshot, ctx);
@@ -94,29 +94,28 @@ async function listSnapshots(ctx: CliContext, options: ListOptions): Promise<voi
     }),
     options.limit,
   );
-  printTable(
+  printRows(
     ctx.io.out,
-    json
-      ? rows
-      : rows.map((s) => ({
-          id: s.snapshotId,
-          volume: s.volumeId,
-          name: s.name || '-',
-          size: formatSize(s.volumeSize),
-          stored: s.stats ? formatSize(s.stats.storedBytes) : '-',
-          state:
-            s.state === 'pending'
-              ? `pending ${s.progress}%`
-              : s.state === 'recycled'
-                ? `recycled until ${s.purgeAt}`
-                : s.state,
-          created: s.createdAt,
-          owner: s.accountId,
-        })),
+    json,
+    rows,
+    (s) => ({
+      id: s.snapshotId,
+      volume: s.volumeId,
+      name: s.name || '-',
+      size: formatSize(s.volumeSize),
+      stored: s.stats ? formatSize(s.stats.storedBytes) : '-',
+      state:
+        s.state === 'pending'
+          ? `pending ${s.progress}%`
+          : s.state === 'recycled'
+            ? `recycled until ${s.purgeAt}`
+            : s.state,
+      created: s.createdAt,
+      owner: s.accountId,
+    }),
     scope
       ? ['id', 'owner', 'name', 'size', 'state', 'created']
       : ['id', 'volume', 'name', 'size', 'stored', 'state', 'created'],
-    json,
   );
 }
 

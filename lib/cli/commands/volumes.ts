@@ -2,8 +2,9 @@ import { type Command, InvalidArgumentError } from 'commander';
 import type { Volume } from '../../client/api-client.ts';
 import { option, positiveInteger } from '../args.ts';
 import type { CliContext } from '../context.ts';
-import { deletedRecord, printAnswer, printJson, printTable } from '../output.ts';
+import { deletedRecord, printAnswer, printJson, printRows } from '../output.ts';
 import { firstOf } from '../reading.ts';
+import { addRecordCommand } from '../record-commands.ts';
 import { collectTag, formatSize, formatTags, parseVolumeSize } from '../units.ts';
 
 /** `volsnap volume create|list|show|delete`. */
@@ -11,14 +12,13 @@ export function addVolumeCommands(program: Command, ctx: CliContext): void {
   const volume = program.command('volume').description('register, list, show and delete volumes');
   addCreate(volume, ctx);
   addList(volume, ctx);
-  volume
-    .command('show')
-    .description("show a volume's fields")
-    .argument('<volume-id>')
-    .action(async (volumeId: string) => {
-      const { api, json } = ctx.client();
-      printAnswer(ctx.io.out, json, await api.getVolume(volumeId), volumeRecord);
-    });
+  addRecordCommand(volume, ctx, {
+    name: 'show',
+    description: "show a volume's fields",
+    args: ['<volume-id>'],
+    call: (api, volumeId) => api.getVolume(volumeId),
+    view: volumeRecord,
+  });
   addDelete(volume, ctx);
 }
 
@@ -68,19 +68,18 @@ function addList(volume: Command, ctx: CliContext): void {
     .action(async (options: { name?: string; tag?: Record<string, string>; limit?: number }) => {
       const { api, json } = ctx.client();
       const rows = await firstOf(api.allVolumes({ name: options.name, tags: options.tag }), options.limit);
-      printTable(
+      printRows(
         ctx.io.out,
-        json
-          ? rows
-          : rows.map((v) => ({
-              id: v.volumeId,
-              name: v.name,
-              size: formatSize(v.sizeBytes),
-              created: v.createdAt,
-              tags: formatTags(v.tags),
-            })),
-        ['id', 'name', 'size', 'created', 'tags'],
         json,
+        rows,
+        (v) => ({
+          id: v.volumeId,
+          name: v.name,
+          size: formatSize(v.sizeBytes),
+          created: v.createdAt,
+          tags: formatTags(v.tags),
+        }),
+        ['id', 'name', 'size', 'created', 'tags'],
       );
     });
 }

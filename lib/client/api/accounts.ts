@@ -1,14 +1,14 @@
+import { listQuery, type PageRequest, type Requester, withQuery } from './transport.ts';
 import type {
   Account,
   AccountUsage,
   ApiKeyInfo,
+  AuditEntry,
   IssuedKey,
   QuotaLimits,
+  Role,
   User,
-} from '../../core/identity/accounts.ts';
-import type { Role } from '../../core/identity/identity.ts';
-import type { AuditEntry } from '../../core/ports/audit.ts';
-import { listQuery, type PageRequest, type Requester, withQuery } from './transport.ts';
+} from './types.ts';
 
 /** The caller's account (usage, audit, settings), its users and keys, and the operator's calls. */
 export function accountRequests<Base extends Requester>(base: Base) {

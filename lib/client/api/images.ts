@@ -1,6 +1,5 @@
-import type { DiskFormat } from '../../core/format/disk-format.ts';
-import type { Image, ImageDeletion, ImageSnapshot, Launch } from '../../core/instances/images.ts';
-import { everyPage, listQuery, type Requester, withQuery } from './transport.ts';
+import { allPages, listQuery, type Requester, withQuery } from './transport.ts';
+import type { DiskFormat, Image, ImageDeletion, ImageSnapshot, Launch } from './types.ts';
 
 const imagePath = (imageId: string, below = '') => `/v1/images/${encodeURIComponent(imageId)}${below}`;
 
@@ -25,10 +24,7 @@ export function imageRequests<Base extends Requester>(base: Base) {
 
     /** Every image (own, or shared with the account), following pages. */
     allImages(scope?: 'own' | 'shared'): AsyncGenerator<Image> {
-      return everyPage(async (nextToken) => {
-        const page = await this.listImages({ scope, nextToken });
-        return { items: page.images, nextToken: page.nextToken };
-      });
+      return allPages('images', (page) => this.listImages({ scope, ...page }));
     }
 
     getImage(imageId: string): Promise<Image> {

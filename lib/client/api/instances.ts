@@ -1,5 +1,5 @@
-import type { Instance, InstanceState } from '../../core/instances/instances.ts';
-import { everyPage, listQuery, type PageRequest, type Requester, withQuery } from './transport.ts';
+import { allPages, listQuery, type PageRequest, type Requester, withQuery } from './transport.ts';
+import type { Instance, InstanceState } from './types.ts';
 
 const instancePath = (instanceId: string, below = '') =>
   `/v1/instances/${encodeURIComponent(instanceId)}${below}`;
@@ -22,10 +22,7 @@ export function instanceRequests<Base extends Requester>(base: Base) {
 
     /** Every instance of the account in this region, following pages. */
     allInstances(): AsyncGenerator<Instance> {
-      return everyPage(async (nextToken) => {
-        const page = await this.listInstances({ nextToken });
-        return { items: page.instances, nextToken: page.nextToken };
-      });
+      return allPages('instances', (page) => this.listInstances(page));
     }
 
     getInstance(instanceId: string): Promise<Instance> {

@@ -1,5 +1,5 @@
-import type { CreatePolicyInput, Policy, PolicyChanges } from '../../core/maintenance/policies.ts';
-import { everyPage, listQuery, type PageRequest, type Requester, withQuery } from './transport.ts';
+import { allPages, listQuery, type PageRequest, type Requester, withQuery } from './transport.ts';
+import type { CreatePolicyInput, Policy, PolicyChanges } from './types.ts';
 
 const policyPath = (policyId: string) => `/v1/policies/${encodeURIComponent(policyId)}`;
 
@@ -16,10 +16,7 @@ export function policyRequests<Base extends Requester>(base: Base) {
 
     /** Every policy of the account in this region, following pages. */
     allPolicies(): AsyncGenerator<Policy> {
-      return everyPage(async (nextToken) => {
-        const page = await this.listPolicies({ nextToken });
-        return { items: page.policies, nextToken: page.nextToken };
-      });
+      return allPages('policies', (page) => this.listPolicies(page));
     }
 
     getPolicy(policyId: string): Promise<Policy> {

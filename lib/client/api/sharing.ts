@@ -1,6 +1,6 @@
-import type { Snapshot } from '../../core/snapshots/snapshots.ts';
 import { snapshotPath } from './snapshots.ts';
 import type { Requester } from './transport.ts';
+import type { Snapshot } from './types.ts';
 
 /** Who may read a snapshot: named accounts, or every account. */
 export function sharingRequests<Base extends Requester>(base: Base) {

@@ -1,13 +1,7 @@
-import type { SegmentRange } from '../../core/format/restore-plan.ts';
 import { escapeUnprintable } from '../../core/shared/text.ts';
-import type {
-  SnapshotDiff as ChangedBlocks,
-  SegmentRangeUrl,
-  SegmentUrl,
-} from '../../core/snapshots/snapshot-service.ts';
-import type { Snapshot } from '../../core/snapshots/snapshots.ts';
 import { snapshotPath } from './snapshots.ts';
 import type { Requester } from './transport.ts';
+import type { ChangedBlocks, SegmentRange, SegmentRangeUrl, SegmentUrl, Snapshot } from './types.ts';
 
 /**
  * A snapshot's blocks: the URLs its segments and manifest are written to and read from, completing

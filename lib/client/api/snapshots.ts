@@ -1,6 +1,5 @@
-import type { SnapshotDeletion } from '../../core/snapshots/snapshot-service.ts';
-import type { Snapshot, SnapshotScope, SnapshotState } from '../../core/snapshots/snapshots.ts';
-import { everyPage, listQuery, type Requester, withQuery } from './transport.ts';
+import { allPages, listQuery, type Requester, withQuery } from './transport.ts';
+import type { Snapshot, SnapshotDeletion, SnapshotScope, SnapshotState } from './types.ts';
 
 export interface SnapshotListFilter {
   /** Own snapshots (default), those shared with the caller's account, or public ones. */
@@ -39,10 +38,7 @@ export function snapshotRequests<Base extends Requester>(base: Base) {
 
     /** Every snapshot matching `filter`, page after page. */
     allSnapshots(filter: Omit<SnapshotListFilter, 'nextToken'> = {}): AsyncGenerator<Snapshot> {
-      return everyPage(async (nextToken) => {
-        const page = await this.listSnapshots({ ...filter, nextToken });
-        return { items: page.snapshots, nextToken: page.nextToken };
-      });
+      return allPages('snapshots', (page) => this.listSnapshots({ ...filter, ...page }));
     }
 
     getSnapshot(snapshotId: string): Promise<Snapshot> {

@@ -1,9 +1,6 @@
-import type { DiskFormat } from '../../core/format/disk-format.ts';
-import type { Snapshot } from '../../core/snapshots/snapshots.ts';
-import type { Export } from '../../core/tasks/exports.ts';
-import type { UploadStart } from '../../core/tasks/imports.ts';
 import { snapshotPath } from './snapshots.ts';
 import { listQuery, type PageRequest, type Requester, withQuery } from './transport.ts';
+import type { DiskFormat, Export, Snapshot, UploadStart } from './types.ts';
 
 const exportPath = (exportId: string, below = '') => `/v1/exports/${encodeURIComponent(exportId)}${below}`;
 

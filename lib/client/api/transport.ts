@@ -155,5 +155,19 @@ export async function* everyPage<T>(
   } while (nextToken);
 }
 
+/**
+ * Every item of a listing, following next tokens: `list` asks for one page, whose items are under
+ * `key` (`volumes`, `policies`…).
+ */
+export function allPages<K extends string, T>(
+  key: K,
+  list: (page: { nextToken?: string }) => Promise<Record<K, T[]> & { nextToken?: string }>,
+): AsyncGenerator<T> {
+  return everyPage(async (nextToken) => {
+    const page = await list({ nextToken });
+    return { items: page[key], nextToken: page.nextToken };
+  });
+}
+
 /** A page of a list call (the listings that filter by nothing else). */
 export type PageRequest = { limit?: number; nextToken?: string };

@@ -1,5 +1,5 @@
-import type { Volume, VolumeDeletion } from '../../core/volumes/volumes.ts';
-import { everyPage, listQuery, type Requester, withQuery } from './transport.ts';
+import { allPages, listQuery, type Requester, withQuery } from './transport.ts';
+import type { Volume, VolumeDeletion } from './types.ts';
 
 export interface HealthResponse {
   region: string;
@@ -43,10 +43,7 @@ export function volumeRequests<Base extends Requester>(base: Base) {
 
     /** Every volume matching `filter`, page after page. */
     allVolumes(filter: Omit<VolumeListFilter, 'nextToken'> = {}): AsyncGenerator<Volume> {
-      return everyPage(async (nextToken) => {
-        const page = await this.listVolumes({ ...filter, nextToken });
-        return { items: page.volumes, nextToken: page.nextToken };
-      });
+      return allPages('volumes', (page) => this.listVolumes({ ...filter, ...page }));
     }
 
     getVolume(volumeId: string): Promise<Volume> {
