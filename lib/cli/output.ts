@@ -57,13 +57,34 @@ export function printTable(
     return;
   }
   const cells = rows.map((row) => columns.map((c) => formatValue((row as Record<string, unknown>)[c])));
-  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => (r[i] ?? '').length)));
-  const line = (values: string[]) =>
-    values
-      .map((v, i) => v.padEnd(widths[i] ?? 0))
+  out(
+    `${alignedLines(
+      columns.map((c) => c.toUpperCase()),
+      cells,
+    ).join('\n')}\n`,
+  );
+}
+
+/** Prints a listing: the API's items with `--json`, else a table of `row`'s fields of each. */
+export function printRows<T extends object>(
+  out: (text: string) => void,
+  json: boolean,
+  items: T[],
+  row: (item: T) => object,
+  columns: string[],
+): void {
+  printTable(out, json ? items : items.map(row), columns, json);
+}
+
+/** A header and rows of cells as lines of columns, each as wide as its widest cell, two spaces apart. */
+export function alignedLines(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
       .join('  ')
       .trimEnd();
-  out(`${[line(columns.map((c) => c.toUpperCase())), ...cells.map(line)].join('\n')}\n`);
+  return [line(header), ...rows.map(line)];
 }
 
 /** One cell or value: control characters, newlines and bidi overrides in it shown as `\uXXXX`. */
@@ -74,4 +95,14 @@ function formatValue(value: unknown): string {
       ? value.map(formatValue).join(', ')
       : escapeUnprintable(JSON.stringify(value));
   return escapeUnprintable(String(value));
+}
+
+/** Prints what a command answered: the API's record with `--json`, else `view`'s fields of it. */
+export function printAnswer<T extends object>(
+  out: (text: string) => void,
+  json: boolean,
+  answer: T,
+  view: (value: T) => object,
+): void {
+  printRecord(out, json ? answer : view(answer), json);
 }

@@ -66,7 +66,24 @@ export function formatSize(bytes: number): string {
 
 /** Parses repeated `--tag key=value` options into tags. */
 export function collectTag(text: string, tags: Record<string, string> = {}): Record<string, string> {
+  const pair = splitPair(text);
+  if (!pair) throw new Error(`'${text}' is not a tag: write key=value.`);
+  return { ...tags, [pair[0]]: pair[1] };
+}
+
+/**
+ * `key=value` split at the first `=` (the value may hold more), or undefined when there is no key,
+ * or no value where `valueRequired`: what every repeated `--flag key=value` parses.
+ */
+export function splitPair(text: string, valueRequired = false): [key: string, value: string] | undefined {
   const at = text.indexOf('=');
-  if (at <= 0) throw new Error(`'${text}' is not a tag: write key=value.`);
-  return { ...tags, [text.slice(0, at)]: text.slice(at + 1) };
+  if (at <= 0 || (valueRequired && at === text.length - 1)) return undefined;
+  return [text.slice(0, at), text.slice(at + 1)];
+}
+
+/** Tags as `key=value, …`, or `-` when there are none; `sorted` orders them by key. */
+export function formatTags(tags: Record<string, string>, sorted = false): string {
+  const entries = Object.entries(tags);
+  if (sorted) entries.sort(([a], [b]) => a.localeCompare(b));
+  return entries.map(([k, v]) => `${k}=${v}`).join(', ') || '-';
 }

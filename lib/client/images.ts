@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { ApiClient, Image, Launch } from './api-client.ts';
 import { ApiError } from './api-client.ts';
+import { pollUntil } from './poll.ts';
 import { createSnapshotFromFile } from './snapshot-create.ts';
 import { type RestoreReport, restoreSnapshot } from './snapshot-restore.ts';
 
@@ -69,12 +70,11 @@ export async function waitForImage(
   imageId: string,
   onProgress?: (image: Image) => void,
 ): Promise<Image> {
-  for (let delay = 250; ; delay = Math.min(2000, delay * 1.5)) {
-    const image = await api.getImage(imageId);
-    onProgress?.(image);
-    if (image.state !== 'pending') return image;
-    await new Promise((resolve) => setTimeout(resolve, delay));
-  }
+  return pollUntil(
+    () => api.getImage(imageId),
+    (image) => image.state !== 'pending',
+    { onRead: onProgress },
+  );
 }
 
 /** The file a launched volume is restored to: `DIR/<device basename>.img` (`/dev/vda` → `vda.img`). */

@@ -6,7 +6,8 @@ import { decodeManifest, encodeManifest, type Manifest } from '../core/format/ma
 import { segmentCapacity } from '../core/format/segment.ts';
 import { emptyWriteReport, SnapshotWriter, type WriteReport } from '../core/format/snapshot-writer.ts';
 import { VolsnapError } from '../core/shared/errors.ts';
-import { type ApiClient, ApiError, type SegmentUrl, type Snapshot } from './api-client.ts';
+import { type ApiClient, ApiError, type SegmentUrl, type Snapshot, type Volume } from './api-client.ts';
+import { pollUntil } from './poll.ts';
 import { getObject, putObject } from './transfer.ts';
 
 export interface CreateFromFileOptions {
@@ -43,16 +44,7 @@ export async function createSnapshotFromFile(
   api: ApiClient,
   options: CreateFromFileOptions,
 ): Promise<CreateFromFileResult> {
-  const volume = await api.getVolume(options.volumeId);
-  const info = await stat(options.file).catch((cause) => {
-    throw new VolsnapError('request.invalid', `Cannot read ${options.file}: ${(cause as Error).message}`);
-  });
-  if (info.isFile() && info.size > volume.sizeBytes) {
-    throw new VolsnapError(
-      'request.invalid',
-      `${options.file} is ${info.size} bytes, larger than volume ${volume.volumeId} (${volume.sizeBytes} bytes). Snapshot the right file, or register a larger volume.`,
-    );
-  }
+  const volume = await volumeFitting(api, options.volumeId, options.file);
   const snapshot =
     options.snapshot ??
     (await api.createSnapshot({
@@ -69,52 +61,104 @@ export async function createSnapshotFromFile(
     const { url } = await api.manifestUrl(snapshot.parentSnapshotId);
     parent = decodeManifest(await getObject(url));
   }
+  let bytesRead = 0;
+  const progress = () =>
+    options.onProgress?.({ bytesRead, totalBytes: volume.sizeBytes, uploadedBytes: uploads.uploadedBytes });
+  const uploads = segmentUploads(api, snapshot.snapshotId, options.concurrency ?? 4, progress);
+  const writer = new SnapshotWriter({
+    volumeSize: volume.sizeBytes,
+    compressor: createZstdCompressor(),
+    parent,
+    ...uploads.sink,
+  });
+  await readBlocks(options.file, volume, writer, (read, index) => {
+    bytesRead += read;
+    if (index % 64 === 0) progress();
+  });
+  const manifest = await writer.finish();
+  await uploads.drain();
+  const completed = await completeWith(api, snapshot, manifest);
+  progress();
+  return { snapshot: completed, report: writer.report, written: true };
+}
 
+/** The volume, once `file` is known readable and no larger than it. */
+async function volumeFitting(api: ApiClient, volumeId: string, file: string): Promise<Volume> {
+  const volume = await api.getVolume(volumeId);
+  const info = await stat(file).catch((cause) => {
+    throw new VolsnapError('request.invalid', `Cannot read ${file}: ${(cause as Error).message}`);
+  });
+  if (info.isFile() && info.size > volume.sizeBytes) {
+    throw new VolsnapError(
+      'request.invalid',
+      `${file} is ${info.size} bytes, larger than volume ${volume.volumeId} (${volume.sizeBytes} bytes). Snapshot the right file, or register a larger volume.`,
+    );
+  }
+  return volume;
+}
+
+/**
+ * Where a snapshot's writer puts its segments: each through the next write-once URL the service
+ * issued, `concurrency` uploads at once. `sink` is the writer's side; `drain` waits for the uploads
+ * still in flight. Memory: the writer waits in `store` for a free slot before filling another
+ * segment, and an uploaded segment's buffer builds a later one.
+ */
+function segmentUploads(api: ApiClient, snapshotId: string, concurrency: number, onUploaded: () => void) {
   // Segment URLs are asked for a batch at a time, as needed, so each is used soon after it is issued.
   const urls: SegmentUrl[] = [];
+  const limit = pLimit(concurrency);
+  const inFlight = new Set<Promise<void>>();
+  const spareBuffers: Buffer[] = [];
+  const state = { uploadedBytes: 0 };
   const nextSegmentId = async (): Promise<string> => {
     if (urls.length === 0) {
-      const batch = await api.uploadUrls(snapshot.snapshotId, URL_BATCH);
+      const batch = await api.uploadUrls(snapshotId, URL_BATCH);
       urls.push(...batch.segments);
     }
     const next = urls[0];
     if (!next) throw new Error('the service issued no segment URLs');
     return next.segmentId;
   };
-  const limit = pLimit(options.concurrency ?? 4);
-  const uploads = new Set<Promise<void>>();
-  const spareBuffers: Buffer[] = [];
-  let uploadedBytes = 0;
-  let bytesRead = 0;
-  const progress = () => options.onProgress?.({ bytesRead, totalBytes: volume.sizeBytes, uploadedBytes });
   const store = async (segmentId: string, object: Buffer) => {
     const entry = urls.shift();
     if (entry?.segmentId !== segmentId) throw new Error(`segment ${segmentId} was not the next issued`);
     // Wait for a free slot before the writer fills another segment: memory stays bounded.
-    while (limit.activeCount + limit.pendingCount >= limit.concurrency) await Promise.race(uploads);
+    while (limit.activeCount + limit.pendingCount >= limit.concurrency) await Promise.race(inFlight);
     const upload = limit(async () => {
       await putObject(entry.url, object, { ifNoneMatch: true });
-      uploadedBytes += object.length;
+      state.uploadedBytes += object.length;
       // Uploaded: its buffer builds a later segment (fresh 16 MiB buffers cost page faults).
       spareBuffers.push(Buffer.from(object.buffer, object.byteOffset, segmentCapacity()));
-      progress();
+      onUploaded();
     });
-    uploads.add(upload);
+    inFlight.add(upload);
     void upload.then(
-      () => uploads.delete(upload),
+      () => inFlight.delete(upload),
       () => {},
     );
   };
+  const segmentBuffer = () => spareBuffers.pop() ?? Buffer.allocUnsafe(segmentCapacity());
+  return {
+    sink: { nextSegmentId, store, segmentBuffer },
+    drain: async () => void (await Promise.all(inFlight)),
+    get uploadedBytes() {
+      return state.uploadedBytes;
+    },
+  };
+}
 
-  const writer = new SnapshotWriter({
-    volumeSize: volume.sizeBytes,
-    compressor: createZstdCompressor(),
-    parent,
-    nextSegmentId,
-    store,
-    segmentBuffer: () => spareBuffers.pop() ?? Buffer.allocUnsafe(segmentCapacity()),
-  });
-  const handle = await open(options.file, 'r');
+/**
+ * Feeds the writer every block of `file`, in order: a short last read is padded with zeros, and
+ * past the end of a shorter file the volume reads as zeros. A file longer than the volume (a block
+ * device's size is only known by reading) is refused. `onBlock` gets the bytes read and the index.
+ */
+async function readBlocks(
+  file: string,
+  volume: Volume,
+  writer: SnapshotWriter,
+  onBlock: (bytesRead: number, index: number) => void,
+): Promise<void> {
+  const handle = await open(file, 'r');
   try {
     const buffer = Buffer.alloc(BLOCK_SIZE);
     const blocks = volume.sizeBytes / BLOCK_SIZE;
@@ -136,8 +180,7 @@ export async function createSnapshotFromFile(
       // A short last read: the rest of the block reads as zeros.
       buffer.fill(0, filled);
       await writer.add(index, buffer);
-      bytesRead += filled;
-      if (index % 64 === 0) progress();
+      onBlock(filled, index);
     }
     // Past the end of a shorter file the volume reads as zeros.
     writer.addZeroBlocks(index, blocks - index);
@@ -146,21 +189,30 @@ export async function createSnapshotFromFile(
       if (extra.bytesRead > 0) {
         throw new VolsnapError(
           'request.invalid',
-          `${options.file} is larger than volume ${volume.volumeId} (${volume.sizeBytes} bytes).`,
+          `${file} is larger than volume ${volume.volumeId} (${volume.sizeBytes} bytes).`,
         );
       }
     }
   } finally {
     await handle.close();
   }
-  const manifest = await writer.finish();
-  await Promise.all(uploads);
+}
+
+/**
+ * Uploads the manifest and completes the snapshot, waiting while workers verify it; a snapshot the
+ * service finds unsound is thrown as `snapshot.manifestInvalid`.
+ */
+async function completeWith(api: ApiClient, snapshot: Snapshot, manifest: Manifest): Promise<Snapshot> {
   // A manifest key of its own, asked for now: a rerun of this snapshot uploads to another one.
   const target = await api.uploadUrls(snapshot.snapshotId, 0, { manifest: true });
   if (!target.manifestUrl || !target.manifestUploadId) throw new Error('the service issued no manifest URL');
   await putObject(target.manifestUrl, encodeManifest(manifest), { ifNoneMatch: true });
   const answered = await api.completeSnapshot(snapshot.snapshotId, target.manifestUploadId);
-  const completed = answered.state === 'pending' ? await waitForVerification(api, answered) : answered;
+  const completed = await pollUntil(
+    () => api.getSnapshot(snapshot.snapshotId),
+    (s) => s.state !== 'pending',
+    { current: answered },
+  );
   if (completed.state === 'error') {
     throw new ApiError(
       400,
@@ -168,16 +220,5 @@ export async function createSnapshotFromFile(
       `Snapshot ${completed.snapshotId} failed verification: ${completed.stateReason ?? 'no reason given'}`,
     );
   }
-  progress();
-  return { snapshot: completed, report: writer.report, written: true };
-}
-
-/** Polls a snapshot the service verifies in workers until it is completed or in error. */
-async function waitForVerification(api: ApiClient, snapshot: Snapshot): Promise<Snapshot> {
-  let current = snapshot;
-  for (let delay = 250; current.state === 'pending'; delay = Math.min(2000, delay * 1.5)) {
-    await new Promise((resolve) => setTimeout(resolve, delay));
-    current = await api.getSnapshot(snapshot.snapshotId);
-  }
-  return current;
+  return completed;
 }

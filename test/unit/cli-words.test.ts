@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../../lib/cli/args.ts';
-import { agentStartLine, formatPolicyRuns } from '../../lib/cli/maintenance-commands.ts';
+import { agentStartLine, formatPolicyRuns } from '../../lib/cli/commands/maintenance.ts';
 import { parseVolumeSize } from '../../lib/cli/units.ts';
 
 describe('the words of the CLI', () => {

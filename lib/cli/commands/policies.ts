@@ -1,18 +1,17 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type {
-  ApiClient,
   CopyRule,
   Policy,
   PolicyChanges,
   PolicyRetention,
   PolicySchedule,
-} from '../client/api-client.ts';
-import { option, parseDuration, positiveInteger } from './args.ts';
-import { deletedRecord, printRecord, printTable } from './output.ts';
-import { collectTag } from './units.ts';
-
-type Io = { out: (text: string) => void; err: (text: string) => void };
-type Client = () => { api: ApiClient; json: boolean };
+} from '../../client/api-client.ts';
+import { option, parseDuration, positiveInteger } from '../args.ts';
+import type { CliContext } from '../context.ts';
+import { printAnswer, printRows } from '../output.ts';
+import { firstOf } from '../reading.ts';
+import { addDeleteCommand, addRecordCommand } from '../record-commands.ts';
+import { collectTag, formatTags } from '../units.ts';
 
 /** What `policy create` and `policy update` take (durations already in milliseconds). */
 interface PolicyOptions {
@@ -100,13 +99,53 @@ function retentionOf(keep: number | undefined, keepForMs: number | undefined): P
 }
 
 /** `volsnap policy create|list|show|enable|disable|update|delete`. */
-export function addPolicyCommands(program: Command, client: Client, io: Io): void {
+export function addPolicyCommands(program: Command, ctx: CliContext): void {
   const policy = program
     .command('policy')
     .description(
       'snapshot policies: snapshot tagged volumes on a schedule, keep some, copy them to other regions',
     );
+  addCreate(policy, ctx);
+  addList(policy, ctx);
+  addRecordCommand(policy, ctx, {
+    name: 'show',
+    description: "a policy's settings, next run and what its last run did",
+    args: ['<policy-id>'],
+    call: (api, policyId) => api.getPolicy(policyId),
+    view: policyRecord,
+  });
+  for (const [name, enabled, description] of [
+    ['enable', true, 'turn a policy on: it next runs at its next scheduled time from now'],
+    ['disable', false, 'turn a policy off: it makes and deletes no snapshots until enabled'],
+  ] as const) {
+    addRecordCommand(policy, ctx, {
+      name,
+      description,
+      args: ['<policy-id>'],
+      call: (api, policyId) => api.updatePolicy(policyId, { enabled }),
+      view: policyRecord,
+    });
+  }
+  policyOptions(
+    policy
+      .command('update')
+      .argument('<policy-id>')
+      .description('change the settings given; the others stay')
+      .option('--name <name>', 'a new name'),
+    false,
+  )
+    .option('--no-copy', 'remove every copy rule')
+    .action((policyId: string, options: PolicyOptions) => updatePolicy(ctx, policyId, options));
+  addDeleteCommand(policy, ctx, {
+    description: 'delete a policy (the snapshots it made stay, tagged volsnap:policy=<policy-id>)',
+    arg: '<policy-id>',
+    idField: 'policyId',
+    remove: (api, policyId) => api.deletePolicy(policyId),
+    done: (policyId) => `Deleted ${policyId}; the snapshots it made stay.\n`,
+  });
+}
 
+function addCreate(policy: Command, ctx: CliContext): void {
   policyOptions(
     policy
       .command('create')
@@ -116,7 +155,7 @@ export function addPolicyCommands(program: Command, client: Client, io: Io): voi
   )
     .option('--disabled', 'create it turned off (turn it on with `policy enable`)')
     .action(async (options: PolicyOptions) => {
-      const { api, json } = client();
+      const { api, json } = ctx.client();
       const schedule = scheduleOf(options);
       const retention = retentionOf(options.keep, options.keepFor);
       if (!schedule) throw usage('give a schedule: --every 6h, or --cron "0 3 * * *"');
@@ -134,113 +173,60 @@ export function addPolicyCommands(program: Command, client: Client, io: Io): voi
         agentTimeoutMs: options.agentTimeout,
         enabled: !options.disabled,
       });
-      printRecord(io.out, json ? created : policyRecord(created), json);
+      printAnswer(ctx.io.out, json, created, policyRecord);
     });
+}
 
+function addList(policy: Command, ctx: CliContext): void {
   policy
     .command('list')
     .description('your policies in this region, newest first')
     .action(async () => {
-      const { api, json } = client();
-      const rows: Policy[] = [];
-      for await (const p of api.allPolicies()) rows.push(p);
-      printTable(
-        io.out,
-        json
-          ? rows
-          : rows.map((p) => ({
-              id: p.policyId,
-              name: p.name,
-              enabled: p.enabled ? 'yes' : 'no',
-              schedule: formatSchedule(p.schedule),
-              retention: formatRetention(p.retention),
-              targets: formatTags(p.targetTags),
-              copies: p.copyRules.map((r) => r.region),
-              'next run': p.enabled ? p.nextRunAt : undefined,
-            })),
-        ['id', 'name', 'enabled', 'schedule', 'retention', 'targets', 'copies', 'next run'],
+      const { api, json } = ctx.client();
+      const rows = await firstOf(api.allPolicies());
+      printRows(
+        ctx.io.out,
         json,
+        rows,
+        (p) => ({
+          id: p.policyId,
+          name: p.name,
+          enabled: p.enabled ? 'yes' : 'no',
+          schedule: formatSchedule(p.schedule),
+          retention: formatRetention(p.retention),
+          targets: formatTags(p.targetTags, true),
+          copies: p.copyRules.map((r) => r.region),
+          'next run': p.enabled ? p.nextRunAt : undefined,
+        }),
+        ['id', 'name', 'enabled', 'schedule', 'retention', 'targets', 'copies', 'next run'],
       );
     });
+}
 
-  policy
-    .command('show')
-    .argument('<policy-id>')
-    .description("a policy's settings, next run and what its last run did")
-    .action(async (policyId: string) => {
-      const { api, json } = client();
-      const found = await api.getPolicy(policyId);
-      printRecord(io.out, json ? found : policyRecord(found), json);
-    });
-
-  for (const [name, enabled] of [
-    ['enable', true],
-    ['disable', false],
-  ] as const) {
-    policy
-      .command(name)
-      .argument('<policy-id>')
-      .description(
-        enabled
-          ? 'turn a policy on: it next runs at its next scheduled time from now'
-          : 'turn a policy off: it makes and deletes no snapshots until enabled',
-      )
-      .action(async (policyId: string) => {
-        const { api, json } = client();
-        const updated = await api.updatePolicy(policyId, { enabled });
-        printRecord(io.out, json ? updated : policyRecord(updated), json);
-      });
+async function updatePolicy(ctx: CliContext, policyId: string, options: PolicyOptions): Promise<void> {
+  const { api, json } = ctx.client();
+  const retention = retentionOf(options.keep, options.keepFor);
+  const changes: PolicyChanges = {
+    name: options.name,
+    description: options.description,
+    targetTags: options.targetTag,
+    schedule: scheduleOf(options),
+    retention,
+    agentTimeoutMs: options.agentTimeout,
+  };
+  const copyRetention = options.copyKeep !== undefined || options.copyKeepFor !== undefined;
+  if (options.copy === false) {
+    if (options.copyTo || copyRetention) throw usage('--no-copy goes without --copy-to and --copy-keep*');
+    changes.copyRules = [];
+  } else if (options.copyTo || copyRetention) {
+    // Copies keep as asked, else as the policy's (new or current) retention says.
+    const current = await api.getPolicy(policyId);
+    const regions = options.copyTo ?? current.copyRules.map((r) => r.region);
+    if (regions.length === 0)
+      throw usage(`policy ${policyId} has no copy rules: add them with --copy-to REGION`);
+    changes.copyRules = copyRulesOf(regions, options, retention ?? current.retention, current.copyRules);
   }
-
-  policyOptions(
-    policy
-      .command('update')
-      .argument('<policy-id>')
-      .description('change the settings given; the others stay')
-      .option('--name <name>', 'a new name'),
-    false,
-  )
-    .option('--no-copy', 'remove every copy rule')
-    .action(async (policyId: string, options: PolicyOptions) => {
-      const { api, json } = client();
-      const retention = retentionOf(options.keep, options.keepFor);
-      const changes: PolicyChanges = {
-        name: options.name,
-        description: options.description,
-        targetTags: options.targetTag,
-        schedule: scheduleOf(options),
-        retention,
-        agentTimeoutMs: options.agentTimeout,
-      };
-      const copyRetention = options.copyKeep !== undefined || options.copyKeepFor !== undefined;
-      if (options.copy === false) {
-        if (options.copyTo || copyRetention) throw usage('--no-copy goes without --copy-to and --copy-keep*');
-        changes.copyRules = [];
-      } else if (options.copyTo || copyRetention) {
-        // Copies keep as asked, else as the policy's (new or current) retention says.
-        const current = await api.getPolicy(policyId);
-        const regions = options.copyTo ?? current.copyRules.map((r) => r.region);
-        if (regions.length === 0)
-          throw usage(`policy ${policyId} has no copy rules: add them with --copy-to REGION`);
-        changes.copyRules = copyRulesOf(regions, options, retention ?? current.retention, current.copyRules);
-      }
-      const updated = await api.updatePolicy(policyId, changes);
-      printRecord(io.out, json ? updated : policyRecord(updated), json);
-    });
-
-  policy
-    .command('delete')
-    .argument('<policy-id>')
-    .description('delete a policy (the snapshots it made stay, tagged volsnap:policy=<policy-id>)')
-    .action(async (policyId: string) => {
-      const { api, json } = client();
-      await api.deletePolicy(policyId);
-      io.out(
-        json
-          ? `${JSON.stringify(deletedRecord('policyId', policyId))}\n`
-          : `Deleted ${policyId}; the snapshots it made stay.\n`,
-      );
-    });
+  printAnswer(ctx.io.out, json, await api.updatePolicy(policyId, changes), policyRecord);
 }
 
 /** A command line to fix: printed as a usage error (exit 2), pointing at the command's help. */
@@ -272,7 +258,7 @@ function policyRecord(p: Policy) {
     name: p.name,
     description: p.description || '-',
     enabled: p.enabled ? 'yes' : 'no',
-    targets: `volumes tagged ${formatTags(p.targetTags)}`,
+    targets: `volumes tagged ${formatTags(p.targetTags, true)}`,
     schedule: formatSchedule(p.schedule),
     retention: formatRetention(p.retention),
     copies:
@@ -309,13 +295,4 @@ export function formatDuration(ms: number): string {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
-}
-
-function formatTags(tags: Record<string, string>): string {
-  return (
-    Object.entries(tags)
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([k, v]) => `${k}=${v}`)
-      .join(', ') || '-'
-  );
 }

@@ -1,25 +1,22 @@
 import { type Command, InvalidArgumentError } from 'commander';
-import { runAgentPass } from '../client/agent.ts';
-import type { ApiClient } from '../client/api-client.ts';
-import type { PolicyRunSummary } from '../core/maintenance/policy-runner.ts';
-import { escapeUnprintable } from '../core/shared/text.ts';
-import { option, parseDuration, positiveInteger } from './args.ts';
-import { printRecord } from './output.ts';
-
-type Io = { out: (text: string) => void; err: (text: string) => void };
-type Client = () => { api: ApiClient; json: boolean };
+import { runAgentPass } from '../../client/agent.ts';
+import type { PolicyRunSummary } from '../../core/maintenance/policy-runner.ts';
+import { escapeUnprintable } from '../../core/shared/text.ts';
+import { option, parseDuration, positiveInteger } from '../args.ts';
+import type { CliContext } from '../context.ts';
+import { alignedLines, printRecord } from '../output.ts';
+import { splitPair } from '../units.ts';
 
 const JOBS = ['gc', 'reaper', 'expiry', 'policies'];
 
 function collectVolume(value: string, previous: Map<string, string> = new Map()): Map<string, string> {
-  const at = value.indexOf('=');
-  if (at < 1 || at === value.length - 1)
-    throw new InvalidArgumentError(`'${value}' is not VOLUME=PATH (e.g. vol-…=/dev/sdb).`);
-  return new Map(previous).set(value.slice(0, at), value.slice(at + 1));
+  const pair = splitPair(value, true);
+  if (!pair) throw new InvalidArgumentError(`'${value}' is not VOLUME=PATH (e.g. vol-…=/dev/sdb).`);
+  return new Map(previous).set(...pair);
 }
 
 /** `volsnap agent …` (on a volume's host) and `volsnap admin run JOB` (the operator). */
-export function addMaintenanceCommands(program: Command, client: Client, io: Io): void {
+export function addMaintenanceCommands(program: Command, admin: Command, ctx: CliContext): void {
   program
     .command('agent')
     .description(
@@ -38,52 +35,8 @@ export function addMaintenanceCommands(program: Command, client: Client, io: Io)
       30,
     )
     .option('--concurrency <n>', 'segment uploads at once per snapshot', option(positiveInteger), 4)
-    .action(
-      async (options: {
-        volume: Map<string, string>;
-        once?: boolean;
-        interval: number;
-        concurrency: number;
-      }) => {
-        const { api, json } = client();
-        let failed = 0;
-        const onEvent = (event: {
-          snapshotId: string;
-          volumeId: string;
-          outcome: string;
-          reason?: string;
-        }) => {
-          if (event.outcome === 'failed') failed++;
-          io.out(
-            json
-              ? `${JSON.stringify(event)}\n`
-              : `${event.snapshotId} (${event.volumeId}): ${event.outcome}${event.reason ? `: ${event.reason}` : ''}\n`,
-          );
-        };
-        let stopping = false;
-        const stop = () => {
-          stopping = true;
-        };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-        if (!json) io.out(agentStartLine(options.volume, options.once ? undefined : options.interval));
-        try {
-          do {
-            await runAgentPass(api, { volumes: options.volume, concurrency: options.concurrency, onEvent });
-            if (options.once) break;
-            for (let waited = 0; waited < options.interval * 1000 && !stopping; waited += 250)
-              await new Promise((resolve) => setTimeout(resolve, 250));
-          } while (!stopping);
-        } finally {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-        }
-        if (failed > 0) process.exitCode = 1;
-      },
-    );
+    .action((options: AgentOptions) => runAgent(ctx, options));
 
-  const admin = program.commands.find((c) => c.name() === 'admin');
-  if (!admin) throw new Error('the admin command must be added first');
   admin
     .command('run')
     .description(
@@ -100,15 +53,56 @@ export function addMaintenanceCommands(program: Command, client: Client, io: Io)
     .action(async (job: string, options: { grace?: number; force?: boolean; policy?: string }) => {
       if (!JOBS.includes(job))
         throw new InvalidArgumentError(`'${job}' is not a job: use ${JOBS.join(', ')}.`);
-      const { api, json } = client();
+      const { api, json } = ctx.client();
       const report = await api.runJob(job, {
         ...(options.grace !== undefined ? { graceSeconds: options.grace } : {}),
         ...(options.force ? { force: true } : {}),
         ...(options.policy ? { policyId: options.policy } : {}),
       });
-      if (!json && job === 'policies') io.out(formatPolicyRuns(report as unknown as PolicyRunSummary));
-      else printRecord(io.out, json ? report : summarize(report), json);
+      if (!json && job === 'policies') ctx.io.out(formatPolicyRuns(report as unknown as PolicyRunSummary));
+      else printRecord(ctx.io.out, json ? report : summarize(report), json);
     });
+}
+
+interface AgentOptions {
+  volume: Map<string, string>;
+  once?: boolean;
+  interval: number;
+  concurrency: number;
+}
+
+/** Agent passes until `--once` is done or SIGINT/SIGTERM; exit code 1 when a snapshot failed. */
+async function runAgent(ctx: CliContext, options: AgentOptions): Promise<void> {
+  const { api, json } = ctx.client();
+  const { io } = ctx;
+  let failed = 0;
+  const onEvent = (event: { snapshotId: string; volumeId: string; outcome: string; reason?: string }) => {
+    if (event.outcome === 'failed') failed++;
+    io.out(
+      json
+        ? `${JSON.stringify(event)}\n`
+        : `${event.snapshotId} (${event.volumeId}): ${event.outcome}${event.reason ? `: ${event.reason}` : ''}\n`,
+    );
+  };
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  if (!json) io.out(agentStartLine(options.volume, options.once ? undefined : options.interval));
+  try {
+    do {
+      await runAgentPass(api, { volumes: options.volume, concurrency: options.concurrency, onEvent });
+      if (options.once) break;
+      for (let waited = 0; waited < options.interval * 1000 && !stopping; waited += 250)
+        await new Promise((resolve) => setTimeout(resolve, 250));
+    } while (!stopping);
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+  if (failed > 0) process.exitCode = 1;
 }
 
 /** A report as one line per field: lists as their length and first ids. */
@@ -166,16 +160,10 @@ export function formatPolicyRuns(summary: PolicyRunSummary): string {
     String(report.errors.length),
   ]);
   const header = ['POLICY', 'ACCOUNT', 'CREATED', 'DELETED', 'COPIED', 'SKIPPED', 'ERRORS'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd();
   const errors = summary.runs.flatMap(({ policyId, report }) =>
     report.errors.map((e) => `  ${policyId}: ${escapeUnprintable(e)}`),
   );
-  return `${[line(header), ...rows.map(line), ...(errors.length > 0 ? ['errors:', ...errors] : [])].join('\n')}\n`;
+  return `${[...alignedLines(header, rows), ...(errors.length > 0 ? ['errors:', ...errors] : [])].join('\n')}\n`;
 }
 
 /** `-`, or the ids of a report's list (its length first when there are several). */

@@ -1,0 +1,91 @@
+import { listQuery, type PageRequest, type Requester, withQuery } from './transport.ts';
+import type {
+  Account,
+  AccountUsage,
+  ApiKeyInfo,
+  AuditEntry,
+  IssuedKey,
+  QuotaLimits,
+  Role,
+  User,
+} from './types.ts';
+
+/** The caller's account (usage, audit, settings), its users and keys, and the operator's calls. */
+export function accountRequests<Base extends Requester>(base: Base) {
+  return class AccountRequests extends base {
+    whoami(): Promise<{ account: Account; user: User; keyId: string }> {
+      return this.request('GET', '/v1/account');
+    }
+
+    updateAccount(changes: { blockPublicSharing?: boolean; recycleBinDays?: number }): Promise<Account> {
+      return this.request('PATCH', '/v1/account', changes);
+    }
+
+    usage(): Promise<AccountUsage> {
+      return this.request('GET', '/v1/account/usage');
+    }
+
+    audit(page: PageRequest = {}): Promise<{ events: AuditEntry[]; nextToken?: string }> {
+      return this.request('GET', withQuery('/v1/account/audit', listQuery(page)));
+    }
+
+    createUser(input: { userName: string; role?: Role; permissions?: string[] }): Promise<User> {
+      return this.request('POST', '/v1/account/users', input);
+    }
+
+    listUsers(): Promise<{ users: User[] }> {
+      return this.request('GET', '/v1/account/users');
+    }
+
+    updateUser(userName: string, changes: { role?: Role; permissions?: string[] }): Promise<User> {
+      return this.request('PATCH', `/v1/account/users/${encodeURIComponent(userName)}`, changes);
+    }
+
+    async deleteUser(userName: string): Promise<void> {
+      await this.request<void>('DELETE', `/v1/account/users/${encodeURIComponent(userName)}`);
+    }
+
+    createKey(input: {
+      userName?: string;
+      expiresInSeconds?: number;
+      description?: string;
+    }): Promise<IssuedKey> {
+      return this.request('POST', '/v1/account/keys', input);
+    }
+
+    listKeys(userName?: string): Promise<{ keys: ApiKeyInfo[] }> {
+      return this.request('GET', withQuery('/v1/account/keys', listQuery({ userName })));
+    }
+
+    revokeKey(keyId: string): Promise<ApiKeyInfo> {
+      return this.request('DELETE', `/v1/account/keys/${encodeURIComponent(keyId)}`);
+    }
+
+    createAccount(input: { name: string; ownerName?: string }): Promise<{
+      account: Account;
+      owner: User;
+      key: IssuedKey;
+    }> {
+      return this.request('POST', '/v1/admin/accounts', input);
+    }
+
+    listAccounts(page: PageRequest = {}): Promise<{ accounts: Account[]; nextToken?: string }> {
+      return this.request('GET', withQuery('/v1/admin/accounts', listQuery(page)));
+    }
+
+    setQuota(
+      accountId: string,
+      quota: Partial<QuotaLimits>,
+    ): Promise<{ account: Account; limits: QuotaLimits }> {
+      return this.request('PUT', `/v1/admin/accounts/${encodeURIComponent(accountId)}/quota`, quota);
+    }
+
+    /** Runs a scheduled job now (operator): gc, reaper, expiry or policies; returns its report. */
+    runJob(
+      job: string,
+      options: { graceSeconds?: number; force?: boolean; policyId?: string } = {},
+    ): Promise<Record<string, unknown>> {
+      return this.request('POST', `/v1/admin/run/${encodeURIComponent(job)}`, options);
+    }
+  };
+}
