@@ -1,7 +1,7 @@
 import { ROLES, requireAdmin } from '../../lib/core/identity/identity.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
-import { httpHandler } from '../../lib/http/stack.ts';
+import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
 import { runtime } from '../../lib/root.ts';
 
 const UserPath = z.object({ userName: z.string() });
@@ -103,3 +103,18 @@ export const listKeys = httpHandler(
 export const revokeKey = httpHandler({ audit: 'key.revoke', path: KeyPath }, async ({ path, caller }) => ({
   body: await runtime().accounts.revokeKey(caller, path.keyId),
 }));
+
+/** The account function's routes (the account, its users and their keys), each declared under `account` in serverless.yml. */
+export const handler = httpRouter({
+  'GET /v1/account': show,
+  'PATCH /v1/account': update,
+  'GET /v1/account/usage': usage,
+  'GET /v1/account/audit': audit,
+  'POST /v1/account/users': createUser,
+  'GET /v1/account/users': listUsers,
+  'PATCH /v1/account/users/{userName}': updateUser,
+  'DELETE /v1/account/users/{userName}': deleteUser,
+  'POST /v1/account/keys': createKey,
+  'GET /v1/account/keys': listKeys,
+  'DELETE /v1/account/keys/{keyId}': revokeKey,
+});

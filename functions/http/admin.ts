@@ -1,7 +1,7 @@
 import { DEFAULT_QUOTA, type QuotaLimits } from '../../lib/core/identity/accounts.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
-import { httpHandler } from '../../lib/http/stack.ts';
+import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
 import { runtime } from '../../lib/root.ts';
 
 /** `POST /v1/admin/accounts {name, ownerName}`: a new account, its owner and the owner's first key (operator). */
@@ -69,3 +69,11 @@ export const runJob = httpHandler(
     }),
   }),
 );
+
+/** The admin function's routes (the operator's), each declared under `admin` in serverless.yml. */
+export const handler = httpRouter({
+  'POST /v1/admin/accounts': createAccount,
+  'GET /v1/admin/accounts': listAccounts,
+  'PUT /v1/admin/accounts/{accountId}/quota': setQuota,
+  'POST /v1/admin/run/{job}': runJob,
+});

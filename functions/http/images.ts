@@ -103,3 +103,16 @@ export const exportImage = httpHandler(
     body: await runtime().images.export(caller, path.imageId, body.format ?? 'vsnap'),
   }),
 );
+
+/** The routes of images, served by the instances function (functions/http/instances.ts). */
+export const imageRoutes = {
+  'POST /v1/images': create,
+  'GET /v1/images': list,
+  'GET /v1/images/{imageId}': show,
+  'DELETE /v1/images/{imageId}': remove,
+  'POST /v1/images/{imageId}/launch': launch,
+  'POST /v1/images/{imageId}/shares': share,
+  'DELETE /v1/images/{imageId}/shares/{accountId}': unshare,
+  'POST /v1/images/copy': copy,
+  'POST /v1/images/{imageId}/export': exportImage,
+};

@@ -1,7 +1,8 @@
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
-import { httpHandler } from '../../lib/http/stack.ts';
+import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
 import { runtime } from '../../lib/root.ts';
+import { imageRoutes } from './images.ts';
 
 const InstancePath = z.object({ instanceId: z.string() });
 const AttachmentPath = z.object({ instanceId: z.string(), volumeId: z.string() });
@@ -87,3 +88,15 @@ export const detach = httpHandler(
     body: await runtime().instances.detach(caller, path.instanceId, path.volumeId),
   }),
 );
+
+/** The instances function's routes, and those of their images, each declared under `instances` in serverless.yml. */
+export const handler = httpRouter({
+  'POST /v1/instances': create,
+  'GET /v1/instances': list,
+  'GET /v1/instances/{instanceId}': show,
+  'PATCH /v1/instances/{instanceId}': update,
+  'DELETE /v1/instances/{instanceId}': remove,
+  'PUT /v1/instances/{instanceId}/volumes/{volumeId}': attach,
+  'DELETE /v1/instances/{instanceId}/volumes/{volumeId}': detach,
+  ...imageRoutes,
+});

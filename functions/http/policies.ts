@@ -1,6 +1,6 @@
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
-import { httpHandler } from '../../lib/http/stack.ts';
+import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
 import { runtime } from '../../lib/root.ts';
 
 const PolicyPath = z.object({ policyId: z.string() });
@@ -70,4 +70,13 @@ export const update = httpHandler(
 export const remove = httpHandler({ audit: 'policy.delete', path: PolicyPath }, async ({ path, caller }) => {
   await runtime().policies.delete(caller, path.policyId);
   return { status: 204 };
+});
+
+/** The policies function's routes, each declared under `policies` in serverless.yml. */
+export const handler = httpRouter({
+  'POST /v1/policies': create,
+  'GET /v1/policies': list,
+  'GET /v1/policies/{policyId}': show,
+  'PATCH /v1/policies/{policyId}': update,
+  'DELETE /v1/policies/{policyId}': remove,
 });

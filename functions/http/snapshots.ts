@@ -1,7 +1,6 @@
-import { DISK_FORMATS } from '../../lib/core/format/disk-format.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit, tagFilter } from '../../lib/http/params.ts';
-import { httpHandler } from '../../lib/http/stack.ts';
+import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
 import { snapshotView } from '../../lib/http/views.ts';
 import { runtime } from '../../lib/root.ts';
 
@@ -195,110 +194,19 @@ export const changedBlocks = httpHandler(
   }),
 );
 
-const SharePath = z.object({ snapshotId: z.string(), accountId: z.string() });
-
-/** `POST /v1/snapshots/{snapshotId}/shares {accountId}`: lets another account (id or name) read it. */
-export const share = httpHandler(
-  { audit: 'snapshot.share', path: SnapshotPath, body: z.strictObject({ accountId: z.string() }) },
-  async ({ path, body, caller }) => ({
-    body: snapshotView(caller, await runtime().snapshots.share(caller, path.snapshotId, body.accountId)),
-  }),
-);
-
-/** `DELETE /v1/snapshots/{snapshotId}/shares/{accountId}`: takes the share back. */
-export const unshare = httpHandler(
-  { audit: 'snapshot.unshare', path: SharePath },
-  async ({ path, caller }) => ({
-    body: snapshotView(caller, await runtime().snapshots.unshare(caller, path.snapshotId, path.accountId)),
-  }),
-);
-
-/** `PUT /v1/snapshots/{snapshotId}/public`: every account may read it. */
-export const publish = httpHandler(
-  { audit: 'snapshot.publish', path: SnapshotPath },
-  async ({ path, caller }) => ({
-    body: snapshotView(caller, await runtime().snapshots.publish(caller, path.snapshotId)),
-  }),
-);
-
-/** `DELETE /v1/snapshots/{snapshotId}/public`: private again. */
-export const unpublish = httpHandler(
-  { audit: 'snapshot.unpublish', path: SnapshotPath },
-  async ({ path, caller }) => ({
-    body: snapshotView(caller, await runtime().snapshots.unpublish(caller, path.snapshotId)),
-  }),
-);
-
-/**
- * `POST /v1/snapshots/copy {sourceRegion, sourceSnapshotId, name, description, tags, clientToken}`:
- * called in the destination region; copies a snapshot the caller may read (its own, shared, public)
- * into this region and the caller's account. Answers the pending copy; workers write it.
- */
-export const copy = httpHandler(
-  {
-    audit: 'snapshot.copy',
-    body: z.strictObject({
-      sourceRegion: z.string(),
-      sourceSnapshotId: z.string(),
-      name: z.optional(z.string()),
-      description: z.optional(z.string()),
-      tags: z.optional(Tags),
-      clientToken: z.optional(z.string()),
-    }),
-  },
-  async ({ body, caller }) => ({
-    status: 202,
-    body: snapshotView(caller, await runtime().copier.start(caller, body)),
-  }),
-);
-
-/**
- * `POST /v1/snapshots/import {url, format, sizeBytes, name, description, tags, clientToken}`: a new
- * snapshot of the caller's, imported by workers from any URL that serves ranged GETs (202).
- */
-export const importFromUrl = httpHandler(
-  {
-    audit: 'snapshot.import',
-    body: z.strictObject({
-      url: z.optional(z.string()),
-      upload: z.optional(
-        z.strictObject({
-          ref: z.string(),
-          uploadId: z.string(),
-          parts: z.array(z.strictObject({ partNumber: z.number(), etag: z.string() })),
-        }),
-      ),
-      format: z.enum(DISK_FORMATS),
-      sizeBytes: z.optional(z.number()),
-      name: z.optional(z.string()),
-      description: z.optional(z.string()),
-      tags: z.optional(Tags),
-      clientToken: z.optional(z.string()),
-    }),
-  },
-  async ({ body, caller }) => ({
-    status: 202,
-    body: snapshotView(caller, await runtime().importer.start(caller, body)),
-  }),
-);
-
-/** `POST /v1/uploads {sizeBytes}`: presigned part URLs for uploading a file to import (then import with `upload`). */
-export const createUpload = httpHandler(
-  { audit: 'upload.create', body: z.strictObject({ sizeBytes: z.number() }) },
-  async ({ body, caller }) => ({
-    status: 201,
-    body: await runtime().importer.createUpload(caller, body.sizeBytes),
-  }),
-);
-
-/** `POST /v1/uploads/{ref}/part-urls {uploadId, fromPart}`: the next page of an upload's part URLs. */
-export const uploadPartUrls = httpHandler(
-  {
-    audit: 'upload.partUrls',
-    path: z.object({ ref: z.string() }),
-    body: z.strictObject({ uploadId: z.string(), fromPart: z.number() }),
-  },
-  async ({ path, body, caller }) => ({
-    body: await runtime().importer.uploadPartUrls(caller, path.ref, body.uploadId, body.fromPart),
-  }),
-);
+/** The snapshots function's routes (lifecycle, and the URLs their data moves through), each declared under `snapshots` in serverless.yml. */
+export const handler = httpRouter({
+  'POST /v1/snapshots': create,
+  'GET /v1/snapshots': list,
+  'GET /v1/snapshots/{snapshotId}': show,
+  'PATCH /v1/snapshots/{snapshotId}': update,
+  'DELETE /v1/snapshots/{snapshotId}': remove,
+  'POST /v1/snapshots/{snapshotId}/undelete': undelete,
+  'POST /v1/snapshots/{snapshotId}/start': start,
+  'POST /v1/snapshots/{snapshotId}/fail': fail,
+  'POST /v1/snapshots/{snapshotId}/upload-urls': uploadUrls,
+  'POST /v1/snapshots/{snapshotId}/complete': complete,
+  'GET /v1/snapshots/{snapshotId}/manifest-url': manifestUrl,
+  'POST /v1/snapshots/{snapshotId}/segment-urls': segmentUrls,
+  'GET /v1/snapshots/{snapshotId}/changed-blocks': changedBlocks,
+});

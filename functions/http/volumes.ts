@@ -1,6 +1,6 @@
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit, tagFilter } from '../../lib/http/params.ts';
-import { httpHandler } from '../../lib/http/stack.ts';
+import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
 import { runtime } from '../../lib/root.ts';
 
 const VolumePath = z.object({ volumeId: z.string() });
@@ -60,4 +60,12 @@ export const remove = httpHandler({ audit: 'volume.delete', path: VolumePath }, 
   return recycled.length > 0
     ? { body: { volumeId: path.volumeId, deleted: true, recycledSnapshots: recycled } }
     : { status: 204 };
+});
+
+/** The volumes function's routes, each declared under `volumes` in serverless.yml. */
+export const handler = httpRouter({
+  'POST /v1/volumes': create,
+  'GET /v1/volumes': list,
+  'GET /v1/volumes/{volumeId}': show,
+  'DELETE /v1/volumes/{volumeId}': remove,
 });

@@ -107,6 +107,73 @@ export function publicHttpHandler<
   );
 }
 
+/** A Lambda handler of the HTTP API (payload 2.0), as {@link httpHandler} and {@link publicHttpHandler} build them. */
+export type HttpLambda = (
+  event: APIGatewayProxyEventV2,
+  context: Context,
+) => Promise<APIGatewayProxyStructuredResultV2>;
+
+/** One Lambda serving several routes; `routeKeys` names them, for the check against serverless.yml. */
+export interface HttpRouter extends HttpLambda {
+  readonly routeKeys: readonly string[];
+}
+
+/** A route key as API Gateway writes it, and as serverless.yml declares it: `GET /v1/snapshots/{snapshotId}`. */
+const ROUTE_KEY = /^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS|ANY) (\/\S*)$/;
+
+/**
+ * One Lambda function for a group of routes (an area: volumes, snapshots…), each route still its own
+ * `httpApi` event in serverless.yml and its own handler (its schemas, audit action, stack). Dispatches
+ * on the event's `routeKey`, which API Gateway sets to the key of the route it matched (`POST
+ * /v1/snapshots/{snapshotId}/shares`), with that route's path parameters already extracted and
+ * decoded in `pathParameters`: no path matching here, so a named stage or a custom domain's API
+ * mapping (which prefix `rawPath`) changes nothing. A route key the router does not serve means
+ * serverless.yml and the router disagree (logged as an error); it answers `route.methodNotAllowed`
+ * (405) when the router serves the path with another method, else `route.notFound` (404), in the
+ * error shape of every other answer. Stateless and synchronous to build.
+ */
+export function httpRouter(routes: Record<string, HttpLambda>): HttpRouter {
+  const table = new Map<string, HttpLambda>();
+  for (const [key, handler] of Object.entries(routes)) {
+    if (!ROUTE_KEY.test(key))
+      throw new Error(`Route key '${key}' is not 'METHOD /path' as serverless.yml declares routes.`);
+    table.set(key, handler);
+  }
+  const routeKeys = [...table.keys()];
+  const router = async (
+    event: APIGatewayProxyEventV2,
+    context: Context,
+  ): Promise<APIGatewayProxyStructuredResultV2> => {
+    const handler = table.get(event.routeKey);
+    if (handler) return handler(event, context);
+    const requestId = requestIdOf(event, context);
+    rootLogger.error('route not served by this function: serverless.yml and its router disagree', {
+      requestId,
+      routeKey: event.routeKey,
+      function: context?.functionName,
+    });
+    return errorResponse(unservedRoute(event, routeKeys), requestId);
+  };
+  return Object.assign(router, { routeKeys });
+}
+
+/** The error for a route key a router does not serve: 405 naming the methods it serves on that path, else 404. */
+function unservedRoute(event: APIGatewayProxyEventV2, routeKeys: readonly string[]): VolsnapError {
+  const method = event.requestContext?.http?.method ?? event.routeKey.split(' ')[0] ?? '';
+  const path = event.rawPath ?? event.requestContext?.http?.path ?? '';
+  const template = ROUTE_KEY.exec(event.routeKey)?.[2];
+  const allowed = routeKeys
+    .map((key) => key.split(' ') as [string, string])
+    .filter(([, routePath]) => template !== undefined && routePath === template)
+    .map(([routeMethod]) => routeMethod);
+  return allowed.length > 0
+    ? new VolsnapError(
+        'route.methodNotAllowed',
+        `${method} is not allowed on ${path}; use ${allowed.join(', ')}.`,
+      )
+    : new VolsnapError('route.notFound', `No route ${method} ${path}.`);
+}
+
 // The composition root is loaded on first use, so public handlers and tests never build AWS clients.
 async function defaultAuditLog(): Promise<AuditLog> {
   const { runtime } = await import('../root.ts');

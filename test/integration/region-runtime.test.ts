@@ -46,10 +46,14 @@ describe('the local cloud region runtime', () => {
   it('serves exactly the routes, schedules and queues of its serverless.yml', () => {
     expect(runtime.surface).toEqual({
       routes: [
+        'DELETE /v1/items/{itemId} -> area',
+        'DELETE /v1/items/{itemId}/tags/{tag} -> area',
         'GET /v1/files/{path+} -> echo',
         'GET /v1/guarded -> guarded',
+        'GET /v1/items/{itemId} -> area',
         'GET /v1/slow -> slow',
         'POST /v1/echo/{id} -> echo',
+        'POST /v1/items/copy -> area',
       ],
       schedules: ['tick rate(1 minute)'],
       queues: ['WorkQueue -> worker'],
@@ -83,6 +87,25 @@ describe('the local cloud region runtime', () => {
     });
     const greedy = (await (await fetch(`${api}/v1/files/a/b/c.img`)).json()) as Echo;
     expect(greedy.pathParameters).toEqual({ path: 'a/b/c.img' });
+  });
+
+  it("routes each route of an area function to that function, whose router runs the route's own handler", async () => {
+    const show = await fetch(`${api}/v1/items/it%2D1`);
+    expect([show.status, await show.json()]).toEqual([
+      200,
+      { route: 'show', itemId: 'it-1', routeKey: 'GET /v1/items/{itemId}' },
+    ]);
+    const copy = await fetch(`${api}/v1/items/copy`, { method: 'POST' });
+    expect([copy.status, await copy.json()]).toEqual([202, { route: 'copy' }]);
+    const untag = await fetch(`${api}/v1/items/it-2/tags/env`, { method: 'DELETE' });
+    expect(await untag.json()).toEqual({ route: 'untag', itemId: 'it-2', tag: 'env' });
+    const remove = await fetch(`${api}/v1/items/it-2`, { method: 'DELETE' });
+    expect(remove.status).toBe(204);
+    const wrongMethod = await fetch(`${api}/v1/items/it-2`, { method: 'PATCH' });
+    expect([wrongMethod.status, ((await wrongMethod.json()) as { error: string }).error]).toEqual([
+      405,
+      'route.methodNotAllowed',
+    ]);
   });
 
   it('base64-encodes binary bodies, as API Gateway does', async () => {

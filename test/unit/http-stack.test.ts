@@ -1,8 +1,7 @@
-import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { describe, expect, it, vi } from 'vitest';
 import { VolsnapError } from '../../lib/core/shared/errors.ts';
 import * as z from '../../lib/core/shared/schema.ts';
-import { publicHttpHandler } from '../../lib/http/stack.ts';
+import { type HttpLambda, httpRouter, publicHttpHandler } from '../../lib/http/stack.ts';
 import { httpEvent, lambdaContext } from '../support/events.ts';
 
 const route = publicHttpHandler(
@@ -10,8 +9,8 @@ const route = publicHttpHandler(
   async ({ body }) => ({ status: 201, body: { created: body.name } }),
 );
 
-async function call(handler: typeof route, event: ReturnType<typeof httpEvent>) {
-  const result = (await handler(event, lambdaContext)) as APIGatewayProxyStructuredResultV2;
+async function call(handler: HttpLambda, event: ReturnType<typeof httpEvent>) {
+  const result = await handler(event, lambdaContext);
   return {
     status: result.statusCode,
     headers: result.headers ?? {},
@@ -161,5 +160,124 @@ describe('the HTTP stack', () => {
     );
     const response = await call(get, httpEvent({ queryStringParameters: { limit: '5' } }));
     expect(response).toMatchObject({ status: 200, body: { limit: '5' } });
+  });
+});
+
+/** An event as API Gateway sends it for a request matched to route `routeKey`. */
+function routed(routeKey: string, rawPath: string, pathParameters?: Record<string, string>) {
+  const base = httpEvent({ method: routeKey.split(' ')[0] });
+  return {
+    ...base,
+    routeKey,
+    rawPath,
+    ...(pathParameters ? { pathParameters } : {}),
+    requestContext: {
+      ...base.requestContext,
+      routeKey,
+      http: { ...base.requestContext.http, path: rawPath },
+    },
+  };
+}
+
+describe('the HTTP router (one function, several routes)', () => {
+  const SnapshotPath = z.object({ snapshotId: z.string() });
+  const router = httpRouter({
+    'GET /v1/snapshots/{snapshotId}': publicHttpHandler({ path: SnapshotPath }, async ({ path }) => ({
+      body: { route: 'show', snapshotId: path.snapshotId },
+    })),
+    'DELETE /v1/snapshots/{snapshotId}': publicHttpHandler({ path: SnapshotPath }, async () => ({
+      status: 204,
+    })),
+    'POST /v1/snapshots/copy': publicHttpHandler(
+      { body: z.strictObject({ sourceSnapshotId: z.string() }) },
+      async ({ body }) => ({ status: 202, body: { route: 'copy', ...body } }),
+    ),
+    'DELETE /v1/snapshots/{snapshotId}/shares/{accountId}': publicHttpHandler(
+      { path: z.object({ snapshotId: z.string(), accountId: z.string() }) },
+      async ({ path }) => ({ body: { route: 'unshare', ...path } }),
+    ),
+  });
+
+  it('names the route keys it serves, as serverless.yml declares them', () => {
+    expect(router.routeKeys).toEqual([
+      'GET /v1/snapshots/{snapshotId}',
+      'DELETE /v1/snapshots/{snapshotId}',
+      'POST /v1/snapshots/copy',
+      'DELETE /v1/snapshots/{snapshotId}/shares/{accountId}',
+    ]);
+  });
+
+  it('runs the route API Gateway matched (routeKey), with the path parameters it extracted and decoded', async () => {
+    const show = await call(
+      router,
+      routed('GET /v1/snapshots/{snapshotId}', '/v1/snapshots/snap-1', { snapshotId: 'snap-1' }),
+    );
+    expect(show).toMatchObject({ status: 200, body: { route: 'show', snapshotId: 'snap-1' } });
+    const unshare = await call(
+      router,
+      routed('DELETE /v1/snapshots/{snapshotId}/shares/{accountId}', '/v1/snapshots/snap-1/shares/acct%2D2', {
+        snapshotId: 'snap-1',
+        accountId: 'acct-2',
+      }),
+    );
+    expect(unshare.body).toEqual({ route: 'unshare', snapshotId: 'snap-1', accountId: 'acct-2' });
+    const copy = await call(router, {
+      ...routed('POST /v1/snapshots/copy', '/v1/snapshots/copy'),
+      headers: json,
+      body: '{"sourceSnapshotId":"snap-9"}',
+    });
+    expect(copy).toMatchObject({ status: 202, body: { route: 'copy', sourceSnapshotId: 'snap-9' } });
+  });
+
+  it('does not match paths: a named stage or an API mapping prefixing rawPath changes nothing', async () => {
+    const show = await call(
+      router,
+      routed('GET /v1/snapshots/{snapshotId}', '/prod/volsnap/v1/snapshots/snap-3', { snapshotId: 'snap-3' }),
+    );
+    expect(show).toMatchObject({ status: 200, body: { route: 'show', snapshotId: 'snap-3' } });
+  });
+
+  it("answers each route's own errors in the one error shape", async () => {
+    const invalid = await call(router, {
+      ...routed('POST /v1/snapshots/copy', '/v1/snapshots/copy'),
+      headers: json,
+      body: '{"sourceSnapshotId":1}',
+    });
+    expect(invalid.status).toBe(400);
+    expect(invalid.body).toMatchObject({ error: 'request.invalid', requestId: 'req-test' });
+    const missingParam = await call(router, routed('GET /v1/snapshots/{snapshotId}', '/v1/snapshots/x'));
+    expect(missingParam.body.error).toBe('request.invalid');
+  });
+
+  it('answers a route key it does not serve 404 route.notFound, or 405 naming the methods of that path, and logs it', async () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    const missing = await call(router, routed('GET /v1/volumes', '/v1/volumes'));
+    expect(missing).toEqual({
+      status: 404,
+      headers: expect.objectContaining({ 'x-request-id': 'req-test', 'content-type': 'application/json' }),
+      body: { error: 'route.notFound', message: 'No route GET /v1/volumes.', requestId: 'req-test' },
+    });
+    const wrongMethod = await call(
+      router,
+      routed('PATCH /v1/snapshots/{snapshotId}', '/v1/snapshots/snap-1'),
+    );
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.body).toEqual({
+      error: 'route.methodNotAllowed',
+      message: 'PATCH is not allowed on /v1/snapshots/snap-1; use GET, DELETE.',
+      requestId: 'req-test',
+    });
+    const defaultRoute = await call(router, routed('$default', '/v1/snapshots/snap-1'));
+    expect(defaultRoute.body.error).toBe('route.notFound');
+    const logged = log.mock.calls.map((c) => String(c[0])).join('\n');
+    expect(logged).toContain('GET /v1/volumes');
+    expect(logged).toContain('router');
+    log.mockRestore();
+  });
+
+  it('refuses a route key that is not METHOD /path', () => {
+    const handler = publicHttpHandler({}, async () => ({}));
+    expect(() => httpRouter({ '/v1/volumes': handler })).toThrow(/METHOD \/path/);
+    expect(() => httpRouter({ 'get /v1/volumes': handler })).toThrow(/not 'METHOD \/path'/);
   });
 });

@@ -18,6 +18,20 @@ describe('serverless.yml', () => {
     }
   });
 
+  it("has each function's router serve exactly the routes declared under that function, and routes every route", async () => {
+    const spec = await loadServerlessSpec(`${root}serverless.yml`);
+    for (const fn of spec.functions.filter((f) => f.routes.length > 0)) {
+      const { module, exportName } = handlerLocation(fn.handler);
+      const handler = (await import(pathToFileURL(`${root}${module}`).href))[exportName] as {
+        routeKeys?: string[];
+      };
+      const declared = fn.routes.map((r) => `${r.method} ${r.path}`).sort();
+      // A function of one route may be that route's own handler; one of several must route them.
+      if (handler.routeKeys === undefined) expect(declared, fn.name).toHaveLength(1);
+      else expect([...handler.routeKeys].sort(), fn.name).toEqual(declared);
+    }
+  });
+
   it('declares GET /v1/health', async () => {
     const spec = await loadServerlessSpec(`${root}serverless.yml`);
     expect(spec.functions.flatMap((f) => f.routes)).toContainEqual({ method: 'GET', path: '/v1/health' });
