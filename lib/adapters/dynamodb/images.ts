@@ -6,7 +6,8 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { Image, ImageRepository, ImageState } from '../../core/instances/images.ts';
 import type { Page } from '../../core/shared/pagination.ts';
-import { isConditionFailed, isTransactionCanceled } from './errors.ts';
+import { unlessRefused } from './errors.ts';
+import { all, deleteItem, exists, notExists, oneOf, putItem, updateItem } from './expressions.ts';
 import {
   createdOrder,
   imageKey,
@@ -60,9 +61,9 @@ export class DynamoImageRepository implements ImageRepository {
       new TransactWriteCommand({
         TransactItems: [
           {
-            Put: {
-              TableName: this.table,
-              Item: {
+            Put: putItem(
+              this.table,
+              {
                 ...imageKey(image.imageId),
                 type: 'image',
                 ...stored,
@@ -70,19 +71,16 @@ export class DynamoImageRepository implements ImageRepository {
                 gsi1pk: imageOwnerIndex(image.accountId),
                 gsi1sk: createdOrder(image.createdAt, image.imageId),
               },
-              ConditionExpression: 'attribute_not_exists(pk)',
-            },
+              notExists('pk'),
+            ),
           },
           ...image.snapshots.map((s) => ({
-            Put: {
-              TableName: this.table,
-              Item: {
-                ...imageRefKey(s.snapshotId, image.imageId),
-                type: 'imageRef',
-                snapshotId: s.snapshotId,
-                imageId: image.imageId,
-              },
-            },
+            Put: putItem(this.table, {
+              ...imageRefKey(s.snapshotId, image.imageId),
+              type: 'imageRef',
+              snapshotId: s.snapshotId,
+              imageId: image.imageId,
+            }),
           })),
         ],
       }),
@@ -139,31 +137,20 @@ export class DynamoImageRepository implements ImageRepository {
     to: ImageState,
     changes: Partial<Pick<Image, 'stateReason' | 'completedAt'>> = {},
   ): Promise<Image | undefined> {
-    const set = Object.entries({ ...changes, state: to }).filter(([, v]) => v !== undefined);
-    const values: Record<string, unknown> = Object.fromEntries(set.map(([, v], i) => [`:s${i}`, v]));
-    from.forEach((state, i) => {
-      values[`:from${i}`] = state;
-    });
-    try {
-      const { Attributes } = await this.documents.send(
+    const moved = await unlessRefused(
+      this.documents.send(
         new UpdateCommand({
-          TableName: this.table,
-          Key: imageKey(imageId),
-          UpdateExpression: `SET ${set.map((_, i) => `#s${i} = :s${i}`).join(', ')}`,
-          ConditionExpression: `attribute_exists(pk) AND #state IN (${from.map((_, i) => `:from${i}`).join(', ')})`,
-          ExpressionAttributeNames: {
-            ...Object.fromEntries(set.map(([k], i) => [`#s${i}`, k])),
-            '#state': 'state',
-          },
-          ExpressionAttributeValues: values,
+          ...updateItem(
+            this.table,
+            imageKey(imageId),
+            { set: { ...changes, state: to } },
+            all(exists('pk'), oneOf('state', from)),
+          ),
           ReturnValues: 'ALL_NEW',
         }),
-      );
-      return Attributes ? toImage(Attributes) : undefined;
-    } catch (error) {
-      if (isConditionFailed(error)) return undefined;
-      throw error;
-    }
+      ),
+    );
+    return moved?.Attributes ? toImage(moved.Attributes) : undefined;
   }
 
   async share(imageId: string, accountId: string): Promise<Image | undefined> {
@@ -171,27 +158,23 @@ export class DynamoImageRepository implements ImageRepository {
     if (!current) return undefined;
     const ok = await this.#transact([
       {
-        Update: {
-          TableName: this.table,
-          Key: imageKey(imageId),
-          UpdateExpression: 'ADD sharedWith :grantee',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':grantee': new Set([accountId]) },
-        },
+        Update: updateItem(
+          this.table,
+          imageKey(imageId),
+          { add: { sharedWith: new Set([accountId]) } },
+          exists('pk'),
+        ),
       },
       {
-        Put: {
-          TableName: this.table,
-          Item: {
-            ...imageShareKey(imageId, accountId),
-            type: 'imageShare',
-            imageId,
-            ownerAccountId: current.accountId,
-            grantee: accountId,
-            gsi1pk: imagesSharedWithIndex(accountId),
-            gsi1sk: createdOrder(current.createdAt, imageId),
-          },
-        },
+        Put: putItem(this.table, {
+          ...imageShareKey(imageId, accountId),
+          type: 'imageShare',
+          imageId,
+          ownerAccountId: current.accountId,
+          grantee: accountId,
+          gsi1pk: imagesSharedWithIndex(accountId),
+          gsi1sk: createdOrder(current.createdAt, imageId),
+        }),
       },
     ]);
     return ok ? this.get(imageId) : undefined;
@@ -200,15 +183,14 @@ export class DynamoImageRepository implements ImageRepository {
   async unshare(imageId: string, accountId: string): Promise<Image | undefined> {
     const ok = await this.#transact([
       {
-        Update: {
-          TableName: this.table,
-          Key: imageKey(imageId),
-          UpdateExpression: 'DELETE sharedWith :grantee',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':grantee': new Set([accountId]) },
-        },
+        Update: updateItem(
+          this.table,
+          imageKey(imageId),
+          { delete: { sharedWith: new Set([accountId]) } },
+          exists('pk'),
+        ),
       },
-      { Delete: { TableName: this.table, Key: imageShareKey(imageId, accountId) } },
+      { Delete: deleteItem(this.table, imageShareKey(imageId, accountId)) },
     ]);
     return ok ? this.get(imageId) : undefined;
   }
@@ -217,12 +199,12 @@ export class DynamoImageRepository implements ImageRepository {
     await this.documents.send(
       new TransactWriteCommand({
         TransactItems: [
-          { Delete: { TableName: this.table, Key: imageKey(image.imageId) } },
+          { Delete: deleteItem(this.table, imageKey(image.imageId)) },
           ...image.snapshots.map((s) => ({
-            Delete: { TableName: this.table, Key: imageRefKey(s.snapshotId, image.imageId) },
+            Delete: deleteItem(this.table, imageRefKey(s.snapshotId, image.imageId)),
           })),
           ...(image.sharedWith ?? []).map((grantee) => ({
-            Delete: { TableName: this.table, Key: imageShareKey(image.imageId, grantee) },
+            Delete: deleteItem(this.table, imageShareKey(image.imageId, grantee)),
           })),
         ],
       }),
@@ -240,15 +222,13 @@ export class DynamoImageRepository implements ImageRepository {
     return items.map((item) => String(item.imageId)).sort();
   }
 
+  /** Runs a transaction; false if it was refused (nothing was written). */
   async #transact(
     items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>,
   ): Promise<boolean> {
-    try {
-      await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
-      return true;
-    } catch (error) {
-      if (isTransactionCanceled(error)) return false;
-      throw error;
-    }
+    return (
+      (await unlessRefused(this.documents.send(new TransactWriteCommand({ TransactItems: items })))) !==
+      undefined
+    );
   }
 }

@@ -1,7 +1,8 @@
 import { type DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { Instance, InstanceRepository } from '../../core/instances/instances.ts';
 import type { Page } from '../../core/shared/pagination.ts';
-import { isTransactionCanceled } from './errors.ts';
+import { unlessRefused } from './errors.ts';
+import { all, any, type Condition, deleteItem, equals, exists, notExists, putItem } from './expressions.ts';
 import { attachmentKey, createdOrder, instanceKey, instanceOwnerIndex, pickFields } from './keys.ts';
 import { Filters, queryPage } from './query.ts';
 
@@ -17,6 +18,10 @@ const FIELDS = [
   'updatedAt',
   'revision',
 ] as const;
+
+/** An attachment item free, or held by this very instance. */
+const heldBy = (instance: Instance): Condition =>
+  any(notExists('pk'), equals('instanceId', instance.instanceId));
 
 const toInstance = (item: Record<string, unknown>): Instance => pickFields<Instance>(item, FIELDS);
 
@@ -34,13 +39,7 @@ export class DynamoInstanceRepository implements InstanceRepository {
 
   async create(instance: Instance): Promise<boolean> {
     return this.#transact([
-      {
-        Put: {
-          TableName: this.table,
-          Item: this.#item(instance),
-          ConditionExpression: 'attribute_not_exists(pk)',
-        },
-      },
+      { Put: putItem(this.table, this.#item(instance), notExists('pk')) },
       ...instance.volumes.map((v) => this.#attach(instance, v.volumeId)),
     ]);
   }
@@ -72,12 +71,7 @@ export class DynamoInstanceRepository implements InstanceRepository {
     const after = new Set(next.volumes.map((v) => v.volumeId));
     return this.#transact([
       {
-        Put: {
-          TableName: this.table,
-          Item: this.#item(next),
-          ConditionExpression: 'attribute_exists(pk) AND revision = :revision',
-          ExpressionAttributeValues: { ':revision': previous.revision },
-        },
+        Put: putItem(this.table, this.#item(next), all(exists('pk'), equals('revision', previous.revision))),
       },
       ...[...after].filter((id) => !before.has(id)).map((id) => this.#attach(next, id)),
       ...[...before].filter((id) => !after.has(id)).map((id) => this.#detach(next, id)),
@@ -87,12 +81,11 @@ export class DynamoInstanceRepository implements InstanceRepository {
   async delete(instance: Instance): Promise<boolean> {
     return this.#transact([
       {
-        Delete: {
-          TableName: this.table,
-          Key: instanceKey(instance.instanceId),
-          ConditionExpression: 'revision = :revision',
-          ExpressionAttributeValues: { ':revision': instance.revision },
-        },
+        Delete: deleteItem(
+          this.table,
+          instanceKey(instance.instanceId),
+          equals('revision', instance.revision),
+        ),
       },
       ...instance.volumes.map((v) => this.#detach(instance, v.volumeId)),
     ]);
@@ -118,42 +111,31 @@ export class DynamoInstanceRepository implements InstanceRepository {
   /** Claims a volume for the instance: only if no other instance holds it. */
   #attach(instance: Instance, volumeId: string) {
     return {
-      Put: {
-        TableName: this.table,
-        Item: {
+      Put: putItem(
+        this.table,
+        {
           ...attachmentKey(volumeId),
           type: 'attachment',
           volumeId,
           instanceId: instance.instanceId,
           accountId: instance.accountId,
         },
-        ConditionExpression: 'attribute_not_exists(pk) OR instanceId = :instance',
-        ExpressionAttributeValues: { ':instance': instance.instanceId },
-      },
+        heldBy(instance),
+      ),
     };
   }
 
   #detach(instance: Instance, volumeId: string) {
-    return {
-      Delete: {
-        TableName: this.table,
-        Key: attachmentKey(volumeId),
-        ConditionExpression: 'attribute_not_exists(pk) OR instanceId = :instance',
-        ExpressionAttributeValues: { ':instance': instance.instanceId },
-      },
-    };
+    return { Delete: deleteItem(this.table, attachmentKey(volumeId), heldBy(instance)) };
   }
 
   /** Runs a transaction; false if a condition failed (nothing was written). */
   async #transact(
     items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>,
-  ) {
-    try {
-      await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
-      return true;
-    } catch (error) {
-      if (isTransactionCanceled(error)) return false;
-      throw error;
-    }
+  ): Promise<boolean> {
+    return (
+      (await unlessRefused(this.documents.send(new TransactWriteCommand({ TransactItems: items })))) !==
+      undefined
+    );
   }
 }

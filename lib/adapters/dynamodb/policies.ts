@@ -12,7 +12,8 @@ import type {
   PolicyUpdate,
 } from '../../core/maintenance/policies.ts';
 import type { Page } from '../../core/shared/pagination.ts';
-import { isConditionFailed } from './errors.ts';
+import { unlessRefused } from './errors.ts';
+import { all, changesAnything, equals, exists, notExists, putItem, updateItem } from './expressions.ts';
 import {
   createdOrder,
   ENABLED_POLICIES,
@@ -56,19 +57,21 @@ export class DynamoPolicyRepository implements PolicyRepository {
 
   async create(policy: Policy): Promise<void> {
     await this.documents.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: {
-          ...policyKey(policy.policyId),
-          type: 'policy',
-          ...policy,
-          gsi1pk: policyOwnerIndex(policy.accountId),
-          gsi1sk: createdOrder(policy.createdAt, policy.policyId),
-          ...(policy.enabled ? { gsi2pk: ENABLED_POLICIES } : {}),
-          gsi2sk: policyRunOrder(policy.nextRunAt, policy.policyId),
-        },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
+      new PutCommand(
+        putItem(
+          this.table,
+          {
+            ...policyKey(policy.policyId),
+            type: 'policy',
+            ...policy,
+            gsi1pk: policyOwnerIndex(policy.accountId),
+            gsi1sk: createdOrder(policy.createdAt, policy.policyId),
+            ...(policy.enabled ? { gsi2pk: ENABLED_POLICIES } : {}),
+            gsi2sk: policyRunOrder(policy.nextRunAt, policy.policyId),
+          },
+          notExists('pk'),
+        ),
+      ),
     );
   }
 
@@ -95,41 +98,24 @@ export class DynamoPolicyRepository implements PolicyRepository {
   }
 
   async update(policyId: string, changes: PolicyUpdate): Promise<Policy | undefined> {
-    const set: Record<string, unknown> = Object.fromEntries(
-      Object.entries(changes).filter(([, v]) => v !== undefined),
-    );
-    const remove: string[] = [];
-    if (changes.nextRunAt !== undefined) set.gsi2sk = policyRunOrder(changes.nextRunAt, policyId);
-    if (changes.enabled === true) set.gsi2pk = ENABLED_POLICIES;
-    if (changes.enabled === false) remove.push('gsi2pk');
-    const names = Object.keys(set);
-    const clauses = [
-      ...(names.length > 0 ? [`SET ${names.map((_, i) => `#s${i} = :s${i}`).join(', ')}`] : []),
-      ...(remove.length > 0 ? [`REMOVE ${remove.map((_, i) => `#r${i}`).join(', ')}`] : []),
-    ];
-    if (clauses.length === 0) return this.get(policyId);
-    try {
-      const { Attributes } = await this.documents.send(
+    const change = {
+      set: {
+        ...changes,
+        // The sparse index follows: its order always, its partition exactly while enabled.
+        gsi2sk: changes.nextRunAt !== undefined ? policyRunOrder(changes.nextRunAt, policyId) : undefined,
+        gsi2pk: changes.enabled === undefined ? undefined : changes.enabled ? ENABLED_POLICIES : null,
+      },
+    };
+    if (!changesAnything(change)) return this.get(policyId);
+    const updated = await unlessRefused(
+      this.documents.send(
         new UpdateCommand({
-          TableName: this.table,
-          Key: policyKey(policyId),
-          UpdateExpression: clauses.join(' '),
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: {
-            ...Object.fromEntries(names.map((k, i) => [`#s${i}`, k])),
-            ...Object.fromEntries(remove.map((k, i) => [`#r${i}`, k])),
-          },
-          ...(names.length > 0
-            ? { ExpressionAttributeValues: Object.fromEntries(names.map((k, i) => [`:s${i}`, set[k]])) }
-            : {}),
+          ...updateItem(this.table, policyKey(policyId), change, exists('pk')),
           ReturnValues: 'ALL_NEW',
         }),
-      );
-      return Attributes ? toPolicy(Attributes) : undefined;
-    } catch (error) {
-      if (isConditionFailed(error)) return undefined;
-      throw error;
-    }
+      ),
+    );
+    return updated?.Attributes ? toPolicy(updated.Attributes) : undefined;
   }
 
   async delete(policyId: string): Promise<boolean> {
@@ -155,51 +141,38 @@ export class DynamoPolicyRepository implements PolicyRepository {
     lastRunAt: string,
     expectedLastRunAt?: string | null,
   ): Promise<boolean> {
-    const lastCondition =
-      expectedLastRunAt === undefined
-        ? ''
-        : expectedLastRunAt === null
-          ? ' AND attribute_not_exists(lastRunAt)'
-          : ' AND lastRunAt = :expectedLast';
-    try {
-      await this.documents.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: policyKey(policyId),
-          UpdateExpression: 'SET nextRunAt = :next, lastRunAt = :last, gsi2sk = :order',
-          ConditionExpression: `nextRunAt = :expected AND enabled = :enabled${lastCondition}`,
-          ExpressionAttributeValues: {
-            ':next': nextRunAt,
-            ':last': lastRunAt,
-            ':order': policyRunOrder(nextRunAt, policyId),
-            ':expected': expectedNextRunAt,
-            ':enabled': true,
-            ...(typeof expectedLastRunAt === 'string' ? { ':expectedLast': expectedLastRunAt } : {}),
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailed(error)) return false;
-      throw error;
-    }
+    const claimed = await unlessRefused(
+      this.documents.send(
+        new UpdateCommand(
+          updateItem(
+            this.table,
+            policyKey(policyId),
+            { set: { nextRunAt, lastRunAt, gsi2sk: policyRunOrder(nextRunAt, policyId) } },
+            all(
+              equals('nextRunAt', expectedNextRunAt),
+              equals('enabled', true),
+              expectedLastRunAt === undefined
+                ? undefined
+                : expectedLastRunAt === null
+                  ? notExists('lastRunAt')
+                  : equals('lastRunAt', expectedLastRunAt),
+            ),
+          ),
+        ),
+      ),
+    );
+    return claimed !== undefined;
   }
 
   async recordRun(policyId: string, report: PolicyRunReport): Promise<void> {
-    try {
-      await this.documents.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: policyKey(policyId),
-          UpdateExpression: 'SET lastRun = :report',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':report': report },
-        }),
-      );
-    } catch (error) {
-      // The policy was deleted while it ran: there is nothing to report on.
-      if (!isConditionFailed(error)) throw error;
-    }
+    // A policy deleted while it ran has nothing to report on: a refusal is the answer.
+    await unlessRefused(
+      this.documents.send(
+        new UpdateCommand(
+          updateItem(this.table, policyKey(policyId), { set: { lastRun: report } }, exists('pk')),
+        ),
+      ),
+    );
   }
 
   /** The enabled policies (up to `upTo` in gsi2sk order), every page. */

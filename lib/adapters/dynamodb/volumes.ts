@@ -2,7 +2,8 @@ import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } fr
 import { VolsnapError } from '../../core/shared/errors.ts';
 import type { Page } from '../../core/shared/pagination.ts';
 import type { Volume, VolumeDeletion, VolumeFilter, VolumeRepository } from '../../core/volumes/volumes.ts';
-import { isConditionFailed } from './errors.ts';
+import { unlessRefused } from './errors.ts';
+import { all, deleteItem, equals, notExists, putItem } from './expressions.ts';
 import { createdOrder, pickFields, snapshotsOfVolumeIndex, volumeKey, volumeOwnerIndex } from './keys.ts';
 import { Filters, queryAll, queryPage } from './query.ts';
 
@@ -32,18 +33,20 @@ export class DynamoVolumeRepository implements VolumeRepository {
 
   async create(volume: Volume): Promise<void> {
     await this.documents.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: {
-          ...volumeKey(volume.volumeId),
-          type: 'volume',
-          ...volume,
-          snapshotCount: 0,
-          gsi1pk: volumeOwnerIndex(volume.accountId),
-          gsi1sk: createdOrder(volume.createdAt, volume.volumeId),
-        },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
+      new PutCommand(
+        putItem(
+          this.table,
+          {
+            ...volumeKey(volume.volumeId),
+            type: 'volume',
+            ...volume,
+            snapshotCount: 0,
+            gsi1pk: volumeOwnerIndex(volume.accountId),
+            gsi1sk: createdOrder(volume.createdAt, volume.volumeId),
+          },
+          notExists('pk'),
+        ),
+      ),
     );
   }
 
@@ -80,23 +83,24 @@ export class DynamoVolumeRepository implements VolumeRepository {
     // being purged or created move it.
     let seen: Awaited<ReturnType<DynamoVolumeRepository['snapshotsOf']>> = [];
     for (let round = 0; ; round++) {
-      try {
-        await this.documents.send(
-          new DeleteCommand({
-            TableName: this.table,
-            Key: volumeKey(volumeId),
-            ConditionExpression: 'accountId = :account AND snapshotCount = :count',
-            ExpressionAttributeValues: { ':account': accountId, ':count': seen.length },
-          }),
-        );
+      const deleted = await unlessRefused(
+        this.documents.send(
+          new DeleteCommand(
+            deleteItem(
+              this.table,
+              volumeKey(volumeId),
+              all(equals('accountId', accountId), equals('snapshotCount', seen.length)),
+            ),
+          ),
+        ),
+      );
+      if (deleted) {
         return {
           holding: [],
           recycled: seen
             .filter((s) => s.state === 'recycled')
             .map((s) => ({ snapshotId: s.snapshotId, ...(s.purgeAt ? { purgeAt: s.purgeAt } : {}) })),
         };
-      } catch (error) {
-        if (!isConditionFailed(error)) throw error;
       }
       const volume = await this.get(accountId, volumeId);
       if (!volume)
