@@ -27,7 +27,7 @@ export type Condition =
   | {
       readonly kind: 'compare';
       readonly path: Path;
-      readonly op: '=' | '<>' | '<' | '<=' | '>' | '>=';
+      readonly op: '=' | '<>' | '<' | '<=';
       readonly value: unknown;
     }
   | { readonly kind: 'in'; readonly path: Path; readonly values: readonly unknown[] }
