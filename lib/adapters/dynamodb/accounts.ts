@@ -1,9 +1,4 @@
-import {
-  type DynamoDBDocumentClient,
-  GetCommand,
-  TransactWriteCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type {
   Account,
   AccountChanges,
@@ -14,7 +9,7 @@ import type {
 import type { Permission, Role } from '../../core/identity/identity.ts';
 import { VolsnapError } from '../../core/shared/errors.ts';
 import type { Page } from '../../core/shared/pagination.ts';
-import { itemConditionFailed, unlessRefused } from './errors.ts';
+import { itemConditionFailed } from './errors.ts';
 import {
   type Change,
   changesAnything,
@@ -25,7 +20,8 @@ import {
   updateItem,
 } from './expressions.ts';
 import { accountKey, accountNameKey, apiKeyKey, createdOrder, pickFields, userKey } from './keys.ts';
-import { Filters, queryAll, queryPage } from './query.ts';
+import { getItem, gsi1Page, queryAll } from './query.ts';
+import { updateReturning } from './writes.ts';
 
 const ACCOUNT_FIELDS = [
   'accountId',
@@ -101,18 +97,7 @@ export class DynamoIdentityRepository implements IdentityRepository {
   }
 
   listAccounts(page: { limit: number; nextToken?: string }): Promise<Page<Account>> {
-    return queryPage(
-      this.documents,
-      {
-        table: this.table,
-        index: 'gsi1',
-        partitionKey: 'gsi1pk',
-        partition: 'ACCOUNTS',
-        filters: new Filters(),
-      },
-      page,
-      toAccount,
-    );
+    return gsi1Page(this.documents, this.table, 'ACCOUNTS', page, toAccount);
   }
 
   async createAccount(account: Account, owner: User, key: ApiKeyRecord): Promise<void> {
@@ -225,15 +210,10 @@ export class DynamoIdentityRepository implements IdentityRepository {
     const keys: ApiKeyRecord[] = [];
     let nextToken: string | undefined;
     do {
-      const page = await queryPage(
+      const page = await gsi1Page(
         this.documents,
-        {
-          table: this.table,
-          index: 'gsi1',
-          partitionKey: 'gsi1pk',
-          partition: `ACCOUNT#${accountId}#KEYS`,
-          filters: new Filters(),
-        },
+        this.table,
+        `ACCOUNT#${accountId}#KEYS`,
         { limit: 1000, nextToken },
         toKey,
       );
@@ -274,18 +254,10 @@ export class DynamoIdentityRepository implements IdentityRepository {
     key: { pk: string; sk: string },
     change: Change,
   ): Promise<Record<string, unknown> | undefined> {
-    const updated = await unlessRefused(
-      this.documents.send(
-        new UpdateCommand({ ...updateItem(this.table, key, change, exists('pk')), ReturnValues: 'ALL_NEW' }),
-      ),
-    );
-    return updated?.Attributes;
+    return updateReturning(this.documents, updateItem(this.table, key, change, exists('pk')));
   }
 
   async #get(key: { pk: string; sk: string }): Promise<Record<string, unknown> | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }),
-    );
-    return Item;
+    return getItem(this.documents, this.table, key);
   }
 }

@@ -64,6 +64,11 @@ export async function unlessRefused<T>(write: Promise<T>): Promise<T | undefined
   }
 }
 
+/** Whether a conditional write was applied: false if DynamoDB refused it on a condition ({@link unlessRefused}). */
+export async function applied(write: Promise<unknown>): Promise<boolean> {
+  return (await unlessRefused(write)) !== undefined;
+}
+
 /** Seconds a client is told to wait after each kind of refusal (`Retry-After`). */
 export const RETRY_AFTER_SECONDS = { throttled: 2, unavailable: 1 } as const;
 

@@ -1,14 +1,9 @@
-import {
-  type DynamoDBDocumentClient,
-  GetCommand,
-  TransactWriteCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { exportQuotaExceeded, inFlightExceeded, type QuotaLimits } from '../../core/identity/accounts.ts';
 import { VolsnapError } from '../../core/shared/errors.ts';
 import type { Page } from '../../core/shared/pagination.ts';
 import type { Export, ExportRepository, ExportState } from '../../core/tasks/exports.ts';
-import { cancellationCodes, isRefused, unlessRefused } from './errors.ts';
+import { cancellationCodes, isRefused } from './errors.ts';
 import {
   absentOrAtMost,
   absentOrBelow,
@@ -22,8 +17,9 @@ import {
   updateItem,
 } from './expressions.ts';
 import { createdOrder, pickFields, usageKey } from './keys.ts';
-import { Filters, queryPage, scanPage } from './query.ts';
+import { getItem, gsi1Page, scanPage } from './query.ts';
 import { readUsage } from './usage.ts';
+import { transact, updateReturning } from './writes.ts';
 
 const FIELDS = [
   'exportId',
@@ -144,43 +140,25 @@ export class DynamoExportRepository implements ExportRepository {
   }
 
   async #item(exportId: string): Promise<Record<string, unknown> | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: exportKey(exportId), ConsistentRead: true }),
-    );
-    return Item;
+    return getItem(this.documents, this.table, exportKey(exportId));
   }
 
   list(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
-    return queryPage(
-      this.documents,
-      {
-        table: this.table,
-        index: 'gsi1',
-        partitionKey: 'gsi1pk',
-        partition: `ACCOUNT#${accountId}#EXPORTS`,
-        filters: new Filters(),
-      },
-      page,
-      toExport,
-    );
+    return gsi1Page(this.documents, this.table, `ACCOUNT#${accountId}#EXPORTS`, page, toExport);
   }
 
   async completePart(exportId: string, part: number, etag: string): Promise<Map<number, string> | undefined> {
-    const updated = await unlessRefused(
-      this.documents.send(
-        new UpdateCommand({
-          ...updateItem(
-            this.table,
-            exportKey(exportId),
-            { setEntries: { etags: { [String(part)]: etag } } },
-            equals('state', 'pending'),
-          ),
-          ReturnValues: 'ALL_NEW',
-        }),
+    const updated = await updateReturning(
+      this.documents,
+      updateItem(
+        this.table,
+        exportKey(exportId),
+        { setEntries: { etags: { [String(part)]: etag } } },
+        equals('state', 'pending'),
       ),
     );
     if (!updated) return undefined;
-    const etags = (updated.Attributes?.etags ?? {}) as Record<string, string>;
+    const etags = (updated.etags ?? {}) as Record<string, string>;
     return new Map(Object.entries(etags).map(([p, e]) => [Number(p), e]));
   }
 
@@ -202,19 +180,14 @@ export class DynamoExportRepository implements ExportRepository {
       all(exists('pk'), oneOf('state', current ? [current.state] : from)),
     );
     if (current?.state === 'pending' && item?.countedInUsage === true) {
-      const moved = await unlessRefused(
-        this.documents.send(
-          new TransactWriteCommand({
-            TransactItems: [{ Update: update }, this.#release(current, to === 'error')],
-          }),
-        ),
-      );
+      const moved = await transact(this.documents, [
+        { Update: update },
+        this.#release(current, to === 'error'),
+      ]);
       return moved ? this.get(exportId) : undefined;
     }
-    const moved = await unlessRefused(
-      this.documents.send(new UpdateCommand({ ...update, ReturnValues: 'ALL_NEW' })),
-    );
-    return moved?.Attributes ? toExport(moved.Attributes) : undefined;
+    const moved = await updateReturning(this.documents, update);
+    return moved ? toExport(moved) : undefined;
   }
 
   async remove(exportId: string): Promise<void> {

@@ -1,12 +1,6 @@
-import {
-  type DynamoDBDocumentClient,
-  GetCommand,
-  TransactWriteCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { Image, ImageRepository, ImageState } from '../../core/instances/images.ts';
 import type { Page } from '../../core/shared/pagination.ts';
-import { unlessRefused } from './errors.ts';
 import { all, deleteItem, exists, notExists, oneOf, putItem, updateItem } from './expressions.ts';
 import {
   createdOrder,
@@ -17,7 +11,8 @@ import {
   imagesSharedWithIndex,
   pickFields,
 } from './keys.ts';
-import { Filters, queryAll, queryPage } from './query.ts';
+import { getItem, gsi1Page, queryAll } from './query.ts';
+import { transact, updateReturning } from './writes.ts';
 
 const FIELDS = [
   'imageId',
@@ -88,39 +83,21 @@ export class DynamoImageRepository implements ImageRepository {
   }
 
   async get(imageId: string): Promise<Image | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: imageKey(imageId), ConsistentRead: true }),
-    );
+    const Item = await getItem(this.documents, this.table, imageKey(imageId));
     return Item ? toImage(Item) : undefined;
   }
 
   list(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Image>> {
-    return queryPage(
-      this.documents,
-      {
-        table: this.table,
-        index: 'gsi1',
-        partitionKey: 'gsi1pk',
-        partition: imageOwnerIndex(accountId),
-        filters: new Filters(),
-      },
-      page,
-      toImage,
-    );
+    return gsi1Page(this.documents, this.table, imageOwnerIndex(accountId), page, toImage);
   }
 
   async listShared(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Image>> {
     // One share item per image in the grantee's index; the images are then read by key
     // (consistently: an unshared or deleted one drops out at once).
-    const shares = await queryPage(
+    const shares = await gsi1Page(
       this.documents,
-      {
-        table: this.table,
-        index: 'gsi1',
-        partitionKey: 'gsi1pk',
-        partition: imagesSharedWithIndex(accountId),
-        filters: new Filters(),
-      },
+      this.table,
+      imagesSharedWithIndex(accountId),
       page,
       (item) => String(item.imageId),
     );
@@ -137,26 +114,22 @@ export class DynamoImageRepository implements ImageRepository {
     to: ImageState,
     changes: Partial<Pick<Image, 'stateReason' | 'completedAt'>> = {},
   ): Promise<Image | undefined> {
-    const moved = await unlessRefused(
-      this.documents.send(
-        new UpdateCommand({
-          ...updateItem(
-            this.table,
-            imageKey(imageId),
-            { set: { ...changes, state: to } },
-            all(exists('pk'), oneOf('state', from)),
-          ),
-          ReturnValues: 'ALL_NEW',
-        }),
+    const moved = await updateReturning(
+      this.documents,
+      updateItem(
+        this.table,
+        imageKey(imageId),
+        { set: { ...changes, state: to } },
+        all(exists('pk'), oneOf('state', from)),
       ),
     );
-    return moved?.Attributes ? toImage(moved.Attributes) : undefined;
+    return moved ? toImage(moved) : undefined;
   }
 
   async share(imageId: string, accountId: string): Promise<Image | undefined> {
     const current = await this.get(imageId);
     if (!current) return undefined;
-    const ok = await this.#transact([
+    const ok = await transact(this.documents, [
       {
         Update: updateItem(
           this.table,
@@ -181,7 +154,7 @@ export class DynamoImageRepository implements ImageRepository {
   }
 
   async unshare(imageId: string, accountId: string): Promise<Image | undefined> {
-    const ok = await this.#transact([
+    const ok = await transact(this.documents, [
       {
         Update: updateItem(
           this.table,
@@ -220,15 +193,5 @@ export class DynamoImageRepository implements ImageRepository {
       ConsistentRead: true,
     });
     return items.map((item) => String(item.imageId)).sort();
-  }
-
-  /** Runs a transaction; false if it was refused (nothing was written). */
-  async #transact(
-    items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>,
-  ): Promise<boolean> {
-    return (
-      (await unlessRefused(this.documents.send(new TransactWriteCommand({ TransactItems: items })))) !==
-      undefined
-    );
   }
 }

@@ -1,10 +1,10 @@
-import { type DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Instance, InstanceRepository } from '../../core/instances/instances.ts';
 import type { Page } from '../../core/shared/pagination.ts';
-import { unlessRefused } from './errors.ts';
 import { all, any, type Condition, deleteItem, equals, exists, notExists, putItem } from './expressions.ts';
 import { attachmentKey, createdOrder, instanceKey, instanceOwnerIndex, pickFields } from './keys.ts';
-import { Filters, queryPage } from './query.ts';
+import { getItem, gsi1Page } from './query.ts';
+import { transact } from './writes.ts';
 
 const FIELDS = [
   'instanceId',
@@ -38,38 +38,25 @@ export class DynamoInstanceRepository implements InstanceRepository {
   ) {}
 
   async create(instance: Instance): Promise<boolean> {
-    return this.#transact([
+    return transact(this.documents, [
       { Put: putItem(this.table, this.#item(instance), notExists('pk')) },
       ...instance.volumes.map((v) => this.#attach(instance, v.volumeId)),
     ]);
   }
 
   async get(instanceId: string): Promise<Instance | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: instanceKey(instanceId), ConsistentRead: true }),
-    );
+    const Item = await getItem(this.documents, this.table, instanceKey(instanceId));
     return Item ? toInstance(Item) : undefined;
   }
 
   list(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Instance>> {
-    return queryPage(
-      this.documents,
-      {
-        table: this.table,
-        index: 'gsi1',
-        partitionKey: 'gsi1pk',
-        partition: instanceOwnerIndex(accountId),
-        filters: new Filters(),
-      },
-      page,
-      toInstance,
-    );
+    return gsi1Page(this.documents, this.table, instanceOwnerIndex(accountId), page, toInstance);
   }
 
   async replace(previous: Instance, next: Instance): Promise<boolean> {
     const before = new Set(previous.volumes.map((v) => v.volumeId));
     const after = new Set(next.volumes.map((v) => v.volumeId));
-    return this.#transact([
+    return transact(this.documents, [
       {
         Put: putItem(this.table, this.#item(next), all(exists('pk'), equals('revision', previous.revision))),
       },
@@ -79,7 +66,7 @@ export class DynamoInstanceRepository implements InstanceRepository {
   }
 
   async delete(instance: Instance): Promise<boolean> {
-    return this.#transact([
+    return transact(this.documents, [
       {
         Delete: deleteItem(
           this.table,
@@ -92,9 +79,7 @@ export class DynamoInstanceRepository implements InstanceRepository {
   }
 
   async attachedTo(volumeId: string): Promise<string | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: attachmentKey(volumeId), ConsistentRead: true }),
-    );
+    const Item = await getItem(this.documents, this.table, attachmentKey(volumeId));
     return Item ? String(Item.instanceId) : undefined;
   }
 
@@ -127,15 +112,5 @@ export class DynamoInstanceRepository implements InstanceRepository {
 
   #detach(instance: Instance, volumeId: string) {
     return { Delete: deleteItem(this.table, attachmentKey(volumeId), heldBy(instance)) };
-  }
-
-  /** Runs a transaction; false if a condition failed (nothing was written). */
-  async #transact(
-    items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>,
-  ): Promise<boolean> {
-    return (
-      (await unlessRefused(this.documents.send(new TransactWriteCommand({ TransactItems: items })))) !==
-      undefined
-    );
   }
 }

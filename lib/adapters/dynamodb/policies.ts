@@ -1,10 +1,4 @@
-import {
-  DeleteCommand,
-  type DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, type DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type {
   Policy,
   PolicyRepository,
@@ -12,7 +6,7 @@ import type {
   PolicyUpdate,
 } from '../../core/maintenance/policies.ts';
 import type { Page } from '../../core/shared/pagination.ts';
-import { unlessRefused } from './errors.ts';
+import { applied, unlessRefused } from './errors.ts';
 import { all, changesAnything, equals, exists, notExists, putItem, updateItem } from './expressions.ts';
 import {
   createdOrder,
@@ -22,7 +16,8 @@ import {
   policyOwnerIndex,
   policyRunOrder,
 } from './keys.ts';
-import { Filters, queryAll, queryPage } from './query.ts';
+import { getItem, gsi1Page, queryAll } from './query.ts';
+import { updateReturning } from './writes.ts';
 
 const FIELDS = [
   'policyId',
@@ -76,25 +71,12 @@ export class DynamoPolicyRepository implements PolicyRepository {
   }
 
   async get(policyId: string): Promise<Policy | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: policyKey(policyId), ConsistentRead: true }),
-    );
+    const Item = await getItem(this.documents, this.table, policyKey(policyId));
     return Item ? toPolicy(Item) : undefined;
   }
 
   list(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Policy>> {
-    return queryPage(
-      this.documents,
-      {
-        table: this.table,
-        index: 'gsi1',
-        partitionKey: 'gsi1pk',
-        partition: policyOwnerIndex(accountId),
-        filters: new Filters(),
-      },
-      page,
-      toPolicy,
-    );
+    return gsi1Page(this.documents, this.table, policyOwnerIndex(accountId), page, toPolicy);
   }
 
   async update(policyId: string, changes: PolicyUpdate): Promise<Policy | undefined> {
@@ -107,15 +89,11 @@ export class DynamoPolicyRepository implements PolicyRepository {
       },
     };
     if (!changesAnything(change)) return this.get(policyId);
-    const updated = await unlessRefused(
-      this.documents.send(
-        new UpdateCommand({
-          ...updateItem(this.table, policyKey(policyId), change, exists('pk')),
-          ReturnValues: 'ALL_NEW',
-        }),
-      ),
+    const updated = await updateReturning(
+      this.documents,
+      updateItem(this.table, policyKey(policyId), change, exists('pk')),
     );
-    return updated?.Attributes ? toPolicy(updated.Attributes) : undefined;
+    return updated ? toPolicy(updated) : undefined;
   }
 
   async delete(policyId: string): Promise<boolean> {
@@ -141,7 +119,7 @@ export class DynamoPolicyRepository implements PolicyRepository {
     lastRunAt: string,
     expectedLastRunAt?: string | null,
   ): Promise<boolean> {
-    const claimed = await unlessRefused(
+    return applied(
       this.documents.send(
         new UpdateCommand(
           updateItem(
@@ -161,7 +139,6 @@ export class DynamoPolicyRepository implements PolicyRepository {
         ),
       ),
     );
-    return claimed !== undefined;
   }
 
   async recordRun(policyId: string, report: PolicyRunReport): Promise<void> {

@@ -1,5 +1,6 @@
 import {
   type DynamoDBDocumentClient,
+  GetCommand,
   QueryCommand,
   type QueryCommandInput,
   ScanCommand,
@@ -91,6 +92,33 @@ export async function queryPage<T>(
     start = result.LastEvaluatedKey as Position | undefined;
   } while (start && items.length < page.limit);
   return start ? { items, nextToken: encodePageToken(start) } : { items };
+}
+
+/** One page of a gsi1 partition (an owner's or a grantee's items), newest first (see {@link queryPage}). */
+export function gsi1Page<T>(
+  documents: DynamoDBDocumentClient,
+  table: string,
+  partition: string,
+  page: { limit: number; nextToken?: string },
+  toItem: (item: Record<string, unknown>) => T,
+  filters: Filters = new Filters(),
+): Promise<Page<T>> {
+  return queryPage(
+    documents,
+    { table, index: 'gsi1', partitionKey: 'gsi1pk', partition, filters },
+    page,
+    toItem,
+  );
+}
+
+/** The item at `key`, read consistently: a write that just succeeded is seen. */
+export async function getItem(
+  documents: DynamoDBDocumentClient,
+  table: string,
+  key: Record<string, unknown>,
+): Promise<Record<string, unknown> | undefined> {
+  const { Item } = await documents.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }));
+  return Item;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { RequestCounter } from '../../core/identity/request-rate.ts';
-import { unlessRefused } from './errors.ts';
+import { applied } from './errors.ts';
 import { absentOrBelow, updateItem } from './expressions.ts';
 import { rateWindowKey } from './keys.ts';
 
@@ -16,7 +16,7 @@ export class DynamoRequestCounter implements RequestCounter {
   ) {}
 
   async take(accountId: string, windowStartMs: number, windowMs: number, limit: number): Promise<boolean> {
-    const taken = await unlessRefused(
+    return applied(
       this.documents.send(
         new UpdateCommand(
           updateItem(
@@ -32,7 +32,6 @@ export class DynamoRequestCounter implements RequestCounter {
         ),
       ),
     );
-    return taken !== undefined;
   }
 
   async count(accountId: string, windowStartMs: number): Promise<number> {

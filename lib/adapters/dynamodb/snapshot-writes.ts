@@ -1,4 +1,3 @@
-import type { TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { IN_FLIGHT_LIMITS, type InFlightCounter } from '../../core/identity/accounts.ts';
 import {
   type Grantee,
@@ -32,14 +31,13 @@ import {
   volumeKey,
 } from './keys.ts';
 import { completedIndex, granteeId, ownerIndex, tokenKey } from './snapshot-rows.ts';
+import type { TransactItem } from './writes.ts';
 
 /**
  * The transactions that write a snapshot with its counts, built pure (the repository sends them):
  * a create counted on its volume and in its account's usage, a state change that moves the counts
  * with it, a removal that gives them back.
  */
-
-export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 /** What a create counts, and the limits it is checked against. */
 export interface CreateCounts {

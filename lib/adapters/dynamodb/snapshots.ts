@@ -1,6 +1,5 @@
 import {
   type DynamoDBDocumentClient,
-  GetCommand,
   QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
@@ -18,7 +17,7 @@ import {
   type SnapshotRepository,
   type SnapshotState,
 } from '../../core/snapshots/snapshots.ts';
-import { cancellationCodes, itemConditionFailed, unlessRefused } from './errors.ts';
+import { applied, cancellationCodes, itemConditionFailed, unlessRefused } from './errors.ts';
 import { all, changesAnything, equals, exists, notEquals, notExists, updateItem } from './expressions.ts';
 import {
   completedOfVolumeIndex,
@@ -27,7 +26,7 @@ import {
   snapshotsOfVolumeIndex,
   volumeKey,
 } from './keys.ts';
-import { Filters, queryPage, scanPage } from './query.ts';
+import { Filters, getItem, gsi1Page, queryPage, scanPage } from './query.ts';
 import {
   completedIndex,
   granteeId,
@@ -43,12 +42,12 @@ import {
   createItems,
   removeItems,
   shareItems,
-  type TransactItem,
   transitionReadsFirst,
   transitionWrite,
   unshareItems,
 } from './snapshot-writes.ts';
 import { readUsage } from './usage.ts';
+import { type TransactItem, transact, updateReturning } from './writes.ts';
 
 /** A transition whose write lost to a move between two states it may leave: tried again. */
 const RACED = Symbol('raced');
@@ -144,10 +143,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
   }
 
   async #get(key: { pk: string; sk: string }): Promise<Record<string, unknown> | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }),
-    );
-    return Item;
+    return getItem(this.documents, this.table, key);
   }
 
   list(
@@ -174,15 +170,10 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
   ): Promise<Page<Snapshot>> {
     // The grantee's index holds one share item per snapshot; the snapshots themselves are then read
     // by key (consistently: an unshared or deleted one drops out at once) and filtered here.
-    const shares = await queryPage(
+    const shares = await gsi1Page(
       this.documents,
-      {
-        table: this.table,
-        index: 'gsi1',
-        partitionKey: 'gsi1pk',
-        partition: sharedWithIndex(granteeId(grantee)),
-        filters: new Filters(),
-      },
+      this.table,
+      sharedWithIndex(granteeId(grantee)),
       page,
       (item) => String(item.snapshotId),
     );
@@ -200,12 +191,12 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
   async share(snapshotId: string, grantee: Grantee): Promise<Snapshot | undefined> {
     const current = await this.get(snapshotId);
     if (current?.state !== 'completed') return undefined;
-    const shared = await unlessRefused(this.#transact(shareItems(this.table, current, grantee)));
+    const shared = await transact(this.documents, shareItems(this.table, current, grantee));
     return shared ? this.get(snapshotId) : undefined;
   }
 
   async unshare(snapshotId: string, grantee: Grantee): Promise<Snapshot | undefined> {
-    const unshared = await unlessRefused(this.#transact(unshareItems(this.table, snapshotId, grantee)));
+    const unshared = await transact(this.documents, unshareItems(this.table, snapshotId, grantee));
     return unshared ? this.get(snapshotId) : undefined;
   }
 
@@ -265,14 +256,11 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     const read = current ? { current, counted } : undefined;
     const { update, others } = transitionWrite(this.table, snapshotId, move, read, parent);
     if (others.length > 0) {
-      const moved = await unlessRefused(this.#transact([{ Update: update }, ...others]));
+      const moved = await transact(this.documents, [{ Update: update }, ...others]);
       return moved ? this.get(snapshotId) : this.#raced(snapshotId, current, move.from);
     }
-    const moved = await unlessRefused(
-      this.documents.send(new UpdateCommand({ ...update, ReturnValues: 'ALL_NEW' })),
-    );
-    if (!moved) return this.#raced(snapshotId, current, move.from);
-    return moved.Attributes ? toSnapshot(moved.Attributes) : undefined;
+    const moved = await updateReturning(this.documents, update);
+    return moved ? toSnapshot(moved) : this.#raced(snapshotId, current, move.from);
   }
 
   /** After a refused write: RACED if the snapshot moved from the state read to another of `from`. */
@@ -292,20 +280,16 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
   ): Promise<Snapshot | undefined> {
     const change = { set: changes };
     if (!changesAnything(change)) return this.get(snapshotId);
-    const updated = await unlessRefused(
-      this.documents.send(
-        new UpdateCommand({
-          ...updateItem(
-            this.table,
-            snapshotKey(snapshotId),
-            change,
-            all(exists('pk'), notEquals('state', 'deleting')),
-          ),
-          ReturnValues: 'ALL_NEW',
-        }),
+    const updated = await updateReturning(
+      this.documents,
+      updateItem(
+        this.table,
+        snapshotKey(snapshotId),
+        change,
+        all(exists('pk'), notEquals('state', 'deleting')),
       ),
     );
-    return updated?.Attributes ? toSnapshot(updated.Attributes) : undefined;
+    return updated ? toSnapshot(updated) : undefined;
   }
 
   async remove(snapshot: Snapshot): Promise<void> {
@@ -322,21 +306,18 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
   }
 
   async completePart(snapshotId: string, part: number): Promise<number | undefined> {
-    const updated = await unlessRefused(
-      this.documents.send(
-        new UpdateCommand({
-          // A set: marking a part twice (a redelivered message) counts it once.
-          ...updateItem(
-            this.table,
-            snapshotKey(snapshotId),
-            { add: { partsDone: new Set([part]) } },
-            equals('state', 'pending'),
-          ),
-          ReturnValues: 'UPDATED_NEW',
-        }),
+    const updated = await updateReturning(
+      this.documents,
+      // A set: marking a part twice (a redelivered message) counts it once.
+      updateItem(
+        this.table,
+        snapshotKey(snapshotId),
+        { add: { partsDone: new Set([part]) } },
+        equals('state', 'pending'),
       ),
+      'UPDATED_NEW',
     );
-    return (updated?.Attributes?.partsDone as Set<number> | undefined)?.size;
+    return (updated?.partsDone as Set<number> | undefined)?.size;
   }
 
   listAll(page: { limit: number; nextToken?: string }): Promise<Page<Snapshot>> {
@@ -359,7 +340,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       if (item.state !== 'completed' || item.gsi3pk !== undefined) continue;
       const snapshot = toSnapshot(item);
       const index = completedIndex(snapshot);
-      const written = await unlessRefused(
+      const written = await applied(
         this.documents.send(
           new UpdateCommand(
             updateItem(
@@ -380,20 +361,20 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     const key = snapshotKey(snapshotId);
     const completed = equals('state', 'completed');
     // A map of holders: one SET of the map first if absent, then of the holder's entry.
-    const held =
-      (await unlessRefused(
+    return (
+      (await applied(
         this.documents.send(
           new UpdateCommand(updateItem(this.table, key, { setIfAbsent: { holds: {} } }, completed)),
         ),
       )) &&
-      (await unlessRefused(
+      applied(
         this.documents.send(
           new UpdateCommand(
             updateItem(this.table, key, { setEntries: { holds: { [holder]: until } } }, completed),
           ),
         ),
-      ));
-    return held !== undefined;
+      )
+    );
   }
 
   async release(snapshotId: string, holder: string): Promise<void> {
@@ -418,7 +399,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     lease: { leaseUntil: string; leaseParts: number; dispatches: number },
     claim?: Required<Pick<Snapshot, 'verification' | 'parts' | 'deadline'>>,
   ): Promise<boolean> {
-    const renewed = await unlessRefused(
+    return applied(
       this.documents.send(
         new UpdateCommand(
           updateItem(
@@ -433,7 +414,6 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
         ),
       ),
     );
-    return renewed !== undefined;
   }
 
   addSessionSegments(snapshotId: string, segmentIds: readonly string[]): Promise<void> {
@@ -456,7 +436,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     return this.#sessions.segments(snapshotId);
   }
 
-  #transact(items: TransactItem[]) {
-    return this.documents.send(new TransactWriteCommand({ TransactItems: items }));
+  async #transact(items: TransactItem[]): Promise<void> {
+    await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
   }
 }

@@ -1,6 +1,6 @@
 import { DeleteCommand, type DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { UploadSlots } from '../../core/tasks/uploads.ts';
-import { unlessRefused } from './errors.ts';
+import { applied, unlessRefused } from './errors.ts';
 import { any, atMost, deleteItem, equals, notExists, putItem } from './expressions.ts';
 import { uploadSlotKey } from './keys.ts';
 
@@ -31,7 +31,7 @@ export class DynamoUploadSlots implements UploadSlots {
       if (live.length >= limit) return false;
       const taken = new Set(live.map((s) => s.slot));
       const free = Array.from({ length: limit }, (_, i) => i).find((i) => !taken.has(i)) as number;
-      const put = await unlessRefused(
+      const put = await applied(
         this.documents.send(
           new PutCommand(
             putItem(

@@ -1,11 +1,11 @@
-import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { VolsnapError } from '../../core/shared/errors.ts';
 import type { Page } from '../../core/shared/pagination.ts';
 import type { Volume, VolumeDeletion, VolumeFilter, VolumeRepository } from '../../core/volumes/volumes.ts';
-import { unlessRefused } from './errors.ts';
+import { applied } from './errors.ts';
 import { all, deleteItem, equals, notExists, putItem } from './expressions.ts';
 import { createdOrder, pickFields, snapshotsOfVolumeIndex, volumeKey, volumeOwnerIndex } from './keys.ts';
-import { Filters, queryAll, queryPage } from './query.ts';
+import { Filters, getItem, gsi1Page, queryAll } from './query.ts';
 
 const FIELDS = [
   'volumeId',
@@ -51,9 +51,7 @@ export class DynamoVolumeRepository implements VolumeRepository {
   }
 
   async get(accountId: string, volumeId: string): Promise<Volume | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: volumeKey(volumeId), ConsistentRead: true }),
-    );
+    const Item = await getItem(this.documents, this.table, volumeKey(volumeId));
     return Item && Item.accountId === accountId ? toVolume(Item) : undefined;
   }
 
@@ -63,18 +61,7 @@ export class DynamoVolumeRepository implements VolumeRepository {
     page: { limit: number; nextToken?: string },
   ): Promise<Page<Volume>> {
     const filters = new Filters().beginsWith('name', filter.name).tags(filter.tags);
-    return queryPage(
-      this.documents,
-      {
-        table: this.table,
-        index: 'gsi1',
-        partitionKey: 'gsi1pk',
-        partition: volumeOwnerIndex(accountId),
-        filters,
-      },
-      page,
-      toVolume,
-    );
+    return gsi1Page(this.documents, this.table, volumeOwnerIndex(accountId), page, toVolume, filters);
   }
 
   async deleteUnlessSnapshots(accountId: string, volumeId: string): Promise<VolumeDeletion> {
@@ -83,7 +70,7 @@ export class DynamoVolumeRepository implements VolumeRepository {
     // being purged or created move it.
     let seen: Awaited<ReturnType<DynamoVolumeRepository['snapshotsOf']>> = [];
     for (let round = 0; ; round++) {
-      const deleted = await unlessRefused(
+      const deleted = await applied(
         this.documents.send(
           new DeleteCommand(
             deleteItem(
