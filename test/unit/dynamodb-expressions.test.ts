@@ -5,11 +5,13 @@ import {
   all,
   any,
   atMost,
+  beginsWith,
   changesAnything,
   checkItem,
   deleteItem,
   equals,
   exists,
+  filterFields,
   lessThan,
   notEquals,
   notExists,
@@ -125,6 +127,8 @@ describe('conditions', () => {
     expect(render(lessThan('requests', 10))).toBe('requests < 10');
     expect(render(atMost('untilMs', 99))).toBe('untilMs <= 99');
     expect(render(oneOf('state', ['queued', 'pending']))).toBe('state IN ("queued", "pending")');
+    expect(render(beginsWith('name', 'night'))).toBe('begins_with(name, "night")');
+    expect(render(equals(['tags', 'env.stage'], 'prod'))).toBe('tags.env.stage = "prod"');
   });
 
   it('makes a one-value IN an equality, and refuses an empty one', () => {
@@ -180,5 +184,19 @@ describe('putItem, deleteItem, checkItem', () => {
     const params = checkItem('t', KEY, oneOf('state', ['completed', 'recycled']));
     expect(resolved(params.ConditionExpression, params)).toBe('state IN ("completed", "recycled")');
     expect(params.Key).toEqual(KEY);
+  });
+});
+
+describe('filterFields', () => {
+  it("renders a query's filter with placeholders that cannot collide with the key condition's #pk and :pk", () => {
+    const fields = filterFields(all(equals('state', 'completed'), equals(['tags', 'constructor'], 'x')));
+    expect(fields.FilterExpression).toBe('#n0 = :v0 AND #n1.#n2 = :v1');
+    expect(fields.ExpressionAttributeNames).toEqual({ '#n0': 'state', '#n1': 'tags', '#n2': 'constructor' });
+    expect(fields.ExpressionAttributeValues).toEqual({ ':v0': 'completed', ':v1': 'x' });
+    expect(fields).not.toHaveProperty('ConditionExpression');
+  });
+
+  it('is nothing at all without a condition', () => {
+    expect(filterFields(undefined)).toEqual({});
   });
 });

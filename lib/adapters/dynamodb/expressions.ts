@@ -31,6 +31,7 @@ export type Condition =
       readonly value: unknown;
     }
   | { readonly kind: 'in'; readonly path: Path; readonly values: readonly unknown[] }
+  | { readonly kind: 'beginsWith'; readonly path: Path; readonly prefix: string }
   | { readonly kind: 'and' | 'or'; readonly parts: readonly Condition[] };
 
 /** `attribute_exists(path)`. */
@@ -55,6 +56,8 @@ export const lessThan = (path: Path, value: unknown): Condition => ({
 });
 /** `path <= value`. */
 export const atMost = (path: Path, value: unknown): Condition => ({ kind: 'compare', path, op: '<=', value });
+/** `begins_with(path, prefix)`. */
+export const beginsWith = (path: Path, prefix: string): Condition => ({ kind: 'beginsWith', path, prefix });
 /** `path IN (values…)`; an empty list is refused (DynamoDB has no empty IN). */
 export function oneOf(path: Path, values: readonly unknown[]): Condition {
   if (values.length === 0) throw new Error('oneOf: an IN list needs at least one value');
@@ -203,6 +206,22 @@ export function checkItem(
   return { TableName: table, Key: key, ...e.fields(ConditionExpression), ConditionExpression };
 }
 
+/**
+ * The FilterExpression of a query or scan, with its names and values (placeholders `#n…`/`:v…`, so
+ * a key condition's own `#pk`/`:pk` never collide); none at all without a condition.
+ */
+export function filterFields(condition: Condition | undefined): {
+  FilterExpression?: string;
+  ExpressionAttributeNames?: Record<string, string>;
+  ExpressionAttributeValues?: Record<string, unknown>;
+} {
+  if (!condition) return {};
+  const e = new Expressions();
+  const FilterExpression = e.condition(condition);
+  const { ConditionExpression: _, ...fields } = e.fields(FilterExpression);
+  return { FilterExpression, ...fields };
+}
+
 function removesAttribute(value: unknown): boolean {
   return value === null || (value instanceof Set && value.size === 0);
 }
@@ -251,6 +270,8 @@ class Expressions {
         return `${this.path(condition.path)} ${condition.op} ${this.value(condition.value)}`;
       case 'in':
         return `${this.path(condition.path)} IN (${condition.values.map((v) => this.value(v)).join(', ')})`;
+      case 'beginsWith':
+        return `begins_with(${this.path(condition.path)}, ${this.value(condition.prefix)})`;
       case 'and':
       case 'or': {
         const joined = condition.parts
