@@ -1,4 +1,4 @@
-import { DeleteCommand, type DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type {
   Policy,
   PolicyRepository,
@@ -6,7 +6,6 @@ import type {
   PolicyUpdate,
 } from '../../core/maintenance/policies.ts';
 import type { Page } from '../../core/shared/pagination.ts';
-import { applied, unlessRefused } from './errors.ts';
 import { all, changesAnything, equals, exists, notExists, putItem, updateItem } from './expressions.ts';
 import {
   createdOrder,
@@ -17,7 +16,7 @@ import {
   policyRunOrder,
 } from './keys.ts';
 import { getItem, gsi1Page, queryAll } from './query.ts';
-import { updateReturning } from './writes.ts';
+import { applyUpdate, updateReturning } from './writes.ts';
 
 const FIELDS = [
   'policyId',
@@ -119,23 +118,20 @@ export class DynamoPolicyRepository implements PolicyRepository {
     lastRunAt: string,
     expectedLastRunAt?: string | null,
   ): Promise<boolean> {
-    return applied(
-      this.documents.send(
-        new UpdateCommand(
-          updateItem(
-            this.table,
-            policyKey(policyId),
-            { set: { nextRunAt, lastRunAt, gsi2sk: policyRunOrder(nextRunAt, policyId) } },
-            all(
-              equals('nextRunAt', expectedNextRunAt),
-              equals('enabled', true),
-              expectedLastRunAt === undefined
-                ? undefined
-                : expectedLastRunAt === null
-                  ? notExists('lastRunAt')
-                  : equals('lastRunAt', expectedLastRunAt),
-            ),
-          ),
+    return applyUpdate(
+      this.documents,
+      updateItem(
+        this.table,
+        policyKey(policyId),
+        { set: { nextRunAt, lastRunAt, gsi2sk: policyRunOrder(nextRunAt, policyId) } },
+        all(
+          equals('nextRunAt', expectedNextRunAt),
+          equals('enabled', true),
+          expectedLastRunAt === undefined
+            ? undefined
+            : expectedLastRunAt === null
+              ? notExists('lastRunAt')
+              : equals('lastRunAt', expectedLastRunAt),
         ),
       ),
     );
@@ -143,12 +139,9 @@ export class DynamoPolicyRepository implements PolicyRepository {
 
   async recordRun(policyId: string, report: PolicyRunReport): Promise<void> {
     // A policy deleted while it ran has nothing to report on: a refusal is the answer.
-    await unlessRefused(
-      this.documents.send(
-        new UpdateCommand(
-          updateItem(this.table, policyKey(policyId), { set: { lastRun: report } }, exists('pk')),
-        ),
-      ),
+    await applyUpdate(
+      this.documents,
+      updateItem(this.table, policyKey(policyId), { set: { lastRun: report } }, exists('pk')),
     );
   }
 

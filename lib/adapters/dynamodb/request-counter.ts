@@ -1,8 +1,8 @@
-import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { RequestCounter } from '../../core/identity/request-rate.ts';
-import { applied } from './errors.ts';
 import { absentOrBelow, updateItem } from './expressions.ts';
 import { rateWindowKey } from './keys.ts';
+import { applyUpdate } from './writes.ts';
 
 /**
  * Request windows in the region table: one item per account and window (`RATE#acct`, `W#start`),
@@ -16,20 +16,17 @@ export class DynamoRequestCounter implements RequestCounter {
   ) {}
 
   async take(accountId: string, windowStartMs: number, windowMs: number, limit: number): Promise<boolean> {
-    return applied(
-      this.documents.send(
-        new UpdateCommand(
-          updateItem(
-            this.table,
-            rateWindowKey(accountId, windowStartMs),
-            {
-              add: { requests: 1 },
-              set: { type: 'requestWindow' },
-              setIfAbsent: { expiresAt: Math.ceil((windowStartMs + windowMs) / 1000) + 60 },
-            },
-            absentOrBelow('requests', limit),
-          ),
-        ),
+    return applyUpdate(
+      this.documents,
+      updateItem(
+        this.table,
+        rateWindowKey(accountId, windowStartMs),
+        {
+          add: { requests: 1 },
+          set: { type: 'requestWindow' },
+          setIfAbsent: { expiresAt: Math.ceil((windowStartMs + windowMs) / 1000) + 60 },
+        },
+        absentOrBelow('requests', limit),
       ),
     );
   }

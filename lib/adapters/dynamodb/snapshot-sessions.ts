@@ -1,10 +1,10 @@
-import { type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { batchWriteAll } from './batch.ts';
-import { unlessRefused } from './errors.ts';
 import { absentOrAtMost, all, updateItem } from './expressions.ts';
 import { snapshotKey } from './keys.ts';
 import { queryAll } from './query.ts';
 import { manifestUploadSk, SESSION_SK, segmentSk } from './snapshot-rows.ts';
+import { applyUpdate } from './writes.ts';
 
 /**
  * The records of a client's upload session, in the snapshot's partition: one item per segment and
@@ -39,18 +39,15 @@ export class DynamoUploadSessions {
     const manifests = uploads.manifestUploadIds.length;
     if (segments > limits.segments || manifests > limits.manifests) return false;
     // The count first, conditionally: a crash before the items are written only over-counts.
-    const counted = await unlessRefused(
-      this.documents.send(
-        new UpdateCommand(
-          updateItem(
-            this.table,
-            { pk, sk: SESSION_SK },
-            { set: { type: 'uploadSession' }, add: { segmentsIssued: segments, manifestsIssued: manifests } },
-            all(
-              absentOrAtMost('segmentsIssued', limits.segments - segments),
-              absentOrAtMost('manifestsIssued', limits.manifests - manifests),
-            ),
-          ),
+    const counted = await applyUpdate(
+      this.documents,
+      updateItem(
+        this.table,
+        { pk, sk: SESSION_SK },
+        { set: { type: 'uploadSession' }, add: { segmentsIssued: segments, manifestsIssued: manifests } },
+        all(
+          absentOrAtMost('segmentsIssued', limits.segments - segments),
+          absentOrAtMost('manifestsIssued', limits.manifests - manifests),
         ),
       ),
     );

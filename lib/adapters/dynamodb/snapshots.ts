@@ -1,9 +1,4 @@
-import {
-  type DynamoDBDocumentClient,
-  QueryCommand,
-  TransactWriteCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { inFlightExceeded, quotaExceeded, type Usage } from '../../core/identity/accounts.ts';
 import { VolsnapError } from '../../core/shared/errors.ts';
 import type { Page } from '../../core/shared/pagination.ts';
@@ -17,7 +12,7 @@ import {
   type SnapshotRepository,
   type SnapshotState,
 } from '../../core/snapshots/snapshots.ts';
-import { applied, cancellationCodes, itemConditionFailed, unlessRefused } from './errors.ts';
+import { cancellationCodes, itemConditionFailed } from './errors.ts';
 import { all, changesAnything, equals, exists, notEquals, notExists, updateItem } from './expressions.ts';
 import {
   completedOfVolumeIndex,
@@ -47,7 +42,7 @@ import {
   unshareItems,
 } from './snapshot-writes.ts';
 import { readUsage } from './usage.ts';
-import { type TransactItem, transact, updateReturning } from './writes.ts';
+import { applyUpdate, type TransactItem, transact, updateReturning } from './writes.ts';
 
 /** A transition whose write lost to a move between two states it may leave: tried again. */
 const RACED = Symbol('raced');
@@ -340,16 +335,13 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       if (item.state !== 'completed' || item.gsi3pk !== undefined) continue;
       const snapshot = toSnapshot(item);
       const index = completedIndex(snapshot);
-      const written = await applied(
-        this.documents.send(
-          new UpdateCommand(
-            updateItem(
-              this.table,
-              snapshotKey(snapshot.snapshotId),
-              { set: index },
-              all(equals('state', 'completed'), notExists('gsi3pk')),
-            ),
-          ),
+      const written = await applyUpdate(
+        this.documents,
+        updateItem(
+          this.table,
+          snapshotKey(snapshot.snapshotId),
+          { set: index },
+          all(equals('state', 'completed'), notExists('gsi3pk')),
         ),
       );
       if (written) indexed++;
@@ -362,33 +354,26 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     const completed = equals('state', 'completed');
     // A map of holders: one SET of the map first if absent, then of the holder's entry.
     return (
-      (await applied(
-        this.documents.send(
-          new UpdateCommand(updateItem(this.table, key, { setIfAbsent: { holds: {} } }, completed)),
-        ),
+      (await applyUpdate(
+        this.documents,
+        updateItem(this.table, key, { setIfAbsent: { holds: {} } }, completed),
       )) &&
-      applied(
-        this.documents.send(
-          new UpdateCommand(
-            updateItem(this.table, key, { setEntries: { holds: { [holder]: until } } }, completed),
-          ),
-        ),
+      applyUpdate(
+        this.documents,
+        updateItem(this.table, key, { setEntries: { holds: { [holder]: until } } }, completed),
       )
     );
   }
 
   async release(snapshotId: string, holder: string): Promise<void> {
     // Refused: there are no holds at all, so nothing to release.
-    await unlessRefused(
-      this.documents.send(
-        new UpdateCommand(
-          updateItem(
-            this.table,
-            snapshotKey(snapshotId),
-            { setEntries: { holds: { [holder]: null } } },
-            exists('holds'),
-          ),
-        ),
+    await applyUpdate(
+      this.documents,
+      updateItem(
+        this.table,
+        snapshotKey(snapshotId),
+        { setEntries: { holds: { [holder]: null } } },
+        exists('holds'),
       ),
     );
   }
@@ -399,18 +384,15 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     lease: { leaseUntil: string; leaseParts: number; dispatches: number },
     claim?: Required<Pick<Snapshot, 'verification' | 'parts' | 'deadline'>>,
   ): Promise<boolean> {
-    return applied(
-      this.documents.send(
-        new UpdateCommand(
-          updateItem(
-            this.table,
-            snapshotKey(snapshotId),
-            { set: { ...lease, ...claim } },
-            all(
-              equals('state', 'pending'),
-              expected === undefined ? notExists('leaseUntil') : equals('leaseUntil', expected),
-            ),
-          ),
+    return applyUpdate(
+      this.documents,
+      updateItem(
+        this.table,
+        snapshotKey(snapshotId),
+        { set: { ...lease, ...claim } },
+        all(
+          equals('state', 'pending'),
+          expected === undefined ? notExists('leaseUntil') : equals('leaseUntil', expected),
         ),
       ),
     );

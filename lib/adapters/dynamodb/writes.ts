@@ -25,6 +25,11 @@ export async function updateReturning(
   return output ? (output.Attributes ?? {}) : undefined;
 }
 
+/** Sends an update built by `updateItem`; false if its condition refused it. */
+export function applyUpdate(documents: DynamoDBDocumentClient, params: UpdateParams): Promise<boolean> {
+  return applied(documents.send(new UpdateCommand(params)));
+}
+
 /** Runs a transaction; false if it was refused (an item's condition failed: nothing was written). */
 export function transact(documents: DynamoDBDocumentClient, items: TransactItem[]): Promise<boolean> {
   return applied(documents.send(new TransactWriteCommand({ TransactItems: items })));
