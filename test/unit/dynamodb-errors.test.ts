@@ -4,8 +4,10 @@ import { describe, expect, it, vi } from 'vitest';
 import {
   cancellationCodes,
   isConditionFailed,
+  isRefused,
   itemConditionFailed,
   translateDynamoError,
+  unlessRefused,
 } from '../../lib/adapters/dynamodb/errors.ts';
 import { VolsnapError } from '../../lib/core/shared/errors.ts';
 import { publicHttpHandler } from '../../lib/http/stack.ts';
@@ -72,6 +74,22 @@ describe('translateDynamoError', () => {
     expect(cancellationCodes(new Error('other'))).toEqual([]);
     expect(itemConditionFailed(canceled, 1)).toBe(true);
     expect(itemConditionFailed(canceled, 0)).toBe(false);
+  });
+
+  it('answers a write refused on its condition (one item or a transaction) with undefined, and throws every other error', async () => {
+    const refusedItem = new ConditionalCheckFailedException({ message: 'no', $metadata: {} });
+    const refusedTransaction = dynamoFaults.transactionCanceled('None', 'ConditionalCheckFailed')();
+    expect(isRefused(refusedItem)).toBe(true);
+    expect(isRefused(refusedTransaction)).toBe(true);
+    await expect(unlessRefused(Promise.reject(refusedItem))).resolves.toBeUndefined();
+    await expect(unlessRefused(Promise.reject(refusedTransaction))).resolves.toBeUndefined();
+    await expect(unlessRefused(Promise.resolve({ Attributes: { a: 1 } }))).resolves.toEqual({
+      Attributes: { a: 1 },
+    });
+    const throttled = translateDynamoError(dynamoFaults.throttling());
+    expect(isRefused(throttled)).toBe(false);
+    await expect(unlessRefused(Promise.reject(throttled))).rejects.toBe(throttled);
+    await expect(unlessRefused(Promise.reject(new TypeError('bug')))).rejects.toThrow('bug');
   });
 });
 

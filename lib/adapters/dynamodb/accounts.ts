@@ -1,9 +1,4 @@
-import {
-  type DynamoDBDocumentClient,
-  GetCommand,
-  TransactWriteCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type {
   Account,
   AccountChanges,
@@ -14,14 +9,19 @@ import type {
 import type { Permission, Role } from '../../core/identity/identity.ts';
 import { VolsnapError } from '../../core/shared/errors.ts';
 import type { Page } from '../../core/shared/pagination.ts';
+import { itemConditionFailed } from './errors.ts';
 import {
-  cancellationCodes,
-  isConditionFailed,
-  isTransactionCanceled,
-  itemConditionFailed,
-} from './errors.ts';
+  type Change,
+  changesAnything,
+  checkItem,
+  exists,
+  notExists,
+  putItem,
+  updateItem,
+} from './expressions.ts';
 import { accountKey, accountNameKey, apiKeyKey, createdOrder, pickFields, userKey } from './keys.ts';
-import { Filters, queryAll, queryPage } from './query.ts';
+import { getItem, gsi1Page, queryAll } from './query.ts';
+import { updateReturning } from './writes.ts';
 
 const ACCOUNT_FIELDS = [
   'accountId',
@@ -65,8 +65,8 @@ const userItem = (user: User) => ({
   ...userKey(user.accountId, user.userName),
   type: 'user',
   ...user,
-  // A string set cannot be empty: no permissions is no attribute.
-  permissions: user.permissions.length > 0 ? new Set(user.permissions) : undefined,
+  // A string set cannot be empty: no permissions is no attribute (putItem leaves an empty set out).
+  permissions: new Set(user.permissions),
 });
 const keyItem = (key: ApiKeyRecord) => ({
   ...apiKeyKey(key.keyId),
@@ -97,24 +97,11 @@ export class DynamoIdentityRepository implements IdentityRepository {
   }
 
   listAccounts(page: { limit: number; nextToken?: string }): Promise<Page<Account>> {
-    return queryPage(
-      this.documents,
-      {
-        table: this.table,
-        index: 'gsi1',
-        partitionKey: 'gsi1pk',
-        partition: 'ACCOUNTS',
-        filters: new Filters(),
-      },
-      page,
-      toAccount,
-    );
+    return gsi1Page(this.documents, this.table, 'ACCOUNTS', page, toAccount);
   }
 
   async createAccount(account: Account, owner: User, key: ApiKeyRecord): Promise<void> {
-    const put = (Item: Record<string, unknown>) => ({
-      Put: { TableName: this.table, Item, ConditionExpression: 'attribute_not_exists(pk)' },
-    });
+    const put = (item: Record<string, unknown>) => ({ Put: putItem(this.table, item, notExists('pk')) });
     try {
       await this.documents.send(
         new TransactWriteCommand({
@@ -141,44 +128,18 @@ export class DynamoIdentityRepository implements IdentityRepository {
   }
 
   async updateAccount(accountId: string, changes: AccountChanges): Promise<Account | undefined> {
-    const set: string[] = [];
-    const remove: string[] = [];
-    const values: Record<string, unknown> = {};
-    if (changes.blockPublicSharing !== undefined) {
-      set.push('#block = :block');
-      values[':block'] = changes.blockPublicSharing;
-    }
-    if (changes.recycleBinDays !== undefined) {
-      set.push('#recycle = :recycle');
-      values[':recycle'] = changes.recycleBinDays;
-    }
-    if (changes.quota === null) remove.push('#quota');
-    else if (changes.quota !== undefined) {
-      set.push('#quota = :quota');
-      values[':quota'] = Object.fromEntries(Object.entries(changes.quota).filter(([, v]) => v !== undefined));
-    }
-    if (set.length === 0 && remove.length === 0) return this.getAccount(accountId);
-    try {
-      const { Attributes } = await this.documents.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: accountKey(accountId),
-          UpdateExpression: updateExpression(set, remove),
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: {
-            ...(changes.blockPublicSharing !== undefined ? { '#block': 'blockPublicSharing' } : {}),
-            ...(changes.recycleBinDays !== undefined ? { '#recycle': 'recycleBinDays' } : {}),
-            ...(changes.quota !== undefined ? { '#quota': 'quota' } : {}),
-          },
-          ExpressionAttributeValues: Object.keys(values).length ? values : undefined,
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return Attributes ? toAccount(Attributes) : undefined;
-    } catch (error) {
-      if (isConditionFailed(error)) return undefined;
-      throw error;
-    }
+    const { blockPublicSharing, recycleBinDays, quota } = changes;
+    const change = {
+      set: {
+        blockPublicSharing,
+        recycleBinDays,
+        // null: back to the deployment's defaults; a limit left undefined is not stored.
+        quota: quota ? Object.fromEntries(Object.entries(quota).filter(([, v]) => v !== undefined)) : quota,
+      },
+    };
+    if (!changesAnything(change)) return this.getAccount(accountId);
+    const updated = await this.#update(accountKey(accountId), change);
+    return updated ? toAccount(updated) : undefined;
   }
 
   async getUser(accountId: string, userName: string): Promise<User | undefined> {
@@ -201,34 +162,19 @@ export class DynamoIdentityRepository implements IdentityRepository {
       await this.documents.send(
         new TransactWriteCommand({
           TransactItems: [
-            {
-              ConditionCheck: {
-                TableName: this.table,
-                Key: accountKey(user.accountId),
-                ConditionExpression: 'attribute_exists(pk)',
-              },
-            },
-            {
-              Put: {
-                TableName: this.table,
-                Item: userItem(user),
-                ConditionExpression: 'attribute_not_exists(pk)',
-              },
-            },
+            { ConditionCheck: checkItem(this.table, accountKey(user.accountId), exists('pk')) },
+            { Put: putItem(this.table, userItem(user), notExists('pk')) },
           ],
         }),
       );
     } catch (error) {
-      if (isTransactionCanceled(error)) {
-        const reasons = cancellationCodes(error);
-        if (reasons[1] === 'ConditionalCheckFailed') {
-          throw new VolsnapError('user.exists', `A user named ${user.userName} exists in this account.`, {
-            details: { userName: user.userName },
-          });
-        }
-        if (reasons[0] === 'ConditionalCheckFailed') {
-          throw new VolsnapError('account.notFound', `No account ${user.accountId}.`);
-        }
+      if (itemConditionFailed(error, 1)) {
+        throw new VolsnapError('user.exists', `A user named ${user.userName} exists in this account.`, {
+          details: { userName: user.userName },
+        });
+      }
+      if (itemConditionFailed(error, 0)) {
+        throw new VolsnapError('account.notFound', `No account ${user.accountId}.`);
       }
       throw error;
     }
@@ -239,41 +185,12 @@ export class DynamoIdentityRepository implements IdentityRepository {
     userName: string,
     changes: { role?: Role; permissions?: Permission[] },
   ): Promise<User | undefined> {
-    const set: string[] = [];
-    const remove: string[] = [];
-    const values: Record<string, unknown> = {};
-    if (changes.role) {
-      set.push('#role = :role');
-      values[':role'] = changes.role;
-    }
-    if (changes.permissions) {
-      if (changes.permissions.length === 0) remove.push('#permissions');
-      else {
-        set.push('#permissions = :permissions');
-        values[':permissions'] = new Set(changes.permissions);
-      }
-    }
-    if (set.length === 0 && remove.length === 0) return this.getUser(accountId, userName);
-    try {
-      const { Attributes } = await this.documents.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: userKey(accountId, userName),
-          UpdateExpression: updateExpression(set, remove),
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: {
-            ...(changes.role ? { '#role': 'role' } : {}),
-            ...(changes.permissions ? { '#permissions': 'permissions' } : {}),
-          },
-          ExpressionAttributeValues: Object.keys(values).length ? values : undefined,
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return Attributes ? toUser(Attributes) : undefined;
-    } catch (error) {
-      if (isConditionFailed(error)) return undefined;
-      throw error;
-    }
+    // No permissions is an empty set: no attribute (see expressions.ts).
+    const { role, permissions } = changes;
+    const change = { set: { role, permissions: permissions ? new Set(permissions) : undefined } };
+    if (!changesAnything(change)) return this.getUser(accountId, userName);
+    const updated = await this.#update(userKey(accountId, userName), change);
+    return updated ? toUser(updated) : undefined;
   }
 
   async deleteUser(accountId: string, userName: string): Promise<void> {
@@ -293,15 +210,10 @@ export class DynamoIdentityRepository implements IdentityRepository {
     const keys: ApiKeyRecord[] = [];
     let nextToken: string | undefined;
     do {
-      const page = await queryPage(
+      const page = await gsi1Page(
         this.documents,
-        {
-          table: this.table,
-          index: 'gsi1',
-          partitionKey: 'gsi1pk',
-          partition: `ACCOUNT#${accountId}#KEYS`,
-          filters: new Filters(),
-        },
+        this.table,
+        `ACCOUNT#${accountId}#KEYS`,
         { limit: 1000, nextToken },
         toKey,
       );
@@ -316,20 +228,8 @@ export class DynamoIdentityRepository implements IdentityRepository {
       await this.documents.send(
         new TransactWriteCommand({
           TransactItems: [
-            {
-              ConditionCheck: {
-                TableName: this.table,
-                Key: userKey(key.accountId, key.userName),
-                ConditionExpression: 'attribute_exists(pk)',
-              },
-            },
-            {
-              Put: {
-                TableName: this.table,
-                Item: keyItem(key),
-                ConditionExpression: 'attribute_not_exists(pk)',
-              },
-            },
+            { ConditionCheck: checkItem(this.table, userKey(key.accountId, key.userName), exists('pk')) },
+            { Put: putItem(this.table, keyItem(key), notExists('pk')) },
           ],
         }),
       );
@@ -343,26 +243,21 @@ export class DynamoIdentityRepository implements IdentityRepository {
 
   async revokeApiKey(keyId: string, revokedAt: string): Promise<void> {
     await this.documents.send(
-      new UpdateCommand({
-        TableName: this.table,
-        Key: apiKeyKey(keyId),
-        UpdateExpression: 'SET revokedAt = if_not_exists(revokedAt, :at)',
-        ConditionExpression: 'attribute_exists(pk)',
-        ExpressionAttributeValues: { ':at': revokedAt },
-      }),
+      new UpdateCommand(
+        updateItem(this.table, apiKeyKey(keyId), { setIfAbsent: { revokedAt } }, exists('pk')),
+      ),
     );
+  }
+
+  /** Applies `change` to an existing item; its new attributes, or undefined if there is no such item. */
+  async #update(
+    key: { pk: string; sk: string },
+    change: Change,
+  ): Promise<Record<string, unknown> | undefined> {
+    return updateReturning(this.documents, updateItem(this.table, key, change, exists('pk')));
   }
 
   async #get(key: { pk: string; sk: string }): Promise<Record<string, unknown> | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: key, ConsistentRead: true }),
-    );
-    return Item;
+    return getItem(this.documents, this.table, key);
   }
-}
-
-function updateExpression(set: string[], remove: string[]): string {
-  return [set.length ? `SET ${set.join(', ')}` : '', remove.length ? `REMOVE ${remove.join(', ')}` : '']
-    .join(' ')
-    .trim();
 }

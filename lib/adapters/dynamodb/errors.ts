@@ -40,6 +40,35 @@ export function itemConditionFailed(error: unknown, index: number): boolean {
   return cancellationCodes(error)[index] === 'ConditionalCheckFailed';
 }
 
+/**
+ * Whether DynamoDB refused a write on its condition: a single item's `ConditionExpression` failed,
+ * or a transaction was cancelled (an item's condition failed, or the items could not be applied
+ * together). Throttling and conflicts never get here: {@link translateDynamoErrors} turned them
+ * into `storage.*` errors first.
+ */
+export function isRefused(error: unknown): boolean {
+  return isConditionFailed(error) || isTransactionCanceled(error);
+}
+
+/**
+ * Awaits a conditional write (a `send` of an UpdateItem, PutItem, DeleteItem or TransactWriteItems):
+ * its output, or `undefined` if DynamoDB refused it on a condition ({@link isRefused}). Every other
+ * error is thrown as it is. The one place the repositories catch a failed condition.
+ */
+export async function unlessRefused<T>(write: Promise<T>): Promise<T | undefined> {
+  try {
+    return await write;
+  } catch (error) {
+    if (isRefused(error)) return undefined;
+    throw error;
+  }
+}
+
+/** Whether a conditional write was applied: false if DynamoDB refused it on a condition ({@link unlessRefused}). */
+export async function applied(write: Promise<unknown>): Promise<boolean> {
+  return (await unlessRefused(write)) !== undefined;
+}
+
 /** Seconds a client is told to wait after each kind of refusal (`Retry-After`). */
 export const RETRY_AFTER_SECONDS = { throttled: 2, unavailable: 1 } as const;
 

@@ -1,17 +1,25 @@
-import {
-  type DynamoDBDocumentClient,
-  GetCommand,
-  TransactWriteCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { exportQuotaExceeded, inFlightExceeded, type QuotaLimits } from '../../core/identity/accounts.ts';
 import { VolsnapError } from '../../core/shared/errors.ts';
 import type { Page } from '../../core/shared/pagination.ts';
 import type { Export, ExportRepository, ExportState } from '../../core/tasks/exports.ts';
-import { cancellationCodes, isConditionFailed, isTransactionCanceled } from './errors.ts';
+import { cancellationCodes, isRefused } from './errors.ts';
+import {
+  absentOrAtMost,
+  absentOrBelow,
+  all,
+  deleteItem,
+  equals,
+  exists,
+  notExists,
+  oneOf,
+  putItem,
+  updateItem,
+} from './expressions.ts';
 import { createdOrder, pickFields, usageKey } from './keys.ts';
-import { Filters, queryPage, scanPage } from './query.ts';
+import { getItem, gsi1Page, scanPage } from './query.ts';
 import { readUsage } from './usage.ts';
+import { transact, updateReturning } from './writes.ts';
 
 const FIELDS = [
   'exportId',
@@ -73,40 +81,35 @@ export class DynamoExportRepository implements ExportRepository {
         new TransactWriteCommand({
           TransactItems: [
             {
-              Put: {
-                TableName: this.table,
-                Item: {
+              Put: putItem(
+                this.table,
+                {
                   ...exportKey(record.exportId),
                   type: 'export',
                   ...fields,
-                  ...(expiresAt ? { expiresOn: expiresAt } : {}),
+                  expiresOn: expiresAt,
                   etags: {},
                   // What it counts in the usage item (exports stored before counting began count nothing).
                   countedInUsage: true,
                   gsi1pk: `ACCOUNT#${record.accountId}#EXPORTS`,
                   gsi1sk: createdOrder(record.createdAt, record.exportId),
                 },
-                ConditionExpression: 'attribute_not_exists(pk)',
-              },
+                notExists('pk'),
+              ),
             },
             {
               // Reserved before the object is written: checked and counted in one write.
-              Update: {
-                TableName: this.table,
-                Key: usageKey(record.accountId),
-                UpdateExpression: 'ADD storedBytes :size, exportBytes :size, exportsInFlight :one',
-                ...(limits
-                  ? {
-                      ConditionExpression:
-                        '(attribute_not_exists(storedBytes) OR storedBytes <= :room) AND (attribute_not_exists(exportsInFlight) OR exportsInFlight < :maxExports)',
-                    }
-                  : {}),
-                ExpressionAttributeValues: {
-                  ':size': record.size,
-                  ':one': 1,
-                  ...(limits ? { ':room': room, ':maxExports': limits.maxExportsInFlight } : {}),
-                },
-              },
+              Update: updateItem(
+                this.table,
+                usageKey(record.accountId),
+                { add: { storedBytes: record.size, exportBytes: record.size, exportsInFlight: 1 } },
+                limits && room !== undefined
+                  ? all(
+                      absentOrAtMost('storedBytes', room),
+                      absentOrBelow('exportsInFlight', limits.maxExportsInFlight),
+                    )
+                  : undefined,
+              ),
             },
           ],
         }),
@@ -137,46 +140,26 @@ export class DynamoExportRepository implements ExportRepository {
   }
 
   async #item(exportId: string): Promise<Record<string, unknown> | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: exportKey(exportId), ConsistentRead: true }),
-    );
-    return Item;
+    return getItem(this.documents, this.table, exportKey(exportId));
   }
 
   list(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
-    return queryPage(
-      this.documents,
-      {
-        table: this.table,
-        index: 'gsi1',
-        partitionKey: 'gsi1pk',
-        partition: `ACCOUNT#${accountId}#EXPORTS`,
-        filters: new Filters(),
-      },
-      page,
-      toExport,
-    );
+    return gsi1Page(this.documents, this.table, `ACCOUNT#${accountId}#EXPORTS`, page, toExport);
   }
 
   async completePart(exportId: string, part: number, etag: string): Promise<Map<number, string> | undefined> {
-    try {
-      const { Attributes } = await this.documents.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: exportKey(exportId),
-          UpdateExpression: 'SET etags.#part = :etag',
-          ConditionExpression: '#state = :pending',
-          ExpressionAttributeNames: { '#part': String(part), '#state': 'state' },
-          ExpressionAttributeValues: { ':etag': etag, ':pending': 'pending' },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      const etags = (Attributes?.etags ?? {}) as Record<string, string>;
-      return new Map(Object.entries(etags).map(([p, e]) => [Number(p), e]));
-    } catch (error) {
-      if (isConditionFailed(error)) return undefined;
-      throw error;
-    }
+    const updated = await updateReturning(
+      this.documents,
+      updateItem(
+        this.table,
+        exportKey(exportId),
+        { setEntries: { etags: { [String(part)]: etag } } },
+        equals('state', 'pending'),
+      ),
+    );
+    if (!updated) return undefined;
+    const etags = (updated.etags ?? {}) as Record<string, string>;
+    return new Map(Object.entries(etags).map(([p, e]) => [Number(p), e]));
   }
 
   async transition(
@@ -190,46 +173,21 @@ export class DynamoExportRepository implements ExportRepository {
     const item = to !== 'pending' && from.includes('pending') ? await this.#item(exportId) : undefined;
     const current = item ? toExport(item) : undefined;
     if (item && current && !from.includes(current.state)) return undefined;
-    const states = current ? [current.state] : from;
-    const set = { ...changes, state: to };
-    const update = {
-      TableName: this.table,
-      Key: exportKey(exportId),
-      UpdateExpression: `SET ${Object.keys(set)
-        .map((_, i) => `#s${i} = :s${i}`)
-        .join(', ')}`,
-      ConditionExpression: `attribute_exists(pk) AND #state IN (${states.map((_, i) => `:from${i}`).join(', ')})`,
-      ExpressionAttributeNames: {
-        ...Object.fromEntries(Object.keys(set).map((k, i) => [`#s${i}`, k])),
-        '#state': 'state',
-      },
-      ExpressionAttributeValues: {
-        ...Object.fromEntries(Object.values(set).map((v, i) => [`:s${i}`, v])),
-        ...Object.fromEntries(states.map((f, i) => [`:from${i}`, f])),
-      },
-    };
+    const update = updateItem(
+      this.table,
+      exportKey(exportId),
+      { set: { ...changes, state: to } },
+      all(exists('pk'), oneOf('state', current ? [current.state] : from)),
+    );
     if (current?.state === 'pending' && item?.countedInUsage === true) {
-      try {
-        await this.documents.send(
-          new TransactWriteCommand({
-            TransactItems: [{ Update: update }, this.#release(current, to === 'error')],
-          }),
-        );
-      } catch (error) {
-        if (isTransactionCanceled(error)) return undefined;
-        throw error;
-      }
-      return this.get(exportId);
+      const moved = await transact(this.documents, [
+        { Update: update },
+        this.#release(current, to === 'error'),
+      ]);
+      return moved ? this.get(exportId) : undefined;
     }
-    try {
-      const { Attributes } = await this.documents.send(
-        new UpdateCommand({ ...update, ReturnValues: 'ALL_NEW' }),
-      );
-      return Attributes ? toExport(Attributes) : undefined;
-    } catch (error) {
-      if (isConditionFailed(error)) return undefined;
-      throw error;
-    }
+    const moved = await updateReturning(this.documents, update);
+    return moved ? toExport(moved) : undefined;
   }
 
   async remove(exportId: string): Promise<void> {
@@ -242,15 +200,7 @@ export class DynamoExportRepository implements ExportRepository {
         await this.documents.send(
           new TransactWriteCommand({
             TransactItems: [
-              {
-                Delete: {
-                  TableName: this.table,
-                  Key: exportKey(exportId),
-                  ConditionExpression: '#state = :state',
-                  ExpressionAttributeNames: { '#state': 'state' },
-                  ExpressionAttributeValues: { ':state': current.state },
-                },
-              },
+              { Delete: deleteItem(this.table, exportKey(exportId), equals('state', current.state)) },
               ...(item.countedInUsage === true ? [this.#release(current, current.state !== 'error')] : []),
             ],
           }),
@@ -263,7 +213,7 @@ export class DynamoExportRepository implements ExportRepository {
           error instanceof VolsnapError &&
           error.code === 'storage.unavailable' &&
           cancellationCodes(error.cause).includes('TransactionConflict');
-        if (!isTransactionCanceled(error) && !conflict) throw error;
+        if (!isRefused(error) && !conflict) throw error;
       }
     }
     throw new Error(`export ${exportId} kept changing while it was removed`);
@@ -273,21 +223,14 @@ export class DynamoExportRepository implements ExportRepository {
   #release(record: Export, bytes: boolean) {
     const pending = record.state === 'pending';
     return {
-      Update: {
-        TableName: this.table,
-        Key: usageKey(record.accountId),
-        UpdateExpression: `ADD ${[
-          ...(pending ? ['exportsInFlight :minusOne'] : []),
-          ...(bytes ? ['storedBytes :minusSize, exportBytes :minusSize'] : []),
+      Update: updateItem(this.table, usageKey(record.accountId), {
+        add: {
           // An ADD of nothing is not an expression: an error export being removed adds 0.
-          ...(!pending && !bytes ? ['exportsInFlight :zero'] : []),
-        ].join(', ')}`,
-        ExpressionAttributeValues: {
-          ...(pending ? { ':minusOne': -1 } : {}),
-          ...(bytes ? { ':minusSize': -record.size } : {}),
-          ...(!pending && !bytes ? { ':zero': 0 } : {}),
+          exportsInFlight: pending ? -1 : bytes ? undefined : 0,
+          storedBytes: bytes ? -record.size : undefined,
+          exportBytes: bytes ? -record.size : undefined,
         },
-      },
+      }),
     };
   }
 

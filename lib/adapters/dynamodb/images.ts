@@ -1,12 +1,7 @@
-import {
-  type DynamoDBDocumentClient,
-  GetCommand,
-  TransactWriteCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { Image, ImageRepository, ImageState } from '../../core/instances/images.ts';
 import type { Page } from '../../core/shared/pagination.ts';
-import { isConditionFailed, isTransactionCanceled } from './errors.ts';
+import { all, deleteItem, exists, notExists, oneOf, putItem, updateItem } from './expressions.ts';
 import {
   createdOrder,
   imageKey,
@@ -16,7 +11,8 @@ import {
   imagesSharedWithIndex,
   pickFields,
 } from './keys.ts';
-import { Filters, queryAll, queryPage } from './query.ts';
+import { getItem, gsi1Page, queryAll } from './query.ts';
+import { transact, updateReturning } from './writes.ts';
 
 const FIELDS = [
   'imageId',
@@ -60,9 +56,9 @@ export class DynamoImageRepository implements ImageRepository {
       new TransactWriteCommand({
         TransactItems: [
           {
-            Put: {
-              TableName: this.table,
-              Item: {
+            Put: putItem(
+              this.table,
+              {
                 ...imageKey(image.imageId),
                 type: 'image',
                 ...stored,
@@ -70,19 +66,16 @@ export class DynamoImageRepository implements ImageRepository {
                 gsi1pk: imageOwnerIndex(image.accountId),
                 gsi1sk: createdOrder(image.createdAt, image.imageId),
               },
-              ConditionExpression: 'attribute_not_exists(pk)',
-            },
+              notExists('pk'),
+            ),
           },
           ...image.snapshots.map((s) => ({
-            Put: {
-              TableName: this.table,
-              Item: {
-                ...imageRefKey(s.snapshotId, image.imageId),
-                type: 'imageRef',
-                snapshotId: s.snapshotId,
-                imageId: image.imageId,
-              },
-            },
+            Put: putItem(this.table, {
+              ...imageRefKey(s.snapshotId, image.imageId),
+              type: 'imageRef',
+              snapshotId: s.snapshotId,
+              imageId: image.imageId,
+            }),
           })),
         ],
       }),
@@ -90,39 +83,21 @@ export class DynamoImageRepository implements ImageRepository {
   }
 
   async get(imageId: string): Promise<Image | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: imageKey(imageId), ConsistentRead: true }),
-    );
+    const Item = await getItem(this.documents, this.table, imageKey(imageId));
     return Item ? toImage(Item) : undefined;
   }
 
   list(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Image>> {
-    return queryPage(
-      this.documents,
-      {
-        table: this.table,
-        index: 'gsi1',
-        partitionKey: 'gsi1pk',
-        partition: imageOwnerIndex(accountId),
-        filters: new Filters(),
-      },
-      page,
-      toImage,
-    );
+    return gsi1Page(this.documents, this.table, imageOwnerIndex(accountId), page, toImage);
   }
 
   async listShared(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Image>> {
     // One share item per image in the grantee's index; the images are then read by key
     // (consistently: an unshared or deleted one drops out at once).
-    const shares = await queryPage(
+    const shares = await gsi1Page(
       this.documents,
-      {
-        table: this.table,
-        index: 'gsi1',
-        partitionKey: 'gsi1pk',
-        partition: imagesSharedWithIndex(accountId),
-        filters: new Filters(),
-      },
+      this.table,
+      imagesSharedWithIndex(accountId),
       page,
       (item) => String(item.imageId),
     );
@@ -139,76 +114,56 @@ export class DynamoImageRepository implements ImageRepository {
     to: ImageState,
     changes: Partial<Pick<Image, 'stateReason' | 'completedAt'>> = {},
   ): Promise<Image | undefined> {
-    const set = Object.entries({ ...changes, state: to }).filter(([, v]) => v !== undefined);
-    const values: Record<string, unknown> = Object.fromEntries(set.map(([, v], i) => [`:s${i}`, v]));
-    from.forEach((state, i) => {
-      values[`:from${i}`] = state;
-    });
-    try {
-      const { Attributes } = await this.documents.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: imageKey(imageId),
-          UpdateExpression: `SET ${set.map((_, i) => `#s${i} = :s${i}`).join(', ')}`,
-          ConditionExpression: `attribute_exists(pk) AND #state IN (${from.map((_, i) => `:from${i}`).join(', ')})`,
-          ExpressionAttributeNames: {
-            ...Object.fromEntries(set.map(([k], i) => [`#s${i}`, k])),
-            '#state': 'state',
-          },
-          ExpressionAttributeValues: values,
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return Attributes ? toImage(Attributes) : undefined;
-    } catch (error) {
-      if (isConditionFailed(error)) return undefined;
-      throw error;
-    }
+    const moved = await updateReturning(
+      this.documents,
+      updateItem(
+        this.table,
+        imageKey(imageId),
+        { set: { ...changes, state: to } },
+        all(exists('pk'), oneOf('state', from)),
+      ),
+    );
+    return moved ? toImage(moved) : undefined;
   }
 
   async share(imageId: string, accountId: string): Promise<Image | undefined> {
     const current = await this.get(imageId);
     if (!current) return undefined;
-    const ok = await this.#transact([
+    const ok = await transact(this.documents, [
       {
-        Update: {
-          TableName: this.table,
-          Key: imageKey(imageId),
-          UpdateExpression: 'ADD sharedWith :grantee',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':grantee': new Set([accountId]) },
-        },
+        Update: updateItem(
+          this.table,
+          imageKey(imageId),
+          { add: { sharedWith: new Set([accountId]) } },
+          exists('pk'),
+        ),
       },
       {
-        Put: {
-          TableName: this.table,
-          Item: {
-            ...imageShareKey(imageId, accountId),
-            type: 'imageShare',
-            imageId,
-            ownerAccountId: current.accountId,
-            grantee: accountId,
-            gsi1pk: imagesSharedWithIndex(accountId),
-            gsi1sk: createdOrder(current.createdAt, imageId),
-          },
-        },
+        Put: putItem(this.table, {
+          ...imageShareKey(imageId, accountId),
+          type: 'imageShare',
+          imageId,
+          ownerAccountId: current.accountId,
+          grantee: accountId,
+          gsi1pk: imagesSharedWithIndex(accountId),
+          gsi1sk: createdOrder(current.createdAt, imageId),
+        }),
       },
     ]);
     return ok ? this.get(imageId) : undefined;
   }
 
   async unshare(imageId: string, accountId: string): Promise<Image | undefined> {
-    const ok = await this.#transact([
+    const ok = await transact(this.documents, [
       {
-        Update: {
-          TableName: this.table,
-          Key: imageKey(imageId),
-          UpdateExpression: 'DELETE sharedWith :grantee',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':grantee': new Set([accountId]) },
-        },
+        Update: updateItem(
+          this.table,
+          imageKey(imageId),
+          { delete: { sharedWith: new Set([accountId]) } },
+          exists('pk'),
+        ),
       },
-      { Delete: { TableName: this.table, Key: imageShareKey(imageId, accountId) } },
+      { Delete: deleteItem(this.table, imageShareKey(imageId, accountId)) },
     ]);
     return ok ? this.get(imageId) : undefined;
   }
@@ -217,12 +172,12 @@ export class DynamoImageRepository implements ImageRepository {
     await this.documents.send(
       new TransactWriteCommand({
         TransactItems: [
-          { Delete: { TableName: this.table, Key: imageKey(image.imageId) } },
+          { Delete: deleteItem(this.table, imageKey(image.imageId)) },
           ...image.snapshots.map((s) => ({
-            Delete: { TableName: this.table, Key: imageRefKey(s.snapshotId, image.imageId) },
+            Delete: deleteItem(this.table, imageRefKey(s.snapshotId, image.imageId)),
           })),
           ...(image.sharedWith ?? []).map((grantee) => ({
-            Delete: { TableName: this.table, Key: imageShareKey(image.imageId, grantee) },
+            Delete: deleteItem(this.table, imageShareKey(image.imageId, grantee)),
           })),
         ],
       }),
@@ -238,17 +193,5 @@ export class DynamoImageRepository implements ImageRepository {
       ConsistentRead: true,
     });
     return items.map((item) => String(item.imageId)).sort();
-  }
-
-  async #transact(
-    items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>,
-  ): Promise<boolean> {
-    try {
-      await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
-      return true;
-    } catch (error) {
-      if (isTransactionCanceled(error)) return false;
-      throw error;
-    }
   }
 }

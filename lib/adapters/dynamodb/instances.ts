@@ -1,9 +1,10 @@
-import { type DynamoDBDocumentClient, GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Instance, InstanceRepository } from '../../core/instances/instances.ts';
 import type { Page } from '../../core/shared/pagination.ts';
-import { isTransactionCanceled } from './errors.ts';
+import { all, any, type Condition, deleteItem, equals, exists, notExists, putItem } from './expressions.ts';
 import { attachmentKey, createdOrder, instanceKey, instanceOwnerIndex, pickFields } from './keys.ts';
-import { Filters, queryPage } from './query.ts';
+import { getItem, gsi1Page } from './query.ts';
+import { transact } from './writes.ts';
 
 const FIELDS = [
   'instanceId',
@@ -17,6 +18,10 @@ const FIELDS = [
   'updatedAt',
   'revision',
 ] as const;
+
+/** An attachment item free, or held by this very instance. */
+const heldBy = (instance: Instance): Condition =>
+  any(notExists('pk'), equals('instanceId', instance.instanceId));
 
 const toInstance = (item: Record<string, unknown>): Instance => pickFields<Instance>(item, FIELDS);
 
@@ -33,51 +38,27 @@ export class DynamoInstanceRepository implements InstanceRepository {
   ) {}
 
   async create(instance: Instance): Promise<boolean> {
-    return this.#transact([
-      {
-        Put: {
-          TableName: this.table,
-          Item: this.#item(instance),
-          ConditionExpression: 'attribute_not_exists(pk)',
-        },
-      },
+    return transact(this.documents, [
+      { Put: putItem(this.table, this.#item(instance), notExists('pk')) },
       ...instance.volumes.map((v) => this.#attach(instance, v.volumeId)),
     ]);
   }
 
   async get(instanceId: string): Promise<Instance | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: instanceKey(instanceId), ConsistentRead: true }),
-    );
+    const Item = await getItem(this.documents, this.table, instanceKey(instanceId));
     return Item ? toInstance(Item) : undefined;
   }
 
   list(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Instance>> {
-    return queryPage(
-      this.documents,
-      {
-        table: this.table,
-        index: 'gsi1',
-        partitionKey: 'gsi1pk',
-        partition: instanceOwnerIndex(accountId),
-        filters: new Filters(),
-      },
-      page,
-      toInstance,
-    );
+    return gsi1Page(this.documents, this.table, instanceOwnerIndex(accountId), page, toInstance);
   }
 
   async replace(previous: Instance, next: Instance): Promise<boolean> {
     const before = new Set(previous.volumes.map((v) => v.volumeId));
     const after = new Set(next.volumes.map((v) => v.volumeId));
-    return this.#transact([
+    return transact(this.documents, [
       {
-        Put: {
-          TableName: this.table,
-          Item: this.#item(next),
-          ConditionExpression: 'attribute_exists(pk) AND revision = :revision',
-          ExpressionAttributeValues: { ':revision': previous.revision },
-        },
+        Put: putItem(this.table, this.#item(next), all(exists('pk'), equals('revision', previous.revision))),
       },
       ...[...after].filter((id) => !before.has(id)).map((id) => this.#attach(next, id)),
       ...[...before].filter((id) => !after.has(id)).map((id) => this.#detach(next, id)),
@@ -85,23 +66,20 @@ export class DynamoInstanceRepository implements InstanceRepository {
   }
 
   async delete(instance: Instance): Promise<boolean> {
-    return this.#transact([
+    return transact(this.documents, [
       {
-        Delete: {
-          TableName: this.table,
-          Key: instanceKey(instance.instanceId),
-          ConditionExpression: 'revision = :revision',
-          ExpressionAttributeValues: { ':revision': instance.revision },
-        },
+        Delete: deleteItem(
+          this.table,
+          instanceKey(instance.instanceId),
+          equals('revision', instance.revision),
+        ),
       },
       ...instance.volumes.map((v) => this.#detach(instance, v.volumeId)),
     ]);
   }
 
   async attachedTo(volumeId: string): Promise<string | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: attachmentKey(volumeId), ConsistentRead: true }),
-    );
+    const Item = await getItem(this.documents, this.table, attachmentKey(volumeId));
     return Item ? String(Item.instanceId) : undefined;
   }
 
@@ -118,42 +96,21 @@ export class DynamoInstanceRepository implements InstanceRepository {
   /** Claims a volume for the instance: only if no other instance holds it. */
   #attach(instance: Instance, volumeId: string) {
     return {
-      Put: {
-        TableName: this.table,
-        Item: {
+      Put: putItem(
+        this.table,
+        {
           ...attachmentKey(volumeId),
           type: 'attachment',
           volumeId,
           instanceId: instance.instanceId,
           accountId: instance.accountId,
         },
-        ConditionExpression: 'attribute_not_exists(pk) OR instanceId = :instance',
-        ExpressionAttributeValues: { ':instance': instance.instanceId },
-      },
+        heldBy(instance),
+      ),
     };
   }
 
   #detach(instance: Instance, volumeId: string) {
-    return {
-      Delete: {
-        TableName: this.table,
-        Key: attachmentKey(volumeId),
-        ConditionExpression: 'attribute_not_exists(pk) OR instanceId = :instance',
-        ExpressionAttributeValues: { ':instance': instance.instanceId },
-      },
-    };
-  }
-
-  /** Runs a transaction; false if a condition failed (nothing was written). */
-  async #transact(
-    items: NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>,
-  ) {
-    try {
-      await this.documents.send(new TransactWriteCommand({ TransactItems: items }));
-      return true;
-    } catch (error) {
-      if (isTransactionCanceled(error)) return false;
-      throw error;
-    }
+    return { Delete: deleteItem(this.table, attachmentKey(volumeId), heldBy(instance)) };
   }
 }

@@ -1,10 +1,4 @@
-import {
-  DeleteCommand,
-  type DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type {
   Policy,
   PolicyRepository,
@@ -12,7 +6,7 @@ import type {
   PolicyUpdate,
 } from '../../core/maintenance/policies.ts';
 import type { Page } from '../../core/shared/pagination.ts';
-import { isConditionFailed } from './errors.ts';
+import { all, changesAnything, equals, exists, notExists, putItem, updateItem } from './expressions.ts';
 import {
   createdOrder,
   ENABLED_POLICIES,
@@ -21,7 +15,8 @@ import {
   policyOwnerIndex,
   policyRunOrder,
 } from './keys.ts';
-import { Filters, queryAll, queryPage } from './query.ts';
+import { getItem, gsi1Page, queryAll } from './query.ts';
+import { applyUpdate, updateReturning } from './writes.ts';
 
 const FIELDS = [
   'policyId',
@@ -56,80 +51,48 @@ export class DynamoPolicyRepository implements PolicyRepository {
 
   async create(policy: Policy): Promise<void> {
     await this.documents.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: {
-          ...policyKey(policy.policyId),
-          type: 'policy',
-          ...policy,
-          gsi1pk: policyOwnerIndex(policy.accountId),
-          gsi1sk: createdOrder(policy.createdAt, policy.policyId),
-          ...(policy.enabled ? { gsi2pk: ENABLED_POLICIES } : {}),
-          gsi2sk: policyRunOrder(policy.nextRunAt, policy.policyId),
-        },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
+      new PutCommand(
+        putItem(
+          this.table,
+          {
+            ...policyKey(policy.policyId),
+            type: 'policy',
+            ...policy,
+            gsi1pk: policyOwnerIndex(policy.accountId),
+            gsi1sk: createdOrder(policy.createdAt, policy.policyId),
+            ...(policy.enabled ? { gsi2pk: ENABLED_POLICIES } : {}),
+            gsi2sk: policyRunOrder(policy.nextRunAt, policy.policyId),
+          },
+          notExists('pk'),
+        ),
+      ),
     );
   }
 
   async get(policyId: string): Promise<Policy | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: policyKey(policyId), ConsistentRead: true }),
-    );
+    const Item = await getItem(this.documents, this.table, policyKey(policyId));
     return Item ? toPolicy(Item) : undefined;
   }
 
   list(accountId: string, page: { limit: number; nextToken?: string }): Promise<Page<Policy>> {
-    return queryPage(
-      this.documents,
-      {
-        table: this.table,
-        index: 'gsi1',
-        partitionKey: 'gsi1pk',
-        partition: policyOwnerIndex(accountId),
-        filters: new Filters(),
-      },
-      page,
-      toPolicy,
-    );
+    return gsi1Page(this.documents, this.table, policyOwnerIndex(accountId), page, toPolicy);
   }
 
   async update(policyId: string, changes: PolicyUpdate): Promise<Policy | undefined> {
-    const set: Record<string, unknown> = Object.fromEntries(
-      Object.entries(changes).filter(([, v]) => v !== undefined),
+    const change = {
+      set: {
+        ...changes,
+        // The sparse index follows: its order always, its partition exactly while enabled.
+        gsi2sk: changes.nextRunAt !== undefined ? policyRunOrder(changes.nextRunAt, policyId) : undefined,
+        gsi2pk: changes.enabled === undefined ? undefined : changes.enabled ? ENABLED_POLICIES : null,
+      },
+    };
+    if (!changesAnything(change)) return this.get(policyId);
+    const updated = await updateReturning(
+      this.documents,
+      updateItem(this.table, policyKey(policyId), change, exists('pk')),
     );
-    const remove: string[] = [];
-    if (changes.nextRunAt !== undefined) set.gsi2sk = policyRunOrder(changes.nextRunAt, policyId);
-    if (changes.enabled === true) set.gsi2pk = ENABLED_POLICIES;
-    if (changes.enabled === false) remove.push('gsi2pk');
-    const names = Object.keys(set);
-    const clauses = [
-      ...(names.length > 0 ? [`SET ${names.map((_, i) => `#s${i} = :s${i}`).join(', ')}`] : []),
-      ...(remove.length > 0 ? [`REMOVE ${remove.map((_, i) => `#r${i}`).join(', ')}`] : []),
-    ];
-    if (clauses.length === 0) return this.get(policyId);
-    try {
-      const { Attributes } = await this.documents.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: policyKey(policyId),
-          UpdateExpression: clauses.join(' '),
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeNames: {
-            ...Object.fromEntries(names.map((k, i) => [`#s${i}`, k])),
-            ...Object.fromEntries(remove.map((k, i) => [`#r${i}`, k])),
-          },
-          ...(names.length > 0
-            ? { ExpressionAttributeValues: Object.fromEntries(names.map((k, i) => [`:s${i}`, set[k]])) }
-            : {}),
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return Attributes ? toPolicy(Attributes) : undefined;
-    } catch (error) {
-      if (isConditionFailed(error)) return undefined;
-      throw error;
-    }
+    return updated ? toPolicy(updated) : undefined;
   }
 
   async delete(policyId: string): Promise<boolean> {
@@ -155,51 +118,31 @@ export class DynamoPolicyRepository implements PolicyRepository {
     lastRunAt: string,
     expectedLastRunAt?: string | null,
   ): Promise<boolean> {
-    const lastCondition =
-      expectedLastRunAt === undefined
-        ? ''
-        : expectedLastRunAt === null
-          ? ' AND attribute_not_exists(lastRunAt)'
-          : ' AND lastRunAt = :expectedLast';
-    try {
-      await this.documents.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: policyKey(policyId),
-          UpdateExpression: 'SET nextRunAt = :next, lastRunAt = :last, gsi2sk = :order',
-          ConditionExpression: `nextRunAt = :expected AND enabled = :enabled${lastCondition}`,
-          ExpressionAttributeValues: {
-            ':next': nextRunAt,
-            ':last': lastRunAt,
-            ':order': policyRunOrder(nextRunAt, policyId),
-            ':expected': expectedNextRunAt,
-            ':enabled': true,
-            ...(typeof expectedLastRunAt === 'string' ? { ':expectedLast': expectedLastRunAt } : {}),
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailed(error)) return false;
-      throw error;
-    }
+    return applyUpdate(
+      this.documents,
+      updateItem(
+        this.table,
+        policyKey(policyId),
+        { set: { nextRunAt, lastRunAt, gsi2sk: policyRunOrder(nextRunAt, policyId) } },
+        all(
+          equals('nextRunAt', expectedNextRunAt),
+          equals('enabled', true),
+          expectedLastRunAt === undefined
+            ? undefined
+            : expectedLastRunAt === null
+              ? notExists('lastRunAt')
+              : equals('lastRunAt', expectedLastRunAt),
+        ),
+      ),
+    );
   }
 
   async recordRun(policyId: string, report: PolicyRunReport): Promise<void> {
-    try {
-      await this.documents.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: policyKey(policyId),
-          UpdateExpression: 'SET lastRun = :report',
-          ConditionExpression: 'attribute_exists(pk)',
-          ExpressionAttributeValues: { ':report': report },
-        }),
-      );
-    } catch (error) {
-      // The policy was deleted while it ran: there is nothing to report on.
-      if (!isConditionFailed(error)) throw error;
-    }
+    // A policy deleted while it ran has nothing to report on: a refusal is the answer.
+    await applyUpdate(
+      this.documents,
+      updateItem(this.table, policyKey(policyId), { set: { lastRun: report } }, exists('pk')),
+    );
   }
 
   /** The enabled policies (up to `upTo` in gsi2sk order), every page. */

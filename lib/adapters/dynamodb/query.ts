@@ -1,45 +1,36 @@
 import {
   type DynamoDBDocumentClient,
+  GetCommand,
   QueryCommand,
   type QueryCommandInput,
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { decodeListingPosition, encodePageToken, type Page } from '../../core/shared/pagination.ts';
+import { all, beginsWith, type Condition, equals, filterFields } from './expressions.ts';
 
-/** Filter conditions on top of an index query, with their attribute names and values. */
+/** Filter conditions on top of an index query (rendered by expressions.ts); an undefined filter is none. */
 export class Filters {
-  readonly conditions: string[] = [];
-  readonly names: Record<string, string> = {};
-  readonly values: Record<string, unknown> = {};
+  readonly conditions: Condition[] = [];
 
   equals(attribute: string, value: unknown): this {
-    if (value === undefined) return this;
-    const n = this.conditions.length;
-    this.names[`#f${n}`] = attribute;
-    this.values[`:f${n}`] = value;
-    this.conditions.push(`#f${n} = :f${n}`);
+    if (value !== undefined) this.conditions.push(equals(attribute, value));
     return this;
   }
 
   beginsWith(attribute: string, prefix: string | undefined): this {
-    if (!prefix) return this;
-    const n = this.conditions.length;
-    this.names[`#f${n}`] = attribute;
-    this.values[`:f${n}`] = prefix;
-    this.conditions.push(`begins_with(#f${n}, :f${n})`);
+    if (prefix) this.conditions.push(beginsWith(attribute, prefix));
     return this;
   }
 
   /** Every `key=value` of `tags` present in the map attribute `tags`. */
   tags(tags: Record<string, string> | undefined): this {
-    for (const [key, value] of Object.entries(tags ?? {})) {
-      const n = this.conditions.length;
-      this.names['#tags'] = 'tags';
-      this.names[`#f${n}`] = key;
-      this.values[`:f${n}`] = value;
-      this.conditions.push(`#tags.#f${n} = :f${n}`);
-    }
+    for (const [key, value] of Object.entries(tags ?? {})) this.conditions.push(equals(['tags', key], value));
     return this;
+  }
+
+  /** The FilterExpression with its names and values (none without a condition). */
+  fields() {
+    return filterFields(all(...this.conditions));
   }
 }
 
@@ -63,7 +54,7 @@ export async function queryPage<T>(
   page: { limit: number; nextToken?: string },
   toItem: (item: Record<string, unknown>) => T,
 ): Promise<Page<T>> {
-  const { filters } = query;
+  const filter = query.filters.fields();
   const items: T[] = [];
   const indexKeys = INDEX_KEYS[query.index];
   if (!indexKeys || indexKeys[0] !== query.partitionKey)
@@ -79,9 +70,9 @@ export async function queryPage<T>(
         TableName: query.table,
         IndexName: query.index,
         KeyConditionExpression: '#pk = :pk',
-        FilterExpression: filters.conditions.length > 0 ? filters.conditions.join(' AND ') : undefined,
-        ExpressionAttributeNames: { '#pk': query.partitionKey, ...filters.names },
-        ExpressionAttributeValues: { ':pk': query.partition, ...filters.values },
+        FilterExpression: filter.FilterExpression,
+        ExpressionAttributeNames: { '#pk': query.partitionKey, ...filter.ExpressionAttributeNames },
+        ExpressionAttributeValues: { ':pk': query.partition, ...filter.ExpressionAttributeValues },
         ScanIndexForward: false,
         Limit: page.limit - items.length,
         ExclusiveStartKey: start,
@@ -91,6 +82,33 @@ export async function queryPage<T>(
     start = result.LastEvaluatedKey as Position | undefined;
   } while (start && items.length < page.limit);
   return start ? { items, nextToken: encodePageToken(start) } : { items };
+}
+
+/** One page of a gsi1 partition (an owner's or a grantee's items), newest first (see {@link queryPage}). */
+export function gsi1Page<T>(
+  documents: DynamoDBDocumentClient,
+  table: string,
+  partition: string,
+  page: { limit: number; nextToken?: string },
+  toItem: (item: Record<string, unknown>) => T,
+  filters: Filters = new Filters(),
+): Promise<Page<T>> {
+  return queryPage(
+    documents,
+    { table, index: 'gsi1', partitionKey: 'gsi1pk', partition, filters },
+    page,
+    toItem,
+  );
+}
+
+/** The item at `key`, read consistently: a write that just succeeded is seen. */
+export async function getItem(
+  documents: DynamoDBDocumentClient,
+  table: string,
+  key: Record<string, unknown>,
+): Promise<Record<string, unknown> | undefined> {
+  const { Item } = await documents.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }));
+  return Item;
 }
 
 /**
@@ -107,9 +125,7 @@ export async function scanPage<T>(
   const { Items = [], LastEvaluatedKey } = await documents.send(
     new ScanCommand({
       TableName: table,
-      FilterExpression: '#type = :type',
-      ExpressionAttributeNames: { '#type': 'type' },
-      ExpressionAttributeValues: { ':type': type },
+      ...filterFields(equals('type', type)),
       ConsistentRead: true,
       Limit: Math.max(page.limit, 100),
       ExclusiveStartKey: decodeListingPosition(page.nextToken, { attributes: TABLE_KEY, fixed: {} }),

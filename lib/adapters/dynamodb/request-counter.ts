@@ -1,7 +1,8 @@
-import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { RequestCounter } from '../../core/identity/request-rate.ts';
-import { isConditionFailed } from './errors.ts';
+import { absentOrBelow, updateItem } from './expressions.ts';
 import { rateWindowKey } from './keys.ts';
+import { applyUpdate } from './writes.ts';
 
 /**
  * Request windows in the region table: one item per account and window (`RATE#acct`, `W#start`),
@@ -15,28 +16,19 @@ export class DynamoRequestCounter implements RequestCounter {
   ) {}
 
   async take(accountId: string, windowStartMs: number, windowMs: number, limit: number): Promise<boolean> {
-    try {
-      await this.documents.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: rateWindowKey(accountId, windowStartMs),
-          UpdateExpression:
-            'ADD requests :one SET #type = :type, expiresAt = if_not_exists(expiresAt, :expires)',
-          ConditionExpression: 'attribute_not_exists(requests) OR requests < :limit',
-          ExpressionAttributeNames: { '#type': 'type' },
-          ExpressionAttributeValues: {
-            ':one': 1,
-            ':limit': limit,
-            ':type': 'requestWindow',
-            ':expires': Math.ceil((windowStartMs + windowMs) / 1000) + 60,
-          },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (isConditionFailed(error)) return false;
-      throw error;
-    }
+    return applyUpdate(
+      this.documents,
+      updateItem(
+        this.table,
+        rateWindowKey(accountId, windowStartMs),
+        {
+          add: { requests: 1 },
+          set: { type: 'requestWindow' },
+          setIfAbsent: { expiresAt: Math.ceil((windowStartMs + windowMs) / 1000) + 60 },
+        },
+        absentOrBelow('requests', limit),
+      ),
+    );
   }
 
   async count(accountId: string, windowStartMs: number): Promise<number> {

@@ -1,6 +1,7 @@
 import { DeleteCommand, type DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { UploadSlots } from '../../core/tasks/uploads.ts';
-import { isConditionFailed } from './errors.ts';
+import { applied, unlessRefused } from './errors.ts';
+import { any, atMost, deleteItem, equals, notExists, putItem } from './expressions.ts';
 import { uploadSlotKey } from './keys.ts';
 
 /** A slot is kept a day past its expiry before the table's TTL removes it (it is free from its expiry on). */
@@ -30,45 +31,37 @@ export class DynamoUploadSlots implements UploadSlots {
       if (live.length >= limit) return false;
       const taken = new Set(live.map((s) => s.slot));
       const free = Array.from({ length: limit }, (_, i) => i).find((i) => !taken.has(i)) as number;
-      try {
-        await this.documents.send(
-          new PutCommand({
-            TableName: this.table,
-            Item: {
-              ...uploadSlotKey(accountId, free),
-              type: 'uploadSlot',
-              slot: free,
-              ref,
-              untilMs,
-              expiresAt: Math.ceil(untilMs / 1000) + TTL_MARGIN_SECONDS,
-            },
-            ConditionExpression: 'attribute_not_exists(pk) OR untilMs <= :now',
-            ExpressionAttributeValues: { ':now': nowMs },
-          }),
-        );
-        return true;
-      } catch (error) {
-        if (!isConditionFailed(error)) throw error;
-      }
+      const put = await applied(
+        this.documents.send(
+          new PutCommand(
+            putItem(
+              this.table,
+              {
+                ...uploadSlotKey(accountId, free),
+                type: 'uploadSlot',
+                slot: free,
+                ref,
+                untilMs,
+                expiresAt: Math.ceil(untilMs / 1000) + TTL_MARGIN_SECONDS,
+              },
+              any(notExists('pk'), atMost('untilMs', nowMs)),
+            ),
+          ),
+        ),
+      );
+      if (put) return true;
     }
     return false;
   }
 
   async release(accountId: string, ref: string): Promise<void> {
     for (const slot of (await this.#slots(accountId)).filter((s) => s.ref === ref)) {
-      try {
-        await this.documents.send(
-          new DeleteCommand({
-            TableName: this.table,
-            Key: uploadSlotKey(accountId, slot.slot),
-            ConditionExpression: '#ref = :ref',
-            ExpressionAttributeNames: { '#ref': 'ref' },
-            ExpressionAttributeValues: { ':ref': ref },
-          }),
-        );
-      } catch (error) {
-        if (!isConditionFailed(error)) throw error;
-      }
+      // Refused: the slot was freed and taken by another upload meanwhile, which keeps it.
+      await unlessRefused(
+        this.documents.send(
+          new DeleteCommand(deleteItem(this.table, uploadSlotKey(accountId, slot.slot), equals('ref', ref))),
+        ),
+      );
     }
   }
 

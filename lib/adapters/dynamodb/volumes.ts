@@ -1,10 +1,11 @@
-import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { VolsnapError } from '../../core/shared/errors.ts';
 import type { Page } from '../../core/shared/pagination.ts';
 import type { Volume, VolumeDeletion, VolumeFilter, VolumeRepository } from '../../core/volumes/volumes.ts';
-import { isConditionFailed } from './errors.ts';
+import { applied } from './errors.ts';
+import { all, deleteItem, equals, notExists, putItem } from './expressions.ts';
 import { createdOrder, pickFields, snapshotsOfVolumeIndex, volumeKey, volumeOwnerIndex } from './keys.ts';
-import { Filters, queryAll, queryPage } from './query.ts';
+import { Filters, getItem, gsi1Page, queryAll } from './query.ts';
 
 const FIELDS = [
   'volumeId',
@@ -32,25 +33,25 @@ export class DynamoVolumeRepository implements VolumeRepository {
 
   async create(volume: Volume): Promise<void> {
     await this.documents.send(
-      new PutCommand({
-        TableName: this.table,
-        Item: {
-          ...volumeKey(volume.volumeId),
-          type: 'volume',
-          ...volume,
-          snapshotCount: 0,
-          gsi1pk: volumeOwnerIndex(volume.accountId),
-          gsi1sk: createdOrder(volume.createdAt, volume.volumeId),
-        },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
+      new PutCommand(
+        putItem(
+          this.table,
+          {
+            ...volumeKey(volume.volumeId),
+            type: 'volume',
+            ...volume,
+            snapshotCount: 0,
+            gsi1pk: volumeOwnerIndex(volume.accountId),
+            gsi1sk: createdOrder(volume.createdAt, volume.volumeId),
+          },
+          notExists('pk'),
+        ),
+      ),
     );
   }
 
   async get(accountId: string, volumeId: string): Promise<Volume | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({ TableName: this.table, Key: volumeKey(volumeId), ConsistentRead: true }),
-    );
+    const Item = await getItem(this.documents, this.table, volumeKey(volumeId));
     return Item && Item.accountId === accountId ? toVolume(Item) : undefined;
   }
 
@@ -60,18 +61,7 @@ export class DynamoVolumeRepository implements VolumeRepository {
     page: { limit: number; nextToken?: string },
   ): Promise<Page<Volume>> {
     const filters = new Filters().beginsWith('name', filter.name).tags(filter.tags);
-    return queryPage(
-      this.documents,
-      {
-        table: this.table,
-        index: 'gsi1',
-        partitionKey: 'gsi1pk',
-        partition: volumeOwnerIndex(accountId),
-        filters,
-      },
-      page,
-      toVolume,
-    );
+    return gsi1Page(this.documents, this.table, volumeOwnerIndex(accountId), page, toVolume, filters);
   }
 
   async deleteUnlessSnapshots(accountId: string, volumeId: string): Promise<VolumeDeletion> {
@@ -80,23 +70,24 @@ export class DynamoVolumeRepository implements VolumeRepository {
     // being purged or created move it.
     let seen: Awaited<ReturnType<DynamoVolumeRepository['snapshotsOf']>> = [];
     for (let round = 0; ; round++) {
-      try {
-        await this.documents.send(
-          new DeleteCommand({
-            TableName: this.table,
-            Key: volumeKey(volumeId),
-            ConditionExpression: 'accountId = :account AND snapshotCount = :count',
-            ExpressionAttributeValues: { ':account': accountId, ':count': seen.length },
-          }),
-        );
+      const deleted = await applied(
+        this.documents.send(
+          new DeleteCommand(
+            deleteItem(
+              this.table,
+              volumeKey(volumeId),
+              all(equals('accountId', accountId), equals('snapshotCount', seen.length)),
+            ),
+          ),
+        ),
+      );
+      if (deleted) {
         return {
           holding: [],
           recycled: seen
             .filter((s) => s.state === 'recycled')
             .map((s) => ({ snapshotId: s.snapshotId, ...(s.purgeAt ? { purgeAt: s.purgeAt } : {}) })),
         };
-      } catch (error) {
-        if (!isConditionFailed(error)) throw error;
       }
       const volume = await this.get(accountId, volumeId);
       if (!volume)

@@ -4,6 +4,7 @@ import type { WorkMessage, WorkQueue } from '../../core/ports/queue.ts';
 export class MemoryWorkQueue implements WorkQueue {
   readonly messages: WorkMessage[] = [];
   async send(message: WorkMessage): Promise<void> {
-    this.messages.push(message);
+    // A copy, as SQS keeps the body it was sent: a sender changing its object later changes nothing.
+    this.messages.push(structuredClone(message));
   }
 }
