@@ -98,9 +98,14 @@ function peerStatements(entry) {
       Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:s3:::${entry.bucket}/*` },
     },
     // A missing key answers 404 only to a caller that may list the bucket (403 otherwise).
-    { Effect: 'Allow', Action: ['s3:ListBucket'], Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:s3:::${entry.bucket}` } },
+    {
+      Effect: 'Allow',
+      Action: ['s3:ListBucket'],
+      Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:s3:::${entry.bucket}` },
+    },
   ];
-  if (entry.queueUrl) statements.push({ Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: queueArnOf(entry) });
+  if (entry.queueUrl)
+    statements.push({ Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: queueArnOf(entry) });
   return statements;
 }
 

@@ -98,9 +98,11 @@ export function s3Operation(request: S3RequestShape): { operation: string; needs
   const method = request.method.toUpperCase();
   if (!bucket) return { operation: 'ListBuckets', needs: [{ action: 's3:ListAllMyBuckets', resource: '*' }] };
   if (!key) {
-    if (method === 'GET' && has('uploads')) return onBucket('ListMultipartUploads', 's3:ListBucketMultipartUploads');
+    if (method === 'GET' && has('uploads'))
+      return onBucket('ListMultipartUploads', 's3:ListBucketMultipartUploads');
     if (method === 'GET' && has('location')) return onBucket('GetBucketLocation', 's3:GetBucketLocation');
-    if (method === 'GET') return onBucket(has('list-type') ? 'ListObjectsV2' : 'ListObjects', 's3:ListBucket');
+    if (method === 'GET')
+      return onBucket(has('list-type') ? 'ListObjectsV2' : 'ListObjects', 's3:ListBucket');
     if (method === 'HEAD') return onBucket('HeadBucket', 's3:ListBucket');
     if (method === 'PUT') return onBucket('CreateBucket', 's3:CreateBucket');
     if (method === 'DELETE') return onBucket('DeleteBucket', 's3:DeleteBucket');
@@ -108,9 +110,11 @@ export function s3Operation(request: S3RequestShape): { operation: string; needs
   }
   const readSource = copied ? [{ action: 's3:GetObject', resource: copied }] : [];
   if (has('tagging')) {
-    const action = { GET: 's3:GetObjectTagging', PUT: 's3:PutObjectTagging', DELETE: 's3:DeleteObjectTagging' }[
-      method
-    ];
+    const action = {
+      GET: 's3:GetObjectTagging',
+      PUT: 's3:PutObjectTagging',
+      DELETE: 's3:DeleteObjectTagging',
+    }[method];
     return object(`${method} tagging`, action ?? `s3:${method} tagging (unmapped)`);
   }
   if (method === 'GET' && has('uploadId')) return object('ListParts', 's3:ListMultipartUploadParts');
@@ -121,7 +125,8 @@ export function s3Operation(request: S3RequestShape): { operation: string; needs
   if (method === 'PUT') return object(copied ? 'CopyObject' : 'PutObject', 's3:PutObject', ...readSource);
   if (method === 'POST' && has('uploads')) return object('CreateMultipartUpload', 's3:PutObject');
   if (method === 'POST' && has('uploadId')) return object('CompleteMultipartUpload', 's3:PutObject');
-  if (method === 'DELETE' && has('uploadId')) return object('AbortMultipartUpload', 's3:AbortMultipartUpload');
+  if (method === 'DELETE' && has('uploadId'))
+    return object('AbortMultipartUpload', 's3:AbortMultipartUpload');
   if (method === 'DELETE') return object('DeleteObject', 's3:DeleteObject');
   return object(`${method} object`, `s3:${method} object (unmapped)`);
 }
@@ -187,7 +192,9 @@ export function dynamodbNeeds(region: string, operation: string, body: DynamoBod
   }
   const table = dynamodbTableArn(region, body.TableName ?? '');
   const onIndex = (operation === 'Query' || operation === 'Scan') && body.IndexName;
-  return [{ action: `dynamodb:${operation}`, resource: onIndex ? `${table}/index/${body.IndexName}` : table }];
+  return [
+    { action: `dynamodb:${operation}`, resource: onIndex ? `${table}/index/${body.IndexName}` : table },
+  ];
 }
 
 /** The authorization of an SQS call on queue `name` of `region`: SendMessageBatch is sqs:SendMessage. */

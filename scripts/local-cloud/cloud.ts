@@ -8,6 +8,7 @@ import { DynamoIdentityRepository } from '../../lib/adapters/dynamodb/accounts.t
 import type { CliConfigFile } from '../../lib/client/config.ts';
 import type { RegionEntry } from '../../lib/config/regions.ts';
 import { bootstrapAccount, keyAuthenticator } from '../../lib/core/identity/accounts.ts';
+import { localRoleCredentials } from './aws-calls.ts';
 import {
   assertPortFree,
   checkJava,
@@ -18,7 +19,6 @@ import {
   startDynamoEmulator,
   startS3Emulator,
 } from './processes.ts';
-import { localRoleCredentials } from './aws-calls.ts';
 import { provisionRegion } from './provision.ts';
 import { loadServerlessSpec } from './serverless-spec.ts';
 

@@ -6,8 +6,8 @@ import type {
   ScheduledEvent,
   SQSBatchResponse,
 } from 'aws-lambda';
-import type { CallRecorder } from './aws-calls.ts';
 import { type CompiledRoute, compileRoute, matchRoute, toApiGatewayEvent, writeResult } from './apigw.ts';
+import type { CallRecorder } from './aws-calls.ts';
 import { InvocationTimeout, LambdaRunner } from './lambda.ts';
 import type { FunctionSpec, ServerlessSpec } from './serverless-spec.ts';
 import { LocalQueues } from './sqs-dispatcher.ts';

@@ -4,8 +4,8 @@
 // parent goes away.
 import { readFileSync } from 'node:fs';
 import S3rver from 's3rver';
-import type { S3EmulatorConfig } from './processes.ts';
 import { CallRecorder } from './aws-calls.ts';
+import type { S3EmulatorConfig } from './processes.ts';
 import { installAtomicWrites, recordingMiddleware, verifyingMiddleware } from './s3-emulator.ts';
 
 const config = JSON.parse(process.env.VOLSNAP_S3_EMULATOR ?? '{}') as S3EmulatorConfig;

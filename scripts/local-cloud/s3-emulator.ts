@@ -133,7 +133,10 @@ export function verifyingMiddleware(options: S3VerificationOptions): Middleware 
  * signed (header-signed or presigned), the IAM authorizations AWS would make for it, and for a
  * GetObject or HeadObject answered 404 the s3:ListBucket without which AWS would have answered 403.
  */
-export function recordingMiddleware(options: { roles: readonly string[]; recorder: CallRecorder }): Middleware {
+export function recordingMiddleware(options: {
+  roles: readonly string[];
+  recorder: CallRecorder;
+}): Middleware {
   return async function recordCalls(ctx, next) {
     const role = roleOfKey(signedBy.get(ctx.req) ?? '', options.roles);
     if (role === undefined) return next();

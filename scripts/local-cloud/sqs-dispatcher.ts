@@ -87,7 +87,13 @@ export class LocalQueues {
     const target = String(req.headers['x-amz-target'] ?? '');
     const input = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
     const action = target.replace(/^AmazonSQS\./, '');
-    this.#record(req, action, String(input.QueueName ?? input.QueueUrl ?? '').split('/').pop() ?? '');
+    this.#record(
+      req,
+      action,
+      String(input.QueueName ?? input.QueueUrl ?? '')
+        .split('/')
+        .pop() ?? '',
+    );
     if (action === 'GetQueueUrl') {
       if (!this.#queues.has(input.QueueName)) return reply(res, 400, nonExistentQueue());
       const host = req.headers.host ?? '127.0.0.1';
