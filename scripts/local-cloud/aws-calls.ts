@@ -9,8 +9,11 @@ import { join } from 'node:path';
 /** The account id the local cloud stands for (its queue URLs and ARNs carry it). */
 export const LOCAL_ACCOUNT_ID = '000000000000';
 
-/** The prefix of the access key ids of the regions' roles: `LOCALROLE-eu-west-1`. */
-const ROLE_KEY_PREFIX = 'LOCALROLE-';
+/** The prefix of the access key ids of the regions' roles: `LOCALROLEeuwest1`. */
+const ROLE_KEY_PREFIX = 'LOCALROLE';
+
+/** Letters and digits only: DynamoDB Local (2.0 and later) refuses any other access key id. */
+const roleKeyId = (region: string) => `${ROLE_KEY_PREFIX}${region.replace(/[^A-Za-z0-9]/g, '')}`;
 
 /**
  * The credentials a region's functions sign with in the local cloud: their execution role's, as
@@ -18,14 +21,13 @@ const ROLE_KEY_PREFIX = 'LOCALROLE-';
  * to the role of the region whose function made it. Not secret: the emulators run on loopback.
  */
 export function localRoleCredentials(region: string): { accessKeyId: string; secretAccessKey: string } {
-  return { accessKeyId: `${ROLE_KEY_PREFIX}${region}`, secretAccessKey: `local-role-secret-${region}` };
+  return { accessKeyId: roleKeyId(region), secretAccessKey: `local-role-secret-${region}` };
 }
 
 /** The region whose role an access key id belongs to, when it is one of `roles`. */
 export function roleOfKey(accessKeyId: string, roles: readonly string[]): string | undefined {
   if (!accessKeyId.startsWith(ROLE_KEY_PREFIX)) return undefined;
-  const region = accessKeyId.slice(ROLE_KEY_PREFIX.length);
-  return roles.includes(region) ? region : undefined;
+  return roles.find((region) => roleKeyId(region) === accessKeyId);
 }
 
 /**

@@ -2,7 +2,7 @@
 // the role in the CloudFormation template `osls package` writes for the caller's region, with the
 // template's references resolved to the ARNs the local cloud's resources would have on AWS. A call
 // no statement allows is what AWS would refuse; a grant no call used is reported.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -200,15 +200,28 @@ export function checkCalls(
   return { checked: calls.length, denied, unused, forLambda };
 }
 
+/** `arn:aws:s3:::bucket/segments/acc-1/seg-2` → `arn:aws:s3:::bucket/segments/*`. */
+const foldKey = (resource: string) => resource.replace(/^(arn:aws:s3:::[^/]+\/[^/]+\/).*$/, '$1*');
+
 /** Calls grouped as `role action resource-pattern` lines (object keys folded to their prefix). */
 export function summarizeCalls(calls: RecordedCall[]): string[] {
   const lines = new Set<string>();
   for (const call of calls) {
-    // arn:aws:s3:::bucket/segments/acc-1/seg-2 → arn:aws:s3:::bucket/segments/*
-    const resource = call.resource.replace(/^(arn:aws:s3:::[^/]+\/[^/]+\/).*$/, '$1*');
-    lines.add(`${call.role.padEnd(10)} ${call.action.padEnd(30)} ${resource}${call.why ? '  (404)' : ''}`);
+    lines.add(
+      `${call.role.padEnd(10)} ${call.action.padEnd(30)} ${foldKey(call.resource)}${call.why ? '  (404)' : ''}`,
+    );
   }
   return [...lines].sort();
+}
+
+/** One call of each kind (role, operation, action, resource with object keys folded): a sample to keep. */
+export function sampleCalls(calls: RecordedCall[]): RecordedCall[] {
+  const kinds = new Map<string, RecordedCall>();
+  for (const call of calls) {
+    const kind = JSON.stringify([call.role, call.operation, call.action, foldKey(call.resource), call.why]);
+    if (!kinds.has(kind)) kinds.set(kind, call);
+  }
+  return [...kinds.values()].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 }
 
 export function formatReport(result: IamCheckResult): string {
@@ -238,19 +251,18 @@ export function formatReport(result: IamCheckResult): string {
  * checkout's .serverless/ stays as the operator left it) and returns its CloudFormation template.
  * The registry and identity region are given as the functions would read them.
  */
-export function packageTemplate(
+export async function packageTemplate(
   region: string,
   registry: Record<string, unknown>,
   identityRegion: string,
-): { Resources?: Record<string, unknown> } {
+): Promise<{ Resources?: Record<string, unknown> }> {
   const out = mkdtempSync(join(tmpdir(), 'volsnap-iam-template-'));
   try {
-    const result = spawnSync(
+    const result = await run(
       'npx',
       ['--no-install', 'osls', 'package', '--stage', 'local', '--region', region, '--package', out],
       {
         cwd: ROOT,
-        encoding: 'utf8',
         env: {
           ...process.env,
           TMPDIR: out,
@@ -262,13 +274,34 @@ export function packageTemplate(
         },
       },
     );
-    if (result.status !== 0) {
+    if (result.code !== 0) {
       throw new Error(`osls package --region ${region} failed:\n${result.stdout}\n${result.stderr}`);
     }
     return JSON.parse(readFileSync(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
+}
+
+/** Runs a command to its end (without blocking the event loop: the test runner keeps its workers). */
+function run(
+  command: string,
+  args: string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv },
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }
 
 /** The local registry of `regions` (their resource names; queue URLs carry the local account id). */
@@ -308,14 +341,14 @@ export function recordedClouds(dir: string): RecordedCloud {
  * Checks every call recorded in `dir` against the template packaged for its role's region (with
  * the registry of every region the recorded clouds ran). Nothing recorded: nothing to check.
  */
-export function checkRecordedCalls(dir: string): IamCheckResult & { calls: RecordedCall[] } {
+export async function checkRecordedCalls(dir: string): Promise<IamCheckResult & { calls: RecordedCall[] }> {
   const calls = readRecordedCalls(dir);
   if (calls.length === 0) return { checked: 0, denied: [], unused: [], forLambda: [], calls };
   const cloud = recordedClouds(dir);
   const registry = localRegistry(cloud.regions);
   const statementsByRole = new Map<string, ResolvedStatement[]>();
   for (const role of [...new Set(calls.map((call) => call.role))].sort()) {
-    const template = packageTemplate(role, registry, cloud.identityRegion);
+    const template = await packageTemplate(role, registry, cloud.identityRegion);
     statementsByRole.set(role, resolveStatements(roleStatements(template), localTemplateValues(role)));
   }
   return { ...checkCalls(calls, statementsByRole), calls };

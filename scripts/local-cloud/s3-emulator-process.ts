@@ -6,7 +6,12 @@ import { readFileSync } from 'node:fs';
 import S3rver from 's3rver';
 import { CallRecorder } from './aws-calls.ts';
 import type { S3EmulatorConfig } from './processes.ts';
-import { installAtomicWrites, recordingMiddleware, verifyingMiddleware } from './s3-emulator.ts';
+import {
+  acceptRoleKeys,
+  installAtomicWrites,
+  recordingMiddleware,
+  verifyingMiddleware,
+} from './s3-emulator.ts';
 
 const config = JSON.parse(process.env.VOLSNAP_S3_EMULATOR ?? '{}') as S3EmulatorConfig;
 const server = new S3rver({
@@ -22,6 +27,7 @@ installAtomicWrites(server.store);
 // First in the stack, before s3rver routes or reads anything.
 if (config.verify !== false) {
   const roles = config.roles ?? [];
+  acceptRoleKeys(roles);
   server.middleware.unshift(
     verifyingMiddleware({ region: config.regions, credentials: config.credentials, roles }),
   );

@@ -11,7 +11,14 @@ import { dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { verifySigV4 } from '../../lib/http/sigv4.ts';
-import { type CallRecorder, roleOfKey, s3NotFoundNeeds, s3Operation, secretLookup } from './aws-calls.ts';
+import {
+  type CallRecorder,
+  localRoleCredentials,
+  roleOfKey,
+  s3NotFoundNeeds,
+  s3Operation,
+  secretLookup,
+} from './aws-calls.ts';
 
 /** The error s3rver renders as S3's XML body (`<Error><Code>…</Code><Message>…</Message></Error>`). */
 type S3ErrorClass = new (
@@ -20,6 +27,20 @@ type S3ErrorClass = new (
   detail?: Record<string, string>,
 ) => Error & { status: number };
 const S3Error = createRequire(import.meta.url)('s3rver/lib/models/error') as S3ErrorClass;
+
+/**
+ * Gives s3rver the roles' key pairs too: it checks every request's signature itself as well, against
+ * the keys of its one account.
+ */
+export function acceptRoleKeys(roles: readonly string[]): void {
+  const { DUMMY_ACCOUNT } = createRequire(import.meta.url)('s3rver/lib/models/account') as {
+    DUMMY_ACCOUNT: { createKeyPair(accessKeyId: string, secretAccessKey: string): void };
+  };
+  for (const role of roles) {
+    const { accessKeyId, secretAccessKey } = localRoleCredentials(role);
+    DUMMY_ACCOUNT.createKeyPair(accessKeyId, secretAccessKey);
+  }
+}
 
 function s3Error(code: string, message: string, status?: number, detail?: Record<string, string>): Error {
   const error = new S3Error(code, message, detail);
