@@ -12,7 +12,10 @@
 const { readFileSync } = require('node:fs');
 const { join } = require('node:path');
 
-/** Item and index reads and writes the repositories make on a table (transactions are authorized per item). */
+/**
+ * Item reads and writes the repositories make on this region's table (a transaction is authorized
+ * per item: PutItem, UpdateItem, DeleteItem, ConditionCheckItem; maintenance scans the table).
+ */
 const TABLE_ACTIONS = [
   'dynamodb:GetItem',
   'dynamodb:PutItem',
@@ -20,12 +23,11 @@ const TABLE_ACTIONS = [
   'dynamodb:DeleteItem',
   'dynamodb:Query',
   'dynamodb:Scan',
-  'dynamodb:BatchGetItem',
   'dynamodb:BatchWriteItem',
   'dynamodb:ConditionCheckItem',
 ];
 
-/** Another region's table: a copy reads the source snapshot and writes the copy there (state changes are conditional). */
+/** Another region's table: a copy reads the source snapshot there, a copy rule writes the copy (conditional writes). */
 const PEER_TABLE_ACTIONS = [
   'dynamodb:GetItem',
   'dynamodb:PutItem',
@@ -44,27 +46,27 @@ const IDENTITY_TABLE_ACTIONS = [
   'dynamodb:ConditionCheckItem',
 ];
 
+/** A table's item actions on the table, and Query (the only call made on an index) on its indexes. */
+function tableStatements(tableArn, indexesArn, actions) {
+  return [
+    { Effect: 'Allow', Action: actions, Resource: tableArn },
+    { Effect: 'Allow', Action: ['dynamodb:Query'], Resource: indexesArn },
+  ];
+}
+
 /** This deployment's own table, bucket and queue (CloudFormation references to the stack's resources). */
 function ownStatements() {
   const tableArn = { 'Fn::GetAtt': ['Table', 'Arn'] };
   const bucketArn = { 'Fn::GetAtt': ['DataBucket', 'Arn'] };
   return [
+    ...tableStatements(tableArn, { 'Fn::Join': ['/', [tableArn, 'index', '*']] }, TABLE_ACTIONS),
     {
       Effect: 'Allow',
-      Action: TABLE_ACTIONS,
-      Resource: [tableArn, { 'Fn::Join': ['/', [tableArn, 'index', '*']] }],
-    },
-    {
-      Effect: 'Allow',
-      Action: [
-        's3:GetObject',
-        's3:PutObject',
-        's3:DeleteObject',
-        's3:AbortMultipartUpload',
-        's3:ListMultipartUploadParts',
-      ],
+      // Multipart uploads (exports) need s3:PutObject; the reaper aborts stale ones.
+      Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
       Resource: { 'Fn::Join': ['', [bucketArn, '/*']] },
     },
+    // Listing (GC, the reaper's stale uploads); a missing key answers 404 only with s3:ListBucket.
     { Effect: 'Allow', Action: ['s3:ListBucket', 's3:ListBucketMultipartUploads'], Resource: bucketArn },
     { Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': ['WorkQueue', 'Arn'] } },
   ];
@@ -87,11 +89,7 @@ function queueArnOf(entry) {
 function peerStatements(entry) {
   const table = tableArnOf(entry);
   const statements = [
-    {
-      Effect: 'Allow',
-      Action: PEER_TABLE_ACTIONS,
-      Resource: [table, { 'Fn::Sub': `${table['Fn::Sub']}/index/*` }],
-    },
+    ...tableStatements(table, { 'Fn::Sub': `${table['Fn::Sub']}/index/*` }, PEER_TABLE_ACTIONS),
     {
       Effect: 'Allow',
       Action: ['s3:GetObject', 's3:PutObject'],
@@ -112,14 +110,39 @@ function peerStatements(entry) {
 /** The identity region's table, when it is another region's. */
 function identityStatements(entry) {
   const table = tableArnOf(entry);
+  return tableStatements(table, { 'Fn::Sub': `${table['Fn::Sub']}/index/*` }, IDENTITY_TABLE_ACTIONS);
+}
+
+/** Buckets the operator lets image-backed volumes read from (`VOLSNAP_IMAGE_BUCKETS`). */
+function imageBucketStatements(buckets) {
+  if (buckets.length === 0) return [];
   return [
     {
       Effect: 'Allow',
-      Action: IDENTITY_TABLE_ACTIONS,
-      Resource: [table, { 'Fn::Sub': `${table['Fn::Sub']}/index/*` }],
+      Action: ['s3:GetObject'],
+      Resource: buckets.map((bucket) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:s3:::${bucket}/*` })),
     },
   ];
 }
+
+/** Buckets the operator lets exports be written to (`VOLSNAP_EXPORT_BUCKETS`): a multipart upload, then URLs and deletion. */
+function exportBucketStatements(buckets) {
+  if (buckets.length === 0) return [];
+  return [
+    {
+      Effect: 'Allow',
+      Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+      Resource: buckets.map((bucket) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:s3:::${bucket}/*` })),
+    },
+  ];
+}
+
+/** `a, b` → `['a', 'b']`, as the runtime configuration reads these lists. */
+const list = (text) =>
+  (text ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
 
 /**
  * The region registry as the functions read it: `VOLSNAP_REGIONS` (JSON) when set, else
@@ -138,9 +161,10 @@ function loadRegistry(env = process.env) {
 
 /**
  * The statements of the role of the deployment in `region`: its own resources, every other region
- * of `registry`, and the identity region's table (`identityRegion`, default: this region).
+ * of `registry`, the identity region's table (`identityRegion`, default: this region), and the
+ * image and export buckets the operator allows.
  */
-function statementsFor(region, registry, identityRegion = region) {
+function statementsFor(region, registry, identityRegion = region, buckets = { images: [], exports: [] }) {
   const others = registry.filter((entry) => entry.name !== region);
   if (identityRegion !== region && !others.some((entry) => entry.name === identityRegion)) {
     throw new Error(`The identity region ${identityRegion} is not in the region registry.`);
@@ -149,6 +173,8 @@ function statementsFor(region, registry, identityRegion = region) {
     ...ownStatements(),
     ...others.flatMap(peerStatements),
     ...others.filter((entry) => entry.name === identityRegion).flatMap(identityStatements),
+    ...imageBucketStatements(buckets.images),
+    ...exportBucketStatements(buckets.exports),
   ];
 }
 
@@ -159,6 +185,7 @@ module.exports = {
       await resolveVariable('self:provider.region'),
       loadRegistry(process.env),
       process.env.VOLSNAP_IDENTITY_REGION || undefined,
+      { images: list(process.env.VOLSNAP_IMAGE_BUCKETS), exports: list(process.env.VOLSNAP_EXPORT_BUCKETS) },
     ),
   statementsFor,
   loadRegistry,

@@ -152,12 +152,12 @@ export function allows(statements: ResolvedStatement[], call: RecordedCall): boo
   return matching.some((s) => s.effect === 'Allow') && !matching.some((s) => s.effect === 'Deny');
 }
 
-/** One action of a statement on one of its resources. */
-export interface Grant {
+/** What of an Allow statement no recorded call used: actions none used on any of its resources, resources none touched. */
+export interface UnusedGrant {
   role: string;
   statement: string;
-  action: string;
-  resource: string;
+  actions: string[];
+  resources: string[];
 }
 
 export interface IamCheckResult {
@@ -165,13 +165,11 @@ export interface IamCheckResult {
   checked: number;
   /** Calls AWS would refuse (no statement of their role allows them). */
   denied: RecordedCall[];
-  /** Grants (action × resource of an Allow) no recorded call used. */
-  unused: Grant[];
-  /** Grants the Lambda service uses on the role's behalf (logs, the queue's event source), not the code. */
-  forLambda: Grant[];
+  /** Grants no recorded call used. */
+  unused: UnusedGrant[];
 }
 
-/** Actions the Lambda service itself uses with the role: logging and polling the function's queue. */
+/** Actions the Lambda service itself uses with the role (logging, polling the function's queue): no code calls them. */
 const LAMBDA_SERVICE_ACTIONS = /^(logs:|sqs:(ReceiveMessage|DeleteMessage|GetQueueAttributes)$)/;
 
 /** Checks calls against each role's statements (roles by region). A role without statements denies all. */
@@ -180,24 +178,24 @@ export function checkCalls(
   statementsByRole: Map<string, ResolvedStatement[]>,
 ): IamCheckResult {
   const denied = calls.filter((call) => !allows(statementsByRole.get(call.role) ?? [], call));
-  const unused: Grant[] = [];
-  const forLambda: Grant[] = [];
+  const unused: UnusedGrant[] = [];
   for (const [role, statements] of statementsByRole) {
     const mine = calls.filter((call) => call.role === role);
     for (const statement of statements.filter((s) => s.effect === 'Allow')) {
-      for (const action of statement.actions) {
-        for (const resource of statement.resources) {
-          const grant = { role, statement: statement.label, action, resource };
-          if (LAMBDA_SERVICE_ACTIONS.test(action)) forLambda.push(grant);
-          else if (
-            !mine.some((c) => wildcard(action, c.action, true) && wildcard(resource, c.resource, false))
-          )
-            unused.push(grant);
-        }
+      const own = statement.actions.filter((action) => !LAMBDA_SERVICE_ACTIONS.test(action));
+      if (own.length === 0) continue;
+      const used = (action: string, resource: string) =>
+        mine.some((c) => wildcard(action, c.action, true) && wildcard(resource, c.resource, false));
+      const actions = own.filter((action) => !statement.resources.some((resource) => used(action, resource)));
+      const resources = statement.resources.filter(
+        (resource) => !own.some((action) => used(action, resource)),
+      );
+      if (actions.length > 0 || resources.length > 0) {
+        unused.push({ role, statement: statement.label, actions, resources });
       }
     }
   }
-  return { checked: calls.length, denied, unused, forLambda };
+  return { checked: calls.length, denied, unused };
 }
 
 /** `arn:aws:s3:::bucket/segments/acc-1/seg-2` → `arn:aws:s3:::bucket/segments/*`. */
@@ -235,10 +233,12 @@ export function formatReport(result: IamCheckResult): string {
     }
   }
   if (result.unused.length > 0) {
-    lines.push(`${result.unused.length} grant(s) no recorded call used:`);
+    lines.push(`${result.unused.length} statement(s) with grants no recorded call used:`);
     for (const grant of result.unused) {
+      const what = grant.resources.length > 0 ? `nothing used ${grant.resources.join(', ')}` : '';
+      const actions = grant.actions.length > 0 ? `unused ${grant.actions.join(', ')}` : '';
       lines.push(
-        `  unused ${grant.role}: ${grant.action} on ${grant.resource} (statement ${grant.statement})`,
+        `  ${grant.role} statement ${grant.statement}: ${[actions, what].filter(Boolean).join('; ')}`,
       );
     }
   }
@@ -343,7 +343,7 @@ export function recordedClouds(dir: string): RecordedCloud {
  */
 export async function checkRecordedCalls(dir: string): Promise<IamCheckResult & { calls: RecordedCall[] }> {
   const calls = readRecordedCalls(dir);
-  if (calls.length === 0) return { checked: 0, denied: [], unused: [], forLambda: [], calls };
+  if (calls.length === 0) return { checked: 0, denied: [], unused: [], calls };
   const cloud = recordedClouds(dir);
   const registry = localRegistry(cloud.regions);
   const statementsByRole = new Map<string, ResolvedStatement[]>();

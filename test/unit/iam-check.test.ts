@@ -95,11 +95,10 @@ describe('the IAM check', () => {
         .filter((r) => !r.includes(`:${region}:`));
     expect(identityDeletes('us-east-1')).toEqual([
       'arn:aws:dynamodb:eu-west-1:000000000000:table/volsnap-local-eu-west-1',
-      'arn:aws:dynamodb:eu-west-1:000000000000:table/volsnap-local-eu-west-1/index/*',
     ]);
     expect(identityDeletes('eu-west-1')).toEqual([]);
-    // One region alone: its own resources only.
-    expect(iam.statementsFor('eu-west-1', [])).toHaveLength(4);
+    // One region alone: its own table and indexes, bucket objects, bucket, queue.
+    expect(iam.statementsFor('eu-west-1', [])).toHaveLength(5);
   });
 
   it('is what osls resolves serverless.yml to', { timeout: 60_000 }, () => {
@@ -147,6 +146,29 @@ describe('the IAM check', () => {
     expect(
       checkCalls([{ ...call, resource: 'arn:aws:s3:::bb/x' }], new Map([['r', [allowAll]]])).denied,
     ).toHaveLength(1);
+  });
+
+  it('reports the actions and resources of a statement that no call used', () => {
+    const call: RecordedCall = {
+      role: 'r',
+      service: 's3',
+      operation: 'HeadObject',
+      action: 's3:GetObject',
+      resource: 'arn:aws:s3:::a/k',
+    };
+    const statement: ResolvedStatement = {
+      label: '#2',
+      effect: 'Allow',
+      actions: ['s3:GetObject', 's3:DeleteObject', 'logs:PutLogEvents'],
+      resources: ['arn:aws:s3:::a/*', 'arn:aws:s3:::b/*'],
+    };
+    const result = checkCalls([call], new Map([['r', [statement]]]));
+    expect(result.unused).toEqual([
+      { role: 'r', statement: '#2', actions: ['s3:DeleteObject'], resources: ['arn:aws:s3:::b/*'] },
+    ]);
+    expect(formatReport(result)).toContain(
+      'r statement #2: unused s3:DeleteObject; nothing used arn:aws:s3:::b/*',
+    );
   });
 });
 
