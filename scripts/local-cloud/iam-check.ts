@@ -156,6 +156,8 @@ export function allows(statements: ResolvedStatement[], call: RecordedCall): boo
 export interface UnusedGrant {
   role: string;
   statement: string;
+  /** The statement's resources, to tell which statement it is. */
+  on: string[];
   actions: string[];
   resources: string[];
 }
@@ -191,7 +193,7 @@ export function checkCalls(
         (resource) => !own.some((action) => used(action, resource)),
       );
       if (actions.length > 0 || resources.length > 0) {
-        unused.push({ role, statement: statement.label, actions, resources });
+        unused.push({ role, statement: statement.label, on: statement.resources, actions, resources });
       }
     }
   }
@@ -222,15 +224,20 @@ export function sampleCalls(calls: RecordedCall[]): RecordedCall[] {
   return [...kinds.values()].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
 }
 
+/** Denied calls listed one by one, up to this many. */
+const MAX_DENIED_LINES = 30;
+
 export function formatReport(result: IamCheckResult): string {
   const lines = [`IAM check: ${result.checked} distinct calls against the packaged role's statements.`];
   if (result.denied.length > 0) {
     lines.push(`${result.denied.length} call(s) no statement allows (AWS would refuse them):`);
-    for (const call of result.denied) {
+    for (const call of result.denied.slice(0, MAX_DENIED_LINES)) {
       lines.push(
         `  DENIED ${call.role}: ${call.action} on ${call.resource} (${call.service} ${call.operation}${call.why ? `: ${call.why}` : ''})`,
       );
     }
+    if (result.denied.length > MAX_DENIED_LINES)
+      lines.push(`  … and ${result.denied.length - MAX_DENIED_LINES} more`);
   }
   if (result.unused.length > 0) {
     lines.push(`${result.unused.length} statement(s) with grants no recorded call used:`);
@@ -238,11 +245,15 @@ export function formatReport(result: IamCheckResult): string {
       const what = grant.resources.length > 0 ? `nothing used ${grant.resources.join(', ')}` : '';
       const actions = grant.actions.length > 0 ? `unused ${grant.actions.join(', ')}` : '';
       lines.push(
-        `  ${grant.role} statement ${grant.statement}: ${[actions, what].filter(Boolean).join('; ')}`,
+        `  ${grant.role} statement ${grant.statement} on ${grant.on.join(', ')}: ${[actions, what].filter(Boolean).join('; ')}`,
       );
     }
   }
-  if (result.denied.length === 0) lines.push('Every recorded call is allowed.');
+  lines.push(
+    result.denied.length === 0
+      ? 'Every recorded call is allowed.'
+      : `IAM check failed: ${result.denied.length} recorded call(s) no statement of the packaged template allows.`,
+  );
   return lines.join('\n');
 }
 

@@ -72,7 +72,6 @@ describe('the IAM check', () => {
       'eu-west-1 sqs:SendMessage arn:aws:sqs:eu-west-1:000000000000:volsnap-local-eu-west-1-work',
     ]);
     const report = formatReport(result);
-    console.log(report.split('\n').slice(0, 3).join('\n'));
     expect(report).toContain(
       'DENIED eu-west-1: sqs:SendMessage on arn:aws:sqs:eu-west-1:000000000000:volsnap-local-eu-west-1-work (sqs SendMessage)',
     );
@@ -164,10 +163,16 @@ describe('the IAM check', () => {
     };
     const result = checkCalls([call], new Map([['r', [statement]]]));
     expect(result.unused).toEqual([
-      { role: 'r', statement: '#2', actions: ['s3:DeleteObject'], resources: ['arn:aws:s3:::b/*'] },
+      {
+        role: 'r',
+        statement: '#2',
+        on: ['arn:aws:s3:::a/*', 'arn:aws:s3:::b/*'],
+        actions: ['s3:DeleteObject'],
+        resources: ['arn:aws:s3:::b/*'],
+      },
     ]);
     expect(formatReport(result)).toContain(
-      'r statement #2: unused s3:DeleteObject; nothing used arn:aws:s3:::b/*',
+      'r statement #2 on arn:aws:s3:::a/*, arn:aws:s3:::b/*: unused s3:DeleteObject; nothing used arn:aws:s3:::b/*',
     );
   });
 });
