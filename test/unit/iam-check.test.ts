@@ -119,7 +119,9 @@ describe('the IAM check', () => {
     expect(config.provider.iam.role.statements).toEqual(statementsOf('us-east-1'));
     expect(config.provider.environment.VOLSNAP_IDENTITY_REGION).toBe(IDENTITY);
   });
+});
 
+describe('IAM policy evaluation', () => {
   it('holds wildcards as IAM does, and a Deny over an Allow', () => {
     const call: RecordedCall = {
       role: 'r',
