@@ -40,7 +40,9 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
-          globalSetup: ['test/support/cli-bundle-setup.ts'],
+          globalSetup: ['test/support/cli-bundle-setup.ts', 'test/support/iam-setup.ts'],
+          // Every local cloud of the project records its functions' AWS calls here, for the IAM check.
+          env: { VOLSNAP_RECORD_AWS_CALLS: join(process.env.VOLSNAP_TEST_TMPDIR ?? tmpdir(), 'aws-calls') },
           testTimeout: 120_000,
           hookTimeout: 120_000,
           // One local cloud at a time: two would fight over the two cores.

@@ -8,6 +8,7 @@ import { DynamoIdentityRepository } from '../../lib/adapters/dynamodb/accounts.t
 import type { CliConfigFile } from '../../lib/client/config.ts';
 import type { RegionEntry } from '../../lib/config/regions.ts';
 import { bootstrapAccount, keyAuthenticator } from '../../lib/core/identity/accounts.ts';
+import { localRoleCredentials } from './aws-calls.ts';
 import {
   assertPortFree,
   checkJava,
@@ -42,6 +43,11 @@ export interface LocalCloudOptions {
   verbose?: boolean;
   /** Run the scheduled functions on their rates (default); tests that drive them on demand turn it off. */
   schedules?: boolean;
+  /**
+   * A folder to record, in JSON lines, every call each region's functions make to S3, DynamoDB and
+   * SQS (with the IAM action and resource ARN it needs on AWS), for the IAM check (./iam-check.ts).
+   */
+  recordCallsTo?: string | undefined;
   /** Called when a child dies on its own: the cloud is no longer whole. */
   onChildExit?: (name: string, code: number | null) => void;
 }
@@ -129,11 +135,18 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
         const dir = join(dataDir, name);
         await mkdir(join(dir, 's3'), { recursive: true });
         await mkdir(join(dir, 'dynamodb'), { recursive: true });
+        // Each region's endpoints accept every region's role: cross-region work signs as its own.
+        const recording = { roles: regionNames, recordCallsTo: options.recordCallsTo };
         const [s3, dynamodb] = await Promise.all([
-          startS3Emulator(join(dir, 's3'), p.s3, { regions: [name], onExit: watch(`s3 ${name}`) }),
+          startS3Emulator(join(dir, 's3'), p.s3, {
+            regions: [name],
+            onExit: watch(`s3 ${name}`),
+            ...recording,
+          }),
           startDynamoEmulator(join(dir, 'dynamodb'), p.dynamodb, {
             regions: [name],
             onExit: watch(`dynamodb ${name}`),
+            ...recording,
           }),
         ]);
         children.push(s3, dynamodb);
@@ -160,6 +173,7 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
         }),
       ),
     );
+    if (options.recordCallsTo) await describeRecording(options.recordCallsTo, regionNames);
     const configPath = join(dataDir, 'config.json');
     const accounts = await seedAccounts(regions[0] as LocalRegion, configPath);
     const specPath = options.specPath ?? join(ROOT, 'serverless.yml');
@@ -183,6 +197,7 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
               options.specRoot ?? ROOT,
               options.verbose ?? false,
               options.schedules ?? true,
+              options.recordCallsTo,
             ),
             onExit: watch(`region ${r.name}`),
           },
@@ -229,14 +244,17 @@ function regionEnvironment(
   specRoot: string,
   verbose: boolean,
   schedules: boolean,
+  recordCallsTo: string | undefined,
 ): NodeJS.ProcessEnv {
   const entry = registryEntry(r);
+  // The region's functions sign as its role (an execution role's credentials, on AWS).
+  const role = localRoleCredentials(r.name);
   return {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
     NODE_OPTIONS: [process.env.NODE_OPTIONS, '--enable-source-maps'].filter(Boolean).join(' '),
-    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    AWS_ACCESS_KEY_ID: role.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: role.secretAccessKey,
     AWS_REGION: r.name,
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     VOLSNAP_STAGE: 'local',
@@ -263,7 +281,23 @@ function regionEnvironment(
     VOLSNAP_LOCAL_QUEUES: JSON.stringify({ WorkQueue: localResourceNames(r.name).queue }),
     VOLSNAP_LOCAL_VERBOSE: verbose ? '1' : '0',
     VOLSNAP_LOCAL_SCHEDULES: schedules ? '1' : '0',
+    ...(recordCallsTo ? { VOLSNAP_LOCAL_RECORD_CALLS: recordCallsTo } : {}),
   };
+}
+
+/**
+ * What the IAM check needs to know of a cloud whose calls it reads: its regions (their resource
+ * names follow from them, see localResourceNames) and the identity region, the first.
+ */
+export interface RecordedCloud {
+  regions: string[];
+  identityRegion: string;
+}
+
+async function describeRecording(dir: string, regions: string[]): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const cloud: RecordedCloud = { regions, identityRegion: regions[0] ?? '' };
+  await writeFile(join(dir, `cloud-${process.pid}.json`), `${JSON.stringify(cloud)}\n`);
 }
 
 /**

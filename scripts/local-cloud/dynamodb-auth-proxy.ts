@@ -11,6 +11,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { type SigV4FailureCode, verifySigV4 } from '../../lib/http/sigv4.ts';
+import { type CallRecorder, dynamodbNeeds, roleOfKey, secretLookup, signingScope } from './aws-calls.ts';
 
 export interface DynamoProxyOptions {
   /** Where the proxy listens (127.0.0.1). */
@@ -18,7 +19,12 @@ export interface DynamoProxyOptions {
   /** DynamoDB Local's own port (127.0.0.1). */
   targetPort: number;
   region: string | readonly string[];
+  /** The operator's credentials (provisioning, seeding, tests). */
   credentials: { accessKeyId: string; secretAccessKey: string };
+  /** Regions whose functions' role credentials are accepted too (./aws-calls.ts). */
+  roles?: readonly string[];
+  /** Records what each verified role call asks DynamoDB to authorize. */
+  recorder?: CallRecorder;
 }
 
 /** DynamoDB's names for what SigV4 verification refuses (all 400, as DynamoDB answers them). */
@@ -77,14 +83,16 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Dynamo
     {
       service: 'dynamodb',
       region: options.region,
-      secretFor: (id) =>
-        id === options.credentials.accessKeyId ? options.credentials.secretAccessKey : undefined,
+      secretFor: secretLookup(options.credentials, options.roles),
       nowMs: Date.now(),
     },
   );
   if (!result.ok) {
     respondError(res, 400, DYNAMODB_CODE[result.code], result.message);
     return;
+  }
+  if (options.recorder) {
+    record(req, body, result.accessKeyId, { roles: options.roles ?? [], recorder: options.recorder });
   }
   await new Promise<void>((resolve, reject) => {
     const upstream = request(
@@ -106,6 +114,33 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Dynamo
     upstream.once('error', reject);
     upstream.end(body);
   });
+}
+
+/** Records the authorizations of a call a role signed (the operation from `X-Amz-Target`). */
+function record(
+  req: IncomingMessage,
+  body: Buffer,
+  accessKeyId: string,
+  options: Required<Pick<DynamoProxyOptions, 'roles' | 'recorder'>>,
+): void {
+  const role = roleOfKey(accessKeyId, options.roles);
+  const region = signingScope(req.headers, req.url ?? '/')?.region;
+  if (role === undefined || region === undefined) return;
+  const operation = String(req.headers['x-amz-target'] ?? '').replace(/^DynamoDB_\d+\./, '');
+  let parsed: Parameters<typeof dynamodbNeeds>[2];
+  try {
+    parsed = JSON.parse(body.toString('utf8') || '{}');
+  } catch {
+    return; // DynamoDB Local answers the malformed body itself
+  }
+  options.recorder.record(
+    dynamodbNeeds(region, operation, parsed).map((need) => ({
+      role,
+      service: 'dynamodb' as const,
+      operation,
+      ...need,
+    })),
+  );
 }
 
 const keepAlive = new Agent({ keepAlive: true, maxSockets: 64 });

@@ -15,6 +15,7 @@ import { createServer } from 'node:net';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { CallRecorder } from './aws-calls.ts';
 import { startDynamoProxy } from './dynamodb-auth-proxy.ts';
 import type { DynamoEmulatorConfig } from './processes.ts';
 
@@ -144,6 +145,10 @@ try {
     targetPort: internalPort,
     region: config.regions,
     credentials: config.credentials,
+    roles: config.roles ?? [],
+    ...(config.recordCallsTo
+      ? { recorder: new CallRecorder(config.recordCallsTo, `dynamodb-${config.regions.join('+')}`) }
+      : {}),
   });
 } catch (error) {
   process.send?.({

@@ -20,7 +20,8 @@ if (values.help) {
 Runs the volsnap local cloud: for each region its own S3 (s3rver), DynamoDB (DynamoDB Local) and
 the functions of serverless.yml behind an HTTP API. Data stays in DIR (.volsnap) between runs;
 --fresh wipes it. The scheduled functions (policies, reaper, expiry, GC) run on their rates unless
---no-schedules (tests drive them with \`volsnap admin run JOB\`). Region i listens on N+10i (API), N+10i+1 (S3), N+10i+2 (DynamoDB), N+10i+3 (queue).`);
+--no-schedules (tests drive them with \`volsnap admin run JOB\`). With VOLSNAP_RECORD_AWS_CALLS=DIR, every
+S3, DynamoDB and SQS call the functions make is recorded in DIR (for the IAM check). Region i listens on N+10i (API), N+10i+1 (S3), N+10i+2 (DynamoDB), N+10i+3 (queue).`);
   process.exit(0);
 }
 
@@ -55,6 +56,8 @@ try {
     fresh: values.fresh,
     verbose: values.verbose,
     schedules: !values['no-schedules'],
+    // The e2e suite sets it: the IAM check reads what the functions called (scripts/local-cloud/iam-check.ts).
+    recordCallsTo: process.env.VOLSNAP_RECORD_AWS_CALLS || undefined,
     onChildExit: (name, code) => {
       console.error(`The local cloud lost ${name} (exit code ${code}); stopping.`);
       void shutdown(1);

@@ -73,6 +73,22 @@ export function forkReady(
 /** The only credentials the local S3 and DynamoDB accept (and what every local client signs with). */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 
+/**
+ * Which functions' roles an emulator accepts besides the operator (the local cloud's regions), and
+ * where it records their calls.
+ */
+export interface CallRecording {
+  roles?: string[];
+  recordCallsTo?: string | undefined;
+}
+
+function callRecording(options: CallRecording): Pick<S3EmulatorConfig, 'roles' | 'recordCallsTo'> {
+  return {
+    ...(options.roles ? { roles: options.roles } : {}),
+    ...(options.recordCallsTo ? { recordCallsTo: options.recordCallsTo } : {}),
+  };
+}
+
 /** What the s3rver process is started with (`VOLSNAP_S3_EMULATOR`, JSON). */
 export interface S3EmulatorConfig {
   directory: string;
@@ -80,6 +96,10 @@ export interface S3EmulatorConfig {
   /** The region(s) clients sign for; requests scoped to any other are refused. */
   regions: string[];
   credentials: { accessKeyId: string; secretAccessKey: string };
+  /** Regions whose functions' role credentials are accepted too (./aws-calls.ts). */
+  roles?: string[];
+  /** A folder to record the calls those roles make in (./aws-calls.ts); none: no recording. */
+  recordCallsTo?: string;
   tls?: { keyPath: string; certPath: string };
   /** `false` turns signature and If-None-Match checks off, only to measure what they cost
    * (scripts/s3-verification-cost.ts). Nothing else sets it. */
@@ -99,7 +119,7 @@ export function startS3Emulator(
     onExit?: (code: number | null) => void;
     tls?: { keyPath: string; certPath: string };
     verify?: false;
-  },
+  } & CallRecording,
 ) {
   const nodeOptions = [process.env.NODE_OPTIONS, '--openssl-legacy-provider'].filter(Boolean).join(' ');
   const config: S3EmulatorConfig = {
@@ -107,6 +127,7 @@ export function startS3Emulator(
     port,
     regions: options.regions,
     credentials: LOCAL_CREDENTIALS,
+    ...callRecording(options),
     ...(options.tls ? { tls: options.tls } : {}),
     ...(options.verify === false ? { verify: false as const } : {}),
   };
@@ -130,6 +151,10 @@ export interface DynamoEmulatorConfig {
   /** The region(s) clients sign for; requests scoped to any other are refused. */
   regions: string[];
   credentials: { accessKeyId: string; secretAccessKey: string };
+  /** Regions whose functions' role credentials are accepted too (./aws-calls.ts). */
+  roles?: string[];
+  /** A folder to record the calls those roles make in (./aws-calls.ts); none: no recording. */
+  recordCallsTo?: string;
 }
 
 /**
@@ -140,13 +165,14 @@ export interface DynamoEmulatorConfig {
 export function startDynamoEmulator(
   directory: string,
   port: number,
-  options: { regions: string[]; onExit?: (code: number | null) => void },
+  options: { regions: string[]; onExit?: (code: number | null) => void } & CallRecording,
 ) {
   const config: DynamoEmulatorConfig = {
     directory,
     port,
     regions: options.regions,
     credentials: LOCAL_CREDENTIALS,
+    ...callRecording(options),
   };
   return forkReady(
     `DynamoDB Local (port ${port})`,

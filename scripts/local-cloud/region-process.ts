@@ -2,6 +2,7 @@
 // function of this region (VOLSNAP_*, AWS credentials for the emulators), so the handlers it loads
 // see exactly what they would see on AWS. Exits when the supervisor goes away.
 
+import { CallRecorder } from './aws-calls.ts';
 import { RegionRuntime } from './region-runtime.ts';
 import { loadServerlessSpec } from './serverless-spec.ts';
 
@@ -15,6 +16,14 @@ const runtime = new RegionRuntime({
   queuePort: Number(env.VOLSNAP_LOCAL_QUEUE_PORT ?? 0),
   queueNames: JSON.parse(env.VOLSNAP_LOCAL_QUEUES ?? '{}'),
   schedules: env.VOLSNAP_LOCAL_SCHEDULES !== '0',
+  ...(env.VOLSNAP_LOCAL_RECORD_CALLS
+    ? {
+        recording: {
+          roles: Object.keys(JSON.parse(env.VOLSNAP_REGIONS ?? '{}')),
+          recorder: new CallRecorder(env.VOLSNAP_LOCAL_RECORD_CALLS, `sqs-${env.VOLSNAP_REGION}`),
+        },
+      }
+    : {}),
   log: (line) => {
     if (verbose || line.includes('"level":"error"')) console.log(line);
   },

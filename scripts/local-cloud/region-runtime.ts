@@ -7,6 +7,7 @@ import type {
   SQSBatchResponse,
 } from 'aws-lambda';
 import { type CompiledRoute, compileRoute, matchRoute, toApiGatewayEvent, writeResult } from './apigw.ts';
+import type { CallRecorder } from './aws-calls.ts';
 import { InvocationTimeout, LambdaRunner } from './lambda.ts';
 import type { FunctionSpec, ServerlessSpec } from './serverless-spec.ts';
 import { LocalQueues } from './sqs-dispatcher.ts';
@@ -22,6 +23,8 @@ export interface RegionRuntimeOptions {
   queueNames: Record<string, string>;
   /** Run the schedules on their rates (default true); off, they run only when invoked. */
   schedules?: boolean;
+  /** Record the calls the regions' roles make to the queues (./aws-calls.ts). */
+  recording?: { roles: readonly string[]; recorder: CallRecorder };
   log?: (line: string) => void;
 }
 
@@ -38,7 +41,7 @@ export interface ServedSurface {
  */
 export class RegionRuntime {
   readonly runner: LambdaRunner;
-  readonly queues = new LocalQueues();
+  readonly queues: LocalQueues;
   readonly #routes: CompiledRoute<FunctionSpec>[];
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #running = new Set<string>();
@@ -46,6 +49,7 @@ export class RegionRuntime {
 
   constructor(private readonly options: RegionRuntimeOptions) {
     this.runner = new LambdaRunner(options.root, options.region);
+    this.queues = new LocalQueues(options.recording);
     this.#routes = options.spec.functions.flatMap((fn) => fn.routes.map((route) => compileRoute(route, fn)));
   }
 

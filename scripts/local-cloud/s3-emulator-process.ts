@@ -4,8 +4,14 @@
 // parent goes away.
 import { readFileSync } from 'node:fs';
 import S3rver from 's3rver';
+import { CallRecorder } from './aws-calls.ts';
 import type { S3EmulatorConfig } from './processes.ts';
-import { installAtomicWrites, verifyingMiddleware } from './s3-emulator.ts';
+import {
+  acceptRoleKeys,
+  installAtomicWrites,
+  recordingMiddleware,
+  verifyingMiddleware,
+} from './s3-emulator.ts';
 
 const config = JSON.parse(process.env.VOLSNAP_S3_EMULATOR ?? '{}') as S3EmulatorConfig;
 const server = new S3rver({
@@ -20,7 +26,16 @@ const server = new S3rver({
 installAtomicWrites(server.store);
 // First in the stack, before s3rver routes or reads anything.
 if (config.verify !== false) {
-  server.middleware.unshift(verifyingMiddleware({ region: config.regions, credentials: config.credentials }));
+  const roles = config.roles ?? [];
+  acceptRoleKeys(roles);
+  server.middleware.unshift(
+    verifyingMiddleware({ region: config.regions, credentials: config.credentials, roles }),
+  );
+  // Right behind the verification: it records what the verified role asked for.
+  if (config.recordCallsTo) {
+    const recorder = new CallRecorder(config.recordCallsTo, `s3-${config.regions.join('+')}`);
+    server.middleware.splice(1, 0, recordingMiddleware({ roles, recorder }));
+  }
 }
 const { port } = await server.run();
 process.send?.({ ready: true, port });

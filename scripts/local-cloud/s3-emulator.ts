@@ -11,6 +11,14 @@ import { dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { verifySigV4 } from '../../lib/http/sigv4.ts';
+import {
+  type CallRecorder,
+  localRoleCredentials,
+  roleOfKey,
+  s3NotFoundNeeds,
+  s3Operation,
+  secretLookup,
+} from './aws-calls.ts';
 
 /** The error s3rver renders as S3's XML body (`<Error><Code>…</Code><Message>…</Message></Error>`). */
 type S3ErrorClass = new (
@@ -19,6 +27,20 @@ type S3ErrorClass = new (
   detail?: Record<string, string>,
 ) => Error & { status: number };
 const S3Error = createRequire(import.meta.url)('s3rver/lib/models/error') as S3ErrorClass;
+
+/**
+ * Gives s3rver the roles' key pairs too: it checks every request's signature itself as well, against
+ * the keys of its one account.
+ */
+export function acceptRoleKeys(roles: readonly string[]): void {
+  const { DUMMY_ACCOUNT } = createRequire(import.meta.url)('s3rver/lib/models/account') as {
+    DUMMY_ACCOUNT: { createKeyPair(accessKeyId: string, secretAccessKey: string): void };
+  };
+  for (const role of roles) {
+    const { accessKeyId, secretAccessKey } = localRoleCredentials(role);
+    DUMMY_ACCOUNT.createKeyPair(accessKeyId, secretAccessKey);
+  }
+}
 
 function s3Error(code: string, message: string, status?: number, detail?: Record<string, string>): Error {
   const error = new S3Error(code, message, detail);
@@ -62,13 +84,17 @@ interface FilesystemStore {
 export interface S3VerificationOptions {
   /** The region(s) clients sign for. */
   region: string | readonly string[];
-  /** The only credentials accepted. */
+  /** The operator's credentials (provisioning, seeding, tests). */
   credentials: { accessKeyId: string; secretAccessKey: string };
+  /** Regions whose functions' role credentials are accepted too (./aws-calls.ts). */
+  roles?: readonly string[];
   now?: () => number;
 }
 
 /** Bodies whose `x-amz-content-sha256` is a digest (header-signed requests), by request. */
 const expectedSha256 = new WeakMap<object, string>();
+/** The access key id each verified request was signed with. */
+const signedBy = new WeakMap<object, string>();
 
 /**
  * A Koa middleware for the front of s3rver's stack. Refuses any request whose SigV4 signature does
@@ -86,12 +112,12 @@ export function verifyingMiddleware(options: S3VerificationOptions): Middleware 
       {
         service: 's3',
         region: options.region,
-        secretFor: (id) =>
-          id === options.credentials.accessKeyId ? options.credentials.secretAccessKey : undefined,
+        secretFor: secretLookup(options.credentials, options.roles),
         nowMs: now(),
       },
     );
     if (!result.ok) throw s3Error(result.code, result.message);
+    signedBy.set(ctx.req, result.accessKeyId);
     if (/^[0-9a-f]{64}$/i.test(result.payloadHash))
       expectedSha256.set(ctx.req, result.payloadHash.toLowerCase());
     const target = conditionalWrite(ctx);
@@ -120,6 +146,43 @@ export function verifyingMiddleware(options: S3VerificationOptions): Middleware 
       }
       await next();
     });
+  };
+}
+
+/**
+ * A Koa middleware for right after {@link verifyingMiddleware}: records, for every request a role
+ * signed (header-signed or presigned), the IAM authorizations AWS would make for it, and for a
+ * GetObject or HeadObject answered 404 the s3:ListBucket without which AWS would have answered 403.
+ */
+export function recordingMiddleware(options: {
+  roles: readonly string[];
+  recorder: CallRecorder;
+}): Middleware {
+  return async function recordCalls(ctx, next) {
+    const role = roleOfKey(signedBy.get(ctx.req) ?? '', options.roles);
+    if (role === undefined) return next();
+    const shape = { method: ctx.method, path: ctx.path, query: ctx.query, headers: ctx.req.headers };
+    const { operation, needs } = s3Operation(shape);
+    let status = 500;
+    try {
+      await next();
+      status = (ctx as unknown as { status: number }).status;
+    } catch (error) {
+      status = (error as { status?: number }).status ?? 500;
+      throw error;
+    } finally {
+      const missing = status === 404 ? s3NotFoundNeeds(operation, ctx.path) : [];
+      options.recorder.record([
+        ...needs.map((need) => ({ role, service: 's3' as const, operation, ...need })),
+        ...missing.map((need) => ({
+          role,
+          service: 's3' as const,
+          operation,
+          ...need,
+          why: 'it answered 404, which AWS answers only with s3:ListBucket (403 without)',
+        })),
+      ]);
+    }
   };
 }
 

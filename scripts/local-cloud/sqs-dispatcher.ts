@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { type CallRecorder, roleOfKey, signingScope, sqsNeeds } from './aws-calls.ts';
 
 /** Delivers one batch to the queue's consumer; returns the ids of the messages that failed. */
 export type Consumer = (event: SQSEvent) => Promise<string[]>;
@@ -38,6 +39,12 @@ export class LocalQueues {
   readonly deadLetters: { queue: string; id: string; body: string }[] = [];
   #server: Server | undefined;
   #closed = false;
+
+  /**
+   * With a recorder, each call signed by one of `roles` is recorded with the authorization SQS
+   * would make (the signature is not checked here: the queue is only reachable on loopback).
+   */
+  constructor(private readonly recording?: { roles: readonly string[]; recorder: CallRecorder }) {}
 
   add(queue: QueueOptions): void {
     this.#queues.set(queue.name, queue);
@@ -80,6 +87,13 @@ export class LocalQueues {
     const target = String(req.headers['x-amz-target'] ?? '');
     const input = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
     const action = target.replace(/^AmazonSQS\./, '');
+    this.#record(
+      req,
+      action,
+      String(input.QueueName ?? input.QueueUrl ?? '')
+        .split('/')
+        .pop() ?? '',
+    );
     if (action === 'GetQueueUrl') {
       if (!this.#queues.has(input.QueueName)) return reply(res, 400, nonExistentQueue());
       const host = req.headers.host ?? '127.0.0.1';
@@ -114,6 +128,22 @@ export class LocalQueues {
       __type: 'com.amazonaws.sqs#UnsupportedOperation',
       message: `${action} is not supported by the local queue.`,
     });
+  }
+
+  #record(req: IncomingMessage, action: string, queueName: string): void {
+    if (!this.recording) return;
+    const scope = signingScope(req.headers, req.url ?? '/');
+    const role = roleOfKey(scope?.accessKeyId ?? '', this.recording.roles);
+    const queue = this.#queues.get(queueName);
+    if (role === undefined || scope === undefined) return;
+    this.recording.recorder.record(
+      sqsNeeds(queue?.region ?? scope.region, action, queueName).map((need) => ({
+        role,
+        service: 'sqs' as const,
+        operation: action,
+        ...need,
+      })),
+    );
   }
 
   #enqueue(
