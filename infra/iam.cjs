@@ -107,10 +107,25 @@ function peerStatements(entry) {
   return statements;
 }
 
-/** The identity region's table, when it is another region's. */
-function identityStatements(entry) {
-  const table = tableArnOf(entry);
-  return tableStatements(table, { 'Fn::Sub': `${table['Fn::Sub']}/index/*` }, IDENTITY_TABLE_ACTIONS);
+/**
+ * The identity table (`identityTable`, one name in every region): this region's replica is read for
+ * every request (and written, when this is the identity region); the identity region's replica takes
+ * the writes of account, user and key management. Without an identity table (a deployment from
+ * before identity was replicated), the identity region's own table holds identity.
+ */
+function identityStatements(region, identityEntry, identityTable) {
+  const replica = (name) => ({
+    'Fn::Sub': `arn:\${AWS::Partition}:dynamodb:${name}:\${AWS::AccountId}:table/${identityTable}`,
+  });
+  const statementsOf = (table, actions) =>
+    tableStatements(table, { 'Fn::Sub': `${table['Fn::Sub']}/index/*` }, actions);
+  if (!identityTable)
+    return identityEntry ? statementsOf(tableArnOf(identityEntry), IDENTITY_TABLE_ACTIONS) : [];
+  if (!identityEntry) return statementsOf(replica(region), IDENTITY_TABLE_ACTIONS);
+  return [
+    ...statementsOf(replica(region), ['dynamodb:GetItem']),
+    ...statementsOf(replica(identityEntry.name), IDENTITY_TABLE_ACTIONS),
+  ];
 }
 
 /** Buckets the operator lets image-backed volumes read from (`VOLSNAP_IMAGE_BUCKETS`). */
@@ -161,10 +176,16 @@ function loadRegistry(env = process.env) {
 
 /**
  * The statements of the role of the deployment in `region`: its own resources, every other region
- * of `registry`, the identity region's table (`identityRegion`, default: this region), and the
- * image and export buckets the operator allows.
+ * of `registry`, identity (`identityTable` replicas here and in `identityRegion`, default: this
+ * region), and the image and export buckets the operator allows.
  */
-function statementsFor(region, registry, identityRegion = region, buckets = { images: [], exports: [] }) {
+function statementsFor(
+  region,
+  registry,
+  identityRegion = region,
+  buckets = { images: [], exports: [] },
+  identityTable = undefined,
+) {
   const others = registry.filter((entry) => entry.name !== region);
   if (identityRegion !== region && !others.some((entry) => entry.name === identityRegion)) {
     throw new Error(`The identity region ${identityRegion} is not in the region registry.`);
@@ -172,7 +193,11 @@ function statementsFor(region, registry, identityRegion = region, buckets = { im
   return [
     ...ownStatements(),
     ...others.flatMap(peerStatements),
-    ...others.filter((entry) => entry.name === identityRegion).flatMap(identityStatements),
+    ...identityStatements(
+      region,
+      others.find((entry) => entry.name === identityRegion),
+      identityTable,
+    ),
     ...imageBucketStatements(buckets.images),
     ...exportBucketStatements(buckets.exports),
   ];
@@ -186,6 +211,7 @@ module.exports = {
       loadRegistry(process.env),
       process.env.VOLSNAP_IDENTITY_REGION || undefined,
       { images: list(process.env.VOLSNAP_IMAGE_BUCKETS), exports: list(process.env.VOLSNAP_EXPORT_BUCKETS) },
+      `volsnap-${await resolveVariable('sls:stage')}-identity`,
     ),
   statementsFor,
   loadRegistry,

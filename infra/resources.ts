@@ -20,6 +20,11 @@ export function tableDefinition(): TableDefinition {
   return readYaml<TableDefinition>('./table.yml');
 }
 
+/** The identity table's properties (`infra/identity-table.yml`), replicated to every region on AWS. */
+export function identityTableDefinition(): TableDefinition {
+  return readYaml<TableDefinition>('./identity-table.yml');
+}
+
 /** The CreateTable request for a table of `infra/table.yml`'s shape, named `tableName`. */
 export function createTableInput(tableName: string, definition = tableDefinition()): CreateTableCommandInput {
   return {
@@ -32,9 +37,16 @@ export function createTableInput(tableName: string, definition = tableDefinition
 }
 
 /** Names of a region's resources in the local cloud (on AWS, CloudFormation names them). */
-export function localResourceNames(region: string): { table: string; bucket: string; queue: string } {
+export function localResourceNames(region: string): {
+  table: string;
+  bucket: string;
+  queue: string;
+  identityTable: string;
+} {
   return {
     table: `volsnap-local-${region}`,
+    // One name in every region, as a global table's replicas have.
+    identityTable: 'volsnap-local-identity',
     bucket: `volsnap-local-${region}`,
     queue: `volsnap-local-${region}-work`,
   };

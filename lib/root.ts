@@ -17,6 +17,7 @@ import { createZstdCompressor } from './adapters/zstd.ts';
 import { loadRuntimeConfig, type RuntimeConfig } from './config/runtime.ts';
 import { AccountService, keyAuthenticator } from './core/identity/accounts.ts';
 import type { Caller } from './core/identity/identity.ts';
+import { replicaFirst } from './core/identity/replica-identity.ts';
 import { RequestLimiter } from './core/identity/request-rate.ts';
 import { ImageReader, ImageService } from './core/instances/images.ts';
 import { InstanceService } from './core/instances/instances.ts';
@@ -94,11 +95,17 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
   const snapshotRepo = once(() => new DynamoSnapshotRepository(own().documents, table, nowSeconds));
   const objects = once(() => new S3ObjectStore(own().s3, config.region.bucket));
   const queue = once(() => new SqsWorkQueue(own().sqs, config.region.queueUrl));
+  // Identity is written in the identity region; each request reads this region's replica first.
   const identity = once(() => {
     const home = config.registry.get(config.identityRegion);
-    return new DynamoIdentityRepository(awsFor(home.name).documents, home.table);
+    return new DynamoIdentityRepository(awsFor(home.name).documents, config.identityTable ?? home.table);
   });
-  const authenticate = once(() => keyAuthenticator(identity(), clock));
+  const identityLookups = once(() =>
+    config.identityTable && config.identityRegion !== config.region.name
+      ? replicaFirst(new DynamoIdentityRepository(own().documents, config.identityTable), identity())
+      : identity(),
+  );
+  const authenticate = once(() => keyAuthenticator(identityLookups(), clock));
   const audit = once(() => new DynamoAuditLog(own().documents, table, nowSeconds));
   const uploadSlots = once(() => new DynamoUploadSlots(own().documents, table));
   const limiter = once(
@@ -114,6 +121,7 @@ export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock):
     (): AccountService =>
       new AccountService({
         identity: identity(),
+        lookups: identityLookups(),
         clock,
         region: config.region.name,
         usage: async (accountId) => ({

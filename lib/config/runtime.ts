@@ -20,6 +20,13 @@ export interface RuntimeConfig {
    */
   identityRegion: string;
   /**
+   * The identity table (`VOLSNAP_IDENTITY_TABLE`): the same name in every region, a replica of one
+   * global table in each. Writes go to the identity region's replica; each request is authenticated
+   * from this region's. Unset, identity lives in the identity region's own table (one region, or a
+   * deployment from before identity was replicated): every region reads it there.
+   */
+  identityTable?: string;
+  /**
    * `host:port` pairs imports may fetch although they resolve to private addresses
    * (`VOLSNAP_IMPORT_ALLOW`, comma-separated; the local cloud lists its S3 emulators).
    */
@@ -92,6 +99,7 @@ export function loadRuntimeConfig(env: Env): RuntimeConfig {
     version: VERSION,
     imageBuckets,
     identityRegion,
+    ...(env.VOLSNAP_IDENTITY_TABLE ? { identityTable: env.VOLSNAP_IDENTITY_TABLE } : {}),
     exportBuckets: (env.VOLSNAP_EXPORT_BUCKETS ?? '')
       .split(',')
       .map((b) => b.trim())

@@ -9,6 +9,7 @@ import type { CliConfigFile } from '../../lib/client/config.ts';
 import type { RegionEntry } from '../../lib/config/regions.ts';
 import { bootstrapAccount, keyAuthenticator } from '../../lib/core/identity/accounts.ts';
 import { localRoleCredentials } from './aws-calls.ts';
+import { IdentityReplication } from './identity-replication.ts';
 import {
   assertPortFree,
   checkJava,
@@ -60,6 +61,8 @@ export interface LocalRegion {
   queueUrl: string;
   bucket: string;
   table: string;
+  /** This region's replica of the identity table (the first region's takes the writes). */
+  identityTable: string;
 }
 
 export interface LocalCloud {
@@ -114,9 +117,11 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
   if (options.fresh) await rm(dataDir, { recursive: true, force: true });
   await mkdir(dataDir, { recursive: true });
   const children: ManagedProcess[] = [];
+  let replication: IdentityReplication | undefined;
   let stopping = false;
   const stop = async () => {
     stopping = true;
+    await replication?.stop();
     // Region processes first (they talk to the emulators), then the emulators.
     const [regions, emulators] = [
       children.filter((c) => c.name.startsWith('region')),
@@ -159,6 +164,7 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
           queueUrl: `http://127.0.0.1:${p.queue}/000000000000/${names.queue}`,
           bucket: names.bucket,
           table: names.table,
+          identityTable: names.identityTable,
         };
       }),
     );
@@ -170,12 +176,16 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
         provisionRegion(createAwsClients(registryEntry(r), LOCAL_CREDENTIALS), {
           table: r.table,
           bucket: r.bucket,
+          identityTable: r.identityTable,
         }),
       ),
     );
     if (options.recordCallsTo) await describeRecording(options.recordCallsTo, regionNames);
     const configPath = join(dataDir, 'config.json');
     const accounts = await seedAccounts(regions[0] as LocalRegion, configPath);
+    // The global table's stand-in: the seeded accounts reach every region before it serves.
+    replication = identityReplication(regions, options.verbose ? console.log : undefined);
+    await replication.start();
     const specPath = options.specPath ?? join(ROOT, 'serverless.yml');
     await loadServerlessSpec(specPath); // fail here, with the parse error, rather than in every region
     const surfaces: LocalCloud['surfaces'] = {};
@@ -218,6 +228,18 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
     await stop();
     throw error;
   }
+}
+
+/** Replicates the first region's identity table to the others' (see {@link IdentityReplication}). */
+function identityReplication(regions: LocalRegion[], log?: (line: string) => void): IdentityReplication {
+  const replicaOf = (r: LocalRegion) => ({
+    region: r.name,
+    documents: createAwsClients(registryEntry(r), LOCAL_CREDENTIALS).documents,
+    table: r.identityTable,
+  });
+  const [home, ...others] = regions.map(replicaOf);
+  if (!home) throw new Error('The local cloud needs at least one region.');
+  return new IdentityReplication({ home, replicas: others, ...(log ? { log } : {}) });
 }
 
 function registryEntry(r: LocalRegion): RegionEntry {
@@ -269,6 +291,7 @@ function regionEnvironment(
     VOLSNAP_S3_FORCE_PATH_STYLE: 'true',
     VOLSNAP_REGIONS: JSON.stringify(registry),
     VOLSNAP_IDENTITY_REGION: identityRegion,
+    VOLSNAP_IDENTITY_TABLE: r.identityTable,
     // Imports may fetch from the regions' own S3 emulators (presigned export URLs), and nothing else local.
     VOLSNAP_IMPORT_ALLOW: Object.values(registry)
       .map((entry) => (entry.s3Endpoint ? new URL(entry.s3Endpoint).host : ''))
@@ -316,7 +339,7 @@ async function seedAccounts(
     previous = undefined;
   }
   const clients = createAwsClients(registryEntry(identityRegion), LOCAL_CREDENTIALS);
-  const identity = new DynamoIdentityRepository(clients.documents, identityRegion.table);
+  const identity = new DynamoIdentityRepository(clients.documents, identityRegion.identityTable);
   const authenticate = keyAuthenticator(identity, systemClock);
   const accounts: CliConfigFile['accounts'] = {};
   for (const name of [...DEMO_ACCOUNTS, OPERATOR_ACCOUNT]) {

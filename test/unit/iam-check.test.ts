@@ -23,16 +23,29 @@ import { ROOT } from '../support/processes.ts';
 
 /** infra/iam.cjs, the statements serverless.yml resolves (`${file(infra/iam.cjs):statements}`). */
 const iam = createRequire(import.meta.url)('../../infra/iam.cjs') as {
-  statementsFor(region: string, registry: unknown[], identityRegion?: string): TemplateStatement[];
+  statementsFor(
+    region: string,
+    registry: unknown[],
+    identityRegion?: string,
+    buckets?: { images: string[]; exports: string[] },
+    identityTable?: string,
+  ): TemplateStatement[];
   loadRegistry(env: Record<string, string | undefined>): unknown[];
 };
 
 const REGIONS = ['eu-west-1', 'us-east-1'];
 const IDENTITY = 'eu-west-1';
+const IDENTITY_TABLE = 'volsnap-local-identity';
 const registryEnv = { VOLSNAP_REGIONS: JSON.stringify(localRegistry(REGIONS)) };
 
 function statementsOf(region: string): TemplateStatement[] {
-  return iam.statementsFor(region, iam.loadRegistry(registryEnv), IDENTITY);
+  return iam.statementsFor(
+    region,
+    iam.loadRegistry(registryEnv),
+    IDENTITY,
+    { images: [], exports: [] },
+    IDENTITY_TABLE,
+  );
 }
 
 function resolvedRoles(edit: (region: string, s: TemplateStatement[]) => TemplateStatement[] = (_, s) => s) {
@@ -92,9 +105,13 @@ describe('the IAM check', () => {
         ?.filter((s) => s.actions.includes('dynamodb:DeleteItem'))
         .flatMap((s) => s.resources)
         .filter((r) => !r.includes(`:${region}:`));
+    // Identity is written in the identity region's replica; every region reads its own.
     expect(identityDeletes('us-east-1')).toEqual([
-      'arn:aws:dynamodb:eu-west-1:000000000000:table/volsnap-local-eu-west-1',
+      `arn:aws:dynamodb:eu-west-1:000000000000:table/${IDENTITY_TABLE}`,
     ]);
+    expect(resources('us-east-1')).toContain(
+      `arn:aws:dynamodb:us-east-1:000000000000:table/${IDENTITY_TABLE}`,
+    );
     expect(identityDeletes('eu-west-1')).toEqual([]);
     // One region alone: its own table and indexes, bucket objects, bucket, queue.
     expect(iam.statementsFor('eu-west-1', [])).toHaveLength(5);

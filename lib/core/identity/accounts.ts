@@ -202,7 +202,10 @@ const MAX_KEY_LIFETIME_MS = 5 * 365 * 86_400_000;
  * failure alike (no header, not a volsnap key, unknown key, wrong secret, revoked, expired, user or
  * account gone). Reads the store on every call, so revocation and permission changes apply at once.
  */
-export function keyAuthenticator(identity: IdentityRepository, clock: Clock) {
+export function keyAuthenticator(
+  identity: Pick<IdentityRepository, 'getApiKey' | 'getUser' | 'getAccount'>,
+  clock: Clock,
+) {
   return async (authorization: string | undefined): Promise<Caller | undefined> => {
     const token = /^Bearer\s+(\S+)$/i.exec(authorization?.trim() ?? '')?.[1];
     const parsed = token ? parseApiKey(token) : undefined;
@@ -232,7 +235,13 @@ export function keyAuthenticator(identity: IdentityRepository, clock: Clock) {
 }
 
 export interface AccountServiceOptions {
+  /** Where identity is managed (the identity region's replica: consistent with its own writes). */
   identity: IdentityRepository;
+  /**
+   * Where an account's limits are read for each request (this region's replica first); default
+   * `identity`.
+   */
+  lookups?: Pick<IdentityRepository, 'getAccount'>;
   clock: Clock;
   region: string;
   /** This region's usage counters (absent ones are 0). */
@@ -374,7 +383,7 @@ export class AccountService {
 
   /** The limits of an account in this region (for the snapshot service's quota check). */
   async limits(accountId: string): Promise<QuotaLimits> {
-    return limitsOf(await this.#o.identity.getAccount(accountId), this.#o.defaults);
+    return limitsOf(await (this.#o.lookups ?? this.#o.identity).getAccount(accountId), this.#o.defaults);
   }
 
   /** An account by id or by name; `account.notFound` otherwise. */
