@@ -1,61 +1,38 @@
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../lib/adapters/clock.ts';
-import { MemoryIdentityRepository } from '../../lib/adapters/memory/identity.ts';
-import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
-import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
-import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
+import type { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE, blockHash } from '../../lib/core/format/blocks.ts';
 import { decodeManifest, encodeManifest, type Manifest } from '../../lib/core/format/manifest.ts';
 import { planReads, type SegmentRange } from '../../lib/core/format/restore-plan.ts';
 import { parseSegmentFooter, readSegmentBlock, SEGMENT_FOOTER_SIZE } from '../../lib/core/format/segment.ts';
 import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
-import { AccountService, bootstrapAccount } from '../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../lib/core/identity/identity.ts';
 import { ObjectLayout } from '../../lib/core/ports/objects.ts';
-import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
-import { VolumeService } from '../../lib/core/volumes/volumes.ts';
-import { testCaller } from '../support/callers.ts';
+import type { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
+import type { VolumeService } from '../../lib/core/volumes/volumes.ts';
+import { memoryRegion } from '../support/memory-region.ts';
 
 const zstd = createZstdCompressor();
 const SECRET = Buffer.from('SECRET-V1-do-not-share');
 const BLOCKS = 4;
 
-let clock: ManualClock;
 let objects: MemoryObjectStore;
 let snapshots: SnapshotService;
 let volumes: VolumeService;
-let accounts: AccountService;
 let owner: Caller;
 let grantee: Caller;
 let stranger: Caller;
 
 beforeEach(async () => {
-  clock = new ManualClock();
-  objects = new MemoryObjectStore();
-  const identity = new MemoryIdentityRepository();
-  const volumeRepo = new MemoryVolumeRepository();
-  const snapshotRepo = new MemorySnapshotRepository(volumeRepo);
-  accounts = new AccountService({
-    identity,
-    clock,
-    region: 'eu-west-1',
-    usage: (id) => snapshotRepo.usage(id),
-  });
-  const callerOf = async (name: string) =>
-    testCaller({ accountId: (await bootstrapAccount(identity, clock, { name })).account.accountId });
-  [owner, grantee, stranger] = await Promise.all([callerOf('a-co'), callerOf('b-co'), callerOf('c-co')]);
-  volumes = new VolumeService(volumeRepo, clock, 'eu-west-1', { regionBucket: 'b', extraBuckets: [] });
-  snapshots = new SnapshotService({
-    compressor: createZstdCompressor(),
-    snapshots: snapshotRepo,
-    volumes: volumeRepo,
-    objects,
-    clock,
-    region: 'eu-west-1',
-    accounts,
-  });
+  const region = memoryRegion('eu-west-1');
+  ({ snapshots, volumes } = region);
+  objects = region.ports.objects;
+  [owner, grantee, stranger] = await Promise.all([
+    region.account('a-co'),
+    region.account('b-co'),
+    region.account('c-co'),
+  ]);
 });
 
 /** A block that begins with `marker`, the rest random (so it is stored raw, the marker in clear). */
