@@ -85,7 +85,7 @@ export function memoryCloud(names: readonly string[], options: MemoryRegionOptio
         `Unknown region '${name}'. Known regions: ${names.join(', ')}.`,
       );
     }
-    return memoryPorts(name, names, clock, identity, options);
+    return memoryPorts(name, { ...options, clock, identity, knownRegions: names });
   });
   return {
     clock,
@@ -101,13 +101,19 @@ export function memoryCloud(names: readonly string[], options: MemoryRegionOptio
   };
 }
 
-function memoryPorts(
+/**
+ * A region's ports in memory, for a test that wires some of its own (a repository over DynamoDB
+ * Local) beside them; `memoryRegion` and `memoryCloud` wire these.
+ */
+export function memoryPorts(
   name: string,
-  names: readonly string[],
-  clock: ManualClock,
-  identity: MemoryIdentityRepository,
-  options: MemoryRegionOptions,
+  options: MemoryRegionOptions & {
+    identity?: MemoryIdentityRepository;
+    knownRegions?: readonly string[];
+  } = {},
 ): MemoryPorts {
+  const clock = options.clock ?? new ManualClock();
+  const identity = options.identity ?? new MemoryIdentityRepository();
   const bucket = options.bucket ?? 'region-bucket';
   const volumes = new MemoryVolumeRepository();
   const snapshots = new MemorySnapshotRepository(volumes);
@@ -115,7 +121,14 @@ function memoryPorts(
   const objects = options.objects ?? new MemoryObjectStore(() => clock.now());
   const buckets = new Map<string, MemoryObjectStore>();
   return {
-    settings: { name, bucket, imageBuckets: [], exportBuckets: [], knownRegions: names, ...options.settings },
+    settings: {
+      name,
+      bucket,
+      imageBuckets: [],
+      exportBuckets: [],
+      knownRegions: options.knownRegions ?? [name],
+      ...options.settings,
+    },
     clock,
     identity,
     audit: new MemoryAuditLog(),
