@@ -1,6 +1,6 @@
 import { type CopySource, copySourceOf, SnapshotCopier } from '../core/tasks/snapshot-copy.ts';
 import type { Factory, Region } from './region.ts';
-import { snapshotService } from './snapshots.ts';
+import { snapshotService, snapshotStores } from './snapshots.ts';
 
 /** A region's snapshots as a copy reads them: through that region's own service and bucket. */
 export function copySourceIn(region: Region, name: string): CopySource {
@@ -9,16 +9,11 @@ export function copySourceIn(region: Region, name: string): CopySource {
 }
 
 /** Copies of snapshots from any region into this one. */
-export const snapshotCopier: Factory<SnapshotCopier> = (region) => {
-  const { snapshots, volumes, objects, compressor } = region.ports;
-  return new SnapshotCopier({
+export const snapshotCopier: Factory<SnapshotCopier> = (region) =>
+  new SnapshotCopier({
+    ...snapshotStores(region),
     region: region.name,
     source: (name) => copySourceIn(region, name),
-    snapshots,
-    volumes,
-    objects,
     service: region.get(snapshotService),
-    compressor,
     ...region.tuning.copies,
   });
-};

@@ -1,22 +1,17 @@
 import { SnapshotImporter } from '../core/tasks/imports.ts';
 import { accountService } from './identity.ts';
 import type { Factory } from './region.ts';
-import { snapshotService } from './snapshots.ts';
+import { snapshotService, snapshotStores } from './snapshots.ts';
 
 /** Imports of snapshots from URLs and from files uploaded into this region. */
-export const snapshotImporter: Factory<SnapshotImporter> = (region) => {
-  const { openRemote, snapshots, volumes, objects, compressor, clock, uploads } = region.ports;
-  return new SnapshotImporter({
-    open: openRemote,
-    snapshots,
-    volumes,
-    objects,
+export const snapshotImporter: Factory<SnapshotImporter> = (region) =>
+  new SnapshotImporter({
+    ...snapshotStores(region),
+    open: region.ports.openRemote,
     service: region.get(snapshotService),
-    compressor,
-    clock,
+    clock: region.ports.clock,
     region: region.name,
-    uploads,
+    uploads: region.ports.uploads,
     limits: (accountId) => region.get(accountService).limits(accountId),
     ...region.tuning.imports,
   });
-};

@@ -19,7 +19,7 @@ import { imageSnapshotter } from './image-snapshots.ts';
 import { snapshotImporter } from './imports.ts';
 import { imageService, instanceService } from './instances.ts';
 import { maintenanceJobs, policyService } from './maintenance.ts';
-import type { Region } from './region.ts';
+import type { Factory, Region } from './region.ts';
 import { snapshotService, volumeService } from './snapshots.ts';
 
 /** Every service of a region, by name: what `runtime()` hands today's handlers, and what tests drive. */
@@ -47,51 +47,40 @@ export interface RegionServices {
   readonly images: ImageService;
 }
 
+type Built = Exclude<keyof RegionServices, 'authenticate' | 'audit'>;
+
+/** The factory of each service {@link servicesOf} names. */
+const FACTORIES: { readonly [K in Built]: Factory<RegionServices[K]> } = {
+  accounts: accountService,
+  limiter: requestLimiter,
+  volumes: volumeService,
+  snapshots: snapshotService,
+  imageSnapshotter,
+  copier: snapshotCopier,
+  exports: exportService,
+  importer: snapshotImporter,
+  jobs: maintenanceJobs,
+  policies: policyService,
+  instances: instanceService,
+  images: imageService,
+};
+
 /**
  * The services of a region by name, each made on first read. This module imports every factory:
  * a function that wants a bundle with only its own services imports the factories it uses instead.
  */
 export function servicesOf(region: Region): RegionServices {
-  return {
-    authenticate: (authorization) => region.get(authenticator)(authorization),
-    get accounts() {
-      return region.get(accountService);
-    },
-    get limiter() {
-      return region.get(requestLimiter);
-    },
+  const services = {
+    authenticate: (authorization: string | undefined) => region.get(authenticator)(authorization),
     get audit() {
       return region.ports.audit;
     },
-    get volumes() {
-      return region.get(volumeService);
-    },
-    get snapshots() {
-      return region.get(snapshotService);
-    },
-    get imageSnapshotter() {
-      return region.get(imageSnapshotter);
-    },
-    get copier() {
-      return region.get(snapshotCopier);
-    },
-    get exports() {
-      return region.get(exportService);
-    },
-    get importer() {
-      return region.get(snapshotImporter);
-    },
-    get jobs() {
-      return region.get(maintenanceJobs);
-    },
-    get policies() {
-      return region.get(policyService);
-    },
-    get instances() {
-      return region.get(instanceService);
-    },
-    get images() {
-      return region.get(imageService);
-    },
   };
+  for (const name of Object.keys(FACTORIES) as Built[]) {
+    Object.defineProperty(services, name, {
+      enumerable: true,
+      get: () => region.get<unknown>(FACTORIES[name]),
+    });
+  }
+  return services as RegionServices;
 }

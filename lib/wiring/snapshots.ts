@@ -9,20 +9,21 @@ export function imageAccessOf(region: Region): ImageAccess {
   return { regionBucket: region.settings.bucket, extraBuckets: [...region.settings.imageBuckets] };
 }
 
+/** The records, bucket and codec every snapshot writer of the region works on (service, workers). */
+export function snapshotStores(region: Region) {
+  const { snapshots, volumes, objects, compressor } = region.ports;
+  return { snapshots, volumes, objects, compressor };
+}
+
 export const volumeService: Factory<VolumeService> = (region) =>
   new VolumeService(region.ports.volumes, region.ports.clock, region.name, imageAccessOf(region));
 
-export const snapshotService: Factory<SnapshotService> = (region) => {
-  const { snapshots, volumes, objects, clock, queue, compressor } = region.ports;
-  return new SnapshotService({
-    compressor,
-    snapshots,
-    volumes,
-    objects,
-    clock,
+export const snapshotService: Factory<SnapshotService> = (region) =>
+  new SnapshotService({
+    ...snapshotStores(region),
+    clock: region.ports.clock,
     region: region.name,
-    queue,
+    queue: region.ports.queue,
     accounts: region.get(accountService),
     ...region.tuning.snapshots,
   });
-};

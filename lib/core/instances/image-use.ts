@@ -11,6 +11,12 @@ import {
 } from './image-records.ts';
 import { byBootIndex } from './instances.ts';
 
+/** The exports `image export` started: one per snapshot of the image. */
+export interface ImageExports {
+  imageId: string;
+  exports: (Omit<ImageSnapshot, 'state' | 'progress' | 'stateReason'> & { exportId: string })[];
+}
+
 /** What a completed image is for: launching instances from it, exporting its snapshots. */
 export class ImageUse extends ImageUseCase {
   /**
@@ -54,14 +60,7 @@ export class ImageUse extends ImageUseCase {
   }
 
   /** Exports each snapshot of a completed image the caller may read, as `snapshot export` does. */
-  async export(
-    caller: Caller,
-    imageId: string,
-    format: DiskFormat,
-  ): Promise<{
-    imageId: string;
-    exports: (Omit<ImageSnapshot, 'state' | 'progress' | 'stateReason'> & { exportId: string })[];
-  }> {
+  async export(caller: Caller, imageId: string, format: DiskFormat): Promise<ImageExports> {
     requirePermission(caller, 'snapshot:export');
     const { exports } = this.o;
     if (!exports) throw new VolsnapError('internal', 'This deployment cannot export images.');

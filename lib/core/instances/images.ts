@@ -5,9 +5,9 @@ import type { ImageServiceOptions } from './image-context.ts';
 import { ImageDeletions } from './image-deletion.ts';
 import { type CopyImageInput, type CreateImageInput, ImageMaking } from './image-making.ts';
 import { ImageReader, mayRead, viewFor } from './image-reader.ts';
-import type { Image, ImageDeletion, ImageSnapshot, Launch } from './image-records.ts';
+import type { Image, ImageDeletion, Launch } from './image-records.ts';
 import { ImageSharing } from './image-sharing.ts';
-import { ImageUse } from './image-use.ts';
+import { type ImageExports, ImageUse } from './image-use.ts';
 
 export type { ImageServiceOptions } from './image-context.ts';
 export type { CopyImageInput, CreateImageInput } from './image-making.ts';
@@ -22,6 +22,7 @@ export {
   type Launch,
   NETWORK_NOTE,
 } from './image-records.ts';
+export type { ImageExports } from './image-use.ts';
 
 /**
  * Image use cases: create (an instance snapshot), list, show, delete, launch, share, copy, export.
@@ -99,14 +100,7 @@ export class ImageService {
   }
 
   /** {@link ImageUse.export} */
-  export(
-    caller: Caller,
-    imageId: string,
-    format: DiskFormat,
-  ): Promise<{
-    imageId: string;
-    exports: (Omit<ImageSnapshot, 'state' | 'progress' | 'stateReason'> & { exportId: string })[];
-  }> {
+  export(caller: Caller, imageId: string, format: DiskFormat): Promise<ImageExports> {
     return this.#use.export(caller, imageId, format);
   }
 }
