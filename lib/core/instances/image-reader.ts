@@ -1,6 +1,5 @@
-import { type Caller, type Permission, requirePermission } from '../identity/identity.ts';
+import { type Caller, type Permission, requireOwner, requirePermission } from '../identity/identity.ts';
 import { type Clock, isoTime } from '../shared/clock.ts';
-import { VolsnapError } from '../shared/errors.ts';
 import { isId } from '../shared/ids.ts';
 import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
 import {
@@ -35,13 +34,7 @@ export class ImageReader {
   async owned(caller: Caller, imageId: string, permission: Permission, verb: string): Promise<Image> {
     requirePermission(caller, permission);
     const image = await this.visible(caller, imageId);
-    if (image.accountId !== caller.accountId) {
-      throw new VolsnapError(
-        'auth.forbidden',
-        `Image ${imageId} belongs to another account: only its owner can ${verb} it.`,
-        { details: { imageId } },
-      );
-    }
+    requireOwner(caller, image, { kind: 'Image', id: imageId, verb, details: { imageId } });
     return image;
   }
 
