@@ -1,20 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
-import { decodeManifest, encodeManifest } from '../../lib/core/format/manifest.ts';
-import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
 import type { Caller } from '../../lib/core/identity/identity.ts';
 import { type Image, NETWORK_NOTE } from '../../lib/core/instances/images.ts';
 import { ObjectLayout } from '../../lib/core/ports/objects.ts';
 import { testCaller } from '../support/callers.ts';
 import { type MemoryRegion, memoryCloud } from '../support/memory-region.ts';
-
-const zstd = createZstdCompressor();
+import { writeSnapshot } from '../support/writes.ts';
 
 /** One region of the cloud, by the names the tests use. */
 function regionParts(r: MemoryRegion) {
   return {
+    memory: r,
     name: r.name,
     objects: r.ports.objects,
     queue: r.ports.queue,
@@ -59,23 +56,7 @@ function disk(blocks: number): Buffer {
 /** What `image create --file` does for one queued snapshot, in memory: take it, write it, complete it. */
 async function write(r: Region, caller: Caller, snapshotId: string, data: Buffer) {
   const started = await r.snapshots.start(caller, snapshotId);
-  const parent = started.parentSnapshotId
-    ? decodeManifest(
-        (await r.objects.get(ObjectLayout.manifest(started.parentSnapshotId))) ?? new Uint8Array(),
-      )
-    : undefined;
-  const writer = new SnapshotWriter({
-    volumeSize: started.volumeSize,
-    compressor: zstd,
-    parent,
-    nextSegmentId: async () =>
-      (await r.snapshots.uploadUrls(caller, snapshotId, 1)).segments[0]?.segmentId ?? '',
-    store: (segmentId, object) => r.objects.put(ObjectLayout.segment(caller.accountId, segmentId), object),
-  });
-  for (let i = 0; i * BLOCK_SIZE < started.volumeSize; i++)
-    await writer.add(i, data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
-  await r.objects.put(ObjectLayout.manifestUpload(snapshotId), encodeManifest(await writer.finish()));
-  return r.snapshots.complete(caller, snapshotId);
+  return (await writeSnapshot(r.memory, caller, started, data.subarray(0, started.volumeSize))).snapshot;
 }
 
 /** An instance of `caller` with two volumes on a host (4 and 8 blocks), its files' bytes. */

@@ -7,9 +7,8 @@ import type { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
 import type { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
-import { decodeManifest, encodeManifest } from '../../lib/core/format/manifest.ts';
+import { decodeManifest } from '../../lib/core/format/manifest.ts';
 import { readSegmentBlock } from '../../lib/core/format/segment.ts';
-import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
 import type { AccountService } from '../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../lib/core/identity/identity.ts';
 import {
@@ -31,6 +30,7 @@ import { partKey } from '../../lib/core/tasks/parts.ts';
 import type { VolumeService } from '../../lib/core/volumes/volumes.ts';
 import { maintenanceOptions } from '../../lib/wiring/maintenance.ts';
 import { type MemoryRegion, memoryRegion } from '../support/memory-region.ts';
+import { writeSnapshot } from '../support/writes.ts';
 
 const zstd = createZstdCompressor();
 const BLOCKS = 16;
@@ -111,23 +111,9 @@ async function takeSnapshot(
 }
 
 async function writeBlocks(caller: Caller, snapshot: Snapshot, data: Buffer, complete: boolean) {
-  const parentBytes = snapshot.parentSnapshotId
-    ? await objects.get(ObjectLayout.manifest(snapshot.parentSnapshotId))
-    : undefined;
-  const writer = new SnapshotWriter({
-    volumeSize: data.length,
-    compressor: zstd,
-    parent: parentBytes ? decodeManifest(parentBytes) : undefined,
-    segmentTargetSize: 4 * BLOCK_SIZE,
-    nextSegmentId: async () =>
-      (await service.uploadUrls(caller, snapshot.snapshotId, 1)).segments[0]?.segmentId ?? '',
-    store: (id, object) => objects.put(ObjectLayout.segment(caller.accountId, id), object),
-  });
-  for (let i = 0; i * BLOCK_SIZE < data.length; i++)
-    await writer.add(i, data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
-  await objects.put(ObjectLayout.manifestUpload(snapshot.snapshotId), encodeManifest(await writer.finish()));
-  if (!complete) return snapshot;
-  return service.complete(caller, snapshot.snapshotId);
+  return (
+    await writeSnapshot(region, caller, snapshot, data, { segmentTargetSize: 4 * BLOCK_SIZE, complete })
+  ).snapshot;
 }
 
 /** The volume's bytes, read from the snapshot's manifest and segments (throws if a segment is gone). */

@@ -4,9 +4,8 @@ import type { ManualClock } from '../../lib/adapters/clock.ts';
 import type { MemoryPolicyRepository } from '../../lib/adapters/memory/policies.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
-import { decodeManifest, encodeManifest } from '../../lib/core/format/manifest.ts';
+import { decodeManifest } from '../../lib/core/format/manifest.ts';
 import { readSegmentBlock } from '../../lib/core/format/segment.ts';
-import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
 import type { Caller } from '../../lib/core/identity/identity.ts';
 import {
   type CreatePolicyInput,
@@ -22,6 +21,7 @@ import type { Snapshot } from '../../lib/core/snapshots/snapshots.ts';
 import { lineageVolumeId } from '../../lib/core/tasks/snapshot-copy.ts';
 import { policyRunner } from '../../lib/wiring/maintenance.ts';
 import { type MemoryCloud, type MemoryRegion, memoryCloud } from '../support/memory-region.ts';
+import { writeSnapshot } from '../support/writes.ts';
 
 const zstd = createZstdCompressor();
 const BLOCKS = 8;
@@ -116,21 +116,7 @@ async function agent(caller: Caller, snapshotId: string, data: Buffer): Promise<
   const started = await r1.service.start(caller, snapshotId);
   // The CLI reads the parent's manifest through the URL the service issues for a completed snapshot.
   if (started.parentSnapshotId) await r1.service.manifestUrl(caller, started.parentSnapshotId);
-  const parentBytes = started.parentSnapshotId
-    ? await r1.objects.get(ObjectLayout.manifest(started.parentSnapshotId))
-    : undefined;
-  const writer = new SnapshotWriter({
-    volumeSize: data.length,
-    compressor: zstd,
-    parent: parentBytes ? decodeManifest(parentBytes) : undefined,
-    nextSegmentId: async () =>
-      (await r1.service.uploadUrls(caller, snapshotId, 1)).segments[0]?.segmentId ?? '',
-    store: (id, object) => r1.objects.put(ObjectLayout.segment(caller.accountId, id), object),
-  });
-  for (let i = 0; i * BLOCK_SIZE < data.length; i++)
-    await writer.add(i, data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
-  await r1.objects.put(ObjectLayout.manifestUpload(snapshotId), encodeManifest(await writer.finish()));
-  return r1.service.complete(caller, snapshotId);
+  return (await writeSnapshot(cloud.region('r1'), caller, started, data)).snapshot;
 }
 
 async function restoreIn(r: Region, accountId: string, snapshotId: string): Promise<Buffer> {

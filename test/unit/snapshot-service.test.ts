@@ -3,10 +3,9 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
-import { decodeManifest, encodeManifest, type Manifest } from '../../lib/core/format/manifest.ts';
+import { decodeManifest, encodeManifest } from '../../lib/core/format/manifest.ts';
 import { planReads } from '../../lib/core/format/restore-plan.ts';
 import { readSegmentBlock, SegmentBuilder } from '../../lib/core/format/segment.ts';
-import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
 import type { AccountService } from '../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../lib/core/identity/identity.ts';
 import { ObjectLayout } from '../../lib/core/ports/objects.ts';
@@ -15,6 +14,7 @@ import type { SnapshotService } from '../../lib/core/snapshots/snapshot-service.
 import type { VolumeService } from '../../lib/core/volumes/volumes.ts';
 import { testCaller } from '../support/callers.ts';
 import { type MemoryRegion, memoryRegion } from '../support/memory-region.ts';
+import { writeSnapshot } from '../support/writes.ts';
 
 const zstd = createZstdCompressor();
 const alice: Caller = testCaller();
@@ -45,27 +45,8 @@ function image(blocks = BLOCKS): Buffer {
 
 /** What the CLI does, in memory: write blocks through the service's URLs (as direct puts here). */
 async function takeSnapshot(caller: Caller, volumeId: string, data: Buffer) {
-  const snapshot = await snapshots.create(caller, { volumeId, name: 'test' });
-  let parent: Manifest | undefined;
-  if (snapshot.parentSnapshotId) {
-    parent = decodeManifest(
-      (await objects.get(ObjectLayout.manifest(snapshot.parentSnapshotId))) ?? new Uint8Array(),
-    );
-  }
-  const writer = new SnapshotWriter({
-    volumeSize: data.length,
-    compressor: zstd,
-    parent,
-    segmentTargetSize: 4 * BLOCK_SIZE,
-    nextSegmentId: async () =>
-      (await snapshots.uploadUrls(caller, snapshot.snapshotId, 1)).segments[0]?.segmentId ?? '',
-    store: (segmentId, object) => objects.put(ObjectLayout.segment(caller.accountId, segmentId), object),
-  });
-  for (let i = 0; i * BLOCK_SIZE < data.length; i++)
-    await writer.add(i, data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
-  const manifest = await writer.finish();
-  await objects.put(ObjectLayout.manifestUpload(snapshot.snapshotId), encodeManifest(manifest));
-  return { snapshot: await snapshots.complete(caller, snapshot.snapshotId), report: writer.report };
+  const pending = await snapshots.create(caller, { volumeId, name: 'test' });
+  return writeSnapshot(region, caller, pending, data, { segmentTargetSize: 4 * BLOCK_SIZE });
 }
 
 async function restore(caller: Caller, snapshotId: string, size: number): Promise<Buffer> {
