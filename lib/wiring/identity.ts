@@ -5,9 +5,10 @@ import type { Factory } from './region.ts';
 
 /** Accounts, users, keys and quotas, with this region's usage of them. */
 export const accountService: Factory<AccountService> = (region) => {
-  const { identity, clock, snapshots, uploads, settings } = region.ports;
+  const { identity, identityLookups, clock, snapshots, uploads, settings } = region.ports;
   return new AccountService({
     identity,
+    ...(identityLookups ? { lookups: identityLookups } : {}),
     clock,
     region: region.name,
     usage: async (accountId) => ({
@@ -31,4 +32,4 @@ export const requestLimiter: Factory<RequestLimiter> = (region) =>
 /** Resolves an Authorization header to the caller, or undefined for any bad or missing key. */
 export const authenticator: Factory<(authorization: string | undefined) => Promise<Caller | undefined>> = (
   region,
-) => keyAuthenticator(region.ports.identity, region.ports.clock);
+) => keyAuthenticator(region.ports.identityLookups ?? region.ports.identity, region.ports.clock);

@@ -66,6 +66,11 @@ export interface RegionPorts {
   readonly clock: Clock;
   /** Accounts, users and keys: the identity region's, the same for every region of a deployment. */
   readonly identity: IdentityRepository;
+  /**
+   * Where each request reads identity (its key, user, account and limits): this region's replica
+   * first, where it has one; `identity` unless given.
+   */
+  readonly identityLookups?: Pick<IdentityRepository, 'getApiKey' | 'getUser' | 'getAccount'>;
   readonly audit: AuditLog;
   readonly requests: RequestCounter;
   readonly volumes: VolumeRepository;

@@ -68,7 +68,13 @@ export {
 const MAX_KEY_LIFETIME_MS = 5 * 365 * 86_400_000;
 
 export interface AccountServiceOptions {
+  /** Where identity is managed (the identity region's replica: consistent with its own writes). */
   identity: IdentityRepository;
+  /**
+   * Where an account's limits are read for each request (this region's replica first); default
+   * `identity`.
+   */
+  lookups?: Pick<IdentityRepository, 'getAccount'>;
   clock: Clock;
   region: string;
   /** This region's usage counters (absent ones are 0). */
@@ -197,7 +203,7 @@ export class AccountService {
 
   /** The limits of an account in this region (for the snapshot service's quota check). */
   async limits(accountId: string): Promise<QuotaLimits> {
-    return limitsOf(await this.#o.identity.getAccount(accountId), this.#o.defaults);
+    return limitsOf(await (this.#o.lookups ?? this.#o.identity).getAccount(accountId), this.#o.defaults);
   }
 
   /** An account by id or by name; `account.notFound` otherwise. */

@@ -9,7 +9,10 @@ import type { Account, ApiKeyInfo, ApiKeyRecord, IdentityRepository, IssuedKey, 
  * failure alike (no header, not a volsnap key, unknown key, wrong secret, revoked, expired, user or
  * account gone). Reads the store on every call, so revocation and permission changes apply at once.
  */
-export function keyAuthenticator(identity: IdentityRepository, clock: Clock) {
+export function keyAuthenticator(
+  identity: Pick<IdentityRepository, 'getApiKey' | 'getUser' | 'getAccount'>,
+  clock: Clock,
+) {
   return async (authorization: string | undefined): Promise<Caller | undefined> => {
     const token = /^Bearer\s+(\S+)$/i.exec(authorization?.trim() ?? '')?.[1];
     const parsed = token ? parseApiKey(token) : undefined;
