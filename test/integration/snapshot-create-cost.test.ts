@@ -3,17 +3,17 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../lib/adapters/clock.ts';
 import { DynamoSnapshotRepository } from '../../lib/adapters/dynamodb/snapshots.ts';
 import { DynamoVolumeRepository } from '../../lib/adapters/dynamodb/volumes.ts';
-import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
-import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
 import { DEFAULT_QUOTA } from '../../lib/core/identity/accounts.ts';
 import { isoTime } from '../../lib/core/shared/clock.ts';
 import { newId } from '../../lib/core/shared/ids.ts';
-import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
 import type { Snapshot } from '../../lib/core/snapshots/snapshots.ts';
 import type { Volume } from '../../lib/core/volumes/volumes.ts';
+import { Cloud, type RegionPorts } from '../../lib/wiring/region.ts';
+import { snapshotService } from '../../lib/wiring/snapshots.ts';
 import { testCaller } from '../support/callers.ts';
 import { freshRegion } from '../support/emulators.ts';
+import { memoryPorts } from '../support/memory-region.ts';
 
 /**
  * The finding: a create on a volume with 415 pending snapshots took 0.5 s against 17 ms on another,
@@ -41,22 +41,13 @@ describe('creating a snapshot on a volume with many pending snapshots', () => {
     const snapshotRepo = new DynamoSnapshotRepository(clients.documents, entry.table, () => 0);
     const caller = testCaller();
     const limits = { ...DEFAULT_QUOTA, maxPendingSnapshots: 1000, maxPendingSnapshotsPerVolume: 1000 };
-    // As a variable, not a literal: the service takes more options on other branches (a compressor).
-    const options = {
-      snapshots: snapshotRepo,
+    // The region's wiring, with its volume and snapshot records in DynamoDB Local (the rest in memory).
+    const ports: RegionPorts = {
+      ...memoryPorts(entry.name, { clock, settings: { defaultQuota: limits } }),
       volumes: volumeRepo,
-      objects: new MemoryObjectStore(),
-      clock,
-      region: entry.name,
-      compressor: createZstdCompressor(),
-      accounts: {
-        resolveAccount: async (): Promise<never> => {
-          throw new Error('not used');
-        },
-        limits: async () => limits,
-      },
+      snapshots: snapshotRepo,
     };
-    const service = new SnapshotService(options);
+    const service = new Cloud(() => ports).region(entry.name).get(snapshotService);
 
     const volumeWith = async (pending: number): Promise<{ volume: Volume; parent: string }> => {
       const volume: Volume = {

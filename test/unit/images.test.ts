@@ -1,81 +1,34 @@
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../lib/adapters/clock.ts';
-import { MemoryExportRepository } from '../../lib/adapters/memory/exports.ts';
-import { MemoryIdentityRepository } from '../../lib/adapters/memory/identity.ts';
-import { MemoryImageRepository } from '../../lib/adapters/memory/images.ts';
-import { MemoryInstanceRepository } from '../../lib/adapters/memory/instances.ts';
-import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
-import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
-import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
-import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
-import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
-import { decodeManifest, encodeManifest } from '../../lib/core/format/manifest.ts';
-import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
-import { AccountService, bootstrapAccount } from '../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../lib/core/identity/identity.ts';
-import { type Image, type ImageReader, ImageService, NETWORK_NOTE } from '../../lib/core/instances/images.ts';
-import { InstanceService } from '../../lib/core/instances/instances.ts';
+import { type Image, NETWORK_NOTE } from '../../lib/core/instances/images.ts';
 import { ObjectLayout } from '../../lib/core/ports/objects.ts';
-import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
-import { ExportService } from '../../lib/core/tasks/exports.ts';
-import { copySourceOf, SnapshotCopier } from '../../lib/core/tasks/snapshot-copy.ts';
-import { VolumeService } from '../../lib/core/volumes/volumes.ts';
 import { testCaller } from '../support/callers.ts';
+import { type MemoryRegion, memoryCloud } from '../support/memory-region.ts';
+import { writeSnapshot } from '../support/writes.ts';
 
-const zstd = createZstdCompressor();
-
-/** One region's services over memory adapters. */
-function region(name: string, accounts: AccountService, clock: ManualClock) {
-  const objects = new MemoryObjectStore(() => clock.now());
-  const queue = new MemoryWorkQueue();
-  const volumeRepo = new MemoryVolumeRepository();
-  const snapshotRepo = new MemorySnapshotRepository(volumeRepo);
-  const imageRepo = new MemoryImageRepository();
-  const instanceRepo = new MemoryInstanceRepository();
-  const volumes = new VolumeService(volumeRepo, clock, name, { regionBucket: 'bucket', extraBuckets: [] });
-  const snapshots = new SnapshotService({
-    compressor: createZstdCompressor(),
-    snapshots: snapshotRepo,
-    volumes: volumeRepo,
-    objects,
-    clock,
-    region: name,
-    queue,
-    accounts,
-  });
-  const instances = new InstanceService(instanceRepo, volumeRepo, clock, name);
-  const exportRepo = new MemoryExportRepository();
-  const exports = new ExportService({
-    exports: exportRepo,
-    snapshots,
-    objects,
-    queue,
-    clock,
-    region: name,
-    compressor: zstd,
-  });
+/** One region of the cloud, by the names the tests use. */
+function regionParts(r: MemoryRegion) {
   return {
-    name,
-    objects,
-    queue,
-    volumeRepo,
-    snapshotRepo,
-    imageRepo,
-    instanceRepo,
-    volumes,
-    snapshots,
-    instances,
-    exports,
-    /** Filled in once every region exists (copies read the other one). */
-    images: undefined as unknown as ImageService,
-    copier: undefined as unknown as SnapshotCopier,
+    memory: r,
+    name: r.name,
+    objects: r.ports.objects,
+    queue: r.ports.queue,
+    volumeRepo: r.ports.volumes,
+    snapshotRepo: r.ports.snapshots,
+    imageRepo: r.ports.images,
+    instanceRepo: r.ports.instances,
+    volumes: r.volumes,
+    snapshots: r.snapshots,
+    instances: r.instances,
+    exports: r.exports,
+    images: r.images,
+    copier: r.copier,
   };
 }
-type Region = ReturnType<typeof region>;
+type Region = ReturnType<typeof regionParts>;
 
-let clock: ManualClock;
 let r1: Region;
 let r2: Region;
 let owner: Caller;
@@ -83,60 +36,15 @@ let grantee: Caller;
 let stranger: Caller;
 
 beforeEach(async () => {
-  clock = new ManualClock();
-  const identity = new MemoryIdentityRepository();
-  const accounts = new AccountService({
-    identity,
-    clock,
-    region: 'eu-west-1',
-    usage: async () => ({ snapshots: 0, storedBytes: 0 }),
-  });
-  const callerOf = async (name: string) =>
-    testCaller({ accountId: (await bootstrapAccount(identity, clock, { name })).account.accountId });
+  const cloud = memoryCloud(['eu-west-1', 'us-east-1'], { bucket: 'bucket' });
+  const home = cloud.region('eu-west-1');
   [owner, grantee, stranger] = await Promise.all([
-    callerOf('owner-co'),
-    callerOf('grantee-co'),
-    callerOf('stranger-co'),
+    home.account('owner-co'),
+    home.account('grantee-co'),
+    home.account('stranger-co'),
   ]);
-  r1 = region('eu-west-1', accounts, clock);
-  r2 = region('us-east-1', accounts, clock);
-  const regions = new Map([
-    [r1.name, r1],
-    [r2.name, r2],
-  ]);
-  for (const r of [r1, r2]) {
-    r.copier = new SnapshotCopier({
-      region: r.name,
-      source: (name) => {
-        const source = regions.get(name);
-        if (!source) throw new Error(`no region ${name}`);
-        return copySourceOf(source.snapshots, source.objects);
-      },
-      snapshots: r.snapshotRepo,
-      volumes: r.volumeRepo,
-      objects: r.objects,
-      service: r.snapshots,
-      compressor: zstd,
-    });
-    r.images = new ImageService({
-      images: r.imageRepo,
-      snapshotRecords: r.snapshotRepo,
-      snapshots: r.snapshots,
-      volumeRecords: r.volumeRepo,
-      volumes: r.volumes,
-      instances: r.instances,
-      accounts,
-      clock,
-      region: r.name,
-      copier: r.copier,
-      exports: r.exports,
-      readerIn: (name): ImageReader => {
-        const source = regions.get(name);
-        if (!source) throw new Error(`no region ${name}`);
-        return source.images.reader;
-      },
-    });
-  }
+  r1 = regionParts(home);
+  r2 = regionParts(cloud.region('us-east-1'));
 });
 
 function disk(blocks: number): Buffer {
@@ -148,23 +56,7 @@ function disk(blocks: number): Buffer {
 /** What `image create --file` does for one queued snapshot, in memory: take it, write it, complete it. */
 async function write(r: Region, caller: Caller, snapshotId: string, data: Buffer) {
   const started = await r.snapshots.start(caller, snapshotId);
-  const parent = started.parentSnapshotId
-    ? decodeManifest(
-        (await r.objects.get(ObjectLayout.manifest(started.parentSnapshotId))) ?? new Uint8Array(),
-      )
-    : undefined;
-  const writer = new SnapshotWriter({
-    volumeSize: started.volumeSize,
-    compressor: zstd,
-    parent,
-    nextSegmentId: async () =>
-      (await r.snapshots.uploadUrls(caller, snapshotId, 1)).segments[0]?.segmentId ?? '',
-    store: (segmentId, object) => r.objects.put(ObjectLayout.segment(caller.accountId, segmentId), object),
-  });
-  for (let i = 0; i * BLOCK_SIZE < started.volumeSize; i++)
-    await writer.add(i, data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
-  await r.objects.put(ObjectLayout.manifestUpload(snapshotId), encodeManifest(await writer.finish()));
-  return r.snapshots.complete(caller, snapshotId);
+  return (await writeSnapshot(r.memory, caller, started, data.subarray(0, started.volumeSize))).snapshot;
 }
 
 /** An instance of `caller` with two volumes on a host (4 and 8 blocks), its files' bytes. */

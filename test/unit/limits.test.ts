@@ -1,36 +1,25 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../lib/adapters/clock.ts';
-import { MemoryExportRepository } from '../../lib/adapters/memory/exports.ts';
-import { MemoryIdentityRepository } from '../../lib/adapters/memory/identity.ts';
-import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
-import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
-import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
-import { MemoryUploadSlots } from '../../lib/adapters/memory/uploads.ts';
-import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
+import type { ManualClock } from '../../lib/adapters/clock.ts';
+import type { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
+import type { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
 import { encodeManifest } from '../../lib/core/format/manifest.ts';
 import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
-import {
-  AccountService,
-  bootstrapAccount,
-  DEFAULT_QUOTA,
-  type QuotaLimits,
-} from '../../lib/core/identity/accounts.ts';
+import { type AccountService, DEFAULT_QUOTA, type QuotaLimits } from '../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../lib/core/identity/identity.ts';
 import { ObjectLayout } from '../../lib/core/ports/objects.ts';
 import { newId } from '../../lib/core/shared/ids.ts';
-import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
-import { ExportService } from '../../lib/core/tasks/exports.ts';
-import { SnapshotImporter } from '../../lib/core/tasks/imports.ts';
-import { VolumeService } from '../../lib/core/volumes/volumes.ts';
-import { testCaller } from '../support/callers.ts';
+import type { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
+import type { ExportService } from '../../lib/core/tasks/exports.ts';
+import type { SnapshotImporter } from '../../lib/core/tasks/imports.ts';
+import type { VolumeService } from '../../lib/core/volumes/volumes.ts';
+import { memoryRegion } from '../support/memory-region.ts';
 
 const zstd = createZstdCompressor();
 let clock: ManualClock;
 let objects: MemoryObjectStore;
 let queue: MemoryWorkQueue;
-let identity: MemoryIdentityRepository;
 let accounts: AccountService;
 let snapshots: SnapshotService;
 let volumes: VolumeService;
@@ -40,69 +29,13 @@ let alice: Caller;
 let operator: Caller;
 
 beforeEach(async () => {
-  clock = new ManualClock();
-  objects = new MemoryObjectStore();
-  queue = new MemoryWorkQueue();
-  identity = new MemoryIdentityRepository();
-  const volumeRepo = new MemoryVolumeRepository();
-  const snapshotRepo = new MemorySnapshotRepository(volumeRepo);
-  const uploads = new MemoryUploadSlots();
-  accounts = new AccountService({
-    identity,
-    clock,
-    region: 'eu-west-1',
-    usage: async (id) => ({
-      ...(await snapshotRepo.usage(id)),
-      openUploads: await uploads.count(id, clock.now()),
-    }),
+  const region = memoryRegion('eu-west-1', {
+    settings: { tuning: { exports: { partSize: 5 * 1024 * 1024 } } },
   });
-  const limits = (id: string) => accounts.limits(id);
-  // As a variable, not a literal: the service takes more options on other branches (a compressor).
-  const serviceOptions = {
-    snapshots: snapshotRepo,
-    volumes: volumeRepo,
-    objects,
-    clock,
-    region: 'eu-west-1',
-    queue,
-    compressor: zstd,
-    accounts: { resolveAccount: (ref: string) => accounts.resolveAccount(ref), limits },
-  };
-  snapshots = new SnapshotService(serviceOptions);
-  volumes = new VolumeService(volumeRepo, clock, 'eu-west-1', { regionBucket: 'b', extraBuckets: [] });
-  exports = new ExportService({
-    exports: new MemoryExportRepository(snapshotRepo.counters),
-    snapshots,
-    objects,
-    queue,
-    clock,
-    region: 'eu-west-1',
-    compressor: zstd,
-    partSize: 5 * 1024 * 1024,
-    limits,
-  });
-  importer = new SnapshotImporter({
-    open: async () => {
-      throw new Error('no URLs here');
-    },
-    snapshots: snapshotRepo,
-    volumes: volumeRepo,
-    objects,
-    service: snapshots,
-    compressor: zstd,
-    clock,
-    region: 'eu-west-1',
-    uploads,
-    limits,
-  });
-  alice = testCaller({
-    accountId: (await bootstrapAccount(identity, clock, { name: 'alice-co' })).account.accountId,
-  });
-  operator = testCaller({
-    accountId: (await bootstrapAccount(identity, clock, { name: 'operator', operator: true })).account
-      .accountId,
-    operator: true,
-  });
+  ({ clock, accounts, snapshots, volumes, exports, importer } = region);
+  ({ objects, queue } = region.ports);
+  alice = await region.account('alice-co');
+  operator = await region.account('operator', { operator: true });
 });
 
 const limit = (quota: Partial<QuotaLimits>) => accounts.setQuota(operator, 'alice-co', quota);

@@ -1,18 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../lib/adapters/clock.ts';
-import { MemoryExportRepository } from '../../lib/adapters/memory/exports.ts';
-import { MemoryIdentityRepository } from '../../lib/adapters/memory/identity.ts';
-import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
-import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
-import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
-import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
+import type { ManualClock } from '../../lib/adapters/clock.ts';
+import type { MemoryExportRepository } from '../../lib/adapters/memory/exports.ts';
+import type { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
+import type { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
+import type { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
-import { decodeManifest, encodeManifest } from '../../lib/core/format/manifest.ts';
+import { decodeManifest } from '../../lib/core/format/manifest.ts';
 import { readSegmentBlock } from '../../lib/core/format/segment.ts';
-import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
-import { AccountService, bootstrapAccount } from '../../lib/core/identity/accounts.ts';
+import type { AccountService } from '../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../lib/core/identity/identity.ts';
 import {
   DEFAULT_GC_GRACE_MS,
@@ -25,13 +22,15 @@ import { ObjectLayout, type ObjectStore, type StoredObject } from '../../lib/cor
 import type { WorkMessage } from '../../lib/core/ports/queue.ts';
 import { type Clock, isoTime } from '../../lib/core/shared/clock.ts';
 import type { Page } from '../../lib/core/shared/pagination.ts';
-import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
+import type { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotRepository } from '../../lib/core/snapshots/snapshots.ts';
-import { ExportService } from '../../lib/core/tasks/exports.ts';
-import { ImageSnapshotter } from '../../lib/core/tasks/image-snapshot.ts';
+import type { ExportService } from '../../lib/core/tasks/exports.ts';
+import type { ImageSnapshotter } from '../../lib/core/tasks/image-snapshot.ts';
 import { partKey } from '../../lib/core/tasks/parts.ts';
-import { VolumeService } from '../../lib/core/volumes/volumes.ts';
-import { testCaller } from '../support/callers.ts';
+import type { VolumeService } from '../../lib/core/volumes/volumes.ts';
+import { maintenanceOptions } from '../../lib/wiring/maintenance.ts';
+import { type MemoryRegion, memoryRegion } from '../support/memory-region.ts';
+import { writeSnapshot } from '../support/writes.ts';
 
 const zstd = createZstdCompressor();
 const BLOCKS = 16;
@@ -41,12 +40,11 @@ const DAY = 24 * HOUR;
 const LEASE = 20 * MINUTE;
 const UPLOAD_TIMEOUT = 6 * HOUR;
 const BUCKET = 'region-bucket';
-const access = { regionBucket: BUCKET, extraBuckets: [] };
 
+let region: MemoryRegion;
 let clock: ManualClock;
 let objects: MemoryObjectStore;
 let queue: MemoryWorkQueue;
-let volumeRepo: MemoryVolumeRepository;
 let snapshotRepo: MemorySnapshotRepository;
 let service: SnapshotService;
 let volumes: VolumeService;
@@ -59,76 +57,34 @@ let bob: Caller;
 let operator: Caller;
 
 beforeEach(async () => {
-  clock = new ManualClock();
-  // The store stamps objects with the fake clock, so tests age them by advancing it.
-  objects = new MemoryObjectStore(() => clock.now());
-  queue = new MemoryWorkQueue();
-  volumeRepo = new MemoryVolumeRepository();
-  snapshotRepo = new MemorySnapshotRepository(volumeRepo);
-  const identity = new MemoryIdentityRepository();
-  accounts = new AccountService({
-    identity,
-    clock,
-    region: 'r1',
-    usage: (id) => snapshotRepo.usage(id),
+  region = memoryRegion('r1', {
+    bucket: BUCKET,
+    settings: {
+      tuning: {
+        snapshots: { uploadTimeoutMs: UPLOAD_TIMEOUT, leaseMs: LEASE },
+        exports: { partSize: 5 * 1024 * 1024 },
+        imageSnapshots: { partBytes: 4 * BLOCK_SIZE },
+        maintenance: { leaseMs: LEASE },
+      },
+    },
   });
-  service = new SnapshotService({
-    compressor: createZstdCompressor(),
-    snapshots: snapshotRepo,
-    volumes: volumeRepo,
-    objects,
+  ({
     clock,
-    region: 'r1',
-    queue,
     accounts,
-    uploadTimeoutMs: UPLOAD_TIMEOUT,
-    leaseMs: LEASE,
-  });
-  volumes = new VolumeService(volumeRepo, clock, 'r1', access);
-  exportRepo = new MemoryExportRepository();
-  exportService = new ExportService({
-    exports: exportRepo,
+    volumes,
     snapshots: service,
-    objects,
-    queue,
-    clock,
-    region: 'r1',
-    compressor: zstd,
-    partSize: 5 * 1024 * 1024,
-  });
-  worker = new ImageSnapshotter({
-    snapshots: snapshotRepo,
-    volumes: volumeRepo,
-    objects,
-    objectsIn: () => objects,
-    service,
-    compressor: zstd,
-    access,
-    queue,
-    partBytes: 4 * BLOCK_SIZE,
-  });
-  const callerOf = async (name: string, isOperator = false) =>
-    testCaller({
-      accountId: (await bootstrapAccount(identity, clock, { name, operator: isOperator })).account.accountId,
-      operator: isOperator,
-    });
-  alice = await callerOf('alice');
-  bob = await callerOf('bob');
-  operator = await callerOf('operator', true);
+    exports: exportService,
+    imageSnapshotter: worker,
+  } = region);
+  ({ objects, queue, snapshots: snapshotRepo, exports: exportRepo } = region.ports);
+  alice = await region.account('alice');
+  bob = await region.account('bob');
+  operator = await region.account('operator', { operator: true });
 });
 
+/** The region's maintenance as the wiring builds it, with `options` in place of its parts. */
 function maintenance(options: Partial<MaintenanceOptions> = {}): Maintenance {
-  return new Maintenance({
-    snapshots: snapshotRepo,
-    service,
-    objects,
-    exports: exportRepo,
-    exportService,
-    queue,
-    clock,
-    leaseMs: LEASE,
-    ...options,
-  });
+  return new Maintenance({ ...maintenanceOptions(region.region), ...options });
 }
 
 function image(blocks = BLOCKS): Buffer {
@@ -155,23 +111,9 @@ async function takeSnapshot(
 }
 
 async function writeBlocks(caller: Caller, snapshot: Snapshot, data: Buffer, complete: boolean) {
-  const parentBytes = snapshot.parentSnapshotId
-    ? await objects.get(ObjectLayout.manifest(snapshot.parentSnapshotId))
-    : undefined;
-  const writer = new SnapshotWriter({
-    volumeSize: data.length,
-    compressor: zstd,
-    parent: parentBytes ? decodeManifest(parentBytes) : undefined,
-    segmentTargetSize: 4 * BLOCK_SIZE,
-    nextSegmentId: async () =>
-      (await service.uploadUrls(caller, snapshot.snapshotId, 1)).segments[0]?.segmentId ?? '',
-    store: (id, object) => objects.put(ObjectLayout.segment(caller.accountId, id), object),
-  });
-  for (let i = 0; i * BLOCK_SIZE < data.length; i++)
-    await writer.add(i, data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
-  await objects.put(ObjectLayout.manifestUpload(snapshot.snapshotId), encodeManifest(await writer.finish()));
-  if (!complete) return snapshot;
-  return service.complete(caller, snapshot.snapshotId);
+  return (
+    await writeSnapshot(region, caller, snapshot, data, { segmentTargetSize: 4 * BLOCK_SIZE, complete })
+  ).snapshot;
 }
 
 /** The volume's bytes, read from the snapshot's manifest and segments (throws if a segment is gone). */

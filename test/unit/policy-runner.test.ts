@@ -1,40 +1,27 @@
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../lib/adapters/clock.ts';
-import { MemoryIdentityRepository } from '../../lib/adapters/memory/identity.ts';
-import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
-import { MemoryPolicyRepository } from '../../lib/adapters/memory/policies.ts';
-import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
-import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
-import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
+import type { ManualClock } from '../../lib/adapters/clock.ts';
+import type { MemoryPolicyRepository } from '../../lib/adapters/memory/policies.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
-import { decodeManifest, encodeManifest } from '../../lib/core/format/manifest.ts';
+import { decodeManifest } from '../../lib/core/format/manifest.ts';
 import { readSegmentBlock } from '../../lib/core/format/segment.ts';
-import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
-import { AccountService, bootstrapAccount } from '../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../lib/core/identity/identity.ts';
 import {
   type CreatePolicyInput,
   POLICY_TAG,
   type Policy,
   type PolicyRunReport,
-  PolicyService,
+  type PolicyService,
 } from '../../lib/core/maintenance/policies.ts';
-import {
-  type PolicyRegion,
-  PolicyRunner,
-  type PolicyRunSummary,
-} from '../../lib/core/maintenance/policy-runner.ts';
+import type { PolicyRunner, PolicyRunSummary } from '../../lib/core/maintenance/policy-runner.ts';
 import { ObjectLayout } from '../../lib/core/ports/objects.ts';
 import { isoTime } from '../../lib/core/shared/clock.ts';
-import { VolsnapError } from '../../lib/core/shared/errors.ts';
-import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
 import type { Snapshot } from '../../lib/core/snapshots/snapshots.ts';
-import { ImageSnapshotter } from '../../lib/core/tasks/image-snapshot.ts';
-import { copySourceOf, lineageVolumeId, SnapshotCopier } from '../../lib/core/tasks/snapshot-copy.ts';
-import { VolumeService } from '../../lib/core/volumes/volumes.ts';
-import { testCaller } from '../support/callers.ts';
+import { lineageVolumeId } from '../../lib/core/tasks/snapshot-copy.ts';
+import { policyRunner } from '../../lib/wiring/maintenance.ts';
+import { type MemoryCloud, type MemoryRegion, memoryCloud } from '../support/memory-region.ts';
+import { writeSnapshot } from '../support/writes.ts';
 
 const zstd = createZstdCompressor();
 const BLOCKS = 8;
@@ -42,98 +29,49 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 const BUCKET = 'region-bucket';
-const access = { regionBucket: BUCKET, extraBuckets: [] };
 const TARGET = { backup: 'daily' };
 
-/** One region: its own table (repositories), bucket, queue, services and workers. */
-function region(name: string, clock: ManualClock, accounts: AccountService) {
-  const volumeRepo = new MemoryVolumeRepository();
-  const snapshotRepo = new MemorySnapshotRepository(volumeRepo);
-  const objects = new MemoryObjectStore(() => clock.now());
-  const queue = new MemoryWorkQueue();
-  const service = new SnapshotService({
-    compressor: createZstdCompressor(),
-    snapshots: snapshotRepo,
-    volumes: volumeRepo,
-    objects,
-    clock,
-    region: name,
-    queue,
-    accounts,
-  });
-  const volumes = new VolumeService(volumeRepo, clock, name, access);
-  const worker = new ImageSnapshotter({
-    snapshots: snapshotRepo,
-    volumes: volumeRepo,
-    objects,
-    objectsIn: () => objects,
-    service,
-    compressor: zstd,
-    access,
-    queue,
-  });
-  return { name, volumeRepo, snapshotRepo, objects, queue, service, volumes, worker };
+/** One region of the cloud, by the names the tests use: its own table (repositories), bucket, queue, services and workers. */
+function regionParts(r: MemoryRegion) {
+  return {
+    name: r.name,
+    volumeRepo: r.ports.volumes,
+    snapshotRepo: r.ports.snapshots,
+    objects: r.ports.objects,
+    queue: r.ports.queue,
+    service: r.snapshots,
+    volumes: r.volumes,
+    worker: r.imageSnapshotter,
+    copier: r.copier,
+  };
 }
-type Region = ReturnType<typeof region> & { copier: SnapshotCopier };
+type Region = ReturnType<typeof regionParts>;
 
 let clock: ManualClock;
-let accounts: AccountService;
+let cloud: MemoryCloud;
 let r1: Region;
 let r2: Region;
-let regions: Map<string, Region>;
 let policies: MemoryPolicyRepository;
 let policyService: PolicyService;
 let runner: PolicyRunner;
 let alice: Caller;
 let bob: Caller;
 
-function regionOf(name: string): PolicyRegion {
-  const r = regions.get(name);
-  if (!r) throw new VolsnapError('region.unknown', `Unknown region '${name}'.`);
-  return { snapshots: r.snapshotRepo, service: r.service, copier: r.copier };
-}
-
+/** A new runner of r1's policies (two of them race as two scheduled invocations would). */
 function newRunner(): PolicyRunner {
-  return new PolicyRunner({ policies, volumes: r1.volumeRepo, clock, region: 'r1', regionOf });
+  return policyRunner(cloud.region('r1').region);
 }
 
 beforeEach(async () => {
-  clock = new ManualClock();
-  const identity = new MemoryIdentityRepository();
-  accounts = new AccountService({
-    identity,
-    clock,
-    region: 'r1',
-    usage: async () => ({ snapshots: 0, storedBytes: 0 }),
-  });
-  regions = new Map();
-  for (const name of ['r1', 'r2']) {
-    const r = region(name, clock, accounts);
-    const copier = new SnapshotCopier({
-      region: name,
-      source: (from) => {
-        const source = regions.get(from);
-        if (!source) throw new VolsnapError('region.unknown', `Unknown region '${from}'.`);
-        return copySourceOf(source.service, source.objects);
-      },
-      snapshots: r.snapshotRepo,
-      volumes: r.volumeRepo,
-      objects: r.objects,
-      service: r.service,
-      compressor: zstd,
-      partBlocks: 4,
-    });
-    regions.set(name, { ...r, copier });
-  }
-  r1 = regions.get('r1') as Region;
-  r2 = regions.get('r2') as Region;
-  policies = new MemoryPolicyRepository();
-  policyService = new PolicyService({ policies, clock, region: 'r1', knownRegions: ['r1', 'r2'] });
+  cloud = memoryCloud(['r1', 'r2'], { bucket: BUCKET, settings: { tuning: { copies: { partBlocks: 4 } } } });
+  clock = cloud.clock;
+  r1 = regionParts(cloud.region('r1'));
+  r2 = regionParts(cloud.region('r2'));
+  policies = cloud.region('r1').ports.policies;
+  policyService = cloud.region('r1').policies;
   runner = newRunner();
-  const callerOf = async (name: string) =>
-    testCaller({ accountId: (await bootstrapAccount(identity, clock, { name })).account.accountId });
-  alice = await callerOf('alice');
-  bob = await callerOf('bob');
+  alice = await cloud.region('r1').account('alice');
+  bob = await cloud.region('r1').account('bob');
 });
 
 function policyInput(overrides: Partial<CreatePolicyInput> = {}): CreatePolicyInput {
@@ -178,21 +116,7 @@ async function agent(caller: Caller, snapshotId: string, data: Buffer): Promise<
   const started = await r1.service.start(caller, snapshotId);
   // The CLI reads the parent's manifest through the URL the service issues for a completed snapshot.
   if (started.parentSnapshotId) await r1.service.manifestUrl(caller, started.parentSnapshotId);
-  const parentBytes = started.parentSnapshotId
-    ? await r1.objects.get(ObjectLayout.manifest(started.parentSnapshotId))
-    : undefined;
-  const writer = new SnapshotWriter({
-    volumeSize: data.length,
-    compressor: zstd,
-    parent: parentBytes ? decodeManifest(parentBytes) : undefined,
-    nextSegmentId: async () =>
-      (await r1.service.uploadUrls(caller, snapshotId, 1)).segments[0]?.segmentId ?? '',
-    store: (id, object) => r1.objects.put(ObjectLayout.segment(caller.accountId, id), object),
-  });
-  for (let i = 0; i * BLOCK_SIZE < data.length; i++)
-    await writer.add(i, data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
-  await r1.objects.put(ObjectLayout.manifestUpload(snapshotId), encodeManifest(await writer.finish()));
-  return r1.service.complete(caller, snapshotId);
+  return (await writeSnapshot(cloud.region('r1'), caller, started, data)).snapshot;
 }
 
 async function restoreIn(r: Region, accountId: string, snapshotId: string): Promise<Buffer> {

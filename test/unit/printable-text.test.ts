@@ -1,20 +1,14 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../lib/adapters/clock.ts';
-import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
-import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
-import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
-import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { buildProgram } from '../../lib/cli/main.ts';
 import { jsonRecord, printRecord, printTable } from '../../lib/cli/output.ts';
 import { validateProperties } from '../../lib/core/instances/instances.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { matchesTags, validateTags } from '../../lib/core/shared/tags.ts';
 import { escapeUnprintable, findUnprintable, terminalSafe } from '../../lib/core/shared/text.ts';
-import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
-import { VolumeService } from '../../lib/core/volumes/volumes.ts';
 import { testCaller } from '../support/callers.ts';
+import { memoryRegion } from '../support/memory-region.ts';
 
 /** Every byte a terminal could take as a control: C0 but newline, DEL, C1, and the bidi controls. */
 const RAW_CONTROL = /(?![\n])[\p{Cc}\u202a-\u202e\u2066-\u2069]/u;
@@ -31,17 +25,7 @@ describe('printable text at the core', () => {
   });
 
   it('snapshot names and descriptions, tags and instance properties refuse them, naming field and character', async () => {
-    const clock = new ManualClock();
-    const volumeRepo = new MemoryVolumeRepository();
-    const snapshots = new SnapshotService({
-      compressor: createZstdCompressor(),
-      snapshots: new MemorySnapshotRepository(volumeRepo),
-      volumes: volumeRepo,
-      objects: new MemoryObjectStore(),
-      clock,
-      region: 'r',
-    });
-    const volumes = new VolumeService(volumeRepo, clock, 'r', { regionBucket: 'b', extraBuckets: [] });
+    const { snapshots, volumes } = memoryRegion('r');
     const alice = testCaller();
     const volume = await volumes.register(alice, { name: 'disk', sizeBytes: 512 * 1024 });
     await expect(

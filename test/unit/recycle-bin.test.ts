@@ -1,24 +1,22 @@
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../lib/adapters/clock.ts';
-import { MemoryIdentityRepository } from '../../lib/adapters/memory/identity.ts';
-import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
-import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
-import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
-import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
+import type { ManualClock } from '../../lib/adapters/clock.ts';
+import type { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
+import type { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
+import type { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
-import { decodeManifest, encodeManifest } from '../../lib/core/format/manifest.ts';
+import { decodeManifest } from '../../lib/core/format/manifest.ts';
 import { readSegmentBlock } from '../../lib/core/format/segment.ts';
-import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
-import { AccountService, bootstrapAccount } from '../../lib/core/identity/accounts.ts';
+import type { AccountService } from '../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../lib/core/identity/identity.ts';
 import { ObjectLayout } from '../../lib/core/ports/objects.ts';
 import { isoTime } from '../../lib/core/shared/clock.ts';
-import { DEFAULT_AGENT_TIMEOUT_MS, SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
+import { DEFAULT_AGENT_TIMEOUT_MS, type SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
 import type { Snapshot } from '../../lib/core/snapshots/snapshots.ts';
-import { VolumeService } from '../../lib/core/volumes/volumes.ts';
-import { testCaller } from '../support/callers.ts';
+import type { VolumeService } from '../../lib/core/volumes/volumes.ts';
+import { type MemoryRegion, memoryRegion } from '../support/memory-region.ts';
+import { writeSnapshot } from '../support/writes.ts';
 
 const zstd = createZstdCompressor();
 const BLOCKS = 8;
@@ -29,6 +27,7 @@ const UPLOAD_TIMEOUT = 6 * HOUR;
 const BUCKET = 'region-bucket';
 
 let clock: ManualClock;
+let region: MemoryRegion;
 let objects: MemoryObjectStore;
 let queue: MemoryWorkQueue;
 let snapshotRepo: MemorySnapshotRepository;
@@ -40,30 +39,15 @@ let bob: Caller;
 let carol: Caller;
 
 beforeEach(async () => {
-  clock = new ManualClock();
-  objects = new MemoryObjectStore(() => clock.now());
-  queue = new MemoryWorkQueue();
-  const volumeRepo = new MemoryVolumeRepository();
-  snapshotRepo = new MemorySnapshotRepository(volumeRepo);
-  const identity = new MemoryIdentityRepository();
-  accounts = new AccountService({ identity, clock, region: 'r1', usage: (id) => snapshotRepo.usage(id) });
-  service = new SnapshotService({
-    compressor: createZstdCompressor(),
-    snapshots: snapshotRepo,
-    volumes: volumeRepo,
-    objects,
-    clock,
-    region: 'r1',
-    queue,
-    accounts,
-    uploadTimeoutMs: UPLOAD_TIMEOUT,
+  region = memoryRegion('r1', {
+    bucket: BUCKET,
+    settings: { tuning: { snapshots: { uploadTimeoutMs: UPLOAD_TIMEOUT } } },
   });
-  volumes = new VolumeService(volumeRepo, clock, 'r1', { regionBucket: BUCKET, extraBuckets: [] });
-  const callerOf = async (name: string) =>
-    testCaller({ accountId: (await bootstrapAccount(identity, clock, { name })).account.accountId });
-  alice = await callerOf('alice');
-  bob = await callerOf('bob');
-  carol = await callerOf('carol');
+  ({ clock, accounts, volumes, snapshots: service } = region);
+  ({ objects, queue, snapshots: snapshotRepo } = region.ports);
+  alice = await region.account('alice');
+  bob = await region.account('bob');
+  carol = await region.account('carol');
 });
 
 async function hostVolume(caller: Caller) {
@@ -72,18 +56,12 @@ async function hostVolume(caller: Caller) {
 
 /** Writes the blocks of a pending snapshot as the CLI does and completes it. */
 async function write(caller: Caller, snapshot: Snapshot, data: Buffer): Promise<Snapshot> {
-  const writer = new SnapshotWriter({
-    volumeSize: data.length,
-    compressor: zstd,
-    segmentTargetSize: 4 * BLOCK_SIZE,
-    nextSegmentId: async () =>
-      (await service.uploadUrls(caller, snapshot.snapshotId, 1)).segments[0]?.segmentId ?? '',
-    store: (id, object) => objects.put(ObjectLayout.segment(caller.accountId, id), object),
-  });
-  for (let i = 0; i * BLOCK_SIZE < data.length; i++)
-    await writer.add(i, data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
-  await objects.put(ObjectLayout.manifestUpload(snapshot.snapshotId), encodeManifest(await writer.finish()));
-  return service.complete(caller, snapshot.snapshotId);
+  return (
+    await writeSnapshot(region, caller, snapshot, data, {
+      segmentTargetSize: 4 * BLOCK_SIZE,
+      againstParent: false,
+    })
+  ).snapshot;
 }
 
 async function completed(caller: Caller, data = randomBytes(BLOCKS * BLOCK_SIZE)) {

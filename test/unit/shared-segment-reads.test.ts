@@ -1,61 +1,39 @@
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../lib/adapters/clock.ts';
-import { MemoryIdentityRepository } from '../../lib/adapters/memory/identity.ts';
-import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
-import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
-import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
+import type { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE, blockHash } from '../../lib/core/format/blocks.ts';
-import { decodeManifest, encodeManifest, type Manifest } from '../../lib/core/format/manifest.ts';
+import { decodeManifest, type Manifest } from '../../lib/core/format/manifest.ts';
 import { planReads, type SegmentRange } from '../../lib/core/format/restore-plan.ts';
 import { parseSegmentFooter, readSegmentBlock, SEGMENT_FOOTER_SIZE } from '../../lib/core/format/segment.ts';
-import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
-import { AccountService, bootstrapAccount } from '../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../lib/core/identity/identity.ts';
 import { ObjectLayout } from '../../lib/core/ports/objects.ts';
-import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
-import { VolumeService } from '../../lib/core/volumes/volumes.ts';
-import { testCaller } from '../support/callers.ts';
+import type { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
+import type { VolumeService } from '../../lib/core/volumes/volumes.ts';
+import { type MemoryRegion, memoryRegion } from '../support/memory-region.ts';
+import { writeSnapshot } from '../support/writes.ts';
 
 const zstd = createZstdCompressor();
 const SECRET = Buffer.from('SECRET-V1-do-not-share');
 const BLOCKS = 4;
 
-let clock: ManualClock;
+let region: MemoryRegion;
 let objects: MemoryObjectStore;
 let snapshots: SnapshotService;
 let volumes: VolumeService;
-let accounts: AccountService;
 let owner: Caller;
 let grantee: Caller;
 let stranger: Caller;
 
 beforeEach(async () => {
-  clock = new ManualClock();
-  objects = new MemoryObjectStore();
-  const identity = new MemoryIdentityRepository();
-  const volumeRepo = new MemoryVolumeRepository();
-  const snapshotRepo = new MemorySnapshotRepository(volumeRepo);
-  accounts = new AccountService({
-    identity,
-    clock,
-    region: 'eu-west-1',
-    usage: (id) => snapshotRepo.usage(id),
-  });
-  const callerOf = async (name: string) =>
-    testCaller({ accountId: (await bootstrapAccount(identity, clock, { name })).account.accountId });
-  [owner, grantee, stranger] = await Promise.all([callerOf('a-co'), callerOf('b-co'), callerOf('c-co')]);
-  volumes = new VolumeService(volumeRepo, clock, 'eu-west-1', { regionBucket: 'b', extraBuckets: [] });
-  snapshots = new SnapshotService({
-    compressor: createZstdCompressor(),
-    snapshots: snapshotRepo,
-    volumes: volumeRepo,
-    objects,
-    clock,
-    region: 'eu-west-1',
-    accounts,
-  });
+  region = memoryRegion('eu-west-1');
+  ({ snapshots, volumes } = region);
+  objects = region.ports.objects;
+  [owner, grantee, stranger] = await Promise.all([
+    region.account('a-co'),
+    region.account('b-co'),
+    region.account('c-co'),
+  ]);
 });
 
 /** A block that begins with `marker`, the rest random (so it is stored raw, the marker in clear). */
@@ -67,20 +45,8 @@ function markedBlock(marker: Buffer): Buffer {
 
 /** A completed snapshot of `data` written as the CLI does (through the service's segment ids). */
 async function takeSnapshot(caller: Caller, volumeId: string, data: Buffer) {
-  const snapshot = await snapshots.create(caller, { volumeId });
-  const parent = snapshot.parentSnapshotId ? await manifestOf(snapshot.parentSnapshotId) : undefined;
-  const writer = new SnapshotWriter({
-    volumeSize: data.length,
-    compressor: zstd,
-    parent,
-    nextSegmentId: async () =>
-      (await snapshots.uploadUrls(caller, snapshot.snapshotId, 1)).segments[0]?.segmentId ?? '',
-    store: (segmentId, object) => objects.put(ObjectLayout.segment(caller.accountId, segmentId), object),
-  });
-  for (let i = 0; i * BLOCK_SIZE < data.length; i++)
-    await writer.add(i, data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
-  await objects.put(ObjectLayout.manifestUpload(snapshot.snapshotId), encodeManifest(await writer.finish()));
-  return snapshots.complete(caller, snapshot.snapshotId);
+  const pending = await snapshots.create(caller, { volumeId });
+  return (await writeSnapshot(region, caller, pending, data)).snapshot;
 }
 
 async function manifestOf(snapshotId: string): Promise<Manifest> {

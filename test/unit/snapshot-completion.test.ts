@@ -1,11 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { S3Client } from '@aws-sdk/client-s3';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../lib/adapters/clock.ts';
-import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
-import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
-import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
-import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
+import type { ManualClock } from '../../lib/adapters/clock.ts';
+import type { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
+import type { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
+import type { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
 import { S3ObjectStore } from '../../lib/adapters/s3/objects.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
@@ -17,48 +16,37 @@ import type { Caller } from '../../lib/core/identity/identity.ts';
 import { Maintenance } from '../../lib/core/maintenance/maintenance.ts';
 import { ObjectLayout } from '../../lib/core/ports/objects.ts';
 import { VolsnapError } from '../../lib/core/shared/errors.ts';
-import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
+import type { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
 import { MAX_MANIFEST_UPLOADS, maxSegmentUrls } from '../../lib/core/snapshots/snapshot-verify.ts';
 import type { Snapshot } from '../../lib/core/snapshots/snapshots.ts';
-import { VolumeService } from '../../lib/core/volumes/volumes.ts';
+import type { VolumeService } from '../../lib/core/volumes/volumes.ts';
+import { maintenanceOptions } from '../../lib/wiring/maintenance.ts';
+import type { RegionTuning } from '../../lib/wiring/region.ts';
 import { testCaller } from '../support/callers.ts';
+import { type MemoryRegion, memoryRegion } from '../support/memory-region.ts';
 
 const zstd = createZstdCompressor();
 const BLOCKS = 12;
 const WRITE_ONCE = { 'if-none-match': '*' };
 
+let region: MemoryRegion;
 let clock: ManualClock;
 let objects: MemoryObjectStore;
 let snapshotRepo: MemorySnapshotRepository;
 let queue: MemoryWorkQueue;
 let volumes: VolumeService;
+let snapshots: SnapshotService;
 let alice: Caller;
 
-function service(
-  options: { inlineVerifyBytes?: number; verifySegmentsPerPart?: number; leaseMs?: number } = {},
-) {
-  return new SnapshotService({
-    snapshots: snapshotRepo,
-    volumes: volumeRepo,
-    objects,
-    compressor: zstd,
-    clock,
-    region: 'eu-west-1',
-    queue,
-    ...options,
-  });
+/** A fresh region whose snapshot service takes `tuning` (verification in parts, leases). */
+function setUp(tuning: RegionTuning['snapshots'] = {}) {
+  region = memoryRegion('eu-west-1', { settings: { tuning: { snapshots: tuning } } });
+  ({ clock, volumes, snapshots } = region);
+  ({ objects, queue, snapshots: snapshotRepo } = region.ports);
 }
-let volumeRepo: MemoryVolumeRepository;
-let snapshots: SnapshotService;
 
 beforeEach(() => {
-  clock = new ManualClock();
-  objects = new MemoryObjectStore(() => clock.now());
-  volumeRepo = new MemoryVolumeRepository();
-  snapshotRepo = new MemorySnapshotRepository(volumeRepo);
-  queue = new MemoryWorkQueue();
-  volumes = new VolumeService(volumeRepo, clock, 'eu-west-1', { regionBucket: 'b', extraBuckets: [] });
-  snapshots = service();
+  setUp();
   alice = testCaller();
 });
 
@@ -398,15 +386,7 @@ describe('tombstones and garbage collection', () => {
       ObjectLayout.manifestStaging(done.snapshotId, u.manifestUploadId),
     ];
     for (const key of tombstones) expect(objects.objects.get(key)?.length, key).toBe(0);
-    const maintenance = new Maintenance({
-      snapshots: snapshotRepo,
-      service: snapshots,
-      objects,
-      exports: { listAll: async () => ({ items: [] }) } as never,
-      exportService: {} as never,
-      queue,
-      clock,
-    });
+    const maintenance = new Maintenance(maintenanceOptions(region.region));
     clock.advance(60_000);
     expect(await maintenance.gc()).toMatchObject({ segmentsDeleted: 0, objectsDeleted: 0 });
     for (const key of tombstones) expect(objects.objects.has(key), key).toBe(true);
@@ -428,7 +408,7 @@ describe('large uploads are verified by workers, in parts', () => {
   }
 
   it('answers pending, shows progress, and the worker finishing the last part completes it', async () => {
-    snapshots = service({ inlineVerifyBytes: 1, verifySegmentsPerPart: 1 });
+    setUp({ inlineVerifyBytes: 1, verifySegmentsPerPart: 1 });
     const v = await volume();
     const data = image();
     const u = await upload(data, { volumeId: v.volumeId });
@@ -460,7 +440,7 @@ describe('large uploads are verified by workers, in parts', () => {
   });
 
   it('fails the snapshot on an error found in part 2 of 3, naming block, segment and part', async () => {
-    snapshots = service({ inlineVerifyBytes: 1, verifySegmentsPerPart: 1 });
+    setUp({ inlineVerifyBytes: 1, verifySegmentsPerPart: 1 });
     const v = await volume();
     const u = await upload(image(), {
       volumeId: v.volumeId,
@@ -481,7 +461,7 @@ describe('large uploads are verified by workers, in parts', () => {
   });
 
   it('has its lost parts sent again by the reaper when the lease lapses', async () => {
-    snapshots = service({ inlineVerifyBytes: 1, verifySegmentsPerPart: 2, leaseMs: 60_000 });
+    setUp({ inlineVerifyBytes: 1, verifySegmentsPerPart: 2, leaseMs: 60_000 });
     const v = await volume();
     const u = await upload(image(), { volumeId: v.volumeId });
     expect((await complete(u)).parts).toBe(2);
@@ -493,16 +473,7 @@ describe('large uploads are verified by workers, in parts', () => {
       ),
     ).toBe('part');
     queue.messages.length = 0; // part 2's message is lost
-    const maintenance = new Maintenance({
-      snapshots: snapshotRepo,
-      service: snapshots,
-      objects,
-      exports: { listAll: async () => ({ items: [] }) } as never,
-      exportService: {} as never,
-      queue,
-      clock,
-      leaseMs: 60_000,
-    });
+    const maintenance = new Maintenance({ ...maintenanceOptions(region.region), leaseMs: 60_000 });
     clock.advance(61_000);
     expect((await maintenance.reap()).redispatched).toEqual([]); // progress since: renewed
     clock.advance(61_000);

@@ -1,51 +1,35 @@
 import { randomBytes } from 'node:crypto';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../lib/adapters/clock.ts';
-import { MemoryIdentityRepository } from '../../lib/adapters/memory/identity.ts';
-import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
-import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
-import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
+import type { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
-import { decodeManifest, encodeManifest, type Manifest } from '../../lib/core/format/manifest.ts';
+import { decodeManifest, encodeManifest } from '../../lib/core/format/manifest.ts';
 import { planReads } from '../../lib/core/format/restore-plan.ts';
 import { readSegmentBlock, SegmentBuilder } from '../../lib/core/format/segment.ts';
-import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
-import { AccountService, bootstrapAccount } from '../../lib/core/identity/accounts.ts';
+import type { AccountService } from '../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../lib/core/identity/identity.ts';
 import { ObjectLayout } from '../../lib/core/ports/objects.ts';
 import { newId } from '../../lib/core/shared/ids.ts';
-import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
-import { VolumeService } from '../../lib/core/volumes/volumes.ts';
+import type { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
+import type { VolumeService } from '../../lib/core/volumes/volumes.ts';
 import { testCaller } from '../support/callers.ts';
+import { type MemoryRegion, memoryRegion } from '../support/memory-region.ts';
+import { writeSnapshot } from '../support/writes.ts';
 
 const zstd = createZstdCompressor();
 const alice: Caller = testCaller();
 const bob: Caller = testCaller();
 const BLOCKS = 40;
 
+let region: MemoryRegion;
 let objects: MemoryObjectStore;
 let snapshots: SnapshotService;
 let volumes: VolumeService;
-let clock: ManualClock;
 
 beforeEach(() => {
-  clock = new ManualClock();
-  objects = new MemoryObjectStore();
-  const volumeRepo = new MemoryVolumeRepository();
-  const snapshotRepo = new MemorySnapshotRepository(volumeRepo);
-  volumes = new VolumeService(volumeRepo, clock, 'eu-west-1', {
-    regionBucket: 'region-bucket',
-    extraBuckets: [],
-  });
-  snapshots = new SnapshotService({
-    compressor: createZstdCompressor(),
-    snapshots: snapshotRepo,
-    volumes: volumeRepo,
-    objects,
-    clock,
-    region: 'eu-west-1',
-  });
+  region = memoryRegion('eu-west-1');
+  ({ snapshots, volumes } = region);
+  objects = region.ports.objects;
 });
 
 /** An image: every 4th block zero, a few compressible, the rest random. */
@@ -61,27 +45,8 @@ function image(blocks = BLOCKS): Buffer {
 
 /** What the CLI does, in memory: write blocks through the service's URLs (as direct puts here). */
 async function takeSnapshot(caller: Caller, volumeId: string, data: Buffer) {
-  const snapshot = await snapshots.create(caller, { volumeId, name: 'test' });
-  let parent: Manifest | undefined;
-  if (snapshot.parentSnapshotId) {
-    parent = decodeManifest(
-      (await objects.get(ObjectLayout.manifest(snapshot.parentSnapshotId))) ?? new Uint8Array(),
-    );
-  }
-  const writer = new SnapshotWriter({
-    volumeSize: data.length,
-    compressor: zstd,
-    parent,
-    segmentTargetSize: 4 * BLOCK_SIZE,
-    nextSegmentId: async () =>
-      (await snapshots.uploadUrls(caller, snapshot.snapshotId, 1)).segments[0]?.segmentId ?? '',
-    store: (segmentId, object) => objects.put(ObjectLayout.segment(caller.accountId, segmentId), object),
-  });
-  for (let i = 0; i * BLOCK_SIZE < data.length; i++)
-    await writer.add(i, data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
-  const manifest = await writer.finish();
-  await objects.put(ObjectLayout.manifestUpload(snapshot.snapshotId), encodeManifest(manifest));
-  return { snapshot: await snapshots.complete(caller, snapshot.snapshotId), report: writer.report };
+  const pending = await snapshots.create(caller, { volumeId, name: 'test' });
+  return writeSnapshot(region, caller, pending, data, { segmentTargetSize: 4 * BLOCK_SIZE });
 }
 
 async function restore(caller: Caller, snapshotId: string, size: number): Promise<Buffer> {
@@ -310,35 +275,14 @@ describe('sharing and quotas', () => {
   let grantee: Caller;
   let stranger: Caller;
   let accounts: AccountService;
-  let identity: MemoryIdentityRepository;
 
   beforeEach(async () => {
-    identity = new MemoryIdentityRepository();
-    const volumeRepo = new MemoryVolumeRepository();
-    const snapshotRepo = new MemorySnapshotRepository(volumeRepo);
-    accounts = new AccountService({
-      identity,
-      clock,
-      region: 'eu-west-1',
-      usage: (id) => snapshotRepo.usage(id),
-    });
-    const callerOf = async (name: string) =>
-      testCaller({ accountId: (await bootstrapAccount(identity, clock, { name })).account.accountId });
+    accounts = region.accounts;
     [owner, grantee, stranger] = await Promise.all([
-      callerOf('owner-co'),
-      callerOf('grantee-co'),
-      callerOf('stranger-co'),
+      region.account('owner-co'),
+      region.account('grantee-co'),
+      region.account('stranger-co'),
     ]);
-    volumes = new VolumeService(volumeRepo, clock, 'eu-west-1', { regionBucket: 'b', extraBuckets: [] });
-    snapshots = new SnapshotService({
-      compressor: createZstdCompressor(),
-      snapshots: snapshotRepo,
-      volumes: volumeRepo,
-      objects,
-      clock,
-      region: 'eu-west-1',
-      accounts,
-    });
   });
 
   it("let a grantee read only the shared snapshot's own segments, hide whom it is shared with, and stop at unshare", async () => {
@@ -426,11 +370,7 @@ describe('sharing and quotas', () => {
   });
 
   it('refuse a snapshot past the quota, naming the limit and the usage; deleting one makes room', async () => {
-    const operator = testCaller({
-      accountId: (await bootstrapAccount(identity, clock, { name: 'operator', operator: true })).account
-        .accountId,
-      operator: true,
-    });
+    const operator = await region.account('operator', { operator: true });
     await accounts.setQuota(operator, 'owner-co', { maxSnapshots: 1 });
     const volume = await volumes.register(owner, { name: 'disk', sizeBytes: 8 * BLOCK_SIZE });
     const first = await snapshots.create(owner, { volumeId: volume.volumeId });

@@ -5,12 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../lib/adapters/clock.ts';
-import { MemoryExportRepository } from '../../lib/adapters/memory/exports.ts';
 import { MemoryObjectStore } from '../../lib/adapters/memory/objects.ts';
-import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
-import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
-import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { ApiClient } from '../../lib/client/api-client.ts';
 import { uploadFile } from '../../lib/client/upload.ts';
@@ -19,56 +14,19 @@ import { encodeManifest } from '../../lib/core/format/manifest.ts';
 import { SnapshotWriter } from '../../lib/core/format/snapshot-writer.ts';
 import type { Caller } from '../../lib/core/identity/identity.ts';
 import { multipartPartSize, ObjectLayout, S3_LIMITS } from '../../lib/core/ports/objects.ts';
-import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
-import { ExportService } from '../../lib/core/tasks/exports.ts';
-import { SnapshotImporter, UPLOAD_URLS_PER_REQUEST } from '../../lib/core/tasks/imports.ts';
-import { VolumeService } from '../../lib/core/volumes/volumes.ts';
+import { type SnapshotImporter, UPLOAD_URLS_PER_REQUEST } from '../../lib/core/tasks/imports.ts';
 import { testCaller } from '../support/callers.ts';
+import { memoryRegion } from '../support/memory-region.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const TiB = 1024 * GiB;
 const zstd = createZstdCompressor();
 
-function region(importerOptions: { uploadPartSize?: number; urlsPerRequest?: number } = {}) {
-  const clock = new ManualClock();
-  const objects = new MemoryObjectStore();
-  const queue = new MemoryWorkQueue();
-  const volumeRepo = new MemoryVolumeRepository();
-  const snapshotRepo = new MemorySnapshotRepository(volumeRepo);
-  const snapshots = new SnapshotService({
-    compressor: createZstdCompressor(),
-    snapshots: snapshotRepo,
-    volumes: volumeRepo,
-    objects,
-    clock,
-    region: 'r',
-    queue,
-  });
-  const volumes = new VolumeService(volumeRepo, clock, 'r', { regionBucket: 'b', extraBuckets: [] });
-  const importer = new SnapshotImporter({
-    open: async () => {
-      throw new Error('no URLs here');
-    },
-    snapshots: snapshotRepo,
-    volumes: volumeRepo,
-    objects,
-    service: snapshots,
-    compressor: zstd,
-    clock,
-    region: 'r',
-    ...importerOptions,
-  });
-  const exports = new ExportService({
-    exports: new MemoryExportRepository(),
-    snapshots,
-    objects,
-    queue,
-    clock,
-    region: 'r',
-    compressor: zstd,
-  });
-  return { clock, objects, queue, snapshots, volumes, importer, exports };
+function region(imports: { uploadPartSize?: number; urlsPerRequest?: number } = {}) {
+  const r = memoryRegion('r', { settings: { tuning: { imports } } });
+  const { clock, snapshots, volumes, importer, exports } = r;
+  return { clock, objects: r.ports.objects, queue: r.ports.queue, snapshots, volumes, importer, exports };
 }
 
 let alice: Caller;
@@ -226,20 +184,10 @@ describe('snapshot import --file (lib/client/upload.ts) with paged part URLs', (
     const store = Object.create(objects) as MemoryObjectStore;
     store.presignUploadPart = async (key, uploadId, partNumber) =>
       `${endpoint}/part/${encodeURIComponent(key)}?uploadId=${uploadId}&partNumber=${partNumber}`;
-    importer = new SnapshotImporter({
-      open: async () => {
-        throw new Error('no URLs here');
-      },
-      snapshots: new MemorySnapshotRepository(new MemoryVolumeRepository()),
-      volumes: new MemoryVolumeRepository(),
+    importer = memoryRegion('r', {
       objects: store,
-      service: {} as SnapshotService,
-      compressor: zstd,
-      clock: new ManualClock(),
-      region: 'r',
-      uploadPartSize: 5 * MiB,
-      urlsPerRequest: 2,
-    });
+      settings: { tuning: { imports: { uploadPartSize: 5 * MiB, urlsPerRequest: 2 } } },
+    }).importer;
   });
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 

@@ -1,238 +1,71 @@
-import { type Clock, isoTime, parseIsoTime } from '../shared/clock.ts';
+import { type Clock, isoTime } from '../shared/clock.ts';
 import { VolsnapError } from '../shared/errors.ts';
-import { isId, newId } from '../shared/ids.ts';
+import { isId } from '../shared/ids.ts';
 import type { Page } from '../shared/pagination.ts';
-import { issueApiKey, parseApiKey, secretMatches } from './api-keys.ts';
+import { keyInfo, newAccount, newKeyRecord } from './credentials.ts';
+import { type Caller, type Role, requireAdmin, requireOperator } from './identity.ts';
 import {
-  type Caller,
-  isAdmin,
-  isPermission,
-  type Permission,
-  ROLES,
-  type Role,
-  requireAdmin,
-  requireOperator,
-} from './identity.ts';
+  ACCOUNT_NAME,
+  accountNotFound,
+  USER_NAME,
+  userNotFound,
+  validPermissions,
+  validRole,
+  validUserName,
+} from './names.ts';
+import {
+  type AccountUsage,
+  DEFAULT_QUOTA,
+  IN_FLIGHT_LIMITS,
+  type InFlightCounter,
+  limitsOf,
+  NO_USAGE,
+  type QuotaLimits,
+  requestWindowMs,
+  type Usage,
+} from './quotas.ts';
+import {
+  type Account,
+  type ApiKeyInfo,
+  type ApiKeyRecord,
+  type IdentityRepository,
+  type IssuedKey,
+  MAX_RECYCLE_BIN_DAYS,
+  type User,
+} from './records.ts';
 
-/** Per-region limits of an account. */
-export interface QuotaLimits {
-  /** Snapshots that may exist at once (any state but deleted). */
-  maxSnapshots: number;
-  /**
-   * Bytes the account may store: what its snapshots added (compressed, after deduplication) plus its
-   * exports' objects (their full size, reserved before they are written).
-   */
-  maxStoredBytes: number;
-  /** Snapshots being written at once (`queued` or `pending`), copies and imports aside. */
-  maxPendingSnapshots: number;
-  /** Of those, on any one volume. */
-  maxPendingSnapshotsPerVolume: number;
-  /** Copies into this region being written at once. */
-  maxCopiesInFlight: number;
-  /** Imports being written at once. */
-  maxImportsInFlight: number;
-  /** Exports being written at once. */
-  maxExportsInFlight: number;
-  /** Uploads for import (`POST /v1/uploads`) open at once: until imported, or their URLs expire. */
-  maxOpenUploads: number;
-  /** Requests per second the account may make to this region's API, sustained… */
-  requestsPerSecond: number;
-  /** …and at once (the window is `requestBurst / requestsPerSecond` seconds). */
-  requestBurst: number;
-}
+// Accounts as the rest of volsnap imports them: the records, quotas and credentials live in their
+// own modules of lib/core/identity; this one is the account service, and names them all.
+export { bootstrapAccount, keyAuthenticator } from './credentials.ts';
+export {
+  type AccountUsage,
+  DEFAULT_QUOTA,
+  exportQuotaExceeded,
+  IN_FLIGHT_LIMITS,
+  type InFlightCounter,
+  inFlightExceeded,
+  limitsOf,
+  type Measure,
+  NO_USAGE,
+  type QuotaLimits,
+  quotaExceeded,
+  requestWindowMs,
+  type Usage,
+} from './quotas.ts';
+export {
+  type Account,
+  type AccountChanges,
+  type ApiKeyInfo,
+  type ApiKeyRecord,
+  DEFAULT_RECYCLE_BIN_DAYS,
+  type IdentityRepository,
+  type IssuedKey,
+  MAX_RECYCLE_BIN_DAYS,
+  recycleBinDaysOf,
+  type User,
+} from './records.ts';
 
-/** The limits on work in flight, with the usage counter each one bounds. */
-export const IN_FLIGHT_LIMITS = {
-  pendingSnapshots: 'maxPendingSnapshots',
-  copiesInFlight: 'maxCopiesInFlight',
-  importsInFlight: 'maxImportsInFlight',
-  exportsInFlight: 'maxExportsInFlight',
-  openUploads: 'maxOpenUploads',
-} as const satisfies Record<string, keyof QuotaLimits>;
-export type InFlightCounter = keyof typeof IN_FLIGHT_LIMITS;
-
-/** Days deleted snapshots stay recoverable unless the account says otherwise (as EBS Recycle Bin rules do). */
-export const DEFAULT_RECYCLE_BIN_DAYS = 7;
-/** The longest an account may keep deleted snapshots (EBS Recycle Bin allows up to a year). */
-export const MAX_RECYCLE_BIN_DAYS = 365;
-
-/** What an account's owners, admins or the operator change on it. */
-export interface AccountChanges {
-  blockPublicSharing?: boolean;
-  recycleBinDays?: number;
-  quota?: Partial<QuotaLimits> | null;
-}
-
-/** How long an account keeps deleted snapshots, in days (0: not at all). */
-export function recycleBinDaysOf(account: Account | undefined): number {
-  return account?.recycleBinDays ?? DEFAULT_RECYCLE_BIN_DAYS;
-}
-
-/** An account (tenant). */
-export interface Account {
-  accountId: string;
-  /** Readable, unique in the deployment; usable wherever an account id is. */
-  name: string;
-  createdAt: string;
-  /** The service operator's account: its owners and admins manage accounts and quotas. */
-  operator?: boolean;
-  /** When true, the account's snapshots cannot be made public, and those already public are not. */
-  blockPublicSharing: boolean;
-  /**
-   * Days a deleted snapshot stays in the recycle bin, recoverable with `snapshot undelete`, before it
-   * is purged; 0 deletes at once. Absent means {@link DEFAULT_RECYCLE_BIN_DAYS}.
-   */
-  recycleBinDays?: number;
-  /** The operator's override of the default limits (each region applies it to its own usage). */
-  quota?: Partial<QuotaLimits>;
-}
-
-/** A user of an account: API keys belong to users, and act with their role and permissions. */
-export interface User {
-  accountId: string;
-  userName: string;
-  role: Role;
-  permissions: Permission[];
-  createdAt: string;
-}
-
-/** An API key as stored: the secret only as its hash. */
-export interface ApiKeyRecord {
-  keyId: string;
-  accountId: string;
-  userName: string;
-  secretHash: string;
-  createdAt: string;
-  description?: string;
-  /** ISO time after which the key no longer works. */
-  expiresAt?: string;
-  revokedAt?: string;
-}
-
-/** An API key as listed: everything but the hash. */
-export type ApiKeyInfo = Omit<ApiKeyRecord, 'secretHash'>;
-
-/** A key just issued: the token is shown this once and stored nowhere. */
-export interface IssuedKey extends ApiKeyInfo {
-  token: string;
-}
-
-/** What this region counts against an account's quota. */
-export interface Usage {
-  snapshots: number;
-  /** Snapshots' added bytes plus exports' reserved bytes. */
-  storedBytes: number;
-  /** Of `storedBytes`, what exports hold. */
-  exportBytes: number;
-  pendingSnapshots: number;
-  copiesInFlight: number;
-  importsInFlight: number;
-  exportsInFlight: number;
-  openUploads: number;
-}
-
-/** An account that has used nothing yet. */
-export const NO_USAGE: Usage = {
-  snapshots: 0,
-  storedBytes: 0,
-  exportBytes: 0,
-  pendingSnapshots: 0,
-  copiesInFlight: 0,
-  importsInFlight: 0,
-  exportsInFlight: 0,
-  openUploads: 0,
-};
-
-/**
- * Where accounts, users and keys are kept: the identity region's table (one per deployment, so a
- * revoked key stops everywhere at once). Writes are conditional: creating what exists fails with
- * the matching `*.exists`/`account.nameTaken` code and changes nothing.
- */
-export interface IdentityRepository {
-  getAccount(accountId: string): Promise<Account | undefined>;
-  findAccountByName(name: string): Promise<Account | undefined>;
-  listAccounts(page: { limit: number; nextToken?: string }): Promise<Page<Account>>;
-  /** The account, its first user and that user's first key, atomically. */
-  createAccount(account: Account, owner: User, key: ApiKeyRecord): Promise<void>;
-  updateAccount(accountId: string, changes: AccountChanges): Promise<Account | undefined>;
-  getUser(accountId: string, userName: string): Promise<User | undefined>;
-  listUsers(accountId: string): Promise<User[]>;
-  createUser(user: User): Promise<void>;
-  updateUser(
-    accountId: string,
-    userName: string,
-    changes: { role?: Role; permissions?: Permission[] },
-  ): Promise<User | undefined>;
-  deleteUser(accountId: string, userName: string): Promise<void>;
-  getApiKey(keyId: string): Promise<ApiKeyRecord | undefined>;
-  listApiKeys(accountId: string): Promise<ApiKeyRecord[]>;
-  /** Stores a key; fails with `user.notFound` if its user is gone. */
-  createApiKey(key: ApiKeyRecord): Promise<void>;
-  revokeApiKey(keyId: string, revokedAt: string): Promise<void>;
-}
-
-/**
- * What an account may do unless the operator says otherwise: sized like a small provider's defaults
- * (EBS: 100 concurrent snapshots per account, 20 concurrent copies per destination region).
- */
-export const DEFAULT_QUOTA: QuotaLimits = {
-  maxSnapshots: 10_000,
-  maxStoredBytes: 50 * 2 ** 40,
-  maxPendingSnapshots: 100,
-  maxPendingSnapshotsPerVolume: 20,
-  maxCopiesInFlight: 20,
-  maxImportsInFlight: 20,
-  maxExportsInFlight: 20,
-  maxOpenUploads: 20,
-  requestsPerSecond: 50,
-  requestBurst: 100,
-};
-
-/** The limits that apply to an account: the override where it has one, else the default. */
-export function limitsOf(account: Account | undefined, defaults: QuotaLimits = DEFAULT_QUOTA): QuotaLimits {
-  return { ...defaults, ...(account?.quota ?? {}) };
-}
-
-const ACCOUNT_NAME = /^[a-z][a-z0-9-]{1,62}$/;
-const USER_NAME = /^[a-z][a-z0-9._-]{0,62}$/;
 const MAX_KEY_LIFETIME_MS = 5 * 365 * 86_400_000;
-
-/**
- * Resolves an `Authorization: Bearer vsk_…` header to the caller, or `undefined` for every kind of
- * failure alike (no header, not a volsnap key, unknown key, wrong secret, revoked, expired, user or
- * account gone). Reads the store on every call, so revocation and permission changes apply at once.
- */
-export function keyAuthenticator(
-  identity: Pick<IdentityRepository, 'getApiKey' | 'getUser' | 'getAccount'>,
-  clock: Clock,
-) {
-  return async (authorization: string | undefined): Promise<Caller | undefined> => {
-    const token = /^Bearer\s+(\S+)$/i.exec(authorization?.trim() ?? '')?.[1];
-    const parsed = token ? parseApiKey(token) : undefined;
-    if (!parsed) return undefined;
-    const key = await identity.getApiKey(parsed.keyId);
-    if (
-      !key ||
-      !secretMatches(parsed.secret, key.secretHash) ||
-      key.revokedAt !== undefined ||
-      (key.expiresAt !== undefined && parseIsoTime(key.expiresAt) <= clock.now())
-    )
-      return undefined;
-    const [user, account] = await Promise.all([
-      identity.getUser(key.accountId, key.userName),
-      identity.getAccount(key.accountId),
-    ]);
-    if (!user || !account) return undefined;
-    return {
-      accountId: account.accountId,
-      userName: user.userName,
-      keyId: key.keyId,
-      role: user.role,
-      permissions: user.role === 'member' ? user.permissions : [],
-      operator: account.operator === true && isAdmin(user),
-    };
-  };
-}
 
 export interface AccountServiceOptions {
   /** Where identity is managed (the identity region's replica: consistent with its own writes). */
@@ -249,19 +82,6 @@ export interface AccountServiceOptions {
   defaults?: QuotaLimits;
   /** Requests the account made in the current rate window (for `account usage`). */
   requestsInWindow?(accountId: string): Promise<number>;
-}
-
-/** This region's usage of an account beside its limits, as `account usage` shows it. */
-export interface AccountUsage extends Record<InFlightCounter, Measure> {
-  accountId: string;
-  region: string;
-  snapshots: Measure;
-  /** `exports`: the part of `used` that exports hold. */
-  storedBytes: Measure & { exports: number };
-  /** Per volume: no account-wide count. */
-  pendingSnapshotsPerVolume: { limit: number };
-  /** Requests in the current window of `perSeconds` seconds, at most `limit` (the burst). */
-  requestRate: Measure & { perSeconds: number; requestsPerSecond: number };
 }
 
 /** Accounts, users, keys, settings and quotas: who may act, and how much. */
@@ -538,180 +358,4 @@ export class AccountService {
       );
     }
   }
-}
-
-export interface Measure {
-  used: number;
-  limit: number;
-}
-
-function keyInfo(key: ApiKeyRecord): ApiKeyInfo {
-  const { secretHash: _hash, ...info } = key;
-  return info;
-}
-
-function validUserName(name: string): string {
-  if (!USER_NAME.test(name)) {
-    throw new VolsnapError(
-      'request.invalid',
-      `User name '${name}' is not valid: 1–63 characters, lower-case letters, digits, '.', '_' and '-', starting with a letter.`,
-    );
-  }
-  return name;
-}
-
-function validRole(role: string): Role {
-  if (!(ROLES as readonly string[]).includes(role)) {
-    throw new VolsnapError('request.invalid', `Role '${role}' is not one of ${ROLES.join(', ')}.`);
-  }
-  return role as Role;
-}
-
-function validPermissions(permissions: string[]): Permission[] {
-  const unknown = permissions.filter((p) => !isPermission(p));
-  if (unknown.length > 0) {
-    throw new VolsnapError(
-      'request.invalid',
-      `Unknown permission(s): ${unknown.join(', ')}. Permissions are volume:create, volume:delete, snapshot:create, snapshot:update, snapshot:delete, snapshot:share, snapshot:export, snapshot:copy and snapshot:import.`,
-    );
-  }
-  return [...new Set(permissions as Permission[])].sort();
-}
-
-function accountNotFound(ref: string): VolsnapError {
-  return new VolsnapError('account.notFound', `No account ${ref}.`, { details: { account: ref } });
-}
-
-function userNotFound(userName: string): VolsnapError {
-  return new VolsnapError('user.notFound', `No user ${userName} in this account.`, {
-    details: { userName },
-  });
-}
-
-/** The 4xx of a create that would pass a quota: names the limit and the usage. */
-export function quotaExceeded(
-  region: string,
-  limits: Pick<QuotaLimits, 'maxSnapshots' | 'maxStoredBytes'>,
-  usage: Pick<Usage, 'snapshots' | 'storedBytes'>,
-): VolsnapError {
-  const bySnapshots = usage.snapshots >= limits.maxSnapshots;
-  const message = bySnapshots
-    ? `The account has ${usage.snapshots} snapshots in ${region}, its quota is ${limits.maxSnapshots}: delete snapshots or ask the operator for a higher quota.`
-    : `The account's snapshots and exports hold ${usage.storedBytes} bytes in ${region}, its quota is ${limits.maxStoredBytes}: delete snapshots or exports, or ask the operator for a higher quota.`;
-  return new VolsnapError('quota.exceeded', message, {
-    details: {
-      region,
-      quota: bySnapshots ? 'snapshots' : 'storedBytes',
-      limit: bySnapshots ? limits.maxSnapshots : limits.maxStoredBytes,
-      used: bySnapshots ? usage.snapshots : usage.storedBytes,
-    },
-  });
-}
-
-/** The 4xx of an export whose object would take the account past its stored bytes. */
-export function exportQuotaExceeded(region: string, limit: number, used: number, size: number): VolsnapError {
-  return new VolsnapError(
-    'quota.exceeded',
-    `The export would write ${size} bytes; the account's snapshots and exports hold ${used} bytes in ${region} and its quota is ${limit}: delete exports or snapshots, export in a smaller format (vsnap stores only the data), or ask the operator for a higher quota.`,
-    { details: { region, quota: 'storedBytes', limit, used, size } },
-  );
-}
-
-/** The 429 of work that would pass a limit on work in flight: names it, the count, and what to do. */
-export function inFlightExceeded(
-  region: string,
-  counter: InFlightCounter | 'pendingSnapshotsPerVolume',
-  used: number,
-  limit: number,
-): VolsnapError {
-  const what = {
-    pendingSnapshots: 'snapshots being written',
-    pendingSnapshotsPerVolume: 'snapshots being written on this volume',
-    copiesInFlight: 'copies in flight',
-    importsInFlight: 'imports in flight',
-    exportsInFlight: 'exports in flight',
-    openUploads: 'open uploads',
-  }[counter];
-  const quota =
-    counter === 'pendingSnapshotsPerVolume' ? 'maxPendingSnapshotsPerVolume' : IN_FLIGHT_LIMITS[counter];
-  const finish =
-    counter === 'openUploads'
-      ? 'import or let expire the uploads you have'
-      : 'wait for some to finish (or delete those you do not need)';
-  return new VolsnapError(
-    'quota.inFlight',
-    `The account has ${used} ${what} in ${region}, its limit (${quota}) is ${limit}: ${finish}, then retry; or ask the operator for a higher limit.`,
-    { details: { region, quota, limit, used } },
-  );
-}
-
-/** The length of a rate window: `requestBurst` requests may be made in it. */
-export function requestWindowMs(limits: Pick<QuotaLimits, 'requestBurst' | 'requestsPerSecond'>): number {
-  return Math.max(1, Math.ceil((1000 * limits.requestBurst) / Math.max(1, limits.requestsPerSecond)));
-}
-
-/**
- * Makes sure an account named `name` exists with an owner user `owner`, and issues that owner a new
- * key: how a deployment gets its operator account, and the local cloud its demo accounts, before any
- * key exists to call the API with. Idempotent on the name: an existing account is kept as it is.
- */
-export async function bootstrapAccount(
-  identity: IdentityRepository,
-  clock: Clock,
-  input: { name: string; operator?: boolean },
-): Promise<{ account: Account; key: IssuedKey }> {
-  const existing = await identity.findAccountByName(input.name);
-  const now = clock.now();
-  if (existing) {
-    if (!(await identity.getUser(existing.accountId, 'owner'))) {
-      await identity.createUser(newAccount({ name: existing.name }, now, existing.accountId).owner);
-    }
-    const { record, issued } = newKeyRecord({ accountId: existing.accountId, userName: 'owner' }, now, {
-      description: 'bootstrap',
-    });
-    await identity.createApiKey(record);
-    return { account: existing, key: issued };
-  }
-  const { account, owner } = newAccount(input, now);
-  const { record, issued } = newKeyRecord(owner, now, { description: 'bootstrap' });
-  await identity.createAccount(account, owner, record);
-  return { account, key: issued };
-}
-
-/** A new account and its owner user (validated input). */
-function newAccount(
-  input: { name: string; ownerName?: string; operator?: boolean },
-  nowMs: number,
-  accountId = newId('account'),
-): { account: Account; owner: User } {
-  const createdAt = isoTime(nowMs);
-  return {
-    account: {
-      accountId,
-      name: input.name,
-      createdAt,
-      blockPublicSharing: false,
-      ...(input.operator ? { operator: true } : {}),
-    },
-    owner: { accountId, userName: input.ownerName ?? 'owner', role: 'owner', permissions: [], createdAt },
-  };
-}
-
-/** A new key of a user: the record to store (hash only) and what to show once (the token). */
-function newKeyRecord(
-  user: Pick<User, 'accountId' | 'userName'>,
-  nowMs: number,
-  input: { expiresInSeconds?: number; description?: string },
-): { record: ApiKeyRecord; issued: IssuedKey } {
-  const key = issueApiKey();
-  const record: ApiKeyRecord = {
-    keyId: key.keyId,
-    accountId: user.accountId,
-    userName: user.userName,
-    secretHash: key.secretHash,
-    createdAt: isoTime(nowMs),
-    ...(input.description ? { description: input.description } : {}),
-    ...(input.expiresInSeconds ? { expiresAt: isoTime(nowMs + input.expiresInSeconds * 1000) } : {}),
-  };
-  return { record, issued: { ...keyInfo(record), token: key.token } };
 }

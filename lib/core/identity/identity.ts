@@ -75,6 +75,25 @@ export function requireOperator(caller: Caller, what = 'manage accounts and quot
   }
 }
 
+/**
+ * Throws `auth.forbidden` unless the caller's account owns the resource it can read: a shared or
+ * public one may be read by others, changed only by its owner. `kind` and `id` name it ("Snapshot",
+ * "snap-…"); `details` go with the error.
+ */
+export function requireOwner(
+  caller: Caller,
+  resource: { accountId: string },
+  what: { kind: string; id: string; verb: string; details: Record<string, string> },
+): void {
+  if (resource.accountId !== caller.accountId) {
+    throw new VolsnapError(
+      'auth.forbidden',
+      `${what.kind} ${what.id} belongs to another account: only its owner can ${what.verb} it.`,
+      { details: what.details },
+    );
+  }
+}
+
 export function isPermission(value: string): value is Permission {
   return (PERMISSIONS as readonly string[]).includes(value);
 }

@@ -1,6 +1,6 @@
 import { decodeManifest, type Manifest } from '../format/manifest.ts';
 import { type Account, DEFAULT_QUOTA, type QuotaLimits } from '../identity/accounts.ts';
-import { type Caller, type Permission, requirePermission } from '../identity/identity.ts';
+import { type Caller, type Permission, requireOwner, requirePermission } from '../identity/identity.ts';
 import type { Compressor } from '../ports/codec.ts';
 import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
 import type { WorkQueue } from '../ports/queue.ts';
@@ -123,13 +123,7 @@ export class SnapshotAccess {
   async owned(caller: Caller, snapshotId: string, permission: Permission, verb: string): Promise<Snapshot> {
     requirePermission(caller, permission);
     const snapshot = await this.visible(caller, snapshotId);
-    if (snapshot.accountId !== caller.accountId) {
-      throw new VolsnapError(
-        'auth.forbidden',
-        `Snapshot ${snapshotId} belongs to another account: only its owner can ${verb} it.`,
-        { details: { snapshotId } },
-      );
-    }
+    requireOwner(caller, snapshot, { kind: 'Snapshot', id: snapshotId, verb, details: { snapshotId } });
     return snapshot;
   }
 
