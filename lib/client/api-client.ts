@@ -90,6 +90,8 @@ export interface HealthResponse {
   region: string;
   version: string;
   status: string;
+  /** The Node version of the function that answered (absent from deployments before it was added). */
+  runtime?: { node: string };
 }
 
 export interface VolumeListFilter {
