@@ -3,6 +3,7 @@
 // under node_modules/.cache keyed by the options, the lockfile and every source file a bundle is made of.
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { isBuiltin } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BuildOptions, build, version as esbuildVersion } from 'esbuild';
@@ -12,7 +13,7 @@ import { handlerLocation } from './serverless-spec.ts';
 /** The repository: its lockfile and tsconfig are inputs of every bundle, its node_modules holds the cache. */
 const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Bumped when the way bundles are built here changes, so older cache entries are not reused. */
-const BUILDER_VERSION = 1;
+const BUILDER_VERSION = 3;
 /** Cache entries (an index and the build it names) kept, newest first; older ones are removed. */
 const KEEP_ENTRIES = 6;
 /** A bundle folder younger than this is never removed: another process may be about to index it. */
@@ -73,6 +74,8 @@ export interface Bundles {
   extension: string;
   /** The handler modules built, as serverless.yml names them (`functions/http/health`). */
   modules: string[];
+  /** What the bundles import that is not inside them, besides Node's own modules. */
+  externals: string[];
   /** Whether they came from the cache. */
   cached: boolean;
   /** How long finding or building them took. */
@@ -95,6 +98,8 @@ interface CacheIndex {
   out: string;
   /** Source files (relative to the project) and their SHA-256; node_modules is the lockfile's. */
   inputs: Record<string, string>;
+  /** The build's imports of packages left outside it. */
+  externals: string[];
 }
 
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
@@ -129,12 +134,12 @@ export async function buildBundles(options: BuildBundlesOptions): Promise<Bundle
   const settings = bundleSettings(specText);
   if (options.exclude) settings.esbuild.external = options.exclude;
   const modules = handlerModules(specText);
-  const { dir, cached } = await cachedBuild(options.cacheDir ?? DEFAULT_CACHE_DIR, {
+  const { dir, cached, externals } = await cachedBuild(options.cacheDir ?? DEFAULT_CACHE_DIR, {
     ...settings.esbuild,
     entryPoints: Object.fromEntries(modules.map((m) => [m, join(specRoot, `${m}.ts`)])),
     outExtension: { '.js': settings.extension },
   });
-  return { dir, extension: settings.extension, modules, cached, ms: Date.now() - started };
+  return { dir, extension: settings.extension, modules, externals, cached, ms: Date.now() - started };
 }
 
 /**
@@ -167,7 +172,7 @@ const DEFAULT_CACHE_DIR = join(PROJECT_ROOT, 'node_modules/.cache/volsnap-bundle
 async function cachedBuild(
   cacheDir: string,
   options: BuildOptions,
-): Promise<{ dir: string; cached: boolean }> {
+): Promise<{ dir: string; cached: boolean; externals: string[] }> {
   const key = sha256(
     JSON.stringify({
       builder: BUILDER_VERSION,
@@ -179,7 +184,7 @@ async function cachedBuild(
   ).slice(0, 24);
   const indexPath = join(cacheDir, `index-${key}.json`);
   const found = await cachedBundles(cacheDir, indexPath);
-  if (found) return { dir: found, cached: true };
+  if (found) return { ...found, cached: true };
 
   await mkdir(cacheDir, { recursive: true });
   const temporary = join(cacheDir, `tmp-${randomUUID()}`);
@@ -205,16 +210,22 @@ async function cachedBuild(
     // Another process built the same content first: its folder is as good as ours.
     await rm(temporary, { recursive: true, force: true });
   }
-  const index: CacheIndex = { out, inputs };
+  const externals = Object.values(built.metafile.outputs)
+    .flatMap((output) => output.imports.filter((i) => i.external && !isBuiltin(i.path)))
+    .map((i) => i.path);
+  const index: CacheIndex = { out, inputs, externals: [...new Set(externals)].sort() };
   const indexTemporary = `${indexPath}.${randomUUID()}.tmp`;
   await writeFile(indexTemporary, JSON.stringify(index));
   await rename(indexTemporary, indexPath);
   await pruneCache(cacheDir).catch(() => {});
-  return { dir, cached: false };
+  return { dir, cached: false, externals: index.externals };
 }
 
-/** The bundle folder an index names, if every source it was built from is unchanged. */
-async function cachedBundles(cacheDir: string, indexPath: string): Promise<string | undefined> {
+/** The build an index names, if every source it was built from is unchanged. */
+async function cachedBundles(
+  cacheDir: string,
+  indexPath: string,
+): Promise<{ dir: string; externals: string[] } | undefined> {
   let index: CacheIndex;
   try {
     index = JSON.parse(await readFile(indexPath, 'utf8')) as CacheIndex;
@@ -228,7 +239,7 @@ async function cachedBundles(cacheDir: string, indexPath: string): Promise<strin
   }
   const now = new Date();
   await utimes(indexPath, now, now).catch(() => {}); // recently used: kept by the pruning
-  return dir;
+  return { dir, externals: index.externals ?? [] };
 }
 
 /** Keeps the newest indexes and the bundles they name; removes the rest once past the grace period. */
