@@ -116,11 +116,14 @@ async function measure(node: string, file: string, exportName: string, event: un
   };
 }
 
-/** A bundle's bytes, and its zip's (≈ the deflated bundle and its source map, as the package holds them). */
+/**
+ * A bundle's bytes, and its zip's: the bundle and its source map, which the package holds, deflated
+ * at level 1 (within 0.1% of the zips `npm run package` writes; measured on health.zip).
+ */
 function sizes(file: string): { bundle: number; zip: number } {
   const bundle = statSync(file).size;
   const parts = [file, `${file}.map`].filter((f) => statSync(f, { throwIfNoEntry: false }));
-  const zip = parts.reduce((sum, f) => sum + deflateRawSync(readFileSync(f)).length + 100, 22);
+  const zip = parts.reduce((sum, f) => sum + deflateRawSync(readFileSync(f), { level: 1 }).length + 100, 22);
   return { bundle, zip };
 }
 
