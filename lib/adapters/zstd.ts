@@ -31,7 +31,13 @@ export function createZstdCompressor(level = DEFAULT_ZSTD_LEVEL): Compressor & {
     return {
       implementation: 'node:zlib',
       compress: (plain) => compressSync(plain, { params: { [levelParam]: level } }),
-      decompress: (stored, plainLength) => decompressSync(stored, { maxOutputLength: plainLength }),
+      // maxOutputLength refuses a frame that holds more; one that holds less is refused here, as below.
+      decompress: (stored, plainLength) => {
+        const plain = decompressSync(stored, { maxOutputLength: Math.max(1, plainLength) });
+        if (plain.length !== plainLength)
+          throw new Error(`zstd frame holds ${plain.length} bytes, expected ${plainLength}`);
+        return plain;
+      },
     };
   }
   let napi: ZstdNapi;

@@ -9,6 +9,7 @@ import type { CliConfigFile } from '../../lib/client/config.ts';
 import type { RegionEntry } from '../../lib/config/regions.ts';
 import { bootstrapAccount, keyAuthenticator } from '../../lib/core/identity/accounts.ts';
 import { localRoleCredentials } from './aws-calls.ts';
+import { type Bundles, buildBundles, buildRegionProcess } from './bundles.ts';
 import { IdentityReplication } from './identity-replication.ts';
 import {
   assertPortFree,
@@ -16,6 +17,7 @@ import {
   forkReady,
   freePort,
   LOCAL_CREDENTIALS as LOCAL_S3_CREDENTIALS,
+  lambdaNodePath,
   type ManagedProcess,
   startDynamoEmulator,
   startS3Emulator,
@@ -71,6 +73,8 @@ export interface LocalCloud {
   configPath: string;
   /** Routes, schedules and queues each region serves (from its own process). */
   surfaces: Record<string, { routes: string[]; schedules: string[]; queues: string[] }>;
+  /** What the functions run: the bundles of serverless.yml, on this Node version (the regions' own). */
+  functions: { node: string; bundles: Bundles };
   stop(): Promise<void>;
 }
 
@@ -113,6 +117,14 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
   const dataDir = resolve(options.dataDir);
   const regionNames = options.regions ?? DEFAULT_REGIONS;
   await checkJava();
+  const specPath = options.specPath ?? join(ROOT, 'serverless.yml');
+  const nodeBinary = lambdaNodePath();
+  // Built while the emulators start (cached by content, so usually a lookup).
+  const building = Promise.all([
+    buildBundles({ specPath, specRoot: options.specRoot ?? ROOT }),
+    buildRegionProcess(),
+  ]);
+  building.catch(() => {}); // awaited below; a failure before that is not an unhandled rejection
   const ports = await choosePorts(regionNames, options.portBase ?? DEFAULT_PORT_BASE);
   if (options.fresh) await rm(dataDir, { recursive: true, force: true });
   await mkdir(dataDir, { recursive: true });
@@ -186,34 +198,32 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
     // The global table's stand-in: the seeded accounts reach every region before it serves.
     replication = identityReplication(regions, options.verbose ? console.log : undefined);
     await replication.start();
-    const specPath = options.specPath ?? join(ROOT, 'serverless.yml');
     await loadServerlessSpec(specPath); // fail here, with the parse error, rather than in every region
+    const [bundles, regionProcess] = await building;
     const surfaces: LocalCloud['surfaces'] = {};
+    const nodeVersions = new Set<string>();
     await Promise.all(
       regions.map(async (r, i) => {
         const p = ports[i] as Ports;
-        const child = await forkReady(
-          `region ${r.name}`,
-          fileURLToPath(new URL('./region-process.ts', import.meta.url)),
-          [],
-          {
-            execArgv: ['--import', 'tsx'],
-            env: regionEnvironment(
-              regionNames[0] ?? r.name,
-              r,
-              registry,
-              p,
-              specPath,
-              options.specRoot ?? ROOT,
-              options.verbose ?? false,
-              options.schedules ?? true,
-              options.recordCallsTo,
-            ),
-            onExit: watch(`region ${r.name}`),
-          },
-        );
+        const child = await forkReady(`region ${r.name}`, regionProcess.file, [], {
+          execPath: nodeBinary,
+          env: regionEnvironment(
+            regionNames[0] ?? r.name,
+            r,
+            registry,
+            p,
+            specPath,
+            options.specRoot ?? ROOT,
+            options.verbose ?? false,
+            options.schedules ?? true,
+            bundles,
+            options.recordCallsTo,
+          ),
+          onExit: watch(`region ${r.name}`),
+        });
         children.push(child);
         surfaces[r.name] = child.message.surface as LocalCloud['surfaces'][string];
+        nodeVersions.add(String(child.message.node));
       }),
     );
     const config: CliConfigFile = {
@@ -223,7 +233,8 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
       accounts,
     };
     await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
-    return { regions, config, configPath, surfaces, stop };
+    const functions = { node: [...nodeVersions].join(', '), bundles };
+    return { regions, config, configPath, surfaces, functions, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -266,6 +277,7 @@ function regionEnvironment(
   specRoot: string,
   verbose: boolean,
   schedules: boolean,
+  bundles: Bundles,
   recordCallsTo: string | undefined,
 ): NodeJS.ProcessEnv {
   const entry = registryEntry(r);
@@ -299,6 +311,7 @@ function regionEnvironment(
       .join(','),
     VOLSNAP_LOCAL_SPEC: specPath,
     VOLSNAP_LOCAL_ROOT: specRoot,
+    VOLSNAP_LOCAL_BUNDLES: JSON.stringify({ dir: bundles.dir, extension: bundles.extension }),
     VOLSNAP_LOCAL_API_PORT: String(p.api),
     VOLSNAP_LOCAL_QUEUE_PORT: String(p.queue),
     VOLSNAP_LOCAL_QUEUES: JSON.stringify({ WorkQueue: localResourceNames(r.name).queue }),

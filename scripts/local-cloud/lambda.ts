@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Context } from 'aws-lambda';
+import type { Bundles } from './bundles.ts';
 import { type FunctionSpec, handlerLocation } from './serverless-spec.ts';
 
 type Handler = (event: unknown, context: Context) => Promise<unknown>;
@@ -16,8 +17,12 @@ export class InvocationTimeout extends Error {
 
 /**
  * Invokes the handlers of serverless.yml in this process the way Lambda does: the module is loaded
- * once (a warm container), each call gets a Context with a request id and a deadline, and a call that
- * outlives the function's timeout fails.
+ * once, on the function's first call (a cold start, then a warm container), each call gets a Context
+ * with a request id and a deadline, and a call that outlives the function's timeout fails.
+ *
+ * Given `bundles`, it runs the packaged bundles, each function as its own instance of its bundle (its
+ * own module state, as separate Lambda containers have, even where functions share a handler file);
+ * without, the TypeScript sources under `root`, one instance per module.
  */
 export class LambdaRunner {
   readonly #modules = new Map<string, Promise<Handler>>();
@@ -25,13 +30,24 @@ export class LambdaRunner {
   constructor(
     private readonly root: string,
     private readonly region: string,
+    private readonly bundles?: Pick<Bundles, 'dir' | 'extension'>,
   ) {}
+
+  /** The module a function's handler is in, and its export. */
+  #location(fn: FunctionSpec): { url: string; module: string; exportName: string } {
+    const { module, exportName } = handlerLocation(fn.handler);
+    if (!this.bundles) return { url: pathToFileURL(resolve(this.root, module)).href, module, exportName };
+    const file = resolve(this.bundles.dir, `${module.replace(/\.ts$/, '')}${this.bundles.extension}`);
+    // ES modules are instances per URL: the query makes one per function.
+    const url = `${pathToFileURL(file).href}?function=${encodeURIComponent(fn.name)}`;
+    return { url, module: file, exportName };
+  }
 
   #load(fn: FunctionSpec): Promise<Handler> {
     let loaded = this.#modules.get(fn.name);
     if (!loaded) {
-      const { module, exportName } = handlerLocation(fn.handler);
-      loaded = import(pathToFileURL(resolve(this.root, module)).href).then((mod) => {
+      const { url, module, exportName } = this.#location(fn);
+      loaded = import(url).then((mod) => {
         const handler = mod[exportName];
         if (typeof handler !== 'function')
           throw new Error(`${fn.handler}: ${module} exports no function '${exportName}'.`);

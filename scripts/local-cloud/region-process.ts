@@ -1,6 +1,8 @@
 // Entry point of one region's process in the local cloud. Its environment is that of a Lambda
 // function of this region (VOLSNAP_*, AWS credentials for the emulators), so the handlers it loads
-// see exactly what they would see on AWS. Exits when the supervisor goes away.
+// see exactly what they would see on AWS. It runs on the Lambda runtime's Node major (Node 22), and
+// runs the packaged bundles named by VOLSNAP_LOCAL_BUNDLES (else the sources, through a loader the
+// caller provides). Exits when the supervisor goes away.
 
 import { CallRecorder } from './aws-calls.ts';
 import { RegionRuntime } from './region-runtime.ts';
@@ -11,6 +13,7 @@ const verbose = env.VOLSNAP_LOCAL_VERBOSE === '1';
 const runtime = new RegionRuntime({
   region: env.VOLSNAP_REGION ?? '',
   root: env.VOLSNAP_LOCAL_ROOT ?? process.cwd(),
+  ...(env.VOLSNAP_LOCAL_BUNDLES ? { bundles: JSON.parse(env.VOLSNAP_LOCAL_BUNDLES) } : {}),
   spec: await loadServerlessSpec(env.VOLSNAP_LOCAL_SPEC ?? 'serverless.yml'),
   apiPort: Number(env.VOLSNAP_LOCAL_API_PORT ?? 0),
   queuePort: Number(env.VOLSNAP_LOCAL_QUEUE_PORT ?? 0),
@@ -41,7 +44,13 @@ process.on('unhandledRejection', (reason) => {
 });
 
 const ports = await runtime.start();
-process.send?.({ ready: true, port: ports.apiPort, queuePort: ports.queuePort, surface: runtime.surface });
+process.send?.({
+  ready: true,
+  port: ports.apiPort,
+  queuePort: ports.queuePort,
+  surface: runtime.surface,
+  node: process.version,
+});
 
 const stop = async () => {
   await runtime.stop();

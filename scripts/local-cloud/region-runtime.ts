@@ -16,6 +16,8 @@ export interface RegionRuntimeOptions {
   region: string;
   /** Directory handler paths in the spec are relative to. */
   root: string;
+  /** Run these packaged bundles (one module instance per function) rather than the sources under `root`. */
+  bundles?: { dir: string; extension: string };
   spec: ServerlessSpec;
   apiPort: number;
   queuePort: number;
@@ -48,7 +50,7 @@ export class RegionRuntime {
   #server: Server | undefined;
 
   constructor(private readonly options: RegionRuntimeOptions) {
-    this.runner = new LambdaRunner(options.root, options.region);
+    this.runner = new LambdaRunner(options.root, options.region, options.bundles);
     this.queues = new LocalQueues(options.recording);
     this.#routes = options.spec.functions.flatMap((fn) => fn.routes.map((route) => compileRoute(route, fn)));
   }

@@ -34,14 +34,18 @@ describe('npm start: the local two-region cloud', () => {
     expect(output).toMatch(/us-east-1\s+API http:\/\/127\.0\.0\.1:\d+/);
     expect(output).toMatch(/account demo\s+acct-\w+\s+key vsk_/);
     expect(output).toContain(configPath);
+    // The functions run as deployed: the bundles, on the Lambda runtime's Node major.
+    expect(output).toMatch(/functions: the deployment's bundles \(.+\) on Node v22\.\d+\.\d+/);
   });
 
-  it('answers `volsnap health` in each region with that region', async () => {
+  it('answers `volsnap health` in each region with that region, from a function on Node 22', async () => {
     for (const region of ['eu-west-1', 'us-east-1']) {
       const result = await cli(['--config', configPath, '--region', region, '--json', 'health']);
       expect(result.stderr).toBe('');
       expect(result.code).toBe(0);
       expect(JSON.parse(result.stdout)).toMatchObject({ region, status: 'ok' });
+      // Answered by the health function's bundle, on Node 22, while the CLI runs on this machine's Node.
+      expect(JSON.parse(result.stdout).runtime.node).toMatch(/^v22\./);
     }
   });
 

@@ -5,6 +5,8 @@ export interface HealthResponse {
   region: string;
   version: string;
   status: string;
+  /** The runtime of the function that answered (the Lambda runtime's Node major, locally too). */
+  runtime?: { node: string };
 }
 
 export interface VolumeListFilter {
