@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import { createZstdCompressor } from '../adapters/zstd.ts';
@@ -7,7 +8,7 @@ import { segmentCapacity } from '../core/format/segment.ts';
 import { emptyWriteReport, SnapshotWriter, type WriteReport } from '../core/format/snapshot-writer.ts';
 import { VolsnapError } from '../core/shared/errors.ts';
 import { type ApiClient, ApiError, type SegmentUrl, type Snapshot, type Volume } from './api-client.ts';
-import { pollUntil } from './poll.ts';
+import { pollUntil, settle } from './poll.ts';
 import { getObject, putObject } from './transfer.ts';
 
 export interface CreateFromFileOptions {
@@ -22,6 +23,8 @@ export interface CreateFromFileOptions {
   /** Segment uploads in flight; memory is about (concurrency + 1) × 16 MiB. */
   concurrency?: number;
   onProgress?: (progress: { bytesRead: number; totalBytes: number; uploadedBytes: number }) => void;
+  /** Hears of each transient failure waited out (and the wait) while completing: a progress note. */
+  onRetry?: (error: ApiError, waitMs: number) => void;
 }
 
 export interface CreateFromFileResult {
@@ -45,15 +48,22 @@ export async function createSnapshotFromFile(
   options: CreateFromFileOptions,
 ): Promise<CreateFromFileResult> {
   const volume = await volumeFitting(api, options.volumeId, options.file);
+  // A token of its own when none is given: a create whose answer is lost is sent again with it,
+  // and the service answers the snapshot that first one made, not a second snapshot.
+  const request = {
+    volumeId: options.volumeId,
+    name: options.name,
+    description: options.description,
+    tags: options.tags,
+    clientToken: options.clientToken ?? randomUUID(),
+  };
   const snapshot =
     options.snapshot ??
-    (await api.createSnapshot({
-      volumeId: options.volumeId,
-      name: options.name,
-      description: options.description,
-      tags: options.tags,
-      clientToken: options.clientToken,
-    }));
+    (await settle(
+      () => api.createSnapshot(request),
+      async () => undefined,
+      { sleep: (ms) => api.wait(ms), onRetry: options.onRetry },
+    ));
   if (snapshot.state === 'completed') return { snapshot, report: emptyWriteReport(), written: false };
 
   let parent: Manifest | undefined;
@@ -77,7 +87,7 @@ export async function createSnapshotFromFile(
   });
   const manifest = await writer.finish();
   await uploads.drain();
-  const completed = await completeWith(api, snapshot, manifest);
+  const completed = await completeWith(api, snapshot, manifest, options);
   progress();
   return { snapshot: completed, report: writer.report, written: true };
 }
@@ -202,16 +212,32 @@ async function readBlocks(
  * Uploads the manifest and completes the snapshot, waiting while workers verify it; a snapshot the
  * service finds unsound is thrown as `snapshot.manifestInvalid`.
  */
-async function completeWith(api: ApiClient, snapshot: Snapshot, manifest: Manifest): Promise<Snapshot> {
+async function completeWith(
+  api: ApiClient,
+  snapshot: Snapshot,
+  manifest: Manifest,
+  options: Pick<CreateFromFileOptions, 'onRetry'>,
+): Promise<Snapshot> {
   // A manifest key of its own, asked for now: a rerun of this snapshot uploads to another one.
   const target = await api.uploadUrls(snapshot.snapshotId, 0, { manifest: true });
   if (!target.manifestUrl || !target.manifestUploadId) throw new Error('the service issued no manifest URL');
   await putObject(target.manifestUrl, encodeManifest(manifest), { ifNoneMatch: true });
-  const answered = await api.completeSnapshot(snapshot.snapshotId, target.manifestUploadId);
+  const manifestUploadId = target.manifestUploadId;
+  const sleep = (ms: number) => api.wait(ms);
+  // An answer lost to a timeout or a reset (object storage stalled while the service read the
+  // manifest) may hide a completion: the snapshot says what happened, and complete is idempotent.
+  const answered = await settle(
+    () => api.completeSnapshot(snapshot.snapshotId, manifestUploadId),
+    async () => {
+      const now = await api.getSnapshot(snapshot.snapshotId);
+      return now.state !== 'pending' || now.leaseUntil ? now : undefined;
+    },
+    { sleep, onRetry: options.onRetry },
+  );
   const completed = await pollUntil(
     () => api.getSnapshot(snapshot.snapshotId),
     (s) => s.state !== 'pending',
-    { current: answered },
+    { current: answered, sleep, onRetry: options.onRetry },
   );
   if (completed.state === 'error') {
     throw new ApiError(

@@ -4,7 +4,7 @@ import { option, positiveInteger } from '../args.ts';
 import type { CliContext, Session } from '../context.ts';
 import { printJson } from '../output.ts';
 import { progressBar } from '../progress.ts';
-import { waitForSnapshot } from '../reading.ts';
+import { retryNote, waitForSnapshot } from '../reading.ts';
 import { stateLine } from '../records.ts';
 import { collectTag, formatSize } from '../units.ts';
 
@@ -115,7 +115,11 @@ async function snapshotFromFile(
     ...request,
     file,
     concurrency,
-    onProgress: (p) => bar.update(p.bytesRead, p.totalBytes),
+    onProgress: (p) => {
+      bar.note(undefined);
+      bar.update(p.bytesRead, p.totalBytes);
+    },
+    onRetry: (error, waitMs) => bar.note(retryNote(error, waitMs)),
   }).finally(() => bar.stop());
   const seconds = (Date.now() - started) / 1000;
   if (json) {
