@@ -1,10 +1,14 @@
+import { appendFileSync, existsSync, mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { describeFailure, EXIT_CODES } from '../../lib/cli/errors.ts';
 import { ApiClient, ApiError } from '../../lib/client/api-client.ts';
 import { pollUntil, settle } from '../../lib/client/poll.ts';
 import { getObject, putObject, TransferError, watchTransfers } from '../../lib/client/transfer.ts';
+import { UploadJournal } from '../../lib/client/upload-journal.ts';
 import { VolsnapError } from '../../lib/core/shared/errors.ts';
 
 // A local HTTP server plays the API (or the object store) and fails as a bad day does: 503s, 429s
@@ -194,5 +198,23 @@ describe('a transfer that stalls', () => {
     } finally {
       watchTransfers({ stallTimeoutMs: 60_000, noticeMs: 5_000, onStall: undefined });
     }
+  });
+});
+
+describe('the upload journal a rerun with the same client token resumes from', () => {
+  it('knows a segment by its bytes, skips a line torn by a kill, and is gone once removed', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'volsnap-journal-')), 'uploads');
+    const first = await UploadJournal.open(dir, 'snap-1');
+    const a = Buffer.alloc(100, 1);
+    const b = Buffer.alloc(100, 2);
+    await first.record('segment-a', UploadJournal.digest(a), a.length);
+    appendFileSync(join(dir, 'snap-1.jsonl'), '{"segmentId":"segment-b","sha');
+    const rerun = await UploadJournal.open(dir, 'snap-1');
+    expect(rerun.storedAs(UploadJournal.digest(a), a.length)).toBe('segment-a');
+    expect(rerun.storedAs(UploadJournal.digest(b), b.length)).toBeUndefined();
+    expect(rerun.storedAs(UploadJournal.digest(a), a.length + 1)).toBeUndefined();
+    expect((await UploadJournal.open(dir, 'snap-2')).storedAs(UploadJournal.digest(a), 100)).toBeUndefined();
+    await rerun.remove();
+    expect(existsSync(join(dir, 'snap-1.jsonl'))).toBe(false);
   });
 });
