@@ -1,8 +1,10 @@
+import { execFile } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { describeFailure, EXIT_CODES } from '../../lib/cli/errors.ts';
 import { ApiClient, ApiError } from '../../lib/client/api-client.ts';
@@ -10,6 +12,7 @@ import { pollUntil, settle } from '../../lib/client/poll.ts';
 import { getObject, putObject, TransferError, watchTransfers } from '../../lib/client/transfer.ts';
 import { UploadJournal } from '../../lib/client/upload-journal.ts';
 import { VolsnapError } from '../../lib/core/shared/errors.ts';
+import { ROOT } from '../support/processes.ts';
 
 // A local HTTP server plays the API (or the object store) and fails as a bad day does: 503s, 429s
 // with Retry-After, connections dropped before or after the request took effect, stalls.
@@ -216,5 +219,47 @@ describe('the upload journal a rerun with the same client token resumes from', (
     expect((await UploadJournal.open(dir, 'snap-2')).storedAs(UploadJournal.digest(a), 100)).toBeUndefined();
     await rerun.remove();
     expect(existsSync(join(dir, 'snap-1.jsonl'))).toBe(false);
+  });
+});
+
+describe('an export whose answer is lost (exports take no client token)', () => {
+  it('is found among the exports of the snapshot listed afterwards, not asked for twice', async () => {
+    const made = {
+      exportId: 'export-1',
+      snapshotId: 'snap-1',
+      format: 'vsnap',
+      key: 'exports/export-1.vsnap',
+      state: 'pending',
+      size: 1,
+      progress: 0,
+      createdAt: '2026-12-01T00:00:00.000Z',
+    };
+    let exports: (typeof made)[] = [];
+    const seen: string[] = [];
+    const endpoint = await serve((request, response) => {
+      seen.push(`${request.method} ${request.url}`);
+      if (request.method === 'POST') {
+        exports = [made];
+        return void request.socket.destroy();
+      }
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(JSON.stringify({ exports }));
+    });
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [
+        `${ROOT}bin/volsnap.js`,
+        '--endpoint',
+        endpoint,
+        '--json',
+        'snapshot',
+        'export',
+        'snap-1',
+        '--no-wait',
+      ],
+      { env: { ...process.env, VOLSNAP_CONFIG: '', VOLSNAP_DEBUG: '' } },
+    );
+    expect(JSON.parse(stdout)).toMatchObject({ exportId: 'export-1' });
+    expect(seen).toEqual(['GET /v1/exports', 'POST /v1/snapshots/snap-1/export', 'GET /v1/exports']);
   });
 });
