@@ -43,6 +43,14 @@ function s3rverOf(region: string): number {
   throw new Error(`no s3rver for ${region} among the cloud's children`);
 }
 
+/** Segments recorded in the (one) upload journal beside the config: what a CLI run has stored. */
+function journalLines(): number {
+  const journals = join(dataDir, 'uploads');
+  const files = existsSync(journals) ? readdirSync(journals).filter((f) => f.endsWith('.jsonl')) : [];
+  const text = files[0] ? readFileSync(join(journals, files[0]), 'utf8') : '';
+  return text.split('\n').filter((line) => line.endsWith('}')).length;
+}
+
 /** Every line of stderr but the `warning:` notes, which must hold no stack frame. */
 function failureLines(stderr: string): string[] {
   expect(stderr).not.toMatch(/^\s+at /m);
@@ -152,18 +160,13 @@ describe('the CLI tells the truth when the service or object storage fails', () 
     writeFileSync(big, bytes);
     const volume = (await json('volume', 'create', '--name', 'big', '--size', '128MiB')).volumeId;
     const args = ['snapshot', 'create', '--volume', volume, '--file', big, '--client-token', 'resume-1'];
-    const journals = join(dataDir, 'uploads');
     const child = spawn(
       process.execPath,
       [CLI_BUNDLE, '--config', configPath, '--region', R1, ...args, '--concurrency', '1'],
       { stdio: 'ignore' },
     );
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    const recorded = () => {
-      const files = existsSync(journals) ? readdirSync(journals).filter((f) => f.endsWith('.jsonl')) : [];
-      const text = files[0] ? readFileSync(join(journals, files[0]), 'utf8') : '';
-      return text.split('\n').filter((line) => line.endsWith('}')).length;
-    };
+    const recorded = journalLines;
     // Killed once it recorded two uploaded segments (of about eight).
     while (recorded() < 2 && child.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 20));
     child.kill('SIGKILL');
@@ -185,27 +188,19 @@ describe('the CLI tells the truth when the service or object storage fails', () 
   });
 
   it('object storage killed mid-create: one error line, exit 5 (transient), no stack', async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        CLI_BUNDLE,
-        '--config',
-        configPath,
-        '--region',
-        R1,
-        'snapshot',
-        'create',
-        '--volume',
-        volumeId,
-        '--file',
-        imagePath,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const file = join(work, 'killed.img');
+    writeFileSync(file, randomBytes(128 * 2 ** 20));
+    const volume = (await json('volume', 'create', '--name', 'killed', '--size', '128MiB')).volumeId;
+    const token = 'killed-1';
+    const args = ['snapshot', 'create', '--volume', volume, '--file', file, '--client-token', token];
+    const child = spawn(process.execPath, [CLI_BUNDLE, '--config', configPath, '--region', R1, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (c) => (stderr += c));
-    // Killed once the CLI is under way: its first API calls answered, segments on their way.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // Killed once the CLI is under way: its first segment stored (its journal says so), more in flight.
+    while (journalLines() < 1 && child.exitCode === null)
+      await new Promise((resolve) => setTimeout(resolve, 20));
     process.kill(s3rverOf(R1), 'SIGKILL');
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     const lines = failureLines(stderr);
