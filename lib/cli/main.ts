@@ -1,8 +1,10 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ApiClient } from '../client/api-client.ts';
 import { type ConfigFlags, resolveConfig } from '../client/config.ts';
+import { watchTransfers } from '../client/transfer.ts';
 import { VERSION } from '../config/runtime.ts';
 import { terminalSafe } from '../core/shared/text.ts';
+import { option, positiveInteger } from './args.ts';
 import { addAccountCommands } from './commands/account.ts';
 import { addAdminCommands } from './commands/admin.ts';
 import { addExportCommands } from './commands/exports.ts';
@@ -15,10 +17,13 @@ import { addSnapshotCommands } from './commands/snapshots.ts';
 import { addVolumeCommands } from './commands/volumes.ts';
 import type { CliContext, Io, Session } from './context.ts';
 import { describeFailure, formatFailure } from './errors.ts';
+import { noteStall } from './progress.ts';
 
 interface GlobalOptions extends ConfigFlags {
   json?: boolean;
+  debug?: boolean;
   verbose?: boolean;
+  stallTimeout: number;
 }
 
 /** Builds the `volsnap` program. `io` is injectable so tests can run commands in-process. */
@@ -41,7 +46,16 @@ export function buildProgram(rawIo: Io = defaultIo()): Command {
     )
     .option('--config <path>', 'config file (default: .volsnap/config.json, then ~/.volsnap/config.json)')
     .option('--json', 'print JSON instead of tables (errors too)')
-    .option('--verbose', 'print the stack of an error the CLI did not expect (or VOLSNAP_DEBUG=1)')
+    .option('--debug', 'print the stack of a failure after its error line (or VOLSNAP_DEBUG=1)')
+    .addOption(new Option('--verbose', 'the same as --debug').hideHelp())
+    .addOption(
+      new Option(
+        '--stall-timeout <seconds>',
+        'give a transfer up once object storage moved none of its bytes for this long',
+      )
+        .argParser(option(positiveInteger))
+        .default(60),
+    )
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     // Usage errors are thrown (to main), not printed and exited on: every failure prints one way.
     .exitOverride();
@@ -49,6 +63,7 @@ export function buildProgram(rawIo: Io = defaultIo()): Command {
   const client = (): Session => {
     const options = program.opts<GlobalOptions>();
     const config = resolveConfig(options);
+    watchTransfers({ stallTimeoutMs: options.stallTimeout * 1000, onStall: noteStall });
     return {
       api: new ApiClient({ endpoint: config.endpoint, apiKey: config.apiKey }),
       config,
@@ -89,8 +104,8 @@ export function exitWhenFlushed(): void {
 
 /**
  * Runs the CLI. Every failure is one `error: <code>: <message>` line on stderr (a JSON object with
- * `--json`), never a stack trace unless `--verbose` or `VOLSNAP_DEBUG=1` asks for it; the exit code
- * is 2 for a command line or configuration to fix, 1 otherwise.
+ * `--json`), never a stack trace unless `--debug` or `VOLSNAP_DEBUG=1` asks for it; the exit code
+ * says its kind (EXIT_CODES in errors.ts: usage 2, not found 3, conflict 4, transient 5, data 6).
  */
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
@@ -116,7 +131,7 @@ export async function main(argv: string[]): Promise<void> {
     const failure = describeFailure(error, {
       command: failing && failing !== program ? commandPath(failing) : undefined,
       subcommands: failing?.commands.map((c) => c.name()).filter((name) => name !== 'help'),
-      verbose: options.verbose === true || process.env.VOLSNAP_DEBUG === '1',
+      verbose: options.debug === true || options.verbose === true || process.env.VOLSNAP_DEBUG === '1',
     });
     if (error instanceof CommanderError) process.exitCode = failure?.exitCode ?? error.exitCode;
     if (!failure) return;

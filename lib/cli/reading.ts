@@ -1,6 +1,6 @@
-import type { ApiClient, Export, Snapshot } from '../client/api-client.ts';
+import type { ApiClient, ApiError, Export, Snapshot } from '../client/api-client.ts';
 import { pollUntil } from '../client/poll.ts';
-import type { progressBar } from './progress.ts';
+import type { Progress } from './progress.ts';
 
 /** The first `limit` items of a listing (all of them without one), fetching no page beyond. */
 export async function firstOf<T>(items: AsyncIterable<T>, limit?: number): Promise<T[]> {
@@ -13,12 +13,9 @@ export async function firstOf<T>(items: AsyncIterable<T>, limit?: number): Promi
 }
 
 /** Polls a snapshot written server-side until it is completed or failed, showing its progress. */
-export function waitForSnapshot(
-  api: ApiClient,
-  snapshotId: string,
-  bar: ReturnType<typeof progressBar>,
-): Promise<Snapshot> {
+export function waitForSnapshot(api: ApiClient, snapshotId: string, bar: Progress): Promise<Snapshot> {
   return pollShowing(
+    api,
     bar,
     () => api.getSnapshot(snapshotId),
     (s) => s.state !== 'pending' && s.state !== 'queued',
@@ -27,12 +24,9 @@ export function waitForSnapshot(
 }
 
 /** Polls an export until it is no longer pending, showing its progress. */
-export function waitForExport(
-  api: ApiClient,
-  exportId: string,
-  bar: ReturnType<typeof progressBar>,
-): Promise<Export> {
+export function waitForExport(api: ApiClient, exportId: string, bar: Progress): Promise<Export> {
   return pollShowing(
+    api,
     bar,
     () => api.getExport(exportId),
     (e) => e.state !== 'pending',
@@ -40,16 +34,32 @@ export function waitForExport(
   );
 }
 
-/** `pollUntil`, with the bytes done and the total of each value read on `bar` (stopped after). */
+/**
+ * `pollUntil`, with the bytes done and the total of each value read on `bar` (stopped after), and
+ * what it waits out (a 503, a reset: tried again for as long as the wait lasts) noted on it.
+ */
 async function pollShowing<T>(
-  bar: ReturnType<typeof progressBar>,
+  api: ApiClient,
+  bar: Progress,
   read: () => Promise<T>,
   settled: (value: T) => boolean,
   progress: (value: T) => [done: number, total: number],
 ): Promise<T> {
   try {
-    return await pollUntil(read, settled, { onRead: (value) => bar.update(...progress(value)) });
+    return await pollUntil(read, settled, {
+      onRead: (value) => {
+        bar.note(undefined);
+        bar.update(...progress(value));
+      },
+      onRetry: (error, waitMs) => bar.note(retryNote(error, waitMs)),
+      sleep: (ms) => api.wait(ms),
+    });
   } finally {
     bar.stop();
   }
+}
+
+/** What a wait that is waiting out a failure says: the failure, and when it tries again. */
+export function retryNote(error: ApiError, waitMs: number): string {
+  return `${error.code} (${error.status || 'no answer'}): trying again in ${Math.max(1, Math.round(waitMs / 1000))} s`;
 }

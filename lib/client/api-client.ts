@@ -10,7 +10,7 @@ import { ApiTransport } from './api/transport.ts';
 import { volumeRequests } from './api/volumes.ts';
 
 export type { SnapshotListFilter } from './api/snapshots.ts';
-export { type ApiClientOptions, ApiError } from './api/transport.ts';
+export { type ApiClientOptions, ApiError, isTransient } from './api/transport.ts';
 export type * from './api/types.ts';
 export type { HealthResponse, VolumeListFilter } from './api/volumes.ts';
 

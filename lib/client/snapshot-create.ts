@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import pLimit from 'p-limit';
 import { createZstdCompressor } from '../adapters/zstd.ts';
@@ -7,8 +8,9 @@ import { segmentCapacity } from '../core/format/segment.ts';
 import { emptyWriteReport, SnapshotWriter, type WriteReport } from '../core/format/snapshot-writer.ts';
 import { VolsnapError } from '../core/shared/errors.ts';
 import { type ApiClient, ApiError, type SegmentUrl, type Snapshot, type Volume } from './api-client.ts';
-import { pollUntil } from './poll.ts';
+import { pollUntil, settle } from './poll.ts';
 import { getObject, putObject } from './transfer.ts';
+import { UploadJournal } from './upload-journal.ts';
 
 export interface CreateFromFileOptions {
   volumeId: string;
@@ -22,11 +24,20 @@ export interface CreateFromFileOptions {
   /** Segment uploads in flight; memory is about (concurrency + 1) × 16 MiB. */
   concurrency?: number;
   onProgress?: (progress: { bytesRead: number; totalBytes: number; uploadedBytes: number }) => void;
+  /**
+   * Where to keep what this host uploaded for the snapshot (see UploadJournal), so that a rerun with
+   * the same client token uploads only what is not stored yet. Without it, nothing is kept.
+   */
+  journalDir?: string;
+  /** Hears of each transient failure waited out (and the wait) while completing: a progress note. */
+  onRetry?: (error: ApiError, waitMs: number) => void;
 }
 
 export interface CreateFromFileResult {
   snapshot: Snapshot;
   report: WriteReport;
+  /** Segments uploaded by this run, and those an earlier run with the same client token had stored. */
+  segments: { uploaded: number; alreadyStored: number };
   /** Whether this call wrote the snapshot (false when a client token named a completed one). */
   written: boolean;
 }
@@ -45,16 +56,32 @@ export async function createSnapshotFromFile(
   options: CreateFromFileOptions,
 ): Promise<CreateFromFileResult> {
   const volume = await volumeFitting(api, options.volumeId, options.file);
+  // A token of its own when none is given: a create whose answer is lost is sent again with it,
+  // and the service answers the snapshot that first one made, not a second snapshot.
+  const request = {
+    volumeId: options.volumeId,
+    name: options.name,
+    description: options.description,
+    tags: options.tags,
+    clientToken: options.clientToken ?? randomUUID(),
+  };
   const snapshot =
     options.snapshot ??
-    (await api.createSnapshot({
-      volumeId: options.volumeId,
-      name: options.name,
-      description: options.description,
-      tags: options.tags,
-      clientToken: options.clientToken,
-    }));
-  if (snapshot.state === 'completed') return { snapshot, report: emptyWriteReport(), written: false };
+    (await settle(
+      () => api.createSnapshot(request),
+      async () => undefined,
+      { sleep: (ms) => api.wait(ms), onRetry: options.onRetry },
+    ));
+  if (snapshot.state === 'completed')
+    return {
+      snapshot,
+      report: emptyWriteReport(),
+      segments: { uploaded: 0, alreadyStored: 0 },
+      written: false,
+    };
+  const journal = options.journalDir
+    ? await UploadJournal.open(options.journalDir, snapshot.snapshotId)
+    : undefined;
 
   let parent: Manifest | undefined;
   if (snapshot.parentSnapshotId) {
@@ -64,7 +91,7 @@ export async function createSnapshotFromFile(
   let bytesRead = 0;
   const progress = () =>
     options.onProgress?.({ bytesRead, totalBytes: volume.sizeBytes, uploadedBytes: uploads.uploadedBytes });
-  const uploads = segmentUploads(api, snapshot.snapshotId, options.concurrency ?? 4, progress);
+  const uploads = segmentUploads(api, snapshot.snapshotId, options.concurrency ?? 4, progress, journal);
   const writer = new SnapshotWriter({
     volumeSize: volume.sizeBytes,
     compressor: createZstdCompressor(),
@@ -75,11 +102,16 @@ export async function createSnapshotFromFile(
     bytesRead += read;
     if (index % 64 === 0) progress();
   });
-  const manifest = await writer.finish();
+  const manifest = uploads.named(await writer.finish());
   await uploads.drain();
-  const completed = await completeWith(api, snapshot, manifest);
+  const completed = await completeWith(api, snapshot, manifest, options).catch(async (error) => {
+    // A recorded segment the service does not have after all: the next run uploads everything.
+    if (error instanceof ApiError && error.code === 'snapshot.segmentsMissing') await journal?.remove();
+    throw error;
+  });
+  await journal?.remove();
   progress();
-  return { snapshot: completed, report: writer.report, written: true };
+  return { snapshot: completed, report: writer.report, segments: uploads.counts, written: true };
 }
 
 /** The volume, once `file` is known readable and no larger than it. */
@@ -99,36 +131,57 @@ async function volumeFitting(api: ApiClient, volumeId: string, file: string): Pr
 
 /**
  * Where a snapshot's writer puts its segments: each through the next write-once URL the service
- * issued, `concurrency` uploads at once. `sink` is the writer's side; `drain` waits for the uploads
- * still in flight. Memory: the writer waits in `store` for a free slot before filling another
- * segment, and an uploaded segment's buffer builds a later one.
+ * issued, `concurrency` uploads at once, unless `journal` says an earlier run stored the same bytes
+ * for this snapshot (then that segment is named, not uploaded). The writer names segments with
+ * ids of this run (`local-N`); `named` gives the finished manifest the ids they were stored under.
+ * `sink` is the writer's side; `drain` waits for the uploads still in flight. Memory: the writer
+ * waits in `store` for a free slot before filling another segment, and an uploaded segment's
+ * buffer builds a later one.
  */
-function segmentUploads(api: ApiClient, snapshotId: string, concurrency: number, onUploaded: () => void) {
+function segmentUploads(
+  api: ApiClient,
+  snapshotId: string,
+  concurrency: number,
+  onUploaded: () => void,
+  journal?: UploadJournal,
+) {
   // Segment URLs are asked for a batch at a time, as needed, so each is used soon after it is issued.
   const urls: SegmentUrl[] = [];
   const limit = pLimit(concurrency);
   const inFlight = new Set<Promise<void>>();
   const spareBuffers: Buffer[] = [];
-  const state = { uploadedBytes: 0 };
-  const nextSegmentId = async (): Promise<string> => {
-    if (urls.length === 0) {
-      const batch = await api.uploadUrls(snapshotId, URL_BATCH);
-      urls.push(...batch.segments);
-    }
-    const next = urls[0];
+  const stored = new Map<string, string>();
+  const state = { uploadedBytes: 0, uploaded: 0, alreadyStored: 0, local: 0 };
+  const nextUrl = async (): Promise<SegmentUrl> => {
+    if (urls.length === 0) urls.push(...(await api.uploadUrls(snapshotId, URL_BATCH)).segments);
+    const next = urls.shift();
     if (!next) throw new Error('the service issued no segment URLs');
-    return next.segmentId;
+    return next;
   };
-  const store = async (segmentId: string, object: Buffer) => {
-    const entry = urls.shift();
-    if (entry?.segmentId !== segmentId) throw new Error(`segment ${segmentId} was not the next issued`);
+  const nextSegmentId = async (): Promise<string> => `local-${state.local++}`;
+  const store = async (localId: string, object: Buffer) => {
+    const sha256 = journal ? UploadJournal.digest(object) : '';
+    const earlier = journal?.storedAs(sha256, object.length);
+    const recycle = () => spareBuffers.push(Buffer.from(object.buffer, object.byteOffset, segmentCapacity()));
+    if (earlier) {
+      stored.set(localId, earlier);
+      state.alreadyStored++;
+      state.uploadedBytes += object.length;
+      recycle();
+      onUploaded();
+      return;
+    }
+    const entry = await nextUrl();
+    stored.set(localId, entry.segmentId);
     // Wait for a free slot before the writer fills another segment: memory stays bounded.
     while (limit.activeCount + limit.pendingCount >= limit.concurrency) await Promise.race(inFlight);
     const upload = limit(async () => {
       await putObject(entry.url, object, { ifNoneMatch: true });
+      await journal?.record(entry.segmentId, sha256, object.length);
       state.uploadedBytes += object.length;
+      state.uploaded++;
       // Uploaded: its buffer builds a later segment (fresh 16 MiB buffers cost page faults).
-      spareBuffers.push(Buffer.from(object.buffer, object.byteOffset, segmentCapacity()));
+      recycle();
       onUploaded();
     });
     inFlight.add(upload);
@@ -138,11 +191,26 @@ function segmentUploads(api: ApiClient, snapshotId: string, concurrency: number,
     );
   };
   const segmentBuffer = () => spareBuffers.pop() ?? Buffer.allocUnsafe(segmentCapacity());
+  /** The manifest with every segment of this run under the id it is stored under. */
+  const named = (manifest: Manifest): Manifest => {
+    const rename = (id: string) => stored.get(id) ?? id;
+    return {
+      ...manifest,
+      segments: new Map([...manifest.segments].map(([id, size]) => [rename(id), size])),
+      entries: manifest.entries.map((entry) =>
+        stored.has(entry.segmentId) ? { ...entry, segmentId: rename(entry.segmentId) } : entry,
+      ),
+    };
+  };
   return {
     sink: { nextSegmentId, store, segmentBuffer },
+    named,
     drain: async () => void (await Promise.all(inFlight)),
     get uploadedBytes() {
       return state.uploadedBytes;
+    },
+    get counts() {
+      return { uploaded: state.uploaded, alreadyStored: state.alreadyStored };
     },
   };
 }
@@ -202,16 +270,32 @@ async function readBlocks(
  * Uploads the manifest and completes the snapshot, waiting while workers verify it; a snapshot the
  * service finds unsound is thrown as `snapshot.manifestInvalid`.
  */
-async function completeWith(api: ApiClient, snapshot: Snapshot, manifest: Manifest): Promise<Snapshot> {
+async function completeWith(
+  api: ApiClient,
+  snapshot: Snapshot,
+  manifest: Manifest,
+  options: Pick<CreateFromFileOptions, 'onRetry'>,
+): Promise<Snapshot> {
   // A manifest key of its own, asked for now: a rerun of this snapshot uploads to another one.
   const target = await api.uploadUrls(snapshot.snapshotId, 0, { manifest: true });
   if (!target.manifestUrl || !target.manifestUploadId) throw new Error('the service issued no manifest URL');
   await putObject(target.manifestUrl, encodeManifest(manifest), { ifNoneMatch: true });
-  const answered = await api.completeSnapshot(snapshot.snapshotId, target.manifestUploadId);
+  const manifestUploadId = target.manifestUploadId;
+  const sleep = (ms: number) => api.wait(ms);
+  // An answer lost to a timeout or a reset (object storage stalled while the service read the
+  // manifest) may hide a completion: the snapshot says what happened, and complete is idempotent.
+  const answered = await settle(
+    () => api.completeSnapshot(snapshot.snapshotId, manifestUploadId),
+    async () => {
+      const now = await api.getSnapshot(snapshot.snapshotId);
+      return now.state !== 'pending' || now.leaseUntil ? now : undefined;
+    },
+    { sleep, onRetry: options.onRetry },
+  );
   const completed = await pollUntil(
     () => api.getSnapshot(snapshot.snapshotId),
     (s) => s.state !== 'pending',
-    { current: answered },
+    { current: answered, sleep, onRetry: options.onRetry },
   );
   if (completed.state === 'error') {
     throw new ApiError(

@@ -1,16 +1,57 @@
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { type ClientRequest, Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { type ByteRange, rangeHeader } from '../core/ports/objects.ts';
 
-/** A transfer that failed for good, with the HTTP status when there was one. */
+/**
+ * A transfer that failed for good, with the HTTP status when there was one: `transfer.failed`
+ * (retries spent), or `transfer.stalled` (no byte moved for the stall timeout).
+ */
 export class TransferError extends Error {
   override name = 'TransferError';
   constructor(
     message: string,
     readonly status?: number,
+    readonly code: 'transfer.failed' | 'transfer.stalled' = 'transfer.failed',
   ) {
     super(message);
   }
+}
+
+/** What a stalled transfer reports while it waits: how long no byte moved, and when it gives up. */
+export interface StallNotice {
+  idleSeconds: number;
+  giveUpSeconds: number;
+}
+
+/**
+ * How transfers watch for a stall, for the whole process (the CLI sets it from `--stall-timeout`):
+ * a transfer none of whose bytes moved for `stallTimeoutMs` fails with `transfer.stalled`, and is
+ * not retried (the user asked to wait no longer); after `noticeMs`, `onStall` hears of it each
+ * second, and once with `undefined` when bytes move again.
+ */
+const stallWatch: {
+  stallTimeoutMs: number;
+  noticeMs: number;
+  onStall?: (notice: StallNotice | undefined) => void;
+} = { stallTimeoutMs: 60_000, noticeMs: 5_000 };
+
+/** Sets how transfers watch for stalls (see {@link stallWatch}); unset fields keep their value. */
+export function watchTransfers(options: Partial<typeof stallWatch>): void {
+  Object.assign(stallWatch, options);
+}
+
+/** Transfers in flight that have not moved for `noticeMs`: a stall is reported once for all. */
+const stalledNow = new Set<object>();
+function reportStall(transfer: object, idleMs: number | undefined): void {
+  if (idleMs === undefined) {
+    if (stalledNow.delete(transfer) && stalledNow.size === 0) stallWatch.onStall?.(undefined);
+    return;
+  }
+  stalledNow.add(transfer);
+  stallWatch.onStall?.({
+    idleSeconds: Math.round(idleMs / 1000),
+    giveUpSeconds: Math.round(stallWatch.stallTimeoutMs / 1000),
+  });
 }
 
 const RETRIES = 4;
@@ -25,6 +66,7 @@ async function withRetries<T>(what: string, attempt: (retry: number) => Promise<
       return await attempt(i);
     } catch (error) {
       last = error;
+      if (error instanceof TransferError && error.code === 'transfer.stalled') throw error;
       if (error instanceof TransferError && error.status !== undefined && !retryable(error.status))
         throw error;
     }
@@ -62,14 +104,22 @@ function exchange(
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+    const stall = stallTimer(() =>
+      request.destroy(
+        new TransferError(
+          `${method === 'PUT' ? 'upload' : 'download'} stalled: object storage moved no byte for ${Math.round(stallWatch.stallTimeoutMs / 1000)} s (see --stall-timeout)`,
+          undefined,
+          'transfer.stalled',
+        ),
+      ),
+    );
+    const fail = (error: unknown) => {
+      stall.stop();
+      reject(error);
+    };
     const request = send(
       target,
-      {
-        method,
-        headers,
-        agent: agents[target.protocol as 'http:' | 'https:'],
-        timeout: 120_000,
-      },
+      { method, headers, agent: agents[target.protocol as 'http:' | 'https:'] },
       (response) => {
         const length = Number(response.headers['content-length'] ?? Number.NaN);
         const chunks: Buffer[] = [];
@@ -79,13 +129,16 @@ function exchange(
             ? into.subarray(0, length)
             : Buffer.allocUnsafe(length);
         let received = 0;
+        stall.moved();
         response.on('data', (chunk: Buffer) => {
+          stall.moved();
           if (whole && received + chunk.length <= whole.length) chunk.copy(whole, received);
           else chunks.push(chunk);
           received += chunk.length;
         });
-        response.on('error', reject);
+        response.on('error', fail);
         response.on('end', () => {
+          stall.stop();
           const bodyOut =
             whole && received === whole.length
               ? whole
@@ -102,10 +155,59 @@ function exchange(
         });
       },
     );
-    request.on('timeout', () => request.destroy(new Error('the transfer timed out')));
-    request.on('error', reject);
-    request.end(body);
+    request.on('error', fail);
+    writeBody(request, body, stall.moved);
   });
+}
+
+/** The body in 1 MiB writes, each one that the socket took counting as bytes that moved. */
+function writeBody(request: ClientRequest, body: Uint8Array | undefined, moved: () => void): void {
+  if (!body || body.length === 0) {
+    request.end();
+    return;
+  }
+  const CHUNK = 2 ** 20;
+  let offset = 0;
+  const next = (): void => {
+    while (offset < body.length) {
+      const chunk = body.subarray(offset, offset + CHUNK);
+      offset += chunk.length;
+      if (!request.write(chunk, () => moved())) {
+        request.once('drain', next);
+        return;
+      }
+    }
+    request.end();
+  };
+  next();
+}
+
+/**
+ * Watches one exchange for a stall: `moved` when bytes moved; past `noticeMs` without, the stall
+ * is reported (each second); past the stall timeout, `giveUp` ends the exchange.
+ */
+function stallTimer(giveUp: () => void) {
+  const transfer = {};
+  let last = Date.now();
+  const timer = setInterval(() => {
+    const idle = Date.now() - last;
+    if (idle >= stallWatch.stallTimeoutMs) {
+      stop();
+      giveUp();
+    } else if (idle >= stallWatch.noticeMs) reportStall(transfer, idle);
+  }, 1000);
+  timer.unref();
+  const stop = () => {
+    clearInterval(timer);
+    reportStall(transfer, undefined);
+  };
+  return {
+    moved: () => {
+      last = Date.now();
+      reportStall(transfer, undefined);
+    },
+    stop,
+  };
 }
 
 /**

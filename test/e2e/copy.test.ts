@@ -123,12 +123,12 @@ describe('copying snapshots across regions and accounts, through the CLI', () =>
 
   it('refuses an unknown region, and a copy by an account the source is not shared with, clearly', async () => {
     const result = await run('demo-b', R2, 'snapshot', 'copy', firstCopy, '--source-region', 'mars-north-1');
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(2);
     expect(result.stderr).toMatch(
       /region\.unknown: Unknown region 'mars-north-1'\. Known regions: eu-west-1, us-east-1/,
     );
     const hidden = await run('demo-b', R1, 'snapshot', 'copy', firstCopy, '--source-region', R2);
-    expect(hidden.code).toBe(1);
+    expect(hidden.code).toBe(3);
     expect(hidden.stderr).toContain('snapshot.notFound');
   });
 });

@@ -211,7 +211,7 @@ describe('completed means the service checked the data', () => {
     });
 
     const refused = await run('snapshot', 'restore', pending.snapshotId, '--to', join(work, 'liar.img'));
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(4);
     expect(refused.stderr).toContain('error');
 
     // The next CLI snapshot of the volume is a full one, written against no parent.

@@ -168,13 +168,13 @@ describe('exports through the CLI, downloaded through presigned URLs, imported e
       '--format',
       'vsnap',
     ]);
-    expect(inward.code).toBe(1);
+    expect(inward.code).toBe(2);
     expect(inward.stderr).toContain('import.sourceForbidden');
     const exported = await json('snapshot', 'export', snapshotId, '--format', 'vsnap');
     const { url } = await json('export', 'url', exported.exportId);
     await json('export', 'delete', exported.exportId);
     const gone = await cli(['--config', configPath, 'snapshot', 'import', '--url', url, '--format', 'vsnap']);
-    expect(gone.code).toBe(1);
+    expect(gone.code).toBe(2);
     expect(gone.stderr).toMatch(/import\.sourceUnreadable: The import URL answered 404/);
   });
 

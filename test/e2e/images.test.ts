@@ -180,7 +180,7 @@ describe('images of instances, through the CLI', () => {
       'x',
       '--require-stopped',
     );
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(4);
     expect(refused.stderr).toContain('instance.running');
     const missing = join(work, 'no-such-disk.img');
     const result = await run(
@@ -216,7 +216,7 @@ describe('images of instances, through the CLI', () => {
       listed.filter((i: { name: string }) => i.name === 'db nightly').map((i: { state: string }) => i.state),
     ).toEqual(['error']);
     const launch = await run('demo', R1, 'image', 'launch', image.imageId, '--name', 'no');
-    expect(launch.code).toBe(1);
+    expect(launch.code).toBe(4);
     expect(launch.stderr).toContain('image.invalidState');
   });
 
@@ -235,7 +235,7 @@ describe('images of instances, through the CLI', () => {
     expect(readFileSync(join(to, 'vda.img')).equals(original.vda)).toBe(true);
     expect(readFileSync(join(to, 'vdb.img')).equals(original.vdb)).toBe(true);
     const hidden = await run('operator', R1, 'image', 'show', golden);
-    expect(hidden.code).toBe(1);
+    expect(hidden.code).toBe(3);
     expect(hidden.stderr).toContain('image.notFound');
     const forbidden = await run('demo-b', R1, 'image', 'delete', golden);
     expect(forbidden.stderr).toContain('auth.forbidden');

@@ -143,7 +143,7 @@ describe('snapshots end to end through the CLI', () => {
 
   it('refuses to delete a volume that has snapshots, naming them', async () => {
     const result = await run('volume', 'delete', volumeId);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(4);
     expect(result.stderr).toContain('volume.hasSnapshots');
     expect(result.stderr).toContain(first.snapshotId);
   });
@@ -182,7 +182,7 @@ describe('snapshots end to end through the CLI', () => {
   it('refuses a file larger than the volume, leaving no completed snapshot', async () => {
     const small = (await json('volume', 'create', '--name', 'small', '--size', '32MiB')).volumeId;
     const result = await run('snapshot', 'create', '--volume', small, '--file', imagePath);
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(2);
     expect(result.stderr).toContain('larger than volume');
     expect(await json('snapshot', 'list', '--volume', small)).toEqual([]);
   });
@@ -259,7 +259,7 @@ describe('snapshots end to end through the CLI', () => {
       writeFileSync(segment, bytes);
     }
     const result = await run('snapshot', 'restore', first.snapshotId, '--to', join(work, 'corrupt.img'));
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(6);
     expect(result.stderr).toMatch(/data\.corrupt: Block \d+ of snapshot snap-\w+ failed verification/);
   });
 });

@@ -69,7 +69,7 @@ describe('volumes through the CLI', () => {
     const listed = JSON.parse((await as('demo-b', '--json', 'volume', 'list')).stdout);
     expect(listed).toEqual([]);
     const shown = await as('demo-b', 'volume', 'show', volumeId);
-    expect(shown.code).toBe(1);
+    expect(shown.code).toBe(3);
     expect(shown.stderr).toContain('volume.notFound');
     const deleted = await as('demo-b', 'volume', 'delete', volumeId);
     expect(deleted.stderr).toContain('volume.notFound');
@@ -163,7 +163,7 @@ describe('what the CLI says when a command fails, and when deleting leaves thing
     const [first, second] = [await snap(volume), await snap(volume)];
     await as('demo', 'snapshot', 'delete', first);
     const refused = await as('demo', 'volume', 'delete', volume);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(4);
     expect(errorLine(refused.stderr, 'volume.hasSnapshots')).toContain(
       `still has 1 snapshot(s) outside the recycle bin: ${second}. Delete them first (\`volsnap snapshot delete ${second}\`)`,
     );

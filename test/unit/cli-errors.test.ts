@@ -116,14 +116,14 @@ describe('every CLI failure is one error line with a code, or a JSON error, neve
     expect(help.stderr).toBe('');
   });
 
-  it('a configuration problem exits 2; a service it cannot reach exits 1', async () => {
+  it('a configuration problem exits 2; a service it cannot reach exits 5 (transient)', async () => {
     const account = await volsnap('--account', 'nobody', 'volume', 'list');
     expect(account.code).toBe(2);
     expect(errorLine(account.stderr, 'config.invalid')).toContain("No account 'nobody'");
     const json = await volsnap('--json', '--account', 'nobody', 'volume', 'list');
     expect(errorJson(json.stderr, 'config.invalid').message).toContain("No account 'nobody'");
     const unreachable = await volsnap('volume', 'list');
-    expect(unreachable.code).toBe(1);
+    expect(unreachable.code).toBe(5);
     expect(errorLine(unreachable.stderr, 'client.unreachable')).toContain('Cannot reach http://127.0.0.1:');
   });
 });
@@ -133,7 +133,7 @@ describe('how a failure is described', () => {
     const failure = describeFailure(
       new TransferError('upload failed after 5 attempts: connect ECONNREFUSED 127.0.0.1:5711'),
     );
-    expect(failure).toMatchObject({ error: 'transfer.failed', exitCode: 1 });
+    expect(failure).toMatchObject({ error: 'transfer.failed', exitCode: 5 });
     expect(formatFailure(failure as NonNullable<typeof failure>, false)).toBe(
       'error: transfer.failed: upload failed after 5 attempts: connect ECONNREFUSED 127.0.0.1:5711\n',
     );
@@ -173,7 +173,7 @@ describe('how a failure is described', () => {
       message: 'Volume vol-1 still has 1 snapshot(s).',
       requestId: 'req-1',
       details: { snapshotIds: ['snap-1'] },
-      exitCode: 1,
+      exitCode: 4,
     });
     expect(formatFailure(api as NonNullable<typeof api>, false)).toBe(
       'error: volume.hasSnapshots: Volume vol-1 still has 1 snapshot(s). (request req-1)\n',
@@ -182,6 +182,6 @@ describe('how a failure is described', () => {
       code: 'ENOENT',
       syscall: 'open',
     });
-    expect(describeFailure(enoent)).toMatchObject({ error: 'io.failed', exitCode: 1 });
+    expect(describeFailure(enoent)).toMatchObject({ error: 'io.failed', exitCode: 3 });
   });
 });

@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
+import { settle } from '../../client/poll.ts';
 import { option } from '../args.ts';
 import type { CliContext } from '../context.ts';
 import { printJson } from '../output.ts';
@@ -37,14 +39,21 @@ async function copySnapshot(ctx: CliContext, sourceSnapshotId: string, options: 
   const { api, json } = ctx.client();
   const { io } = ctx;
   const started = Date.now();
-  const created = await api.copySnapshot({
+  const request = {
     sourceRegion: options.sourceRegion,
     sourceSnapshotId,
     name: options.name,
     description: options.description,
     tags: options.tag,
-    clientToken: options.clientToken,
-  });
+    // A token of its own when none is given: a copy whose answer is lost is asked for again with
+    // it, and the service answers the copy the first request started (not a second copy).
+    clientToken: options.clientToken ?? randomUUID(),
+  };
+  const created = await settle(
+    () => api.copySnapshot(request),
+    async () => undefined,
+    { sleep: (ms) => api.wait(ms) },
+  );
   // A new copy is always answered pending: one that is not was made before, for this token.
   const already = created.state !== 'pending';
   const done = options.wait

@@ -1,5 +1,6 @@
 import { type Command, Option } from 'commander';
-import type { Export } from '../../client/api-client.ts';
+import type { ApiClient, Export } from '../../client/api-client.ts';
+import { settle } from '../../client/poll.ts';
 import { DISK_FORMATS, type DiskFormat } from '../../core/format/disk-format.ts';
 import { option, parseDuration } from '../args.ts';
 import type { CliContext } from '../context.ts';
@@ -66,7 +67,7 @@ function addSnapshotExport(snapshot: Command, ctx: CliContext): void {
     .option('--no-wait', 'return once the export is started')
     .action(async (snapshotId: string, options: ExportOptions) => {
       const { api, json } = ctx.client();
-      const started = await api.exportSnapshot(snapshotId, options.format, {
+      const started = await startExport(api, snapshotId, options.format, {
         bucket: options.bucket,
         prefix: options.prefix,
         ...(options.keepFor !== undefined ? { keepForSeconds: options.keepFor } : {}),
@@ -138,4 +139,28 @@ function exportRecord(e: Export) {
     completed: e.completedAt,
     expires: e.expiresAt,
   };
+}
+
+/**
+ * Starts an export, finding out what happened when the answer is lost (a timeout, a reset, a 5xx):
+ * an export takes no client token, so the exports of the snapshot listed before it was asked for
+ * are compared with those after; a new one is the answer, none means it is asked for again.
+ */
+async function startExport(
+  api: ApiClient,
+  snapshotId: string,
+  format: DiskFormat,
+  target: Parameters<ApiClient['exportSnapshot']>[2],
+): Promise<Export> {
+  const ofSnapshot = async () =>
+    (await api.listExports()).exports.filter((e) => e.snapshotId === snapshotId && e.format === format);
+  let before: Set<string> | undefined;
+  return settle(
+    async () => {
+      before ??= new Set((await ofSnapshot()).map((e) => e.exportId));
+      return api.exportSnapshot(snapshotId, format, target);
+    },
+    async () => (await ofSnapshot()).find((e) => !before?.has(e.exportId)),
+    { sleep: (ms) => api.wait(ms) },
+  );
 }

@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { settle } from '../../client/poll.ts';
 import { uploadFile } from '../../client/upload.ts';
 import { DISK_FORMATS, type DiskFormat } from '../../core/format/disk-format.ts';
 import { option } from '../args.ts';
@@ -54,7 +56,7 @@ async function importSnapshot(ctx: CliContext, options: ImportOptions): Promise<
   if ((options.url === undefined) === (options.file === undefined))
     throw new InvalidArgumentError('give --url, or --file');
   const upload = options.file ? await uploadFile(api, options.file, progressBar('upload', !json)) : undefined;
-  const started = await api.importSnapshot({
+  const request = {
     url: options.url,
     upload,
     format: options.format,
@@ -62,8 +64,14 @@ async function importSnapshot(ctx: CliContext, options: ImportOptions): Promise<
     name: options.name,
     description: options.description,
     tags: options.tag,
-    clientToken: options.clientToken,
-  });
+    // As for a copy: a token of its own makes an import whose answer is lost safe to ask again.
+    clientToken: options.clientToken ?? randomUUID(),
+  };
+  const started = await settle(
+    () => api.importSnapshot(request),
+    async () => undefined,
+    { sleep: (ms) => api.wait(ms) },
+  );
   const done = options.wait
     ? await waitForSnapshot(api, started.snapshotId, progressBar('import', !json))
     : started;

@@ -1,10 +1,13 @@
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { createSnapshotFromFile } from '../../client/snapshot-create.ts';
 import { option, positiveInteger } from '../args.ts';
 import type { CliContext, Session } from '../context.ts';
 import { printJson } from '../output.ts';
 import { progressBar } from '../progress.ts';
-import { waitForSnapshot } from '../reading.ts';
+import { retryNote, waitForSnapshot } from '../reading.ts';
 import { stateLine } from '../records.ts';
 import { collectTag, formatSize } from '../units.ts';
 
@@ -104,7 +107,7 @@ async function snapshotByService(
 /** `--file`: this host reads the volume's bytes and uploads what changed. */
 async function snapshotFromFile(
   ctx: CliContext,
-  { api, json }: Session,
+  { api, json, config }: Session,
   request: CreateRequest,
   file: string,
   concurrency: number,
@@ -115,13 +118,25 @@ async function snapshotFromFile(
     ...request,
     file,
     concurrency,
-    onProgress: (p) => bar.update(p.bytesRead, p.totalBytes),
+    // With a client token a rerun writes the same snapshot: it uploads only what is not stored yet.
+    ...(request.clientToken ? { journalDir: journalDir(config.source) } : {}),
+    onProgress: (p) => {
+      bar.note(undefined);
+      bar.update(p.bytesRead, p.totalBytes);
+    },
+    onRetry: (error, waitMs) => bar.note(retryNote(error, waitMs)),
   }).finally(() => bar.stop());
   const seconds = (Date.now() - started) / 1000;
   if (json) {
     printJson(ctx.io.out, {
       ...result.snapshot,
-      report: { ...result.report, written: result.written, seconds },
+      report: {
+        ...result.report,
+        written: result.written,
+        uploadedSegments: result.segments.uploaded,
+        alreadyStoredSegments: result.segments.alreadyStored,
+        seconds,
+      },
     });
     return;
   }
@@ -132,7 +147,20 @@ async function snapshotFromFile(
   if (result.written) {
     ctx.io.out(
       `blocks: ${r.blocks} (${r.newBlocks} uploaded${r.rewrittenBlocks ? `, ${r.rewrittenBlocks} of them unchanged but moved out of mostly-dead segments` : ''}, ${r.reusedBlocks} reused from parent, ${r.duplicateBlocks} duplicate, ${r.zeroBlocks} zero)\n` +
-        `bytes uploaded: ${formatSize(r.newStoredBytes)} stored for ${formatSize(r.newPlainBytes)} of data, in ${r.segments} segment(s), ${seconds.toFixed(1)} s\n`,
+        `bytes uploaded: ${formatSize(r.newStoredBytes)} stored for ${formatSize(r.newPlainBytes)} of data, in ${r.segments} segment(s), ${seconds.toFixed(1)} s\n` +
+        (result.segments.alreadyStored
+          ? `segments: ${result.segments.uploaded} uploaded, ${result.segments.alreadyStored} already stored by an earlier run with this client token\n`
+          : ''),
     );
   }
+}
+
+/**
+ * Where a snapshot's upload journal is kept (lib/client/upload-journal.ts): beside the config file
+ * in use (`uploads/`), else in ~/.volsnap/uploads.
+ */
+function journalDir(configSource: string): string {
+  return existsSync(configSource)
+    ? join(dirname(resolve(configSource)), 'uploads')
+    : join(homedir(), '.volsnap', 'uploads');
 }

@@ -7,9 +7,20 @@ export class ApiError extends Error {
     message: string,
     readonly requestId?: string,
     readonly details?: Record<string, unknown>,
+    /** What the answer's `Retry-After` said, in seconds. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }
+}
+
+/**
+ * Whether a failed request is worth sending again later: the service unreachable, too slow, reset
+ * (status 0), throttling (429) or failing for now (5xx). For a request that changes something, such
+ * a failure leaves open whether it took effect: ask the service before sending it again.
+ */
+export function isTransient(error: unknown): error is ApiError {
+  return error instanceof ApiError && (error.status === 0 || error.status === 429 || error.status >= 500);
 }
 
 export interface ApiClientOptions {
@@ -43,6 +54,11 @@ export class ApiTransport {
     this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   }
 
+  /** Waits `ms` (the injected sleep in tests): what polls and retries built on this client wait with. */
+  wait(ms: number): Promise<void> {
+    return this.#sleep(ms);
+  }
+
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const url = new URL(path, this.#options.endpoint);
     const headers: Record<string, string> = { accept: 'application/json' };
@@ -50,7 +66,17 @@ export class ApiTransport {
     if (this.#options.apiKey) headers.authorization = `Bearer ${this.#options.apiKey}`;
     const init = { method, headers, body: body === undefined ? undefined : JSON.stringify(body) };
     const response = await this.#send(url, init);
-    const text = await response.text();
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (cause) {
+      // The connection dropped (or timed out) after the answer began: whether it took effect is open.
+      throw new ApiError(
+        0,
+        'client.unreachable',
+        `The connection to ${url.origin} dropped while it answered ${method} ${path} (${reasonOf(cause)}). Run the command again.`,
+      );
+    }
     let data: unknown;
     try {
       data = text ? JSON.parse(text) : undefined;
@@ -64,12 +90,14 @@ export class ApiTransport {
         requestId?: string;
         details?: Record<string, unknown>;
       };
+      const retryAfter = Number(response.headers.get('retry-after') ?? Number.NaN);
       throw new ApiError(
         response.status,
         err.error ?? `http.${response.status}`,
         err.message ?? `${method} ${path} answered ${response.status} ${response.statusText}`,
         err.requestId ?? response.headers.get('x-request-id') ?? undefined,
         err.details,
+        Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter : undefined,
       );
     }
     return data as T;
@@ -88,7 +116,15 @@ export class ApiTransport {
           signal: AbortSignal.timeout(this.#options.timeoutMs ?? 30_000),
         });
       } catch (cause) {
-        const reason = (cause as { cause?: { code?: string } }).cause?.code ?? (cause as Error).message;
+        const reason = reasonOf(cause);
+        if ((cause as Error).name === 'TimeoutError') {
+          const seconds = Math.round((this.#options.timeoutMs ?? 30_000) / 1000);
+          throw new ApiError(
+            0,
+            'client.timeout',
+            `${init.method} ${url.pathname} got no answer from ${url.origin} within ${seconds} s.`,
+          );
+        }
         if (
           attempt === 0 &&
           init.method === 'GET' &&
@@ -117,6 +153,11 @@ export class ApiTransport {
     }
     return response;
   }
+}
+
+/** Why a request failed below HTTP: the system's code (ECONNRESET) or the message. */
+function reasonOf(cause: unknown): string {
+  return (cause as { cause?: { code?: string } }).cause?.code ?? (cause as Error).message;
 }
 
 /**

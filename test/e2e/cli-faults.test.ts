@@ -1,0 +1,213 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI_BUNDLE, cli, descendants, type StartedCloud, startCloudProcess } from '../support/processes.ts';
+
+// The CLI on a bad day, staged on the local cloud: an API answer lost after the request took
+// effect (a proxy drops it), object storage stopped (SIGSTOP of the region's s3rver) and killed.
+const R1 = 'eu-west-1';
+const SIZE = 48 * 2 ** 20;
+const dataDir = mkdtempSync(join(tmpdir(), 'volsnap-e2e-faults-'));
+const work = mkdtempSync(join(tmpdir(), 'volsnap-e2e-faults-files-'));
+const configPath = join(dataDir, 'config.json');
+const imagePath = join(work, 'disk.img');
+let cloud: StartedCloud;
+let volumeId: string;
+let proxy: Server | undefined;
+
+const run = (...args: string[]) => cli(['--config', configPath, '--region', R1, ...args]);
+const json = async (...args: string[]) => {
+  const result = await run('--json', ...args);
+  if (result.code !== 0) throw new Error(`volsnap ${args.join(' ')} failed: ${result.stderr}`);
+  return JSON.parse(result.stdout);
+};
+
+/** The region's s3rver: the cloud's child whose emulator config names the region. */
+function s3rverOf(region: string): number {
+  const pid = cloud.process.pid ?? 0;
+  for (const child of descendants(pid)) {
+    try {
+      const environ = readFileSync(`/proc/${child}/environ`, 'utf8').split('\0');
+      const config = environ.find((v) => v.startsWith('VOLSNAP_S3_EMULATOR='));
+      const cmdline = readFileSync(`/proc/${child}/cmdline`, 'utf8');
+      if (config && cmdline.includes('s3-emulator-process') && config.includes(`"${region}"`)) return child;
+    } catch {
+      // gone while we looked
+    }
+  }
+  throw new Error(`no s3rver for ${region} among the cloud's children`);
+}
+
+/** Segments recorded in the (one) upload journal beside the config: what a CLI run has stored. */
+function journalLines(): number {
+  const journals = join(dataDir, 'uploads');
+  const files = existsSync(journals) ? readdirSync(journals).filter((f) => f.endsWith('.jsonl')) : [];
+  const text = files[0] ? readFileSync(join(journals, files[0]), 'utf8') : '';
+  return text.split('\n').filter((line) => line.endsWith('}')).length;
+}
+
+/** Every line of stderr but the `warning:` notes, which must hold no stack frame. */
+function failureLines(stderr: string): string[] {
+  expect(stderr).not.toMatch(/^\s+at /m);
+  expect(stderr).not.toMatch(/TransferError|node:internal/);
+  return stderr.split('\n').filter((line) => line !== '' && !line.startsWith('warning: '));
+}
+
+beforeAll(async () => {
+  cloud = await startCloudProcess(['--fresh', '--port-base', 'auto', '--data-dir', dataDir]);
+  writeFileSync(imagePath, randomBytes(SIZE));
+  volumeId = (await json('volume', 'create', '--name', 'disk', '--size', '48MiB')).volumeId;
+});
+afterAll(async () => {
+  writeFileSync(join(dataDir, 'cloud-output.log'), cloud?.output() ?? '');
+  proxy?.close();
+  if (cloud?.process.exitCode === null) {
+    cloud.process.kill('SIGINT');
+    await cloud.exited;
+  }
+});
+
+describe('the CLI tells the truth when the service or object storage fails', () => {
+  it('a complete whose answer is lost after it took effect is read back and reported completed', async () => {
+    const config = JSON.parse(readFileSync(configPath, 'utf8'));
+    const api = new URL(config.regions[R1].endpoint);
+    const completes: number[] = [];
+    const gets: string[] = [];
+    // Forwards everything to the API; the answer to `complete` is dropped once the API gave it.
+    proxy = createServer((request, response) => {
+      const lose = request.method === 'POST' && /\/complete$/.test(request.url ?? '');
+      if (lose) completes.push(Date.now());
+      if (request.method === 'GET' && completes.length > 0) gets.push(request.url ?? '');
+      const upstream = httpRequest(
+        {
+          host: api.hostname,
+          port: api.port,
+          path: request.url,
+          method: request.method,
+          headers: request.headers,
+        },
+        (answer) => {
+          if (lose) {
+            answer.resume();
+            answer.on('end', () => request.socket.destroy());
+            return;
+          }
+          response.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(response);
+        },
+      );
+      request.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy?.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const result = await run(
+      '--endpoint',
+      endpoint,
+      '--json',
+      'snapshot',
+      'create',
+      '--volume',
+      volumeId,
+      '--file',
+      imagePath,
+    );
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const snapshot = JSON.parse(result.stdout);
+    expect(snapshot.state).toBe('completed');
+    expect(completes).toHaveLength(1);
+    expect(gets).toContain(`/v1/snapshots/${snapshot.snapshotId}`);
+    expect((await json('snapshot', 'show', snapshot.snapshotId)).state).toBe('completed');
+  });
+
+  it('object storage stopped mid-create: the CLI says it stalled, then gives up after --stall-timeout', async () => {
+    const s3 = s3rverOf(R1);
+    process.kill(s3, 'SIGSTOP');
+    let result: Awaited<ReturnType<typeof run>>;
+    try {
+      result = await run(
+        'snapshot',
+        'create',
+        '--volume',
+        volumeId,
+        '--file',
+        imagePath,
+        '--stall-timeout',
+        '8',
+      );
+    } finally {
+      process.kill(s3, 'SIGCONT');
+    }
+    expect(result.stderr).toMatch(
+      /^warning: snapshot stalled: no byte moved for \d+ s \(giving up after 8 s, --stall-timeout\)$/m,
+    );
+    const lines = failureLines(result.stderr);
+    expect(lines, result.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^error: transfer\.stalled: (upload|download) stalled: object storage moved no byte for 8 s/,
+    );
+    expect(result.code).toBe(5);
+  });
+
+  it('a rerun with the same --client-token after a killed CLI uploads only the segments not stored yet', async () => {
+    const big = join(work, 'big.img');
+    const bytes = randomBytes(128 * 2 ** 20);
+    writeFileSync(big, bytes);
+    const volume = (await json('volume', 'create', '--name', 'big', '--size', '128MiB')).volumeId;
+    const args = ['snapshot', 'create', '--volume', volume, '--file', big, '--client-token', 'resume-1'];
+    const child = spawn(
+      process.execPath,
+      [CLI_BUNDLE, '--config', configPath, '--region', R1, ...args, '--concurrency', '1'],
+      { stdio: 'ignore' },
+    );
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const recorded = journalLines;
+    // Killed once it recorded two uploaded segments (of about eight).
+    while (recorded() < 2 && child.exitCode === null) await new Promise((resolve) => setTimeout(resolve, 20));
+    child.kill('SIGKILL');
+    expect(await exited).toBeNull();
+    const storedBefore = recorded();
+    expect(storedBefore).toBeGreaterThanOrEqual(2);
+
+    const rerun = await json(...args);
+    expect(rerun.state).toBe('completed');
+    const { report } = rerun;
+    expect(report.alreadyStoredSegments).toBe(storedBefore);
+    expect(report.uploadedSegments).toBe(report.segments - storedBefore);
+    expect(report.uploadedSegments).toBeGreaterThan(0);
+    // The journal is gone once the snapshot completed, and the snapshot restores byte for byte.
+    expect(recorded()).toBe(0);
+    const restored = join(work, 'big-restored.img');
+    expect((await run('snapshot', 'restore', rerun.snapshotId, '--to', restored)).code).toBe(0);
+    expect(readFileSync(restored).equals(bytes)).toBe(true);
+  });
+
+  it('object storage killed mid-create: one error line, exit 5 (transient), no stack', async () => {
+    const file = join(work, 'killed.img');
+    writeFileSync(file, randomBytes(128 * 2 ** 20));
+    const volume = (await json('volume', 'create', '--name', 'killed', '--size', '128MiB')).volumeId;
+    const token = 'killed-1';
+    const args = ['snapshot', 'create', '--volume', volume, '--file', file, '--client-token', token];
+    const child = spawn(process.execPath, [CLI_BUNDLE, '--config', configPath, '--region', R1, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c) => (stderr += c));
+    // Killed once the CLI is under way: its first segment stored (its journal says so), more in flight.
+    while (journalLines() < 1 && child.exitCode === null)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    process.kill(s3rverOf(R1), 'SIGKILL');
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const lines = failureLines(stderr);
+    expect(lines, stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^error: (transfer\.failed|client\.unreachable|client\.timeout|storage\.unavailable|internal): \S/,
+    );
+    expect(code).toBe(5);
+  });
+});
