@@ -148,36 +148,13 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
   try {
     const regions: LocalRegion[] = await Promise.all(
       regionNames.map(async (name, i) => {
-        const p = ports[i] as Ports;
-        const dir = join(dataDir, name);
-        await mkdir(join(dir, 's3'), { recursive: true });
-        await mkdir(join(dir, 'dynamodb'), { recursive: true });
-        // Each region's endpoints accept every region's role: cross-region work signs as its own.
-        const recording = { roles: regionNames, recordCallsTo: options.recordCallsTo };
-        const [s3, dynamodb] = await Promise.all([
-          startS3Emulator(join(dir, 's3'), p.s3, {
-            regions: [name],
-            onExit: watch(`s3 ${name}`),
-            ...recording,
-          }),
-          startDynamoEmulator(join(dir, 'dynamodb'), p.dynamodb, {
-            regions: [name],
-            onExit: watch(`dynamodb ${name}`),
-            ...recording,
-          }),
-        ]);
-        children.push(s3, dynamodb);
-        const names = localResourceNames(name);
-        return {
-          name,
-          api: `http://127.0.0.1:${p.api}`,
-          s3: `http://127.0.0.1:${s3.port}`,
-          dynamodb: `http://127.0.0.1:${dynamodb.port}`,
-          queueUrl: `http://127.0.0.1:${p.queue}/000000000000/${names.queue}`,
-          bucket: names.bucket,
-          table: names.table,
-          identityTable: names.identityTable,
-        };
+        const started = await startEmulators(name, ports[i] as Ports, join(dataDir, name), {
+          roles: regionNames,
+          recordCallsTo: options.recordCallsTo,
+          watch,
+        });
+        children.push(...started.children);
+        return started.region;
       }),
     );
     const registry: Record<string, RegionEntry> = Object.fromEntries(
@@ -239,6 +216,49 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
     await stop();
     throw error;
   }
+}
+
+/** A region's local S3 and DynamoDB Local, in its data dir, and the region they make. */
+async function startEmulators(
+  name: string,
+  p: Ports,
+  dir: string,
+  options: {
+    roles: string[];
+    recordCallsTo: string | undefined;
+    watch: (name: string) => (code: number | null) => void;
+  },
+): Promise<{ region: LocalRegion; children: ManagedProcess[] }> {
+  await mkdir(join(dir, 's3'), { recursive: true });
+  await mkdir(join(dir, 'dynamodb'), { recursive: true });
+  // Each region's endpoints accept every region's role: cross-region work signs as its own.
+  const recording = { roles: options.roles, recordCallsTo: options.recordCallsTo };
+  const [s3, dynamodb] = await Promise.all([
+    startS3Emulator(join(dir, 's3'), p.s3, {
+      regions: [name],
+      onExit: options.watch(`s3 ${name}`),
+      ...recording,
+    }),
+    startDynamoEmulator(join(dir, 'dynamodb'), p.dynamodb, {
+      regions: [name],
+      onExit: options.watch(`dynamodb ${name}`),
+      ...recording,
+    }),
+  ]);
+  const names = localResourceNames(name);
+  return {
+    children: [s3, dynamodb],
+    region: {
+      name,
+      api: `http://127.0.0.1:${p.api}`,
+      s3: `http://127.0.0.1:${s3.port}`,
+      dynamodb: `http://127.0.0.1:${dynamodb.port}`,
+      queueUrl: `http://127.0.0.1:${p.queue}/000000000000/${names.queue}`,
+      bucket: names.bucket,
+      table: names.table,
+      identityTable: names.identityTable,
+    },
+  };
 }
 
 /** Replicates the first region's identity table to the others' (see {@link IdentityReplication}). */
