@@ -224,12 +224,20 @@ function UndeleteButton({ snapshot, onDone }: { snapshot: Snapshot; onDone: (s: 
   );
 }
 
+/**
+ * Snapshots an action just answered (a copy's 202), shown by the detail view at once: a copy is
+ * `pending` when it starts, and the view says so before its first poll.
+ */
+const justMade = new Map<string, Snapshot>();
+
 export function SnapshotDetail({ snapshotId }: { snapshotId: string }) {
   const { api, region, whoami } = useConsole();
+  const [seed] = useState(() => justMade.get(snapshotId));
   const loaded = useLoaded(
     () => api.getSnapshot(snapshotId),
     `${region} ${snapshotId}`,
     (s) => inFlight(s.state),
+    seed?.region === region ? seed : undefined,
   );
   const [notice, setNotice] = useState<string | undefined>(undefined);
   const s = loaded.data;
@@ -458,6 +466,7 @@ function CopyForm({ snapshot }: { snapshot: Snapshot }) {
         sourceRegion: region,
         sourceSnapshotId: snapshot.snapshotId,
       });
+      justMade.set(copied.snapshotId, copied);
       switchRegion(target, `/snapshot/${encodeURIComponent(copied.snapshotId)}`);
     } catch (failure) {
       setError(failure);

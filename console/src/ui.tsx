@@ -57,13 +57,24 @@ export interface Loaded<T> {
  * Loads `load()` when `key` changes and again every {@link POLL_MS} while `poll(data)` holds, so
  * pending work updates without a reload. A load that answers after a newer one started is dropped.
  */
-export function useLoaded<T>(load: () => Promise<T>, key: string, poll?: (data: T) => boolean): Loaded<T> {
-  const [data, setData] = useState<T | undefined>(undefined);
+export function useLoaded<T>(
+  load: () => Promise<T>,
+  key: string,
+  poll?: (data: T) => boolean,
+  /** What an action just answered: shown at once, and asked again only when polling says so. */
+  initial?: T,
+): Loaded<T> {
+  const [data, setData] = useState<T | undefined>(initial);
   const [error, setError] = useState<unknown>(undefined);
-  const [loading, setLoading] = useState(true);
+  const [loading, setLoading] = useState(initial === undefined);
   const [tick, setTick] = useState(0);
   const generation = useRef(0);
+  const seeded = useRef(initial !== undefined);
   useEffect(() => {
+    if (seeded.current) {
+      seeded.current = false;
+      return;
+    }
     const mine = ++generation.current;
     setLoading(true);
     load().then(
@@ -142,7 +153,9 @@ export function ConfirmDialog(
         <div class="confirm-body">{props.body}</div>
         {props.typeToConfirm !== undefined ? (
           <label>
-            Type <strong>{props.typeToConfirm}</strong> to confirm
+            <span>
+              Type <strong>{props.typeToConfirm}</strong> to confirm
+            </span>
             <input
               name="typed"
               autocomplete="off"
