@@ -1,5 +1,7 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { Console, type ConsoleContext, currentRoute, navigate } from './context.ts';
+import { ImagesPage, InstancesPage } from './inventory.tsx';
+import { PoliciesPage } from './policies.tsx';
 import { AccountPage, ExportsPage, VolumesPage } from './resources.tsx';
 import {
   type ConsoleConfig,
@@ -149,6 +151,9 @@ const NAV: [route: string, label: string][] = [
   ['/snapshots', 'Snapshots'],
   ['/volumes', 'Volumes'],
   ['/exports', 'Exports'],
+  ['/policies', 'Policies'],
+  ['/instances', 'Instances'],
+  ['/images', 'Images'],
   ['/account', 'Account'],
 ];
 
@@ -229,6 +234,12 @@ function Page({ route }: { route: string }) {
       return <VolumesPage />;
     case 'exports':
       return <ExportsPage />;
+    case 'policies':
+      return <PoliciesPage />;
+    case 'instances':
+      return <InstancesPage />;
+    case 'images':
+      return <ImagesPage />;
     case 'account':
       return <AccountPage />;
     default:

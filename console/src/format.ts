@@ -72,3 +72,35 @@ export function volumeFields(v: Volume): [label: string, value: string][] {
 export function inFlight(state: string): boolean {
   return state === 'pending' || state === 'queued' || state === 'deleting';
 }
+
+/**
+ * `90s`, `45m`, `12h`, `30d` or bare seconds → milliseconds, as the CLI's duration flags read them
+ * (lib/cli/args.ts); undefined for anything else.
+ */
+export function parseDurationMs(text: string): number | undefined {
+  const match = /^(\d+)\s*(s|m|h|d)?$/.exec(text.trim());
+  if (!match) return undefined;
+  const unit = { s: 1, m: 60, h: 3600, d: 86_400 }[(match[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+  return Number(match[1]) * unit * 1000;
+}
+
+/** Milliseconds as the largest whole unit: `6h`, `30d`, `90s`. */
+export function formatDuration(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  for (const [unit, size] of [
+    ['d', 86_400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const) {
+    if (seconds % size === 0 && seconds >= size) return `${seconds / size}${unit}`;
+  }
+  return `${seconds}s`;
+}
+
+/** `k=v` → `{k: v}` (the API matches exact pairs; a bare `k` is `k` with the empty value). */
+export function parseTag(text: string): Record<string, string> | undefined {
+  const trimmed = text.trim();
+  if (!trimmed) return undefined;
+  const at = trimmed.indexOf('=');
+  return at < 0 ? { [trimmed]: '' } : { [trimmed.slice(0, at)]: trimmed.slice(at + 1) };
+}

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import type { Snapshot, SnapshotState } from '../../lib/client/api-client.ts';
 import { navigate, useConsole } from './context.ts';
-import { formatSize, formatTags, formatTime, inFlight, snapshotFields } from './format.ts';
+import { formatSize, formatTags, formatTime, inFlight, parseTag, snapshotFields } from './format.ts';
 import { ConfirmDialog, ErrorText, Fields, Notice, StateBadge, useLoaded } from './ui.tsx';
 
 const TABS: [tab: string, label: string][] = [
@@ -20,14 +20,6 @@ interface Filter {
   volumeId: string;
 }
 const NO_FILTER: Filter = { name: '', state: '', tag: '', volumeId: '' };
-
-/** `k=v` → `{k: v}` (the API matches exact pairs; a bare `k` is `k` with the empty value). */
-function tagFilter(text: string): Record<string, string> | undefined {
-  const trimmed = text.trim();
-  if (!trimmed) return undefined;
-  const at = trimmed.indexOf('=');
-  return at < 0 ? { [trimmed]: '' } : { [trimmed.slice(0, at)]: trimmed.slice(at + 1) };
-}
 
 export function SnapshotsPage({ tab, volumeId }: { tab: string; volumeId: string }) {
   const { api, region } = useConsole();
@@ -49,7 +41,7 @@ export function SnapshotsPage({ tab, volumeId }: { tab: string; volumeId: string
             : {}),
         ...(filter.name ? { name: filter.name } : {}),
         ...(filter.volumeId ? { volumeId: filter.volumeId } : {}),
-        ...(tagFilter(filter.tag) ? { tags: tagFilter(filter.tag) } : {}),
+        ...(parseTag(filter.tag) ? { tags: parseTag(filter.tag) } : {}),
         limit: PAGE_SIZE,
         ...(token ? { nextToken: token } : {}),
       }),
@@ -324,6 +316,10 @@ function SnapshotActions({ snapshot, onChanged }: { snapshot: Snapshot; onChange
           />
         ) : (
           <>
+            <EditForm snapshot={snapshot} onChanged={onChanged} />
+            {snapshot.state === 'completed' ? (
+              <PublishButton snapshot={snapshot} onChanged={onChanged} />
+            ) : null}
             {snapshot.state === 'completed' ? <CopyForm snapshot={snapshot} /> : null}
             {snapshot.state === 'completed' ? <ExportForm snapshot={snapshot} /> : null}
             <DeleteButton snapshot={snapshot} onChanged={onChanged} />
@@ -523,5 +519,101 @@ function ExportForm({ snapshot }: { snapshot: Snapshot }) {
       <button type="submit">Export</button>
       <ErrorText error={error} />
     </form>
+  );
+}
+
+/** Tags as the edit field shows them: `k=v, k2=v2`. */
+const tagsText = (tags: Record<string, string>) =>
+  Object.entries(tags)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
+
+function parseTags(text: string): Record<string, string> {
+  const tags: Record<string, string> = {};
+  for (const part of text.split(',')) Object.assign(tags, parseTag(part) ?? {});
+  return tags;
+}
+
+function EditForm({ snapshot, onChanged }: { snapshot: Snapshot; onChanged: Changed }) {
+  const { api } = useConsole();
+  const [name, setName] = useState(snapshot.name);
+  const [description, setDescription] = useState(snapshot.description);
+  const [tags, setTags] = useState(tagsText(snapshot.tags));
+  const [error, setError] = useState<unknown>(undefined);
+  const save = async (event: Event) => {
+    event.preventDefault();
+    setError(undefined);
+    try {
+      const next = await api.updateSnapshot(snapshot.snapshotId, {
+        name,
+        description,
+        tags: parseTags(tags),
+      });
+      onChanged(next, `${next.name || next.snapshotId} saved.`);
+    } catch (failure) {
+      setError(failure);
+    }
+  };
+  return (
+    <form class="inline" onSubmit={save} aria-label="Edit">
+      <label>
+        Name
+        <input value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+      </label>
+      <label>
+        Description
+        <input value={description} onInput={(e) => setDescription((e.target as HTMLInputElement).value)} />
+      </label>
+      <label>
+        Tags (k=v, k2=v2)
+        <input value={tags} onInput={(e) => setTags((e.target as HTMLInputElement).value)} />
+      </label>
+      <button type="submit">Save</button>
+      <ErrorText error={error} />
+    </form>
+  );
+}
+
+function PublishButton({ snapshot, onChanged }: { snapshot: Snapshot; onChanged: Changed }) {
+  const { api } = useConsole();
+  const [open, setOpen] = useState(false);
+  const [error, setError] = useState<unknown>(undefined);
+  const label = snapshot.name || snapshot.snapshotId;
+  const unpublish = async () => {
+    setError(undefined);
+    try {
+      onChanged(await api.unpublishSnapshot(snapshot.snapshotId), `${label} is private again.`);
+    } catch (failure) {
+      setError(failure);
+    }
+  };
+  return (
+    <div class="inline">
+      {snapshot.public ? (
+        <button type="button" onClick={unpublish}>
+          Unpublish
+        </button>
+      ) : (
+        <button type="button" onClick={() => setOpen(true)}>
+          Publish…
+        </button>
+      )}
+      <ErrorText error={error} />
+      {open ? (
+        <ConfirmDialog
+          title={`Publish ${label}?`}
+          confirmLabel="Publish"
+          body={
+            <p>
+              Every account of this deployment can then list, read and copy {label}, until you unpublish it.
+            </p>
+          }
+          onConfirm={async () => {
+            onChanged(await api.publishSnapshot(snapshot.snapshotId), `${label} is public.`);
+          }}
+          onClose={() => setOpen(false)}
+        />
+      ) : null}
+    </div>
   );
 }

@@ -355,6 +355,63 @@ describe('the web console, in Chromium, against the local cloud', () => {
     expect(Buffer.from(await object.arrayBuffer()).equals(image)).toBe(true);
   });
 
+  it('edits a snapshot’s name, description and tags, and publishes it after a confirmation', async () => {
+    const page = await newPage();
+    await signIn(page, key('demo'));
+    await openSnapshot(page, xssSnapshotId);
+    const edit = page.getByRole('form', { name: 'Edit' });
+    await edit.getByLabel('Name').fill('renamed');
+    await edit.getByLabel('Description').fill('kept as text: <b>bold</b>');
+    await edit.getByLabel('Tags (k=v, k2=v2)').fill('env=test, owner=ops');
+    await edit.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('status').filter({ hasText: 'renamed saved.' }).waitFor();
+    await page.getByRole('button', { name: 'Publish…' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Publish renamed?' });
+    await dialog.getByRole('button', { name: 'Publish', exact: true }).click();
+    await page.getByRole('status').filter({ hasText: 'renamed is public.' }).waitFor();
+    const shown = await fieldsOf(page, 'Snapshot fields');
+    expect(shown).toMatchObject({ name: 'renamed', description: 'kept as text: <b>bold</b>', public: 'yes' });
+    expect(await json('demo', 'eu-west-1', 'snapshot', 'show', xssSnapshotId)).toMatchObject({
+      name: 'renamed',
+      tags: { env: 'test', owner: 'ops' },
+      public: true,
+    });
+    // Every account sees it under Public now.
+    const other = await newPage();
+    await signIn(other, key('demo-b'));
+    await other.getByRole('link', { name: 'Public' }).click();
+    await other.locator(`tr[data-snapshot-id="${xssSnapshotId}"]`).waitFor();
+  });
+
+  it('creates a policy, disables it and deletes it after a confirmation', async () => {
+    const page = await newPage();
+    await signIn(page, key('demo'));
+    await page.getByRole('link', { name: 'Policies' }).click();
+    const form = page.getByRole('form', { name: 'Create a policy' });
+    await form.getByLabel('Name').fill('nightly');
+    await form.getByLabel('Volumes tagged (key=value)').fill('backup=nightly');
+    await form.getByLabel('Every').fill('1d');
+    await form.getByLabel('Keep the newest').fill('3');
+    await form.getByRole('button', { name: 'Create' }).click();
+    const row = page.locator('tr[data-policy-id]').filter({ hasText: 'nightly' });
+    await row.waitFor();
+    expect(await row.innerText()).toMatch(/backup=nightly\s+every 1d\s+newest 3\s+-\s+yes/);
+    const policyId = (await row.getAttribute('data-policy-id')) ?? '';
+    await row.getByRole('button', { name: 'Disable nightly' }).click();
+    await row.getByRole('button', { name: 'Enable nightly' }).waitFor();
+    expect((await json('demo', 'eu-west-1', 'policy', 'show', policyId)).enabled).toBe(false);
+    await shot(page, 'policies');
+    await row.getByRole('button', { name: 'Delete nightly' }).click();
+    await page
+      .getByRole('dialog', { name: 'Delete policy nightly?' })
+      .getByRole('button', { name: 'Delete', exact: true })
+      .click();
+    await row.waitFor({ state: 'detached' });
+    expect(
+      (await json('demo', 'eu-west-1', 'policy', 'list')).map((p: { policyId: string }) => p.policyId),
+    ).toEqual([]);
+  });
+
   it('reads on a narrow window, and asked no origin but the regions’ APIs for anything', async () => {
     const page = await newPage({ width: 390 });
     await signIn(page, key('demo'));
