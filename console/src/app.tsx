@@ -231,7 +231,7 @@ function Page({ route }: { route: string }) {
     case 'snapshot':
       return <SnapshotDetail snapshotId={decodeURIComponent(arg ?? '')} />;
     case 'volumes':
-      return <VolumesPage />;
+      return <VolumesPage key={route} name={new URLSearchParams(query).get('name') ?? ''} />;
     case 'exports':
       return <ExportsPage />;
     case 'policies':

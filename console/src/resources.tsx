@@ -4,10 +4,10 @@ import { useConsole } from './context.ts';
 import { formatSize, formatTags, formatTime, volumeFields } from './format.ts';
 import { ErrorText, Fields, Notice, StateBadge, useLoaded } from './ui.tsx';
 
-export function VolumesPage() {
+export function VolumesPage(props: { name: string }) {
   const { api, region } = useConsole();
-  const [name, setName] = useState('');
-  const [applied, setApplied] = useState('');
+  const [name, setName] = useState(props.name);
+  const [applied, setApplied] = useState(props.name);
   const list = useLoaded(
     () => api.listVolumes({ ...(applied ? { name: applied } : {}), limit: 100 }),
     `${region} ${applied}`,

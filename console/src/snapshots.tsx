@@ -1,4 +1,5 @@
 import { useState } from 'preact/hooks';
+import { parseSize } from '../../lib/cli/units.ts';
 import type { Snapshot, SnapshotState } from '../../lib/client/api-client.ts';
 import { navigate, useConsole } from './context.ts';
 import { formatSize, formatTags, formatTime, inFlight, parseTag, snapshotFields } from './format.ts';
@@ -320,6 +321,7 @@ function SnapshotActions({ snapshot, onChanged }: { snapshot: Snapshot; onChange
             {snapshot.state === 'completed' ? (
               <PublishButton snapshot={snapshot} onChanged={onChanged} />
             ) : null}
+            {snapshot.state === 'completed' ? <VolumeFromSnapshot snapshot={snapshot} /> : null}
             {snapshot.state === 'completed' ? <CopyForm snapshot={snapshot} /> : null}
             {snapshot.state === 'completed' ? <ExportForm snapshot={snapshot} /> : null}
             <DeleteButton snapshot={snapshot} onChanged={onChanged} />
@@ -615,5 +617,38 @@ function PublishButton({ snapshot, onChanged }: { snapshot: Snapshot; onChanged:
         />
       ) : null}
     </div>
+  );
+}
+
+/** A new volume with the snapshot's bytes, of its size or larger (`64MiB`, `10GiB`: as the CLI reads sizes). */
+function VolumeFromSnapshot({ snapshot }: { snapshot: Snapshot }) {
+  const { api } = useConsole();
+  const [name, setName] = useState(`${snapshot.name || snapshot.snapshotId}-restored`);
+  const [size, setSize] = useState(formatSize(snapshot.volumeSize).replace(' ', ''));
+  const [error, setError] = useState<unknown>(undefined);
+  const create = async (event: Event) => {
+    event.preventDefault();
+    setError(undefined);
+    try {
+      const sizeBytes = parseSize(size);
+      await api.createVolume({ name: name.trim(), sourceSnapshotId: snapshot.snapshotId, sizeBytes });
+      navigate(`/volumes?name=${encodeURIComponent(name.trim())}`);
+    } catch (failure) {
+      setError(failure);
+    }
+  };
+  return (
+    <form class="inline" onSubmit={create} aria-label="Create a volume from it">
+      <label>
+        New volume name
+        <input required value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+      </label>
+      <label>
+        Size (its own or larger)
+        <input required value={size} onInput={(e) => setSize((e.target as HTMLInputElement).value)} />
+      </label>
+      <button type="submit">Create volume</button>
+      <ErrorText error={error} />
+    </form>
   );
 }

@@ -383,6 +383,32 @@ describe('the web console, in Chromium, against the local cloud', () => {
     await other.locator(`tr[data-snapshot-id="${xssSnapshotId}"]`).waitFor();
   });
 
+  it('creates a volume from a snapshot, larger than the snapshot', async () => {
+    const page = await newPage();
+    await signIn(page, key('demo'));
+    await openSnapshot(page, snapshotId);
+    const form = page.getByRole('form', { name: 'Create a volume from it' });
+    expect(await form.getByLabel('Size (its own or larger)').inputValue()).toBe('4MiB');
+    await form.getByLabel('New volume name').fill('web-restored');
+    await form.getByLabel('Size (its own or larger)').fill('8MiB');
+    await form.getByRole('button', { name: 'Create volume' }).click();
+    const row = page.locator('tr[data-volume-id]').filter({ hasText: 'web-restored' });
+    await row.waitFor();
+    expect(await row.innerText()).toContain('8 MiB');
+    const volume = await json(
+      'demo',
+      'eu-west-1',
+      'volume',
+      'show',
+      (await row.getAttribute('data-volume-id')) ?? '',
+    );
+    expect(volume).toMatchObject({
+      name: 'web-restored',
+      sizeBytes: 8 * 2 ** 20,
+      sourceSnapshotId: snapshotId,
+    });
+  });
+
   it('creates a policy, disables it and deletes it after a confirmation', async () => {
     const page = await newPage();
     await signIn(page, key('demo'));
