@@ -208,14 +208,16 @@ function SignedIn(props: {
             onChange={(r) => context.switchRegion(r)}
           />
         </span>
-        <p class="who">
-          <span class="sr-only">Signed in as </span>
-          <span class="account-name">{account.name}</span> <span class="id">{account.accountId}</span> ·{' '}
-          <span class="user-name">{user.userName}</span> ({user.role})
-        </p>
-        <button type="button" onClick={props.onSignOut}>
-          Sign out
-        </button>
+        <div class="session">
+          <p class="who">
+            <span class="sr-only">Signed in as </span>
+            <span class="account-name">{account.name}</span> <span class="id">{account.accountId}</span> ·{' '}
+            <span class="user-name">{user.userName}</span> ({user.role})
+          </p>
+          <button type="button" onClick={props.onSignOut}>
+            Sign out
+          </button>
+        </div>
       </header>
       <main key={session.region}>
         <Page route={route} />

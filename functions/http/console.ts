@@ -1,6 +1,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { CONSOLE_ASSETS } from '../../console/assets.generated.ts';
 import type { ConsoleAsset } from '../../console/build.ts';
+import type { RuntimeConfig } from '../../lib/config/runtime.ts';
 import { VolsnapError } from '../../lib/core/shared/errors.ts';
 import { errorResponse } from '../../lib/http/stack.ts';
 import { runtime } from '../../lib/root.ts';
@@ -19,12 +20,21 @@ const FILES: Record<string, keyof typeof CONSOLE_ASSETS> = {
  * only, no inline script, and requests to this region's and the other regions' APIs only.
  */
 export async function handler(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
+  return consoleAnswer(event, runtime().config);
+}
+
+/** The answer to a request of a console route, in the deployment `config` describes. */
+export function consoleAnswer(
+  event: APIGatewayProxyEventV2,
+  config: RuntimeConfig,
+): APIGatewayProxyStructuredResultV2 {
   const requestId = event.requestContext.requestId;
-  const { config } = runtime();
   const apis = config.registry.names().map((name) => ({ name, api: config.registry.get(name).api }));
   const headers = securityHeaders(apis.flatMap((r) => (r.api ? [new URL(r.api).origin] : [])));
   if (event.routeKey === 'GET /console/config.json') {
-    const body = { region: config.region.name, regions: apis };
+    // Regions the console can reach: this one (its own origin), and those whose API the registry names.
+    const reachable = apis.filter((r) => r.api !== undefined || r.name === config.region.name);
+    const body = { region: config.region.name, regions: reachable };
     return {
       statusCode: 200,
       headers: { ...headers, 'content-type': 'application/json', 'cache-control': 'no-cache' },

@@ -438,6 +438,36 @@ describe('the web console, in Chromium, against the local cloud', () => {
     ).toEqual([]);
   });
 
+  it('is usable by keyboard alone: sign in, open a snapshot, open a deletion and cancel it with Escape', async () => {
+    const page = await newPage();
+    await page.goto(`${endpoint('eu-west-1')}/console`);
+    await page.getByLabel('API key').waitFor();
+    const focused = () =>
+      page.evaluate<string>(
+        "document.activeElement?.getAttribute('name') || document.activeElement?.textContent || ''",
+      );
+    /** Presses Tab until the element with this name or text has the focus. */
+    const tabTo = async (target: string) => {
+      for (let i = 0; i < 80 && (await focused()) !== target; i++) await page.keyboard.press('Tab');
+      expect(await focused()).toBe(target);
+    };
+    await tabTo('apiKey');
+    await page.keyboard.type(key('demo'));
+    await page.keyboard.press('Enter');
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    await page.locator(`tr[data-snapshot-id="${snapshotId}"]`).waitFor();
+    await tabTo('web-nightly');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Snapshot web-nightly' }).waitFor();
+    await tabTo('Delete…');
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog', { name: 'Delete snapshot web-nightly?' });
+    await dialog.waitFor();
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    expect((await json('demo', 'eu-west-1', 'snapshot', 'show', snapshotId)).state).toBe('completed');
+  });
+
   it('reads on a narrow window, and asked no origin but the regions’ APIs for anything', async () => {
     const page = await newPage({ width: 390 });
     await signIn(page, key('demo'));
