@@ -33,57 +33,7 @@ export function PoliciesPage() {
       <ErrorText error={list.error ?? error} />
       {list.data && policies.length === 0 ? <p class="empty">No policies here.</p> : null}
       {policies.length > 0 ? (
-        <div class="table-scroll">
-          <table class="list" aria-label="Policies">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Volumes tagged</th>
-                <th scope="col">Schedule</th>
-                <th scope="col">Keeps</th>
-                <th scope="col">Copies to</th>
-                <th scope="col">Enabled</th>
-                <th scope="col">Next run</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {policies.map((p) => (
-                <tr key={p.policyId} data-policy-id={p.policyId}>
-                  <td class="name">
-                    {p.name} <span class="id">{p.policyId}</span>
-                  </td>
-                  <td>{formatTags(p.targetTags)}</td>
-                  <td>{describeSchedule(p)}</td>
-                  <td>{describeRetention(p.retention)}</td>
-                  <td>
-                    {p.copyRules.map((c) => `${c.region} (${describeRetention(c.retention)})`).join(', ') ||
-                      '-'}
-                  </td>
-                  <td>{p.enabled ? 'yes' : 'no'}</td>
-                  <td>{p.enabled ? formatTime(p.nextRunAt) : '-'}</td>
-                  <td class="row-actions">
-                    <button
-                      type="button"
-                      onClick={() => toggle(p)}
-                      aria-label={`${p.enabled ? 'Disable' : 'Enable'} ${p.name}`}
-                    >
-                      {p.enabled ? 'Disable' : 'Enable'}
-                    </button>{' '}
-                    <button
-                      type="button"
-                      class="danger"
-                      onClick={() => setDeleting(p)}
-                      aria-label={`Delete ${p.name}`}
-                    >
-                      Delete…
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <PolicyTable policies={policies} onToggle={toggle} onDelete={setDeleting} />
       ) : null}
       <CreatePolicy
         onCreated={(p) => {
@@ -111,6 +61,65 @@ export function PoliciesPage() {
         />
       ) : null}
     </section>
+  );
+}
+
+function PolicyTable(props: {
+  policies: Policy[];
+  onToggle: (policy: Policy) => void;
+  onDelete: (policy: Policy) => void;
+}) {
+  return (
+    <div class="table-scroll">
+      <table class="list" aria-label="Policies">
+        <thead>
+          <tr>
+            <th scope="col">Name</th>
+            <th scope="col">Volumes tagged</th>
+            <th scope="col">Schedule</th>
+            <th scope="col">Keeps</th>
+            <th scope="col">Copies to</th>
+            <th scope="col">Enabled</th>
+            <th scope="col">Next run</th>
+            <th scope="col">Actions</th>
+          </tr>
+        </thead>
+        <tbody>
+          {props.policies.map((p) => (
+            <tr key={p.policyId} data-policy-id={p.policyId}>
+              <td class="name">
+                {p.name} <span class="id">{p.policyId}</span>
+              </td>
+              <td>{formatTags(p.targetTags)}</td>
+              <td>{describeSchedule(p)}</td>
+              <td>{describeRetention(p.retention)}</td>
+              <td>
+                {p.copyRules.map((c) => `${c.region} (${describeRetention(c.retention)})`).join(', ') || '-'}
+              </td>
+              <td>{p.enabled ? 'yes' : 'no'}</td>
+              <td>{p.enabled ? formatTime(p.nextRunAt) : '-'}</td>
+              <td class="row-actions">
+                <button
+                  type="button"
+                  onClick={() => props.onToggle(p)}
+                  aria-label={`${p.enabled ? 'Disable' : 'Enable'} ${p.name}`}
+                >
+                  {p.enabled ? 'Disable' : 'Enable'}
+                </button>{' '}
+                <button
+                  type="button"
+                  class="danger"
+                  onClick={() => props.onDelete(p)}
+                  aria-label={`Delete ${p.name}`}
+                >
+                  Delete…
+                </button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 

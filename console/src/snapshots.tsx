@@ -67,56 +67,20 @@ export function SnapshotsPage({ tab, volumeId }: { tab: string; volumeId: string
           </a>
         ))}
       </nav>
-      <form class="filters" onSubmit={apply} aria-label="Filter snapshots">
-        <label>
-          Name
-          <input
-            value={draft.name}
-            onInput={(e) => setDraft({ ...draft, name: (e.target as HTMLInputElement).value })}
-          />
-        </label>
-        {recycleBin ? null : (
-          <label>
-            State
-            <select
-              value={draft.state}
-              onChange={(e) => setDraft({ ...draft, state: (e.target as HTMLSelectElement).value })}
-            >
-              <option value="">any</option>
-              {STATES.map((s) => (
-                <option key={s} value={s}>
-                  {s}
-                </option>
-              ))}
-            </select>
-          </label>
-        )}
-        <label>
-          Tag (key=value)
-          <input
-            value={draft.tag}
-            onInput={(e) => setDraft({ ...draft, tag: (e.target as HTMLInputElement).value })}
-          />
-        </label>
-        <label>
-          Volume
-          <input
-            value={draft.volumeId}
-            placeholder="vol-…"
-            onInput={(e) => setDraft({ ...draft, volumeId: (e.target as HTMLInputElement).value })}
-          />
-        </label>
-        <button type="submit">Filter</button>
-        <button type="button" onClick={() => list.reload()}>
-          Refresh
-        </button>
-      </form>
+      <SnapshotFilters
+        draft={draft}
+        recycleBin={recycleBin}
+        onDraft={setDraft}
+        onApply={apply}
+        onRefresh={() => list.reload()}
+      />
       <ErrorText error={list.error} />
       {list.data === undefined && !list.error ? <p class="loading">Loading…</p> : null}
       {list.data !== undefined ? (
         <SnapshotTable
           snapshots={snapshots}
           recycleBin={recycleBin}
+          showOwner={tab === 'shared' || tab === 'public'}
           newestFirst={newestFirst}
           onSort={() => setNewestFirst(!newestFirst)}
           onChanged={list.reload}
@@ -138,9 +102,66 @@ export function SnapshotsPage({ tab, volumeId }: { tab: string; volumeId: string
   );
 }
 
+function SnapshotFilters(props: {
+  draft: Filter;
+  recycleBin: boolean;
+  onDraft: (filter: Filter) => void;
+  onApply: (event: Event) => void;
+  onRefresh: () => void;
+}) {
+  return (
+    <form class="filters" onSubmit={props.onApply} aria-label="Filter snapshots">
+      <label>
+        Name
+        <input
+          value={props.draft.name}
+          onInput={(e) => props.onDraft({ ...props.draft, name: (e.target as HTMLInputElement).value })}
+        />
+      </label>
+      {props.recycleBin ? null : (
+        <label>
+          State
+          <select
+            value={props.draft.state}
+            onChange={(e) => props.onDraft({ ...props.draft, state: (e.target as HTMLSelectElement).value })}
+          >
+            <option value="">any</option>
+            {STATES.map((s) => (
+              <option key={s} value={s}>
+                {s}
+              </option>
+            ))}
+          </select>
+        </label>
+      )}
+      <label>
+        Tag (key=value)
+        <input
+          value={props.draft.tag}
+          onInput={(e) => props.onDraft({ ...props.draft, tag: (e.target as HTMLInputElement).value })}
+        />
+      </label>
+      <label>
+        Volume
+        <input
+          value={props.draft.volumeId}
+          placeholder="vol-…"
+          onInput={(e) => props.onDraft({ ...props.draft, volumeId: (e.target as HTMLInputElement).value })}
+        />
+      </label>
+      <button type="submit">Filter</button>
+      <button type="button" onClick={props.onRefresh}>
+        Refresh
+      </button>
+    </form>
+  );
+}
+
 function SnapshotTable(props: {
   snapshots: Snapshot[];
   recycleBin: boolean;
+  /** Others' snapshots: whose each one is. */
+  showOwner: boolean;
   newestFirst: boolean;
   onSort: () => void;
   onChanged: () => void;
@@ -153,6 +174,7 @@ function SnapshotTable(props: {
           <tr>
             <th scope="col">Name</th>
             <th scope="col">ID</th>
+            {props.showOwner ? <th scope="col">Owner</th> : null}
             <th scope="col">Volume</th>
             <th scope="col">Size</th>
             <th scope="col">State</th>
@@ -172,6 +194,7 @@ function SnapshotTable(props: {
                 <a href={`#/snapshot/${encodeURIComponent(s.snapshotId)}`}>{s.name || s.snapshotId}</a>
               </td>
               <td class="id">{s.snapshotId}</td>
+              {props.showOwner ? <td class="id">{s.accountId}</td> : null}
               <td class="id">{s.volumeId}</td>
               <td>{formatSize(s.volumeSize)}</td>
               <td>

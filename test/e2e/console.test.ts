@@ -276,7 +276,7 @@ describe('the web console, in Chromium, against the local cloud', () => {
     await other.getByRole('link', { name: 'Shared with me' }).click();
     const row = other.locator(`tr[data-snapshot-id="${snapshotId}"]`);
     await row.waitFor();
-    expect(await row.innerText()).toContain('web-nightly');
+    expect(await row.innerText()).toMatch(new RegExp(`web-nightly\\s+${snapshotId}\\s+${accountId('demo')}`));
     await shot(other, 'shared-with-me');
     // The grantee reads it, but only its owner acts on it.
     await row.getByRole('link', { name: 'web-nightly' }).click();
