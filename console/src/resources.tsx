@@ -14,6 +14,7 @@ export function VolumesPage(props: { name: string }) {
   );
   const [open, setOpen] = useState<string | undefined>(undefined);
   const volumes = list.data?.volumes ?? [];
+  const shown = volumes.find((v) => v.volumeId === open);
   return (
     <section aria-labelledby="volumes-title">
       <h1 id="volumes-title">Volumes</h1>
@@ -72,12 +73,7 @@ export function VolumesPage(props: { name: string }) {
           </table>
         </div>
       ) : null}
-      {open ? (
-        <Fields
-          fields={volumeFields(volumes.find((v) => v.volumeId === open) ?? volumes[0] ?? ({} as never))}
-          label="Volume fields"
-        />
-      ) : null}
+      {shown ? <Fields fields={volumeFields(shown)} label="Volume fields" /> : null}
     </section>
   );
 }

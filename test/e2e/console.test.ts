@@ -395,6 +395,13 @@ describe('the web console, in Chromium, against the local cloud', () => {
     const row = page.locator('tr[data-volume-id]').filter({ hasText: 'web-restored' });
     await row.waitFor();
     expect(await row.innerText()).toContain('8 MiB');
+    await row.getByRole('button', { name: 'web-restored' }).click();
+    expect(await fieldsOf(page, 'Volume fields')).toMatchObject({
+      name: 'web-restored',
+      size: '8 MiB (8388608 bytes)',
+      'from snapshot': snapshotId,
+    });
+    await shot(page, 'volumes');
     const volume = await json(
       'demo',
       'eu-west-1',
