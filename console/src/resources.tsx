@@ -232,7 +232,7 @@ function UsageTable({ usage }: { usage: AccountUsage }) {
       </thead>
       <tbody>
         {rows.map(([name, m, show]) => (
-          <tr key={name}>
+          <tr key={name} data-quota={name}>
             <td>{name}</td>
             <td>{show(m.used)}</td>
             <td>{show(m.limit)}</td>

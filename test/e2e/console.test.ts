@@ -445,6 +445,24 @@ describe('the web console, in Chromium, against the local cloud', () => {
     ).toEqual([]);
   });
 
+  it('shows usage against every quota on the account page, as the API reports it', async () => {
+    const page = await newPage();
+    await signIn(page, key('demo'));
+    await page.getByRole('link', { name: 'Account' }).click();
+    const table = page.getByRole('table', { name: 'Usage against quotas' });
+    await table.waitFor();
+    const usage = await json('demo', 'eu-west-1', 'account', 'usage');
+    const snapshots = table.locator('tr[data-quota="snapshots"]');
+    expect(await snapshots.locator('td').allInnerTexts()).toEqual([
+      'snapshots',
+      String(usage.snapshots.used),
+      String(usage.snapshots.limit),
+      '',
+    ]);
+    expect(await table.locator('meter').count()).toBeGreaterThanOrEqual(3);
+    await shot(page, 'account');
+  });
+
   it('is usable by keyboard alone: sign in, open a snapshot, open a deletion and cancel it with Escape', async () => {
     const page = await newPage();
     await page.goto(`${endpoint('eu-west-1')}/console`);
