@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import type { HttpRoute } from './serverless-spec.ts';
+import type { CorsSpec, HttpRoute } from './serverless-spec.ts';
 
 /** A compiled `httpApi` route: `/v1/snapshots/{id}` matches one segment per `{name}`, `{name+}` the rest. */
 export interface CompiledRoute<T> {
@@ -132,4 +132,67 @@ export function writeResult(
   response.writeHead(result.statusCode ?? 200, headers);
   const body = result.body ?? '';
   response.end(result.isBase64Encoded ? Buffer.from(body, 'base64') : body);
+}
+
+/** A header's values as one comparison list (`A, b` → `['a', 'b']`). */
+const lowerList = (values: string[]) => values.map((v) => v.toLowerCase());
+
+function allowedOrigin(cors: CorsSpec, origin: string | undefined): string | undefined {
+  if (!origin) return undefined;
+  if (cors.allowedOrigins.includes('*')) return '*';
+  return cors.allowedOrigins.includes(origin) ? origin : undefined;
+}
+
+/**
+ * API Gateway's answer to a CORS preflight (an OPTIONS request with `Origin` and
+ * `Access-Control-Request-Method`) when the API has `cors`: it answers itself, whatever the routes,
+ * 204 with the allowed origin, methods and headers, or 204 without them for an origin, method or
+ * header it does not allow. Undefined for any other request.
+ */
+export function corsPreflight(
+  cors: CorsSpec | undefined,
+  method: string,
+  headers: IncomingMessage['headers'],
+): { status: number; headers: Record<string, string> } | undefined {
+  const origin = headers.origin;
+  const requested = headers['access-control-request-method'];
+  if (!cors || method !== 'OPTIONS' || !origin || typeof requested !== 'string') return undefined;
+  const allowOrigin = allowedOrigin(cors, origin);
+  const methods = lowerList(cors.allowedMethods);
+  const requestedHeaders = String(headers['access-control-request-headers'] ?? '')
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter(Boolean);
+  const allowedHeaders = lowerList(cors.allowedHeaders);
+  const allowed =
+    allowOrigin !== undefined &&
+    (methods.includes('*') || methods.includes(requested.toLowerCase())) &&
+    (allowedHeaders.includes('*') || requestedHeaders.every((h) => allowedHeaders.includes(h)));
+  if (!allowed) return { status: 204, headers: {} };
+  return {
+    status: 204,
+    headers: {
+      'access-control-allow-origin': allowOrigin,
+      'access-control-allow-methods': cors.allowedMethods.join(','),
+      'access-control-allow-headers': cors.allowedHeaders.join(','),
+      ...(cors.maxAge !== undefined ? { 'access-control-max-age': String(cors.maxAge) } : {}),
+      vary: 'Origin',
+    },
+  };
+}
+
+/** The CORS headers API Gateway adds to every answer to a request from an allowed `Origin`. */
+export function corsResponseHeaders(
+  cors: CorsSpec | undefined,
+  origin: string | undefined,
+): Record<string, string> {
+  const allowOrigin = cors ? allowedOrigin(cors, origin) : undefined;
+  if (!cors || !allowOrigin) return {};
+  return {
+    'access-control-allow-origin': allowOrigin,
+    ...(cors.exposedResponseHeaders.length > 0
+      ? { 'access-control-expose-headers': cors.exposedResponseHeaders.join(',') }
+      : {}),
+    vary: 'Origin',
+  };
 }

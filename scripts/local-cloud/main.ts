@@ -81,7 +81,7 @@ const lines = [
 for (const r of cloud.regions) {
   lines.push(`  ${r.name.padEnd(12)} API ${r.api}   (S3 ${r.s3}, DynamoDB ${r.dynamodb})`);
 }
-lines.push('');
+lines.push('', `  Console: ${cloud.regions[0]?.api}/console (sign in with a key below)`, '');
 for (const [name, account] of Object.entries(cloud.config.accounts)) {
   lines.push(`  account ${name.padEnd(8)} ${account.accountId}   key ${account.apiKey}`);
 }

@@ -6,7 +6,15 @@ import type {
   ScheduledEvent,
   SQSBatchResponse,
 } from 'aws-lambda';
-import { type CompiledRoute, compileRoute, matchRoute, toApiGatewayEvent, writeResult } from './apigw.ts';
+import {
+  type CompiledRoute,
+  compileRoute,
+  corsPreflight,
+  corsResponseHeaders,
+  matchRoute,
+  toApiGatewayEvent,
+  writeResult,
+} from './apigw.ts';
 import type { CallRecorder } from './aws-calls.ts';
 import { InvocationTimeout, LambdaRunner } from './lambda.ts';
 import type { FunctionSpec, ServerlessSpec } from './serverless-spec.ts';
@@ -154,6 +162,16 @@ export class RegionRuntime {
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const method = req.method ?? 'GET';
+    // CORS as API Gateway applies `provider.httpApi.cors`: preflights answered before any route,
+    // and its headers on every answer to an allowed origin.
+    const preflight = corsPreflight(this.options.spec.cors, method, req.headers);
+    if (preflight) {
+      res.writeHead(preflight.status, preflight.headers);
+      res.end();
+      return;
+    }
+    const cors = corsResponseHeaders(this.options.spec.cors, req.headers.origin);
+    for (const [name, value] of Object.entries(cors)) res.setHeader(name, value);
     const match = matchRoute(this.#routes, method, path);
     if (match.kind !== 'match') {
       // API Gateway's own answers for unknown routes, in volsnap's error shape.

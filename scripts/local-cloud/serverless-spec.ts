@@ -35,10 +35,65 @@ export interface FunctionSpec {
   environment: Record<string, string>;
 }
 
+/** The HTTP API's CORS configuration (`provider.httpApi.cors`), which API Gateway applies itself. */
+export interface CorsSpec {
+  allowedOrigins: string[];
+  allowedHeaders: string[];
+  allowedMethods: string[];
+  exposedResponseHeaders: string[];
+  maxAge?: number;
+}
+
 export interface ServerlessSpec {
   service: string;
   functions: FunctionSpec[];
   authorizers: Record<string, AuthorizerSpec>;
+  /** Absent: API Gateway adds no CORS headers and passes OPTIONS to the routes. */
+  cors?: CorsSpec;
+}
+
+/** What the Serverless Framework sets for `cors: true`. */
+const DEFAULT_CORS: CorsSpec = {
+  allowedOrigins: ['*'],
+  allowedHeaders: [
+    'Content-Type',
+    'X-Amz-Date',
+    'Authorization',
+    'X-Api-Key',
+    'X-Amz-Security-Token',
+    'X-Amz-User-Agent',
+    'X-Amzn-Trace-Id',
+  ],
+  allowedMethods: ['OPTIONS', 'GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+  exposedResponseHeaders: [],
+};
+
+const CorsSchema = z.union([
+  z.boolean(),
+  z.object({
+    allowedOrigins: z.optional(z.array(z.string())),
+    allowedHeaders: z.optional(z.array(z.string())),
+    allowedMethods: z.optional(z.array(z.string())),
+    allowCredentials: z.optional(z.boolean()),
+    exposedResponseHeaders: z.optional(z.array(z.string())),
+    maxAge: z.optional(z.number()),
+  }),
+]);
+
+function corsSpec(cors: z.infer<typeof CorsSchema> | undefined): CorsSpec | undefined {
+  if (cors === undefined || cors === false) return undefined;
+  if (cors === true) return DEFAULT_CORS;
+  if (cors.allowCredentials)
+    throw new Error(
+      'provider.httpApi.cors.allowCredentials: the local cloud does not emulate credentialed CORS.',
+    );
+  return {
+    allowedOrigins: cors.allowedOrigins ?? DEFAULT_CORS.allowedOrigins,
+    allowedHeaders: cors.allowedHeaders ?? DEFAULT_CORS.allowedHeaders,
+    allowedMethods: cors.allowedMethods ?? DEFAULT_CORS.allowedMethods,
+    exposedResponseHeaders: cors.exposedResponseHeaders ?? [],
+    ...(cors.maxAge !== undefined ? { maxAge: cors.maxAge } : {}),
+  };
 }
 
 const EventSchema = z.looseObject({
@@ -67,6 +122,7 @@ const FileSchema = z.object({
     timeout: z.optional(z.number()),
     httpApi: z.optional(
       z.looseObject({
+        cors: z.optional(CorsSchema),
         authorizers: z.optional(
           z.record(
             z.string(),
@@ -184,7 +240,8 @@ export function parseServerlessSpec(text: string): ServerlessSpec {
       }
     }
   }
-  return { service: file.service, functions, authorizers };
+  const cors = corsSpec(file.provider.httpApi?.cors);
+  return { service: file.service, functions, authorizers, ...(cors ? { cors } : {}) };
 }
 
 export async function loadServerlessSpec(path: string): Promise<ServerlessSpec> {

@@ -134,11 +134,21 @@ const readSharedImage = (ok: number): Expected => ({ ...readShared(ok), public: 
 /** Changing an image of A that the grantee can only read. */
 const changeSharedImage = (ok: number): Expected => ({ ...changeShared(ok), public: 404 });
 
+/** Routes anyone may call, without a key: health, and the web console's files (it asks for a key itself). */
+const PUBLIC_ROUTES = [
+  '/v1/health',
+  '/console',
+  '/console/app.js',
+  '/console/app.css',
+  '/console/config.json',
+];
+const publicRoute = (path: string): Row => ({
+  request: () => ({ path }),
+  expect: { ...ownAccount(200), noKey: 200, badKey: 200 },
+});
+
 const ROUTES: Record<string, Row> = {
-  'GET /v1/health': {
-    request: () => ({ path: '/v1/health' }),
-    expect: { ...ownAccount(200), noKey: 200, badKey: 200 },
-  },
+  ...Object.fromEntries(PUBLIC_ROUTES.map((path) => [`GET ${path}`, publicRoute(path)])),
   'POST /v1/volumes': {
     permission: 'volume:create',
     // Every account makes volumes in its own account; from A's snapshot only if it may read it.
@@ -628,13 +638,13 @@ afterAll(async () => {
 });
 
 describe('authorization matrix', () => {
-  it('has exactly one row per route of serverless.yml, and every route but health is behind the authorizer', async () => {
+  it('has exactly one row per route of serverless.yml, and every route but the public ones (health, the console) is behind the authorizer', async () => {
     const spec = await loadServerlessSpec(join(ROOT, 'serverless.yml'));
     const routes = spec.functions.flatMap((fn) => fn.routes);
     expect(Object.keys(ROUTES).sort()).toEqual(routes.map((r) => `${r.method} ${r.path}`).sort());
     for (const route of routes) {
       expect(route.authorizer, `${route.method} ${route.path}`).toBe(
-        route.path === '/v1/health' ? undefined : 'apiKey',
+        PUBLIC_ROUTES.includes(route.path) ? undefined : 'apiKey',
       );
     }
   });
