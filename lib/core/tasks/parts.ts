@@ -106,7 +106,7 @@ export interface SnapshotWork {
 export interface SnapshotPartsOptions {
   snapshots: Pick<SnapshotRepository, 'get' | 'completePart' | 'transition' | 'sessionSegments'>;
   objects: ObjectStore;
-  service: Pick<SnapshotService, 'complete'>;
+  service: Pick<SnapshotService, 'complete' | 'extendLease'>;
 }
 
 /**
@@ -127,6 +127,7 @@ export function snapshotPartKind(o: SnapshotPartsOptions, work: SnapshotWork): P
     },
     parts: (snapshot) => snapshot.parts ?? 1,
     isCheckpointed: (snapshot, part) => snapshot.partsDone?.includes(part) ?? false,
+    renew: (snapshot) => o.service.extendLease(snapshot.snapshotId),
     check: async (snapshot) => {
       await work.check?.(snapshot);
     },
@@ -155,11 +156,16 @@ export function snapshotPartKind(o: SnapshotPartsOptions, work: SnapshotWork): P
 }
 
 /**
- * Puts pending server-side snapshot work in `error` with the reason and deletes what it wrote:
+ * Puts pending server-side snapshot work in `error` with the reason and deletes what it wrote (the
+ * kinds' `fail`, and the reaper's for server-side work that ran out of attempts or time):
  * part manifests, session segments, the staged manifest. Only while the snapshot is in `error`
  * (failed now, or by another path before): one that completed meanwhile keeps its segments.
  */
-async function failSnapshotWork(o: SnapshotPartsOptions, snapshot: Snapshot, reason: string): Promise<void> {
+export async function failSnapshotWork(
+  o: Pick<SnapshotPartsOptions, 'snapshots' | 'objects'>,
+  snapshot: Snapshot,
+  reason: string,
+): Promise<void> {
   const failed =
     (await o.snapshots.transition(snapshot.snapshotId, ['pending'], 'error', { stateReason: reason })) ??
     (await o.snapshots.get(snapshot.snapshotId));
