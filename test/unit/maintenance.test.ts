@@ -24,6 +24,7 @@ import {
 import { ObjectLayout, type ObjectStore, type StoredObject } from '../../lib/core/ports/objects.ts';
 import type { WorkMessage } from '../../lib/core/ports/queue.ts';
 import { type Clock, isoTime } from '../../lib/core/shared/clock.ts';
+import { VolsnapError } from '../../lib/core/shared/errors.ts';
 import type { Page } from '../../lib/core/shared/pagination.ts';
 import { DEFAULT_MAX_DISPATCHES, SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotRepository } from '../../lib/core/snapshots/snapshots.ts';
@@ -798,13 +799,121 @@ describe('the reaper', () => {
     expect(report.queuedExpired).toEqual([queued.snapshotId]);
   });
 
+  it('deletes an export in any state at once for its owner when the store refuses the abort; the reaper finishes', async () => {
+    const volume = await hostVolume(alice);
+    const data = image();
+    const snapshot = await takeSnapshot(alice, volume.volumeId, data);
+    const usageBefore = await snapshotRepo.usage(alice.accountId);
+    const pending = await exportService.start(alice, snapshot.snapshotId, 'raw');
+    expect(await exportService.runPart(pending.exportId, 0)).toBe('part');
+    queue.messages.splice(0);
+    // A store that cannot abort a multipart upload (s3rver), as S3 does not answer it now.
+    const abort = objects.abortMultipart;
+    const refused = new VolsnapError(
+      'storage.unavailable',
+      'Object storage did not answer as expected; retry shortly.',
+    );
+    objects.abortMultipart = async () => {
+      throw refused;
+    };
+    await exportService.delete(alice, pending.exportId);
+    await expect(exportService.get(alice, pending.exportId)).rejects.toMatchObject({
+      code: 'export.notFound',
+    });
+    expect((await exportService.list(alice, { limit: 10 })).items).toEqual([]);
+    // Workers stop: a redelivered part does nothing.
+    expect(await exportService.runPart(pending.exportId, 1)).toBe('skipped');
+    // Still refused: the reaper notes it and keeps the record (its bytes still count: they are stored).
+    const refusedRun = await maintenance().reap();
+    expect(refusedRun.deletionsFinished).toEqual([]);
+    expect(refusedRun.notes.join('\n')).toContain(`Export ${pending.exportId} is deleted`);
+    expect(await exportRepo.get(pending.exportId)).toMatchObject({ state: 'pending' });
+    expect(objects.uploads.size).toBe(1);
+    // Meanwhile GC loses nothing: the snapshot the export read restores whole.
+    clock.advance(DAY + 1);
+    await maintenance().gc();
+    expect((await restore(alice.accountId, snapshot.snapshotId)).equals(data)).toBe(true);
+    objects.abortMultipart = abort;
+    expect((await maintenance().reap()).deletionsFinished).toEqual([pending.exportId]);
+    expect(await exportRepo.get(pending.exportId)).toBeUndefined();
+    expect(objects.uploads.size).toBe(0);
+    expect((await snapshotRepo.get(snapshot.snapshotId))?.holds).toBeUndefined();
+    expect(await snapshotRepo.usage(alice.accountId)).toEqual(usageBefore);
+
+    // A completed export whose object the store will not delete now: deleted all the same.
+    const completed = await exportService.start(alice, snapshot.snapshotId, 'raw');
+    for (const m of queue.messages.splice(0))
+      if (m.kind === 'export.part') await exportService.runPart(m.exportId, m.part);
+    const remove = objects.delete;
+    objects.delete = async () => {
+      throw refused;
+    };
+    await exportService.delete(alice, completed.exportId);
+    await expect(exportService.get(alice, completed.exportId)).rejects.toMatchObject({
+      code: 'export.notFound',
+    });
+    await expect(exportService.url(alice, completed.exportId)).rejects.toMatchObject({
+      code: 'export.notFound',
+    });
+    objects.delete = remove;
+    expect((await maintenance().reap()).deletionsFinished).toEqual([completed.exportId]);
+    expect(objects.objects.has(completed.key)).toBe(false);
+    expect(await snapshotRepo.usage(alice.accountId)).toEqual(usageBefore);
+  });
+
+  it('gives up the abort of a deleted export after the upload grace: the bucket rule has aborted it', async () => {
+    const volume = await hostVolume(alice);
+    const snapshot = await takeSnapshot(alice, volume.volumeId, image());
+    const pending = await exportService.start(alice, snapshot.snapshotId, 'raw');
+    objects.abortMultipart = async () => {
+      throw new VolsnapError('storage.unavailable', 'not implemented here');
+    };
+    await exportService.delete(alice, pending.exportId);
+    clock.advance(2 * DAY);
+    expect((await maintenance().reap()).deletionsFinished).toEqual([]);
+    clock.advance(1);
+    expect((await maintenance().reap()).deletionsFinished).toEqual([pending.exportId]);
+    expect(await exportRepo.get(pending.exportId)).toBeUndefined();
+  });
+
+  it('deletes a pending server-side snapshot at once when the store refuses its cleanup; the reaper finishes', async () => {
+    const data = image(12);
+    const key = `${ObjectLayout.imagePrefix(alice.accountId)}gone.img`;
+    await objects.put(key, data);
+    const volume = await volumes.register(alice, {
+      name: 'img',
+      sizeBytes: data.length,
+      imageUri: `s3://${BUCKET}/${key}`,
+    });
+    const snapshot = await service.create(alice, { volumeId: volume.volumeId });
+    expect(await worker.run(snapshot.snapshotId)).toBe('split');
+    expect(await worker.runPart(snapshot.snapshotId, 0)).toBe('part');
+    const remove = objects.delete;
+    objects.delete = async () => {
+      throw new VolsnapError(
+        'storage.unavailable',
+        'Object storage did not answer as expected; retry shortly.',
+      );
+    };
+    await service.delete(alice, snapshot.snapshotId);
+    await expect(service.get(alice, snapshot.snapshotId)).rejects.toMatchObject({
+      code: 'snapshot.notFound',
+    });
+    expect(await worker.runPart(snapshot.snapshotId, 1)).toBe('skipped');
+    objects.delete = remove;
+    clock.advance(5 * MINUTE + 1);
+    expect((await maintenance().reap()).deletionsFinished).toEqual([snapshot.snapshotId]);
+    expect(await snapshotRepo.get(snapshot.snapshotId)).toBeUndefined();
+    expect((await snapshotRepo.usage(alice.accountId)).snapshots).toBe(0);
+  });
+
   it('finishes a deletion interrupted half-way, once it is old enough to be surely stuck', async () => {
     const volume = await hostVolume(alice);
     const snapshot = await takeSnapshot(alice, volume.volumeId, image());
     await snapshotRepo.transition(snapshot.snapshotId, ['completed'], 'deleting', {
       deletedAt: isoTime(clock.now()),
     });
-    clock.advance(HOUR);
+    clock.advance(5 * MINUTE);
     expect((await maintenance().reap()).deletionsFinished).toEqual([]);
     expect(await objects.head(ObjectLayout.manifest(snapshot.snapshotId))).toBeDefined();
     clock.advance(1);

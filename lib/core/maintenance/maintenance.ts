@@ -41,7 +41,7 @@ export interface ReapReport {
   redispatched: string[];
   /** Pending exports past their deadline or out of attempts, now `error`, their uploads aborted. */
   exportsFailed: string[];
-  /** Deletions interrupted half-way, finished. */
+  /** Deletions interrupted half-way (snapshots), or refused by the store (exports), finished. */
   deletionsFinished: string[];
   /** Unfinished multipart uploads older than the grace period, aborted. */
   uploadsAborted: number;
@@ -79,7 +79,12 @@ export interface MaintenanceOptions {
 
 const HOUR_MS = 3600 * 1000;
 export const DEFAULT_GC_GRACE_MS = 24 * HOUR_MS;
-const DELETING_STUCK_MS = HOUR_MS;
+/**
+ * A deletion takes seconds; one still `deleting` this much later was interrupted, or its cleanup
+ * was refused by the store: the reaper finishes it (finishing is idempotent, so overlapping the
+ * deletion itself is harmless).
+ */
+const DELETING_STUCK_MS = 5 * 60 * 1000;
 
 /**
  * The region's scheduled maintenance: garbage collection, the reaper, and expiry. Every run is
@@ -238,13 +243,22 @@ export class Maintenance {
         snapshot.state === 'deleting' &&
         (snapshot.deletedAt ?? snapshot.createdAt) < isoTime(nowMs - DELETING_STUCK_MS)
       ) {
-        // A deletion takes seconds; one still `deleting` much later was interrupted.
         await this.#o.service.purge(snapshot);
         report.deletionsFinished.push(snapshot.snapshotId);
       }
     }
     for await (const record of pages((page) => this.#o.exports.listAll(page))) {
-      if (record.state === 'pending' && record.deadline && record.deadline < now) {
+      if (record.deletedAt) {
+        // Deleted by its owner, the store refused the cleanup then: done now, or noted and retried.
+        await this.#o.exportService
+          .finishDeletion(record, { skipAbort: record.createdAt < isoTime(nowMs - this.#o.uploadGraceMs) })
+          .then(() => report.deletionsFinished.push(record.exportId))
+          .catch((error: Error) =>
+            report.notes.push(
+              `Export ${record.exportId} is deleted; its cleanup is retried: ${error.message}`,
+            ),
+          );
+      } else if (record.state === 'pending' && record.deadline && record.deadline < now) {
         await this.#o.exportService.fail(
           record,
           `It did not complete before its deadline (${record.deadline}).`,

@@ -261,18 +261,20 @@ export class ExportService {
     return record;
   }
 
-  /** The caller's export, or `export.notFound` (also for other accounts' exports). */
+  /** The caller's export, or `export.notFound` (also for other accounts' exports, and deleted ones). */
   async get(caller: Caller, exportId: string): Promise<Export> {
     const found = isId('export', exportId) ? await this.#o.exports.get(exportId) : undefined;
-    if (!found || found.accountId !== caller.accountId)
+    if (!found || found.accountId !== caller.accountId || found.deletedAt)
       throw new VolsnapError('export.notFound', `No export ${exportId} in this account and region.`, {
         details: { exportId },
       });
     return found;
   }
 
-  list(caller: Caller, page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
-    return this.#o.exports.list(caller.accountId, page);
+  /** The caller's exports, newest first; deleted ones (their cleanup still under way) are not shown. */
+  async list(caller: Caller, page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
+    const found = await this.#o.exports.list(caller.accountId, page);
+    return { ...found, items: found.items.filter((record) => !record.deletedAt) };
   }
 
   /** A presigned GET URL of a completed export's object: ranged GETs work; it dies with the export. */
@@ -299,14 +301,41 @@ export class ExportService {
     };
   }
 
-  /** Deletes the export and its object: URLs handed out stop working. */
+  /**
+   * Deletes the export, in any state, at once for its owner: it is marked deleted (404 from then on,
+   * and workers stop), then its object and unfinished upload are removed and its record goes. When
+   * the store refuses that cleanup (an abort S3 does not answer), the delete still succeeds and the
+   * reaper finishes it ({@link finishDeletion}); meanwhile the record keeps counting its bytes.
+   */
   async delete(caller: Caller, exportId: string): Promise<void> {
     requirePermission(caller, 'snapshot:export');
-    const found = await this.get(caller, exportId);
-    const store = this.#store(found.bucket);
-    if (found.state === 'pending') await store.abortMultipart(found.key, found.uploadId);
-    await store.delete(found.key);
-    await this.#o.exports.remove(exportId);
+    let found = await this.get(caller, exportId);
+    let marked: Export | undefined;
+    // A worker may move it out of `pending` meanwhile: marked from the state read again.
+    for (let attempt = 0; !marked && attempt < 5; attempt++) {
+      if (attempt > 0) found = await this.get(caller, exportId);
+      marked = await this.#o.exports.transition(exportId, [found.state], found.state, {
+        deletedAt: isoTime(this.#o.clock.now()),
+      });
+    }
+    if (!marked) throw new VolsnapError('internal', `Export ${exportId} kept changing state; retry.`);
+    await this.finishDeletion(marked).catch(() => {
+      // The store refused: the reaper retries.
+    });
+  }
+
+  /**
+   * Removes what a deleted export holds: its unfinished upload (unless `skipAbort`: the bucket's
+   * lifecycle rule aborted it already), its object, its hold on the snapshot, then its record.
+   * Idempotent; throws if the store refuses a step (the record stays, for the reaper to retry).
+   */
+  async finishDeletion(record: Export, options: { skipAbort?: boolean } = {}): Promise<void> {
+    const store = this.#store(record.bucket);
+    if (record.state === 'pending' && !options.skipAbort)
+      await store.abortMultipart(record.key, record.uploadId);
+    await store.delete(record.key);
+    await this.#o.snapshots.release(record.snapshotId, record.exportId);
+    await this.#o.exports.remove(record.exportId);
   }
 
   /**
