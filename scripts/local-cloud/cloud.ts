@@ -263,6 +263,10 @@ function regionEnvironment(
     VOLSNAP_LOCAL_QUEUES: JSON.stringify({ WorkQueue: localResourceNames(r.name).queue }),
     VOLSNAP_LOCAL_VERBOSE: verbose ? '1' : '0',
     VOLSNAP_LOCAL_SCHEDULES: schedules ? '1' : '0',
+    // Tests only: deliveries to lose (see RegionRuntimeOptions.loseWorkFile).
+    ...(process.env.VOLSNAP_LOCAL_LOSE_WORK_FILE
+      ? { VOLSNAP_LOCAL_LOSE_WORK_FILE: process.env.VOLSNAP_LOCAL_LOSE_WORK_FILE }
+      : {}),
   };
 }
 

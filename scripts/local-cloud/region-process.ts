@@ -15,6 +15,7 @@ const runtime = new RegionRuntime({
   queuePort: Number(env.VOLSNAP_LOCAL_QUEUE_PORT ?? 0),
   queueNames: JSON.parse(env.VOLSNAP_LOCAL_QUEUES ?? '{}'),
   schedules: env.VOLSNAP_LOCAL_SCHEDULES !== '0',
+  ...(env.VOLSNAP_LOCAL_LOSE_WORK_FILE ? { loseWorkFile: env.VOLSNAP_LOCAL_LOSE_WORK_FILE } : {}),
   log: (line) => {
     if (verbose || line.includes('"level":"error"')) console.log(line);
   },
