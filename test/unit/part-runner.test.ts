@@ -12,7 +12,13 @@ import { VolsnapError } from '../../lib/core/shared/errors.ts';
 import { SnapshotService } from '../../lib/core/snapshots/snapshot-service.ts';
 import type { Snapshot } from '../../lib/core/snapshots/snapshots.ts';
 import { type PartKind, PartRunner, type PartTally } from '../../lib/core/tasks/part-runner.ts';
-import { partKey, sessionWriter, snapshotPartKind } from '../../lib/core/tasks/parts.ts';
+import {
+  nextSessionSegment,
+  partKey,
+  SEGMENTS_PER_HEARTBEAT,
+  sessionWriter,
+  snapshotPartKind,
+} from '../../lib/core/tasks/parts.ts';
 import { VolumeService } from '../../lib/core/volumes/volumes.ts';
 import { testCaller } from '../support/callers.ts';
 
@@ -338,5 +344,34 @@ describe('snapshot work in parts', () => {
     );
     expect(await new PartRunner(copyKind).runPart(snapshot.snapshotId, 0)).toBe('skipped');
     expect((await snapshotRepo.get(snapshot.snapshotId))?.state).toBe('pending');
+  });
+});
+
+describe('a long part keeps its lease', () => {
+  it('extends the lease every SEGMENTS_PER_HEARTBEAT segments it writes, each recorded in the session first', async () => {
+    const recorded: string[] = [];
+    const extended: string[] = [];
+    const next = nextSessionSegment(
+      {
+        snapshots: {
+          addSessionSegments: async (snapshotId, ids) => {
+            recorded.push(`${snapshotId}:${ids.join(',')}`);
+          },
+        },
+        service: {
+          extendLease: async (snapshotId) => {
+            extended.push(`${snapshotId} after ${recorded.length}`);
+          },
+        },
+      },
+      'snap-1',
+    );
+    for (let i = 0; i < 2 * SEGMENTS_PER_HEARTBEAT + 1; i++) await next();
+    expect(recorded).toHaveLength(2 * SEGMENTS_PER_HEARTBEAT + 1);
+    expect(new Set(recorded).size).toBe(recorded.length);
+    expect(extended).toEqual([
+      `snap-1 after ${SEGMENTS_PER_HEARTBEAT}`,
+      `snap-1 after ${2 * SEGMENTS_PER_HEARTBEAT}`,
+    ]);
   });
 });

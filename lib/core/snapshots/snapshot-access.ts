@@ -53,13 +53,14 @@ export const MAX_URLS_PER_REQUEST = 100;
 export const SYSTEM_KEY_ID = 'system';
 export const DEFAULT_UPLOAD_TIMEOUT_MS = 6 * 3600 * 1000;
 /**
- * The workers' lease. Every part a worker starts or checkpoints extends it, so it measures the
- * time since a worker last touched the work, not the whole work: a part normally takes seconds
- * (an export's 64 MiB part, a copy's or import's part, a verification part of 64 segments: about
- * 1–10 s measured on the local cloud, see README "Recovery"), so 3 minutes is well over twice the
- * longest, and the reaper (every minute) replaces a dead worker within about 4. Work the reaper
- * sends again {@link DEFAULT_MAX_DISPATCHES} times without a part finished fails: 5 × 3 minutes
- * outlasts a worker invocation (15 minutes), so a slow part that is alive is never failed.
+ * The workers' lease. Every part a worker starts or checkpoints extends it, and so do long parts
+ * every 16 segments they write: it measures the time since a worker last touched the work. The
+ * reaper runs every minute at best (EventBridge's fastest rate), so 3 minutes is the shortest lease
+ * that a live worker never lets lapse between two reaper runs with room to spare, and a dead one is
+ * replaced within about 4 minutes: about twice a full 8 GiB copy part's normal time (110 s at the
+ * local cloud's 74 MB/s, bench/results.md); an export part (64 MiB) takes 1–2 s (README "Recovery").
+ * Work the reaper sends again {@link DEFAULT_MAX_DISPATCHES} times without a part finished fails:
+ * 5 × 3 minutes outlasts a worker invocation (15 minutes), so a slow part that is alive never fails.
  */
 export const DEFAULT_LEASE_MS = 3 * 60 * 1000;
 /** How many times the reaper sends lapsed work again without a part finished before failing it. */

@@ -65,6 +65,7 @@ export function sessionWriter(
     snapshots: Pick<SnapshotRepository, 'addSessionSegments'>;
     objects: ObjectStore;
     compressor: Compressor;
+    service?: Pick<SnapshotService, 'extendLease'>;
   },
   snapshot: Snapshot,
   parent?: Manifest,
@@ -73,13 +74,34 @@ export function sessionWriter(
     volumeSize: snapshot.volumeSize,
     compressor: o.compressor,
     parent,
-    nextSegmentId: async () => {
-      const id = newId('segment');
-      await o.snapshots.addSessionSegments(snapshot.snapshotId, [id]);
-      return id;
-    },
+    nextSegmentId: nextSessionSegment(o, snapshot.snapshotId),
+
     store: (segmentId, object) => o.objects.put(ObjectLayout.segment(snapshot.accountId, segmentId), object),
   });
+}
+
+/** Segments a worker writes between two extensions of its work's lease (about 128–256 MiB: seconds). */
+export const SEGMENTS_PER_HEARTBEAT = 16;
+
+/**
+ * The segment ids of a worker writing a snapshot's blocks: each recorded in the snapshot's session
+ * before it is used, and every {@link SEGMENTS_PER_HEARTBEAT} segments the work's lease extended
+ * (a long part keeps its lease: the reaper sends its parts again only when no worker is on it).
+ */
+export function nextSessionSegment(
+  o: {
+    snapshots: Pick<SnapshotRepository, 'addSessionSegments'>;
+    service?: Pick<SnapshotService, 'extendLease'>;
+  },
+  snapshotId: string,
+): () => Promise<string> {
+  let written = 0;
+  return async () => {
+    const id = newId('segment');
+    await o.snapshots.addSessionSegments(snapshotId, [id]);
+    if (++written % SEGMENTS_PER_HEARTBEAT === 0) await o.service?.extendLease(snapshotId);
+    return id;
+  };
 }
 
 /** Workers act for the owner of what they write (the one worker identity, shared with the snapshots). */
