@@ -221,6 +221,26 @@ export function exportRepositoryContract(name: string, makeRepository: () => Pro
       });
     });
 
+    it('keeps what a pending export deleted by its owner counts until it is removed, then gives all back once', async () => {
+      const deleted = record({ size: 60 });
+      await exports.create(deleted, limits(100, 1));
+      const marked = await exports.transition(deleted.exportId, ['pending'], 'pending', {
+        deletedAt: '2026-01-01T01:00:00.000Z',
+      });
+      expect(marked).toMatchObject({ state: 'pending', deletedAt: '2026-01-01T01:00:00.000Z' });
+      expect(await exports.get(deleted.exportId)).toMatchObject({ deletedAt: '2026-01-01T01:00:00.000Z' });
+      // Its object may still be stored: its place in flight and its bytes still count.
+      await expect(exports.create(record({ size: 10 }), limits(100, 2))).resolves.toBeUndefined();
+      await expect(exports.create(record({ size: 40 }), limits(100, 3))).rejects.toMatchObject({
+        code: 'quota.exceeded',
+      });
+      await exports.remove(deleted.exportId);
+      await exports.create(record({ size: 90 }), limits(100, 3));
+      await expect(exports.create(record({ size: 1 }), limits(100, 3))).rejects.toMatchObject({
+        code: 'quota.exceeded',
+      });
+    });
+
     it('gives back everything when an export fails, and nothing more when the failed one is removed', async () => {
       const failed = record({ size: 80 });
       await exports.create(failed, limits(100, 1));
