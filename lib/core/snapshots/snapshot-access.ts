@@ -58,7 +58,8 @@ export const DEFAULT_UPLOAD_TIMEOUT_MS = 6 * 3600 * 1000;
  * reaper runs every minute at best (EventBridge's fastest rate), so 3 minutes is the shortest lease
  * that a live worker never lets lapse between two reaper runs with room to spare, and a dead one is
  * replaced within about 4 minutes: about twice a full 8 GiB copy part's normal time (110 s at the
- * local cloud's 74 MB/s, bench/results.md); an export part (64 MiB) takes 1–2 s (README "Recovery").
+ * local cloud's 74 MB/s, bench/results.md); a 16 MiB export, copy or import takes 2–3 s, and one
+ * whose worker died completed 199–217 s after (README "Recovery").
  * Work the reaper sends again {@link DEFAULT_MAX_DISPATCHES} times without a part finished fails:
  * 5 × 3 minutes outlasts a worker invocation (15 minutes), so a slow part that is alive never fails.
  */
