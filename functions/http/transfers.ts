@@ -4,7 +4,7 @@ import { DISK_FORMATS } from '../../lib/core/format/disk-format.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
 import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
-import { snapshotView } from '../../lib/http/views.ts';
+import { exportView, snapshotView } from '../../lib/http/views.ts';
 import { runtime } from '../../lib/root.ts';
 
 const ExportPath = z.object({ exportId: z.string() });
@@ -24,11 +24,13 @@ export const createExport = httpHandler(
   },
   async ({ path, body, caller }) => ({
     status: 202,
-    body: await runtime().exports.start(caller, path.snapshotId, body.format, {
-      bucket: body.bucket,
-      prefix: body.prefix,
-      ...(body.keepForSeconds !== undefined ? { keepForMs: body.keepForSeconds * 1000 } : {}),
-    }),
+    body: exportView(
+      await runtime().exports.start(caller, path.snapshotId, body.format, {
+        bucket: body.bucket,
+        prefix: body.prefix,
+        ...(body.keepForSeconds !== undefined ? { keepForMs: body.keepForSeconds * 1000 } : {}),
+      }),
+    ),
   }),
 );
 
@@ -40,13 +42,15 @@ export const listExports = httpHandler(
       limit: pageLimit(query.limit),
       nextToken: query.nextToken,
     });
-    return { body: { exports: page.items, ...(page.nextToken ? { nextToken: page.nextToken } : {}) } };
+    return {
+      body: { exports: page.items.map(exportView), ...(page.nextToken ? { nextToken: page.nextToken } : {}) },
+    };
   },
 );
 
 /** `GET /v1/exports/{exportId}`. */
 export const showExport = httpHandler({ path: ExportPath }, async ({ path, caller }) => ({
-  body: await runtime().exports.get(caller, path.exportId),
+  body: exportView(await runtime().exports.get(caller, path.exportId)),
 }));
 
 /** `DELETE /v1/exports/{exportId}`: the export and its object; URLs handed out stop working. */

@@ -1,5 +1,6 @@
 import type { Caller } from '../core/identity/identity.ts';
 import type { Snapshot } from '../core/snapshots/snapshots.ts';
+import type { Export } from '../core/tasks/exports.ts';
 
 /** What the API shows of a snapshot: the record without the bookkeeping of the work on it. */
 export type SnapshotView = Omit<Snapshot, 'leaseUntil' | 'leaseParts' | 'dispatches' | 'partsDone'>;
@@ -31,4 +32,19 @@ export function readerSnapshotView(snapshot: Snapshot): SnapshotView {
 /** The view of `snapshot` for `caller`'s audience: its owner, or a reader. */
 export function snapshotView(caller: Caller, snapshot: Snapshot): SnapshotView {
   return snapshot.accountId === caller.accountId ? ownerSnapshotView(snapshot) : readerSnapshotView(snapshot);
+}
+
+/** What the API shows of an export: the record without the workers' lease bookkeeping. */
+export type ExportView = Omit<Export, 'leaseUntil' | 'leaseParts' | 'dispatches' | 'deletedAt'>;
+
+/** The export as its owner sees it (only its owner sees it at all). */
+export function exportView(record: Export): ExportView {
+  const {
+    leaseUntil: _lease,
+    leaseParts: _leaseParts,
+    dispatches: _dispatches,
+    deletedAt: _deleted,
+    ...view
+  } = record;
+  return view;
 }

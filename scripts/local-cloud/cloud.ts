@@ -338,6 +338,10 @@ function regionEnvironment(
     VOLSNAP_LOCAL_VERBOSE: verbose ? '1' : '0',
     VOLSNAP_LOCAL_SCHEDULES: schedules ? '1' : '0',
     ...(recordCallsTo ? { VOLSNAP_LOCAL_RECORD_CALLS: recordCallsTo } : {}),
+    // Tests only: deliveries to lose (see RegionRuntimeOptions.loseWorkFile).
+    ...(process.env.VOLSNAP_LOCAL_LOSE_WORK_FILE
+      ? { VOLSNAP_LOCAL_LOSE_WORK_FILE: process.env.VOLSNAP_LOCAL_LOSE_WORK_FILE }
+      : {}),
   };
 }
 

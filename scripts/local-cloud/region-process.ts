@@ -27,6 +27,7 @@ const runtime = new RegionRuntime({
         },
       }
     : {}),
+  ...(env.VOLSNAP_LOCAL_LOSE_WORK_FILE ? { loseWorkFile: env.VOLSNAP_LOCAL_LOSE_WORK_FILE } : {}),
   log: (line) => {
     if (verbose || line.includes('"level":"error"')) console.log(line);
   },

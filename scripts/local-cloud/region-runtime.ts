@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type {
   APIGatewayProxyEventV2,
   APIGatewayProxyStructuredResultV2,
   ScheduledEvent,
   SQSBatchResponse,
+  SQSEvent,
 } from 'aws-lambda';
 import {
   type CompiledRoute,
@@ -35,6 +37,14 @@ export interface RegionRuntimeOptions {
   schedules?: boolean;
   /** Record the calls the regions' roles make to the queues (./aws-calls.ts). */
   recording?: { roles: readonly string[]; recorder: CallRecorder };
+  /**
+   * Tests only: a file of work-message patterns (a JSON array of objects, each field to match, e.g.
+   * `[{"kind":"export.part","part":0}]`) read at each delivery. The first delivery of each matching
+   * message is lost as if its worker died on receiving it: the function is not run and the queue
+   * does not deliver it again (SQS would, after the 16-minute visibility timeout), so only the
+   * reaper's sending it again can finish the work.
+   */
+  loseWorkFile?: string;
   log?: (line: string) => void;
 }
 
@@ -55,6 +65,7 @@ export class RegionRuntime {
   readonly #routes: CompiledRoute<FunctionSpec>[];
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #running = new Set<string>();
+  readonly #lostBodies = new Set<string>();
   #server: Server | undefined;
 
   constructor(private readonly options: RegionRuntimeOptions) {
@@ -88,6 +99,7 @@ export class RegionRuntime {
           maxReceiveCount: 3,
           retryDelayMs: 1000,
           consumer: async (event) => {
+            if (this.#lost(event)) return [];
             const result = (await this.runner.invoke(fn, event)) as SQSBatchResponse | undefined;
             return (result?.batchItemFailures ?? []).map((f) => f.itemIdentifier);
           },
@@ -122,6 +134,25 @@ export class RegionRuntime {
       });
     });
     return { apiPort, queuePort };
+  }
+
+  /** Whether the test's fault file says to lose this delivery (see `loseWorkFile`); logged when so. */
+  #lost(event: SQSEvent): boolean {
+    const file = this.options.loseWorkFile;
+    const body = event.Records[0]?.body;
+    if (!file || body === undefined || event.Records.length !== 1 || this.#lostBodies.has(body)) return false;
+    let patterns: Record<string, unknown>[];
+    try {
+      patterns = JSON.parse(readFileSync(file, 'utf8'));
+    } catch {
+      return false;
+    }
+    const message = JSON.parse(body) as Record<string, unknown>;
+    if (!patterns.some((p) => Object.entries(p).every(([field, value]) => message[field] === value)))
+      return false;
+    this.#lostBodies.add(body);
+    this.#log({ level: 'error', message: 'lost a delivered message (test fault: its worker died)', body });
+    return true;
   }
 
   /** Runs a scheduled function now, unless its previous run is still going (EventBridge would not wait; we do not pile up). */

@@ -19,6 +19,9 @@ const SIZE = 16 * 1024 * 1024;
 const dataDir = mkdtempSync(join(tmpdir(), 'volsnap-e2e-exports-'));
 const work = mkdtempSync(join(tmpdir(), 'volsnap-e2e-exports-files-'));
 const configPath = join(dataDir, 'config.json');
+/** Work messages the local cloud loses on their first delivery (its worker died), while the test says so. */
+const loseWorkFile = join(dataDir, 'lose-work.json');
+process.env.VOLSNAP_LOCAL_LOSE_WORK_FILE = loseWorkFile;
 let cloud: StartedCloud;
 
 async function json(...args: string[]) {
@@ -190,5 +193,145 @@ describe('exports through the CLI, downloaded through presigned URLs, imported e
     expect((await fetch(url)).status).toBe(404);
     const gone = await cli(['--config', configPath, 'export', 'show', exported.exportId]);
     expect(gone.stderr).toContain('export.notFound');
+  });
+});
+
+describe('a dead worker is replaced by the reaper (every minute; 3-minute lease), for every kind', () => {
+  const image = randomBytes(SIZE);
+  writeFileSync(join(work, 'recover.img'), image);
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it(
+    'a copy, an import and an export whose part 0 message was lost complete, and are measured',
+    async () => {
+      const volume = await json('volume', 'create', '--name', 'recover', '--size', '16MiB');
+      const source = await json(
+        'snapshot',
+        'create',
+        '--volume',
+        volume.volumeId,
+        '--file',
+        join(work, 'recover.img'),
+      );
+      // Each kind's normal time (one part each at this size), for the figures: the CLI waits for it.
+      const normal: Record<string, number> = {};
+      const timed = async (kind: string, ...args: string[]) => {
+        const at = Date.now();
+        expect((await json(...args)).state).toBe('completed');
+        normal[kind] = (Date.now() - at) / 1000;
+      };
+      await timed('export', 'snapshot', 'export', source.snapshotId, '--format', 'raw');
+      await timed(
+        'copy',
+        '--region',
+        'us-east-1',
+        'snapshot',
+        'copy',
+        source.snapshotId,
+        '--source-region',
+        'eu-west-1',
+      );
+      await timed(
+        'import',
+        'snapshot',
+        'import',
+        '--file',
+        join(work, 'recover.img'),
+        '--format',
+        'raw',
+        '--size',
+        '16MiB',
+      );
+      // Staged: the first delivery of part 0 of each is lost, as if its worker died on receiving it.
+      writeFileSync(
+        loseWorkFile,
+        JSON.stringify([
+          { kind: 'snapshot.copyPart', part: 0 },
+          { kind: 'snapshot.importPart', part: 0 },
+          { kind: 'export.part', part: 0 },
+        ]),
+      );
+      const started = Date.now();
+      const exported = await json('snapshot', 'export', source.snapshotId, '--format', 'raw', '--no-wait');
+      const copy = await json(
+        '--region',
+        'us-east-1',
+        'snapshot',
+        'copy',
+        source.snapshotId,
+        '--source-region',
+        'eu-west-1',
+        '--no-wait',
+      );
+      const imported = await json(
+        'snapshot',
+        'import',
+        '--file',
+        join(work, 'recover.img'),
+        '--format',
+        'raw',
+        '--size',
+        '16MiB',
+        '--no-wait',
+      );
+      const shows: Record<string, string[]> = {
+        export: ['export', 'show', exported.exportId],
+        copy: ['--region', 'us-east-1', 'snapshot', 'show', copy.snapshotId],
+        import: ['snapshot', 'show', imported.snapshotId],
+      };
+      const took: Record<string, number> = {};
+      const states: Record<string, string> = {};
+      while (Object.keys(took).length < 3 && Date.now() - started < 10 * 60_000) {
+        for (const [kind, args] of Object.entries(shows)) {
+          if (took[kind] !== undefined) continue;
+          states[kind] = (await json(...args)).state;
+          if (states[kind] !== 'pending') took[kind] = Math.round((Date.now() - started) / 1000);
+        }
+        await sleep(5000);
+      }
+      writeFileSync(loseWorkFile, '[]');
+      const figures = `Recovery after a lost part (lease 3 min, reaper every minute): ${Object.entries(took)
+        .map(([kind, seconds]) => `${kind} ${seconds} s (normally ${normal[kind]?.toFixed(1)} s)`)
+        .join(', ')}`;
+      console.log(figures);
+      writeFileSync(join(dataDir, 'recovery-figures.txt'), `${figures}\n`);
+      expect(states).toEqual({ export: 'completed', copy: 'completed', import: 'completed' });
+      // Each was lost once indeed, and each is whole.
+      for (const id of [exported.exportId, copy.snapshotId, imported.snapshotId])
+        expect(cloud.output()).toMatch(new RegExp(`lost a delivered message[^\n]*${id}`));
+      const { url } = await json('export', 'url', exported.exportId);
+      expect(Buffer.from(await (await fetch(url)).arrayBuffer()).equals(image)).toBe(true);
+      for (const [region, snapshot] of [
+        ['us-east-1', copy.snapshotId],
+        ['eu-west-1', imported.snapshotId],
+      ]) {
+        const to = join(work, `recovered-${snapshot}.img`);
+        await json('--region', region, 'snapshot', 'restore', snapshot, '--to', to);
+        expect(readFileSync(to).equals(image)).toBe(true);
+      }
+    },
+    12 * 60_000,
+  );
+
+  it('deletes a pending export at once, though the local S3 cannot abort its upload; it is gone afterwards', async () => {
+    const volume = await json('volume', 'create', '--name', 'pending-export', '--size', '16MiB');
+    const source = await json(
+      'snapshot',
+      'create',
+      '--volume',
+      volume.volumeId,
+      '--file',
+      join(work, 'recover.img'),
+    );
+    writeFileSync(loseWorkFile, JSON.stringify([{ kind: 'export.part', part: 0 }]));
+    const exported = await json('snapshot', 'export', source.snapshotId, '--format', 'raw', '--no-wait');
+    expect((await json('export', 'show', exported.exportId)).state).toBe('pending');
+    writeFileSync(loseWorkFile, '[]');
+    const deleted = await cli(['--config', configPath, 'export', 'delete', exported.exportId]);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    const gone = await cli(['--config', configPath, 'export', 'show', exported.exportId]);
+    expect(gone.stderr).toContain('export.notFound');
+    const listed = await json('export', 'list');
+    expect(listed.map((e: { exportId: string }) => e.exportId)).not.toContain(exported.exportId);
   });
 });

@@ -66,6 +66,9 @@ export function exportRepositoryContract(name: string, makeRepository: () => Pro
         deadline: '2026-01-02T00:00:00.000Z',
         expiresAt: '2026-02-01T00:00:00.000Z',
         stateReason: 'none yet',
+        leaseUntil: '2026-01-01T00:03:00.000Z',
+        leaseParts: 1,
+        dispatches: 2,
       });
       await exports.create(full);
       expect(await exports.get(full.exportId)).toEqual(full);
@@ -121,6 +124,46 @@ export function exportRepositoryContract(name: string, makeRepository: () => Pro
       expect((await exports.get(r.exportId))?.partsDone).toEqual([0, 2]);
     });
 
+    it('gives back the ETags recorded while the export is pending, for a redelivered last part', async () => {
+      const r = record();
+      await exports.create(r);
+      expect(await exports.partETags(r.exportId)).toEqual(new Map());
+      await exports.completePart(r.exportId, 2, '"c"');
+      await exports.completePart(r.exportId, 0, '"a"');
+      expect(await exports.partETags(r.exportId)).toEqual(
+        new Map([
+          [0, '"a"'],
+          [2, '"c"'],
+        ]),
+      );
+      await exports.transition(r.exportId, ['pending'], 'error', { stateReason: 'gone' });
+      expect(await exports.partETags(r.exportId)).toBeUndefined();
+      expect(await exports.partETags(newId('export'))).toBeUndefined();
+    });
+
+    it('renews a lease only from the value expected (one of two reapers wins); a worker extends it whatever it is', async () => {
+      const r = record({ leaseUntil: '2026-01-01T00:03:00.000Z', leaseParts: 0, dispatches: 0 });
+      await exports.create(r);
+      const lease = { leaseUntil: '2026-01-01T00:06:00.000Z', leaseParts: 0, dispatches: 1 };
+      const won = await Promise.all([
+        exports.renewLease(r.exportId, r.leaseUntil, lease),
+        exports.renewLease(r.exportId, r.leaseUntil, lease),
+      ]);
+      expect(won.filter(Boolean)).toHaveLength(1);
+      expect(await exports.get(r.exportId)).toMatchObject(lease);
+      // A worker on it extends the lease: a reaper that read the old one sends nothing.
+      await exports.extendLease(r.exportId, '2026-01-01T00:07:00.000Z');
+      expect(await exports.renewLease(r.exportId, lease.leaseUntil, { ...lease, dispatches: 2 })).toBe(false);
+      expect(await exports.get(r.exportId)).toMatchObject({
+        leaseUntil: '2026-01-01T00:07:00.000Z',
+        dispatches: 1,
+      });
+      await exports.transition(r.exportId, ['pending'], 'completed');
+      await exports.extendLease(r.exportId, '2026-01-01T00:09:00.000Z');
+      expect((await exports.get(r.exportId))?.leaseUntil).toBe('2026-01-01T00:07:00.000Z');
+      expect(await exports.renewLease(r.exportId, '2026-01-01T00:07:00.000Z', lease)).toBe(false);
+    });
+
     it('moves an export only from the states named, applying the changes with the move', async () => {
       const r = record();
       await exports.create(r);
@@ -174,6 +217,26 @@ export function exportRepositoryContract(name: string, makeRepository: () => Pro
       // Removed twice, given back once: exactly the whole room is free again, not more.
       await exports.create(record({ size: 100 }), limits(100, 2));
       await expect(exports.create(record({ size: 1 }), limits(100, 2))).rejects.toMatchObject({
+        code: 'quota.exceeded',
+      });
+    });
+
+    it('keeps what a pending export deleted by its owner counts until it is removed, then gives all back once', async () => {
+      const deleted = record({ size: 60 });
+      await exports.create(deleted, limits(100, 1));
+      const marked = await exports.transition(deleted.exportId, ['pending'], 'pending', {
+        deletedAt: '2026-01-01T01:00:00.000Z',
+      });
+      expect(marked).toMatchObject({ state: 'pending', deletedAt: '2026-01-01T01:00:00.000Z' });
+      expect(await exports.get(deleted.exportId)).toMatchObject({ deletedAt: '2026-01-01T01:00:00.000Z' });
+      // Its object may still be stored: its place in flight and its bytes still count.
+      await expect(exports.create(record({ size: 10 }), limits(100, 2))).resolves.toBeUndefined();
+      await expect(exports.create(record({ size: 40 }), limits(100, 3))).rejects.toMatchObject({
+        code: 'quota.exceeded',
+      });
+      await exports.remove(deleted.exportId);
+      await exports.create(record({ size: 90 }), limits(100, 3));
+      await expect(exports.create(record({ size: 1 }), limits(100, 3))).rejects.toMatchObject({
         code: 'quota.exceeded',
       });
     });

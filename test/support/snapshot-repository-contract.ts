@@ -493,6 +493,23 @@ export function snapshotRepositoryContract(
       expect(await f.snapshots.renewLease(s.snapshotId, undefined, lease)).toBe(false);
     });
 
+    it('lets a worker extend the lease of pending work that has one, so a reaper that read the old one loses', async () => {
+      const s = snapshot({ leaseUntil: '2026-01-01T00:03:00.000Z', leaseParts: 0, dispatches: 0 });
+      await f.snapshots.create(s);
+      await f.snapshots.extendLease(s.snapshotId, '2026-01-01T00:05:00.000Z');
+      expect((await f.snapshots.get(s.snapshotId))?.leaseUntil).toBe('2026-01-01T00:05:00.000Z');
+      const lease = { leaseUntil: '2026-01-01T00:06:00.000Z', leaseParts: 0, dispatches: 1 };
+      expect(await f.snapshots.renewLease(s.snapshotId, s.leaseUntil, lease)).toBe(false);
+      // Work without a lease (an agent's upload) gets none; ended work keeps what it had.
+      const upload = snapshot();
+      await f.snapshots.create(upload);
+      await f.snapshots.extendLease(upload.snapshotId, '2026-01-01T00:05:00.000Z');
+      expect((await f.snapshots.get(upload.snapshotId))?.leaseUntil).toBeUndefined();
+      await f.snapshots.transition(s.snapshotId, ['pending'], 'error', { stateReason: 'failed' });
+      await f.snapshots.extendLease(s.snapshotId, '2026-01-01T00:09:00.000Z');
+      expect((await f.snapshots.get(s.snapshotId))?.leaseUntil).toBe('2026-01-01T00:05:00.000Z');
+    });
+
     it('claims a lease with what it is for in one write: one of two racing completions wins', async () => {
       const s = snapshot();
       await f.snapshots.create(s);

@@ -19,7 +19,7 @@ import {
 import { createdOrder, pickFields, usageKey } from './keys.ts';
 import { getItem, gsi1Page, scanPage } from './query.ts';
 import { readUsage } from './usage.ts';
-import { transact, updateReturning } from './writes.ts';
+import { applyUpdate, transact, updateReturning } from './writes.ts';
 
 const FIELDS = [
   'exportId',
@@ -40,6 +40,10 @@ const FIELDS = [
   'completedAt',
   'deadline',
   'expiresOn',
+  'leaseUntil',
+  'leaseParts',
+  'dispatches',
+  'deletedAt',
 ] as const;
 
 const exportKey = (exportId: string) => ({ pk: `EXPORT#${exportId}`, sk: 'EXPORT' });
@@ -160,6 +164,40 @@ export class DynamoExportRepository implements ExportRepository {
     if (!updated) return undefined;
     const etags = (updated.etags ?? {}) as Record<string, string>;
     return new Map(Object.entries(etags).map(([p, e]) => [Number(p), e]));
+  }
+
+  async partETags(exportId: string): Promise<Map<number, string> | undefined> {
+    const item = await this.#item(exportId);
+    if (item?.state !== 'pending') return undefined;
+    return new Map(
+      Object.entries((item.etags ?? {}) as Record<string, string>).map(([p, e]) => [Number(p), e]),
+    );
+  }
+
+  renewLease(
+    exportId: string,
+    expected: string | undefined,
+    lease: { leaseUntil: string; leaseParts: number; dispatches: number },
+  ): Promise<boolean> {
+    return applyUpdate(
+      this.documents,
+      updateItem(
+        this.table,
+        exportKey(exportId),
+        { set: lease },
+        all(
+          equals('state', 'pending'),
+          expected === undefined ? notExists('leaseUntil') : equals('leaseUntil', expected),
+        ),
+      ),
+    );
+  }
+
+  async extendLease(exportId: string, leaseUntil: string): Promise<void> {
+    await applyUpdate(
+      this.documents,
+      updateItem(this.table, exportKey(exportId), { set: { leaseUntil } }, equals('state', 'pending')),
+    );
   }
 
   async transition(

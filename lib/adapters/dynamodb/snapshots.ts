@@ -398,6 +398,18 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     );
   }
 
+  async extendLease(snapshotId: string, leaseUntil: string): Promise<void> {
+    await applyUpdate(
+      this.documents,
+      updateItem(
+        this.table,
+        snapshotKey(snapshotId),
+        { set: { leaseUntil } },
+        all(equals('state', 'pending'), exists('leaseUntil')),
+      ),
+    );
+  }
+
   addSessionSegments(snapshotId: string, segmentIds: readonly string[]): Promise<void> {
     return this.#sessions.addSegments(snapshotId, segmentIds);
   }

@@ -69,6 +69,27 @@ export class MemoryExportRepository implements ExportRepository {
     return new Map(etags);
   }
 
+  async partETags(exportId: string): Promise<Map<number, string> | undefined> {
+    if (this.#records.get(exportId)?.state !== 'pending') return undefined;
+    return new Map(this.#etags.get(exportId) ?? []);
+  }
+
+  async renewLease(
+    exportId: string,
+    expected: string | undefined,
+    lease: { leaseUntil: string; leaseParts: number; dispatches: number },
+  ): Promise<boolean> {
+    const record = this.#records.get(exportId);
+    if (record?.state !== 'pending' || record.leaseUntil !== expected) return false;
+    Object.assign(record, lease);
+    return true;
+  }
+
+  async extendLease(exportId: string, leaseUntil: string): Promise<void> {
+    const record = this.#records.get(exportId);
+    if (record?.state === 'pending') record.leaseUntil = leaseUntil;
+  }
+
   async transition(
     exportId: string,
     from: readonly ExportState[],

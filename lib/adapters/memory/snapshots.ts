@@ -237,6 +237,11 @@ export class MemorySnapshotRepository implements SnapshotRepository {
     return true;
   }
 
+  async extendLease(snapshotId: string, leaseUntil: string): Promise<void> {
+    const snapshot = this.#snapshots.get(snapshotId);
+    if (snapshot?.state === 'pending' && snapshot.leaseUntil !== undefined) snapshot.leaseUntil = leaseUntil;
+  }
+
   async updateMetadata(
     snapshotId: string,
     changes: Pick<Partial<Snapshot>, 'name' | 'description' | 'tags'>,

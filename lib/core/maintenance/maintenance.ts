@@ -5,12 +5,16 @@ import type { WorkMessage, WorkQueue } from '../ports/queue.ts';
 import { type Clock, isoTime } from '../shared/clock.ts';
 import { VolsnapError } from '../shared/errors.ts';
 import type { Page } from '../shared/pagination.ts';
-import type { SnapshotService } from '../snapshots/snapshot-service.ts';
+import {
+  DEFAULT_LEASE_MS,
+  DEFAULT_MAX_DISPATCHES,
+  type SnapshotService,
+} from '../snapshots/snapshot-service.ts';
 import { retireSession } from '../snapshots/snapshot-verify.ts';
 import { LIVE_MANIFEST_STATES, type Snapshot, type SnapshotRepository } from '../snapshots/snapshots.ts';
-import type { ExportRepository, ExportService } from '../tasks/exports.ts';
+import type { Export, ExportRepository, ExportService } from '../tasks/exports.ts';
 import { forgetImportSource } from '../tasks/imports.ts';
-import { deleteParts } from '../tasks/parts.ts';
+import { deleteParts, failSnapshotWork } from '../tasks/parts.ts';
 
 /** What garbage collection found and did. */
 export interface GcReport {
@@ -33,11 +37,11 @@ export interface ReapReport {
   snapshotsFailed: string[];
   /** Queued snapshots no agent took in time, now `error`. */
   queuedExpired: string[];
-  /** Server-side snapshots whose lease lapsed without progress: their unfinished parts sent again. */
+  /** Server-side snapshots and exports whose lease lapsed without progress: their unfinished parts sent again. */
   redispatched: string[];
-  /** Pending exports past their deadline, now `error`, their uploads aborted. */
+  /** Pending exports past their deadline or out of attempts, now `error`, their uploads aborted. */
   exportsFailed: string[];
-  /** Deletions interrupted half-way, finished. */
+  /** Deletions interrupted half-way (snapshots), or refused by the store (exports), finished. */
   deletionsFinished: string[];
   /** Unfinished multipart uploads older than the grace period, aborted. */
   uploadsAborted: number;
@@ -65,9 +69,9 @@ export interface MaintenanceOptions {
    * clock skew between the store and the functions cannot matter.
    */
   gcGraceMs?: number;
-  /** Lease of server-side work (see SnapshotService's `leaseMs`). */
+  /** Lease of server-side work (see SnapshotService's `leaseMs`): the same for every kind. */
   leaseMs?: number;
-  /** How many times the reaper sends unfinished work again before it fails the snapshot. */
+  /** How many times in a row the reaper sends lapsed work again, without a part finished, before it fails it. */
   maxDispatches?: number;
   /** Unfinished multipart uploads older than this are aborted. */
   uploadGraceMs?: number;
@@ -75,7 +79,12 @@ export interface MaintenanceOptions {
 
 const HOUR_MS = 3600 * 1000;
 export const DEFAULT_GC_GRACE_MS = 24 * HOUR_MS;
-const DELETING_STUCK_MS = HOUR_MS;
+/**
+ * A deletion takes seconds; one still `deleting` this much later was interrupted, or its cleanup
+ * was refused by the store: the reaper finishes it (finishing is idempotent, so overlapping the
+ * deletion itself is harmless).
+ */
+const DELETING_STUCK_MS = 5 * 60 * 1000;
 
 /**
  * The region's scheduled maintenance: garbage collection, the reaper, and expiry. Every run is
@@ -89,8 +98,8 @@ export class Maintenance {
   constructor(options: MaintenanceOptions) {
     this.#o = {
       gcGraceMs: DEFAULT_GC_GRACE_MS,
-      leaseMs: 20 * 60 * 1000,
-      maxDispatches: 3,
+      leaseMs: DEFAULT_LEASE_MS,
+      maxDispatches: DEFAULT_MAX_DISPATCHES,
       uploadGraceMs: 2 * 24 * HOUR_MS,
       ...options,
     };
@@ -227,25 +236,38 @@ export class Maintenance {
         )
           report.snapshotsFailed.push(snapshot.snapshotId);
       } else if (snapshot.state === 'pending' && snapshot.leaseUntil && snapshot.leaseUntil < now) {
-        const outcome = await this.#lapsed(snapshot, nowMs);
+        const outcome = await this.#lapsed(this.#leasedSnapshot(snapshot), nowMs);
         if (outcome === 'redispatched') report.redispatched.push(snapshot.snapshotId);
         if (outcome === 'failed') report.snapshotsFailed.push(snapshot.snapshotId);
       } else if (
         snapshot.state === 'deleting' &&
         (snapshot.deletedAt ?? snapshot.createdAt) < isoTime(nowMs - DELETING_STUCK_MS)
       ) {
-        // A deletion takes seconds; one still `deleting` much later was interrupted.
         await this.#o.service.purge(snapshot);
         report.deletionsFinished.push(snapshot.snapshotId);
       }
     }
     for await (const record of pages((page) => this.#o.exports.listAll(page))) {
-      if (record.state === 'pending' && record.deadline && record.deadline < now) {
+      if (record.deletedAt) {
+        // Deleted by its owner, the store refused the cleanup then: done now, or noted and retried.
+        await this.#o.exportService
+          .finishDeletion(record, { skipAbort: record.createdAt < isoTime(nowMs - this.#o.uploadGraceMs) })
+          .then(() => report.deletionsFinished.push(record.exportId))
+          .catch((error: Error) =>
+            report.notes.push(
+              `Export ${record.exportId} is deleted; its cleanup is retried: ${error.message}`,
+            ),
+          );
+      } else if (record.state === 'pending' && record.deadline && record.deadline < now) {
         await this.#o.exportService.fail(
           record,
           `It did not complete before its deadline (${record.deadline}).`,
         );
         report.exportsFailed.push(record.exportId);
+      } else if (record.state === 'pending' && record.leaseUntil && record.leaseUntil < now) {
+        const outcome = await this.#lapsed(this.#leasedExport(record), nowMs);
+        if (outcome === 'redispatched') report.redispatched.push(record.exportId);
+        if (outcome === 'failed') report.exportsFailed.push(record.exportId);
       }
     }
     try {
@@ -280,39 +302,78 @@ export class Maintenance {
     return report;
   }
 
-  /** A lapsed lease: renewed if parts finished since, else the unfinished parts are sent again. */
-  async #lapsed(snapshot: Snapshot, nowMs: number): Promise<'renewed' | 'redispatched' | 'failed' | 'lost'> {
-    const done = snapshot.partsDone?.length ?? 0;
-    const progressed = done > (snapshot.leaseParts ?? 0);
-    const dispatches = progressed ? 0 : (snapshot.dispatches ?? 0) + 1;
+  /**
+   * A lapsed lease: no worker started or finished a part for a lease's length, so whatever is
+   * unfinished has no live worker. The unfinished parts are sent again (all checkpointed: the last
+   * one, whose redelivery finishes the work), at most `maxDispatches` times in a row without a part
+   * finished in between; then the work fails for good through its kind's fail.
+   */
+  async #lapsed(work: LeasedWork, nowMs: number): Promise<'redispatched' | 'failed' | 'lost'> {
+    const done = work.partsDone?.length ?? 0;
+    const progressed = done > (work.leaseParts ?? 0);
+    const dispatches = progressed ? 0 : (work.dispatches ?? 0) + 1;
     if (dispatches > this.#o.maxDispatches) {
-      const failed = await this.#failPending(
-        snapshot,
+      const failed = await work.fail(
         `Workers made no progress after it was dispatched ${this.#o.maxDispatches} more times; the last attempts failed or timed out.`,
       );
       return failed ? 'failed' : 'lost';
     }
-    const won = await this.#o.snapshots.renewLease(snapshot.snapshotId, snapshot.leaseUntil, {
+    const won = await work.renew(work.leaseUntil, {
       leaseUntil: isoTime(nowMs + this.#o.leaseMs),
       leaseParts: done,
       dispatches,
     });
     if (!won) return 'lost';
-    if (progressed) return 'renewed';
-    for (const message of workOf(snapshot)) await this.#o.queue.send(message);
+    for (const message of work.messages()) await this.#o.queue.send(message);
     return 'redispatched';
   }
 
-  /** Fails a pending snapshot and deletes what it wrote: parts, session segments, uploads. */
+  /** A pending snapshot's lease, as {@link #lapsed} handles it. */
+  #leasedSnapshot(snapshot: Snapshot): LeasedWork {
+    return {
+      ...snapshot,
+      renew: (expected, lease) => this.#o.snapshots.renewLease(snapshot.snapshotId, expected, lease),
+      messages: () => workOf(snapshot),
+      fail: (reason) => this.#failPending(snapshot, reason),
+    };
+  }
+
+  /** A pending export's lease, as {@link #lapsed} handles it: the kind's fail aborts its upload. */
+  #leasedExport(record: Export): LeasedWork {
+    return {
+      ...record,
+      renew: (expected, lease) => this.#o.exports.renewLease(record.exportId, expected, lease),
+      messages: () =>
+        unfinished(record.parts, record.partsDone).map((part) => ({
+          kind: 'export.part',
+          exportId: record.exportId,
+          part,
+        })),
+      fail: async (reason) => {
+        await this.#o.exportService.fail(record, reason);
+        return (await this.#o.exports.get(record.exportId))?.state === 'error';
+      },
+    };
+  }
+
+  /**
+   * Fails a pending snapshot and deletes what it wrote. Server-side work (a copy, an import, an
+   * image snapshot) fails as its kind fails it (its segments, parts and staged manifest deleted,
+   * an import's source forgotten); an upload (an agent's, or one being verified) has its session's
+   * keys retired as tombstones instead, since an upload URL still alive must find its key taken.
+   */
   async #failPending(snapshot: Snapshot, reason: string): Promise<boolean> {
+    if (isServerWork(snapshot)) {
+      await failSnapshotWork(this.#o, snapshot, reason);
+      if (snapshot.importedFrom) await forgetImportSource(this.#o.objects, snapshot.importedFrom.ref);
+      return (await this.#o.snapshots.get(snapshot.snapshotId))?.state === 'error';
+    }
     const failed = await this.#o.snapshots.transition(snapshot.snapshotId, ['pending'], 'error', {
       stateReason: reason,
     });
     if (!failed) return false;
     await deleteParts(this.#o.objects, snapshot.snapshotId, snapshot.parts ?? 0);
-    // Tombstones, not deletions: an upload URL still alive must find its key taken (412).
     await retireSession(this.#o.objects, this.#o.snapshots, snapshot);
-    if (snapshot.importedFrom) await forgetImportSource(this.#o.objects, snapshot.importedFrom.ref);
     return true;
   }
 
@@ -321,17 +382,49 @@ export class Maintenance {
   }
 }
 
+/** Work under a workers' lease (a server-side snapshot, an export), for the reaper. */
+interface LeasedWork {
+  leaseUntil?: string;
+  leaseParts?: number;
+  dispatches?: number;
+  partsDone?: number[];
+  renew(
+    expected: string | undefined,
+    lease: { leaseUntil: string; leaseParts: number; dispatches: number },
+  ): Promise<boolean>;
+  messages(): WorkMessage[];
+  /** Fails the work for good; whether it is in `error` now (false: it ended otherwise meanwhile). */
+  fail(reason: string): Promise<boolean>;
+}
+
+/** Work written by workers (a copy, an import, an image snapshot), not uploaded by a client. */
+function isServerWork(snapshot: Snapshot): boolean {
+  return (
+    !snapshot.verification &&
+    (snapshot.copiedFrom !== undefined ||
+      snapshot.importedFrom !== undefined ||
+      snapshot.leaseUntil !== undefined)
+  );
+}
+
 /** The messages that (re)start a pending server-side snapshot's unfinished work. */
 export function workOf(snapshot: Snapshot): WorkMessage[] {
-  const undone = Array.from({ length: snapshot.parts ?? 0 }, (_, part) => part).filter(
-    (part) => !snapshot.partsDone?.includes(part),
-  );
+  const undone = unfinished(snapshot.parts ?? 0, snapshot.partsDone);
   const { snapshotId } = snapshot;
   if (snapshot.verification) return undone.map((part) => ({ kind: 'snapshot.verifyPart', snapshotId, part }));
   if (snapshot.copiedFrom) return undone.map((part) => ({ kind: 'snapshot.copyPart', snapshotId, part }));
   if (snapshot.importedFrom) return undone.map((part) => ({ kind: 'snapshot.importPart', snapshotId, part }));
   if (snapshot.parts === undefined) return [{ kind: 'snapshot.fromImage', snapshotId }];
   return undone.map((part) => ({ kind: 'snapshot.fromImagePart', snapshotId, part }));
+}
+
+/**
+ * The parts to send again: those not checkpointed, or when all are (a worker died between the last
+ * checkpoint and finishing), the last one, whose redelivery counts it again and finishes the work.
+ */
+function unfinished(parts: number, done: readonly number[] = []): number[] {
+  const undone = Array.from({ length: parts }, (_, part) => part).filter((part) => !done.includes(part));
+  return undone.length > 0 || parts === 0 ? undone : [parts - 1];
 }
 
 /** Every item of a paged listing. */

@@ -36,8 +36,8 @@ export interface SnapshotServiceOptions {
   /** Lifetime of presigned segment and manifest URLs. */
   urlTtlSeconds?: number;
   /**
-   * How long server-side work may go without finishing a part before the reaper dispatches it again
-   * (a worker invocation lasts at most 15 minutes on Lambda).
+   * How long server-side work may go without a worker starting or finishing a part before the
+   * reaper dispatches it again (see {@link DEFAULT_LEASE_MS}).
    */
   leaseMs?: number;
   /**
@@ -52,7 +52,20 @@ export const MAX_URLS_PER_REQUEST = 100;
 /** The key id of callers the service makes for its own work (workers, policies). */
 export const SYSTEM_KEY_ID = 'system';
 export const DEFAULT_UPLOAD_TIMEOUT_MS = 6 * 3600 * 1000;
-export const DEFAULT_LEASE_MS = 20 * 60 * 1000;
+/**
+ * The workers' lease. Every part a worker starts or checkpoints extends it, and so do long parts
+ * every 16 segments they write: it measures the time since a worker last touched the work. The
+ * reaper runs every minute at best (EventBridge's fastest rate), so 3 minutes is the shortest lease
+ * that a live worker never lets lapse between two reaper runs with room to spare, and a dead one is
+ * replaced within about 4 minutes: about twice a full 8 GiB copy part's normal time (110 s at the
+ * local cloud's 74 MB/s, bench/results.md); a 16 MiB export, copy or import takes 2–3 s, and one
+ * whose worker died completed 199–217 s after (README "Recovery").
+ * Work the reaper sends again {@link DEFAULT_MAX_DISPATCHES} times without a part finished fails:
+ * 5 × 3 minutes outlasts a worker invocation (15 minutes), so a slow part that is alive never fails.
+ */
+export const DEFAULT_LEASE_MS = 3 * 60 * 1000;
+/** How many times the reaper sends lapsed work again without a part finished before failing it. */
+export const DEFAULT_MAX_DISPATCHES = 5;
 /** How long a queued snapshot waits for an agent unless its policy says otherwise. */
 export const DEFAULT_AGENT_TIMEOUT_MS = 3600 * 1000;
 /** New stored bytes completion verifies in the request (measured: docs/formats.md, "Completion"). */

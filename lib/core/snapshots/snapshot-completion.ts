@@ -124,6 +124,13 @@ export class SnapshotCompletion {
       return 'error';
     }
     const { manifest, session, fresh } = staged;
+    // A worker is on it (the same lease rule as every kind of part work: see PartKind.renew).
+    const renew = () =>
+      this.#a.options.snapshots.extendLease(
+        snapshotId,
+        isoTime(this.#a.options.clock.now() + this.#a.options.leaseMs),
+      );
+    await renew();
     if (!snapshot.partsDone?.includes(part)) {
       const mine = fresh.slice(
         part * verification.segmentsPerPart,
@@ -140,6 +147,7 @@ export class SnapshotCompletion {
     const done = await this.#a.options.snapshots.completePart(snapshotId, part);
     if (done === undefined) return 'skipped';
     if (done < parts) {
+      await renew();
       await this.#a.options.snapshots.transition(snapshotId, ['pending'], 'pending', {
         progress: Math.floor((95 * done) / parts),
       });

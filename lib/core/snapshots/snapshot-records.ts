@@ -185,12 +185,18 @@ export class SnapshotRecords {
         'snapshot.invalidState',
         `Snapshot ${snapshot.snapshotId} changed state meanwhile; retry.`,
       );
-    // Deleted while being written: its upload URLs die with it (before its session records go).
-    if (snapshot.state === 'pending' || snapshot.state === 'queued')
-      await retireSession(this.#a.options.objects, this.#a.options.snapshots, snapshot);
-    await this.#a.options.objects.delete(ObjectLayout.manifest(snapshot.snapshotId));
-    await this.#a.options.objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId));
-    await this.#a.options.snapshots.remove(deleting);
+    // Marked `deleting`, it is gone for its owner (404) and for workers: the rest is cleanup, which
+    // the reaper finishes when the store refuses it now (the delete still succeeds).
+    try {
+      // Deleted while being written: its upload URLs die with it (before its session records go).
+      if (snapshot.state === 'pending' || snapshot.state === 'queued')
+        await retireSession(this.#a.options.objects, this.#a.options.snapshots, snapshot);
+      await this.#a.options.objects.delete(ObjectLayout.manifest(snapshot.snapshotId));
+      await this.#a.options.objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId));
+      await this.#a.options.snapshots.remove(deleting);
+    } catch {
+      // The reaper's `purge` of a snapshot left `deleting` finishes it.
+    }
     return deleting;
   }
 }

@@ -1,5 +1,6 @@
 import type { SegmentRange } from '../format/restore-plan.ts';
 import type { Caller } from '../identity/identity.ts';
+import { isoTime } from '../shared/clock.ts';
 import type { Page } from '../shared/pagination.ts';
 import type { Tags } from '../shared/tags.ts';
 import type { Volume } from '../volumes/volumes.ts';
@@ -17,6 +18,7 @@ export {
   DEFAULT_AGENT_TIMEOUT_MS,
   DEFAULT_INLINE_VERIFY_BYTES,
   DEFAULT_LEASE_MS,
+  DEFAULT_MAX_DISPATCHES,
   DEFAULT_UPLOAD_TIMEOUT_MS,
   DEFAULT_VERIFY_SEGMENTS_PER_PART,
   MAX_URLS_PER_REQUEST,
@@ -45,9 +47,11 @@ export class SnapshotService {
   readonly #urls: SnapshotUrls;
   readonly #completion: SnapshotCompletion;
   readonly #diffs: SnapshotDiffs;
+  readonly #access: SnapshotAccess;
 
   constructor(options: SnapshotServiceOptions) {
     const access = new SnapshotAccess(options);
+    this.#access = access;
     this.#lifecycle = new SnapshotLifecycle(access);
     this.#records = new SnapshotRecords(access);
     this.#sharing = new SnapshotSharing(access);
@@ -191,6 +195,16 @@ export class SnapshotService {
     options: { manifestUploadId?: string } = {},
   ): Promise<Snapshot> {
     return this.#completion.complete(caller, snapshotId, options);
+  }
+
+  /**
+   * A worker is on the pending server-side work `snapshotId` (it starts or finished a part): its
+   * lease runs `leaseMs` from now, so the reaper sends its parts again only when no worker has
+   * touched it for that long. A no-op for work without a lease; idempotent.
+   */
+  extendLease(snapshotId: string): Promise<void> {
+    const { snapshots, clock, leaseMs } = this.#access.options;
+    return snapshots.extendLease(snapshotId, isoTime(clock.now() + leaseMs));
   }
 
   /** {@link SnapshotCompletion.verifyPart} */

@@ -252,6 +252,13 @@ export interface SnapshotRepository {
     lease: { leaseUntil: string; leaseParts: number; dispatches: number },
     claim?: Required<Pick<Snapshot, 'verification' | 'parts' | 'deadline'>>,
   ): Promise<boolean>;
+  /**
+   * Extends the lease of pending work that has one to `leaseUntil` (a worker starting or finishing
+   * a part: the work is alive). Unconditional on the lease's value, so a reaper that read the old
+   * one loses its renewal and sends nothing; a no-op for work without a lease or no longer pending.
+   * Idempotent.
+   */
+  extendLease(snapshotId: string, leaseUntil: string): Promise<void>;
   /** Records segments issued to a snapshot's upload session (they belong to it and its account). */
   addSessionSegments(snapshotId: string, segmentIds: readonly string[]): Promise<void>;
   sessionSegments(snapshotId: string): Promise<Set<string>>;

@@ -13,7 +13,7 @@ import { type Clock, isoTime } from '../shared/clock.ts';
 import { VolsnapError } from '../shared/errors.ts';
 import { isId, newId } from '../shared/ids.ts';
 import type { Page } from '../shared/pagination.ts';
-import type { SnapshotService } from '../snapshots/snapshot-service.ts';
+import { DEFAULT_LEASE_MS, type SnapshotService } from '../snapshots/snapshot-service.ts';
 import { type PartKind, type PartOutcome, PartRunner, type PartTally } from './part-runner.ts';
 import { systemCaller } from './parts.ts';
 
@@ -46,6 +46,21 @@ export interface Export {
   deadline?: string;
   /** When the export and its object are deleted (the expiry schedule does it). */
   expiresAt?: string;
+  /**
+   * The workers' lease, as a snapshot's (see `Snapshot.leaseUntil`): extended by every part a
+   * worker starts or finishes; when it lapses the reaper sends the unfinished parts again
+   * (`dispatches` times without a part finished, `leaseParts` counting those done at the last
+   * renewal), then fails the export.
+   */
+  leaseUntil?: string;
+  leaseParts?: number;
+  dispatches?: number;
+  /**
+   * Deleted by its owner: the export answers 404 from then on, and what it still holds in the store
+   * (the object, an unfinished upload) is removed, by the delete or, when the store refused, by the
+   * reaper.
+   */
+  deletedAt?: string;
 }
 
 /**
@@ -70,6 +85,22 @@ export interface ExportRepository {
    * kept); returns the ETags of the parts done, or undefined if the export is no longer pending.
    */
   completePart(exportId: string, part: number, etag: string): Promise<Map<number, string> | undefined>;
+  /**
+   * The ETags of the parts done, as {@link completePart} returns them, or undefined if the export
+   * is no longer pending: a redelivered last part joins the object with them.
+   */
+  partETags(exportId: string): Promise<Map<number, string> | undefined>;
+  /**
+   * Renews the lease of a pending export only if it still is `expected`; false if it moved first
+   * (a worker extended it, or another reaper renewed it): overlapping reapers never both dispatch.
+   */
+  renewLease(
+    exportId: string,
+    expected: string | undefined,
+    lease: { leaseUntil: string; leaseParts: number; dispatches: number },
+  ): Promise<boolean>;
+  /** Extends a pending export's lease to `leaseUntil` (a worker is on it); idempotent. */
+  extendLease(exportId: string, leaseUntil: string): Promise<void>;
   transition(
     exportId: string,
     from: readonly ExportState[],
@@ -98,6 +129,8 @@ export interface ExportServiceOptions {
   objectsIn?: (bucket: string) => ObjectStore;
   /** The account's limits in this region (its exports count in its stored bytes and in flight). */
   limits?: (accountId: string) => Promise<QuotaLimits>;
+  /** The workers' lease (see {@link Export.leaseUntil}); the snapshots' by default. */
+  leaseMs?: number;
 }
 
 /** Presigned export URLs live 1 hour unless asked, and at most 7 days (SigV4's limit). */
@@ -125,6 +158,7 @@ export class ExportService {
       partSize: 64 * 1024 * 1024,
       buckets: [],
       limits: async () => DEFAULT_QUOTA,
+      leaseMs: DEFAULT_LEASE_MS,
       objectsIn: () => {
         throw new VolsnapError('internal', 'This deployment writes exports to its own bucket only.');
       },
@@ -211,6 +245,9 @@ export class ExportService {
       createdAt: isoTime(this.#o.clock.now()),
       deadline: isoTime(this.#o.clock.now() + EXPORT_TIMEOUT_MS),
       expiresAt: isoTime(this.#o.clock.now() + keepForMs),
+      leaseUntil: isoTime(this.#o.clock.now() + this.#o.leaseMs),
+      leaseParts: 0,
+      dispatches: 0,
     };
     // Its full size is reserved before a byte is written (a raw export of a sparse volume writes it all).
     await this.#o.exports.create(record, await this.#o.limits(caller.accountId)).catch(async (error) => {
@@ -224,18 +261,20 @@ export class ExportService {
     return record;
   }
 
-  /** The caller's export, or `export.notFound` (also for other accounts' exports). */
+  /** The caller's export, or `export.notFound` (also for other accounts' exports, and deleted ones). */
   async get(caller: Caller, exportId: string): Promise<Export> {
     const found = isId('export', exportId) ? await this.#o.exports.get(exportId) : undefined;
-    if (!found || found.accountId !== caller.accountId)
+    if (!found || found.accountId !== caller.accountId || found.deletedAt)
       throw new VolsnapError('export.notFound', `No export ${exportId} in this account and region.`, {
         details: { exportId },
       });
     return found;
   }
 
-  list(caller: Caller, page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
-    return this.#o.exports.list(caller.accountId, page);
+  /** The caller's exports, newest first; deleted ones (their cleanup still under way) are not shown. */
+  async list(caller: Caller, page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
+    const found = await this.#o.exports.list(caller.accountId, page);
+    return { ...found, items: found.items.filter((record) => !record.deletedAt) };
   }
 
   /** A presigned GET URL of a completed export's object: ranged GETs work; it dies with the export. */
@@ -262,14 +301,41 @@ export class ExportService {
     };
   }
 
-  /** Deletes the export and its object: URLs handed out stop working. */
+  /**
+   * Deletes the export, in any state, at once for its owner: it is marked deleted (404 from then on,
+   * and workers stop), then its object and unfinished upload are removed and its record goes. When
+   * the store refuses that cleanup (an abort S3 does not answer), the delete still succeeds and the
+   * reaper finishes it ({@link finishDeletion}); meanwhile the record keeps counting its bytes.
+   */
   async delete(caller: Caller, exportId: string): Promise<void> {
     requirePermission(caller, 'snapshot:export');
-    const found = await this.get(caller, exportId);
-    const store = this.#store(found.bucket);
-    if (found.state === 'pending') await store.abortMultipart(found.key, found.uploadId);
-    await store.delete(found.key);
-    await this.#o.exports.remove(exportId);
+    let found = await this.get(caller, exportId);
+    let marked: Export | undefined;
+    // A worker may move it out of `pending` meanwhile: marked from the state read again.
+    for (let attempt = 0; !marked && attempt < 5; attempt++) {
+      if (attempt > 0) found = await this.get(caller, exportId);
+      marked = await this.#o.exports.transition(exportId, [found.state], found.state, {
+        deletedAt: isoTime(this.#o.clock.now()),
+      });
+    }
+    if (!marked) throw new VolsnapError('internal', `Export ${exportId} kept changing state; retry.`);
+    await this.finishDeletion(marked).catch(() => {
+      // The store refused: the reaper retries.
+    });
+  }
+
+  /**
+   * Removes what a deleted export holds: its unfinished upload (unless `skipAbort`: the bucket's
+   * lifecycle rule aborted it already), its object, its hold on the snapshot, then its record.
+   * Idempotent; throws if the store refuses a step (the record stays, for the reaper to retry).
+   */
+  async finishDeletion(record: Export, options: { skipAbort?: boolean } = {}): Promise<void> {
+    const store = this.#store(record.bucket);
+    if (record.state === 'pending' && !options.skipAbort)
+      await store.abortMultipart(record.key, record.uploadId);
+    await store.delete(record.key);
+    await this.#o.snapshots.release(record.snapshotId, record.exportId);
+    await this.#o.exports.remove(record.exportId);
   }
 
   /**
@@ -285,17 +351,24 @@ export class ExportService {
     return {
       load: async (exportId) => {
         const record = await this.#o.exports.get(exportId);
-        return record?.state === 'pending' ? record : undefined;
+        return record?.state === 'pending' && !record.deletedAt ? record : undefined;
       },
       parts: (record) => record.parts,
       isCheckpointed: (record, part) => record.partsDone?.includes(part) ?? false,
+      renew: (record) =>
+        this.#o.exports.extendLease(record.exportId, isoTime(this.#o.clock.now() + this.#o.leaseMs)),
       work: async (record, part) => {
         const body = await this.#partBytes(record, part);
         const etag = await this.#store(record.bucket).uploadPart(record.key, record.uploadId, part + 1, body);
         const etags = await this.#o.exports.completePart(record.exportId, part, etag);
         return etags && { done: etags.size, etags };
       },
-      // No recount: the repository does not give a part's ETag back, so a redelivered part is skipped.
+      // A worker that died after recording the last part's ETag, before joining the object: the
+      // redelivered part (the reaper's) joins it with the ETags recorded.
+      recount: async (record) => {
+        const etags = await this.#o.exports.partETags(record.exportId);
+        return etags && { done: etags.size, etags };
+      },
       progress: async (record, progress) => {
         await this.#o.exports.transition(record.exportId, ['pending'], 'pending', { progress });
       },

@@ -18,12 +18,15 @@ import type { Compressor } from '../ports/codec.ts';
 import type { ObjectStore } from '../ports/objects.ts';
 import type { RemoteObject } from '../ports/remote.ts';
 import { VolsnapError } from '../shared/errors.ts';
+import type { SnapshotService } from '../snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
 import { sessionWriter } from './parts.ts';
 
 /** What reading an import's blocks takes: where its segments go, and how it reads. */
 export interface ImportBlocksOptions {
   snapshots: Pick<SnapshotRepository, 'addSessionSegments'>;
+  /** Extends the import's lease as segments are written (see `nextSessionSegment`). */
+  service?: Pick<SnapshotService, 'extendLease'>;
   objects: ObjectStore;
   compressor: Compressor;
   /** Blocks per part. */

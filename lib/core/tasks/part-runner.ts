@@ -22,8 +22,8 @@ export interface PartTally {
 /**
  * The steps of one kind of server-side work written in parts (a copy, an import, an image snapshot,
  * an export): each part is one queue message, one worker, one checkpoint. {@link PartRunner} calls
- * them in this order for a delivery: `load`, `parts` (an out-of-range part stops here), `check`,
- * then `work` (or `recount` for a part already checkpointed), then `progress` or, for the last
+ * them in this order for a delivery: `load`, `parts` (an out-of-range part stops here), `renew`, `check`,
+ * then `work` (or `recount` for a part already checkpointed), then `renew` and `progress` or, for the last
  * part, `finish`. A permanent failure (an exposed {@link VolsnapError}) in any step after `load`
  * calls `fail`; any other error is thrown, and the redelivered message runs the part again.
  *
@@ -37,6 +37,12 @@ export interface PartKind<R, T extends PartTally = PartTally> {
   parts(record: R): number;
   /** Whether the part's checkpoint is stored already (a redelivery): its work is not done again. */
   isCheckpointed(record: R, part: number): boolean;
+  /**
+   * Extends the work's lease: a worker is on it. Called when a part starts and when it is
+   * checkpointed, so a lease lapses only when no worker has touched the work for its length (the
+   * reaper then sends the unfinished parts again). Idempotent, and a no-op for work that ended.
+   */
+  renew(record: R): Promise<void>;
   /** Checks, at every delivery, that the work can still go on; throws a permanent error if not. */
   check?(record: R): Promise<void>;
   /**
@@ -79,12 +85,14 @@ export class PartRunner<R, T extends PartTally = PartTally> {
       const kind = this.#kind;
       const parts = kind.parts(record);
       if (!Number.isInteger(part) || part < 0 || part >= parts) return 'skipped';
+      await kind.renew(record);
       await kind.check?.(record);
       const tally = kind.isCheckpointed(record, part)
         ? await kind.recount?.(record, part)
         : await kind.work(record, part);
       if (tally === undefined) return 'skipped';
       if (tally.done < parts) {
+        await kind.renew(record);
         await kind.progress(record, Math.floor((95 * tally.done) / parts));
         return 'part';
       }

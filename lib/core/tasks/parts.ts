@@ -65,6 +65,7 @@ export function sessionWriter(
     snapshots: Pick<SnapshotRepository, 'addSessionSegments'>;
     objects: ObjectStore;
     compressor: Compressor;
+    service?: Pick<SnapshotService, 'extendLease'>;
   },
   snapshot: Snapshot,
   parent?: Manifest,
@@ -73,13 +74,34 @@ export function sessionWriter(
     volumeSize: snapshot.volumeSize,
     compressor: o.compressor,
     parent,
-    nextSegmentId: async () => {
-      const id = newId('segment');
-      await o.snapshots.addSessionSegments(snapshot.snapshotId, [id]);
-      return id;
-    },
+    nextSegmentId: nextSessionSegment(o, snapshot.snapshotId),
+
     store: (segmentId, object) => o.objects.put(ObjectLayout.segment(snapshot.accountId, segmentId), object),
   });
+}
+
+/** Segments a worker writes between two extensions of its work's lease (about 128–256 MiB: seconds). */
+export const SEGMENTS_PER_HEARTBEAT = 16;
+
+/**
+ * The segment ids of a worker writing a snapshot's blocks: each recorded in the snapshot's session
+ * before it is used, and every {@link SEGMENTS_PER_HEARTBEAT} segments the work's lease extended
+ * (a long part keeps its lease: the reaper sends its parts again only when no worker is on it).
+ */
+export function nextSessionSegment(
+  o: {
+    snapshots: Pick<SnapshotRepository, 'addSessionSegments'>;
+    service?: Pick<SnapshotService, 'extendLease'>;
+  },
+  snapshotId: string,
+): () => Promise<string> {
+  let written = 0;
+  return async () => {
+    const id = newId('segment');
+    await o.snapshots.addSessionSegments(snapshotId, [id]);
+    if (++written % SEGMENTS_PER_HEARTBEAT === 0) await o.service?.extendLease(snapshotId);
+    return id;
+  };
 }
 
 /** Workers act for the owner of what they write (the one worker identity, shared with the snapshots). */
@@ -106,7 +128,7 @@ export interface SnapshotWork {
 export interface SnapshotPartsOptions {
   snapshots: Pick<SnapshotRepository, 'get' | 'completePart' | 'transition' | 'sessionSegments'>;
   objects: ObjectStore;
-  service: Pick<SnapshotService, 'complete'>;
+  service: Pick<SnapshotService, 'complete' | 'extendLease'>;
 }
 
 /**
@@ -127,6 +149,7 @@ export function snapshotPartKind(o: SnapshotPartsOptions, work: SnapshotWork): P
     },
     parts: (snapshot) => snapshot.parts ?? 1,
     isCheckpointed: (snapshot, part) => snapshot.partsDone?.includes(part) ?? false,
+    renew: (snapshot) => o.service.extendLease(snapshot.snapshotId),
     check: async (snapshot) => {
       await work.check?.(snapshot);
     },
@@ -155,11 +178,16 @@ export function snapshotPartKind(o: SnapshotPartsOptions, work: SnapshotWork): P
 }
 
 /**
- * Puts pending server-side snapshot work in `error` with the reason and deletes what it wrote:
+ * Puts pending server-side snapshot work in `error` with the reason and deletes what it wrote (the
+ * kinds' `fail`, and the reaper's for server-side work that ran out of attempts or time):
  * part manifests, session segments, the staged manifest. Only while the snapshot is in `error`
  * (failed now, or by another path before): one that completed meanwhile keeps its segments.
  */
-async function failSnapshotWork(o: SnapshotPartsOptions, snapshot: Snapshot, reason: string): Promise<void> {
+export async function failSnapshotWork(
+  o: Pick<SnapshotPartsOptions, 'snapshots' | 'objects'>,
+  snapshot: Snapshot,
+  reason: string,
+): Promise<void> {
   const failed =
     (await o.snapshots.transition(snapshot.snapshotId, ['pending'], 'error', { stateReason: reason })) ??
     (await o.snapshots.get(snapshot.snapshotId));

@@ -7,13 +7,12 @@ import { type Caller, requirePermission } from '../identity/identity.ts';
 import type { Compressor } from '../ports/codec.ts';
 import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
 import { VolsnapError } from '../shared/errors.ts';
-import { newId } from '../shared/ids.ts';
 import { type Tags, withoutReserved } from '../shared/tags.ts';
 import type { SnapshotService } from '../snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
 import type { Volume, VolumeRepository } from '../volumes/volumes.ts';
 import { type PartKind, type PartOutcome, PartRunner } from './part-runner.ts';
-import { snapshotPartKind, systemCaller } from './parts.ts';
+import { nextSessionSegment, snapshotPartKind, systemCaller } from './parts.ts';
 
 /** A region snapshots can be copied from (this one, or another through the region registry). */
 export interface CopySource {
@@ -219,11 +218,7 @@ export class SnapshotCopier {
       volumeSize: copy.volumeSize,
       compressor: this.#o.compressor,
       parent: parent ? decodeManifest(parent) : undefined,
-      nextSegmentId: async () => {
-        const id = newId('segment');
-        await this.#o.snapshots.addSessionSegments(copy.snapshotId, [id]);
-        return id;
-      },
+      nextSegmentId: nextSessionSegment(this.#o, copy.snapshotId),
       store: (segmentId, object) =>
         this.#o.objects.put(ObjectLayout.segment(copy.accountId, segmentId), object),
     });

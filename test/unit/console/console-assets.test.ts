@@ -8,7 +8,10 @@ import { httpEvent } from '../../support/events.ts';
 
 describe('the web console bundle', () => {
   it('is up to date: console/assets.generated.ts is what `npm run build:console` makes of the sources', async () => {
-    const committed = await readFile(new URL('../../../console/assets.generated.ts', import.meta.url), 'utf8');
+    const committed = await readFile(
+      new URL('../../../console/assets.generated.ts', import.meta.url),
+      'utf8',
+    );
     expect(
       committed === assetsModule(await buildConsole()),
       'console/assets.generated.ts is older than console/src: run `npm run build:console`',

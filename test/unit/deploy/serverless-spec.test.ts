@@ -2,7 +2,11 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { compileRoute, matchRoute } from '../../../scripts/local-cloud/apigw.ts';
-import { handlerLocation, loadServerlessSpec, parseRate } from '../../../scripts/local-cloud/serverless-spec.ts';
+import {
+  handlerLocation,
+  loadServerlessSpec,
+  parseRate,
+} from '../../../scripts/local-cloud/serverless-spec.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Snapshot } from '../../../lib/core/snapshots/snapshots.ts';
-import { ownerSnapshotView, readerSnapshotView, snapshotView } from '../../../lib/http/views.ts';
+import type { Export } from '../../../lib/core/tasks/exports.ts';
+import { exportView, ownerSnapshotView, readerSnapshotView, snapshotView } from '../../../lib/http/views.ts';
 import { testCaller } from '../../support/callers.ts';
 
 const owner = testCaller();
@@ -51,5 +52,32 @@ describe('what the API shows of a snapshot', () => {
     expect(seen).toEqual(ownerSnapshotView(stored));
     expect(seen.holds).toEqual(stored.holds);
     expect(seen.sharedWith).toEqual([grantee.accountId]);
+  });
+});
+
+describe('the export view', () => {
+  it("shows everything but the workers' lease and the deletion mark", () => {
+    const record: Export = {
+      exportId: 'export-q0kazhp7ag3z7033',
+      accountId: owner.accountId,
+      snapshotId: 'snap-q0kazhp7ag3z7033',
+      format: 'raw',
+      state: 'pending',
+      progress: 40,
+      region: 'eu-west-1',
+      key: 'exports/a/export-q0kazhp7ag3z7033.raw',
+      size: 1024,
+      parts: 2,
+      partSize: 512,
+      uploadId: 'upload-1',
+      partsDone: [0],
+      createdAt: '2026-12-01T00:00:00.000Z',
+      leaseUntil: '2026-12-01T00:03:00.000Z',
+      leaseParts: 1,
+      dispatches: 0,
+    };
+    const { leaseUntil: _l, leaseParts: _p, dispatches: _d, ...rest } = record;
+    expect(exportView(record)).toEqual(rest);
+    expect(exportView({ ...record, deletedAt: '2026-12-01T00:01:00.000Z' })).toEqual(rest);
   });
 });

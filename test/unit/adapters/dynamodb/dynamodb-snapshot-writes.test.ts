@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { UpdateParams } from '../../../../lib/adapters/dynamodb/expressions.ts';
-import { createCounts, createItems, transitionWrite } from '../../../../lib/adapters/dynamodb/snapshot-writes.ts';
+import {
+  createCounts,
+  createItems,
+  transitionWrite,
+} from '../../../../lib/adapters/dynamodb/snapshot-writes.ts';
 import type { Snapshot } from '../../../../lib/core/snapshots/snapshots.ts';
 
 const snapshot: Snapshot = {

@@ -2,7 +2,11 @@ import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../lib/adapters/clock.ts';
 import { MemoryAuditLog, MemoryIdentityRepository } from '../../../../lib/adapters/memory/identity.ts';
-import { AccountService, bootstrapAccount, keyAuthenticator } from '../../../../lib/core/identity/accounts.ts';
+import {
+  AccountService,
+  bootstrapAccount,
+  keyAuthenticator,
+} from '../../../../lib/core/identity/accounts.ts';
 import { issueApiKey } from '../../../../lib/core/identity/api-keys.ts';
 import type { Caller } from '../../../../lib/core/identity/identity.ts';
 import * as z from '../../../../lib/core/shared/schema.ts';

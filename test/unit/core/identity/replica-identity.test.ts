@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../../lib/adapters/clock.ts';
 import { MemoryIdentityRepository } from '../../../../lib/adapters/memory/identity.ts';
-import { AccountService, bootstrapAccount, keyAuthenticator } from '../../../../lib/core/identity/accounts.ts';
+import {
+  AccountService,
+  bootstrapAccount,
+  keyAuthenticator,
+} from '../../../../lib/core/identity/accounts.ts';
 import { replicaFirst } from '../../../../lib/core/identity/replica-identity.ts';
 
 describe('identity read replica first', () => {

@@ -21,8 +21,12 @@ import {
 import { ObjectLayout, type ObjectStore, type StoredObject } from '../../../../lib/core/ports/objects.ts';
 import type { WorkMessage } from '../../../../lib/core/ports/queue.ts';
 import { type Clock, isoTime } from '../../../../lib/core/shared/clock.ts';
+import { VolsnapError } from '../../../../lib/core/shared/errors.ts';
 import type { Page } from '../../../../lib/core/shared/pagination.ts';
-import type { SnapshotService } from '../../../../lib/core/snapshots/snapshot-service.ts';
+import {
+  DEFAULT_MAX_DISPATCHES,
+  type SnapshotService,
+} from '../../../../lib/core/snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotRepository } from '../../../../lib/core/snapshots/snapshots.ts';
 import type { ExportService } from '../../../../lib/core/tasks/exports.ts';
 import type { ImageSnapshotter } from '../../../../lib/core/tasks/image-snapshot.ts';
@@ -62,7 +66,7 @@ beforeEach(async () => {
     settings: {
       tuning: {
         snapshots: { uploadTimeoutMs: UPLOAD_TIMEOUT, leaseMs: LEASE },
-        exports: { partSize: 5 * 1024 * 1024 },
+        exports: { partSize: 5 * 1024 * 1024, leaseMs: LEASE },
         imageSnapshots: { partBytes: 4 * BLOCK_SIZE },
         maintenance: { leaseMs: LEASE },
       },
@@ -509,7 +513,7 @@ describe('the reaper', () => {
     expect(queue.messages.splice(0)).toEqual([work]);
     clock.advance(LEASE);
     expect((await maintenance().reap()).redispatched).toEqual([]);
-    for (let lapse = 1; lapse <= 3; lapse++) {
+    for (let lapse = 1; lapse <= DEFAULT_MAX_DISPATCHES; lapse++) {
       clock.advance(1);
       const report = await maintenance().reap();
       expect(report.redispatched).toEqual([snapshot.snapshotId]);
@@ -530,10 +534,10 @@ describe('the reaper', () => {
     expect(queue.messages).toEqual([]);
     const failed = await snapshotRepo.get(snapshot.snapshotId);
     expect(failed?.state).toBe('error');
-    expect(failed?.stateReason).toMatch(/no progress after it was dispatched 3 more times/);
+    expect(failed?.stateReason).toMatch(/no progress after it was dispatched 5 more times/);
   });
 
-  it('only renews the lease when parts were finished since, and sends just the unfinished parts', async () => {
+  it('sends just the unfinished parts when no worker touched the work for a lease, counting lapses only without progress', async () => {
     const data = image(12);
     const key = `${ObjectLayout.imagePrefix(alice.accountId)}parts.img`;
     await objects.put(key, data);
@@ -545,11 +549,21 @@ describe('the reaper', () => {
     const snapshot = await service.create(alice, { volumeId: volume.volumeId });
     expect(await worker.run(snapshot.snapshotId)).toBe('split');
     queue.messages.splice(0);
+    clock.advance(LEASE - 1);
+    // A worker starting and finishing a part extends the lease: the reaper leaves the work alone.
     expect(await worker.runPart(snapshot.snapshotId, 0)).toBe('part');
-    clock.advance(LEASE + 1);
-    const renewed = await maintenance().reap();
-    expect(renewed).toMatchObject({ redispatched: [], snapshotsFailed: [] });
-    expect(queue.messages).toEqual([]);
+    expect((await snapshotRepo.get(snapshot.snapshotId))?.leaseUntil).toBe(isoTime(clock.now() + LEASE));
+    clock.advance(LEASE);
+    expect(await maintenance().reap()).toMatchObject({ redispatched: [], snapshotsFailed: [] });
+    // Then the workers of parts 1 and 2 die (their messages are dropped): a lease later, they are sent again.
+    clock.advance(1);
+    expect((await maintenance().reap()).redispatched).toEqual([snapshot.snapshotId]);
+    const parts = [1, 2].map((part) => ({
+      kind: 'snapshot.fromImagePart',
+      snapshotId: snapshot.snapshotId,
+      part,
+    }));
+    expect(queue.messages.splice(0)).toEqual(parts);
     expect(await snapshotRepo.get(snapshot.snapshotId)).toMatchObject({
       leaseParts: 1,
       dispatches: 0,
@@ -557,9 +571,7 @@ describe('the reaper', () => {
     });
     clock.advance(LEASE + 1);
     expect((await maintenance().reap()).redispatched).toEqual([snapshot.snapshotId]);
-    expect(queue.messages).toEqual(
-      [1, 2].map((part) => ({ kind: 'snapshot.fromImagePart', snapshotId: snapshot.snapshotId, part })),
-    );
+    expect(queue.messages).toEqual(parts);
     expect((await snapshotRepo.get(snapshot.snapshotId))?.dispatches).toBe(1);
     const outcomes: string[] = [];
     for (const m of queue.messages.splice(0))
@@ -568,6 +580,36 @@ describe('the reaper', () => {
     expect((await restore(alice.accountId, snapshot.snapshotId)).equals(data)).toBe(true);
     clock.advance(LEASE + 1);
     expect(await maintenance().reap()).toMatchObject({ redispatched: [], snapshotsFailed: [] });
+  });
+
+  it('fails server-side work out of attempts as its kind fails it: no segment, part or staged manifest left', async () => {
+    const data = image(12);
+    const key = `${ObjectLayout.imagePrefix(alice.accountId)}doomed.img`;
+    await objects.put(key, data);
+    const volume = await volumes.register(alice, {
+      name: 'img',
+      sizeBytes: data.length,
+      imageUri: `s3://${BUCKET}/${key}`,
+    });
+    const snapshot = await service.create(alice, { volumeId: volume.volumeId });
+    expect(await worker.run(snapshot.snapshotId)).toBe('split');
+    expect(await worker.runPart(snapshot.snapshotId, 0)).toBe('part');
+    const written = await snapshotRepo.sessionSegments(snapshot.snapshotId);
+    expect(written.size).toBeGreaterThan(0);
+    expect(await objects.get(partKey(snapshot.snapshotId, 0))).toBeDefined();
+    // Parts 1 and 2 kill their worker every time: the reaper sends them again, then gives up.
+    for (let lapse = 0; lapse <= DEFAULT_MAX_DISPATCHES; lapse++) {
+      clock.advance(LEASE + 1);
+      await maintenance().reap();
+    }
+    clock.advance(LEASE + 1);
+    const report = await maintenance().reap();
+    expect(report.snapshotsFailed).toEqual([snapshot.snapshotId]);
+    expect((await snapshotRepo.get(snapshot.snapshotId))?.state).toBe('error');
+    for (const segmentId of written)
+      expect(await objects.get(ObjectLayout.segment(alice.accountId, segmentId))).toBeUndefined();
+    expect(await objects.get(partKey(snapshot.snapshotId, 0))).toBeUndefined();
+    expect(await objects.get(ObjectLayout.manifestUpload(snapshot.snapshotId))).toBeUndefined();
   });
 
   it('dispatches once when two reapers overlap', async () => {
@@ -607,6 +649,71 @@ describe('the reaper', () => {
     expect(report.uploadsAborted).toBe(0);
   });
 
+  it('recovers an export whose worker died mid-part, or after recording the last part but before joining them', async () => {
+    const volume = await hostVolume(alice);
+    const data = image();
+    const snapshot = await takeSnapshot(alice, volume.volumeId, data);
+    const runExport = async () => {
+      const outcomes: string[] = [];
+      for (const m of queue.messages.splice(0))
+        if (m.kind === 'export.part') outcomes.push(await exportService.runPart(m.exportId, m.part));
+      return outcomes;
+    };
+    // Mid-part: part 1's message is dropped (its worker died); part 0 is done.
+    const midPart = await exportService.start(alice, snapshot.snapshotId, 'raw');
+    expect(midPart.parts).toBe(2);
+    expect(midPart.leaseUntil).toBe(isoTime(clock.now() + LEASE));
+    queue.messages.splice(1);
+    expect(await runExport()).toEqual(['part']);
+    clock.advance(LEASE + 1);
+    expect((await maintenance().reap()).redispatched).toEqual([midPart.exportId]);
+    expect(queue.messages).toEqual([{ kind: 'export.part', exportId: midPart.exportId, part: 1 }]);
+    expect(await runExport()).toEqual(['completed']);
+    expect(Buffer.from(objects.objects.get(midPart.key) ?? []).equals(data)).toBe(true);
+
+    // After the last part's ETag is recorded, joining them fails (the worker dies there).
+    const joining = await exportService.start(alice, snapshot.snapshotId, 'raw');
+    const complete = objects.completeMultipart;
+    objects.completeMultipart = async () => {
+      throw new Error('worker killed while joining the parts');
+    };
+    expect(await exportService.runPart(joining.exportId, 0)).toBe('part');
+    await expect(exportService.runPart(joining.exportId, 1)).rejects.toThrow('worker killed');
+    queue.messages.splice(0);
+    objects.completeMultipart = complete;
+    expect((await exportRepo.get(joining.exportId))?.partsDone).toEqual([0, 1]);
+    clock.advance(LEASE + 1);
+    expect((await maintenance().reap()).redispatched).toEqual([joining.exportId]);
+    // Every part is recorded: the last is sent again, and its redelivery joins them with the ETags kept.
+    expect(queue.messages).toEqual([{ kind: 'export.part', exportId: joining.exportId, part: 1 }]);
+    expect(await runExport()).toEqual(['completed']);
+    expect(await exportRepo.get(joining.exportId)).toMatchObject({ state: 'completed', progress: 100 });
+    expect(Buffer.from(objects.objects.get(joining.key) ?? []).equals(data)).toBe(true);
+    expect(objects.uploads.size).toBe(0);
+  });
+
+  it('fails an export whose parts make no progress after maxDispatches lapses, as its kind fails it', async () => {
+    const volume = await hostVolume(alice);
+    const snapshot = await takeSnapshot(alice, volume.volumeId, image());
+    const started = await exportService.start(alice, snapshot.snapshotId, 'raw');
+    for (let lapse = 1; lapse <= DEFAULT_MAX_DISPATCHES; lapse++) {
+      queue.messages.splice(0);
+      clock.advance(LEASE + 1);
+      expect((await maintenance().reap()).redispatched).toEqual([started.exportId]);
+      expect((await exportRepo.get(started.exportId))?.dispatches).toBe(lapse);
+    }
+    queue.messages.splice(0);
+    clock.advance(LEASE + 1);
+    const report = await maintenance().reap();
+    expect(report).toMatchObject({ redispatched: [], exportsFailed: [started.exportId] });
+    expect(queue.messages).toEqual([]);
+    const failed = await exportRepo.get(started.exportId);
+    expect(failed?.state).toBe('error');
+    expect(failed?.stateReason).toMatch(/no progress after it was dispatched 5 more times/);
+    expect(objects.uploads.size).toBe(0);
+    expect((await snapshotRepo.get(snapshot.snapshotId))?.holds).toBeUndefined();
+  });
+
   it('aborts unfinished multipart uploads older than the upload grace, and notes a store that cannot list them', async () => {
     await objects.createMultipart('stray/old');
     clock.advance(DAY);
@@ -636,13 +743,121 @@ describe('the reaper', () => {
     expect(report.queuedExpired).toEqual([queued.snapshotId]);
   });
 
+  it('deletes an export in any state at once for its owner when the store refuses the abort; the reaper finishes', async () => {
+    const volume = await hostVolume(alice);
+    const data = image();
+    const snapshot = await takeSnapshot(alice, volume.volumeId, data);
+    const usageBefore = await snapshotRepo.usage(alice.accountId);
+    const pending = await exportService.start(alice, snapshot.snapshotId, 'raw');
+    expect(await exportService.runPart(pending.exportId, 0)).toBe('part');
+    queue.messages.splice(0);
+    // A store that cannot abort a multipart upload (s3rver), as S3 does not answer it now.
+    const abort = objects.abortMultipart;
+    const refused = new VolsnapError(
+      'storage.unavailable',
+      'Object storage did not answer as expected; retry shortly.',
+    );
+    objects.abortMultipart = async () => {
+      throw refused;
+    };
+    await exportService.delete(alice, pending.exportId);
+    await expect(exportService.get(alice, pending.exportId)).rejects.toMatchObject({
+      code: 'export.notFound',
+    });
+    expect((await exportService.list(alice, { limit: 10 })).items).toEqual([]);
+    // Workers stop: a redelivered part does nothing.
+    expect(await exportService.runPart(pending.exportId, 1)).toBe('skipped');
+    // Still refused: the reaper notes it and keeps the record (its bytes still count: they are stored).
+    const refusedRun = await maintenance().reap();
+    expect(refusedRun.deletionsFinished).toEqual([]);
+    expect(refusedRun.notes.join('\n')).toContain(`Export ${pending.exportId} is deleted`);
+    expect(await exportRepo.get(pending.exportId)).toMatchObject({ state: 'pending' });
+    expect(objects.uploads.size).toBe(1);
+    // Meanwhile GC loses nothing: the snapshot the export read restores whole.
+    clock.advance(DAY + 1);
+    await maintenance().gc();
+    expect((await restore(alice.accountId, snapshot.snapshotId)).equals(data)).toBe(true);
+    objects.abortMultipart = abort;
+    expect((await maintenance().reap()).deletionsFinished).toEqual([pending.exportId]);
+    expect(await exportRepo.get(pending.exportId)).toBeUndefined();
+    expect(objects.uploads.size).toBe(0);
+    expect((await snapshotRepo.get(snapshot.snapshotId))?.holds).toBeUndefined();
+    expect(await snapshotRepo.usage(alice.accountId)).toEqual(usageBefore);
+
+    // A completed export whose object the store will not delete now: deleted all the same.
+    const completed = await exportService.start(alice, snapshot.snapshotId, 'raw');
+    for (const m of queue.messages.splice(0))
+      if (m.kind === 'export.part') await exportService.runPart(m.exportId, m.part);
+    const remove = objects.delete;
+    objects.delete = async () => {
+      throw refused;
+    };
+    await exportService.delete(alice, completed.exportId);
+    await expect(exportService.get(alice, completed.exportId)).rejects.toMatchObject({
+      code: 'export.notFound',
+    });
+    await expect(exportService.url(alice, completed.exportId)).rejects.toMatchObject({
+      code: 'export.notFound',
+    });
+    objects.delete = remove;
+    expect((await maintenance().reap()).deletionsFinished).toEqual([completed.exportId]);
+    expect(objects.objects.has(completed.key)).toBe(false);
+    expect(await snapshotRepo.usage(alice.accountId)).toEqual(usageBefore);
+  });
+
+  it('gives up the abort of a deleted export after the upload grace: the bucket rule has aborted it', async () => {
+    const volume = await hostVolume(alice);
+    const snapshot = await takeSnapshot(alice, volume.volumeId, image());
+    const pending = await exportService.start(alice, snapshot.snapshotId, 'raw');
+    objects.abortMultipart = async () => {
+      throw new VolsnapError('storage.unavailable', 'not implemented here');
+    };
+    await exportService.delete(alice, pending.exportId);
+    clock.advance(2 * DAY);
+    expect((await maintenance().reap()).deletionsFinished).toEqual([]);
+    clock.advance(1);
+    expect((await maintenance().reap()).deletionsFinished).toEqual([pending.exportId]);
+    expect(await exportRepo.get(pending.exportId)).toBeUndefined();
+  });
+
+  it('deletes a pending server-side snapshot at once when the store refuses its cleanup; the reaper finishes', async () => {
+    const data = image(12);
+    const key = `${ObjectLayout.imagePrefix(alice.accountId)}gone.img`;
+    await objects.put(key, data);
+    const volume = await volumes.register(alice, {
+      name: 'img',
+      sizeBytes: data.length,
+      imageUri: `s3://${BUCKET}/${key}`,
+    });
+    const snapshot = await service.create(alice, { volumeId: volume.volumeId });
+    expect(await worker.run(snapshot.snapshotId)).toBe('split');
+    expect(await worker.runPart(snapshot.snapshotId, 0)).toBe('part');
+    const remove = objects.delete;
+    objects.delete = async () => {
+      throw new VolsnapError(
+        'storage.unavailable',
+        'Object storage did not answer as expected; retry shortly.',
+      );
+    };
+    await service.delete(alice, snapshot.snapshotId);
+    await expect(service.get(alice, snapshot.snapshotId)).rejects.toMatchObject({
+      code: 'snapshot.notFound',
+    });
+    expect(await worker.runPart(snapshot.snapshotId, 1)).toBe('skipped');
+    objects.delete = remove;
+    clock.advance(5 * MINUTE + 1);
+    expect((await maintenance().reap()).deletionsFinished).toEqual([snapshot.snapshotId]);
+    expect(await snapshotRepo.get(snapshot.snapshotId)).toBeUndefined();
+    expect((await snapshotRepo.usage(alice.accountId)).snapshots).toBe(0);
+  });
+
   it('finishes a deletion interrupted half-way, once it is old enough to be surely stuck', async () => {
     const volume = await hostVolume(alice);
     const snapshot = await takeSnapshot(alice, volume.volumeId, image());
     await snapshotRepo.transition(snapshot.snapshotId, ['completed'], 'deleting', {
       deletedAt: isoTime(clock.now()),
     });
-    clock.advance(HOUR);
+    clock.advance(5 * MINUTE);
     expect((await maintenance().reap()).deletionsFinished).toEqual([]);
     expect(await objects.head(ObjectLayout.manifest(snapshot.snapshotId))).toBeDefined();
     clock.advance(1);

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { loadRuntimeConfig } from '../../../../lib/config/runtime.ts';
-import { hashSecret, issueApiKey, parseApiKey, secretMatches } from '../../../../lib/core/identity/api-keys.ts';
+import {
+  hashSecret,
+  issueApiKey,
+  parseApiKey,
+  secretMatches,
+} from '../../../../lib/core/identity/api-keys.ts';
 import { ERROR_STATUS, VolsnapError } from '../../../../lib/core/shared/errors.ts';
 import { isId, newId } from '../../../../lib/core/shared/ids.ts';
 import { createLogger } from '../../../../lib/http/logger.ts';

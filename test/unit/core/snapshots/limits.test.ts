@@ -6,7 +6,11 @@ import { createZstdCompressor } from '../../../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../../../lib/core/format/blocks.ts';
 import { encodeManifest } from '../../../../lib/core/format/manifest.ts';
 import { SnapshotWriter } from '../../../../lib/core/format/snapshot-writer.ts';
-import { type AccountService, DEFAULT_QUOTA, type QuotaLimits } from '../../../../lib/core/identity/accounts.ts';
+import {
+  type AccountService,
+  DEFAULT_QUOTA,
+  type QuotaLimits,
+} from '../../../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../../../lib/core/identity/identity.ts';
 import { ObjectLayout } from '../../../../lib/core/ports/objects.ts';
 import { newId } from '../../../../lib/core/shared/ids.ts';

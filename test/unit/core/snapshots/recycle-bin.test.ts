@@ -12,7 +12,10 @@ import type { AccountService } from '../../../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../../../lib/core/identity/identity.ts';
 import { ObjectLayout } from '../../../../lib/core/ports/objects.ts';
 import { isoTime } from '../../../../lib/core/shared/clock.ts';
-import { DEFAULT_AGENT_TIMEOUT_MS, type SnapshotService } from '../../../../lib/core/snapshots/snapshot-service.ts';
+import {
+  DEFAULT_AGENT_TIMEOUT_MS,
+  type SnapshotService,
+} from '../../../../lib/core/snapshots/snapshot-service.ts';
 import type { Snapshot } from '../../../../lib/core/snapshots/snapshots.ts';
 import type { VolumeService } from '../../../../lib/core/volumes/volumes.ts';
 import { type MemoryRegion, memoryRegion } from '../../../support/memory-region.ts';

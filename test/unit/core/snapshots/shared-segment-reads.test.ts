@@ -5,7 +5,11 @@ import { createZstdCompressor } from '../../../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE, blockHash } from '../../../../lib/core/format/blocks.ts';
 import { decodeManifest, type Manifest } from '../../../../lib/core/format/manifest.ts';
 import { planReads, type SegmentRange } from '../../../../lib/core/format/restore-plan.ts';
-import { parseSegmentFooter, readSegmentBlock, SEGMENT_FOOTER_SIZE } from '../../../../lib/core/format/segment.ts';
+import {
+  parseSegmentFooter,
+  readSegmentBlock,
+  SEGMENT_FOOTER_SIZE,
+} from '../../../../lib/core/format/segment.ts';
 import type { Caller } from '../../../../lib/core/identity/identity.ts';
 import { ObjectLayout } from '../../../../lib/core/ports/objects.ts';
 import type { SnapshotService } from '../../../../lib/core/snapshots/snapshot-service.ts';

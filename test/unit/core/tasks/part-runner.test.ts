@@ -12,7 +12,13 @@ import { VolsnapError } from '../../../../lib/core/shared/errors.ts';
 import { SnapshotService } from '../../../../lib/core/snapshots/snapshot-service.ts';
 import type { Snapshot } from '../../../../lib/core/snapshots/snapshots.ts';
 import { type PartKind, PartRunner, type PartTally } from '../../../../lib/core/tasks/part-runner.ts';
-import { partKey, sessionWriter, snapshotPartKind } from '../../../../lib/core/tasks/parts.ts';
+import {
+  nextSessionSegment,
+  partKey,
+  SEGMENTS_PER_HEARTBEAT,
+  sessionWriter,
+  snapshotPartKind,
+} from '../../../../lib/core/tasks/parts.ts';
 import { VolumeService } from '../../../../lib/core/volumes/volumes.ts';
 import { testCaller } from '../../../support/callers.ts';
 
@@ -38,6 +44,9 @@ function toyKind(parts = 3) {
     isCheckpointed: (record, part) => {
       log.push(`isCheckpointed ${part}`);
       return record.done.includes(part);
+    },
+    renew: async () => {
+      log.push('renew');
     },
     check: async () => {
       log.push('check');
@@ -83,29 +92,41 @@ function toyKind(parts = 3) {
 }
 
 describe('the part runner', () => {
-  it('runs each part as load, parts, check, checkpoint lookup, work, then progress, and finishes after the last', async () => {
+  it('runs each part as load, parts, renew (the lease), check, checkpoint lookup, work, then renew and progress, and finishes after the last', async () => {
     const toy = toyKind(3);
     const runner = new PartRunner(toy.kind);
     expect(await runner.runPart('w-1', 2)).toBe('part');
     expect(toy.log.splice(0)).toEqual([
       'load',
       'parts',
+      'renew',
       'check',
       'isCheckpointed 2',
       'work 2',
+      'renew',
       'progress 31',
     ]);
     expect(await runner.runPart('w-1', 0)).toBe('part');
     expect(toy.log.splice(0)).toEqual([
       'load',
       'parts',
+      'renew',
       'check',
       'isCheckpointed 0',
       'work 0',
+      'renew',
       'progress 63',
     ]);
     expect(await runner.runPart('w-1', 1)).toBe('completed');
-    expect(toy.log.splice(0)).toEqual(['load', 'parts', 'check', 'isCheckpointed 1', 'work 1', 'finish']);
+    expect(toy.log.splice(0)).toEqual([
+      'load',
+      'parts',
+      'renew',
+      'check',
+      'isCheckpointed 1',
+      'work 1',
+      'finish',
+    ]);
     // Done work: every later delivery is skipped after the load, with no other step.
     expect(await runner.runPart('w-1', 1)).toBe('skipped');
     expect(toy.log).toEqual(['load']);
@@ -120,15 +141,25 @@ describe('the part runner', () => {
     expect(toy.log.splice(0)).toEqual([
       'load',
       'parts',
+      'renew',
       'check',
       'isCheckpointed 0',
       'recount 0',
+      'renew',
       'progress 47',
     ]);
     // Both parts checkpointed, but the worker died before finishing: a redelivery finishes it.
     toy.records.get('w-1')?.done.add(1);
     expect(await runner.runPart('w-1', 1)).toBe('completed');
-    expect(toy.log.splice(0)).toEqual(['load', 'parts', 'check', 'isCheckpointed 1', 'recount 1', 'finish']);
+    expect(toy.log.splice(0)).toEqual([
+      'load',
+      'parts',
+      'renew',
+      'check',
+      'isCheckpointed 1',
+      'recount 1',
+      'finish',
+    ]);
 
     const noRecount = toyKind(2);
     const { recount: _, ...withoutRecount } = noRecount.kind;
@@ -136,7 +167,7 @@ describe('the part runner', () => {
     expect(await strict.runPart('w-1', 0)).toBe('part');
     noRecount.log.length = 0;
     expect(await strict.runPart('w-1', 0)).toBe('skipped');
-    expect(noRecount.log).toEqual(['load', 'parts', 'check', 'isCheckpointed 0']);
+    expect(noRecount.log).toEqual(['load', 'parts', 'renew', 'check', 'isCheckpointed 0']);
   });
 
   it('skips an out-of-range part (negative, at or past the part count, not a whole number) with no side effect', async () => {
@@ -169,6 +200,7 @@ describe('the part runner', () => {
     expect(toy.log).toEqual([
       'load',
       'parts',
+      'renew',
       'check',
       'isCheckpointed 1',
       'work 1',
@@ -181,7 +213,7 @@ describe('the part runner', () => {
     const toy = toyKind(1);
     toy.leavePending();
     expect(await new PartRunner(toy.kind).runPart('w-1', 0)).toBe('skipped');
-    expect(toy.log).toEqual(['load', 'parts', 'check', 'isCheckpointed 0', 'work 0']);
+    expect(toy.log).toEqual(['load', 'parts', 'renew', 'check', 'isCheckpointed 0', 'work 0']);
   });
 
   it('runs a step that is not a part the same way: skipped when not to be done, failed for good on a permanent error', async () => {
@@ -312,5 +344,34 @@ describe('snapshot work in parts', () => {
     );
     expect(await new PartRunner(copyKind).runPart(snapshot.snapshotId, 0)).toBe('skipped');
     expect((await snapshotRepo.get(snapshot.snapshotId))?.state).toBe('pending');
+  });
+});
+
+describe('a long part keeps its lease', () => {
+  it('extends the lease every SEGMENTS_PER_HEARTBEAT segments it writes, each recorded in the session first', async () => {
+    const recorded: string[] = [];
+    const extended: string[] = [];
+    const next = nextSessionSegment(
+      {
+        snapshots: {
+          addSessionSegments: async (snapshotId, ids) => {
+            recorded.push(`${snapshotId}:${ids.join(',')}`);
+          },
+        },
+        service: {
+          extendLease: async (snapshotId) => {
+            extended.push(`${snapshotId} after ${recorded.length}`);
+          },
+        },
+      },
+      'snap-1',
+    );
+    for (let i = 0; i < 2 * SEGMENTS_PER_HEARTBEAT + 1; i++) await next();
+    expect(recorded).toHaveLength(2 * SEGMENTS_PER_HEARTBEAT + 1);
+    expect(new Set(recorded).size).toBe(recorded.length);
+    expect(extended).toEqual([
+      `snap-1 after ${SEGMENTS_PER_HEARTBEAT}`,
+      `snap-1 after ${2 * SEGMENTS_PER_HEARTBEAT}`,
+    ]);
   });
 });
