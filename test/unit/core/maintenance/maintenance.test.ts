@@ -21,7 +21,6 @@ import {
 import { ObjectLayout, type ObjectStore, type StoredObject } from '../../../../lib/core/ports/objects.ts';
 import type { WorkMessage } from '../../../../lib/core/ports/queue.ts';
 import { type Clock, isoTime } from '../../../../lib/core/shared/clock.ts';
-import { VolsnapError } from '../../../../lib/core/shared/errors.ts';
 import type { Page } from '../../../../lib/core/shared/pagination.ts';
 import {
   DEFAULT_MAX_DISPATCHES,
@@ -33,6 +32,7 @@ import type { ImageSnapshotter } from '../../../../lib/core/tasks/image-snapshot
 import { partKey } from '../../../../lib/core/tasks/parts.ts';
 import type { VolumeService } from '../../../../lib/core/volumes/volumes.ts';
 import { maintenanceOptions } from '../../../../lib/wiring/maintenance.ts';
+import { injectObjectFaults } from '../../../support/faulty-objects.ts';
 import { type MemoryRegion, memoryRegion } from '../../../support/memory-region.ts';
 import { writeSnapshot } from '../../../support/writes.ts';
 
@@ -752,14 +752,8 @@ describe('the reaper', () => {
     expect(await exportService.runPart(pending.exportId, 0)).toBe('part');
     queue.messages.splice(0);
     // A store that cannot abort a multipart upload (s3rver), as S3 does not answer it now.
-    const abort = objects.abortMultipart;
-    const refused = new VolsnapError(
-      'storage.unavailable',
-      'Object storage did not answer as expected; retry shortly.',
-    );
-    objects.abortMultipart = async () => {
-      throw refused;
-    };
+    const faults = injectObjectFaults(objects);
+    faults.fail('abortMultipart');
     await exportService.delete(alice, pending.exportId);
     await expect(exportService.get(alice, pending.exportId)).rejects.toMatchObject({
       code: 'export.notFound',
@@ -777,7 +771,8 @@ describe('the reaper', () => {
     clock.advance(DAY + 1);
     await maintenance().gc();
     expect((await restore(alice.accountId, snapshot.snapshotId)).equals(data)).toBe(true);
-    objects.abortMultipart = abort;
+    expect(faults.calls('abortMultipart')).toBeGreaterThanOrEqual(2); // the delete's, then the reaper's
+    faults.heal();
     expect((await maintenance().reap()).deletionsFinished).toEqual([pending.exportId]);
     expect(await exportRepo.get(pending.exportId)).toBeUndefined();
     expect(objects.uploads.size).toBe(0);
@@ -788,10 +783,7 @@ describe('the reaper', () => {
     const completed = await exportService.start(alice, snapshot.snapshotId, 'raw');
     for (const m of queue.messages.splice(0))
       if (m.kind === 'export.part') await exportService.runPart(m.exportId, m.part);
-    const remove = objects.delete;
-    objects.delete = async () => {
-      throw refused;
-    };
+    faults.fail('delete');
     await exportService.delete(alice, completed.exportId);
     await expect(exportService.get(alice, completed.exportId)).rejects.toMatchObject({
       code: 'export.notFound',
@@ -799,7 +791,7 @@ describe('the reaper', () => {
     await expect(exportService.url(alice, completed.exportId)).rejects.toMatchObject({
       code: 'export.notFound',
     });
-    objects.delete = remove;
+    faults.heal();
     expect((await maintenance().reap()).deletionsFinished).toEqual([completed.exportId]);
     expect(objects.objects.has(completed.key)).toBe(false);
     expect(await snapshotRepo.usage(alice.accountId)).toEqual(usageBefore);
@@ -809,9 +801,7 @@ describe('the reaper', () => {
     const volume = await hostVolume(alice);
     const snapshot = await takeSnapshot(alice, volume.volumeId, image());
     const pending = await exportService.start(alice, snapshot.snapshotId, 'raw');
-    objects.abortMultipart = async () => {
-      throw new VolsnapError('storage.unavailable', 'not implemented here');
-    };
+    injectObjectFaults(objects).fail('abortMultipart');
     await exportService.delete(alice, pending.exportId);
     clock.advance(2 * DAY);
     expect((await maintenance().reap()).deletionsFinished).toEqual([]);
@@ -832,23 +822,21 @@ describe('the reaper', () => {
     const snapshot = await service.create(alice, { volumeId: volume.volumeId });
     expect(await worker.run(snapshot.snapshotId)).toBe('split');
     expect(await worker.runPart(snapshot.snapshotId, 0)).toBe('part');
-    const remove = objects.delete;
-    objects.delete = async () => {
-      throw new VolsnapError(
-        'storage.unavailable',
-        'Object storage did not answer as expected; retry shortly.',
-      );
-    };
+    const faults = injectObjectFaults(objects);
+    faults.fail('delete');
     await service.delete(alice, snapshot.snapshotId);
     await expect(service.get(alice, snapshot.snapshotId)).rejects.toMatchObject({
       code: 'snapshot.notFound',
     });
     expect(await worker.runPart(snapshot.snapshotId, 1)).toBe('skipped');
-    objects.delete = remove;
+    // The reaper retries the cleanup the store refused once the store answers again.
+    const refused = faults.calls('delete');
+    faults.heal();
     clock.advance(5 * MINUTE + 1);
     expect((await maintenance().reap()).deletionsFinished).toEqual([snapshot.snapshotId]);
     expect(await snapshotRepo.get(snapshot.snapshotId)).toBeUndefined();
     expect((await snapshotRepo.usage(alice.accountId)).snapshots).toBe(0);
+    expect(refused).toBeGreaterThan(0);
   });
 
   it('finishes a deletion interrupted half-way, once it is old enough to be surely stuck', async () => {
