@@ -19,9 +19,12 @@ const FILES: Record<string, keyof typeof CONSOLE_ASSETS> = {
  * it. Every answer carries a Content-Security-Policy that allows scripts and styles from this origin
  * only, no inline script, and requests to this region's and the other regions' APIs only.
  */
-export async function handler(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
-  return consoleAnswer(event, runtime().config);
-}
+export const handler = Object.assign(
+  async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> =>
+    consoleAnswer(event, runtime().config),
+  // The routes it answers, for the check against serverless.yml (as the area routers name theirs).
+  { routeKeys: [...Object.keys(FILES), 'GET /console/config.json'] as readonly string[] },
+);
 
 /** The answer to a request of a console route, in the deployment `config` describes. */
 export function consoleAnswer(
