@@ -57,6 +57,8 @@ export interface Root {
   readonly region: Region;
   /** The service `factory` makes for this region: made once per container, on first use. */
   service<T>(factory: Factory<T>): T;
+  /** Adds port sets to those the root makes ports from (a port already made stays as it is). */
+  provide(...sets: PortSet[]): Root;
 }
 
 /** A root over the given configuration and port sets (the container's is {@link provide}d). */
@@ -78,14 +80,17 @@ export function buildRoot(config: RuntimeConfig, sets: readonly PortSet[], clock
     });
     return ports;
   });
-  const root: Root & { add(set: PortSet): void } = {
+  const root: Root = {
     config,
     clock,
     get region() {
       return cloud.region(config.region.name);
     },
     service: (factory) => cloud.region(config.region.name).get(factory),
-    add: (set) => Object.assign(makers, set),
+    provide: (...more) => {
+      Object.assign(makers, ...more);
+      return root;
+    },
   };
   return root;
 }
@@ -133,7 +138,7 @@ function settingsOf(config: RuntimeConfig, name: string): RegionSettings {
   };
 }
 
-let container: (Root & { add(set: PortSet): void }) | undefined;
+let container: Root | undefined;
 
 /**
  * The container's root, with `sets` added to the ports it provides (every module of a bundle that
@@ -141,9 +146,8 @@ let container: (Root & { add(set: PortSet): void }) | undefined;
  * first call, not at import.
  */
 export function provide(...sets: PortSet[]): Root {
-  container ??= buildRoot(loadRuntimeConfig(process.env), []) as Root & { add(set: PortSet): void };
-  for (const set of sets) container.add(set);
-  return container;
+  container ??= buildRoot(loadRuntimeConfig(process.env), []);
+  return container.provide(...sets);
 }
 
 /**

@@ -35,25 +35,18 @@ export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
     const subject =
       message.kind === 'export.part' ? { exportId: message.exportId } : { snapshotId: message.snapshotId };
     try {
-      const [snapshotter, copier, exports, importer, snapshots] = [
-        service(imageSnapshotter),
-        service(snapshotCopier),
-        service(exportService),
-        service(snapshotImporter),
-        service(snapshotService),
-      ];
       const outcome =
         message.kind === 'export.part'
-          ? await exports.runPart(message.exportId, message.part)
+          ? await service(exportService).runPart(message.exportId, message.part)
           : message.kind === 'snapshot.importPart'
-            ? await importer.runPart(message.snapshotId, message.part)
+            ? await service(snapshotImporter).runPart(message.snapshotId, message.part)
             : message.kind === 'snapshot.copyPart'
-              ? await copier.runPart(message.snapshotId, message.part)
+              ? await service(snapshotCopier).runPart(message.snapshotId, message.part)
               : message.kind === 'snapshot.fromImagePart'
-                ? await snapshotter.runPart(message.snapshotId, message.part)
+                ? await service(imageSnapshotter).runPart(message.snapshotId, message.part)
                 : message.kind === 'snapshot.verifyPart'
-                  ? await snapshots.verifyPart(message.snapshotId, message.part)
-                  : await snapshotter.run(message.snapshotId);
+                  ? await service(snapshotService).verifyPart(message.snapshotId, message.part)
+                  : await service(imageSnapshotter).run(message.snapshotId);
       log.info('work done', { kind: message.kind, ...subject, outcome });
     } catch (error) {
       log.error('work failed; it will be retried', {
