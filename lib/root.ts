@@ -1,72 +1,126 @@
-import { type AwsClients, createAwsClients } from './adapters/aws-clients.ts';
 import { systemClock } from './adapters/clock.ts';
-import { DynamoIdentityRepository } from './adapters/dynamodb/accounts.ts';
-import { DynamoAuditLog } from './adapters/dynamodb/audit.ts';
-import { DynamoExportRepository } from './adapters/dynamodb/exports.ts';
-import { DynamoImageRepository } from './adapters/dynamodb/images.ts';
-import { DynamoInstanceRepository } from './adapters/dynamodb/instances.ts';
-import { DynamoPolicyRepository } from './adapters/dynamodb/policies.ts';
-import { DynamoRequestCounter } from './adapters/dynamodb/request-counter.ts';
-import { DynamoSnapshotRepository } from './adapters/dynamodb/snapshots.ts';
-import { DynamoUploadSlots } from './adapters/dynamodb/uploads.ts';
-import { DynamoVolumeRepository } from './adapters/dynamodb/volumes.ts';
-import { httpRemoteOpener } from './adapters/http/remote.ts';
-import { S3ObjectStore } from './adapters/s3/objects.ts';
-import { SqsWorkQueue } from './adapters/sqs/queue.ts';
-import { createZstdCompressor } from './adapters/zstd.ts';
 import { loadRuntimeConfig, type RuntimeConfig } from './config/runtime.ts';
-import { replicaFirst } from './core/identity/replica-identity.ts';
-import type { ObjectStore } from './core/ports/objects.ts';
 import type { Clock } from './core/shared/clock.ts';
-import { Cloud, lazily, type RegionPorts, type RegionSettings } from './wiring/region.ts';
-import { type RegionServices, servicesOf } from './wiring/services.ts';
+import { Cloud, type Factory, type Region, type RegionPorts, type RegionSettings } from './wiring/region.ts';
 
 /**
- * The composition root: the one place handlers get their configuration, clients and services from.
- * Built once per Lambda container and reused by every invocation. Everything is made on first use,
- * not at import: a function pays at cold start only for the clients and services it touches.
+ * The composition root: the one place handlers get their configuration and services from. Built
+ * once per Lambda container (one bundle's module state) and reused by every invocation.
+ *
+ * A function's bundle carries only what its handler module imports: the lib/wiring factories of the
+ * services its routes use, and the port sets (lib/aws) those services' adapters come from. A port
+ * nobody provided fails on first use, saying which; everything is made on first use, not at import,
+ * so a cold start pays only for the clients and services it touches.
  */
-export interface Runtime extends RegionServices {
-  config: RuntimeConfig;
-  clock: Clock;
-  /** Clients of this region's services. */
-  aws: AwsClients;
-  /** Clients of another region's services (cross-region copy); created on first use, then kept. */
-  awsFor(region: string): AwsClients;
+
+/** What a port maker builds a region's adapter from. */
+export interface PortContext {
+  readonly config: RuntimeConfig;
+  readonly clock: Clock;
+  /** The region whose port is made (this one, or another for copies and copy rules). */
+  readonly name: string;
+  /** That region's ports: a maker may build on another port (identity lookups on identity). */
+  readonly ports: RegionPorts;
+  /** One value per container for `key` (an SDK client per region): made on first ask, then kept. */
+  shared<T>(key: string, make: () => T): T;
 }
 
-let current: Runtime | undefined;
+type MadePorts = Exclude<keyof RegionPorts, 'settings' | 'clock'>;
 
-export function runtime(): Runtime {
-  current ??= buildRuntime(loadRuntimeConfig(process.env));
-  return current;
+/** Makers of some of a region's ports over AWS (lib/aws): a function provides those its services use. */
+export type PortSet = { readonly [K in MadePorts]?: (context: PortContext) => RegionPorts[K] };
+
+/** Every port the root makes: a port added to RegionPorts and not here fails to compile. */
+const EVERY_PORT: { readonly [K in MadePorts]-?: true } = {
+  identity: true,
+  identityLookups: true,
+  audit: true,
+  requests: true,
+  volumes: true,
+  snapshots: true,
+  exports: true,
+  policies: true,
+  instances: true,
+  images: true,
+  uploads: true,
+  objects: true,
+  objectsIn: true,
+  queue: true,
+  compressor: true,
+  openRemote: true,
+};
+const PORT_NAMES = Object.keys(EVERY_PORT) as MadePorts[];
+
+/** The container's root: its configuration, and this region's services over the port sets provided. */
+export interface Root {
+  readonly config: RuntimeConfig;
+  readonly clock: Clock;
+  /** This region, wired over the ports provided so far. */
+  readonly region: Region;
+  /** The service `factory` makes for this region: made once per container, on first use. */
+  service<T>(factory: Factory<T>): T;
+  /** Adds port sets to those the root makes ports from (a port already made stays as it is). */
+  provide(...sets: PortSet[]): Root;
 }
 
-/**
- * This region's services, wired (lib/wiring) over DynamoDB, S3 and SQS adapters; another region's,
- * for copies and copy rules, over its own table, bucket and queue from the registry.
- */
-export function buildRuntime(config: RuntimeConfig, clock: Clock = systemClock): Runtime {
-  const clients = new Map<string, AwsClients>();
-  const awsFor = (region: string): AwsClients => {
-    let made = clients.get(region);
-    if (!made) {
-      made = createAwsClients(config.registry.get(region));
-      clients.set(region, made);
-    }
-    return made;
+/** A root over the given configuration and port sets (the container's is {@link provide}d). */
+export function buildRoot(config: RuntimeConfig, sets: readonly PortSet[], clock: Clock = systemClock): Root {
+  const makers: PortSet = Object.assign({}, ...sets);
+  const shared = new Map<string, unknown>();
+  const sharedValue = <T>(key: string, make: () => T): T => {
+    if (!shared.has(key)) shared.set(key, make());
+    return shared.get(key) as T;
   };
-  const cloud = new Cloud((name) => awsRegionPorts(config, name, awsFor, clock));
-  const own = {
+  const cloud = new Cloud((name) => {
+    const ports = portsOf(settingsOf(config, name), clock, (port, self) => {
+      const maker = makers[port] as ((context: PortContext) => unknown) | undefined;
+      if (!maker)
+        throw new Error(
+          `This function provides no ${port} port: its handler module must pass the lib/aws port set that makes it.`,
+        );
+      return maker({ config, clock, name, ports: self, shared: sharedValue });
+    });
+    return ports;
+  });
+  const root: Root = {
     config,
     clock,
-    get aws() {
-      return awsFor(config.region.name);
+    get region() {
+      return cloud.region(config.region.name);
     },
-    awsFor,
+    service: (factory) => cloud.region(config.region.name).get(factory),
+    provide: (...more) => {
+      Object.assign(makers, ...more);
+      return root;
+    },
   };
-  const services = servicesOf(cloud.region(config.region.name));
-  return Object.defineProperties(services, Object.getOwnPropertyDescriptors(own)) as Runtime;
+  return root;
+}
+
+/** A region's ports, each made on first read by `make`, then kept. */
+function portsOf(
+  settings: RegionSettings,
+  clock: Clock,
+  make: (port: MadePorts, ports: RegionPorts) => unknown,
+): RegionPorts {
+  const ports = {} as Record<string, unknown>;
+  Object.defineProperty(ports, 'settings', { enumerable: true, value: settings });
+  Object.defineProperty(ports, 'clock', { enumerable: true, value: clock });
+  for (const port of PORT_NAMES) {
+    let value: unknown;
+    let done = false;
+    Object.defineProperty(ports, port, {
+      enumerable: true,
+      get: () => {
+        if (!done) {
+          value = make(port, ports as unknown as RegionPorts);
+          done = true;
+        }
+        return value;
+      },
+    });
+  }
+  return ports as unknown as RegionPorts;
 }
 
 /** What a region's services know of it: this region's from its configuration, another's from the registry. */
@@ -86,52 +140,31 @@ function settingsOf(config: RuntimeConfig, name: string): RegionSettings {
   };
 }
 
-/** A region's adapters over its table, bucket and queue; identity over the identity region's table. */
-function awsRegionPorts(
-  config: RuntimeConfig,
-  name: string,
-  awsFor: (region: string) => AwsClients,
-  clock: Clock,
-): RegionPorts {
-  const settings = settingsOf(config, name);
-  const { table, bucket, queueUrl } = config.registry.get(name);
-  const documents = () => awsFor(name).documents;
-  const nowSeconds = () => Math.floor(clock.now() / 1000);
-  const buckets = new Map<string, ObjectStore>();
-  const ports: RegionPorts = lazily<RegionPorts>({
-    settings: () => settings,
-    clock: () => clock,
-    // Identity is written in the identity region's replica; each request reads this region's first.
-    identity: () => {
-      const home = config.registry.get(config.identityRegion);
-      return new DynamoIdentityRepository(awsFor(home.name).documents, config.identityTable ?? home.table);
-    },
-    identityLookups: () =>
-      config.identityTable && config.identityRegion !== name
-        ? replicaFirst(new DynamoIdentityRepository(documents(), config.identityTable), ports.identity)
-        : ports.identity,
-    audit: () => new DynamoAuditLog(documents(), table, nowSeconds),
-    requests: () => new DynamoRequestCounter(documents(), table),
-    volumes: () => new DynamoVolumeRepository(documents(), table),
-    snapshots: () => new DynamoSnapshotRepository(documents(), table, nowSeconds),
-    exports: () => new DynamoExportRepository(documents(), table),
-    policies: () => new DynamoPolicyRepository(documents(), table),
-    instances: () => new DynamoInstanceRepository(documents(), table),
-    images: () => new DynamoImageRepository(documents(), table),
-    uploads: () => new DynamoUploadSlots(documents(), table),
-    objects: () => new S3ObjectStore(awsFor(name).s3, bucket),
-    objectsIn: () => (other) => {
-      if (other === bucket) return ports.objects;
-      let store = buckets.get(other);
-      if (!store) {
-        store = new S3ObjectStore(awsFor(name).s3, other);
-        buckets.set(other, store);
-      }
-      return store;
-    },
-    queue: () => new SqsWorkQueue(awsFor(name).sqs, queueUrl),
-    compressor: () => createZstdCompressor(),
-    openRemote: () => httpRemoteOpener({ allow: config.importAllow }),
-  });
-  return ports;
+let container: Root | undefined;
+
+/**
+ * The container's root, with `sets` added to the ports it provides (every module of a bundle that
+ * needs ports provides its own; they add up). The configuration is read from the environment on
+ * first call, not at import.
+ */
+export function provide(...sets: PortSet[]): Root {
+  container ??= buildRoot(loadRuntimeConfig(process.env), []);
+  return container.provide(...sets);
+}
+
+/**
+ * The services of one function's routes: `service(factory)` over the container's root with `sets`
+ * provided, the root made (and the environment read) on first call, not at import.
+ */
+export function servicesOver(...sets: PortSet[]): <T>(factory: Factory<T>) => T {
+  let root: Root | undefined;
+  return (factory) => {
+    root ??= provide(...sets);
+    return root.service(factory);
+  };
+}
+
+/** The container's root as is (its configuration: the health check and the console need no port). */
+export function runtime(): Root {
+  return provide();
 }

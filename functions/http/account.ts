@@ -1,15 +1,25 @@
+import { accountPorts } from '../../lib/aws/account-records.ts';
+import { identityPorts } from '../../lib/aws/dynamodb.ts';
 import { ROLES, requireAdmin } from '../../lib/core/identity/identity.ts';
+import type { AuditLog } from '../../lib/core/ports/audit.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
 import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
-import { runtime } from '../../lib/root.ts';
+import { servicesOver } from '../../lib/root.ts';
+import { accountService } from '../../lib/wiring/identity.ts';
+import type { Factory } from '../../lib/wiring/region.ts';
+
+/** The services of this function's routes, over the ports they use (and nothing else in its bundle). */
+const service = servicesOver(identityPorts, accountPorts);
+/** The region's audit trail (a port, not a service). */
+const auditTrail: Factory<AuditLog> = (region) => region.ports.audit;
 
 const UserPath = z.object({ userName: z.string() });
 const KeyPath = z.object({ keyId: z.string() });
 
 /** `GET /v1/account`: the caller's account, user, role and permissions. */
 export const show = httpHandler({}, async ({ caller }) => ({
-  body: await runtime().accounts.whoami(caller),
+  body: await service(accountService).whoami(caller),
 }));
 
 /** `PATCH /v1/account {blockPublicSharing}`: account-wide settings (admins). */
@@ -21,12 +31,12 @@ export const update = httpHandler(
       recycleBinDays: z.optional(z.number()),
     }),
   },
-  async ({ body, caller }) => ({ body: await runtime().accounts.updateSettings(caller, body) }),
+  async ({ body, caller }) => ({ body: await service(accountService).updateSettings(caller, body) }),
 );
 
 /** `GET /v1/account/usage`: snapshots and stored bytes in this region, beside their quotas. */
 export const usage = httpHandler({}, async ({ caller }) => ({
-  body: await runtime().accounts.usage(caller),
+  body: await service(accountService).usage(caller),
 }));
 
 /** `GET /v1/account/audit?limit&nextToken`: who changed what, when, with which key (admins). */
@@ -34,7 +44,7 @@ export const audit = httpHandler(
   { query: z.object({ limit: z.optional(z.string()), nextToken: z.optional(z.string()) }) },
   async ({ query, caller }) => {
     requireAdmin(caller);
-    const page = await runtime().audit.list(caller.accountId, {
+    const page = await service(auditTrail).list(caller.accountId, {
       limit: pageLimit(query.limit),
       nextToken: query.nextToken,
     });
@@ -52,12 +62,12 @@ export const createUser = httpHandler(
       permissions: z.optional(z.array(z.string())),
     }),
   },
-  async ({ body, caller }) => ({ status: 201, body: await runtime().accounts.createUser(caller, body) }),
+  async ({ body, caller }) => ({ status: 201, body: await service(accountService).createUser(caller, body) }),
 );
 
 /** `GET /v1/account/users` (admins). */
 export const listUsers = httpHandler({}, async ({ caller }) => ({
-  body: { users: await runtime().accounts.listUsers(caller) },
+  body: { users: await service(accountService).listUsers(caller) },
 }));
 
 /** `PATCH /v1/account/users/{userName} {role, permissions}` (admins; owners for owners and admins). */
@@ -68,13 +78,13 @@ export const updateUser = httpHandler(
     body: z.strictObject({ role: z.optional(z.enum(ROLES)), permissions: z.optional(z.array(z.string())) }),
   },
   async ({ path, body, caller }) => ({
-    body: await runtime().accounts.updateUser(caller, path.userName, body),
+    body: await service(accountService).updateUser(caller, path.userName, body),
   }),
 );
 
 /** `DELETE /v1/account/users/{userName}`: the user and its keys (admins). */
 export const deleteUser = httpHandler({ audit: 'user.delete', path: UserPath }, async ({ path, caller }) => {
-  await runtime().accounts.deleteUser(caller, path.userName);
+  await service(accountService).deleteUser(caller, path.userName);
   return { status: 204 };
 });
 
@@ -88,20 +98,20 @@ export const createKey = httpHandler(
       description: z.optional(z.string()),
     }),
   },
-  async ({ body, caller }) => ({ status: 201, body: await runtime().accounts.createKey(caller, body) }),
+  async ({ body, caller }) => ({ status: 201, body: await service(accountService).createKey(caller, body) }),
 );
 
 /** `GET /v1/account/keys?userName`: the account's keys, never their secrets (admins). */
 export const listKeys = httpHandler(
   { query: z.object({ userName: z.optional(z.string()) }) },
   async ({ query, caller }) => ({
-    body: { keys: await runtime().accounts.listKeys(caller, query.userName) },
+    body: { keys: await service(accountService).listKeys(caller, query.userName) },
   }),
 );
 
 /** `DELETE /v1/account/keys/{keyId}`: revokes a key (admins; anyone its own). */
 export const revokeKey = httpHandler({ audit: 'key.revoke', path: KeyPath }, async ({ path, caller }) => ({
-  body: await runtime().accounts.revokeKey(caller, path.keyId),
+  body: await service(accountService).revokeKey(caller, path.keyId),
 }));
 
 /** The account function's routes (the account, its users and their keys), each declared under `account` in serverless.yml. */

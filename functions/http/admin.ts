@@ -1,8 +1,16 @@
+import { exportPorts } from '../../lib/aws/export-records.ts';
+import { policyPorts } from '../../lib/aws/policy-records.ts';
+import { snapshotPorts } from '../../lib/aws/snapshots.ts';
 import { DEFAULT_QUOTA, type QuotaLimits } from '../../lib/core/identity/accounts.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
 import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
-import { runtime } from '../../lib/root.ts';
+import { servicesOver } from '../../lib/root.ts';
+import { accountService } from '../../lib/wiring/identity.ts';
+import { maintenanceJobs } from '../../lib/wiring/maintenance.ts';
+
+/** The services of this function's routes, over the ports they use (and nothing else in its bundle). */
+const service = servicesOver(...snapshotPorts, exportPorts, policyPorts);
 
 /** `POST /v1/admin/accounts {name, ownerName}`: a new account, its owner and the owner's first key (operator). */
 export const createAccount = httpHandler(
@@ -10,14 +18,17 @@ export const createAccount = httpHandler(
     audit: 'account.create',
     body: z.strictObject({ name: z.string(), ownerName: z.optional(z.string()) }),
   },
-  async ({ body, caller }) => ({ status: 201, body: await runtime().accounts.createAccount(caller, body) }),
+  async ({ body, caller }) => ({
+    status: 201,
+    body: await service(accountService).createAccount(caller, body),
+  }),
 );
 
 /** `GET /v1/admin/accounts?limit&nextToken` (operator). */
 export const listAccounts = httpHandler(
   { query: z.object({ limit: z.optional(z.string()), nextToken: z.optional(z.string()) }) },
   async ({ query, caller }) => {
-    const page = await runtime().accounts.listAccounts(caller, {
+    const page = await service(accountService).listAccounts(caller, {
       limit: pageLimit(query.limit),
       nextToken: query.nextToken,
     });
@@ -42,7 +53,7 @@ export const setQuota = httpHandler(
   async ({ path, body, caller }) => {
     const given = Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));
     const override = Object.keys(given).length === 0 ? null : (given as Partial<QuotaLimits>);
-    return { body: await runtime().accounts.setQuota(caller, path.accountId, override) };
+    return { body: await service(accountService).setQuota(caller, path.accountId, override) };
   },
 );
 
@@ -62,7 +73,7 @@ export const runJob = httpHandler(
     }),
   },
   async ({ path, body, caller }) => ({
-    body: await runtime().jobs.run(caller, path.job, {
+    body: await service(maintenanceJobs).run(caller, path.job, {
       ...(body.graceSeconds !== undefined ? { graceMs: body.graceSeconds * 1000 } : {}),
       ...(body.force !== undefined ? { force: body.force } : {}),
       ...(body.policyId !== undefined ? { policyId: body.policyId } : {}),

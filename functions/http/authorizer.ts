@@ -2,8 +2,13 @@ import type {
   APIGatewayRequestAuthorizerEventV2,
   APIGatewaySimpleAuthorizerWithContextResult,
 } from 'aws-lambda';
+import { identityPorts } from '../../lib/aws/dynamodb.ts';
 import { CALLER_CONTEXT_KEY } from '../../lib/http/stack.ts';
-import { runtime } from '../../lib/root.ts';
+import { servicesOver } from '../../lib/root.ts';
+import { authenticator } from '../../lib/wiring/identity.ts';
+
+/** Identity is all the authorizer reads (its bundle carries no other service, no S3 or SQS client). */
+const service = servicesOver(identityPorts);
 
 /**
  * The HTTP API's Lambda authorizer (simple responses, payload 2.0, no result cache so a revoked key
@@ -16,6 +21,6 @@ export const handler = async (
   event: APIGatewayRequestAuthorizerEventV2,
 ): Promise<APIGatewaySimpleAuthorizerWithContextResult<Record<string, string>>> => {
   const header = event.headers?.authorization ?? event.headers?.Authorization;
-  const caller = await runtime().authenticate(header);
+  const caller = await service(authenticator)(header);
   return { isAuthorized: true, context: caller ? { [CALLER_CONTEXT_KEY]: JSON.stringify(caller) } : {} };
 };

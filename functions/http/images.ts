@@ -1,8 +1,15 @@
+import { exportPorts } from '../../lib/aws/export-records.ts';
+import { instancePorts } from '../../lib/aws/instance-records.ts';
+import { snapshotPorts } from '../../lib/aws/snapshots.ts';
 import { DISK_FORMATS } from '../../lib/core/format/disk-format.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
 import { httpHandler } from '../../lib/http/stack.ts';
-import { runtime } from '../../lib/root.ts';
+import { servicesOver } from '../../lib/root.ts';
+import { imageService } from '../../lib/wiring/images.ts';
+
+/** The services of this function's routes, over the ports they use (and nothing else in its bundle). */
+const service = servicesOver(...snapshotPorts, exportPorts, instancePorts);
 
 const ImagePath = z.object({ imageId: z.string() });
 
@@ -20,7 +27,7 @@ export const create = httpHandler(
       requireStopped: z.optional(z.boolean()),
     }),
   },
-  async ({ body, caller }) => ({ status: 201, body: await runtime().images.create(caller, body) }),
+  async ({ body, caller }) => ({ status: 201, body: await service(imageService).create(caller, body) }),
 );
 
 /** `GET /v1/images?scope=own|shared&limit&nextToken`: the caller's images, or those shared with it. */
@@ -33,7 +40,7 @@ export const list = httpHandler(
     }),
   },
   async ({ query, caller }) => {
-    const page = await runtime().images.list(
+    const page = await service(imageService).list(
       caller,
       { limit: pageLimit(query.limit), nextToken: query.nextToken },
       query.scope,
@@ -44,12 +51,12 @@ export const list = httpHandler(
 
 /** `GET /v1/images/{imageId}`: with its state derived from its snapshots. */
 export const show = httpHandler({ path: ImagePath }, async ({ path, caller }) => ({
-  body: await runtime().images.get(caller, path.imageId),
+  body: await service(imageService).get(caller, path.imageId),
 }));
 
 /** `DELETE /v1/images/{imageId}`: answers which snapshots it deleted, recycled and kept (and why). */
 export const remove = httpHandler({ audit: 'image.delete', path: ImagePath }, async ({ path, caller }) => ({
-  body: await runtime().images.delete(caller, path.imageId),
+  body: await service(imageService).delete(caller, path.imageId),
 }));
 
 /** `POST /v1/images/{imageId}/launch {name}`: a new instance with one new volume per snapshot (201). */
@@ -57,7 +64,7 @@ export const launch = httpHandler(
   { audit: 'image.launch', path: ImagePath, body: z.strictObject({ name: z.string() }) },
   async ({ path, body, caller }) => ({
     status: 201,
-    body: await runtime().images.launch(caller, path.imageId, body),
+    body: await service(imageService).launch(caller, path.imageId, body),
   }),
 );
 
@@ -65,7 +72,7 @@ export const launch = httpHandler(
 export const share = httpHandler(
   { audit: 'image.share', path: ImagePath, body: z.strictObject({ accountId: z.string() }) },
   async ({ path, body, caller }) => ({
-    body: await runtime().images.share(caller, path.imageId, body.accountId),
+    body: await service(imageService).share(caller, path.imageId, body.accountId),
   }),
 );
 
@@ -73,7 +80,7 @@ export const share = httpHandler(
 export const unshare = httpHandler(
   { audit: 'image.unshare', path: z.object({ imageId: z.string(), accountId: z.string() }) },
   async ({ path, caller }) => ({
-    body: await runtime().images.unshare(caller, path.imageId, path.accountId),
+    body: await service(imageService).unshare(caller, path.imageId, path.accountId),
   }),
 );
 
@@ -88,7 +95,7 @@ export const copy = httpHandler(
       description: z.optional(z.string()),
     }),
   },
-  async ({ body, caller }) => ({ status: 202, body: await runtime().images.copy(caller, body) }),
+  async ({ body, caller }) => ({ status: 202, body: await service(imageService).copy(caller, body) }),
 );
 
 /** `POST /v1/images/{imageId}/export {format}`: exports every snapshot of the image (202, with the export ids). */
@@ -100,7 +107,7 @@ export const exportImage = httpHandler(
   },
   async ({ path, body, caller }) => ({
     status: 202,
-    body: await runtime().images.export(caller, path.imageId, body.format ?? 'vsnap'),
+    body: await service(imageService).export(caller, path.imageId, body.format ?? 'vsnap'),
   }),
 );
 

@@ -1,8 +1,16 @@
+import { accountPorts } from '../../lib/aws/account-records.ts';
+import { identityPorts } from '../../lib/aws/dynamodb.ts';
+import { instancePorts } from '../../lib/aws/instance-records.ts';
+import { volumePorts } from '../../lib/aws/volume-records.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
 import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
-import { runtime } from '../../lib/root.ts';
+import { servicesOver } from '../../lib/root.ts';
+import { instanceService } from '../../lib/wiring/instances.ts';
 import { imageRoutes } from './images.ts';
+
+/** The services of this function's routes, over the ports they use (and nothing else in its bundle). */
+const service = servicesOver(identityPorts, accountPorts, volumePorts, instancePorts);
 
 const InstancePath = z.object({ instanceId: z.string() });
 const AttachmentPath = z.object({ instanceId: z.string(), volumeId: z.string() });
@@ -24,14 +32,14 @@ export const create = httpHandler(
       state: z.optional(State),
     }),
   },
-  async ({ body, caller }) => ({ status: 201, body: await runtime().instances.register(caller, body) }),
+  async ({ body, caller }) => ({ status: 201, body: await service(instanceService).register(caller, body) }),
 );
 
 /** `GET /v1/instances?limit&nextToken`: the caller's instances in this region, newest first. */
 export const list = httpHandler(
   { query: z.object({ limit: z.optional(z.string()), nextToken: z.optional(z.string()) }) },
   async ({ query, caller }) => {
-    const page = await runtime().instances.list(caller, {
+    const page = await service(instanceService).list(caller, {
       limit: pageLimit(query.limit),
       nextToken: query.nextToken,
     });
@@ -41,7 +49,7 @@ export const list = httpHandler(
 
 /** `GET /v1/instances/{instanceId}`. */
 export const show = httpHandler({ path: InstancePath }, async ({ path, caller }) => ({
-  body: await runtime().instances.get(caller, path.instanceId),
+  body: await service(instanceService).get(caller, path.instanceId),
 }));
 
 /** `PATCH /v1/instances/{instanceId} {state, name, properties}`: mark it running or stopped, rename it, replace its properties. */
@@ -56,7 +64,7 @@ export const update = httpHandler(
     }),
   },
   async ({ path, body, caller }) => ({
-    body: await runtime().instances.update(caller, path.instanceId, body),
+    body: await service(instanceService).update(caller, path.instanceId, body),
   }),
 );
 
@@ -64,7 +72,7 @@ export const update = httpHandler(
 export const remove = httpHandler(
   { audit: 'instance.delete', path: InstancePath },
   async ({ path, caller }) => {
-    await runtime().instances.delete(caller, path.instanceId);
+    await service(instanceService).delete(caller, path.instanceId);
     return { status: 204 };
   },
 );
@@ -77,7 +85,10 @@ export const attach = httpHandler(
     body: z.strictObject({ device: z.string(), bootIndex: z.optional(z.number()) }),
   },
   async ({ path, body, caller }) => ({
-    body: await runtime().instances.attach(caller, path.instanceId, { volumeId: path.volumeId, ...body }),
+    body: await service(instanceService).attach(caller, path.instanceId, {
+      volumeId: path.volumeId,
+      ...body,
+    }),
   }),
 );
 
@@ -85,7 +96,7 @@ export const attach = httpHandler(
 export const detach = httpHandler(
   { audit: 'instance.detach', path: AttachmentPath },
   async ({ path, caller }) => ({
-    body: await runtime().instances.detach(caller, path.instanceId, path.volumeId),
+    body: await service(instanceService).detach(caller, path.instanceId, path.volumeId),
   }),
 );
 

@@ -1,7 +1,14 @@
+import { accountPorts } from '../../lib/aws/account-records.ts';
+import { identityPorts } from '../../lib/aws/dynamodb.ts';
+import { policyPorts } from '../../lib/aws/policy-records.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
 import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
-import { runtime } from '../../lib/root.ts';
+import { servicesOver } from '../../lib/root.ts';
+import { policyService } from '../../lib/wiring/policies.ts';
+
+/** The services of this function's routes, over the ports they use (and nothing else in its bundle). */
+const service = servicesOver(identityPorts, accountPorts, policyPorts);
 
 const PolicyPath = z.object({ policyId: z.string() });
 // Exactly one of each pair: the service says so in words when both or neither are given.
@@ -25,14 +32,14 @@ export const create = httpHandler(
       enabled: z.optional(z.boolean()),
     }),
   },
-  async ({ body, caller }) => ({ status: 201, body: await runtime().policies.create(caller, body) }),
+  async ({ body, caller }) => ({ status: 201, body: await service(policyService).create(caller, body) }),
 );
 
 /** `GET /v1/policies?limit&nextToken`: the caller's policies in this region, newest first. */
 export const list = httpHandler(
   { query: z.object({ limit: z.optional(z.string()), nextToken: z.optional(z.string()) }) },
   async ({ query, caller }) => {
-    const page = await runtime().policies.list(caller, {
+    const page = await service(policyService).list(caller, {
       limit: pageLimit(query.limit),
       nextToken: query.nextToken,
     });
@@ -42,7 +49,7 @@ export const list = httpHandler(
 
 /** `GET /v1/policies/{policyId}`. */
 export const show = httpHandler({ path: PolicyPath }, async ({ path, caller }) => ({
-  body: await runtime().policies.get(caller, path.policyId),
+  body: await service(policyService).get(caller, path.policyId),
 }));
 
 /** `PATCH /v1/policies/{policyId}`: the fields given; `enabled` turns it off and on. */
@@ -62,13 +69,13 @@ export const update = httpHandler(
     }),
   },
   async ({ path, body, caller }) => ({
-    body: await runtime().policies.update(caller, path.policyId, body),
+    body: await service(policyService).update(caller, path.policyId, body),
   }),
 );
 
 /** `DELETE /v1/policies/{policyId}`: the snapshots it made stay (with their `volsnap:policy` tag). */
 export const remove = httpHandler({ audit: 'policy.delete', path: PolicyPath }, async ({ path, caller }) => {
-  await runtime().policies.delete(caller, path.policyId);
+  await service(policyService).delete(caller, path.policyId);
   return { status: 204 };
 });
 

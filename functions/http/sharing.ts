@@ -1,8 +1,14 @@
 // The sharing function: who else may read a snapshot (other accounts, or every account).
+
+import { snapshotPorts } from '../../lib/aws/snapshots.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
 import { snapshotView } from '../../lib/http/views.ts';
-import { runtime } from '../../lib/root.ts';
+import { servicesOver } from '../../lib/root.ts';
+import { snapshotService } from '../../lib/wiring/snapshots.ts';
+
+/** The services of this function's routes, over the ports they use (and nothing else in its bundle). */
+const service = servicesOver(...snapshotPorts);
 
 const SnapshotPath = z.object({ snapshotId: z.string() });
 const SharePath = z.object({ snapshotId: z.string(), accountId: z.string() });
@@ -11,7 +17,7 @@ const SharePath = z.object({ snapshotId: z.string(), accountId: z.string() });
 export const share = httpHandler(
   { audit: 'snapshot.share', path: SnapshotPath, body: z.strictObject({ accountId: z.string() }) },
   async ({ path, body, caller }) => ({
-    body: snapshotView(caller, await runtime().snapshots.share(caller, path.snapshotId, body.accountId)),
+    body: snapshotView(caller, await service(snapshotService).share(caller, path.snapshotId, body.accountId)),
   }),
 );
 
@@ -19,7 +25,10 @@ export const share = httpHandler(
 export const unshare = httpHandler(
   { audit: 'snapshot.unshare', path: SharePath },
   async ({ path, caller }) => ({
-    body: snapshotView(caller, await runtime().snapshots.unshare(caller, path.snapshotId, path.accountId)),
+    body: snapshotView(
+      caller,
+      await service(snapshotService).unshare(caller, path.snapshotId, path.accountId),
+    ),
   }),
 );
 
@@ -27,7 +36,7 @@ export const unshare = httpHandler(
 export const publish = httpHandler(
   { audit: 'snapshot.publish', path: SnapshotPath },
   async ({ path, caller }) => ({
-    body: snapshotView(caller, await runtime().snapshots.publish(caller, path.snapshotId)),
+    body: snapshotView(caller, await service(snapshotService).publish(caller, path.snapshotId)),
   }),
 );
 
@@ -35,7 +44,7 @@ export const publish = httpHandler(
 export const unpublish = httpHandler(
   { audit: 'snapshot.unpublish', path: SnapshotPath },
   async ({ path, caller }) => ({
-    body: snapshotView(caller, await runtime().snapshots.unpublish(caller, path.snapshotId)),
+    body: snapshotView(caller, await service(snapshotService).unpublish(caller, path.snapshotId)),
   }),
 );
 

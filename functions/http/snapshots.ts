@@ -1,8 +1,13 @@
+import { snapshotPorts } from '../../lib/aws/snapshots.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit, tagFilter } from '../../lib/http/params.ts';
 import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
 import { snapshotView } from '../../lib/http/views.ts';
-import { runtime } from '../../lib/root.ts';
+import { servicesOver } from '../../lib/root.ts';
+import { snapshotService } from '../../lib/wiring/snapshots.ts';
+
+/** The services of this function's routes, over the ports they use (and nothing else in its bundle). */
+const service = servicesOver(...snapshotPorts);
 
 const SnapshotPath = z.object({ snapshotId: z.string() });
 const Tags = z.record(z.string(), z.string());
@@ -23,7 +28,7 @@ export const create = httpHandler(
   },
   async ({ body, caller }) => ({
     status: 201,
-    body: snapshotView(caller, await runtime().snapshots.create(caller, body)),
+    body: snapshotView(caller, await service(snapshotService).create(caller, body)),
   }),
 );
 
@@ -49,7 +54,7 @@ export const list = httpHandler(
       name: query.name,
       tags: tagFilter(query as Record<string, string>),
     };
-    const page = await runtime().snapshots.list(
+    const page = await service(snapshotService).list(
       caller,
       filter,
       { limit: pageLimit(query.limit), nextToken: query.nextToken },
@@ -66,7 +71,7 @@ export const list = httpHandler(
 
 /** `GET /v1/snapshots/{snapshotId}`. */
 export const show = httpHandler({ path: SnapshotPath }, async ({ path, caller }) => ({
-  body: snapshotView(caller, await runtime().snapshots.get(caller, path.snapshotId)),
+  body: snapshotView(caller, await service(snapshotService).get(caller, path.snapshotId)),
 }));
 
 /** `PATCH /v1/snapshots/{snapshotId}`: name, description, tags. */
@@ -81,7 +86,7 @@ export const update = httpHandler(
     }),
   },
   async ({ path, body, caller }) => ({
-    body: snapshotView(caller, await runtime().snapshots.update(caller, path.snapshotId, body)),
+    body: snapshotView(caller, await service(snapshotService).update(caller, path.snapshotId, body)),
   }),
 );
 
@@ -94,7 +99,7 @@ export const update = httpHandler(
 export const remove = httpHandler(
   { audit: 'snapshot.delete', path: SnapshotPath },
   async ({ path, caller }) => {
-    const { recycled, accessLost } = await runtime().snapshots.deleteReporting(caller, path.snapshotId);
+    const { recycled, accessLost } = await service(snapshotService).deleteReporting(caller, path.snapshotId);
     if (recycled)
       return { body: { ...snapshotView(caller, recycled), ...(accessLost ? { accessLost } : {}) } };
     return accessLost
@@ -107,7 +112,7 @@ export const remove = httpHandler(
 export const undelete = httpHandler(
   { audit: 'snapshot.undelete', path: SnapshotPath },
   async ({ path, caller }) => ({
-    body: snapshotView(caller, await runtime().snapshots.undelete(caller, path.snapshotId)),
+    body: snapshotView(caller, await service(snapshotService).undelete(caller, path.snapshotId)),
   }),
 );
 
@@ -115,7 +120,7 @@ export const undelete = httpHandler(
 export const start = httpHandler(
   { audit: 'snapshot.start', path: SnapshotPath },
   async ({ path, caller }) => ({
-    body: snapshotView(caller, await runtime().snapshots.start(caller, path.snapshotId)),
+    body: snapshotView(caller, await service(snapshotService).start(caller, path.snapshotId)),
   }),
 );
 
@@ -123,7 +128,7 @@ export const start = httpHandler(
 export const fail = httpHandler(
   { audit: 'snapshot.fail', path: SnapshotPath, body: z.strictObject({ reason: z.string() }) },
   async ({ path, body, caller }) => ({
-    body: snapshotView(caller, await runtime().snapshots.fail(caller, path.snapshotId, body.reason)),
+    body: snapshotView(caller, await service(snapshotService).fail(caller, path.snapshotId, body.reason)),
   }),
 );
 
@@ -138,7 +143,7 @@ export const uploadUrls = httpHandler(
     body: z.strictObject({ segments: z.number(), manifest: z.optional(z.boolean()) }),
   },
   async ({ path, body, caller }) => ({
-    body: await runtime().snapshots.uploadUrls(caller, path.snapshotId, body.segments, {
+    body: await service(snapshotService).uploadUrls(caller, path.snapshotId, body.segments, {
       manifest: body.manifest ?? false,
     }),
   }),
@@ -156,7 +161,7 @@ export const complete = httpHandler(
     body: z.optional(z.strictObject({ manifestUploadId: z.optional(z.string()) })),
   },
   async ({ path, body, caller }) => {
-    const snapshot = await runtime().snapshots.complete(
+    const snapshot = await service(snapshotService).complete(
       caller,
       path.snapshotId,
       body?.manifestUploadId ? { manifestUploadId: body.manifestUploadId } : {},
@@ -167,7 +172,7 @@ export const complete = httpHandler(
 
 /** `GET /v1/snapshots/{snapshotId}/manifest-url`: a GET URL of a completed snapshot's manifest. */
 export const manifestUrl = httpHandler({ path: SnapshotPath }, async ({ path, caller }) => ({
-  body: await runtime().snapshots.manifestUrl(caller, path.snapshotId),
+  body: await service(snapshotService).manifestUrl(caller, path.snapshotId),
 }));
 
 /**
@@ -182,7 +187,7 @@ export const segmentUrls = httpHandler(
     }),
   },
   async ({ path, body, caller }) => ({
-    body: await runtime().snapshots.segmentUrls(caller, path.snapshotId, body.ranges),
+    body: await service(snapshotService).segmentUrls(caller, path.snapshotId, body.ranges),
   }),
 );
 
@@ -190,7 +195,7 @@ export const segmentUrls = httpHandler(
 export const changedBlocks = httpHandler(
   { path: SnapshotPath, query: z.object({ since: z.string() }) },
   async ({ path, query, caller }) => ({
-    body: await runtime().snapshots.diff(caller, query.since, path.snapshotId),
+    body: await service(snapshotService).diff(caller, query.since, path.snapshotId),
   }),
 );
 

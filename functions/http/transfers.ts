@@ -1,11 +1,21 @@
 // The transfers function: snapshots leaving (exports) and arriving (imports, their uploads, copies
 // from other regions), all of them server-side work in parts.
+
+import { exportPorts } from '../../lib/aws/export-records.ts';
+import { remotePorts } from '../../lib/aws/node.ts';
+import { snapshotPorts } from '../../lib/aws/snapshots.ts';
 import { DISK_FORMATS } from '../../lib/core/format/disk-format.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
 import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
 import { exportView, snapshotView } from '../../lib/http/views.ts';
-import { runtime } from '../../lib/root.ts';
+import { servicesOver } from '../../lib/root.ts';
+import { snapshotCopier } from '../../lib/wiring/copies.ts';
+import { exportService } from '../../lib/wiring/exports.ts';
+import { snapshotImporter } from '../../lib/wiring/imports.ts';
+
+/** The services of this function's routes, over the ports they use (and nothing else in its bundle). */
+const service = servicesOver(...snapshotPorts, exportPorts, remotePorts);
 
 const ExportPath = z.object({ exportId: z.string() });
 const Tags = z.record(z.string(), z.string());
@@ -25,7 +35,7 @@ export const createExport = httpHandler(
   async ({ path, body, caller }) => ({
     status: 202,
     body: exportView(
-      await runtime().exports.start(caller, path.snapshotId, body.format, {
+      await service(exportService).start(caller, path.snapshotId, body.format, {
         bucket: body.bucket,
         prefix: body.prefix,
         ...(body.keepForSeconds !== undefined ? { keepForMs: body.keepForSeconds * 1000 } : {}),
@@ -38,7 +48,7 @@ export const createExport = httpHandler(
 export const listExports = httpHandler(
   { query: z.object({ limit: z.optional(z.string()), nextToken: z.optional(z.string()) }) },
   async ({ query, caller }) => {
-    const page = await runtime().exports.list(caller, {
+    const page = await service(exportService).list(caller, {
       limit: pageLimit(query.limit),
       nextToken: query.nextToken,
     });
@@ -50,14 +60,14 @@ export const listExports = httpHandler(
 
 /** `GET /v1/exports/{exportId}`. */
 export const showExport = httpHandler({ path: ExportPath }, async ({ path, caller }) => ({
-  body: exportView(await runtime().exports.get(caller, path.exportId)),
+  body: exportView(await service(exportService).get(caller, path.exportId)),
 }));
 
 /** `DELETE /v1/exports/{exportId}`: the export and its object; URLs handed out stop working. */
 export const removeExport = httpHandler(
   { audit: 'export.delete', path: ExportPath },
   async ({ path, caller }) => {
-    await runtime().exports.delete(caller, path.exportId);
+    await service(exportService).delete(caller, path.exportId);
     return { status: 204 };
   },
 );
@@ -70,7 +80,7 @@ export const exportUrl = httpHandler(
     body: z.optional(z.strictObject({ expiresInSeconds: z.optional(z.number()) })),
   },
   async ({ path, body, caller }) => ({
-    body: await runtime().exports.url(caller, path.exportId, body?.expiresInSeconds),
+    body: await service(exportService).url(caller, path.exportId, body?.expiresInSeconds),
   }),
 );
 
@@ -93,7 +103,7 @@ export const copy = httpHandler(
   },
   async ({ body, caller }) => ({
     status: 202,
-    body: snapshotView(caller, await runtime().copier.start(caller, body)),
+    body: snapshotView(caller, await service(snapshotCopier).start(caller, body)),
   }),
 );
 
@@ -123,7 +133,7 @@ export const importFromUrl = httpHandler(
   },
   async ({ body, caller }) => ({
     status: 202,
-    body: snapshotView(caller, await runtime().importer.start(caller, body)),
+    body: snapshotView(caller, await service(snapshotImporter).start(caller, body)),
   }),
 );
 
@@ -132,7 +142,7 @@ export const createUpload = httpHandler(
   { audit: 'upload.create', body: z.strictObject({ sizeBytes: z.number() }) },
   async ({ body, caller }) => ({
     status: 201,
-    body: await runtime().importer.createUpload(caller, body.sizeBytes),
+    body: await service(snapshotImporter).createUpload(caller, body.sizeBytes),
   }),
 );
 
@@ -144,7 +154,7 @@ export const uploadPartUrls = httpHandler(
     body: z.strictObject({ uploadId: z.string(), fromPart: z.number() }),
   },
   async ({ path, body, caller }) => ({
-    body: await runtime().importer.uploadPartUrls(caller, path.ref, body.uploadId, body.fromPart),
+    body: await service(snapshotImporter).uploadPartUrls(caller, path.ref, body.uploadId, body.fromPart),
   }),
 );
 

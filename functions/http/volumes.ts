@@ -1,7 +1,12 @@
+import { snapshotPorts } from '../../lib/aws/snapshots.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit, tagFilter } from '../../lib/http/params.ts';
 import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
-import { runtime } from '../../lib/root.ts';
+import { servicesOver } from '../../lib/root.ts';
+import { snapshotService, volumeService } from '../../lib/wiring/snapshots.ts';
+
+/** The services of this function's routes, over the ports they use (and nothing else in its bundle). */
+const service = servicesOver(...snapshotPorts);
 
 const VolumePath = z.object({ volumeId: z.string() });
 
@@ -20,9 +25,9 @@ export const create = httpHandler(
   async ({ body, caller }) => {
     const { sourceSnapshotId, ...rest } = body;
     const source = sourceSnapshotId
-      ? await runtime().snapshots.sourceForVolume(caller, sourceSnapshotId)
+      ? await service(snapshotService).sourceForVolume(caller, sourceSnapshotId)
       : undefined;
-    return { status: 201, body: await runtime().volumes.register(caller, { ...rest, source }) };
+    return { status: 201, body: await service(volumeService).register(caller, { ...rest, source }) };
   },
 );
 
@@ -37,7 +42,7 @@ export const list = httpHandler(
   },
   async ({ query, caller }) => {
     const filter = { name: query.name, tags: tagFilter(query as Record<string, string>) };
-    const page = await runtime().volumes.list(caller, filter, {
+    const page = await service(volumeService).list(caller, filter, {
       limit: pageLimit(query.limit),
       nextToken: query.nextToken,
     });
@@ -47,7 +52,7 @@ export const list = httpHandler(
 
 /** `GET /v1/volumes/{volumeId}`. */
 export const show = httpHandler({ path: VolumePath }, async ({ path, caller }) => ({
-  body: await runtime().volumes.get(caller, path.volumeId),
+  body: await service(volumeService).get(caller, path.volumeId),
 }));
 
 /**
@@ -56,7 +61,7 @@ export const show = httpHandler({ path: VolumePath }, async ({ path, caller }) =
  * which outlive it there.
  */
 export const remove = httpHandler({ audit: 'volume.delete', path: VolumePath }, async ({ path, caller }) => {
-  const { recycled } = await runtime().volumes.delete(caller, path.volumeId);
+  const { recycled } = await service(volumeService).delete(caller, path.volumeId);
   return recycled.length > 0
     ? { body: { volumeId: path.volumeId, deleted: true, recycledSnapshots: recycled } }
     : { status: 204 };

@@ -1,7 +1,14 @@
 import type { ScheduledEvent } from 'aws-lambda';
+import { exportPorts } from '../../lib/aws/export-records.ts';
+import { policyPorts } from '../../lib/aws/policy-records.ts';
+import { snapshotPorts } from '../../lib/aws/snapshots.ts';
 import type { MaintenanceJob } from '../../lib/core/maintenance/maintenance.ts';
 import { logger } from '../../lib/http/logger.ts';
-import { runtime } from '../../lib/root.ts';
+import { servicesOver } from '../../lib/root.ts';
+import { maintenanceJobs } from '../../lib/wiring/maintenance.ts';
+
+/** GC, reaper and expiry over snapshots and exports; policies over their rules and copies. */
+const service = servicesOver(...snapshotPorts, exportPorts, policyPorts);
 
 /**
  * The scheduled functions: each runs one maintenance job of its region on its rate (serverless.yml)
@@ -11,7 +18,7 @@ import { runtime } from '../../lib/root.ts';
 function scheduled(job: MaintenanceJob) {
   return async (event: ScheduledEvent): Promise<unknown> => {
     const log = logger.child({ job, eventId: event.id });
-    const report = await runtime().jobs.run('schedule', job);
+    const report = await service(maintenanceJobs).run('schedule', job);
     log.info('scheduled job done', { report });
     return report;
   };

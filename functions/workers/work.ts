@@ -1,8 +1,19 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { exportPorts } from '../../lib/aws/export-records.ts';
+import { remotePorts } from '../../lib/aws/node.ts';
+import { snapshotPorts } from '../../lib/aws/snapshots.ts';
 import { parseWorkMessage } from '../../lib/core/ports/queue.ts';
 import { describeError } from '../../lib/core/shared/errors.ts';
 import { logger } from '../../lib/http/logger.ts';
-import { runtime } from '../../lib/root.ts';
+import { servicesOver } from '../../lib/root.ts';
+import { snapshotCopier } from '../../lib/wiring/copies.ts';
+import { exportService } from '../../lib/wiring/exports.ts';
+import { imageSnapshotter } from '../../lib/wiring/image-snapshots.ts';
+import { snapshotImporter } from '../../lib/wiring/imports.ts';
+import { snapshotService } from '../../lib/wiring/snapshots.ts';
+
+/** The writers of snapshots and exports whose parts the queue carries. */
+const service = servicesOver(...snapshotPorts, exportPorts, remotePorts);
 
 /**
  * The work queue's consumer. Each message names work whose state is in the table; a message that
@@ -24,19 +35,18 @@ export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
     const subject =
       message.kind === 'export.part' ? { exportId: message.exportId } : { snapshotId: message.snapshotId };
     try {
-      const { imageSnapshotter, copier, exports, importer, snapshots } = runtime();
       const outcome =
         message.kind === 'export.part'
-          ? await exports.runPart(message.exportId, message.part)
+          ? await service(exportService).runPart(message.exportId, message.part)
           : message.kind === 'snapshot.importPart'
-            ? await importer.runPart(message.snapshotId, message.part)
+            ? await service(snapshotImporter).runPart(message.snapshotId, message.part)
             : message.kind === 'snapshot.copyPart'
-              ? await copier.runPart(message.snapshotId, message.part)
+              ? await service(snapshotCopier).runPart(message.snapshotId, message.part)
               : message.kind === 'snapshot.fromImagePart'
-                ? await imageSnapshotter.runPart(message.snapshotId, message.part)
+                ? await service(imageSnapshotter).runPart(message.snapshotId, message.part)
                 : message.kind === 'snapshot.verifyPart'
-                  ? await snapshots.verifyPart(message.snapshotId, message.part)
-                  : await imageSnapshotter.run(message.snapshotId);
+                  ? await service(snapshotService).verifyPart(message.snapshotId, message.part)
+                  : await service(imageSnapshotter).run(message.snapshotId);
       log.info('work done', { kind: message.kind, ...subject, outcome });
     } catch (error) {
       log.error('work failed; it will be retried', {

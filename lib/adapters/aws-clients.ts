@@ -50,16 +50,25 @@ function keepAliveHandler() {
   };
 }
 
-export function createAwsClients(region: RegionEntry, credentials?: StaticCredentials): AwsClients {
-  const s3 = new S3Client(s3ClientConfig(region, credentials));
+/** A region's S3 client (keep-alive, checksums only where required). */
+export function createS3Client(region: RegionEntry, credentials?: StaticCredentials): S3Client {
+  return new S3Client(s3ClientConfig(region, credentials));
+}
+
+/**
+ * A region's DynamoDB document client. Throttling and unavailability become `storage.throttled`/
+ * `storage.unavailable` (503 with Retry-After) here, once for every repository, instead of a 500.
+ */
+export function createDocumentClient(
+  region: RegionEntry,
+  credentials?: StaticCredentials,
+): { dynamodb: DynamoDBClient; documents: DynamoDBDocumentClient } {
   const dynamodb = new DynamoDBClient({
     region: region.name,
     endpoint: region.dynamodbEndpoint,
     credentials,
     requestHandler: keepAliveHandler(),
   });
-  // Throttling and unavailability become `storage.throttled`/`storage.unavailable` (503 with
-  // Retry-After) here, once for every repository, instead of a generic 500.
   const documents = translateDynamoErrors(
     DynamoDBDocumentClient.from(dynamodb, {
       // The marshaller tells a map from a class instance by `value.constructor`: a record with a key
@@ -68,6 +77,23 @@ export function createAwsClients(region: RegionEntry, credentials?: StaticCreden
       marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
     }),
   );
-  const sqs = new SQSClient({ region: region.name, endpoint: region.sqsEndpoint, credentials });
-  return { region, s3, dynamodb, documents, sqs };
+  return { dynamodb, documents };
+}
+
+/** A region's SQS client. */
+export function createSqsClient(region: RegionEntry, credentials?: StaticCredentials): SQSClient {
+  return new SQSClient({ region: region.name, endpoint: region.sqsEndpoint, credentials });
+}
+
+/**
+ * All the SDK clients of a region, for scripts and the local cloud. Functions make each client in
+ * its own module (lib/aws), so a bundle carries only the SDK clients its services use.
+ */
+export function createAwsClients(region: RegionEntry, credentials?: StaticCredentials): AwsClients {
+  return {
+    region,
+    s3: createS3Client(region, credentials),
+    ...createDocumentClient(region, credentials),
+    sqs: createSqsClient(region, credentials),
+  };
 }

@@ -175,14 +175,28 @@ function unservedRoute(event: APIGatewayProxyEventV2, routeKeys: readonly string
 }
 
 // The composition root is loaded on first use, so public handlers and tests never build AWS clients.
+// Only identity's and accounts' ports: every authenticated route counts its request and may audit it.
 async function defaultAuditLog(): Promise<AuditLog> {
-  const { runtime } = await import('../root.ts');
-  return runtime().audit;
+  const { provide, requestPorts } = await requestRoot();
+  return provide(...requestPorts).region.ports.audit;
 }
 
 async function defaultLimiter(): Promise<RequestLimiter> {
-  const { runtime } = await import('../root.ts');
-  return runtime().limiter;
+  const [{ provide, requestPorts }, { requestLimiter }] = await Promise.all([
+    requestRoot(),
+    import('../wiring/identity.ts'),
+  ]);
+  return provide(...requestPorts).service(requestLimiter);
+}
+
+/** The container's root and the ports every authenticated request needs (identity, its account's). */
+async function requestRoot() {
+  const [{ provide }, { identityPorts }, { accountPorts }] = await Promise.all([
+    import('../root.ts'),
+    import('../aws/dynamodb.ts'),
+    import('../aws/account-records.ts'),
+  ]);
+  return { provide, requestPorts: [identityPorts, accountPorts] };
 }
 
 const CallerSchema = z.object({

@@ -1,5 +1,4 @@
 import { Maintenance, MaintenanceJobs, type MaintenanceOptions } from '../core/maintenance/maintenance.ts';
-import { PolicyService } from '../core/maintenance/policies.ts';
 import { type PolicyRegion, PolicyRunner } from '../core/maintenance/policy-runner.ts';
 import { snapshotCopier } from './copies.ts';
 import { exportService } from './exports.ts';
@@ -48,12 +47,3 @@ export const maintenanceJobs: Factory<MaintenanceJobs> = (region) =>
     () => new Maintenance(maintenanceOptions(region)),
     () => region.get(policyRunner),
   );
-
-/** Snapshot policies of this region (their CRUD; the scheduled runner reads the repository). */
-export const policyService: Factory<PolicyService> = (region) =>
-  new PolicyService({
-    policies: region.ports.policies,
-    clock: region.ports.clock,
-    region: region.name,
-    knownRegions: [...region.settings.knownRegions],
-  });

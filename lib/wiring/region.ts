@@ -57,9 +57,10 @@ export interface RegionSettings {
 
 /**
  * Everything a region's services are built from: its settings, its clock and its adapters, none of
- * them bound to an SDK here. `lib/root.ts` makes them over DynamoDB, S3 and SQS; the tests over the
- * in-memory adapters. A property may be a getter that makes its adapter on first read (the root's
- * are), so a function pays only for the adapters the services it touches use.
+ * them bound to an SDK here. `lib/root.ts` makes them over DynamoDB, S3 and SQS (from the port sets
+ * of lib/aws a function provides); the tests over the in-memory adapters. A property may be a getter
+ * that makes its adapter on first read (the root's are), so a function pays only for the adapters
+ * the services it touches use.
  */
 export interface RegionPorts {
   readonly settings: RegionSettings;

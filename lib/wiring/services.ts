@@ -16,13 +16,15 @@ import { snapshotCopier } from './copies.ts';
 import { exportService } from './exports.ts';
 import { accountService, authenticator, requestLimiter } from './identity.ts';
 import { imageSnapshotter } from './image-snapshots.ts';
+import { imageService } from './images.ts';
 import { snapshotImporter } from './imports.ts';
-import { imageService, instanceService } from './instances.ts';
-import { maintenanceJobs, policyService } from './maintenance.ts';
+import { instanceService } from './instances.ts';
+import { maintenanceJobs } from './maintenance.ts';
+import { policyService } from './policies.ts';
 import type { Factory, Region } from './region.ts';
 import { snapshotService, volumeService } from './snapshots.ts';
 
-/** Every service of a region, by name: what `runtime()` hands today's handlers, and what tests drive. */
+/** Every service of a region, by name: what the tests drive (functions import only their factories). */
 export interface RegionServices {
   /** Resolves an Authorization header to the caller, or undefined for any bad or missing key. */
   authenticate(authorization: string | undefined): Promise<Caller | undefined>;

@@ -4,16 +4,16 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { isBuiltin } from 'node:module';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BuildOptions, build, version as esbuildVersion } from 'esbuild';
+import { type BuildOptions, build, version as esbuildVersion, type Metafile } from 'esbuild';
 import { parse } from 'yaml';
 import { handlerLocation } from './serverless-spec.ts';
 
 /** The repository: its lockfile and tsconfig are inputs of every bundle, its node_modules holds the cache. */
 const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Bumped when the way bundles are built here changes, so older cache entries are not reused. */
-const BUILDER_VERSION = 3;
+const BUILDER_VERSION = 4;
 /** Cache entries (an index and the build it names) kept, newest first; older ones are removed. */
 const KEEP_ENTRIES = 6;
 /** A bundle folder younger than this is never removed: another process may be about to index it. */
@@ -76,6 +76,12 @@ export interface Bundles {
   modules: string[];
   /** What the bundles import that is not inside them, besides Node's own modules. */
   externals: string[];
+  /**
+   * What each bundle is made of, by module (`functions/http/health`): its source files (relative to
+   * the project, `lib/core/tasks/exports.ts`) and packages (`@aws-sdk/client-s3`), from esbuild's
+   * metafile, sorted. What tells a bundle that carries a service its routes never use.
+   */
+  contents: Record<string, string[]>;
   /** Whether they came from the cache. */
   cached: boolean;
   /** How long finding or building them took. */
@@ -100,6 +106,8 @@ interface CacheIndex {
   inputs: Record<string, string>;
   /** The build's imports of packages left outside it. */
   externals: string[];
+  /** Each output's sources and packages ({@link Bundles.contents}). */
+  contents: Record<string, string[]>;
 }
 
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
@@ -134,12 +142,20 @@ export async function buildBundles(options: BuildBundlesOptions): Promise<Bundle
   const settings = bundleSettings(specText);
   if (options.exclude) settings.esbuild.external = options.exclude;
   const modules = handlerModules(specText);
-  const { dir, cached, externals } = await cachedBuild(options.cacheDir ?? DEFAULT_CACHE_DIR, {
+  const { dir, cached, externals, contents } = await cachedBuild(options.cacheDir ?? DEFAULT_CACHE_DIR, {
     ...settings.esbuild,
     entryPoints: Object.fromEntries(modules.map((m) => [m, join(specRoot, `${m}.ts`)])),
     outExtension: { '.js': settings.extension },
   });
-  return { dir, extension: settings.extension, modules, externals, cached, ms: Date.now() - started };
+  return {
+    dir,
+    extension: settings.extension,
+    modules,
+    externals,
+    contents,
+    cached,
+    ms: Date.now() - started,
+  };
 }
 
 /**
@@ -172,7 +188,7 @@ const DEFAULT_CACHE_DIR = join(PROJECT_ROOT, 'node_modules/.cache/volsnap-bundle
 async function cachedBuild(
   cacheDir: string,
   options: BuildOptions,
-): Promise<{ dir: string; cached: boolean; externals: string[] }> {
+): Promise<{ dir: string; cached: boolean; externals: string[]; contents: Record<string, string[]> }> {
   const key = sha256(
     JSON.stringify({
       builder: BUILDER_VERSION,
@@ -213,19 +229,41 @@ async function cachedBuild(
   const externals = Object.values(built.metafile.outputs)
     .flatMap((output) => output.imports.filter((i) => i.external && !isBuiltin(i.path)))
     .map((i) => i.path);
-  const index: CacheIndex = { out, inputs, externals: [...new Set(externals)].sort() };
+  const index: CacheIndex = {
+    out,
+    inputs,
+    externals: [...new Set(externals)].sort(),
+    contents: contentsOf(built.metafile, temporary),
+  };
   const indexTemporary = `${indexPath}.${randomUUID()}.tmp`;
   await writeFile(indexTemporary, JSON.stringify(index));
   await rename(indexTemporary, indexPath);
   await pruneCache(cacheDir).catch(() => {});
-  return { dir, cached: false, externals: index.externals };
+  return { dir, cached: false, externals: index.externals, contents: index.contents };
+}
+
+/** Each output of a build (by its path in `outdir`, without extension): its sources and packages. */
+function contentsOf(metafile: Metafile, outdir: string): Record<string, string[]> {
+  const prefix = `${relative(PROJECT_ROOT, outdir)}/`;
+  const contents: Record<string, string[]> = {};
+  for (const [output, { inputs }] of Object.entries(metafile.outputs)) {
+    if (output.endsWith('.map')) continue;
+    const module = output.slice(prefix.length).replace(/\.[cm]?js$/, '');
+    const parts = Object.keys(inputs).map((input) => {
+      // `node_modules/@aws-sdk/client-s3/dist-es/…` is `@aws-sdk/client-s3`; a source stays a path.
+      const inPackage = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input);
+      return inPackage?.[1] ?? input;
+    });
+    contents[module] = [...new Set(parts)].sort();
+  }
+  return contents;
 }
 
 /** The build an index names, if every source it was built from is unchanged. */
 async function cachedBundles(
   cacheDir: string,
   indexPath: string,
-): Promise<{ dir: string; externals: string[] } | undefined> {
+): Promise<{ dir: string; externals: string[]; contents: Record<string, string[]> } | undefined> {
   let index: CacheIndex;
   try {
     index = JSON.parse(await readFile(indexPath, 'utf8')) as CacheIndex;
@@ -239,7 +277,7 @@ async function cachedBundles(
   }
   const now = new Date();
   await utimes(indexPath, now, now).catch(() => {}); // recently used: kept by the pruning
-  return { dir, externals: index.externals ?? [] };
+  return { dir, externals: index.externals ?? [], contents: index.contents ?? {} };
 }
 
 /** Keeps the newest indexes and the bundles they name; removes the rest once past the grace period. */

@@ -98,6 +98,60 @@ describe('Lambda bundles', () => {
     }
   });
 
+  it("carry only the services, adapters and SDK clients their routes use (esbuild's metafile)", {
+    timeout: 180_000,
+  }, async () => {
+    const { contents } = await buildBundles({ specPath: SERVERLESS_YML, specRoot: ROOT });
+    const of = (module: string) => {
+      const parts = contents[module];
+      if (!parts) throw new Error(`no bundle ${module} among ${Object.keys(contents).join(', ')}`);
+      return parts;
+    };
+    const sdkClients = (module: string) => of(module).filter((part) => /^@aws-sdk\/(client|lib)-/.test(part));
+    const matching = (module: string, pattern: RegExp) => of(module).filter((part) => pattern.test(part));
+
+    // Health answers from its configuration: no SDK, no adapter but the clock, no service's wiring.
+    expect(
+      matching(
+        'functions/http/health',
+        /^@aws-sdk\/|^lib\/adapters\/(?!clock)|^lib\/wiring\/(?!region)|^lib\/aws\//,
+      ),
+    ).toEqual([]);
+    // The authorizer reads identity through DynamoDB, and nothing else.
+    expect(sdkClients('functions/http/authorizer')).toEqual([
+      '@aws-sdk/client-dynamodb',
+      '@aws-sdk/lib-dynamodb',
+    ]);
+    expect(of('functions/http/authorizer')).toContain('lib/core/identity/api-keys.ts');
+    expect(
+      matching('functions/http/authorizer', /^lib\/core\/(snapshots|tasks|maintenance|instances|volumes)\//),
+    ).toEqual([]);
+    // Accounts, policies and instances live in the table: no S3 or SQS client.
+    for (const module of ['functions/http/account', 'functions/http/policies']) {
+      expect(sdkClients(module), module).toEqual(['@aws-sdk/client-dynamodb', '@aws-sdk/lib-dynamodb']);
+    }
+    // Volumes (from a snapshot, too) carry the snapshot service, but no export, import or image code.
+    expect(of('functions/http/volumes')).toEqual(
+      expect.arrayContaining(['lib/core/volumes/volumes.ts', 'lib/core/snapshots/snapshot-service.ts']),
+    );
+    expect(
+      matching(
+        'functions/http/volumes',
+        /^lib\/core\/(tasks|maintenance|instances)\/|dynamodb\/(exports|images)\.ts$/,
+      ),
+    ).toEqual([]);
+    // Policies' CRUD, not the maintenance jobs that run them.
+    expect(matching('functions/http/policies', /^lib\/core\/(tasks|maintenance\/maintenance)/)).toEqual([]);
+    // The worker does carry every writer whose parts the queue carries.
+    expect(of('functions/workers/work')).toEqual(
+      expect.arrayContaining([
+        'lib/core/tasks/exports.ts',
+        'lib/core/tasks/imports.ts',
+        '@aws-sdk/client-s3',
+      ]),
+    );
+  });
+
   it('run the health handler on Node 22 with only the deployment environment, saying which Node', {
     timeout: 180_000,
   }, async () => {

@@ -1,9 +1,24 @@
 import { describe, expect, it } from 'vitest';
+import { accountPorts } from '../../../lib/aws/account-records.ts';
+import { identityPorts } from '../../../lib/aws/dynamodb.ts';
+import { exportPorts } from '../../../lib/aws/export-records.ts';
+import { instancePorts } from '../../../lib/aws/instance-records.ts';
+import { remotePorts } from '../../../lib/aws/node.ts';
+import { policyPorts } from '../../../lib/aws/policy-records.ts';
+import { snapshotPorts } from '../../../lib/aws/snapshots.ts';
 import { loadRuntimeConfig } from '../../../lib/config/runtime.ts';
-import { buildRuntime } from '../../../lib/root.ts';
-import { accountService } from '../../../lib/wiring/identity.ts';
+import { buildRoot } from '../../../lib/root.ts';
+import { snapshotCopier } from '../../../lib/wiring/copies.ts';
+import { exportService } from '../../../lib/wiring/exports.ts';
+import { accountService, requestLimiter } from '../../../lib/wiring/identity.ts';
+import { imageSnapshotter } from '../../../lib/wiring/image-snapshots.ts';
+import { imageService } from '../../../lib/wiring/images.ts';
+import { snapshotImporter } from '../../../lib/wiring/imports.ts';
+import { instanceService } from '../../../lib/wiring/instances.ts';
+import { maintenanceJobs } from '../../../lib/wiring/maintenance.ts';
+import { policyService } from '../../../lib/wiring/policies.ts';
 import { lazily } from '../../../lib/wiring/region.ts';
-import { snapshotService } from '../../../lib/wiring/snapshots.ts';
+import { snapshotService, volumeService } from '../../../lib/wiring/snapshots.ts';
 import { memoryCloud, memoryRegion } from '../../support/memory-region.ts';
 
 describe("the wiring of a region's services", () => {
@@ -59,27 +74,47 @@ describe("the wiring of a region's services", () => {
     expect(() => region.region('mars-1')).toThrow(expect.objectContaining({ code: 'region.unknown' }));
   });
 
-  it("builds the root's runtime with today's getters, each one service for the container's life", () => {
-    const runtime = buildRuntime(
-      loadRuntimeConfig({ VOLSNAP_REGION: 'eu-west-1', VOLSNAP_BUCKET: 'bucket', VOLSNAP_TABLE: 'table' }),
+  it("builds the root's services over the port sets given, each one service for the container's life", () => {
+    const config = loadRuntimeConfig({
+      VOLSNAP_REGION: 'eu-west-1',
+      VOLSNAP_BUCKET: 'bucket',
+      VOLSNAP_TABLE: 'table',
+    });
+    const root = buildRoot(config, [...snapshotPorts, exportPorts, policyPorts, instancePorts, remotePorts]);
+    const factories = [
+      accountService,
+      requestLimiter,
+      volumeService,
+      snapshotService,
+      imageSnapshotter,
+      snapshotCopier,
+      exportService,
+      snapshotImporter,
+      maintenanceJobs,
+      policyService,
+      instanceService,
+      imageService,
+    ];
+    for (const factory of factories) {
+      expect(root.service<unknown>(factory), factory.name).toBeDefined();
+      expect(root.service<unknown>(factory), factory.name).toBe(root.service<unknown>(factory));
+    }
+    expect(root.config.region.name).toBe('eu-west-1');
+    expect(root.region.ports.audit).toBe(root.region.ports.audit);
+    expect(root.region.ports.objectsIn('bucket')).toBe(root.region.ports.objects);
+  });
+
+  it('fails on first use of a port no set provides, naming it; the services over the others still work', () => {
+    const config = loadRuntimeConfig({
+      VOLSNAP_REGION: 'eu-west-1',
+      VOLSNAP_BUCKET: 'bucket',
+      VOLSNAP_TABLE: 'table',
+    });
+    const root = buildRoot(config, [identityPorts, accountPorts]);
+    expect(root.service(accountService)).toBeDefined();
+    expect(() => root.service(volumeService)).toThrow(/provides no volumes port/);
+    expect(() => root.service(snapshotService)).toThrow(
+      /provides no (volumes|objects|compressor|queue) port/,
     );
-    const names = [
-      'accounts',
-      'limiter',
-      'audit',
-      'volumes',
-      'snapshots',
-      'imageSnapshotter',
-      'copier',
-      'exports',
-      'importer',
-      'jobs',
-      'policies',
-      'instances',
-      'images',
-    ] as const;
-    for (const name of names) expect(runtime[name], name).toBe(runtime[name]);
-    expect(runtime.config.region.name).toBe('eu-west-1');
-    expect(runtime.aws).toBe(runtime.awsFor('eu-west-1'));
   });
 });
