@@ -336,7 +336,7 @@ describe('the README, pasted', () => {
       env: noConfig,
       encoding: 'utf8',
     });
-    expect(health).toMatch(/^region\s+eu-west-1\nversion\s+\S+\nstatus\s+ok\n$/);
+    expect(health).toMatch(/^region\s+eu-west-1\nversion\s+\S+\nstatus\s+ok\nruntime\s+Node v22\.\S+\n$/);
     // And it writes snapshots: its zstd addon came with it.
     const key = JSON.parse(readFileSync(configPath, 'utf8')).accounts.demo.apiKey;
     const created = JSON.parse(

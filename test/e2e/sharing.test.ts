@@ -3,6 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exitCodeFor } from '../../lib/cli/errors.ts';
+import { ERROR_STATUS, type ErrorCode } from '../../lib/core/shared/errors.ts';
 import { cli, type StartedCloud, startCloudProcess } from '../support/processes.ts';
 
 const BLOCK = 512 * 1024;
@@ -29,11 +31,17 @@ const json = async (actor: Actor, ...args: string[]) => {
   if (result.code !== 0) throw new Error(`volsnap ${args.join(' ')} failed: ${result.stderr}`);
   return JSON.parse(result.stdout);
 };
-/** Runs a command that must fail: exit 1, and the API's error as JSON on stderr. */
+/**
+ * Runs a command that must fail: the API's error as JSON on stderr, and the exit code of its kind
+ * (3 not found, 4 conflict, 1 a refusal: lib/cli/errors.ts) for the HTTP status the code maps to.
+ */
 const refused = async (actor: Actor, ...args: string[]): Promise<Refusal> => {
   const result = await run(actor, '--json', ...args);
-  expect(result.code, `volsnap ${args.join(' ')} should fail; it printed ${result.stdout}`).toBe(1);
-  return JSON.parse(result.stderr);
+  expect(result.code, `volsnap ${args.join(' ')} should fail; it printed ${result.stdout}`).not.toBe(0);
+  const refusal = JSON.parse(result.stderr) as Refusal;
+  const status = ERROR_STATUS[refusal.error as ErrorCode] ?? 0;
+  expect(result.code, `exit code of ${refusal.error}`).toBe(exitCodeFor(refusal.error, status));
+  return refusal;
 };
 const accountId = (name: string): string =>
   JSON.parse(readFileSync(configPath, 'utf8')).accounts[name].accountId;

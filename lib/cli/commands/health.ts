@@ -9,6 +9,13 @@ export function addHealthCommand(program: Command, ctx: CliContext): void {
     .description("show which region answers and the service's version")
     .action(async () => {
       const { api, json } = ctx.client();
-      printRecord(ctx.io.out, await api.health(), json);
+      const health = await api.health();
+      // The table shows the function's runtime as one field (`Node v22.…`); JSON keeps the object.
+      const { runtime, ...fields } = health;
+      printRecord(
+        ctx.io.out,
+        json ? health : { ...fields, ...(runtime ? { runtime: `Node ${runtime.node}` } : {}) },
+        json,
+      );
     });
 }
