@@ -2,7 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exitCodeFor } from '../../lib/cli/errors.ts';
 import type { Policy } from '../../lib/client/api-client.ts';
+import { ERROR_STATUS, type ErrorCode } from '../../lib/core/shared/errors.ts';
 import { cli, type StartedCloud, startCloudProcess } from '../support/processes.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'volsnap-e2e-policies-'));
@@ -22,16 +24,20 @@ async function json(...args: string[]) {
  * Runs a command that must fail: exit 1 (the service refused it) or 2 (the CLI refused its
  * arguments before asking), and the error as JSON on stderr.
  */
+/** A refusal of the API: its error as JSON, and the exit code of its kind (lib/cli/errors.ts). */
 async function refused(...args: string[]): Promise<{ error: string; message: string; details?: unknown }> {
-  return refusedWith(1, ...args);
+  return refusedWith(undefined, ...args);
 }
 async function refusedWith(
-  code: 1 | 2,
+  code: number | undefined,
   ...args: string[]
 ): Promise<{ error: string; message: string; details?: unknown }> {
   const result = await run('--json', ...args);
-  expect(result.code, `volsnap ${args.join(' ')} should fail; it printed ${result.stdout}`).toBe(code);
-  return JSON.parse(result.stderr);
+  expect(result.code, `volsnap ${args.join(' ')} should fail; it printed ${result.stdout}`).not.toBe(0);
+  const refusal = JSON.parse(result.stderr) as { error: string; message: string; details?: unknown };
+  const kind = exitCodeFor(refusal.error, ERROR_STATUS[refusal.error as ErrorCode] ?? 0);
+  expect(result.code, `exit code of ${refusal.error}`).toBe(code ?? kind);
+  return refusal;
 }
 
 beforeAll(async () => {
