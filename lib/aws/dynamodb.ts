@@ -26,11 +26,14 @@ export const identityPorts: PortSet = {
     const home = config.registry.get(config.identityRegion);
     return new DynamoIdentityRepository(documentsOf(context, home.name), config.identityTable ?? home.table);
   },
+  // This function's own region's replica, also when it works on another region's resources (a copy
+  // rule's destination): identity is the same everywhere, and the role reads its own replica only.
   identityLookups: (context) => {
-    const { config, name } = context;
-    return config.identityTable && config.identityRegion !== name
+    const { config } = context;
+    const here = config.region.name;
+    return config.identityTable && config.identityRegion !== here
       ? replicaFirst(
-          new DynamoIdentityRepository(documentsOf(context), config.identityTable),
+          new DynamoIdentityRepository(documentsOf(context, here), config.identityTable),
           context.ports.identity,
         )
       : context.ports.identity;
