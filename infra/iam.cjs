@@ -14,10 +14,12 @@ const { join } = require('node:path');
 
 /**
  * Item reads and writes the repositories make on this region's table (a transaction is authorized
- * per item: PutItem, UpdateItem, DeleteItem, ConditionCheckItem; maintenance scans the table).
+ * per item: PutItem, UpdateItem, DeleteItem, ConditionCheckItem; maintenance queries its sparse
+ * indexes and reads what they name with BatchGetItem, and scans the table once to fill them).
  */
 const TABLE_ACTIONS = [
   'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
   'dynamodb:PutItem',
   'dynamodb:UpdateItem',
   'dynamodb:DeleteItem',

@@ -104,6 +104,21 @@ export function exportRepositoryContract(name: string, makeRepository: () => Pro
       expect(seen.sort()).toEqual(made.map((r) => r.exportId).sort());
     });
 
+    it('lists, for expiry, only the exports whose expiry passed, in expiry order, across pages', async () => {
+      const expiry = (time: string) => `2026-01-01T${time}:00.000Z`;
+      const later = record({ expiresAt: expiry('02:00') });
+      const first = record({ accountId: bob, expiresAt: expiry('01:00') });
+      const notYet = record({ expiresAt: expiry('09:00') });
+      const never = record({ state: 'error' });
+      for (const r of [later, first, notYet, never]) await exports.create(r);
+      const expired = async (before: string) =>
+        (await everyPage((page) => exports.listExpired(before, page), 1)).flat().map((r) => r.exportId);
+      expect(await expired(expiry('03:00'))).toEqual([first.exportId, later.exportId]);
+      expect(await expired(expiry('01:00'))).toEqual([]);
+      await exports.remove(first.exportId);
+      expect(await expired(expiry('03:00'))).toEqual([later.exportId]);
+    });
+
     it('records each part once with its last ETag, while the export is pending', async () => {
       const r = record();
       await exports.create(r);

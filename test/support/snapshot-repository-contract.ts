@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
 import { newId } from '../../lib/core/shared/ids.ts';
+import type { Page } from '../../lib/core/shared/pagination.ts';
 import type { Snapshot, SnapshotRepository } from '../../lib/core/snapshots/snapshots.ts';
 import type { Volume, VolumeRepository } from '../../lib/core/volumes/volumes.ts';
 
@@ -526,6 +527,100 @@ export function snapshotRepositoryContract(
       expect(won.filter(Boolean)).toHaveLength(1);
       const winner = won[0] ? 'mup-aaaaaaaaaaaaaaaa' : 'mup-bbbbbbbbbbbbbbbb';
       expect(await f.snapshots.get(s.snapshotId)).toMatchObject({ ...lease, ...claim(winner) });
+    });
+
+    /** Every id a maintenance listing returns, a page of one at a time. */
+    const everyId = async (
+      list: (page: { limit: number; nextToken?: string }) => Promise<Page<Snapshot>>,
+    ) => {
+      const ids: string[] = [];
+      let nextToken: string | undefined;
+      do {
+        const page = await list({ limit: 1, ...(nextToken ? { nextToken } : {}) });
+        ids.push(...page.items.map((s) => s.snapshotId));
+        nextToken = page.nextToken;
+      } while (nextToken);
+      return ids;
+    };
+    const at = (time: string) => `2026-01-01T${time}:00.000Z`;
+
+    it('lists, for maintenance, the snapshots in one state in due order, and with a time only those due before it', async () => {
+      const late = snapshot({ state: 'queued', deadline: at('01:00') });
+      const later = snapshot({ state: 'queued', deadline: at('02:00') });
+      const notDue = snapshot({ state: 'queued', deadline: at('09:00') });
+      const pending = snapshot({ deadline: at('01:30') });
+      const failed = snapshot({ state: 'error', deadline: at('00:30') });
+      for (const s of [later, notDue, late, pending, failed]) await f.snapshots.create(s);
+      const queued = (before?: string) => everyId((page) => f.snapshots.listInState('queued', page, before));
+      expect(await queued(at('03:00'))).toEqual([late.snapshotId, later.snapshotId]);
+      expect(await queued()).toEqual([late.snapshotId, later.snapshotId, notDue.snapshotId]);
+      expect(await everyId((page) => f.snapshots.listInState('pending', page, at('03:00')))).toEqual([
+        pending.snapshotId,
+      ]);
+      // A state change moves it: out of `queued` (failed: out of every listing), into `pending` by its new deadline.
+      await f.snapshots.transition(late.snapshotId, ['queued'], 'error', { stateReason: 'late' });
+      await f.snapshots.transition(later.snapshotId, ['queued'], 'pending', { deadline: at('00:10') });
+      expect(await queued(at('03:00'))).toEqual([]);
+      expect(await everyId((page) => f.snapshots.listInState('pending', page, at('03:00')))).toEqual([
+        later.snapshotId,
+        pending.snapshotId,
+      ]);
+      for (const state of ['queued', 'pending', 'deleting', 'recycled', 'completed'] as const) {
+        expect(await everyId((page) => f.snapshots.listInState(state, page))).not.toContain(late.snapshotId);
+      }
+    });
+
+    it('lists completed snapshots for GC, recycled ones by purge time, deleting ones by deletion time', async () => {
+      const kept = snapshot({ state: 'completed' });
+      const binned = snapshot({ state: 'completed' });
+      const purgedLater = snapshot({ state: 'completed' });
+      const gone = snapshot({ state: 'completed' });
+      for (const s of [kept, binned, purgedLater, gone]) await f.snapshots.create(s);
+      await f.snapshots.transition(binned.snapshotId, ['completed'], 'recycled', {
+        deletedAt: at('00:00'),
+        purgeAt: at('05:00'),
+      });
+      await f.snapshots.transition(purgedLater.snapshotId, ['completed'], 'recycled', {
+        deletedAt: at('00:00'),
+        purgeAt: at('08:00'),
+      });
+      await f.snapshots.transition(gone.snapshotId, ['completed'], 'deleting', { deletedAt: at('00:05') });
+      expect(await everyId((page) => f.snapshots.listInState('completed', page))).toEqual([kept.snapshotId]);
+      expect(await everyId((page) => f.snapshots.listInState('recycled', page, at('06:00')))).toEqual([
+        binned.snapshotId,
+      ]);
+      expect(await everyId((page) => f.snapshots.listInState('deleting', page, at('00:06')))).toEqual([
+        gone.snapshotId,
+      ]);
+      expect(await everyId((page) => f.snapshots.listInState('deleting', page, at('00:05')))).toEqual([]);
+      // Undeleted: completed again, listed for GC again and no longer due for purging.
+      await f.snapshots.transition(binned.snapshotId, ['recycled'], 'completed', {
+        deletedAt: undefined,
+        purgeAt: undefined,
+      });
+      expect(await everyId((page) => f.snapshots.listInState('recycled', page, at('06:00')))).toEqual([]);
+      expect((await everyId((page) => f.snapshots.listInState('completed', page))).sort()).toEqual(
+        [kept.snapshotId, binned.snapshotId].sort(),
+      );
+    });
+
+    it('lists pending snapshots whose lease lapsed, following the lease as it is renewed, extended and ends', async () => {
+      const first = snapshot();
+      const second = snapshot();
+      const unleased = snapshot();
+      for (const s of [first, second, unleased]) await f.snapshots.create(s);
+      const lease = (leaseUntil: string) => ({ leaseUntil, leaseParts: 0, dispatches: 0 });
+      await f.snapshots.renewLease(first.snapshotId, undefined, lease(at('00:10')));
+      await f.snapshots.renewLease(second.snapshotId, undefined, lease(at('00:20')));
+      const lapsed = (before: string) => everyId((page) => f.snapshots.listLapsed(before, page));
+      expect(await lapsed(at('00:15'))).toEqual([first.snapshotId]);
+      expect(await lapsed(at('00:30'))).toEqual([first.snapshotId, second.snapshotId]);
+      await f.snapshots.extendLease(first.snapshotId, at('00:40'));
+      expect(await lapsed(at('00:30'))).toEqual([second.snapshotId]);
+      await f.snapshots.renewLease(second.snapshotId, at('00:20'), lease(at('00:50')));
+      expect(await lapsed(at('00:45'))).toEqual([first.snapshotId]);
+      await f.snapshots.transition(first.snapshotId, ['pending'], 'error', { stateReason: 'failed' });
+      expect(await lapsed(at('01:00'))).toEqual([second.snapshotId]);
     });
 
     it('lists every snapshot of every account for maintenance, across pages', async () => {

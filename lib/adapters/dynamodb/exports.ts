@@ -17,7 +17,13 @@ import {
   updateItem,
 } from './expressions.ts';
 import { createdOrder, pickFields, usageKey } from './keys.ts';
-import { getItem, gsi1Page, scanPage } from './query.ts';
+import {
+  EXPORTS_TO_MAINTAIN,
+  ensureMaintenanceIndexed,
+  exportIndex,
+  indexPage,
+} from './maintenance-index.ts';
+import { getItem, gsi1Page } from './query.ts';
 import { readUsage } from './usage.ts';
 import { applyUpdate, transact, updateReturning } from './writes.ts';
 
@@ -97,6 +103,7 @@ export class DynamoExportRepository implements ExportRepository {
                   countedInUsage: true,
                   gsi1pk: `ACCOUNT#${record.accountId}#EXPORTS`,
                   gsi1sk: createdOrder(record.createdAt, record.exportId),
+                  ...exportIndex(record.exportId, expiresAt),
                 },
                 notExists('pk'),
               ),
@@ -134,8 +141,27 @@ export class DynamoExportRepository implements ExportRepository {
     }
   }
 
-  listAll(page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
-    return scanPage(this.documents, this.table, 'export', page, toExport);
+  async listAll(page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
+    await ensureMaintenanceIndexed(this.documents, this.table);
+    return indexPage(
+      this.documents,
+      { table: this.table, index: 'gsi4', partition: EXPORTS_TO_MAINTAIN },
+      page,
+      toExport,
+    );
+  }
+
+  async listExpired(before: string, page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
+    await ensureMaintenanceIndexed(this.documents, this.table);
+    return indexPage(
+      this.documents,
+      { table: this.table, index: 'gsi4', partition: EXPORTS_TO_MAINTAIN, before },
+      page,
+      (item) => {
+        const record = toExport(item);
+        return record.expiresAt && record.expiresAt < before ? record : undefined;
+      },
+    );
   }
 
   async get(exportId: string): Promise<Export | undefined> {

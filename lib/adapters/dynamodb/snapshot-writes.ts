@@ -1,8 +1,10 @@
 import { IN_FLIGHT_LIMITS, type InFlightCounter } from '../../core/identity/accounts.ts';
 import {
+  dueTimeOf,
   type Grantee,
   IN_FLIGHT_STATES,
   inFlightCounterOf,
+  MAINTAINED_STATES,
   type Snapshot,
   type SnapshotLimits,
   type SnapshotState,
@@ -30,6 +32,7 @@ import {
   usageKey,
   volumeKey,
 } from './keys.ts';
+import { leaseIndex, stateIndex } from './maintenance-index.ts';
 import { completedIndex, granteeId, ownerIndex, tokenKey } from './snapshot-rows.ts';
 import type { TransactItem } from './writes.ts';
 
@@ -80,6 +83,10 @@ export function createItems(
     gsi2pk: snapshotsOfVolumeIndex(snapshot.volumeId),
     gsi2sk: order,
     ...(snapshot.state === 'completed' ? completedIndex(snapshot) : {}),
+    ...(snapshot.state === 'pending' && snapshot.leaseUntil
+      ? leaseIndex(snapshot.snapshotId, snapshot.leaseUntil)
+      : {}),
+    ...stateIndex(snapshot.snapshotId, snapshot.state, snapshot),
     countedInFlight: inFlight,
   };
   return [
@@ -170,12 +177,16 @@ export function transitionWrite(
     IN_FLIGHT_STATES.includes(current.state);
   const addsBytes = current !== undefined && completes && current.state === 'pending';
   const leavesCompleted = to !== 'completed' && from.includes('completed');
+  // Out of `pending` its lease leaves the lease index (into `completed`, the entry is replaced).
+  const leavesLease = to !== 'pending' && to !== 'completed' && from.includes('pending');
   const set: Record<string, unknown> = {
     // The port's undefined is the builder's null: REMOVE.
     ...Object.fromEntries(Object.entries(changes).map(([k, v]) => [k, v === undefined ? null : v])),
     // Into `completed`, into the index of completed snapshots; out of it, out of the index.
     ...(to === 'completed' && current ? completedIndex(current) : {}),
-    ...(leavesCompleted ? { gsi3pk: null, gsi3sk: null } : {}),
+    ...(leavesCompleted || leavesLease ? { gsi3pk: null, gsi3sk: null } : {}),
+    ...leaseChange(snapshotId, to, changes),
+    ...stateIndexChange(snapshotId, from, to, current, changes),
     ...(releases ? { countedInFlight: null } : {}),
     state: to,
   };
@@ -217,7 +228,38 @@ export function transitionReadsFirst(
   const leavesInFlight =
     !IN_FLIGHT_STATES.includes(to) && from.some((state) => IN_FLIGHT_STATES.includes(state));
   const completes = changes.stats !== undefined && to === 'completed' && from.includes('pending');
-  return leavesInFlight || completes || to === 'completed';
+  // Into a maintained state whose due time the change does not carry: read it from the record.
+  const dueUnknown =
+    enters(from, to) &&
+    (MAINTAINED_STATES as readonly SnapshotState[]).includes(to) &&
+    dueTimeOf(to, changes) === undefined;
+  return leavesInFlight || completes || to === 'completed' || dueUnknown;
+}
+
+/** Whether a move from one of `from` to `to` may change the state (a move within one state does not). */
+const enters = (from: readonly SnapshotState[], to: SnapshotState) => from.some((state) => state !== to);
+
+/**
+ * The maintenance index entry a move writes: a new state's entry (its due time from the change or
+ * the record read), or the same state's when the change moves its due time (a new deadline).
+ */
+function stateIndexChange(
+  id: string,
+  from: readonly SnapshotState[],
+  to: SnapshotState,
+  current: Snapshot | undefined,
+  changes: Partial<Snapshot>,
+): Record<string, unknown> {
+  const entering = current ? current.state !== to : enters(from, to);
+  const moved = stateIndex(id, to, changes).gsi4pk !== null;
+  if (!entering && !moved) return {};
+  return stateIndex(id, to, { ...current, ...changes });
+}
+
+/** A lease set or removed by a move within `pending` follows in the lease index. */
+function leaseChange(id: string, to: SnapshotState, changes: Partial<Snapshot>): Record<string, unknown> {
+  if (to !== 'pending' || !('leaseUntil' in changes)) return {};
+  return changes.leaseUntil ? leaseIndex(id, changes.leaseUntil) : { gsi3pk: null, gsi3sk: null };
 }
 
 /**

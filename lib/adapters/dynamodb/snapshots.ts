@@ -4,7 +4,9 @@ import { VolsnapError } from '../../core/shared/errors.ts';
 import type { Page } from '../../core/shared/pagination.ts';
 import {
   type ClientTokenRecord,
+  dueTimeOf,
   type Grantee,
+  type MaintainedState,
   matchesFilter,
   type Snapshot,
   type SnapshotFilter,
@@ -21,6 +23,14 @@ import {
   snapshotsOfVolumeIndex,
   volumeKey,
 } from './keys.ts';
+import {
+  ensureMaintenanceIndexed,
+  indexPage,
+  LEASED_SNAPSHOTS,
+  leaseIndex,
+  snapshotsInState,
+  stateIndex,
+} from './maintenance-index.ts';
 import { Filters, getItem, gsi1Page, queryPage, scanPage } from './query.ts';
 import {
   completedIndex,
@@ -319,6 +329,39 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
     return scanPage(this.documents, this.table, 'snapshot', page, toSnapshot);
   }
 
+  async listInState(
+    state: MaintainedState,
+    page: { limit: number; nextToken?: string },
+    dueBefore?: string,
+  ): Promise<Page<Snapshot>> {
+    await ensureMaintenanceIndexed(this.documents, this.table);
+    return indexPage(
+      this.documents,
+      { table: this.table, index: 'gsi4', partition: snapshotsInState(state), before: dueBefore },
+      page,
+      (item) => {
+        const snapshot = toSnapshot(item);
+        const due = dueTimeOf(state, snapshot);
+        const inState = snapshot.state === state && due !== undefined;
+        return inState && (dueBefore === undefined || due < dueBefore) ? snapshot : undefined;
+      },
+    );
+  }
+
+  async listLapsed(before: string, page: { limit: number; nextToken?: string }): Promise<Page<Snapshot>> {
+    await ensureMaintenanceIndexed(this.documents, this.table);
+    return indexPage(
+      this.documents,
+      { table: this.table, index: 'gsi3', partition: LEASED_SNAPSHOTS, before },
+      page,
+      (item) => {
+        const snapshot = toSnapshot(item);
+        const lapsed = snapshot.state === 'pending' && snapshot.leaseUntil && snapshot.leaseUntil < before;
+        return lapsed ? snapshot : undefined;
+      },
+    );
+  }
+
   /**
    * Puts completed snapshots stored before the index of completed snapshots existed into it (one
    * page of the table at a time; idempotent, safe beside live traffic: each write is conditional on
@@ -389,7 +432,14 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       updateItem(
         this.table,
         snapshotKey(snapshotId),
-        { set: { ...lease, ...claim } },
+        {
+          set: {
+            ...lease,
+            ...claim,
+            ...leaseIndex(snapshotId, lease.leaseUntil),
+            ...(claim ? stateIndex(snapshotId, 'pending', claim) : {}),
+          },
+        },
         all(
           equals('state', 'pending'),
           expected === undefined ? notExists('leaseUntil') : equals('leaseUntil', expected),
@@ -404,7 +454,7 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
       updateItem(
         this.table,
         snapshotKey(snapshotId),
-        { set: { leaseUntil } },
+        { set: { leaseUntil, ...leaseIndex(snapshotId, leaseUntil) } },
         all(equals('state', 'pending'), exists('leaseUntil')),
       ),
     );

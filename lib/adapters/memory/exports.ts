@@ -7,7 +7,7 @@ import {
 } from '../../core/identity/accounts.ts';
 import type { Page } from '../../core/shared/pagination.ts';
 import type { Export, ExportRepository, ExportState } from '../../core/tasks/exports.ts';
-import { pageOf } from './paging.ts';
+import { orderedPage, pageOf } from './paging.ts';
 import type { UsageCounters } from './snapshots.ts';
 
 /** Export records in memory, for unit tests: the same contract as the DynamoDB repository. */
@@ -55,6 +55,15 @@ export class MemoryExportRepository implements ExportRepository {
   async listAll(page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
     return pageOf(
       [...this.#records.values()].map((r) => structuredClone(r)),
+      page,
+    );
+  }
+
+  async listExpired(before: string, page: { limit: number; nextToken?: string }): Promise<Page<Export>> {
+    return orderedPage(
+      [...this.#records.values()]
+        .filter((item) => item.expiresAt && item.expiresAt < before)
+        .map((item) => ({ item, order: `${item.expiresAt}#${item.exportId}` })),
       page,
     );
   }

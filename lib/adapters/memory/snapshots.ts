@@ -9,9 +9,11 @@ import { VolsnapError } from '../../core/shared/errors.ts';
 import type { Page } from '../../core/shared/pagination.ts';
 import {
   type ClientTokenRecord,
+  dueTimeOf,
   type Grantee,
   IN_FLIGHT_STATES,
   inFlightCounterOf,
+  type MaintainedState,
   matchesFilter,
   type Snapshot,
   type SnapshotFilter,
@@ -19,7 +21,7 @@ import {
   type SnapshotRepository,
   type SnapshotState,
 } from '../../core/snapshots/snapshots.ts';
-import { pageOf } from './paging.ts';
+import { orderedPage, pageOf } from './paging.ts';
 import type { MemoryVolumeRepository } from './volumes.ts';
 
 const newestFirst = (a: Snapshot, b: Snapshot) =>
@@ -207,6 +209,36 @@ export class MemorySnapshotRepository implements SnapshotRepository {
   async listAll(page: { limit: number; nextToken?: string }): Promise<Page<Snapshot>> {
     return pageOf(
       [...this.#snapshots.values()].sort(newestFirst).map((s) => structuredClone(s)),
+      page,
+    );
+  }
+
+  async listInState(
+    state: MaintainedState,
+    page: { limit: number; nextToken?: string },
+    dueBefore?: string,
+  ): Promise<Page<Snapshot>> {
+    const due = (s: Snapshot) => (s.state === state ? dueTimeOf(state, s) : undefined);
+    return this.#inOrder((s) => {
+      const time = due(s);
+      return time !== undefined && (dueBefore === undefined || time < dueBefore) ? time : undefined;
+    }, page);
+  }
+
+  async listLapsed(before: string, page: { limit: number; nextToken?: string }): Promise<Page<Snapshot>> {
+    return this.#inOrder(
+      (s) => (s.state === 'pending' && s.leaseUntil && s.leaseUntil < before ? s.leaseUntil : undefined),
+      page,
+    );
+  }
+
+  /** The snapshots `orderOf` gives a time, in that time's order then by id (see {@link orderedPage}). */
+  #inOrder(orderOf: (s: Snapshot) => string | undefined, page: { limit: number; nextToken?: string }) {
+    return orderedPage(
+      [...this.#snapshots.values()].flatMap((item) => {
+        const time = orderOf(item);
+        return time === undefined ? [] : [{ item, order: `${time}#${item.snapshotId}` }];
+      }),
       page,
     );
   }

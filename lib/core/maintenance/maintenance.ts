@@ -4,17 +4,25 @@ import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
 import type { WorkMessage, WorkQueue } from '../ports/queue.ts';
 import { type Clock, isoTime } from '../shared/clock.ts';
 import { VolsnapError } from '../shared/errors.ts';
-import type { Page } from '../shared/pagination.ts';
 import {
   DEFAULT_LEASE_MS,
   DEFAULT_MAX_DISPATCHES,
   type SnapshotService,
 } from '../snapshots/snapshot-service.ts';
 import { retireSession } from '../snapshots/snapshot-verify.ts';
-import { LIVE_MANIFEST_STATES, type Snapshot, type SnapshotRepository } from '../snapshots/snapshots.ts';
+import {
+  LIVE_MANIFEST_STATES,
+  type MaintainedState,
+  type Snapshot,
+  type SnapshotRepository,
+  type SnapshotState,
+} from '../snapshots/snapshots.ts';
 import type { Export, ExportRepository, ExportService } from '../tasks/exports.ts';
 import { forgetImportSource } from '../tasks/imports.ts';
 import { deleteParts, failSnapshotWork } from '../tasks/parts.ts';
+import { isServerWork, pages, unfinished, workOf } from './work.ts';
+
+export { pages, workOf };
 
 /** What garbage collection found and did. */
 export interface GcReport {
@@ -154,7 +162,7 @@ export class Maintenance {
         if (now && LIVE_MANIFEST_STATES.includes(now.state)) skipped.add(snapshot.accountId);
       }
     };
-    for await (const snapshot of this.#allSnapshots()) {
+    for await (const snapshot of this.#inStates([...LIVE_MANIFEST_STATES, 'pending', 'queued'])) {
       known.set(snapshot.snapshotId, snapshot.state);
       if (LIVE_MANIFEST_STATES.includes(snapshot.state)) {
         await markManifest(snapshot);
@@ -174,9 +182,8 @@ export class Maintenance {
     // A snapshot that completed while the marking ran (pending when listed, or not listed at all)
     // names the blocks it inherits from its parent, which may have been deleted before the marking
     // read the parent's manifest: a second listing marks the manifests of those.
-    for await (const snapshot of this.#allSnapshots()) {
-      if (LIVE_MANIFEST_STATES.includes(snapshot.state) && !marked.has(snapshot.snapshotId))
-        await markManifest(snapshot);
+    for await (const snapshot of this.#inStates(LIVE_MANIFEST_STATES)) {
+      if (!marked.has(snapshot.snapshotId)) await markManifest(snapshot);
     }
 
     for (const [key, size] of candidates) {
@@ -193,12 +200,16 @@ export class Maintenance {
     // Manifests and uploads whose snapshot is gone (or failed: its upload is no use any more).
     for (const key of leftovers) {
       // manifests/{id}, uploads/manifests/{id}[/{manifestUploadId}], uploads/parts/{id}/{part}
+      // A snapshot not listed (failed, being deleted, gone, or created since) is read by id: only
+      // garbage costs a read, never the snapshots of the region.
       const snapshotId = key.split('/')[key.startsWith('manifests/') ? 1 : 2];
-      const state = snapshotId ? known.get(snapshotId) : undefined;
+      const state = snapshotId
+        ? (known.get(snapshotId) ?? (await this.#o.snapshots.get(snapshotId))?.state)
+        : undefined;
       const keep = key.startsWith('manifests/')
         ? state !== undefined && state !== 'deleting' && state !== 'error'
         : state === 'pending' || state === 'queued';
-      if (keep || (state === undefined && snapshotId && (await this.#o.snapshots.get(snapshotId)))) continue;
+      if (keep) continue;
       await this.#o.objects.delete(key);
       report.objectsDeleted++;
     }
@@ -224,29 +235,7 @@ export class Maintenance {
       uploadsAborted: 0,
       notes: [],
     };
-    for await (const snapshot of this.#allSnapshots()) {
-      if (snapshot.state === 'queued' && snapshot.deadline < now) {
-        const failed = await this.#o.snapshots.transition(snapshot.snapshotId, ['queued'], 'error', {
-          stateReason: `No agent took this queued snapshot before ${snapshot.deadline}: run \`volsnap agent --volume ${snapshot.volumeId}=<device or file>\` on the volume's host.`,
-        });
-        if (failed) report.queuedExpired.push(snapshot.snapshotId);
-      } else if (snapshot.state === 'pending' && snapshot.deadline < now) {
-        if (
-          await this.#failPending(snapshot, `It did not complete before its deadline (${snapshot.deadline}).`)
-        )
-          report.snapshotsFailed.push(snapshot.snapshotId);
-      } else if (snapshot.state === 'pending' && snapshot.leaseUntil && snapshot.leaseUntil < now) {
-        const outcome = await this.#lapsed(this.#leasedSnapshot(snapshot), nowMs);
-        if (outcome === 'redispatched') report.redispatched.push(snapshot.snapshotId);
-        if (outcome === 'failed') report.snapshotsFailed.push(snapshot.snapshotId);
-      } else if (
-        snapshot.state === 'deleting' &&
-        (snapshot.deletedAt ?? snapshot.createdAt) < isoTime(nowMs - DELETING_STUCK_MS)
-      ) {
-        await this.#o.service.purge(snapshot);
-        report.deletionsFinished.push(snapshot.snapshotId);
-      }
-    }
+    await this.#reapSnapshots(nowMs, report);
     for await (const record of pages((page) => this.#o.exports.listAll(page))) {
       if (record.deletedAt) {
         // Deleted by its owner, the store refused the cleanup then: done now, or noted and retried.
@@ -283,23 +272,61 @@ export class Maintenance {
     return report;
   }
 
-  /** Deletes exports past their expiry and purges snapshots whose recycle-bin retention ended. */
+  /**
+   * Deletes exports past their expiry and purges snapshots whose recycle-bin retention ended. Reads
+   * only those (the repositories' listings of what is due), however many the region keeps.
+   */
   async expire(): Promise<ExpiryReport> {
     const now = isoTime(this.#o.clock.now());
     const report: ExpiryReport = { exportsDeleted: [], snapshotsPurged: [] };
-    for await (const record of pages((page) => this.#o.exports.listAll(page))) {
-      if (record.expiresAt && record.expiresAt < now) {
-        await this.#o.exportService.expire(record);
-        report.exportsDeleted.push(record.exportId);
-      }
+    for await (const record of pages((page) => this.#o.exports.listExpired(now, page))) {
+      await this.#o.exportService.expire(record);
+      report.exportsDeleted.push(record.exportId);
     }
-    for await (const snapshot of this.#allSnapshots()) {
-      if (snapshot.state === 'recycled' && snapshot.purgeAt && snapshot.purgeAt < now) {
-        await this.#o.service.purge(snapshot);
-        report.snapshotsPurged.push(snapshot.snapshotId);
-      }
+    for await (const snapshot of this.#due('recycled', now)) {
+      await this.#o.service.purge(snapshot);
+      report.snapshotsPurged.push(snapshot.snapshotId);
     }
     return report;
+  }
+
+  /**
+   * The reaper's snapshots, each read from a listing of what is due (never every snapshot): queued
+   * and pending ones past their deadline, pending ones whose lease lapsed, stuck deletions.
+   */
+  async #reapSnapshots(nowMs: number, report: ReapReport): Promise<void> {
+    const now = isoTime(nowMs);
+    for await (const snapshot of this.#due('queued', now)) {
+      const failed = await this.#o.snapshots.transition(snapshot.snapshotId, ['queued'], 'error', {
+        stateReason: `No agent took this queued snapshot before ${snapshot.deadline}: run \`volsnap agent --volume ${snapshot.volumeId}=<device or file>\` on the volume's host.`,
+      });
+      if (failed) report.queuedExpired.push(snapshot.snapshotId);
+    }
+    const late = async (snapshot: Snapshot) => {
+      if (
+        await this.#failPending(snapshot, `It did not complete before its deadline (${snapshot.deadline}).`)
+      )
+        report.snapshotsFailed.push(snapshot.snapshotId);
+    };
+    const seen = new Set<string>();
+    for await (const snapshot of this.#due('pending', now)) {
+      seen.add(snapshot.snapshotId);
+      await late(snapshot);
+    }
+    for await (const snapshot of pages((page) => this.#o.snapshots.listLapsed(now, page))) {
+      if (seen.has(snapshot.snapshotId)) continue;
+      if (snapshot.deadline < now) {
+        await late(snapshot);
+        continue;
+      }
+      const outcome = await this.#lapsed(this.#leasedSnapshot(snapshot), nowMs);
+      if (outcome === 'redispatched') report.redispatched.push(snapshot.snapshotId);
+      if (outcome === 'failed') report.snapshotsFailed.push(snapshot.snapshotId);
+    }
+    for await (const snapshot of this.#due('deleting', isoTime(nowMs - DELETING_STUCK_MS))) {
+      await this.#o.service.purge(snapshot);
+      report.deletionsFinished.push(snapshot.snapshotId);
+    }
   }
 
   /**
@@ -377,8 +404,15 @@ export class Maintenance {
     return true;
   }
 
-  #allSnapshots(): AsyncIterable<Snapshot> {
-    return pages((page) => this.#o.snapshots.listAll(page));
+  /** Snapshots in `state` due before `before` (see SnapshotRepository.listInState). */
+  #due(state: MaintainedState, before: string): AsyncIterable<Snapshot> {
+    return pages((page) => this.#o.snapshots.listInState(state, page, before));
+  }
+
+  /** Every snapshot in these states, state after state (GC: proportional to live work, not to the region's snapshots). */
+  async *#inStates(states: readonly SnapshotState[]): AsyncIterable<Snapshot> {
+    for (const state of states as readonly MaintainedState[])
+      yield* pages((page) => this.#o.snapshots.listInState(state, page));
   }
 }
 
@@ -395,48 +429,6 @@ interface LeasedWork {
   messages(): WorkMessage[];
   /** Fails the work for good; whether it is in `error` now (false: it ended otherwise meanwhile). */
   fail(reason: string): Promise<boolean>;
-}
-
-/** Work written by workers (a copy, an import, an image snapshot), not uploaded by a client. */
-function isServerWork(snapshot: Snapshot): boolean {
-  return (
-    !snapshot.verification &&
-    (snapshot.copiedFrom !== undefined ||
-      snapshot.importedFrom !== undefined ||
-      snapshot.leaseUntil !== undefined)
-  );
-}
-
-/** The messages that (re)start a pending server-side snapshot's unfinished work. */
-export function workOf(snapshot: Snapshot): WorkMessage[] {
-  const undone = unfinished(snapshot.parts ?? 0, snapshot.partsDone);
-  const { snapshotId } = snapshot;
-  if (snapshot.verification) return undone.map((part) => ({ kind: 'snapshot.verifyPart', snapshotId, part }));
-  if (snapshot.copiedFrom) return undone.map((part) => ({ kind: 'snapshot.copyPart', snapshotId, part }));
-  if (snapshot.importedFrom) return undone.map((part) => ({ kind: 'snapshot.importPart', snapshotId, part }));
-  if (snapshot.parts === undefined) return [{ kind: 'snapshot.fromImage', snapshotId }];
-  return undone.map((part) => ({ kind: 'snapshot.fromImagePart', snapshotId, part }));
-}
-
-/**
- * The parts to send again: those not checkpointed, or when all are (a worker died between the last
- * checkpoint and finishing), the last one, whose redelivery counts it again and finishes the work.
- */
-function unfinished(parts: number, done: readonly number[] = []): number[] {
-  const undone = Array.from({ length: parts }, (_, part) => part).filter((part) => !done.includes(part));
-  return undone.length > 0 || parts === 0 ? undone : [parts - 1];
-}
-
-/** Every item of a paged listing. */
-export async function* pages<T>(
-  list: (page: { limit: number; nextToken?: string }) => Promise<Page<T>>,
-): AsyncIterable<T> {
-  let nextToken: string | undefined;
-  do {
-    const page = await list({ limit: 500, ...(nextToken ? { nextToken } : {}) });
-    yield* page.items;
-    nextToken = page.nextToken;
-  } while (nextToken);
 }
 
 /** The scheduled jobs, each also runnable on demand by the operator (`volsnap admin run JOB`). */

@@ -6,7 +6,6 @@ import { isHeld, type Snapshot, type SnapshotRepository } from '../snapshots/sna
 import { systemCaller } from '../tasks/parts.ts';
 import { lineageVolumeId, type SnapshotCopier } from '../tasks/snapshot-copy.ts';
 import type { Volume, VolumeRepository } from '../volumes/volumes.ts';
-import { pages } from './maintenance.ts';
 import {
   nextRunAfter,
   POLICY_TAG,
@@ -15,6 +14,7 @@ import {
   type PolicyRetention,
   type PolicyRunReport,
 } from './policies.ts';
+import { pages } from './work.ts';
 
 /** A region as the policy runner uses it: where snapshots and copies are made and kept. */
 export interface PolicyRegion {

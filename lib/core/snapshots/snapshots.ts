@@ -24,6 +24,34 @@ export const SNAPSHOT_TRANSITIONS: Record<SnapshotState, readonly SnapshotState[
 /** States whose manifest is kept and whose blocks garbage collection must not reclaim. */
 export const LIVE_MANIFEST_STATES: readonly SnapshotState[] = ['completed', 'recycled'];
 
+/**
+ * States maintenance lists by state (through a sparse index on a table): every state but `error`,
+ * which is nobody's work. Queued and pending snapshots are due at their deadline, deleting ones at
+ * their deletion, recycled ones at their purge; completed ones are never due (GC reads them all).
+ */
+export const MAINTAINED_STATES = ['queued', 'pending', 'deleting', 'recycled', 'completed'] as const;
+export type MaintainedState = (typeof MAINTAINED_STATES)[number];
+
+/** When a snapshot in `state` with these fields is due for maintenance (ISO time); undefined if not known. */
+export function dueTimeOf(
+  state: SnapshotState,
+  fields: Partial<Pick<Snapshot, 'deadline' | 'deletedAt' | 'purgeAt' | 'createdAt'>>,
+): string | undefined {
+  switch (state) {
+    case 'queued':
+    case 'pending':
+      return fields.deadline;
+    case 'deleting':
+      return fields.deletedAt ?? fields.createdAt;
+    case 'recycled':
+      return fields.purgeAt;
+    case 'completed':
+      return fields.createdAt;
+    default:
+      return undefined;
+  }
+}
+
 /** States of a snapshot being written: each counts against a limit on work in flight. */
 export const IN_FLIGHT_STATES: readonly SnapshotState[] = ['queued', 'pending'];
 
@@ -237,6 +265,21 @@ export interface SnapshotRepository {
    * and still exists is in it.
    */
   listAll(page: { limit: number; nextToken?: string }): Promise<Page<Snapshot>>;
+  /**
+   * The snapshots in `state`, of every account, in due order ({@link dueTimeOf}, then id); with
+   * `dueBefore`, only those due before it. Reads only snapshots in that state (a sparse index, not
+   * the table): a listing's cost follows the work in that state, not the region's snapshots. Each
+   * snapshot is read again before it is returned (it is in `state` and due now); one that entered
+   * the state a moment ago may be missing (the index lags), so callers run again rather than rely
+   * on one listing. Pages may hold fewer than `limit` items before the end.
+   */
+  listInState(
+    state: MaintainedState,
+    page: { limit: number; nextToken?: string },
+    dueBefore?: string,
+  ): Promise<Page<Snapshot>>;
+  /** Pending snapshots whose lease lapsed before `before`, in lease order (as {@link listInState}). */
+  listLapsed(before: string, page: { limit: number; nextToken?: string }): Promise<Page<Snapshot>>;
   /** Puts (or extends) a hold on a completed snapshot; false if it is not completed. Idempotent. */
   hold(snapshotId: string, holder: string, until: string): Promise<boolean>;
   /** Releases a hold; idempotent (a missing snapshot or hold is fine). */

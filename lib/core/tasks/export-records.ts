@@ -94,6 +94,15 @@ export interface ExportRepository {
   ): Promise<Export | undefined>;
   /** Deletes the record and gives back what it counted; idempotent. */
   remove(exportId: string): Promise<void>;
-  /** Every export of the region, of every account, a page at a time (for the reaper and expiry). */
+  /**
+   * Every export of the region, of every account, a page at a time (for the reaper). Reads exports
+   * only (an index of them, not the table): every export is deleted at its expiry, so this follows
+   * the exports kept, not the region's snapshots.
+   */
   listAll(page: { limit: number; nextToken?: string }): Promise<Page<Export>>;
+  /**
+   * Exports whose `expiresAt` is before `before`, in expiry order, each read again before it is
+   * returned (for expiry: it reads only what is due). Pages may hold fewer than `limit` items.
+   */
+  listExpired(before: string, page: { limit: number; nextToken?: string }): Promise<Page<Export>>;
 }

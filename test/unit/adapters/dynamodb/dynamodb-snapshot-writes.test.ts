@@ -3,6 +3,7 @@ import type { UpdateParams } from '../../../../lib/adapters/dynamodb/expressions
 import {
   createCounts,
   createItems,
+  transitionReadsFirst,
   transitionWrite,
 } from '../../../../lib/adapters/dynamodb/snapshot-writes.ts';
 import type { Snapshot } from '../../../../lib/core/snapshots/snapshots.ts';
@@ -78,7 +79,7 @@ describe('the snapshot transactions, as built', () => {
       undefined,
     );
     expect(read(update)).toBe(
-      'SET progress = 40, state = "pending" REMOVE leaseUntil IF attribute_exists(pk) AND state = "pending"',
+      'SET progress = 40, state = "pending" REMOVE leaseUntil, gsi3pk, gsi3sk IF attribute_exists(pk) AND state = "pending"',
     );
     expect(others).toEqual([]);
   });
@@ -108,8 +109,55 @@ describe('the snapshot transactions, as built', () => {
       undefined,
     );
     expect(read(update)).toBe(
-      'SET purgeAt = "2026-02-01", state = "recycled" REMOVE gsi3pk, gsi3sk IF attribute_exists(pk) AND state = "completed"',
+      'SET purgeAt = "2026-02-01", gsi4pk = "MAINTAIN#SNAPSHOT#recycled", gsi4sk = "2026-02-01#snap-1", state = "recycled" REMOVE gsi3pk, gsi3sk IF attribute_exists(pk) AND state = "completed"',
     );
     expect(others).toEqual([]);
+  });
+
+  it('keeps the maintenance index with the state: due time in, out of it on error, the lease with the lease', () => {
+    const [put] = createItems(
+      't',
+      { ...snapshot, leaseUntil: '2026-01-01T00:03:00.000Z' },
+      {},
+      undefined,
+      undefined,
+    );
+    expect(put?.Put?.Item).toMatchObject({
+      gsi4pk: 'MAINTAIN#SNAPSHOT#pending',
+      gsi4sk: `${snapshot.deadline}#snap-1`,
+      gsi3pk: 'LEASE#SNAPSHOT',
+      gsi3sk: '2026-01-01T00:03:00.000Z#snap-1',
+    });
+    const failed = transitionWrite(
+      't',
+      'snap-1',
+      { from: ['pending'], to: 'error', changes: {} },
+      undefined,
+      undefined,
+    );
+    expect(read(failed.update)).toBe(
+      'SET state = "error" REMOVE gsi3pk, gsi3sk, gsi4pk, gsi4sk IF attribute_exists(pk) AND state = "pending"',
+    );
+    const started = transitionWrite(
+      't',
+      'snap-1',
+      { from: ['queued'], to: 'pending', changes: { deadline: '2026-01-02' } },
+      undefined,
+      undefined,
+    );
+    expect(read(started.update)).toContain(
+      'gsi4pk = "MAINTAIN#SNAPSHOT#pending", gsi4sk = "2026-01-02#snap-1"',
+    );
+    const progressed = transitionWrite(
+      't',
+      'snap-1',
+      { from: ['pending'], to: 'pending', changes: { progress: 3 } },
+      undefined,
+      undefined,
+    );
+    expect(read(progressed.update)).not.toContain('gsi4');
+    // Into deleting without the time in the change: the record is read first for it.
+    expect(transitionReadsFirst(['completed'], 'deleting', {})).toBe(true);
+    expect(transitionReadsFirst(['completed'], 'deleting', { deletedAt: '2026-01-03' })).toBe(false);
   });
 });

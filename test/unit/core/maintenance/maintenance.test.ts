@@ -26,7 +26,11 @@ import {
   DEFAULT_MAX_DISPATCHES,
   type SnapshotService,
 } from '../../../../lib/core/snapshots/snapshot-service.ts';
-import type { Snapshot, SnapshotRepository } from '../../../../lib/core/snapshots/snapshots.ts';
+import type {
+  MaintainedState,
+  Snapshot,
+  SnapshotRepository,
+} from '../../../../lib/core/snapshots/snapshots.ts';
 import type { ExportService } from '../../../../lib/core/tasks/exports.ts';
 import type { ImageSnapshotter } from '../../../../lib/core/tasks/image-snapshot.ts';
 import { partKey } from '../../../../lib/core/tasks/parts.ts';
@@ -375,8 +379,12 @@ describe('garbage collection', () => {
     // After gc has read the snapshot listing (without the child), the child is written against the
     // parent and completed, then the parent is deleted: its manifest is gone when gc comes to it.
     const racing = intercept<SnapshotRepository>(snapshotRepo, {
-      async listAll(page: { limit: number; nextToken?: string }): Promise<Page<Snapshot>> {
-        const listed = await snapshotRepo.listAll(page);
+      async listInState(
+        state: MaintainedState,
+        page: { limit: number; nextToken?: string },
+        dueBefore?: string,
+      ): Promise<Page<Snapshot>> {
+        const listed = await snapshotRepo.listInState(state, page, dueBefore);
         if (!child) {
           child = await takeSnapshot(alice, volume.volumeId, second);
           await service.delete(alice, parent.snapshotId);
