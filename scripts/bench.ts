@@ -1,4 +1,4 @@
-// `npm run bench [-- --size 1GiB --quick --runs 3]`: measures volsnap's data path on deterministic
+// `npm run bench [-- --size 1GiB --quick --runs 3]` (`-- --scale`: the table-size bench instead): measures volsnap's data path on deterministic
 // images against a local cloud it starts itself, side by side with the tools users would pick
 // instead (restic, rclone) on the same images and the same emulator (s3rver), and with the limits of
 // the machine (a plain read, sha256sum, OpenSSL's SHA-256) and of the emulator (PUTs and GETs of
@@ -16,6 +16,7 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3
 import pLimit from 'p-limit';
 import { s3ClientConfig } from '../lib/adapters/aws-clients.ts';
 import { parseSize } from '../lib/cli/units.ts';
+import { runScaleBench } from './bench/scale.ts';
 import { LOCAL_CREDENTIALS, startLocalCloud } from './local-cloud/cloud.ts';
 import { startS3Emulator } from './local-cloud/processes.ts';
 
@@ -26,6 +27,7 @@ const { values } = parseArgs({
     size: { type: 'string' },
     quick: { type: 'boolean', default: false },
     runs: { type: 'string', default: '3' },
+    scale: { type: 'boolean', default: false },
   },
 });
 const size = parseSize(values.size ?? (values.quick ? '256MiB' : '1GiB'));
@@ -563,4 +565,6 @@ ${bars}
 `;
 }
 
-await main();
+// --scale: the table-size bench (scripts/bench/scale.ts) instead of the data path.
+if (values.scale) await runScaleBench(ROOT);
+else await main();

@@ -26,7 +26,11 @@
  * (*) only while the policy is enabled (gsi2sk is always kept): a sparse index of the policies to run.
  *
  * gsi3 is sparse too: a snapshot is in it (gsi3pk `VOLUME#vol#COMPLETED`, gsi3sk createdAt#id) only
- * while it is completed, so a volume's newest completed snapshot is one read (keys only).
+ * while it is completed, so a volume's newest completed snapshot is one read (keys only); a pending
+ * snapshot with a lease is in it under `LEASE#SNAPSHOT` (gsi3sk leaseUntil#id): the reaper's lapsed work.
+ * gsi4 is sparse (keys only): a snapshot in any state but `error` under `MAINTAIN#SNAPSHOT#state`
+ * (gsi4sk dueAt#id), every export under `MAINTAIN#EXPORT` (gsi4sk expiresAt#id): what maintenance
+ * reads (maintenance-index.ts). `MIGRATION#maintenance-index` marks a table whose older items are in it.
  * Upload slots and rate windows expire through the table's TTL (`expiresAt`).
  */
 export const accountKey = (accountId: string) => ({ pk: `ACCOUNT#${accountId}`, sk: 'ACCOUNT' });

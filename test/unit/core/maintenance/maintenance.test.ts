@@ -215,6 +215,46 @@ async function olderAndNewer(caller: Caller) {
   return { volume, older, newer, first, second, olderSegments, newerSegments, onlyOlder };
 }
 
+describe('what maintenance reads', () => {
+  it('reads only listings of snapshots in a state and of exports, never every snapshot of the region', async () => {
+    const { older } = await olderAndNewer(alice);
+    await service.delete(alice, older.snapshotId);
+    const refuse = async (): Promise<never> => {
+      throw new Error('listed every snapshot of the region');
+    };
+    const states: string[] = [];
+    const snapshots = intercept<SnapshotRepository>(snapshotRepo, {
+      listAll: refuse,
+      listInState: (
+        state: MaintainedState,
+        page: { limit: number; nextToken?: string },
+        dueBefore?: string,
+      ) => {
+        states.push(dueBefore === undefined ? state : `${state}<`);
+        return snapshotRepo.listInState(state, page, dueBefore);
+      },
+    });
+    clock.advance(8 * DAY);
+    const jobs = maintenance({ snapshots });
+    expect((await jobs.expire()).snapshotsPurged).toEqual([older.snapshotId]);
+    await jobs.reap();
+    expect((await jobs.gc({ graceMs: 0 })).segmentsDeleted).toBeGreaterThan(0);
+    // Expiry and the reaper read what is due (before a time); GC every live manifest and what is being written.
+    expect(states).toEqual([
+      'recycled<',
+      'queued<',
+      'pending<',
+      'deleting<',
+      'completed',
+      'recycled',
+      'pending',
+      'queued',
+      'completed',
+      'recycled',
+    ]);
+  });
+});
+
 describe('garbage collection', () => {
   it('deletes exactly the segments only a deleted snapshot referenced, and reclaims their bytes; the newer snapshot stays whole', async () => {
     await noRecycleBin(alice);
