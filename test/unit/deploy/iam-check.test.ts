@@ -90,6 +90,28 @@ describe('the IAM check', () => {
     );
   });
 
+  it('allows what maintenance does on its table: the sparse indexes queried, what they name batch-read, the one-time pass', () => {
+    const table = 'volsnap-local-eu-west-1';
+    const maintenance: RecordedCall[] = [
+      { operation: 'Query', body: { TableName: table, IndexName: 'gsi4' } },
+      { operation: 'Query', body: { TableName: table, IndexName: 'gsi3' } },
+      { operation: 'BatchGetItem', body: { RequestItems: { [table]: {} } } },
+      { operation: 'Scan', body: { TableName: table } },
+      { operation: 'PutItem', body: { TableName: table } },
+    ].flatMap(({ operation, body }) =>
+      dynamodbNeeds('eu-west-1', operation, body).map((need) => ({
+        ...need,
+        role: 'eu-west-1',
+        service: 'dynamodb' as const,
+        operation,
+      })),
+    );
+    expect(maintenance.map((call) => call.resource)).toContain(
+      `arn:aws:dynamodb:eu-west-1:000000000000:table/${table}/index/gsi4`,
+    );
+    expect(checkCalls(maintenance, resolvedRoles()).denied).toEqual([]);
+  });
+
   it('grants another region only what the registry names, and the identity table only in its region', () => {
     const roles = resolvedRoles();
     const resources = (region: string) => roles.get(region)?.flatMap((s) => s.resources) ?? [];
