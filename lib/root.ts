@@ -39,6 +39,7 @@ const EVERY_PORT: { readonly [K in MadePorts]-?: true } = {
   volumes: true,
   snapshots: true,
   exports: true,
+  verifications: true,
   policies: true,
   instances: true,
   images: true,

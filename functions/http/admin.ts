@@ -1,6 +1,7 @@
 import { exportPorts } from '../../lib/aws/export-records.ts';
 import { policyPorts } from '../../lib/aws/policy-records.ts';
 import { snapshotPorts } from '../../lib/aws/snapshots.ts';
+import { verificationPorts } from '../../lib/aws/verification-records.ts';
 import { DEFAULT_QUOTA, type QuotaLimits } from '../../lib/core/identity/accounts.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
@@ -10,7 +11,7 @@ import { accountService } from '../../lib/wiring/identity.ts';
 import { maintenanceJobs } from '../../lib/wiring/maintenance.ts';
 
 /** The services of this function's routes, over the ports they use (and nothing else in its bundle). */
-const service = servicesOver(...snapshotPorts, exportPorts, policyPorts);
+const service = servicesOver(...snapshotPorts, exportPorts, policyPorts, verificationPorts);
 
 /** `POST /v1/admin/accounts {name, ownerName}`: a new account, its owner and the owner's first key (operator). */
 export const createAccount = httpHandler(

@@ -4,6 +4,7 @@ import { snapshotCopier } from './copies.ts';
 import { exportService } from './exports.ts';
 import type { Factory, Region } from './region.ts';
 import { snapshotService } from './snapshots.ts';
+import { verificationService } from './verifications.ts';
 
 /**
  * What the region's GC, reaper and expiry run over. A function, not a factory: a test that injects a
@@ -17,6 +18,7 @@ export function maintenanceOptions(region: Region): MaintenanceOptions {
     objects,
     exports,
     exportService: region.get(exportService),
+    verifications: { records: region.ports.verifications, service: region.get(verificationService) },
     queue,
     clock,
     ...region.tuning.maintenance,

@@ -16,6 +16,7 @@ import type { ImageSnapshotterOptions } from '../core/tasks/image-snapshot.ts';
 import type { RemoteOpener, SnapshotImporterOptions } from '../core/tasks/imports.ts';
 import type { SnapshotCopierOptions } from '../core/tasks/snapshot-copy.ts';
 import type { UploadSlots } from '../core/tasks/uploads.ts';
+import type { VerificationRepository, VerificationServiceOptions } from '../core/tasks/verifications.ts';
 import type { VolumeRepository } from '../core/volumes/volumes.ts';
 
 /**
@@ -29,6 +30,7 @@ export interface RegionTuning {
   >;
   copies?: Pick<SnapshotCopierOptions, 'partBlocks' | 'readConcurrency' | 'runBytes'>;
   exports?: Pick<ExportServiceOptions, 'partSize' | 'leaseMs'>;
+  verifications?: Pick<VerificationServiceOptions, 'segmentsPerPart' | 'leaseMs'>;
   imports?: Pick<
     SnapshotImporterOptions,
     'partBlocks' | 'readConcurrency' | 'rangeBytes' | 'uploadPartSize' | 'urlsPerRequest'
@@ -77,6 +79,7 @@ export interface RegionPorts {
   readonly volumes: VolumeRepository;
   readonly snapshots: SnapshotRepository;
   readonly exports: ExportRepository;
+  readonly verifications: VerificationRepository;
   readonly policies: PolicyRepository;
   readonly instances: InstanceRepository;
   readonly images: ImageRepository;

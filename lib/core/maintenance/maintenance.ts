@@ -4,7 +4,6 @@ import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
 import type { WorkMessage, WorkQueue } from '../ports/queue.ts';
 import { type Clock, isoTime } from '../shared/clock.ts';
 import { VolsnapError } from '../shared/errors.ts';
-import type { Page } from '../shared/pagination.ts';
 import {
   DEFAULT_LEASE_MS,
   DEFAULT_MAX_DISPATCHES,
@@ -15,6 +14,10 @@ import { LIVE_MANIFEST_STATES, type Snapshot, type SnapshotRepository } from '..
 import type { Export, ExportRepository, ExportService } from '../tasks/exports.ts';
 import { forgetImportSource } from '../tasks/imports.ts';
 import { deleteParts, failSnapshotWork } from '../tasks/parts.ts';
+import type { Verification, VerificationRepository, VerificationService } from '../tasks/verifications.ts';
+import { type LeasedWork, pages, redispatchLapsed, unfinished } from './leases.ts';
+
+export { pages } from './leases.ts';
 
 /** What garbage collection found and did. */
 export interface GcReport {
@@ -41,6 +44,8 @@ export interface ReapReport {
   redispatched: string[];
   /** Pending exports past their deadline or out of attempts, now `error`, their uploads aborted. */
   exportsFailed: string[];
+  /** Pending verifications past their deadline or out of attempts, now `error`. */
+  verificationsFailed: string[];
   /** Deletions interrupted half-way (snapshots), or refused by the store (exports), finished. */
   deletionsFinished: string[];
   /** Unfinished multipart uploads older than the grace period, aborted. */
@@ -62,6 +67,8 @@ export interface MaintenanceOptions {
   objects: ObjectStore;
   exports: ExportRepository;
   exportService: ExportService;
+  /** Re-reads of stored snapshots under a lease, reaped like exports (none to reap without them). */
+  verifications?: { records: VerificationRepository; service: VerificationService };
   queue: WorkQueue;
   clock: Clock;
   /**
@@ -93,7 +100,8 @@ const DELETING_STUCK_MS = 5 * 60 * 1000;
  * safer with time (a segment it saw unreferenced and old stays so).
  */
 export class Maintenance {
-  readonly #o: Required<MaintenanceOptions>;
+  readonly #o: Required<Omit<MaintenanceOptions, 'verifications'>> &
+    Pick<MaintenanceOptions, 'verifications'>;
 
   constructor(options: MaintenanceOptions) {
     this.#o = {
@@ -220,6 +228,7 @@ export class Maintenance {
       queuedExpired: [],
       redispatched: [],
       exportsFailed: [],
+      verificationsFailed: [],
       deletionsFinished: [],
       uploadsAborted: 0,
       notes: [],
@@ -270,6 +279,7 @@ export class Maintenance {
         if (outcome === 'failed') report.exportsFailed.push(record.exportId);
       }
     }
+    await this.#reapVerifications(nowMs, report);
     try {
       for await (const upload of this.#o.objects.listIncompleteUploads('')) {
         if (upload.initiated < nowMs - this.#o.uploadGraceMs) {
@@ -302,30 +312,44 @@ export class Maintenance {
     return report;
   }
 
-  /**
-   * A lapsed lease: no worker started or finished a part for a lease's length, so whatever is
-   * unfinished has no live worker. The unfinished parts are sent again (all checkpointed: the last
-   * one, whose redelivery finishes the work), at most `maxDispatches` times in a row without a part
-   * finished in between; then the work fails for good through its kind's fail.
-   */
-  async #lapsed(work: LeasedWork, nowMs: number): Promise<'redispatched' | 'failed' | 'lost'> {
-    const done = work.partsDone?.length ?? 0;
-    const progressed = done > (work.leaseParts ?? 0);
-    const dispatches = progressed ? 0 : (work.dispatches ?? 0) + 1;
-    if (dispatches > this.#o.maxDispatches) {
-      const failed = await work.fail(
-        `Workers made no progress after it was dispatched ${this.#o.maxDispatches} more times; the last attempts failed or timed out.`,
-      );
-      return failed ? 'failed' : 'lost';
+  /** A lapsed lease, as {@link redispatchLapsed} handles it with this region's bounds. */
+  #lapsed(work: LeasedWork, nowMs: number): Promise<'redispatched' | 'failed' | 'lost'> {
+    return redispatchLapsed(work, nowMs, this.#o);
+  }
+
+  /** Pending verifications past their deadline fail; those whose lease lapsed are sent again. */
+  async #reapVerifications(nowMs: number, report: ReapReport): Promise<void> {
+    const verifications = this.#o.verifications;
+    if (!verifications) return;
+    const now = isoTime(nowMs);
+    for await (const record of pages((page) => verifications.records.listAll(page))) {
+      if (record.state !== 'pending') continue;
+      if (record.deadline < now) {
+        const reason = `It did not complete before its deadline (${record.deadline}).`;
+        if (await verifications.service.fail(record, reason))
+          report.verificationsFailed.push(record.verificationId);
+      } else if (record.leaseUntil && record.leaseUntil < now) {
+        const outcome = await this.#lapsed(this.#leasedVerification(record), nowMs);
+        if (outcome === 'redispatched') report.redispatched.push(record.verificationId);
+        if (outcome === 'failed') report.verificationsFailed.push(record.verificationId);
+      }
     }
-    const won = await work.renew(work.leaseUntil, {
-      leaseUntil: isoTime(nowMs + this.#o.leaseMs),
-      leaseParts: done,
-      dispatches,
-    });
-    if (!won) return 'lost';
-    for (const message of work.messages()) await this.#o.queue.send(message);
-    return 'redispatched';
+  }
+
+  /** A pending verification's lease, as {@link #lapsed} handles it. */
+  #leasedVerification(record: Verification): LeasedWork {
+    const verifications = this.#o.verifications as NonNullable<MaintenanceOptions['verifications']>;
+    return {
+      ...record,
+      renew: (expected, lease) => verifications.records.renewLease(record.verificationId, expected, lease),
+      messages: () =>
+        unfinished(record.parts, record.partsDone).map((part) => ({
+          kind: 'verification.part',
+          verificationId: record.verificationId,
+          part,
+        })),
+      fail: (reason) => verifications.service.fail(record, reason),
+    };
   }
 
   /** A pending snapshot's lease, as {@link #lapsed} handles it. */
@@ -382,21 +406,6 @@ export class Maintenance {
   }
 }
 
-/** Work under a workers' lease (a server-side snapshot, an export), for the reaper. */
-interface LeasedWork {
-  leaseUntil?: string;
-  leaseParts?: number;
-  dispatches?: number;
-  partsDone?: number[];
-  renew(
-    expected: string | undefined,
-    lease: { leaseUntil: string; leaseParts: number; dispatches: number },
-  ): Promise<boolean>;
-  messages(): WorkMessage[];
-  /** Fails the work for good; whether it is in `error` now (false: it ended otherwise meanwhile). */
-  fail(reason: string): Promise<boolean>;
-}
-
 /** Work written by workers (a copy, an import, an image snapshot), not uploaded by a client. */
 function isServerWork(snapshot: Snapshot): boolean {
   return (
@@ -416,27 +425,6 @@ export function workOf(snapshot: Snapshot): WorkMessage[] {
   if (snapshot.importedFrom) return undone.map((part) => ({ kind: 'snapshot.importPart', snapshotId, part }));
   if (snapshot.parts === undefined) return [{ kind: 'snapshot.fromImage', snapshotId }];
   return undone.map((part) => ({ kind: 'snapshot.fromImagePart', snapshotId, part }));
-}
-
-/**
- * The parts to send again: those not checkpointed, or when all are (a worker died between the last
- * checkpoint and finishing), the last one, whose redelivery counts it again and finishes the work.
- */
-function unfinished(parts: number, done: readonly number[] = []): number[] {
-  const undone = Array.from({ length: parts }, (_, part) => part).filter((part) => !done.includes(part));
-  return undone.length > 0 || parts === 0 ? undone : [parts - 1];
-}
-
-/** Every item of a paged listing. */
-export async function* pages<T>(
-  list: (page: { limit: number; nextToken?: string }) => Promise<Page<T>>,
-): AsyncIterable<T> {
-  let nextToken: string | undefined;
-  do {
-    const page = await list({ limit: 500, ...(nextToken ? { nextToken } : {}) });
-    yield* page.items;
-    nextToken = page.nextToken;
-  } while (nextToken);
 }
 
 /** The scheduled jobs, each also runnable on demand by the operator (`volsnap admin run JOB`). */
