@@ -33,3 +33,5 @@ export const reaper = scheduled('reaper');
 export const expiry = scheduled('expiry');
 /** Mark-and-sweep of segments no live snapshot references. */
 export const gc = scheduled('gc');
+/** Verifications of a bounded sample of stored snapshots, least recently verified first. */
+export const scrub = scheduled('scrub');

@@ -1,5 +1,12 @@
-import { Maintenance, MaintenanceJobs, type MaintenanceOptions } from '../core/maintenance/maintenance.ts';
+import {
+  DEFAULT_GC_GRACE_MS,
+  Maintenance,
+  MaintenanceJobs,
+  type MaintenanceOptions,
+} from '../core/maintenance/maintenance.ts';
 import { type PolicyRegion, PolicyRunner } from '../core/maintenance/policy-runner.ts';
+import { RegionCheck } from '../core/maintenance/region-check.ts';
+import { scrub } from '../core/maintenance/scrub.ts';
 import { snapshotCopier } from './copies.ts';
 import { exportService } from './exports.ts';
 import type { Factory, Region } from './region.ts';
@@ -48,4 +55,22 @@ export const maintenanceJobs: Factory<MaintenanceJobs> = (region) =>
   new MaintenanceJobs(
     () => new Maintenance(maintenanceOptions(region)),
     () => region.get(policyRunner),
+    () =>
+      scrub({
+        snapshots: region.ports.snapshots,
+        verifications: region.ports.verifications,
+        service: region.get(verificationService),
+        ...(region.tuning.scrub ? { limits: region.tuning.scrub } : {}),
+      }),
   );
+
+/** The operator's check of the region's stored data (`volsnap admin check`). */
+export const regionCheck: Factory<RegionCheck> = (region) =>
+  new RegionCheck({
+    identity: region.ports.identity,
+    snapshots: region.ports.snapshots,
+    objects: region.ports.objects,
+    clock: region.ports.clock,
+    region: region.name,
+    gcGraceMs: region.tuning.maintenance?.gcGraceMs ?? DEFAULT_GC_GRACE_MS,
+  });

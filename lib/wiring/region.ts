@@ -4,6 +4,7 @@ import type { ImageRepository, ImageServiceOptions } from '../core/instances/ima
 import type { InstanceRepository } from '../core/instances/instances.ts';
 import type { MaintenanceOptions } from '../core/maintenance/maintenance.ts';
 import type { PolicyRepository } from '../core/maintenance/policies.ts';
+import type { ScrubLimits } from '../core/maintenance/scrub.ts';
 import type { AuditLog } from '../core/ports/audit.ts';
 import type { Compressor } from '../core/ports/codec.ts';
 import type { ObjectStore } from '../core/ports/objects.ts';
@@ -38,6 +39,8 @@ export interface RegionTuning {
   imageSnapshots?: Pick<ImageSnapshotterOptions, 'readConcurrency' | 'rangeBytes' | 'partBytes'>;
   maintenance?: Pick<MaintenanceOptions, 'gcGraceMs' | 'leaseMs' | 'maxDispatches' | 'uploadGraceMs'>;
   images?: Pick<ImageServiceOptions, 'agentTimeoutMs'>;
+  /** The daily scrub's sample (`VOLSNAP_SCRUB_COUNT`, `VOLSNAP_SCRUB_BYTES`). */
+  scrub?: Partial<ScrubLimits>;
 }
 
 /** What a region's services know of the deployment (from its configuration, never the environment). */

@@ -21,6 +21,7 @@ const FIELDS = [
   'origin',
   'parts',
   'segmentsPerPart',
+  'totalBytes',
   'createdAt',
   'completedAt',
   'deadline',

@@ -7,7 +7,7 @@ import type { CliContext } from '../context.ts';
 import { alignedLines, printRecord } from '../output.ts';
 import { splitPair } from '../units.ts';
 
-const JOBS = ['gc', 'reaper', 'expiry', 'policies'];
+const JOBS = ['gc', 'reaper', 'expiry', 'policies', 'scrub'];
 
 function collectVolume(value: string, previous: Map<string, string> = new Map()): Map<string, string> {
   const pair = splitPair(value, true);

@@ -6,6 +6,7 @@ import type {
   AuditEntry,
   IssuedKey,
   QuotaLimits,
+  RegionCheckPage,
   Role,
   User,
 } from './types.ts';
@@ -86,6 +87,11 @@ export function accountRequests<Base extends Requester>(base: Base) {
       options: { graceSeconds?: number; force?: boolean; policyId?: string } = {},
     ): Promise<Record<string, unknown>> {
       return this.request('POST', `/v1/admin/run/${encodeURIComponent(job)}`, options);
+    }
+
+    /** One page of the region's check of its stored data (operator); `nextToken` while accounts remain. */
+    checkRegion(options: { nextToken?: string; graceSeconds?: number } = {}): Promise<RegionCheckPage> {
+      return this.request('POST', '/v1/admin/check', options);
     }
   };
 }

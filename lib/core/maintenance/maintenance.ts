@@ -428,7 +428,7 @@ export function workOf(snapshot: Snapshot): WorkMessage[] {
 }
 
 /** The scheduled jobs, each also runnable on demand by the operator (`volsnap admin run JOB`). */
-export const MAINTENANCE_JOBS = ['gc', 'reaper', 'expiry', 'policies'] as const;
+export const MAINTENANCE_JOBS = ['gc', 'reaper', 'expiry', 'policies', 'scrub'] as const;
 export type MaintenanceJob = (typeof MAINTENANCE_JOBS)[number];
 
 export interface JobOptions {
@@ -445,6 +445,8 @@ export class MaintenanceJobs {
   constructor(
     private readonly maintenance: () => Maintenance,
     private readonly policies: () => { run(options: JobOptions): Promise<unknown> },
+    /** The daily scrub (verifications of a sample of snapshots); a job that says so without it. */
+    private readonly scrub?: () => Promise<unknown>,
   ) {}
 
   async run(caller: Caller | 'schedule', job: string, options: JobOptions = {}): Promise<unknown> {
@@ -465,6 +467,9 @@ export class MaintenanceJobs {
         return this.maintenance().expire();
       case 'policies':
         return this.policies().run(options);
+      case 'scrub':
+        if (!this.scrub) throw new VolsnapError('request.invalid', 'This region has no scrub wired.');
+        return this.scrub();
       default:
         throw new VolsnapError(
           'request.invalid',

@@ -46,6 +46,8 @@ export interface Verification {
   origin: 'request' | 'scrub';
   parts: number;
   segmentsPerPart: number;
+  /** Stored bytes of the segments it reads (its progress is a share of them). */
+  totalBytes: number;
   partsDone?: number[];
   createdAt: string;
   completedAt?: string;

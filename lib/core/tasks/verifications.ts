@@ -106,6 +106,7 @@ export class VerificationService {
       origin,
       parts: Math.max(1, Math.ceil(manifest.segments.size / this.#o.segmentsPerPart)),
       segmentsPerPart: this.#o.segmentsPerPart,
+      totalBytes: [...manifest.segments.values()].reduce((sum, size) => sum + size, 0),
       createdAt: isoTime(now),
       deadline: isoTime(now + VERIFICATION_TIMEOUT_MS),
       leaseUntil: isoTime(now + this.#o.leaseMs),
