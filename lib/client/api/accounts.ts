@@ -81,7 +81,7 @@ export function accountRequests<Base extends Requester>(base: Base) {
       return this.request('PUT', `/v1/admin/accounts/${encodeURIComponent(accountId)}/quota`, quota);
     }
 
-    /** Runs a scheduled job now (operator): gc, reaper, expiry or policies; returns its report. */
+    /** Runs a scheduled job now (operator): gc, reaper, expiry, policies or scrub; returns its report. */
     runJob(
       job: string,
       options: { graceSeconds?: number; force?: boolean; policyId?: string } = {},
