@@ -39,6 +39,7 @@ const EVERY_PORT: { readonly [K in MadePorts]-?: true } = {
   volumes: true,
   snapshots: true,
   exports: true,
+  verifications: true,
   policies: true,
   instances: true,
   images: true,
@@ -134,8 +135,13 @@ function settingsOf(config: RuntimeConfig, name: string): RegionSettings {
     exportBuckets: here ? config.exportBuckets : [],
     knownRegions: config.registry.names(),
     defaultQuota: config.defaultQuota,
-    ...(here && config.gcGraceMs !== undefined
-      ? { tuning: { maintenance: { gcGraceMs: config.gcGraceMs } } }
+    ...(here
+      ? {
+          tuning: {
+            ...(config.gcGraceMs !== undefined ? { maintenance: { gcGraceMs: config.gcGraceMs } } : {}),
+            ...(config.scrub ? { scrub: config.scrub } : {}),
+          },
+        }
       : {}),
   };
 }

@@ -1,16 +1,17 @@
 import { exportPorts } from '../../lib/aws/export-records.ts';
 import { policyPorts } from '../../lib/aws/policy-records.ts';
 import { snapshotPorts } from '../../lib/aws/snapshots.ts';
+import { verificationPorts } from '../../lib/aws/verification-records.ts';
 import { DEFAULT_QUOTA, type QuotaLimits } from '../../lib/core/identity/accounts.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
 import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
 import { servicesOver } from '../../lib/root.ts';
 import { accountService } from '../../lib/wiring/identity.ts';
-import { maintenanceJobs } from '../../lib/wiring/maintenance.ts';
+import { maintenanceJobs, regionCheck } from '../../lib/wiring/maintenance.ts';
 
 /** The services of this function's routes, over the ports they use (and nothing else in its bundle). */
-const service = servicesOver(...snapshotPorts, exportPorts, policyPorts);
+const service = servicesOver(...snapshotPorts, exportPorts, policyPorts, verificationPorts);
 
 /** `POST /v1/admin/accounts {name, ownerName}`: a new account, its owner and the owner's first key (operator). */
 export const createAccount = httpHandler(
@@ -81,10 +82,28 @@ export const runJob = httpHandler(
   }),
 );
 
+/**
+ * `POST /v1/admin/check {nextToken?, graceSeconds?}`: one page of the region's check (operator):
+ * per account, live manifests' segments missing or not at their size, orphans older than the grace
+ * period, counts and bytes; `nextToken` while accounts remain (each page answers within seconds).
+ */
+export const checkRegion = httpHandler(
+  {
+    body: z.strictObject({ nextToken: z.optional(z.string()), graceSeconds: z.optional(z.number()) }),
+  },
+  async ({ body, caller }) => ({
+    body: await service(regionCheck).check(caller, {
+      ...(body.nextToken !== undefined ? { nextToken: body.nextToken } : {}),
+      ...(body.graceSeconds !== undefined ? { graceMs: body.graceSeconds * 1000 } : {}),
+    }),
+  }),
+);
+
 /** The admin function's routes (the operator's), each declared under `admin` in serverless.yml. */
 export const handler = httpRouter({
   'POST /v1/admin/accounts': createAccount,
   'GET /v1/admin/accounts': listAccounts,
   'PUT /v1/admin/accounts/{accountId}/quota': setQuota,
   'POST /v1/admin/run/{job}': runJob,
+  'POST /v1/admin/check': checkRegion,
 });

@@ -1,13 +1,15 @@
 import { snapshotPorts } from '../../lib/aws/snapshots.ts';
+import { verificationPorts } from '../../lib/aws/verification-records.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit, tagFilter } from '../../lib/http/params.ts';
 import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
-import { snapshotView } from '../../lib/http/views.ts';
+import { snapshotView, verificationView } from '../../lib/http/views.ts';
 import { servicesOver } from '../../lib/root.ts';
 import { snapshotService } from '../../lib/wiring/snapshots.ts';
+import { verificationService } from '../../lib/wiring/verifications.ts';
 
 /** The services of this function's routes, over the ports they use (and nothing else in its bundle). */
-const service = servicesOver(...snapshotPorts);
+const service = servicesOver(...snapshotPorts, verificationPorts);
 
 const SnapshotPath = z.object({ snapshotId: z.string() });
 const Tags = z.record(z.string(), z.string());
@@ -200,6 +202,26 @@ export const changedBlocks = httpHandler(
 );
 
 /** The snapshots function's routes (lifecycle, and the URLs their data moves through), each declared under `snapshots` in serverless.yml. */
+/**
+ * `POST /v1/snapshots/{snapshotId}/verify`: 202 with a verification: workers re-read every block of
+ * the completed snapshot (its owner's); poll `GET /v1/verifications/{id}` for progress and the report.
+ */
+export const verify = httpHandler(
+  { audit: 'snapshot.verify', path: SnapshotPath },
+  async ({ path, caller }) => ({
+    status: 202,
+    body: verificationView(await service(verificationService).start(caller, path.snapshotId)),
+  }),
+);
+
+/** `GET /v1/verifications/{verificationId}`: its state, progress and, once completed, the report. */
+export const showVerification = httpHandler(
+  { path: z.object({ verificationId: z.string() }) },
+  async ({ path, caller }) => ({
+    body: verificationView(await service(verificationService).get(caller, path.verificationId)),
+  }),
+);
+
 export const handler = httpRouter({
   'POST /v1/snapshots': create,
   'GET /v1/snapshots': list,
@@ -214,4 +236,6 @@ export const handler = httpRouter({
   'GET /v1/snapshots/{snapshotId}/manifest-url': manifestUrl,
   'POST /v1/snapshots/{snapshotId}/segment-urls': segmentUrls,
   'GET /v1/snapshots/{snapshotId}/changed-blocks': changedBlocks,
+  'POST /v1/snapshots/{snapshotId}/verify': verify,
+  'GET /v1/verifications/{verificationId}': showVerification,
 });

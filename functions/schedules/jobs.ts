@@ -2,13 +2,14 @@ import type { ScheduledEvent } from 'aws-lambda';
 import { exportPorts } from '../../lib/aws/export-records.ts';
 import { policyPorts } from '../../lib/aws/policy-records.ts';
 import { snapshotPorts } from '../../lib/aws/snapshots.ts';
+import { verificationPorts } from '../../lib/aws/verification-records.ts';
 import type { MaintenanceJob } from '../../lib/core/maintenance/maintenance.ts';
 import { logger } from '../../lib/http/logger.ts';
 import { servicesOver } from '../../lib/root.ts';
 import { maintenanceJobs } from '../../lib/wiring/maintenance.ts';
 
 /** GC, reaper and expiry over snapshots and exports; policies over their rules and copies. */
-const service = servicesOver(...snapshotPorts, exportPorts, policyPorts);
+const service = servicesOver(...snapshotPorts, exportPorts, policyPorts, verificationPorts);
 
 /**
  * The scheduled functions: each runs one maintenance job of its region on its rate (serverless.yml)
@@ -32,3 +33,5 @@ export const reaper = scheduled('reaper');
 export const expiry = scheduled('expiry');
 /** Mark-and-sweep of segments no live snapshot references. */
 export const gc = scheduled('gc');
+/** Verifications of a bounded sample of stored snapshots, least recently verified first. */
+export const scrub = scheduled('scrub');

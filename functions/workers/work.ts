@@ -2,7 +2,8 @@ import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { exportPorts } from '../../lib/aws/export-records.ts';
 import { remotePorts } from '../../lib/aws/node.ts';
 import { snapshotPorts } from '../../lib/aws/snapshots.ts';
-import { parseWorkMessage } from '../../lib/core/ports/queue.ts';
+import { verificationPorts } from '../../lib/aws/verification-records.ts';
+import { parseWorkMessage, type WorkMessage } from '../../lib/core/ports/queue.ts';
 import { describeError } from '../../lib/core/shared/errors.ts';
 import { logger } from '../../lib/http/logger.ts';
 import { servicesOver } from '../../lib/root.ts';
@@ -11,9 +12,10 @@ import { exportService } from '../../lib/wiring/exports.ts';
 import { imageSnapshotter } from '../../lib/wiring/image-snapshots.ts';
 import { snapshotImporter } from '../../lib/wiring/imports.ts';
 import { snapshotService } from '../../lib/wiring/snapshots.ts';
+import { verificationService } from '../../lib/wiring/verifications.ts';
 
 /** The writers of snapshots and exports whose parts the queue carries. */
-const service = servicesOver(...snapshotPorts, exportPorts, remotePorts);
+const service = servicesOver(...snapshotPorts, exportPorts, verificationPorts, remotePorts);
 
 /**
  * The work queue's consumer. Each message names work whose state is in the table; a message that
@@ -33,20 +35,13 @@ export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
       continue;
     }
     const subject =
-      message.kind === 'export.part' ? { exportId: message.exportId } : { snapshotId: message.snapshotId };
+      message.kind === 'export.part'
+        ? { exportId: message.exportId }
+        : message.kind === 'verification.part'
+          ? { verificationId: message.verificationId }
+          : { snapshotId: message.snapshotId };
     try {
-      const outcome =
-        message.kind === 'export.part'
-          ? await service(exportService).runPart(message.exportId, message.part)
-          : message.kind === 'snapshot.importPart'
-            ? await service(snapshotImporter).runPart(message.snapshotId, message.part)
-            : message.kind === 'snapshot.copyPart'
-              ? await service(snapshotCopier).runPart(message.snapshotId, message.part)
-              : message.kind === 'snapshot.fromImagePart'
-                ? await service(imageSnapshotter).runPart(message.snapshotId, message.part)
-                : message.kind === 'snapshot.verifyPart'
-                  ? await service(snapshotService).verifyPart(message.snapshotId, message.part)
-                  : await service(imageSnapshotter).run(message.snapshotId);
+      const outcome = await run(message);
       log.info('work done', { kind: message.kind, ...subject, outcome });
     } catch (error) {
       log.error('work failed; it will be retried', {
@@ -59,3 +54,23 @@ export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
   }
   return { batchItemFailures };
 };
+
+/** Does the work a message names, with the service of its kind. */
+function run(message: WorkMessage): Promise<string> {
+  switch (message.kind) {
+    case 'export.part':
+      return service(exportService).runPart(message.exportId, message.part);
+    case 'verification.part':
+      return service(verificationService).runPart(message.verificationId, message.part);
+    case 'snapshot.importPart':
+      return service(snapshotImporter).runPart(message.snapshotId, message.part);
+    case 'snapshot.copyPart':
+      return service(snapshotCopier).runPart(message.snapshotId, message.part);
+    case 'snapshot.fromImagePart':
+      return service(imageSnapshotter).runPart(message.snapshotId, message.part);
+    case 'snapshot.verifyPart':
+      return service(snapshotService).verifyPart(message.snapshotId, message.part);
+    case 'snapshot.fromImage':
+      return service(imageSnapshotter).run(message.snapshotId);
+  }
+}

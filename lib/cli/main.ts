@@ -7,6 +7,7 @@ import { terminalSafe } from '../core/shared/text.ts';
 import { option, positiveInteger } from './args.ts';
 import { addAccountCommands } from './commands/account.ts';
 import { addAdminCommands } from './commands/admin.ts';
+import { addCheckCommand } from './commands/check.ts';
 import { addExportCommands } from './commands/exports.ts';
 import { addHealthCommand } from './commands/health.ts';
 import { addImageCommands } from './commands/images.ts';
@@ -81,6 +82,7 @@ export function buildProgram(rawIo: Io = defaultIo()): Command {
   addExportCommands(program, snapshot, ctx);
   addPolicyCommands(program, ctx);
   addMaintenanceCommands(program, admin, ctx);
+  addCheckCommand(admin, ctx);
   addInstanceCommands(program, ctx);
   addImageCommands(program, ctx);
   return program;

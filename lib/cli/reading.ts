@@ -1,4 +1,4 @@
-import type { ApiClient, ApiError, Export, Snapshot } from '../client/api-client.ts';
+import type { ApiClient, ApiError, Export, Snapshot, Verification } from '../client/api-client.ts';
 import { pollUntil } from '../client/poll.ts';
 import type { Progress } from './progress.ts';
 
@@ -31,6 +31,21 @@ export function waitForExport(api: ApiClient, exportId: string, bar: Progress): 
     () => api.getExport(exportId),
     (e) => e.state !== 'pending',
     (e) => [(e.progress * e.size) / 100, e.size],
+  );
+}
+
+/** Polls a verification until it is no longer pending, showing its progress (in parts read). */
+export function waitForVerification(
+  api: ApiClient,
+  verificationId: string,
+  bar: Progress,
+): Promise<Verification> {
+  return pollShowing(
+    api,
+    bar,
+    () => api.getVerification(verificationId),
+    (v) => v.state !== 'pending',
+    (v) => [(v.progress * v.totalBytes) / 100, v.totalBytes],
   );
 }
 

@@ -27,6 +27,9 @@ export function snapshotRecord(s: Snapshot) {
     region: s.region,
     public: s.public ? 'yes' : undefined,
     'shared with': s.sharedWith?.join(', '),
+    integrity: s.integrity
+      ? `${s.integrity.state}${s.integrity.badBlockCount > 0 ? ` (${s.integrity.badBlockCount} bad block(s): ${s.integrity.badBlocks.map((b) => b.blockIndex).join(', ')})` : ''}, checked ${s.integrity.checkedAt} by ${s.integrity.verificationId}`
+      : undefined,
   };
 }
 

@@ -37,6 +37,8 @@ export interface RuntimeConfig {
   defaultQuota: QuotaLimits;
   /** Garbage younger than this is not collected (`VOLSNAP_GC_GRACE_SECONDS`; default 24 h). */
   gcGraceMs?: number;
+  /** The daily scrub's sample: snapshots and stored bytes (`VOLSNAP_SCRUB_COUNT`, `VOLSNAP_SCRUB_BYTES`). */
+  scrub?: { count?: number; bytes?: number };
 }
 
 /** The version of volsnap, from package.json. */
@@ -118,7 +120,15 @@ export function loadRuntimeConfig(env: Env): RuntimeConfig {
     ...(wholeNumber(env, 'VOLSNAP_GC_GRACE_SECONDS') !== undefined
       ? { gcGraceMs: (wholeNumber(env, 'VOLSNAP_GC_GRACE_SECONDS') ?? 0) * 1000 }
       : {}),
+    ...scrubLimits(env),
   };
+}
+
+function scrubLimits(env: Env): Pick<RuntimeConfig, 'scrub'> {
+  const count = wholeNumber(env, 'VOLSNAP_SCRUB_COUNT');
+  const bytes = wholeNumber(env, 'VOLSNAP_SCRUB_BYTES');
+  if (count === undefined && bytes === undefined) return {};
+  return { scrub: { ...(count !== undefined ? { count } : {}), ...(bytes !== undefined ? { bytes } : {}) } };
 }
 
 function wholeNumber(env: Env, name: string): number | undefined {

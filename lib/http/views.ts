@@ -1,6 +1,7 @@
 import type { Caller } from '../core/identity/identity.ts';
 import type { Snapshot } from '../core/snapshots/snapshots.ts';
 import type { Export } from '../core/tasks/exports.ts';
+import type { Verification } from '../core/tasks/verifications.ts';
 
 /** What the API shows of a snapshot: the record without the bookkeeping of the work on it. */
 export type SnapshotView = Omit<Snapshot, 'leaseUntil' | 'leaseParts' | 'dispatches' | 'partsDone'>;
@@ -44,6 +45,21 @@ export function exportView(record: Export): ExportView {
     leaseParts: _leaseParts,
     dispatches: _dispatches,
     deletedAt: _deleted,
+    ...view
+  } = record;
+  return view;
+}
+
+/** What the API shows of a verification: the record without the workers' lease bookkeeping. */
+export type VerificationView = Omit<Verification, 'leaseUntil' | 'leaseParts' | 'dispatches' | 'partsDone'>;
+
+/** The verification as its owner sees it (only its owner sees it at all). */
+export function verificationView(record: Verification): VerificationView {
+  const {
+    leaseUntil: _lease,
+    leaseParts: _leaseParts,
+    dispatches: _dispatches,
+    partsDone: _done,
     ...view
   } = record;
   return view;

@@ -1,9 +1,17 @@
-import { Maintenance, MaintenanceJobs, type MaintenanceOptions } from '../core/maintenance/maintenance.ts';
+import {
+  DEFAULT_GC_GRACE_MS,
+  Maintenance,
+  MaintenanceJobs,
+  type MaintenanceOptions,
+} from '../core/maintenance/maintenance.ts';
 import { type PolicyRegion, PolicyRunner } from '../core/maintenance/policy-runner.ts';
+import { RegionCheck } from '../core/maintenance/region-check.ts';
+import { scrub } from '../core/maintenance/scrub.ts';
 import { snapshotCopier } from './copies.ts';
 import { exportService } from './exports.ts';
 import type { Factory, Region } from './region.ts';
 import { snapshotService } from './snapshots.ts';
+import { verificationService } from './verifications.ts';
 
 /**
  * What the region's GC, reaper and expiry run over. A function, not a factory: a test that injects a
@@ -17,6 +25,7 @@ export function maintenanceOptions(region: Region): MaintenanceOptions {
     objects,
     exports,
     exportService: region.get(exportService),
+    verifications: { records: region.ports.verifications, service: region.get(verificationService) },
     queue,
     clock,
     ...region.tuning.maintenance,
@@ -46,4 +55,22 @@ export const maintenanceJobs: Factory<MaintenanceJobs> = (region) =>
   new MaintenanceJobs(
     () => new Maintenance(maintenanceOptions(region)),
     () => region.get(policyRunner),
+    () =>
+      scrub({
+        snapshots: region.ports.snapshots,
+        verifications: region.ports.verifications,
+        service: region.get(verificationService),
+        ...(region.tuning.scrub ? { limits: region.tuning.scrub } : {}),
+      }),
   );
+
+/** The operator's check of the region's stored data (`volsnap admin check`). */
+export const regionCheck: Factory<RegionCheck> = (region) =>
+  new RegionCheck({
+    identity: region.ports.identity,
+    snapshots: region.ports.snapshots,
+    objects: region.ports.objects,
+    clock: region.ports.clock,
+    region: region.name,
+    gcGraceMs: region.tuning.maintenance?.gcGraceMs ?? DEFAULT_GC_GRACE_MS,
+  });

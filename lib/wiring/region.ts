@@ -4,6 +4,7 @@ import type { ImageRepository, ImageServiceOptions } from '../core/instances/ima
 import type { InstanceRepository } from '../core/instances/instances.ts';
 import type { MaintenanceOptions } from '../core/maintenance/maintenance.ts';
 import type { PolicyRepository } from '../core/maintenance/policies.ts';
+import type { ScrubLimits } from '../core/maintenance/scrub.ts';
 import type { AuditLog } from '../core/ports/audit.ts';
 import type { Compressor } from '../core/ports/codec.ts';
 import type { ObjectStore } from '../core/ports/objects.ts';
@@ -16,6 +17,7 @@ import type { ImageSnapshotterOptions } from '../core/tasks/image-snapshot.ts';
 import type { RemoteOpener, SnapshotImporterOptions } from '../core/tasks/imports.ts';
 import type { SnapshotCopierOptions } from '../core/tasks/snapshot-copy.ts';
 import type { UploadSlots } from '../core/tasks/uploads.ts';
+import type { VerificationRepository, VerificationServiceOptions } from '../core/tasks/verifications.ts';
 import type { VolumeRepository } from '../core/volumes/volumes.ts';
 
 /**
@@ -29,6 +31,7 @@ export interface RegionTuning {
   >;
   copies?: Pick<SnapshotCopierOptions, 'partBlocks' | 'readConcurrency' | 'runBytes'>;
   exports?: Pick<ExportServiceOptions, 'partSize' | 'leaseMs'>;
+  verifications?: Pick<VerificationServiceOptions, 'segmentsPerPart' | 'leaseMs'>;
   imports?: Pick<
     SnapshotImporterOptions,
     'partBlocks' | 'readConcurrency' | 'rangeBytes' | 'uploadPartSize' | 'urlsPerRequest'
@@ -36,6 +39,8 @@ export interface RegionTuning {
   imageSnapshots?: Pick<ImageSnapshotterOptions, 'readConcurrency' | 'rangeBytes' | 'partBytes'>;
   maintenance?: Pick<MaintenanceOptions, 'gcGraceMs' | 'leaseMs' | 'maxDispatches' | 'uploadGraceMs'>;
   images?: Pick<ImageServiceOptions, 'agentTimeoutMs'>;
+  /** The daily scrub's sample (`VOLSNAP_SCRUB_COUNT`, `VOLSNAP_SCRUB_BYTES`). */
+  scrub?: Partial<ScrubLimits>;
 }
 
 /** What a region's services know of the deployment (from its configuration, never the environment). */
@@ -77,6 +82,7 @@ export interface RegionPorts {
   readonly volumes: VolumeRepository;
   readonly snapshots: SnapshotRepository;
   readonly exports: ExportRepository;
+  readonly verifications: VerificationRepository;
   readonly policies: PolicyRepository;
   readonly instances: InstanceRepository;
   readonly images: ImageRepository;

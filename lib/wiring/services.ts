@@ -11,6 +11,7 @@ import type { ExportService } from '../core/tasks/exports.ts';
 import type { ImageSnapshotter } from '../core/tasks/image-snapshot.ts';
 import type { SnapshotImporter } from '../core/tasks/imports.ts';
 import type { SnapshotCopier } from '../core/tasks/snapshot-copy.ts';
+import type { VerificationService } from '../core/tasks/verifications.ts';
 import type { VolumeService } from '../core/volumes/volumes.ts';
 import { snapshotCopier } from './copies.ts';
 import { exportService } from './exports.ts';
@@ -23,6 +24,7 @@ import { maintenanceJobs } from './maintenance.ts';
 import { policyService } from './policies.ts';
 import type { Factory, Region } from './region.ts';
 import { snapshotService, volumeService } from './snapshots.ts';
+import { verificationService } from './verifications.ts';
 
 /** Every service of a region, by name: what the tests drive (functions import only their factories). */
 export interface RegionServices {
@@ -39,6 +41,8 @@ export interface RegionServices {
   /** Copies of snapshots from any region into this one. */
   readonly copier: SnapshotCopier;
   readonly exports: ExportService;
+  /** Re-reads of stored snapshots' blocks (`snapshot verify`, the scrub). */
+  readonly verifications: VerificationService;
   readonly importer: SnapshotImporter;
   /** The scheduled jobs (GC, reaper, expiry, policies), also run on demand by the operator. */
   readonly jobs: MaintenanceJobs;
@@ -60,6 +64,7 @@ const FACTORIES: { readonly [K in Built]: Factory<RegionServices[K]> } = {
   imageSnapshotter,
   copier: snapshotCopier,
   exports: exportService,
+  verifications: verificationService,
   importer: snapshotImporter,
   jobs: maintenanceJobs,
   policies: policyService,

@@ -27,6 +27,7 @@ import { MemoryPolicyRepository } from '../../lib/adapters/memory/policies.ts';
 import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
 import { MemoryRequestCounter } from '../../lib/adapters/memory/request-counter.ts';
 import { MemoryUploadSlots } from '../../lib/adapters/memory/uploads.ts';
+import { MemoryVerificationRepository } from '../../lib/adapters/memory/verifications.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
 import { encodeManifest } from '../../lib/core/format/manifest.ts';
@@ -138,6 +139,7 @@ async function freshTable(endpoint: string, name: string): Promise<Table> {
     clock,
     identity: new MemoryIdentityRepository(),
     audit: new MemoryAuditLog(),
+    verifications: new MemoryVerificationRepository(),
     requests: new MemoryRequestCounter(),
     volumes: new DynamoVolumeRepository(clients.documents, name),
     snapshots,

@@ -9,6 +9,7 @@ import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
 import { MemoryRequestCounter } from '../../lib/adapters/memory/request-counter.ts';
 import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
 import { MemoryUploadSlots } from '../../lib/adapters/memory/uploads.ts';
+import { MemoryVerificationRepository } from '../../lib/adapters/memory/verifications.ts';
 import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { bootstrapAccount } from '../../lib/core/identity/accounts.ts';
@@ -28,6 +29,7 @@ export interface MemoryPorts extends RegionPorts {
   readonly volumes: MemoryVolumeRepository;
   readonly snapshots: MemorySnapshotRepository;
   readonly exports: MemoryExportRepository;
+  readonly verifications: MemoryVerificationRepository;
   readonly policies: MemoryPolicyRepository;
   readonly instances: MemoryInstanceRepository;
   readonly images: MemoryImageRepository;
@@ -136,6 +138,7 @@ export function memoryPorts(
     volumes,
     snapshots,
     exports: new MemoryExportRepository(snapshots.counters),
+    verifications: new MemoryVerificationRepository(),
     policies: new MemoryPolicyRepository(),
     instances: new MemoryInstanceRepository(),
     images: new MemoryImageRepository(),

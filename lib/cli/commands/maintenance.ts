@@ -7,7 +7,7 @@ import type { CliContext } from '../context.ts';
 import { alignedLines, printRecord } from '../output.ts';
 import { splitPair } from '../units.ts';
 
-const JOBS = ['gc', 'reaper', 'expiry', 'policies'];
+const JOBS = ['gc', 'reaper', 'expiry', 'policies', 'scrub'];
 
 function collectVolume(value: string, previous: Map<string, string> = new Map()): Map<string, string> {
   const pair = splitPair(value, true);
@@ -40,7 +40,7 @@ export function addMaintenanceCommands(program: Command, admin: Command, ctx: Cl
   admin
     .command('run')
     .description(
-      'run a scheduled job of the region now (operator): gc (unreferenced segments), reaper (stuck work), expiry (exports, recycle bin), policies (due ones); prints its report',
+      'run a scheduled job of the region now (operator): gc (unreferenced segments), reaper (stuck work), expiry (exports, recycle bin), policies (due ones), scrub (verifies a sample of snapshots); prints its report',
     )
     .argument('<job>', JOBS.join(' | '))
     .option(

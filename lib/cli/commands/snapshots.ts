@@ -13,6 +13,7 @@ import { addCopyCommand } from './copy.ts';
 import { addImportCommand } from './import.ts';
 import { addSharingCommands } from './sharing.ts';
 import { addSnapshotCreate } from './snapshot-create.ts';
+import { addVerifyCommand } from './verify.ts';
 
 /**
  * `volsnap snapshot …`: create, list, show, update, delete, undelete, copy, import, share,
@@ -38,6 +39,7 @@ export function addSnapshotCommands(program: Command, ctx: CliContext): Command 
   addCopyCommand(snapshot, ctx);
   addImportCommand(snapshot, ctx);
   addSharingCommands(snapshot, ctx);
+  addVerifyCommand(snapshot, ctx);
   addRestore(snapshot, ctx);
   addDiff(snapshot, ctx);
   return snapshot;

@@ -6,6 +6,7 @@ import type {
   AuditEntry,
   IssuedKey,
   QuotaLimits,
+  RegionCheckPage,
   Role,
   User,
 } from './types.ts';
@@ -80,12 +81,17 @@ export function accountRequests<Base extends Requester>(base: Base) {
       return this.request('PUT', `/v1/admin/accounts/${encodeURIComponent(accountId)}/quota`, quota);
     }
 
-    /** Runs a scheduled job now (operator): gc, reaper, expiry or policies; returns its report. */
+    /** Runs a scheduled job now (operator): gc, reaper, expiry, policies or scrub; returns its report. */
     runJob(
       job: string,
       options: { graceSeconds?: number; force?: boolean; policyId?: string } = {},
     ): Promise<Record<string, unknown>> {
       return this.request('POST', `/v1/admin/run/${encodeURIComponent(job)}`, options);
+    }
+
+    /** One page of the region's check of its stored data (operator); `nextToken` while accounts remain. */
+    checkRegion(options: { nextToken?: string; graceSeconds?: number } = {}): Promise<RegionCheckPage> {
+      return this.request('POST', '/v1/admin/check', options);
     }
   };
 }

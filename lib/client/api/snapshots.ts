@@ -1,5 +1,5 @@
 import { allPages, listQuery, type Requester, withQuery } from './transport.ts';
-import type { Snapshot, SnapshotDeletion, SnapshotScope, SnapshotState } from './types.ts';
+import type { Snapshot, SnapshotDeletion, SnapshotScope, SnapshotState, Verification } from './types.ts';
 
 export interface SnapshotListFilter {
   /** Own snapshots (default), those shared with the caller's account, or public ones. */
@@ -43,6 +43,15 @@ export function snapshotRequests<Base extends Requester>(base: Base) {
 
     getSnapshot(snapshotId: string): Promise<Snapshot> {
       return this.request<Snapshot>('GET', snapshotPath(snapshotId));
+    }
+
+    /** Starts a server-side re-read of every block of a completed snapshot (poll `getVerification`). */
+    verifySnapshot(snapshotId: string): Promise<Verification> {
+      return this.request<Verification>('POST', snapshotPath(snapshotId, '/verify'), {});
+    }
+
+    getVerification(verificationId: string): Promise<Verification> {
+      return this.request<Verification>('GET', `/v1/verifications/${encodeURIComponent(verificationId)}`);
     }
 
     updateSnapshot(

@@ -21,6 +21,7 @@ export type {
   PolicyRunReport,
   PolicySchedule,
 } from '../../core/maintenance/policies.ts';
+export type { AccountCheck, RegionCheckPage } from '../../core/maintenance/region-check.ts';
 export type { AuditEntry } from '../../core/ports/audit.ts';
 export type {
   SegmentRangeUrl,
@@ -31,4 +32,5 @@ export type {
 export type { Snapshot, SnapshotScope, SnapshotState } from '../../core/snapshots/snapshots.ts';
 export type { Export } from '../../core/tasks/exports.ts';
 export type { UploadStart } from '../../core/tasks/imports.ts';
+export type { BadBlock, Verification, VerificationResult } from '../../core/tasks/verifications.ts';
 export type { Volume, VolumeDeletion } from '../../core/volumes/volumes.ts';

@@ -20,6 +20,8 @@ import {
 import type { Export, ExportRepository, ExportService } from '../tasks/exports.ts';
 import { forgetImportSource } from '../tasks/imports.ts';
 import { deleteParts, failSnapshotWork } from '../tasks/parts.ts';
+import type { Verification, VerificationRepository, VerificationService } from '../tasks/verifications.ts';
+import { type LeasedWork, redispatchLapsed } from './leases.ts';
 import { isServerWork, pages, unfinished, workOf } from './work.ts';
 
 export { pages, workOf };
@@ -49,6 +51,8 @@ export interface ReapReport {
   redispatched: string[];
   /** Pending exports past their deadline or out of attempts, now `error`, their uploads aborted. */
   exportsFailed: string[];
+  /** Pending verifications past their deadline or out of attempts, now `error`. */
+  verificationsFailed: string[];
   /** Deletions interrupted half-way (snapshots), or refused by the store (exports), finished. */
   deletionsFinished: string[];
   /** Unfinished multipart uploads older than the grace period, aborted. */
@@ -70,6 +74,8 @@ export interface MaintenanceOptions {
   objects: ObjectStore;
   exports: ExportRepository;
   exportService: ExportService;
+  /** Re-reads of stored snapshots under a lease, reaped like exports (none to reap without them). */
+  verifications?: { records: VerificationRepository; service: VerificationService };
   queue: WorkQueue;
   clock: Clock;
   /**
@@ -101,7 +107,8 @@ const DELETING_STUCK_MS = 5 * 60 * 1000;
  * safer with time (a segment it saw unreferenced and old stays so).
  */
 export class Maintenance {
-  readonly #o: Required<MaintenanceOptions>;
+  readonly #o: Required<Omit<MaintenanceOptions, 'verifications'>> &
+    Pick<MaintenanceOptions, 'verifications'>;
 
   constructor(options: MaintenanceOptions) {
     this.#o = {
@@ -231,6 +238,7 @@ export class Maintenance {
       queuedExpired: [],
       redispatched: [],
       exportsFailed: [],
+      verificationsFailed: [],
       deletionsFinished: [],
       uploadsAborted: 0,
       notes: [],
@@ -259,6 +267,7 @@ export class Maintenance {
         if (outcome === 'failed') report.exportsFailed.push(record.exportId);
       }
     }
+    await this.#reapVerifications(nowMs, report);
     try {
       for await (const upload of this.#o.objects.listIncompleteUploads('')) {
         if (upload.initiated < nowMs - this.#o.uploadGraceMs) {
@@ -329,30 +338,44 @@ export class Maintenance {
     }
   }
 
-  /**
-   * A lapsed lease: no worker started or finished a part for a lease's length, so whatever is
-   * unfinished has no live worker. The unfinished parts are sent again (all checkpointed: the last
-   * one, whose redelivery finishes the work), at most `maxDispatches` times in a row without a part
-   * finished in between; then the work fails for good through its kind's fail.
-   */
-  async #lapsed(work: LeasedWork, nowMs: number): Promise<'redispatched' | 'failed' | 'lost'> {
-    const done = work.partsDone?.length ?? 0;
-    const progressed = done > (work.leaseParts ?? 0);
-    const dispatches = progressed ? 0 : (work.dispatches ?? 0) + 1;
-    if (dispatches > this.#o.maxDispatches) {
-      const failed = await work.fail(
-        `Workers made no progress after it was dispatched ${this.#o.maxDispatches} more times; the last attempts failed or timed out.`,
-      );
-      return failed ? 'failed' : 'lost';
+  /** A lapsed lease, as {@link redispatchLapsed} handles it with this region's bounds. */
+  #lapsed(work: LeasedWork, nowMs: number): Promise<'redispatched' | 'failed' | 'lost'> {
+    return redispatchLapsed(work, nowMs, this.#o);
+  }
+
+  /** Pending verifications past their deadline fail; those whose lease lapsed are sent again. */
+  async #reapVerifications(nowMs: number, report: ReapReport): Promise<void> {
+    const verifications = this.#o.verifications;
+    if (!verifications) return;
+    const now = isoTime(nowMs);
+    for await (const record of pages((page) => verifications.records.listAll(page))) {
+      if (record.state !== 'pending') continue;
+      if (record.deadline < now) {
+        const reason = `It did not complete before its deadline (${record.deadline}).`;
+        if (await verifications.service.fail(record, reason))
+          report.verificationsFailed.push(record.verificationId);
+      } else if (record.leaseUntil && record.leaseUntil < now) {
+        const outcome = await this.#lapsed(this.#leasedVerification(record), nowMs);
+        if (outcome === 'redispatched') report.redispatched.push(record.verificationId);
+        if (outcome === 'failed') report.verificationsFailed.push(record.verificationId);
+      }
     }
-    const won = await work.renew(work.leaseUntil, {
-      leaseUntil: isoTime(nowMs + this.#o.leaseMs),
-      leaseParts: done,
-      dispatches,
-    });
-    if (!won) return 'lost';
-    for (const message of work.messages()) await this.#o.queue.send(message);
-    return 'redispatched';
+  }
+
+  /** A pending verification's lease, as {@link #lapsed} handles it. */
+  #leasedVerification(record: Verification): LeasedWork {
+    const verifications = this.#o.verifications as NonNullable<MaintenanceOptions['verifications']>;
+    return {
+      ...record,
+      renew: (expected, lease) => verifications.records.renewLease(record.verificationId, expected, lease),
+      messages: () =>
+        unfinished(record.parts, record.partsDone).map((part) => ({
+          kind: 'verification.part',
+          verificationId: record.verificationId,
+          part,
+        })),
+      fail: (reason) => verifications.service.fail(record, reason),
+    };
   }
 
   /** A pending snapshot's lease, as {@link #lapsed} handles it. */
@@ -416,23 +439,8 @@ export class Maintenance {
   }
 }
 
-/** Work under a workers' lease (a server-side snapshot, an export), for the reaper. */
-interface LeasedWork {
-  leaseUntil?: string;
-  leaseParts?: number;
-  dispatches?: number;
-  partsDone?: number[];
-  renew(
-    expected: string | undefined,
-    lease: { leaseUntil: string; leaseParts: number; dispatches: number },
-  ): Promise<boolean>;
-  messages(): WorkMessage[];
-  /** Fails the work for good; whether it is in `error` now (false: it ended otherwise meanwhile). */
-  fail(reason: string): Promise<boolean>;
-}
-
 /** The scheduled jobs, each also runnable on demand by the operator (`volsnap admin run JOB`). */
-export const MAINTENANCE_JOBS = ['gc', 'reaper', 'expiry', 'policies'] as const;
+export const MAINTENANCE_JOBS = ['gc', 'reaper', 'expiry', 'policies', 'scrub'] as const;
 export type MaintenanceJob = (typeof MAINTENANCE_JOBS)[number];
 
 export interface JobOptions {
@@ -449,6 +457,8 @@ export class MaintenanceJobs {
   constructor(
     private readonly maintenance: () => Maintenance,
     private readonly policies: () => { run(options: JobOptions): Promise<unknown> },
+    /** The daily scrub (verifications of a sample of snapshots); a job that says so without it. */
+    private readonly scrub?: () => Promise<unknown>,
   ) {}
 
   async run(caller: Caller | 'schedule', job: string, options: JobOptions = {}): Promise<unknown> {
@@ -469,6 +479,9 @@ export class MaintenanceJobs {
         return this.maintenance().expire();
       case 'policies':
         return this.policies().run(options);
+      case 'scrub':
+        if (!this.scrub) throw new VolsnapError('request.invalid', 'This region has no scrub wired.');
+        return this.scrub();
       default:
         throw new VolsnapError(
           'request.invalid',

@@ -11,7 +11,9 @@ export type WorkMessage =
   /** Verify one part of a client's upload before its snapshot completes. */
   | { kind: 'snapshot.verifyPart'; snapshotId: string; part: number }
   /** Write one multipart part of an export. */
-  | { kind: 'export.part'; exportId: string; part: number };
+  | { kind: 'export.part'; exportId: string; part: number }
+  /** Re-read one part of a stored snapshot's segments (`snapshot verify`, the scrub). */
+  | { kind: 'verification.part'; verificationId: string; part: number };
 
 /** Where work is announced (SQS on AWS and in the local cloud, memory in unit tests). */
 export interface WorkQueue {
@@ -23,6 +25,8 @@ export function parseWorkMessage(body: string): WorkMessage | undefined {
     const m = JSON.parse(body) as Record<string, unknown>;
     if (m.kind === 'export.part' && typeof m.exportId === 'string' && Number.isInteger(m.part))
       return { kind: m.kind, exportId: m.exportId, part: m.part as number };
+    if (m.kind === 'verification.part' && typeof m.verificationId === 'string' && Number.isInteger(m.part))
+      return { kind: m.kind, verificationId: m.verificationId, part: m.part as number };
     if (typeof m.snapshotId !== 'string') return undefined;
     if (m.kind === 'snapshot.fromImage') return { kind: m.kind, snapshotId: m.snapshotId };
     if (

@@ -48,6 +48,7 @@ export const ERROR_STATUS = {
   'import.unsupported': 400,
   'export.notFound': 404,
   'export.invalidState': 409,
+  'verification.notFound': 404,
   'policy.notFound': 404,
   'instance.notFound': 404,
   /** `--require-stopped` and the instance is marked running. */

@@ -17,6 +17,8 @@ export const ID_PREFIX = {
   group: 'grp',
   /** One write-once key a snapshot's manifest is uploaded to. */
   manifestUpload: 'mup',
+  /** A re-read of a stored snapshot's blocks. */
+  verification: 'ver',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIX;

@@ -1,4 +1,4 @@
-import { BLOCK_SIZE } from '../format/blocks.ts';
+import { BLOCK_SIZE, blockHash } from '../format/blocks.ts';
 import type { Manifest, ManifestEntry } from '../format/manifest.ts';
 import {
   parseSegmentFooter,
@@ -7,7 +7,7 @@ import {
   SEGMENT_FOOTER_SIZE,
   type SegmentEntry,
 } from '../format/segment.ts';
-import { BlockEncoding, type Compressor } from '../ports/codec.ts';
+import { BlockEncoding, type Compressor, decodeBlock } from '../ports/codec.ts';
 import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
 import { VolsnapError } from '../shared/errors.ts';
 import type { Snapshot, SnapshotRepository } from './snapshots.ts';
@@ -44,6 +44,26 @@ const TOMBSTONE = new Uint8Array(0);
 export type Rejection = string;
 
 /**
+ * What is wrong with one block of a segment, as {@link inspectSegment} finds it. `problem`:
+ * `digest` (the block decodes to other bytes than its SHA-256: `found` is theirs), `unreadable`
+ * (it does not decode, or the segment's index does not describe it), `missing` (the segment is not
+ * stored, or not at the size the manifest records).
+ */
+export interface BlockFinding {
+  blockIndex: number;
+  segmentId: string;
+  /** Where the block's stored bytes start in the segment. */
+  offset: number;
+  problem: 'digest' | 'unreadable' | 'missing';
+  /** The SHA-256 the manifest records (hex). */
+  expected: string;
+  /** The SHA-256 of what the block decodes to, when it decodes (hex). */
+  found?: string;
+  /** The sentence completion reports, naming the block and segment. */
+  message: string;
+}
+
+/**
  * Checks the manifest's entries in one segment of this upload against the segment itself: its
  * footer and index (digest), every entry equal to an index entry (offset, stored length, encoding,
  * SHA-256, a full plain block), and every block decoded and hashed. `size` is the segment's object
@@ -56,11 +76,35 @@ export async function verifySegment(
   key: { accountId: string; segmentId: string; size: number },
   entries: readonly ManifestEntry[],
 ): Promise<Rejection | undefined> {
+  const [first] = await inspectSegment(objects, compressor, key, entries, { stopAtFirst: true });
+  return first?.message;
+}
+
+/**
+ * The one checker of a segment's blocks (completion's, and the re-verification of stored
+ * snapshots): every finding, block by block, or with `stopAtFirst` the first one. Memory: one run
+ * of at most 16 MiB. Read-only, so safe to run again.
+ */
+export async function inspectSegment(
+  objects: ObjectStore,
+  compressor: Compressor,
+  key: { accountId: string; segmentId: string; size: number },
+  entries: readonly ManifestEntry[],
+  options: { stopAtFirst?: boolean } = {},
+): Promise<BlockFinding[]> {
   const { segmentId, size } = key;
   const objectKey = ObjectLayout.segment(key.accountId, segmentId);
   const where = `segment ${segmentId}`;
+  const findings: BlockFinding[] = [];
+  const unreadable = (message: string): BlockFinding[] =>
+    (options.stopAtFirst ? entries.slice(0, 1) : entries).map((entry) => ({
+      ...findingOf(entry, 'unreadable'),
+      message,
+    }));
   if (size < SEGMENT_FOOTER_SIZE)
-    return `The ${where} is ${size} bytes, too short to be a segment (blocks ${blockList(entries)}).`;
+    return unreadable(
+      `The ${where} is ${size} bytes, too short to be a segment (blocks ${blockList(entries)}).`,
+    );
   let index: SegmentEntry[];
   try {
     const footer = parseSegmentFooter(
@@ -73,28 +117,24 @@ export async function verifySegment(
     );
   } catch (error) {
     if (!(error instanceof VolsnapError && error.code === 'data.corrupt')) throw error;
-    return `The ${where} is not a sound segment (${error.message}); it holds blocks ${blockList(entries)}.`;
+    return unreadable(
+      `The ${where} is not a sound segment (${error.message}); it holds blocks ${blockList(entries)}.`,
+    );
   }
   const byOffset = new Map(index.map((entry) => [entry.offset, entry]));
   // One check per stored location: identical blocks of a snapshot share one.
   const locations = new Map<number, SegmentEntry>();
+  const blocksAt = new Map<number, ManifestEntry[]>();
   for (const entry of entries) {
-    const block = `Block ${entry.blockIndex} (in ${where} at offset ${entry.offset})`;
-    if (entry.encoding !== BlockEncoding.raw && entry.encoding !== BlockEncoding.zstd)
-      return `${block} names encoding ${entry.encoding}, which volsnap does not know.`;
-    const stored = byOffset.get(entry.offset);
-    if (!stored)
-      return `${block} is not a block of the segment: its index has no block at that offset (it may point into another block, the index or the footer).`;
-    if (stored.storedLength !== entry.storedLength || stored.encoding !== entry.encoding)
-      return `${block} is ${entry.storedLength} bytes in encoding ${entry.encoding} by the manifest, ${stored.storedLength} bytes in encoding ${stored.encoding} by the segment's index.`;
-    if (!stored.hash.equals(entry.hash))
-      return `${block} has SHA-256 ${entry.hash.toString('hex')} in the manifest, ${stored.hash.toString('hex')} in the segment's index.`;
-    if (stored.plainLength !== BLOCK_SIZE)
-      return `${block} is ${stored.plainLength} bytes plain by the segment's index, not a ${BLOCK_SIZE}-byte block.`;
-    locations.set(entry.offset, stored);
+    const wrong = indexDisagreement(entry, byOffset.get(entry.offset), where);
+    if (wrong) {
+      findings.push({ ...findingOf(entry, 'unreadable'), message: wrong });
+      if (options.stopAtFirst) return findings;
+      continue;
+    }
+    locations.set(entry.offset, byOffset.get(entry.offset) as SegmentEntry);
+    blocksAt.set(entry.offset, [...(blocksAt.get(entry.offset) ?? []), entry]);
   }
-  const blockOf = new Map<number, number>();
-  for (const entry of entries) if (!blockOf.has(entry.offset)) blockOf.set(entry.offset, entry.blockIndex);
   const sorted = [...locations.values()].sort((a, b) => a.offset - b.offset);
   for (let i = 0; i < sorted.length; ) {
     const first = sorted[i] as SegmentEntry;
@@ -112,16 +152,71 @@ export async function verifySegment(
         stored.offset - first.offset,
         stored.offset - first.offset + stored.storedLength,
       );
-      try {
-        readSegmentBlock(compressor, stored, bytes);
-      } catch (error) {
-        if (!(error instanceof VolsnapError && error.code === 'data.corrupt')) throw error;
-        return `Block ${blockOf.get(stored.offset)} (in ${where} at offset ${stored.offset}) does not hold what the manifest says: ${error.message}`;
+      const bad = blockProblem(compressor, stored, bytes);
+      if (!bad) continue;
+      for (const entry of blocksAt.get(stored.offset) ?? []) {
+        findings.push({
+          ...findingOf(entry, bad.found === undefined ? 'unreadable' : 'digest'),
+          ...(bad.found !== undefined ? { found: bad.found } : {}),
+          message: `Block ${entry.blockIndex} (in ${where} at offset ${stored.offset}) does not hold what the manifest says: ${bad.message}`,
+        });
+        if (options.stopAtFirst) return findings;
       }
     }
     i = j;
   }
+  return findings;
+}
+
+/** Why a manifest entry is not the segment index's block at its offset, or undefined. */
+function indexDisagreement(
+  entry: ManifestEntry,
+  stored: SegmentEntry | undefined,
+  where: string,
+): string | undefined {
+  const block = `Block ${entry.blockIndex} (in ${where} at offset ${entry.offset})`;
+  if (entry.encoding !== BlockEncoding.raw && entry.encoding !== BlockEncoding.zstd)
+    return `${block} names encoding ${entry.encoding}, which volsnap does not know.`;
+  if (!stored)
+    return `${block} is not a block of the segment: its index has no block at that offset (it may point into another block, the index or the footer).`;
+  if (stored.storedLength !== entry.storedLength || stored.encoding !== entry.encoding)
+    return `${block} is ${entry.storedLength} bytes in encoding ${entry.encoding} by the manifest, ${stored.storedLength} bytes in encoding ${stored.encoding} by the segment's index.`;
+  if (!stored.hash.equals(entry.hash))
+    return `${block} has SHA-256 ${entry.hash.toString('hex')} in the manifest, ${stored.hash.toString('hex')} in the segment's index.`;
+  if (stored.plainLength !== BLOCK_SIZE)
+    return `${block} is ${stored.plainLength} bytes plain by the segment's index, not a ${BLOCK_SIZE}-byte block.`;
   return undefined;
+}
+
+/** Whether a stored block holds what its index entry says; if not, why, and the digest it has. */
+function blockProblem(
+  compressor: Compressor,
+  stored: SegmentEntry,
+  bytes: Uint8Array,
+): { message: string; found?: string } | undefined {
+  try {
+    readSegmentBlock(compressor, stored, bytes);
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof VolsnapError && error.code === 'data.corrupt')) throw error;
+    let found: string | undefined;
+    try {
+      found = blockHash(decodeBlock(compressor, stored.encoding, bytes, stored.plainLength)).toString('hex');
+    } catch {
+      // It does not decode: there is no digest to show.
+    }
+    return { message: error.message, ...(found !== undefined ? { found } : {}) };
+  }
+}
+
+function findingOf(entry: ManifestEntry, problem: BlockFinding['problem']): Omit<BlockFinding, 'message'> {
+  return {
+    blockIndex: entry.blockIndex,
+    segmentId: entry.segmentId,
+    offset: entry.offset,
+    problem,
+    expected: entry.hash.toString('hex'),
+  };
 }
 
 /**

@@ -146,6 +146,18 @@ export interface Snapshot {
    * staged manifest's key, and segments per part (`parts` of them; the last one done completes it).
    */
   verification?: { manifestUploadId?: string; segmentsPerPart: number };
+  /** The outcome of the last re-read of its stored blocks (`volsnap snapshot verify`, the daily scrub). */
+  integrity?: SnapshotIntegrity;
+}
+
+/** What the last verification of a completed snapshot's stored blocks found (docs/formats.md, "Verification"). */
+export interface SnapshotIntegrity {
+  state: 'ok' | 'damaged';
+  checkedAt: string;
+  verificationId: string;
+  badBlockCount: number;
+  /** The first bad blocks (the verification's record names more). */
+  badBlocks: { blockIndex: number; segmentId: string; problem: string }[];
 }
 
 /** Whether a hold on the snapshot is still in force at `nowIso`. */
