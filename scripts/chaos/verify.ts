@@ -173,7 +173,9 @@ export async function verify(
         verdict.failedCleanly.push(`${region} ${s.snapshotId} (${s.name}): ${s.stateReason ?? ''}`);
     }
     for (const e of exports) {
-      state.set(`${region}/${e.key.split('/')[0]}/`, e);
+      // exports/{account}/{prefix}{exportId}.{format}: the workload's prefix names the command.
+      const prefix = /chaos-export-\d+\//.exec(e.key)?.[0];
+      if (prefix) state.set(`${region}/${prefix}`, e);
       if (e.state === 'error')
         verdict.failedCleanly.push(`${region} ${e.exportId} (${e.key}): ${e.stateReason ?? ''}`);
     }
