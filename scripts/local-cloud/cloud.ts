@@ -10,6 +10,7 @@ import type { RegionEntry } from '../../lib/config/regions.ts';
 import { bootstrapAccount, keyAuthenticator } from '../../lib/core/identity/accounts.ts';
 import { localRoleCredentials } from './aws-calls.ts';
 import { type Bundles, buildBundles, buildRegionProcess } from './bundles.ts';
+import type { FaultSpec } from './faults.ts';
 import { IdentityReplication } from './identity-replication.ts';
 import {
   assertPortFree,
@@ -24,6 +25,7 @@ import {
 } from './processes.ts';
 import { provisionRegion } from './provision.ts';
 import { loadServerlessSpec } from './serverless-spec.ts';
+import { Supervisor } from './supervisor.ts';
 
 export const DEFAULT_REGIONS = ['eu-west-1', 'us-east-1'];
 export const DEFAULT_PORT_BASE = 4510;
@@ -51,8 +53,10 @@ export interface LocalCloudOptions {
    * SQS (with the IAM action and resource ARN it needs on AWS), for the IAM check (./iam-check.ts).
    */
   recordCallsTo?: string | undefined;
-  /** Called when a child dies on its own: the cloud is no longer whole. */
-  onChildExit?: (name: string, code: number | null) => void;
+  /** Where the supervisor says which child it restarted, and why (default: stderr). */
+  log?: (line: string) => void;
+  /** Faults the local S3 injects into the functions' and presigned requests (./faults.ts). */
+  faults?: FaultSpec | undefined;
 }
 
 export interface LocalRegion {
@@ -75,6 +79,8 @@ export interface LocalCloud {
   surfaces: Record<string, { routes: string[]; schedules: string[]; queues: string[] }>;
   /** What the functions run: the bundles of serverless.yml, on this Node version (the regions' own). */
   functions: { node: string; bundles: Bundles };
+  /** The pids of the children, kept current across restarts (JSON, see CloudState in ./supervisor.ts). */
+  stateFile: string;
   stop(): Promise<void>;
 }
 
@@ -128,34 +134,29 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
   const ports = await choosePorts(regionNames, options.portBase ?? DEFAULT_PORT_BASE);
   if (options.fresh) await rm(dataDir, { recursive: true, force: true });
   await mkdir(dataDir, { recursive: true });
-  const children: ManagedProcess[] = [];
+  const stateFile = join(dataDir, 'cloud-state.json');
+  const supervisor = new Supervisor({
+    log: options.log ?? ((line) => console.error(line)),
+    stateFile,
+    describe: () => ({ regions: regionNames, faults: options.faults ?? null }),
+  });
   let replication: IdentityReplication | undefined;
-  let stopping = false;
   const stop = async () => {
-    stopping = true;
     await replication?.stop();
     // Region processes first (they talk to the emulators), then the emulators.
-    const [regions, emulators] = [
-      children.filter((c) => c.name.startsWith('region')),
-      children.filter((c) => !c.name.startsWith('region')),
-    ];
-    await Promise.all(regions.map((c) => c.stop()));
-    await Promise.all(emulators.map((c) => c.stop()));
-  };
-  const watch = (name: string) => (code: number | null) => {
-    if (!stopping) options.onChildExit?.(name, code);
+    await supervisor.stop();
   };
   try {
     const regions: LocalRegion[] = await Promise.all(
-      regionNames.map(async (name, i) => {
-        const started = await startEmulators(name, ports[i] as Ports, join(dataDir, name), {
+      regionNames.map((name, i) =>
+        startEmulators(name, ports[i] as Ports, join(dataDir, name), {
           roles: regionNames,
           recordCallsTo: options.recordCallsTo,
-          watch,
-        });
-        children.push(...started.children);
-        return started.region;
-      }),
+          supervisor,
+          // Each region's S3 its own stream of faults, from the one seed.
+          faults: options.faults && { ...options.faults, seed: options.faults.seed + i },
+        }),
+      ),
     );
     const registry: Record<string, RegionEntry> = Object.fromEntries(
       regions.map((r) => [r.name, registryEntry(r)]),
@@ -182,23 +183,24 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
     await Promise.all(
       regions.map(async (r, i) => {
         const p = ports[i] as Ports;
-        const child = await forkReady(`region ${r.name}`, regionProcess.file, [], {
-          execPath: nodeBinary,
-          env: regionEnvironment(
-            regionNames[0] ?? r.name,
-            r,
-            registry,
-            p,
-            specPath,
-            options.specRoot ?? ROOT,
-            options.verbose ?? false,
-            options.schedules ?? true,
-            bundles,
-            options.recordCallsTo,
-          ),
-          onExit: watch(`region ${r.name}`),
-        });
-        children.push(child);
+        const env = regionEnvironment(
+          regionNames[0] ?? r.name,
+          r,
+          registry,
+          p,
+          specPath,
+          options.specRoot ?? ROOT,
+          options.verbose ?? false,
+          options.schedules ?? true,
+          bundles,
+          options.recordCallsTo,
+        );
+        // A region process that dies is replaced, as Lambda replaces a container (./supervisor.ts).
+        const child = (await supervisor.add(
+          { name: `region ${r.name}`, kind: 'region', region: r.name },
+          (onExit) =>
+            forkReady(`region ${r.name}`, regionProcess.file, [], { execPath: nodeBinary, env, onExit }),
+        )) as ManagedProcess & { message: Record<string, unknown> };
         surfaces[r.name] = child.message.surface as LocalCloud['surfaces'][string];
         nodeVersions.add(String(child.message.node));
       }),
@@ -211,7 +213,7 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
     };
     await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
     const functions = { node: [...nodeVersions].join(', '), bundles };
-    return { regions, config, configPath, surfaces, functions, stop };
+    return { regions, config, configPath, surfaces, functions, stateFile, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -226,38 +228,38 @@ async function startEmulators(
   options: {
     roles: string[];
     recordCallsTo: string | undefined;
-    watch: (name: string) => (code: number | null) => void;
+    supervisor: Supervisor;
+    faults: FaultSpec | undefined;
   },
-): Promise<{ region: LocalRegion; children: ManagedProcess[] }> {
+): Promise<LocalRegion> {
   await mkdir(join(dir, 's3'), { recursive: true });
   await mkdir(join(dir, 'dynamodb'), { recursive: true });
   // Each region's endpoints accept every region's role: cross-region work signs as its own.
   const recording = { roles: options.roles, recordCallsTo: options.recordCallsTo };
+  // Restarted on the same port and data dir when they die (./supervisor.ts).
   const [s3, dynamodb] = await Promise.all([
-    startS3Emulator(join(dir, 's3'), p.s3, {
-      regions: [name],
-      onExit: options.watch(`s3 ${name}`),
-      ...recording,
-    }),
-    startDynamoEmulator(join(dir, 'dynamodb'), p.dynamodb, {
-      regions: [name],
-      onExit: options.watch(`dynamodb ${name}`),
-      ...recording,
-    }),
+    options.supervisor.add({ name: `s3 ${name}`, kind: 's3', region: name }, (onExit) =>
+      startS3Emulator(join(dir, 's3'), p.s3, {
+        regions: [name],
+        onExit,
+        ...recording,
+        ...(options.faults ? { faults: options.faults } : {}),
+      }),
+    ),
+    options.supervisor.add({ name: `dynamodb ${name}`, kind: 'dynamodb', region: name }, (onExit) =>
+      startDynamoEmulator(join(dir, 'dynamodb'), p.dynamodb, { regions: [name], onExit, ...recording }),
+    ),
   ]);
   const names = localResourceNames(name);
   return {
-    children: [s3, dynamodb],
-    region: {
-      name,
-      api: `http://127.0.0.1:${p.api}`,
-      s3: `http://127.0.0.1:${s3.port}`,
-      dynamodb: `http://127.0.0.1:${dynamodb.port}`,
-      queueUrl: `http://127.0.0.1:${p.queue}/000000000000/${names.queue}`,
-      bucket: names.bucket,
-      table: names.table,
-      identityTable: names.identityTable,
-    },
+    name,
+    api: `http://127.0.0.1:${p.api}`,
+    s3: `http://127.0.0.1:${s3.port}`,
+    dynamodb: `http://127.0.0.1:${dynamodb.port}`,
+    queueUrl: `http://127.0.0.1:${p.queue}/000000000000/${names.queue}`,
+    bucket: names.bucket,
+    table: names.table,
+    identityTable: names.identityTable,
   };
 }
 

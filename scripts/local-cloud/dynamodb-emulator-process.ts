@@ -158,13 +158,16 @@ try {
   java.kill('SIGKILL');
   process.exit(1);
 }
-process.send?.({ ready: true, port: config.port });
+// The JVM is the guard's child, not the supervisor's: named so that a supervisor can reap it should the
+// guard die without its stop (SIGKILL), and so that tests can find it (scripts/local-cloud/supervisor.ts).
+process.send?.({ ready: true, port: config.port, innerPids: [java.pid] });
 
 // Never exit before Java has: an orphaned JVM would outlive the local cloud.
 const stop = () => {
   if (stopping) return;
   stopping = true;
   java.once('exit', () => process.exit(0));
+  java.kill('SIGCONT'); // a stalled JVM takes SIGTERM only once resumed
   java.kill('SIGTERM');
   setTimeout(() => java.kill('SIGKILL'), 4000).unref();
 };

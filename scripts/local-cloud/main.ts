@@ -1,6 +1,7 @@
 // `npm start`: the local two-region cloud, in the foreground until Ctrl-C.
 import { parseArgs } from 'node:util';
 import { DEFAULT_PORT_BASE, DEFAULT_REGIONS, type LocalCloud, startLocalCloud } from './cloud.ts';
+import { describeFaults, FAULTS_SYNTAX, type FaultSpec, parseFaults } from './faults.ts';
 
 const { values } = parseArgs({
   options: {
@@ -10,24 +11,44 @@ const { values } = parseArgs({
     regions: { type: 'string', default: DEFAULT_REGIONS.join(',') },
     verbose: { type: 'boolean', default: false },
     'no-schedules': { type: 'boolean', default: false },
+    faults: { type: 'string' },
+    'faults-seed': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 
 if (values.help) {
   console.log(`Usage: npm start -- [--fresh] [--data-dir DIR] [--port-base N|auto] [--regions a,b] [--verbose] [--no-schedules]
+                    [--faults SPEC [--faults-seed N]]
 
 Runs the volsnap local cloud: for each region its own S3 (s3rver), DynamoDB (DynamoDB Local) and
 the functions of serverless.yml behind an HTTP API. Data stays in DIR (.volsnap) between runs;
 --fresh wipes it. The scheduled functions (policies, reaper, expiry, GC) run on their rates unless
 --no-schedules (tests drive them with \`volsnap admin run JOB\`). With VOLSNAP_RECORD_AWS_CALLS=DIR, every
-S3, DynamoDB and SQS call the functions make is recorded in DIR (for the IAM check). Region i listens on N+10i (API), N+10i+1 (S3), N+10i+2 (DynamoDB), N+10i+3 (queue).`);
+S3, DynamoDB and SQS call the functions make is recorded in DIR (for the IAM check). Region i listens on N+10i (API), N+10i+1 (S3), N+10i+2 (DynamoDB), N+10i+3 (queue).
+
+A region process or emulator that dies is started again (same ports, same data), as AWS would; the
+pids are in DIR/cloud-state.json. --faults makes each region's S3 inject faults into the requests the
+functions sign and the presigned URLs they hand out: ${FAULTS_SYNTAX}. The draws are seeded
+(--faults-seed, default random and printed): one seed, one sequence of faults.`);
   process.exit(0);
 }
 
 const portBase = values['port-base'] === 'auto' ? 'auto' : Number(values['port-base']);
 if (portBase !== 'auto' && !(Number.isInteger(portBase) && portBase > 0 && portBase < 65000)) {
   console.error(`--port-base must be a port number or 'auto', got '${values['port-base']}'.`);
+  process.exit(2);
+}
+
+let faults: FaultSpec | undefined;
+try {
+  const seed =
+    values['faults-seed'] === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values['faults-seed']);
+  if (!Number.isInteger(seed) || seed < 0)
+    throw new Error(`--faults-seed must be a whole number, got '${values['faults-seed']}'.`);
+  if (values.faults !== undefined) faults = parseFaults(values.faults, seed);
+} catch (error) {
+  console.error((error as Error).message);
   process.exit(2);
 }
 
@@ -58,10 +79,7 @@ try {
     schedules: !values['no-schedules'],
     // The e2e suite sets it: the IAM check reads what the functions called (scripts/local-cloud/iam-check.ts).
     recordCallsTo: process.env.VOLSNAP_RECORD_AWS_CALLS || undefined,
-    onChildExit: (name, code) => {
-      console.error(`The local cloud lost ${name} (exit code ${code}); stopping.`);
-      void shutdown(1);
-    },
+    faults,
   });
 } catch (error) {
   console.error(`The local cloud could not start: ${(error as Error).message}`);
@@ -81,6 +99,7 @@ const lines = [
 for (const r of cloud.regions) {
   lines.push(`  ${r.name.padEnd(12)} API ${r.api}   (S3 ${r.s3}, DynamoDB ${r.dynamodb})`);
 }
+if (faults) lines.push('', `  S3 faults: ${describeFaults(faults)}`);
 lines.push('', `  Console: ${cloud.regions[0]?.api}/console (sign in with a key below)`, '');
 for (const [name, account] of Object.entries(cloud.config.accounts)) {
   lines.push(`  account ${name.padEnd(8)} ${account.accountId}   key ${account.apiKey}`);

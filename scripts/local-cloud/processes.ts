@@ -5,6 +5,10 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import type { FaultSpec } from './faults.ts';
+
+/** Called when a child ends after it was ready: its exit code, or the signal that ended it. */
+export type ExitListener = (code: number | null, signal: NodeJS.Signals | null) => void;
 
 /** A child process of the local cloud that reported itself ready. */
 export interface ManagedProcess {
@@ -36,7 +40,7 @@ export function forkReady(
     execPath?: string;
     execArgv?: string[];
     timeoutMs?: number;
-    onExit?: (code: number | null) => void;
+    onExit?: ExitListener;
   } = {},
 ): Promise<ManagedProcess & { message: ReadyMessage }> {
   const child = fork(modulePath, args, {
@@ -53,6 +57,7 @@ export function forkReady(
     const exited = new Promise<void>((done) => child.once('exit', () => done()));
     const stop = async () => {
       if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGCONT'); // a stalled (SIGSTOPped) child would take SIGTERM only once resumed
         child.kill('SIGTERM');
         // Longer than the DynamoDB guard gives Java, so the guard can always reap its JVM first.
         const killer = setTimeout(() => child.kill('SIGKILL'), 8000);
@@ -66,7 +71,7 @@ export function forkReady(
         reject(new Error(`${name}: ${message.error ?? 'failed to start'}`));
         return;
       }
-      child.on('exit', (code) => options.onExit?.(code));
+      child.on('exit', (code, signal) => options.onExit?.(code, signal));
       resolve({ name, child, port: message.port ?? 0, stop, message });
     });
     child.once('exit', (code, signal) => {
@@ -130,6 +135,8 @@ export interface S3EmulatorConfig {
   /** A folder to record the calls those roles make in (./aws-calls.ts); none: no recording. */
   recordCallsTo?: string;
   tls?: { keyPath: string; certPath: string };
+  /** Faults to inject into what the roles sign (./faults.ts); none: none. */
+  faults?: FaultSpec;
   /** `false` turns signature and If-None-Match checks off, only to measure what they cost
    * (scripts/s3-verification-cost.ts). Nothing else sets it. */
   verify?: false;
@@ -145,9 +152,10 @@ export function startS3Emulator(
   port: number,
   options: {
     regions: string[];
-    onExit?: (code: number | null) => void;
+    onExit?: ExitListener;
     tls?: { keyPath: string; certPath: string };
     verify?: false;
+    faults?: FaultSpec;
   } & CallRecording,
 ) {
   const nodeOptions = [process.env.NODE_OPTIONS, '--openssl-legacy-provider'].filter(Boolean).join(' ');
@@ -159,6 +167,7 @@ export function startS3Emulator(
     ...callRecording(options),
     ...(options.tls ? { tls: options.tls } : {}),
     ...(options.verify === false ? { verify: false as const } : {}),
+    ...(options.faults ? { faults: options.faults } : {}),
   };
   return forkReady(
     `s3rver (port ${port})`,
@@ -194,7 +203,7 @@ export interface DynamoEmulatorConfig {
 export function startDynamoEmulator(
   directory: string,
   port: number,
-  options: { regions: string[]; onExit?: (code: number | null) => void } & CallRecording,
+  options: { regions: string[]; onExit?: ExitListener } & CallRecording,
 ) {
   const config: DynamoEmulatorConfig = {
     directory,

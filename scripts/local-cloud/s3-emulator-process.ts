@@ -2,14 +2,18 @@
 // without which s3rver cannot list past 1000 keys), verifying what AWS S3 verifies (./s3-emulator.ts).
 // Configured by VOLSNAP_S3_EMULATOR (JSON, see S3EmulatorConfig in ./processes.ts). Exits when its
 // parent goes away.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import S3rver from 's3rver';
-import { CallRecorder } from './aws-calls.ts';
+import { CallRecorder, roleOfKey } from './aws-calls.ts';
+import { type FaultCounts, faultMiddleware } from './faults.ts';
 import type { S3EmulatorConfig } from './processes.ts';
 import {
   acceptRoleKeys,
   installAtomicWrites,
   recordingMiddleware,
+  s3ErrorOf,
+  signerOf,
   verifyingMiddleware,
 } from './s3-emulator.ts';
 
@@ -35,6 +39,23 @@ if (config.verify !== false) {
   if (config.recordCallsTo) {
     const recorder = new CallRecorder(config.recordCallsTo, `s3-${config.regions.join('+')}`);
     server.middleware.splice(1, 0, recordingMiddleware({ roles, recorder }));
+  }
+  // Behind both: a faulted call was still made (and recorded). Only what a role signed: the
+  // functions' own calls and the presigned URLs they hand out, never the operator's.
+  if (config.faults) {
+    const countsFile = join(dirname(config.directory), 's3-faults.json');
+    server.middleware.splice(
+      config.recordCallsTo ? 2 : 1,
+      0,
+      faultMiddleware(config.faults, {
+        applies: (ctx) => roleOfKey(signerOf(ctx.req) ?? '', roles) !== undefined,
+        makeError: s3ErrorOf,
+        countsFile,
+        ...(existsSync(countsFile)
+          ? { initialCounts: JSON.parse(readFileSync(countsFile, 'utf8')) as FaultCounts }
+          : {}),
+      }),
+    );
   }
 }
 const { port } = await server.run();

@@ -96,6 +96,16 @@ const expectedSha256 = new WeakMap<object, string>();
 /** The access key id each verified request was signed with. */
 const signedBy = new WeakMap<object, string>();
 
+/** The access key id a request verified by {@link verifyingMiddleware} was signed with. */
+export function signerOf(req: object): string | undefined {
+  return signedBy.get(req);
+}
+
+/** S3's error for a middleware to throw (s3rver renders it as S3's XML body). */
+export function s3ErrorOf(code: string, message: string, status: number): Error {
+  return s3Error(code, message, status);
+}
+
 /**
  * A Koa middleware for the front of s3rver's stack. Refuses any request whose SigV4 signature does
  * not verify (403 with S3's code: anonymous → AccessDenied, expired → AccessDenied "Request has
