@@ -28,7 +28,7 @@ export interface RegionTuning {
     'uploadTimeoutMs' | 'urlTtlSeconds' | 'leaseMs' | 'inlineVerifyBytes' | 'verifySegmentsPerPart'
   >;
   copies?: Pick<SnapshotCopierOptions, 'partBlocks' | 'readConcurrency' | 'runBytes'>;
-  exports?: Pick<ExportServiceOptions, 'partSize' | 'leaseMs'>;
+  exports?: Pick<ExportServiceOptions, 'partSize' | 'leaseMs' | 'readConcurrency' | 'runBytes'>;
   imports?: Pick<
     SnapshotImporterOptions,
     'partBlocks' | 'readConcurrency' | 'rangeBytes' | 'uploadPartSize' | 'urlsPerRequest'

@@ -8,6 +8,7 @@ import { CallRecorder } from './aws-calls.ts';
 import type { S3EmulatorConfig } from './processes.ts';
 import {
   acceptRoleKeys,
+  countingMiddleware,
   installAtomicWrites,
   recordingMiddleware,
   verifyingMiddleware,
@@ -37,6 +38,8 @@ if (config.verify !== false) {
     server.middleware.splice(1, 0, recordingMiddleware({ roles, recorder }));
   }
 }
+// Before everything: it counts the requests the verification refuses too.
+server.middleware.unshift(countingMiddleware());
 const { port } = await server.run();
 process.send?.({ ready: true, port });
 const stop = async () => {
