@@ -174,6 +174,12 @@ async function main() {
   } finally {
     await cloud.stop();
   }
+  printTable(rows);
+  await rm(work, { recursive: true, force: true });
+}
+
+/** The rows as a table: median seconds, the median ratio to the full snapshot of the same run, requests per GiB. */
+function printTable(rows: { name: string; seconds: number; requests: Counts }[]): void {
   const full = rows.filter((row) => row.name === 'full snapshot').map((row) => row.seconds);
   const gib = size / 2 ** 30;
   console.log('\n| what | seconds | × full snapshot | S3 requests per GiB |\n|---|---:|---:|---|');
@@ -191,7 +197,6 @@ async function main() {
       `| ${name} | ${seconds[Math.floor(seconds.length / 2)]?.toFixed(2)} | ${ratios[Math.floor(ratios.length / 2)]?.toFixed(2)} | ${Math.round(total / gib)} (${detail}) |`,
     );
   }
-  await rm(work, { recursive: true, force: true });
 }
 
 await main();

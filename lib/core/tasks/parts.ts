@@ -116,7 +116,9 @@ export function pipelinedStore(
       const stored: Promise<void> = put(segmentId, object).then(
         () => {
           pending.delete(stored);
-          spare.push(Buffer.from(object.buffer, object.byteOffset, segmentCapacity()));
+          // Only a buffer a segment of any size fits in is reused (not one a caller made smaller).
+          if (object.buffer.byteLength - object.byteOffset >= segmentCapacity())
+            spare.push(Buffer.from(object.buffer, object.byteOffset, segmentCapacity()));
         },
         (error: unknown) => {
           pending.delete(stored);
