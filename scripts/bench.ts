@@ -19,6 +19,7 @@ import { parseSize } from '../lib/cli/units.ts';
 import { runScaleBench } from './bench/scale.ts';
 import { LOCAL_CREDENTIALS, startLocalCloud } from './local-cloud/cloud.ts';
 import { startS3Emulator } from './local-cloud/processes.ts';
+import { REQUEST_COUNTS_PATH } from './local-cloud/s3-emulator.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const BLOCK = 512 * 1024;
@@ -275,6 +276,18 @@ async function main() {
   await run(process.execPath, [join(ROOT, 'scripts/build-cli.js'), cliBundle], { cwd: ROOT });
   const volsnap = (...args: string[]) => time(process.execPath, [cliBundle, '--json', ...args], cliEnv);
   const [home, away] = cloud.regions.map((r) => r.name);
+  /** S3 requests the local cloud's emulators answered so far, both regions, presigned ones included. */
+  const s3Requests = async () => {
+    let total = 0;
+    for (const region of cloud.regions) {
+      const counts = (await (await fetch(`${region.s3}${REQUEST_COUNTS_PATH}`)).json()) as Record<
+        string,
+        number
+      >;
+      total += Object.values(counts).reduce((a, b) => a + b, 0);
+    }
+    return total;
+  };
   const imageBytes = await open(image, 'r').then(async (f) => {
     const buffer = Buffer.alloc(size);
     await f.read(buffer, 0, size, 0);
@@ -313,6 +326,7 @@ async function main() {
       full.storedBytes = firstOut.report.newStoredBytes;
       full.requests = firstOut.report.segments + 1;
       const copy = async (snapshotId: string, m: Measure) => {
+        const requestsBefore = await s3Requests();
         const out = await volsnap(
           '--region',
           String(away),
@@ -328,6 +342,7 @@ async function main() {
         // Written by the destination's workers: the server's time, from createdAt to completedAt.
         m.seconds.push((Date.parse(copied.completedAt) - Date.parse(copied.createdAt)) / 1000);
         m.storedBytes = copied.stats.newBytes;
+        m.requests = (await s3Requests()) - requestsBefore;
         return copied;
       };
       await copy(firstOut.snapshotId, measure(`volsnap full copy ${home} → ${away}`, 'volsnap'));
@@ -341,34 +356,46 @@ async function main() {
       const incrementalCopy = measure(`volsnap 1% incremental copy ${home} → ${away}`, 'volsnap');
       const copied = await copy(snapshotId, incrementalCopy);
       incrementalCopy.note = `moved ${(copied.stats.newBytes / 2 ** 20).toFixed(1)} MiB for ${(changedBytes / 2 ** 20).toFixed(1)} MiB changed (${(copied.stats.newBytes / changedBytes).toFixed(2)}×)`;
-      const exported = JSON.parse(
-        (await volsnap('snapshot', 'export', snapshotId, '--format', 'vsnap')).stdout,
-      );
-      const exportMeasure = measure('volsnap export (vsnap)', 'volsnap');
-      exportMeasure.seconds.push((Date.parse(exported.completedAt) - Date.parse(exported.createdAt)) / 1000);
-      exportMeasure.note = `${(exported.sizeBytes / 2 ** 20).toFixed(1)} MiB object`;
-      const { url } = JSON.parse((await volsnap('export', 'url', exported.exportId)).stdout);
-      const imported = JSON.parse(
-        (
-          await volsnap(
-            '--account',
-            'demo-b',
-            '--region',
-            String(away),
-            'snapshot',
-            'import',
-            '--url',
-            url,
-            '--format',
-            'vsnap',
-          )
-        ).stdout,
-      );
-      if (imported.state !== 'completed')
-        throw new Error(`import ended ${imported.state}: ${imported.stateReason}`);
-      measure(`volsnap import (vsnap, from ${home} into ${away})`, 'volsnap').seconds.push(
-        (Date.parse(imported.completedAt) - Date.parse(imported.createdAt)) / 1000,
-      );
+      // Every format out of the home region and back in, into the other region and another account.
+      for (const format of ['vsnap', 'raw', 'qcow2']) {
+        let requestsBefore = await s3Requests();
+        const exported = JSON.parse(
+          (await volsnap('snapshot', 'export', snapshotId, '--format', format)).stdout,
+        );
+        const exportMeasure = measure(`volsnap export (${format})`, 'volsnap');
+        exportMeasure.seconds.push(
+          (Date.parse(exported.completedAt) - Date.parse(exported.createdAt)) / 1000,
+        );
+        exportMeasure.note = `${(exported.sizeBytes / 2 ** 20).toFixed(1)} MiB object`;
+        exportMeasure.requests = (await s3Requests()) - requestsBefore;
+        const { url } = JSON.parse((await volsnap('export', 'url', exported.exportId)).stdout);
+        requestsBefore = await s3Requests();
+        const imported = JSON.parse(
+          (
+            await volsnap(
+              '--account',
+              'demo-b',
+              '--region',
+              String(away),
+              'snapshot',
+              'import',
+              '--url',
+              url,
+              '--format',
+              format,
+              ...(format === 'raw' ? ['--size', String(size)] : []),
+            )
+          ).stdout,
+        );
+        if (imported.state !== 'completed')
+          throw new Error(`import ended ${imported.state}: ${imported.stateReason}`);
+        const importMeasure = measure(`volsnap import (${format}, from ${home} into ${away})`, 'volsnap');
+        importMeasure.seconds.push(
+          (Date.parse(imported.completedAt) - Date.parse(imported.createdAt)) / 1000,
+        );
+        importMeasure.requests = (await s3Requests()) - requestsBefore;
+        await volsnap('export', 'delete', exported.exportId);
+      }
       const target = join(work, 'restored.raw');
       await rm(target, { force: true });
       record(
@@ -490,6 +517,17 @@ async function main() {
       target: 1.05,
     },
     { what: 'client peak RSS, MiB (target ≤ 256)', value: Math.round(peakRss), target: 256 },
+    ...[
+      `volsnap full copy ${home} → ${away}`,
+      ...['vsnap', 'raw', 'qcow2'].flatMap((f) => [
+        `volsnap export (${f})`,
+        `volsnap import (${f}, from ${home} into ${away})`,
+      ]),
+    ].map((name) => ({
+      what: `${name.replace(/^volsnap /, '')} vs the full snapshot (time ratio; target ≤ 1.5)`,
+      value: ratio(name, 'volsnap full snapshot'),
+      target: 1.5,
+    })),
   ].map((t) => ({ ...t, met: t.value !== undefined && Number.isFinite(t.value) && t.value <= t.target }));
   const result = {
     date: new Date().toISOString(),

@@ -30,7 +30,7 @@ export interface RegionTuning {
     'uploadTimeoutMs' | 'urlTtlSeconds' | 'leaseMs' | 'inlineVerifyBytes' | 'verifySegmentsPerPart'
   >;
   copies?: Pick<SnapshotCopierOptions, 'partBlocks' | 'readConcurrency' | 'runBytes'>;
-  exports?: Pick<ExportServiceOptions, 'partSize' | 'leaseMs'>;
+  exports?: Pick<ExportServiceOptions, 'partSize' | 'leaseMs' | 'readConcurrency' | 'runBytes'>;
   verifications?: Pick<VerificationServiceOptions, 'segmentsPerPart' | 'leaseMs'>;
   imports?: Pick<
     SnapshotImporterOptions,

@@ -127,12 +127,13 @@ function probe(): Promise<boolean> {
   });
 }
 
-const deadline = Date.now() + 30_000;
+// Java starts slowly on a loaded machine (seen: over 30 s with several test runs beside it).
+const deadline = Date.now() + 120_000;
 while (!(await probe())) {
   if (Date.now() > deadline) {
     process.send?.({
       ready: false,
-      error: `DynamoDB Local did not answer on port ${internalPort} within 30 s: ${output.trim()}`,
+      error: `DynamoDB Local did not answer on port ${internalPort} within 120 s: ${output.trim()}`,
     });
     java.kill('SIGKILL');
     process.exit(1);

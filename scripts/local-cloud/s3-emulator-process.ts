@@ -10,6 +10,7 @@ import { type FaultCounts, faultMiddleware } from './faults.ts';
 import type { S3EmulatorConfig } from './processes.ts';
 import {
   acceptRoleKeys,
+  countingMiddleware,
   installAtomicWrites,
   recordingMiddleware,
   s3ErrorOf,
@@ -58,6 +59,8 @@ if (config.verify !== false) {
     );
   }
 }
+// Before everything: it counts the requests the verification refuses too.
+server.middleware.unshift(countingMiddleware());
 const { port } = await server.run();
 process.send?.({ ready: true, port });
 const stop = async () => {

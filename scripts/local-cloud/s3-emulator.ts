@@ -159,6 +159,35 @@ export function verifyingMiddleware(options: S3VerificationOptions): Middleware 
   };
 }
 
+/** Where the local S3 answers how many requests of each operation it served (unsigned, loopback only). */
+export const REQUEST_COUNTS_PATH = '/_volsnap/request-counts';
+
+/**
+ * A Koa middleware for first in the stack: counts every request by S3 operation (presigned ones
+ * too: they arrive here like any other), and answers GET {@link REQUEST_COUNTS_PATH} with the
+ * counts so far as JSON (`{ "GetObject": 12, … }`), so a benchmark can tell requests per operation.
+ */
+export function countingMiddleware(): Middleware {
+  const counts: Record<string, number> = {};
+  return async function countRequests(ctx, next) {
+    if (ctx.method === 'GET' && ctx.path === REQUEST_COUNTS_PATH) {
+      const c = ctx as unknown as { status: number; type: string; body: string };
+      c.status = 200;
+      c.type = 'application/json';
+      c.body = JSON.stringify(counts);
+      return;
+    }
+    const { operation } = s3Operation({
+      method: ctx.method,
+      path: ctx.path,
+      query: ctx.query,
+      headers: ctx.req.headers,
+    });
+    counts[operation] = (counts[operation] ?? 0) + 1;
+    return next();
+  };
+}
+
 /**
  * A Koa middleware for right after {@link verifyingMiddleware}: records, for every request a role
  * signed (header-signed or presigned), the IAM authorizations AWS would make for it, and for a

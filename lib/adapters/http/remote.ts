@@ -155,6 +155,7 @@ export interface HttpRemoteOptions {
   fetch?: typeof fetch;
   /** Resolves a host name to its addresses (tests; default: the system resolver). */
   resolve?: (host: string) => Promise<string[]>;
+  /** How long a ranged GET may take (30 s), plus a second per 256 KiB it asks for. */
   timeoutMs?: number;
 }
 
@@ -202,7 +203,9 @@ export function httpRemoteOpener(options: HttpRemoteOptions = {}): RemoteOpener 
           response = await doFetch(url, {
             headers: { range: `bytes=${start}-${end - 1}` },
             redirect: 'manual',
-            signal: AbortSignal.timeout(timeoutMs),
+            // The whole answer within the timeout plus a second per 256 KiB asked for
+            // (a run of blocks is up to 8 MiB; a machine under load serves it slowly).
+            signal: AbortSignal.timeout(timeoutMs + Math.ceil((end - start) / (256 * 1024)) * 1000),
           });
         } catch (cause) {
           if (attempt < 3) {

@@ -42,6 +42,11 @@ export interface SnapshotWriterOptions {
    * back for reuse once it no longer needs the object; without this, every segment gets a new one.
    */
   segmentBuffer?: () => Buffer;
+  /**
+   * Waits for the stores still under way, called by {@link SnapshotWriter.finish} after the last
+   * segment is sealed: for a `store` that returns once its object is on its way, not stored.
+   */
+  flush?: () => Promise<void>;
 }
 
 /** A report of nothing written yet. */
@@ -200,6 +205,7 @@ export class SnapshotWriter {
   /** Seals the last segment and returns the manifest of the snapshot. */
   async finish(): Promise<Manifest> {
     await this.#seal();
+    await this.options.flush?.();
     return {
       volumeSize: this.options.volumeSize,
       blockSize: BLOCK_SIZE,

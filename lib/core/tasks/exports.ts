@@ -17,6 +17,7 @@ import { DEFAULT_LEASE_MS, type SnapshotService } from '../snapshots/snapshot-se
 import type { Export, ExportRepository } from './export-records.ts';
 import { type PartKind, type PartOutcome, PartRunner, type PartTally } from './part-runner.ts';
 import { systemCaller } from './parts.ts';
+import { coalesceRanges, RUN_BYTES, readRunsInOrder } from './ranged-reads.ts';
 
 export type { Export, ExportRepository, ExportState } from './export-records.ts';
 
@@ -38,6 +39,10 @@ export interface ExportServiceOptions {
   limits?: (accountId: string) => Promise<QuotaLimits>;
   /** The workers' lease (see {@link Export.leaseUntil}); the snapshots' by default. */
   leaseMs?: number;
+  /** Ranged GETs of a part in flight (each up to `runBytes`). */
+  readConcurrency?: number;
+  /** Longest ranged GET: neighbouring blocks of a segment are read together up to this size. */
+  runBytes?: number;
 }
 
 /** Presigned export URLs live 1 hour unless asked, and at most 7 days (SigV4's limit). */
@@ -52,8 +57,10 @@ const EXPORT_TIMEOUT_MS = 6 * 3600 * 1000;
 const MIN_PART = 5 * 1024 * 1024;
 
 /**
- * Exports: a completed snapshot the caller may read, written as one object (`vsnap` or `raw`) by
- * workers, one multipart part each, with bounded memory (one part plus its reads). A part's upload
+ * Exports: a completed snapshot the caller may read, written as one object (`vsnap`, `raw` or
+ * `qcow2`) by workers, one multipart part each, with bounded memory: the part (64 MiB by default)
+ * plus `readConcurrency` + 1 ranged reads of up to `runBytes` (4 + 1 × 8 MiB), neighbouring blocks of
+ * a segment read with one GET. A part's upload
  * is idempotent (uploading it again replaces it), so a crashed worker's part is redone alone.
  */
 export class ExportService {
@@ -63,6 +70,8 @@ export class ExportService {
   constructor(options: ExportServiceOptions) {
     this.#o = {
       partSize: 64 * 1024 * 1024,
+      readConcurrency: 4,
+      runBytes: RUN_BYTES,
       buckets: [],
       limits: async () => DEFAULT_QUOTA,
       leaseMs: DEFAULT_LEASE_MS,
@@ -335,22 +344,27 @@ export class ExportService {
     const start = part * record.partSize;
     const end = Math.min(record.size, start + record.partSize);
     const out = Buffer.alloc(end - start);
+    // Neighbouring blocks of a segment are read with one ranged GET, a few runs ahead.
     const read = async (entries: { at: number; entry: ManifestEntry; decode: boolean }[]) => {
-      for (let i = 0; i < entries.length; i += 8) {
-        await Promise.all(
-          entries.slice(i, i + 8).map(async ({ at, entry, decode }) => {
-            const stored = await this.#o.objects.getRange(
-              ObjectLayout.segment(snapshot.accountId, entry.segmentId),
-              entry.offset,
-              entry.offset + entry.storedLength,
-            );
-            // Every block is checked before it leaves: an export never carries a damaged block.
-            const plain = readSegmentBlock(this.#o.compressor, { ...entry, plainLength: BLOCK_SIZE }, stored);
-            const bytes = Buffer.from(decode ? plain : stored);
-            copyOverlap(bytes, at, out, start, end);
-          }),
-        );
-      }
+      const pieces = entries
+        .map((wanted) => ({
+          object: ObjectLayout.segment(snapshot.accountId, wanted.entry.segmentId),
+          start: wanted.entry.offset,
+          end: wanted.entry.offset + wanted.entry.storedLength,
+          item: wanted,
+        }))
+        .sort((a, b) => (a.object < b.object ? -1 : a.object > b.object ? 1 : a.start - b.start));
+      await readRunsInOrder(
+        coalesceRanges(pieces, this.#o.runBytes),
+        this.#o.readConcurrency,
+        (run) => this.#o.objects.getRange(run.object, run.start, run.end),
+        (piece, stored) => {
+          const { at, entry, decode } = piece.item;
+          // Every block is checked before it leaves: an export never carries a damaged block.
+          const plain = readSegmentBlock(this.#o.compressor, { ...entry, plainLength: BLOCK_SIZE }, stored);
+          copyOverlap(decode ? plain : stored, at, out, start, end);
+        },
+      );
     };
     if (record.format === 'raw') {
       // The plain disk image, full length: zero blocks are the zeros `out` starts with.

@@ -21,6 +21,7 @@ import { VolsnapError } from '../shared/errors.ts';
 import type { SnapshotService } from '../snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
 import { sessionWriter } from './parts.ts';
+import { coalesceRanges, readRunsInOrder } from './ranged-reads.ts';
 
 /** What reading an import's blocks takes: where its segments go, and how it reads. */
 export interface ImportBlocksOptions {
@@ -57,28 +58,40 @@ export async function importBlocks(
       throw new VolsnapError('data.corrupt', 'The vsnap object changed since the import started.');
     }
     const mine = entries.filter((e) => e.blockIndex >= first && e.blockIndex < end);
-    await inOrder(
+    // The blocks lie end to end in the object: runs of them are read with one ranged GET each.
+    const runs = coalesceRanges(
+      mine.map((e) => ({ object: '', start: e.offset, end: e.offset + e.storedLength, item: e })),
+      o.rangeBytes,
+    );
+    let next = first;
+    await readRunsInOrder(
+      runs,
       o.readConcurrency,
-      mine,
-      (e) => remote.range(e.offset, e.offset + e.storedLength),
-      async (e, stored) => {
+      (run) => remote.range(run.start, run.end),
+      async ({ item: e }, stored) => {
+        if (e.blockIndex > next) writer.addZeroBlocks(next, e.blockIndex - next);
+        next = e.blockIndex + 1;
         readVsnapBlock(o.compressor, e, stored);
         await writer.addEncoded(e.blockIndex, e.hash, e.encoding, stored);
       },
-      (e) => e.blockIndex,
-      writer,
-      first,
     );
   } else if (format === 'qcow2') {
     const reader = await qcow2Reader(remote);
     const last = Math.min(end, Math.ceil(reader.size / BLOCK_SIZE));
-    const indices = Array.from({ length: Math.max(0, last - first) }, (_, i) => first + i);
+    // Batches of blocks read together: their clusters stored end to end come in one ranged GET.
+    const perBatch = Math.max(1, Math.floor(o.rangeBytes / BLOCK_SIZE));
+    const batches: number[][] = [];
+    for (let index = first; index < last; index += perBatch)
+      batches.push(Array.from({ length: Math.min(perBatch, last - index) }, (_, i) => index + i));
     await inOrder(
       o.readConcurrency,
-      indices,
-      (index) => reader.block(index),
-      (index, block) => writer.add(index, block),
-      (index) => index,
+      batches,
+      (batch) => reader.blocks(batch, o.rangeBytes),
+      async (batch, blocks) => {
+        for (const [i, index] of batch.entries())
+          await writer.add(index, blocks.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
+      },
+      (batch) => batch[0] as number,
       writer,
       first,
     );
@@ -146,10 +159,12 @@ async function inOrder<T>(
   }
 }
 
-/** Reads a qcow2 image's blocks (512 KiB of the guest disk each) through its L1 and L2 tables. */
-async function qcow2Reader(
-  remote: RemoteObject,
-): Promise<{ size: number; block: (index: number) => Promise<Uint8Array> }> {
+/** Reads a qcow2 image's blocks (512 KiB of the guest disk each) through its L1 and L2 tables, a batch at a time. */
+async function qcow2Reader(remote: RemoteObject): Promise<{
+  size: number;
+  /** Blocks `indices` (ascending), end to end; host runs of at most `maxRunBytes` per ranged GET. */
+  blocks: (indices: readonly number[], maxRunBytes: number) => Promise<Buffer>;
+}> {
   const image = parseQcow2Header(await remote.range(0, Math.min(remote.size, 4096)));
   const clusterSize = 2 ** image.clusterBits;
   const l2Entries = clusterSize / 8;
@@ -187,42 +202,51 @@ async function qcow2Reader(
   let inflated: { offset: number; bytes: Buffer } | undefined;
   return {
     size: image.size,
-    block: async (index) => {
-      const out = Buffer.alloc(BLOCK_SIZE);
-      const start = index * BLOCK_SIZE;
-      const end = Math.min(start + BLOCK_SIZE, image.size);
-      // Neighbouring guest bytes stored next to each other on the host are read together.
-      const runs: { host: number; at: number; length: number }[] = [];
-      for (let guest = start; guest < end; ) {
-        const offsetInCluster = guest % clusterSize;
-        const length = Math.min(clusterSize - offsetInCluster, end - guest);
-        const where = await cluster(Math.floor(guest / clusterSize));
-        if (where.kind === 'standard') {
-          within(where.offset, clusterSize);
-          const host = where.offset + offsetInCluster;
-          const last = runs.at(-1);
-          if (last && last.host + last.length === host && last.at + last.length === guest - start)
-            last.length += length;
-          else runs.push({ host, at: guest - start, length });
-        } else if (where.kind === 'compressed') {
-          if (inflated?.offset !== where.offset) {
-            const length_ = Math.min(where.length, remote.size - where.offset);
-            inflated = {
-              offset: where.offset,
-              bytes: inflateQcow2Cluster(
-                await remote.range(where.offset, where.offset + length_),
-                clusterSize,
-              ),
-            };
+    blocks: async (indices, maxRunBytes) => {
+      const out = Buffer.alloc(indices.length * BLOCK_SIZE);
+      // Guest bytes stored next to each other on the host are read together, across blocks.
+      const runs: { host: number; length: number; pieces: { at: number; length: number }[] }[] = [];
+      for (const [i, index] of indices.entries()) {
+        const start = index * BLOCK_SIZE;
+        const end = Math.min(start + BLOCK_SIZE, image.size);
+        for (let guest = start; guest < end; ) {
+          const offsetInCluster = guest % clusterSize;
+          const length = Math.min(clusterSize - offsetInCluster, end - guest);
+          const where = await cluster(Math.floor(guest / clusterSize));
+          const at = i * BLOCK_SIZE + guest - start;
+          if (where.kind === 'standard') {
+            within(where.offset, clusterSize);
+            const host = where.offset + offsetInCluster;
+            const run = runs.at(-1);
+            if (run && run.host + run.length === host && run.length + length <= maxRunBytes) {
+              run.length += length;
+              run.pieces.push({ at, length });
+            } else runs.push({ host, length, pieces: [{ at, length }] });
+          } else if (where.kind === 'compressed') {
+            if (inflated?.offset !== where.offset) {
+              const length_ = Math.min(where.length, remote.size - where.offset);
+              inflated = {
+                offset: where.offset,
+                bytes: inflateQcow2Cluster(
+                  await remote.range(where.offset, where.offset + length_),
+                  clusterSize,
+                ),
+              };
+            }
+            inflated.bytes.copy(out, at, offsetInCluster, offsetInCluster + length);
           }
-          inflated.bytes.copy(out, guest - start, offsetInCluster, offsetInCluster + length);
+          guest += length;
         }
-        guest += length;
       }
       await Promise.all(
-        runs.map(async (run) =>
-          Buffer.from(await remote.range(run.host, run.host + run.length)).copy(out, run.at),
-        ),
+        runs.map(async (run) => {
+          const bytes = Buffer.from(await remote.range(run.host, run.host + run.length));
+          let from = 0;
+          for (const piece of run.pieces) {
+            bytes.copy(out, piece.at, from, from + piece.length);
+            from += piece.length;
+          }
+        }),
       );
       return out;
     },

@@ -15,7 +15,8 @@ import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
 import type { Volume, VolumeRepository } from '../volumes/volumes.ts';
 import { importBlocks, readVsnap } from './import-blocks.ts';
 import { type PartOutcome, PartRunner } from './part-runner.ts';
-import { snapshotPartKind } from './parts.ts';
+import { PART_BLOCKS, snapshotPartKind } from './parts.ts';
+import { RUN_BYTES } from './ranged-reads.ts';
 import type { UploadSlots } from './uploads.ts';
 
 export type { RemoteObject, RemoteOpener } from '../ports/remote.ts';
@@ -54,10 +55,10 @@ export interface SnapshotImporterOptions {
   uploads?: UploadSlots;
   /** The account's limits in this region (the defaults without). */
   limits?: (accountId: string) => Promise<QuotaLimits>;
-  /** Blocks per part: one queue message, one worker, one checkpoint each. */
+  /** Blocks per part: one queue message, one worker, one checkpoint each ({@link PART_BLOCKS} by default). */
   partBlocks?: number;
   readConcurrency?: number;
-  /** Bytes per ranged GET of a raw image (whole blocks). */
+  /** Longest ranged GET (whole blocks): a raw image's ranges, runs of a vsnap's or a qcow2's blocks stored end to end. */
   rangeBytes?: number;
   /** Preferred part size of file uploads (grown as needed for 10,000 parts); part URLs per request. */
   uploadPartSize?: number;
@@ -89,9 +90,9 @@ export class SnapshotImporter {
 
   constructor(options: SnapshotImporterOptions) {
     this.#o = {
-      partBlocks: 16_384,
+      partBlocks: PART_BLOCKS,
       readConcurrency: 4,
-      rangeBytes: 8 * 1024 * 1024,
+      rangeBytes: RUN_BYTES,
       uploadPartSize: 64 * 1024 * 1024,
       urlsPerRequest: UPLOAD_URLS_PER_REQUEST,
       ...options,

@@ -1,6 +1,7 @@
 import { BLOCK_SIZE } from '../format/blocks.ts';
 import { decodeManifest, encodeManifest, type Manifest } from '../format/manifest.ts';
-import { SnapshotWriter } from '../format/snapshot-writer.ts';
+import { segmentCapacity } from '../format/segment.ts';
+import { SnapshotWriter, type SnapshotWriterOptions } from '../format/snapshot-writer.ts';
 import type { Compressor } from '../ports/codec.ts';
 import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
 import { newId } from '../shared/ids.ts';
@@ -59,6 +60,10 @@ export async function deleteSessionSegments(
 /**
  * A writer of a snapshot's blocks for a worker: each new segment is recorded in the snapshot's
  * session before it is stored under the account, so that failing the work can find and delete it.
+ * Segments are stored {@link SEGMENT_STORES_IN_FLIGHT} at a time while the writer fills the next
+ * (reading and writing overlap); `finish` returns once every one is stored. Memory: the open
+ * segment plus the ones being stored, each {@link segmentCapacity} (about 16.6 MiB): at most
+ * 3 × 16.6 MiB, their buffers reused.
  */
 export function sessionWriter(
   o: {
@@ -70,15 +75,72 @@ export function sessionWriter(
   snapshot: Snapshot,
   parent?: Manifest,
 ): SnapshotWriter {
+  const sink = pipelinedStore(
+    (segmentId, object) => o.objects.put(ObjectLayout.segment(snapshot.accountId, segmentId), object),
+    SEGMENT_STORES_IN_FLIGHT,
+  );
   return new SnapshotWriter({
     volumeSize: snapshot.volumeSize,
     compressor: o.compressor,
     parent,
     nextSegmentId: nextSessionSegment(o, snapshot.snapshotId),
-
-    store: (segmentId, object) => o.objects.put(ObjectLayout.segment(snapshot.accountId, segmentId), object),
+    ...sink,
   });
 }
+
+/** Segments a worker's writer stores at once while it fills the next (see {@link sessionWriter}). */
+export const SEGMENT_STORES_IN_FLIGHT = 2;
+
+/**
+ * A writer's `store` that returns once the object is on its way: at most `inFlight` stores under
+ * way (the next waits for a slot), each stored object's buffer handed back for a later segment
+ * (`segmentBuffer`; fresh 16 MiB buffers cost page faults), and `flush` waiting for the rest. A
+ * failed store fails the next `store` or the `flush`. `put` must not keep the buffer it is given
+ * once it resolved (the object stores copy it, or send it).
+ */
+export function pipelinedStore(
+  put: (segmentId: string, object: Buffer) => Promise<void>,
+  inFlight: number,
+): Pick<SnapshotWriterOptions, 'store' | 'segmentBuffer' | 'flush'> {
+  const pending = new Set<Promise<void>>();
+  const spare: Buffer[] = [];
+  let failure: { error: unknown } | undefined;
+  const rethrow = () => {
+    if (failure) throw failure.error;
+  };
+  return {
+    store: async (segmentId, object) => {
+      rethrow();
+      while (pending.size >= inFlight) await Promise.race(pending).catch(() => undefined);
+      rethrow();
+      const stored: Promise<void> = put(segmentId, object).then(
+        () => {
+          pending.delete(stored);
+          // Only a buffer a segment of any size fits in is reused (not one a caller made smaller).
+          if (object.buffer.byteLength - object.byteOffset >= segmentCapacity())
+            spare.push(Buffer.from(object.buffer, object.byteOffset, segmentCapacity()));
+        },
+        (error: unknown) => {
+          pending.delete(stored);
+          failure ??= { error };
+        },
+      );
+      pending.add(stored);
+    },
+    segmentBuffer: () => spare.pop() ?? Buffer.allocUnsafe(segmentCapacity()),
+    flush: async () => {
+      await Promise.all(pending);
+      rethrow();
+    },
+  };
+}
+
+/**
+ * Blocks per part of a copy or import (512 MiB of the volume): a 1 GiB volume is two parts, worked
+ * on at once by two workers, each overlapping its reads with its writes; a part stays well within a
+ * worker's time limit, and its checkpoint loses little when a worker dies.
+ */
+export const PART_BLOCKS = 1024;
 
 /** Segments a worker writes between two extensions of its work's lease (about 128–256 MiB: seconds). */
 export const SEGMENTS_PER_HEARTBEAT = 16;

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { BLOCK_SIZE } from '../format/blocks.ts';
 import { decodeManifest, type Manifest, type ManifestEntry } from '../format/manifest.ts';
 import { readSegmentBlock } from '../format/segment.ts';
-import { SnapshotWriter } from '../format/snapshot-writer.ts';
 import { type Caller, requirePermission } from '../identity/identity.ts';
 import type { Compressor } from '../ports/codec.ts';
 import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
@@ -12,7 +11,8 @@ import type { SnapshotService } from '../snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
 import type { Volume, VolumeRepository } from '../volumes/volumes.ts';
 import { type PartKind, type PartOutcome, PartRunner } from './part-runner.ts';
-import { nextSessionSegment, snapshotPartKind, systemCaller } from './parts.ts';
+import { PART_BLOCKS, sessionWriter, snapshotPartKind, systemCaller } from './parts.ts';
+import { RUN_BYTES } from './ranged-reads.ts';
 
 /** A region snapshots can be copied from (this one, or another through the region registry). */
 export interface CopySource {
@@ -48,7 +48,7 @@ export interface SnapshotCopierOptions {
   objects: ObjectStore;
   service: SnapshotService;
   compressor: Compressor;
-  /** Blocks per part: each part is one queue message, one worker, one checkpoint. */
+  /** Blocks per part: each part is one queue message, one worker, one checkpoint ({@link PART_BLOCKS} by default). */
   partBlocks?: number;
   /** Source reads in flight (each up to `runBytes`). */
   readConcurrency?: number;
@@ -71,7 +71,7 @@ export class SnapshotCopier {
   readonly #runner: PartRunner<Snapshot>;
 
   constructor(options: SnapshotCopierOptions) {
-    this.#o = { partBlocks: 16_384, readConcurrency: 4, runBytes: 8 * 1024 * 1024, ...options };
+    this.#o = { partBlocks: PART_BLOCKS, readConcurrency: 4, runBytes: RUN_BYTES, ...options };
     this.#runner = new PartRunner(this.#kind());
   }
 
@@ -214,14 +214,7 @@ export class SnapshotCopier {
     const parent = copy.parentSnapshotId
       ? await this.#o.objects.get(ObjectLayout.manifest(copy.parentSnapshotId))
       : undefined;
-    const writer = new SnapshotWriter({
-      volumeSize: copy.volumeSize,
-      compressor: this.#o.compressor,
-      parent: parent ? decodeManifest(parent) : undefined,
-      nextSegmentId: nextSessionSegment(this.#o, copy.snapshotId),
-      store: (segmentId, object) =>
-        this.#o.objects.put(ObjectLayout.segment(copy.accountId, segmentId), object),
-    });
+    const writer = sessionWriter(this.#o, copy, parent ? decodeManifest(parent) : undefined);
     const first = part * this.#o.partBlocks;
     const end = Math.min(copy.volumeSize / BLOCK_SIZE, first + this.#o.partBlocks);
     const entries = sourceManifest.entries

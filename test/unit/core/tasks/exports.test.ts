@@ -148,6 +148,30 @@ describe('exports', () => {
     expect(url).toContain(done.key);
   });
 
+  it('read the neighbouring blocks of a segment with one ranged GET, not one per block, in every format', async () => {
+    const data = image();
+    const snapshot = await snapshotOf(data);
+    const stored = (await snapshots.get(alice, snapshot.snapshotId)).stats?.blockCount ?? 0;
+    const segmentGets: string[] = [];
+    const getRange = objects.getRange.bind(objects);
+    objects.getRange = (key, start, end) => {
+      if (key.startsWith('segments/')) segmentGets.push(`${key}@${start}-${end}`);
+      return getRange(key, start, end);
+    };
+    for (const format of ['vsnap', 'raw', 'qcow2'] as const) {
+      segmentGets.length = 0;
+      const started = await exports.start(alice, snapshot.snapshotId, format);
+      expect(await work()).toContain('completed');
+      // All the blocks are in one segment, end to end: one run per part that holds any of them.
+      expect(segmentGets.length).toBeGreaterThan(0);
+      expect(segmentGets.length).toBeLessThanOrEqual(started.parts);
+      expect(segmentGets.length).toBeLessThan(stored);
+      const object = Buffer.from((await objects.get(started.key)) ?? []);
+      if (format === 'vsnap') expect(readVsnap(object).equals(data)).toBe(true);
+      if (format === 'raw') expect(object.equals(data)).toBe(true);
+    }
+  });
+
   it('write a raw image, full length, zero blocks included', async () => {
     const data = image();
     const snapshot = await snapshotOf(data);

@@ -48,10 +48,18 @@ function region() {
 
 /** Bytes served as a URL: the object, with ranged reads. */
 const served = new Map<string, Buffer>();
+/** The ranged GETs made of each URL (`start-end`). */
+const ranges = new Map<string, string[]>();
 const open = async (url: string): Promise<RemoteObject> => {
   const bytes = served.get(url);
   if (!bytes) throw new Error(`nothing at ${url}`);
-  return { size: bytes.length, range: async (start, end) => Uint8Array.from(bytes.subarray(start, end)) };
+  return {
+    size: bytes.length,
+    range: async (start, end) => {
+      ranges.set(url, [...(ranges.get(url) ?? []), `${start}-${end}`]);
+      return Uint8Array.from(bytes.subarray(start, end));
+    },
+  };
 };
 
 let a: ReturnType<typeof region>;
@@ -87,8 +95,8 @@ function image(): Buffer {
   return data;
 }
 
-/** A vsnap export of `data` made in region a, served at a URL. */
-async function vsnapUrl(data: Buffer): Promise<string> {
+/** A vsnap (or qcow2) export of `data` made in region a, served at a URL. */
+async function vsnapUrl(data: Buffer, format: 'vsnap' | 'qcow2' = 'vsnap'): Promise<string> {
   const volume = await a.volumes.register(alice, { name: 'disk', sizeBytes: data.length });
   const snapshot = await a.snapshots.create(alice, { volumeId: volume.volumeId });
   const writer = new SnapshotWriter({
@@ -113,10 +121,10 @@ async function vsnapUrl(data: Buffer): Promise<string> {
     region: 'r1',
     compressor: zstd,
   });
-  const started = await exports.start(alice, snapshot.snapshotId, 'vsnap');
+  const started = await exports.start(alice, snapshot.snapshotId, format);
   for (const m of a.queue.messages.splice(0))
     if (m.kind === 'export.part') await exports.runPart(m.exportId, m.part);
-  const url = `https://example.org/${started.exportId}.vsnap?X-Amz-Signature=secret`;
+  const url = `https://example.org/${started.exportId}.${format}?X-Amz-Signature=secret`;
   served.set(url, Buffer.from((await a.objects.get(started.key)) ?? []));
   return url;
 }
@@ -161,6 +169,23 @@ describe('imports', () => {
     expect((await restore(done.snapshotId, bob.accountId)).equals(data)).toBe(true);
     // The URL was kept only while the import ran.
     expect([...b.objects.objects.keys()].filter((k) => k.startsWith('uploads/'))).toEqual([]);
+  });
+
+  it('read blocks stored end to end (vsnap, qcow2) with one ranged GET per run, not one per block', async () => {
+    const data = image();
+    const nonZero = Array.from({ length: BLOCKS }, (_, i) => i).filter((i) => i % 4 !== 0).length;
+    for (const format of ['vsnap', 'qcow2'] as const) {
+      const url = await vsnapUrl(data, format);
+      const started = await importer.start(bob, { url, format });
+      ranges.set(url, []);
+      expect((await work()).at(-1)).toBe('completed');
+      expect((await restore(started.snapshotId, bob.accountId)).equals(data)).toBe(true);
+      // Each of the 3 parts reads the footer, header and index (vsnap: 4 GETs) or the header and
+      // tables (qcow2), then its blocks in one run: one GET per block would be 3 × 4 + 15.
+      const reads = ranges.get(url) ?? [];
+      expect(reads.length).toBeLessThanOrEqual(3 * 5);
+      expect(reads.length).toBeLessThan(3 * 4 + nonZero);
+    }
   });
 
   it('import a raw image given a size at least its length; refuse a smaller size or none', async () => {
