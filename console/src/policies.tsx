@@ -143,7 +143,17 @@ export function PolicyDetail({ policyId }: { policyId: string }) {
       {({ item, changed }) => (
         <ActionsSection>
           <PolicyForm
-            key={`${item.policyId} ${item.name} ${item.createdAt}`}
+            // A save shows what was saved: the form starts again from the answer.
+            key={JSON.stringify([
+              item.name,
+              item.description,
+              item.targetTags,
+              item.schedule,
+              item.retention,
+              item.copyRules,
+              item.agentTimeoutMs,
+              item.enabled,
+            ])}
             label="Edit the policy"
             submit="Save"
             policy={item}
