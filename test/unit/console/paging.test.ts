@@ -5,6 +5,7 @@ import {
   loadShown,
   matchesTag,
   type PageQuery,
+  type Shown,
 } from '../../../console/src/paging.ts';
 
 /**
@@ -53,7 +54,7 @@ async function everyPage(
   const pages: string[][] = [];
   let cursor: Cursor | undefined = { offset: 0 };
   while (cursor) {
-    const shown = await loadShown(list, filter, size, newestFirst, cursor);
+    const shown: Shown<Row> = await loadShown(list, filter, size, newestFirst, cursor);
     pages.push(names(shown.rows));
     cursor = shown.next;
   }
