@@ -1,8 +1,9 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
+import { AccountPage } from './account.tsx';
 import { Console, type ConsoleContext, currentRoute, navigate } from './context.ts';
-import { ImagesPage, InstancesPage } from './inventory.tsx';
-import { PoliciesPage } from './policies.tsx';
-import { AccountPage, ExportsPage, VolumesPage } from './resources.tsx';
+import { ExportDetail, ExportsPage } from './exports.tsx';
+import { ImageDetail, ImagesPage, InstanceDetail, InstancesPage } from './inventory.tsx';
+import { PoliciesPage, PolicyDetail } from './policies.tsx';
 import {
   type ConsoleConfig,
   clientFor,
@@ -13,6 +14,7 @@ import {
 } from './session.ts';
 import { SnapshotDetail, SnapshotsPage } from './snapshots.tsx';
 import { ErrorText } from './ui.tsx';
+import { VolumeDetail, VolumesPage } from './volumes.tsx';
 
 type WhoAmI = ConsoleContext['whoami'];
 
@@ -194,7 +196,11 @@ function SignedIn(props: {
         </a>
         <nav class="navlinks" aria-label="Main">
           {NAV.map(([to, label]) => (
-            <a key={to} href={`#${to}`} aria-current={route.startsWith(to) ? 'page' : undefined}>
+            <a
+              key={to}
+              href={`#${to}`}
+              aria-current={sectionOf(route) === sectionOf(to) ? 'page' : undefined}
+            >
               {label}
             </a>
           ))}
@@ -226,12 +232,27 @@ function SignedIn(props: {
   );
 }
 
+/** The list a route belongs to: `/volume/vol-1` and `/volumes` are both `volume`. */
+const sectionOf = (route: string) =>
+  (route.split(/[/?]/)[1] ?? '').replace(/(ies|s)$/, (end) => (end === 'ies' ? 'y' : ''));
+
 function Page({ route }: { route: string }) {
   const [path = '', query = ''] = route.split('?');
   const [, section = 'snapshots', arg] = path.split('/');
+  const id = decodeURIComponent(arg ?? '');
   switch (section) {
     case 'snapshot':
-      return <SnapshotDetail snapshotId={decodeURIComponent(arg ?? '')} />;
+      return <SnapshotDetail snapshotId={id} />;
+    case 'volume':
+      return <VolumeDetail key={id} volumeId={id} />;
+    case 'export':
+      return <ExportDetail key={id} exportId={id} />;
+    case 'policy':
+      return <PolicyDetail key={id} policyId={id} />;
+    case 'instance':
+      return <InstanceDetail key={id} instanceId={id} />;
+    case 'image':
+      return <ImageDetail key={id} imageId={id} />;
     case 'volumes':
       return <VolumesPage key={route} name={new URLSearchParams(query).get('name') ?? ''} />;
     case 'exports':

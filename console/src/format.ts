@@ -1,20 +1,26 @@
-import { formatSize } from '../../lib/cli/units.ts';
-import type { Snapshot, Volume } from '../../lib/client/api-client.ts';
+import { formatSize, formatTags } from '../../lib/cli/units.ts';
+import type {
+  Export,
+  Image,
+  Instance,
+  Policy,
+  PolicyRetention,
+  PolicySchedule,
+  Snapshot,
+  Volume,
+} from '../../lib/client/api-client.ts';
 
-export { formatSize };
+export { formatSize, formatTags };
+
+type FieldList = [label: string, value: string][];
+const defined = (fields: [string, string | undefined][]): FieldList =>
+  fields.filter((f): f is [string, string] => f[1] !== undefined);
 
 /** An ISO time as the reader's local date and time, or `-`. */
 export function formatTime(iso: string | undefined): string {
   if (!iso) return '-';
   const date = new Date(iso);
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
-}
-
-export function formatTags(tags: Record<string, string>): string {
-  const text = Object.entries(tags)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(', ');
-  return text || '-';
 }
 
 /**
@@ -84,17 +90,117 @@ export function parseDurationMs(text: string): number | undefined {
   return Number(match[1]) * unit * 1000;
 }
 
-/** Milliseconds as the largest whole unit: `6h`, `30d`, `90s`. */
+/** Milliseconds as the largest unit that divides them (`6h`, `30d`, `90s`, `1500ms`), as the CLI prints them. */
 export function formatDuration(ms: number): string {
-  const seconds = Math.round(ms / 1000);
   for (const [unit, size] of [
-    ['d', 86_400],
-    ['h', 3600],
-    ['m', 60],
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
   ] as const) {
-    if (seconds % size === 0 && seconds >= size) return `${seconds / size}${unit}`;
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
-  return `${seconds}s`;
+  return `${ms}ms`;
+}
+
+export const formatSchedule = (schedule: PolicySchedule): string =>
+  'everyMs' in schedule ? `every ${formatDuration(schedule.everyMs)}` : `cron ${schedule.cron} (UTC)`;
+
+export const formatRetention = (retention: PolicyRetention): string =>
+  'keep' in retention ? `keep ${retention.keep}` : `keep for ${formatDuration(retention.keepForMs)}`;
+
+/** The fields `volsnap policy show` prints (lib/cli/commands/policies.ts, policyRecord). */
+export function policyFields(p: Policy): FieldList {
+  const last = p.lastRun;
+  return defined([
+    ['id', p.policyId],
+    ['name', p.name],
+    ['description', p.description || '-'],
+    ['enabled', p.enabled ? 'yes' : 'no'],
+    ['targets', `volumes tagged ${formatTags(p.targetTags, true)}`],
+    ['schedule', formatSchedule(p.schedule)],
+    ['retention', formatRetention(p.retention)],
+    [
+      'copies',
+      p.copyRules.length > 0
+        ? p.copyRules.map((r) => `${r.region} (${formatRetention(r.retention)})`).join(', ')
+        : 'none',
+    ],
+    ['agent timeout', formatDuration(p.agentTimeoutMs)],
+    ['next run', p.enabled ? p.nextRunAt : 'disabled'],
+    [
+      'last run',
+      last
+        ? `${last.at}: ${last.created.length} created, ${last.deleted.length} deleted, ${last.copied.length} copied, ${last.skipped.length} skipped, ${last.errors.length} errors`
+        : (p.lastRunAt ?? 'never'),
+    ],
+    ['errors', last && last.errors.length > 0 ? last.errors.join('; ') : undefined],
+    ['region', p.region],
+    ['created', p.createdAt],
+  ]);
+}
+
+const propertiesText = (properties: Record<string, string>) =>
+  Object.entries(properties)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ') || '-';
+
+/** The fields `volsnap instance show` prints (lib/cli/commands/instances.ts, instanceRecord). */
+export function instanceFields(i: Instance): FieldList {
+  return defined([
+    ['id', i.instanceId],
+    ['name', i.name],
+    ['state', i.state],
+    [
+      'volumes',
+      i.volumes.length > 0
+        ? i.volumes.map((v) => `${v.device}=${v.volumeId} (boot ${v.bootIndex})`).join(', ')
+        : 'none',
+    ],
+    ['properties', propertiesText(i.properties)],
+    ['region', i.region],
+    ['created', i.createdAt],
+    ['updated', i.updatedAt],
+  ]);
+}
+
+/** The fields `volsnap image show` prints above its table of snapshots (lib/cli/commands/images.ts). */
+export function imageFields(i: Image): FieldList {
+  return defined([
+    ['id', i.imageId],
+    ['name', i.name],
+    ['description', i.description || '-'],
+    ['state', i.state === 'pending' ? `pending ${i.progress ?? 0}%` : i.state],
+    ['reason', i.stateReason],
+    [
+      'instance',
+      `${i.instance.name} (${i.instance.instanceId}), ${i.instance.state} when taken${i.crashConsistent ? ': crash-consistent' : ''}`,
+    ],
+    ['properties', propertiesText(i.instance.properties)],
+    ['taken', i.takenAt],
+    ['group', i.groupId],
+    ['copied from', i.copiedFrom ? `${i.copiedFrom.imageId} (${i.copiedFrom.region})` : undefined],
+    ['owner', i.accountId],
+    ['region', i.region],
+    ['shared with', i.sharedWith?.join(', ')],
+  ]);
+}
+
+/** The fields `volsnap export show` prints (lib/cli/commands/exports.ts, exportRecord). */
+export function exportFields(e: Export): FieldList {
+  return defined([
+    ['id', e.exportId],
+    ['snapshot', e.snapshotId],
+    ['format', e.format],
+    ['object', `${e.bucket ?? '(region bucket)'}/${e.key}`],
+    ['state', e.state],
+    ['reason', e.stateReason],
+    ['size', `${formatSize(e.size)} (${e.size} bytes)`],
+    ['parts', String(e.parts)],
+    ['created', e.createdAt],
+    ['completed', e.completedAt],
+    ['expires', e.expiresAt],
+  ]);
 }
 
 /** `k=v` → `{k: v}` (the API matches exact pairs; a bare `k` is `k` with the empty value). */

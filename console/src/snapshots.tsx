@@ -3,6 +3,7 @@ import { parseSize } from '../../lib/cli/units.ts';
 import type { Snapshot, SnapshotState } from '../../lib/client/api-client.ts';
 import { navigate, useConsole } from './context.ts';
 import { formatSize, formatTags, formatTime, inFlight, parseTag, snapshotFields } from './format.ts';
+import { type Column, type FilterField, ListTable, pageOf, tokenOf } from './list-table.tsx';
 import { ConfirmDialog, ErrorText, Fields, Notice, StateBadge, useLoaded } from './ui.tsx';
 
 const TABS: [tab: string, label: string][] = [
@@ -12,51 +13,43 @@ const TABS: [tab: string, label: string][] = [
   ['recycle-bin', 'Recycle bin'],
 ];
 const STATES: SnapshotState[] = ['queued', 'pending', 'completed', 'error'];
-const PAGE_SIZE = 25;
-
-interface Filter {
-  name: string;
-  state: string;
-  tag: string;
-  volumeId: string;
-}
-const NO_FILTER: Filter = { name: '', state: '', tag: '', volumeId: '' };
 
 export function SnapshotsPage({ tab, volumeId }: { tab: string; volumeId: string }) {
   const { api, region } = useConsole();
-  const [filter, setFilter] = useState<Filter>({ ...NO_FILTER, volumeId });
-  const [draft, setDraft] = useState<Filter>({ ...NO_FILTER, volumeId });
-  // The tokens of the pages before this one (a stack: Previous pops it).
-  const [pages, setPages] = useState<(string | undefined)[]>([undefined]);
-  const [newestFirst, setNewestFirst] = useState(true);
-  const token = pages.at(-1);
+  const [version, setVersion] = useState(0);
   const recycleBin = tab === 'recycle-bin';
-  const list = useLoaded(
-    () =>
-      api.listSnapshots({
-        ...(tab === 'shared' || tab === 'public' ? { scope: tab } : {}),
-        ...(recycleBin
-          ? { state: 'recycled' }
-          : filter.state
-            ? { state: filter.state as SnapshotState }
-            : {}),
-        ...(filter.name ? { name: filter.name } : {}),
-        ...(filter.volumeId ? { volumeId: filter.volumeId } : {}),
-        ...(parseTag(filter.tag) ? { tags: parseTag(filter.tag) } : {}),
-        limit: PAGE_SIZE,
-        ...(token ? { nextToken: token } : {}),
-      }),
-    `${region} ${tab} ${JSON.stringify(filter)} ${token ?? ''}`,
-    (page) => page.snapshots.some((s) => inFlight(s.state)),
-  );
-  const snapshots = [...(list.data?.snapshots ?? [])].sort((a, b) =>
-    newestFirst ? b.createdAt.localeCompare(a.createdAt) : a.createdAt.localeCompare(b.createdAt),
-  );
-  const apply = (event: Event) => {
-    event.preventDefault();
-    setFilter(draft);
-    setPages([undefined]);
-  };
+  const others = tab === 'shared' || tab === 'public';
+  const columns: Column<Snapshot>[] = [
+    {
+      header: 'Name',
+      class: 'name',
+      cell: (s) => <a href={`#/snapshot/${encodeURIComponent(s.snapshotId)}`}>{s.name || s.snapshotId}</a>,
+    },
+    { header: 'ID', class: 'id', cell: (s) => s.snapshotId },
+    ...(others ? [{ header: 'Owner', class: 'id', cell: (s: Snapshot) => s.accountId }] : []),
+    { header: 'Volume', class: 'id', cell: (s) => s.volumeId },
+    { header: 'Size', cell: (s) => formatSize(s.volumeSize) },
+    { header: 'State', cell: (s) => <StateBadge state={s.state} progress={s.progress} /> },
+    { header: 'Created', sort: true, cell: (s) => formatTime(s.createdAt) },
+    { header: 'Description', cell: (s) => s.description || '-' },
+    recycleBin
+      ? { header: 'Purged at', cell: (s) => formatTime(s.purgeAt) }
+      : { header: 'Tags', cell: (s) => formatTags(s.tags) },
+    ...(recycleBin
+      ? [
+          {
+            header: 'Actions',
+            cell: (s: Snapshot) => <UndeleteButton snapshot={s} onDone={() => setVersion((v) => v + 1)} />,
+          },
+        ]
+      : []),
+  ];
+  const filters: FilterField<Snapshot>[] = [
+    { key: 'name', label: 'Name' },
+    ...(recycleBin ? [] : [{ key: 'state', label: 'State', options: STATES }]),
+    { key: 'tag', label: 'Tag (key=value)' },
+    { key: 'volume', label: 'Volume', placeholder: 'vol-…' },
+  ];
   return (
     <section aria-labelledby="snapshots-title">
       <h1 id="snapshots-title">Snapshots</h1>
@@ -67,151 +60,36 @@ export function SnapshotsPage({ tab, volumeId }: { tab: string; volumeId: string
           </a>
         ))}
       </nav>
-      <SnapshotFilters
-        draft={draft}
-        recycleBin={recycleBin}
-        onDraft={setDraft}
-        onApply={apply}
-        onRefresh={() => list.reload()}
+      <ListTable
+        label="Snapshots"
+        scope={`${region} ${tab}`}
+        version={version}
+        columns={columns}
+        filters={filters}
+        initialFilter={{ volume: volumeId }}
+        rowKey={(s) => s.snapshotId}
+        rowData={(s) => ({ 'snapshot-id': s.snapshotId })}
+        createdAt={(s) => s.createdAt}
+        pending={(s) => inFlight(s.state)}
+        load={async ({ filter, limit, nextToken }) => {
+          const tags = filter.tag ? parseTag(filter.tag) : undefined;
+          const page = await api.listSnapshots({
+            ...(others ? { scope: tab as 'shared' | 'public' } : {}),
+            ...(recycleBin
+              ? { state: 'recycled' }
+              : filter.state
+                ? { state: filter.state as SnapshotState }
+                : {}),
+            ...(filter.name ? { name: filter.name } : {}),
+            ...(filter.volume ? { volumeId: filter.volume } : {}),
+            ...(tags ? { tags } : {}),
+            limit,
+            ...tokenOf(nextToken),
+          });
+          return pageOf(page.snapshots, page.nextToken);
+        }}
       />
-      <ErrorText error={list.error} />
-      {list.data === undefined && !list.error ? <p class="loading">Loading…</p> : null}
-      {list.data !== undefined ? (
-        <SnapshotTable
-          snapshots={snapshots}
-          recycleBin={recycleBin}
-          showOwner={tab === 'shared' || tab === 'public'}
-          newestFirst={newestFirst}
-          onSort={() => setNewestFirst(!newestFirst)}
-          onChanged={list.reload}
-        />
-      ) : null}
-      <div class="paging">
-        <button type="button" disabled={pages.length <= 1} onClick={() => setPages(pages.slice(0, -1))}>
-          Previous page
-        </button>
-        <button
-          type="button"
-          disabled={!list.data?.nextToken}
-          onClick={() => setPages([...pages, list.data?.nextToken])}
-        >
-          Next page
-        </button>
-      </div>
     </section>
-  );
-}
-
-function SnapshotFilters(props: {
-  draft: Filter;
-  recycleBin: boolean;
-  onDraft: (filter: Filter) => void;
-  onApply: (event: Event) => void;
-  onRefresh: () => void;
-}) {
-  return (
-    <form class="filters" onSubmit={props.onApply} aria-label="Filter snapshots">
-      <label>
-        Name
-        <input
-          value={props.draft.name}
-          onInput={(e) => props.onDraft({ ...props.draft, name: (e.target as HTMLInputElement).value })}
-        />
-      </label>
-      {props.recycleBin ? null : (
-        <label>
-          State
-          <select
-            value={props.draft.state}
-            onChange={(e) => props.onDraft({ ...props.draft, state: (e.target as HTMLSelectElement).value })}
-          >
-            <option value="">any</option>
-            {STATES.map((s) => (
-              <option key={s} value={s}>
-                {s}
-              </option>
-            ))}
-          </select>
-        </label>
-      )}
-      <label>
-        Tag (key=value)
-        <input
-          value={props.draft.tag}
-          onInput={(e) => props.onDraft({ ...props.draft, tag: (e.target as HTMLInputElement).value })}
-        />
-      </label>
-      <label>
-        Volume
-        <input
-          value={props.draft.volumeId}
-          placeholder="vol-…"
-          onInput={(e) => props.onDraft({ ...props.draft, volumeId: (e.target as HTMLInputElement).value })}
-        />
-      </label>
-      <button type="submit">Filter</button>
-      <button type="button" onClick={props.onRefresh}>
-        Refresh
-      </button>
-    </form>
-  );
-}
-
-function SnapshotTable(props: {
-  snapshots: Snapshot[];
-  recycleBin: boolean;
-  /** Others' snapshots: whose each one is. */
-  showOwner: boolean;
-  newestFirst: boolean;
-  onSort: () => void;
-  onChanged: () => void;
-}) {
-  if (props.snapshots.length === 0) return <p class="empty">No snapshots here.</p>;
-  return (
-    <div class="table-scroll">
-      <table class="list" aria-label="Snapshots">
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">ID</th>
-            {props.showOwner ? <th scope="col">Owner</th> : null}
-            <th scope="col">Volume</th>
-            <th scope="col">Size</th>
-            <th scope="col">State</th>
-            <th scope="col" aria-sort={props.newestFirst ? 'descending' : 'ascending'}>
-              <button type="button" class="sort" onClick={props.onSort}>
-                Created {props.newestFirst ? '↓' : '↑'}
-              </button>
-            </th>
-            <th scope="col">{props.recycleBin ? 'Purged at' : 'Tags'}</th>
-            {props.recycleBin ? <th scope="col">Actions</th> : null}
-          </tr>
-        </thead>
-        <tbody>
-          {props.snapshots.map((s) => (
-            <tr key={s.snapshotId} data-snapshot-id={s.snapshotId}>
-              <td class="name">
-                <a href={`#/snapshot/${encodeURIComponent(s.snapshotId)}`}>{s.name || s.snapshotId}</a>
-              </td>
-              <td class="id">{s.snapshotId}</td>
-              {props.showOwner ? <td class="id">{s.accountId}</td> : null}
-              <td class="id">{s.volumeId}</td>
-              <td>{formatSize(s.volumeSize)}</td>
-              <td>
-                <StateBadge state={s.state} progress={s.progress} />
-              </td>
-              <td>{formatTime(s.createdAt)}</td>
-              <td>{props.recycleBin ? formatTime(s.purgeAt) : formatTags(s.tags)}</td>
-              {props.recycleBin ? (
-                <td>
-                  <UndeleteButton snapshot={s} onDone={props.onChanged} />
-                </td>
-              ) : null}
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
   );
 }
 
