@@ -45,7 +45,7 @@ export function testAuthenticator(keys: readonly TestKey[]): AwsAuthenticator {
 }
 
 /** RFC 3986 escaping, as the SDKs' signers escape query names and values. */
-function escape(text: string): string {
+function uriEscape(text: string): string {
   return encodeURIComponent(text).replace(
     /[!'()*]/g,
     (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
@@ -90,7 +90,7 @@ export function lambdaRequestHandler(routes: Record<string, HttpLambda>) {
     async handle(request: SdkRequest) {
       const rawQueryString = Object.entries(request.query ?? {})
         .flatMap(([name, value]) =>
-          value === null ? [escape(name)] : [value].flat().map((v) => `${escape(name)}=${escape(v)}`),
+          value === null ? [uriEscape(name)] : [value].flat().map((v) => `${uriEscape(name)}=${uriEscape(v)}`),
         )
         .join('&');
       const route = table.find((r) => r.method === request.method && r.pattern.test(request.path));
