@@ -90,7 +90,9 @@ export function lambdaRequestHandler(routes: Record<string, HttpLambda>) {
     async handle(request: SdkRequest) {
       const rawQueryString = Object.entries(request.query ?? {})
         .flatMap(([name, value]) =>
-          value === null ? [uriEscape(name)] : [value].flat().map((v) => `${uriEscape(name)}=${uriEscape(v)}`),
+          value === null
+            ? [uriEscape(name)]
+            : [value].flat().map((v) => `${uriEscape(name)}=${uriEscape(v)}`),
         )
         .join('&');
       const route = table.find((r) => r.method === request.method && r.pattern.test(request.path));
