@@ -37,6 +37,12 @@ export interface RuntimeConfig {
   defaultQuota: QuotaLimits;
   /** Garbage younger than this is not collected (`VOLSNAP_GC_GRACE_SECONDS`; default 24 h). */
   gcGraceMs?: number;
+  /**
+   * What seals SigV4 secret access keys: the KMS key `VOLSNAP_SEALING_KMS_KEY` (an alias ARN in the
+   * identity region, the same for every region), or, in the local cloud, the key file
+   * `VOLSNAP_SEALING_KEY_FILE`. Unset: SigV4 keys can be neither issued nor checked.
+   */
+  sealing?: { kmsKeyId: string } | { keyFile: string };
 }
 
 /** The version of volsnap, from package.json. */
@@ -115,6 +121,11 @@ export function loadRuntimeConfig(env: Env): RuntimeConfig {
         wholeNumber(env, `VOLSNAP_DEFAULT_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`) ?? value,
       ]),
     ) as unknown as QuotaLimits,
+    ...(env.VOLSNAP_SEALING_KMS_KEY
+      ? { sealing: { kmsKeyId: env.VOLSNAP_SEALING_KMS_KEY } }
+      : env.VOLSNAP_SEALING_KEY_FILE
+        ? { sealing: { keyFile: env.VOLSNAP_SEALING_KEY_FILE } }
+        : {}),
     ...(wholeNumber(env, 'VOLSNAP_GC_GRACE_SECONDS') !== undefined
       ? { gcGraceMs: (wholeNumber(env, 'VOLSNAP_GC_GRACE_SECONDS') ?? 0) * 1000 }
       : {}),
