@@ -37,6 +37,11 @@ export interface RuntimeConfig {
   defaultQuota: QuotaLimits;
   /** Garbage younger than this is not collected (`VOLSNAP_GC_GRACE_SECONDS`; default 24 h). */
   gcGraceMs?: number;
+  /**
+   * Where the EBS direct API's token key comes from: the stack's HMAC KMS key (`VOLSNAP_TOKEN_KEY_ID`,
+   * on AWS) or a key file (`VOLSNAP_TOKEN_KEY_FILE`, the local cloud).
+   */
+  tokenKey?: { kmsKeyId?: string; file?: string };
 }
 
 /** The version of volsnap, from package.json. */
@@ -115,6 +120,14 @@ export function loadRuntimeConfig(env: Env): RuntimeConfig {
         wholeNumber(env, `VOLSNAP_DEFAULT_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`) ?? value,
       ]),
     ) as unknown as QuotaLimits,
+    ...(env.VOLSNAP_TOKEN_KEY_ID || env.VOLSNAP_TOKEN_KEY_FILE
+      ? {
+          tokenKey: {
+            ...(env.VOLSNAP_TOKEN_KEY_ID ? { kmsKeyId: env.VOLSNAP_TOKEN_KEY_ID } : {}),
+            ...(env.VOLSNAP_TOKEN_KEY_FILE ? { file: env.VOLSNAP_TOKEN_KEY_FILE } : {}),
+          },
+        }
+      : {}),
     ...(wholeNumber(env, 'VOLSNAP_GC_GRACE_SECONDS') !== undefined
       ? { gcGraceMs: (wholeNumber(env, 'VOLSNAP_GC_GRACE_SECONDS') ?? 0) * 1000 }
       : {}),

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { ManualClock } from '../../lib/adapters/clock.ts';
 import { MemoryExportRepository } from '../../lib/adapters/memory/exports.ts';
 import { MemoryAuditLog, MemoryIdentityRepository } from '../../lib/adapters/memory/identity.ts';
@@ -120,6 +121,8 @@ export function memoryPorts(
   // The store stamps objects with the region's clock, so tests age them by advancing it.
   const objects = options.objects ?? new MemoryObjectStore(() => clock.now());
   const buckets = new Map<string, MemoryObjectStore>();
+  // Each region its own token key, as each deployment's secret is its own.
+  const tokenKey = randomBytes(32);
   return {
     settings: {
       name,
@@ -158,6 +161,7 @@ export function memoryPorts(
       (async () => {
         throw new Error('no URLs here');
       }),
+    tokenKey: async () => tokenKey,
   };
 }
 
