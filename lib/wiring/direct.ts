@@ -1,4 +1,5 @@
 import { DirectPacker } from '../core/direct/packing.ts';
+import { DirectReads } from '../core/direct/reads.ts';
 import { DirectWrites } from '../core/direct/writes.ts';
 import { DEFAULT_LEASE_MS, DEFAULT_UPLOAD_TIMEOUT_MS } from '../core/snapshots/snapshot-service.ts';
 import type { Factory } from './region.ts';
@@ -19,3 +20,13 @@ export const directWrites: Factory<DirectWrites> = (region) =>
 /** The worker packing blocks staged through the EBS direct API into segments. */
 export const directPacker: Factory<DirectPacker> = (region) =>
   new DirectPacker({ ...snapshotStores(region), service: region.get(snapshotService) });
+
+/** The EBS direct API's reads (ListSnapshotBlocks, ListChangedBlocks, GetSnapshotBlock) of a region. */
+export const directReads: Factory<DirectReads> = (region) =>
+  new DirectReads({
+    snapshots: region.get(snapshotService),
+    objects: region.ports.objects,
+    compressor: region.ports.compressor,
+    clock: region.ports.clock,
+    tokenKey: region.ports.tokenKey,
+  });
