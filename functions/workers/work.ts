@@ -8,6 +8,7 @@ import { describeError } from '../../lib/core/shared/errors.ts';
 import { logger } from '../../lib/http/logger.ts';
 import { servicesOver } from '../../lib/root.ts';
 import { snapshotCopier } from '../../lib/wiring/copies.ts';
+import { directPacker } from '../../lib/wiring/direct.ts';
 import { exportService } from '../../lib/wiring/exports.ts';
 import { imageSnapshotter } from '../../lib/wiring/image-snapshots.ts';
 import { snapshotImporter } from '../../lib/wiring/imports.ts';
@@ -70,6 +71,8 @@ function run(message: WorkMessage): Promise<string> {
       return service(imageSnapshotter).runPart(message.snapshotId, message.part);
     case 'snapshot.verifyPart':
       return service(snapshotService).verifyPart(message.snapshotId, message.part);
+    case 'snapshot.directPart':
+      return service(directPacker).runPart(message.snapshotId, message.part);
     case 'snapshot.fromImage':
       return service(imageSnapshotter).run(message.snapshotId);
   }

@@ -176,12 +176,14 @@ function unservedRoute(event: APIGatewayProxyEventV2, routeKeys: readonly string
 
 // The composition root is loaded on first use, so public handlers and tests never build AWS clients.
 // Only identity's and accounts' ports: every authenticated route counts its request and may audit it.
-async function defaultAuditLog(): Promise<AuditLog> {
+/** The composition root's audit trail (loaded on first use). */
+export async function defaultAuditLog(): Promise<AuditLog> {
   const { provide, requestPorts } = await requestRoot();
   return provide(...requestPorts).region.ports.audit;
 }
 
-async function defaultLimiter(): Promise<RequestLimiter> {
+/** The composition root's per-account request limiter (loaded on first use). */
+export async function defaultLimiter(): Promise<RequestLimiter> {
   const [{ provide, requestPorts }, { requestLimiter }] = await Promise.all([
     requestRoot(),
     import('../wiring/identity.ts'),

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 // `npm run bench -- --scale`: how maintenance and listing grow with the table. Starts DynamoDB Local
 // (as the project's emulators do), and for 10,000 and then 100,000 snapshot rows over 1,000 accounts
 // (seeded with BatchWriteItem, in the items the repositories write) times the reaper, expiry, GC and
@@ -28,6 +29,7 @@ import { MemoryWorkQueue } from '../../lib/adapters/memory/queue.ts';
 import { MemoryRequestCounter } from '../../lib/adapters/memory/request-counter.ts';
 import { MemoryUploadSlots } from '../../lib/adapters/memory/uploads.ts';
 import { MemoryVerificationRepository } from '../../lib/adapters/memory/verifications.ts';
+import { LocalKeySealer } from '../../lib/adapters/secrets/aes-gcm.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE } from '../../lib/core/format/blocks.ts';
 import { encodeManifest } from '../../lib/core/format/manifest.ts';
@@ -140,6 +142,9 @@ async function freshTable(endpoint: string, name: string): Promise<Table> {
     identity: new MemoryIdentityRepository(),
     audit: new MemoryAuditLog(),
     verifications: new MemoryVerificationRepository(),
+    // Unused by maintenance: what the EBS direct API seals and signs with.
+    secrets: new LocalKeySealer(randomBytes(32)),
+    tokenKey: async () => randomBytes(32),
     requests: new MemoryRequestCounter(),
     volumes: new DynamoVolumeRepository(clients.documents, name),
     snapshots,

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { ManualClock } from '../../lib/adapters/clock.ts';
 import { MemoryExportRepository } from '../../lib/adapters/memory/exports.ts';
 import { MemoryAuditLog, MemoryIdentityRepository } from '../../lib/adapters/memory/identity.ts';
@@ -11,9 +12,11 @@ import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts
 import { MemoryUploadSlots } from '../../lib/adapters/memory/uploads.ts';
 import { MemoryVerificationRepository } from '../../lib/adapters/memory/verifications.ts';
 import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
+import { LocalKeySealer } from '../../lib/adapters/secrets/aes-gcm.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { bootstrapAccount } from '../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../lib/core/identity/identity.ts';
+import type { SecretSealer } from '../../lib/core/ports/secrets.ts';
 import { VolsnapError } from '../../lib/core/shared/errors.ts';
 import type { RemoteOpener } from '../../lib/core/tasks/imports.ts';
 import { Cloud, type Region, type RegionPorts, type RegionSettings } from '../../lib/wiring/region.ts';
@@ -61,6 +64,8 @@ export interface MemoryRegionOptions {
   clock?: ManualClock;
   /** The store of the region's bucket, for a test that wraps one (a new one on the region's clock by default). */
   objects?: MemoryObjectStore;
+  /** The deployment's sealer of SigV4 secrets (one random AES key per cloud by default). */
+  secrets?: SecretSealer;
 }
 
 /** The regions of one deployment in memory: one clock, one identity (as the identity region's table is). */
@@ -79,6 +84,8 @@ export function memoryRegion(name = 'eu-west-1', options: MemoryRegionOptions = 
 export function memoryCloud(names: readonly string[], options: MemoryRegionOptions = {}): MemoryCloud {
   const clock = options.clock ?? new ManualClock();
   const identity = new MemoryIdentityRepository();
+  // One sealing key for the deployment, as KMS's is: every region opens what any region sealed.
+  const secrets = options.secrets ?? new LocalKeySealer(randomBytes(32));
   const wired = new Map<string, MemoryRegion>();
   const cloud = new Cloud((name) => {
     if (!names.includes(name)) {
@@ -87,7 +94,7 @@ export function memoryCloud(names: readonly string[], options: MemoryRegionOptio
         `Unknown region '${name}'. Known regions: ${names.join(', ')}.`,
       );
     }
-    return memoryPorts(name, { ...options, clock, identity, knownRegions: names });
+    return memoryPorts(name, { ...options, clock, identity, secrets, knownRegions: names });
   });
   return {
     clock,
@@ -122,6 +129,8 @@ export function memoryPorts(
   // The store stamps objects with the region's clock, so tests age them by advancing it.
   const objects = options.objects ?? new MemoryObjectStore(() => clock.now());
   const buckets = new Map<string, MemoryObjectStore>();
+  // Each region its own token key, as each deployment's secret is its own.
+  const tokenKey = randomBytes(32);
   return {
     settings: {
       name,
@@ -156,11 +165,13 @@ export function memoryPorts(
     },
     queue: new MemoryWorkQueue(),
     compressor: createZstdCompressor(),
+    secrets: options.secrets ?? new LocalKeySealer(randomBytes(32)),
     openRemote:
       options.openRemote ??
       (async () => {
         throw new Error('no URLs here');
       }),
+    tokenKey: async () => tokenKey,
   };
 }
 

@@ -51,6 +51,7 @@ const FIELDS = [
   'dispatches',
   'verification',
   'integrity',
+  'direct',
 ] as const;
 
 /** The snapshot a stored item holds (sets read back as sorted arrays, empty ones as absent). */

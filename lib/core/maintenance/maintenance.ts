@@ -147,7 +147,13 @@ export class Maintenance {
       if (object.lastModified < cutoff) candidates.set(object.key, object.size);
     }
     const leftovers: string[] = [];
-    for (const prefix of ['manifests/', 'uploads/manifests/', 'uploads/parts/']) {
+    for (const prefix of [
+      'manifests/',
+      'uploads/manifests/',
+      'uploads/parts/',
+      'uploads/blocks/',
+      'uploads/digests/',
+    ]) {
       for await (const object of this.#o.objects.list(prefix))
         if (object.lastModified < cutoff) leftovers.push(object.key);
     }
@@ -206,7 +212,8 @@ export class Maintenance {
     }
     // Manifests and uploads whose snapshot is gone (or failed: its upload is no use any more).
     for (const key of leftovers) {
-      // manifests/{id}, uploads/manifests/{id}[/{manifestUploadId}], uploads/parts/{id}/{part}
+      // manifests/{id}, uploads/manifests/{id}[/{manifestUploadId}], uploads/parts/{id}/{part},
+      // uploads/blocks/{id}/{part}/{index}, uploads/digests/{id}/{part}
       // A snapshot not listed (failed, being deleted, gone, or created since) is read by id: only
       // garbage costs a read, never the snapshots of the region.
       const snapshotId = key.split('/')[key.startsWith('manifests/') ? 1 : 2];

@@ -19,6 +19,7 @@ export function workOf(snapshot: Snapshot): WorkMessage[] {
   if (snapshot.verification) return undone.map((part) => ({ kind: 'snapshot.verifyPart', snapshotId, part }));
   if (snapshot.copiedFrom) return undone.map((part) => ({ kind: 'snapshot.copyPart', snapshotId, part }));
   if (snapshot.importedFrom) return undone.map((part) => ({ kind: 'snapshot.importPart', snapshotId, part }));
+  if (snapshot.direct) return undone.map((part) => ({ kind: 'snapshot.directPart', snapshotId, part }));
   if (snapshot.parts === undefined) return [{ kind: 'snapshot.fromImage', snapshotId }];
   return undone.map((part) => ({ kind: 'snapshot.fromImagePart', snapshotId, part }));
 }

@@ -74,6 +74,20 @@ export const ERROR_STATUS = {
   'storage.throttled': 503,
   /** The object store lacks an operation (s3rver cannot list multipart uploads). */
   'storage.unsupported': 501,
+  /**
+   * Refusals of AWS-signed requests (the EBS direct API's SigV4), each answered with the code the
+   * AWS SDKs know (lib/http/ebs/protocol.ts) so their clock-skew and retry logic works.
+   */
+  'aws.signatureInvalid': 403,
+  /** The request's date is more than 15 minutes from the server's time. */
+  'aws.requestExpired': 400,
+  /** The access key id is unknown, revoked or expired. */
+  'aws.unrecognizedClient': 403,
+  /** The Authorization header lacks a part (credential, signed headers, signature, date). */
+  'aws.incompleteSignature': 400,
+  /** No SigV4 Authorization at all. */
+  'aws.missingAuthentication': 403,
+  'aws.accessDenied': 403,
   throttled: 429,
   internal: 500,
 } as const;

@@ -148,6 +148,19 @@ export interface Snapshot {
   verification?: { manifestUploadId?: string; segmentsPerPart: number };
   /** The outcome of the last re-read of its stored blocks (`volsnap snapshot verify`, the daily scrub). */
   integrity?: SnapshotIntegrity;
+  /** For a snapshot written through the EBS direct API: its blocks are staged one by one. */
+  direct?: DirectSession;
+}
+
+/** What a snapshot started with the EBS direct API's StartSnapshot carries until it is packed. */
+export interface DirectSession {
+  /** StartSnapshot's `Timeout`: the snapshot is cancelled after this long without a block written. */
+  timeoutMinutes: number;
+  /**
+   * Set by CompleteSnapshot, checked when the staged blocks are packed: how many blocks were PUT
+   * and, when given, the LINEAR aggregate checksum over their SHA-256 digests (base64).
+   */
+  completion?: { changedBlocksCount: number; checksum?: string };
 }
 
 /** What the last verification of a completed snapshot's stored blocks found (docs/formats.md, "Verification"). */
