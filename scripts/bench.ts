@@ -16,6 +16,7 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3
 import pLimit from 'p-limit';
 import { s3ClientConfig } from '../lib/adapters/aws-clients.ts';
 import { parseSize } from '../lib/cli/units.ts';
+import { EBS_DOWNLOAD, EBS_UPLOAD, EbsBench } from './bench/ebs.ts';
 import { LOCAL_CREDENTIALS, startLocalCloud } from './local-cloud/cloud.ts';
 import { startS3Emulator } from './local-cloud/processes.ts';
 
@@ -211,6 +212,8 @@ async function main() {
     portBase: 'auto',
     fresh: true,
     schedules: false,
+    // Every S3 request the functions and the CLI's URLs make is counted (requests per GiB).
+    recordCallsTo: join(work, 'calls'),
   });
   // The peers' S3: the same emulator (s3rver), in its own process, over https (restic needs it).
   await run('openssl', [
@@ -272,6 +275,7 @@ async function main() {
   const cliBundle = join(work, 'volsnap.mjs');
   await run(process.execPath, [join(ROOT, 'scripts/build-cli.js'), cliBundle], { cwd: ROOT });
   const volsnap = (...args: string[]) => time(process.execPath, [cliBundle, '--json', ...args], cliEnv);
+  const ebs = await EbsBench.start({ cloud, callsDir: join(work, 'calls'), volsnap });
   const [home, away] = cloud.regions.map((r) => r.name);
   const imageBytes = await open(image, 'r').then(async (f) => {
     const buffer = Buffer.alloc(size);
@@ -304,9 +308,11 @@ async function main() {
       const volume = JSON.parse(
         (await volsnap('volume', 'create', '--name', `bench-${r}`, '--size', String(size))).stdout,
       );
+      let s3Mark = ebs.s3Requests();
       const first = await volsnap('snapshot', 'create', '--volume', volume.volumeId, '--file', image);
       const full = measure('volsnap full snapshot', 'volsnap');
       record(full, first);
+      full.note = `${ebs.perGiB(s3Mark, size)} S3 requests per GiB`;
       const firstOut = JSON.parse(first.stdout);
       full.storedBytes = firstOut.report.newStoredBytes;
       full.requests = firstOut.report.segments + 1;
@@ -369,12 +375,18 @@ async function main() {
       );
       const target = join(work, 'restored.raw');
       await rm(target, { force: true });
-      record(
-        measure('volsnap restore', 'volsnap'),
-        await volsnap('snapshot', 'restore', snapshotId, '--to', target),
-      );
+      s3Mark = ebs.s3Requests();
+      const restore = measure('volsnap restore', 'volsnap');
+      record(restore, await volsnap('snapshot', 'restore', snapshotId, '--to', target));
+      restore.note = `${ebs.perGiB(s3Mark, size)} S3 requests per GiB`;
       if ((await sha256(target)) !== (await sha256(changed)))
         throw new Error('the restored image differs from its source');
+      // The EBS direct API: the image up, and the full snapshot down (scripts/bench/ebs.ts).
+      await ebs.run(
+        { upload: measure(EBS_UPLOAD, 'volsnap'), download: measure(EBS_DOWNLOAD, 'volsnap') },
+        { image: imageBytes, fullSnapshotId: firstOut.snapshotId, target, imageSha256: await sha256(image) },
+      );
+      await rm(target, { force: true });
 
       // restic: a fresh repository per run, the image backed up, then its changed version, then restored.
       if (peers.restic) {
@@ -488,6 +500,7 @@ async function main() {
       target: 1.05,
     },
     { what: 'client peak RSS, MiB (target ≤ 256)', value: Math.round(peakRss), target: 256 },
+    ...EbsBench.targets(ratio),
   ].map((t) => ({ ...t, met: t.value !== undefined && Number.isFinite(t.value) && t.value <= t.target }));
   const result = {
     date: new Date().toISOString(),
