@@ -1,16 +1,17 @@
 import { accountPorts } from '../../lib/aws/account-records.ts';
 import { identityPorts } from '../../lib/aws/dynamodb.ts';
+import { secretsPorts } from '../../lib/aws/secrets.ts';
 import { ROLES, requireAdmin } from '../../lib/core/identity/identity.ts';
 import type { AuditLog } from '../../lib/core/ports/audit.ts';
 import * as z from '../../lib/core/shared/schema.ts';
 import { pageLimit } from '../../lib/http/params.ts';
 import { httpHandler, httpRouter } from '../../lib/http/stack.ts';
-import { servicesOver } from '../../lib/root.ts';
+import { runtime, servicesOver } from '../../lib/root.ts';
 import { accountService } from '../../lib/wiring/identity.ts';
 import type { Factory } from '../../lib/wiring/region.ts';
 
 /** The services of this function's routes, over the ports they use (and nothing else in its bundle). */
-const service = servicesOver(identityPorts, accountPorts);
+const service = servicesOver(identityPorts, accountPorts, secretsPorts);
 /** The region's audit trail (a port, not a service). */
 const auditTrail: Factory<AuditLog> = (region) => region.ports.audit;
 
@@ -88,7 +89,11 @@ export const deleteUser = httpHandler({ audit: 'user.delete', path: UserPath }, 
   return { status: 204 };
 });
 
-/** `POST /v1/account/keys {userName, expiresInSeconds, description}`: a new key, its token shown once (admins). */
+/**
+ * `POST /v1/account/keys {userName, expiresInSeconds, description, sigv4}`: a new key, its token
+ * shown once (admins). With `sigv4: true` a SigV4 access key pair for the AWS-protocol APIs, its
+ * secret access key shown once (stored sealed), and the region that issued it.
+ */
 export const createKey = httpHandler(
   {
     audit: 'key.create',
@@ -96,9 +101,18 @@ export const createKey = httpHandler(
       userName: z.optional(z.string()),
       expiresInSeconds: z.optional(z.number()),
       description: z.optional(z.string()),
+      sigv4: z.optional(z.boolean()),
     }),
   },
-  async ({ body, caller }) => ({ status: 201, body: await service(accountService).createKey(caller, body) }),
+  async ({ body: { sigv4, ...input }, caller }) => ({
+    status: 201,
+    body: sigv4
+      ? {
+          ...(await service(accountService).createSigV4Key(caller, input)),
+          region: runtime().config.region.name,
+        }
+      : await service(accountService).createKey(caller, input),
+  }),
 );
 
 /** `GET /v1/account/keys?userName`: the account's keys, never their secrets (admins). */

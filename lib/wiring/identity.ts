@@ -17,6 +17,8 @@ export const accountService: Factory<AccountService> = (region) => {
     }),
     ...(settings.defaultQuota ? { defaults: settings.defaultQuota } : {}),
     requestsInWindow: (accountId) => region.get(requestLimiter).inWindow(accountId),
+    // Made on first use: only SigV4 key creation seals, and only the account function provides it.
+    sealer: () => region.ports.secrets,
   });
 };
 

@@ -9,6 +9,7 @@ import type { AuditLog } from '../core/ports/audit.ts';
 import type { Compressor } from '../core/ports/codec.ts';
 import type { ObjectStore } from '../core/ports/objects.ts';
 import type { WorkQueue } from '../core/ports/queue.ts';
+import type { SecretSealer } from '../core/ports/secrets.ts';
 import type { Clock } from '../core/shared/clock.ts';
 import type { SnapshotServiceOptions } from '../core/snapshots/snapshot-service.ts';
 import type { SnapshotRepository } from '../core/snapshots/snapshots.ts';
@@ -90,6 +91,8 @@ export interface RegionPorts {
   readonly compressor: Compressor;
   /** Opens the URL an import reads from. */
   readonly openRemote: RemoteOpener;
+  /** Seals and unseals SigV4 secret access keys: one key for the deployment (every region opens every seal). */
+  readonly secrets: SecretSealer;
   /** The deployment's key for the EBS direct API's block and page tokens (a secret; never logged). */
   readonly tokenKey: TokenKeySource;
 }

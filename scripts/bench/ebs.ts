@@ -41,7 +41,7 @@ export interface EbsBenchOptions {
   volsnap: (...args: string[]) => Promise<{ stdout: string }>;
 }
 
-/** The EBS API's bench rows of one local cloud: a SigV4 key of the demo account, its clients, its counts. */
+/** The EBS API's bench rows of one local cloud: a SigV4 key of the demo account's owner, its clients, its counts. */
 export class EbsBench {
   readonly #ebs: EBSClient;
   readonly #ec2: EC2Client;
@@ -53,14 +53,15 @@ export class EbsBench {
     this.#callsDir = callsDir;
   }
 
-  /** Issues a SigV4 key to a user of the demo account and builds the SDK clients for its first region. */
+  /** Issues a SigV4 key to the demo account's owner and builds the SDK clients for the cloud's first region. */
   static async start(options: EbsBenchOptions): Promise<EbsBench> {
     const region = options.cloud.regions[0];
     if (!region) throw new Error('the local cloud has no region');
-    await options.volsnap('admin', 'user', 'create', 'bench-ebs', '--role', 'admin');
-    const key = JSON.parse(
-      (await options.volsnap('admin', 'key', 'create', '--user', 'bench-ebs', '--sigv4')).stdout,
-    ) as { accessKeyId: string; secretAccessKey: string };
+    // The demo account's owner (the CLI's default account), as the bench's CLI runs act.
+    const key = JSON.parse((await options.volsnap('admin', 'key', 'create', '--sigv4')).stdout) as {
+      accessKeyId: string;
+      secretAccessKey: string;
+    };
     const credentials = { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey };
     const requestHandler = { httpAgent: new Agent({ keepAlive: true, maxSockets: EBS_CONCURRENCY }) };
     return new EbsBench(

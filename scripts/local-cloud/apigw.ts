@@ -83,11 +83,13 @@ export function toApiGatewayEvent(
   }
   const query: Record<string, string> = {};
   for (const [key, value] of url.searchParams) query[key] = key in query ? `${query[key]},${value}` : value;
+  // As API Gateway HTTP APIs do: the path reaches the function percent-decoded (the query raw).
+  const path = decodedPath(url.pathname);
   const isText = body.length === 0 || /json|text|xml|urlencoded/.test(headers['content-type'] ?? '');
   return {
     version: '2.0',
     routeKey: match.routeKey,
-    rawPath: url.pathname,
+    rawPath: path,
     rawQueryString: url.search.slice(1),
     cookies: cookies.length > 0 ? cookies : undefined,
     headers,
@@ -100,7 +102,7 @@ export function toApiGatewayEvent(
       domainPrefix: (headers.host ?? 'localhost').split('.')[0] ?? 'localhost',
       http: {
         method: request.method ?? 'GET',
-        path: url.pathname,
+        path,
         protocol: `HTTP/${request.httpVersion}`,
         sourceIp: request.socket.remoteAddress ?? '127.0.0.1',
         userAgent: headers['user-agent'] ?? '',
@@ -195,4 +197,18 @@ export function corsResponseHeaders(
       : {}),
     vary: 'Origin',
   };
+}
+
+/**
+ * The path as API Gateway HTTP APIs hand it to Lambda (payload 2.0 `rawPath`, and
+ * `requestContext.http.path`): percent-escapes decoded (a malformed one left as it is).
+ */
+export function decodedPath(pathname: string): string {
+  return pathname.replace(/(?:%[0-9A-Fa-f]{2})+/g, (escapes) => {
+    try {
+      return decodeURIComponent(escapes);
+    } catch {
+      return escapes;
+    }
+  });
 }

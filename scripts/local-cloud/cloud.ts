@@ -1,15 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { localResourceNames } from '../../infra/resources.ts';
 import { createAwsClients, type StaticCredentials } from '../../lib/adapters/aws-clients.ts';
 import { systemClock } from '../../lib/adapters/clock.ts';
 import { DynamoIdentityRepository } from '../../lib/adapters/dynamodb/accounts.ts';
+import { createKeyFile } from '../../lib/adapters/secrets/key-file.ts';
 import type { CliConfigFile } from '../../lib/client/config.ts';
 import type { RegionEntry } from '../../lib/config/regions.ts';
 import { bootstrapAccount, keyAuthenticator } from '../../lib/core/identity/accounts.ts';
 import { localRoleCredentials } from './aws-calls.ts';
+import { type LocalAwsProfiles, writeAwsProfiles } from './aws-profiles.ts';
 import { type Bundles, buildBundles, buildRegionProcess } from './bundles.ts';
 import { IdentityReplication } from './identity-replication.ts';
 import {
@@ -76,6 +78,8 @@ export interface LocalCloud {
   surfaces: Record<string, { routes: string[]; schedules: string[]; queues: string[] }>;
   /** What the functions run: the bundles of serverless.yml, on this Node version (the regions' own). */
   functions: { node: string; bundles: Bundles };
+  /** The demo SigV4 key and the AWS config/credentials files (EBS direct APIs with the AWS tools). */
+  aws: LocalAwsProfiles;
   stop(): Promise<void>;
 }
 
@@ -173,6 +177,9 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
     if (options.recordCallsTo) await describeRecording(options.recordCallsTo, regionNames);
     const configPath = join(dataDir, 'config.json');
     const accounts = await seedAccounts(regions[0] as LocalRegion, configPath);
+    // The deployment's sealing key (KMS's stand-in): SigV4 secrets are sealed with it; kept across restarts.
+    const sealingKeyFile = join(dataDir, 'sealing.key');
+    createKeyFile(sealingKeyFile);
     // The global table's stand-in: the seeded accounts reach every region before it serves.
     replication = identityReplication(regions, options.verbose ? console.log : undefined);
     await replication.start();
@@ -197,6 +204,7 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
               options.schedules ?? true,
               bundles,
               options.recordCallsTo,
+              sealingKeyFile,
             ),
             VOLSNAP_TOKEN_KEY_FILE: await tokenKeyFile(join(dataDir, r.name)),
           },
@@ -207,19 +215,42 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
         nodeVersions.add(String(child.message.node));
       }),
     );
-    const config: CliConfigFile = {
-      defaultRegion: regionNames[0] ?? 'eu-west-1',
-      regions: Object.fromEntries(regions.map((r) => [r.name, { endpoint: r.api }])),
-      defaultAccount: DEMO_ACCOUNTS[0] ?? 'demo',
-      accounts,
-    };
-    await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+    const { config, aws } = await writeClientFiles(regions, accounts, configPath, sealingKeyFile);
     const functions = { node: [...nodeVersions].join(', '), bundles };
-    return { regions, config, configPath, surfaces, functions, stop };
+    return { regions, config, configPath, surfaces, functions, aws, stop };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/** The CLI config and, beside it, the AWS config and credentials files with the demo SigV4 key. */
+async function writeClientFiles(
+  regions: LocalRegion[],
+  accounts: CliConfigFile['accounts'],
+  configPath: string,
+  sealingKeyFile: string,
+): Promise<{ config: CliConfigFile; aws: LocalAwsProfiles }> {
+  const demo = DEMO_ACCOUNTS[0] ?? 'demo';
+  const config: CliConfigFile = {
+    defaultRegion: regions[0]?.name ?? 'eu-west-1',
+    regions: Object.fromEntries(regions.map((r) => [r.name, { endpoint: r.api }])),
+    defaultAccount: demo,
+    accounts,
+  };
+  await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  const home = regions[0] as LocalRegion;
+  const aws = await writeAwsProfiles({
+    dataDir: dirname(configPath),
+    identity: new DynamoIdentityRepository(
+      createAwsClients(registryEntry(home), LOCAL_CREDENTIALS).documents,
+      home.identityTable,
+    ),
+    sealingKeyFile,
+    accountId: accounts[demo]?.accountId ?? '',
+    regions: regions.map((r) => ({ name: r.name, api: r.api })),
+  });
+  return { config, aws };
 }
 
 /**
@@ -319,6 +350,7 @@ function regionEnvironment(
   schedules: boolean,
   bundles: Bundles,
   recordCallsTo: string | undefined,
+  sealingKeyFile: string,
 ): NodeJS.ProcessEnv {
   const entry = registryEntry(r);
   // The region's functions sign as its role (an execution role's credentials, on AWS).
@@ -344,6 +376,7 @@ function regionEnvironment(
     VOLSNAP_REGIONS: JSON.stringify(registry),
     VOLSNAP_IDENTITY_REGION: identityRegion,
     VOLSNAP_IDENTITY_TABLE: r.identityTable,
+    VOLSNAP_SEALING_KEY_FILE: sealingKeyFile,
     // Imports may fetch from the regions' own S3 emulators (presigned export URLs), and nothing else local.
     VOLSNAP_IMPORT_ALLOW: Object.values(registry)
       .map((entry) => (entry.s3Endpoint ? new URL(entry.s3Endpoint).host : ''))

@@ -85,7 +85,13 @@ lines.push('', `  Console: ${cloud.regions[0]?.api}/console (sign in with a key 
 for (const [name, account] of Object.entries(cloud.config.accounts)) {
   lines.push(`  account ${name.padEnd(8)} ${account.accountId}   key ${account.apiKey}`);
 }
+const { aws } = cloud;
 lines.push(
+  '',
+  `  EBS direct APIs: endpoint <API>/ebs (and <API>/ec2 for DescribeSnapshots), SigV4 key of account demo:`,
+  `    access key id ${aws.accessKeyId}   secret ${aws.secretAccessKey}`,
+  `    AWS profiles ${Object.keys(aws.profiles).join(', ')} in ${aws.configPath} (keys also in ${aws.credentialsPath}). Try:`,
+  `    AWS_CONFIG_FILE=${aws.configPath} AWS_SHARED_CREDENTIALS_FILE=${aws.credentialsPath} aws --profile ${aws.profile} ebs start-snapshot --volume-size 1`,
   '',
   `CLI config: ${cloud.configPath}. Try: npx volsnap health --region ${cloud.regions.at(-1)?.name}`,
   'Ctrl-C stops everything.',

@@ -11,9 +11,11 @@ import { MemoryRequestCounter } from '../../lib/adapters/memory/request-counter.
 import { MemorySnapshotRepository } from '../../lib/adapters/memory/snapshots.ts';
 import { MemoryUploadSlots } from '../../lib/adapters/memory/uploads.ts';
 import { MemoryVolumeRepository } from '../../lib/adapters/memory/volumes.ts';
+import { LocalKeySealer } from '../../lib/adapters/secrets/aes-gcm.ts';
 import { createZstdCompressor } from '../../lib/adapters/zstd.ts';
 import { bootstrapAccount } from '../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../lib/core/identity/identity.ts';
+import type { SecretSealer } from '../../lib/core/ports/secrets.ts';
 import { VolsnapError } from '../../lib/core/shared/errors.ts';
 import type { RemoteOpener } from '../../lib/core/tasks/imports.ts';
 import { Cloud, type Region, type RegionPorts, type RegionSettings } from '../../lib/wiring/region.ts';
@@ -60,6 +62,8 @@ export interface MemoryRegionOptions {
   clock?: ManualClock;
   /** The store of the region's bucket, for a test that wraps one (a new one on the region's clock by default). */
   objects?: MemoryObjectStore;
+  /** The deployment's sealer of SigV4 secrets (one random AES key per cloud by default). */
+  secrets?: SecretSealer;
 }
 
 /** The regions of one deployment in memory: one clock, one identity (as the identity region's table is). */
@@ -78,6 +82,8 @@ export function memoryRegion(name = 'eu-west-1', options: MemoryRegionOptions = 
 export function memoryCloud(names: readonly string[], options: MemoryRegionOptions = {}): MemoryCloud {
   const clock = options.clock ?? new ManualClock();
   const identity = new MemoryIdentityRepository();
+  // One sealing key for the deployment, as KMS's is: every region opens what any region sealed.
+  const secrets = options.secrets ?? new LocalKeySealer(randomBytes(32));
   const wired = new Map<string, MemoryRegion>();
   const cloud = new Cloud((name) => {
     if (!names.includes(name)) {
@@ -86,7 +92,7 @@ export function memoryCloud(names: readonly string[], options: MemoryRegionOptio
         `Unknown region '${name}'. Known regions: ${names.join(', ')}.`,
       );
     }
-    return memoryPorts(name, { ...options, clock, identity, knownRegions: names });
+    return memoryPorts(name, { ...options, clock, identity, secrets, knownRegions: names });
   });
   return {
     clock,
@@ -156,6 +162,7 @@ export function memoryPorts(
     },
     queue: new MemoryWorkQueue(),
     compressor: createZstdCompressor(),
+    secrets: options.secrets ?? new LocalKeySealer(randomBytes(32)),
     openRemote:
       options.openRemote ??
       (async () => {

@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import type { IssuedKey, QuotaLimits, Role, User } from '../../client/api-client.ts';
+import type { IssuedKey, IssuedSigV4Key, QuotaLimits, Role, User } from '../../client/api-client.ts';
+import { awsProfileText } from '../../client/aws-profile.ts';
 import { option, parseDuration, positiveInteger, wholeNumber } from '../args.ts';
 import type { CliContext } from '../context.ts';
 import { printAnswer, printRecord, printRows } from '../output.ts';
@@ -80,23 +81,41 @@ function addKeyCommands(admin: Command, ctx: CliContext): void {
     .description('API keys of your account (owners and admins; anyone may revoke their own)');
   key
     .command('create')
-    .description('issue a key: it is shown this once, and only its hash is kept')
+    .description(
+      'issue a key: it is shown this once, and only its hash is kept (--sigv4: an AWS access key pair, kept sealed)',
+    )
     .option('--user <user-name>', 'whose key (default: yours)')
     .option(
-      '--expires <duration>',
+      '--expires-in <duration>',
       'the key stops working after this long, e.g. 30d or 12h',
       option(parseDuration),
     )
+    .addOption(new Option('--expires <duration>').argParser(option(parseDuration)).hideHelp())
     .option('--description <text>', 'what the key is for')
-    .action(async (options: { user?: string; expires?: number; description?: string }) => {
-      const { api, json } = ctx.client();
-      const issued = await api.createKey({
+    .option('--sigv4', 'an AWS SigV4 access key pair for the EBS direct APIs, printed also as an AWS profile')
+    .option('--profile-name <name>', 'the AWS profile name printed with --sigv4', 'volsnap')
+    .action(async (options: KeyCreateOptions) => {
+      const { api, json, config } = ctx.client();
+      const input = {
         userName: options.user,
-        expiresInSeconds: options.expires,
+        expiresInSeconds: options.expiresIn ?? options.expires,
         description: options.description,
+      };
+      if (!options.sigv4) {
+        const issued = await api.createKey(input);
+        printAnswer(ctx.io.out, json, issued, keyRecord);
+        if (!json) ctx.io.err('Store the token now: it cannot be shown again.\n');
+        return;
+      }
+      const issued = await api.createSigV4Key(input);
+      const profile = awsProfileText({
+        profile: options.profileName,
+        region: config.region ?? issued.region,
+        api: config.endpoint,
+        accessKeyId: issued.accessKeyId,
+        secretAccessKey: issued.secretAccessKey,
       });
-      printAnswer(ctx.io.out, json, issued, keyRecord);
-      if (!json) ctx.io.err('Store the token now: it cannot be shown again.\n');
+      printSigV4Key(ctx, json, issued, profile);
     });
   key
     .command('list')
@@ -111,18 +130,19 @@ function addKeyCommands(admin: Command, ctx: CliContext): void {
         keys,
         (k) => ({
           key: k.keyId,
+          kind: k.kind === 'sigv4' ? `sigv4 ${k.accessKeyId}` : 'api',
           user: k.userName,
           created: k.createdAt,
           expires: k.expiresAt,
           revoked: k.revokedAt,
           description: k.description,
         }),
-        ['key', 'user', 'created', 'expires', 'revoked', 'description'],
+        ['key', 'kind', 'user', 'created', 'expires', 'revoked', 'description'],
       );
     });
   addRecordCommand(key, ctx, {
     name: 'revoke',
-    description: 'revoke a key: it stops working at once',
+    description: 'revoke a key (a key id, or a SigV4 access key id): it stops working at once',
     args: ['<key-id>'],
     call: (api, keyId) => api.revokeKey(keyId),
     view: (revoked) => ({ key: revoked.keyId, user: revoked.userName, revoked: revoked.revokedAt }),
@@ -241,6 +261,39 @@ function collect(value: string, previous: string[] | undefined): string[] {
 
 function userRecord(u: User) {
   return { user: u.userName, role: u.role, permissions: permissionsText(u), created: u.createdAt };
+}
+
+interface KeyCreateOptions {
+  user?: string;
+  expiresIn?: number;
+  expires?: number;
+  description?: string;
+  sigv4?: boolean;
+  profileName: string;
+}
+
+/** The pair (once), and the profile to paste into ~/.aws/config. */
+function printSigV4Key(ctx: CliContext, json: boolean, k: IssuedSigV4Key, profile: string): void {
+  if (json) {
+    const { keyId, userName, accessKeyId, secretAccessKey, expiresAt } = k;
+    ctx.io.out(
+      `${JSON.stringify({ keyId, userName, accessKeyId, secretAccessKey, ...(expiresAt ? { expiresAt } : {}), profile }, null, 2)}\n`,
+    );
+    return;
+  }
+  printRecord(
+    ctx.io.out,
+    {
+      key: k.keyId,
+      user: k.userName,
+      'access key id': k.accessKeyId,
+      'secret access key': k.secretAccessKey,
+      expires: k.expiresAt ?? 'never',
+    },
+    false,
+  );
+  ctx.io.out(`\nAs an AWS profile (append to ~/.aws/config):\n\n${profile}`);
+  ctx.io.err('Store the secret access key now: it cannot be shown again.\n');
 }
 
 function keyRecord(k: IssuedKey) {

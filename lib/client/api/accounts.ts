@@ -5,6 +5,7 @@ import type {
   ApiKeyInfo,
   AuditEntry,
   IssuedKey,
+  IssuedSigV4Key,
   QuotaLimits,
   Role,
   User,
@@ -51,6 +52,15 @@ export function accountRequests<Base extends Requester>(base: Base) {
       description?: string;
     }): Promise<IssuedKey> {
       return this.request('POST', '/v1/account/keys', input);
+    }
+
+    /** A SigV4 access key pair (its secret shown once), and the region that issued it (for a profile). */
+    createSigV4Key(input: {
+      userName?: string;
+      expiresInSeconds?: number;
+      description?: string;
+    }): Promise<IssuedSigV4Key & { region: string }> {
+      return this.request('POST', '/v1/account/keys', { ...input, sigv4: true });
     }
 
     listKeys(userName?: string): Promise<{ keys: ApiKeyInfo[] }> {

@@ -6,6 +6,7 @@ export type {
   AccountUsage,
   ApiKeyInfo,
   IssuedKey,
+  IssuedSigV4Key,
   QuotaLimits,
   User,
 } from '../../core/identity/accounts.ts';

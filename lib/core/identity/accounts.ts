@@ -1,3 +1,4 @@
+import type { SecretSealer } from '../ports/secrets.ts';
 import { type Clock, isoTime } from '../shared/clock.ts';
 import { VolsnapError } from '../shared/errors.ts';
 import { isId } from '../shared/ids.ts';
@@ -30,13 +31,15 @@ import {
   type ApiKeyRecord,
   type IdentityRepository,
   type IssuedKey,
+  type IssuedSigV4Key,
   MAX_RECYCLE_BIN_DAYS,
   type User,
 } from './records.ts';
+import { keyIdOfAccessKey, newSigV4KeyRecord } from './sigv4-keys.ts';
 
 // Accounts as the rest of volsnap imports them: the records, quotas and credentials live in their
 // own modules of lib/core/identity; this one is the account service, and names them all.
-export { bootstrapAccount, keyAuthenticator } from './credentials.ts';
+export { bootstrapAccount, callerOfKey, keyAuthenticator } from './credentials.ts';
 export {
   type AccountUsage,
   DEFAULT_QUOTA,
@@ -60,6 +63,7 @@ export {
   DEFAULT_RECYCLE_BIN_DAYS,
   type IdentityRepository,
   type IssuedKey,
+  type IssuedSigV4Key,
   MAX_RECYCLE_BIN_DAYS,
   recycleBinDaysOf,
   type User,
@@ -82,6 +86,11 @@ export interface AccountServiceOptions {
   defaults?: QuotaLimits;
   /** Requests the account made in the current rate window (for `account usage`). */
   requestsInWindow?(accountId: string): Promise<number>;
+  /**
+   * What seals SigV4 secret access keys, asked for on first use (without it,
+   * {@link AccountService.createSigV4Key} refuses).
+   */
+  sealer?: () => SecretSealer;
 }
 
 /** Accounts, users, keys, settings and quotas: who may act, and how much. */
@@ -288,6 +297,31 @@ export class AccountService {
     return issued;
   }
 
+  /**
+   * Issues a SigV4 access key pair for a user of the caller's account (the caller's own user by
+   * default), for the AWS-protocol APIs. The secret access key is in the answer, once; it is stored
+   * only sealed. Lists, expires and revokes as an API key does.
+   */
+  async createSigV4Key(
+    caller: Caller,
+    input: { userName?: string; expiresInSeconds?: number; description?: string },
+  ): Promise<IssuedSigV4Key> {
+    requireAdmin(caller);
+    const user = await this.#user(caller.accountId, input.userName ?? caller.userName);
+    if (user.userName !== caller.userName) this.#mayManage(caller, user);
+    this.#checkKeyInput(input);
+    const sealer = this.#o.sealer?.();
+    if (!sealer) {
+      throw new VolsnapError(
+        'internal',
+        'This deployment has no key to seal SigV4 secrets with (its sealing key is not configured).',
+      );
+    }
+    const { record, issued } = await newSigV4KeyRecord(user, this.#o.clock.now(), input, sealer);
+    await this.#o.identity.createApiKey(record);
+    return issued;
+  }
+
   /** The account's keys (never their secrets or hashes), optionally of one user. */
   async listKeys(caller: Caller, userName?: string): Promise<ApiKeyInfo[]> {
     requireAdmin(caller);
@@ -296,10 +330,14 @@ export class AccountService {
   }
 
   /** Revokes a key: admins any of their account's, every user its own. Revoking twice is a no-op. */
-  async revokeKey(caller: Caller, keyId: string): Promise<ApiKeyInfo> {
+  async revokeKey(caller: Caller, keyOrAccessKeyId: string): Promise<ApiKeyInfo> {
+    // A SigV4 key may be named by its access key id (`AKIA…`), as AWS tools show it.
+    const keyId = keyIdOfAccessKey(keyOrAccessKeyId) ?? keyOrAccessKeyId;
     const key = isId('key', keyId) ? await this.#o.identity.getApiKey(keyId) : undefined;
     if (!key || key.accountId !== caller.accountId) {
-      throw new VolsnapError('key.notFound', `No API key ${keyId} in this account.`, { details: { keyId } });
+      throw new VolsnapError('key.notFound', `No API key ${keyOrAccessKeyId} in this account.`, {
+        details: { keyId: keyOrAccessKeyId },
+      });
     }
     if (key.userName !== caller.userName) {
       requireAdmin(caller);
@@ -315,7 +353,11 @@ export class AccountService {
     user: User,
     input: { expiresInSeconds?: number; description?: string },
   ): { record: ApiKeyRecord; issued: IssuedKey } {
-    const now = this.#o.clock.now();
+    this.#checkKeyInput(input);
+    return newKeyRecord(user, this.#o.clock.now(), input);
+  }
+
+  #checkKeyInput(input: { expiresInSeconds?: number; description?: string }): void {
     if (input.expiresInSeconds !== undefined) {
       const ms = input.expiresInSeconds * 1000;
       if (!Number.isFinite(ms) || ms <= 0 || ms > MAX_KEY_LIFETIME_MS) {
@@ -325,7 +367,6 @@ export class AccountService {
     if ((input.description?.length ?? 0) > 256) {
       throw new VolsnapError('request.invalid', 'A key description is at most 256 characters.');
     }
-    return newKeyRecord(user, now, input);
   }
 
   async #user(accountId: string, userName: string): Promise<User> {

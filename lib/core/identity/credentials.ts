@@ -18,26 +18,39 @@ export function keyAuthenticator(
     const parsed = token ? parseApiKey(token) : undefined;
     if (!parsed) return undefined;
     const key = await identity.getApiKey(parsed.keyId);
-    if (
-      !key ||
-      !secretMatches(parsed.secret, key.secretHash) ||
-      key.revokedAt !== undefined ||
-      (key.expiresAt !== undefined && parseIsoTime(key.expiresAt) <= clock.now())
-    )
+    // A SigV4 key has no token: only its signatures authenticate it.
+    if (!key || key.kind !== undefined || !key.secretHash || !secretMatches(parsed.secret, key.secretHash))
       return undefined;
-    const [user, account] = await Promise.all([
-      identity.getUser(key.accountId, key.userName),
-      identity.getAccount(key.accountId),
-    ]);
-    if (!user || !account) return undefined;
-    return {
-      accountId: account.accountId,
-      userName: user.userName,
-      keyId: key.keyId,
-      role: user.role,
-      permissions: user.role === 'member' ? user.permissions : [],
-      operator: account.operator === true && isAdmin(user),
-    };
+    return callerOfKey(identity, key, clock);
+  };
+}
+
+/**
+ * The caller a key acts as, once its secret has been checked: `undefined` when the key is revoked
+ * or expired, or its user or account is gone. Reads the store (user and account) on every call.
+ */
+export async function callerOfKey(
+  identity: Pick<IdentityRepository, 'getUser' | 'getAccount'>,
+  key: ApiKeyRecord,
+  clock: Clock,
+): Promise<Caller | undefined> {
+  if (
+    key.revokedAt !== undefined ||
+    (key.expiresAt !== undefined && parseIsoTime(key.expiresAt) <= clock.now())
+  )
+    return undefined;
+  const [user, account] = await Promise.all([
+    identity.getUser(key.accountId, key.userName),
+    identity.getAccount(key.accountId),
+  ]);
+  if (!user || !account) return undefined;
+  return {
+    accountId: account.accountId,
+    userName: user.userName,
+    keyId: key.keyId,
+    role: user.role,
+    permissions: user.role === 'member' ? user.permissions : [],
+    operator: account.operator === true && isAdmin(user),
   };
 }
 
@@ -107,8 +120,8 @@ export function newKeyRecord(
   return { record, issued: { ...keyInfo(record), token: key.token } };
 }
 
-/** A key as listed: everything but its hash. */
+/** A key as listed: everything but its hash or its sealed secret. */
 export function keyInfo(key: ApiKeyRecord): ApiKeyInfo {
-  const { secretHash: _hash, ...info } = key;
+  const { secretHash: _hash, sealedSecret: _sealed, ...info } = key;
   return info;
 }

@@ -47,12 +47,23 @@ export interface User {
   createdAt: string;
 }
 
-/** An API key as stored: the secret only as its hash. */
+/**
+ * A key as stored. An API key (`vsk_…` bearer token) keeps only its secret's hash; a SigV4 access
+ * key (`kind: 'sigv4'`) keeps its secret sealed (lib/core/ports/secrets.ts), since the server recomputes
+ * the request's HMAC with it.
+ */
 export interface ApiKeyRecord {
   keyId: string;
   accountId: string;
   userName: string;
-  secretHash: string;
+  /** API keys only: the SHA-256 of the secret. */
+  secretHash?: string;
+  /** Absent for API keys. */
+  kind?: 'sigv4';
+  /** SigV4 keys: `AKIA…`, derived from the key id (lib/core/identity/sigv4-keys.ts). */
+  accessKeyId?: string;
+  /** SigV4 keys: the secret access key, sealed for the key id. */
+  sealedSecret?: string;
   createdAt: string;
   description?: string;
   /** ISO time after which the key no longer works. */
@@ -60,12 +71,19 @@ export interface ApiKeyRecord {
   revokedAt?: string;
 }
 
-/** An API key as listed: everything but the hash. */
-export type ApiKeyInfo = Omit<ApiKeyRecord, 'secretHash'>;
+/** A key as listed: everything but the hash or the sealed secret. */
+export type ApiKeyInfo = Omit<ApiKeyRecord, 'secretHash' | 'sealedSecret'>;
 
 /** A key just issued: the token is shown this once and stored nowhere. */
 export interface IssuedKey extends ApiKeyInfo {
   token: string;
+}
+
+/** A SigV4 access key just issued: the secret access key is shown this once (stored only sealed). */
+export interface IssuedSigV4Key extends ApiKeyInfo {
+  kind: 'sigv4';
+  accessKeyId: string;
+  secretAccessKey: string;
 }
 
 /**
