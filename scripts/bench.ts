@@ -16,6 +16,7 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3
 import pLimit from 'p-limit';
 import { s3ClientConfig } from '../lib/adapters/aws-clients.ts';
 import { parseSize } from '../lib/cli/units.ts';
+import { EBS_DOWNLOAD, EBS_UPLOAD, EbsBench } from './bench/ebs.ts';
 import { runScaleBench } from './bench/scale.ts';
 import { LOCAL_CREDENTIALS, startLocalCloud } from './local-cloud/cloud.ts';
 import { startS3Emulator } from './local-cloud/processes.ts';
@@ -214,6 +215,8 @@ async function main() {
     portBase: 'auto',
     fresh: true,
     schedules: false,
+    // Every S3 request the functions and the CLI's URLs make is counted (requests per GiB).
+    recordCallsTo: join(work, 'calls'),
   });
   // The peers' S3: the same emulator (s3rver), in its own process, over https (restic needs it).
   await run('openssl', [
@@ -275,6 +278,7 @@ async function main() {
   const cliBundle = join(work, 'volsnap.mjs');
   await run(process.execPath, [join(ROOT, 'scripts/build-cli.js'), cliBundle], { cwd: ROOT });
   const volsnap = (...args: string[]) => time(process.execPath, [cliBundle, '--json', ...args], cliEnv);
+  const ebs = await EbsBench.start({ cloud, callsDir: join(work, 'calls'), volsnap });
   const [home, away] = cloud.regions.map((r) => r.name);
   /** S3 requests the local cloud's emulators answered so far, both regions, presigned ones included. */
   const s3Requests = async () => {
@@ -319,9 +323,11 @@ async function main() {
       const volume = JSON.parse(
         (await volsnap('volume', 'create', '--name', `bench-${r}`, '--size', String(size))).stdout,
       );
+      let s3Mark = ebs.s3Requests();
       const first = await volsnap('snapshot', 'create', '--volume', volume.volumeId, '--file', image);
       const full = measure('volsnap full snapshot', 'volsnap');
       record(full, first);
+      full.note = `${ebs.perGiB(s3Mark, size)} S3 requests per GiB`;
       const firstOut = JSON.parse(first.stdout);
       full.storedBytes = firstOut.report.newStoredBytes;
       full.requests = firstOut.report.segments + 1;
@@ -398,12 +404,18 @@ async function main() {
       }
       const target = join(work, 'restored.raw');
       await rm(target, { force: true });
-      record(
-        measure('volsnap restore', 'volsnap'),
-        await volsnap('snapshot', 'restore', snapshotId, '--to', target),
-      );
+      s3Mark = ebs.s3Requests();
+      const restore = measure('volsnap restore', 'volsnap');
+      record(restore, await volsnap('snapshot', 'restore', snapshotId, '--to', target));
+      restore.note = `${ebs.perGiB(s3Mark, size)} S3 requests per GiB`;
       if ((await sha256(target)) !== (await sha256(changed)))
         throw new Error('the restored image differs from its source');
+      // The EBS direct API: the image up, and the full snapshot down (scripts/bench/ebs.ts).
+      await ebs.run(
+        { upload: measure(EBS_UPLOAD, 'volsnap'), download: measure(EBS_DOWNLOAD, 'volsnap') },
+        { image: imageBytes, fullSnapshotId: firstOut.snapshotId, target, imageSha256: await sha256(image) },
+      );
+      await rm(target, { force: true });
 
       // restic: a fresh repository per run, the image backed up, then its changed version, then restored.
       if (peers.restic) {
@@ -528,6 +540,7 @@ async function main() {
       value: ratio(name, 'volsnap full snapshot'),
       target: 1.5,
     })),
+    ...EbsBench.targets(ratio),
   ].map((t) => ({ ...t, met: t.value !== undefined && Number.isFinite(t.value) && t.value <= t.target }));
   const result = {
     date: new Date().toISOString(),

@@ -341,8 +341,10 @@ describe('who may read', () => {
     const viaGrant = await list(shared.snapshotId, {}, keys.grantee);
     expect(viaGrant.json.Blocks).toHaveLength(2);
     expect(
-      (await getBlock(shared.snapshotId, 0, viaGrant.json.Blocks[0].BlockToken, keys.grantee)).bytes,
-    ).toEqual(data.subarray(0, BLOCK_SIZE));
+      (await getBlock(shared.snapshotId, 0, viaGrant.json.Blocks[0].BlockToken, keys.grantee)).bytes?.equals(
+        data.subarray(0, BLOCK_SIZE),
+      ),
+    ).toBe(true);
     expect((await list(published.snapshotId, {}, keys.stranger)).json.Blocks).toHaveLength(2);
     expectEbsError(
       await list(shared.snapshotId, {}, keys.stranger),
@@ -437,8 +439,12 @@ describe('ListChangedBlocks', () => {
     expect(answer.json.NextToken).toBeUndefined();
     // Each token reads its own snapshot's block.
     const [one] = blocks;
-    expect((await getBlock(parent.snapshotId, 1, one?.FirstBlockToken)).bytes).toEqual(labelled('p1'));
-    expect((await getBlock(child.snapshotId, 1, one?.SecondBlockToken)).bytes).toEqual(labelled('c1'));
+    expect((await getBlock(parent.snapshotId, 1, one?.FirstBlockToken)).bytes?.equals(labelled('p1'))).toBe(
+      true,
+    );
+    expect((await getBlock(child.snapshotId, 1, one?.SecondBlockToken)).bytes?.equals(labelled('c1'))).toBe(
+      true,
+    );
     expectEbsError(
       await getBlock(child.snapshotId, 1, one?.FirstBlockToken),
       400,

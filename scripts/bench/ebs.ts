@@ -1,0 +1,224 @@
+// The bench's EBS direct API rows (npm run bench): an upload of the image and a download of volsnap's
+// own full snapshot through the unmodified @aws-sdk/client-ebs at 64 concurrent requests, as coldsnap
+// does it, beside the CLI's full snapshot and restore of the same run; and the S3 requests each path
+// makes per GiB of image, counted where they arrive (the local cloud's S3 emulators, every request a
+// region's role signed: the functions' own and the presigned URLs the CLI uses).
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { Agent } from 'node:http';
+import {
+  CompleteSnapshotCommand,
+  EBSClient,
+  GetSnapshotBlockCommand,
+  ListSnapshotBlocksCommand,
+  PutSnapshotBlockCommand,
+  StartSnapshotCommand,
+} from '@aws-sdk/client-ebs';
+import { DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import pLimit from 'p-limit';
+import { readCallCounts } from '../local-cloud/aws-calls.ts';
+import type { LocalCloud } from '../local-cloud/cloud.ts';
+
+const BLOCK = 512 * 1024;
+const GiB = 2 ** 30;
+/** coldsnap's workers, and the issue's. */
+export const EBS_CONCURRENCY = 64;
+export const EBS_UPLOAD = 'EBS API upload (client-ebs ×64)';
+export const EBS_DOWNLOAD = 'EBS API download (client-ebs ×64)';
+
+/** What the bench's rows are to this module (scripts/bench.ts `Measure`). */
+interface Row {
+  seconds: number[];
+  requests?: number;
+  note?: string;
+}
+
+export interface EbsBenchOptions {
+  cloud: LocalCloud;
+  /** Where the cloud records its calls (startLocalCloud's `recordCallsTo`). */
+  callsDir: string;
+  /** The volsnap CLI with `--json`, as the bench runs it. */
+  volsnap: (...args: string[]) => Promise<{ stdout: string }>;
+}
+
+/** The EBS API's bench rows of one local cloud: a SigV4 key of the demo account's owner, its clients, its counts. */
+export class EbsBench {
+  readonly #ebs: EBSClient;
+  readonly #ec2: EC2Client;
+  readonly #callsDir: string;
+
+  private constructor(ebs: EBSClient, ec2: EC2Client, callsDir: string) {
+    this.#ebs = ebs;
+    this.#ec2 = ec2;
+    this.#callsDir = callsDir;
+  }
+
+  /** Issues a SigV4 key to the demo account's owner and builds the SDK clients for the cloud's first region. */
+  static async start(options: EbsBenchOptions): Promise<EbsBench> {
+    const region = options.cloud.regions[0];
+    if (!region) throw new Error('the local cloud has no region');
+    // The demo account's owner (the CLI's default account), as the bench's CLI runs act.
+    const key = JSON.parse((await options.volsnap('admin', 'key', 'create', '--sigv4')).stdout) as {
+      accessKeyId: string;
+      secretAccessKey: string;
+    };
+    const credentials = { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey };
+    const requestHandler = { httpAgent: new Agent({ keepAlive: true, maxSockets: EBS_CONCURRENCY }) };
+    return new EbsBench(
+      new EBSClient({ region: region.name, endpoint: `${region.api}/ebs`, credentials, requestHandler }),
+      new EC2Client({ region: region.name, endpoint: `${region.api}/ec2`, credentials }),
+      options.callsDir,
+    );
+  }
+
+  /** S3 requests the cloud's roles made so far (a mark for {@link perGiB}). */
+  s3Requests(): number {
+    return Object.entries(readCallCounts(this.#callsDir))
+      .filter(([key]) => key.split(' ')[1] === 's3')
+      .reduce((sum, [, n]) => sum + n, 0);
+  }
+
+  /** S3 requests since `mark` per GiB of an image of `bytes`. */
+  perGiB(mark: number, bytes: number): number {
+    return Math.round((this.s3Requests() - mark) / (bytes / GiB));
+  }
+
+  /**
+   * One run's rows: uploads `image` (zero blocks skipped, the LINEAR checksum at completion) and
+   * waits for `completed` as coldsnap's `--wait` does (EC2 DescribeSnapshots); then lists and
+   * downloads every block of `fullSnapshotId` into `target`, whose SHA-256 must be the image's.
+   */
+  async run(
+    rows: { upload: Row; download: Row },
+    input: { image: Buffer; fullSnapshotId: string; target: string; imageSha256: string },
+  ): Promise<void> {
+    let mark = this.s3Requests();
+    const up = process.hrtime.bigint();
+    await this.#upload(input.image);
+    rows.upload.seconds.push(Number(process.hrtime.bigint() - up) / 1e9);
+    rows.upload.requests = this.perGiB(mark, input.image.length);
+    rows.upload.note = `${rows.upload.requests} S3 requests per GiB`;
+
+    mark = this.s3Requests();
+    const down = process.hrtime.bigint();
+    await this.#download(input.fullSnapshotId, input.target, input.image.length);
+    rows.download.seconds.push(Number(process.hrtime.bigint() - down) / 1e9);
+    rows.download.requests = this.perGiB(mark, input.image.length);
+    rows.download.note = `${rows.download.requests} S3 requests per GiB`;
+    const hash = createHash('sha256');
+    const file = await open(input.target, 'r');
+    for await (const chunk of file.createReadStream({ highWaterMark: 4 * 1024 * 1024 }))
+      hash.update(chunk as Buffer);
+    if (hash.digest('hex') !== input.imageSha256)
+      throw new Error(`the EBS API download of ${input.fullSnapshotId} differs from the image`);
+  }
+
+  async #upload(image: Buffer): Promise<string> {
+    const started = await this.#ebs.send(
+      new StartSnapshotCommand({
+        VolumeSize: Math.ceil(image.length / GiB),
+        Description: 'bench',
+        Timeout: 60,
+      }),
+    );
+    const snapshotId = started.SnapshotId ?? '';
+    const digests: Buffer[] = [];
+    const limit = pLimit(EBS_CONCURRENCY);
+    const puts: Promise<void>[] = [];
+    for (let index = 0; index * BLOCK < image.length; index++) {
+      const block = image.subarray(index * BLOCK, (index + 1) * BLOCK);
+      if (block.every((byte) => byte === 0)) continue;
+      const digest = createHash('sha256').update(block).digest();
+      digests.push(digest);
+      puts.push(
+        limit(async () => {
+          await this.#ebs.send(
+            new PutSnapshotBlockCommand({
+              SnapshotId: snapshotId,
+              BlockIndex: index,
+              BlockData: block,
+              DataLength: BLOCK,
+              Checksum: digest.toString('base64'),
+              ChecksumAlgorithm: 'SHA256',
+            }),
+          );
+        }),
+      );
+    }
+    await Promise.all(puts);
+    await this.#ebs.send(
+      new CompleteSnapshotCommand({
+        SnapshotId: snapshotId,
+        ChangedBlocksCount: digests.length,
+        Checksum: createHash('sha256').update(Buffer.concat(digests)).digest('base64'),
+        ChecksumAlgorithm: 'SHA256',
+        ChecksumAggregationMethod: 'LINEAR',
+      }),
+    );
+    await this.#completed(snapshotId);
+    return snapshotId;
+  }
+
+  /** Polls DescribeSnapshots every 100 ms until the snapshot is completed (`error` throws). */
+  async #completed(snapshotId: string): Promise<void> {
+    for (;;) {
+      const answer = await this.#ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }));
+      const state = answer.Snapshots?.[0]?.State;
+      if (state === 'completed') return;
+      if (state === 'error') throw new Error(`the EBS API upload ${snapshotId} ended in error`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  async #download(snapshotId: string, target: string, size: number): Promise<void> {
+    const blocks: { index: number; token: string }[] = [];
+    let NextToken: string | undefined;
+    do {
+      const page = await this.#ebs.send(
+        new ListSnapshotBlocksCommand({ SnapshotId: snapshotId, MaxResults: 10_000, NextToken }),
+      );
+      for (const b of page.Blocks ?? []) blocks.push({ index: b.BlockIndex ?? 0, token: b.BlockToken ?? '' });
+      NextToken = page.NextToken;
+    } while (NextToken);
+    const file = await open(target, 'w');
+    try {
+      await file.truncate(size);
+      const limit = pLimit(EBS_CONCURRENCY);
+      await Promise.all(
+        blocks.map((b) =>
+          limit(async () => {
+            const answer = await this.#ebs.send(
+              new GetSnapshotBlockCommand({
+                SnapshotId: snapshotId,
+                BlockIndex: b.index,
+                BlockToken: b.token,
+              }),
+            );
+            const bytes = await answer.BlockData?.transformToByteArray();
+            if (!bytes || createHash('sha256').update(bytes).digest('base64') !== answer.Checksum)
+              throw new Error(`block ${b.index} of ${snapshotId} does not match its checksum`);
+            await file.write(bytes, 0, bytes.length, b.index * BLOCK);
+          }),
+        ),
+      );
+    } finally {
+      await file.close();
+    }
+  }
+
+  /** The issue's targets: each EBS path at most 3× the CLI's time for the same work. */
+  static targets(ratio: (ours: string, theirs: string) => number | undefined) {
+    return [
+      {
+        what: 'EBS API upload vs volsnap full snapshot (time ratio; target ≤ 3)',
+        value: ratio(EBS_UPLOAD, 'volsnap full snapshot'),
+        target: 3,
+      },
+      {
+        what: 'EBS API download of the full snapshot vs volsnap restore (time ratio; target ≤ 3)',
+        value: ratio(EBS_DOWNLOAD, 'volsnap restore'),
+        target: 3,
+      },
+    ];
+  }
+}
