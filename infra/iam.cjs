@@ -69,6 +69,8 @@ function ownStatements() {
     // Listing (GC, the reaper's stale uploads); a missing key answers 404 only with s3:ListBucket.
     { Effect: 'Allow', Action: ['s3:ListBucket', 's3:ListBucketMultipartUploads'], Resource: bucketArn },
     { Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: { 'Fn::GetAtt': ['WorkQueue', 'Arn'] } },
+    // The EBS direct API's token key is the MAC of a fixed label under this HMAC key (lib/adapters/token-key.ts).
+    { Effect: 'Allow', Action: ['kms:GenerateMac'], Resource: { 'Fn::GetAtt': ['TokenKey', 'Arn'] } },
   ];
 }
 

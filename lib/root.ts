@@ -49,6 +49,7 @@ const EVERY_PORT: { readonly [K in MadePorts]-?: true } = {
   compressor: true,
   openRemote: true,
   secrets: true,
+  tokenKey: true,
 };
 const PORT_NAMES = Object.keys(EVERY_PORT) as MadePorts[];
 

@@ -7,6 +7,7 @@ import { describeError } from '../../lib/core/shared/errors.ts';
 import { logger } from '../../lib/http/logger.ts';
 import { servicesOver } from '../../lib/root.ts';
 import { snapshotCopier } from '../../lib/wiring/copies.ts';
+import { directPacker } from '../../lib/wiring/direct.ts';
 import { exportService } from '../../lib/wiring/exports.ts';
 import { imageSnapshotter } from '../../lib/wiring/image-snapshots.ts';
 import { snapshotImporter } from '../../lib/wiring/imports.ts';
@@ -46,7 +47,9 @@ export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
                 ? await service(imageSnapshotter).runPart(message.snapshotId, message.part)
                 : message.kind === 'snapshot.verifyPart'
                   ? await service(snapshotService).verifyPart(message.snapshotId, message.part)
-                  : await service(imageSnapshotter).run(message.snapshotId);
+                  : message.kind === 'snapshot.directPart'
+                    ? await service(directPacker).runPart(message.snapshotId, message.part)
+                    : await service(imageSnapshotter).run(message.snapshotId);
       log.info('work done', { kind: message.kind, ...subject, outcome });
     } catch (error) {
       log.error('work failed; it will be retried', {

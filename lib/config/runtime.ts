@@ -43,6 +43,11 @@ export interface RuntimeConfig {
    * `VOLSNAP_SEALING_KEY_FILE`. Unset: SigV4 keys can be neither issued nor checked.
    */
   sealing?: { kmsKeyId: string } | { keyFile: string };
+  /**
+   * Where the EBS direct API's token key comes from: the stack's HMAC KMS key (`VOLSNAP_TOKEN_KEY_ID`,
+   * on AWS) or a key file (`VOLSNAP_TOKEN_KEY_FILE`, the local cloud).
+   */
+  tokenKey?: { kmsKeyId?: string; file?: string };
 }
 
 /** The version of volsnap, from package.json. */
@@ -126,6 +131,14 @@ export function loadRuntimeConfig(env: Env): RuntimeConfig {
       : env.VOLSNAP_SEALING_KEY_FILE
         ? { sealing: { keyFile: env.VOLSNAP_SEALING_KEY_FILE } }
         : {}),
+    ...(env.VOLSNAP_TOKEN_KEY_ID || env.VOLSNAP_TOKEN_KEY_FILE
+      ? {
+          tokenKey: {
+            ...(env.VOLSNAP_TOKEN_KEY_ID ? { kmsKeyId: env.VOLSNAP_TOKEN_KEY_ID } : {}),
+            ...(env.VOLSNAP_TOKEN_KEY_FILE ? { file: env.VOLSNAP_TOKEN_KEY_FILE } : {}),
+          },
+        }
+      : {}),
     ...(wholeNumber(env, 'VOLSNAP_GC_GRACE_SECONDS') !== undefined
       ? { gcGraceMs: (wholeNumber(env, 'VOLSNAP_GC_GRACE_SECONDS') ?? 0) * 1000 }
       : {}),

@@ -1,3 +1,4 @@
+import type { TokenKeySource } from '../core/direct/tokens.ts';
 import type { IdentityRepository, QuotaLimits } from '../core/identity/accounts.ts';
 import type { RequestCounter } from '../core/identity/request-rate.ts';
 import type { ImageRepository, ImageServiceOptions } from '../core/instances/images.ts';
@@ -92,6 +93,8 @@ export interface RegionPorts {
   readonly openRemote: RemoteOpener;
   /** Seals and unseals SigV4 secret access keys: one key for the deployment (every region opens every seal). */
   readonly secrets: SecretSealer;
+  /** The deployment's key for the EBS direct API's block and page tokens (a secret; never logged). */
+  readonly tokenKey: TokenKeySource;
 }
 
 /** Makes one service of a region from its ports and its other services ({@link Region.get}). */

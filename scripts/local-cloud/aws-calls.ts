@@ -3,7 +3,7 @@
 // resource ARNs it would authorize them on. Recorded where the request arrives, so presigned URLs
 // count too: AWS checks the signer's permissions when the URL is used, whoever uses it. The IAM
 // check (./iam-check.ts) holds every recorded call against the statements of the deployed template.
-import { appendFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The account id the local cloud stands for (its queue URLs and ARNs carry it). */
@@ -225,10 +225,26 @@ export function signingScope(
 export class CallRecorder {
   readonly #seen = new Set<string>();
   readonly #file: string;
+  readonly #countsFile: string;
+  readonly #counts: Record<string, number> = {};
 
   constructor(dir: string, component: string) {
     mkdirSync(dir, { recursive: true });
-    this.#file = join(dir, `${component.replace(/[^\w.-]/g, '_')}-${process.pid}.jsonl`);
+    const base = `${component.replace(/[^\w.-]/g, '_')}-${process.pid}`;
+    this.#file = join(dir, `${base}.jsonl`);
+    this.#countsFile = join(dir, `${base}.counts.json`);
+  }
+
+  /**
+   * Counts one request a role made (`eu-west-1 s3 GetObject`), every one and not only distinct
+   * ones: what the bench reports as requests per GiB. The counts file is replaced at once.
+   */
+  count(role: string, service: RecordedCall['service'], operation: string): void {
+    const key = `${role} ${service} ${operation}`;
+    this.#counts[key] = (this.#counts[key] ?? 0) + 1;
+    // Whole or not at all: a reader never sees half a file.
+    writeFileSync(`${this.#countsFile}.tmp`, JSON.stringify(this.#counts));
+    renameSync(`${this.#countsFile}.tmp`, this.#countsFile);
   }
 
   record(calls: RecordedCall[]): void {
@@ -258,4 +274,20 @@ export function readRecordedCalls(dir: string): RecordedCall[] {
     }
   }
   return [...distinct.values()];
+}
+
+/** How many requests of each kind (`eu-west-1 s3 GetObject`) the processes recording in `dir` counted so far. */
+export function readCallCounts(dir: string): Record<string, number> {
+  const total: Record<string, number> = {};
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((name) => name.endsWith('.counts.json'));
+  } catch {
+    return total;
+  }
+  for (const name of files) {
+    const counts = JSON.parse(readFileSync(join(dir, name), 'utf8')) as Record<string, number>;
+    for (const [key, n] of Object.entries(counts)) total[key] = (total[key] ?? 0) + n;
+  }
+  return total;
 }

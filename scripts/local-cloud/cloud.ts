@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -191,19 +192,22 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
         const p = ports[i] as Ports;
         const child = await forkReady(`region ${r.name}`, regionProcess.file, [], {
           execPath: nodeBinary,
-          env: regionEnvironment(
-            regionNames[0] ?? r.name,
-            r,
-            registry,
-            p,
-            specPath,
-            options.specRoot ?? ROOT,
-            options.verbose ?? false,
-            options.schedules ?? true,
-            bundles,
-            options.recordCallsTo,
-            sealingKeyFile,
-          ),
+          env: {
+            ...regionEnvironment(
+              regionNames[0] ?? r.name,
+              r,
+              registry,
+              p,
+              specPath,
+              options.specRoot ?? ROOT,
+              options.verbose ?? false,
+              options.schedules ?? true,
+              bundles,
+              options.recordCallsTo,
+              sealingKeyFile,
+            ),
+            VOLSNAP_TOKEN_KEY_FILE: await tokenKeyFile(join(dataDir, r.name)),
+          },
           onExit: watch(`region ${r.name}`),
         });
         children.push(child);
@@ -247,6 +251,22 @@ async function writeClientFiles(
     regions: regions.map((r) => ({ name: r.name, api: r.api })),
   });
   return { config, aws };
+}
+
+/**
+ * The region's EBS token key (the secret its block and page tokens are signed with; on AWS derived
+ * from a KMS HMAC key): 32 random bytes in a file of its data dir, made once and kept, so tokens
+ * answered before a restart stay valid after it.
+ */
+async function tokenKeyFile(regionDir: string): Promise<string> {
+  const path = join(regionDir, 'ebs-token.key');
+  await mkdir(regionDir, { recursive: true });
+  try {
+    await writeFile(path, randomBytes(32), { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  return path;
 }
 
 /** A region's local S3 and DynamoDB Local, in its data dir, and the region they make. */

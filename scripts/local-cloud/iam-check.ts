@@ -63,6 +63,11 @@ export function localTemplateValues(region: string): TemplateValues {
       DataBucket: { ref: names.bucket, arn: `arn:aws:s3:::${names.bucket}` },
       WorkQueue: queue(names.queue),
       WorkDeadLetterQueue: queue(`${names.queue}-dead-letter`),
+      // The local cloud reads its token key from a file: this KMS key is only granted, never called.
+      TokenKey: {
+        ref: `volsnap-local-${region}-token-key`,
+        arn: `arn:aws:kms:${region}:${LOCAL_ACCOUNT_ID}:key/volsnap-local-${region}-token-key`,
+      },
     },
   };
 }

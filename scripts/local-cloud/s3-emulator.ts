@@ -163,6 +163,7 @@ export function recordingMiddleware(options: {
     if (role === undefined) return next();
     const shape = { method: ctx.method, path: ctx.path, query: ctx.query, headers: ctx.req.headers };
     const { operation, needs } = s3Operation(shape);
+    options.recorder.count(role, 's3', operation);
     let status = 500;
     try {
       await next();

@@ -127,6 +127,8 @@ export function memoryPorts(
   // The store stamps objects with the region's clock, so tests age them by advancing it.
   const objects = options.objects ?? new MemoryObjectStore(() => clock.now());
   const buckets = new Map<string, MemoryObjectStore>();
+  // Each region its own token key, as each deployment's secret is its own.
+  const tokenKey = randomBytes(32);
   return {
     settings: {
       name,
@@ -166,6 +168,7 @@ export function memoryPorts(
       (async () => {
         throw new Error('no URLs here');
       }),
+    tokenKey: async () => tokenKey,
   };
 }
 

@@ -50,6 +50,7 @@ const FIELDS = [
   'leaseParts',
   'dispatches',
   'verification',
+  'direct',
 ] as const;
 
 /** The snapshot a stored item holds (sets read back as sorted arrays, empty ones as absent). */

@@ -132,7 +132,13 @@ export class Maintenance {
       if (object.lastModified < cutoff) candidates.set(object.key, object.size);
     }
     const leftovers: string[] = [];
-    for (const prefix of ['manifests/', 'uploads/manifests/', 'uploads/parts/']) {
+    for (const prefix of [
+      'manifests/',
+      'uploads/manifests/',
+      'uploads/parts/',
+      'uploads/blocks/',
+      'uploads/digests/',
+    ]) {
       for await (const object of this.#o.objects.list(prefix))
         if (object.lastModified < cutoff) leftovers.push(object.key);
     }
@@ -192,7 +198,8 @@ export class Maintenance {
     }
     // Manifests and uploads whose snapshot is gone (or failed: its upload is no use any more).
     for (const key of leftovers) {
-      // manifests/{id}, uploads/manifests/{id}[/{manifestUploadId}], uploads/parts/{id}/{part}
+      // manifests/{id}, uploads/manifests/{id}[/{manifestUploadId}], uploads/parts/{id}/{part},
+      // uploads/blocks/{id}/{part}/{index}, uploads/digests/{id}/{part}
       const snapshotId = key.split('/')[key.startsWith('manifests/') ? 1 : 2];
       const state = snapshotId ? known.get(snapshotId) : undefined;
       const keep = key.startsWith('manifests/')
@@ -414,6 +421,7 @@ export function workOf(snapshot: Snapshot): WorkMessage[] {
   if (snapshot.verification) return undone.map((part) => ({ kind: 'snapshot.verifyPart', snapshotId, part }));
   if (snapshot.copiedFrom) return undone.map((part) => ({ kind: 'snapshot.copyPart', snapshotId, part }));
   if (snapshot.importedFrom) return undone.map((part) => ({ kind: 'snapshot.importPart', snapshotId, part }));
+  if (snapshot.direct) return undone.map((part) => ({ kind: 'snapshot.directPart', snapshotId, part }));
   if (snapshot.parts === undefined) return [{ kind: 'snapshot.fromImage', snapshotId }];
   return undone.map((part) => ({ kind: 'snapshot.fromImagePart', snapshotId, part }));
 }

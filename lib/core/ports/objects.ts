@@ -105,6 +105,16 @@ export const ObjectLayout = {
    */
   manifestStaging: (snapshotId: string, manifestUploadId: string) =>
     `uploads/manifests/${snapshotId}/${manifestUploadId}`,
+  /**
+   * A block PUT through the EBS direct API, staged until its snapshot is packed (one key per block
+   * index, so a block PUT again replaces it), grouped by the packing part that reads it.
+   */
+  stagedBlock: (snapshotId: string, part: number, blockIndex: number) =>
+    `uploads/blocks/${snapshotId}/${part}/${String(blockIndex).padStart(10, '0')}`,
+  stagedBlockPrefix: (snapshotId: string, part?: number) =>
+    `uploads/blocks/${snapshotId}/${part === undefined ? '' : `${part}/`}`,
+  /** A packing part's checkpoint beside its manifest: the SHA-256 of every block it packed, in index order. */
+  stagedDigests: (snapshotId: string, part: number) => `uploads/digests/${snapshotId}/${part}`,
   /** A file an account uploads to import it. */
   fileUpload: (accountId: string, ref: string) => `uploads/files/${accountId}/${ref}`,
   /** An export object of an account. */

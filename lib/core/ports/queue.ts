@@ -10,6 +10,8 @@ export type WorkMessage =
   | { kind: 'snapshot.importPart'; snapshotId: string; part: number }
   /** Verify one part of a client's upload before its snapshot completes. */
   | { kind: 'snapshot.verifyPart'; snapshotId: string; part: number }
+  /** Pack one part of the blocks staged through the EBS direct API into segments (CompleteSnapshot). */
+  | { kind: 'snapshot.directPart'; snapshotId: string; part: number }
   /** Write one multipart part of an export. */
   | { kind: 'export.part'; exportId: string; part: number };
 
@@ -29,7 +31,8 @@ export function parseWorkMessage(body: string): WorkMessage | undefined {
       (m.kind === 'snapshot.fromImagePart' ||
         m.kind === 'snapshot.copyPart' ||
         m.kind === 'snapshot.importPart' ||
-        m.kind === 'snapshot.verifyPart') &&
+        m.kind === 'snapshot.verifyPart' ||
+        m.kind === 'snapshot.directPart') &&
       Number.isInteger(m.part)
     )
       return { kind: m.kind, snapshotId: m.snapshotId, part: m.part as number };

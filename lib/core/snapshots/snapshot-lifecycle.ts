@@ -31,6 +31,15 @@ interface ServerSideWork {
   kind: 'snapshot.copyPart' | 'snapshot.importPart';
 }
 
+/** How a snapshot started through the EBS direct API differs from a volume's next snapshot. */
+export interface DirectStart {
+  /** The parent StartSnapshot named (the caller's own completed snapshot), not the volume's latest. */
+  parentSnapshotId?: string;
+  session: NonNullable<Snapshot['direct']>;
+  /** What the request asked, for client-token comparison. */
+  request: unknown;
+}
+
 /** Starting a snapshot (by a caller, a copy, an import, a policy or an agent), and giving up on one. */
 export class SnapshotLifecycle {
   readonly #a: SnapshotAccess;
@@ -89,6 +98,27 @@ export class SnapshotLifecycle {
       volume,
       { ...input, volumeId: volume.volumeId },
       { fields: { importedFrom: from.importedFrom }, parts: from.parts, kind: 'snapshot.importPart' },
+    );
+  }
+
+  /**
+   * Starts a snapshot through the EBS direct API: `pending`, its blocks staged one by one, its
+   * deadline `Timeout` minutes away (each block PUT moves it on). Idempotent with a client token
+   * like {@link create}; the same token with another request is `idempotency.conflict`.
+   */
+  createDirect(
+    caller: Caller,
+    volume: Volume,
+    input: Omit<CreateSnapshotInput, 'volumeId'>,
+    direct: DirectStart,
+  ): Promise<Snapshot> {
+    return this.#create(
+      caller,
+      volume,
+      { ...input, volumeId: volume.volumeId },
+      undefined,
+      undefined,
+      direct,
     );
   }
 
@@ -154,9 +184,14 @@ export class SnapshotLifecycle {
     serverSide?: ServerSideWork,
     /** Queued for an agent, which must take it within this many ms. */
     queuedForMs?: number,
+    direct?: DirectStart,
   ): Promise<Snapshot> {
     const { tags, name, description } = validatedInput(caller, input);
-    const parent = await this.#parentOf(caller, volume);
+    const parent = direct
+      ? direct.parentSnapshotId
+        ? { parentSnapshotId: direct.parentSnapshotId }
+        : {}
+      : await this.#parentOf(caller, volume);
     const snapshot: Snapshot = {
       snapshotId: newId('snapshot'),
       accountId: caller.accountId,
@@ -169,14 +204,20 @@ export class SnapshotLifecycle {
       state: queuedForMs === undefined ? 'pending' : 'queued',
       progress: 0,
       region: this.#a.options.region,
-      ...this.#timing(volume, serverSide, queuedForMs),
+      ...this.#timing(volume, serverSide, queuedForMs ?? timeoutOf(direct)),
       ...parent,
       ...(serverSide ? { ...serverSide.fields, parts: serverSide.parts } : {}),
+      ...(direct ? { direct: direct.session } : {}),
       ...(input.group ? { ...input.group } : {}),
     };
     const requestHash = createHash('sha256')
       .update(
-        JSON.stringify([serverSide ? sourceOf(serverSide.fields) : volume.volumeId, name, description, tags]),
+        JSON.stringify([
+          serverSide ? sourceOf(serverSide.fields) : direct ? { direct: direct.request } : volume.volumeId,
+          name,
+          description,
+          tags,
+        ]),
       )
       .digest('hex');
     const known = await this.#a.options.snapshots.create(
@@ -270,6 +311,10 @@ export class SnapshotLifecycle {
       );
     return earlier;
   }
+}
+
+function timeoutOf(direct: DirectStart | undefined): number | undefined {
+  return direct ? direct.session.timeoutMinutes * 60_000 : undefined;
 }
 
 /** What a copy or import is of, for client-token comparison (not where it happens to be written). */

@@ -7,7 +7,7 @@ import type { Volume } from '../volumes/volumes.ts';
 import { SnapshotAccess, type SnapshotServiceOptions } from './snapshot-access.ts';
 import { SnapshotCompletion } from './snapshot-completion.ts';
 import { type SnapshotDiff, SnapshotDiffs } from './snapshot-diff.ts';
-import { type CreateSnapshotInput, SnapshotLifecycle } from './snapshot-lifecycle.ts';
+import { type CreateSnapshotInput, type DirectStart, SnapshotLifecycle } from './snapshot-lifecycle.ts';
 import { type SnapshotDeletion, SnapshotRecords } from './snapshot-records.ts';
 import { SnapshotSharing } from './snapshot-sharing.ts';
 import { type SegmentRangeUrl, SnapshotUrls, type UploadUrls } from './snapshot-urls.ts';
@@ -26,7 +26,7 @@ export {
   SYSTEM_KEY_ID,
 } from './snapshot-access.ts';
 export type { SnapshotDiff } from './snapshot-diff.ts';
-export type { CreateSnapshotInput } from './snapshot-lifecycle.ts';
+export type { CreateSnapshotInput, DirectStart } from './snapshot-lifecycle.ts';
 export type { SnapshotDeletion } from './snapshot-records.ts';
 export type { SegmentRangeUrl, SegmentUrl, UploadUrls } from './snapshot-urls.ts';
 
@@ -83,6 +83,16 @@ export class SnapshotService {
     from: { importedFrom: NonNullable<Snapshot['importedFrom']>; parts: number },
   ): Promise<Snapshot> {
     return this.#lifecycle.createImport(caller, volume, input, from);
+  }
+
+  /** {@link SnapshotLifecycle.createDirect} */
+  createDirect(
+    caller: Caller,
+    volume: Volume,
+    input: Omit<CreateSnapshotInput, 'volumeId'>,
+    direct: DirectStart,
+  ): Promise<Snapshot> {
+    return this.#lifecycle.createDirect(caller, volume, input, direct);
   }
 
   /** {@link SnapshotLifecycle.createScheduled} */

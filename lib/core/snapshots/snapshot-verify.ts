@@ -171,9 +171,11 @@ export function checkInherited(
 export async function retireSession(
   objects: ObjectStore,
   snapshots: Pick<SnapshotRepository, 'sessionSegments' | 'sessionManifestUploads'>,
-  snapshot: Pick<Snapshot, 'snapshotId' | 'accountId'>,
+  snapshot: Pick<Snapshot, 'snapshotId' | 'accountId'> & Partial<Pick<Snapshot, 'direct'>>,
   keep: ReadonlySet<string> = new Set(),
 ): Promise<void> {
+  // Blocks staged through the EBS direct API are no use once the snapshot leaves pending.
+  if (snapshot.direct) await deleteStagedBlocks(objects, snapshot.snapshotId);
   await retireKeys(objects, [
     ...[...(await snapshots.sessionSegments(snapshot.snapshotId))]
       .filter((segmentId) => !keep.has(segmentId))
@@ -184,6 +186,26 @@ export async function retireSession(
   ]);
   // The workers' own staging key was never given out: deleting it is enough.
   await objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId));
+}
+
+/**
+ * Deletes what the EBS direct API staged for a snapshot: its blocks (listed under the snapshot's
+ * prefix, so a block PUT while this runs may stay: garbage collection removes it) and the packing
+ * parts' digests. Idempotent.
+ */
+export async function deleteStagedBlocks(objects: ObjectStore, snapshotId: string): Promise<void> {
+  let batch: string[] = [];
+  const flush = async () => {
+    await Promise.all(batch.map((key) => objects.delete(key)));
+    batch = [];
+  };
+  for (const prefix of [ObjectLayout.stagedBlockPrefix(snapshotId), `uploads/digests/${snapshotId}/`]) {
+    for await (const object of objects.list(prefix)) {
+      batch.push(object.key);
+      if (batch.length >= RETIRE_CONCURRENCY) await flush();
+    }
+  }
+  await flush();
 }
 
 /** Overwrites each key with an empty tombstone (see {@link retireSession}). */

@@ -118,6 +118,19 @@ export interface Snapshot {
    * staged manifest's key, and segments per part (`parts` of them; the last one done completes it).
    */
   verification?: { manifestUploadId?: string; segmentsPerPart: number };
+  /** For a snapshot written through the EBS direct API: its blocks are staged one by one. */
+  direct?: DirectSession;
+}
+
+/** What a snapshot started with the EBS direct API's StartSnapshot carries until it is packed. */
+export interface DirectSession {
+  /** StartSnapshot's `Timeout`: the snapshot is cancelled after this long without a block written. */
+  timeoutMinutes: number;
+  /**
+   * Set by CompleteSnapshot, checked when the staged blocks are packed: how many blocks were PUT
+   * and, when given, the LINEAR aggregate checksum over their SHA-256 digests (base64).
+   */
+  completion?: { changedBlocksCount: number; checksum?: string };
 }
 
 /** Whether a hold on the snapshot is still in force at `nowIso`. */

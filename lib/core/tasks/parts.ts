@@ -6,6 +6,7 @@ import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
 import { newId } from '../shared/ids.ts';
 import { systemOf } from '../snapshots/snapshot-access.ts';
 import type { SnapshotService } from '../snapshots/snapshot-service.ts';
+import { deleteStagedBlocks } from '../snapshots/snapshot-verify.ts';
 import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
 import type { PartKind, PartTally } from './part-runner.ts';
 
@@ -195,4 +196,5 @@ export async function failSnapshotWork(
   await deleteParts(o.objects, snapshot.snapshotId, failed.parts ?? snapshot.parts ?? 1);
   await deleteSessionSegments(o.objects, o.snapshots, snapshot);
   await o.objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId));
+  if (snapshot.direct) await deleteStagedBlocks(o.objects, snapshot.snapshotId);
 }

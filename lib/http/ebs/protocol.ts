@@ -48,6 +48,8 @@ export interface AwsHandlerOptions {
   audit?: AuditLog;
   /** `null`: no request rate limit (tests). */
   limiter?: RequestLimiter | null;
+  /** The region a credential must be scoped to (tests; else the runtime configuration's). */
+  region?: string;
 }
 
 export interface AwsRouteSchema {
@@ -80,7 +82,7 @@ export function awsHandler(
         headers,
         body,
         service: schema.service,
-        region: runtime().config.region.name,
+        region: options.region ?? runtime().config.region.name,
       });
       const limiter = options.limiter !== undefined ? options.limiter : await defaultLimiter();
       await limiter?.admit(caller.accountId);

@@ -116,8 +116,15 @@ describe('the IAM check', () => {
       `arn:aws:dynamodb:us-east-1:000000000000:table/${IDENTITY_TABLE}`,
     );
     expect(identityDeletes('eu-west-1')).toEqual([]);
-    // One region alone: its own table and indexes, bucket objects, bucket, queue.
-    expect(iam.statementsFor('eu-west-1', [])).toHaveLength(5);
+    // One region alone: its own table and indexes, bucket objects, bucket, queue, token key.
+    expect(iam.statementsFor('eu-west-1', [])).toHaveLength(6);
+    // The token key: GenerateMac on the stack's HMAC key, nothing else of KMS.
+    expect(roles.get('eu-west-1')?.filter((s) => s.actions.some((a) => a.startsWith('kms:')))).toEqual([
+      expect.objectContaining({
+        actions: ['kms:GenerateMac'],
+        resources: ['arn:aws:kms:eu-west-1:000000000000:key/volsnap-local-eu-west-1-token-key'],
+      }),
+    ]);
   });
 
   it('grants the sealing key (identity region, by alias, under volsnap’s encryption context) in every region', () => {
