@@ -16,6 +16,7 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3
 import pLimit from 'p-limit';
 import { s3ClientConfig } from '../lib/adapters/aws-clients.ts';
 import { parseSize } from '../lib/cli/units.ts';
+import { makeSparseImage, SPARSE_FACTOR, sameSparseContent } from './bench/sparse.ts';
 import { LOCAL_CREDENTIALS, startLocalCloud } from './local-cloud/cloud.ts';
 import { startS3Emulator } from './local-cloud/processes.ts';
 
@@ -186,6 +187,11 @@ async function main() {
   console.log(`Making ${size / 2 ** 20} MiB test images…`);
   const shape = await makeImages(image, changed);
   const nonZeroBytes = (size / BLOCK - shape.zeroBlocks) * BLOCK;
+  const sparse = join(work, 'sparse.raw');
+  const sparseSize = await makeSparseImage(image, sparse);
+  const sparseLabel = `${(sparseSize / 2 ** 30).toFixed(0)} GiB sparse holding the image`;
+  const sparseSnapshotName = `volsnap snapshot of a ${sparseLabel}`;
+  const sparseRestoreName = `volsnap restore of a ${sparseLabel}`;
   const changedBytes = shape.changedBlocks * BLOCK;
 
   const peers = {
@@ -376,6 +382,30 @@ async function main() {
       if ((await sha256(target)) !== (await sha256(changed)))
         throw new Error('the restored image differs from its source');
 
+      // The sparse image: its holes skipped on the way in, left as holes on the way out.
+      const sparseVolume = JSON.parse(
+        (await volsnap('volume', 'create', '--name', `bench-sparse-${r}`, '--size', String(sparseSize)))
+          .stdout,
+      );
+      const sparseShot = await volsnap(
+        'snapshot',
+        'create',
+        '--volume',
+        sparseVolume.volumeId,
+        '--file',
+        sparse,
+      );
+      record(measure(sparseSnapshotName, 'volsnap', size), sparseShot);
+      const sparseTarget = join(work, 'restored-sparse.raw');
+      await rm(sparseTarget, { force: true });
+      record(
+        measure(sparseRestoreName, 'volsnap', size),
+        await volsnap('snapshot', 'restore', JSON.parse(sparseShot.stdout).snapshotId, '--to', sparseTarget),
+      );
+      if (!(await sameSparseContent(sparseTarget, sparse)))
+        throw new Error('the restored sparse image differs from its source');
+      await rm(sparseTarget, { force: true });
+
       // restic: a fresh repository per run, the image backed up, then its changed version, then restored.
       if (peers.restic) {
         const repo = ['--cacert', join(work, 'peer-cert.pem'), '-r', `s3:${peerEndpoint}/restic/run${r}`];
@@ -486,6 +516,16 @@ async function main() {
       what: 'incremental copy: bytes moved ÷ bytes changed (target ≤ 1.05)',
       value: Number((copiedBytes / changedBytes).toFixed(3)),
       target: 1.05,
+    },
+    {
+      what: `snapshot of the ${SPARSE_FACTOR}× sparse image vs the full snapshot of the image (target ≤ 1.5)`,
+      value: ratio(sparseSnapshotName, 'volsnap full snapshot'),
+      target: 1.5,
+    },
+    {
+      what: `restore of the ${SPARSE_FACTOR}× sparse image vs the restore of the image (target ≤ 1.5)`,
+      value: ratio(sparseRestoreName, 'volsnap restore'),
+      target: 1.5,
     },
     { what: 'client peak RSS, MiB (target ≤ 256)', value: Math.round(peakRss), target: 256 },
   ].map((t) => ({ ...t, met: t.value !== undefined && Number.isFinite(t.value) && t.value <= t.target }));
