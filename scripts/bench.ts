@@ -16,6 +16,7 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3
 import pLimit from 'p-limit';
 import { s3ClientConfig } from '../lib/adapters/aws-clients.ts';
 import { parseSize } from '../lib/cli/units.ts';
+import { makeExt4Image } from './bench/compressible.ts';
 import { makeSparseImage, SPARSE_FACTOR, sameSparseContent } from './bench/sparse.ts';
 import { LOCAL_CREDENTIALS, startLocalCloud } from './local-cloud/cloud.ts';
 import { startS3Emulator } from './local-cloud/processes.ts';
@@ -190,6 +191,14 @@ async function main() {
   const sparse = join(work, 'sparse.raw');
   const sparseSize = await makeSparseImage(image, sparse);
   const sparseLabel = `${(sparseSize / 2 ** 30).toFixed(0)} GiB sparse holding the image`;
+  console.log('Making an ext4 image of /usr/share (compressible data)…');
+  const ext4 = join(work, 'ext4.img');
+  const ext4Files = await makeExt4Image(ext4, size, join(work, 'ext4-tree'));
+  if (ext4Files === undefined)
+    console.log('mkfs.ext4 is missing (Debian: e2fsprogs); the ext4 rows are skipped.');
+  const ext4Label = `ext4 image of /usr/share (${((ext4Files ?? 0) / 2 ** 20).toFixed(0)} MiB of files)`;
+  const ext4Snapshot = `volsnap full snapshot, ${ext4Label}`;
+  const ext4Backup = `restic backup (full), ${ext4Label}`;
   const sparseSnapshotName = `volsnap snapshot of a ${sparseLabel}`;
   const sparseRestoreName = `volsnap restore of a ${sparseLabel}`;
   const changedBytes = shape.changedBlocks * BLOCK;
@@ -432,6 +441,33 @@ async function main() {
           throw new Error('restic restored something else');
         await rm(restoreTo, { recursive: true, force: true });
       }
+      // Compressible data: the ext4 image, by volsnap and by restic, each into fresh storage.
+      if (ext4Files !== undefined) {
+        const ext4Volume = JSON.parse(
+          (await volsnap('volume', 'create', '--name', `bench-ext4-${r}`, '--size', String(size))).stdout,
+        );
+        const shot = await volsnap('snapshot', 'create', '--volume', ext4Volume.volumeId, '--file', ext4);
+        const m = measure(ext4Snapshot, 'volsnap');
+        record(m, shot);
+        m.storedBytes = JSON.parse(shot.stdout).report.newStoredBytes;
+        if (peers.restic) {
+          const repo = [
+            '--cacert',
+            join(work, 'peer-cert.pem'),
+            '-r',
+            `s3:${peerEndpoint}/restic-ext4/run${r}`,
+          ];
+          await run('restic', [...repo, 'init'], { env: peerEnv });
+          const source = join(work, 'restic-ext4-src');
+          await rm(source, { recursive: true, force: true });
+          await mkdir(source);
+          await run('cp', ['--sparse=always', ext4, join(source, 'disk.raw')]);
+          const backup = measure(ext4Backup, 'peer');
+          record(backup, await time('restic', [...repo, 'backup', source], peerEnv));
+          backup.storedBytes = await duBytes(join(work, 'peer-s3'), `restic-ext4/run${r}`);
+          await rm(source, { recursive: true, force: true });
+        }
+      }
       // rclone: the raw image up and down, as one object.
       if (peers.rclone) {
         const up = measure('rclone copy up (raw image)', 'peer');
@@ -472,6 +508,11 @@ async function main() {
       runs: m.seconds.map((x) => Number(x.toFixed(2))),
     };
   });
+  const storedRatio = (ours: string, theirs: string) => {
+    const a = measures.get(ours)?.storedBytes;
+    const b = measures.get(theirs)?.storedBytes;
+    return a === undefined || b === undefined ? undefined : Number((a / b).toFixed(3));
+  };
   const fullStored = measures.get('volsnap full snapshot')?.storedBytes ?? Number.NaN;
   const copiedBytes =
     measures.get(`volsnap 1% incremental copy ${home} → ${away}`)?.storedBytes ?? Number.NaN;
@@ -516,6 +557,16 @@ async function main() {
       what: 'incremental copy: bytes moved ÷ bytes changed (target ≤ 1.05)',
       value: Number((copiedBytes / changedBytes).toFixed(3)),
       target: 1.05,
+    },
+    {
+      what: 'ext4 image of real files: bytes volsnap stores ÷ bytes restic stores (target ≤ 1.02)',
+      value: storedRatio(ext4Snapshot, ext4Backup),
+      target: 1.02,
+    },
+    {
+      what: 'ext4 image of real files: volsnap full snapshot vs restic backup (time ratio; target ≤ 1)',
+      value: ratio(ext4Snapshot, ext4Backup),
+      target: 1,
     },
     {
       what: `snapshot of the ${SPARSE_FACTOR}× sparse image vs the full snapshot of the image (target ≤ 1.5)`,
