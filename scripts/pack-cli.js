@@ -48,7 +48,9 @@ writeFileSync(
   `${JSON.stringify({ name, version, license, type, main, exports }, null, 2)}\n`,
 );
 const koffiAddon = `@koromix/koffi-${process.platform}-${process.arch}`;
-cpSync(join(root, 'node_modules', koffiAddon), join(staging, 'node_modules', koffiAddon), { recursive: true });
+cpSync(join(root, 'node_modules', koffiAddon), join(staging, 'node_modules', koffiAddon), {
+  recursive: true,
+});
 
 writeFileSync(
   join(staging, 'package.json'),
