@@ -16,8 +16,10 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3
 import pLimit from 'p-limit';
 import { s3ClientConfig } from '../lib/adapters/aws-clients.ts';
 import { parseSize } from '../lib/cli/units.ts';
+import { makeExt4Image } from './bench/compressible.ts';
 import { EBS_DOWNLOAD, EBS_UPLOAD, EbsBench } from './bench/ebs.ts';
 import { runScaleBench } from './bench/scale.ts';
+import { makeSparseImage, SPARSE_FACTOR, sameSparseContent } from './bench/sparse.ts';
 import { LOCAL_CREDENTIALS, startLocalCloud } from './local-cloud/cloud.ts';
 import { startS3Emulator } from './local-cloud/processes.ts';
 import { REQUEST_COUNTS_PATH } from './local-cloud/s3-emulator.ts';
@@ -190,6 +192,19 @@ async function main() {
   console.log(`Making ${size / 2 ** 20} MiB test images…`);
   const shape = await makeImages(image, changed);
   const nonZeroBytes = (size / BLOCK - shape.zeroBlocks) * BLOCK;
+  const sparse = join(work, 'sparse.raw');
+  const sparseSize = await makeSparseImage(image, sparse);
+  const sparseLabel = `${(sparseSize / 2 ** 30).toFixed(0)} GiB sparse holding the image`;
+  console.log('Making an ext4 image of /usr/share (compressible data)…');
+  const ext4 = join(work, 'ext4.img');
+  const ext4Files = await makeExt4Image(ext4, size, join(work, 'ext4-tree'));
+  if (ext4Files === undefined)
+    console.log('mkfs.ext4 is missing (Debian: e2fsprogs); the ext4 rows are skipped.');
+  const ext4Label = `ext4 image of /usr/share (${((ext4Files ?? 0) / 2 ** 20).toFixed(0)} MiB of files)`;
+  const ext4Snapshot = `volsnap full snapshot, ${ext4Label}`;
+  const ext4Backup = `restic backup (full), ${ext4Label}`;
+  const sparseSnapshotName = `volsnap snapshot of a ${sparseLabel}`;
+  const sparseRestoreName = `volsnap restore of a ${sparseLabel}`;
   const changedBytes = shape.changedBlocks * BLOCK;
 
   const peers = {
@@ -417,6 +432,30 @@ async function main() {
       );
       await rm(target, { force: true });
 
+      // The sparse image: its holes skipped on the way in, left as holes on the way out.
+      const sparseVolume = JSON.parse(
+        (await volsnap('volume', 'create', '--name', `bench-sparse-${r}`, '--size', String(sparseSize)))
+          .stdout,
+      );
+      const sparseShot = await volsnap(
+        'snapshot',
+        'create',
+        '--volume',
+        sparseVolume.volumeId,
+        '--file',
+        sparse,
+      );
+      record(measure(sparseSnapshotName, 'volsnap', size), sparseShot);
+      const sparseTarget = join(work, 'restored-sparse.raw');
+      await rm(sparseTarget, { force: true });
+      record(
+        measure(sparseRestoreName, 'volsnap', size),
+        await volsnap('snapshot', 'restore', JSON.parse(sparseShot.stdout).snapshotId, '--to', sparseTarget),
+      );
+      if (!(await sameSparseContent(sparseTarget, sparse)))
+        throw new Error('the restored sparse image differs from its source');
+      await rm(sparseTarget, { force: true });
+
       // restic: a fresh repository per run, the image backed up, then its changed version, then restored.
       if (peers.restic) {
         const repo = ['--cacert', join(work, 'peer-cert.pem'), '-r', `s3:${peerEndpoint}/restic/run${r}`];
@@ -442,6 +481,33 @@ async function main() {
         if ((await sha256(join(restoreTo, source, 'disk.raw'))) !== (await sha256(changed)))
           throw new Error('restic restored something else');
         await rm(restoreTo, { recursive: true, force: true });
+      }
+      // Compressible data: the ext4 image, by volsnap and by restic, each into fresh storage.
+      if (ext4Files !== undefined) {
+        const ext4Volume = JSON.parse(
+          (await volsnap('volume', 'create', '--name', `bench-ext4-${r}`, '--size', String(size))).stdout,
+        );
+        const shot = await volsnap('snapshot', 'create', '--volume', ext4Volume.volumeId, '--file', ext4);
+        const m = measure(ext4Snapshot, 'volsnap');
+        record(m, shot);
+        m.storedBytes = JSON.parse(shot.stdout).report.newStoredBytes;
+        if (peers.restic) {
+          const repo = [
+            '--cacert',
+            join(work, 'peer-cert.pem'),
+            '-r',
+            `s3:${peerEndpoint}/restic-ext4/run${r}`,
+          ];
+          await run('restic', [...repo, 'init'], { env: peerEnv });
+          const source = join(work, 'restic-ext4-src');
+          await rm(source, { recursive: true, force: true });
+          await mkdir(source);
+          await run('cp', ['--sparse=always', ext4, join(source, 'disk.raw')]);
+          const backup = measure(ext4Backup, 'peer');
+          record(backup, await time('restic', [...repo, 'backup', source], peerEnv));
+          backup.storedBytes = await duBytes(join(work, 'peer-s3'), `restic-ext4/run${r}`);
+          await rm(source, { recursive: true, force: true });
+        }
       }
       // rclone: the raw image up and down, as one object.
       if (peers.rclone) {
@@ -483,6 +549,11 @@ async function main() {
       runs: m.seconds.map((x) => Number(x.toFixed(2))),
     };
   });
+  const storedRatio = (ours: string, theirs: string) => {
+    const a = measures.get(ours)?.storedBytes;
+    const b = measures.get(theirs)?.storedBytes;
+    return a === undefined || b === undefined ? undefined : Number((a / b).toFixed(3));
+  };
   const fullStored = measures.get('volsnap full snapshot')?.storedBytes ?? Number.NaN;
   const copiedBytes =
     measures.get(`volsnap 1% incremental copy ${home} → ${away}`)?.storedBytes ?? Number.NaN;
@@ -527,6 +598,26 @@ async function main() {
       what: 'incremental copy: bytes moved ÷ bytes changed (target ≤ 1.05)',
       value: Number((copiedBytes / changedBytes).toFixed(3)),
       target: 1.05,
+    },
+    {
+      what: 'ext4 image of real files: bytes volsnap stores ÷ bytes restic stores (target ≤ 1.02)',
+      value: storedRatio(ext4Snapshot, ext4Backup),
+      target: 1.02,
+    },
+    {
+      what: 'ext4 image of real files: volsnap full snapshot vs restic backup (time ratio; target ≤ 1)',
+      value: ratio(ext4Snapshot, ext4Backup),
+      target: 1,
+    },
+    {
+      what: `snapshot of the ${SPARSE_FACTOR}× sparse image vs the full snapshot of the image (target ≤ 1.5)`,
+      value: ratio(sparseSnapshotName, 'volsnap full snapshot'),
+      target: 1.5,
+    },
+    {
+      what: `restore of the ${SPARSE_FACTOR}× sparse image vs the restore of the image (target ≤ 1.5)`,
+      value: ratio(sparseRestoreName, 'volsnap restore'),
+      target: 1.5,
     },
     { what: 'client peak RSS, MiB (target ≤ 256)', value: Math.round(peakRss), target: 256 },
     ...[

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run build:cli`: the volsnap CLI as one ES module (dist/volsnap.mjs) for `node dist/volsnap.mjs`
 // or copying to a host: no TypeScript compile at start-up, a fraction of the memory of running the
-// sources through tsx. zstd-napi (a native module) stays a dependency it loads at run time.
+// sources through tsx. zstd-napi and koffi (native modules: zstd on Node 20, libc's lseek to skip the
+// holes of sparse files) stay dependencies it loads at run time.
 import { build } from 'esbuild';
 
 const outfile = process.argv[2] ?? 'dist/volsnap.mjs';
@@ -14,7 +15,7 @@ await build({
   format: 'esm',
   minify: true,
   sourcemap: 'linked',
-  external: ['zstd-napi'],
+  external: ['zstd-napi', 'koffi'],
   banner: {
     js: "#!/usr/bin/env node\nimport { createRequire as __createRequire } from 'module'; const require = __createRequire(import.meta.url);",
   },

@@ -34,6 +34,24 @@ writeFileSync(
   `${JSON.stringify({ name: zstd.name, version: zstd.version, license: zstd.license, main: zstd.main }, null, 2)}\n`,
 );
 
+// koffi (FFI to libc's lseek, to skip the holes of sparse files): its JavaScript and this platform's
+// prebuilt addon package. A host of another platform reads every byte instead (slower, not wrong).
+// (koffi's exports hide its package.json from resolution: it is found where npm installs it.)
+const koffiDir = join(root, 'node_modules', 'koffi');
+const koffi = JSON.parse(readFileSync(join(koffiDir, 'package.json'), 'utf8'));
+for (const path of ['index.js', 'index.cjs', 'indirect.js', 'indirect.cjs', 'lib', 'src', 'LICENSE.txt'])
+  cpSync(join(koffiDir, path), join(staging, 'node_modules', 'koffi', path), { recursive: true });
+// Without its install script (it would build the addon) and its other platforms' packages.
+const { name, version, license, type, main, exports } = koffi;
+writeFileSync(
+  join(staging, 'node_modules', 'koffi', 'package.json'),
+  `${JSON.stringify({ name, version, license, type, main, exports }, null, 2)}\n`,
+);
+const koffiAddon = `@koromix/koffi-${process.platform}-${process.arch}`;
+cpSync(join(root, 'node_modules', koffiAddon), join(staging, 'node_modules', koffiAddon), {
+  recursive: true,
+});
+
 writeFileSync(
   join(staging, 'package.json'),
   `${JSON.stringify(
@@ -46,8 +64,8 @@ writeFileSync(
       engines: project.engines,
       bin: { volsnap: 'volsnap.mjs' },
       files: ['volsnap.mjs', 'volsnap.mjs.map'],
-      dependencies: { 'zstd-napi': zstd.version },
-      bundleDependencies: ['zstd-napi'],
+      dependencies: { 'zstd-napi': zstd.version, koffi: koffi.version, [koffiAddon]: koffi.version },
+      bundleDependencies: ['zstd-napi', 'koffi', koffiAddon],
     },
     null,
     2,

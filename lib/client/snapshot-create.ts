@@ -8,6 +8,7 @@ import { segmentCapacity } from '../core/format/segment.ts';
 import { emptyWriteReport, SnapshotWriter, type WriteReport } from '../core/format/snapshot-writer.ts';
 import { VolsnapError } from '../core/shared/errors.ts';
 import { type ApiClient, ApiError, type SegmentUrl, type Snapshot, type Volume } from './api-client.ts';
+import { dataCursor } from './data-extents.ts';
 import { pollUntil, settle } from './poll.ts';
 import { getObject, putObject } from './transfer.ts';
 import { UploadJournal } from './upload-journal.ts';
@@ -215,24 +216,39 @@ function segmentUploads(
   };
 }
 
+/** Where {@link readBlocks} sends a volume's blocks, in index order (a SnapshotWriter). */
+export type BlockSink = Pick<SnapshotWriter, 'add' | 'addZeroBlocks'>;
+
 /**
  * Feeds the writer every block of `file`, in order: a short last read is padded with zeros, and
- * past the end of a shorter file the volume reads as zeros. A file longer than the volume (a block
- * device's size is only known by reading) is refused. `onBlock` gets the bytes read and the index.
+ * past the end of a shorter file the volume reads as zeros. The holes of a sparse regular file are
+ * not read: they are zero blocks, taken from the filesystem's map of the file (`SEEK_DATA`); a block
+ * device is read whole. A file longer than the volume (a block device's size is only known by
+ * reading) is refused. `onBlock` gets the bytes read or skipped and the index reached.
  */
-async function readBlocks(
+export async function readBlocks(
   file: string,
-  volume: Volume,
-  writer: SnapshotWriter,
+  volume: Pick<Volume, 'volumeId' | 'sizeBytes'>,
+  writer: BlockSink,
   onBlock: (bytesRead: number, index: number) => void,
 ): Promise<void> {
   const handle = await open(file, 'r');
   try {
+    const info = await handle.stat();
+    const holes = info.isFile() ? await holeSkipper(handle, info.size, writer, onBlock) : undefined;
     const buffer = Buffer.alloc(BLOCK_SIZE);
     const blocks = volume.sizeBytes / BLOCK_SIZE;
     let eof = false;
     let index = 0;
     for (; index < blocks && !eof; index++) {
+      if (holes) {
+        const next = holes.skipTo(index, blocks);
+        if (next >= blocks) {
+          index = blocks;
+          break;
+        }
+        index = next;
+      }
       let filled = 0;
       while (!eof && filled < BLOCK_SIZE) {
         const { bytesRead: n } = await handle.read(
@@ -264,6 +280,36 @@ async function readBlocks(
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Skips the blocks of a sparse file that lie wholly in holes: `skipTo(index, blocks)` adds the zero
+ * blocks from `index` up to the next block holding data and answers that block's index (`blocks`
+ * when only holes follow). `undefined` when the filesystem cannot tell holes from data.
+ */
+async function holeSkipper(
+  handle: Awaited<ReturnType<typeof open>>,
+  fileSize: number,
+  writer: BlockSink,
+  onBlock: (bytes: number, index: number) => void,
+): Promise<{ skipTo(index: number, blocks: number): number } | undefined> {
+  const cursor = await dataCursor(handle, fileSize);
+  if (!cursor) return undefined;
+  // The end of the data range the read is in: blocks before it need no new lookup.
+  let dataEnd = 0;
+  return {
+    skipTo(index, blocks) {
+      if (index * BLOCK_SIZE < dataEnd) return index;
+      const range = cursor.next(index * BLOCK_SIZE);
+      const next = range ? Math.min(Math.floor(range.start / BLOCK_SIZE), blocks) : blocks;
+      dataEnd = range?.end ?? Number.POSITIVE_INFINITY;
+      if (next > index) {
+        writer.addZeroBlocks(index, next - index);
+        onBlock((next - index) * BLOCK_SIZE, next - 1);
+      }
+      return next;
+    },
+  };
 }
 
 /**

@@ -2,7 +2,7 @@ import { type Caller, requirePermission } from '../identity/identity.ts';
 import { isoTime } from '../shared/clock.ts';
 import { VolsnapError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
-import { DEFAULT_AGENT_TIMEOUT_MS } from '../snapshots/snapshot-service.ts';
+import { DEFAULT_AGENT_TIMEOUT_MS } from '../snapshots/snapshot-access.ts';
 import type { Volume } from '../volumes/volumes.ts';
 import { discardSnapshots, ImageUseCase } from './image-context.ts';
 import { viewFor } from './image-reader.ts';

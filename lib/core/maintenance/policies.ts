@@ -6,7 +6,7 @@ import { isId, newId } from '../shared/ids.ts';
 import type { Page } from '../shared/pagination.ts';
 import { type Tags, validateTags } from '../shared/tags.ts';
 import { requirePrintable } from '../shared/text.ts';
-import { DEFAULT_AGENT_TIMEOUT_MS } from '../snapshots/snapshot-service.ts';
+import { DEFAULT_AGENT_TIMEOUT_MS } from '../snapshots/snapshot-access.ts';
 
 /** When a policy runs: every `everyMs` (aligned to multiples of it since the epoch), or on a 5-field cron, in UTC. */
 export type PolicySchedule = { everyMs: number } | { cron: string };
