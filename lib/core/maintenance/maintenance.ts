@@ -1,7 +1,7 @@
 import { decodeManifest } from '../format/manifest.ts';
 import { type Caller, requireOperator } from '../identity/identity.ts';
 import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
-import type { WorkMessage, WorkQueue } from '../ports/queue.ts';
+import type { WorkQueue } from '../ports/queue.ts';
 import { type Clock, isoTime } from '../shared/clock.ts';
 import { VolsnapError } from '../shared/errors.ts';
 import {
