@@ -22,7 +22,7 @@ export interface ScrubReport {
 }
 
 export interface ScrubOptions {
-  snapshots: Pick<SnapshotRepository, 'listAll'>;
+  snapshots: Pick<SnapshotRepository, 'listInState'>;
   verifications: Pick<VerificationRepository, 'listAll'>;
   service: Pick<VerificationService, 'begin'>;
   limits?: Partial<ScrubLimits>;
@@ -44,7 +44,8 @@ export async function scrub(o: ScrubOptions): Promise<ScrubReport> {
     if (record.state === 'pending') busy.add(record.snapshotId);
   const report: ScrubReport = { started: [], storedBytes: 0, considered: 0, damaged: [] };
   const sample: Snapshot[] = [];
-  for await (const snapshot of pages((page) => o.snapshots.listAll(page))) {
+  // The completed ones through maintenance's sparse index, not a scan of the region's table.
+  for await (const snapshot of pages((page) => o.snapshots.listInState('completed', page))) {
     if (snapshot.state !== 'completed' || busy.has(snapshot.snapshotId)) continue;
     report.considered++;
     if (snapshot.integrity?.state === 'damaged' && report.damaged.length < REPORTED_DAMAGE) {
