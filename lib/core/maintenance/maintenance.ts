@@ -198,14 +198,6 @@ export class Maintenance {
     for await (const snapshot of this.#inStates(LIVE_MANIFEST_STATES)) {
       if (!marked.has(snapshot.snapshotId)) await markManifest(snapshot);
     }
-    // The listings come from an index, which lags its table: one seen pending or queued above that
-    // completed a moment ago may be missing from the second listing. Each is read by id (a
-    // consistent read) and marked if it completed; pending work is few, so this costs little.
-    for (const [snapshotId, state] of known) {
-      if (marked.has(snapshotId) || (state !== 'pending' && state !== 'queued')) continue;
-      const now = await this.#o.snapshots.get(snapshotId);
-      if (now && LIVE_MANIFEST_STATES.includes(now.state)) await markManifest(now);
-    }
 
     for (const [key, size] of candidates) {
       const accountId = key.split('/')[1] ?? '';
