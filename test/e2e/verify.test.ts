@@ -42,11 +42,14 @@ beforeAll(async () => {
     dataDir,
     '--no-schedules',
   ]);
+  // A failed start resolves to its error (with the cloud's output): say why.
+  if (cloud instanceof Error) throw cloud;
   const config = JSON.parse(readFileSync(configPath, 'utf8'));
   demo = config.accounts.demo.accountId;
   api = new ApiClient({ endpoint: config.regions[R1].endpoint, apiKey: config.accounts.demo.apiKey });
 });
 afterAll(async () => {
+  if (cloud instanceof Error) return;
   writeFileSync(join(dataDir, 'cloud-output.log'), cloud?.output() ?? '');
   cloud?.process.kill('SIGINT');
   await cloud?.exited;
