@@ -234,7 +234,7 @@ export function ImagesPage() {
         scope={region}
         columns={columns}
         filters={[
-          { key: 'scope', label: 'Whose', options: ['own', 'shared'] },
+          { key: 'scope', label: 'Whose', options: ['shared'], anyLabel: 'mine' },
           { key: 'name', label: 'Name', match: (i, v) => matchesName(i.name, v) },
           {
             key: 'state',

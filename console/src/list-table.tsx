@@ -188,7 +188,7 @@ function FilterInput<T>(props: { field: FilterField<T>; value: string; onChange:
       <label>
         {field.label}
         <select value={props.value} onChange={(e) => props.onChange((e.target as HTMLSelectElement).value)}>
-          <option value="">any</option>
+          <option value="">{field.anyLabel ?? 'any'}</option>
           {field.options.map((o) => (
             <option key={o} value={o}>
               {o}

@@ -6,6 +6,8 @@ export interface FilterField<T> {
   key: string;
   label: string;
   options?: readonly string[];
+  /** What the empty choice of `options` is called (default: any). */
+  anyLabel?: string;
   placeholder?: string;
   /**
    * How the console matches a row, for a filter the API does not have; absent: the API filters

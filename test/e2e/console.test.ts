@@ -817,7 +817,9 @@ describe('the web console, in Chromium, against the local cloud', () => {
       await page.locator('.paging').waitFor();
       expect(await width(), route).toBeLessThanOrEqual(390);
     }
-    await shot(page, 'policies-narrow', true);
+    await page.evaluate(`location.hash = '/instances'`);
+    await page.locator('tr[data-instance-id]').first().waitFor();
+    await shot(page, 'instances-narrow', true);
     const origins = new Set(Object.values(config.regions).map((r) => new URL(r.endpoint).origin));
     const elsewhere = requests.filter((url) => !url.startsWith('data:') && !origins.has(new URL(url).origin));
     expect(elsewhere).toEqual([]);
