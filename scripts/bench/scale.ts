@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 // (a few queued, pending, lapsed, deleting, recycled snapshots and expired exports), the live
 // manifests GC reads and the listed account's snapshots are the same at both sizes: what grows is
 // everything else (failed snapshots), which none of them should read. Objects, the queue and identity
-// are in memory: the question is the table. Writes bench/scale.json and bench/scale.md.
+// are in memory: the question is the table. Writes bench/results-scale.json and bench/results-scale.md.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CreateTableCommand, waitUntilTableExists } from '@aws-sdk/client-dynamodb';
@@ -89,19 +89,28 @@ export async function scaleBench(sizes = [10_000, 100_000]): Promise<ScaleResult
   const samples = new Map<string, number[][]>();
   const seedSeconds: number[] = [];
   try {
-    for (const [i, size] of sizes.entries()) {
+    // Every table seeded first, then the runs interleaved (a warm-up run, not recorded, then RUNS):
+    // the emulator's warm-up and the machine's load fall on every size alike.
+    const tables: Table[] = [];
+    for (const size of sizes) {
       const table = await freshTable(endpoint, `scale-${size}`);
       const seeded = performance.now();
       await seed(table, size);
       seedSeconds.push((performance.now() - seeded) / 1000);
-      console.log(`scale: ${size} snapshot rows seeded in ${seedSeconds[i]?.toFixed(1)} s`);
-      for (const [name, seconds] of await measureTable(table)) {
-        const row = samples.get(name) ?? sizes.map(() => []);
-        row[i] = seconds;
-        samples.set(name, row);
-        console.log(
-          `scale: ${size} rows: ${name} ${seconds.map((s) => `${(s * 1000).toFixed(0)} ms`).join(', ')}`,
-        );
+      console.log(`scale: ${size} snapshot rows seeded in ${seedSeconds.at(-1)?.toFixed(1)} s`);
+      tables.push(table);
+    }
+    for (let run = -1; run < RUNS; run++) {
+      for (const [i, table] of tables.entries()) {
+        const measured = await measureRun(table, run);
+        if (run < 0) continue;
+        for (const [name, seconds] of measured) {
+          const row = samples.get(name) ?? sizes.map(() => []);
+          row[i]?.push(seconds);
+          samples.set(name, row);
+        }
+        const line = [...measured].map(([name, s]) => `${name} ${(s * 1000).toFixed(0)} ms`).join(', ');
+        console.log(`scale: run ${run + 1}, ${sizes[i]} rows: ${line}`);
       }
     }
   } finally {
@@ -295,66 +304,61 @@ async function timed(what: () => Promise<unknown>): Promise<number> {
   return (performance.now() - start) / 1000;
 }
 
-/** Each measure's seconds over RUNS runs on one seeded table; checks each run did the due work. */
-async function measureTable(table: Table): Promise<Map<string, number[]>> {
-  const names = Object.keys(NOTES).filter((name) => SCAN_TOO || !name.startsWith('table scan'));
-  const result = new Map<string, number[]>(names.map((name) => [name, []]));
-  const record = (name: string, seconds: number) => result.get(name)?.push(seconds);
-  // Run -1 warms up (the process's first calls: JIT, connections) and is not recorded.
-  for (let run = -1; run < RUNS; run++) {
-    const add = run < 0 ? () => {} : record;
-    await seedDue(table);
-    let reaped = 0;
+/** One run's seconds of each measure on one seeded table; checks the run did the due work. */
+async function measureRun(table: Table, run: number): Promise<Map<string, number>> {
+  const result = new Map<string, number>();
+  const add = (name: string, seconds: number) => result.set(name, seconds);
+  await seedDue(table);
+  let reaped = 0;
+  add(
+    'reaper',
+    await timed(async () => {
+      const report = await table.maintenance.reap();
+      reaped =
+        report.queuedExpired.length +
+        report.snapshotsFailed.length +
+        report.redispatched.length +
+        report.deletionsFinished.length;
+    }),
+  );
+  let expired = 0;
+  add(
+    'expiry',
+    await timed(async () => {
+      const report = await table.maintenance.expire();
+      expired = report.exportsDeleted.length + report.snapshotsPurged.length;
+    }),
+  );
+  if (reaped < 4 * DUE_EACH || expired < 2 * DUE_EACH)
+    throw new Error(
+      `scale bench: the reaper handled ${reaped} of ${4 * DUE_EACH}, expiry ${expired} of ${2 * DUE_EACH}`,
+    );
+  let live = 0;
+  add(
+    'gc',
+    await timed(async () => {
+      live = (await table.maintenance.gc({ graceMs: HOUR })).segmentsLive;
+    }),
+  );
+  if (live !== LIVE_MANIFESTS)
+    throw new Error(`scale bench: GC marked ${live} live segments, not ${LIVE_MANIFESTS}`);
+  let listed = 0;
+  add(
+    'list one account',
+    await timed(async () => {
+      listed = (await table.snapshots.list(LISTED_ACCOUNT, {}, { limit: 100 })).items.length;
+    }),
+  );
+  if (listed !== LISTED) throw new Error(`scale bench: listed ${listed} snapshots, not ${LISTED}`);
+  if (run === 0 && SCAN_TOO) {
+    let rows = 0;
     add(
-      'reaper',
+      'table scan (the old reaper read)',
       await timed(async () => {
-        const report = await table.maintenance.reap();
-        reaped =
-          report.queuedExpired.length +
-          report.snapshotsFailed.length +
-          report.redispatched.length +
-          report.deletionsFinished.length;
+        for await (const _ of pages((page) => table.snapshots.listAll(page))) rows++;
       }),
     );
-    let expired = 0;
-    add(
-      'expiry',
-      await timed(async () => {
-        const report = await table.maintenance.expire();
-        expired = report.exportsDeleted.length + report.snapshotsPurged.length;
-      }),
-    );
-    if (reaped < 4 * DUE_EACH || expired < 2 * DUE_EACH)
-      throw new Error(
-        `scale bench: the reaper handled ${reaped} of ${4 * DUE_EACH}, expiry ${expired} of ${2 * DUE_EACH}`,
-      );
-    let live = 0;
-    add(
-      'gc',
-      await timed(async () => {
-        live = (await table.maintenance.gc({ graceMs: HOUR })).segmentsLive;
-      }),
-    );
-    if (live !== LIVE_MANIFESTS)
-      throw new Error(`scale bench: GC marked ${live} live segments, not ${LIVE_MANIFESTS}`);
-    let listed = 0;
-    add(
-      'list one account',
-      await timed(async () => {
-        listed = (await table.snapshots.list(LISTED_ACCOUNT, {}, { limit: 100 })).items.length;
-      }),
-    );
-    if (listed !== LISTED) throw new Error(`scale bench: listed ${listed} snapshots, not ${LISTED}`);
-    if (run === 0 && SCAN_TOO) {
-      let rows = 0;
-      add(
-        'table scan (the old reaper read)',
-        await timed(async () => {
-          for await (const _ of pages((page) => table.snapshots.listAll(page))) rows++;
-        }),
-      );
-      console.log(`scale: ${table.name}: the old read scanned ${rows} snapshots`);
-    }
+    console.log(`scale: ${table.name}: the old read scanned ${rows} snapshots`);
   }
   return result;
 }
@@ -375,7 +379,7 @@ export function scaleMarkdown(result: ScaleResult): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** `npm run bench -- --scale`: runs the bench, prints the table, writes bench/scale.{json,md}. */
+/** `npm run bench -- --scale`: runs the bench, prints the table, writes bench/results-scale.{json,md}. */
 export async function runScaleBench(root: string): Promise<void> {
   const started = performance.now();
   const result = await scaleBench();
@@ -386,6 +390,6 @@ export async function runScaleBench(root: string): Promise<void> {
   );
   const dir = join(root, 'bench');
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, 'scale.json'), `${JSON.stringify(result, null, 2)}\n`);
-  await writeFile(join(dir, 'scale.md'), markdown);
+  await writeFile(join(dir, 'results-scale.json'), `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(join(dir, 'results-scale.md'), markdown);
 }

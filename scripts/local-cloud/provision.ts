@@ -1,8 +1,10 @@
 import {
   CreateTableCommand,
   type CreateTableCommandInput,
+  DescribeTableCommand,
   type DynamoDBClient,
   ResourceInUseException,
+  UpdateTableCommand,
   UpdateTimeToLiveCommand,
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
@@ -12,7 +14,8 @@ import { createTableInput, identityTableDefinition, tableDefinition } from '../.
 /**
  * Creates a region's table (key schema, GSIs, TTL), its replica of the identity table and its
  * bucket from the definitions in `infra/`, the ones serverless.yml deploys. Idempotent: existing
- * resources are left as they are.
+ * resources are left as they are, except that an existing table (a data dir from an earlier
+ * version) gets the indexes it lacks, as a deploy adds them on AWS.
  */
 export async function provisionRegion(
   clients: { dynamodb: DynamoDBClient; s3: S3Client },
@@ -51,6 +54,31 @@ async function createTable(dynamodb: DynamoDBClient, input: CreateTableCommandIn
     await dynamodb.send(new CreateTableCommand(input));
   } catch (error) {
     if (!(error instanceof ResourceInUseException)) throw error;
+    await addMissingIndexes(dynamodb, input);
   }
   await waitUntilTableExists({ client: dynamodb, maxWaitTime: 30 }, { TableName: input.TableName });
+}
+
+/** Adds the definition's GSIs an existing table lacks, one update each (as DynamoDB allows), waiting for each. */
+async function addMissingIndexes(dynamodb: DynamoDBClient, input: CreateTableCommandInput): Promise<void> {
+  const describe = () => dynamodb.send(new DescribeTableCommand({ TableName: input.TableName }));
+  const existing = new Set(((await describe()).Table?.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName));
+  for (const index of input.GlobalSecondaryIndexes ?? []) {
+    if (existing.has(index.IndexName)) continue;
+    const keys = new Set(index.KeySchema?.map((k) => k.AttributeName));
+    await dynamodb.send(
+      new UpdateTableCommand({
+        TableName: input.TableName,
+        AttributeDefinitions: input.AttributeDefinitions?.filter((a) => keys.has(a.AttributeName)),
+        GlobalSecondaryIndexUpdates: [{ Create: index }],
+      }),
+    );
+    for (let wait = 0; wait < 120; wait++) {
+      const status = (await describe()).Table?.GlobalSecondaryIndexes?.find(
+        (i) => i.IndexName === index.IndexName,
+      )?.IndexStatus;
+      if (status === 'ACTIVE') break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
 }

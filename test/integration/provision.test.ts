@@ -1,7 +1,14 @@
-import { DescribeTableCommand, DescribeTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+} from '@aws-sdk/client-dynamodb';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { tableDefinition } from '../../infra/resources.ts';
+import { createTableInput, tableDefinition } from '../../infra/resources.ts';
+import { DynamoSnapshotRepository } from '../../lib/adapters/dynamodb/snapshots.ts';
+import { newId } from '../../lib/core/shared/ids.ts';
 import { provisionRegion } from '../../scripts/local-cloud/provision.ts';
 import { freshRegion } from '../support/emulators.ts';
 
@@ -18,6 +25,50 @@ describe('provisioning a region from infra/', () => {
     expect(ttl.TimeToLiveDescription?.AttributeName).toBe(definition.TimeToLiveSpecification?.AttributeName);
     expect(ttl.TimeToLiveDescription?.TimeToLiveStatus).toBe('ENABLED');
     await expect(clients.s3.send(new HeadBucketCommand({ Bucket: entry.bucket }))).resolves.toBeDefined();
+  });
+
+  it('adds the indexes a table from an earlier version lacks, and maintenance then finds its older items', async () => {
+    const { entry, clients } = await freshRegion();
+    const table = `${entry.table}-old`;
+    const current = tableDefinition();
+    // The table as the version before gsi4 made it, with a queued snapshot past its deadline in it.
+    await clients.dynamodb.send(
+      new CreateTableCommand(
+        createTableInput(table, {
+          ...current,
+          GlobalSecondaryIndexes: current.GlobalSecondaryIndexes?.filter((i) => i.IndexName !== 'gsi4'),
+          AttributeDefinitions: current.AttributeDefinitions?.filter(
+            (a) => !a.AttributeName?.startsWith('gsi4'),
+          ),
+        }),
+      ),
+    );
+    const snapshotId = newId('snapshot');
+    await clients.documents.send(
+      new PutCommand({
+        TableName: table,
+        Item: {
+          pk: `SNAPSHOT#${snapshotId}`,
+          sk: 'SNAPSHOT',
+          type: 'snapshot',
+          snapshotId,
+          state: 'queued',
+          deadline: '2026-01-01T00:00:00.000Z',
+          createdAt: '2025-12-31T00:00:00.000Z',
+        },
+      }),
+    );
+    await provisionRegion(clients, { table, bucket: entry.bucket });
+    const { Table } = await clients.dynamodb.send(new DescribeTableCommand({ TableName: table }));
+    expect(Table?.GlobalSecondaryIndexes?.map((i) => i.IndexName).sort()).toEqual([
+      'gsi1',
+      'gsi2',
+      'gsi3',
+      'gsi4',
+    ]);
+    const snapshots = new DynamoSnapshotRepository(clients.documents, table, () => 0);
+    const due = await snapshots.listInState('queued', { limit: 10 }, '2026-01-02T00:00:00.000Z');
+    expect(due.items.map((s) => s.snapshotId)).toEqual([snapshotId]);
   });
 
   it('is idempotent: provisioning an existing region changes nothing and does not fail', async () => {
