@@ -86,6 +86,8 @@ beforeAll(async () => {
     dataDir,
     '--no-schedules',
   ]);
+  // A failed start resolves to the error (its message holds the cloud's output).
+  if (cloud instanceof Error) throw cloud;
   const config = JSON.parse(readFileSync(configPath, 'utf8')) as {
     regions: Record<string, { endpoint: string }>;
   };
@@ -97,7 +99,7 @@ beforeAll(async () => {
 });
 
 afterAll(() => {
-  if (cloud?.process.exitCode === null) cloud.process.kill('SIGKILL');
+  if (cloud?.process?.exitCode === null) cloud.process.kill('SIGKILL');
 });
 
 describe('the EBS direct API through the AWS CLI', () => {
