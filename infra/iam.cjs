@@ -154,6 +154,27 @@ function exportBucketStatements(buckets) {
   ];
 }
 
+/**
+ * The deployment's sealing key (serverless.yml `SealingKey`, in the identity region's stack only):
+ * every region seals SigV4 secrets (key creation) and opens them (each AWS-protocol request, once per
+ * data key and container) with it. Its ARN is not known to the other regions' stacks, so the grant
+ * names the key by its alias (`kms:ResourceAliases`), and only under volsnap's encryption context.
+ */
+function sealingKeyStatements(identityRegion, alias) {
+  if (!alias) return [];
+  return [
+    {
+      Effect: 'Allow',
+      Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:kms:${identityRegion}:\${AWS::AccountId}:key/*` },
+      Condition: {
+        'ForAnyValue:StringEquals': { 'kms:ResourceAliases': alias },
+        StringEquals: { 'kms:EncryptionContext:purpose': 'volsnap-sealed-secret' },
+      },
+    },
+  ];
+}
+
 /** `a, b` → `['a', 'b']`, as the runtime configuration reads these lists. */
 const list = (text) =>
   (text ?? '')
@@ -187,6 +208,7 @@ function statementsFor(
   identityRegion = region,
   buckets = { images: [], exports: [] },
   identityTable = undefined,
+  sealingKeyAlias = undefined,
 ) {
   const others = registry.filter((entry) => entry.name !== region);
   if (identityRegion !== region && !others.some((entry) => entry.name === identityRegion)) {
@@ -202,6 +224,7 @@ function statementsFor(
     ),
     ...imageBucketStatements(buckets.images),
     ...exportBucketStatements(buckets.exports),
+    ...sealingKeyStatements(identityRegion, sealingKeyAlias),
   ];
 }
 
@@ -214,6 +237,7 @@ module.exports = {
       process.env.VOLSNAP_IDENTITY_REGION || undefined,
       { images: list(process.env.VOLSNAP_IMAGE_BUCKETS), exports: list(process.env.VOLSNAP_EXPORT_BUCKETS) },
       `volsnap-${await resolveVariable('sls:stage')}-identity`,
+      `alias/volsnap-${await resolveVariable('sls:stage')}-sealing`,
     ),
   statementsFor,
   loadRegistry,

@@ -126,10 +126,29 @@ describe('Lambda bundles', () => {
     expect(
       matching('functions/http/authorizer', /^lib\/core\/(snapshots|tasks|maintenance|instances|volumes)\//),
     ).toEqual([]);
-    // Accounts, policies and instances live in the table: no S3 or SQS client.
-    for (const module of ['functions/http/account', 'functions/http/policies']) {
-      expect(sdkClients(module), module).toEqual(['@aws-sdk/client-dynamodb', '@aws-sdk/lib-dynamodb']);
+    // Accounts, policies and instances live in the table: no S3 or SQS client (accounts seal SigV4
+    // secrets with KMS when issuing them).
+    expect(sdkClients('functions/http/policies')).toEqual([
+      '@aws-sdk/client-dynamodb',
+      '@aws-sdk/lib-dynamodb',
+    ]);
+    expect(sdkClients('functions/http/account')).toEqual([
+      '@aws-sdk/client-dynamodb',
+      '@aws-sdk/client-kms',
+      '@aws-sdk/lib-dynamodb',
+    ]);
+    // The AWS-protocol functions check SigV4 with the keys' sealed secrets (KMS), the authorizer does not.
+    const awsProtocol = Object.keys(contents).filter((m) => of(m).includes('lib/http/ebs/protocol.ts'));
+    for (const module of awsProtocol) {
+      expect(of(module), module).toEqual(
+        expect.arrayContaining([
+          'lib/http/ebs/authenticate.ts',
+          'lib/adapters/secrets/kms.ts',
+          '@aws-sdk/client-kms',
+        ]),
+      );
     }
+    expect(sdkClients('functions/http/authorizer')).not.toContain('@aws-sdk/client-kms');
     // Volumes (from a snapshot, too) carry the snapshot service, but no export, import or image code.
     expect(of('functions/http/volumes')).toEqual(
       expect.arrayContaining(['lib/core/volumes/volumes.ts', 'lib/core/snapshots/snapshot-service.ts']),

@@ -29,6 +29,7 @@ const iam = createRequire(import.meta.url)('../../../infra/iam.cjs') as {
     identityRegion?: string,
     buckets?: { images: string[]; exports: string[] },
     identityTable?: string,
+    sealingKeyAlias?: string,
   ): TemplateStatement[];
   loadRegistry(env: Record<string, string | undefined>): unknown[];
 };
@@ -36,6 +37,7 @@ const iam = createRequire(import.meta.url)('../../../infra/iam.cjs') as {
 const REGIONS = ['eu-west-1', 'us-east-1'];
 const IDENTITY = 'eu-west-1';
 const IDENTITY_TABLE = 'volsnap-local-identity';
+const SEALING_ALIAS = 'alias/volsnap-local-sealing';
 const registryEnv = { VOLSNAP_REGIONS: JSON.stringify(localRegistry(REGIONS)) };
 
 function statementsOf(region: string): TemplateStatement[] {
@@ -45,6 +47,7 @@ function statementsOf(region: string): TemplateStatement[] {
     IDENTITY,
     { images: [], exports: [] },
     IDENTITY_TABLE,
+    SEALING_ALIAS,
   );
 }
 
@@ -124,6 +127,31 @@ describe('the IAM check', () => {
     ]);
   });
 
+  it('grants the sealing key (identity region, by alias, under volsnap’s encryption context) in every region', () => {
+    for (const region of REGIONS) {
+      const kms = statementsOf(region).filter((s) =>
+        [s.Action ?? []].flat().some((a) => a.startsWith('kms:')),
+      );
+      expect(kms).toEqual([
+        {
+          Effect: 'Allow',
+          Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
+          Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:kms:${IDENTITY}:\${AWS::AccountId}:key/*` },
+          Condition: {
+            'ForAnyValue:StringEquals': { 'kms:ResourceAliases': SEALING_ALIAS },
+            StringEquals: { 'kms:EncryptionContext:purpose': 'volsnap-sealed-secret' },
+          },
+        },
+      ]);
+    }
+    // The IAM check, which evaluates the calls the local cloud records (no KMS there), leaves it out.
+    expect(
+      resolvedRoles()
+        .get('eu-west-1')
+        ?.some((s) => s.actions.some((a) => a.startsWith('kms:'))),
+    ).toBe(false);
+  });
+
   it('is what osls resolves serverless.yml to', { timeout: 60_000 }, () => {
     const printed = execFileSync(
       'npx',
@@ -142,6 +170,16 @@ describe('the IAM check', () => {
     const config = JSON.parse(printed.slice(printed.indexOf('{')));
     expect(config.provider.iam.role.statements).toEqual(statementsOf('us-east-1'));
     expect(config.provider.environment.VOLSNAP_IDENTITY_REGION).toBe(IDENTITY);
+    // SigV4 secrets are sealed with the identity region's KMS key, which every region names by alias.
+    expect(config.provider.environment.VOLSNAP_SEALING_KMS_KEY).toEqual({
+      'Fn::Sub': `arn:\${AWS::Partition}:kms:${IDENTITY}:\${AWS::AccountId}:${SEALING_ALIAS}`,
+    });
+    expect(config.resources.Resources.SealingKey).toMatchObject({
+      Type: 'AWS::KMS::Key',
+      Condition: 'IsIdentityRegion',
+      Properties: { EnableKeyRotation: true },
+    });
+    expect(config.resources.Resources.SealingKeyAlias.Properties.AliasName).toBe(SEALING_ALIAS);
   });
 });
 
