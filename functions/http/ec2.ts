@@ -136,9 +136,9 @@ export function ec2RoutesOf(
     },
     options,
   );
-  // The SDKs post to the endpoint's path and `/` (`/ec2/`); a hand-written request may leave it out.
-  return { 'POST /ec2': describe, 'POST /ec2/': describe };
+  // The SDKs post to the endpoint's path and `/`: `/ec2/` for the endpoint `<API URL>/ec2`.
+  return { 'POST /ec2/': describe };
 }
 
-/** `POST /ec2`: the Query protocol's `Action=DescribeSnapshots`. */
+/** `POST /ec2/`: the Query protocol's `Action=DescribeSnapshots`. */
 export const handler = httpRouter(ec2RoutesOf(() => service(snapshotService)));

@@ -1,7 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, ApiError } from '../../lib/client/api-client.ts';
 import type { CliConfigFile } from '../../lib/client/config.ts';
@@ -10,6 +11,7 @@ import { issueApiKey } from '../../lib/core/identity/api-keys.ts';
 import { PERMISSIONS, type Permission } from '../../lib/core/identity/identity.ts';
 import { newId } from '../../lib/core/shared/ids.ts';
 import { loadServerlessSpec } from '../../scripts/local-cloud/serverless-spec.ts';
+import { NodeSha256 } from '../support/node-sha256.ts';
 import { ROOT, type StartedCloud, startCloudProcess } from '../support/processes.ts';
 
 /**
@@ -473,6 +475,111 @@ const ROUTES: Record<string, Row> = {
   },
 };
 
+/**
+ * The AWS-protocol routes (the EBS direct APIs, EC2 DescribeSnapshots): no authorizer, SigV4
+ * checked by the function; each principal signs with a SigV4 key of its user. Another account's
+ * snapshot answers as a missing one (ResourceNotFoundException 404, EC2's InvalidSnapshot.NotFound
+ * 400); a bad or missing signature is EBS's 403 (EC2's 401, AuthFailure).
+ */
+interface AwsFixture {
+  /** Started by A's owner through StartSnapshot (a fresh one per cell in `fresh` rows). */
+  pendingSnapshotId: string;
+  /** A block token of the fixture snapshot's block 0 (from A's ListSnapshotBlocks). */
+  blockToken: string;
+}
+
+interface AwsRow {
+  service: 'ebs' | 'ec2';
+  permission?: Permission;
+  fresh?: boolean;
+  request: (
+    f: Fixture,
+    e: AwsFixture,
+  ) => { path: string; query?: Record<string, string>; headers?: Record<string, string>; body?: Buffer };
+  expect: Expected;
+}
+
+const awsUnauthenticated = { noKey: 403, badKey: 403 } as const;
+/** EBS reads of A's completed snapshot, shared with the grantee (published, for `public`). */
+const ebsReadShared: Expected = { ...readShared(200), ...awsUnauthenticated };
+/** EBS writes to A's snapshot started through the API: its members with snapshot:create, nobody else sees it. */
+const ebsWriteOwn = (ok: number): Expected => ({
+  ...privateToA(ok, { with: ok, without: 403 }),
+  ...awsUnauthenticated,
+});
+const BLOCK_BYTES = randomBytes(512 * 1024);
+const describeForm = (snapshotId: string) =>
+  Buffer.from(`Action=DescribeSnapshots&Version=2016-11-15&SnapshotId.1=${snapshotId}`);
+const describeRow = (path: string): AwsRow => ({
+  service: 'ec2',
+  request: (f) => ({
+    path,
+    headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
+    body: describeForm(f.snapshotId),
+  }),
+  expect: { ...readShared(200), other: 400, operator: 400, noKey: 401, badKey: 401 },
+});
+
+const AWS_ROUTES: Record<string, AwsRow> = {
+  'POST /ebs/snapshots': {
+    service: 'ebs',
+    permission: 'snapshot:create',
+    request: () => ({
+      path: '/ebs/snapshots',
+      headers: { 'content-type': 'application/json' },
+      body: Buffer.from(JSON.stringify({ VolumeSize: 1, Timeout: 10 })),
+    }),
+    // Every account starts snapshots in its own account.
+    expect: { ...ownAccount(201), memberWithout: 403, ...awsUnauthenticated },
+  },
+  'PUT /ebs/snapshots/{snapshotId}/blocks/{blockIndex}': {
+    service: 'ebs',
+    permission: 'snapshot:create',
+    request: (_f, e) => ({
+      path: `/ebs/snapshots/${e.pendingSnapshotId}/blocks/0`,
+      headers: {
+        'content-type': 'application/octet-stream',
+        'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+        'x-amz-data-length': String(BLOCK_BYTES.length),
+        'x-amz-checksum': createHash('sha256').update(BLOCK_BYTES).digest('base64'),
+        'x-amz-checksum-algorithm': 'SHA256',
+      },
+      body: BLOCK_BYTES,
+    }),
+    expect: ebsWriteOwn(201),
+  },
+  'POST /ebs/snapshots/completion/{snapshotId}': {
+    service: 'ebs',
+    permission: 'snapshot:create',
+    fresh: true,
+    request: (_f, e) => ({
+      path: `/ebs/snapshots/completion/${e.pendingSnapshotId}`,
+      headers: { 'x-amz-changedblockscount': '0' },
+    }),
+    expect: ebsWriteOwn(202),
+  },
+  'GET /ebs/snapshots/{snapshotId}/blocks': {
+    service: 'ebs',
+    request: (f) => ({ path: `/ebs/snapshots/${f.snapshotId}/blocks`, query: { maxResults: '100' } }),
+    expect: ebsReadShared,
+  },
+  'GET /ebs/snapshots/{snapshotId}/blocks/{blockIndex}': {
+    service: 'ebs',
+    request: (f, e) => ({
+      path: `/ebs/snapshots/${f.snapshotId}/blocks/0`,
+      query: { blockToken: e.blockToken },
+    }),
+    expect: ebsReadShared,
+  },
+  'GET /ebs/snapshots/{secondSnapshotId}/changedblocks': {
+    service: 'ebs',
+    request: (f) => ({ path: `/ebs/snapshots/${f.snapshotId}/changedblocks` }),
+    expect: ebsReadShared,
+  },
+  'POST /ec2': describeRow('/ec2'),
+  'POST /ec2/': describeRow('/ec2/'),
+};
+
 const BLOCK = 512 * 1024;
 const dataDir = mkdtempSync(join(tmpdir(), 'volsnap-e2e-matrix-'));
 const image = join(dataDir, 'disk.img');
@@ -484,8 +591,121 @@ let owner: ApiClient;
 let shared: Fixture;
 let published: Fixture;
 let counter = 0;
+let region: string;
+type SigV4Pair = { accessKeyId: string; secretAccessKey: string };
+const sigv4 = {} as Record<Principal, SigV4Pair | undefined>;
+const sigv4MembersWith = new Map<Permission | 'all', SigV4Pair>();
+/** A block token of each fixture snapshot's block 0. */
+const blockTokens = new Map<string, string>();
 
 const client = (apiKey?: string) => new ApiClient({ endpoint, apiKey });
+
+/** RFC 3986, as the SDKs encode a query. */
+const encodeQuery = (query: Record<string, string>) =>
+  Object.entries(query)
+    .map(
+      ([k, v]) =>
+        `${encodeURIComponent(k)}=${encodeURIComponent(v).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`,
+    )
+    .join('&');
+
+/** The status of an AWS-protocol request, signed with `key` as the JS SDK signs (or not at all). */
+async function awsStatus(
+  key: SigV4Pair | undefined,
+  service: 'ebs' | 'ec2',
+  method: string,
+  request: ReturnType<AwsRow['request']>,
+): Promise<number> {
+  const url = new URL(request.path, endpoint);
+  const query = request.query ?? {};
+  let headers: Record<string, string> = { host: url.host, ...(request.headers ?? {}) };
+  if (key) {
+    const signer = new SignatureV4({
+      credentials: key,
+      region,
+      service,
+      sha256: NodeSha256,
+      uriEscapePath: true,
+    });
+    const signed = await signer.sign({
+      method,
+      protocol: url.protocol,
+      hostname: url.hostname,
+      port: Number(url.port),
+      path: url.pathname,
+      query: { ...query },
+      headers,
+      ...(request.body ? { body: request.body } : {}),
+    });
+    headers = signed.headers as Record<string, string>;
+  }
+  const { host: _host, ...sent } = headers;
+  const qs = encodeQuery(query);
+  const response = await fetch(`${url.origin}${url.pathname}${qs ? `?${qs}` : ''}`, {
+    method,
+    headers: sent,
+    ...(request.body ? { body: request.body } : {}),
+  });
+  await response.arrayBuffer();
+  return response.status;
+}
+
+/** A snapshot of A started through StartSnapshot (signed with A's owner's SigV4 key). */
+async function ebsPendingSnapshot(): Promise<string> {
+  const url = new URL('/ebs/snapshots', endpoint);
+  const body = Buffer.from(JSON.stringify({ VolumeSize: 1, Timeout: 60 }));
+  const signer = new SignatureV4({
+    credentials: sigv4.owner as SigV4Pair,
+    region,
+    service: 'ebs',
+    sha256: NodeSha256,
+    uriEscapePath: true,
+  });
+  const signed = await signer.sign({
+    method: 'POST',
+    protocol: url.protocol,
+    hostname: url.hostname,
+    port: Number(url.port),
+    path: url.pathname,
+    query: {},
+    headers: { host: url.host, 'content-type': 'application/json' },
+    body,
+  });
+  const { host: _host, ...headers } = signed.headers as Record<string, string>;
+  const response = await fetch(url, { method: 'POST', headers, body });
+  const answer = (await response.json()) as { SnapshotId?: string };
+  if (response.status !== 201 || !answer.SnapshotId)
+    throw new Error(`StartSnapshot: ${response.status} ${JSON.stringify(answer)}`);
+  return answer.SnapshotId;
+}
+
+/** A block token of block 0 of `snapshotId`, from A's owner's ListSnapshotBlocks. */
+async function blockTokenOf(snapshotId: string): Promise<string> {
+  const url = new URL(`/ebs/snapshots/${snapshotId}/blocks`, endpoint);
+  const signer = new SignatureV4({
+    credentials: sigv4.owner as SigV4Pair,
+    region,
+    service: 'ebs',
+    sha256: NodeSha256,
+    uriEscapePath: true,
+  });
+  const signed = await signer.sign({
+    method: 'GET',
+    protocol: url.protocol,
+    hostname: url.hostname,
+    port: Number(url.port),
+    path: url.pathname,
+    query: {},
+    headers: { host: url.host },
+  });
+  const { host: _host, ...headers } = signed.headers as Record<string, string>;
+  const answer = (await (await fetch(url, { headers })).json()) as {
+    Blocks?: { BlockIndex: number; BlockToken: string }[];
+  };
+  const token = answer.Blocks?.find((b) => b.BlockIndex === 0)?.BlockToken;
+  if (!token) throw new Error(`ListSnapshotBlocks ${snapshotId}: ${JSON.stringify(answer)}`);
+  return token;
+}
 
 async function completedSnapshot(volumeId: string): Promise<string> {
   const { snapshot } = await createSnapshotFromFile(owner, { volumeId, file: image });
@@ -595,6 +815,7 @@ beforeAll(async () => {
   cloud = await startCloudProcess(['--fresh', '--data-dir', dataDir, '--port-base', 'auto']);
   const config = JSON.parse(readFileSync(join(dataDir, 'config.json'), 'utf8')) as CliConfigFile;
   endpoint = config.regions[config.defaultRegion]?.endpoint ?? '';
+  region = config.defaultRegion;
   const bytes = randomBytes(4 * BLOCK);
   bytes.fill(0, BLOCK, 2 * BLOCK);
   writeFileSync(image, bytes);
@@ -630,7 +851,30 @@ beforeAll(async () => {
   await client(keys.operator).createAccount({ name: 'dave' });
   shared = await fixture('shared');
   published = await fixture('published');
-}, 120_000);
+  // A SigV4 key for each principal's user, for the AWS-protocol routes.
+  const pair = (k: { accessKeyId: string; secretAccessKey: string }) => ({
+    accessKeyId: k.accessKeyId,
+    secretAccessKey: k.secretAccessKey,
+  });
+  sigv4.owner = pair(await owner.createSigV4Key({}));
+  sigv4.admin = pair(await owner.createSigV4Key({ userName: 'second-admin' }));
+  sigv4.memberWithout = pair(await owner.createSigV4Key({ userName: 'reader' }));
+  for (const permission of PERMISSIONS) {
+    const userName = `can-${permission.replace(':', '-')}`;
+    sigv4MembersWith.set(permission, pair(await owner.createSigV4Key({ userName })));
+  }
+  sigv4MembersWith.set('all', pair(await owner.createSigV4Key({ userName: 'can-everything' })));
+  sigv4.other = pair(await client(keys.other).createSigV4Key({}));
+  sigv4.public = sigv4.other;
+  sigv4.grantee = pair(await client(keys.grantee).createSigV4Key({}));
+  sigv4.operator = pair(await client(keys.operator).createSigV4Key({}));
+  sigv4.badKey = {
+    accessKeyId: `AKIA${randomBytes(8).toString('hex').toUpperCase()}`,
+    secretAccessKey: randomBytes(30).toString('base64'),
+  };
+  sigv4.noKey = undefined;
+  for (const f of [shared, published]) blockTokens.set(f.snapshotId, await blockTokenOf(f.snapshotId));
+}, 240_000);
 
 afterAll(async () => {
   cloud?.process.kill('SIGINT');
@@ -641,11 +885,13 @@ describe('authorization matrix', () => {
   it('has exactly one row per route of serverless.yml, and every route but the public ones (health, the console) is behind the authorizer', async () => {
     const spec = await loadServerlessSpec(join(ROOT, 'serverless.yml'));
     const routes = spec.functions.flatMap((fn) => fn.routes);
-    expect(Object.keys(ROUTES).sort()).toEqual(routes.map((r) => `${r.method} ${r.path}`).sort());
+    expect([...Object.keys(ROUTES), ...Object.keys(AWS_ROUTES)].sort()).toEqual(
+      routes.map((r) => `${r.method} ${r.path}`).sort(),
+    );
     for (const route of routes) {
-      expect(route.authorizer, `${route.method} ${route.path}`).toBe(
-        PUBLIC_ROUTES.includes(route.path) ? undefined : 'apiKey',
-      );
+      // The AWS-protocol routes check SigV4 themselves: clients sign for ebs/ec2, not for the authorizer.
+      const own = PUBLIC_ROUTES.includes(route.path) || `${route.method} ${route.path}` in AWS_ROUTES;
+      expect(route.authorizer, `${route.method} ${route.path}`).toBe(own ? undefined : 'apiKey');
     }
   });
 
@@ -664,6 +910,26 @@ describe('authorization matrix', () => {
           : { ...base, unique: `${base.unique}-${counter++}` };
         const key = principal === 'memberWith' ? membersWith.get(row.permission ?? 'all') : keys[principal];
         got[principal] = await status(key, method, row.request(f));
+      }
+      expect(got).toEqual(row.expect);
+    }, 120_000);
+  }
+
+  let pendingOfA: string | undefined;
+  for (const [route, row] of Object.entries(AWS_ROUTES)) {
+    it(`${route} (SigV4)`, async () => {
+      const [method = 'GET'] = route.split(' ');
+      pendingOfA ??= await ebsPendingSnapshot();
+      const got: Partial<Expected> = {};
+      for (const principal of PRINCIPALS) {
+        const f = principal === 'public' ? published : shared;
+        const e: AwsFixture = {
+          pendingSnapshotId: row.fresh ? await ebsPendingSnapshot() : pendingOfA,
+          blockToken: blockTokens.get(f.snapshotId) ?? '',
+        };
+        const key =
+          principal === 'memberWith' ? sigv4MembersWith.get(row.permission ?? 'all') : sigv4[principal];
+        got[principal] = await awsStatus(key, row.service, method, row.request(f, e));
       }
       expect(got).toEqual(row.expect);
     }, 120_000);
