@@ -18,6 +18,7 @@ import { s3ClientConfig } from '../../lib/adapters/aws-clients.ts';
 import { S3ObjectStore } from '../../lib/adapters/s3/objects.ts';
 import type { RegionEntry } from '../../lib/config/regions.ts';
 import { LOCAL_CREDENTIALS } from '../../scripts/local-cloud/cloud.ts';
+import { REQUEST_COUNTS_PATH } from '../../scripts/local-cloud/s3-emulator.ts';
 import { freshRegion } from '../support/emulators.ts';
 import { NodeSha256 } from '../support/node-sha256.ts';
 
@@ -299,5 +300,24 @@ describe('the local S3 enforces If-None-Match: *', () => {
     const retry = await fetch(url, { method: 'PUT', body, headers: { 'if-none-match': '*' } });
     expect(retry.status).toBe(200);
     expect(Buffer.from((await store.get('segments/a/cut')) ?? []).equals(body)).toBe(true);
+  });
+});
+
+describe('the local S3 counts requests', () => {
+  it('counts every request by operation, presigned and refused ones too, and answers the counts unsigned', async () => {
+    const { entry, store } = await withObjects('counted/a');
+    const counts = async () =>
+      (await (await fetch(`${entry.s3Endpoint}${REQUEST_COUNTS_PATH}`)).json()) as Record<string, number>;
+    const before = await counts();
+    await store.getRange('counted/a', 0, 10);
+    await store.put('counted/b', randomBytes(16));
+    const presigned = await store.presignGet('counted/a', 60);
+    expect((await fetch(presigned)).status).toBe(200);
+    expect((await fetch(presigned.split('?')[0] as string)).status).toBe(403);
+    const after = await counts();
+    const delta = (operation: string) => (after[operation] ?? 0) - (before[operation] ?? 0);
+    // At least these (test files beside this one share the emulator): the ranged, presigned and refused GETs.
+    expect(delta('GetObject')).toBeGreaterThanOrEqual(3);
+    expect(delta('PutObject')).toBeGreaterThanOrEqual(1);
   });
 });

@@ -81,7 +81,10 @@ export interface UploadStart {
  * any S3-compatible store, plain HTTPS): a new snapshot owned by the caller, of a new volume, and
  * independent of its source. Workers read it in parts, verify every block (vsnap: its SHA-256 and the
  * object's digests; raw: its length), and complete it through the usual verification. A bad source
- * ends the snapshot in `error` with the reason; nothing completed is left behind.
+ * ends the snapshot in `error` with the reason; nothing completed is left behind. A part reads
+ * ranges of up to `rangeBytes` (a raw image's, or runs of a vsnap's or qcow2's blocks stored end to
+ * end), `readConcurrency` ahead, while its segments are stored two at a time: memory per part is
+ * (`readConcurrency` + 1) × `rangeBytes` plus three segments (defaults: about 90 MiB).
  */
 export class SnapshotImporter {
   readonly #o: Required<Omit<SnapshotImporterOptions, 'uploads' | 'limits'>> &
