@@ -210,7 +210,7 @@ export function startDynamoEmulator(
     {
       env: { ...process.env, VOLSNAP_DYNAMODB_EMULATOR: JSON.stringify(config) },
       execArgv: ['--import', 'tsx'],
-      timeoutMs: 40_000,
+      timeoutMs: 100_000,
       ...(options.onExit ? { onExit: options.onExit } : {}),
     },
   );
