@@ -50,7 +50,7 @@ function snapshotItem(snapshot: Snapshot): string {
     `<volumeId>${escapeXml(snapshot.volumeId)}</volumeId>` +
     `<status>${status}</status>` +
     (status === 'error' && snapshot.stateReason
-      ? `<stateMessage>${escapeXml(snapshot.stateReason.slice(0, 1000))}</stateMessage>`
+      ? `<statusMessage>${escapeXml(snapshot.stateReason.slice(0, 1000))}</statusMessage>`
       : '') +
     `<startTime>${escapeXml(snapshot.createdAt)}</startTime>` +
     `<progress>${status === 'completed' ? 100 : Math.min(99, snapshot.progress)}%</progress>` +
@@ -113,32 +113,32 @@ export function ec2RoutesOf(
   snapshots: () => SnapshotService,
   options: AwsHandlerOptions = {},
 ): Record<string, HttpLambda> {
-  return {
-    'POST /ec2': awsHandler(
-      { service: 'ec2' },
-      async ({ caller, body, requestId }) => {
-        const form = new URLSearchParams(body.toString('utf8'));
-        const action = form.get('Action');
-        if (action !== 'DescribeSnapshots') {
-          throw ec2Error(
-            'InvalidAction',
-            `The action ${action ?? '(none)'} is not valid for this web service: volsnap answers DescribeSnapshots only.`,
-          );
-        }
-        const { items, nextToken } = await describeSnapshots(snapshots(), caller, form);
-        const xml =
-          '<?xml version="1.0" encoding="UTF-8"?>\n' +
-          `<DescribeSnapshotsResponse xmlns="${EC2_NAMESPACE}">` +
-          `<requestId>${escapeXml(requestId)}</requestId>` +
-          `<snapshotSet>${items.map(snapshotItem).join('')}</snapshotSet>` +
-          (nextToken ? `<nextToken>${escapeXml(nextToken)}</nextToken>` : '') +
-          '</DescribeSnapshotsResponse>';
-        return { xml };
-      },
-      options,
-    ),
-  };
+  const describe = awsHandler(
+    { service: 'ec2' },
+    async ({ caller, body, requestId }) => {
+      const form = new URLSearchParams(body.toString('utf8'));
+      const action = form.get('Action');
+      if (action !== 'DescribeSnapshots') {
+        throw ec2Error(
+          'InvalidAction',
+          `The action ${action ?? '(none)'} is not valid for this web service: volsnap answers DescribeSnapshots only.`,
+        );
+      }
+      const { items, nextToken } = await describeSnapshots(snapshots(), caller, form);
+      const xml =
+        '<?xml version="1.0" encoding="UTF-8"?>\n' +
+        `<DescribeSnapshotsResponse xmlns="${EC2_NAMESPACE}">` +
+        `<requestId>${escapeXml(requestId)}</requestId>` +
+        `<snapshotSet>${items.map(snapshotItem).join('')}</snapshotSet>` +
+        (nextToken ? `<nextToken>${escapeXml(nextToken)}</nextToken>` : '') +
+        '</DescribeSnapshotsResponse>';
+      return { xml };
+    },
+    options,
+  );
+  // The SDKs post to the endpoint's path and `/`: `/ec2/` for the endpoint `<API URL>/ec2`.
+  return { 'POST /ec2/': describe };
 }
 
-/** `POST /ec2`: the Query protocol's `Action=DescribeSnapshots`. */
+/** `POST /ec2/`: the Query protocol's `Action=DescribeSnapshots`. */
 export const handler = httpRouter(ec2RoutesOf(() => service(snapshotService)));
