@@ -25,8 +25,11 @@ export const DEFAULT_PAGE_SIZE = 10_000;
  * NextToken (the EBS FAQ says clients keep paging until NextToken is null).
  */
 export const CHANGED_SCAN_FACTOR = 4;
-/** Decoded manifests kept per container (immutable once completed): a listing's pages read one once. */
-const MANIFEST_CACHE_ENTRIES = 4;
+/**
+ * Decoded manifests kept per container (immutable once completed), the most recently used: the
+ * pages of one listing (two manifests for ListChangedBlocks) read each once.
+ */
+const MANIFEST_CACHE_ENTRIES = 2;
 
 export interface DirectReadsOptions {
   /** A snapshot the caller may read (own, shared with its account, public), else `snapshot.notFound`. */
@@ -77,7 +80,7 @@ export interface BlockData {
  * non-zero) blocks in index order with a block token each, the blocks two snapshots of one volume
  * differ in, and a block's bytes for its token. Tokens are stateless ({@link TokenSigner}); every
  * call is a read, safe to retry. Memory: a listing decodes the snapshot's manifest (52 bytes a block
- * stored, more once decoded) and keeps the last few decoded; a block read holds one block.
+ * stored, more once decoded) and keeps the last two decoded; a block read holds one block.
  */
 export class DirectReads {
   readonly #options: DirectReadsOptions;
@@ -205,11 +208,15 @@ export class DirectReads {
     return snapshot;
   }
 
+  /** The signer over the token key, asked once; a failed ask is asked again by the next request. */
   #tokens(): Promise<TokenSigner> {
-    this.#signer ??= this.#options.tokenKey().then((key) => new TokenSigner(key));
-    this.#signer.catch(() => {
-      this.#signer = undefined;
-    });
+    if (!this.#signer) {
+      const signer = this.#options.tokenKey().then((key) => new TokenSigner(key));
+      signer.catch(() => {
+        if (this.#signer === signer) this.#signer = undefined;
+      });
+      this.#signer = signer;
+    }
     return this.#signer;
   }
 
