@@ -1,5 +1,5 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { localResourceNames } from '../../infra/resources.ts';
 import { createAwsClients, type StaticCredentials } from '../../lib/adapters/aws-clients.ts';
@@ -9,7 +9,7 @@ import type { CliConfigFile } from '../../lib/client/config.ts';
 import type { RegionEntry } from '../../lib/config/regions.ts';
 import { bootstrapAccount, keyAuthenticator } from '../../lib/core/identity/accounts.ts';
 import { localRoleCredentials } from './aws-calls.ts';
-import { type Bundles, buildBundles, buildRegionProcess } from './bundles.ts';
+import { type Bundles, buildBundles, buildRegionProcess, holdBundles } from './bundles.ts';
 import type { FaultSpec } from './faults.ts';
 import { IdentityReplication } from './identity-replication.ts';
 import {
@@ -141,7 +141,9 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
     describe: () => ({ regions: regionNames, faults: options.faults ?? null }),
   });
   let replication: IdentityReplication | undefined;
+  let releaseBundles = () => {};
   const stop = async () => {
+    releaseBundles();
     await replication?.stop();
     // Region processes first (they talk to the emulators), then the emulators.
     await supervisor.stop();
@@ -178,6 +180,7 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
     await replication.start();
     await loadServerlessSpec(specPath); // fail here, with the parse error, rather than in every region
     const [bundles, regionProcess] = await building;
+    releaseBundles = holdBundles([bundles.dir, dirname(regionProcess.file)]);
     const surfaces: LocalCloud['surfaces'] = {};
     const nodeVersions = new Set<string>();
     await Promise.all(

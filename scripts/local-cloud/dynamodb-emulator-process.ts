@@ -127,12 +127,13 @@ function probe(): Promise<boolean> {
   });
 }
 
-const deadline = Date.now() + 30_000;
+// Generous: a JVM on a busy 2-core machine (load 30) took over 30 s to answer.
+const deadline = Date.now() + 90_000;
 while (!(await probe())) {
   if (Date.now() > deadline) {
     process.send?.({
       ready: false,
-      error: `DynamoDB Local did not answer on port ${internalPort} within 30 s: ${output.trim()}`,
+      error: `DynamoDB Local did not answer on port ${internalPort} within 90 s: ${output.trim()}`,
     });
     java.kill('SIGKILL');
     process.exit(1);
