@@ -60,8 +60,11 @@ const WEIGHTS: [OperationKind, number][] = [
   ['restore', 0.2],
   ['gc', 0.12],
 ];
-/** Commands that fail are sent again with the same client token, as a user would, this many times in all. */
-const ATTEMPTS = 3;
+/**
+ * Commands that fail are sent again with the same client token, as a user would, this many times in
+ * all, 2, 4, 8… s apart: long enough to outlast an emulator's restart (up to a minute on a busy machine).
+ */
+const ATTEMPTS = 6;
 
 const digestOf = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
@@ -154,7 +157,7 @@ export class Workload {
       attempts++;
       run = await this.cli(account, region, args);
       if (run.code === 0 || run.code === null) break;
-      await new Promise((resolve) => setTimeout(resolve, 2000));
+      await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** attempts));
     }
     const last = run as CliRun;
     const answer = last.code === 0 ? (JSON.parse(last.stdout) as Record<string, unknown>) : undefined;

@@ -305,3 +305,20 @@ async function pruneCache(cacheDir: string): Promise<void> {
     if (removable) await rm(join(cacheDir, entry.name), { recursive: true, force: true });
   }
 }
+
+/**
+ * Keeps bundle folders a running cloud uses from being pruned by another checkout's build (they
+ * share node_modules/.cache): touches them every minute, well inside the prune grace period. A
+ * region process imports each function's module on its first call, and a restarted one loads them
+ * all again. Answers the function that stops it.
+ */
+export function holdBundles(dirs: readonly string[]): () => void {
+  const touch = () => {
+    const now = new Date();
+    for (const dir of dirs) void utimes(dir, now, now).catch(() => {});
+  };
+  touch();
+  const timer = setInterval(touch, 60_000);
+  timer.unref();
+  return () => clearInterval(timer);
+}

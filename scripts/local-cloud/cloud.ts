@@ -12,7 +12,7 @@ import type { RegionEntry } from '../../lib/config/regions.ts';
 import { bootstrapAccount, keyAuthenticator } from '../../lib/core/identity/accounts.ts';
 import { localRoleCredentials } from './aws-calls.ts';
 import { type LocalAwsProfiles, writeAwsProfiles } from './aws-profiles.ts';
-import { type Bundles, buildBundles, buildRegionProcess } from './bundles.ts';
+import { type Bundles, buildBundles, buildRegionProcess, holdBundles } from './bundles.ts';
 import type { FaultSpec } from './faults.ts';
 import { IdentityReplication } from './identity-replication.ts';
 import {
@@ -146,7 +146,9 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
     describe: () => ({ regions: regionNames, faults: options.faults ?? null }),
   });
   let replication: IdentityReplication | undefined;
+  let releaseBundles = () => {};
   const stop = async () => {
+    releaseBundles();
     await replication?.stop();
     // Region processes first (they talk to the emulators), then the emulators.
     await supervisor.stop();
@@ -186,6 +188,7 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
     await replication.start();
     await loadServerlessSpec(specPath); // fail here, with the parse error, rather than in every region
     const [bundles, regionProcess] = await building;
+    releaseBundles = holdBundles([bundles.dir, dirname(regionProcess.file)]);
     const surfaces: LocalCloud['surfaces'] = {};
     const nodeVersions = new Set<string>();
     await Promise.all(

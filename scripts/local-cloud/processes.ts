@@ -52,8 +52,8 @@ export function forkReady(
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${name} did not become ready within ${(options.timeoutMs ?? 60_000) / 1000} s.`));
-    }, options.timeoutMs ?? 60_000);
+      reject(new Error(`${name} did not become ready within ${(options.timeoutMs ?? 120_000) / 1000} s.`));
+    }, options.timeoutMs ?? 120_000);
     const exited = new Promise<void>((done) => child.once('exit', () => done()));
     const stop = async () => {
       if (child.exitCode === null && child.signalCode === null) {

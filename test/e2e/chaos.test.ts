@@ -25,9 +25,16 @@ beforeAll(async () => {
     '--faults-seed',
     String(seed),
   ]);
-});
+  // A failed start answers the error (with the cloud's output): fail here, saying why.
+  if (typeof cloud.output !== 'function') throw cloud;
+}, 300_000);
 afterAll(async () => {
   writeFileSync(join(dataDir, 'cloud-output.log'), cloud?.output() ?? '');
+  // The run's temp dir goes at its end: what went wrong in the cloud is printed here.
+  const problems = (cloud?.output?.() ?? '')
+    .split('\n')
+    .filter((l) => /"level":"error"|^\[supervisor\]/.test(l));
+  console.log(`The cloud's errors and restarts (last 60):\n${problems.slice(-60).join('\n').slice(-20_000)}`);
   cloud?.process.kill('SIGINT');
   await cloud?.exited;
 });

@@ -24,6 +24,19 @@ async function restoreEquals(region: string, snapshotId: string, expected: Buffe
   return readFileSync(to).equals(expected);
 }
 
+/**
+ * Until an authenticated call answers in `region`: while an emulator restarts, the region's requests
+ * fail (its authorizer answers 500 while DynamoDB Local is down, as API Gateway does when one throws).
+ */
+async function untilServing(region: string): Promise<number> {
+  const started = Date.now();
+  while ((await run('demo', region, 'account', 'show')).code !== 0) {
+    if (Date.now() - started > 120_000) throw new Error(`${region} did not serve within 120 s`);
+    await sleep(1000);
+  }
+  return Date.now() - started;
+}
+
 /** SIGKILLs `target` in `region`; resolves once the supervisor's replacement is up, with how long that took. */
 async function killAndAwaitReplacement(target: Target, region: string): Promise<number> {
   const pid = pidOf(stateFile, target, region) as number;
@@ -39,9 +52,16 @@ function image(seedBlocks: number): Buffer {
 
 beforeAll(async () => {
   cloud = await startCloudProcess(['--fresh', '--port-base', 'auto', '--data-dir', dataDir]);
-});
+  // A failed start answers the error (with the cloud's output): fail here, saying why.
+  if (typeof cloud.output !== 'function') throw cloud;
+}, 300_000);
 afterAll(async () => {
   writeFileSync(join(dataDir, 'cloud-output.log'), cloud?.output() ?? '');
+  // The run's temp dir goes at its end: what went wrong in the cloud is printed here.
+  const problems = (cloud?.output?.() ?? '')
+    .split('\n')
+    .filter((l) => /"level":"error"|^\[supervisor\]/.test(l));
+  console.log(`The cloud's errors and restarts (last 60):\n${problems.slice(-60).join('\n').slice(-20_000)}`);
   if (cloud?.process.exitCode === null) {
     cloud.process.kill('SIGINT');
     await cloud.exited;
@@ -114,7 +134,10 @@ describe('the local cloud keeps a region alive as AWS would', () => {
       ['s3', R2],
     ] as [Target, string][]) {
       const ms = await killAndAwaitReplacement(target, region);
-      times.push(`${target} ${region} ${(ms / 1000).toFixed(1)} s`);
+      const serving = await untilServing(region);
+      times.push(
+        `${target} ${region} ${(ms / 1000).toFixed(1)} s (serving ${(serving / 1000).toFixed(1)} s later)`,
+      );
     }
     console.log(`Emulators killed and started again (kill → new process ready): ${times.join(', ')}`);
     expect(cloud.output()).toMatch(
@@ -149,6 +172,7 @@ describe('the local cloud keeps a region alive as AWS would', () => {
   it('backs off a crash loop, and on Ctrl-C stops everything it restarted, leaving no process behind', async () => {
     // Three kills in a row, each soon after the start: the third restart waits (1 s, then 2 s…).
     for (let i = 0; i < 3; i++) await killAndAwaitReplacement('s3', R1);
+    await untilServing(R1);
     expect(cloud.output()).toMatch(
       /\[supervisor\] s3 eu-west-1 killed by SIGKILL .*starting a new one in \d+ s \(crash loop\), restart \d+/,
     );
