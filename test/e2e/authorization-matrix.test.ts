@@ -529,8 +529,9 @@ const AWS_ROUTES: Record<string, AwsRow> = {
       headers: { 'content-type': 'application/json' },
       body: Buffer.from(JSON.stringify({ VolumeSize: 1, Timeout: 10 })),
     }),
-    // Every account starts snapshots in its own account.
-    expect: { ...ownAccount(201), memberWithout: 403, ...awsUnauthenticated },
+    // Every account starts snapshots in its own account. Without a parent the snapshot gets a volume
+    // of its own, so a member needs volume:create too: with snapshot:create alone it is refused.
+    expect: { ...ownAccount(201), memberWith: 403, memberWithout: 403, ...awsUnauthenticated },
   },
   'PUT /ebs/snapshots/{snapshotId}/blocks/{blockIndex}': {
     service: 'ebs',
