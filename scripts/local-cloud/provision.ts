@@ -73,11 +73,16 @@ async function addMissingIndexes(dynamodb: DynamoDBClient, input: CreateTableCom
         GlobalSecondaryIndexUpdates: [{ Create: index }],
       }),
     );
-    for (let wait = 0; wait < 120; wait++) {
+    // DynamoDB Local builds an index in seconds alone, far longer beside other test runs: wait up to
+    // 3 minutes, and fail rather than go on with an index that cannot be queried yet.
+    const deadline = Date.now() + 180_000;
+    for (;;) {
       const status = (await describe()).Table?.GlobalSecondaryIndexes?.find(
         (i) => i.IndexName === index.IndexName,
       )?.IndexStatus;
       if (status === 'ACTIVE') break;
+      if (Date.now() > deadline)
+        throw new Error(`Index ${index.IndexName} of ${input.TableName} is still ${status} after 3 minutes.`);
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }

@@ -27,7 +27,10 @@ describe('provisioning a region from infra/', () => {
     await expect(clients.s3.send(new HeadBucketCommand({ Bucket: entry.bucket }))).resolves.toBeDefined();
   });
 
-  it('adds the indexes a table from an earlier version lacks, and maintenance then finds its older items', async () => {
+  // Building an index takes DynamoDB Local long beside other test files: a longer timeout.
+  it('adds the indexes a table from an earlier version lacks, and maintenance then finds its older items', {
+    timeout: 240_000,
+  }, async () => {
     const { entry, clients } = await freshRegion();
     const table = `${entry.table}-old`;
     const current = tableDefinition();
