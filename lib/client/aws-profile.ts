@@ -1,7 +1,7 @@
 /**
  * A SigV4 key as the AWS tools read it: a profile of the AWS config file (`~/.aws/config`) with the
  * key, the region, and a `services` section pointing the `ebs` and `ec2` clients at a volsnap
- * region's API (`<API>/ebs`, `<API>/ec2`). Read by the AWS CLI (v1 ≥ 1.29, v2 ≥ 2.13) and the SDKs
+ * region's API (`<API>/ebs`, `<API>/ec2/`). Read by the AWS CLI (v1 ≥ 1.29, v2 ≥ 2.13) and the SDKs
  * that support service-specific endpoints in the config file.
  */
 export interface AwsProfileInput {
@@ -17,7 +17,9 @@ export interface AwsProfileInput {
 /** The endpoint URLs of the AWS-protocol APIs of a volsnap region's API. */
 export function awsEndpointsOf(api: string): { ebs: string; ec2: string } {
   const base = api.replace(/\/+$/, '');
-  return { ebs: `${base}/ebs`, ec2: `${base}/ec2` };
+  // EC2's Query protocol posts to the endpoint's path: the JS SDKs add a `/` to `/ec2`, botocore does
+  // not. With the slash in the endpoint every client posts to `/ec2/`, the one route serverless.yml has.
+  return { ebs: `${base}/ebs`, ec2: `${base}/ec2/` };
 }
 
 /** The profile and its `services` section, as config-file text. */

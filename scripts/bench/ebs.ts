@@ -66,7 +66,7 @@ export class EbsBench {
     const requestHandler = { httpAgent: new Agent({ keepAlive: true, maxSockets: EBS_CONCURRENCY }) };
     return new EbsBench(
       new EBSClient({ region: region.name, endpoint: `${region.api}/ebs`, credentials, requestHandler }),
-      new EC2Client({ region: region.name, endpoint: `${region.api}/ec2`, credentials }),
+      new EC2Client({ region: region.name, endpoint: `${region.api}/ec2/`, credentials }),
       options.callsDir,
     );
   }

@@ -577,7 +577,6 @@ const AWS_ROUTES: Record<string, AwsRow> = {
     request: (f) => ({ path: `/ebs/snapshots/${f.snapshotId}/changedblocks` }),
     expect: ebsReadShared,
   },
-  'POST /ec2': describeRow('/ec2'),
   'POST /ec2/': describeRow('/ec2/'),
 };
 

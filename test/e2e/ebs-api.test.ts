@@ -47,7 +47,7 @@ beforeAll(async () => {
   // 64 requests in flight need 64 sockets (the SDK's default agent allows 50).
   const requestHandler = { httpAgent: new Agent({ keepAlive: true, maxSockets: CONCURRENCY }) };
   ebs = new EBSClient({ region: R1, endpoint: `${api}/ebs`, credentials, requestHandler });
-  ec2 = new EC2Client({ region: R1, endpoint: `${api}/ec2`, credentials, requestHandler });
+  ec2 = new EC2Client({ region: R1, endpoint: `${api}/ec2/`, credentials, requestHandler });
 }, 240_000);
 afterAll(async () => {
   writeFileSync(join(dataDir, 'cloud-output.log'), cloud?.output() ?? '');

@@ -122,7 +122,7 @@ describe('the EBS direct API through the AWS CLI', () => {
     for (const region of regions) {
       expect(config).toContain(`[profile volsnap-demo-${region}]\nregion = ${region}\n`);
       expect(config).toContain(`endpoint_url = ${api[region]}/ebs\n`);
-      expect(config).toContain(`endpoint_url = ${api[region]}/ec2\n`);
+      expect(config).toContain(`endpoint_url = ${api[region]}/ec2/\n`);
     }
     expect(readFileSync(awsCredentials, 'utf8')).toContain(
       `[volsnap-demo]\naws_access_key_id = ${accessKeyId}\n`,
@@ -201,7 +201,7 @@ describe('the EBS direct API through the AWS CLI', () => {
       'LINEAR',
     ]);
     expect(['pending', 'completed']).toContain(completed.Status);
-    // As coldsnap waits: EC2 DescribeSnapshots, signed for ec2, at <API>/ec2.
+    // As coldsnap waits: EC2 DescribeSnapshots, signed for ec2, at <API>/ec2/.
     const described = await eventually(
       () =>
         awsJson([
@@ -212,7 +212,7 @@ describe('the EBS direct API through the AWS CLI', () => {
           '--region',
           region,
           '--endpoint-url',
-          `${api[region]}/ec2`,
+          `${api[region]}/ec2/`,
           '--snapshot-ids',
           snapshotId,
         ]),
