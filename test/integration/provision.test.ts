@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   CreateTableCommand,
   DescribeTableCommand,
@@ -7,8 +10,11 @@ import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { createTableInput, tableDefinition } from '../../infra/resources.ts';
+import { createAwsClients } from '../../lib/adapters/aws-clients.ts';
 import { DynamoSnapshotRepository } from '../../lib/adapters/dynamodb/snapshots.ts';
 import { newId } from '../../lib/core/shared/ids.ts';
+import { LOCAL_CREDENTIALS } from '../../scripts/local-cloud/cloud.ts';
+import { freePort, startDynamoEmulator } from '../../scripts/local-cloud/processes.ts';
 import { provisionRegion } from '../../scripts/local-cloud/provision.ts';
 import { freshRegion } from '../support/emulators.ts';
 
@@ -31,7 +37,26 @@ describe('provisioning a region from infra/', () => {
   it('adds the indexes a table from an earlier version lacks, and maintenance then finds its older items', {
     timeout: 240_000,
   }, async () => {
-    const { entry, clients } = await freshRegion();
+    // A DynamoDB Local of its own: beside the other test files' traffic on the shared one, an index
+    // added to an existing table stayed CREATING for minutes (alone it is ACTIVE in about a second).
+    const { entry: shared } = await freshRegion();
+    const port = await freePort();
+    const dynamo = await startDynamoEmulator(mkdtempSync(join(tmpdir(), 'volsnap-provision-')), port, {
+      regions: [shared.name],
+    });
+    const entry = { ...shared, dynamodbEndpoint: `http://127.0.0.1:${dynamo.port}` };
+    const clients = createAwsClients(entry, LOCAL_CREDENTIALS);
+    try {
+      await provisionOlderTable(entry, clients);
+    } finally {
+      await dynamo.stop();
+    }
+  });
+
+  async function provisionOlderTable(
+    entry: Awaited<ReturnType<typeof freshRegion>>['entry'],
+    clients: Awaited<ReturnType<typeof freshRegion>>['clients'],
+  ): Promise<void> {
     const table = `${entry.table}-old`;
     const current = tableDefinition();
     // The table as the version before gsi4 made it, with a queued snapshot past its deadline in it.
@@ -72,7 +97,7 @@ describe('provisioning a region from infra/', () => {
     const snapshots = new DynamoSnapshotRepository(clients.documents, table, () => 0);
     const due = await snapshots.listInState('queued', { limit: 10 }, '2026-01-02T00:00:00.000Z');
     expect(due.items.map((s) => s.snapshotId)).toEqual([snapshotId]);
-  });
+  }
 
   it('is idempotent: provisioning an existing region changes nothing and does not fail', async () => {
     const { entry, clients } = await freshRegion();
