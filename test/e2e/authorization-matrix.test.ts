@@ -468,6 +468,21 @@ const ROUTES: Record<string, Row> = {
     request: (f) => ({ path: `/v1/images/${f.imageId}/export`, body: { format: 'vsnap' } }),
     expect: { ...readSharedImage(202), memberWithout: 403 },
   },
+  'POST /v1/snapshots/{snapshotId}/verify': {
+    permission: 'snapshot:create',
+    request: (f) => ({ path: `/v1/snapshots/${f.snapshotId}/verify` }),
+    // Only its owner verifies a snapshot (the integrity mark is the owner's): a grantee is refused.
+    expect: changeShared(202),
+  },
+  'GET /v1/verifications/{verificationId}': {
+    request: () => ({ path: `/v1/verifications/${verificationId}` }),
+    // Another account's verification answers as a missing one.
+    expect: privateToA(200),
+  },
+  'POST /v1/admin/check': {
+    request: () => ({ path: '/v1/admin/check', body: {} }),
+    expect: operatorOnly(200),
+  },
   'POST /v1/admin/run/{job}': {
     // Expiry is quick and changes nothing the other cells use (nothing has expired yet).
     request: () => ({ path: '/v1/admin/run/expiry', body: {} }),
@@ -590,6 +605,8 @@ const membersWith = new Map<Permission | 'all', string>();
 let owner: ApiClient;
 let shared: Fixture;
 let published: Fixture;
+/** A verification of A's shared snapshot, made by its owner. */
+let verificationId: string;
 let counter = 0;
 let region: string;
 type SigV4Pair = { accessKeyId: string; secretAccessKey: string };
@@ -851,6 +868,7 @@ beforeAll(async () => {
   await client(keys.operator).createAccount({ name: 'dave' });
   shared = await fixture('shared');
   published = await fixture('published');
+  verificationId = (await owner.verifySnapshot(shared.snapshotId)).verificationId;
   // A SigV4 key for each principal's user, for the AWS-protocol routes.
   const pair = (k: { accessKeyId: string; secretAccessKey: string }) => ({
     accessKeyId: k.accessKeyId,
