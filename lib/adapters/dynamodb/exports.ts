@@ -11,9 +11,11 @@ import {
   deleteItem,
   equals,
   exists,
+  extendLeaseUpdate,
   notExists,
   oneOf,
   putItem,
+  renewLeaseUpdate,
   updateItem,
 } from './expressions.ts';
 import { createdOrder, pickFields, usageKey } from './keys.ts';
@@ -205,25 +207,11 @@ export class DynamoExportRepository implements ExportRepository {
     expected: string | undefined,
     lease: { leaseUntil: string; leaseParts: number; dispatches: number },
   ): Promise<boolean> {
-    return applyUpdate(
-      this.documents,
-      updateItem(
-        this.table,
-        exportKey(exportId),
-        { set: lease },
-        all(
-          equals('state', 'pending'),
-          expected === undefined ? notExists('leaseUntil') : equals('leaseUntil', expected),
-        ),
-      ),
-    );
+    return applyUpdate(this.documents, renewLeaseUpdate(this.table, exportKey(exportId), expected, lease));
   }
 
   async extendLease(exportId: string, leaseUntil: string): Promise<void> {
-    await applyUpdate(
-      this.documents,
-      updateItem(this.table, exportKey(exportId), { set: { leaseUntil } }, equals('state', 'pending')),
-    );
+    await applyUpdate(this.documents, extendLeaseUpdate(this.table, exportKey(exportId), leaseUntil));
   }
 
   async transition(

@@ -292,3 +292,36 @@ class Expressions {
     };
   }
 }
+
+/** A workers' lease as the reaper renews it. */
+export interface LeaseRenewal {
+  leaseUntil: string;
+  leaseParts: number;
+  dispatches: number;
+}
+
+/**
+ * The reaper's renewal of a pending item's lease: only while it is `pending` and its lease is still
+ * the one the reaper read (`expected`; absent: none yet), so one renewal wins a race.
+ */
+export function renewLeaseUpdate(
+  table: string,
+  key: Key,
+  expected: string | undefined,
+  lease: LeaseRenewal,
+): UpdateParams {
+  return updateItem(
+    table,
+    key,
+    { set: { ...lease } },
+    all(
+      equals('state', 'pending'),
+      expected === undefined ? notExists('leaseUntil') : equals('leaseUntil', expected),
+    ),
+  );
+}
+
+/** A worker's extension of a pending item's lease, as its parts progress. */
+export function extendLeaseUpdate(table: string, key: Key, leaseUntil: string): UpdateParams {
+  return updateItem(table, key, { set: { leaseUntil } }, equals('state', 'pending'));
+}

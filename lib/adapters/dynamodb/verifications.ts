@@ -5,7 +5,17 @@ import type {
   VerificationRepository,
   VerificationState,
 } from '../../core/tasks/verification-records.ts';
-import { all, equals, exists, notExists, oneOf, putItem, updateItem } from './expressions.ts';
+import {
+  all,
+  equals,
+  exists,
+  extendLeaseUpdate,
+  notExists,
+  oneOf,
+  putItem,
+  renewLeaseUpdate,
+  updateItem,
+} from './expressions.ts';
 import { pickFields } from './keys.ts';
 import { getItem, scanPage } from './query.ts';
 import { applyUpdate, updateReturning } from './writes.ts';
@@ -94,27 +104,14 @@ export class DynamoVerificationRepository implements VerificationRepository {
   ): Promise<boolean> {
     return applyUpdate(
       this.documents,
-      updateItem(
-        this.table,
-        verificationKey(verificationId),
-        { set: lease },
-        all(
-          equals('state', 'pending'),
-          expected === undefined ? notExists('leaseUntil') : equals('leaseUntil', expected),
-        ),
-      ),
+      renewLeaseUpdate(this.table, verificationKey(verificationId), expected, lease),
     );
   }
 
   async extendLease(verificationId: string, leaseUntil: string): Promise<void> {
     await applyUpdate(
       this.documents,
-      updateItem(
-        this.table,
-        verificationKey(verificationId),
-        { set: { leaseUntil } },
-        equals('state', 'pending'),
-      ),
+      extendLeaseUpdate(this.table, verificationKey(verificationId), leaseUntil),
     );
   }
 
