@@ -56,7 +56,7 @@ describe('what the API shows of a snapshot', () => {
 });
 
 describe('the export view', () => {
-  it("shows everything but the workers' lease and the deletion mark", () => {
+  it("shows everything but the workers' bookkeeping (lease, dispatches, part checkpoints) and the deletion mark", () => {
     const record: Export = {
       exportId: 'export-q0kazhp7ag3z7033',
       accountId: owner.accountId,
@@ -76,7 +76,7 @@ describe('the export view', () => {
       leaseParts: 1,
       dispatches: 0,
     };
-    const { leaseUntil: _l, leaseParts: _p, dispatches: _d, ...rest } = record;
+    const { leaseUntil: _l, leaseParts: _p, dispatches: _d, partsDone: _done, ...rest } = record;
     expect(exportView(record)).toEqual(rest);
     expect(exportView({ ...record, deletedAt: '2026-12-01T00:01:00.000Z' })).toEqual(rest);
   });
