@@ -44,6 +44,8 @@ export interface CreateFromFileResult {
 }
 
 const URL_BATCH = 16;
+/** Landed segments reported in one request (the service's cap per request). */
+const LANDED_BATCH = 100;
 
 /**
  * Snapshots a file or block device into a volume: reads it in 512 KiB blocks, writes only blocks
@@ -135,7 +137,11 @@ async function volumeFitting(api: ApiClient, volumeId: string, file: string): Pr
  * issued, `concurrency` uploads at once, unless `journal` says an earlier run stored the same bytes
  * for this snapshot (then that segment is named, not uploaded). The writer names segments with
  * ids of this run (`local-N`); `named` gives the finished manifest the ids they were stored under.
- * `sink` is the writer's side; `drain` waits for the uploads still in flight. Memory: the writer
+ * Each stored segment is reported to the service (one report in flight, or with the next request
+ * for URLs), which checks it while the rest uploads; those stored once `drain` starts are left to
+ * completion, which would read them as soon as a worker would. A report lost costs completion the
+ * read of those segments, nothing else. `sink` is the writer's side; `drain` waits for the uploads
+ * still in flight. Memory: the writer
  * waits in `store` for a free slot before filling another segment, and an uploaded segment's
  * buffer builds a later one.
  */
@@ -152,9 +158,30 @@ function segmentUploads(
   const inFlight = new Set<Promise<void>>();
   const spareBuffers: Buffer[] = [];
   const stored = new Map<string, string>();
-  const state = { uploadedBytes: 0, uploaded: 0, alreadyStored: 0, local: 0 };
+  const state = { uploadedBytes: 0, uploaded: 0, alreadyStored: 0, local: 0, draining: false };
+  const landed: string[] = [];
+  let reporting = false;
+  const reportLanded = (segmentId: string) => {
+    if (state.draining) return;
+    landed.push(segmentId);
+    if (reporting) return;
+    reporting = true;
+    const next = () => {
+      const batch = landed.splice(0, LANDED_BATCH);
+      if (batch.length === 0 || state.draining) {
+        reporting = false;
+        return;
+      }
+      // Only a shortcut: a report that fails leaves those segments to completion.
+      api.uploadUrls(snapshotId, 0, { landed: batch }).then(next, next);
+    };
+    next();
+  };
   const nextUrl = async (): Promise<SegmentUrl> => {
-    if (urls.length === 0) urls.push(...(await api.uploadUrls(snapshotId, URL_BATCH)).segments);
+    if (urls.length === 0) {
+      const batch = landed.splice(0, LANDED_BATCH);
+      urls.push(...(await api.uploadUrls(snapshotId, URL_BATCH, { landed: batch })).segments);
+    }
     const next = urls.shift();
     if (!next) throw new Error('the service issued no segment URLs');
     return next;
@@ -166,6 +193,7 @@ function segmentUploads(
     const recycle = () => spareBuffers.push(Buffer.from(object.buffer, object.byteOffset, segmentCapacity()));
     if (earlier) {
       stored.set(localId, earlier);
+      reportLanded(earlier);
       state.alreadyStored++;
       state.uploadedBytes += object.length;
       recycle();
@@ -179,6 +207,7 @@ function segmentUploads(
     const upload = limit(async () => {
       await putObject(entry.url, object, { ifNoneMatch: true });
       await journal?.record(entry.segmentId, sha256, object.length);
+      reportLanded(entry.segmentId);
       state.uploadedBytes += object.length;
       state.uploaded++;
       // Uploaded: its buffer builds a later segment (fresh 16 MiB buffers cost page faults).
@@ -206,7 +235,10 @@ function segmentUploads(
   return {
     sink: { nextSegmentId, store, segmentBuffer },
     named,
-    drain: async () => void (await Promise.all(inFlight)),
+    drain: async () => {
+      state.draining = true;
+      await Promise.all(inFlight);
+    },
     get uploadedBytes() {
       return state.uploadedBytes;
     },

@@ -64,12 +64,16 @@ interface Upload {
   /** Every segment URL issued, by segment id, and the ids the writer used. */
   urls: Map<string, string>;
   used: string[];
+  /** What the checks of segments reported landed found, in order. */
+  checks: string[];
 }
 
 /**
  * What the CLI does, through the memory store's PUT (write-once URLs, `If-None-Match: *`): segments
  * of 4 blocks, URLs asked 4 at a time (so some go unused), the manifest to a fresh key. `lie`
- * changes the manifest's bytes before upload; `tamper` a segment's bytes before its PUT.
+ * changes the manifest's bytes before upload; `tamper` a segment's bytes before its PUT. `early`
+ * reports each segment landed once stored (all of them, or those it picks by their number) and runs
+ * the checks that sends at once, as workers would while the rest uploads.
  */
 async function upload(
   data: Buffer,
@@ -77,6 +81,7 @@ async function upload(
     volumeId: string;
     lie?: (manifest: Manifest) => Buffer | Manifest;
     tamper?: (segment: Buffer, n: number) => void;
+    early?: boolean | ((n: number) => boolean);
   },
 ): Promise<Upload> {
   const snapshot = await snapshots.create(alice, { volumeId: options.volumeId });
@@ -86,6 +91,7 @@ async function upload(
   const urls = new Map<string, string>();
   const spare: string[] = [];
   const used: string[] = [];
+  const checks: string[] = [];
   const writer = new SnapshotWriter({
     volumeSize: data.length,
     compressor: zstd,
@@ -104,8 +110,12 @@ async function upload(
     store: async (segmentId, object) => {
       const bytes = Buffer.from(object);
       options.tamper?.(bytes, used.length);
-      used.push(segmentId);
+      const n = used.push(segmentId) - 1;
       expect(await objects.receivePut(urls.get(segmentId) ?? '', bytes, WRITE_ONCE)).toBe(200);
+      if (options.early === true || (options.early && options.early(n))) {
+        await snapshots.uploadUrls(alice, snapshot.snapshotId, 0, { landed: [segmentId] });
+        checks.push(...(await runChecks()));
+      }
     },
   });
   for (let i = 0; i < data.length / BLOCK_SIZE; i++)
@@ -115,7 +125,17 @@ async function upload(
   const told = options.lie ? options.lie(honest) : honest;
   const bytes = Buffer.isBuffer(told) ? told : encodeManifest(told);
   expect(await objects.receivePut(target.manifestUrl ?? '', bytes, WRITE_ONCE)).toBe(200);
-  return { snapshot, manifest: honest, manifestUploadId: target.manifestUploadId ?? '', urls, used };
+  return { snapshot, manifest: honest, manifestUploadId: target.manifestUploadId ?? '', urls, used, checks };
+}
+
+/** Runs the segment checks queued (what workers do with `snapshot.checkSegment`), in order. */
+async function runChecks(): Promise<string[]> {
+  const outcomes: string[] = [];
+  for (const message of queue.messages.splice(0)) {
+    if (message.kind !== 'snapshot.checkSegment') throw new Error(`unexpected ${message.kind}`);
+    outcomes.push(await snapshots.checkSegment(message.snapshotId, message.segmentId));
+  }
+  return outcomes;
 }
 
 async function complete(u: Upload): Promise<Snapshot> {
@@ -262,13 +282,18 @@ describe('completion verifies the data', () => {
     { name: 'random bytes', lie: () => randomBytes(4096), names: () => ['not a volsnap manifest'] },
   ];
 
-  for (const lie of lies) {
-    it(`fails ${lie.name}: error naming it, 400 manifestInvalid, never a parent`, async () => {
+  for (const [lie, early] of lies.flatMap((l) => [[l, false] as const, [l, true] as const])) {
+    const when = early ? ' (every segment checked as it landed)' : '';
+    it(`fails ${lie.name}: error naming it, 400 manifestInvalid, never a parent${when}`, async () => {
       const v = await volume();
       const data = image();
       const good = await complete(await upload(data, { volumeId: v.volumeId }));
-      const u = await upload(image(), { volumeId: v.volumeId, lie: lie.lie, tamper: lie.tamper });
+      const u = await upload(image(), { volumeId: v.volumeId, lie: lie.lie, tamper: lie.tamper, early });
       expect(u.snapshot.parentSnapshotId).toBe(good.snapshotId);
+      // Checked early, a segment whose blocks are sound is recorded; one that is not, is not.
+      expect(u.checks).toEqual(
+        early ? u.used.map((_, n) => (lie.tamper && n === 0 ? 'unsound' : 'checked')) : [],
+      );
       const refused = await complete(u).catch((error: unknown) => error);
       expect(refused).toMatchObject({ code: 'snapshot.manifestInvalid', status: 400 });
       const failed = await snapshots.get(alice, u.snapshot.snapshotId);
