@@ -112,7 +112,7 @@ async function upload(
       options.tamper?.(bytes, used.length);
       const n = used.push(segmentId) - 1;
       expect(await objects.receivePut(urls.get(segmentId) ?? '', bytes, WRITE_ONCE)).toBe(200);
-      if (options.early === true || (options.early && options.early(n))) {
+      if (typeof options.early === 'function' ? options.early(n) : options.early === true) {
         await snapshots.uploadUrls(alice, snapshot.snapshotId, 0, { landed: [segmentId] });
         checks.push(...(await runChecks()));
       }
@@ -396,6 +396,147 @@ describe('completion verifies the data', () => {
       snapshots.complete(alice, snapshot.snapshotId, { manifestUploadId: 'mup-0000000000000000' }),
     ).rejects.toMatchObject({ code: 'request.invalid' });
     expect((await snapshots.get(alice, snapshot.snapshotId)).state).toBe('pending');
+  });
+});
+
+describe('segments checked as they land', () => {
+  /** The keys of segments whose bytes `action` reads (ranged GETs), in order. */
+  async function segmentReads<T>(action: () => Promise<T>): Promise<{ result: T; keys: string[] }> {
+    const keys: string[] = [];
+    const getRange = objects.getRange.bind(objects);
+    objects.getRange = async (key, start, end) => {
+      if (key.startsWith('segments/')) keys.push(key);
+      return getRange(key, start, end);
+    };
+    try {
+      return { result: await action(), keys };
+    } finally {
+      objects.getRange = getRange;
+    }
+  }
+  const segmentKey = (segmentId: string) => ObjectLayout.segment(alice.accountId, segmentId);
+  const records = (snapshotId: string) =>
+    [...objects.objects.keys()].filter((k) => k.startsWith(ObjectLayout.segmentCheckPrefix(snapshotId)));
+
+  it('completes reading no block of a segment checked as it landed; restores byte for byte; drops the records', async () => {
+    const v = await volume();
+    const data = image();
+    const u = await upload(data, { volumeId: v.volumeId, early: true });
+    expect(u.checks).toEqual(['checked', 'checked', 'checked']);
+    expect(records(u.snapshot.snapshotId)).toHaveLength(3);
+    const { result: done, keys } = await segmentReads(() => complete(u));
+    expect(done.state).toBe('completed');
+    expect(keys).toEqual([]);
+    expect((await restore(done.snapshotId, data.length)).equals(data)).toBe(true);
+    expect(records(done.snapshotId)).toEqual([]);
+    // A check delivered again after completion does nothing and records nothing.
+    expect(await snapshots.checkSegment(done.snapshotId, u.used[0] ?? '')).toBe('skipped');
+    expect(records(done.snapshotId)).toEqual([]);
+  });
+
+  it('refuses a segment written again after its check (another ETag), naming it: error, 400', async () => {
+    const v = await volume();
+    const u = await upload(image(), { volumeId: v.volumeId, early: true });
+    const victim = u.used[1] ?? '';
+    // Same size, one byte of a block changed: a store that lets a key be written twice.
+    const rewritten = Buffer.from(objects.objects.get(segmentKey(victim)) ?? []);
+    rewritten[100] = (rewritten[100] ?? 0) ^ 0xff;
+    await objects.put(segmentKey(victim), rewritten);
+    const refused = await complete(u).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'snapshot.manifestInvalid', status: 400 });
+    const failed = await snapshots.get(alice, u.snapshot.snapshotId);
+    expect(failed.state).toBe('error');
+    expect(failed.stateReason).toContain(`Segment ${victim} was written again after the service checked it`);
+  });
+
+  it('reads and hashes at completion the segments not reported, and fails on a bad block among them', async () => {
+    const v = await volume();
+    const data = image();
+    const honest = await upload(data, { volumeId: v.volumeId, early: (n) => n !== 1 });
+    expect(honest.checks).toEqual(['checked', 'checked']);
+    const { result: done, keys } = await segmentReads(() => complete(honest));
+    expect(done.state).toBe('completed');
+    expect(new Set(keys)).toEqual(new Set([segmentKey(honest.used[1] ?? '')]));
+    const bad = await upload(image(), {
+      volumeId: v.volumeId,
+      early: (n) => n !== 1,
+      tamper: (segment, n) => {
+        if (n === 1) segment[10] = (segment[10] ?? 0) ^ 0xff;
+      },
+    });
+    const refused = await complete(bad).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'snapshot.manifestInvalid' });
+    const failed = await snapshots.get(alice, bad.snapshot.snapshotId);
+    const entry = bad.manifest.entries.find((e) => e.segmentId === bad.used[1]);
+    expect(failed.stateReason).toContain(`Block ${entry?.blockIndex} (in segment ${bad.used[1]}`);
+    expect(failed.stateReason).toContain('does not hold what the manifest says');
+  });
+
+  it('a check that dies before its record, or sees the segment written meanwhile, records nothing: completion reads it', async () => {
+    const v = await volume();
+    const data = image();
+    const u = await upload(data, { volumeId: v.volumeId });
+    const [dies, raced] = u.used as [string, string];
+    const put = objects.put.bind(objects);
+    objects.put = async (key, body) => {
+      if (key === ObjectLayout.segmentCheck(u.snapshot.snapshotId, dies)) throw new Error('worker died');
+      return put(key, body);
+    };
+    await snapshots.uploadUrls(alice, u.snapshot.snapshotId, 0, { landed: [dies] });
+    await expect(runChecks()).rejects.toThrow('worker died');
+    objects.put = put;
+    // A segment written again while its check reads it (the same bytes: a new ETag) is not recorded.
+    const head = objects.head.bind(objects);
+    let heads = 0;
+    objects.head = async (key) => {
+      if (key === segmentKey(raced) && ++heads === 2)
+        await put(key, objects.objects.get(key) ?? new Uint8Array());
+      return head(key);
+    };
+    await snapshots.uploadUrls(alice, u.snapshot.snapshotId, 0, { landed: [raced] });
+    expect(await runChecks()).toEqual(['skipped']);
+    objects.head = head;
+    expect(records(u.snapshot.snapshotId)).toEqual([]);
+    const { result: done, keys } = await segmentReads(() => complete(u));
+    expect(done.state).toBe('completed');
+    expect(new Set(keys)).toEqual(new Set(u.used.map(segmentKey)));
+    expect((await restore(done.snapshotId, data.length)).equals(data)).toBe(true);
+  });
+
+  it('refuses landed ids that are not segments issued to the snapshot, sending nothing', async () => {
+    const v = await volume();
+    const u = await upload(image(), { volumeId: v.volumeId });
+    const other = await snapshots.create(alice, { volumeId: (await volume()).volumeId });
+    await expect(
+      snapshots.uploadUrls(alice, other.snapshotId, 0, { landed: [u.used[0] ?? ''] }),
+    ).rejects.toMatchObject({ code: 'request.invalid', status: 400 });
+    await expect(
+      snapshots.uploadUrls(alice, u.snapshot.snapshotId, 0, { landed: ['../../manifests/x'] }),
+    ).rejects.toMatchObject({ code: 'request.invalid' });
+    expect(queue.messages).toEqual([]);
+  });
+
+  it('verifies in the request an upload larger than the inline bound when its segments were checked; parts use the records', async () => {
+    setUp({ inlineVerifyBytes: 1, verifySegmentsPerPart: 1 });
+    const v = await volume();
+    const data = image();
+    const all = await upload(data, { volumeId: v.volumeId, early: true });
+    const done = await complete(all);
+    expect(done.state).toBe('completed');
+    expect(queue.messages).toEqual([]);
+    // One segment checked: the upload goes to parts, and the part of the checked one reads no block.
+    const some = await upload(image(), { volumeId: v.volumeId, early: (n) => n === 0 });
+    const pending = await complete(some);
+    expect(pending.state).toBe('pending');
+    const { result: outcomes, keys } = await segmentReads(async () => {
+      const out: string[] = [];
+      for (let m = queue.messages.shift(); m; m = queue.messages.shift())
+        if (m.kind === 'snapshot.verifyPart') out.push(await snapshots.verifyPart(m.snapshotId, m.part));
+      return out;
+    });
+    expect(outcomes.at(-1)).toBe('completed');
+    expect(keys).not.toContain(segmentKey(some.used[0] ?? ''));
+    expect(keys.length).toBeGreaterThan(0);
   });
 });
 
