@@ -115,20 +115,27 @@ export class SegmentChecks {
   }
 
   /**
-   * The records of `segmentIds` (this snapshot's), by segment id: one listing, then a GET of each
-   * record found. A record that does not parse counts as none (completion reads that segment).
+   * Which segments of the snapshot have a record: one listing (a page per 1,000 records), keys only.
    */
-  async recorded(snapshotId: string, segmentIds: ReadonlySet<string>): Promise<Map<string, SegmentCheck>> {
+  async checkedIds(snapshotId: string): Promise<Set<string>> {
     const prefix = ObjectLayout.segmentCheckPrefix(snapshotId);
-    const keys: [string, string][] = [];
-    for await (const object of this.#a.options.objects.list(prefix)) {
-      const segmentId = object.key.slice(prefix.length);
-      if (segmentIds.has(segmentId)) keys.push([segmentId, object.key]);
-    }
+    const ids = new Set<string>();
+    for await (const object of this.#a.options.objects.list(prefix)) ids.add(object.key.slice(prefix.length));
+    return ids;
+  }
+
+  /**
+   * The records of `segmentIds` (this snapshot's), by segment id: a GET of each, 16 at a time. A
+   * record absent or that does not parse counts as none (completion reads that segment). Memory:
+   * about 3 KiB per record of a 16 MiB segment of incompressible blocks.
+   */
+  async load(snapshotId: string, segmentIds: Iterable<string>): Promise<Map<string, SegmentCheck>> {
+    const ids = [...segmentIds];
     const records = new Map<string, SegmentCheck>();
-    for (let i = 0; i < keys.length; i += RECORD_CONCURRENCY) {
+    for (let i = 0; i < ids.length; i += RECORD_CONCURRENCY) {
       await Promise.all(
-        keys.slice(i, i + RECORD_CONCURRENCY).map(async ([segmentId, key]) => {
+        ids.slice(i, i + RECORD_CONCURRENCY).map(async (segmentId) => {
+          const key = ObjectLayout.segmentCheck(snapshotId, segmentId);
           const record = decodeCheck(await this.#a.options.objects.get(key));
           if (record) records.set(segmentId, record);
         }),

@@ -93,15 +93,22 @@ export class SnapshotCompletion {
     // One completion verifies at a time: the one that claims it (another gets the pending snapshot).
     const claimed = await this.#claimVerification(snapshot, manifestUploadId, fresh.length);
     if (!claimed) return this.#a.visible(caller, snapshotId);
-    const checks = await this.#checks.recorded(snapshotId, new Set(fresh.map(([id]) => id)));
-    const bytes = fresh.reduce((sum, [id, size]) => sum + (checks.has(id) ? 0 : size), 0);
-    if (bytes > this.#a.options.inlineVerifyBytes && this.#a.hasQueue) {
+    // In the request: at most so many bytes to read, and records to compare (each a GET).
+    const checked =
+      fresh.length <= INLINE_VERIFY_SEGMENTS ? await this.#checks.checkedIds(snapshotId) : new Set<string>();
+    const bytes = fresh.reduce((sum, [id, size]) => sum + (checked.has(id) ? 0 : size), 0);
+    const inline = bytes <= this.#a.options.inlineVerifyBytes && fresh.length <= INLINE_VERIFY_SEGMENTS;
+    if (!inline && this.#a.hasQueue) {
       // A message lost here is sent again by the reaper when the lease lapses.
       for (let part = 0; part < (claimed.parts ?? 1); part++)
         await this.#a.options.queue.send({ kind: 'snapshot.verifyPart', snapshotId, part });
       return claimed;
     }
     try {
+      const checks = await this.#checks.load(
+        snapshotId,
+        fresh.filter(([id]) => checked.has(id)).map(([id]) => id),
+      );
       const rejected = await this.#verifySegments(snapshot, manifest, fresh, checks, missing.heads);
       if (rejected) return await this.#a.failUpload(snapshot, rejected);
       return await this.#finish(caller, snapshot, manifestUploadId, manifest, session);
@@ -148,7 +155,10 @@ export class SnapshotCompletion {
         part * verification.segmentsPerPart,
         (part + 1) * verification.segmentsPerPart,
       );
-      const checks = await this.#checks.recorded(snapshotId, new Set(mine.map(([id]) => id)));
+      const checks = await this.#checks.load(
+        snapshotId,
+        mine.map(([id]) => id),
+      );
       const rejected = await this.#verifySegments(snapshot, manifest, mine, checks);
       if (rejected) {
         await this.#a
@@ -401,6 +411,11 @@ export class SnapshotCompletion {
  * checked as they land, what is left is about the uploads that were in flight last (4 by default).
  */
 const VERIFY_CONCURRENCY = 4;
+/**
+ * The most new segments completion verifies in the request (8 GiB), however many were checked as
+ * they landed: each checked one still costs a GET of its record (16 at a time), inside the 29 s.
+ */
+const INLINE_VERIFY_SEGMENTS = 512;
 
 /** A snapshot failed by #fail is what the caller wanted; anything else goes on (and is retried). */
 function ignoreInvalid(error: unknown): void {
