@@ -503,6 +503,54 @@ describe('segments checked as they land', () => {
     expect((await restore(done.snapshotId, data.length)).equals(data)).toBe(true);
   });
 
+  it('keeps its records through a completion that storage failed: completing again reads no block', async () => {
+    const v = await volume();
+    const data = image();
+    const u = await upload(data, { volumeId: v.volumeId, early: true });
+    // A fault no emulator produces on demand: the store fails one record's read.
+    const get = objects.get.bind(objects);
+    objects.get = async (key) => {
+      if (!key.startsWith('uploads/checks/')) return get(key);
+      objects.get = get;
+      throw new VolsnapError(
+        'storage.unavailable',
+        'Object storage did not answer as expected; retry shortly.',
+      );
+    };
+    await expect(complete(u)).rejects.toMatchObject({ code: 'storage.unavailable' });
+    expect((await snapshots.get(alice, u.snapshot.snapshotId)).state).toBe('pending');
+    expect(records(u.snapshot.snapshotId)).toHaveLength(3);
+    const { result: done, keys } = await segmentReads(() => complete(u));
+    expect(done.state).toBe('completed');
+    expect(keys).toEqual([]);
+  });
+
+  it('has garbage collection delete a record written after its snapshot left pending', async () => {
+    const v = await volume();
+    const u = await upload(image(), { volumeId: v.volumeId });
+    await snapshots.uploadUrls(alice, u.snapshot.snapshotId, 0, { landed: [u.used[0] ?? ''] });
+    const late = queue.messages.splice(0);
+    // Checked while pending, but its record lands after completion retired the session.
+    const put = objects.put.bind(objects);
+    let record: [string, Uint8Array] | undefined;
+    objects.put = async (key, body) => {
+      if (key.startsWith('uploads/checks/')) record = [key, body];
+      else await put(key, body);
+    };
+    for (const m of late)
+      if (m.kind === 'snapshot.checkSegment') await snapshots.checkSegment(m.snapshotId, m.segmentId);
+    objects.put = put;
+    const done = await complete(u);
+    expect(done.state).toBe('completed');
+    if (!record) throw new Error('the check wrote no record');
+    await put(...record);
+    expect(records(done.snapshotId)).toHaveLength(1);
+    clock.advance(25 * 3600 * 1000);
+    const maintenance = new Maintenance(maintenanceOptions(region.region));
+    expect((await maintenance.gc()).objectsDeleted).toBeGreaterThanOrEqual(1);
+    expect(records(done.snapshotId)).toEqual([]);
+  });
+
   it('refuses landed ids that are not segments issued to the snapshot, sending nothing', async () => {
     const v = await volume();
     const u = await upload(image(), { volumeId: v.volumeId });
