@@ -135,18 +135,24 @@ export const fail = httpHandler(
 );
 
 /**
- * `POST /v1/snapshots/{snapshotId}/upload-urls {segments: N, manifest?: true}`: new segment ids with
- * write-once PUT URLs and, when asked, a manifest upload id with its write-once URL.
+ * `POST /v1/snapshots/{snapshotId}/upload-urls {segments: N, manifest?: true, landed?: [segmentId]}`:
+ * new segment ids with write-once PUT URLs and, when asked, a manifest upload id with its write-once
+ * URL; `landed` reports segments stored, which the service checks while the rest uploads.
  */
 export const uploadUrls = httpHandler(
   {
     audit: 'snapshot.uploadUrls',
     path: SnapshotPath,
-    body: z.strictObject({ segments: z.number(), manifest: z.optional(z.boolean()) }),
+    body: z.strictObject({
+      segments: z.number(),
+      manifest: z.optional(z.boolean()),
+      landed: z.optional(z.array(z.string())),
+    }),
   },
   async ({ path, body, caller }) => ({
     body: await service(snapshotService).uploadUrls(caller, path.snapshotId, body.segments, {
       manifest: body.manifest ?? false,
+      ...(body.landed ? { landed: body.landed } : {}),
     }),
   }),
 );

@@ -71,6 +71,8 @@ function run(message: WorkMessage): Promise<string> {
       return service(imageSnapshotter).runPart(message.snapshotId, message.part);
     case 'snapshot.verifyPart':
       return service(snapshotService).verifyPart(message.snapshotId, message.part);
+    case 'snapshot.checkSegment':
+      return service(snapshotService).checkSegment(message.snapshotId, message.segmentId);
     case 'snapshot.directPart':
       return service(directPacker).runPart(message.snapshotId, message.part);
     case 'snapshot.fromImage':

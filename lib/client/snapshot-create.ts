@@ -44,6 +44,15 @@ export interface CreateFromFileResult {
 }
 
 const URL_BATCH = 16;
+/**
+ * URLs asked for first, with the manifest key: a small change needs one segment, and every URL
+ * not used is retired (a PUT) when the snapshot completes.
+ */
+const FIRST_URL_BATCH = 2;
+/** The next batch is asked for when this few URLs are left, so that no upload waits for one. */
+const URL_LOW_WATER = 2;
+/** Landed segments reported in one request (the service's cap per request). */
+const LANDED_BATCH = 100;
 
 /**
  * Snapshots a file or block device into a volume: reads it in 512 KiB blocks, writes only blocks
@@ -84,15 +93,16 @@ export async function createSnapshotFromFile(
     ? await UploadJournal.open(options.journalDir, snapshot.snapshotId)
     : undefined;
 
+  let bytesRead = 0;
+  const progress = () =>
+    options.onProgress?.({ bytesRead, totalBytes: volume.sizeBytes, uploadedBytes: uploads.uploadedBytes });
+  // Its first URLs and its manifest key are asked for now, while the parent's manifest is read.
+  const uploads = segmentUploads(api, snapshot.snapshotId, options.concurrency ?? 4, progress, journal);
   let parent: Manifest | undefined;
   if (snapshot.parentSnapshotId) {
     const { url } = await api.manifestUrl(snapshot.parentSnapshotId);
     parent = decodeManifest(await getObject(url));
   }
-  let bytesRead = 0;
-  const progress = () =>
-    options.onProgress?.({ bytesRead, totalBytes: volume.sizeBytes, uploadedBytes: uploads.uploadedBytes });
-  const uploads = segmentUploads(api, snapshot.snapshotId, options.concurrency ?? 4, progress, journal);
   const writer = new SnapshotWriter({
     volumeSize: volume.sizeBytes,
     compressor: createZstdCompressor(),
@@ -105,7 +115,13 @@ export async function createSnapshotFromFile(
   });
   const manifest = uploads.named(await writer.finish());
   await uploads.drain();
-  const completed = await completeWith(api, snapshot, manifest, options).catch(async (error) => {
+  const completed = await completeWith(
+    api,
+    snapshot,
+    manifest,
+    options,
+    await uploads.manifestTarget(),
+  ).catch(async (error) => {
     // A recorded segment the service does not have after all: the next run uploads everything.
     if (error instanceof ApiError && error.code === 'snapshot.segmentsMissing') await journal?.remove();
     throw error;
@@ -135,7 +151,11 @@ async function volumeFitting(api: ApiClient, volumeId: string, file: string): Pr
  * issued, `concurrency` uploads at once, unless `journal` says an earlier run stored the same bytes
  * for this snapshot (then that segment is named, not uploaded). The writer names segments with
  * ids of this run (`local-N`); `named` gives the finished manifest the ids they were stored under.
- * `sink` is the writer's side; `drain` waits for the uploads still in flight. Memory: the writer
+ * Each stored segment is reported to the service (one report in flight, or with the next request
+ * for URLs), which checks it while the rest uploads; those stored once `drain` starts are left to
+ * completion, which would read them as soon as a worker would. A report lost costs completion the
+ * read of those segments, nothing else. `sink` is the writer's side; `drain` waits for the uploads
+ * still in flight. Memory: the writer
  * waits in `store` for a free slot before filling another segment, and an uploaded segment's
  * buffer builds a later one.
  */
@@ -153,10 +173,36 @@ function segmentUploads(
   const spareBuffers: Buffer[] = [];
   const stored = new Map<string, string>();
   const state = { uploadedBytes: 0, uploaded: 0, alreadyStored: 0, local: 0 };
+  const landed = landedReports(api, snapshotId);
+  const reportLanded = landed.report;
+  // The first batch comes with the manifest's key (used if it is still fresh at the end). One
+  // request for URLs at a time; a failed one fails the upload that waits for it.
+  let asking: Promise<void> | undefined;
+  const ask = (request: Promise<{ segments: SegmentUrl[] }>) => {
+    const answered = request.then((answer) => {
+      if (answer.segments.length === 0) throw new Error('the service issued no segment URLs');
+      urls.push(...answer.segments);
+    });
+    asking = answered;
+    answered.then(
+      () => {
+        if (asking === answered) asking = undefined;
+      },
+      () => {}, // kept in `asking`: the next upload that needs a URL throws it
+    );
+  };
+  const askedAt = Date.now();
+  const first = api.uploadUrls(snapshotId, FIRST_URL_BATCH, { manifest: true });
+  first.catch(() => {}); // thrown by the first upload, or asked again by completion
+  ask(first);
   const nextUrl = async (): Promise<SegmentUrl> => {
-    if (urls.length === 0) urls.push(...(await api.uploadUrls(snapshotId, URL_BATCH)).segments);
-    const next = urls.shift();
-    if (!next) throw new Error('the service issued no segment URLs');
+    while (urls.length === 0) {
+      if (!asking) ask(api.uploadUrls(snapshotId, URL_BATCH, { landed: landed.take() }));
+      await asking;
+    }
+    const next = urls.shift() as SegmentUrl;
+    if (urls.length <= URL_LOW_WATER && !asking)
+      ask(api.uploadUrls(snapshotId, URL_BATCH, { landed: landed.take() }));
     return next;
   };
   const nextSegmentId = async (): Promise<string> => `local-${state.local++}`;
@@ -166,6 +212,7 @@ function segmentUploads(
     const recycle = () => spareBuffers.push(Buffer.from(object.buffer, object.byteOffset, segmentCapacity()));
     if (earlier) {
       stored.set(localId, earlier);
+      reportLanded(earlier);
       state.alreadyStored++;
       state.uploadedBytes += object.length;
       recycle();
@@ -179,6 +226,7 @@ function segmentUploads(
     const upload = limit(async () => {
       await putObject(entry.url, object, { ifNoneMatch: true });
       await journal?.record(entry.segmentId, sha256, object.length);
+      reportLanded(entry.segmentId);
       state.uploadedBytes += object.length;
       state.uploaded++;
       // Uploaded: its buffer builds a later segment (fresh 16 MiB buffers cost page faults).
@@ -206,7 +254,18 @@ function segmentUploads(
   return {
     sink: { nextSegmentId, store, segmentBuffer },
     named,
-    drain: async () => void (await Promise.all(inFlight)),
+    drain: async () => {
+      landed.stop();
+      await Promise.all(inFlight);
+    },
+    /** The manifest key asked for with the first URLs, while its URL has minutes to live. */
+    manifestTarget: async (): Promise<ManifestTarget | undefined> => {
+      const answer = await first.catch(() => undefined);
+      const left = (answer?.expiresInSeconds ?? 0) * 1000 - (Date.now() - askedAt);
+      return answer?.manifestUrl && answer.manifestUploadId && left > MANIFEST_URL_MARGIN_MS
+        ? { manifestUrl: answer.manifestUrl, manifestUploadId: answer.manifestUploadId }
+        : undefined;
+    },
     get uploadedBytes() {
       return state.uploadedBytes;
     },
@@ -215,6 +274,46 @@ function segmentUploads(
     },
   };
 }
+
+/**
+ * Reports segments stored to the service, one request in flight (what lands meanwhile goes with the
+ * next), or with a request for URLs (`take`). Only a shortcut: a report that fails leaves those
+ * segments to completion. After `stop`, nothing more is reported.
+ */
+function landedReports(api: ApiClient, snapshotId: string) {
+  const landed: string[] = [];
+  let reporting = false;
+  let stopped = false;
+  const next = () => {
+    const batch = landed.splice(0, LANDED_BATCH);
+    if (batch.length === 0 || stopped) {
+      reporting = false;
+      return;
+    }
+    api.uploadUrls(snapshotId, 0, { landed: batch }).then(next, next);
+  };
+  return {
+    report(segmentId: string) {
+      if (stopped) return;
+      landed.push(segmentId);
+      if (reporting) return;
+      reporting = true;
+      next();
+    },
+    take: () => landed.splice(0, LANDED_BATCH),
+    stop() {
+      stopped = true;
+    },
+  };
+}
+
+/** A manifest key issued to this run, and its write-once URL. */
+interface ManifestTarget {
+  manifestUrl: string;
+  manifestUploadId: string;
+}
+/** A manifest URL with less than this left to live is not used: a fresh one is asked for. */
+const MANIFEST_URL_MARGIN_MS = 2 * 60 * 1000;
 
 /** Where {@link readBlocks} sends a volume's blocks, in index order (a SnapshotWriter). */
 export type BlockSink = Pick<SnapshotWriter, 'add' | 'addZeroBlocks'>;
@@ -321,9 +420,10 @@ async function completeWith(
   snapshot: Snapshot,
   manifest: Manifest,
   options: Pick<CreateFromFileOptions, 'onRetry'>,
+  early?: ManifestTarget,
 ): Promise<Snapshot> {
-  // A manifest key of its own, asked for now: a rerun of this snapshot uploads to another one.
-  const target = await api.uploadUrls(snapshot.snapshotId, 0, { manifest: true });
+  // A manifest key of this run's own: a rerun of this snapshot uploads to another one.
+  const target = early ?? (await api.uploadUrls(snapshot.snapshotId, 0, { manifest: true }));
   if (!target.manifestUrl || !target.manifestUploadId) throw new Error('the service issued no manifest URL');
   await putObject(target.manifestUrl, encodeManifest(manifest), { ifNoneMatch: true });
   const manifestUploadId = target.manifestUploadId;

@@ -152,7 +152,7 @@ describe('segments are written once', () => {
 });
 
 describe('completed means the service checked the data', () => {
-  it('has workers verify an upload too large for the request, while the CLI waits for it', async () => {
+  it('has workers check the segments of a large upload as they land, while the CLI uploads the rest', async () => {
     const size = 320 * 1024 * 1024;
     const volumeId = (await json('volume', 'create', '--name', 'large', '--size', '320MiB')).volumeId;
     const diskPath = join(work, 'large.img');
@@ -164,12 +164,14 @@ describe('completed means the service checked the data', () => {
       stats: { newBlocks: size / BLOCK_SIZE },
     });
     expect(created).not.toHaveProperty('verification');
-    // More than 256 MiB of new segments: verified by a worker, not in the request.
-    expect(cloud.output()).toMatch(
-      new RegExp(
-        `snapshot\\.verifyPart[^\\n]*${created.snapshotId}|${created.snapshotId}[^\\n]*snapshot\\.verifyPart`,
-      ),
+    // The CLI reported segments as they landed, and a worker read and hashed them before completion.
+    const checkedByWorkers = new RegExp(
+      `snapshot\\.checkSegment[^\\n]*${created.snapshotId}[^\\n]*"checked"`,
     );
+    expect(cloud.output()).toMatch(checkedByWorkers);
+    const restored = join(work, 'large-restored.img');
+    expect((await run('snapshot', 'restore', created.snapshotId, '--to', restored)).code).toBe(0);
+    expect(readFileSync(restored).equals(readFileSync(diskPath))).toBe(true);
   }, 240_000);
 
   it('fails a lying manifest (a block hash that is not its content) and never uses it as a parent', async () => {

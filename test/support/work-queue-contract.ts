@@ -31,6 +31,7 @@ export function workQueueContract(name: string, makeFixture: () => Promise<WorkQ
         { kind: 'snapshot.copyPart', snapshotId, part: 7 },
         { kind: 'snapshot.importPart', snapshotId, part: 12 },
         { kind: 'snapshot.verifyPart', snapshotId, part: 3 },
+        { kind: 'snapshot.checkSegment', snapshotId, segmentId: newId('segment') },
         { kind: 'export.part', exportId: newId('export'), part: 9999 },
       ];
       for (const message of sent) await f.queue.send(message);

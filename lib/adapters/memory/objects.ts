@@ -43,7 +43,18 @@ export class MemoryObjectStore implements ObjectStore {
   }
   async head(key: string) {
     const object = this.objects.get(key);
-    return object ? { size: object.length } : undefined;
+    return object ? { size: object.length, etag: this.#etagOf(object) } : undefined;
+  }
+  /** One ETag per stored array: every write stores a new one (as S3 gives every PUT its own). */
+  readonly #etags = new WeakMap<Uint8Array, string>();
+  #writes = 0;
+  #etagOf(object: Uint8Array): string {
+    let etag = this.#etags.get(object);
+    if (!etag) {
+      etag = `"w${++this.#writes}"`;
+      this.#etags.set(object, etag);
+    }
+    return etag;
   }
   async get(key: string) {
     const object = this.objects.get(key);

@@ -65,10 +65,10 @@ export class S3ObjectStore implements ObjectStore {
     );
   }
 
-  async head(key: string): Promise<{ size: number } | undefined> {
+  async head(key: string): Promise<{ size: number; etag?: string } | undefined> {
     try {
       const result = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { size: result.ContentLength ?? 0 };
+      return { size: result.ContentLength ?? 0, ...(result.ETag ? { etag: result.ETag } : {}) };
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw unavailable(error);

@@ -21,11 +21,14 @@ export function snapshotDataRequests<Base extends Requester>(base: Base) {
       });
     }
 
-    /** Segment ids with write-once PUT URLs; with `manifest`, also a manifest upload id and its URL. */
+    /**
+     * Segment ids with write-once PUT URLs; with `manifest`, also a manifest upload id and its URL;
+     * `landed` reports segments stored (the service checks them while the rest uploads).
+     */
     uploadUrls(
       snapshotId: string,
       segments: number,
-      options: { manifest?: boolean } = {},
+      options: { manifest?: boolean; landed?: readonly string[] } = {},
     ): Promise<{
       segments: SegmentUrl[];
       manifestUploadId?: string;
@@ -35,6 +38,7 @@ export function snapshotDataRequests<Base extends Requester>(base: Base) {
       return this.request('POST', snapshotPath(snapshotId, '/upload-urls'), {
         segments,
         ...(options.manifest ? { manifest: true } : {}),
+        ...(options.landed?.length ? { landed: options.landed } : {}),
       });
     }
 

@@ -153,6 +153,7 @@ export class Maintenance {
       'uploads/parts/',
       'uploads/blocks/',
       'uploads/digests/',
+      'uploads/checks/',
     ]) {
       for await (const object of this.#o.objects.list(prefix))
         if (object.lastModified < cutoff) leftovers.push(object.key);
@@ -213,7 +214,7 @@ export class Maintenance {
     // Manifests and uploads whose snapshot is gone (or failed: its upload is no use any more).
     for (const key of leftovers) {
       // manifests/{id}, uploads/manifests/{id}[/{manifestUploadId}], uploads/parts/{id}/{part},
-      // uploads/blocks/{id}/{part}/{index}, uploads/digests/{id}/{part}
+      // uploads/blocks/{id}/{part}/{index}, uploads/digests/{id}/{part}, uploads/checks/{id}/{segmentId}
       // A snapshot not listed (failed, being deleted, gone, or created since) is read by id: only
       // garbage costs a read, never the snapshots of the region.
       const snapshotId = key.split('/')[key.startsWith('manifests/') ? 1 : 2];

@@ -17,8 +17,11 @@ export interface ObjectStore {
    * header and the store refuses any other range, or none.
    */
   presignGet(key: string, expiresInSeconds: number, range?: ByteRange): Promise<string>;
-  /** The object's size, or undefined when there is no such object. */
-  head(key: string): Promise<{ size: number } | undefined>;
+  /**
+   * The object's size and its ETag (which changes whenever the object is written again; stores
+   * that have none leave it out), or undefined when there is no such object.
+   */
+  head(key: string): Promise<{ size: number; etag?: string } | undefined>;
   /** The whole object (for small objects: manifests), or undefined when absent. */
   get(key: string): Promise<Uint8Array | undefined>;
   /** Bytes [start, end) of the object; fails if the object is shorter. */
@@ -115,6 +118,12 @@ export const ObjectLayout = {
     `uploads/blocks/${snapshotId}/${part === undefined ? '' : `${part}/`}`,
   /** A packing part's checkpoint beside its manifest: the SHA-256 of every block it packed, in index order. */
   stagedDigests: (snapshotId: string, part: number) => `uploads/digests/${snapshotId}/${part}`,
+  /**
+   * The service's record that it read and hashed a segment of a snapshot's upload before
+   * completion (written by the service only, never given out as a URL; see segment-checks.ts).
+   */
+  segmentCheck: (snapshotId: string, segmentId: string) => `uploads/checks/${snapshotId}/${segmentId}`,
+  segmentCheckPrefix: (snapshotId: string) => `uploads/checks/${snapshotId}/`,
   /** A file an account uploads to import it. */
   fileUpload: (accountId: string, ref: string) => `uploads/files/${accountId}/${ref}`,
   /** An export object of an account. */

@@ -10,6 +10,8 @@ export type WorkMessage =
   | { kind: 'snapshot.importPart'; snapshotId: string; part: number }
   /** Verify one part of a client's upload before its snapshot completes. */
   | { kind: 'snapshot.verifyPart'; snapshotId: string; part: number }
+  /** Read and hash one segment a client reported stored, while the rest of its upload goes on. */
+  | { kind: 'snapshot.checkSegment'; snapshotId: string; segmentId: string }
   /** Pack one part of the blocks staged through the EBS direct API into segments (CompleteSnapshot). */
   | { kind: 'snapshot.directPart'; snapshotId: string; part: number }
   /** Write one multipart part of an export. */
@@ -31,6 +33,8 @@ export function parseWorkMessage(body: string): WorkMessage | undefined {
       return { kind: m.kind, verificationId: m.verificationId, part: m.part as number };
     if (typeof m.snapshotId !== 'string') return undefined;
     if (m.kind === 'snapshot.fromImage') return { kind: m.kind, snapshotId: m.snapshotId };
+    if (m.kind === 'snapshot.checkSegment' && typeof m.segmentId === 'string')
+      return { kind: m.kind, snapshotId: m.snapshotId, segmentId: m.segmentId };
     if (
       (m.kind === 'snapshot.fromImagePart' ||
         m.kind === 'snapshot.copyPart' ||

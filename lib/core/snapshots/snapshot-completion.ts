@@ -5,8 +5,15 @@ import { ObjectLayout } from '../ports/objects.ts';
 import { isoTime } from '../shared/clock.ts';
 import { VolsnapError } from '../shared/errors.ts';
 import { isId } from '../shared/ids.ts';
+import { type SegmentCheck, SegmentChecks } from './segment-checks.ts';
 import { type SnapshotAccess, SYSTEM_KEY_ID, systemOf } from './snapshot-access.ts';
-import { checkInherited, type Rejection, retireSession, verifySegment } from './snapshot-verify.ts';
+import {
+  checkInherited,
+  entriesAgainstIndex,
+  type Rejection,
+  retireSession,
+  verifySegment,
+} from './snapshot-verify.ts';
 import { LIVE_MANIFEST_STATES, type Snapshot, type SnapshotStats } from './snapshots.ts';
 
 /**
@@ -15,9 +22,11 @@ import { LIVE_MANIFEST_STATES, type Snapshot, type SnapshotStats } from './snaps
  */
 export class SnapshotCompletion {
   readonly #a: SnapshotAccess;
+  readonly #checks: SegmentChecks;
 
   constructor(access: SnapshotAccess) {
     this.#a = access;
+    this.#checks = new SegmentChecks(access);
   }
 
   /**
@@ -31,8 +40,10 @@ export class SnapshotCompletion {
    *   400 `snapshot.manifestInvalid`, the snapshot goes to `error` with the reason, naming the
    *   block and segment; it never becomes a parent.
    * Every new block is read, decoded and hashed before `completed` (not for the service's own
-   * workers, which hashed what they wrote). Up to `inlineVerifyBytes` of new segments that happens
-   * in the request; beyond, the snapshot stays `pending` while workers verify it in parts and the
+   * workers, which hashed what they wrote): a segment workers checked as it landed (its record's
+   * size and ETag still the object's) needs only its entries compared with its recorded index, one
+   * written again since is refused; the rest are read here. Up to `inlineVerifyBytes` of segments
+   * not checked yet that happens in the request; beyond, the snapshot stays `pending` while workers verify it in parts and the
    * last one completes it (returned pending: the route answers 202). Idempotent: completing a
    * completed snapshot, or one being verified, returns it.
    */
@@ -82,15 +93,23 @@ export class SnapshotCompletion {
     // One completion verifies at a time: the one that claims it (another gets the pending snapshot).
     const claimed = await this.#claimVerification(snapshot, manifestUploadId, fresh.length);
     if (!claimed) return this.#a.visible(caller, snapshotId);
-    const bytes = fresh.reduce((sum, [, size]) => sum + size, 0);
-    if (bytes > this.#a.options.inlineVerifyBytes && this.#a.hasQueue) {
+    // In the request: at most so many bytes to read, and records to compare (each a GET).
+    const checked =
+      fresh.length <= INLINE_VERIFY_SEGMENTS ? await this.#checks.checkedIds(snapshotId) : new Set<string>();
+    const bytes = fresh.reduce((sum, [id, size]) => sum + (checked.has(id) ? 0 : size), 0);
+    const inline = bytes <= this.#a.options.inlineVerifyBytes && fresh.length <= INLINE_VERIFY_SEGMENTS;
+    if (!inline && this.#a.hasQueue) {
       // A message lost here is sent again by the reaper when the lease lapses.
       for (let part = 0; part < (claimed.parts ?? 1); part++)
         await this.#a.options.queue.send({ kind: 'snapshot.verifyPart', snapshotId, part });
       return claimed;
     }
     try {
-      const rejected = await this.#verifySegments(snapshot, manifest, fresh);
+      const checks = await this.#checks.load(
+        snapshotId,
+        fresh.filter(([id]) => checked.has(id)).map(([id]) => id),
+      );
+      const rejected = await this.#verifySegments(snapshot, manifest, fresh, checks, missing.heads);
       if (rejected) return await this.#a.failUpload(snapshot, rejected);
       return await this.#finish(caller, snapshot, manifestUploadId, manifest, session);
     } catch (error) {
@@ -136,7 +155,11 @@ export class SnapshotCompletion {
         part * verification.segmentsPerPart,
         (part + 1) * verification.segmentsPerPart,
       );
-      const rejected = await this.#verifySegments(snapshot, manifest, mine);
+      const checks = await this.#checks.load(
+        snapshotId,
+        mine.map(([id]) => id),
+      );
+      const rejected = await this.#verifySegments(snapshot, manifest, mine, checks);
       if (rejected) {
         await this.#a
           .failUpload(snapshot, `${rejected} (found by verification part ${part + 1} of ${parts})`)
@@ -214,11 +237,18 @@ export class SnapshotCompletion {
     return { manifest, session, fresh, ...(parent ? { parent } : {}) };
   }
 
-  /** Verifies the manifest's blocks in `segments` (of this session), one segment at a time. */
+  /**
+   * Verifies the manifest's blocks in `segments` (of this session), {@link VERIFY_CONCURRENCY} segments
+   * at a time: a segment with a record in `checks` by its recorded index (after a HEAD, unless `heads`
+   * has it, shows it unchanged), any other by reading and hashing its blocks. The first rejection in
+   * the order of `segments` is returned. Memory: one 16 MiB run per segment being read.
+   */
   async #verifySegments(
     snapshot: Snapshot,
     manifest: Manifest,
     segments: readonly [string, number][],
+    checks: ReadonlyMap<string, SegmentCheck>,
+    heads: ReadonlyMap<string, { size: number; etag?: string }> = new Map(),
   ): Promise<Rejection | undefined> {
     const wanted = new Set(segments.map(([id]) => id));
     const entries = new Map<string, ManifestEntry[]>();
@@ -228,16 +258,33 @@ export class SnapshotCompletion {
       if (list) list.push(entry);
       else entries.set(entry.segmentId, [entry]);
     }
-    for (const [segmentId, size] of segments) {
-      const rejected = await verifySegment(
-        this.#a.options.objects,
-        this.#a.options.compressor,
-        { accountId: snapshot.accountId, segmentId, size },
-        entries.get(segmentId) ?? [],
-      );
-      if (rejected) return rejected;
-    }
-    return undefined;
+    const { objects, compressor } = this.#a.options;
+    const one = async ([segmentId, size]: [string, number]): Promise<Rejection | undefined> => {
+      const mine = entries.get(segmentId) ?? [];
+      const check = checks.get(segmentId);
+      if (!check) {
+        const key = { accountId: snapshot.accountId, segmentId, size };
+        return verifySegment(objects, compressor, key, mine);
+      }
+      const now =
+        heads.get(segmentId) ?? (await objects.head(ObjectLayout.segment(snapshot.accountId, segmentId)));
+      if (!now || now.size !== check.size || now.etag !== check.etag || check.size !== size)
+        return `Segment ${segmentId} was written again after the service checked it (it was ${check.size} bytes with ETag ${check.etag}, it is ${now ? `${now.size} bytes with ETag ${now.etag ?? 'none'}` : 'gone'}): a segment is written once.`;
+      return entriesAgainstIndex(mine, check.index, segmentId);
+    };
+    const results: (Rejection | undefined)[] = [];
+    let next = 0;
+    let failed = false;
+    const runner = async () => {
+      while (!failed && next < segments.length) {
+        const at = next++;
+        const rejected = await one(segments[at] as [string, number]);
+        results[at] = rejected;
+        if (rejected) failed = true;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(VERIFY_CONCURRENCY, segments.length) }, runner));
+    return results.find((rejected) => rejected !== undefined);
   }
 
   /**
@@ -338,23 +385,37 @@ export class SnapshotCompletion {
   async #missingSegments(
     accountId: string,
     segments: [string, number][],
-  ): Promise<{ short: string[]; long: string[] }> {
+  ): Promise<{ short: string[]; long: string[]; heads: Map<string, { size: number; etag?: string }> }> {
     const short: string[] = [];
     const long: string[] = [];
+    const heads = new Map<string, { size: number; etag?: string }>();
     for (let i = 0; i < segments.length; i += 32) {
       const batch = segments.slice(i, i + 32);
-      const heads = await Promise.all(
+      const found = await Promise.all(
         batch.map(([id]) => this.#a.options.objects.head(ObjectLayout.segment(accountId, id))),
       );
       batch.forEach(([id, size], j) => {
-        const stored = heads[j]?.size;
+        const head = found[j];
+        if (head) heads.set(id, head);
+        const stored = head?.size;
         if (stored === undefined || stored < size) short.push(id);
         else if (stored > size) long.push(id);
       });
     }
-    return { short, long };
+    return { short, long, heads };
   }
 }
+
+/**
+ * Segments completion reads at once. Each takes one 16 MiB run of memory; with the client's uploads
+ * checked as they land, what is left is about the uploads that were in flight last (4 by default).
+ */
+const VERIFY_CONCURRENCY = 4;
+/**
+ * The most new segments completion verifies in the request (8 GiB), however many were checked as
+ * they landed: each checked one still costs a GET of its record (16 at a time), inside the 29 s.
+ */
+const INLINE_VERIFY_SEGMENTS = 512;
 
 /** A snapshot failed by #fail is what the caller wanted; anything else goes on (and is retried). */
 function ignoreInvalid(error: unknown): void {

@@ -4,6 +4,7 @@ import { isoTime } from '../shared/clock.ts';
 import type { Page } from '../shared/pagination.ts';
 import type { Tags } from '../shared/tags.ts';
 import type { Volume } from '../volumes/volumes.ts';
+import { SegmentChecks } from './segment-checks.ts';
 import { SnapshotAccess, type SnapshotServiceOptions } from './snapshot-access.ts';
 import { SnapshotCompletion } from './snapshot-completion.ts';
 import { type SnapshotDiff, SnapshotDiffs } from './snapshot-diff.ts';
@@ -46,6 +47,7 @@ export class SnapshotService {
   readonly #sharing: SnapshotSharing;
   readonly #urls: SnapshotUrls;
   readonly #completion: SnapshotCompletion;
+  readonly #checks: SegmentChecks;
   readonly #diffs: SnapshotDiffs;
   readonly #access: SnapshotAccess;
 
@@ -57,6 +59,7 @@ export class SnapshotService {
     this.#sharing = new SnapshotSharing(access);
     this.#urls = new SnapshotUrls(access);
     this.#completion = new SnapshotCompletion(access);
+    this.#checks = new SegmentChecks(access);
     this.#diffs = new SnapshotDiffs(access);
   }
 
@@ -174,7 +177,7 @@ export class SnapshotService {
     caller: Caller,
     snapshotId: string,
     count: number,
-    options: { manifest?: boolean } = {},
+    options: { manifest?: boolean; landed?: readonly string[] } = {},
   ): Promise<UploadUrls> {
     return this.#urls.uploadUrls(caller, snapshotId, count, options);
   }
@@ -220,6 +223,11 @@ export class SnapshotService {
   /** {@link SnapshotCompletion.verifyPart} */
   verifyPart(snapshotId: string, part: number): Promise<'part' | 'completed' | 'error' | 'skipped'> {
     return this.#completion.verifyPart(snapshotId, part);
+  }
+
+  /** {@link SegmentChecks.check} */
+  checkSegment(snapshotId: string, segmentId: string): Promise<'checked' | 'unsound' | 'skipped'> {
+    return this.#checks.check(snapshotId, segmentId);
   }
 
   /** {@link SnapshotDiffs.diff} */

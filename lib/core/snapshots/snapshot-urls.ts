@@ -4,6 +4,7 @@ import type { Caller } from '../identity/identity.ts';
 import { ObjectLayout } from '../ports/objects.ts';
 import { VolsnapError } from '../shared/errors.ts';
 import { isId, newId } from '../shared/ids.ts';
+import { SegmentChecks } from './segment-checks.ts';
 import { MAX_URLS_PER_REQUEST, type SnapshotAccess } from './snapshot-access.ts';
 import { MAX_MANIFEST_UPLOADS, maxSegmentUrls, retireKeys } from './snapshot-verify.ts';
 
@@ -30,9 +31,11 @@ export interface SegmentRangeUrl extends SegmentRange {
 /** Presigned URLs: to write a pending snapshot's segments and manifest, and to read a completed one. */
 export class SnapshotUrls {
   readonly #a: SnapshotAccess;
+  readonly #checks: SegmentChecks;
 
   constructor(access: SnapshotAccess) {
     this.#a = access;
+    this.#checks = new SegmentChecks(access);
   }
 
   /**
@@ -40,15 +43,18 @@ export class SnapshotUrls {
    * a fresh write-once key and URL for its manifest (one per upload attempt: a rerun uploads to a
    * new one and completes naming it). A snapshot is issued at most {@link maxSegmentUrls} segment
    * URLs and {@link MAX_MANIFEST_UPLOADS} manifest URLs in all; past that, 409 `snapshot.uploadLimit`.
-   * Every URL stops working once the snapshot leaves `pending` (see retireSession).
+   * Every URL stops working once the snapshot leaves `pending` (see retireSession). `landed` names
+   * segments of this upload the client has stored: workers check them while the rest uploads
+   * ({@link SegmentChecks.landed}), so that completing reads little more than the last ones.
    */
   async uploadUrls(
     caller: Caller,
     snapshotId: string,
     count: number,
-    options: { manifest?: boolean } = {},
+    options: { manifest?: boolean; landed?: readonly string[] } = {},
   ): Promise<UploadUrls> {
     const snapshot = await this.#a.pending(caller, snapshotId);
+    await this.#checks.landed(snapshot, options.landed ?? []);
     if (!Number.isInteger(count) || count < 0 || count > MAX_URLS_PER_REQUEST) {
       throw new VolsnapError(
         'request.invalid',

@@ -82,7 +82,8 @@ export async function verifySegment(
 
 /**
  * The one checker of a segment's blocks (completion's, and the re-verification of stored
- * snapshots): every finding, block by block, or with `stopAtFirst` the first one. Memory: one run
+ * snapshots): every finding, block by block, or with `stopAtFirst` the first one. `index` is the
+ * segment's index when the caller read it already (see {@link readSegmentTail}). Memory: one run
  * of at most 16 MiB. Read-only, so safe to run again.
  */
 export async function inspectSegment(
@@ -90,7 +91,7 @@ export async function inspectSegment(
   compressor: Compressor,
   key: { accountId: string; segmentId: string; size: number },
   entries: readonly ManifestEntry[],
-  options: { stopAtFirst?: boolean } = {},
+  options: { stopAtFirst?: boolean; index?: readonly SegmentEntry[] } = {},
 ): Promise<BlockFinding[]> {
   const { segmentId, size } = key;
   const objectKey = ObjectLayout.segment(key.accountId, segmentId);
@@ -105,16 +106,9 @@ export async function inspectSegment(
     return unreadable(
       `The ${where} is ${size} bytes, too short to be a segment (blocks ${blockList(entries)}).`,
     );
-  let index: SegmentEntry[];
+  let index: readonly SegmentEntry[];
   try {
-    const footer = parseSegmentFooter(
-      await objects.getRange(objectKey, size - SEGMENT_FOOTER_SIZE, size),
-      size,
-    );
-    index = parseSegmentIndex(
-      await objects.getRange(objectKey, footer.indexOffset, footer.indexOffset + footer.indexLength),
-      footer,
-    );
+    index = options.index ?? (await readSegmentTail(objects, objectKey, size)).index;
   } catch (error) {
     if (!(error instanceof VolsnapError && error.code === 'data.corrupt')) throw error;
     return unreadable(
@@ -166,6 +160,54 @@ export async function inspectSegment(
     i = j;
   }
   return findings;
+}
+
+/**
+ * A segment's index, checked against its footer, and the bytes they were read from: the object's
+ * tail [indexOffset, size), index then footer. Two ranged GETs; throws `data.corrupt` when they are
+ * not a sound index of an object of `size` bytes.
+ */
+export async function readSegmentTail(
+  objects: ObjectStore,
+  objectKey: string,
+  size: number,
+): Promise<{ index: SegmentEntry[]; tail: Uint8Array }> {
+  if (size < SEGMENT_FOOTER_SIZE)
+    throw new VolsnapError('data.corrupt', `${size} bytes are too short to be a segment.`);
+  const footerBytes = await objects.getRange(objectKey, size - SEGMENT_FOOTER_SIZE, size);
+  const footer = parseSegmentFooter(footerBytes, size);
+  const indexBytes = await objects.getRange(
+    objectKey,
+    footer.indexOffset,
+    footer.indexOffset + footer.indexLength,
+  );
+  const index = parseSegmentIndex(indexBytes, footer);
+  return { index, tail: Buffer.concat([indexBytes, footerBytes]) };
+}
+
+/** The index held in a segment's tail as {@link readSegmentTail} read it (checked again: digest, size). */
+export function parseSegmentTail(tail: Uint8Array, size: number): SegmentEntry[] {
+  if (tail.length < SEGMENT_FOOTER_SIZE)
+    throw new VolsnapError('data.corrupt', `A segment tail of ${tail.length} bytes has no footer.`);
+  const footer = parseSegmentFooter(tail.subarray(tail.length - SEGMENT_FOOTER_SIZE), size);
+  return parseSegmentIndex(tail.subarray(0, tail.length - SEGMENT_FOOTER_SIZE), footer);
+}
+
+/**
+ * Check 3 of completion without reading blocks, for a segment whose every indexed block the service
+ * already read and hashed (segment-checks.ts): each manifest entry must equal an index entry.
+ */
+export function entriesAgainstIndex(
+  entries: readonly ManifestEntry[],
+  index: readonly SegmentEntry[],
+  segmentId: string,
+): Rejection | undefined {
+  const byOffset = new Map(index.map((entry) => [entry.offset, entry]));
+  for (const entry of entries) {
+    const wrong = indexDisagreement(entry, byOffset.get(entry.offset), `segment ${segmentId}`);
+    if (wrong) return wrong;
+  }
+  return undefined;
 }
 
 /** Why a manifest entry is not the segment index's block at its offset, or undefined. */
@@ -281,6 +323,12 @@ export async function retireSession(
   ]);
   // The workers' own staging key was never given out: deleting it is enough.
   await objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId));
+  // Records of segments checked as they landed are no use once the session is over.
+  const checks: string[] = [];
+  for await (const object of objects.list(ObjectLayout.segmentCheckPrefix(snapshot.snapshotId)))
+    checks.push(object.key);
+  for (let i = 0; i < checks.length; i += RETIRE_CONCURRENCY)
+    await Promise.all(checks.slice(i, i + RETIRE_CONCURRENCY).map((key) => objects.delete(key)));
 }
 
 /**

@@ -64,12 +64,16 @@ interface Upload {
   /** Every segment URL issued, by segment id, and the ids the writer used. */
   urls: Map<string, string>;
   used: string[];
+  /** What the checks of segments reported landed found, in order. */
+  checks: string[];
 }
 
 /**
  * What the CLI does, through the memory store's PUT (write-once URLs, `If-None-Match: *`): segments
  * of 4 blocks, URLs asked 4 at a time (so some go unused), the manifest to a fresh key. `lie`
- * changes the manifest's bytes before upload; `tamper` a segment's bytes before its PUT.
+ * changes the manifest's bytes before upload; `tamper` a segment's bytes before its PUT. `early`
+ * reports each segment landed once stored (all of them, or those it picks by their number) and runs
+ * the checks that sends at once, as workers would while the rest uploads.
  */
 async function upload(
   data: Buffer,
@@ -77,6 +81,7 @@ async function upload(
     volumeId: string;
     lie?: (manifest: Manifest) => Buffer | Manifest;
     tamper?: (segment: Buffer, n: number) => void;
+    early?: boolean | ((n: number) => boolean);
   },
 ): Promise<Upload> {
   const snapshot = await snapshots.create(alice, { volumeId: options.volumeId });
@@ -86,6 +91,7 @@ async function upload(
   const urls = new Map<string, string>();
   const spare: string[] = [];
   const used: string[] = [];
+  const checks: string[] = [];
   const writer = new SnapshotWriter({
     volumeSize: data.length,
     compressor: zstd,
@@ -104,8 +110,12 @@ async function upload(
     store: async (segmentId, object) => {
       const bytes = Buffer.from(object);
       options.tamper?.(bytes, used.length);
-      used.push(segmentId);
+      const n = used.push(segmentId) - 1;
       expect(await objects.receivePut(urls.get(segmentId) ?? '', bytes, WRITE_ONCE)).toBe(200);
+      if (typeof options.early === 'function' ? options.early(n) : options.early === true) {
+        await snapshots.uploadUrls(alice, snapshot.snapshotId, 0, { landed: [segmentId] });
+        checks.push(...(await runChecks()));
+      }
     },
   });
   for (let i = 0; i < data.length / BLOCK_SIZE; i++)
@@ -115,7 +125,17 @@ async function upload(
   const told = options.lie ? options.lie(honest) : honest;
   const bytes = Buffer.isBuffer(told) ? told : encodeManifest(told);
   expect(await objects.receivePut(target.manifestUrl ?? '', bytes, WRITE_ONCE)).toBe(200);
-  return { snapshot, manifest: honest, manifestUploadId: target.manifestUploadId ?? '', urls, used };
+  return { snapshot, manifest: honest, manifestUploadId: target.manifestUploadId ?? '', urls, used, checks };
+}
+
+/** Runs the segment checks queued (what workers do with `snapshot.checkSegment`), in order. */
+async function runChecks(): Promise<string[]> {
+  const outcomes: string[] = [];
+  for (const message of queue.messages.splice(0)) {
+    if (message.kind !== 'snapshot.checkSegment') throw new Error(`unexpected ${message.kind}`);
+    outcomes.push(await snapshots.checkSegment(message.snapshotId, message.segmentId));
+  }
+  return outcomes;
 }
 
 async function complete(u: Upload): Promise<Snapshot> {
@@ -262,13 +282,18 @@ describe('completion verifies the data', () => {
     { name: 'random bytes', lie: () => randomBytes(4096), names: () => ['not a volsnap manifest'] },
   ];
 
-  for (const lie of lies) {
-    it(`fails ${lie.name}: error naming it, 400 manifestInvalid, never a parent`, async () => {
+  for (const [lie, early] of lies.flatMap((l) => [[l, false] as const, [l, true] as const])) {
+    const when = early ? ' (every segment checked as it landed)' : '';
+    it(`fails ${lie.name}: error naming it, 400 manifestInvalid, never a parent${when}`, async () => {
       const v = await volume();
       const data = image();
       const good = await complete(await upload(data, { volumeId: v.volumeId }));
-      const u = await upload(image(), { volumeId: v.volumeId, lie: lie.lie, tamper: lie.tamper });
+      const u = await upload(image(), { volumeId: v.volumeId, lie: lie.lie, tamper: lie.tamper, early });
       expect(u.snapshot.parentSnapshotId).toBe(good.snapshotId);
+      // Checked early, a segment whose blocks are sound is recorded; one that is not, is not.
+      expect(u.checks).toEqual(
+        early ? u.used.map((_, n) => (lie.tamper && n === 0 ? 'unsound' : 'checked')) : [],
+      );
       const refused = await complete(u).catch((error: unknown) => error);
       expect(refused).toMatchObject({ code: 'snapshot.manifestInvalid', status: 400 });
       const failed = await snapshots.get(alice, u.snapshot.snapshotId);
@@ -371,6 +396,195 @@ describe('completion verifies the data', () => {
       snapshots.complete(alice, snapshot.snapshotId, { manifestUploadId: 'mup-0000000000000000' }),
     ).rejects.toMatchObject({ code: 'request.invalid' });
     expect((await snapshots.get(alice, snapshot.snapshotId)).state).toBe('pending');
+  });
+});
+
+describe('segments checked as they land', () => {
+  /** The keys of segments whose bytes `action` reads (ranged GETs), in order. */
+  async function segmentReads<T>(action: () => Promise<T>): Promise<{ result: T; keys: string[] }> {
+    const keys: string[] = [];
+    const getRange = objects.getRange.bind(objects);
+    objects.getRange = async (key, start, end) => {
+      if (key.startsWith('segments/')) keys.push(key);
+      return getRange(key, start, end);
+    };
+    try {
+      return { result: await action(), keys };
+    } finally {
+      objects.getRange = getRange;
+    }
+  }
+  const segmentKey = (segmentId: string) => ObjectLayout.segment(alice.accountId, segmentId);
+  const records = (snapshotId: string) =>
+    [...objects.objects.keys()].filter((k) => k.startsWith(ObjectLayout.segmentCheckPrefix(snapshotId)));
+
+  it('completes reading no block of a segment checked as it landed; restores byte for byte; drops the records', async () => {
+    const v = await volume();
+    const data = image();
+    const u = await upload(data, { volumeId: v.volumeId, early: true });
+    expect(u.checks).toEqual(['checked', 'checked', 'checked']);
+    expect(records(u.snapshot.snapshotId)).toHaveLength(3);
+    const { result: done, keys } = await segmentReads(() => complete(u));
+    expect(done.state).toBe('completed');
+    expect(keys).toEqual([]);
+    expect((await restore(done.snapshotId, data.length)).equals(data)).toBe(true);
+    expect(records(done.snapshotId)).toEqual([]);
+    // A check delivered again after completion does nothing and records nothing.
+    expect(await snapshots.checkSegment(done.snapshotId, u.used[0] ?? '')).toBe('skipped');
+    expect(records(done.snapshotId)).toEqual([]);
+  });
+
+  it('refuses a segment written again after its check (another ETag), naming it: error, 400', async () => {
+    const v = await volume();
+    const u = await upload(image(), { volumeId: v.volumeId, early: true });
+    const victim = u.used[1] ?? '';
+    // Same size, one byte of a block changed: a store that lets a key be written twice.
+    const rewritten = Buffer.from(objects.objects.get(segmentKey(victim)) ?? []);
+    rewritten[100] = (rewritten[100] ?? 0) ^ 0xff;
+    await objects.put(segmentKey(victim), rewritten);
+    const refused = await complete(u).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'snapshot.manifestInvalid', status: 400 });
+    const failed = await snapshots.get(alice, u.snapshot.snapshotId);
+    expect(failed.state).toBe('error');
+    expect(failed.stateReason).toContain(`Segment ${victim} was written again after the service checked it`);
+  });
+
+  it('reads and hashes at completion the segments not reported, and fails on a bad block among them', async () => {
+    const v = await volume();
+    const data = image();
+    const honest = await upload(data, { volumeId: v.volumeId, early: (n) => n !== 1 });
+    expect(honest.checks).toEqual(['checked', 'checked']);
+    const { result: done, keys } = await segmentReads(() => complete(honest));
+    expect(done.state).toBe('completed');
+    expect(new Set(keys)).toEqual(new Set([segmentKey(honest.used[1] ?? '')]));
+    const bad = await upload(image(), {
+      volumeId: v.volumeId,
+      early: (n) => n !== 1,
+      tamper: (segment, n) => {
+        if (n === 1) segment[10] = (segment[10] ?? 0) ^ 0xff;
+      },
+    });
+    const refused = await complete(bad).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'snapshot.manifestInvalid' });
+    const failed = await snapshots.get(alice, bad.snapshot.snapshotId);
+    const entry = bad.manifest.entries.find((e) => e.segmentId === bad.used[1]);
+    expect(failed.stateReason).toContain(`Block ${entry?.blockIndex} (in segment ${bad.used[1]}`);
+    expect(failed.stateReason).toContain('does not hold what the manifest says');
+  });
+
+  it('a check that dies before its record, or sees the segment written meanwhile, records nothing: completion reads it', async () => {
+    const v = await volume();
+    const data = image();
+    const u = await upload(data, { volumeId: v.volumeId });
+    const [dies, raced] = u.used as [string, string];
+    const put = objects.put.bind(objects);
+    objects.put = async (key, body) => {
+      if (key === ObjectLayout.segmentCheck(u.snapshot.snapshotId, dies)) throw new Error('worker died');
+      return put(key, body);
+    };
+    await snapshots.uploadUrls(alice, u.snapshot.snapshotId, 0, { landed: [dies] });
+    await expect(runChecks()).rejects.toThrow('worker died');
+    objects.put = put;
+    // A segment written again while its check reads it (the same bytes: a new ETag) is not recorded.
+    const head = objects.head.bind(objects);
+    let heads = 0;
+    objects.head = async (key) => {
+      if (key === segmentKey(raced) && ++heads === 2)
+        await put(key, objects.objects.get(key) ?? new Uint8Array());
+      return head(key);
+    };
+    await snapshots.uploadUrls(alice, u.snapshot.snapshotId, 0, { landed: [raced] });
+    expect(await runChecks()).toEqual(['skipped']);
+    objects.head = head;
+    expect(records(u.snapshot.snapshotId)).toEqual([]);
+    const { result: done, keys } = await segmentReads(() => complete(u));
+    expect(done.state).toBe('completed');
+    expect(new Set(keys)).toEqual(new Set(u.used.map(segmentKey)));
+    expect((await restore(done.snapshotId, data.length)).equals(data)).toBe(true);
+  });
+
+  it('keeps its records through a completion that storage failed: completing again reads no block', async () => {
+    const v = await volume();
+    const data = image();
+    const u = await upload(data, { volumeId: v.volumeId, early: true });
+    // A fault no emulator produces on demand: the store fails one record's read.
+    const get = objects.get.bind(objects);
+    objects.get = async (key) => {
+      if (!key.startsWith('uploads/checks/')) return get(key);
+      objects.get = get;
+      throw new VolsnapError(
+        'storage.unavailable',
+        'Object storage did not answer as expected; retry shortly.',
+      );
+    };
+    await expect(complete(u)).rejects.toMatchObject({ code: 'storage.unavailable' });
+    expect((await snapshots.get(alice, u.snapshot.snapshotId)).state).toBe('pending');
+    expect(records(u.snapshot.snapshotId)).toHaveLength(3);
+    const { result: done, keys } = await segmentReads(() => complete(u));
+    expect(done.state).toBe('completed');
+    expect(keys).toEqual([]);
+  });
+
+  it('has garbage collection delete a record written after its snapshot left pending', async () => {
+    const v = await volume();
+    const u = await upload(image(), { volumeId: v.volumeId });
+    await snapshots.uploadUrls(alice, u.snapshot.snapshotId, 0, { landed: [u.used[0] ?? ''] });
+    const late = queue.messages.splice(0);
+    // Checked while pending, but its record lands after completion retired the session.
+    const put = objects.put.bind(objects);
+    let record: [string, Uint8Array] | undefined;
+    objects.put = async (key, body) => {
+      if (key.startsWith('uploads/checks/')) record = [key, body];
+      else await put(key, body);
+    };
+    for (const m of late)
+      if (m.kind === 'snapshot.checkSegment') await snapshots.checkSegment(m.snapshotId, m.segmentId);
+    objects.put = put;
+    const done = await complete(u);
+    expect(done.state).toBe('completed');
+    if (!record) throw new Error('the check wrote no record');
+    await put(...record);
+    expect(records(done.snapshotId)).toHaveLength(1);
+    clock.advance(25 * 3600 * 1000);
+    const maintenance = new Maintenance(maintenanceOptions(region.region));
+    expect((await maintenance.gc()).objectsDeleted).toBeGreaterThanOrEqual(1);
+    expect(records(done.snapshotId)).toEqual([]);
+  });
+
+  it('refuses landed ids that are not segments issued to the snapshot, sending nothing', async () => {
+    const v = await volume();
+    const u = await upload(image(), { volumeId: v.volumeId });
+    const other = await snapshots.create(alice, { volumeId: (await volume()).volumeId });
+    await expect(
+      snapshots.uploadUrls(alice, other.snapshotId, 0, { landed: [u.used[0] ?? ''] }),
+    ).rejects.toMatchObject({ code: 'request.invalid', status: 400 });
+    await expect(
+      snapshots.uploadUrls(alice, u.snapshot.snapshotId, 0, { landed: ['../../manifests/x'] }),
+    ).rejects.toMatchObject({ code: 'request.invalid' });
+    expect(queue.messages).toEqual([]);
+  });
+
+  it('verifies in the request an upload larger than the inline bound when its segments were checked; parts use the records', async () => {
+    setUp({ inlineVerifyBytes: 1, verifySegmentsPerPart: 1 });
+    const v = await volume();
+    const data = image();
+    const all = await upload(data, { volumeId: v.volumeId, early: true });
+    const done = await complete(all);
+    expect(done.state).toBe('completed');
+    expect(queue.messages).toEqual([]);
+    // One segment checked: the upload goes to parts, and the part of the checked one reads no block.
+    const some = await upload(image(), { volumeId: v.volumeId, early: (n) => n === 0 });
+    const pending = await complete(some);
+    expect(pending.state).toBe('pending');
+    const { result: outcomes, keys } = await segmentReads(async () => {
+      const out: string[] = [];
+      for (let m = queue.messages.shift(); m; m = queue.messages.shift())
+        if (m.kind === 'snapshot.verifyPart') out.push(await snapshots.verifyPart(m.snapshotId, m.part));
+      return out;
+    });
+    expect(outcomes.at(-1)).toBe('completed');
+    expect(keys).not.toContain(segmentKey(some.used[0] ?? ''));
+    expect(keys.length).toBeGreaterThan(0);
   });
 });
 
