@@ -32,10 +32,13 @@ export function snapshotDataRequests<Base extends Requester>(base: Base) {
       manifestUrl?: string;
       expiresInSeconds: number;
     }> {
-      return this.request('POST', snapshotPath(snapshotId, '/upload-urls'), {
-        segments,
-        ...(options.manifest ? { manifest: true } : {}),
-      });
+      // Only presigns fresh keys: sent again, it hands out others, and the unused ones are never written.
+      return this.request(
+        'POST',
+        snapshotPath(snapshotId, '/upload-urls'),
+        { segments, ...(options.manifest ? { manifest: true } : {}) },
+        { idempotent: true },
+      );
     }
 
     /** Completes from the manifest uploaded to `manifestUploadId`; pending (202) while workers verify it. */
@@ -44,6 +47,8 @@ export function snapshotDataRequests<Base extends Requester>(base: Base) {
         'POST',
         snapshotPath(snapshotId, '/complete'),
         manifestUploadId ? { manifestUploadId } : undefined,
+        // Completing a completed (or pending) snapshot again answers it as it is.
+        { idempotent: true },
       );
     }
 
@@ -60,7 +65,12 @@ export function snapshotDataRequests<Base extends Requester>(base: Base) {
       snapshotId: string,
       ranges: SegmentRange[],
     ): Promise<{ ranges: SegmentRangeUrl[]; expiresInSeconds: number }> {
-      return this.request('POST', snapshotPath(snapshotId, '/segment-urls'), { ranges });
+      return this.request(
+        'POST',
+        snapshotPath(snapshotId, '/segment-urls'),
+        { ranges },
+        { idempotent: true },
+      );
     }
 
     changedBlocks(snapshotId: string, since: string): Promise<ChangedBlocks> {
