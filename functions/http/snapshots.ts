@@ -135,18 +135,29 @@ export const fail = httpHandler(
 );
 
 /**
- * `POST /v1/snapshots/{snapshotId}/upload-urls {segments: N, manifest?: true}`: new segment ids with
- * write-once PUT URLs and, when asked, a manifest upload id with its write-once URL.
+ * `POST /v1/snapshots/{snapshotId}/upload-urls {segments: N, manifest?: true, stored?: [{segmentId,
+ * sha256, size}], listStored?: true}`: new segment ids with write-once PUT URLs and, when asked, a
+ * manifest upload id with its write-once URL; `stored` reports segments the client stored, and
+ * `listStored` answers every one reported so far (what a rerun with the same client token skips).
  */
 export const uploadUrls = httpHandler(
   {
     audit: 'snapshot.uploadUrls',
     path: SnapshotPath,
-    body: z.strictObject({ segments: z.number(), manifest: z.optional(z.boolean()) }),
+    body: z.strictObject({
+      segments: z.number(),
+      manifest: z.optional(z.boolean()),
+      stored: z.optional(
+        z.array(z.strictObject({ segmentId: z.string(), sha256: z.string(), size: z.number() })),
+      ),
+      listStored: z.optional(z.boolean()),
+    }),
   },
   async ({ path, body, caller }) => ({
     body: await service(snapshotService).uploadUrls(caller, path.snapshotId, body.segments, {
       manifest: body.manifest ?? false,
+      ...(body.stored ? { stored: body.stored } : {}),
+      listStored: body.listStored ?? false,
     }),
   }),
 );

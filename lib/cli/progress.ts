@@ -45,7 +45,7 @@ export function noteStall(notice: StallNotice | undefined): void {
  */
 export function noteRetry(error: { code: string; status: number }, waitMs: number): void {
   const said = error.status ? `${error.code} (${error.status})` : error.code;
-  const text = `the service failed for now (${said}); trying again in ${Math.max(1, Math.round(waitMs / 1000))} s`;
+  const text = `failed for now (${said}); trying again in ${Math.max(1, Math.round(waitMs / 1000))} s`;
   (active ?? plainNotes('request', notices)).note(text);
 }
 

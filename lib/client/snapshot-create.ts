@@ -80,9 +80,7 @@ export async function createSnapshotFromFile(
       segments: { uploaded: 0, alreadyStored: 0 },
       written: false,
     };
-  const journal = options.journalDir
-    ? await UploadJournal.open(options.journalDir, snapshot.snapshotId)
-    : undefined;
+  const journal = await storedSoFar(api, snapshot.snapshotId, options);
 
   let parent: Manifest | undefined;
   if (snapshot.parentSnapshotId) {
@@ -93,6 +91,8 @@ export async function createSnapshotFromFile(
   const progress = () =>
     options.onProgress?.({ bytesRead, totalBytes: volume.sizeBytes, uploadedBytes: uploads.uploadedBytes });
   const uploads = segmentUploads(api, snapshot.snapshotId, options.concurrency ?? 4, progress, journal);
+  // Only a create the user may run again (a client token of theirs) tells the service what it stored.
+  if (!options.clientToken) uploads.reporting = false;
   const writer = new SnapshotWriter({
     volumeSize: volume.sizeBytes,
     compressor: createZstdCompressor(),
@@ -113,6 +113,23 @@ export async function createSnapshotFromFile(
   await journal?.remove();
   progress();
   return { snapshot: completed, report: writer.report, segments: uploads.counts, written: true };
+}
+
+/**
+ * What is already stored for the snapshot, when the create may be a rerun (a client token, or a
+ * journal of this host's): this host's journal, and what the service says runs from any host
+ * reported. Undefined for a create that cannot be a rerun (nothing to skip, nothing to record).
+ */
+async function storedSoFar(
+  api: ApiClient,
+  snapshotId: string,
+  options: Pick<CreateFromFileOptions, 'journalDir' | 'clientToken'>,
+): Promise<UploadJournal | undefined> {
+  if (!options.journalDir && !options.clientToken) return undefined;
+  const journal = await UploadJournal.open(options.journalDir, snapshotId);
+  if (options.clientToken)
+    journal.learn((await api.uploadUrls(snapshotId, 0, { listStored: true })).stored ?? []);
+  return journal;
 }
 
 /** The volume, once `file` is known readable and no larger than it. */
@@ -152,7 +169,19 @@ function segmentUploads(
   const inFlight = new Set<Promise<void>>();
   const spareBuffers: Buffer[] = [];
   const stored = new Map<string, string>();
-  const state = { uploadedBytes: 0, uploaded: 0, alreadyStored: 0, local: 0 };
+  const state = {
+    uploadedBytes: 0,
+    uploaded: 0,
+    alreadyStored: 0,
+    local: 0,
+    reporting: journal !== undefined,
+  };
+  // A report the service did not take only means a rerun uploads that segment again.
+  const report = (segmentId: string, sha256: string, size: number) =>
+    api.uploadUrls(snapshotId, 0, { stored: [{ segmentId, sha256, size }] }).then(
+      () => {},
+      () => {},
+    );
   const nextUrl = async (): Promise<SegmentUrl> => {
     if (urls.length === 0) urls.push(...(await api.uploadUrls(snapshotId, URL_BATCH)).segments);
     const next = urls.shift();
@@ -178,6 +207,8 @@ function segmentUploads(
     while (limit.activeCount + limit.pendingCount >= limit.concurrency) await Promise.race(inFlight);
     const upload = limit(async () => {
       await putObject(entry.url, object, { ifNoneMatch: true });
+      // The service first, then this host's journal: what the journal holds, the service knows too.
+      if (state.reporting) await report(entry.segmentId, sha256, object.length);
       await journal?.record(entry.segmentId, sha256, object.length);
       state.uploadedBytes += object.length;
       state.uploaded++;
@@ -212,6 +243,10 @@ function segmentUploads(
     },
     get counts() {
       return { uploaded: state.uploaded, alreadyStored: state.alreadyStored };
+    },
+    /** Whether each stored segment is reported to the service (for a rerun from any host). */
+    set reporting(on: boolean) {
+      state.reporting = on && journal !== undefined;
     },
   };
 }

@@ -1,7 +1,14 @@
 import { escapeUnprintable } from '../../core/shared/text.ts';
 import { snapshotPath } from './snapshots.ts';
 import type { Requester } from './transport.ts';
-import type { ChangedBlocks, SegmentRange, SegmentRangeUrl, SegmentUrl, Snapshot } from './types.ts';
+import type {
+  ChangedBlocks,
+  SegmentRange,
+  SegmentRangeUrl,
+  SegmentUrl,
+  Snapshot,
+  StoredSegment,
+} from './types.ts';
 
 /**
  * A snapshot's blocks: the URLs its segments and manifest are written to and read from, completing
@@ -21,22 +28,33 @@ export function snapshotDataRequests<Base extends Requester>(base: Base) {
       });
     }
 
-    /** Segment ids with write-once PUT URLs; with `manifest`, also a manifest upload id and its URL. */
+    /**
+     * Segment ids with write-once PUT URLs; with `manifest`, also a manifest upload id and its URL.
+     * `stored` reports segments this client stored (what their bytes were); `listStored` answers
+     * every segment reported for the snapshot so far, from any host (what a rerun skips).
+     */
     uploadUrls(
       snapshotId: string,
       segments: number,
-      options: { manifest?: boolean } = {},
+      options: { manifest?: boolean; stored?: StoredSegment[]; listStored?: boolean } = {},
     ): Promise<{
       segments: SegmentUrl[];
       manifestUploadId?: string;
       manifestUrl?: string;
       expiresInSeconds: number;
+      stored?: StoredSegment[];
     }> {
-      // Only presigns fresh keys: sent again, it hands out others, and the unused ones are never written.
+      // Presigns fresh keys and records reports: sent again, it hands out other keys (unused ones
+      // are never written) and records the same reports again.
       return this.request(
         'POST',
         snapshotPath(snapshotId, '/upload-urls'),
-        { segments, ...(options.manifest ? { manifest: true } : {}) },
+        {
+          segments,
+          ...(options.manifest ? { manifest: true } : {}),
+          ...(options.stored?.length ? { stored: options.stored } : {}),
+          ...(options.listStored ? { listStored: true } : {}),
+        },
         { idempotent: true },
       );
     }

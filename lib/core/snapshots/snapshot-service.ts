@@ -174,7 +174,7 @@ export class SnapshotService {
     caller: Caller,
     snapshotId: string,
     count: number,
-    options: { manifest?: boolean } = {},
+    options: Parameters<SnapshotUrls['uploadUrls']>[3] = {},
   ): Promise<UploadUrls> {
     return this.#urls.uploadUrls(caller, snapshotId, count, options);
   }
