@@ -95,13 +95,11 @@ export class DynamoUploadSessions {
       ExpressionAttributeNames: { '#size': 'size' },
       ConsistentRead: true,
     });
-    return items
-      .slice(0, limit)
-      .map((item) => ({
-        segmentId: String(item.segmentId),
-        sha256: String(item.sha256),
-        size: Number(item.size),
-      }));
+    return items.slice(0, limit).map((item) => ({
+      segmentId: String(item.segmentId),
+      sha256: String(item.sha256),
+      size: Number(item.size),
+    }));
   }
 
   manifestUploads(snapshotId: string): Promise<Set<string>> {
