@@ -58,8 +58,9 @@ type Init = { method: string; headers: Record<string, string>; body?: string };
  * code (API Gateway's bare 5xx: {@link GATEWAY_FAILURE}); an unreachable endpoint becomes
  * `client.unreachable` with what to check. A request safe to repeat (a GET, a POST with a
  * `clientToken`, one its method marks idempotent) that fails for now ({@link isRetryable}) is sent
- * again with backoff (or after its `Retry-After`) for up to `retryForMs`; any other request is
- * sent once (whether it took effect is then for the caller to find out: `settle`).
+ * again with backoff (or after its `Retry-After`) for up to `retryForMs`, but for a POST only when
+ * the service answered (a POST whose answer was lost may have taken effect: the caller asks first,
+ * `settle`); any other request is sent once.
  */
 export class ApiTransport {
   readonly #fetch: typeof fetch;
@@ -86,6 +87,9 @@ export class ApiTransport {
         return await this.#requestOnce<T>(method, path, body);
       } catch (error) {
         if (!(error instanceof ApiError) || !isRetryable(error)) throw error;
+        // A request that changes something and got no answer may have taken effect: the caller
+        // asks the service what happened before sending it again (`settle`), not this loop.
+        if (method !== 'GET' && error.status === 0) throw error;
         const wait = backoffMs(error, failures);
         // Time spent, whichever clock moved: the real one, or only the waits (an injected sleep).
         if (Math.max(Date.now() - started, waited) + wait > budget) throw error;

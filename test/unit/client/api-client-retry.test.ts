@@ -111,6 +111,13 @@ describe('API Gateway’s bare 500 (an authorizer that failed while the table re
     ).resolves.toMatchObject({ snapshotId: 'snap-1' });
     expect(first.requests).toEqual(['POST /v1/snapshots', 'POST /v1/snapshots', 'POST /v1/snapshots']);
 
+    // Its answer lost (a reset after it was sent): it may have taken effect, the caller asks first.
+    const lost = await api(['reset']);
+    await expect(
+      client(lost.endpoint, waits).createSnapshot({ volumeId: 'vol-1', clientToken: 't-1' }),
+    ).rejects.toMatchObject({ status: 0, code: 'client.unreachable' });
+    expect(lost.requests).toEqual(['POST /v1/snapshots']);
+
     const second = await api([gateway500]);
     await expect(
       client(second.endpoint, waits).createVolume({ name: 'disk', sizeBytes: 1 }),
