@@ -26,7 +26,7 @@ async function restoreEquals(region: string, snapshotId: string, expected: Buffe
 
 /**
  * Until an authenticated call answers in `region`: while an emulator restarts, the region's requests
- * fail (its authorizer answers 500 while DynamoDB Local is down, as API Gateway does when one throws).
+ * fail for now (503 while DynamoDB Local is down; the CLI retries them for --retry-for, 120 s).
  */
 async function untilServing(region: string): Promise<number> {
   const started = Date.now();
