@@ -44,6 +44,8 @@ export interface ApiClientOptions {
 
 /** Long enough to outlast a restart of the service's table or a region's process (30–70 s seen locally). */
 export const DEFAULT_RETRY_FOR_MS = 120_000;
+/** How long a refused connection is tried again: a local region process is replaced in 4–8 s. */
+export const REFUSED_RETRY_FOR_MS = 10_000;
 
 /** What a resource's method says of its request: whether sending it twice does what sending it once does. */
 export interface RequestOptions {
@@ -91,8 +93,11 @@ export class ApiTransport {
         // asks the service what happened before sending it again (`settle`), not this loop.
         if (method !== 'GET' && error.status === 0) throw error;
         const wait = backoffMs(error, failures);
+        // Nothing listening is a wrong endpoint, or a local region process being replaced (seconds):
+        // not worth the whole budget.
+        const limit = error.details?.refused ? Math.min(budget, REFUSED_RETRY_FOR_MS) : budget;
         // Time spent, whichever clock moved: the real one, or only the waits (an injected sleep).
-        if (Math.max(Date.now() - started, waited) + wait > budget) throw error;
+        if (Math.max(Date.now() - started, waited) + wait > limit) throw error;
         this.#options.onRetry?.(error, wait);
         waited += wait;
         await this.#sleep(wait);
@@ -144,10 +149,13 @@ export class ApiTransport {
           `${init.method} ${url.pathname} got no answer from ${url.origin} within ${seconds} s.`,
         );
       }
+      const reason = reasonOf(cause);
       throw new ApiError(
         0,
         'client.unreachable',
-        `Cannot reach ${url.origin} (${reasonOf(cause)}). Is the local cloud running (npm start), or is --endpoint right?`,
+        `Cannot reach ${url.origin} (${reason}). Is the local cloud running (npm start), or is --endpoint right?`,
+        undefined,
+        reason === 'ECONNREFUSED' ? { refused: true } : undefined,
       );
     }
   }

@@ -130,6 +130,20 @@ describe('API Gateway’s bare 500 (an authorizer that failed while the table re
   });
 });
 
+describe('a refused connection (nothing listening)', () => {
+  it('is tried again for 10 s at most (a local region process being replaced), then client.unreachable', async () => {
+    const { endpoint } = await api([]);
+    await new Promise<void>((resolve) => servers.pop()?.close(() => resolve()));
+    const waits: number[] = [];
+    const error = await client(endpoint, waits)
+      .health()
+      .catch((e) => e);
+    expect(error).toMatchObject({ status: 0, code: 'client.unreachable', details: { refused: true } });
+    expect(waits.length).toBeGreaterThan(1);
+    expect(waits.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(10_000);
+  });
+});
+
 describe('the API client on 429 and 503 with Retry-After', () => {
   it('waits what Retry-After says and tries a GET again, for as long as the budget lasts', async () => {
     const { endpoint, requests } = await api([throttled('2'), throttled('2')]);
