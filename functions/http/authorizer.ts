@@ -3,7 +3,7 @@ import type {
   APIGatewaySimpleAuthorizerWithContextResult,
 } from 'aws-lambda';
 import { identityPorts } from '../../lib/aws/dynamodb.ts';
-import { CALLER_CONTEXT_KEY } from '../../lib/http/stack.ts';
+import { authorizerContext } from '../../lib/http/stack.ts';
 import { servicesOver } from '../../lib/root.ts';
 import { authenticator } from '../../lib/wiring/identity.ts';
 
@@ -15,12 +15,14 @@ const service = servicesOver(identityPorts);
  * stops at once). It resolves the API key to the caller and hands it to the route as context. It
  * never says no: API Gateway would answer a "no" with a 403 it does not let us change, while a bad
  * key must be a 401 like a missing one. A request it could not resolve reaches the route without a
- * caller, and the route's stack answers 401 before doing anything else.
+ * caller, and the route's stack answers 401 before doing anything else; one it could not resolve
+ * because the identity table failed for now reaches it marked so, and the route answers 503 with
+ * `Retry-After` (a throwing authorizer would make API Gateway answer a bare 500).
  */
 export const handler = async (
   event: APIGatewayRequestAuthorizerEventV2,
 ): Promise<APIGatewaySimpleAuthorizerWithContextResult<Record<string, string>>> => {
   const header = event.headers?.authorization ?? event.headers?.Authorization;
-  const caller = await service(authenticator)(header);
-  return { isAuthorized: true, context: caller ? { [CALLER_CONTEXT_KEY]: JSON.stringify(caller) } : {} };
+  const context = await authorizerContext(() => service(authenticator)(header));
+  return { isAuthorized: true, context };
 };

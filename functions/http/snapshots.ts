@@ -135,9 +135,12 @@ export const fail = httpHandler(
 );
 
 /**
- * `POST /v1/snapshots/{snapshotId}/upload-urls {segments: N, manifest?: true, landed?: [segmentId]}`:
- * new segment ids with write-once PUT URLs and, when asked, a manifest upload id with its write-once
- * URL; `landed` reports segments stored, which the service checks while the rest uploads.
+ * `POST /v1/snapshots/{snapshotId}/upload-urls {segments: N, manifest?: true, landed?: [segmentId],
+ * stored?: [{segmentId, sha256, size}], listStored?: true}`: new segment ids with write-once PUT URLs
+ * and, when asked, a manifest upload id with its write-once URL. `landed` reports segments stored,
+ * which the service checks while the rest uploads; `stored` reports them with their SHA-256 and size
+ * (checked as landed too, and remembered), and `listStored` answers every one reported so far (what
+ * a rerun with the same client token skips).
  */
 export const uploadUrls = httpHandler(
   {
@@ -147,12 +150,18 @@ export const uploadUrls = httpHandler(
       segments: z.number(),
       manifest: z.optional(z.boolean()),
       landed: z.optional(z.array(z.string())),
+      stored: z.optional(
+        z.array(z.strictObject({ segmentId: z.string(), sha256: z.string(), size: z.number() })),
+      ),
+      listStored: z.optional(z.boolean()),
     }),
   },
   async ({ path, body, caller }) => ({
     body: await service(snapshotService).uploadUrls(caller, path.snapshotId, body.segments, {
       manifest: body.manifest ?? false,
       ...(body.landed ? { landed: body.landed } : {}),
+      ...(body.stored ? { stored: body.stored } : {}),
+      listStored: body.listStored ?? false,
     }),
   }),
 );

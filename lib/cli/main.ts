@@ -4,7 +4,7 @@ import { type ConfigFlags, resolveConfig } from '../client/config.ts';
 import { watchTransfers } from '../client/transfer.ts';
 import { VERSION } from '../config/runtime.ts';
 import { terminalSafe } from '../core/shared/text.ts';
-import { option, positiveInteger } from './args.ts';
+import { option, positiveInteger, wholeNumber } from './args.ts';
 import { addAccountCommands } from './commands/account.ts';
 import { addAdminCommands } from './commands/admin.ts';
 import { addCheckCommand } from './commands/check.ts';
@@ -18,13 +18,14 @@ import { addSnapshotCommands } from './commands/snapshots.ts';
 import { addVolumeCommands } from './commands/volumes.ts';
 import type { CliContext, Io, Session } from './context.ts';
 import { describeFailure, formatFailure } from './errors.ts';
-import { noteStall } from './progress.ts';
+import { noteRetry, noteStall } from './progress.ts';
 
 interface GlobalOptions extends ConfigFlags {
   json?: boolean;
   debug?: boolean;
   verbose?: boolean;
   stallTimeout: number;
+  retryFor: number;
 }
 
 /** Builds the `volsnap` program. `io` is injectable so tests can run commands in-process. */
@@ -57,6 +58,14 @@ export function buildProgram(rawIo: Io = defaultIo()): Command {
         .argParser(option(positiveInteger))
         .default(60),
     )
+    .addOption(
+      new Option(
+        '--retry-for <seconds>',
+        'send a request that is safe to repeat again for this long while the service fails for now (5xx, resets, throttling)',
+      )
+        .argParser(option(wholeNumber))
+        .default(120),
+    )
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     // Usage errors are thrown (to main), not printed and exited on: every failure prints one way.
     .exitOverride();
@@ -66,7 +75,13 @@ export function buildProgram(rawIo: Io = defaultIo()): Command {
     const config = resolveConfig(options);
     watchTransfers({ stallTimeoutMs: options.stallTimeout * 1000, onStall: noteStall });
     return {
-      api: new ApiClient({ endpoint: config.endpoint, apiKey: config.apiKey }),
+      api: new ApiClient({
+        endpoint: config.endpoint,
+        apiKey: config.apiKey,
+        retryForMs: options.retryFor * 1000,
+        // With --json, stderr carries one JSON error at most.
+        ...(options.json ? {} : { onRetry: noteRetry }),
+      }),
       config,
       json: options.json ?? false,
     };

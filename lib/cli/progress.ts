@@ -39,6 +39,16 @@ export function noteStall(notice: StallNotice | undefined): void {
   (active ?? plainNotes('transfer', notices)).note(text);
 }
 
+/**
+ * A request the service failed for now, sent again after `waitMs`: on the progress line, or once
+ * as a `warning:` line, so that a command that waits out an outage says why it waits.
+ */
+export function noteRetry(error: { code: string; status: number }, waitMs: number): void {
+  const said = error.status ? `${error.code} (${error.status})` : error.code;
+  const text = `failed for now (${said}); trying again in ${Math.max(1, Math.round(waitMs / 1000))} s`;
+  (active ?? plainNotes('request', notices)).note(text);
+}
+
 function terminalBar(label: string): Progress {
   const bar = new cliProgress.SingleBar(
     {

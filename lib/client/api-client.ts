@@ -9,8 +9,9 @@ import { transferRequests } from './api/transfers.ts';
 import { ApiTransport } from './api/transport.ts';
 import { volumeRequests } from './api/volumes.ts';
 
+export { GATEWAY_FAILURE, isRetryable } from './api/retry.ts';
 export type { SnapshotListFilter } from './api/snapshots.ts';
-export { type ApiClientOptions, ApiError, isTransient } from './api/transport.ts';
+export { type ApiClientOptions, ApiError, DEFAULT_RETRY_FOR_MS, isTransient } from './api/transport.ts';
 export type * from './api/types.ts';
 export type { HealthResponse, VolumeListFilter } from './api/volumes.ts';
 

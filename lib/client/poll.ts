@@ -1,24 +1,12 @@
-import { ApiError, isTransient } from './api/transport.ts';
+import { backoffMs } from './api/retry.ts';
+import { type ApiError, isTransient } from './api/transport.ts';
+
+export { backoffMs };
 
 /** How a poll or a retry waits: the client's sleep, injectable in tests. */
 export type Sleep = (ms: number) => Promise<void>;
 
 const realSleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The longest wait between two tries of a transient failure, and the longest `Retry-After` honoured. */
-const MAX_BACKOFF_MS = 15_000;
-const MAX_RETRY_AFTER_MS = 60_000;
-
-/**
- * How long to wait before trying again after the `failures`-th transient failure in a row: what
- * `Retry-After` said, else 1 s doubling to 15 s, with jitter (so that many waiting clients spread).
- */
-export function backoffMs(error: unknown, failures: number, random: () => number = Math.random): number {
-  const retryAfter = error instanceof ApiError ? error.retryAfterSeconds : undefined;
-  if (retryAfter !== undefined) return Math.min(retryAfter * 1000, MAX_RETRY_AFTER_MS);
-  const base = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.max(0, failures - 1));
-  return Math.round(base * (0.5 + random() / 2));
-}
 
 /**
  * `read()`, tried again after {@link backoffMs} for as long as it fails transiently (503, 429,

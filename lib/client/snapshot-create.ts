@@ -89,15 +89,15 @@ export async function createSnapshotFromFile(
       segments: { uploaded: 0, alreadyStored: 0 },
       written: false,
     };
-  const journal = options.journalDir
-    ? await UploadJournal.open(options.journalDir, snapshot.snapshotId)
-    : undefined;
+  const journal = await storedSoFar(api, snapshot.snapshotId, options);
 
   let bytesRead = 0;
   const progress = () =>
     options.onProgress?.({ bytesRead, totalBytes: volume.sizeBytes, uploadedBytes: uploads.uploadedBytes });
   // Its first URLs and its manifest key are asked for now, while the parent's manifest is read.
   const uploads = segmentUploads(api, snapshot.snapshotId, options.concurrency ?? 4, progress, journal);
+  // Only a create the user may run again (a client token of theirs) tells the service what it stored.
+  if (!options.clientToken) uploads.reporting = false;
   let parent: Manifest | undefined;
   if (snapshot.parentSnapshotId) {
     const { url } = await api.manifestUrl(snapshot.parentSnapshotId);
@@ -129,6 +129,23 @@ export async function createSnapshotFromFile(
   await journal?.remove();
   progress();
   return { snapshot: completed, report: writer.report, segments: uploads.counts, written: true };
+}
+
+/**
+ * What is already stored for the snapshot, when the create may be a rerun (a client token, or a
+ * journal of this host's): this host's journal, and what the service says runs from any host
+ * reported. Undefined for a create that cannot be a rerun (nothing to skip, nothing to record).
+ */
+async function storedSoFar(
+  api: ApiClient,
+  snapshotId: string,
+  options: Pick<CreateFromFileOptions, 'journalDir' | 'clientToken'>,
+): Promise<UploadJournal | undefined> {
+  if (!options.journalDir && !options.clientToken) return undefined;
+  const journal = await UploadJournal.open(options.journalDir, snapshotId);
+  if (options.clientToken)
+    journal.learn((await api.uploadUrls(snapshotId, 0, { listStored: true })).stored ?? []);
+  return journal;
 }
 
 /** The volume, once `file` is known readable and no larger than it. */
@@ -166,45 +183,27 @@ function segmentUploads(
   onUploaded: () => void,
   journal?: UploadJournal,
 ) {
-  // Segment URLs are asked for a batch at a time, as needed, so each is used soon after it is issued.
-  const urls: SegmentUrl[] = [];
   const limit = pLimit(concurrency);
   const inFlight = new Set<Promise<void>>();
   const spareBuffers: Buffer[] = [];
   const stored = new Map<string, string>();
-  const state = { uploadedBytes: 0, uploaded: 0, alreadyStored: 0, local: 0 };
+  const state = {
+    uploadedBytes: 0,
+    uploaded: 0,
+    alreadyStored: 0,
+    local: 0,
+    reporting: journal !== undefined,
+  };
   const landed = landedReports(api, snapshotId);
   const reportLanded = landed.report;
-  // The first batch comes with the manifest's key (used if it is still fresh at the end). One
-  // request for URLs at a time; a failed one fails the upload that waits for it.
-  let asking: Promise<void> | undefined;
-  const ask = (request: Promise<{ segments: SegmentUrl[] }>) => {
-    const answered = request.then((answer) => {
-      if (answer.segments.length === 0) throw new Error('the service issued no segment URLs');
-      urls.push(...answer.segments);
-    });
-    asking = answered;
-    answered.then(
-      () => {
-        if (asking === answered) asking = undefined;
-      },
-      () => {}, // kept in `asking`: the next upload that needs a URL throws it
+  const urlSupply = segmentUrls(api, snapshotId, landed);
+  const nextUrl = urlSupply.next;
+  // A report the service did not take only means a rerun uploads that segment again.
+  const report = (segmentId: string, sha256: string, size: number) =>
+    api.uploadUrls(snapshotId, 0, { stored: [{ segmentId, sha256, size }] }).then(
+      () => {},
+      () => {},
     );
-  };
-  const askedAt = Date.now();
-  const first = api.uploadUrls(snapshotId, FIRST_URL_BATCH, { manifest: true });
-  first.catch(() => {}); // thrown by the first upload, or asked again by completion
-  ask(first);
-  const nextUrl = async (): Promise<SegmentUrl> => {
-    while (urls.length === 0) {
-      if (!asking) ask(api.uploadUrls(snapshotId, URL_BATCH, { landed: landed.take() }));
-      await asking;
-    }
-    const next = urls.shift() as SegmentUrl;
-    if (urls.length <= URL_LOW_WATER && !asking)
-      ask(api.uploadUrls(snapshotId, URL_BATCH, { landed: landed.take() }));
-    return next;
-  };
   const nextSegmentId = async (): Promise<string> => `local-${state.local++}`;
   const store = async (localId: string, object: Buffer) => {
     const sha256 = journal ? UploadJournal.digest(object) : '';
@@ -225,8 +224,11 @@ function segmentUploads(
     while (limit.activeCount + limit.pendingCount >= limit.concurrency) await Promise.race(inFlight);
     const upload = limit(async () => {
       await putObject(entry.url, object, { ifNoneMatch: true });
+      // The service first, then this host's journal: what the journal holds, the service knows too.
+      // Reported stored, it is checked as landed too: one report, not two.
+      if (state.reporting) await report(entry.segmentId, sha256, object.length);
+      else reportLanded(entry.segmentId);
       await journal?.record(entry.segmentId, sha256, object.length);
-      reportLanded(entry.segmentId);
       state.uploadedBytes += object.length;
       state.uploaded++;
       // Uploaded: its buffer builds a later segment (fresh 16 MiB buffers cost page faults).
@@ -259,20 +261,64 @@ function segmentUploads(
       await Promise.all(inFlight);
     },
     /** The manifest key asked for with the first URLs, while its URL has minutes to live. */
-    manifestTarget: async (): Promise<ManifestTarget | undefined> => {
-      const answer = await first.catch(() => undefined);
-      const left = (answer?.expiresInSeconds ?? 0) * 1000 - (Date.now() - askedAt);
-      return answer?.manifestUrl && answer.manifestUploadId && left > MANIFEST_URL_MARGIN_MS
-        ? { manifestUrl: answer.manifestUrl, manifestUploadId: answer.manifestUploadId }
-        : undefined;
-    },
+    manifestTarget: urlSupply.manifestTarget,
     get uploadedBytes() {
       return state.uploadedBytes;
     },
     get counts() {
       return { uploaded: state.uploaded, alreadyStored: state.alreadyStored };
     },
+    /** Whether each stored segment is reported to the service (for a rerun from any host). */
+    set reporting(on: boolean) {
+      state.reporting = on && journal !== undefined;
+    },
   };
+}
+
+/**
+ * The segment URLs of one upload: asked for a batch at a time, as needed, so each is used soon
+ * after it is issued; the next batch is asked for before the last URL is used, carrying the landed
+ * reports so far. The first batch comes with the manifest's key (used if it is still fresh at the
+ * end). One request for URLs at a time; a failed one fails the upload that waits for it.
+ */
+function segmentUrls(api: ApiClient, snapshotId: string, landed: ReturnType<typeof landedReports>) {
+  const urls: SegmentUrl[] = [];
+  let asking: Promise<void> | undefined;
+  const ask = (request: Promise<{ segments: SegmentUrl[] }>) => {
+    const answered = request.then((answer) => {
+      if (answer.segments.length === 0) throw new Error('the service issued no segment URLs');
+      urls.push(...answer.segments);
+    });
+    asking = answered;
+    answered.then(
+      () => {
+        if (asking === answered) asking = undefined;
+      },
+      () => {}, // kept in `asking`: the next upload that needs a URL throws it
+    );
+  };
+  const askedAt = Date.now();
+  const first = api.uploadUrls(snapshotId, FIRST_URL_BATCH, { manifest: true });
+  first.catch(() => {}); // thrown by the first upload, or asked again by completion
+  ask(first);
+  const next = async (): Promise<SegmentUrl> => {
+    while (urls.length === 0) {
+      if (!asking) ask(api.uploadUrls(snapshotId, URL_BATCH, { landed: landed.take() }));
+      await asking;
+    }
+    const url = urls.shift() as SegmentUrl;
+    if (urls.length <= URL_LOW_WATER && !asking)
+      ask(api.uploadUrls(snapshotId, URL_BATCH, { landed: landed.take() }));
+    return url;
+  };
+  const manifestTarget = async (): Promise<ManifestTarget | undefined> => {
+    const answer = await first.catch(() => undefined);
+    const left = (answer?.expiresInSeconds ?? 0) * 1000 - (Date.now() - askedAt);
+    return answer?.manifestUrl && answer.manifestUploadId && left > MANIFEST_URL_MARGIN_MS
+      ? { manifestUrl: answer.manifestUrl, manifestUploadId: answer.manifestUploadId }
+      : undefined;
+  };
+  return { next, manifestTarget };
 }
 
 /**

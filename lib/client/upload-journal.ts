@@ -19,18 +19,30 @@ interface JournalLine {
  * concurrent writers of one snapshot (one CLI writes a snapshot).
  */
 export class UploadJournal {
-  readonly #path: string;
-  readonly #dir: string;
+  readonly #path: string | undefined;
+  readonly #dir: string | undefined;
   readonly #stored = new Map<string, JournalLine>();
 
-  private constructor(dir: string, snapshotId: string) {
+  private constructor(dir: string | undefined, snapshotId: string) {
     this.#dir = dir;
-    this.#path = join(dir, `${snapshotId}.jsonl`);
+    this.#path = dir === undefined ? undefined : join(dir, `${snapshotId}.jsonl`);
   }
 
-  /** The journal of `snapshotId` in `dir`, with what an earlier run recorded (a torn last line is skipped). */
-  static async open(dir: string, snapshotId: string): Promise<UploadJournal> {
+  /**
+   * Adds segments the service says are stored for the snapshot (reported by an earlier run, from
+   * this host or another): known from now on, not written to the file.
+   */
+  learn(stored: readonly JournalLine[]): void {
+    for (const entry of stored) this.#stored.set(`${entry.sha256}:${entry.size}`, entry);
+  }
+
+  /**
+   * The journal of `snapshotId` in `dir`, with what an earlier run recorded (a torn last line is
+   * skipped); without `dir`, one kept in memory only (what the service says it has, {@link learn}).
+   */
+  static async open(dir: string | undefined, snapshotId: string): Promise<UploadJournal> {
     const journal = new UploadJournal(dir, snapshotId);
+    if (!journal.#path) return journal;
     const text = await readFile(journal.#path, 'utf8').catch(() => '');
     for (const line of text.split('\n')) {
       try {
@@ -56,12 +68,13 @@ export class UploadJournal {
 
   /** Records a segment the store acknowledged. */
   async record(segmentId: string, sha256: string, size: number): Promise<void> {
+    if (!this.#dir || !this.#path) return;
     await mkdir(this.#dir, { recursive: true });
     await appendFile(this.#path, `${JSON.stringify({ segmentId, sha256, size })}\n`);
   }
 
   /** Forgets the snapshot: it is no longer pending, or its recorded segments are not all stored. */
   async remove(): Promise<void> {
-    await rm(this.#path, { force: true });
+    if (this.#path) await rm(this.#path, { force: true });
   }
 }

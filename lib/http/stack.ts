@@ -229,6 +229,47 @@ export function callerFromEvent(event: APIGatewayProxyEventV2): Caller | undefin
 
 const UNAUTHORIZED = 'Missing or invalid API key. Send it as `Authorization: Bearer vsk_…`.';
 
+/**
+ * The authorizer's context key saying the caller could not be resolved because the identity store
+ * failed for now (its value the code, `storage.unavailable` or `storage.throttled`).
+ */
+export const IDENTITY_OUTAGE_CONTEXT_KEY = 'identityOutage';
+const OUTAGE_CODES = new Set<string>(['storage.unavailable', 'storage.throttled']);
+
+/**
+ * The context a Lambda authorizer hands the route for `resolve`'s caller. A store that failed for
+ * now (storage.unavailable/throttled) is handed on as {@link IDENTITY_OUTAGE_CONTEXT_KEY}, not
+ * thrown: API Gateway answers an authorizer that throws with a bare 500 it does not let us change,
+ * while the route answers the outage as the 503 (with `Retry-After`) it is. Any other failure is
+ * thrown (a bug: API Gateway's 500).
+ */
+export async function authorizerContext(
+  resolve: () => Promise<Caller | undefined>,
+): Promise<Record<string, string>> {
+  try {
+    const caller = await resolve();
+    return caller ? { [CALLER_CONTEXT_KEY]: JSON.stringify(caller) } : {};
+  } catch (error) {
+    if (error instanceof VolsnapError && OUTAGE_CODES.has(error.code))
+      return { [IDENTITY_OUTAGE_CONTEXT_KEY]: error.code };
+    throw error;
+  }
+}
+
+/** The identity outage the authorizer handed on, as the error the route answers; undefined if none. */
+function identityOutageOf(event: APIGatewayProxyEventV2): VolsnapError | undefined {
+  const context = (event.requestContext as { authorizer?: { lambda?: Record<string, unknown> } }).authorizer
+    ?.lambda;
+  const code = context?.[IDENTITY_OUTAGE_CONTEXT_KEY];
+  if (code !== 'storage.unavailable' && code !== 'storage.throttled') return undefined;
+  const seconds = code === 'storage.throttled' ? 2 : 1;
+  return new VolsnapError(
+    code,
+    `The service could not check the API key: its table is ${code === 'storage.throttled' ? 'throttling' : 'not answering'} for now; retry in ${seconds} second${seconds === 1 ? '' : 's'}.`,
+    { details: { retryAfterSeconds: seconds } },
+  );
+}
+
 function stack(
   schemas: Schemas,
   route: (input: PublicRouteInput<unknown, unknown, unknown> & { caller?: Caller }) => Promise<RouteResult>,
@@ -240,7 +281,7 @@ function stack(
     // Authenticated before anything else: a caller without a valid key learns nothing, not even
     // whether its request would have been valid.
     const caller = auth ? callerFromEvent(event) : undefined;
-    if (auth && !caller) throw new VolsnapError('auth.unauthorized', UNAUTHORIZED);
+    if (auth && !caller) throw identityOutageOf(event) ?? new VolsnapError('auth.unauthorized', UNAUTHORIZED);
     if (caller)
       log = log.child({ accountId: caller.accountId, userName: caller.userName, keyId: caller.keyId });
     const body = validate('body', schemas.body, event.body);

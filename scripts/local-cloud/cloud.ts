@@ -208,6 +208,8 @@ export async function startLocalCloud(options: LocalCloudOptions): Promise<Local
           sealingKeyFile,
         );
         env.VOLSNAP_TOKEN_KEY_FILE = await tokenKeyFile(join(dataDir, r.name));
+        // The schedules go on across restarts of the process, as EventBridge's rules (./schedules.ts).
+        env.VOLSNAP_LOCAL_SCHEDULE_RUNS = join(dataDir, r.name, 'schedule-runs.json');
         // A region process that dies is replaced, as Lambda replaces a container (./supervisor.ts).
         const child = (await supervisor.add(
           { name: `region ${r.name}`, kind: 'region', region: r.name },

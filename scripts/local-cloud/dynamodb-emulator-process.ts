@@ -109,6 +109,25 @@ java.on('error', (error) => {
   process.exit(1);
 });
 
+// Never exit before Java has: an orphaned JVM would outlive the local cloud. Installed as soon as
+// Java runs, so that a guard stopped while it still waits for Java (its parent's ready timeout, a
+// Ctrl-C) takes the JVM with it; and on any exit of the guard (one of the deadlines below), Java is
+// killed too. Only a SIGKILL of the guard escapes both: the supervisor reaps the JVM it was told of.
+const stop = () => {
+  if (stopping) return;
+  stopping = true;
+  java.once('exit', () => process.exit(0));
+  java.kill('SIGCONT'); // a stalled JVM takes SIGTERM only once resumed
+  java.kill('SIGTERM');
+  setTimeout(() => java.kill('SIGKILL'), 4000).unref();
+};
+process.on('disconnect', stop);
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+process.on('exit', () => {
+  if (java.exitCode === null && java.signalCode === null) java.kill('SIGKILL');
+});
+
 function probe(): Promise<boolean> {
   return new Promise((resolve) => {
     const req = request(
@@ -162,16 +181,3 @@ try {
 // The JVM is the guard's child, not the supervisor's: named so that a supervisor can reap it should the
 // guard die without its stop (SIGKILL), and so that tests can find it (scripts/local-cloud/supervisor.ts).
 process.send?.({ ready: true, port: config.port, innerPids: [java.pid] });
-
-// Never exit before Java has: an orphaned JVM would outlive the local cloud.
-const stop = () => {
-  if (stopping) return;
-  stopping = true;
-  java.once('exit', () => process.exit(0));
-  java.kill('SIGCONT'); // a stalled JVM takes SIGTERM only once resumed
-  java.kill('SIGTERM');
-  setTimeout(() => java.kill('SIGKILL'), 4000).unref();
-};
-process.on('disconnect', stop);
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);

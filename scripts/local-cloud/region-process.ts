@@ -19,6 +19,7 @@ const runtime = new RegionRuntime({
   queuePort: Number(env.VOLSNAP_LOCAL_QUEUE_PORT ?? 0),
   queueNames: JSON.parse(env.VOLSNAP_LOCAL_QUEUES ?? '{}'),
   schedules: env.VOLSNAP_LOCAL_SCHEDULES !== '0',
+  ...(env.VOLSNAP_LOCAL_SCHEDULE_RUNS ? { scheduleRunsFile: env.VOLSNAP_LOCAL_SCHEDULE_RUNS } : {}),
   ...(env.VOLSNAP_LOCAL_RECORD_CALLS
     ? {
         recording: {

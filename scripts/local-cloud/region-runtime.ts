@@ -19,6 +19,7 @@ import {
 } from './apigw.ts';
 import type { CallRecorder } from './aws-calls.ts';
 import { InvocationTimeout, LambdaRunner } from './lambda.ts';
+import { nextRunDelayMs, ScheduleRunsFile } from './schedules.ts';
 import type { FunctionSpec, ServerlessSpec } from './serverless-spec.ts';
 import { LocalQueues } from './sqs-dispatcher.ts';
 
@@ -35,6 +36,12 @@ export interface RegionRuntimeOptions {
   queueNames: Record<string, string>;
   /** Run the schedules on their rates (default true); off, they run only when invoked. */
   schedules?: boolean;
+  /**
+   * Where when each schedule last fired is kept (./schedules.ts), so that the rates go on across
+   * restarts of the region's process, as EventBridge's do across containers; without it, each
+   * process starts its rates over.
+   */
+  scheduleRunsFile?: string;
   /** Record the calls the regions' roles make to the queues (./aws-calls.ts). */
   recording?: { roles: readonly string[]; recorder: CallRecorder };
   /**
@@ -67,6 +74,7 @@ export class RegionRuntime {
   readonly #running = new Set<string>();
   readonly #lostBodies = new Set<string>();
   #server: Server | undefined;
+  #stopped = false;
 
   constructor(private readonly options: RegionRuntimeOptions) {
     this.runner = new LambdaRunner(options.root, options.region, options.bundles);
@@ -112,9 +120,8 @@ export class RegionRuntime {
             }),
         });
       }
-      for (const schedule of fn.schedules.filter((s) => s.enabled && this.options.schedules !== false)) {
-        this.#timers.push(setInterval(() => void this.runSchedule(fn), schedule.rateMs));
-      }
+      for (const schedule of fn.schedules.filter((s) => s.enabled && this.options.schedules !== false))
+        this.#startSchedule(fn, schedule);
     }
     const queuePort = await this.queues.listen(this.options.queuePort);
     this.#server = createServer((req, res) => {
@@ -134,6 +141,41 @@ export class RegionRuntime {
       });
     });
     return { apiPort, queuePort };
+  }
+
+  /**
+   * Fires `fn` on the schedule's rate: first when it is due after its last firing (at once if that
+   * is past: the previous process was down or killed when it was due), then every rate.
+   */
+  #startSchedule(fn: FunctionSpec, schedule: FunctionSpec['schedules'][number]): void {
+    const key = `${fn.name} ${schedule.expression}`;
+    const file = this.options.scheduleRunsFile
+      ? new ScheduleRunsFile(this.options.scheduleRunsFile)
+      : undefined;
+    const lastRun = file?.read()[key];
+    // A rule seen for the first time is made now: it first fires one rate later.
+    if (file && lastRun === undefined) file.record(key, Date.now());
+    const fire = () => {
+      try {
+        file?.record(key, Date.now());
+      } catch (error) {
+        this.#log({
+          level: 'error',
+          message: 'could not record a schedule run',
+          schedule: key,
+          error: String(error),
+        });
+      }
+      void this.runSchedule(fn);
+    };
+    const first = setTimeout(
+      () => {
+        fire();
+        if (!this.#stopped) this.#timers.push(setInterval(fire, schedule.rateMs));
+      },
+      nextRunDelayMs(lastRun, schedule.rateMs, Date.now()),
+    );
+    this.#timers.push(first);
   }
 
   /** Whether the test's fault file says to lose this delivery (see `loseWorkFile`); logged when so. */
@@ -180,6 +222,7 @@ export class RegionRuntime {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     for (const timer of this.#timers) clearInterval(timer);
     this.#server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));

@@ -26,7 +26,7 @@ beforeAll(async () => {
     String(seed),
   ]);
   // A failed start answers the error (with the cloud's output): fail here, saying why.
-  if (typeof cloud.output !== 'function') throw cloud;
+  if (cloud instanceof Error) throw cloud;
 }, 300_000);
 afterAll(async () => {
   writeFileSync(join(dataDir, 'cloud-output.log'), cloud?.output() ?? '');

@@ -1,6 +1,14 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -184,6 +192,45 @@ describe('the CLI tells the truth when the service or object storage fails', () 
     expect(recorded()).toBe(0);
     const restored = join(work, 'big-restored.img');
     expect((await run('snapshot', 'restore', rerun.snapshotId, '--to', restored)).code).toBe(0);
+    expect(readFileSync(restored).equals(bytes)).toBe(true);
+  });
+
+  it('a rerun with the same --client-token from another host (no journal there) uploads only the segments the service does not have', async () => {
+    const big = join(work, 'other-host.img');
+    const bytes = randomBytes(128 * 2 ** 20);
+    writeFileSync(big, bytes);
+    const volume = (await json('volume', 'create', '--name', 'moved', '--size', '128MiB')).volumeId;
+    const args = ['snapshot', 'create', '--volume', volume, '--file', big, '--client-token', 'resume-2'];
+    const child = spawn(
+      process.execPath,
+      [CLI_BUNDLE, '--config', configPath, '--region', R1, ...args, '--concurrency', '1'],
+      { stdio: 'ignore' },
+    );
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    // Killed once this host's journal holds two segments: each was reported to the service first.
+    while (journalLines() < 2 && child.exitCode === null)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    child.kill('SIGKILL');
+    expect(await exited).toBeNull();
+    const storedBefore = journalLines();
+    expect(storedBefore).toBeGreaterThanOrEqual(2);
+    // This host's journal goes (the host is gone); the rerun runs on another, with a config of its own.
+    rmSync(join(dataDir, 'uploads'), { recursive: true, force: true });
+    const otherHost = mkdtempSync(join(tmpdir(), 'volsnap-e2e-other-host-'));
+    copyFileSync(configPath, join(otherHost, 'config.json'));
+    const rerun = await cli(['--config', join(otherHost, 'config.json'), '--region', R1, '--json', ...args]);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    const answer = JSON.parse(rerun.stdout);
+    expect(answer.state).toBe('completed');
+    const { report } = answer;
+    console.log(
+      `Rerun from another host: ${report.alreadyStoredSegments} of ${report.segments} segments were already stored (this host's journal had ${storedBefore}), ${report.uploadedSegments} uploaded.`,
+    );
+    expect(report.alreadyStoredSegments).toBeGreaterThanOrEqual(storedBefore);
+    expect(report.uploadedSegments).toBe(report.segments - report.alreadyStoredSegments);
+    expect(report.uploadedSegments).toBeGreaterThan(0);
+    const restored = join(work, 'other-host-restored.img');
+    expect((await run('snapshot', 'restore', answer.snapshotId, '--to', restored)).code).toBe(0);
     expect(readFileSync(restored).equals(bytes)).toBe(true);
   });
 

@@ -81,12 +81,12 @@ describe('npm start: the local two-region cloud', () => {
       '--data-dir',
       join(dataDir, 'second'),
     ]).catch((e) => e)) as {
-      output: string;
+      output: () => string;
       exited: Promise<number>;
     };
     expect(await failed.exited).toBe(1);
-    expect(failed.output).toContain(`Port ${port}`);
-    expect(failed.output).toContain('already in use');
+    expect(failed.output()).toContain(`Port ${port}`);
+    expect(failed.output()).toContain('already in use');
   });
 
   it('listens on loopback only: every port of the cloud and its children refuses other addresses', async () => {

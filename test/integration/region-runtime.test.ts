@@ -1,7 +1,11 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RegionRuntime } from '../../scripts/local-cloud/region-runtime.ts';
+import { nextRunDelayMs, ScheduleRunsFile } from '../../scripts/local-cloud/schedules.ts';
 import { loadServerlessSpec } from '../../scripts/local-cloud/serverless-spec.ts';
 import { fixtureLog } from '../fixtures/functions/fixture.ts';
 
@@ -170,5 +174,61 @@ describe('the local cloud region runtime', () => {
     const ticks = fixtureLog().ticks.slice(before);
     expect(ticks).toHaveLength(1);
     expect(ticks[0]?.['detail-type']).toBe('Scheduled Event');
+  });
+
+  it('keeps its schedules across a restart of the process: what came due while it was down fires at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'schedules-'));
+    const runsFile = join(dir, 'schedule-runs.json');
+    const spec = await loadServerlessSpec(`${fixtures}serverless.yml`);
+    const start = (scheduleRunsFile: string) => {
+      const restarted = new RegionRuntime({
+        region: 'eu-west-1',
+        root: fixtures,
+        spec,
+        apiPort: 0,
+        queuePort: 0,
+        queueNames: { WorkQueue: 'fixture-work-restarted' },
+        scheduleRunsFile,
+      });
+      return restarted.start().then(() => restarted);
+    };
+    // A first process makes the rule: recorded as made now, it fires one rate later (not now).
+    const first = await start(runsFile);
+    await first.stop();
+    const made = new ScheduleRunsFile(runsFile).read()['tick rate(1 minute)'];
+    expect(made).toBeTypeOf('number');
+    // The process was down past the rate: the next one fires the overdue run at once, and records it.
+    new ScheduleRunsFile(runsFile).record('tick rate(1 minute)', Date.now() - 90_000);
+    const before = fixtureLog().ticks.length;
+    const second = await start(runsFile);
+    try {
+      await vi.waitFor(() => expect(fixtureLog().ticks.length).toBeGreaterThan(before), { timeout: 10_000 });
+      const fired = new ScheduleRunsFile(runsFile).read()['tick rate(1 minute)'] ?? 0;
+      expect(fired).toBeGreaterThan(Date.now() - 60_000);
+    } finally {
+      await second.stop();
+    }
+  });
+});
+
+describe('when a schedule next fires', () => {
+  const minute = 60_000;
+  it('one rate after the rule is made, the rest of the rate after a firing, at once when overdue', () => {
+    expect(nextRunDelayMs(undefined, minute, 1_000_000)).toBe(minute);
+    expect(nextRunDelayMs(1_000_000 - 20_000, minute, 1_000_000)).toBe(40_000);
+    expect(nextRunDelayMs(1_000_000 - minute, minute, 1_000_000)).toBe(0);
+    expect(nextRunDelayMs(1_000_000 - 10 * minute, minute, 1_000_000)).toBe(0);
+    // A last firing in the future (a clock set back): start the rate over.
+    expect(nextRunDelayMs(2_000_000, minute, 1_000_000)).toBe(minute);
+  });
+
+  it('the runs file: absent or torn reads as none run, a record keeps the others', () => {
+    const file = new ScheduleRunsFile(join(mkdtempSync(join(tmpdir(), 'runs-')), 'sub', 'runs.json'));
+    expect(file.read()).toEqual({});
+    file.record('a rate(1 minute)', 5);
+    file.record('b rate(1 hour)', 7);
+    expect(file.read()).toEqual({ 'a rate(1 minute)': 5, 'b rate(1 hour)': 7 });
+    writeFileSync(file.path, '{"a rate(1 minu');
+    expect(file.read()).toEqual({});
   });
 });

@@ -71,8 +71,9 @@ export function startCloudProcess(
   }).then(
     (started) => started as StartedCloud,
     (error) => {
-      // Resolve to a failed start so tests can assert on the message.
-      return Object.assign(error as Error, { output, exited }) as never;
+      // Resolve to a failed start so tests can assert on the message; shaped like a started cloud
+      // (its output, its exited process), so that an afterAll that saves the output still can.
+      return Object.assign(error as Error, { output: () => output, exited, process: child }) as never;
     },
   );
 }

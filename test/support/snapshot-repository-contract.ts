@@ -343,6 +343,35 @@ export function snapshotRepositoryContract(
       expect(await f.snapshots.sessionManifestUploads(s.snapshotId)).toEqual(new Set());
     });
 
+    it('records what was stored at issued session segments only, answers them, and forgets them with it', async () => {
+      const s = snapshot();
+      await f.snapshots.create(s);
+      const ids = Array.from({ length: 3 }, () => newId('segment'));
+      await f.snapshots.issueSessionUploads(
+        s.snapshotId,
+        { segmentIds: ids, manifestUploadIds: [] },
+        { segments: 10, manifests: 1 },
+      );
+      const stored = (id: string, c: string, size: number) => ({ segmentId: id, sha256: c.repeat(64), size });
+      await f.snapshots.recordStoredSegments(s.snapshotId, [stored(ids[0] as string, 'a', 100)]);
+      // Reported again (a retried report) and with one never issued: the latter is ignored.
+      await f.snapshots.recordStoredSegments(s.snapshotId, [
+        stored(ids[0] as string, 'a', 100),
+        stored(ids[1] as string, 'b', 200),
+        stored(newId('segment'), 'c', 300),
+      ]);
+      const answered = await f.snapshots.storedSegments(s.snapshotId, 100);
+      expect([...answered].sort((x, y) => x.size - y.size)).toEqual([
+        stored(ids[0] as string, 'a', 100),
+        stored(ids[1] as string, 'b', 200),
+      ]);
+      expect(await f.snapshots.storedSegments(s.snapshotId, 1)).toHaveLength(1);
+      // The segment ids of the session stay as they were.
+      expect(await f.snapshots.sessionSegments(s.snapshotId)).toEqual(new Set(ids));
+      await f.snapshots.remove(s);
+      expect(await f.snapshots.storedSegments(s.snapshotId, 100)).toEqual([]);
+    });
+
     const stats = (newBytes: number) => ({
       blockCount: 1,
       storedBytes: newBytes,

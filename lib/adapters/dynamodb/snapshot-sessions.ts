@@ -1,6 +1,7 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { StoredSegment } from '../../core/snapshots/snapshots.ts';
 import { batchWriteAll } from './batch.ts';
-import { absentOrAtMost, all, updateItem } from './expressions.ts';
+import { absentOrAtMost, all, exists, updateItem } from './expressions.ts';
 import { snapshotKey } from './keys.ts';
 import { queryAll } from './query.ts';
 import { manifestUploadSk, SESSION_SK, segmentSk } from './snapshot-rows.ts';
@@ -63,6 +64,42 @@ export class DynamoUploadSessions {
       })),
     ]);
     return true;
+  }
+
+  /** Adds what was stored to each issued segment's item (a segment not issued: its condition fails, ignored). */
+  async recordStored(snapshotId: string, stored: readonly StoredSegment[]): Promise<void> {
+    const pk = snapshotKey(snapshotId).pk;
+    await Promise.all(
+      stored.map((segment) =>
+        applyUpdate(
+          this.documents,
+          updateItem(
+            this.table,
+            { pk, sk: segmentSk(segment.segmentId) },
+            { set: { sha256: segment.sha256, size: segment.size } },
+            exists('segmentId'),
+          ),
+        ),
+      ),
+    );
+  }
+
+  /** The segments with what was stored at them, at most `limit` (pages of the partition's segment items). */
+  async stored(snapshotId: string, limit: number): Promise<StoredSegment[]> {
+    const items = await queryAll(this.documents, {
+      TableName: this.table,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+      FilterExpression: 'attribute_exists(sha256)',
+      ExpressionAttributeValues: { ':pk': snapshotKey(snapshotId).pk, ':prefix': 'SEGMENT#' },
+      ProjectionExpression: 'segmentId, sha256, #size',
+      ExpressionAttributeNames: { '#size': 'size' },
+      ConsistentRead: true,
+    });
+    return items.slice(0, limit).map((item) => ({
+      segmentId: String(item.segmentId),
+      sha256: String(item.sha256),
+      size: Number(item.size),
+    }));
   }
 
   manifestUploads(snapshotId: string): Promise<Set<string>> {

@@ -13,6 +13,7 @@ import {
   type SnapshotLimits,
   type SnapshotRepository,
   type SnapshotState,
+  type StoredSegment,
 } from '../../core/snapshots/snapshots.ts';
 import { cancellationCodes, itemConditionFailed } from './errors.ts';
 import { all, changesAnything, equals, exists, notEquals, notExists, updateItem } from './expressions.ts';
@@ -478,6 +479,14 @@ export class DynamoSnapshotRepository implements SnapshotRepository {
 
   sessionSegments(snapshotId: string): Promise<Set<string>> {
     return this.#sessions.segments(snapshotId);
+  }
+
+  recordStoredSegments(snapshotId: string, stored: readonly StoredSegment[]): Promise<void> {
+    return this.#sessions.recordStored(snapshotId, stored);
+  }
+
+  storedSegments(snapshotId: string, limit: number): Promise<StoredSegment[]> {
+    return this.#sessions.stored(snapshotId, limit);
   }
 
   async #transact(items: TransactItem[]): Promise<void> {

@@ -20,6 +20,7 @@ import {
   type SnapshotLimits,
   type SnapshotRepository,
   type SnapshotState,
+  type StoredSegment,
 } from '../../core/snapshots/snapshots.ts';
 import { orderedPage, pageOf } from './paging.ts';
 import type { MemoryVolumeRepository } from './volumes.ts';
@@ -39,6 +40,7 @@ export class MemorySnapshotRepository implements SnapshotRepository {
   readonly #tokens = new Map<string, ClientTokenRecord>();
   readonly #segments = new Map<string, Set<string>>();
   readonly #manifestUploads = new Map<string, Set<string>>();
+  readonly #stored = new Map<string, Map<string, StoredSegment>>();
   /** Keys issued to clients per session: segments and manifests (they only grow). */
   readonly #issued = new Map<string, { segments: number; manifests: number }>();
   readonly #parts = new Map<string, Set<number>>();
@@ -292,6 +294,7 @@ export class MemorySnapshotRepository implements SnapshotRepository {
     this.volumes.snapshotsOf.get(snapshot.volumeId)?.delete(snapshot.snapshotId);
     this.#segments.delete(snapshot.snapshotId);
     this.#manifestUploads.delete(snapshot.snapshotId);
+    this.#stored.delete(snapshot.snapshotId);
     this.#issued.delete(snapshot.snapshotId);
     const usage = await this.usage(snapshot.accountId);
     this.#usage.set(snapshot.accountId, {
@@ -347,5 +350,17 @@ export class MemorySnapshotRepository implements SnapshotRepository {
 
   async sessionManifestUploads(snapshotId: string): Promise<Set<string>> {
     return new Set(this.#manifestUploads.get(snapshotId) ?? []);
+  }
+
+  async recordStoredSegments(snapshotId: string, stored: readonly StoredSegment[]): Promise<void> {
+    const issued = this.#segments.get(snapshotId) ?? new Set<string>();
+    const known = this.#stored.get(snapshotId) ?? new Map<string, StoredSegment>();
+    for (const segment of stored)
+      if (issued.has(segment.segmentId)) known.set(segment.segmentId, { ...segment });
+    this.#stored.set(snapshotId, known);
+  }
+
+  async storedSegments(snapshotId: string, limit: number): Promise<StoredSegment[]> {
+    return [...(this.#stored.get(snapshotId)?.values() ?? [])].slice(0, limit).map((s) => ({ ...s }));
   }
 }

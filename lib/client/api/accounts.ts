@@ -96,12 +96,14 @@ export function accountRequests<Base extends Requester>(base: Base) {
       job: string,
       options: { graceSeconds?: number; force?: boolean; policyId?: string } = {},
     ): Promise<Record<string, unknown>> {
-      return this.request('POST', `/v1/admin/run/${encodeURIComponent(job)}`, options);
+      // Every job is idempotent and safe when two runs overlap (serverless.yml): safe to send again.
+      return this.request('POST', `/v1/admin/run/${encodeURIComponent(job)}`, options, { idempotent: true });
     }
 
     /** One page of the region's check of its stored data (operator); `nextToken` while accounts remain. */
     checkRegion(options: { nextToken?: string; graceSeconds?: number } = {}): Promise<RegionCheckPage> {
-      return this.request('POST', '/v1/admin/check', options);
+      // Only reads the region.
+      return this.request('POST', '/v1/admin/check', options, { idempotent: true });
     }
   };
 }

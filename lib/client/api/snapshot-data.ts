@@ -1,7 +1,14 @@
 import { escapeUnprintable } from '../../core/shared/text.ts';
 import { snapshotPath } from './snapshots.ts';
 import type { Requester } from './transport.ts';
-import type { ChangedBlocks, SegmentRange, SegmentRangeUrl, SegmentUrl, Snapshot } from './types.ts';
+import type {
+  ChangedBlocks,
+  SegmentRange,
+  SegmentRangeUrl,
+  SegmentUrl,
+  Snapshot,
+  StoredSegment,
+} from './types.ts';
 
 /**
  * A snapshot's blocks: the URLs its segments and manifest are written to and read from, completing
@@ -22,24 +29,41 @@ export function snapshotDataRequests<Base extends Requester>(base: Base) {
     }
 
     /**
-     * Segment ids with write-once PUT URLs; with `manifest`, also a manifest upload id and its URL;
-     * `landed` reports segments stored (the service checks them while the rest uploads).
+     * Segment ids with write-once PUT URLs; with `manifest`, also a manifest upload id and its URL.
+     * `landed` reports segments stored (the service checks them while the rest uploads); `stored`
+     * reports them with what their bytes were (checked as landed too); `listStored` answers every
+     * segment reported for the snapshot so far, from any host (what a rerun skips).
      */
     uploadUrls(
       snapshotId: string,
       segments: number,
-      options: { manifest?: boolean; landed?: readonly string[] } = {},
+      options: {
+        manifest?: boolean;
+        landed?: readonly string[];
+        stored?: StoredSegment[];
+        listStored?: boolean;
+      } = {},
     ): Promise<{
       segments: SegmentUrl[];
       manifestUploadId?: string;
       manifestUrl?: string;
       expiresInSeconds: number;
+      stored?: StoredSegment[];
     }> {
-      return this.request('POST', snapshotPath(snapshotId, '/upload-urls'), {
-        segments,
-        ...(options.manifest ? { manifest: true } : {}),
-        ...(options.landed?.length ? { landed: options.landed } : {}),
-      });
+      // Presigns fresh keys and records reports: sent again, it hands out other keys (unused ones
+      // are never written) and records the same reports again.
+      return this.request(
+        'POST',
+        snapshotPath(snapshotId, '/upload-urls'),
+        {
+          segments,
+          ...(options.manifest ? { manifest: true } : {}),
+          ...(options.landed?.length ? { landed: options.landed } : {}),
+          ...(options.stored?.length ? { stored: options.stored } : {}),
+          ...(options.listStored ? { listStored: true } : {}),
+        },
+        { idempotent: true },
+      );
     }
 
     /** Completes from the manifest uploaded to `manifestUploadId`; pending (202) while workers verify it. */
@@ -48,6 +72,8 @@ export function snapshotDataRequests<Base extends Requester>(base: Base) {
         'POST',
         snapshotPath(snapshotId, '/complete'),
         manifestUploadId ? { manifestUploadId } : undefined,
+        // Completing a completed (or pending) snapshot again answers it as it is.
+        { idempotent: true },
       );
     }
 
@@ -64,7 +90,12 @@ export function snapshotDataRequests<Base extends Requester>(base: Base) {
       snapshotId: string,
       ranges: SegmentRange[],
     ): Promise<{ ranges: SegmentRangeUrl[]; expiresInSeconds: number }> {
-      return this.request('POST', snapshotPath(snapshotId, '/segment-urls'), { ranges });
+      return this.request(
+        'POST',
+        snapshotPath(snapshotId, '/segment-urls'),
+        { ranges },
+        { idempotent: true },
+      );
     }
 
     changedBlocks(snapshotId: string, since: string): Promise<ChangedBlocks> {

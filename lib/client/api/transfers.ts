@@ -22,7 +22,12 @@ export function transferRequests<Base extends Requester>(base: Base) {
       nextPart?: number;
       expiresInSeconds: number;
     }> {
-      return this.request('POST', `/v1/uploads/${encodeURIComponent(ref)}/part-urls`, { uploadId, fromPart });
+      return this.request(
+        'POST',
+        `/v1/uploads/${encodeURIComponent(ref)}/part-urls`,
+        { uploadId, fromPart },
+        { idempotent: true },
+      );
     }
 
     /** Starts an import from a URL serving ranged GETs; workers write it (poll `getSnapshot`). */
@@ -63,7 +68,7 @@ export function transferRequests<Base extends Requester>(base: Base) {
       exportId: string,
       expiresInSeconds?: number,
     ): Promise<{ url: string; expiresInSeconds: number; size: number; format: DiskFormat }> {
-      return this.request('POST', exportPath(exportId, '/url'), { expiresInSeconds });
+      return this.request('POST', exportPath(exportId, '/url'), { expiresInSeconds }, { idempotent: true });
     }
   };
 }

@@ -1,3 +1,5 @@
+import { backoffMs, GATEWAY_FAILURE, isRetryable } from './retry.ts';
+
 /** An error the API answered with (`{error, message, requestId}`), or a failure to reach it. */
 export class ApiError extends Error {
   override name = 'ApiError';
@@ -29,20 +31,38 @@ export interface ApiClientOptions {
   /** Injected for tests; defaults to the global fetch. */
   fetch?: typeof fetch;
   timeoutMs?: number;
-  /** Injected for tests; how the client waits out a `Retry-After`. */
+  /** Injected for tests; how the client waits between two tries. */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * For how long a request safe to repeat is sent again while the service fails for now
+   * ({@link isRetryable}), in ms; 0: never. Default {@link DEFAULT_RETRY_FOR_MS}.
+   */
+  retryForMs?: number;
+  /** Hears of each failure tried again, and the wait before the next try (a note on stderr). */
+  onRetry?: (error: ApiError, waitMs: number) => void;
 }
 
-/** A throttled (429) or busy (503 with Retry-After) GET is tried again this many times, waiting what `Retry-After` says (at most 30 s each). */
-const THROTTLE_RETRIES = 3;
-const MAX_RETRY_AFTER_MS = 30_000;
+/** Long enough to outlast a restart of the service's table or a region's process (30–70 s seen locally). */
+export const DEFAULT_RETRY_FOR_MS = 120_000;
+/** How long a refused connection is tried again: a local region process is replaced in 4–8 s. */
+export const REFUSED_RETRY_FOR_MS = 10_000;
+
+/** What a resource's method says of its request: whether sending it twice does what sending it once does. */
+export interface RequestOptions {
+  idempotent?: boolean;
+}
+
+type Init = { method: string; headers: Record<string, string>; body?: string };
 
 /**
  * One request of the volsnap HTTP API, JSON in and out: the core every resource's methods
  * (`ApiClient`) are built on. A non-2xx answer becomes an {@link ApiError} carrying the API's
- * code; an unreachable endpoint becomes `client.unreachable` with what to check. Only a GET is
- * ever sent twice: once again on a connection reset before any answer, and up to
- * {@link THROTTLE_RETRIES} times when throttled with a `Retry-After`.
+ * code (API Gateway's bare 5xx: {@link GATEWAY_FAILURE}); an unreachable endpoint becomes
+ * `client.unreachable` with what to check. A request safe to repeat (a GET, a POST with a
+ * `clientToken`, one its method marks idempotent) that fails for now ({@link isRetryable}) is sent
+ * again with backoff (or after its `Retry-After`) for up to `retryForMs`, but for a POST only when
+ * the service answered (a POST whose answer was lost may have taken effect: the caller asks first,
+ * `settle`); any other request is sent once.
  */
 export class ApiTransport {
   readonly #fetch: typeof fetch;
@@ -59,7 +79,33 @@ export class ApiTransport {
     return this.#sleep(ms);
   }
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  async request<T>(method: string, path: string, body?: unknown, options: RequestOptions = {}): Promise<T> {
+    const repeatable = method === 'GET' || options.idempotent === true || hasClientToken(body);
+    const budget = repeatable ? (this.#options.retryForMs ?? DEFAULT_RETRY_FOR_MS) : 0;
+    const started = Date.now();
+    let waited = 0;
+    for (let failures = 1; ; failures++) {
+      try {
+        return await this.#requestOnce<T>(method, path, body);
+      } catch (error) {
+        if (!(error instanceof ApiError) || !isRetryable(error)) throw error;
+        // A request that changes something and got no answer may have taken effect: the caller
+        // asks the service what happened before sending it again (`settle`), not this loop.
+        if (method !== 'GET' && error.status === 0) throw error;
+        const wait = backoffMs(error, failures);
+        // Nothing listening is a wrong endpoint, or a local region process being replaced (seconds):
+        // not worth the whole budget.
+        const limit = error.details?.refused ? Math.min(budget, REFUSED_RETRY_FOR_MS) : budget;
+        // Time spent, whichever clock moved: the real one, or only the waits (an injected sleep).
+        if (Math.max(Date.now() - started, waited) + wait > limit) throw error;
+        this.#options.onRetry?.(error, wait);
+        waited += wait;
+        await this.#sleep(wait);
+      }
+    }
+  }
+
+  async #requestOnce<T>(method: string, path: string, body?: unknown): Promise<T> {
     const url = new URL(path, this.#options.endpoint);
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -83,76 +129,76 @@ export class ApiTransport {
     } catch {
       data = undefined;
     }
-    if (!response.ok) {
-      const err = (data ?? {}) as {
-        error?: string;
-        message?: string;
-        requestId?: string;
-        details?: Record<string, unknown>;
-      };
-      const retryAfter = Number(response.headers.get('retry-after') ?? Number.NaN);
-      throw new ApiError(
-        response.status,
-        err.error ?? `http.${response.status}`,
-        err.message ?? `${method} ${path} answered ${response.status} ${response.statusText}`,
-        err.requestId ?? response.headers.get('x-request-id') ?? undefined,
-        err.details,
-        Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter : undefined,
-      );
-    }
+    if (!response.ok) throw errorOf(response, data, `${method} ${path}`);
     return data as T;
   }
 
-  /** Sends a request until it has an answer worth reading, as the class's TSDoc says. */
-  async #send(url: URL, init: { method: string; headers: Record<string, string>; body?: string }) {
-    let response: Response | undefined;
-    // A kept-alive connection the server closed at the moment it was reused fails before any answer:
-    // a GET is safe to try again once on a fresh connection. A throttled GET is tried again after
-    // the wait the API names; other requests are not repeated (a create may not be idempotent).
-    for (let attempt = 0, throttled = 0; !response; attempt++) {
-      try {
-        response = await this.#fetch(url, {
-          ...init,
-          signal: AbortSignal.timeout(this.#options.timeoutMs ?? 30_000),
-        });
-      } catch (cause) {
-        const reason = reasonOf(cause);
-        if ((cause as Error).name === 'TimeoutError') {
-          const seconds = Math.round((this.#options.timeoutMs ?? 30_000) / 1000);
-          throw new ApiError(
-            0,
-            'client.timeout',
-            `${init.method} ${url.pathname} got no answer from ${url.origin} within ${seconds} s.`,
-          );
-        }
-        if (
-          attempt === 0 &&
-          init.method === 'GET' &&
-          (reason === 'ECONNRESET' || reason === 'UND_ERR_SOCKET')
-        )
-          continue;
+  /** Sends a request once: its answer, or an ApiError with status 0 when none came. */
+  async #send(url: URL, init: Init): Promise<Response> {
+    try {
+      return await this.#fetch(url, {
+        ...init,
+        signal: AbortSignal.timeout(this.#options.timeoutMs ?? 30_000),
+      });
+    } catch (cause) {
+      if ((cause as Error).name === 'TimeoutError') {
+        const seconds = Math.round((this.#options.timeoutMs ?? 30_000) / 1000);
         throw new ApiError(
           0,
-          'client.unreachable',
-          `Cannot reach ${url.origin} (${reason}). Is the local cloud running (npm start), or is --endpoint right?`,
+          'client.timeout',
+          `${init.method} ${url.pathname} got no answer from ${url.origin} within ${seconds} s.`,
         );
       }
-      // 429 (the account's rate) and a 503 with Retry-After (the table throttling or unavailable,
-      // `storage.throttled`/`storage.unavailable`) are both waited out.
-      const waitable =
-        response.status === 429 || (response.status === 503 && response.headers.has('retry-after'));
-      if (waitable && init.method === 'GET' && throttled < THROTTLE_RETRIES) {
-        const seconds = Number(response.headers.get('retry-after'));
-        if (Number.isFinite(seconds) && seconds >= 0) {
-          throttled++;
-          await response.body?.cancel();
-          response = undefined;
-          await this.#sleep(Math.min(seconds * 1000, MAX_RETRY_AFTER_MS));
-        }
-      }
+      const reason = reasonOf(cause);
+      throw new ApiError(
+        0,
+        'client.unreachable',
+        `Cannot reach ${url.origin} (${reason}). Is the local cloud running (npm start), or is --endpoint right?`,
+        undefined,
+        reason === 'ECONNREFUSED' ? { refused: true } : undefined,
+      );
     }
-    return response;
   }
+}
+
+/** The ApiError of a non-2xx answer: volsnap's error shape, or API Gateway's own bare answer. */
+function errorOf(response: Response, data: unknown, request: string): ApiError {
+  const err = (data ?? {}) as {
+    error?: string;
+    message?: string;
+    requestId?: string;
+    details?: Record<string, unknown>;
+  };
+  const retryAfter = Number(response.headers.get('retry-after') ?? Number.NaN);
+  const requestId = err.requestId ?? response.headers.get('x-request-id') ?? undefined;
+  const retryAfterSeconds = Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter : undefined;
+  if (typeof err.error !== 'string' && GATEWAY_STATUSES.has(response.status)) {
+    const said = err.message ?? response.statusText;
+    return new ApiError(
+      response.status,
+      GATEWAY_FAILURE,
+      `${request} answered ${response.status} ${said}: the service failed to answer for now (its function failed or timed out, as while it restarts). Run the command again later.`,
+      requestId,
+      undefined,
+      retryAfterSeconds,
+    );
+  }
+  return new ApiError(
+    response.status,
+    err.error ?? `http.${response.status}`,
+    err.message ?? `${request} answered ${response.status} ${response.statusText}`,
+    requestId,
+    err.details,
+    retryAfterSeconds,
+  );
+}
+
+/** API Gateway's own answers when what is behind a route failed (an authorizer, an integration, a timeout). */
+const GATEWAY_STATUSES = new Set([500, 502, 503, 504]);
+
+/** A body carrying a client token: the service answers a second send with what the first one made. */
+function hasClientToken(body: unknown): boolean {
+  return typeof (body as { clientToken?: unknown } | undefined)?.clientToken === 'string';
 }
 
 /** Why a request failed below HTTP: the system's code (ECONNRESET) or the message. */

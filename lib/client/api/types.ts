@@ -30,7 +30,12 @@ export type {
   SnapshotDeletion,
   SnapshotDiff as ChangedBlocks,
 } from '../../core/snapshots/snapshot-service.ts';
-export type { Snapshot, SnapshotScope, SnapshotState } from '../../core/snapshots/snapshots.ts';
+export type {
+  Snapshot,
+  SnapshotScope,
+  SnapshotState,
+  StoredSegment,
+} from '../../core/snapshots/snapshots.ts';
 export type { Export } from '../../core/tasks/exports.ts';
 export type { UploadStart } from '../../core/tasks/imports.ts';
 export type { BadBlock, Verification, VerificationResult } from '../../core/tasks/verifications.ts';

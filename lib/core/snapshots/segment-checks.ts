@@ -38,13 +38,20 @@ export class SegmentChecks {
   /**
    * A client reports segments of its upload stored (`landed`): each gets a check by a worker
    * (`snapshot.checkSegment`). Ids must be this snapshot's session segments (else 400
-   * `request.invalid`, nothing sent); at most {@link MAX_URLS_PER_REQUEST} at a time. Without a
+   * `request.invalid`, nothing sent; with `foreign: 'ignore'` such ids are skipped, as reports of
+   * stored segments are); at most {@link MAX_URLS_PER_REQUEST} at a time. Without a
    * queue, nothing happens (completion checks them). Repeating a report is harmless.
    */
-  async landed(snapshot: Snapshot, segmentIds: readonly string[]): Promise<void> {
-    if (segmentIds.length === 0) return;
+  async landed(
+    snapshot: Snapshot,
+    reported: readonly string[],
+    options: { foreign: 'refuse' | 'ignore' } = { foreign: 'refuse' },
+  ): Promise<void> {
+    if (reported.length === 0) return;
     const session = await this.#a.options.snapshots.sessionSegments(snapshot.snapshotId);
-    const foreign = segmentIds.find((id) => !isId('segment', id) || !session.has(id));
+    const issued = (id: string) => isId('segment', id) && session.has(id);
+    const segmentIds = options.foreign === 'ignore' ? reported.filter(issued) : reported;
+    const foreign = segmentIds.find((id) => !issued(id));
     if (segmentIds.length > MAX_URLS_PER_REQUEST || foreign !== undefined) {
       throw new VolsnapError(
         'request.invalid',

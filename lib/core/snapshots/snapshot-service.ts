@@ -177,7 +177,7 @@ export class SnapshotService {
     caller: Caller,
     snapshotId: string,
     count: number,
-    options: { manifest?: boolean; landed?: readonly string[] } = {},
+    options: Parameters<SnapshotUrls['uploadUrls']>[3] = {},
   ): Promise<UploadUrls> {
     return this.#urls.uploadUrls(caller, snapshotId, count, options);
   }

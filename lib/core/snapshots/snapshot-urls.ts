@@ -1,5 +1,6 @@
 import type { SegmentRange } from '../format/restore-plan.ts';
 import { BlockExtents } from '../format/restore-plan.ts';
+import { segmentCapacity } from '../format/segment.ts';
 import type { Caller } from '../identity/identity.ts';
 import { ObjectLayout } from '../ports/objects.ts';
 import { VolsnapError } from '../shared/errors.ts';
@@ -7,6 +8,7 @@ import { isId, newId } from '../shared/ids.ts';
 import { SegmentChecks } from './segment-checks.ts';
 import { MAX_URLS_PER_REQUEST, type SnapshotAccess } from './snapshot-access.ts';
 import { MAX_MANIFEST_UPLOADS, maxSegmentUrls, retireKeys } from './snapshot-verify.ts';
+import type { StoredSegment } from './snapshots.ts';
 
 /** What {@link SnapshotUrls.uploadUrls} issues. */
 export interface UploadUrls {
@@ -15,7 +17,12 @@ export interface UploadUrls {
   manifestUploadId?: string;
   manifestUrl?: string;
   expiresInSeconds: number;
+  /** When asked for (`listStored`): the segments reported stored for this snapshot so far. */
+  stored?: StoredSegment[];
 }
+
+/** The most stored segments a listing answers (about 100 bytes each): past it, a rerun uploads the rest again. */
+export const MAX_STORED_LISTED = 20_000;
 
 /** A presigned URL for one segment. */
 export interface SegmentUrl {
@@ -46,12 +53,22 @@ export class SnapshotUrls {
    * Every URL stops working once the snapshot leaves `pending` (see retireSession). `landed` names
    * segments of this upload the client has stored: workers check them while the rest uploads
    * ({@link SegmentChecks.landed}), so that completing reads little more than the last ones.
+   *
+   * `stored` reports segments the client stored since it last said (their SHA-256 and size; each
+   * is checked as landed too), and `listStored` answers every segment reported so far: a rerun with
+   * the same client token, from any host, uploads only the segments whose bytes are not stored yet.
+   * Reports are recorded before any URL is issued; both are idempotent.
    */
   async uploadUrls(
     caller: Caller,
     snapshotId: string,
     count: number,
-    options: { manifest?: boolean; landed?: readonly string[] } = {},
+    options: {
+      manifest?: boolean;
+      landed?: readonly string[];
+      stored?: readonly StoredSegment[];
+      listStored?: boolean;
+    } = {},
   ): Promise<UploadUrls> {
     const snapshot = await this.#a.pending(caller, snapshotId);
     await this.#checks.landed(snapshot, options.landed ?? []);
@@ -61,6 +78,17 @@ export class SnapshotUrls {
         `Ask for 0 to ${MAX_URLS_PER_REQUEST} segment URLs at a time; ${count} were asked for.`,
       );
     }
+    if (options.stored?.length) {
+      await this.#recordStored(snapshotId, options.stored);
+      // A segment reported stored has landed: one report, both uses (ids not issued are ignored
+      // here as the record ignores them).
+      const ids = options.stored.map((segment) => segment.segmentId);
+      await this.#checks.landed(snapshot, ids, { foreign: 'ignore' });
+    }
+    const stored = options.listStored
+      ? { stored: await this.#a.options.snapshots.storedSegments(snapshotId, MAX_STORED_LISTED) }
+      : {};
+    if (count === 0 && !options.manifest) return { segments: [], expiresInSeconds: 0, ...stored };
     const ids = Array.from({ length: count }, () => newId('segment'));
     const manifestUploadId = options.manifest ? newId('manifestUpload') : undefined;
     const limits = { segments: maxSegmentUrls(snapshot.volumeSize), manifests: MAX_MANIFEST_UPLOADS };
@@ -114,7 +142,25 @@ export class SnapshotUrls {
           }
         : {}),
       expiresInSeconds: ttl,
+      ...stored,
     };
+  }
+
+  /** Records segments a client reports stored, once each report is known well formed. */
+  async #recordStored(snapshotId: string, stored: readonly StoredSegment[]): Promise<void> {
+    const wellFormed = (s: StoredSegment) =>
+      isId('segment', s.segmentId) &&
+      /^[0-9a-f]{64}$/.test(s.sha256) &&
+      Number.isInteger(s.size) &&
+      s.size > 0 &&
+      s.size <= segmentCapacity();
+    if (stored.length > MAX_URLS_PER_REQUEST || !stored.every(wellFormed)) {
+      throw new VolsnapError(
+        'request.invalid',
+        `Report at most ${MAX_URLS_PER_REQUEST} stored segments at a time, each a segment id, the SHA-256 of its bytes (64 hex digits) and its size (1 to ${segmentCapacity()} bytes).`,
+      );
+    }
+    await this.#a.options.snapshots.recordStoredSegments(snapshotId, stored);
   }
 
   /** A completed snapshot the caller may read, as the source of a new volume. */

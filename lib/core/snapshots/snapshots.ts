@@ -343,6 +343,22 @@ export interface SnapshotRepository {
   ): Promise<boolean>;
   /** Manifest upload ids issued to a snapshot's session. */
   sessionManifestUploads(snapshotId: string): Promise<Set<string>>;
+  /**
+   * Records what a client reports it stored at segments of its session (what the bytes were, so
+   * that a rerun with the same client token from any host can skip them). A segment not issued to
+   * the session is ignored. Idempotent (a second report of a segment overwrites the first).
+   */
+  recordStoredSegments(snapshotId: string, stored: readonly StoredSegment[]): Promise<void>;
+  /** The segments reported stored for a snapshot's session (any order), at most `limit` of them. */
+  storedSegments(snapshotId: string, limit: number): Promise<StoredSegment[]>;
+}
+
+/** A segment a client stored for a pending snapshot, as it reported it: where, and what the bytes were. */
+export interface StoredSegment {
+  segmentId: string;
+  /** SHA-256 of the segment object's bytes, hex. */
+  sha256: string;
+  size: number;
 }
 
 export function assertTransition(snapshot: Snapshot, to: SnapshotState): void {

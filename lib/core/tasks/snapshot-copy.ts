@@ -10,7 +10,7 @@ import { type Tags, withoutReserved } from '../shared/tags.ts';
 import type { SnapshotService } from '../snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
 import type { Volume, VolumeRepository } from '../volumes/volumes.ts';
-import { type PartKind, type PartOutcome, PartRunner } from './part-runner.ts';
+import { isPermanent, type PartKind, type PartOutcome, PartRunner } from './part-runner.ts';
 import { PART_BLOCKS, sessionWriter, snapshotPartKind, systemCaller } from './parts.ts';
 import { RUN_BYTES } from './ranged-reads.ts';
 
@@ -167,7 +167,9 @@ export class SnapshotCopier {
       .source(from.region)
       .readable(systemCaller(copy.accountId), from.snapshotId)
       .catch((error) => {
-        throw gone(error);
+        // Only the source region's refusal says it is gone (404, no longer shared); that region's
+        // table or API failing for now (a 5xx, unreachable) is retried with the part.
+        throw isPermanent(error) ? gone(error) : error;
       });
     // In the recycle bin it is deleted as far as its owner said: the copy stops.
     if (readable.state !== 'completed') throw gone();

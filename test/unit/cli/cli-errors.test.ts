@@ -122,7 +122,8 @@ describe('every CLI failure is one error line with a code, or a JSON error, neve
     expect(errorLine(account.stderr, 'config.invalid')).toContain("No account 'nobody'");
     const json = await volsnap('--json', '--account', 'nobody', 'volume', 'list');
     expect(errorJson(json.stderr, 'config.invalid').message).toContain("No account 'nobody'");
-    const unreachable = await volsnap('volume', 'list');
+    // Without retries (a refused connection is tried again for 10 s by default).
+    const unreachable = await volsnap('--retry-for', '0', 'volume', 'list');
     expect(unreachable.code).toBe(5);
     expect(errorLine(unreachable.stderr, 'client.unreachable')).toContain('Cannot reach http://127.0.0.1:');
   });

@@ -91,8 +91,8 @@ describe('a wait on the service outlasts its transient failures', () => {
     });
     const waits: number[] = [];
     const sleep = async (ms: number) => void waits.push(ms);
-    // The client's own GET retries are off the table here: its 429 wait is counted like the poll's.
-    const api = new ApiClient({ endpoint, sleep });
+    // The client's own retries are off here (retryForMs 0): the poll's are under test.
+    const api = new ApiClient({ endpoint, sleep, retryForMs: 0 });
     const retried: string[] = [];
     const done = await pollUntil(
       () => api.getSnapshot('snap-1'),
@@ -101,9 +101,14 @@ describe('a wait on the service outlasts its transient failures', () => {
     );
     expect(done.state).toBe('completed');
     expect(seen).toEqual(['503', '429', 'reset', 'pending', '503', 'completed']);
-    // 503 without Retry-After backs off; the 429's Retry-After (7 s) is waited by the client itself.
+    // 503 without Retry-After backs off; the 429's Retry-After (7 s) is waited as it says.
     expect(waits).toContain(7000);
-    expect(retried).toEqual(['storage.unavailable', 'client.unreachable', 'storage.unavailable']);
+    expect(retried).toEqual([
+      'storage.unavailable',
+      'storage.unavailable',
+      'client.unreachable',
+      'storage.unavailable',
+    ]);
   });
 
   it('a poll still throws what is not transient', async () => {
@@ -135,7 +140,8 @@ describe('a request whose answer is lost asks the service what happened', () => 
       response.writeHead(200, { 'content-type': 'application/json' });
       response.end(JSON.stringify(snapshot(state)));
     });
-    const api = new ApiClient({ endpoint, sleep: async () => {} });
+    // The client's own retries are off (retryForMs 0): settle's asking is under test.
+    const api = new ApiClient({ endpoint, sleep: async () => {}, retryForMs: 0 });
     const answered = await settle(
       () => api.completeSnapshot('snap-1', 'manifestUpload-1'),
       async () => {
@@ -159,7 +165,7 @@ describe('a request whose answer is lost asks the service what happened', () => 
       response.writeHead(request.method === 'POST' ? 202 : 200, { 'content-type': 'application/json' });
       response.end(JSON.stringify(snapshot('pending')));
     });
-    const api = new ApiClient({ endpoint, sleep: async () => {}, timeoutMs: 300 });
+    const api = new ApiClient({ endpoint, sleep: async () => {}, timeoutMs: 300, retryForMs: 0 });
     const lost = await api.completeSnapshot('snap-1').catch((e) => e);
     expect(lost).toMatchObject({ status: 0, code: 'client.timeout' });
     expect(describeFailure(lost)?.exitCode).toBe(5);

@@ -1,7 +1,16 @@
 import { describe, expect, it, vi } from 'vitest';
+import { MemoryAuditLog } from '../../../lib/adapters/memory/identity.ts';
 import { VolsnapError } from '../../../lib/core/shared/errors.ts';
 import * as z from '../../../lib/core/shared/schema.ts';
-import { type HttpLambda, httpRouter, publicHttpHandler } from '../../../lib/http/stack.ts';
+import {
+  authorizerContext,
+  type HttpLambda,
+  httpHandler,
+  httpRouter,
+  IDENTITY_OUTAGE_CONTEXT_KEY,
+  publicHttpHandler,
+} from '../../../lib/http/stack.ts';
+import { testCaller } from '../../support/callers.ts';
 import { httpEvent, lambdaContext } from '../../support/events.ts';
 
 const route = publicHttpHandler(
@@ -279,5 +288,52 @@ describe('the HTTP router (one function, several routes)', () => {
     const handler = publicHttpHandler({}, async () => ({}));
     expect(() => httpRouter({ '/v1/volumes': handler })).toThrow(/METHOD \/path/);
     expect(() => httpRouter({ 'get /v1/volumes': handler })).toThrow(/not 'METHOD \/path'/);
+  });
+});
+
+describe('an identity table that fails for now while the authorizer resolves the key', () => {
+  const guarded = httpHandler({}, async ({ caller }) => ({ body: { accountId: caller.accountId } }), {
+    audit: new MemoryAuditLog(),
+    limiter: null,
+  });
+  const withContext = (context: Record<string, string>) => {
+    const event = httpEvent({ method: 'GET' });
+    (event.requestContext as { authorizer?: unknown }).authorizer = { lambda: context };
+    return event;
+  };
+
+  it('reaches the route marked so, and the route answers 503 storage.unavailable with Retry-After, not 401', async () => {
+    const context = await authorizerContext(async () => {
+      throw new VolsnapError('storage.unavailable', 'The table did not answer as expected.');
+    });
+    expect(context).toEqual({ [IDENTITY_OUTAGE_CONTEXT_KEY]: 'storage.unavailable' });
+    const response = await call(guarded, withContext(context));
+    expect(response.status).toBe(503);
+    expect(response.headers['retry-after']).toBe('1');
+    expect(response.body).toMatchObject({ error: 'storage.unavailable' });
+  });
+
+  it('a throttled table is 503 storage.throttled; a bad key still 401; a caller passes; a bug is still thrown', async () => {
+    const throttled = await authorizerContext(async () => {
+      throw new VolsnapError('storage.throttled', 'slow down');
+    });
+    const response = await call(guarded, withContext(throttled));
+    expect(response).toMatchObject({ status: 503, body: { error: 'storage.throttled' } });
+    expect(response.headers['retry-after']).toBe('2');
+    const unknownKey = await authorizerContext(async () => undefined);
+    expect(await call(guarded, withContext(unknownKey))).toMatchObject({
+      status: 401,
+      body: { error: 'auth.unauthorized' },
+    });
+    const caller = testCaller();
+    expect(await call(guarded, withContext(await authorizerContext(async () => caller)))).toMatchObject({
+      status: 200,
+      body: { accountId: caller.accountId },
+    });
+    await expect(
+      authorizerContext(async () => {
+        throw new TypeError('a bug');
+      }),
+    ).rejects.toThrow('a bug');
   });
 });

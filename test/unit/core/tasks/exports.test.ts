@@ -22,6 +22,7 @@ import {
 import { AccountService, bootstrapAccount } from '../../../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../../../lib/core/identity/identity.ts';
 import { ObjectLayout } from '../../../../lib/core/ports/objects.ts';
+import { VolsnapError } from '../../../../lib/core/shared/errors.ts';
 import { SnapshotService } from '../../../../lib/core/snapshots/snapshot-service.ts';
 import { ExportService } from '../../../../lib/core/tasks/exports.ts';
 import { VolumeService } from '../../../../lib/core/volumes/volumes.ts';
@@ -34,6 +35,7 @@ let queue: MemoryWorkQueue;
 let snapshots: SnapshotService;
 let volumes: VolumeService;
 let exports: ExportService;
+let exportRepo: MemoryExportRepository;
 let alice: Caller;
 
 beforeEach(() => {
@@ -50,8 +52,9 @@ beforeEach(() => {
     region: 'eu-west-1',
   });
   volumes = new VolumeService(volumeRepo, clock, 'eu-west-1', { regionBucket: 'b', extraBuckets: [] });
+  exportRepo = new MemoryExportRepository();
   exports = new ExportService({
-    exports: new MemoryExportRepository(),
+    exports: exportRepo,
     snapshots,
     objects,
     queue,
@@ -146,6 +149,38 @@ describe('exports', () => {
     const { url, expiresInSeconds } = await exports.url(alice, done.exportId);
     expect(expiresInSeconds).toBe(3600);
     expect(url).toContain(done.key);
+  });
+
+  it('complete when S3 joined the parts but the table failed to record it: the redelivered part finds the object whole', async () => {
+    const data = image();
+    const snapshot = await snapshotOf(data);
+    const started = await exports.start(alice, snapshot.snapshotId, 'raw');
+    // The table fails for now exactly when the export would be recorded completed (after S3 joined it).
+    const transition = exportRepo.transition.bind(exportRepo);
+    let outage = true;
+    exportRepo.transition = async (id, from, to, changes) => {
+      if (to === 'completed' && outage) {
+        outage = false;
+        throw new VolsnapError('storage.unavailable', 'The table did not answer as expected.');
+      }
+      return transition(id, from, to, changes);
+    };
+    const outcomes: string[] = [];
+    for (let rounds = 0; queue.messages.length > 0 && rounds < 50; rounds++) {
+      const message = queue.messages.shift();
+      if (message?.kind !== 'export.part') continue;
+      try {
+        outcomes.push(await exports.runPart(message.exportId, message.part));
+      } catch {
+        outcomes.push('retry');
+        queue.messages.push(message);
+      }
+    }
+    expect(outcomes).toContain('retry');
+    expect(outcomes.at(-1)).toBe('completed');
+    const done = await exports.get(alice, started.exportId);
+    expect(done.state).toBe('completed');
+    expect(Buffer.from((await objects.get(done.key)) ?? []).equals(data)).toBe(true);
   });
 
   it('read the neighbouring blocks of a segment with one ranged GET, not one per block, in every format', async () => {

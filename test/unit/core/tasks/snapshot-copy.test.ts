@@ -55,6 +55,8 @@ let copier: SnapshotCopier;
 /** Source reads the copier made (to show what an incremental copy moves). */
 let bytesRead: number;
 let failReads: (() => boolean) | undefined;
+/** Makes the source region's table fail for now while the copy checks its source. */
+let failReadable: (() => boolean) | undefined;
 /** Every source range read, as `segment@start`. */
 let rangesRead: string[];
 
@@ -75,6 +77,7 @@ beforeEach(async () => {
   bob = await callerOf('bob');
   bytesRead = 0;
   failReads = undefined;
+  failReadable = undefined;
   rangesRead = [];
   const sources = new Map<string, Region>([
     ['r1', r1],
@@ -88,6 +91,11 @@ beforeEach(async () => {
       const inner = copySourceOf(r.service, r.objects);
       return {
         ...inner,
+        readable: async (caller, snapshotId) => {
+          if (failReadable?.())
+            throw new VolsnapError('storage.unavailable', 'The table did not answer as expected.');
+          return inner.readable(caller, snapshotId);
+        },
         readRange: async (accountId, segmentId, start, end) => {
           if (failReads?.()) throw new Error('the worker died');
           bytesRead += end - start;
@@ -266,6 +274,21 @@ describe('copying a snapshot to another region', () => {
     expect(
       [...r2.objects.objects.keys()].filter((k) => k.startsWith('segments/') || k.startsWith('uploads/')),
     ).toEqual([]);
+  });
+
+  it('retries a part while the source region cannot say whether its source is there (its table down), then completes', async () => {
+    const data = image();
+    const volume = await r1.volumes.register(alice, { name: 'disk', sizeBytes: data.length });
+    const source = await snapshotIn(r1, alice, volume.volumeId, data);
+    const started = await copier.start(alice, { sourceRegion: 'r1', sourceSnapshotId: source.snapshotId });
+    let outage = 3;
+    failReadable = () => outage-- > 0;
+    const outcomes = await work();
+    expect(outcomes.filter((o) => o === 'retry')).toHaveLength(3);
+    expect(outcomes).not.toContain('error');
+    const copy = await r2.service.get(alice, started.snapshotId);
+    expect(copy.state).toBe('completed');
+    expect((await restoreIn(r2, alice.accountId, started.snapshotId)).equals(data)).toBe(true);
   });
 
   it('lets a grantee copy a shared snapshot into its own account, and refuses others, unknown regions and unfinished sources', async () => {
