@@ -11,7 +11,14 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { type SigV4FailureCode, verifySigV4 } from '../../lib/http/sigv4.ts';
-import { type CallRecorder, dynamodbNeeds, roleOfKey, secretLookup, signingScope } from './aws-calls.ts';
+import {
+  type CallRecorder,
+  dynamodbNeeds,
+  REQUEST_COUNTS_PATH,
+  roleOfKey,
+  secretLookup,
+  signingScope,
+} from './aws-calls.ts';
 
 export interface DynamoProxyOptions {
   /** Where the proxy listens (127.0.0.1). */
@@ -47,7 +54,17 @@ const MAX_BODY_BYTES = 16 * 1024 * 1024 + 64 * 1024;
  * hash it, then the request goes to DynamoDB Local unchanged and its response comes back streamed.
  */
 export function startDynamoProxy(options: DynamoProxyOptions): Promise<Server> {
+  // Requests per operation (`X-Amz-Target`), in memory: GET REQUEST_COUNTS_PATH answers them (the bench).
+  const counts: Record<string, number> = {};
   const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === REQUEST_COUNTS_PATH) {
+      const text = JSON.stringify(counts);
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+      return;
+    }
+    const operation = String(req.headers['x-amz-target'] ?? 'unknown').replace(/^DynamoDB_\d+\./, '');
+    counts[operation] = (counts[operation] ?? 0) + 1;
     void handle(req, res, options).catch((error: Error) => {
       if (!res.headersSent) respondError(res, 500, 'InternalServerError', error.message);
       else res.destroy();
