@@ -250,7 +250,7 @@ async function main() {
     AWS_REQUEST_CHECKSUM_CALCULATION: 'when_required',
     AWS_RESPONSE_CHECKSUM_VALIDATION: 'when_required',
   };
-  const awsArgs = ['--endpoint-url', peerEndpoint, '--only-show-errors'];
+  const awsArgs = ['--endpoint-url', peerEndpoint];
   const region1 = cloud.regions[0];
   if (!region1) throw new Error('the local cloud has no region');
   const cloudS3 = new S3Client(
@@ -488,13 +488,21 @@ async function main() {
         const up = measure(AWSCLI_UP, 'peer');
         record(
           up,
-          await time(awsCli, ['s3', 'cp', image, `s3://awscli/run${r}/image.raw`, ...awsArgs], awsEnv),
+          await time(
+            awsCli,
+            ['s3', 'cp', '--only-show-errors', image, `s3://awscli/run${r}/image.raw`, ...awsArgs],
+            awsEnv,
+          ),
         );
         up.storedBytes = size;
         const down = join(work, 'awscli-down.raw');
         record(
           measure(AWSCLI_DOWN, 'peer'),
-          await time(awsCli, ['s3', 'cp', `s3://awscli/run${r}/image.raw`, down, ...awsArgs], awsEnv),
+          await time(
+            awsCli,
+            ['s3', 'cp', '--only-show-errors', `s3://awscli/run${r}/image.raw`, down, ...awsArgs],
+            awsEnv,
+          ),
         );
         if ((await sha256(down)) !== imageSha256) throw new Error('aws s3 cp brought down something else');
         await rm(down, { force: true });

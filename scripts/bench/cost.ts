@@ -36,10 +36,12 @@ export const US_EAST_1_PRICES: Prices = {
   dynamodbStoragePerGBMonth: 0.25,
   interRegionTransferPerGB: 0.02,
   sources: [
-    'https://aws.amazon.com/s3/pricing/ (S3 Standard storage, requests, data transfer between regions)',
-    'https://cloudburn.io/blog/amazon-s3-pricing (the same figures for US East (N. Virginia), March 2026)',
-    'https://aws.amazon.com/dynamodb/pricing/ (on-demand request units and storage)',
-    'https://airbyte.com/data-engineering-resources/dynamodb-pricing (on-demand WRU/RRU, US East)',
+    'https://aws.amazon.com/s3/pricing/ (the prices themselves; the stored copy of the page renders its cells from templates, so the figures are from the next three)',
+    'https://www.usage.ai/blogs/aws/storage-cost/s3/cost-calculator/ (S3 Standard storage and requests, US East (N. Virginia), June 2026)',
+    'https://c3x.dev/blog/s3-request-fees-explained (S3 Standard: $0.005 per 1,000 PUT/COPY/POST/LIST, $0.0004 per 1,000 GET/HEAD)',
+    'https://repost.aws/articles/ARjzluyMS8RbeOOK4MGXRG6Q/cost-effective-methods-for-accessing-s3-buckets-cross-region (us-east-1 to another region: $0.02 per GB, January 2026)',
+    'https://aws.amazon.com/dynamodb/pricing/ (storage: $0.25 per GB-month past the free 25 GB)',
+    'https://airbyte.com/data-engineering-resources/dynamodb-pricing (on-demand, US East: $0.625 per million WRU, $0.125 per million RRU)',
   ],
 };
 
