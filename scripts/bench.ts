@@ -7,7 +7,7 @@
 // requests it made (the emulators' in-memory counts, scripts/bench/requests.ts), which the cost
 // table prices (scripts/bench/cost.ts). Writes bench/results.json, bench/results.md and
 // bench/results.svg.
-import { mkdir, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,7 @@ import pLimit from 'p-limit';
 import { s3ClientConfig } from '../lib/adapters/aws-clients.ts';
 import { parseSize } from '../lib/cli/units.ts';
 import { makeExt4Image } from './bench/compressible.ts';
-import { costMarkdown, costTable, US_EAST_1_PRICES } from './bench/cost.ts';
+import { costMarkdown, costTable, type MeasuredForCost, US_EAST_1_PRICES } from './bench/cost.ts';
 import { EBS_DOWNLOAD, EBS_UPLOAD, EbsBench } from './bench/ebs.ts';
 import { perGiB, RequestCounter, type RequestCounts, totalOf } from './bench/requests.ts';
 import { runScaleBench } from './bench/scale.ts';
@@ -35,6 +35,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     runs: { type: 'string', default: '3' },
     scale: { type: 'boolean', default: false },
+    cost: { type: 'boolean', default: false },
   },
 });
 const size = parseSize(values.size ?? (values.quick ? '256MiB' : '1GiB'));
@@ -629,24 +630,7 @@ async function main() {
   ].flatMap(([ours, theirs]) =>
     (theirs as string[]).map((peer) => ({ what: `${ours} ÷ ${peer}`, value: ratio(ours as string, peer) })),
   );
-  const costFor = (name: string) => measures.get(name)?.counts ?? { s3: {}, dynamodb: {} };
-  const perImageGiB = (name: string) => perGiB(costFor(name), size);
-  const cost = costTable(
-    {
-      storedPerImageByte: fullStored / size,
-      fullSnapshot: perImageGiB('volsnap full snapshot'),
-      incrementalSnapshot: perImageGiB('volsnap 1% incremental snapshot'),
-      incrementalStoredPerImageByte:
-        (measures.get('volsnap 1% incremental snapshot')?.storedBytes ?? Number.NaN) / size,
-      fullCopy: perImageGiB(`volsnap full copy ${home} → ${away}`),
-      incrementalCopy: perImageGiB(`volsnap 1% incremental copy ${home} → ${away}`),
-      fullCopyMovedPerImageByte:
-        (measures.get(`volsnap full copy ${home} → ${away}`)?.storedBytes ?? Number.NaN) / size,
-      incrementalCopyMovedPerImageByte: copiedBytes / size,
-      restore: perImageGiB('volsnap restore'),
-    },
-    US_EAST_1_PRICES,
-  );
+  const cost = costTable(costInputs(rows, size), US_EAST_1_PRICES);
   const result = {
     date: new Date().toISOString(),
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
@@ -691,9 +675,7 @@ async function main() {
     '|---|---:|',
     ...peerRatios.map((t) => `| ${t.what} | ${cell(t.value)} |`),
     '',
-    `Cost of a 1 TiB volume shaped like this image (a quarter zero, incompressible), from the requests and bytes above at ${US_EAST_1_PRICES.region} list prices (S3 Standard $${US_EAST_1_PRICES.s3StoragePerGBMonth}/GB-month, $${US_EAST_1_PRICES.s3WritePer1000} per 1,000 PUT/COPY/POST/LIST, $${US_EAST_1_PRICES.s3ReadPer1000} per 1,000 GET/HEAD; DynamoDB on-demand $${US_EAST_1_PRICES.dynamodbWritePerMillion} per million write and $${US_EAST_1_PRICES.dynamodbReadPerMillion} per million read request units, each request counted as one unit, two for a transaction; inter-region transfer $${US_EAST_1_PRICES.interRegionTransferPerGB}/GB). Requests scale linearly from this image: the ones made once per operation are counted 1024 times, an upper bound. Lambda, API Gateway and SQS are not priced. Sources: ${US_EAST_1_PRICES.sources.join('; ')}.`,
-    '',
-    costMarkdown(cost, US_EAST_1_PRICES),
+    costSection(cost),
   ].join('\n');
   await mkdir(join(ROOT, 'bench'), { recursive: true });
   const suffix = values.quick ? '-quick' : '';
@@ -705,6 +687,58 @@ async function main() {
   );
   console.log(`\n${table}\n\nWritten to bench/results${suffix}.json, .md and .svg.`);
   await rm(work, { recursive: true, force: true });
+}
+
+/** The bench's rows as bench/results.json keeps them (what the cost table reads). */
+interface ResultRow {
+  name: string;
+  storedMiB?: number | undefined;
+  counts?: RequestCounts | undefined;
+}
+
+/** What the cost table needs, from the rows of one run on an image of `imageBytes`. */
+function costInputs(rows: ResultRow[], imageBytes: number): MeasuredForCost {
+  const row = (name: string) => rows.find((r) => r.name === name || r.name.startsWith(`${name} `));
+  const requests = (name: string) => perGiB(row(name)?.counts ?? { s3: {}, dynamodb: {} }, imageBytes);
+  const perByte = (name: string) => ((row(name)?.storedMiB ?? Number.NaN) * 2 ** 20) / imageBytes;
+  return {
+    storedPerImageByte: perByte('volsnap full snapshot'),
+    fullSnapshot: requests('volsnap full snapshot'),
+    incrementalSnapshot: requests('volsnap 1% incremental snapshot'),
+    incrementalStoredPerImageByte: perByte('volsnap 1% incremental snapshot'),
+    fullCopy: requests('volsnap full copy'),
+    incrementalCopy: requests('volsnap 1% incremental copy'),
+    fullCopyMovedPerImageByte: perByte('volsnap full copy'),
+    incrementalCopyMovedPerImageByte: perByte('volsnap 1% incremental copy'),
+    restore: requests('volsnap restore'),
+  };
+}
+
+const COST_HEADING = 'Cost of a 1 TiB volume shaped like this image';
+
+/** The cost paragraph and table of results.md. */
+function costSection(cost: ReturnType<typeof costTable>): string {
+  const p = US_EAST_1_PRICES;
+  return [
+    `${COST_HEADING} (a quarter zero, incompressible), from the requests and bytes above at ${p.region} list prices (S3 Standard $${p.s3StoragePerGBMonth}/GB-month, $${p.s3WritePer1000} per 1,000 PUT/COPY/POST/LIST, $${p.s3ReadPer1000} per 1,000 GET/HEAD, DELETE free; DynamoDB on-demand $${p.dynamodbWritePerMillion} per million write and $${p.dynamodbReadPerMillion} per million read request units, each request counted as one unit, two for a transaction: a lower bound; inter-region transfer $${p.interRegionTransferPerGB}/GB). Snapshot and copy requests are split into a part made once per operation and a part per GiB moved, from the full and the 1% incremental of the same run (scripts/bench/cost.ts, \`scaledRequests\`); the restore's are scaled linearly (an upper bound). Lambda, API Gateway and SQS are not priced. Sources: ${p.sources.join('; ')}.`,
+    '',
+    costMarkdown(cost, p),
+  ].join('\n');
+}
+
+/** `--cost`: the cost section of bench/results.md again, from bench/results.json (after a change to the cost model). */
+async function rewriteCost(): Promise<void> {
+  const json = JSON.parse(await readFile(join(ROOT, 'bench', 'results.json'), 'utf8'));
+  const cost = costTable(costInputs(json.results, json.image.bytes), US_EAST_1_PRICES);
+  json.cost = { prices: US_EAST_1_PRICES, rows: cost };
+  await writeFile(join(ROOT, 'bench', 'results.json'), `${JSON.stringify(json, null, 2)}\n`);
+  const md = await readFile(join(ROOT, 'bench', 'results.md'), 'utf8');
+  const at = md.indexOf(COST_HEADING);
+  await writeFile(
+    join(ROOT, 'bench', 'results.md'),
+    `${at < 0 ? `${md}\n` : md.slice(0, at)}${costSection(cost)}\n`,
+  );
+  console.log(costSection(cost));
 }
 
 /** A horizontal bar chart of seconds per row, coloured by group: people would rather look than read. */
@@ -735,5 +769,6 @@ ${bars}
 
 // --scale: the table-size bench (scripts/bench/scale.ts) instead of the data path.
 if (values.scale) await runScaleBench(ROOT);
+else if (values.cost) await rewriteCost();
 else if (values.sizes) await runSizesBench(ROOT, values.sizes.split(',').map(parseSize), runs);
 else await main();

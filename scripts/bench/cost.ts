@@ -132,6 +132,34 @@ export interface CostRow {
   how: string;
 }
 
+/**
+ * Requests of an operation on a volume of `volumeGiB` of which the fraction `changed` is new, from
+ * the same operation measured in full and incrementally on one image (per GiB of it; `measuredChange`
+ * the fraction the incremental changed): each operation's requests are a part it makes once
+ * (the API's, the manifest's) and a part that grows with the data it moves, so
+ * `rate = (full − incremental) ÷ (1 − measuredChange)` per GiB, `once = incremental − measuredChange × rate`,
+ * and the answer is `once + changed × volumeGiB × rate` (per operation kind, never below 0).
+ * Expressed per GiB of `volumeGiB`, as {@link operationCost} takes it.
+ */
+export function scaledRequests(
+  full: RequestCounts,
+  incremental: RequestCounts,
+  measuredChange: number,
+  volumeGiB: number,
+  changed: number,
+): RequestCounts {
+  const one = (f: Record<string, number>, i: Record<string, number>) => {
+    const out: Record<string, number> = {};
+    for (const op of new Set([...Object.keys(f), ...Object.keys(i)])) {
+      const rate = Math.max(0, ((f[op] ?? 0) - (i[op] ?? 0)) / (1 - measuredChange));
+      const once = Math.max(0, (i[op] ?? 0) - measuredChange * rate);
+      out[op] = (once + changed * volumeGiB * rate) / volumeGiB;
+    }
+    return out;
+  };
+  return { s3: one(full.s3, incremental.s3), dynamodb: one(full.dynamodb, incremental.dynamodb) };
+}
+
 /** What the bench measured that the cost table turns into dollars (per GiB of the bench's image). */
 export interface MeasuredForCost {
   /** Bytes stored per byte of image by a full snapshot (the image's zero blocks are not stored). */
@@ -175,12 +203,18 @@ export function costTable(measured: MeasuredForCost, prices: Prices): CostRow[] 
       );
     rows.push({ what, usd: cost.total, how: parts.join(' + ') });
   };
-  priced('a full snapshot of 1 TiB (requests)', measured.fullSnapshot);
-  priced('a 1% incremental snapshot of 1 TiB (requests)', measured.incrementalSnapshot);
-  priced('a full cross-region copy of 1 TiB', measured.fullCopy, measured.fullCopyMovedPerImageByte);
+  // The fraction of the data the incrementals changed (the bench's 1%, of the non-zero blocks).
+  const change = measured.incrementalStoredPerImageByte / measured.storedPerImageByte;
+  const snapshots = (changed: number) =>
+    scaledRequests(measured.fullSnapshot, measured.incrementalSnapshot, change, TiB, changed);
+  const copies = (changed: number) =>
+    scaledRequests(measured.fullCopy, measured.incrementalCopy, change, TiB, changed);
+  priced('a full snapshot of 1 TiB (requests)', snapshots(1));
+  priced('a 1% incremental snapshot of 1 TiB (requests)', snapshots(change));
+  priced('a full cross-region copy of 1 TiB', copies(1), measured.fullCopyMovedPerImageByte);
   priced(
     'a 1% incremental cross-region copy of 1 TiB',
-    measured.incrementalCopy,
+    copies(change),
     measured.incrementalCopyMovedPerImageByte,
   );
   if (measured.restore) priced('a restore of 1 TiB (requests)', measured.restore);

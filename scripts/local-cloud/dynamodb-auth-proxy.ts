@@ -54,8 +54,7 @@ const MAX_BODY_BYTES = 16 * 1024 * 1024 + 64 * 1024;
  * hash it, then the request goes to DynamoDB Local unchanged and its response comes back streamed.
  */
 export function startDynamoProxy(options: DynamoProxyOptions): Promise<Server> {
-  // Requests per operation (`X-Amz-Target`), in memory: GET REQUEST_COUNTS_PATH answers them (the bench).
-  const counts: Record<string, number> = {};
+  const counts: RequestCounts = {};
   const server = createServer((req, res) => {
     if (req.method === 'GET' && req.url === REQUEST_COUNTS_PATH) {
       const text = JSON.stringify(counts);
@@ -63,9 +62,7 @@ export function startDynamoProxy(options: DynamoProxyOptions): Promise<Server> {
       res.end(text);
       return;
     }
-    const operation = String(req.headers['x-amz-target'] ?? 'unknown').replace(/^DynamoDB_\d+\./, '');
-    counts[operation] = (counts[operation] ?? 0) + 1;
-    void handle(req, res, options).catch((error: Error) => {
+    void handle(req, res, options, counts).catch((error: Error) => {
       if (!res.headersSent) respondError(res, 500, 'InternalServerError', error.message);
       else res.destroy();
     });
@@ -77,7 +74,27 @@ export function startDynamoProxy(options: DynamoProxyOptions): Promise<Server> {
   });
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, options: DynamoProxyOptions) {
+/**
+ * Requests per operation (`X-Amz-Target`), in memory; GET REQUEST_COUNTS_PATH answers them (the bench).
+ * The functions' own (signed by a region's role) count under the operation's name; the operator's
+ * (provisioning, seeding, the local cloud's identity replication, which scans every 250 ms) under
+ * `operator <name>`, and refused ones under `refused <name>`, so a count of the service's work can
+ * leave the local cloud's own machinery out.
+ */
+type RequestCounts = Record<string, number>;
+
+function count(counts: RequestCounts, req: IncomingMessage, prefix: string): void {
+  const operation = String(req.headers['x-amz-target'] ?? 'unknown').replace(/^DynamoDB_\d+\./, '');
+  const key = `${prefix}${operation}`;
+  counts[key] = (counts[key] ?? 0) + 1;
+}
+
+async function handle(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: DynamoProxyOptions,
+  counts: RequestCounts,
+) {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -105,9 +122,12 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Dynamo
     },
   );
   if (!result.ok) {
+    count(counts, req, 'refused ');
     respondError(res, 400, DYNAMODB_CODE[result.code], result.message);
     return;
   }
+  const byRole = roleOfKey(result.accessKeyId, options.roles ?? []) !== undefined;
+  count(counts, req, byRole ? '' : 'operator ');
   if (options.recorder) {
     record(req, body, result.accessKeyId, { roles: options.roles ?? [], recorder: options.recorder });
   }

@@ -1,6 +1,12 @@
 // The bench's cost table (scripts/bench/cost.ts): requests per GiB and bytes into dollars.
 import { describe, expect, it } from 'vitest';
-import { costTable, operationCost, type Prices, US_EAST_1_PRICES } from '../../../scripts/bench/cost.ts';
+import {
+  costTable,
+  operationCost,
+  type Prices,
+  scaledRequests,
+  US_EAST_1_PRICES,
+} from '../../../scripts/bench/cost.ts';
 
 const round = (n: number) => Math.round(n * 1e6) / 1e6;
 
@@ -34,17 +40,30 @@ describe('operationCost', () => {
   });
 });
 
+describe('scaledRequests', () => {
+  it('splits requests into a part made once and a part per GiB moved, from a full and an incremental run', () => {
+    // Measured per GiB of image: 10 requests once, 64 per GiB of data; the incremental changed 2%.
+    const full = { s3: { PutObject: 10 + 64 }, dynamodb: { Query: 5 } };
+    const incremental = { s3: { PutObject: 10 + 0.02 * 64 }, dynamodb: { Query: 5 } };
+    const tib = scaledRequests(full, incremental, 0.02, 1024, 1);
+    expect(round((tib.s3.PutObject ?? 0) * 1024)).toBe(round(10 + 1024 * 64));
+    expect(round((tib.dynamodb.Query ?? 0) * 1024)).toBe(5);
+    const onePercent = scaledRequests(full, incremental, 0.02, 1024, 0.01);
+    expect(round((onePercent.s3.PutObject ?? 0) * 1024)).toBe(round(10 + 0.01 * 1024 * 64));
+  });
+});
+
 describe('costTable', () => {
   it('turns the measured shapes into the README rows for 1 TiB', () => {
-    const none = { s3: {}, dynamodb: {} };
+    const change = 0.01 / 0.75;
     const rows = costTable(
       {
         storedPerImageByte: 0.75,
-        fullSnapshot: { s3: { PutObject: 64 }, dynamodb: {} },
-        incrementalSnapshot: none,
+        fullSnapshot: { s3: { PutObject: 10 + 64 }, dynamodb: {} },
+        incrementalSnapshot: { s3: { PutObject: 10 + change * 64 }, dynamodb: {} },
         incrementalStoredPerImageByte: 0.01,
-        fullCopy: none,
-        incrementalCopy: none,
+        fullCopy: { s3: {}, dynamodb: {} },
+        incrementalCopy: { s3: {}, dynamodb: {} },
         fullCopyMovedPerImageByte: 0.75,
         incrementalCopyMovedPerImageByte: 0.01,
       },
@@ -52,7 +71,10 @@ describe('costTable', () => {
     );
     const row = (what: string) => rows.find((r) => r.what.startsWith(what))?.usd ?? Number.NaN;
     expect(round(row('a full snapshot of 1 TiB stored'))).toBe(round(768 * 0.023));
-    expect(round(row('a full snapshot of 1 TiB (requests)'))).toBe(round((64 * 1024 * 0.005) / 1000));
+    expect(round(row('a full snapshot of 1 TiB (requests)'))).toBe(round(((10 + 1024 * 64) * 0.005) / 1000));
+    expect(round(row('a 1% incremental snapshot of 1 TiB (requests)'))).toBe(
+      round(((10 + change * 1024 * 64) * 0.005) / 1000),
+    );
     expect(round(row('a full cross-region copy'))).toBe(round(768 * 0.02));
     expect(round(row('a 1% incremental cross-region copy'))).toBe(round(10.24 * 0.02));
     expect(rows.some((r) => r.what.startsWith('a restore'))).toBe(false);
