@@ -16,7 +16,6 @@ import {
 } from '@aws-sdk/client-ebs';
 import { DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import pLimit from 'p-limit';
-import { readCallCounts } from '../local-cloud/aws-calls.ts';
 import type { LocalCloud } from '../local-cloud/cloud.ts';
 
 const BLOCK = 512 * 1024;
@@ -35,8 +34,8 @@ interface Row {
 
 export interface EbsBenchOptions {
   cloud: LocalCloud;
-  /** Where the cloud records its calls (startLocalCloud's `recordCallsTo`). */
-  callsDir: string;
+  /** S3 requests the cloud's emulators answered so far, both regions (scripts/bench/requests.ts). */
+  s3Requests: () => Promise<number>;
   /** The volsnap CLI with `--json`, as the bench runs it. */
   volsnap: (...args: string[]) => Promise<{ stdout: string }>;
 }
@@ -45,12 +44,12 @@ export interface EbsBenchOptions {
 export class EbsBench {
   readonly #ebs: EBSClient;
   readonly #ec2: EC2Client;
-  readonly #callsDir: string;
+  readonly #s3Requests: () => Promise<number>;
 
-  private constructor(ebs: EBSClient, ec2: EC2Client, callsDir: string) {
+  private constructor(ebs: EBSClient, ec2: EC2Client, s3Requests: () => Promise<number>) {
     this.#ebs = ebs;
     this.#ec2 = ec2;
-    this.#callsDir = callsDir;
+    this.#s3Requests = s3Requests;
   }
 
   /** Issues a SigV4 key to the demo account's owner and builds the SDK clients for the cloud's first region. */
@@ -67,20 +66,18 @@ export class EbsBench {
     return new EbsBench(
       new EBSClient({ region: region.name, endpoint: `${region.api}/ebs`, credentials, requestHandler }),
       new EC2Client({ region: region.name, endpoint: `${region.api}/ec2/`, credentials }),
-      options.callsDir,
+      options.s3Requests,
     );
   }
 
-  /** S3 requests the cloud's roles made so far (a mark for {@link perGiB}). */
-  s3Requests(): number {
-    return Object.entries(readCallCounts(this.#callsDir))
-      .filter(([key]) => key.split(' ')[1] === 's3')
-      .reduce((sum, [, n]) => sum + n, 0);
+  /** S3 requests the cloud's emulators answered so far (a mark for {@link perGiB}). */
+  s3Requests(): Promise<number> {
+    return this.#s3Requests();
   }
 
   /** S3 requests since `mark` per GiB of an image of `bytes`. */
-  perGiB(mark: number, bytes: number): number {
-    return Math.round((this.s3Requests() - mark) / (bytes / GiB));
+  async perGiB(mark: number, bytes: number): Promise<number> {
+    return Math.round(((await this.s3Requests()) - mark) / (bytes / GiB));
   }
 
   /**
@@ -92,18 +89,18 @@ export class EbsBench {
     rows: { upload: Row; download: Row },
     input: { image: Buffer; fullSnapshotId: string; target: string; imageSha256: string },
   ): Promise<void> {
-    let mark = this.s3Requests();
+    let mark = await this.s3Requests();
     const up = process.hrtime.bigint();
     await this.#upload(input.image);
     rows.upload.seconds.push(Number(process.hrtime.bigint() - up) / 1e9);
-    rows.upload.requests = this.perGiB(mark, input.image.length);
+    rows.upload.requests = await this.perGiB(mark, input.image.length);
     rows.upload.note = `${rows.upload.requests} S3 requests per GiB`;
 
-    mark = this.s3Requests();
+    mark = await this.s3Requests();
     const down = process.hrtime.bigint();
     await this.#download(input.fullSnapshotId, input.target, input.image.length);
     rows.download.seconds.push(Number(process.hrtime.bigint() - down) / 1e9);
-    rows.download.requests = this.perGiB(mark, input.image.length);
+    rows.download.requests = await this.perGiB(mark, input.image.length);
     rows.download.note = `${rows.download.requests} S3 requests per GiB`;
     const hash = createHash('sha256');
     const file = await open(input.target, 'r');

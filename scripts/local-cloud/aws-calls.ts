@@ -276,6 +276,12 @@ export function readRecordedCalls(dir: string): RecordedCall[] {
   return [...distinct.values()];
 }
 
+/**
+ * Where the local S3 and the local DynamoDB's SigV4 proxy answer how many requests of each operation
+ * they served so far (unsigned, loopback only; in memory, so cheap enough for the bench's every row).
+ */
+export const REQUEST_COUNTS_PATH = '/_volsnap/request-counts';
+
 /** How many requests of each kind (`eu-west-1 s3 GetObject`) the processes recording in `dir` counted so far. */
 export function readCallCounts(dir: string): Record<string, number> {
   const total: Record<string, number> = {};

@@ -11,7 +11,14 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { type SigV4FailureCode, verifySigV4 } from '../../lib/http/sigv4.ts';
-import { type CallRecorder, dynamodbNeeds, roleOfKey, secretLookup, signingScope } from './aws-calls.ts';
+import {
+  type CallRecorder,
+  dynamodbNeeds,
+  REQUEST_COUNTS_PATH,
+  roleOfKey,
+  secretLookup,
+  signingScope,
+} from './aws-calls.ts';
 
 export interface DynamoProxyOptions {
   /** Where the proxy listens (127.0.0.1). */
@@ -47,8 +54,15 @@ const MAX_BODY_BYTES = 16 * 1024 * 1024 + 64 * 1024;
  * hash it, then the request goes to DynamoDB Local unchanged and its response comes back streamed.
  */
 export function startDynamoProxy(options: DynamoProxyOptions): Promise<Server> {
+  const counts: RequestCounts = {};
   const server = createServer((req, res) => {
-    void handle(req, res, options).catch((error: Error) => {
+    if (req.method === 'GET' && req.url === REQUEST_COUNTS_PATH) {
+      const text = JSON.stringify(counts);
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+      return;
+    }
+    void handle(req, res, options, counts).catch((error: Error) => {
       if (!res.headersSent) respondError(res, 500, 'InternalServerError', error.message);
       else res.destroy();
     });
@@ -60,7 +74,27 @@ export function startDynamoProxy(options: DynamoProxyOptions): Promise<Server> {
   });
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, options: DynamoProxyOptions) {
+/**
+ * Requests per operation (`X-Amz-Target`), in memory; GET REQUEST_COUNTS_PATH answers them (the bench).
+ * The functions' own (signed by a region's role) count under the operation's name; the operator's
+ * (provisioning, seeding, the local cloud's identity replication, which scans every 250 ms) under
+ * `operator <name>`, and refused ones under `refused <name>`, so a count of the service's work can
+ * leave the local cloud's own machinery out.
+ */
+type RequestCounts = Record<string, number>;
+
+function count(counts: RequestCounts, req: IncomingMessage, prefix: string): void {
+  const operation = String(req.headers['x-amz-target'] ?? 'unknown').replace(/^DynamoDB_\d+\./, '');
+  const key = `${prefix}${operation}`;
+  counts[key] = (counts[key] ?? 0) + 1;
+}
+
+async function handle(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: DynamoProxyOptions,
+  counts: RequestCounts,
+) {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -88,9 +122,12 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: Dynamo
     },
   );
   if (!result.ok) {
+    count(counts, req, 'refused ');
     respondError(res, 400, DYNAMODB_CODE[result.code], result.message);
     return;
   }
+  const byRole = roleOfKey(result.accessKeyId, options.roles ?? []) !== undefined;
+  count(counts, req, byRole ? '' : 'operator ');
   if (options.recorder) {
     record(req, body, result.accessKeyId, { roles: options.roles ?? [], recorder: options.recorder });
   }

@@ -14,6 +14,7 @@ import { verifySigV4 } from '../../lib/http/sigv4.ts';
 import {
   type CallRecorder,
   localRoleCredentials,
+  REQUEST_COUNTS_PATH,
   roleOfKey,
   s3NotFoundNeeds,
   s3Operation,
@@ -159,8 +160,7 @@ export function verifyingMiddleware(options: S3VerificationOptions): Middleware 
   };
 }
 
-/** Where the local S3 answers how many requests of each operation it served (unsigned, loopback only). */
-export const REQUEST_COUNTS_PATH = '/_volsnap/request-counts';
+export { REQUEST_COUNTS_PATH } from './aws-calls.ts';
 
 /**
  * A Koa middleware for first in the stack: counts every request by S3 operation (presigned ones

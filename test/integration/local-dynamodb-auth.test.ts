@@ -2,6 +2,7 @@
 // region, and names every refusal as DynamoDB does (issue 14, point 7).
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, inject, it } from 'vitest';
+import { REQUEST_COUNTS_PATH } from '../../scripts/local-cloud/aws-calls.ts';
 import { LOCAL_CREDENTIALS } from '../../scripts/local-cloud/cloud.ts';
 
 const endpoint = inject('dynamodbEndpoint');
@@ -75,5 +76,25 @@ describe('the local DynamoDB verifies signatures', () => {
       name: 'InvalidSignatureException',
       status: 400,
     });
+  });
+});
+
+describe('the local DynamoDB counts requests', () => {
+  it('counts every request by operation and by who signed it, and answers the counts unsigned', async () => {
+    const counts = async () => {
+      const answer = await fetch(`${endpoint}${REQUEST_COUNTS_PATH}`);
+      expect(answer.status).toBe(200);
+      return (await answer.json()) as Record<string, number>;
+    };
+    const before = await counts();
+    await client(LOCAL_CREDENTIALS).send(new ListTablesCommand({}));
+    await errorOf(
+      client({ accessKeyId: 'anything', secretAccessKey: 'anything' }).send(new ListTablesCommand({})),
+    );
+    const after = await counts();
+    const delta = (key: string) => (after[key] ?? 0) - (before[key] ?? 0);
+    // At least these (test files beside this one share the emulator): the operator's call, the refused one.
+    expect(delta('operator ListTables')).toBeGreaterThanOrEqual(1);
+    expect(delta('refused ListTables')).toBeGreaterThanOrEqual(1);
   });
 });
