@@ -230,8 +230,6 @@ async function main() {
     portBase: 'auto',
     fresh: true,
     schedules: false,
-    // Every S3 request the functions and the CLI's URLs make is counted (requests per GiB).
-    recordCallsTo: join(work, 'calls'),
   });
   // The peers' S3: the same emulator (s3rver), in its own process, over https (restic needs it).
   await run('openssl', [
@@ -293,7 +291,7 @@ async function main() {
   const cliBundle = join(work, 'volsnap.mjs');
   await run(process.execPath, [join(ROOT, 'scripts/build-cli.js'), cliBundle], { cwd: ROOT });
   const volsnap = (...args: string[]) => time(process.execPath, [cliBundle, '--json', ...args], cliEnv);
-  const ebs = await EbsBench.start({ cloud, callsDir: join(work, 'calls'), volsnap });
+  const ebs = await EbsBench.start({ cloud, volsnap });
   const [home, away] = cloud.regions.map((r) => r.name);
   /** S3 requests the local cloud's emulators answered so far, both regions, presigned ones included. */
   const s3Requests = async () => {
@@ -338,11 +336,12 @@ async function main() {
       const volume = JSON.parse(
         (await volsnap('volume', 'create', '--name', `bench-${r}`, '--size', String(size))).stdout,
       );
-      let s3Mark = ebs.s3Requests();
+      // Every S3 request the functions and the CLI's URLs make is counted (requests per GiB).
+      let s3Mark = await ebs.s3Counts();
       const first = await volsnap('snapshot', 'create', '--volume', volume.volumeId, '--file', image);
       const full = measure('volsnap full snapshot', 'volsnap');
       record(full, first);
-      full.note = `${ebs.perGiB(s3Mark, size)} S3 requests per GiB`;
+      full.note = (await ebs.perGiB(s3Mark, size)).note;
       const firstOut = JSON.parse(first.stdout);
       full.storedBytes = firstOut.report.newStoredBytes;
       full.requests = firstOut.report.segments + 1;
@@ -419,10 +418,10 @@ async function main() {
       }
       const target = join(work, 'restored.raw');
       await rm(target, { force: true });
-      s3Mark = ebs.s3Requests();
+      s3Mark = await ebs.s3Counts();
       const restore = measure('volsnap restore', 'volsnap');
       record(restore, await volsnap('snapshot', 'restore', snapshotId, '--to', target));
-      restore.note = `${ebs.perGiB(s3Mark, size)} S3 requests per GiB`;
+      restore.note = (await ebs.perGiB(s3Mark, size)).note;
       if ((await sha256(target)) !== (await sha256(changed)))
         throw new Error('the restored image differs from its source');
       // The EBS direct API: the image up, and the full snapshot down (scripts/bench/ebs.ts).

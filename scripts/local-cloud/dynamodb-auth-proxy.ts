@@ -39,15 +39,28 @@ const DYNAMODB_CODE: Record<SigV4FailureCode, string> = {
   InvalidRequest: 'IncompleteSignatureException',
 };
 
+/** Where the proxy answers how many requests of each operation it served (the local S3's path too). */
+export const REQUEST_COUNTS_PATH = '/_volsnap/request-counts';
+
 /** DynamoDB's largest request (BatchWriteItem) is 16 MiB; a body past that is refused unread. */
 const MAX_BODY_BYTES = 16 * 1024 * 1024 + 64 * 1024;
 
 /**
  * Starts the verifying proxy. Each request body is read whole (DynamoDB bodies are small JSON) to
  * hash it, then the request goes to DynamoDB Local unchanged and its response comes back streamed.
+ * As the local S3 does, it counts the requests by operation (`GetItem`, every one, whoever signed)
+ * and answers GET {@link REQUEST_COUNTS_PATH} with the counts so far (unsigned, loopback only).
  */
 export function startDynamoProxy(options: DynamoProxyOptions): Promise<Server> {
+  const counts: Record<string, number> = {};
   const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === REQUEST_COUNTS_PATH) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(counts));
+      return;
+    }
+    const operation = String(req.headers['x-amz-target'] ?? '').replace(/^DynamoDB_\d+\./, '');
+    counts[operation] = (counts[operation] ?? 0) + 1;
     void handle(req, res, options).catch((error: Error) => {
       if (!res.headersSent) respondError(res, 500, 'InternalServerError', error.message);
       else res.destroy();
