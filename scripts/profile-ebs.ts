@@ -142,6 +142,8 @@ async function main() {
           `${name}: ${seconds.toFixed(2)} s (${(seconds / peer).toFixed(2)}× the CLI's), ${row.note} (load ${load()})`,
         );
       }
+      const marks = Object.entries(ebs.marks).map(([name, ns]) => `${name} ${ns / 1000n}`);
+      console.log(`marks (µs, the CPU profiles' clock): ${marks.join(', ')}`);
       console.log(
         `upload phases: PUTs ${ebs.lastUpload.puts.toFixed(2)} s, completion ${ebs.lastUpload.completion.toFixed(2)} s; DynamoDB over both rows ${JSON.stringify(dynamo.byOperation)}`,
       );

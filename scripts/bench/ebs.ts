@@ -51,6 +51,8 @@ export class EbsBench {
   #retries = 0;
   /** Seconds of the last upload's phases: the PUTs, then CompleteSnapshot until `completed` (for profiles). */
   lastUpload = { puts: 0, completion: 0 };
+  /** When each phase of the last run began (process.hrtime, ns: the clock of V8's CPU profiles, in µs). */
+  readonly marks: Record<string, bigint> = {};
 
   private constructor(ebs: EBSClient, ec2: EC2Client, cloud: LocalCloud) {
     this.#ebs = ebs;
@@ -127,7 +129,9 @@ export class EbsBench {
       const mark = await this.s3Counts();
       const retries = this.#retries;
       const started = process.hrtime.bigint();
+      this.marks[`${row === rows.upload ? 'upload' : 'download'} start`] = started;
       await step();
+      this.marks[`${row === rows.upload ? 'upload' : 'download'} end`] = process.hrtime.bigint();
       row.seconds.push(Number(process.hrtime.bigint() - started) / 1e9);
       // What the workers do after the answer (deleting the staged blocks) is the path's too.
       await this.#quiet();
@@ -183,6 +187,7 @@ export class EbsBench {
     }
     await Promise.all(puts);
     const completing = process.hrtime.bigint();
+    this.marks['upload completing'] = completing;
     this.lastUpload.puts = Number(completing - started) / 1e9;
     await this.#ebs.send(
       new CompleteSnapshotCommand({
