@@ -38,9 +38,13 @@ const PEER_TABLE_ACTIONS = [
   'dynamodb:ConditionCheckItem',
 ];
 
-/** The identity region's table, from every other region: authentication reads, key and user management writes. */
+/**
+ * The identity region's table, from every other region: authentication reads (a key with its user
+ * and account in one BatchGetItem), key and user management writes.
+ */
 const IDENTITY_TABLE_ACTIONS = [
   'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
   'dynamodb:PutItem',
   'dynamodb:UpdateItem',
   'dynamodb:DeleteItem',
