@@ -131,7 +131,8 @@ function identityStatements(region, identityEntry, identityTable) {
     return identityEntry ? statementsOf(tableArnOf(identityEntry), IDENTITY_TABLE_ACTIONS) : [];
   if (!identityEntry) return statementsOf(replica(region), IDENTITY_TABLE_ACTIONS);
   return [
-    ...statementsOf(replica(region), ['dynamodb:GetItem']),
+    // This region's replica is read only: a key, and a key with its user and account at once.
+    ...statementsOf(replica(region), ['dynamodb:GetItem', 'dynamodb:BatchGetItem']),
     ...statementsOf(replica(identityEntry.name), IDENTITY_TABLE_ACTIONS),
   ];
 }
