@@ -38,9 +38,13 @@ const PEER_TABLE_ACTIONS = [
   'dynamodb:ConditionCheckItem',
 ];
 
-/** The identity region's table, from every other region: authentication reads, key and user management writes. */
+/**
+ * The identity region's table, from every other region: authentication reads (a key with its user
+ * and account in one BatchGetItem), key and user management writes.
+ */
 const IDENTITY_TABLE_ACTIONS = [
   'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
   'dynamodb:PutItem',
   'dynamodb:UpdateItem',
   'dynamodb:DeleteItem',
@@ -127,7 +131,8 @@ function identityStatements(region, identityEntry, identityTable) {
     return identityEntry ? statementsOf(tableArnOf(identityEntry), IDENTITY_TABLE_ACTIONS) : [];
   if (!identityEntry) return statementsOf(replica(region), IDENTITY_TABLE_ACTIONS);
   return [
-    ...statementsOf(replica(region), ['dynamodb:GetItem']),
+    // This region's replica is read only: a key, and a key with its user and account at once.
+    ...statementsOf(replica(region), ['dynamodb:GetItem', 'dynamodb:BatchGetItem']),
     ...statementsOf(replica(identityEntry.name), IDENTITY_TABLE_ACTIONS),
   ];
 }

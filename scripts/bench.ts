@@ -273,11 +273,7 @@ async function main() {
   // The CLI as shipped: one bundled module (npm run build:cli), not the sources through tsx.
   const cliBundle = await buildCli(ROOT, join(work, 'volsnap.mjs'));
   const volsnap = (...args: string[]) => time(process.execPath, [cliBundle, '--json', ...args], cliEnv);
-  const ebs = await EbsBench.start({
-    cloud,
-    volsnap,
-    s3Requests: async () => totalOf((await counter.read()).s3),
-  });
+  const ebs = await EbsBench.start({ cloud, volsnap });
   const [home, away] = cloud.regions.map((r) => r.name);
   const imageBytes = await open(image, 'r').then(async (f) => {
     const buffer = Buffer.alloc(size);

@@ -1,5 +1,6 @@
 import type { TokenKeySource } from '../core/direct/tokens.ts';
 import type { IdentityRepository, QuotaLimits } from '../core/identity/accounts.ts';
+import type { IdentityLookups } from '../core/identity/replica-identity.ts';
 import type { RequestCounter } from '../core/identity/request-rate.ts';
 import type { ImageRepository, ImageServiceOptions } from '../core/instances/images.ts';
 import type { InstanceRepository } from '../core/instances/instances.ts';
@@ -78,7 +79,7 @@ export interface RegionPorts {
    * Where each request reads identity (its key, user, account and limits): this region's replica
    * first, where it has one; `identity` unless given.
    */
-  readonly identityLookups?: Pick<IdentityRepository, 'getApiKey' | 'getUser' | 'getAccount'>;
+  readonly identityLookups?: IdentityLookups;
   readonly audit: AuditLog;
   readonly requests: RequestCounter;
   readonly volumes: VolumeRepository;

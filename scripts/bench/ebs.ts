@@ -1,8 +1,8 @@
 // The bench's EBS direct API rows (npm run bench): an upload of the image and a download of volsnap's
 // own full snapshot through the unmodified @aws-sdk/client-ebs at 64 concurrent requests, as coldsnap
 // does it, beside the CLI's full snapshot and restore of the same run; and the S3 requests each path
-// makes per GiB of image, counted where they arrive (the local cloud's S3 emulators, every request a
-// region's role signed: the functions' own and the presigned URLs the CLI uses).
+// makes per GiB of image, counted where they arrive (the local cloud's S3 emulators count every
+// request in memory, by operation: the functions' own and the presigned URLs the CLI uses).
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { Agent } from 'node:http';
@@ -17,6 +17,7 @@ import {
 import { DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import pLimit from 'p-limit';
 import type { LocalCloud } from '../local-cloud/cloud.ts';
+import { REQUEST_COUNTS_PATH } from '../local-cloud/s3-emulator.ts';
 
 const BLOCK = 512 * 1024;
 const GiB = 2 ** 30;
@@ -32,10 +33,11 @@ interface Row {
   note?: string;
 }
 
+/** S3 requests by operation (`GetObject`), as the local cloud's emulators count them. */
+export type S3Counts = Record<string, number>;
+
 export interface EbsBenchOptions {
   cloud: LocalCloud;
-  /** S3 requests the cloud's emulators answered so far, both regions (scripts/bench/requests.ts). */
-  s3Requests: () => Promise<number>;
   /** The volsnap CLI with `--json`, as the bench runs it. */
   volsnap: (...args: string[]) => Promise<{ stdout: string }>;
 }
@@ -44,12 +46,18 @@ export interface EbsBenchOptions {
 export class EbsBench {
   readonly #ebs: EBSClient;
   readonly #ec2: EC2Client;
-  readonly #s3Requests: () => Promise<number>;
+  readonly #cloud: LocalCloud;
+  /** Attempts the SDK made past the first (throttled or failed requests it retried), so far. */
+  #retries = 0;
+  /** Seconds of the last upload's phases: the PUTs, then CompleteSnapshot until `completed` (for profiles). */
+  lastUpload = { puts: 0, completion: 0 };
+  /** When each phase of the last run began (process.hrtime, ns: the clock of V8's CPU profiles, in µs). */
+  readonly marks: Record<string, bigint> = {};
 
-  private constructor(ebs: EBSClient, ec2: EC2Client, s3Requests: () => Promise<number>) {
+  private constructor(ebs: EBSClient, ec2: EC2Client, cloud: LocalCloud) {
     this.#ebs = ebs;
     this.#ec2 = ec2;
-    this.#s3Requests = s3Requests;
+    this.#cloud = cloud;
   }
 
   /** Issues a SigV4 key to the demo account's owner and builds the SDK clients for the cloud's first region. */
@@ -66,18 +74,46 @@ export class EbsBench {
     return new EbsBench(
       new EBSClient({ region: region.name, endpoint: `${region.api}/ebs`, credentials, requestHandler }),
       new EC2Client({ region: region.name, endpoint: `${region.api}/ec2/`, credentials }),
-      options.s3Requests,
+      options.cloud,
     );
   }
 
-  /** S3 requests the cloud's emulators answered so far (a mark for {@link perGiB}). */
-  s3Requests(): Promise<number> {
-    return this.#s3Requests();
+  /** S3 requests the cloud's emulators (every region) answered so far, by operation: a mark for {@link since}. */
+  s3Counts(): Promise<S3Counts> {
+    return this.#counts('s3');
   }
 
-  /** S3 requests since `mark` per GiB of an image of `bytes`. */
-  async perGiB(mark: number, bytes: number): Promise<number> {
-    return Math.round(((await this.s3Requests()) - mark) / (bytes / GiB));
+  /** DynamoDB requests (every region's proxy), by operation, as {@link s3Counts} (for profiles). */
+  dynamodbCounts(): Promise<S3Counts> {
+    return this.#counts('dynamodb');
+  }
+
+  async #counts(service: 's3' | 'dynamodb'): Promise<S3Counts> {
+    const all: S3Counts = {};
+    for (const region of this.#cloud.regions) {
+      const counts = (await (await fetch(`${region[service]}${REQUEST_COUNTS_PATH}`)).json()) as S3Counts;
+      for (const [operation, n] of Object.entries(counts)) all[operation] = (all[operation] ?? 0) + n;
+    }
+    return all;
+  }
+
+  /** S3 requests since `mark` (from {@link s3Counts}), by operation and in all. */
+  async since(mark: S3Counts, now?: S3Counts): Promise<{ total: number; byOperation: S3Counts }> {
+    now ??= await this.s3Counts();
+    const byOperation: S3Counts = {};
+    for (const [operation, n] of Object.entries(now))
+      if (n > (mark[operation] ?? 0)) byOperation[operation] = n - (mark[operation] ?? 0);
+    return { total: Object.values(byOperation).reduce((a, b) => a + b, 0), byOperation };
+  }
+
+  /** S3 requests since `mark` per GiB of an image of `bytes`, with the operations that make them up. */
+  async perGiB(mark: S3Counts, bytes: number): Promise<{ perGiB: number; note: string }> {
+    const { total, byOperation } = await this.since(mark);
+    const perGiB = Math.round(total / (bytes / GiB));
+    const parts = Object.entries(byOperation)
+      .sort(([, a], [, b]) => b - a)
+      .map(([operation, n]) => `${operation} ${Math.round(n / (bytes / GiB))}`);
+    return { perGiB, note: `${perGiB} S3 requests per GiB (${parts.join(', ')})` };
   }
 
   /**
@@ -89,19 +125,24 @@ export class EbsBench {
     rows: { upload: Row; download: Row },
     input: { image: Buffer; fullSnapshotId: string; target: string; imageSha256: string },
   ): Promise<void> {
-    let mark = await this.s3Requests();
-    const up = process.hrtime.bigint();
-    await this.#upload(input.image);
-    rows.upload.seconds.push(Number(process.hrtime.bigint() - up) / 1e9);
-    rows.upload.requests = await this.perGiB(mark, input.image.length);
-    rows.upload.note = `${rows.upload.requests} S3 requests per GiB`;
-
-    mark = await this.s3Requests();
-    const down = process.hrtime.bigint();
-    await this.#download(input.fullSnapshotId, input.target, input.image.length);
-    rows.download.seconds.push(Number(process.hrtime.bigint() - down) / 1e9);
-    rows.download.requests = await this.perGiB(mark, input.image.length);
-    rows.download.note = `${rows.download.requests} S3 requests per GiB`;
+    const measured = async (row: Row, step: () => Promise<unknown>) => {
+      const mark = await this.s3Counts();
+      const retries = this.#retries;
+      const started = process.hrtime.bigint();
+      this.marks[`${row === rows.upload ? 'upload' : 'download'} start`] = started;
+      await step();
+      this.marks[`${row === rows.upload ? 'upload' : 'download'} end`] = process.hrtime.bigint();
+      row.seconds.push(Number(process.hrtime.bigint() - started) / 1e9);
+      // What the workers do after the answer (deleting the staged blocks) is the path's too.
+      await this.#quiet();
+      const counted = await this.perGiB(mark, input.image.length);
+      row.requests = counted.perGiB;
+      row.note = `${counted.note}; ${this.#retries - retries} SDK retries`;
+    };
+    await measured(rows.upload, () => this.#upload(input.image));
+    await measured(rows.download, () =>
+      this.#download(input.fullSnapshotId, input.target, input.image.length),
+    );
     const hash = createHash('sha256');
     const file = await open(input.target, 'r');
     for await (const chunk of file.createReadStream({ highWaterMark: 4 * 1024 * 1024 }))
@@ -111,14 +152,15 @@ export class EbsBench {
   }
 
   async #upload(image: Buffer): Promise<string> {
-    const started = await this.#ebs.send(
+    const started = process.hrtime.bigint();
+    const start = await this.#ebs.send(
       new StartSnapshotCommand({
         VolumeSize: Math.ceil(image.length / GiB),
         Description: 'bench',
         Timeout: 60,
       }),
     );
-    const snapshotId = started.SnapshotId ?? '';
+    const snapshotId = start.SnapshotId ?? '';
     const digests: Buffer[] = [];
     const limit = pLimit(EBS_CONCURRENCY);
     const puts: Promise<void>[] = [];
@@ -129,7 +171,7 @@ export class EbsBench {
       digests.push(digest);
       puts.push(
         limit(async () => {
-          await this.#ebs.send(
+          const answer = await this.#ebs.send(
             new PutSnapshotBlockCommand({
               SnapshotId: snapshotId,
               BlockIndex: index,
@@ -139,10 +181,14 @@ export class EbsBench {
               ChecksumAlgorithm: 'SHA256',
             }),
           );
+          this.#retries += (answer.$metadata.attempts ?? 1) - 1;
         }),
       );
     }
     await Promise.all(puts);
+    const completing = process.hrtime.bigint();
+    this.marks['upload completing'] = completing;
+    this.lastUpload.puts = Number(completing - started) / 1e9;
     await this.#ebs.send(
       new CompleteSnapshotCommand({
         SnapshotId: snapshotId,
@@ -153,7 +199,19 @@ export class EbsBench {
       }),
     );
     await this.#completed(snapshotId);
+    this.lastUpload.completion = Number(process.hrtime.bigint() - completing) / 1e9;
     return snapshotId;
+  }
+
+  /** Until the cloud's S3 served no request for a second: the work an operation left behind is done. */
+  async #quiet(): Promise<void> {
+    let last = JSON.stringify(await this.s3Counts());
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const now = JSON.stringify(await this.s3Counts());
+      if (now === last) return;
+      last = now;
+    }
   }
 
   /** Polls DescribeSnapshots every 100 ms until the snapshot is completed (`error` throws). */
@@ -191,6 +249,7 @@ export class EbsBench {
                 BlockToken: b.token,
               }),
             );
+            this.#retries += (answer.$metadata.attempts ?? 1) - 1;
             const bytes = await answer.BlockData?.transformToByteArray();
             if (!bytes || createHash('sha256').update(bytes).digest('base64') !== answer.Checksum)
               throw new Error(`block ${b.index} of ${snapshotId} does not match its checksum`);

@@ -97,4 +97,18 @@ describe('the DynamoDB counters of work in flight', () => {
     expect(await counter.take(alice, 4000, 2000, 20)).toBe(true);
     expect(await counter.count(alice, 4000)).toBe(1);
   });
+
+  it('take several requests at once only when all fit, and count a class of requests apart', async () => {
+    const { entry, clients } = await freshRegion();
+    const counter = new DynamoRequestCounter(clients.documents, entry.table);
+    const alice = newId('account');
+    expect(await counter.take(alice, 2000, 2000, 20, 16)).toBe(true);
+    expect(await counter.take(alice, 2000, 2000, 20, 5)).toBe(false);
+    expect(await counter.take(alice, 2000, 2000, 20, 4)).toBe(true);
+    expect(await counter.take(alice, 2000, 2000, 20, 1)).toBe(false);
+    expect(await counter.count(alice, 2000)).toBe(20);
+    expect(await counter.take(`${alice}#blocks`, 2000, 2000, 400, 16)).toBe(true);
+    expect(await counter.count(`${alice}#blocks`, 2000)).toBe(16);
+    expect(await counter.count(alice, 2000)).toBe(20);
+  });
 });

@@ -87,6 +87,28 @@ export function identityRepositoryContract(name: string, make: () => Promise<Ide
       expect((await repo.getApiKey(second.keyId))?.revokedAt).toBe('2026-02-01T00:00:00.000Z');
     });
 
+    it('reads a key with its user and account together, each as stored, absent ones left out', async () => {
+      const a = account(`o-${newId('request').slice(4, 12)}`);
+      const owner = user(a, 'owner');
+      const k = key(owner);
+      await repo.createAccount(a, owner, k);
+      await repo.revokeApiKey(k.keyId, '2026-02-01T00:00:00.000Z');
+      expect(await repo.getKeyWithOwner(k.keyId, a.accountId, 'owner')).toEqual({
+        key: await repo.getApiKey(k.keyId),
+        user: await repo.getUser(a.accountId, 'owner'),
+        account: await repo.getAccount(a.accountId),
+      });
+      expect((await repo.getKeyWithOwner(k.keyId, a.accountId, 'owner')).key?.revokedAt).toBe(
+        '2026-02-01T00:00:00.000Z',
+      );
+      // Asked for another owner: the key as stored, no such user, and that account absent too.
+      const other = await repo.getKeyWithOwner(k.keyId, newId('account'), 'owner');
+      expect(other).toEqual({ key: await repo.getApiKey(k.keyId) });
+      expect(await repo.getKeyWithOwner(issueApiKey().keyId, a.accountId, 'ghost')).toEqual({
+        account: await repo.getAccount(a.accountId),
+      });
+    });
+
     it('updates settings and quota overrides, and removes an override', async () => {
       const a = account(`q-${newId('request').slice(4, 12)}`);
       await repo.createAccount(a, user(a, 'owner'), key(user(a, 'owner')));

@@ -117,7 +117,7 @@ export function writeRoutesOf(
      * checksum. The body is unsigned (`UNSIGNED-PAYLOAD`): the signed `x-amz-Checksum` protects it.
      */
     'PUT /ebs/snapshots/{snapshotId}/blocks/{blockIndex}': awsHandler(
-      { service: 'ebs' },
+      { service: 'ebs', requestClass: 'blocks' },
       async (input) => {
         if (!signedHeadersOf(input.headers).includes('x-amz-checksum')) {
           throw new VolsnapError(

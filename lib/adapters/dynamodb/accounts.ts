@@ -4,6 +4,7 @@ import type {
   AccountChanges,
   ApiKeyRecord,
   IdentityRepository,
+  KeyWithOwner,
   User,
 } from '../../core/identity/accounts.ts';
 import type { Permission, Role } from '../../core/identity/identity.ts';
@@ -20,7 +21,7 @@ import {
   updateItem,
 } from './expressions.ts';
 import { accountKey, accountNameKey, apiKeyKey, createdOrder, pickFields, userKey } from './keys.ts';
-import { getItem, gsi1Page, queryAll } from './query.ts';
+import { batchGetConsistent, getItem, gsi1Page, queryAll } from './query.ts';
 import { updateReturning } from './writes.ts';
 
 const ACCOUNT_FIELDS = [
@@ -207,6 +208,22 @@ export class DynamoIdentityRepository implements IdentityRepository {
   async getApiKey(keyId: string): Promise<ApiKeyRecord | undefined> {
     const item = await this.#get(apiKeyKey(keyId));
     return item ? toKey(item) : undefined;
+  }
+
+  async getKeyWithOwner(keyId: string, accountId: string, userName: string): Promise<KeyWithOwner> {
+    const wanted = {
+      key: apiKeyKey(keyId),
+      user: userKey(accountId, userName),
+      account: accountKey(accountId),
+    };
+    const items = await batchGetConsistent(this.documents, this.table, Object.values(wanted));
+    const at = ({ pk, sk }: { pk: string; sk: string }) => items.find((i) => i.pk === pk && i.sk === sk);
+    const [key, user, account] = [at(wanted.key), at(wanted.user), at(wanted.account)];
+    return {
+      ...(key ? { key: toKey(key) } : {}),
+      ...(user ? { user: toUser(user) } : {}),
+      ...(account ? { account: toAccount(account) } : {}),
+    };
   }
 
   async listApiKeys(accountId: string): Promise<ApiKeyRecord[]> {

@@ -1,10 +1,4 @@
-import {
-  BatchGetCommand,
-  type DynamoDBDocumentClient,
-  PutCommand,
-  QueryCommand,
-  ScanCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { decodeListingPosition, encodePageToken, type Page } from '../../core/shared/pagination.ts';
 import {
   dueTimeOf,
@@ -14,7 +8,7 @@ import {
   type SnapshotState,
 } from '../../core/snapshots/snapshots.ts';
 import { all, equals, exists, notExists, updateItem } from './expressions.ts';
-import { getItem } from './query.ts';
+import { batchGetConsistent, getItem } from './query.ts';
 import { applyUpdate } from './writes.ts';
 
 /**
@@ -99,37 +93,6 @@ export async function indexPage<T>(
   }
   const next = result.LastEvaluatedKey;
   return next ? { items, nextToken: encodePageToken(next) } : { items };
-}
-
-/** The items at `keys`, read consistently, in the keys' order (missing ones left out). */
-export async function batchGetConsistent(
-  documents: DynamoDBDocumentClient,
-  table: string,
-  keys: { pk: string; sk: string }[],
-): Promise<Record<string, unknown>[]> {
-  const found = new Map<string, Record<string, unknown>>();
-  const chunks = Array.from({ length: Math.ceil(keys.length / 100) }, (_, i) =>
-    keys.slice(i * 100, i * 100 + 100),
-  );
-  await Promise.all(
-    chunks.map(async (chunk) => {
-      let pending: Record<string, unknown>[] = chunk;
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        if (attempt > 8) throw new Error(`DynamoDB left ${pending.length} reads unprocessed.`);
-        if (attempt > 0)
-          await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 50 * 2 ** attempt)));
-        const result = await documents.send(
-          new BatchGetCommand({ RequestItems: { [table]: { Keys: pending, ConsistentRead: true } } }),
-        );
-        for (const item of result.Responses?.[table] ?? []) found.set(`${item.pk}|${item.sk}`, item);
-        pending = (result.UnprocessedKeys?.[table]?.Keys ?? []) as Record<string, unknown>[];
-      }
-    }),
-  );
-  return keys.flatMap((key) => {
-    const item = found.get(`${key.pk}|${key.sk}`);
-    return item ? [item] : [];
-  });
 }
 
 /** The item that records that every item stored before the maintenance indexes was put in them. */

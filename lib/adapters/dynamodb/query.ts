@@ -1,4 +1,5 @@
 import {
+  BatchGetCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   QueryCommand,
@@ -109,6 +110,37 @@ export async function getItem(
 ): Promise<Record<string, unknown> | undefined> {
   const { Item } = await documents.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }));
   return Item;
+}
+
+/** The items at `keys`, read consistently, in the keys' order (missing ones left out). */
+export async function batchGetConsistent(
+  documents: DynamoDBDocumentClient,
+  table: string,
+  keys: { pk: string; sk: string }[],
+): Promise<Record<string, unknown>[]> {
+  const found = new Map<string, Record<string, unknown>>();
+  const chunks = Array.from({ length: Math.ceil(keys.length / 100) }, (_, i) =>
+    keys.slice(i * 100, i * 100 + 100),
+  );
+  await Promise.all(
+    chunks.map(async (chunk) => {
+      let pending: Record<string, unknown>[] = chunk;
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        if (attempt > 8) throw new Error(`DynamoDB left ${pending.length} reads unprocessed.`);
+        if (attempt > 0)
+          await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 50 * 2 ** attempt)));
+        const result = await documents.send(
+          new BatchGetCommand({ RequestItems: { [table]: { Keys: pending, ConsistentRead: true } } }),
+        );
+        for (const item of result.Responses?.[table] ?? []) found.set(`${item.pk}|${item.sk}`, item);
+        pending = (result.UnprocessedKeys?.[table]?.Keys ?? []) as Record<string, unknown>[];
+      }
+    }),
+  );
+  return keys.flatMap((key) => {
+    const item = found.get(`${key.pk}|${key.sk}`);
+    return item ? [item] : [];
+  });
 }
 
 /**

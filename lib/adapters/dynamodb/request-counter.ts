@@ -1,13 +1,13 @@
 import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { RequestCounter } from '../../core/identity/request-rate.ts';
-import { absentOrBelow, updateItem } from './expressions.ts';
+import { absentOrAtMost, updateItem } from './expressions.ts';
 import { rateWindowKey } from './keys.ts';
 import { applyUpdate } from './writes.ts';
 
 /**
- * Request windows in the region table: one item per account and window (`RATE#acct`, `W#start`),
- * incremented by one conditional UpdateItem per request and removed by the table's TTL a minute
- * after the window ends.
+ * Request windows in the region table: one item per counter (an account, `RATE#acct`, or a class of
+ * its requests, `RATE#acct#blocks`) and window (`W#start`), incremented by one conditional
+ * UpdateItem per take and removed by the table's TTL a minute after the window ends.
  */
 export class DynamoRequestCounter implements RequestCounter {
   constructor(
@@ -15,27 +15,34 @@ export class DynamoRequestCounter implements RequestCounter {
     private readonly table: string,
   ) {}
 
-  async take(accountId: string, windowStartMs: number, windowMs: number, limit: number): Promise<boolean> {
+  async take(
+    counterId: string,
+    windowStartMs: number,
+    windowMs: number,
+    limit: number,
+    count = 1,
+  ): Promise<boolean> {
+    if (count > limit) return false;
     return applyUpdate(
       this.documents,
       updateItem(
         this.table,
-        rateWindowKey(accountId, windowStartMs),
+        rateWindowKey(counterId, windowStartMs),
         {
-          add: { requests: 1 },
+          add: { requests: count },
           set: { type: 'requestWindow' },
           setIfAbsent: { expiresAt: Math.ceil((windowStartMs + windowMs) / 1000) + 60 },
         },
-        absentOrBelow('requests', limit),
+        absentOrAtMost('requests', limit - count),
       ),
     );
   }
 
-  async count(accountId: string, windowStartMs: number): Promise<number> {
+  async count(counterId: string, windowStartMs: number): Promise<number> {
     const { Item } = await this.documents.send(
       new GetCommand({
         TableName: this.table,
-        Key: rateWindowKey(accountId, windowStartMs),
+        Key: rateWindowKey(counterId, windowStartMs),
         ConsistentRead: true,
       }),
     );

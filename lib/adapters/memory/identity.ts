@@ -3,6 +3,7 @@ import type {
   AccountChanges,
   ApiKeyRecord,
   IdentityRepository,
+  KeyWithOwner,
   User,
 } from '../../core/identity/accounts.ts';
 import type { Permission, Role } from '../../core/identity/identity.ts';
@@ -93,6 +94,15 @@ export class MemoryIdentityRepository implements IdentityRepository {
 
   async getApiKey(keyId: string): Promise<ApiKeyRecord | undefined> {
     return structuredClone(this.keys.get(keyId));
+  }
+
+  async getKeyWithOwner(keyId: string, accountId: string, userName: string): Promise<KeyWithOwner> {
+    const [key, user, account] = await Promise.all([
+      this.getApiKey(keyId),
+      this.getUser(accountId, userName),
+      this.getAccount(accountId),
+    ]);
+    return { ...(key ? { key } : {}), ...(user ? { user } : {}), ...(account ? { account } : {}) };
   }
 
   async listApiKeys(accountId: string): Promise<ApiKeyRecord[]> {

@@ -4,15 +4,21 @@ import type { RequestCounter } from '../../core/identity/request-rate.ts';
 export class MemoryRequestCounter implements RequestCounter {
   readonly #windows = new Map<string, number>();
 
-  async take(accountId: string, windowStartMs: number, _windowMs: number, limit: number): Promise<boolean> {
-    const key = `${accountId}#${windowStartMs}`;
-    const count = this.#windows.get(key) ?? 0;
-    if (count >= limit) return false;
-    this.#windows.set(key, count + 1);
+  async take(
+    counterId: string,
+    windowStartMs: number,
+    _windowMs: number,
+    limit: number,
+    count = 1,
+  ): Promise<boolean> {
+    const key = `${counterId}@${windowStartMs}`;
+    const taken = this.#windows.get(key) ?? 0;
+    if (taken + count > limit) return false;
+    this.#windows.set(key, taken + count);
     return true;
   }
 
-  async count(accountId: string, windowStartMs: number): Promise<number> {
-    return this.#windows.get(`${accountId}#${windowStartMs}`) ?? 0;
+  async count(counterId: string, windowStartMs: number): Promise<number> {
+    return this.#windows.get(`${counterId}@${windowStartMs}`) ?? 0;
   }
 }

@@ -39,7 +39,7 @@ import { keyIdOfAccessKey, newSigV4KeyRecord } from './sigv4-keys.ts';
 
 // Accounts as the rest of volsnap imports them: the records, quotas and credentials live in their
 // own modules of lib/core/identity; this one is the account service, and names them all.
-export { bootstrapAccount, callerOfKey, keyAuthenticator } from './credentials.ts';
+export { bootstrapAccount, callerOf, callerOfKey, keyAuthenticator } from './credentials.ts';
 export {
   type AccountUsage,
   DEFAULT_QUOTA,
@@ -64,6 +64,7 @@ export {
   type IdentityRepository,
   type IssuedKey,
   type IssuedSigV4Key,
+  type KeyWithOwner,
   MAX_RECYCLE_BIN_DAYS,
   recycleBinDaysOf,
   type User,

@@ -34,16 +34,31 @@ export async function callerOfKey(
   key: ApiKeyRecord,
   clock: Clock,
 ): Promise<Caller | undefined> {
-  if (
-    key.revokedAt !== undefined ||
-    (key.expiresAt !== undefined && parseIsoTime(key.expiresAt) <= clock.now())
-  )
-    return undefined;
+  if (!isLive(key, clock)) return undefined;
   const [user, account] = await Promise.all([
     identity.getUser(key.accountId, key.userName),
     identity.getAccount(key.accountId),
   ]);
-  if (!user || !account) return undefined;
+  return callerOf(key, user, account, clock);
+}
+
+/**
+ * The caller a key acts as, from its user and account as just read: `undefined` when the key is
+ * revoked or expired, the user or account is missing, or they are not the key's. Pure.
+ */
+export function callerOf(
+  key: ApiKeyRecord,
+  user: User | undefined,
+  account: Account | undefined,
+  clock: Clock,
+): Caller | undefined {
+  if (!isLive(key, clock) || !user || !account) return undefined;
+  if (
+    user.accountId !== key.accountId ||
+    user.userName !== key.userName ||
+    account.accountId !== key.accountId
+  )
+    return undefined;
   return {
     accountId: account.accountId,
     userName: user.userName,
@@ -52,6 +67,12 @@ export async function callerOfKey(
     permissions: user.role === 'member' ? user.permissions : [],
     operator: account.operator === true && isAdmin(user),
   };
+}
+
+function isLive(key: ApiKeyRecord, clock: Clock): boolean {
+  return (
+    key.revokedAt === undefined && (key.expiresAt === undefined || parseIsoTime(key.expiresAt) > clock.now())
+  );
 }
 
 /**

@@ -86,6 +86,13 @@ export interface IssuedSigV4Key extends ApiKeyInfo {
   secretAccessKey: string;
 }
 
+/** What {@link IdentityRepository.getKeyWithOwner} read. */
+export interface KeyWithOwner {
+  key?: ApiKeyRecord;
+  user?: User;
+  account?: Account;
+}
+
 /**
  * Where accounts, users and keys are kept: the identity region's table (one per deployment, so a
  * revoked key stops everywhere at once). Writes are conditional: creating what exists fails with
@@ -108,6 +115,13 @@ export interface IdentityRepository {
   ): Promise<User | undefined>;
   deleteUser(accountId: string, userName: string): Promise<void>;
   getApiKey(keyId: string): Promise<ApiKeyRecord | undefined>;
+  /**
+   * A key and the user and account it is expected to belong to, read together (DynamoDB: one
+   * consistent BatchGetItem), each undefined where absent: what authenticating a request reads once
+   * it knows whose the key is. The key comes back as stored, even if it names another user or
+   * account (the caller compares). Reads only.
+   */
+  getKeyWithOwner(keyId: string, accountId: string, userName: string): Promise<KeyWithOwner>;
   listApiKeys(accountId: string): Promise<ApiKeyRecord[]>;
   /** Stores a key; fails with `user.notFound` if its user is gone. */
   createApiKey(key: ApiKeyRecord): Promise<void>;

@@ -1,7 +1,10 @@
-import type { IdentityRepository } from './accounts.ts';
+import type { IdentityRepository, KeyWithOwner } from './accounts.ts';
 
 /** What a request needs of identity: its key, the key's user and account (and the account's limits). */
-export type IdentityLookups = Pick<IdentityRepository, 'getApiKey' | 'getUser' | 'getAccount'>;
+export type IdentityLookups = Pick<
+  IdentityRepository,
+  'getApiKey' | 'getUser' | 'getAccount' | 'getKeyWithOwner'
+>;
 
 /**
  * Identity as a region reads it for each request: from its own replica of the identity table, and,
@@ -21,5 +24,15 @@ export function replicaFirst(replica: IdentityLookups, home: IdentityLookups): I
     getApiKey: either((from, keyId: string) => from.getApiKey(keyId)),
     getUser: either((from, accountId: string, userName: string) => from.getUser(accountId, userName)),
     getAccount: either((from, accountId: string) => from.getAccount(accountId)),
+    // Whatever the replica lacks is read from the identity region, each part on its own.
+    getKeyWithOwner: async (keyId, accountId, userName): Promise<KeyWithOwner> => {
+      const here = await replica.getKeyWithOwner(keyId, accountId, userName);
+      const [key, user, account] = await Promise.all([
+        here.key ?? home.getApiKey(keyId),
+        here.user ?? home.getUser(accountId, userName),
+        here.account ?? home.getAccount(accountId),
+      ]);
+      return { ...(key ? { key } : {}), ...(user ? { user } : {}), ...(account ? { account } : {}) };
+    },
   };
 }

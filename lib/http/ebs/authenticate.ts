@@ -3,7 +3,9 @@
  * `volsnap admin key create --sigv4` issues (their secrets sealed in the identity table).
  */
 import { createHash } from 'node:crypto';
-import { callerOfKey } from '../../core/identity/credentials.ts';
+import type { ApiKeyRecord } from '../../core/identity/accounts.ts';
+import { callerOf, callerOfKey } from '../../core/identity/credentials.ts';
+import type { Caller } from '../../core/identity/identity.ts';
 import type { IdentityLookups } from '../../core/identity/replica-identity.ts';
 import { keyIdOfAccessKey } from '../../core/identity/sigv4-keys.ts';
 import type { SecretSealer } from '../../core/ports/secrets.ts';
@@ -38,9 +40,13 @@ const HEX_DIGEST = /^[0-9a-f]{64}$/;
  * The canonical request is built from the path API Gateway gives (HTTP APIs hand the path to the
  * function percent-decoded, the query string raw: see {@link signedTarget}). A body without
  * `x-amz-content-sha256` is signed by its own hash (botocore's rule for non-S3 services).
- * Reads the key store; no side effects; safe to retry.
+ * Reads the key store on every request, so a revoked key, a removed permission or a deleted user
+ * applies at once: the key, its user and its account (one read of the three together once this
+ * container has seen whose the key is; the first time, the key, then its user and account). No side
+ * effects; safe to retry.
  */
 export function sigV4Authenticator(options: SigV4AuthenticatorOptions): AwsAuthenticator {
+  const owners = new KeyOwners();
   return async (request) => {
     const authorization = request.headers.authorization;
     const target = signedTarget(request.target);
@@ -48,7 +54,7 @@ export function sigV4Authenticator(options: SigV4AuthenticatorOptions): AwsAuthe
       authorization !== undefined
         ? headerAccessKeyId(authorization, request.headers['x-amz-date'])
         : queryAccessKeyId(target);
-    const key = await liveKey(options, accessKeyId);
+    const { key, caller } = await keyAndCaller(options, owners, accessKeyId);
     const secret = await options.secrets.unseal(key.sealedSecret ?? '', key.keyId);
     const contentHash = request.headers['x-amz-content-sha256'];
     if (contentHash !== undefined && contentHash !== UNSIGNED_PAYLOAD && !HEX_DIGEST.test(contentHash)) {
@@ -57,9 +63,16 @@ export function sigV4Authenticator(options: SigV4AuthenticatorOptions): AwsAuthe
         `x-amz-content-sha256 must be the body's hex SHA-256 or ${UNSIGNED_PAYLOAD}; '${contentHash.slice(0, 80)}' is neither.`,
       );
     }
-    const bodyHash = createHash('sha256').update(request.body).digest('hex');
+    // An unsigned body (PutSnapshotBlock's: its signed x-amz-Checksum protects it) is not hashed here.
+    const bodyHash =
+      contentHash === UNSIGNED_PAYLOAD ? undefined : createHash('sha256').update(request.body).digest('hex');
     const result = verifySigV4(
-      { method: request.method, target, headers: request.headers, payloadHash: bodyHash },
+      {
+        method: request.method,
+        target,
+        headers: request.headers,
+        ...(bodyHash === undefined ? {} : { payloadHash: bodyHash }),
+      },
       {
         service: request.service,
         region: request.region,
@@ -74,16 +87,68 @@ export function sigV4Authenticator(options: SigV4AuthenticatorOptions): AwsAuthe
         'The x-amz-content-sha256 header does not match the SHA-256 of the request body.',
       );
     }
-    const caller = await callerOfKey(options.identity, key, options.clock);
-    if (!caller) throw unrecognized();
-    return caller;
+    const made = caller ?? (await callerOfKey(options.identity, key, options.clock));
+    if (!made) throw unrecognized();
+    owners.learn(key);
+    return made;
   };
 }
 
-/** The key an access key id names, if it is a SigV4 key that works now (revocation is checked again with the caller). */
-async function liveKey(options: SigV4AuthenticatorOptions, accessKeyId: string) {
+/** Keys whose user and account were seen in this container, at most this many (the oldest go first). */
+const MAX_KNOWN_OWNERS = 10_000;
+
+/**
+ * Whose each key is (its account and user never change), learnt from the keys this container
+ * authenticated: with it, the key, its user and its account are read together in one request.
+ * Only that mapping is kept; the key, user and account themselves are read on every request.
+ */
+class KeyOwners {
+  readonly #owners = new Map<string, { accountId: string; userName: string }>();
+
+  of(keyId: string): { accountId: string; userName: string } | undefined {
+    return this.#owners.get(keyId);
+  }
+
+  learn(key: ApiKeyRecord): void {
+    if (this.#owners.has(key.keyId)) return;
+    if (this.#owners.size >= MAX_KNOWN_OWNERS)
+      this.#owners.delete(this.#owners.keys().next().value as string);
+    this.#owners.set(key.keyId, { accountId: key.accountId, userName: key.userName });
+  }
+}
+
+/**
+ * The live SigV4 key an access key id names, and, when its owner is known already (one read of key,
+ * user and account together), the caller it acts as; otherwise the key alone (one read), the caller
+ * made by {@link callerOfKey} once the signature is checked.
+ */
+async function keyAndCaller(
+  options: SigV4AuthenticatorOptions,
+  owners: KeyOwners,
+  accessKeyId: string,
+): Promise<{ key: ApiKeyRecord; caller?: Caller }> {
   const keyId = keyIdOfAccessKey(accessKeyId);
-  const key = keyId ? await options.identity.getApiKey(keyId) : undefined;
+  const owner = keyId ? owners.of(keyId) : undefined;
+  if (!keyId || !owner) return { key: await liveKey(options, accessKeyId) };
+  const read = await options.identity.getKeyWithOwner(keyId, owner.accountId, owner.userName);
+  const key = checkedKey(options, accessKeyId, read.key);
+  // A key whose user is gone (or another's) makes no caller: refused, whatever its signature.
+  const caller = callerOf(key, read.user, read.account, options.clock);
+  if (!caller) throw unrecognized();
+  return { key, caller };
+}
+
+/** The key an access key id names, if it is a SigV4 key that works now (revocation is checked again with the caller). */
+async function liveKey(options: SigV4AuthenticatorOptions, accessKeyId: string): Promise<ApiKeyRecord> {
+  const keyId = keyIdOfAccessKey(accessKeyId);
+  return checkedKey(options, accessKeyId, keyId ? await options.identity.getApiKey(keyId) : undefined);
+}
+
+function checkedKey(
+  options: SigV4AuthenticatorOptions,
+  accessKeyId: string,
+  key: ApiKeyRecord | undefined,
+): ApiKeyRecord {
   if (key?.kind !== 'sigv4' || key.accessKeyId !== accessKeyId || !key.sealedSecret) throw unrecognized();
   // Checked here too (callerOfKey checks again), so a dead key is named so whatever its signature.
   if (

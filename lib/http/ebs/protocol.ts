@@ -6,7 +6,7 @@
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import type { Caller } from '../../core/identity/identity.ts';
-import type { RequestLimiter } from '../../core/identity/request-rate.ts';
+import type { RequestClass, RequestLimiter } from '../../core/identity/request-rate.ts';
 import type { AuditLog } from '../../core/ports/audit.ts';
 import { describeError, type ErrorCode, VolsnapError } from '../../core/shared/errors.ts';
 import { newId } from '../../core/shared/ids.ts';
@@ -56,6 +56,8 @@ export interface AwsRouteSchema {
   service: AwsService;
   /** For routes that change something: the action the audit trail records (`ebs.startSnapshot`). */
   audit?: string;
+  /** What the request counts as against the account's rate (`blocks`: a block moved; `api` unless said). */
+  requestClass?: RequestClass;
 }
 
 /**
@@ -85,7 +87,7 @@ export function awsHandler(
         region: options.region ?? runtime().config.region.name,
       });
       const limiter = options.limiter !== undefined ? options.limiter : await defaultLimiter();
-      await limiter?.admit(caller.accountId);
+      await limiter?.admit(caller.accountId, schema.requestClass ?? 'api');
       const log = rootLogger.child({ requestId, route: event.routeKey, accountId: caller.accountId });
       const query = parseQuery(event.rawQueryString ?? '');
       const path = (event.pathParameters ?? {}) as Record<string, string>;

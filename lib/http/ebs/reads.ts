@@ -38,7 +38,7 @@ export function readRoutesOver(
       options,
     ),
     [READ_ROUTE_KEYS.getSnapshotBlock]: awsHandler(
-      ebs,
+      { ...ebs, requestClass: 'blocks' },
       async ({ caller, path, query }) => {
         const token = query.blockToken;
         if (!token)

@@ -22,6 +22,34 @@ describe('TokenSigner', () => {
     });
   });
 
+  it('refuses a token whose carried place was changed: encoding, offset, stored length, segment id, or expiry', () => {
+    const signer = new TokenSigner(randomBytes(32));
+    const token = Buffer.from(signer.blockToken('snap-1', 7, place, 2_000_000_000), 'base64');
+    // The body's layout: kind(1) expiry(4) sha256(32) encoding(1) offset(4) length(4) idLength(1) id.
+    const fields = {
+      expiry: 1,
+      encoding: 37,
+      offset: 38,
+      storedLength: 42,
+      segmentIdLength: 46,
+      segmentId: 50,
+    };
+    for (const [field, at] of Object.entries(fields)) {
+      const forged = Buffer.from(token);
+      forged[at] = (forged[at] ?? 0) ^ 1;
+      expect(
+        () => signer.checkBlockToken(forged.toString('base64'), 'snap-1', 7, 0),
+        `a token with its ${field} changed`,
+      ).toThrow(expect.objectContaining({ details: { reason: 'INVALID_BLOCK_TOKEN' } }));
+    }
+    // Another segment's id, of the same length, in its place: refused too.
+    const elsewhere = Buffer.from(token);
+    elsewhere.write('seg-yyyyyyyyyyyyyyyyyyyy', 47, 'ascii');
+    expect(() => signer.checkBlockToken(elsewhere.toString('base64'), 'snap-1', 7, 0)).toThrow(
+      expect.objectContaining({ details: { reason: 'INVALID_BLOCK_TOKEN' } }),
+    );
+  });
+
   it('refuses a token signed under another key, and a key shorter than 32 bytes', () => {
     const token = new TokenSigner(randomBytes(32)).blockToken('snap-1', 0, place, 2_000_000_000);
     expect(() => new TokenSigner(randomBytes(32)).checkBlockToken(token, 'snap-1', 0, 0)).toThrow(

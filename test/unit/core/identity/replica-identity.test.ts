@@ -28,6 +28,26 @@ describe('identity read replica first', () => {
     expect(await keyAuthenticator(lookups, clock)(`Bearer ${boot.key.token}`)).toBeUndefined();
   });
 
+  it('reads a key with its owner from the replica, and only the parts missing there from the identity region', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const home = new MemoryIdentityRepository();
+    const replica = new MemoryIdentityRepository();
+    const boot = await bootstrapAccount(home, clock, { name: 'acme' });
+    const { accountId } = boot.account;
+    const key = structuredClone(home.keys.get(boot.key.keyId));
+    if (!key) throw new Error('bootstrap stored no key');
+    // Only the key has replicated, in an older state (not revoked yet).
+    replica.keys.set(key.keyId, key);
+    await home.revokeApiKey(key.keyId, new Date(clock.now()).toISOString());
+    const read = await replicaFirst(replica, home).getKeyWithOwner(key.keyId, accountId, 'owner');
+    expect(read.key?.revokedAt).toBeUndefined();
+    expect(read.user).toEqual(await home.getUser(accountId, 'owner'));
+    expect(read.account).toEqual(await home.getAccount(accountId));
+    expect(
+      await replicaFirst(replica, home).getKeyWithOwner(key.keyId, accountId, 'ghost'),
+    ).not.toHaveProperty('user');
+  });
+
   it("reads an account's limits through the lookups, and manages identity in the identity region", async () => {
     const clock = new ManualClock(Date.UTC(2026, 0, 1));
     const home = new MemoryIdentityRepository();

@@ -5,7 +5,11 @@ import { MemoryAuditLog } from '../../../../lib/adapters/memory/identity.ts';
 import { MemoryRequestCounter } from '../../../../lib/adapters/memory/request-counter.ts';
 import { DEFAULT_QUOTA, type QuotaLimits } from '../../../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../../../lib/core/identity/identity.ts';
-import { RequestLimiter } from '../../../../lib/core/identity/request-rate.ts';
+import {
+  BLOCK_REQUEST_FACTOR,
+  type RequestCounter,
+  RequestLimiter,
+} from '../../../../lib/core/identity/request-rate.ts';
 import { CALLER_CONTEXT_KEY, httpHandler } from '../../../../lib/http/stack.ts';
 import { testCaller } from '../../../support/callers.ts';
 import { httpEvent, lambdaContext } from '../../../support/events.ts';
@@ -80,5 +84,71 @@ describe('the request rate of an account', () => {
     expect((await call()).status).toBe(401);
     expect((await call(alice)).status).toBe(200);
     expect((await call(alice)).status).toBe(429);
+  });
+});
+
+/** The memory counter, counting the takes it is asked for (the conditional writes DynamoDB would get). */
+class CountedCounter extends MemoryRequestCounter {
+  takes = 0;
+  override async take(id: string, start: number, windowMs: number, limit: number, count = 1) {
+    this.takes++;
+    return super.take(id, start, windowMs, limit, count);
+  }
+}
+
+describe('the request limiter’s reservations', () => {
+  const limiterOver = (counter: RequestCounter) =>
+    new RequestLimiter({ counter, clock, limits: async () => DEFAULT_QUOTA, region: 'eu-west-1' });
+  const admitted = async (limiter: RequestLimiter, n: number, kind: 'api' | 'blocks' = 'api') => {
+    const answers = await Promise.allSettled(
+      Array.from({ length: n }, () => limiter.admit(alice.accountId, kind)),
+    );
+    return answers.filter((a) => a.status === 'fulfilled').length;
+  };
+
+  it('lets exactly the burst through a busy container with far fewer counter writes, and refuses the rest of a full window without asking', async () => {
+    const counter = new CountedCounter();
+    const limiter = limiterOver(counter);
+    for (let i = 0; i < DEFAULT_QUOTA.requestBurst; i++) await limiter.admit(alice.accountId);
+    expect(await counter.count(alice.accountId, clock.now() - (clock.now() % 2000))).toBe(100);
+    // 1, 2, 4, 8, 12, 12… (an eighth of the burst at most), the last places one by one.
+    expect(counter.takes).toBeLessThan(20);
+    const before = counter.takes;
+    await expect(limiter.admit(alice.accountId)).rejects.toMatchObject({ code: 'request.throttled' });
+    await expect(limiter.admit(alice.accountId)).rejects.toMatchObject({ code: 'request.throttled' });
+    expect(counter.takes - before).toBeLessThanOrEqual(2);
+    clock.advance(1500);
+    await limiter.admit(alice.accountId);
+  });
+
+  it('shares one reservation among concurrent requests of a container', async () => {
+    const counter = new CountedCounter();
+    const limiter = limiterOver(counter);
+    expect(await admitted(limiter, 64)).toBe(64);
+    expect(counter.takes).toBeLessThan(16);
+  });
+
+  it('never lets two containers together pass the limit, what one reserved and left unused counting', async () => {
+    const counter = new MemoryRequestCounter();
+    const [a, b] = [limiterOver(counter), limiterOver(counter)];
+    const passed = (await Promise.all([admitted(a, 70), admitted(b, 70)])).reduce((x, y) => x + y, 0);
+    expect(passed).toBeLessThanOrEqual(DEFAULT_QUOTA.requestBurst);
+    expect(passed).toBeGreaterThan(DEFAULT_QUOTA.requestBurst - 2 * 12);
+    expect(await counter.count(alice.accountId, clock.now() - (clock.now() % 2000))).toBe(100);
+  });
+
+  it('counts block transfers apart, at 20 times the account’s rate and burst', async () => {
+    const counter = new MemoryRequestCounter();
+    const limiter = limiterOver(counter);
+    const burst = DEFAULT_QUOTA.requestBurst * BLOCK_REQUEST_FACTOR;
+    for (let i = 0; i < burst; i++) await limiter.admit(alice.accountId, 'blocks');
+    const refused = await limiter.admit(alice.accountId, 'blocks').catch((error) => error);
+    expect(refused).toMatchObject({
+      code: 'request.throttled',
+      details: { limit: 2000, windowSeconds: 2 },
+      message: expect.stringMatching(/more than 2000 block transfers in 2 s .*1000\/s/),
+    });
+    // The API's own budget is untouched.
+    expect(await admitted(limiter, DEFAULT_QUOTA.requestBurst)).toBe(100);
   });
 });

@@ -277,6 +277,46 @@ describe('the SigV4 authenticator of the AWS-protocol routes', () => {
     );
   });
 
+  it('reads key, user and account together once it knows whose a key is, and still applies a revocation or a role change to the very next request', async () => {
+    const identity = region.ports.identity;
+    const reads: string[] = [];
+    const read = <T>(what: string, value: Promise<T>) => {
+      reads.push(what);
+      return value;
+    };
+    const counted = {
+      getApiKey: (id: string) => read('key', identity.getApiKey(id)),
+      getUser: (a: string, u: string) => read('user', identity.getUser(a, u)),
+      getAccount: (a: string) => read('account', identity.getAccount(a)),
+      getKeyWithOwner: (id: string, a: string, u: string) =>
+        read('together', identity.getKeyWithOwner(id, a, u)),
+    };
+    const auth = sigV4Authenticator({
+      identity: counted,
+      secrets: region.ports.secrets,
+      clock: region.clock,
+    });
+    await region.accounts.createUser(owner, { userName: 'carol', role: 'admin', permissions: [] });
+    const carols = await region.accounts.createSigV4Key(owner, { userName: 'carol' });
+    expect((await auth(received(await sign(carols, listBlocks)))).role).toBe('admin');
+    expect(reads.sort()).toEqual(['account', 'key', 'user']);
+    reads.length = 0;
+    expect((await auth(received(await sign(carols, putBlock)))).role).toBe('admin');
+    expect(reads).toEqual(['together']);
+    await region.accounts.updateUser(owner, 'carol', { role: 'member', permissions: ['snapshot:share'] });
+    expect(await auth(received(await sign(carols, listBlocks)))).toMatchObject({
+      role: 'member',
+      permissions: ['snapshot:share'],
+    });
+    // A wrong secret is refused on this path too, before any caller is answered.
+    const wrong = { ...carols, secretAccessKey: `${carols.secretAccessKey.slice(0, -1)}A` };
+    expect((await refusal(auth(received(await sign(wrong, listBlocks))))).code).toBe('aws.signatureInvalid');
+    await region.accounts.revokeKey(owner, carols.accessKeyId);
+    expect((await refusal(auth(received(await sign(carols, listBlocks))))).code).toBe(
+      'aws.unrecognizedClient',
+    );
+  });
+
   it('answers no signature with MissingAuthenticationToken, a malformed one with IncompleteSignature', async () => {
     const good = received(await sign(key, listBlocks));
     const { authorization: _a, ...unsigned } = good.headers;
