@@ -5,18 +5,18 @@
 // the regions' processes (the functions) write V8 CPU profiles into DIR when they stop (open them
 // in Chrome's DevTools; scripts/cpu-profile-preload.mjs). A profile for working on the EBS paths; `npm run bench` is the reference.
 import { execFile, spawn } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { parseSize } from '../lib/cli/units.ts';
 import { EBS_DOWNLOAD, EBS_UPLOAD, EbsBench } from './bench/ebs.ts';
+import { makeImages } from './bench/tools.ts';
 import { startLocalCloud } from './local-cloud/cloud.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const BLOCK = 512 * 1024;
 const { values } = parseArgs({
   options: {
     size: { type: 'string', default: '256MiB' },
@@ -27,22 +27,6 @@ const { values } = parseArgs({
 const size = parseSize(values.size);
 const work = join(ROOT, 'bench', 'profile-ebs-work');
 const run = promisify(execFile);
-
-/** The bench's image: AES-CTR keystream (incompressible), a quarter of the blocks zero, spread by a hash. */
-async function makeImage(path: string): Promise<void> {
-  const stream = createCipheriv('aes-128-ctr', Buffer.alloc(16, 1), Buffer.alloc(16, 2));
-  const zero = Buffer.alloc(BLOCK);
-  const file = await open(path, 'w');
-  try {
-    for (let i = 0; i < size / BLOCK; i++) {
-      const data = stream.update(zero);
-      const isZero = createHash('sha256').update(`zero${i}`).digest().readUInt32LE(0) % 4 === 0;
-      await file.write(isZero ? zero : data, 0, BLOCK, i * BLOCK);
-    }
-  } finally {
-    await file.close();
-  }
-}
 
 function timed(command: string, args: string[], env: NodeJS.ProcessEnv) {
   return new Promise<{ seconds: number; stdout: string }>((resolvePromise, reject) => {
@@ -80,7 +64,7 @@ async function main() {
   }
   const image = join(work, 'image.raw');
   console.log(`Making a ${size / 2 ** 20} MiB image…`);
-  await makeImage(image);
+  await makeImages(size, image);
   const imageBytes = await readFile(image);
   const imageSha256 = createHash('sha256').update(imageBytes).digest('hex');
   const cloud = await startLocalCloud({

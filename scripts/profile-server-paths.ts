@@ -5,18 +5,18 @@
 // `--check`, the copy and every import are restored and compared with the image byte for byte.
 // A profile for working on those paths; `npm run bench` is the reference.
 import { execFile, spawn } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { parseSize } from '../lib/cli/units.ts';
+import { makeImages } from './bench/tools.ts';
 import { startLocalCloud } from './local-cloud/cloud.ts';
 import { REQUEST_COUNTS_PATH } from './local-cloud/s3-emulator.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const BLOCK = 512 * 1024;
 const { values } = parseArgs({
   options: {
     size: { type: 'string', default: '1GiB' },
@@ -27,22 +27,6 @@ const { values } = parseArgs({
 const size = parseSize(values.size);
 const work = join(ROOT, 'bench', 'profile-work');
 const run = promisify(execFile);
-
-/** The bench's image: AES-CTR keystream (incompressible), a quarter of the blocks zero. */
-async function makeImage(path: string): Promise<void> {
-  const stream = createCipheriv('aes-128-ctr', Buffer.alloc(16, 1), Buffer.alloc(16, 2));
-  const zero = Buffer.alloc(BLOCK);
-  const file = await open(path, 'w');
-  try {
-    for (let i = 0; i < size / BLOCK; i++) {
-      const data = stream.update(zero);
-      const isZero = createHash('sha256').update(`zero${i}`).digest().readUInt32LE(0) % 4 === 0;
-      await file.write(isZero ? zero : data, 0, BLOCK, i * BLOCK);
-    }
-  } finally {
-    await file.close();
-  }
-}
 
 async function sha256(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -76,7 +60,7 @@ async function main() {
   await mkdir(work, { recursive: true });
   const image = join(work, 'image.raw');
   console.log(`Making a ${size / 2 ** 20} MiB image…`);
-  await makeImage(image);
+  await makeImages(size, image);
   const imageHash = await sha256(image);
   const cloud = await startLocalCloud({
     dataDir: join(work, 'cloud'),
