@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliFor } from '../support/e2e-cli.ts';
 import { type StartedCloud, startCloudProcess } from '../support/processes.ts';
-import { createSigV4Key } from '../support/sigv4-keys.ts';
+import { createSigV4Key, wrongSecret } from '../support/sigv4-keys.ts';
 
 const BLOCK = 524_288;
 const dataDir = mkdtempSync(join(tmpdir(), 'volsnap-e2e-awscli-'));
@@ -304,9 +304,7 @@ describe('the EBS direct API through the AWS CLI', () => {
       10_000,
     );
     expect(there.stderr).toMatch(/ResourceNotFoundException/);
-    expect((await list(home, `${key.secretAccessKey.slice(0, -1)}A`)).stderr).toMatch(
-      /InvalidSignatureException/,
-    );
+    expect((await list(home, wrongSecret(key.secretAccessKey))).stderr).toMatch(/InvalidSignatureException/);
     await volsnap.json('demo', home, 'admin', 'key', 'revoke', key.accessKeyId);
     expect((await list(home)).stderr).toMatch(/UnrecognizedClientException/);
     const revokedThere = await eventually(

@@ -31,3 +31,12 @@ export async function createSigV4Key(
   }
   return issued;
 }
+
+/**
+ * A secret that differs from `secret` in its last character only, so a signature made with it is
+ * well-formed and wrong. (Appending a fixed letter instead would return the secret unchanged
+ * whenever it already ends in that letter: one key in 64.)
+ */
+export function wrongSecret(secret: string): string {
+  return `${secret.slice(0, -1)}${secret.endsWith('A') ? 'B' : 'A'}`;
+}

@@ -14,6 +14,7 @@ import { ebsErrorResponse } from '../../../../lib/http/ebs/protocol.ts';
 import type { AwsSignedRequest } from '../../../../lib/http/ebs/signed-request.ts';
 import { type MemoryRegion, memoryCloud } from '../../../support/memory-region.ts';
 import { NodeSha256 } from '../../../support/node-sha256.ts';
+import { wrongSecret } from '../../../support/sigv4-keys.ts';
 
 const NOW = Date.UTC(2026, 11, 1, 10, 30, 0);
 const HOST = '127.0.0.1:4510';
@@ -309,7 +310,7 @@ describe('the SigV4 authenticator of the AWS-protocol routes', () => {
       permissions: ['snapshot:share'],
     });
     // A wrong secret is refused on this path too, before any caller is answered.
-    const wrong = { ...carols, secretAccessKey: `${carols.secretAccessKey.slice(0, -1)}A` };
+    const wrong = { ...carols, secretAccessKey: wrongSecret(carols.secretAccessKey) };
     expect((await refusal(auth(received(await sign(wrong, listBlocks))))).code).toBe('aws.signatureInvalid');
     await region.accounts.revokeKey(owner, carols.accessKeyId);
     expect((await refusal(auth(received(await sign(carols, listBlocks))))).code).toBe(
