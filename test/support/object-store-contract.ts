@@ -36,6 +36,21 @@ export function objectStoreContract(name: string, makeStore: () => Promise<Objec
       expect(second?.etag).not.toBe(first?.etag);
     });
 
+    it('gets an object with the ETag its head gives for that version; an absent one is undefined', async () => {
+      const store = await makeStore();
+      const key = 'segments/acct-x/seg-version';
+      const body = randomBytes(40_000);
+      await store.put(key, body);
+      const got = await store.getVersion(key);
+      expect(Buffer.from(got?.bytes ?? []).equals(body)).toBe(true);
+      expect(got?.etag).toBe((await store.head(key))?.etag);
+      await store.put(key, randomBytes(40_000));
+      const again = await store.getVersion(key);
+      expect(again?.etag).toBe((await store.head(key))?.etag);
+      expect(again?.etag).not.toBe(got?.etag);
+      expect(await store.getVersion('segments/acct-x/none')).toBeUndefined();
+    });
+
     it('joins multipart uploads in part order; a part uploaded again replaces the first', async () => {
       const store = await makeStore();
       const key = 'exports/acct-x/exp-1.vsnap';

@@ -60,6 +60,10 @@ export class MemoryObjectStore implements ObjectStore {
     const object = this.objects.get(key);
     return object ? Uint8Array.from(object) : undefined;
   }
+  async getVersion(key: string) {
+    const object = this.objects.get(key);
+    return object ? { bytes: Uint8Array.from(object), etag: this.#etagOf(object) } : undefined;
+  }
   async getRange(key: string, start: number, end: number) {
     const object = this.objects.get(key);
     if (!object || object.length < end) throw new Error(`no bytes ${start}-${end} of ${key}`);

@@ -85,6 +85,17 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  async getVersion(key: string): Promise<{ bytes: Uint8Array; etag?: string } | undefined> {
+    try {
+      const result = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const bytes = (await result.Body?.transformToByteArray()) ?? new Uint8Array();
+      return { bytes, ...(result.ETag ? { etag: result.ETag } : {}) };
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw unavailable(error);
+    }
+  }
+
   async getRange(key: string, start: number, end: number): Promise<Uint8Array> {
     try {
       const result = await this.s3.send(

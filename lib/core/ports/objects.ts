@@ -24,6 +24,12 @@ export interface ObjectStore {
   head(key: string): Promise<{ size: number; etag?: string } | undefined>;
   /** The whole object (for small objects: manifests), or undefined when absent. */
   get(key: string): Promise<Uint8Array | undefined>;
+  /**
+   * The whole object and the ETag of the version those bytes are (one GET: no write in between can
+   * make them disagree), or undefined when absent. Stores without ETags leave it out. Memory: the
+   * object.
+   */
+  getVersion(key: string): Promise<{ bytes: Uint8Array; etag?: string } | undefined>;
   /** Bytes [start, end) of the object; fails if the object is shorter. */
   getRange(key: string, start: number, end: number): Promise<Uint8Array>;
   put(key: string, body: Uint8Array): Promise<void>;

@@ -3,7 +3,7 @@ import { ObjectLayout } from '../ports/objects.ts';
 import { VolsnapError } from '../shared/errors.ts';
 import { isId } from '../shared/ids.ts';
 import { MAX_URLS_PER_REQUEST, type SnapshotAccess } from './snapshot-access.ts';
-import { inspectSegment, parseSegmentTail, readSegmentTail } from './snapshot-verify.ts';
+import { inspectSegment, parseSegmentTail, segmentTailOf } from './snapshot-verify.ts';
 import type { Snapshot } from './snapshots.ts';
 
 /**
@@ -74,9 +74,9 @@ export class SegmentChecks {
   }
 
   /**
-   * A worker's check of one landed segment: read whole, every block its index lists decoded and
-   * hashed, with completion's checker. Sound and unchanged meanwhile (same size and ETag before and
-   * after the read) → recorded (`checked`). Unsound → nothing recorded (`unsound`): completion reads
+   * A worker's check of one landed segment: read whole in one GET, every block its index lists
+   * decoded and hashed, with completion's checker. Sound → recorded (`checked`) with the ETag of the
+   * version read. Unsound → nothing recorded (`unsound`): completion reads
    * it again and fails the snapshot with its reason. Skipped when the snapshot is no longer pending,
    * the segment is not its own or not stored yet, or the store gives no ETags. Idempotent; memory:
    * one run of 16 MiB.
@@ -87,11 +87,13 @@ export class SegmentChecks {
     if (!(await this.#a.options.snapshots.sessionSegments(snapshotId)).has(segmentId)) return 'skipped';
     const { objects, compressor } = this.#a.options;
     const objectKey = ObjectLayout.segment(snapshot.accountId, segmentId);
-    const before = await objects.head(objectKey);
-    if (!before?.etag) return 'skipped';
+    // One GET: the bytes checked are the version its ETag names, so no HEAD before or after is needed.
+    const got = await objects.getVersion(objectKey);
+    if (!got?.etag) return 'skipped';
+    const size = got.bytes.length;
     let read: { index: SegmentEntry[]; tail: Uint8Array };
     try {
-      read = await readSegmentTail(objects, objectKey, before.size);
+      read = segmentTailOf(got.bytes);
     } catch (error) {
       if (error instanceof VolsnapError && error.code === 'data.corrupt') return 'unsound';
       throw error;
@@ -107,16 +109,14 @@ export class SegmentChecks {
     const findings = await inspectSegment(
       objects,
       compressor,
-      { accountId: snapshot.accountId, segmentId, size: before.size },
+      { accountId: snapshot.accountId, segmentId, size },
       everyBlock,
-      { stopAtFirst: true, index: read.index },
+      { stopAtFirst: true, index: read.index, bytes: got.bytes },
     );
     if (findings.length > 0) return 'unsound';
-    const after = await objects.head(objectKey);
-    if (after?.etag !== before.etag || after.size !== before.size) return 'skipped';
     await objects.put(
       ObjectLayout.segmentCheck(snapshotId, segmentId),
-      encodeCheck({ size: before.size, etag: before.etag, tail: read.tail }),
+      encodeCheck({ size, etag: got.etag, tail: read.tail }),
     );
     return 'checked';
   }

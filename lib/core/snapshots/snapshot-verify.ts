@@ -91,7 +91,12 @@ export async function inspectSegment(
   compressor: Compressor,
   key: { accountId: string; segmentId: string; size: number },
   entries: readonly ManifestEntry[],
-  options: { stopAtFirst?: boolean; index?: readonly SegmentEntry[] } = {},
+  options: {
+    stopAtFirst?: boolean;
+    index?: readonly SegmentEntry[];
+    /** The whole segment, already read (`size` bytes): its blocks are checked from it, with no GET. */
+    bytes?: Uint8Array;
+  } = {},
 ): Promise<BlockFinding[]> {
   const { segmentId, size } = key;
   const objectKey = ObjectLayout.segment(key.accountId, segmentId);
@@ -140,7 +145,9 @@ export async function inspectSegment(
       if (nextEnd - first.offset > VERIFY_RUN_BYTES) break;
       end = nextEnd;
     }
-    const run = await objects.getRange(objectKey, first.offset, end);
+    const run = options.bytes
+      ? options.bytes.subarray(first.offset, end)
+      : await objects.getRange(objectKey, first.offset, end);
     for (const stored of sorted.slice(i, j)) {
       const bytes = run.subarray(
         stored.offset - first.offset,
@@ -181,6 +188,18 @@ export async function readSegmentTail(
     footer.indexOffset,
     footer.indexOffset + footer.indexLength,
   );
+  const index = parseSegmentIndex(indexBytes, footer);
+  return { index, tail: Buffer.concat([indexBytes, footerBytes]) };
+}
+
+/** {@link readSegmentTail} of a segment already read whole: no request. Throws `data.corrupt` likewise. */
+export function segmentTailOf(segment: Uint8Array): { index: SegmentEntry[]; tail: Uint8Array } {
+  const size = segment.length;
+  if (size < SEGMENT_FOOTER_SIZE)
+    throw new VolsnapError('data.corrupt', `${size} bytes are too short to be a segment.`);
+  const footerBytes = segment.subarray(size - SEGMENT_FOOTER_SIZE);
+  const footer = parseSegmentFooter(footerBytes, size);
+  const indexBytes = segment.subarray(footer.indexOffset, footer.indexOffset + footer.indexLength);
   const index = parseSegmentIndex(indexBytes, footer);
   return { index, tail: Buffer.concat([indexBytes, footerBytes]) };
 }
