@@ -9,6 +9,7 @@ import { describeError, type ErrorCode, VolsnapError } from '../core/shared/erro
 import { newId } from '../core/shared/ids.ts';
 import * as z from '../core/shared/schema.ts';
 import { type Logger, logger as rootLogger } from './logger.ts';
+import { backendOutageOf } from './outages.ts';
 
 /** The JSON body of every error response. */
 export interface ErrorBody {
@@ -477,7 +478,7 @@ function toVolsnapError(error: unknown): VolsnapError {
   if (typeof status === 'number' && status >= 400 && status < 500) {
     return new VolsnapError('request.malformed', 'The request body is not valid JSON.', { cause: error });
   }
-  return new VolsnapError('internal', 'Internal error.', { cause: error });
+  return backendOutageOf(error) ?? new VolsnapError('internal', 'Internal error.', { cause: error });
 }
 
 function causeChain(error: unknown): string[] {

@@ -12,6 +12,7 @@ import { describeError, type ErrorCode, VolsnapError } from '../../core/shared/e
 import { newId } from '../../core/shared/ids.ts';
 import { runtime } from '../../root.ts';
 import { type Logger, logger as rootLogger } from '../logger.ts';
+import { backendOutageOf } from '../outages.ts';
 import { defaultAuditLog, defaultLimiter, type HttpLambda } from '../stack.ts';
 import type { AwsAuthenticator, AwsService } from './signed-request.ts';
 
@@ -253,9 +254,8 @@ const EBS_ERRORS: Partial<Record<ErrorCode, AwsErrorShape>> = {
 };
 
 function toVolsnapError(error: unknown): VolsnapError {
-  return error instanceof VolsnapError
-    ? error
-    : new VolsnapError('internal', 'Internal error.', { cause: error });
+  if (error instanceof VolsnapError) return error;
+  return backendOutageOf(error) ?? new VolsnapError('internal', 'Internal error.', { cause: error });
 }
 
 /** The EBS shape of an error: explicit `details.awsType`/`details.reason` first, then the code's table entry. */

@@ -145,6 +145,24 @@ describe('the HTTP stack', () => {
     });
   });
 
+  it('answers a backend call that timed out or lost its connection with 503 storage.unavailable and Retry-After', async () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    const timedOut = Object.assign(new Error('Connection timed out after 120000 ms'), {
+      name: 'TimeoutError',
+    });
+    const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    for (const error of [timedOut, reset]) {
+      const failing = publicHttpHandler({}, async () => {
+        throw error;
+      });
+      const response = await call(failing, httpEvent());
+      expect(response.status).toBe(503);
+      expect(response.body.error).toBe('storage.unavailable');
+      expect(response.headers?.['retry-after'] ?? response.headers?.['Retry-After']).toBe('1');
+    }
+    log.mockRestore();
+  });
+
   it('hides the cause of a 500 from the client and logs it instead, without secrets', async () => {
     const log = vi.spyOn(console, 'log').mockImplementation(() => {});
     const failing = publicHttpHandler({}, async () => {
