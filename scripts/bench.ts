@@ -18,6 +18,7 @@ import { s3ClientConfig } from '../lib/adapters/aws-clients.ts';
 import { parseSize } from '../lib/cli/units.ts';
 import { makeExt4Image } from './bench/compressible.ts';
 import { costMarkdown, costTable, type MeasuredForCost, US_EAST_1_PRICES } from './bench/cost.ts';
+import { type CpuSeconds, cloudProcesses, cpuDuring, cpuTotal } from './bench/cpu.ts';
 import { EBS_DOWNLOAD, EBS_UPLOAD, EbsBench } from './bench/ebs.ts';
 import { perGiB, RequestCounter, type RequestCounts, totalOf } from './bench/requests.ts';
 import { runScaleBench } from './bench/scale.ts';
@@ -63,6 +64,8 @@ interface Measure {
   requests?: number;
   /** The S3 and DynamoDB requests of its last run (volsnap's rows), both regions. */
   counts?: RequestCounts;
+  /** CPU seconds of its last run, by process (scripts/bench/cpu.ts): `client` is the CLI or the peer tool. */
+  cpu?: CpuSeconds;
   note?: string;
 }
 
@@ -93,7 +96,14 @@ async function duBytes(dir: string, part = ''): Promise<number> {
 }
 
 /** The emulator's own ceiling: the image's non-zero bytes as objects of `objectSize`, PUT then GET, 16 at a time. */
-async function ceiling(s3: S3Client, bucket: string, image: Buffer, objectSize: number, label: string) {
+async function ceiling(
+  s3: S3Client,
+  bucket: string,
+  image: Buffer,
+  objectSize: number,
+  label: string,
+  stateFile: string,
+) {
   const pieces: Buffer[] = [];
   for (let at = 0; at < image.length; at += BLOCK) {
     const block = image.subarray(at, at + BLOCK);
@@ -103,32 +113,38 @@ async function ceiling(s3: S3Client, bucket: string, image: Buffer, objectSize: 
   const objects = Math.ceil(data.length / objectSize);
   const limit = pLimit(16);
   const key = (i: number) => `ceiling/${label}/${objectSize}/${i}`;
+  // The client is this process: its CPU is what the `local cloud` kind counts (the cloud is idle meanwhile).
+  const watched = () => cloudProcesses(stateFile);
   let started = process.hrtime.bigint();
-  await Promise.all(
-    Array.from({ length: objects }, (_, i) =>
-      limit(() =>
-        s3.send(
-          new PutObjectCommand({
-            Bucket: bucket,
-            Key: key(i),
-            Body: data.subarray(i * objectSize, (i + 1) * objectSize),
-          }),
+  const { cpu: putCpu } = await cpuDuring(watched, () =>
+    Promise.all(
+      Array.from({ length: objects }, (_, i) =>
+        limit(() =>
+          s3.send(
+            new PutObjectCommand({
+              Bucket: bucket,
+              Key: key(i),
+              Body: data.subarray(i * objectSize, (i + 1) * objectSize),
+            }),
+          ),
         ),
       ),
     ),
   );
   const put = Number(process.hrtime.bigint() - started) / 1e9;
   started = process.hrtime.bigint();
-  await Promise.all(
-    Array.from({ length: objects }, (_, i) =>
-      limit(async () => {
-        const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key(i) }));
-        await got.Body?.transformToByteArray();
-      }),
+  const { cpu: getCpu } = await cpuDuring(watched, () =>
+    Promise.all(
+      Array.from({ length: objects }, (_, i) =>
+        limit(async () => {
+          const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key(i) }));
+          await got.Body?.transformToByteArray();
+        }),
+      ),
     ),
   );
   const get = Number(process.hrtime.bigint() - started) / 1e9;
-  return { put, get, objects, bytes: data.length };
+  return { put, get, objects, bytes: data.length, putCpu, getCpu };
 }
 
 // biome-ignore lint/complexity/noExcessiveLinesPerFunction: one benchmark run read top to bottom; #20 reworks it into measured steps.
@@ -192,10 +208,19 @@ async function main() {
   // Every S3 and DynamoDB request, the functions' and the CLI's presigned ones, counted where it arrives.
   const counter = new RequestCounter(cloud.regions);
   /** Runs one volsnap operation and keeps what it requested on its row. */
-  const counted = async <T>(m: Measure, work: () => Promise<T>): Promise<T> => {
-    const { result, requests } = await counter.during(work);
+  const stateFile = join(work, 'cloud', 'cloud-state.json');
+  const counted = async <T extends { cpuSeconds?: number | undefined }>(
+    m: Measure,
+    operation: () => Promise<T>,
+  ): Promise<T> => {
+    const { result: counting, cpu } = await cpuDuring(
+      () => cloudProcesses(stateFile),
+      () => counter.during(operation),
+    );
+    const { result, requests } = counting;
     m.counts = requests;
     m.requests = totalOf(requests.s3);
+    m.cpu = { client: result.cpuSeconds ?? Number.NaN, ...cpu };
     return result;
   };
   // The peers' S3: the same emulator (s3rver), in its own process, over https (restic needs it).
@@ -222,6 +247,17 @@ async function main() {
     tls: { keyPath: join(work, 'peer-key.pem'), certPath: join(work, 'peer-cert.pem') },
   });
   const peerEndpoint = `https://127.0.0.1:${peerS3.port}`;
+  /** A peer tool's run, recorded on `m` with the CPU it and its s3rver used. */
+  const peer = async (m: Measure, command: string, args: string[], env: NodeJS.ProcessEnv) => {
+    const s3Pid = peerS3.child.pid;
+    const { result, cpu } = await cpuDuring(
+      async () => ({ s3: s3Pid === undefined ? [] : [s3Pid] }),
+      () => time(command, args, env),
+    );
+    m.cpu = { client: result.cpuSeconds ?? Number.NaN, ...cpu };
+    record(m, result);
+    return result;
+  };
   const { AWS_CA_BUNDLE: _bundle, ...inherited } = process.env;
   const peerEnv = {
     ...inherited,
@@ -293,13 +329,15 @@ async function main() {
       // The emulator's: the same non-zero bytes, 16 requests at a time.
       for (const objectSize of [BLOCK, 16 * 2 ** 20]) {
         const label = objectSize === BLOCK ? '512 KiB' : '16 MiB';
-        const c = await ceiling(cloudS3, region1.bucket, imageBytes, objectSize, `run${r}`);
+        const c = await ceiling(cloudS3, region1.bucket, imageBytes, objectSize, `run${r}`, stateFile);
         const put = measure(`s3rver PUT ${label} objects ×16`, 'limit', c.bytes);
         put.seconds.push(c.put);
         put.requests = c.objects;
+        put.cpu = c.putCpu;
         const get = measure(`s3rver GET ${label} objects ×16`, 'limit', c.bytes);
         get.seconds.push(c.get);
         get.requests = c.objects;
+        get.cpu = c.getCpu;
       }
 
       // volsnap, on fresh state every run: a new volume, so the first snapshot is full.
@@ -388,7 +426,7 @@ async function main() {
       // The EBS direct API: the image up, and the full snapshot down (scripts/bench/ebs.ts).
       await ebs.run(
         { upload: measure(EBS_UPLOAD, 'volsnap'), download: measure(EBS_DOWNLOAD, 'volsnap') },
-        { image: imageBytes, fullSnapshotId: firstOut.snapshotId, target, imageSha256 },
+        { image: imageBytes, fullSnapshotId: firstOut.snapshotId, target, imageSha256, stateFile },
       );
       await rm(target, { force: true });
 
@@ -424,18 +462,22 @@ async function main() {
         await mkdir(source);
         await run('cp', ['--sparse=always', image, join(source, 'disk.raw')]);
         const fullBackup = measure('restic backup (full)', 'peer');
-        record(fullBackup, await time('restic', [...repo, 'backup', source], peerEnv));
+        await peer(fullBackup, 'restic', [...repo, 'backup', source], peerEnv);
         fullBackup.storedBytes = await duBytes(join(work, 'peer-s3'), `restic/run${r}`);
         await run('cp', [changed, join(source, 'disk.raw')]);
-        record(
+        await peer(
           measure('restic backup (1% incremental)', 'peer'),
-          await time('restic', [...repo, 'backup', source], peerEnv),
+          'restic',
+          [...repo, 'backup', source],
+          peerEnv,
         );
         const restoreTo = join(work, 'restic-restore');
         await rm(restoreTo, { recursive: true, force: true });
-        record(
+        await peer(
           measure('restic restore', 'peer'),
-          await time('restic', [...repo, 'restore', 'latest', '--target', restoreTo], peerEnv),
+          'restic',
+          [...repo, 'restore', 'latest', '--target', restoreTo],
+          peerEnv,
         );
         if ((await sha256(join(restoreTo, source, 'disk.raw'))) !== (await sha256(changed)))
           throw new Error('restic restored something else');
@@ -465,7 +507,7 @@ async function main() {
           await mkdir(source);
           await run('cp', ['--sparse=always', ext4, join(source, 'disk.raw')]);
           const backup = measure(ext4Backup, 'peer');
-          record(backup, await time('restic', [...repo, 'backup', source], peerEnv));
+          await peer(backup, 'restic', [...repo, 'backup', source], peerEnv);
           backup.storedBytes = await duBytes(join(work, 'peer-s3'), `restic-ext4/run${r}`);
           await rm(source, { recursive: true, force: true });
         }
@@ -473,12 +515,14 @@ async function main() {
       // rclone: the raw image up and down, as one object.
       if (peers.rclone) {
         const up = measure('rclone copy up (raw image)', 'peer');
-        record(up, await time('rclone', ['copyto', image, `peer:rclone/run${r}/image.raw`], peerEnv));
+        await peer(up, 'rclone', ['copyto', image, `peer:rclone/run${r}/image.raw`], peerEnv);
         up.storedBytes = size;
         const down = join(work, 'rclone-down.raw');
-        record(
+        await peer(
           measure('rclone copy down (raw image)', 'peer'),
-          await time('rclone', ['copyto', `peer:rclone/run${r}/image.raw`, down], peerEnv),
+          'rclone',
+          ['copyto', `peer:rclone/run${r}/image.raw`, down],
+          peerEnv,
         );
         await rm(down, { force: true });
       }
@@ -486,23 +530,19 @@ async function main() {
       if (peers.awscli) {
         if (r === 0) await run(awsCli, ['s3', 'mb', 's3://awscli', ...awsArgs], { env: awsEnv });
         const up = measure(AWSCLI_UP, 'peer');
-        record(
+        await peer(
           up,
-          await time(
-            awsCli,
-            ['s3', 'cp', '--only-show-errors', image, `s3://awscli/run${r}/image.raw`, ...awsArgs],
-            awsEnv,
-          ),
+          awsCli,
+          ['s3', 'cp', '--only-show-errors', image, `s3://awscli/run${r}/image.raw`, ...awsArgs],
+          awsEnv,
         );
         up.storedBytes = size;
         const down = join(work, 'awscli-down.raw');
-        record(
+        await peer(
           measure(AWSCLI_DOWN, 'peer'),
-          await time(
-            awsCli,
-            ['s3', 'cp', '--only-show-errors', `s3://awscli/run${r}/image.raw`, down, ...awsArgs],
-            awsEnv,
-          ),
+          awsCli,
+          ['s3', 'cp', '--only-show-errors', `s3://awscli/run${r}/image.raw`, down, ...awsArgs],
+          awsEnv,
         );
         if ((await sha256(down)) !== imageSha256) throw new Error('aws s3 cp brought down something else');
         await rm(down, { force: true });
@@ -534,6 +574,8 @@ async function main() {
       s3PerGiB: m.counts ? Math.round(totalOf(perGiB(m.counts, m.bytes).s3)) : undefined,
       dynamodbPerGiB: m.counts ? Math.round(totalOf(perGiB(m.counts, m.bytes).dynamodb)) : undefined,
       counts: m.counts,
+      cpu: m.cpu,
+      lastRunSeconds: m.seconds.at(-1),
       note: m.note,
       runs: m.seconds.map((x) => Number(x.toFixed(2))),
     };
@@ -675,6 +717,8 @@ async function main() {
     '|---|---:|:---:|',
     ...targets.map((t) => `| ${t.what} | ${cell(t.value)} | ${t.met ? 'yes' : 'no'} |`),
     '',
+    cpuSection(rows),
+    '',
     '| raw export and import beside the tools moving the same raw image (time ratio, no target) | value |',
     '|---|---:|',
     ...peerRatios.map((t) => `| ${t.what} | ${cell(t.value)} |`),
@@ -691,6 +735,39 @@ async function main() {
   );
   console.log(`\n${table}\n\nWritten to bench/results${suffix}.json, .md and .svg.`);
   await rm(work, { recursive: true, force: true });
+}
+
+/** Columns of the CPU table: process kinds of scripts/bench/cpu.ts, in this order. */
+const CPU_COLUMNS = [
+  ['client', 'client (CLI or tool)'],
+  ['region', 'functions'],
+  ['s3', 's3rver'],
+  ['dynamodb', 'DynamoDB Local'],
+  ['guard', 'its SigV4 guard'],
+  ['local cloud', 'bench and local cloud'],
+] as const;
+
+/**
+ * Where each operation's CPU went in its last run: seconds of CPU by process, their sum, and the
+ * sum ÷ wall time (how many cores were busy: on 2 cores, 2 means the machine was the bound).
+ */
+function cpuSection(
+  rows: { name: string; cpu?: CpuSeconds | undefined; lastRunSeconds?: number | undefined }[],
+): string {
+  const measured = rows.filter((r) => r.cpu !== undefined);
+  const cell = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(2));
+  return [
+    `CPU seconds by process in each operation's last run (user + system, from /proc and GNU time; scripts/bench/cpu.ts). The peers' s3rver is theirs; for the emulator's own ceilings the client is the bench process. "cores busy" is the sum ÷ the run's wall time, of the ${cpus().length} cores.`,
+    '',
+    `| what | wall s | ${CPU_COLUMNS.map(([, label]) => label).join(' | ')} | CPU-s in all | cores busy |`,
+    `|---|---:|${CPU_COLUMNS.map(() => '---:').join('|')}|---:|---:|`,
+    ...measured.map((r) => {
+      const cpu = r.cpu ?? {};
+      const total = cpuTotal(Object.fromEntries(Object.entries(cpu).filter(([, v]) => Number.isFinite(v))));
+      const wall = r.lastRunSeconds ?? Number.NaN;
+      return `| ${r.name} | ${cell(wall)} | ${CPU_COLUMNS.map(([kind]) => cell(cpu[kind])).join(' | ')} | ${cell(total)} | ${cell(total / wall)} |`;
+    }),
+  ].join('\n');
 }
 
 /** The bench's rows as bench/results.json keeps them (what the cost table reads). */

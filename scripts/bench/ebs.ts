@@ -18,6 +18,7 @@ import { DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import pLimit from 'p-limit';
 import type { LocalCloud } from '../local-cloud/cloud.ts';
 import { REQUEST_COUNTS_PATH } from '../local-cloud/s3-emulator.ts';
+import { type CpuSeconds, cloudProcesses, cpuDuring } from './cpu.ts';
 
 const BLOCK = 512 * 1024;
 const GiB = 2 ** 30;
@@ -31,6 +32,8 @@ interface Row {
   seconds: number[];
   requests?: number;
   note?: string;
+  /** CPU seconds by process of the last run (the SDK client runs in the bench process: `local cloud`). */
+  cpu?: CpuSeconds;
 }
 
 /** S3 requests by operation (`GetObject`), as the local cloud's emulators count them. */
@@ -123,18 +126,32 @@ export class EbsBench {
    */
   async run(
     rows: { upload: Row; download: Row },
-    input: { image: Buffer; fullSnapshotId: string; target: string; imageSha256: string },
+    input: {
+      image: Buffer;
+      fullSnapshotId: string;
+      target: string;
+      imageSha256: string;
+      /** The cloud's state file, to count the CPU of its processes (scripts/bench/cpu.ts). */
+      stateFile?: string;
+    },
   ): Promise<void> {
+    const { stateFile } = input;
     const measured = async (row: Row, step: () => Promise<unknown>) => {
       const mark = await this.s3Counts();
       const retries = this.#retries;
-      const started = process.hrtime.bigint();
-      this.marks[`${row === rows.upload ? 'upload' : 'download'} start`] = started;
-      await step();
-      this.marks[`${row === rows.upload ? 'upload' : 'download'} end`] = process.hrtime.bigint();
-      row.seconds.push(Number(process.hrtime.bigint() - started) / 1e9);
-      // What the workers do after the answer (deleting the staged blocks) is the path's too.
-      await this.#quiet();
+      const { cpu } = await cpuDuring(
+        async () => (stateFile ? cloudProcesses(stateFile) : {}),
+        async () => {
+          const started = process.hrtime.bigint();
+          this.marks[`${row === rows.upload ? 'upload' : 'download'} start`] = started;
+          await step();
+          this.marks[`${row === rows.upload ? 'upload' : 'download'} end`] = process.hrtime.bigint();
+          row.seconds.push(Number(process.hrtime.bigint() - started) / 1e9);
+          // What the workers do after the answer (deleting the staged blocks) is the path's too.
+          await this.#quiet();
+        },
+      );
+      if (stateFile) row.cpu = cpu;
       const counted = await this.perGiB(mark, input.image.length);
       row.requests = counted.perGiB;
       row.note = `${counted.note}; ${this.#retries - retries} SDK retries`;

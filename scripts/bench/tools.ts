@@ -48,16 +48,16 @@ export async function makeImages(size: number, path: string, changedPath?: strin
 
 const hasTime = existsSync('/usr/bin/time');
 
-/** Runs a command to its end; its wall time and (with GNU time) its peak RSS. */
+/** Runs a command to its end; its wall time and (with GNU time) its peak RSS and CPU seconds (user + system). */
 export function time(
   command: string,
   args: string[],
   env: NodeJS.ProcessEnv = process.env,
-): Promise<{ seconds: number; stdout: string; maxRssKiB?: number }> {
+): Promise<{ seconds: number; stdout: string; maxRssKiB?: number; cpuSeconds?: number }> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
     const [cmd, argv] = hasTime
-      ? ['/usr/bin/time', ['-f', 'bench-maxrss-kib %M', command, ...args]]
+      ? ['/usr/bin/time', ['-f', 'bench-maxrss-kib %M bench-cpu-s %U %S', command, ...args]]
       : [command, args];
     const child = spawn(cmd, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -68,7 +68,13 @@ export function time(
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       if (code !== 0) return reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr}`));
       const rss = /bench-maxrss-kib (\d+)/.exec(stderr)?.[1];
-      resolve({ seconds, stdout, maxRssKiB: rss ? Number(rss) : undefined });
+      const cpu = /bench-cpu-s ([\d.]+) ([\d.]+)/.exec(stderr);
+      resolve({
+        seconds,
+        stdout,
+        maxRssKiB: rss ? Number(rss) : undefined,
+        cpuSeconds: cpu ? Number(cpu[1]) + Number(cpu[2]) : undefined,
+      });
     });
   });
 }
