@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { parseSize } from '../lib/cli/units.ts';
+import { type CpuSeconds, cloudProcesses, cpuDuring } from './bench/cpu.ts';
 import { EBS_DOWNLOAD, EBS_UPLOAD, EbsBench } from './bench/ebs.ts';
 import { makeImages } from './bench/tools.ts';
 import { startLocalCloud } from './local-cloud/cloud.ts';
@@ -73,6 +74,7 @@ async function main() {
     fresh: true,
     schedules: false,
   });
+  const stateFile = join(work, 'cloud', 'cloud-state.json');
   try {
     const cliBundle = join(work, 'volsnap.mjs');
     await run(process.execPath, [join(ROOT, 'scripts/build-cli.js'), cliBundle], { cwd: ROOT });
@@ -88,13 +90,13 @@ async function main() {
         const s3 = await ebs.s3Counts();
         const dynamodb = await ebs.dynamodbCounts();
         const started = process.hrtime.bigint();
-        const value = await step();
+        const { result: value, cpu } = await cpuDuring(() => cloudProcesses(stateFile), step);
         const wall = Number(process.hrtime.bigint() - started) / 1e9;
         const s3Note = (await ebs.perGiB(s3, size)).note;
         const dynamo = await ebs.since(dynamodb, await ebs.dynamodbCounts());
         const taken = seconds ? seconds(value) : wall;
         console.log(
-          `${name}: ${taken.toFixed(2)} s, ${s3Note}; DynamoDB ${JSON.stringify(dynamo.byOperation)} (load ${load()})`,
+          `${name}: ${taken.toFixed(2)} s, ${s3Note}; DynamoDB ${JSON.stringify(dynamo.byOperation)}; CPU-s of the cloud ${JSON.stringify(cpu)} (load ${load()})`,
         );
         return { value, seconds: taken };
       };
@@ -107,14 +109,14 @@ async function main() {
         volsnap('snapshot', 'restore', snapshotId, '--to', target),
       );
       await rm(target, { force: true });
-      const rows: Record<'upload' | 'download', { seconds: number[]; note?: string }> = {
+      const rows: Record<'upload' | 'download', { seconds: number[]; note?: string; cpu?: CpuSeconds }> = {
         upload: { seconds: [] },
         download: { seconds: [] },
       };
       const dynamodb = await ebs.dynamodbCounts();
       await ebs.run(
         { upload: rows.upload, download: rows.download },
-        { image: imageBytes, fullSnapshotId: snapshotId, target, imageSha256 },
+        { image: imageBytes, fullSnapshotId: snapshotId, target, imageSha256, stateFile },
       );
       const dynamo = await ebs.since(dynamodb, await ebs.dynamodbCounts());
       for (const [name, row, peer] of [
@@ -123,7 +125,7 @@ async function main() {
       ] as const) {
         const seconds = row.seconds[0] ?? Number.NaN;
         console.log(
-          `${name}: ${seconds.toFixed(2)} s (${(seconds / peer).toFixed(2)}× the CLI's), ${row.note} (load ${load()})`,
+          `${name}: ${seconds.toFixed(2)} s (${(seconds / peer).toFixed(2)}× the CLI's), ${row.note}; CPU-s ${JSON.stringify(row.cpu)} (load ${load()})`,
         );
       }
       const marks = Object.entries(ebs.marks).map(([name, ns]) => `${name} ${ns / 1000n}`);
