@@ -90,8 +90,11 @@ export class ApiTransport {
       } catch (error) {
         if (!(error instanceof ApiError) || !isRetryable(error)) throw error;
         // A request that changes something and got no answer may have taken effect: the caller
-        // asks the service what happened before sending it again (`settle`), not this loop.
-        if (method !== 'GET' && error.status === 0) throw error;
+        // asks the service what happened before sending it again (`settle`), not this loop. Not
+        // so a request the service makes idempotent (sending it twice is sending it once), nor a
+        // refused connection (nothing received it).
+        if (method !== 'GET' && error.status === 0 && !options.idempotent && !error.details?.refused)
+          throw error;
         const wait = backoffMs(error, failures);
         // Nothing listening is a wrong endpoint, or a local region process being replaced (seconds):
         // not worth the whole budget.

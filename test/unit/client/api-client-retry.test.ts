@@ -130,6 +130,19 @@ describe('API Gateway’s bare 500 (an authorizer that failed while the table re
   });
 });
 
+describe('a request the service makes idempotent', () => {
+  it('is sent again after its answer was lost (a reset): sending it twice is sending it once', async () => {
+    const { endpoint, requests } = await api(['reset'], {
+      status: 200,
+      body: { url: 'https://s3/x', expiresInSeconds: 60, size: 1, format: 'raw' },
+    });
+    const waits: number[] = [];
+    await expect(client(endpoint, waits).exportUrl('exp-1')).resolves.toMatchObject({ url: 'https://s3/x' });
+    expect(requests).toEqual(['POST /v1/exports/exp-1/url', 'POST /v1/exports/exp-1/url']);
+    expect(waits).toHaveLength(1);
+  });
+});
+
 describe('a refused connection (nothing listening)', () => {
   it('is tried again for 10 s at most (a local region process being replaced), then client.unreachable', async () => {
     const { endpoint } = await api([]);
