@@ -91,7 +91,10 @@ async function main() {
         const dynamodb = await ebs.dynamodbCounts();
         const started = process.hrtime.bigint();
         const { result: value, cpu } = await cpuDuring(() => cloudProcesses(stateFile), step);
-        const wall = Number(process.hrtime.bigint() - started) / 1e9;
+        const ended = process.hrtime.bigint();
+        const wall = Number(ended - started) / 1e9;
+        // The window in the profiles' clock (µs), for scripts/bench/profile-summary.ts --from --to.
+        console.log(`${name} window (µs): --from ${started / 1000n} --to ${ended / 1000n}`);
         const s3Note = (await ebs.perGiB(s3, size)).note;
         const dynamo = await ebs.since(dynamodb, await ebs.dynamodbCounts());
         const taken = seconds ? seconds(value) : wall;
