@@ -6,7 +6,7 @@
 // in Chrome's DevTools; scripts/cpu-profile-preload.mjs). A profile for working on the EBS paths; `npm run bench` is the reference.
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -14,6 +14,7 @@ import { parseArgs, promisify } from 'node:util';
 import { parseSize } from '../lib/cli/units.ts';
 import { type CpuSeconds, cloudProcesses, cpuDuring } from './bench/cpu.ts';
 import { EBS_DOWNLOAD, EBS_UPLOAD, EbsBench } from './bench/ebs.ts';
+import { type CpuProfile, formatSummary, summarize } from './bench/profile-summary.ts';
 import { makeImages } from './bench/tools.ts';
 import { startLocalCloud } from './local-cloud/cloud.ts';
 
@@ -64,8 +65,9 @@ async function main() {
       .join(' ');
   }
   const image = join(work, 'image.raw');
+  const changed = join(work, 'image-1pct.raw');
   console.log(`Making a ${size / 2 ** 20} MiB image…`);
-  await makeImages(size, image);
+  await makeImages(size, image, changed);
   const imageBytes = await readFile(image);
   const imageSha256 = createHash('sha256').update(imageBytes).digest('hex');
   const cloud = await startLocalCloud({
@@ -75,11 +77,22 @@ async function main() {
     schedules: false,
   });
   const stateFile = join(work, 'cloud', 'cloud-state.json');
+  /** Each step's window in the profiles' clock (µs). */
+  const windows: { name: string; from: number; to: number }[] = [];
   try {
     const cliBundle = join(work, 'volsnap.mjs');
     await run(process.execPath, [join(ROOT, 'scripts/build-cli.js'), cliBundle], { cwd: ROOT });
     const env = { ...process.env, VOLSNAP_CONFIG: cloud.configPath, NODE_OPTIONS: '' };
-    const volsnap = (...args: string[]) => timed(process.execPath, [cliBundle, '--json', ...args], env);
+    // With --cpu-prof the CLI writes a profile of each command it runs, named by the step.
+    let cliProfile: string | undefined;
+    const cliProfiles = profiles ? resolve(profiles, 'cli') : undefined;
+    const volsnap = (...args: string[]) => {
+      const profiling =
+        cliProfiles && cliProfile
+          ? ['--cpu-prof', `--cpu-prof-dir=${cliProfiles}`, `--cpu-prof-name=${cliProfile}.cpuprofile`]
+          : [];
+      return timed(process.execPath, [...profiling, cliBundle, '--json', ...args], env);
+    };
     const ebs = await EbsBench.start({ cloud, volsnap });
     const target = join(work, 'restored.raw');
     for (let r = 0; r < Number(values.runs); r++) {
@@ -90,8 +103,12 @@ async function main() {
         const s3 = await ebs.s3Counts();
         const dynamodb = await ebs.dynamodbCounts();
         const started = process.hrtime.bigint();
-        const { result: value, cpu } = await cpuDuring(() => cloudProcesses(stateFile), step);
+        cliProfile = name.replace(/\W+/g, '-');
+        const { result: value, cpu } = await cpuDuring(() => cloudProcesses(stateFile), step).finally(() => {
+          cliProfile = undefined;
+        });
         const ended = process.hrtime.bigint();
+        windows.push({ name, from: Number(started / 1000n), to: Number(ended / 1000n) });
         const wall = Number(ended - started) / 1e9;
         // The window in the profiles' clock (µs), for scripts/bench/profile-summary.ts --from --to.
         console.log(`${name} window (µs): --from ${started / 1000n} --to ${ended / 1000n}`);
@@ -107,6 +124,9 @@ async function main() {
         volsnap('snapshot', 'create', '--volume', volume.volumeId, '--file', image),
       );
       const snapshotId = JSON.parse(full.value.stdout).snapshotId as string;
+      await measured('1% incremental snapshot', () =>
+        volsnap('snapshot', 'create', '--volume', volume.volumeId, '--file', changed),
+      );
       await rm(target, { force: true });
       const restore = await measured('restore', () =>
         volsnap('snapshot', 'restore', snapshotId, '--to', target),
@@ -140,6 +160,19 @@ async function main() {
     }
   } finally {
     await cloud.stop();
+  }
+  // The regions' profiles are written as their processes stop: summarize them, and the CLI's.
+  if (profiles) {
+    for (const file of (await readdir(resolve(profiles))).filter((f) => f.endsWith('.cpuprofile'))) {
+      const profile = JSON.parse(await readFile(resolve(profiles, file), 'utf8')) as CpuProfile;
+      for (const window of windows)
+        console.log(`\n${file}, ${window.name}:\n${formatSummary(summarize(profile, window), 12)}`);
+    }
+    const cliDir = resolve(profiles, 'cli');
+    for (const file of await readdir(cliDir).catch(() => [] as string[])) {
+      const profile = JSON.parse(await readFile(resolve(cliDir, file), 'utf8')) as CpuProfile;
+      console.log(`\nthe CLI, ${file}:\n${formatSummary(summarize(profile), 12)}`);
+    }
   }
 }
 

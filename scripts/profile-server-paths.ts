@@ -1,17 +1,20 @@
-// `npx tsx scripts/profile-server-paths.ts [--size 1GiB] [--runs 1] [--check]`: times the
+// `npx tsx scripts/profile-server-paths.ts [--size 1GiB] [--runs 1] [--check] [--cpu-prof DIR]`: times the
 // server-side paths (full cross-region copy, export in every format, import of every format into
 // the other region) against the full snapshot of the same run, on the bench's kind of image, and
 // counts the S3 requests each makes (the local S3 counts every request, presigned ones too). With
-// `--check`, the copy and every import are restored and compared with the image byte for byte.
+// `--check`, the copy and every import are restored and compared with the image byte for byte. With
+// `--cpu-prof`, the region processes write CPU profiles into DIR and each row's share of them is
+// printed at the end (scripts/bench/profile-summary.ts).
 // A profile for working on those paths; `npm run bench` is the reference.
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { parseSize } from '../lib/cli/units.ts';
+import { type CpuProfile, formatSummary, summarize } from './bench/profile-summary.ts';
 import { makeImages } from './bench/tools.ts';
 import { startLocalCloud } from './local-cloud/cloud.ts';
 import { REQUEST_COUNTS_PATH } from './local-cloud/s3-emulator.ts';
@@ -22,6 +25,7 @@ const { values } = parseArgs({
     size: { type: 'string', default: '1GiB' },
     runs: { type: 'string', default: '1' },
     check: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
   },
 });
 const size = parseSize(values.size);
@@ -58,6 +62,18 @@ const serverSeconds = (record: { createdAt: string; completedAt: string }) =>
 async function main() {
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
+  const profiles = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
+  if (profiles) {
+    // Inherited by the cloud's processes; its region processes write their profiles when they exit.
+    await mkdir(profiles, { recursive: true });
+    process.env.NODE_OPTIONS = [
+      process.env.NODE_OPTIONS,
+      `--import ${pathToFileURL(join(ROOT, 'scripts/cpu-profile-preload.mjs')).href}?dir=${encodeURIComponent(profiles)}`,
+    ]
+      .filter(Boolean)
+      .join(' ');
+  }
+  const windows: { name: string; from: number; to: number }[] = [];
   const image = join(work, 'image.raw');
   console.log(`Making a ${size / 2 ** 20} MiB image…`);
   await makeImages(size, image);
@@ -87,7 +103,9 @@ async function main() {
   const rows: { name: string; seconds: number; requests: Counts }[] = [];
   const measured = async <T>(name: string, step: () => Promise<{ seconds: number; value: T }>) => {
     const before = await counts();
+    const from = Number(process.hrtime.bigint() / 1000n);
     const { seconds, value } = await step();
+    windows.push({ name, from, to: Number(process.hrtime.bigint() / 1000n) });
     const after = await counts();
     const requests: Counts = {};
     for (const [op, n] of Object.entries(after))
@@ -159,6 +177,12 @@ async function main() {
     await cloud.stop();
   }
   printTable(rows);
+  if (profiles)
+    for (const file of (await readdir(profiles)).filter((f) => f.endsWith('.cpuprofile'))) {
+      const profile = JSON.parse(await readFile(join(profiles, file), 'utf8')) as CpuProfile;
+      for (const window of windows)
+        console.log(`\n${file}, ${window.name}:\n${formatSummary(summarize(profile, window), 12)}`);
+    }
   await rm(work, { recursive: true, force: true });
 }
 
