@@ -6,15 +6,15 @@
 // in Chrome's DevTools; scripts/cpu-profile-preload.mjs). A profile for working on the EBS paths; `npm run bench` is the reference.
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { parseSize } from '../lib/cli/units.ts';
 import { type CpuSeconds, cloudProcesses, cpuDuring } from './bench/cpu.ts';
 import { EBS_DOWNLOAD, EBS_UPLOAD, EbsBench } from './bench/ebs.ts';
-import { type CpuProfile, formatSummary, summarize } from './bench/profile-summary.ts';
+import { printProfiles, profileRegionProcesses } from './bench/profile-summary.ts';
 import { makeImages } from './bench/tools.ts';
 import { startLocalCloud } from './local-cloud/cloud.ts';
 
@@ -53,17 +53,8 @@ const load = () =>
 async function main() {
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
-  const profiles = values['cpu-prof'];
-  if (profiles) {
-    // Inherited by the cloud's processes; its region processes write their profiles when they exit.
-    await mkdir(resolve(profiles), { recursive: true });
-    process.env.NODE_OPTIONS = [
-      process.env.NODE_OPTIONS,
-      `--import ${pathToFileURL(join(ROOT, 'scripts/cpu-profile-preload.mjs')).href}?dir=${encodeURIComponent(resolve(profiles))}`,
-    ]
-      .filter(Boolean)
-      .join(' ');
-  }
+  const profiles = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
+  if (profiles) await profileRegionProcesses(profiles);
   const image = join(work, 'image.raw');
   const changed = join(work, 'image-1pct.raw');
   console.log(`Making a ${size / 2 ** 20} MiB image…`);
@@ -162,18 +153,7 @@ async function main() {
     await cloud.stop();
   }
   // The regions' profiles are written as their processes stop: summarize them, and the CLI's.
-  if (profiles) {
-    for (const file of (await readdir(resolve(profiles))).filter((f) => f.endsWith('.cpuprofile'))) {
-      const profile = JSON.parse(await readFile(resolve(profiles, file), 'utf8')) as CpuProfile;
-      for (const window of windows)
-        console.log(`\n${file}, ${window.name}:\n${formatSummary(summarize(profile, window), 12)}`);
-    }
-    const cliDir = resolve(profiles, 'cli');
-    for (const file of await readdir(cliDir).catch(() => [] as string[])) {
-      const profile = JSON.parse(await readFile(resolve(cliDir, file), 'utf8')) as CpuProfile;
-      console.log(`\nthe CLI, ${file}:\n${formatSummary(summarize(profile), 12)}`);
-    }
-  }
+  if (profiles) await printProfiles(profiles, windows);
 }
 
 await main();

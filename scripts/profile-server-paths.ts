@@ -9,12 +9,12 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { parseSize } from '../lib/cli/units.ts';
-import { type CpuProfile, formatSummary, summarize } from './bench/profile-summary.ts';
+import { type ProfileWindow, printProfiles, profileRegionProcesses } from './bench/profile-summary.ts';
 import { makeImages } from './bench/tools.ts';
 import { startLocalCloud } from './local-cloud/cloud.ts';
 import { REQUEST_COUNTS_PATH } from './local-cloud/s3-emulator.ts';
@@ -63,17 +63,8 @@ async function main() {
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
   const profiles = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
-  if (profiles) {
-    // Inherited by the cloud's processes; its region processes write their profiles when they exit.
-    await mkdir(profiles, { recursive: true });
-    process.env.NODE_OPTIONS = [
-      process.env.NODE_OPTIONS,
-      `--import ${pathToFileURL(join(ROOT, 'scripts/cpu-profile-preload.mjs')).href}?dir=${encodeURIComponent(profiles)}`,
-    ]
-      .filter(Boolean)
-      .join(' ');
-  }
-  const windows: { name: string; from: number; to: number }[] = [];
+  if (profiles) await profileRegionProcesses(profiles);
+  const windows: ProfileWindow[] = [];
   const image = join(work, 'image.raw');
   console.log(`Making a ${size / 2 ** 20} MiB image…`);
   await makeImages(size, image);
@@ -177,12 +168,7 @@ async function main() {
     await cloud.stop();
   }
   printTable(rows);
-  if (profiles)
-    for (const file of (await readdir(profiles)).filter((f) => f.endsWith('.cpuprofile'))) {
-      const profile = JSON.parse(await readFile(join(profiles, file), 'utf8')) as CpuProfile;
-      for (const window of windows)
-        console.log(`\n${file}, ${window.name}:\n${formatSummary(summarize(profile, window), 12)}`);
-    }
+  if (profiles) await printProfiles(profiles, windows);
   await rm(work, { recursive: true, force: true });
 }
 

@@ -3,9 +3,9 @@
 // package, node's own internals, volsnap's folders), optionally within a window of the profile's
 // clock (the marks scripts/profile-ebs.ts prints). What the bench's notes cite as "the profile".
 import { existsSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SourceMapConsumer } from 'source-map-js';
 
@@ -126,6 +126,41 @@ export function formatSummary(summary: ReturnType<typeof summarize>, top = 20): 
     'by function (self time):',
     ...summary.byFunction.slice(0, top).map(line),
   ].join('\n');
+}
+
+/** A step of a profiled run and its window in the profiles' clock (µs). */
+export interface ProfileWindow {
+  name: string;
+  from: number;
+  to: number;
+}
+
+/**
+ * Makes the local cloud's region processes started after this (they inherit NODE_OPTIONS) write a
+ * CPU profile into `dir` when they exit (scripts/cpu-profile-preload.mjs).
+ */
+export async function profileRegionProcesses(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const preload = fileURLToPath(new URL('../cpu-profile-preload.mjs', import.meta.url));
+  process.env.NODE_OPTIONS = [
+    process.env.NODE_OPTIONS,
+    `--import ${pathToFileURL(preload).href}?dir=${encodeURIComponent(dir)}`,
+  ]
+    .filter(Boolean)
+    .join(' ');
+}
+
+/** Prints, for every profile in `dir`, each window's summary; profiles in `dir/cli` whole (one per CLI command). */
+export async function printProfiles(dir: string, windows: readonly ProfileWindow[], top = 12): Promise<void> {
+  const read = async (file: string) => JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
+  for (const file of (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile'))) {
+    const profile = await read(join(dir, file));
+    for (const window of windows)
+      console.log(`\n${file}, ${window.name}:\n${formatSummary(summarize(profile, window), top)}`);
+  }
+  const cli = join(dir, 'cli');
+  for (const file of await readdir(cli).catch(() => [] as string[]))
+    console.log(`\nthe CLI, ${file}:\n${formatSummary(summarize(await read(join(cli, file))), top)}`);
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop() ?? '')) {
