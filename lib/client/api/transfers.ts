@@ -68,7 +68,12 @@ export function transferRequests<Base extends Requester>(base: Base) {
       exportId: string,
       expiresInSeconds?: number,
     ): Promise<{ url: string; expiresInSeconds: number; size: number; format: DiskFormat }> {
-      return this.request('POST', exportPath(exportId, '/url'), { expiresInSeconds }, { idempotent: true });
+      return this.request(
+        'POST',
+        exportPath(exportId, '/url'),
+        { expiresInSeconds },
+        { idempotent: true, readsOnly: true },
+      );
     }
   };
 }

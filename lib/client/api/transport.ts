@@ -50,6 +50,11 @@ export const REFUSED_RETRY_FOR_MS = 10_000;
 /** What a resource's method says of its request: whether sending it twice does what sending it once does. */
 export interface RequestOptions {
   idempotent?: boolean;
+  /**
+   * The POST changes nothing (it issues a URL): one whose answer was lost is sent again, as a GET
+   * would be, since asking again is the only way to read what it answers.
+   */
+  readsOnly?: boolean;
 }
 
 type Init = { method: string; headers: Record<string, string>; body?: string };
@@ -61,8 +66,8 @@ type Init = { method: string; headers: Record<string, string>; body?: string };
  * `client.unreachable` with what to check. A request safe to repeat (a GET, a POST with a
  * `clientToken`, one its method marks idempotent) that fails for now ({@link isRetryable}) is sent
  * again with backoff (or after its `Retry-After`) for up to `retryForMs`, but for a POST only when
- * the service answered (a POST whose answer was lost may have taken effect: the caller asks first,
- * `settle`); any other request is sent once.
+ * the service answered or the connection was refused (a POST whose answer was lost may have taken
+ * effect: the caller asks first, `settle`), unless it only reads; any other request is sent once.
  */
 export class ApiTransport {
   readonly #fetch: typeof fetch;
@@ -91,9 +96,8 @@ export class ApiTransport {
         if (!(error instanceof ApiError) || !isRetryable(error)) throw error;
         // A request that changes something and got no answer may have taken effect: the caller
         // asks the service what happened before sending it again (`settle`), not this loop. Not
-        // so a request the service makes idempotent (sending it twice is sending it once), nor a
-        // refused connection (nothing received it).
-        if (method !== 'GET' && error.status === 0 && !options.idempotent && !error.details?.refused)
+        // so a request that only reads, nor a refused connection (nothing received it).
+        if (method !== 'GET' && error.status === 0 && !options.readsOnly && !error.details?.refused)
           throw error;
         const wait = backoffMs(error, failures);
         // Nothing listening is a wrong endpoint, or a local region process being replaced (seconds):

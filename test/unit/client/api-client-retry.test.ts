@@ -130,8 +130,8 @@ describe('API Gateway’s bare 500 (an authorizer that failed while the table re
   });
 });
 
-describe('a request the service makes idempotent', () => {
-  it('is sent again after its answer was lost (a reset): sending it twice is sending it once', async () => {
+describe('a POST that only reads (export url)', () => {
+  it('is sent again after its answer was lost (a reset), as a GET would be', async () => {
     const { endpoint, requests } = await api(['reset'], {
       status: 200,
       body: { url: 'https://s3/x', expiresInSeconds: 60, size: 1, format: 'raw' },
@@ -140,6 +140,15 @@ describe('a request the service makes idempotent', () => {
     await expect(client(endpoint, waits).exportUrl('exp-1')).resolves.toMatchObject({ url: 'https://s3/x' });
     expect(requests).toEqual(['POST /v1/exports/exp-1/url', 'POST /v1/exports/exp-1/url']);
     expect(waits).toHaveLength(1);
+  });
+
+  it('a complete whose answer was lost is not sent again here: its caller reads the snapshot back', async () => {
+    const { endpoint, requests } = await api(['reset']);
+    await expect(client(endpoint, []).completeSnapshot('snap-1')).rejects.toMatchObject({
+      status: 0,
+      code: 'client.unreachable',
+    });
+    expect(requests).toHaveLength(1);
   });
 });
 
