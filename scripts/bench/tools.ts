@@ -6,6 +6,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { cloudProcesses } from './cpu.ts';
 
 export const BLOCK = 512 * 1024;
 export const GiB = 2 ** 30;
@@ -112,12 +113,7 @@ export class RegionMemory {
   }
 
   async #pids(): Promise<number[]> {
-    const state = JSON.parse(await readFile(this.#stateFile, 'utf8')) as {
-      children: { kind: string; pid?: number }[];
-    };
-    return state.children
-      .filter((c) => c.kind === 'region' && c.pid !== undefined)
-      .map((c) => c.pid as number);
+    return (await cloudProcesses(this.#stateFile)).region ?? [];
   }
 
   async reset(): Promise<void> {
