@@ -1,7 +1,5 @@
-import { VolsnapError } from '../core/shared/errors.ts';
+import { NETWORK_ERROR_CODES, VolsnapError } from '../core/shared/errors.ts';
 
-/** Socket errors of Node: the backend did not answer at all. */
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
 /** The SDK's names for a request that got no answer in time (its `requestTimeout`, an abort). */
 const TIMEOUT_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'TimeoutException']);
 
@@ -16,7 +14,7 @@ export function backendOutageOf(error: unknown): VolsnapError | undefined {
   const { name, code } = error as { name?: unknown; code?: unknown };
   if (
     (typeof name === 'string' && TIMEOUT_NAMES.has(name)) ||
-    (typeof code === 'string' && NETWORK_CODES.has(code))
+    (typeof code === 'string' && NETWORK_ERROR_CODES.has(code))
   )
     return new VolsnapError('storage.unavailable', 'A backend did not answer in time; retry shortly.', {
       cause: error,

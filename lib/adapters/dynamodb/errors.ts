@@ -4,7 +4,7 @@ import {
   TransactionCanceledException,
 } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { VolsnapError } from '../../core/shared/errors.ts';
+import { NETWORK_ERROR_CODES, VolsnapError } from '../../core/shared/errors.ts';
 
 /**
  * DynamoDB's exceptions, read in one place. Repositories ask {@link isConditionFailed} and
@@ -88,8 +88,6 @@ const UNAVAILABLE = new Set([
 /** Cancellation reasons of a transaction that say "try again", not "your condition failed". */
 const THROTTLING_REASONS = new Set(['ThrottlingError', 'ProvisionedThroughputExceeded']);
 const CONFLICT_REASONS = new Set(['TransactionConflict']);
-/** Node's socket errors: the table did not answer at all. */
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
 
 /**
  * The VolsnapError a DynamoDB failure a caller can only wait out stands for, the SDK's exception
@@ -111,7 +109,7 @@ export function translateDynamoError(error: unknown): VolsnapError | undefined {
   }
   if (typeof name === 'string' && THROTTLING.has(name)) return throttled(error);
   if (typeof name === 'string' && UNAVAILABLE.has(name)) return unavailable(error);
-  if (typeof code === 'string' && NETWORK_CODES.has(code)) return unavailable(error);
+  if (typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) return unavailable(error);
   return undefined;
 }
 
