@@ -107,6 +107,8 @@ export function s3Operation(request: S3RequestShape): { operation: string; needs
       return onBucket(has('list-type') ? 'ListObjectsV2' : 'ListObjects', 's3:ListBucket');
     if (method === 'HEAD') return onBucket('HeadBucket', 's3:ListBucket');
     if (method === 'PUT') return onBucket('CreateBucket', 's3:CreateBucket');
+    // The keys are in the body: the caller adds s3:DeleteObject on each ({@link deleteObjectsNeeds}).
+    if (method === 'POST' && has('delete')) return { operation: 'DeleteObjects', needs: [] };
     if (method === 'DELETE') return onBucket('DeleteBucket', 's3:DeleteBucket');
     return onBucket(`${method} bucket`, `s3:${method} bucket (unmapped)`);
   }
@@ -131,6 +133,20 @@ export function s3Operation(request: S3RequestShape): { operation: string; needs
     return object('AbortMultipartUpload', 's3:AbortMultipartUpload');
   if (method === 'DELETE') return object('DeleteObject', 's3:DeleteObject');
   return object(`${method} object`, `s3:${method} object (unmapped)`);
+}
+
+/**
+ * What AWS authorizes for a DeleteObjects request: s3:DeleteObject on every key its body names
+ * (`{ Delete: { Object: [{ Key }] } }`, as s3rver parses it; one object parses as an object).
+ */
+export function deleteObjectsNeeds(path: string, body: unknown): IamRequirement[] {
+  const bucket = decodeURIComponent(path.split('/')[1] ?? '');
+  const listed = (body as { Delete?: { Object?: unknown } } | undefined)?.Delete?.Object;
+  const objects = (Array.isArray(listed) ? listed : listed ? [listed] : []) as { Key?: unknown }[];
+  return objects.map((o) => ({
+    action: 's3:DeleteObject',
+    resource: s3ObjectArn(bucket, String(o.Key ?? '')),
+  }));
 }
 
 /** `x-amz-copy-source` (`bucket/key` or `/bucket/key`, URL-encoded, maybe `?versionId=`) as an ARN. */

@@ -13,6 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { verifySigV4 } from '../../lib/http/sigv4.ts';
 import {
   type CallRecorder,
+  deleteObjectsNeeds,
   localRoleCredentials,
   REQUEST_COUNTS_PATH,
   roleOfKey,
@@ -56,6 +57,8 @@ interface S3Context {
   path: string;
   query: Record<string, string | string[] | undefined>;
   app: { store: FilesystemStore };
+  /** What s3rver parsed from an XML body (DeleteObjects' keys), once its handler ran. */
+  request: { body?: unknown };
 }
 
 type Middleware = (ctx: S3Context, next: () => Promise<void>) => Promise<void>;
@@ -212,8 +215,10 @@ export function recordingMiddleware(options: {
       throw error;
     } finally {
       const missing = status === 404 ? s3NotFoundNeeds(operation, ctx.path) : [];
+      // DeleteObjects names its keys in the body, which s3rver has parsed by now.
+      const deleted = operation === 'DeleteObjects' ? deleteObjectsNeeds(ctx.path, ctx.request.body) : [];
       options.recorder.record([
-        ...needs.map((need) => ({ role, service: 's3' as const, operation, ...need })),
+        ...[...needs, ...deleted].map((need) => ({ role, service: 's3' as const, operation, ...need })),
         ...missing.map((need) => ({
           role,
           service: 's3' as const,

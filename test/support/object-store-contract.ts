@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { ObjectStore } from '../../lib/core/ports/objects.ts';
+import { DELETE_BATCH_KEYS, type ObjectStore } from '../../lib/core/ports/objects.ts';
 
 /** The behaviour every ObjectStore must have; run against each implementation. */
 export function objectStoreContract(name: string, makeStore: () => Promise<ObjectStore>) {
@@ -18,6 +18,22 @@ export function objectStoreContract(name: string, makeStore: () => Promise<Objec
       expect(await store.head('manifests/a b+c')).toBeUndefined();
       expect(await store.get('manifests/a b+c')).toBeUndefined();
       expect(await store.head('manifests/copy')).toMatchObject({ size: body.length });
+    });
+
+    it('deletes many keys at once, past one request of DELETE_BATCH_KEYS, absent ones included, and nothing else', async () => {
+      const store = await makeStore();
+      const keys = Array.from(
+        { length: DELETE_BATCH_KEYS + 2 },
+        (_, i) => `uploads/blocks/snap-many/${String(i).padStart(5, '0')}`,
+      );
+      await Promise.all(keys.map((key) => store.put(key, Uint8Array.of(1))));
+      await store.put('uploads/blocks/snap-keep/0', Uint8Array.of(2));
+      await store.deleteMany([...keys, 'uploads/blocks/snap-many/absent']);
+      await store.deleteMany(keys);
+      const left: string[] = [];
+      for await (const object of store.list('uploads/blocks/')) left.push(object.key);
+      expect(left).toEqual(['uploads/blocks/snap-keep/0']);
+      await store.deleteMany([]);
     });
 
     it('heads an ETag that stays while the object does and changes when it is written again', async () => {

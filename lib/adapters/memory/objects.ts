@@ -83,6 +83,9 @@ export class MemoryObjectStore implements ObjectStore {
     this.objects.delete(key);
     this.modified.delete(key);
   }
+  async deleteMany(keys: readonly string[]) {
+    for (const key of keys) await this.delete(key);
+  }
   async *list(prefix: string): AsyncIterable<StoredObject> {
     const keys = [...this.objects.keys()].filter((k) => k.startsWith(prefix)).sort();
     for (const key of keys) {

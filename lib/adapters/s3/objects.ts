@@ -4,6 +4,7 @@ import {
   CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
@@ -18,6 +19,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import {
   type ByteRange,
+  DELETE_BATCH_KEYS,
   type IncompleteUpload,
   type ObjectStore,
   type PresignPutOptions,
@@ -144,6 +146,31 @@ export class S3ObjectStore implements ObjectStore {
       await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
     } catch (error) {
       if (!isMissing(error)) throw unavailable(error);
+    }
+  }
+
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += DELETE_BATCH_KEYS) {
+      const batch = keys.slice(i, i + DELETE_BATCH_KEYS);
+      let failed: { Key?: string; Code?: string; Message?: string } | undefined;
+      try {
+        // Quiet: S3 answers only the keys it could not delete (an absent key is deleted, not an error).
+        const result = await this.s3.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+          }),
+        );
+        failed = result.Errors?.find((e) => e.Code !== 'NoSuchKey');
+      } catch (error) {
+        throw unavailable(error);
+      }
+      if (failed) {
+        throw new VolsnapError(
+          'storage.unavailable',
+          `S3 did not delete ${failed.Key}: ${failed.Code} (${failed.Message}). Try again: deletes are idempotent.`,
+        );
+      }
     }
   }
 

@@ -37,6 +37,12 @@ export interface ObjectStore {
   copy(fromKey: string, toKey: string): Promise<void>;
   /** Deletes; absent objects are not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Deletes every key of `keys` (absent ones are not an error) in as few requests as the store
+   * allows: S3's DeleteObjects takes up to {@link DELETE_BATCH_KEYS} keys a request. Idempotent;
+   * a failure may leave some deleted, and repeating the call finishes the rest. Memory: the keys.
+   */
+  deleteMany(keys: readonly string[]): Promise<void>;
   /** Starts a multipart upload of `key`; returns its upload id. */
   createMultipart(key: string): Promise<string>;
   /**
@@ -67,6 +73,9 @@ export interface ObjectStore {
    */
   listIncompleteUploads(prefix: string): AsyncIterable<IncompleteUpload>;
 }
+
+/** Keys one DeleteObjects request takes at most (S3's limit). */
+export const DELETE_BATCH_KEYS = 1000;
 
 /** Bytes [start, end) of an object: end exclusive, `0 <= start < end`. */
 export interface ByteRange {

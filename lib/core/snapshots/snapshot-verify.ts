@@ -8,7 +8,7 @@ import {
   type SegmentEntry,
 } from '../format/segment.ts';
 import { BlockEncoding, type Compressor, decodeBlock } from '../ports/codec.ts';
-import { ObjectLayout, type ObjectStore } from '../ports/objects.ts';
+import { DELETE_BATCH_KEYS, ObjectLayout, type ObjectStore } from '../ports/objects.ts';
 import { VolsnapError } from '../shared/errors.ts';
 import type { Snapshot, SnapshotRepository } from './snapshots.ts';
 
@@ -343,11 +343,7 @@ export async function retireSession(
   // The workers' own staging key was never given out: deleting it is enough.
   await objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId));
   // Records of segments checked as they landed are no use once the session is over.
-  const checks: string[] = [];
-  for await (const object of objects.list(ObjectLayout.segmentCheckPrefix(snapshot.snapshotId)))
-    checks.push(object.key);
-  for (let i = 0; i < checks.length; i += RETIRE_CONCURRENCY)
-    await Promise.all(checks.slice(i, i + RETIRE_CONCURRENCY).map((key) => objects.delete(key)));
+  await deleteListed(objects, [ObjectLayout.segmentCheckPrefix(snapshot.snapshotId)]);
 }
 
 /**
@@ -356,18 +352,22 @@ export async function retireSession(
  * parts' digests. Idempotent.
  */
 export async function deleteStagedBlocks(objects: ObjectStore, snapshotId: string): Promise<void> {
+  await deleteListed(objects, [ObjectLayout.stagedBlockPrefix(snapshotId), `uploads/digests/${snapshotId}/`]);
+}
+
+/** Deletes every object under `prefixes`, a batch of keys per request ({@link ObjectStore.deleteMany}). */
+async function deleteListed(objects: ObjectStore, prefixes: readonly string[]): Promise<void> {
   let batch: string[] = [];
-  const flush = async () => {
-    await Promise.all(batch.map((key) => objects.delete(key)));
-    batch = [];
-  };
-  for (const prefix of [ObjectLayout.stagedBlockPrefix(snapshotId), `uploads/digests/${snapshotId}/`]) {
+  for (const prefix of prefixes) {
     for await (const object of objects.list(prefix)) {
       batch.push(object.key);
-      if (batch.length >= RETIRE_CONCURRENCY) await flush();
+      if (batch.length >= DELETE_BATCH_KEYS) {
+        await objects.deleteMany(batch);
+        batch = [];
+      }
     }
   }
-  await flush();
+  if (batch.length > 0) await objects.deleteMany(batch);
 }
 
 /** Overwrites each key with an empty tombstone (see {@link retireSession}). */

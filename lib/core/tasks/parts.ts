@@ -40,7 +40,7 @@ export async function mergeParts(objects: ObjectStore, snapshot: Snapshot, parts
 }
 
 export async function deleteParts(objects: ObjectStore, snapshotId: string, parts: number): Promise<void> {
-  for (let p = 0; p < parts; p++) await objects.delete(partKey(snapshotId, p));
+  await objects.deleteMany(Array.from({ length: parts }, (_, p) => partKey(snapshotId, p)));
 }
 
 /**
@@ -54,8 +54,10 @@ export async function deleteSessionSegments(
   snapshots: Pick<SnapshotRepository, 'sessionSegments'>,
   snapshot: Snapshot,
 ): Promise<void> {
-  for (const segmentId of await snapshots.sessionSegments(snapshot.snapshotId))
-    await objects.delete(ObjectLayout.segment(snapshot.accountId, segmentId));
+  const segments = await snapshots.sessionSegments(snapshot.snapshotId);
+  await objects.deleteMany(
+    [...segments].map((segmentId) => ObjectLayout.segment(snapshot.accountId, segmentId)),
+  );
 }
 
 /**

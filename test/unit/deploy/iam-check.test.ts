@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  deleteObjectsNeeds,
   dynamodbNeeds,
   type RecordedCall,
   s3NotFoundNeeds,
@@ -286,6 +287,17 @@ describe('what a call needs from IAM', () => {
       needs: [{ action: 's3:ListBucket', resource: 'arn:aws:s3:::b' }],
     });
     expect(s3('GET', '/b', { uploads: '' }).needs[0]?.action).toBe('s3:ListBucketMultipartUploads');
+    // DeleteObjects (POST /b?delete) names its keys in the body: s3:DeleteObject on each.
+    expect(s3('POST', '/b', { delete: '' })).toEqual({ operation: 'DeleteObjects', needs: [] });
+    expect(
+      deleteObjectsNeeds('/b', { Delete: { Object: [{ Key: 'uploads/blocks/s/1' }, { Key: 'a b' }] } }),
+    ).toEqual([
+      { action: 's3:DeleteObject', resource: 'arn:aws:s3:::b/uploads/blocks/s/1' },
+      { action: 's3:DeleteObject', resource: 'arn:aws:s3:::b/a b' },
+    ]);
+    expect(deleteObjectsNeeds('/b', { Delete: { Object: { Key: 'one' } } })).toEqual([
+      { action: 's3:DeleteObject', resource: 'arn:aws:s3:::b/one' },
+    ]);
     expect(s3NotFoundNeeds('HeadObject', '/b/k')).toEqual([
       { action: 's3:ListBucket', resource: 'arn:aws:s3:::b' },
     ]);
