@@ -30,3 +30,13 @@ export const directReads: Factory<DirectReads> = (region) =>
     clock: region.ports.clock,
     tokenKey: region.ports.tokenKey,
   });
+
+/**
+ * Reads the record of the snapshot a block route names, as its route will (the region's snapshot
+ * repository): the route's `prefetch`, which joins the authentication's DynamoDB request.
+ */
+export const prefetchSnapshot: Factory<(path: Readonly<Record<string, string>>) => Promise<unknown>> =
+  (region) => async (path) => {
+    const snapshotId = path.snapshotId;
+    return snapshotId ? region.ports.snapshots.get(snapshotId) : undefined;
+  };

@@ -7,13 +7,14 @@ import type { Snapshot } from '../../../lib/core/snapshots/snapshots.ts';
 import {
   type AwsHandlerOptions,
   type AwsRouteInput,
+  type AwsRouteSchema,
   awsHandler,
   signedHeadersOf,
 } from '../../../lib/http/ebs/protocol.ts';
 import { awsStatusOf, awsTags, epochSeconds, volumeSizeGiB } from '../../../lib/http/ebs/snapshot-view.ts';
 import type { HttpLambda } from '../../../lib/http/stack.ts';
 import { servicesOver } from '../../../lib/root.ts';
-import { directWrites } from '../../../lib/wiring/direct.ts';
+import { directWrites, prefetchSnapshot } from '../../../lib/wiring/direct.ts';
 
 /** The services of this function's routes, over the ports they use. */
 const service = servicesOver(...snapshotPorts);
@@ -100,6 +101,7 @@ function integerHeader(input: AwsRouteInput, name: string): number | undefined {
 export function writeRoutesOf(
   writes: () => DirectWrites,
   options: AwsHandlerOptions = {},
+  prefetch?: AwsRouteSchema['prefetch'],
 ): Record<string, HttpLambda> {
   return {
     /** `POST /ebs/snapshots` (StartSnapshot) → 201. */
@@ -117,7 +119,7 @@ export function writeRoutesOf(
      * checksum. The body is unsigned (`UNSIGNED-PAYLOAD`): the signed `x-amz-Checksum` protects it.
      */
     'PUT /ebs/snapshots/{snapshotId}/blocks/{blockIndex}': awsHandler(
-      { service: 'ebs', requestClass: 'blocks' },
+      { service: 'ebs', requestClass: 'blocks', ...(prefetch ? { prefetch } : {}) },
       async (input) => {
         if (!signedHeadersOf(input.headers).includes('x-amz-checksum')) {
           throw new VolsnapError(
@@ -170,4 +172,8 @@ export function writeRoutesOf(
 }
 
 /** `POST /ebs/snapshots`, `PUT /ebs/snapshots/{snapshotId}/blocks/{blockIndex}`, `POST /ebs/snapshots/completion/{snapshotId}`. */
-export const writeRoutes: Record<string, HttpLambda> = writeRoutesOf(() => service(directWrites));
+export const writeRoutes: Record<string, HttpLambda> = writeRoutesOf(
+  () => service(directWrites),
+  {},
+  (path) => service(prefetchSnapshot)(path),
+);

@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { decodeListingPosition, encodePageToken, type Page } from '../../core/shared/pagination.ts';
 import { all, beginsWith, type Condition, equals, filterFields } from './expressions.ts';
+import { batchedRead } from './request-reads.ts';
 
 /** Filter conditions on top of an index query (rendered by expressions.ts); an undefined filter is none. */
 export class Filters {
@@ -108,6 +109,8 @@ export async function getItem(
   table: string,
   key: Record<string, unknown>,
 ): Promise<Record<string, unknown> | undefined> {
+  const batched = batchedRead(documents, table, key);
+  if (batched) return batched;
   const { Item } = await documents.send(new GetCommand({ TableName: table, Key: key, ConsistentRead: true }));
   return Item;
 }
@@ -118,6 +121,12 @@ export async function batchGetConsistent(
   table: string,
   keys: { pk: string; sk: string }[],
 ): Promise<Record<string, unknown>[]> {
+  // In a request's batch (request-reads.ts), each key joins the turn's BatchGetItem.
+  const batched = keys.map((key) => batchedRead(documents, table, key));
+  if (batched.every((read) => read !== undefined)) {
+    const items = await Promise.all(batched);
+    return items.filter((item): item is Record<string, unknown> => item !== undefined);
+  }
   const found = new Map<string, Record<string, unknown>>();
   const chunks = Array.from({ length: Math.ceil(keys.length / 100) }, (_, i) =>
     keys.slice(i * 100, i * 100 + 100),

@@ -5,6 +5,7 @@
  * the shape the AWS SDKs parse, so unmodified clients (the SDKs, the AWS CLI, coldsnap) work.
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { prefetchReads, withRequestReads } from '../../adapters/dynamodb/request-reads.ts';
 import type { Caller } from '../../core/identity/identity.ts';
 import type { RequestClass, RequestLimiter } from '../../core/identity/request-rate.ts';
 import type { AuditLog } from '../../core/ports/audit.ts';
@@ -59,6 +60,12 @@ export interface AwsRouteSchema {
   audit?: string;
   /** What the request counts as against the account's rate (`blocks`: a block moved; `api` unless said). */
   requestClass?: RequestClass;
+  /**
+   * Reads the route will make whatever the caller (the snapshot a block route names), started
+   * alongside the authentication's so that both go in one DynamoDB request (request-reads.ts).
+   * Nothing is answered from them before the caller is authenticated and authorized.
+   */
+  prefetch?: (path: Readonly<Record<string, string>>) => Promise<unknown>;
 }
 
 /**
@@ -73,11 +80,16 @@ export function awsHandler(
   route: (input: AwsRouteInput) => Promise<AwsRouteResult>,
   options: AwsHandlerOptions = {},
 ): HttpLambda {
-  return async (event: APIGatewayProxyEventV2, context: Context) => {
+  return (event: APIGatewayProxyEventV2, context: Context) => withRequestReads(() => handle(event, context));
+
+  async function handle(event: APIGatewayProxyEventV2, context: Context) {
     const requestId = event.requestContext?.requestId ?? context?.awsRequestId ?? newId('request');
     try {
       const headers = lowerCaseHeaders(event.headers);
       const body = bodyOf(event);
+      const path = (event.pathParameters ?? {}) as Record<string, string>;
+      const prefetch = schema.prefetch;
+      if (prefetch) prefetchReads(() => prefetch(path));
       const authenticate = options.authenticate ?? (await import('./authenticate.ts')).defaultAuthenticate;
       const caller = await authenticate({
         method: event.requestContext.http.method.toUpperCase(),
@@ -91,7 +103,6 @@ export function awsHandler(
       await limiter?.admit(caller.accountId, schema.requestClass ?? 'api');
       const log = rootLogger.child({ requestId, route: event.routeKey, accountId: caller.accountId });
       const query = parseQuery(event.rawQueryString ?? '');
-      const path = (event.pathParameters ?? {}) as Record<string, string>;
       const result = await route({ caller, body, query, path, headers, event, requestId, log });
       if (schema.audit) await recordSuccess(schema.audit, caller, event, requestId, result, options);
       return awsResponse(result, requestId);
@@ -100,7 +111,7 @@ export function awsHandler(
         ? ec2ErrorResponse(error, requestId)
         : ebsErrorResponse(error, requestId);
     }
-  };
+  }
 }
 
 async function recordSuccess(

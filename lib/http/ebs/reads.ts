@@ -6,7 +6,7 @@
 import type { DirectReads, ListingPage, PageRequest } from '../../core/direct/reads.ts';
 import { VolsnapError } from '../../core/shared/errors.ts';
 import type { HttpLambda } from '../stack.ts';
-import { type AwsHandlerOptions, type AwsRouteInput, awsHandler } from './protocol.ts';
+import { type AwsHandlerOptions, type AwsRouteInput, type AwsRouteSchema, awsHandler } from './protocol.ts';
 
 const GiB = 2 ** 30;
 
@@ -17,15 +17,20 @@ export const READ_ROUTE_KEYS = {
   listChangedBlocks: 'GET /ebs/snapshots/{secondSnapshotId}/changedblocks',
 } as const;
 
-/** The three read routes over `reads` (made on first request), keyed by their route keys. */
+/**
+ * The three read routes over `reads` (made on first request), keyed by their route keys; the block
+ * routes start `prefetch` (the snapshot's record) alongside the authentication.
+ */
 export function readRoutesOver(
   reads: () => DirectReads,
   options: AwsHandlerOptions = {},
+  prefetch?: AwsRouteSchema['prefetch'],
 ): Record<string, HttpLambda> {
   const ebs = { service: 'ebs' } as const;
+  const withPrefetch = prefetch ? { prefetch } : {};
   return {
     [READ_ROUTE_KEYS.listSnapshotBlocks]: awsHandler(
-      ebs,
+      { ...ebs, ...withPrefetch },
       async ({ caller, path, query }) => {
         const page = await reads().listBlocks(caller, required(path, 'snapshotId'), pageOf(query));
         return {
@@ -38,7 +43,7 @@ export function readRoutesOver(
       options,
     ),
     [READ_ROUTE_KEYS.getSnapshotBlock]: awsHandler(
-      { ...ebs, requestClass: 'blocks' },
+      { ...ebs, requestClass: 'blocks', ...withPrefetch },
       async ({ caller, path, query }) => {
         const token = query.blockToken;
         if (!token)
