@@ -23,6 +23,13 @@ import { nextRunDelayMs, ScheduleRunsFile } from './schedules.ts';
 import type { FunctionSpec, ServerlessSpec } from './serverless-spec.ts';
 import { LocalQueues } from './sqs-dispatcher.ts';
 
+/**
+ * Messages of one queue delivered at once at most (see QueueOptions.maxConcurrency): the work a
+ * region's process does beside its API, bounded so that a large copy or import, split in many
+ * parts, runs them a few at a time instead of holding every part's buffers at once.
+ */
+export const LOCAL_DELIVERY_CONCURRENCY = 4;
+
 export interface RegionRuntimeOptions {
   region: string;
   /** Directory handler paths in the spec are relative to. */
@@ -106,6 +113,7 @@ export class RegionRuntime {
           region: this.options.region,
           maxReceiveCount: 3,
           retryDelayMs: 1000,
+          maxConcurrency: LOCAL_DELIVERY_CONCURRENCY,
           consumer: async (event) => {
             if (this.#lost(event)) return [];
             const result = (await this.runner.invoke(fn, event)) as SQSBatchResponse | undefined;

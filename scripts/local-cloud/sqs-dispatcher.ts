@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { type CallRecorder, roleOfKey, signingScope, sqsNeeds } from './aws-calls.ts';
 
 /** Delivers one batch to the queue's consumer; returns the ids of the messages that failed. */
@@ -21,6 +22,12 @@ export interface QueueOptions {
   maxReceiveCount: number;
   /** Delay before a failed message is delivered again (the visibility timeout, shortened locally). */
   retryDelayMs: number;
+  /**
+   * Deliveries under way at once at most (unbounded without); the others wait for a slot, not yet
+   * received. On AWS each delivery is a Lambda instance of its own, with its own memory; here every
+   * one runs in the region's one process, so a queue full of parts must not run them all at once.
+   */
+  maxConcurrency?: number;
   consumer: Consumer;
   onDeadLetter?: (message: { id: string; body: string }) => void;
 }
@@ -35,6 +42,8 @@ const md5 = (text: string) => createHash('md5').update(text).digest('hex');
  */
 export class LocalQueues {
   readonly #queues = new Map<string, QueueOptions>();
+  /** Each queue's delivery slots ({@link QueueOptions.maxConcurrency}). */
+  readonly #slots = new Map<string, LimitFunction>();
   readonly #inFlight = new Set<Promise<void>>();
   readonly deadLetters: { queue: string; id: string; body: string }[] = [];
   #server: Server | undefined;
@@ -48,6 +57,7 @@ export class LocalQueues {
 
   add(queue: QueueOptions): void {
     this.#queues.set(queue.name, queue);
+    if (queue.maxConcurrency !== undefined) this.#slots.set(queue.name, pLimit(queue.maxConcurrency));
   }
 
   queueUrl(port: number, name: string): string {
@@ -159,8 +169,9 @@ export class LocalQueues {
   }
 
   #schedule(queue: QueueOptions, message: Message, delayMs: number): void {
+    const slots = this.#slots.get(queue.name);
     const delivery = new Promise<void>((resolve) => setTimeout(resolve, delayMs)).then(() =>
-      this.#deliver(queue, message),
+      slots ? slots(() => this.#deliver(queue, message)) : this.#deliver(queue, message),
     );
     this.#inFlight.add(delivery);
     void delivery.finally(() => this.#inFlight.delete(delivery));

@@ -62,3 +62,38 @@ describe('SqsWorkQueue, when the queue cannot take the message', () => {
     await expect(closed.send(message)).rejects.toMatchObject({ code: 'storage.unavailable' });
   });
 });
+
+describe('the local queue, delivering', () => {
+  it('runs at most maxConcurrency deliveries of a queue at once; the rest wait, none is lost', async () => {
+    const queues = new LocalQueues();
+    let running = 0;
+    let most = 0;
+    const done: string[] = [];
+    queues.add({
+      name: 'parts',
+      region: REGION,
+      maxReceiveCount: 3,
+      retryDelayMs: 10,
+      maxConcurrency: 2,
+      consumer: async (event) => {
+        running++;
+        most = Math.max(most, running);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        running--;
+        for (const record of event.Records) done.push(record.body);
+        return [];
+      },
+    });
+    const port = await queues.listen(0);
+    try {
+      const queue = new SqsWorkQueue(sqsClient(port), queues.queueUrl(port, 'parts'));
+      const snapshotId = newId('snapshot');
+      for (let part = 0; part < 6; part++) await queue.send({ kind: 'snapshot.copyPart', snapshotId, part });
+      await queues.idle();
+      expect(done).toHaveLength(6);
+      expect(most).toBe(2);
+    } finally {
+      await queues.close();
+    }
+  });
+});

@@ -108,7 +108,8 @@ export async function importBlocks(
       (r) => remote.range(r.start, r.end),
       async (r, data) => {
         for (let offset = 0; offset < data.length; offset += BLOCK_SIZE) {
-          const chunk = Buffer.from(data.subarray(offset, offset + BLOCK_SIZE));
+          // A view, not a copy: the writer hashes and encodes the block before it returns.
+          const chunk = data.subarray(offset, offset + BLOCK_SIZE);
           const block =
             chunk.length === BLOCK_SIZE ? chunk : Buffer.concat([chunk, zero.subarray(chunk.length)]);
           await writer.add((r.start + offset) / BLOCK_SIZE, block);
