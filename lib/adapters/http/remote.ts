@@ -222,7 +222,8 @@ export function httpRemoteOpener(options: HttpRemoteOptions = {}): RemoteOpener 
         }
       }
       if (response.status === 206) return response;
-      await response.arrayBuffer().catch(() => undefined);
+      // Not the range asked for: its body (maybe the whole object) is not read.
+      await response.body?.cancel().catch(() => undefined);
       if (response.status === 200)
         throw new VolsnapError(
           'import.sourceUnreadable',
@@ -238,9 +239,10 @@ export function httpRemoteOpener(options: HttpRemoteOptions = {}): RemoteOpener 
         `The import URL answered ${response.status} ${response.statusText}.`,
       );
     };
-    const probe = await get(0, 1);
+    // Two bytes, not one: some servers (s3rver) take `bytes=0-0` for the whole object.
+    const probe = await get(0, 2);
     const size = Number(/\/(\d+)$/.exec(probe.headers.get('content-range') ?? '')?.[1]);
-    await probe.arrayBuffer();
+    await bodyOf(probe, Math.min(2, Number.isSafeInteger(size) ? size : 2));
     if (!Number.isSafeInteger(size) || size <= 0)
       throw new VolsnapError(
         'import.sourceUnreadable',
@@ -248,15 +250,38 @@ export function httpRemoteOpener(options: HttpRemoteOptions = {}): RemoteOpener 
       );
     return {
       size,
-      range: async (start, end) => {
-        const bytes = new Uint8Array(await (await get(start, end)).arrayBuffer());
-        if (bytes.length !== end - start)
-          throw new VolsnapError(
-            'storage.unavailable',
-            `Asked the import URL for ${end - start} bytes, got ${bytes.length}.`,
-          );
-        return bytes;
-      },
+      range: async (start, end) => bodyOf(await get(start, end), end - start),
     };
   };
+}
+
+/**
+ * The body of a ranged answer, which must be exactly `length` bytes: read into one buffer of that
+ * size as it arrives (no chunks kept, no copy at the end), and never more than asked (a server that
+ * sends more is cut off, not buffered).
+ */
+async function bodyOf(response: Response, length: number): Promise<Uint8Array> {
+  const bytes = new Uint8Array(length);
+  let filled = 0;
+  const reader = response.body?.getReader();
+  try {
+    for (;;) {
+      const chunk = await reader?.read();
+      if (!chunk || chunk.done) break;
+      if (filled + chunk.value.length > length) {
+        await reader?.cancel().catch(() => undefined);
+        throw new VolsnapError(
+          'storage.unavailable',
+          `Asked the import URL for ${length} bytes; it sent more.`,
+        );
+      }
+      bytes.set(chunk.value, filled);
+      filled += chunk.value.length;
+    }
+  } finally {
+    reader?.releaseLock();
+  }
+  if (filled !== length)
+    throw new VolsnapError('storage.unavailable', `Asked the import URL for ${length} bytes, got ${filled}.`);
+  return bytes;
 }

@@ -28,9 +28,9 @@ describe('import URLs', () => {
     const fetched: string[] = [];
     const fakeFetch = (async (url: URL) => {
       fetched.push(String(url));
-      return new Response(new Uint8Array([7]), {
+      return new Response(new Uint8Array([7, 8]), {
         status: 206,
-        headers: { 'content-range': 'bytes 0-0/4096' },
+        headers: { 'content-range': 'bytes 0-1/4096' },
       });
     }) as unknown as typeof fetch;
     const opener = httpRemoteOpener({ fetch: fakeFetch, allow: ['127.0.0.1:4511'] });
@@ -146,5 +146,36 @@ describe('import URLs', () => {
       code: 'import.sourceUnreadable',
       message: /byte ranges/,
     });
+  });
+
+  it('probe with two bytes and read no more than each range asks, whatever the server sends', async () => {
+    const object = Buffer.alloc(3 * 1024 * 1024, 7);
+    const ranges: string[] = [];
+    let overSend = false;
+    // Like s3rver: `bytes=0-0` answers the whole object (its end 0 is taken for none).
+    const server = createServer((request, response) => {
+      const range = String(request.headers.range ?? '');
+      ranges.push(range);
+      const [start = 0, end = 0] = range.replace('bytes=', '').split('-').map(Number);
+      const last = (end || object.length - 1) + (overSend ? 1024 : 0);
+      response.writeHead(206, { 'content-range': `bytes ${start}-${last}/${object.length}` });
+      response.end(object.subarray(start, last + 1));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const remote = await httpRemoteOpener({ allow: [`127.0.0.1:${port}`] })(`http://127.0.0.1:${port}/x`);
+      expect(remote.size).toBe(object.length);
+      expect(ranges).toEqual(['bytes=0-1']);
+      expect(Buffer.from(await remote.range(1024, 1030)).equals(object.subarray(1024, 1030))).toBe(true);
+      overSend = true;
+      await expect(remote.range(0, 4096)).rejects.toMatchObject({
+        code: 'storage.unavailable',
+        message: /sent more/,
+      });
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
