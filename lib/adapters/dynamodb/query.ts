@@ -1,5 +1,4 @@
 import {
-  BatchGetCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   QueryCommand,
@@ -8,7 +7,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { decodeListingPosition, encodePageToken, type Page } from '../../core/shared/pagination.ts';
 import { all, beginsWith, type Condition, equals, filterFields } from './expressions.ts';
-import { batchedRead } from './request-reads.ts';
+import { batchedRead, batchGet } from './request-reads.ts';
 
 /** Filter conditions on top of an index query (rendered by expressions.ts); an undefined filter is none. */
 export class Filters {
@@ -133,17 +132,11 @@ export async function batchGetConsistent(
   );
   await Promise.all(
     chunks.map(async (chunk) => {
-      let pending: Record<string, unknown>[] = chunk;
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        if (attempt > 8) throw new Error(`DynamoDB left ${pending.length} reads unprocessed.`);
-        if (attempt > 0)
-          await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 50 * 2 ** attempt)));
-        const result = await documents.send(
-          new BatchGetCommand({ RequestItems: { [table]: { Keys: pending, ConsistentRead: true } } }),
-        );
-        for (const item of result.Responses?.[table] ?? []) found.set(`${item.pk}|${item.sk}`, item);
-        pending = (result.UnprocessedKeys?.[table]?.Keys ?? []) as Record<string, unknown>[];
-      }
+      const items = await batchGet(
+        documents,
+        chunk.map((key) => ({ table, key })),
+      );
+      for (const item of items.get(table) ?? []) found.set(`${item.pk}|${item.sk}`, item);
     }),
   );
   return keys.flatMap((key) => {

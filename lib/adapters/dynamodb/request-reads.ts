@@ -88,8 +88,11 @@ class RequestReads {
   }
 }
 
-/** One BatchGetItem over every table of `reads` (distinct keys), until nothing is left unprocessed. */
-async function batchGet(
+/**
+ * One BatchGetItem over every table of `reads` (distinct keys, at most 100), then again for what
+ * DynamoDB left unprocessed, with backoff; the items found, by table.
+ */
+export async function batchGet(
   documents: DynamoDBDocumentClient,
   reads: readonly { table: string; key: Key }[],
 ): Promise<Map<string, Item[]>> {
