@@ -126,7 +126,9 @@ export class Maintenance {
    * the upload sessions of queued and pending ones. Anything considered and unmarked is deleted.
    * Listing before marking is what makes a concurrent snapshot safe: a segment it uploads after the
    * listing is not considered, and one uploaded before was issued to its session before that, so
-   * the marking (which starts later) sees it, or sees the completed manifest naming it.
+   * the marking (which starts later) sees it, or sees the completed manifest naming it. The
+   * snapshots are listed through an index that may lag; the bucket's manifests, listed last, are
+   * what the marking finally trusts (a manifest not marked is read against the table by id).
    */
   async gc(options: { graceMs?: number } = {}): Promise<GcReport> {
     const graceMs = options.graceMs ?? this.#o.gcGraceMs;
@@ -198,6 +200,17 @@ export class Maintenance {
     // read the parent's manifest: a second listing marks the manifests of those.
     for await (const snapshot of this.#inStates(LIVE_MANIFEST_STATES)) {
       if (!marked.has(snapshot.snapshotId)) await markManifest(snapshot);
+    }
+    // Both listings read an index that lags the table: a snapshot that completed a moment ago, its
+    // parent deleted since, may be in neither. Its manifest is in the bucket, whose listing is
+    // consistent and comes after the completion: every manifest not marked yet is checked against
+    // the table, read by id. Only those (garbage, or what the index has not caught up with) cost a read.
+    for await (const object of this.#o.objects.list('manifests/')) {
+      const snapshotId = object.key.slice('manifests/'.length);
+      if (marked.has(snapshotId)) continue;
+      const snapshot = await this.#o.snapshots.get(snapshotId);
+      if (snapshot) known.set(snapshotId, snapshot.state);
+      if (snapshot && LIVE_MANIFEST_STATES.includes(snapshot.state)) await markManifest(snapshot);
     }
 
     for (const [key, size] of candidates) {

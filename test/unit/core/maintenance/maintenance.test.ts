@@ -470,6 +470,50 @@ describe('garbage collection', () => {
     expect((await restore(alice.accountId, child.snapshotId)).equals(second)).toBe(true);
   });
 
+  it('keeps the blocks a snapshot inherits when the index lags its completion and its parent’s deletion', async () => {
+    await noRecycleBin(alice);
+    const volume = await hostVolume(alice);
+    const first = image();
+    const parent = await takeSnapshot(alice, volume.volumeId, first);
+    const second = changed(first, 4, 4);
+    const child = await takeSnapshot(alice, volume.volumeId, second, { complete: false });
+    let raced = false;
+    // The state index lags the table (DynamoDB's global secondary indexes are eventually
+    // consistent). Just before gc lists anything, the child completes and its parent is deleted;
+    // gc's listings still show the child as it was, pending, and never as completed.
+    const lagging = intercept<SnapshotRepository>(snapshotRepo, {
+      async listInState(
+        state: MaintainedState,
+        page: { limit: number; nextToken?: string },
+        dueBefore?: string,
+      ): Promise<Page<Snapshot>> {
+        if (!raced) {
+          raced = true;
+          await service.complete(alice, child.snapshotId);
+          await service.delete(alice, parent.snapshotId);
+        }
+        const listed = await snapshotRepo.listInState(state, page, dueBefore);
+        const others = listed.items.filter((s) => s.snapshotId !== child.snapshotId);
+        return { ...listed, items: state === 'pending' ? [...others, child] : others };
+      },
+    });
+    clock.advance(1);
+    const report = await maintenance({ snapshots: lagging }).gc({ graceMs: 0 });
+    expect(raced).toBe(true);
+    expect((await snapshotRepo.get(child.snapshotId))?.state).toBe('completed');
+    expect(await snapshotRepo.get(parent.snapshotId)).toBeUndefined();
+    // Every segment the child names is kept (only the parent's segments it does not inherit go).
+    const named = [
+      ...decodeManifest(
+        (await objects.get(ObjectLayout.manifest(child.snapshotId))) as Buffer,
+      ).segments.keys(),
+    ];
+    for (const segmentId of named)
+      expect(objects.objects.has(ObjectLayout.segment(alice.accountId, segmentId)), segmentId).toBe(true);
+    expect(report.segmentsLive).toBe(named.length);
+    expect((await restore(alice.accountId, child.snapshotId)).equals(second)).toBe(true);
+  });
+
   it('skips an account whose live snapshot has lost its manifest, deleting nothing of it', async () => {
     await noRecycleBin(alice);
     await noRecycleBin(bob);
