@@ -149,8 +149,8 @@ export class Maintenance {
       if (object.lastModified < cutoff) candidates.set(object.key, object.size);
     }
     const leftovers: string[] = [];
+    // Manifests are listed after the marking (below), their old ones taken as leftovers there.
     for (const prefix of [
-      'manifests/',
       'uploads/manifests/',
       'uploads/parts/',
       'uploads/blocks/',
@@ -206,6 +206,7 @@ export class Maintenance {
     // consistent and comes after the completion: every manifest not marked yet is checked against
     // the table, read by id. Only those (garbage, or what the index has not caught up with) cost a read.
     for await (const object of this.#o.objects.list('manifests/')) {
+      if (object.lastModified < cutoff) leftovers.push(object.key);
       const snapshotId = object.key.slice('manifests/'.length);
       if (marked.has(snapshotId)) continue;
       const snapshot = await this.#o.snapshots.get(snapshotId);
