@@ -144,6 +144,13 @@ async function main() {
       }
       const marks = Object.entries(ebs.marks).map(([name, ns]) => `${name} ${ns / 1000n}`);
       console.log(`marks (µs, the CPU profiles' clock): ${marks.join(', ')}`);
+      // The EBS rows' windows too, so that the region processes' profiles are summarized for them.
+      for (const row of ['upload', 'download'] as const) {
+        const from = ebs.marks[`${row} start`];
+        const to = ebs.marks[`${row} end`];
+        if (from !== undefined && to !== undefined)
+          windows.push({ name: `EBS API ${row}`, from: Number(from / 1000n), to: Number(to / 1000n) });
+      }
       console.log(
         `upload phases: PUTs ${ebs.lastUpload.puts.toFixed(2)} s, completion ${ebs.lastUpload.completion.toFixed(2)} s; DynamoDB over both rows ${JSON.stringify(dynamo.byOperation)}`,
       );

@@ -35,15 +35,21 @@ const json = async (...args: string[]) => {
   return JSON.parse(result.stdout);
 };
 
-/** The region's s3rver: the cloud's child whose emulator config names the region. */
+/**
+ * The region's s3rver: the cloud's child whose emulator config serves the region. Its `regions`,
+ * not any mention: the other region's s3rver names this one too, among the roles it accepts.
+ */
 function s3rverOf(region: string): number {
   const pid = cloud.process.pid ?? 0;
+  const prefix = 'VOLSNAP_S3_EMULATOR=';
   for (const child of descendants(pid)) {
     try {
       const environ = readFileSync(`/proc/${child}/environ`, 'utf8').split('\0');
-      const config = environ.find((v) => v.startsWith('VOLSNAP_S3_EMULATOR='));
+      const config = environ.find((v) => v.startsWith(prefix));
       const cmdline = readFileSync(`/proc/${child}/cmdline`, 'utf8');
-      if (config && cmdline.includes('s3-emulator-process') && config.includes(`"${region}"`)) return child;
+      if (!config || !cmdline.includes('s3-emulator-process')) continue;
+      const { regions } = JSON.parse(config.slice(prefix.length)) as { regions: string[] };
+      if (regions.includes(region)) return child;
     } catch {
       // gone while we looked
     }
