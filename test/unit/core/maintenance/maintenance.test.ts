@@ -95,6 +95,21 @@ function maintenance(options: Partial<MaintenanceOptions> = {}): Maintenance {
   return new Maintenance({ ...maintenanceOptions(region.region), ...options });
 }
 
+/** Alice's completed snapshot and a pending child written against it (4 blocks changed), no recycle bin. */
+async function pendingChildOfCompletedParent(): Promise<{
+  parent: Snapshot;
+  child: Snapshot;
+  second: Buffer;
+}> {
+  await noRecycleBin(alice);
+  const volume = await hostVolume(alice);
+  const first = image();
+  const parent = await takeSnapshot(alice, volume.volumeId, first);
+  const second = changed(first, 4, 4);
+  const child = await takeSnapshot(alice, volume.volumeId, second, { complete: false });
+  return { parent, child, second };
+}
+
 function image(blocks = BLOCKS): Buffer {
   return randomBytes(blocks * BLOCK_SIZE);
 }
@@ -441,12 +456,7 @@ describe('garbage collection', () => {
   });
 
   it('keeps the blocks a snapshot pending in the listing inherits, when it completes and its parent is deleted during the marking', async () => {
-    await noRecycleBin(alice);
-    const volume = await hostVolume(alice);
-    const first = image();
-    const parent = await takeSnapshot(alice, volume.volumeId, first);
-    const second = changed(first, 4, 4);
-    const child = await takeSnapshot(alice, volume.volumeId, second, { complete: false });
+    const { parent, child, second } = await pendingChildOfCompletedParent();
     expect(child.parentSnapshotId).toBe(parent.snapshotId);
     let raced = false;
     // gc reads the pending child's session; then the child completes and its parent is deleted,
@@ -471,12 +481,7 @@ describe('garbage collection', () => {
   });
 
   it('keeps the blocks a snapshot inherits when the index lags its completion and its parent’s deletion', async () => {
-    await noRecycleBin(alice);
-    const volume = await hostVolume(alice);
-    const first = image();
-    const parent = await takeSnapshot(alice, volume.volumeId, first);
-    const second = changed(first, 4, 4);
-    const child = await takeSnapshot(alice, volume.volumeId, second, { complete: false });
+    const { parent, child, second } = await pendingChildOfCompletedParent();
     let raced = false;
     // The state index lags the table (DynamoDB's global secondary indexes are eventually
     // consistent). Just before gc lists anything, the child completes and its parent is deleted;
