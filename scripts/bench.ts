@@ -716,7 +716,11 @@ async function main() {
     '',
     '| target (ratios are volsnap ÷ peer per run pair, median) | value | met |',
     '|---|---:|:---:|',
-    ...targets.map((t) => `| ${t.what} | ${cell(t.value)} | ${t.met ? 'yes' : 'no'} |`),
+    // A peer that is not installed measures nothing: its targets say so rather than "no".
+    ...targets.map(
+      (t) =>
+        `| ${t.what} | ${cell(t.value)} | ${t.met ? 'yes' : t.value === undefined || !Number.isFinite(t.value) ? 'not measured' : 'no'} |`,
+    ),
     '',
     cpuSection(rows),
     '',
