@@ -75,22 +75,9 @@ const internalPort = await new Promise<number>((resolve, reject) => {
     probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
   });
 });
-/**
- * JVM flags for an emulator that shares two cores with the functions, s3rver and the clients: the
- * serial collector (G1's concurrent threads cost more CPU than they save on a heap this small) and
- * the client compiler only (C2's compilations of DynamoDB Local's large request path cost more CPU
- * than its faster code saves in runs of minutes). Measured with scripts/profile-ebs.ts at 1 GiB on 2
- * cores, one run each on one machine, DynamoDB Local's CPU-s with and without them: full snapshot
- * 3.06 and 8.36, EBS API upload 7.99 and 11.70, EBS API download 6.35 and 6.55. The price, once
- * warm: one request after another, a BatchGetItem of 4 small items answers in about 3 ms instead
- * of 2.3 (6,000 in a row, standalone).
- */
-const DYNAMODB_LOCAL_JVM_FLAGS = ['-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1'];
-
 const java = spawn(
   'java',
   [
-    ...DYNAMODB_LOCAL_JVM_FLAGS,
     `-Djava.library.path=${join(home, 'DynamoDBLocal_lib')}`,
     '-cp',
     [join(home, 'DynamoDBLocal.jar'), classpath].join(delimiter),
