@@ -669,7 +669,10 @@ async function main() {
       target: 1.5,
     })),
     ...EbsBench.targets(ratio),
-  ].map((t) => ({ ...t, met: t.value !== undefined && Number.isFinite(t.value) && t.value <= t.target }));
+  ].map((t) => ({ ...t, met: isMeasured(t.value) && t.value <= t.target }));
+  // A peer that is not installed measures nothing: its targets say so rather than "no".
+  const verdict = (t: { value: number | undefined; met: boolean }) =>
+    t.met ? 'yes' : isMeasured(t.value) ? 'no' : 'not measured';
   // The raw export and import beside the tools that move the same raw image (no target: for reading).
   const peerRatios = [
     ['volsnap export (raw)', [AWSCLI_UP, 'rclone copy up (raw image)']],
@@ -716,11 +719,7 @@ async function main() {
     '',
     '| target (ratios are volsnap ÷ peer per run pair, median) | value | met |',
     '|---|---:|:---:|',
-    // A peer that is not installed measures nothing: its targets say so rather than "no".
-    ...targets.map(
-      (t) =>
-        `| ${t.what} | ${cell(t.value)} | ${t.met ? 'yes' : t.value === undefined || !Number.isFinite(t.value) ? 'not measured' : 'no'} |`,
-    ),
+    ...targets.map((t) => `| ${t.what} | ${cell(t.value)} | ${verdict(t)} |`),
     '',
     cpuSection(rows),
     '',
@@ -851,6 +850,12 @@ function chart(rows: { name: string; group: string; seconds: number }[], subtitl
 ${bars}
 </svg>
 `;
+}
+
+
+/** Whether a target's ratio was measured (its peer ran, and the ratio is a finite number). */
+function isMeasured(value: number | undefined): value is number {
+  return value !== undefined && Number.isFinite(value);
 }
 
 // --scale: the table-size bench (scripts/bench/scale.ts) instead of the data path.
