@@ -852,7 +852,6 @@ ${bars}
 `;
 }
 
-
 /** Whether a target's ratio was measured (its peer ran, and the ratio is a finite number). */
 function isMeasured(value: number | undefined): value is number {
   return value !== undefined && Number.isFinite(value);
