@@ -63,7 +63,7 @@ writeFileSync(
       type: 'module',
       engines: project.engines,
       bin: { volsnap: 'volsnap.mjs' },
-      files: ['volsnap.mjs', 'volsnap.mjs.map'],
+      files: ['volsnap.mjs', 'volsnap.mjs.map', 'block-worker.mjs'],
       dependencies: { 'zstd-napi': zstd.version, koffi: koffi.version, [koffiAddon]: koffi.version },
       bundleDependencies: ['zstd-napi', 'koffi', koffiAddon],
     },

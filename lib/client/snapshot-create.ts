@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import pLimit from 'p-limit';
+import { BlockPool } from '../adapters/block-pool.ts';
 import { createZstdCompressor } from '../adapters/zstd.ts';
 import { BLOCK_SIZE } from '../core/format/blocks.ts';
 import { decodeManifest, encodeManifest, type Manifest } from '../core/format/manifest.ts';
@@ -10,6 +11,7 @@ import { VolsnapError } from '../core/shared/errors.ts';
 import { type ApiClient, ApiError, type SegmentUrl, type Snapshot, type Volume } from './api-client.ts';
 import { dataCursor } from './data-extents.ts';
 import { pollUntil, settle } from './poll.ts';
+import { PooledBlockSink } from './pooled-blocks.ts';
 import { getObject, putObject } from './transfer.ts';
 import { UploadJournal } from './upload-journal.ts';
 
@@ -24,6 +26,8 @@ export interface CreateFromFileOptions {
   snapshot?: Snapshot;
   /** Segment uploads in flight; memory is about (concurrency + 1) × 16 MiB. */
   concurrency?: number;
+  /** Worker threads hashing and compressing blocks (default: the cores available, at most 4). */
+  hashThreads?: number;
   onProgress?: (progress: { bytesRead: number; totalBytes: number; uploadedBytes: number }) => void;
   /**
    * Where to keep what this host uploaded for the snapshot (see UploadJournal), so that a rerun with
@@ -109,10 +113,18 @@ export async function createSnapshotFromFile(
     parent,
     ...uploads.sink,
   });
-  await readBlocks(options.file, volume, writer, (read, index) => {
-    bytesRead += read;
-    if (index % 64 === 0) progress();
-  });
+  // Hashing and compressing run on worker threads while the next blocks are read.
+  const pool = new BlockPool({ threads: options.hashThreads });
+  try {
+    const sink = new PooledBlockSink(writer, pool);
+    await readBlocks(options.file, volume, sink, (read, index) => {
+      bytesRead += read;
+      if (index % 64 === 0) progress();
+    });
+    await sink.finish();
+  } finally {
+    await pool.close();
+  }
   const manifest = uploads.named(await writer.finish());
   await uploads.drain();
   const completed = await completeWith(
@@ -361,8 +373,12 @@ interface ManifestTarget {
 /** A manifest URL with less than this left to live is not used: a fresh one is asked for. */
 const MANIFEST_URL_MARGIN_MS = 2 * 60 * 1000;
 
-/** Where {@link readBlocks} sends a volume's blocks, in index order (a SnapshotWriter). */
-export type BlockSink = Pick<SnapshotWriter, 'add' | 'addZeroBlocks'>;
+/**
+ * Where {@link readBlocks} sends a volume's blocks, in index order (a SnapshotWriter, or a
+ * PooledBlockSink). With `blockBuffer`, each block is read into a buffer of the sink's, which `add`
+ * takes over; without, one buffer is read into again once `add` returns.
+ */
+export type BlockSink = Pick<SnapshotWriter, 'add' | 'addZeroBlocks'> & { blockBuffer?: () => Buffer };
 
 /**
  * Feeds the writer every block of `file`, in order: a short last read is padded with zeros, and
@@ -381,7 +397,8 @@ export async function readBlocks(
   try {
     const info = await handle.stat();
     const holes = info.isFile() ? await holeSkipper(handle, info.size, writer, onBlock) : undefined;
-    const buffer = Buffer.alloc(BLOCK_SIZE);
+    const shared = writer.blockBuffer ? undefined : Buffer.alloc(BLOCK_SIZE);
+    const bufferFor = () => shared ?? (writer.blockBuffer as () => Buffer)();
     const blocks = volume.sizeBytes / BLOCK_SIZE;
     let eof = false;
     let index = 0;
@@ -394,6 +411,7 @@ export async function readBlocks(
         }
         index = next;
       }
+      const buffer = bufferFor();
       let filled = 0;
       while (!eof && filled < BLOCK_SIZE) {
         const { bytesRead: n } = await handle.read(

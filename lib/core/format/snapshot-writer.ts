@@ -170,9 +170,17 @@ export class SnapshotWriter {
 
   /** Whether {@link reuseIfUnchanged} would reference the parent's copy of block `index` (no side effects). */
   isUnchanged(index: number, hash: Buffer): boolean {
+    return this.reusableParentHash(index)?.equals(hash) ?? false;
+  }
+
+  /**
+   * The parent's SHA-256 of block `index` when a block unchanged there is referenced, not written
+   * again (the parent has it, in a segment not mostly dead); undefined otherwise. For a caller that
+   * hashes blocks elsewhere: a block with this hash needs no compressing ({@link reuseIfUnchanged}).
+   */
+  reusableParentHash(index: number): Buffer | undefined {
     const inParent = this.#parentByIndex.get(index);
-    if (!inParent) return false;
-    return inParent.hash.equals(hash) && !this.#sparseSegments.has(inParent.segmentId);
+    return inParent && !this.#sparseSegments.has(inParent.segmentId) ? inParent.hash : undefined;
   }
 
   /**
