@@ -76,6 +76,16 @@ export class BlockPool {
     return Buffer.from(this.#spare.pop() ?? new ArrayBuffer(BLOCK_SIZE));
   }
 
+  /** Hands back a buffer of {@link blockBuffer} that no job took. */
+  recycle(block: Buffer): void {
+    if (
+      block.byteOffset === 0 &&
+      block.buffer.byteLength === BLOCK_SIZE &&
+      block.buffer instanceof ArrayBuffer
+    )
+      this.#spare.push(block.buffer);
+  }
+
   /**
    * Looks at a block read into `block` (a buffer of {@link blockBuffer}, moved to the worker): zero,
    * or its SHA-256; unchanged when that equals `unchangedIf`; else, with `compress`, also its stored

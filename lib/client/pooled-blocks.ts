@@ -1,3 +1,4 @@
+import { open } from 'node:fs/promises';
 import type { BlockPool } from '../adapters/block-pool.ts';
 import type { SnapshotWriter } from '../core/format/snapshot-writer.ts';
 
@@ -8,7 +9,14 @@ type Writer = Pick<
 
 type Queued =
   | { index: number; job: Promise<Awaited<ReturnType<BlockPool['digest']>>> }
+  | { index: number; reuse: Buffer }
   | { from: number; count: number };
+
+/**
+ * What was learnt of blocks before the writer existed ({@link hashAhead}): by index, the block's
+ * SHA-256, or null for a zero block.
+ */
+export type KnownBlocks = ReadonlyMap<number, Buffer | null>;
 
 /**
  * A {@link SnapshotWriter} fed through a {@link BlockPool}: each block read is hashed (and, unless
@@ -26,6 +34,11 @@ export class PooledBlockSink {
     private readonly writer: Writer,
     private readonly pool: BlockPool,
     private readonly window = pool.threads * 4,
+    /**
+     * Blocks hashed ahead: one known zero, or known to equal the parent's reusable copy, is not sent
+     * to a worker again. Any other is hashed again from the bytes read now, which are what is stored.
+     */
+    private readonly known?: KnownBlocks,
   ) {}
 
   /** The buffer to read the next block into: {@link add} takes it over. */
@@ -36,6 +49,12 @@ export class PooledBlockSink {
   /** Sends block `index` (a buffer of {@link blockBuffer}, taken over) to a worker. */
   async add(index: number, block: Buffer): Promise<void> {
     const unchangedIf = this.writer.reusableParentHash(index);
+    const known = this.known?.get(index);
+    if (known === null || (known && unchangedIf?.equals(known))) {
+      this.pool.recycle(block);
+      this.#queue.push(known ? { index, reuse: known } : { from: index, count: 1 });
+      return;
+    }
     const job = this.pool.digest(block, { ...(unchangedIf ? { unchangedIf } : {}), compress: true });
     job.catch(() => {}); // thrown when its turn comes to reach the writer
     this.#queue.push({ index, job });
@@ -61,6 +80,11 @@ export class PooledBlockSink {
       this.writer.addZeroBlocks(first.from, first.count);
       return;
     }
+    if ('reuse' in first) {
+      if (!this.writer.reuseIfUnchanged(first.index, first.reuse))
+        throw new Error(`block ${first.index} matched its parent's copy, which the writer does not reuse`);
+      return;
+    }
     const { digest, plain, release } = await first.job;
     try {
       if (digest.zero) this.writer.addZeroBlocks(first.index, 1);
@@ -75,4 +99,54 @@ export class PooledBlockSink {
       release();
     }
   }
+}
+
+/** Blocks hashed ahead at most: 4 GiB of a volume, 128 KiB of hashes. */
+const HASH_AHEAD_LIMIT = 8192;
+
+/**
+ * Reads and hashes the first blocks of `file` on the pool while the caller waits for the service
+ * (the snapshot's creation, its parent's manifest), from block 0 on, until `stop` (or the end of the
+ * file, or {@link HASH_AHEAD_LIMIT}). `stop` answers what it learnt, for {@link PooledBlockSink}; the
+ * file is read again afterwards (from the page cache), so nothing here is stored. Memory: a few
+ * blocks in flight and 32 bytes per block hashed. A failure to read ends it early, not the snapshot.
+ */
+export function hashAhead(
+  file: string,
+  blocks: number,
+  pool: BlockPool,
+): { stop: () => Promise<KnownBlocks> } {
+  const known = new Map<number, Buffer | null>();
+  let stopped = false;
+  const run = (async () => {
+    const handle = await open(file, 'r');
+    const inFlight = new Set<Promise<void>>();
+    try {
+      for (let index = 0; index < Math.min(blocks, HASH_AHEAD_LIMIT) && !stopped; index++) {
+        const buffer = pool.blockBuffer();
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, index * buffer.length);
+        if (bytesRead < buffer.length) {
+          pool.recycle(buffer);
+          break; // the last, short block is left to the read that stores it
+        }
+        const job = pool.digest(buffer, { compress: false }).then(({ digest, release }) => {
+          known.set(index, digest.zero ? null : digest.hash);
+          release();
+        });
+        inFlight.add(job);
+        void job.finally(() => inFlight.delete(job)).catch(() => {});
+        while (inFlight.size >= pool.threads * 2) await Promise.race(inFlight);
+      }
+      await Promise.all(inFlight);
+    } finally {
+      await handle.close();
+    }
+  })().catch(() => {});
+  return {
+    stop: async () => {
+      stopped = true;
+      await run;
+      return known;
+    },
+  };
 }

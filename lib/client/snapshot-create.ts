@@ -11,7 +11,7 @@ import { VolsnapError } from '../core/shared/errors.ts';
 import { type ApiClient, ApiError, type SegmentUrl, type Snapshot, type Volume } from './api-client.ts';
 import { dataCursor } from './data-extents.ts';
 import { pollUntil, settle } from './poll.ts';
-import { PooledBlockSink } from './pooled-blocks.ts';
+import { hashAhead, PooledBlockSink } from './pooled-blocks.ts';
 import { getObject, putObject } from './transfer.ts';
 import { UploadJournal } from './upload-journal.ts';
 
@@ -70,6 +70,25 @@ export async function createSnapshotFromFile(
   options: CreateFromFileOptions,
 ): Promise<CreateFromFileResult> {
   const volume = await volumeFitting(api, options.volumeId, options.file);
+  // Blocks are hashed and compressed on worker threads; the first ones are hashed while the service
+  // creates the snapshot and the parent's manifest is fetched.
+  const pool = new BlockPool({ threads: options.hashThreads });
+  const ahead = hashAhead(options.file, volume.sizeBytes / BLOCK_SIZE, pool);
+  try {
+    return await snapshotFile(api, options, volume, pool, ahead);
+  } finally {
+    await ahead.stop();
+    await pool.close();
+  }
+}
+
+async function snapshotFile(
+  api: ApiClient,
+  options: CreateFromFileOptions,
+  volume: Volume,
+  pool: BlockPool,
+  ahead: ReturnType<typeof hashAhead>,
+): Promise<CreateFromFileResult> {
   // A token of its own when none is given: a create whose answer is lost is sent again with it,
   // and the service answers the snapshot that first one made, not a second snapshot.
   const request = {
@@ -113,18 +132,13 @@ export async function createSnapshotFromFile(
     parent,
     ...uploads.sink,
   });
-  // Hashing and compressing run on worker threads while the next blocks are read.
-  const pool = new BlockPool({ threads: options.hashThreads });
-  try {
-    const sink = new PooledBlockSink(writer, pool);
-    await readBlocks(options.file, volume, sink, (read, index) => {
-      bytesRead += read;
-      if (index % 64 === 0) progress();
-    });
-    await sink.finish();
-  } finally {
-    await pool.close();
-  }
+  // Blocks hashed ahead and found zero or unchanged are not hashed again.
+  const sink = new PooledBlockSink(writer, pool, undefined, await ahead.stop());
+  await readBlocks(options.file, volume, sink, (read, index) => {
+    bytesRead += read;
+    if (index % 64 === 0) progress();
+  });
+  await sink.finish();
   const manifest = uploads.named(await writer.finish());
   await uploads.drain();
   const completed = await completeWith(

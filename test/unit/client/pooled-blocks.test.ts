@@ -1,15 +1,26 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BlockPool } from '../../../lib/adapters/block-pool.ts';
 import { createZstdCompressor, DEFAULT_ZSTD_LEVEL } from '../../../lib/adapters/zstd.ts';
-import { PooledBlockSink } from '../../../lib/client/pooled-blocks.ts';
+import { hashAhead, type KnownBlocks, PooledBlockSink } from '../../../lib/client/pooled-blocks.ts';
 import { BLOCK_SIZE } from '../../../lib/core/format/blocks.ts';
 import type { Manifest } from '../../../lib/core/format/manifest.ts';
 import { openSegment } from '../../../lib/core/format/segment.ts';
 import { SnapshotWriter } from '../../../lib/core/format/snapshot-writer.ts';
 
+/** A pool that counts the blocks sent to its workers. */
+class CountingPool extends BlockPool {
+  digests = 0;
+  override digest(...args: Parameters<BlockPool['digest']>) {
+    this.digests++;
+    return super.digest(...args);
+  }
+}
 // The level the in-process writer uses, so that both write the same stored bytes.
-const pool = new BlockPool({ threads: 2, level: DEFAULT_ZSTD_LEVEL });
+const pool = new CountingPool({ threads: 2, level: DEFAULT_ZSTD_LEVEL });
 afterAll(() => pool.close());
 const zstd = createZstdCompressor();
 let n = 0;
@@ -23,7 +34,7 @@ function textBlock(seed: number): Buffer {
 /** A volume's blocks: undefined where a run of zero blocks is skipped (a hole), as readBlocks does. */
 type Volume = (Buffer | undefined)[];
 
-async function write(volume: Volume, pooled: boolean, parent?: Manifest) {
+async function write(volume: Volume, pooled: boolean, parent?: Manifest, known?: KnownBlocks) {
   const objects = new Map<string, Buffer>();
   const writer = new SnapshotWriter({
     volumeSize: volume.length * BLOCK_SIZE,
@@ -35,7 +46,7 @@ async function write(volume: Volume, pooled: boolean, parent?: Manifest) {
       objects.set(id, Buffer.from(object));
     },
   });
-  const sink = pooled ? new PooledBlockSink(writer, pool, 3) : undefined;
+  const sink = pooled ? new PooledBlockSink(writer, pool, 3, known) : undefined;
   for (const [i, block] of volume.entries()) {
     if (!block) sink ? sink.addZeroBlocks(i, 1) : writer.addZeroBlocks(i, 1);
     else if (sink) {
@@ -109,5 +120,36 @@ describe('a snapshot written through the block pool', () => {
       pooledThird.manifest,
       second,
     );
+  });
+
+  it('takes blocks hashed ahead as they were: zero and unchanged ones are not hashed again, changed ones are', async () => {
+    const random = Array.from({ length: 4 }, () => randomBytes(BLOCK_SIZE));
+    const first: Volume = [
+      random[0],
+      textBlock(5),
+      Buffer.alloc(BLOCK_SIZE),
+      random[1],
+      random[2],
+      random[3],
+    ];
+    const parent = await write(first, true);
+    const second = first.map((block, i) => (i === 4 ? randomBytes(BLOCK_SIZE) : block));
+    const dir = await mkdtemp(join(tmpdir(), 'hash-ahead-'));
+    const file = join(dir, 'volume.img');
+    await writeFile(file, Buffer.concat(second.map((b) => b ?? Buffer.alloc(BLOCK_SIZE))));
+    const ahead = hashAhead(file, second.length, pool);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const known = await ahead.stop();
+    expect([...known.keys()].sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(known.get(2)).toBeNull();
+
+    const before = pool.digests;
+    const alone = await write(second, false, parent.manifest);
+    const pooled = await write(second, true, parent.manifest, known);
+    expect(pooled.report).toEqual(alone.report);
+    expect(pooled.report).toMatchObject({ reusedBlocks: 4, newBlocks: 1, zeroBlocks: 1 });
+    // Only the changed block went to a worker again: its bytes read now are what is stored.
+    expect(pool.digests - before).toBe(1);
+    expectSameBlocks(restored(pooled, [parent.objects]), pooled.manifest, second);
   });
 });
