@@ -67,6 +67,23 @@ export function objectStoreContract(name: string, makeStore: () => Promise<Objec
       expect(await store.getVersion('segments/acct-x/none')).toBeUndefined();
     });
 
+    it('reads a version into the buffer given when it fits, else into bytes of its own', async () => {
+      const store = await makeStore();
+      const key = 'segments/acct-x/seg-into';
+      const body = randomBytes(300_000);
+      await store.put(key, body);
+      const into = Buffer.alloc(400_000, 7);
+      const got = await store.getVersion(key, { into });
+      expect(Buffer.from(got?.bytes ?? []).equals(body)).toBe(true);
+      expect(got?.bytes.buffer).toBe(into.buffer);
+      expect(got?.etag).toBe((await store.head(key))?.etag);
+      const small = Buffer.alloc(1000, 7);
+      const own = await store.getVersion(key, { into: small });
+      expect(Buffer.from(own?.bytes ?? []).equals(body)).toBe(true);
+      expect(own?.bytes.buffer).not.toBe(small.buffer);
+      expect(small.equals(Buffer.alloc(1000, 7))).toBe(true);
+    });
+
     it('joins multipart uploads in part order; a part uploaded again replaces the first', async () => {
       const store = await makeStore();
       const key = 'exports/acct-x/exp-1.vsnap';

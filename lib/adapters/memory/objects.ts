@@ -60,9 +60,14 @@ export class MemoryObjectStore implements ObjectStore {
     const object = this.objects.get(key);
     return object ? Uint8Array.from(object) : undefined;
   }
-  async getVersion(key: string) {
+  async getVersion(key: string, options: { into?: Uint8Array } = {}) {
     const object = this.objects.get(key);
-    return object ? { bytes: Uint8Array.from(object), etag: this.#etagOf(object) } : undefined;
+    if (!object) return undefined;
+    const { into } = options;
+    const bytes =
+      into && into.length >= object.length ? into.subarray(0, object.length) : new Uint8Array(object.length);
+    bytes.set(object);
+    return { bytes, etag: this.#etagOf(object) };
   }
   async getRange(key: string, start: number, end: number) {
     const object = this.objects.get(key);

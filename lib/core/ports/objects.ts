@@ -26,10 +26,14 @@ export interface ObjectStore {
   get(key: string): Promise<Uint8Array | undefined>;
   /**
    * The whole object and the ETag of the version those bytes are (one GET: no write in between can
-   * make them disagree), or undefined when absent. Stores without ETags leave it out. Memory: the
-   * object.
+   * make them disagree), or undefined when absent. Stores without ETags leave it out. With `into`,
+   * an object that fits is read into it (the bytes answered are then a view of `into`: the caller
+   * reuses one buffer instead of paying for a fresh one's pages on every read). Memory: the object.
    */
-  getVersion(key: string): Promise<{ bytes: Uint8Array; etag?: string } | undefined>;
+  getVersion(
+    key: string,
+    options?: { into?: Uint8Array },
+  ): Promise<{ bytes: Uint8Array; etag?: string } | undefined>;
   /** Bytes [start, end) of the object; fails if the object is shorter. */
   getRange(key: string, start: number, end: number): Promise<Uint8Array>;
   put(key: string, body: Uint8Array): Promise<void>;

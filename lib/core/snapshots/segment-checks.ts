@@ -1,4 +1,4 @@
-import type { SegmentEntry } from '../format/segment.ts';
+import { type SegmentEntry, segmentCapacity } from '../format/segment.ts';
 import { ObjectLayout } from '../ports/objects.ts';
 import { VolsnapError } from '../shared/errors.ts';
 import { isId } from '../shared/ids.ts';
@@ -27,6 +27,13 @@ export interface SegmentCheck {
 
 /** Records read at once by completion. */
 const RECORD_CONCURRENCY = 16;
+
+/**
+ * Buffers segments are read into by checks, reused: a fresh 16 MiB buffer per check costs its
+ * zeroing and the first touch of each of its pages, several times the copy. One per check running
+ * at once in this process.
+ */
+const scratchBuffers: Buffer[] = [];
 
 export class SegmentChecks {
   readonly #a: SnapshotAccess;
@@ -85,10 +92,29 @@ export class SegmentChecks {
     const snapshot = await this.#a.options.snapshots.get(snapshotId);
     if (snapshot?.state !== 'pending' || !isId('segment', segmentId)) return 'skipped';
     if (!(await this.#a.options.snapshots.sessionSegments(snapshotId)).has(segmentId)) return 'skipped';
-    const { objects, compressor } = this.#a.options;
+    const { objects } = this.#a.options;
     const objectKey = ObjectLayout.segment(snapshot.accountId, segmentId);
     // One GET: the bytes checked are the version its ETag names, so no HEAD before or after is needed.
-    const got = await objects.getVersion(objectKey);
+    const scratch = scratchBuffers.pop() ?? Buffer.allocUnsafe(segmentCapacity());
+    try {
+      return await this.#checkRead(
+        snapshot,
+        segmentId,
+        await objects.getVersion(objectKey, { into: scratch }),
+      );
+    } finally {
+      // Nothing read from it is kept: the record is encoded before this.
+      scratchBuffers.push(scratch);
+    }
+  }
+
+  async #checkRead(
+    snapshot: Snapshot,
+    segmentId: string,
+    got: { bytes: Uint8Array; etag?: string } | undefined,
+  ): Promise<'checked' | 'unsound' | 'skipped'> {
+    const { objects, compressor } = this.#a.options;
+    const snapshotId = snapshot.snapshotId;
     if (!got?.etag) return 'skipped';
     const size = got.bytes.length;
     let read: { index: SegmentEntry[]; tail: Uint8Array };
