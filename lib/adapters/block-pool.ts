@@ -10,26 +10,6 @@ export type BlockDigest =
   | { zero: false; hash: Buffer; unchanged: false; encoding: number; stored: Uint8Array }
   | { zero: false; hash: Buffer; unchanged: false; encoding?: undefined; stored?: undefined };
 
-/** One stored block of a run, for {@link BlockPool.verify}: where it lies in the run, and what it must be. */
-export interface StoredBlock {
-  offset: number;
-  storedLength: number;
-  encoding: number;
-  plainLength: number;
-  hash: Uint8Array;
-}
-
-/** Raised by {@link BlockPool.verify} for the first block of a run that is not what its entry says. */
-export class BlockMismatch extends Error {
-  override name = 'BlockMismatch';
-  constructor(
-    readonly position: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 interface Pending {
   resolve: (answer: Record<string, unknown>) => void;
   reject: (error: Error) => void;
@@ -37,7 +17,7 @@ interface Pending {
 }
 
 /**
- * Hashing, compression and checking of blocks on worker threads (block-worker.mjs), so that reading,
+ * Hashing and compression of blocks on worker threads (block-worker.mjs), so that reading,
  * the network and the main thread's bookkeeping overlap with them and several cores share them. A
  * block's bytes are moved to a worker and back (transferred, not copied): the caller's buffer is
  * unusable until the answer comes. Jobs go to the worker with the fewest in flight. A worker that
@@ -111,38 +91,6 @@ export class BlockPool {
     const encoding = answer.encoding as number;
     const stored = answer.stored ? new Uint8Array(answer.stored as ArrayBuffer) : plain;
     return { digest: { zero: false, hash, unchanged: false, encoding, stored }, plain, release };
-  }
-
-  /**
-   * Decodes and checks each block of a run read from a segment (`run`, moved to the worker: entries'
-   * offsets are from its start; its whole buffer comes back as `run`). Answers each block's plain
-   * bytes (views of `run` for raw blocks), or throws {@link BlockMismatch} for the first that does
-   * not decode to its SHA-256.
-   */
-  async verify(run: Buffer, entries: readonly StoredBlock[]): Promise<{ run: Buffer; blocks: Buffer[] }> {
-    const transfer = this.#transferable(run);
-    const answer = await this.#send(
-      {
-        op: 'verify',
-        run: transfer,
-        entries: entries.map(({ offset, storedLength, encoding, plainLength, hash }) => ({
-          offset,
-          storedLength,
-          encoding,
-          plainLength,
-          hash,
-        })),
-      },
-      [transfer],
-    );
-    const back = Buffer.from(answer.run as ArrayBuffer);
-    if (typeof answer.failed === 'number') throw new BlockMismatch(answer.failed, String(answer.message));
-    const blocks = (answer.blocks as { at?: number; plain?: ArrayBuffer }[]).map((block, i) =>
-      block.plain
-        ? Buffer.from(block.plain)
-        : back.subarray(block.at ?? 0, (block.at ?? 0) + (entries[i]?.storedLength ?? 0)),
-    );
-    return { run: back, blocks };
   }
 
   /** Stops the workers; jobs still in flight fail. Idempotent. */

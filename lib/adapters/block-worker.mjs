@@ -1,7 +1,7 @@
-// A worker thread of BlockPool (block-pool.ts): hashes, compresses and checks 512 KiB blocks off the
-// main thread. Plain JavaScript, so that it loads as it is under tsx, vitest and the bundled CLI alike
+// A worker thread of BlockPool (block-pool.ts): hashes and compresses 512 KiB blocks off the main
+// thread. Plain JavaScript, so that it loads as it is under tsx, vitest and the bundled CLI alike
 // (build-cli.js copies it beside the bundle). Its zstd is the zstd-napi addon's, else node:zlib's
-// (Node.js 22.15 and newer, where the addon is not built): both write and read standard zstd frames.
+// (Node.js 22.15 and newer, where the addon is not built): both write standard zstd frames.
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -22,18 +22,15 @@ function zstd() {
     binding = createRequire(import.meta.url)('zstd-napi/binding');
   } catch (error) {
     const levelParam = zlib.constants.ZSTD_c_compressionLevel;
-    if (!zlib.zstdCompressSync || !zlib.zstdDecompressSync || levelParam === undefined) throw error;
+    if (!zlib.zstdCompressSync || levelParam === undefined) throw error;
     return {
       compressSmaller: (plain) => {
         const compressed = zlib.zstdCompressSync(plain, { params: { [levelParam]: level } });
         return compressed.length < plain.length ? compressed : undefined;
       },
-      decompress: (stored, plainLength) =>
-        zlib.zstdDecompressSync(stored, { maxOutputLength: Math.max(1, plainLength) }),
     };
   }
   const cctx = new binding.CCtx();
-  const dctx = new binding.DCtx();
   let out = Buffer.alloc(0);
   return {
     compressSmaller: (plain) => {
@@ -41,11 +38,6 @@ function zstd() {
       if (out.length < bound) out = Buffer.allocUnsafe(bound);
       const n = cctx.compress(out, plain, level);
       return n < plain.length ? Buffer.from(out.subarray(0, n)) : undefined;
-    },
-    decompress: (stored, plainLength) => {
-      const plain = Buffer.allocUnsafe(plainLength);
-      const n = dctx.decompress(plain, stored);
-      return n === plainLength ? plain : plain.subarray(0, n);
     },
   };
 }
@@ -86,46 +78,9 @@ function digest({ block, unchangedIf, compress }) {
   };
 }
 
-/**
- * `verify`: a run of stored blocks read from a segment (`run`), each entry { offset, storedLength,
- * encoding, hash, plainLength }. Each is decoded and checked against its SHA-256. Answers, per
- * entry, where its plain bytes are: in `run` itself ({ at }, a raw block) or a buffer of its own
- * ({ plain }); or the first entry that fails ({ failed, message }). `run` goes back with the answer.
- */
-function verify({ run, entries }) {
-  const bytes = Buffer.from(run);
-  const blocks = [];
-  const transfer = [run];
-  for (let i = 0; i < entries.length; i++) {
-    const entry = entries[i];
-    const stored = bytes.subarray(entry.offset, entry.offset + entry.storedLength);
-    const fail = (message) => ({ answer: { failed: i, message, run }, transfer: [run] });
-    if (stored.length !== entry.storedLength)
-      return fail(`is ${stored.length} bytes stored; its index says ${entry.storedLength}.`);
-    let plain;
-    if (entry.encoding === RAW) plain = stored;
-    else if (entry.encoding === ZSTD) {
-      try {
-        plain = codec.decompress(stored, entry.plainLength);
-      } catch (error) {
-        return fail(`does not decode: ${error.message}`);
-      }
-    } else return fail(`has an unknown encoding (${entry.encoding}).`);
-    if (plain.length !== entry.plainLength || !createHash('sha256').update(plain).digest().equals(entry.hash))
-      return fail('does not match its SHA-256.');
-    if (entry.encoding === RAW) blocks.push({ at: entry.offset });
-    else {
-      const own_ = own(plain);
-      blocks.push({ plain: own_ });
-      transfer.push(own_);
-    }
-  }
-  return { answer: { blocks, run }, transfer };
-}
-
 parentPort.on('message', (message) => {
   try {
-    const { answer, transfer } = message.op === 'verify' ? verify(message) : digest(message);
+    const { answer, transfer } = digest(message);
     parentPort.postMessage({ id: message.id, ...answer }, transfer);
   } catch (error) {
     parentPort.postMessage({ id: message.id, error: error?.message ?? String(error) });

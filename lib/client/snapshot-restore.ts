@@ -1,9 +1,11 @@
-import { type FileHandle, open, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import pLimit from 'p-limit';
-import { BlockMismatch, BlockPool } from '../adapters/block-pool.ts';
+import { createZstdCompressor } from '../adapters/zstd.ts';
 import { BLOCK_SIZE, blockHash } from '../core/format/blocks.ts';
 import { decodeManifest, type ManifestEntry } from '../core/format/manifest.ts';
 import { planReads } from '../core/format/restore-plan.ts';
+import { readSegmentBlock } from '../core/format/segment.ts';
+import type { Compressor } from '../core/ports/codec.ts';
 import { VolsnapError } from '../core/shared/errors.ts';
 import type { ApiClient } from './api-client.ts';
 import { getObject } from './transfer.ts';
@@ -17,8 +19,6 @@ export interface RestoreOptions {
   force?: boolean;
   /** Ranged GETs in flight; memory is about concurrency × 16 MiB. */
   concurrency?: number;
-  /** Worker threads decoding and checking blocks (default: the cores available, at most 4). */
-  hashThreads?: number;
   onProgress?: (progress: { blocksDone: number; totalBlocks: number; bytesDownloaded: number }) => void;
 }
 
@@ -65,6 +65,7 @@ export async function restoreSnapshot(
     );
   }
   const manifest = decodeManifest(await getObject((await manifestUrl).url));
+  const compressor = createZstdCompressor();
   const totalBlocks = manifest.volumeSize / BLOCK_SIZE;
   const report: RestoreReport = {
     blocks: totalBlocks,
@@ -75,7 +76,6 @@ export async function restoreSnapshot(
     requests: 0,
   };
   const handle = await open(options.target, existing && (options.resume || device) ? 'r+' : 'w+');
-  const pool = new BlockPool({ threads: options.hashThreads });
   try {
     if (!device) {
       // A new (or replaced) file: truncating to the size leaves every block a hole, so zero blocks cost nothing.
@@ -123,16 +123,19 @@ export async function restoreSnapshot(
             const bytes = await getObject(urls[j]?.url ?? '', { start: range.start, end: range.end }, buffer);
             report.requests++;
             report.bytesDownloaded += bytes.length;
-            // Decoded and checked on a worker thread, while other ranges download and are written.
-            const checked = await checkedRange(pool, bytes, range, snapshotId);
-            // Blocks that follow one another in the volume go down in one write.
-            for (const run of volumeRuns(range.entries, checked.blocks)) {
-              await writeRun(handle, run.blocks, run.blockIndex * BLOCK_SIZE);
-              report.fetchedBlocks += run.blocks.length;
-              blocksDone += run.blocks.length;
+            for (const entry of range.entries) {
+              const plain = checkedBlock(
+                compressor,
+                bytes.subarray(entry.offset - range.start),
+                entry,
+                snapshotId,
+              );
+              await handle.write(plain, 0, plain.length, entry.blockIndex * BLOCK_SIZE);
+              report.fetchedBlocks++;
+              blocksDone++;
             }
             // Every block of the range is written: its buffer serves the next request.
-            spare.push(checked.run);
+            spare.push(buffer);
             progress();
           }),
         ),
@@ -140,67 +143,32 @@ export async function restoreSnapshot(
     }
     progress();
   } finally {
-    await pool.close();
     await handle.close();
   }
   return report;
 }
 
 /**
- * The plain bytes of every block of a range read (`bytes`, from `range.start`), each checked
- * against its SHA-256 on a worker; the first that fails stops the restore with `data.corrupt`.
+ * The plain bytes of a block read (`stored` starts with it), checked against its SHA-256; one that
+ * fails stops the restore with `data.corrupt`.
  */
-async function checkedRange(
-  pool: BlockPool,
-  bytes: Buffer,
-  range: { start: number; entries: readonly ManifestEntry[] },
+function checkedBlock(
+  compressor: Compressor,
+  stored: Buffer,
+  entry: ManifestEntry,
   snapshotId: string,
-): Promise<{ run: Buffer; blocks: Buffer[] }> {
-  const entries = range.entries.map((entry) => ({
-    ...entry,
-    offset: entry.offset - range.start,
-    plainLength: BLOCK_SIZE,
-  }));
-  return pool.verify(bytes, entries).catch((error) => {
-    const entry = error instanceof BlockMismatch ? range.entries[error.position] : undefined;
-    if (!entry) throw error;
+): Uint8Array {
+  try {
+    return readSegmentBlock(
+      compressor,
+      { ...entry, plainLength: BLOCK_SIZE },
+      stored.subarray(0, entry.storedLength),
+    );
+  } catch (error) {
     throw new VolsnapError(
       'data.corrupt',
-      `Block ${entry.blockIndex} of snapshot ${snapshotId} failed verification: block ${entry.hash.toString('hex')} ${error.message} The restore stopped; nothing after it was trusted.`,
+      `Block ${entry.blockIndex} of snapshot ${snapshotId} failed verification: ${(error as Error).message} The restore stopped; nothing after it was trusted.`,
       { cause: error, details: { blockIndex: entry.blockIndex, segmentId: entry.segmentId } },
     );
-  });
-}
-
-/** A range's blocks grouped into runs of consecutive block indices, each with its first index. */
-function volumeRuns(
-  entries: readonly ManifestEntry[],
-  blocks: readonly Buffer[],
-): { blockIndex: number; blocks: Buffer[] }[] {
-  const runs: { blockIndex: number; blocks: Buffer[] }[] = [];
-  for (const [k, entry] of entries.entries()) {
-    const last = runs.at(-1);
-    const block = blocks[k] as Buffer;
-    if (last && last.blockIndex + last.blocks.length === entry.blockIndex) last.blocks.push(block);
-    else runs.push({ blockIndex: entry.blockIndex, blocks: [block] });
-  }
-  return runs;
-}
-
-/** Writes `blocks` one after another from `position`, all of them (a short writev is finished). */
-async function writeRun(handle: FileHandle, blocks: Buffer[], position: number): Promise<void> {
-  const total = blocks.reduce((sum, block) => sum + block.length, 0);
-  let written = (await handle.writev(blocks, position)).bytesWritten;
-  if (written === total) return;
-  const rest = Buffer.concat(blocks).subarray(written);
-  while (written < total) {
-    const { bytesWritten } = await handle.write(
-      rest,
-      written - (total - rest.length),
-      total - written,
-      position + written,
-    );
-    if (bytesWritten === 0) throw new Error(`writing at ${position + written} wrote nothing`);
-    written += bytesWritten;
   }
 }

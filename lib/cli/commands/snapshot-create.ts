@@ -20,6 +20,7 @@ interface CreateOptions {
   tag?: Record<string, string>;
   clientToken?: string;
   concurrency: number;
+  threads?: number;
   queue?: boolean;
 }
 
@@ -53,6 +54,11 @@ export function addSnapshotCreate(snapshot: Command, ctx: CliContext): void {
       option(positiveInteger),
       4,
     )
+    .option(
+      '--threads <n>',
+      'worker threads hashing and compressing blocks (default: the cores, at most 4)',
+      option(positiveInteger),
+    )
     .action((options: CreateOptions) => {
       const session = ctx.client();
       const request = {
@@ -64,7 +70,10 @@ export function addSnapshotCreate(snapshot: Command, ctx: CliContext): void {
       };
       if (options.queue) return queueSnapshot(ctx, session, request);
       if (!options.file) return snapshotByService(ctx, session, request, options.wait);
-      return snapshotFromFile(ctx, session, request, options.file, options.concurrency);
+      return snapshotFromFile(ctx, session, request, options.file, {
+        concurrency: options.concurrency,
+        hashThreads: options.threads,
+      });
     });
 }
 
@@ -110,14 +119,14 @@ async function snapshotFromFile(
   { api, json, config }: Session,
   request: CreateRequest,
   file: string,
-  concurrency: number,
+  work: { concurrency: number; hashThreads?: number | undefined },
 ): Promise<void> {
   const bar = progressBar('snapshot', !json);
   const started = Date.now();
   const result = await createSnapshotFromFile(api, {
     ...request,
     file,
-    concurrency,
+    ...work,
     // With a client token a rerun writes the same snapshot: it uploads only what is not stored yet.
     ...(request.clientToken ? { journalDir: journalDir(config.source) } : {}),
     onProgress: (p) => {

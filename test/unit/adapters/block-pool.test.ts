@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BlockMismatch, BlockPool } from '../../../lib/adapters/block-pool.ts';
+import { BlockPool } from '../../../lib/adapters/block-pool.ts';
 import { createZstdCompressor } from '../../../lib/adapters/zstd.ts';
 import { BLOCK_SIZE, blockHash } from '../../../lib/core/format/blocks.ts';
 import { BlockEncoding } from '../../../lib/core/ports/codec.ts';
@@ -75,59 +75,6 @@ describe('the block pool', () => {
     for (const answer of answers) answer.release();
     expect(pool.blockBuffer().buffer).toBe(answers.at(-1)?.plain.buffer);
     expect(back?.buffer.byteLength).toBe(BLOCK_SIZE);
-  });
-
-  it('checks a run of stored blocks: raw ones are views of the run, zstd ones decoded', async () => {
-    const a = randomBytes(BLOCK_SIZE);
-    const b = textBlock(4);
-    const bStored = Buffer.from(zstd.compress(b));
-    const run = Buffer.allocUnsafe(16 * 1024 * 1024);
-    a.copy(run, 0);
-    bStored.copy(run, BLOCK_SIZE);
-    const entries = [
-      {
-        offset: 0,
-        storedLength: BLOCK_SIZE,
-        encoding: BlockEncoding.raw,
-        plainLength: BLOCK_SIZE,
-        hash: blockHash(a),
-      },
-      {
-        offset: BLOCK_SIZE,
-        storedLength: bStored.length,
-        encoding: BlockEncoding.zstd,
-        plainLength: BLOCK_SIZE,
-        hash: blockHash(b),
-      },
-    ];
-    const checked = await pool.verify(run, entries);
-    expect(checked.blocks[0]?.equals(a)).toBe(true);
-    expect(checked.blocks[1]?.equals(b)).toBe(true);
-    // The run's buffer comes back whole, to read the next range into.
-    expect(checked.run.length).toBe(16 * 1024 * 1024);
-    expect(checked.blocks[0]?.buffer).toBe(checked.run.buffer);
-  });
-
-  it('names the first block of a run that does not match its SHA-256 or does not decode', async () => {
-    const a = randomBytes(BLOCK_SIZE);
-    const run = Buffer.allocUnsafe(2 * BLOCK_SIZE);
-    a.copy(run, 0);
-    a.copy(run, BLOCK_SIZE);
-    run[BLOCK_SIZE + 100] = (run[BLOCK_SIZE + 100] ?? 0) ^ 1;
-    const entry = (offset: number, encoding: number = BlockEncoding.raw) => ({
-      offset,
-      storedLength: BLOCK_SIZE,
-      encoding,
-      plainLength: BLOCK_SIZE,
-      hash: blockHash(a),
-    });
-    const flipped = await pool.verify(run, [entry(0), entry(BLOCK_SIZE)]).catch((e) => e);
-    expect(flipped).toBeInstanceOf(BlockMismatch);
-    expect(flipped).toMatchObject({ position: 1, message: 'does not match its SHA-256.' });
-    const garbled = await pool
-      .verify(Buffer.from(randomBytes(BLOCK_SIZE)), [entry(0, BlockEncoding.zstd)])
-      .catch((e) => e);
-    expect(garbled).toMatchObject({ position: 0, message: expect.stringMatching(/^does not decode/) });
   });
 
   it('refuses work once closed', async () => {
