@@ -22,7 +22,7 @@ interface Pending {
  * block's bytes are moved to a worker and back (transferred, not copied): the caller's buffer is
  * unusable until the answer comes. Jobs go to the worker with the fewest in flight. A worker that
  * dies fails the jobs it held; nothing is retried. Memory: the caller's buffers plus each answer's
- * compressed or decoded bytes. Call {@link close} when done: the workers keep the process alive.
+ * compressed bytes. Call {@link close} when done: the workers keep the process alive.
  */
 export class BlockPool {
   readonly #workers: Worker[] = [];
@@ -56,7 +56,7 @@ export class BlockPool {
     return Buffer.from(this.#spare.pop() ?? new ArrayBuffer(BLOCK_SIZE));
   }
 
-  /** Hands back a buffer of {@link blockBuffer} that no job took. */
+  /** Hands back a buffer of {@link blockBuffer} for reuse (one no job took, or a job's answered one). */
   recycle(block: Buffer): void {
     if (
       block.byteOffset === 0 &&
@@ -77,12 +77,9 @@ export class BlockPool {
     options: { unchangedIf?: Uint8Array; compress: boolean },
   ): Promise<{ digest: BlockDigest; plain: Buffer; release: () => void }> {
     const transfer = this.#transferable(block);
-    const answer = await this.#send({ op: 'digest', block: transfer, ...options }, [transfer]);
-    const back = answer.block as ArrayBuffer;
-    const plain = Buffer.from(back);
-    const release = () => {
-      if (back.byteLength === BLOCK_SIZE) this.#spare.push(back);
-    };
+    const answer = await this.#send({ block: transfer, ...options }, [transfer]);
+    const plain = Buffer.from(answer.block as ArrayBuffer);
+    const release = () => this.recycle(plain);
     if (answer.zero) return { digest: { zero: true }, plain, release };
     const hash = Buffer.from(answer.hash as ArrayBuffer);
     if (answer.unchanged) return { digest: { zero: false, hash, unchanged: true }, plain, release };

@@ -81,23 +81,26 @@ export class PooledBlockSink {
       return;
     }
     if ('reuse' in first) {
-      if (!this.writer.reuseIfUnchanged(first.index, first.reuse))
-        throw new Error(`block ${first.index} matched its parent's copy, which the writer does not reuse`);
+      this.#reuse(first.index, first.reuse);
       return;
     }
     const { digest, plain, release } = await first.job;
     try {
       if (digest.zero) this.writer.addZeroBlocks(first.index, 1);
-      else if (digest.unchanged) {
-        if (!this.writer.reuseIfUnchanged(first.index, digest.hash))
-          throw new Error(`block ${first.index} matched its parent's copy, which the writer does not reuse`);
-      } else {
+      else if (digest.unchanged) this.#reuse(first.index, digest.hash);
+      else {
         // The segment copies the stored bytes in: the block's buffer can be read into again after.
         await this.writer.addEncoded(first.index, digest.hash, digest.encoding ?? 0, digest.stored ?? plain);
       }
     } finally {
       release();
     }
+  }
+
+  /** References the parent's copy of a block found equal to {@link SnapshotWriter.reusableParentHash}. */
+  #reuse(index: number, hash: Buffer): void {
+    if (!this.writer.reuseIfUnchanged(index, hash))
+      throw new Error(`block ${index} matched its parent's copy, which the writer does not reuse`);
   }
 }
 

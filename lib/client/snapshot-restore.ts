@@ -5,7 +5,6 @@ import { BLOCK_SIZE, blockHash } from '../core/format/blocks.ts';
 import { decodeManifest, type ManifestEntry } from '../core/format/manifest.ts';
 import { planReads } from '../core/format/restore-plan.ts';
 import { readSegmentBlock } from '../core/format/segment.ts';
-import type { Compressor } from '../core/ports/codec.ts';
 import { VolsnapError } from '../core/shared/errors.ts';
 import type { ApiClient } from './api-client.ts';
 import { getObject } from './transfer.ts';
@@ -124,12 +123,23 @@ export async function restoreSnapshot(
             report.requests++;
             report.bytesDownloaded += bytes.length;
             for (const entry of range.entries) {
-              const plain = checkedBlock(
-                compressor,
-                bytes.subarray(entry.offset - range.start),
-                entry,
-                snapshotId,
+              const stored = bytes.subarray(
+                entry.offset - range.start,
+                entry.offset - range.start + entry.storedLength,
               );
+              let plain: Uint8Array;
+              try {
+                plain = readSegmentBlock(compressor, { ...entry, plainLength: BLOCK_SIZE }, stored);
+              } catch (error) {
+                throw new VolsnapError(
+                  'data.corrupt',
+                  `Block ${entry.blockIndex} of snapshot ${snapshotId} failed verification: ${(error as Error).message} The restore stopped; nothing after it was trusted.`,
+                  {
+                    cause: error,
+                    details: { blockIndex: entry.blockIndex, segmentId: entry.segmentId },
+                  },
+                );
+              }
               await handle.write(plain, 0, plain.length, entry.blockIndex * BLOCK_SIZE);
               report.fetchedBlocks++;
               blocksDone++;
@@ -146,29 +156,4 @@ export async function restoreSnapshot(
     await handle.close();
   }
   return report;
-}
-
-/**
- * The plain bytes of a block read (`stored` starts with it), checked against its SHA-256; one that
- * fails stops the restore with `data.corrupt`.
- */
-function checkedBlock(
-  compressor: Compressor,
-  stored: Buffer,
-  entry: ManifestEntry,
-  snapshotId: string,
-): Uint8Array {
-  try {
-    return readSegmentBlock(
-      compressor,
-      { ...entry, plainLength: BLOCK_SIZE },
-      stored.subarray(0, entry.storedLength),
-    );
-  } catch (error) {
-    throw new VolsnapError(
-      'data.corrupt',
-      `Block ${entry.blockIndex} of snapshot ${snapshotId} failed verification: ${(error as Error).message} The restore stopped; nothing after it was trusted.`,
-      { cause: error, details: { blockIndex: entry.blockIndex, segmentId: entry.segmentId } },
-    );
-  }
 }
