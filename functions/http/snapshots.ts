@@ -15,7 +15,12 @@ const SnapshotPath = z.object({ snapshotId: z.string() });
 const Tags = z.record(z.string(), z.string());
 const States = z.enum(['queued', 'pending', 'completed', 'error', 'recycled', 'deleting']);
 
-/** `POST /v1/snapshots`: starts a snapshot of a volume (pending until its blocks are written). */
+/**
+ * `POST /v1/snapshots`: starts a snapshot of a volume (pending until its blocks are written). With
+ * `upload: {segments: N}`, a snapshot to be written now also answers `upload` (N segment URLs and a
+ * manifest key, as `upload-urls` with `manifest: true` gives them) and, when it has a parent,
+ * `parentManifest` (as `manifest-url` gives it): the writer's next two requests, saved.
+ */
 export const create = httpHandler(
   {
     audit: 'snapshot.create',
@@ -26,12 +31,25 @@ export const create = httpHandler(
       tags: z.optional(Tags),
       clientToken: z.optional(z.string()),
       queued: z.optional(z.boolean()),
+      upload: z.optional(z.strictObject({ segments: z.number() })),
     }),
   },
-  async ({ body, caller }) => ({
-    status: 201,
-    body: snapshotView(caller, await service(snapshotService).create(caller, body)),
-  }),
+  async ({ body: { upload, ...input }, caller }) => {
+    if (!upload)
+      return {
+        status: 201,
+        body: snapshotView(caller, await service(snapshotService).create(caller, input)),
+      };
+    const created = await service(snapshotService).createForUpload(caller, input, upload);
+    return {
+      status: 201,
+      body: {
+        ...snapshotView(caller, created.snapshot),
+        ...(created.upload ? { upload: created.upload } : {}),
+        ...(created.parentManifest ? { parentManifest: created.parentManifest } : {}),
+      },
+    };
+  },
 );
 
 /**

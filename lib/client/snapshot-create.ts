@@ -8,6 +8,8 @@ import { decodeManifest, encodeManifest, type Manifest } from '../core/format/ma
 import { segmentCapacity } from '../core/format/segment.ts';
 import { emptyWriteReport, SnapshotWriter, type WriteReport } from '../core/format/snapshot-writer.ts';
 import { VolsnapError } from '../core/shared/errors.ts';
+import type { CreatedSnapshot } from './api/snapshots.ts';
+import type { UploadUrls } from './api/types.ts';
 import { type ApiClient, ApiError, type SegmentUrl, type Snapshot, type Volume } from './api-client.ts';
 import { dataCursor } from './data-extents.ts';
 import { pollUntil, settle } from './poll.ts';
@@ -98,13 +100,23 @@ async function snapshotFile(
     tags: options.tags,
     clientToken: options.clientToken ?? randomUUID(),
   };
-  const snapshot =
-    options.snapshot ??
-    (await settle(
-      () => api.createSnapshot(request),
+  const askedAt = Date.now();
+  const create = (upload?: { segments: number }) =>
+    settle(
+      () => api.createSnapshot({ ...request, ...(upload ? { upload } : {}) }),
       async () => undefined,
       { sleep: (ms) => api.wait(ms), onRetry: options.onRetry },
-    ));
+    );
+  // The create answers the first upload URLs and the parent's manifest URL too: two requests fewer.
+  const created: CreatedSnapshot =
+    options.snapshot ??
+    (await create({ segments: FIRST_URL_BATCH }).catch((error: unknown) => {
+      // A service older than this CLI refuses the field (and created nothing): ask as before.
+      if (error instanceof ApiError && error.code === 'request.invalid' && error.message.includes('"upload"'))
+        return create();
+      throw error;
+    }));
+  const { upload: firstUrls, parentManifest, ...snapshot } = created;
   if (snapshot.state === 'completed')
     return {
       snapshot,
@@ -117,13 +129,17 @@ async function snapshotFile(
   let bytesRead = 0;
   const progress = () =>
     options.onProgress?.({ bytesRead, totalBytes: volume.sizeBytes, uploadedBytes: uploads.uploadedBytes });
-  // Its first URLs and its manifest key are asked for now, while the parent's manifest is read.
-  const uploads = segmentUploads(api, snapshot.snapshotId, options.concurrency ?? 4, progress, journal);
+  // Its first URLs and its manifest key came with the create, or are asked for now, while the
+  // parent's manifest is read.
+  const uploads = segmentUploads(api, snapshot.snapshotId, options.concurrency ?? 4, progress, journal, {
+    urls: firstUrls,
+    askedAt,
+  });
   // Only a create the user may run again (a client token of theirs) tells the service what it stored.
   if (!options.clientToken) uploads.reporting = false;
   let parent: Manifest | undefined;
   if (snapshot.parentSnapshotId) {
-    const { url } = await api.manifestUrl(snapshot.parentSnapshotId);
+    const url = parentManifest?.url ?? (await api.manifestUrl(snapshot.parentSnapshotId)).url;
     parent = decodeManifest(await getObject(url));
   }
   const writer = new SnapshotWriter({
@@ -139,6 +155,8 @@ async function snapshotFile(
     if (index % 64 === 0) progress();
   });
   await sink.finish();
+  // Only the writer's last segment is left: no more URLs than it needs are asked for.
+  uploads.finishing();
   const manifest = uploads.named(await writer.finish());
   await uploads.drain();
   const completed = await completeWith(
@@ -207,7 +225,8 @@ function segmentUploads(
   snapshotId: string,
   concurrency: number,
   onUploaded: () => void,
-  journal?: UploadJournal,
+  journal: UploadJournal | undefined,
+  first: FirstUrls,
 ) {
   const limit = pLimit(concurrency);
   const inFlight = new Set<Promise<void>>();
@@ -222,7 +241,7 @@ function segmentUploads(
   };
   const landed = landedReports(api, snapshotId);
   const reportLanded = landed.report;
-  const urlSupply = segmentUrls(api, snapshotId, landed);
+  const urlSupply = segmentUrls(api, snapshotId, landed, first);
   const nextUrl = urlSupply.next;
   // A report the service did not take only means a rerun uploads that segment again.
   const report = (segmentId: string, sha256: string, size: number) =>
@@ -288,6 +307,8 @@ function segmentUploads(
     },
     /** The manifest key asked for with the first URLs, while its URL has minutes to live. */
     manifestTarget: urlSupply.manifestTarget,
+    /** No blocks are left to add: URLs are asked for only as the last segment needs them. */
+    finishing: urlSupply.finishing,
     get uploadedBytes() {
       return state.uploadedBytes;
     },
@@ -301,13 +322,26 @@ function segmentUploads(
   };
 }
 
+/** The first upload URLs with the manifest key, when the create answered them, and when it was asked. */
+interface FirstUrls {
+  urls?: UploadUrls;
+  askedAt: number;
+}
+
 /**
  * The segment URLs of one upload: asked for a batch at a time, as needed, so each is used soon
  * after it is issued; the next batch is asked for before the last URL is used, carrying the landed
- * reports so far. The first batch comes with the manifest's key (used if it is still fresh at the
- * end). One request for URLs at a time; a failed one fails the upload that waits for it.
+ * reports so far, until `finishing` (then one at a time, as the last segment needs it: every URL
+ * issued and not used is one more write for the service to retire). The first batch comes with the
+ * manifest's key (used if it is still fresh at the end), from the create's answer or asked for
+ * here. One request for URLs at a time; a failed one fails the upload that waits for it.
  */
-function segmentUrls(api: ApiClient, snapshotId: string, landed: ReturnType<typeof landedReports>) {
+function segmentUrls(
+  api: ApiClient,
+  snapshotId: string,
+  landed: ReturnType<typeof landedReports>,
+  given: FirstUrls,
+) {
   const urls: SegmentUrl[] = [];
   let asking: Promise<void> | undefined;
   const ask = (request: Promise<{ segments: SegmentUrl[] }>) => {
@@ -323,17 +357,20 @@ function segmentUrls(api: ApiClient, snapshotId: string, landed: ReturnType<type
       () => {}, // kept in `asking`: the next upload that needs a URL throws it
     );
   };
-  const askedAt = Date.now();
-  const first = api.uploadUrls(snapshotId, FIRST_URL_BATCH, { manifest: true });
+  const askedAt = given.urls ? given.askedAt : Date.now();
+  const first = given.urls
+    ? Promise.resolve(given.urls)
+    : api.uploadUrls(snapshotId, FIRST_URL_BATCH, { manifest: true });
   first.catch(() => {}); // thrown by the first upload, or asked again by completion
   ask(first);
+  let finishing = false;
   const next = async (): Promise<SegmentUrl> => {
     while (urls.length === 0) {
-      if (!asking) ask(api.uploadUrls(snapshotId, URL_BATCH, { landed: landed.take() }));
+      if (!asking) ask(api.uploadUrls(snapshotId, finishing ? 1 : URL_BATCH, { landed: landed.take() }));
       await asking;
     }
     const url = urls.shift() as SegmentUrl;
-    if (urls.length <= URL_LOW_WATER && !asking)
+    if (urls.length <= URL_LOW_WATER && !asking && !finishing)
       ask(api.uploadUrls(snapshotId, URL_BATCH, { landed: landed.take() }));
     return url;
   };
@@ -344,7 +381,13 @@ function segmentUrls(api: ApiClient, snapshotId: string, landed: ReturnType<type
       ? { manifestUrl: answer.manifestUrl, manifestUploadId: answer.manifestUploadId }
       : undefined;
   };
-  return { next, manifestTarget };
+  return {
+    next,
+    manifestTarget,
+    finishing: () => {
+      finishing = true;
+    },
+  };
 }
 
 /**

@@ -1,5 +1,20 @@
 import { allPages, listQuery, type Requester, withQuery } from './transport.ts';
-import type { Snapshot, SnapshotDeletion, SnapshotScope, SnapshotState, Verification } from './types.ts';
+import type {
+  ManifestUrl,
+  Snapshot,
+  SnapshotDeletion,
+  SnapshotScope,
+  SnapshotState,
+  UploadUrls,
+  Verification,
+} from './types.ts';
+
+/**
+ * A created snapshot, with what its writer needs next when it asked (`upload`): its first upload URLs
+ * and manifest key, and its parent's manifest URL. Either is absent when not given (a snapshot not to
+ * be written now, a parent gone meanwhile): ask `upload-urls` and `manifest-url` then.
+ */
+export type CreatedSnapshot = Snapshot & { upload?: UploadUrls; parentManifest?: ManifestUrl };
 
 export interface SnapshotListFilter {
   /** Own snapshots (default), those shared with the caller's account, or public ones. */
@@ -27,8 +42,10 @@ export function snapshotRequests<Base extends Requester>(base: Base) {
       clientToken?: string;
       /** Queue it for `volsnap agent` on the volume's host instead of writing it now. */
       queued?: boolean;
-    }): Promise<Snapshot> {
-      return this.request<Snapshot>('POST', '/v1/snapshots', input);
+      /** Answer the first `segments` upload URLs and the parent's manifest URL with it. */
+      upload?: { segments: number };
+    }): Promise<CreatedSnapshot> {
+      return this.request<CreatedSnapshot>('POST', '/v1/snapshots', input);
     }
 
     listSnapshots(filter: SnapshotListFilter = {}): Promise<{ snapshots: Snapshot[]; nextToken?: string }> {

@@ -25,10 +25,12 @@ export type {
 export type { AccountCheck, RegionCheckPage } from '../../core/maintenance/region-check.ts';
 export type { AuditEntry } from '../../core/ports/audit.ts';
 export type {
+  ManifestUrl,
   SegmentRangeUrl,
   SegmentUrl,
   SnapshotDeletion,
   SnapshotDiff as ChangedBlocks,
+  UploadUrls,
 } from '../../core/snapshots/snapshot-service.ts';
 export type {
   Snapshot,

@@ -142,15 +142,7 @@ export class SnapshotAccess {
 
   async pending(caller: Caller, snapshotId: string): Promise<Snapshot> {
     const snapshot = await this.owned(caller, snapshotId, 'snapshot:create', 'write');
-    if (snapshot.state !== 'pending') {
-      throw new VolsnapError(
-        'snapshot.invalidState',
-        `Snapshot ${snapshotId} is ${snapshot.state}, not pending: its blocks can no longer be written.`,
-        {
-          details: { snapshotId, state: snapshot.state },
-        },
-      );
-    }
+    requirePending(snapshot);
     return snapshot;
   }
 
@@ -244,4 +236,15 @@ export function notFound(snapshotId: string): VolsnapError {
   return new VolsnapError('snapshot.notFound', `No snapshot ${snapshotId} in this account and region.`, {
     details: { snapshotId },
   });
+}
+
+/** Refuses (`snapshot.invalidState`) a snapshot that is not pending: its blocks can no longer be written. */
+export function requirePending(snapshot: Pick<Snapshot, 'snapshotId' | 'state'>): void {
+  if (snapshot.state !== 'pending') {
+    throw new VolsnapError(
+      'snapshot.invalidState',
+      `Snapshot ${snapshot.snapshotId} is ${snapshot.state}, not pending: its blocks can no longer be written.`,
+      { details: { snapshotId: snapshot.snapshotId, state: snapshot.state } },
+    );
+  }
 }

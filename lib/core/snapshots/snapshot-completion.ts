@@ -6,7 +6,7 @@ import { isoTime } from '../shared/clock.ts';
 import { VolsnapError } from '../shared/errors.ts';
 import { isId } from '../shared/ids.ts';
 import { type SegmentCheck, SegmentChecks } from './segment-checks.ts';
-import { type SnapshotAccess, SYSTEM_KEY_ID, systemOf } from './snapshot-access.ts';
+import { requirePending, type SnapshotAccess, SYSTEM_KEY_ID, systemOf } from './snapshot-access.ts';
 import {
   checkInherited,
   entriesAgainstIndex,
@@ -52,28 +52,35 @@ export class SnapshotCompletion {
     snapshotId: string,
     options: { manifestUploadId?: string } = {},
   ): Promise<Snapshot> {
-    const current = await this.#a.owned(caller, snapshotId, 'snapshot:create', 'write');
-    if (current.state === 'completed') return current;
+    const snapshot = await this.#a.owned(caller, snapshotId, 'snapshot:create', 'write');
+    if (snapshot.state === 'completed') return snapshot;
     const trusted = caller.keyId === SYSTEM_KEY_ID;
     // Verification by workers under way (or server-side work that completes by itself).
-    if (current.state === 'pending' && current.leaseUntil && !trusted) return current;
-    const snapshot = await this.#a.pending(caller, snapshotId);
+    if (snapshot.state === 'pending' && snapshot.leaseUntil && !trusted) return snapshot;
+    requirePending(snapshot);
     const { manifestUploadId } = options;
-    if (manifestUploadId !== undefined) {
-      if (
-        !isId('manifestUpload', manifestUploadId) ||
-        !(await this.#a.options.snapshots.sessionManifestUploads(snapshotId)).has(manifestUploadId)
-      ) {
-        throw new VolsnapError(
-          'request.invalid',
-          `No manifest upload ${manifestUploadId} was issued for snapshot ${snapshotId}: ask \`upload-urls\` with \`manifest: true\` for one.`,
-          { details: { snapshotId, manifestUploadId } },
-        );
-      }
-    }
-    const staged = await this.#loadStaged(snapshot, manifestUploadId, true);
+    if (manifestUploadId !== undefined && !isId('manifestUpload', manifestUploadId))
+      throw unissuedManifest(snapshotId, manifestUploadId);
+    // The reads below do not depend on one another: asked together, answered in the order they
+    // are judged (the manifest key issued, then the staged manifest, then its segments stored).
+    const issued =
+      manifestUploadId === undefined
+        ? Promise.resolve(true)
+        : this.#a.options.snapshots
+            .sessionManifestUploads(snapshotId)
+            .then((ids) => ids.has(manifestUploadId));
+    const loading = this.#loadStaged(snapshot, manifestUploadId, true);
+    loading.catch(() => {}); // judged after `issued`
+    if (!(await issued)) throw unissuedManifest(snapshotId, manifestUploadId ?? '');
+    const staged = await loading;
     if (typeof staged === 'string') return this.#a.failUpload(snapshot, staged);
     const { manifest, session, fresh, parent } = staged;
+    // Which segments workers checked as they landed: read beside the HEADs (a few are compared).
+    const checkedSoFar =
+      fresh.length <= INLINE_VERIFY_SEGMENTS && !trusted
+        ? this.#checks.checkedIds(snapshotId)
+        : Promise.resolve(new Set<string>());
+    checkedSoFar.catch(() => {}); // judged after the HEADs
     const missing = await this.#missingSegments(snapshot.accountId, fresh);
     if (missing.short.length > 0) {
       throw new VolsnapError(
@@ -90,12 +97,11 @@ export class SnapshotCompletion {
     const inheritedWrong = parent && checkInherited(manifest, parent, session);
     if (inheritedWrong) return this.#a.failUpload(snapshot, inheritedWrong);
     if (trusted) return this.#finish(caller, snapshot, manifestUploadId, manifest, session);
+    // In the request: at most so many bytes to read, and records to compare (each a GET).
+    const checked = await checkedSoFar;
     // One completion verifies at a time: the one that claims it (another gets the pending snapshot).
     const claimed = await this.#claimVerification(snapshot, manifestUploadId, fresh.length);
     if (!claimed) return this.#a.visible(caller, snapshotId);
-    // In the request: at most so many bytes to read, and records to compare (each a GET).
-    const checked =
-      fresh.length <= INLINE_VERIFY_SEGMENTS ? await this.#checks.checkedIds(snapshotId) : new Set<string>();
     const bytes = fresh.reduce((sum, [id, size]) => sum + (checked.has(id) ? 0 : size), 0);
     const inline = bytes <= this.#a.options.inlineVerifyBytes && fresh.length <= INLINE_VERIFY_SEGMENTS;
     if (!inline && this.#a.hasQueue) {
@@ -207,6 +213,14 @@ export class SnapshotCompletion {
     const key = manifestUploadId
       ? ObjectLayout.manifestStaging(snapshot.snapshotId, manifestUploadId)
       : ObjectLayout.manifestUpload(snapshot.snapshotId);
+    // The session's segments and the parent's manifest are read beside the staged manifest.
+    const sessionRead = this.#a.options.snapshots.sessionSegments(snapshot.snapshotId);
+    const parentRead =
+      againstParent && snapshot.parentSnapshotId
+        ? this.#a.parentManifest(snapshot.parentSnapshotId)
+        : Promise.resolve(undefined);
+    sessionRead.catch(() => {});
+    parentRead.catch(() => {});
     const uploaded = await this.#a.options.objects.get(key);
     if (!uploaded || uploaded.length === 0) {
       throw new VolsnapError(
@@ -223,12 +237,10 @@ export class SnapshotCompletion {
     }
     if (manifest.volumeSize !== snapshot.volumeSize)
       return `The manifest describes a volume of ${manifest.volumeSize} bytes; this snapshot's volume has ${snapshot.volumeSize}.`;
-    const session = await this.#a.options.snapshots.sessionSegments(snapshot.snapshotId);
+    const session = await sessionRead;
     const fresh = [...manifest.segments].filter(([id]) => session.has(id));
     if (!againstParent) return { manifest, session, fresh };
-    const parent = snapshot.parentSnapshotId
-      ? await this.#a.parentManifest(snapshot.parentSnapshotId)
-      : undefined;
+    const parent = await parentRead;
     const foreign = [...manifest.segments.keys()].filter(
       (id) => !session.has(id) && !parent?.segments.has(id),
     );
@@ -416,6 +428,14 @@ const VERIFY_CONCURRENCY = 4;
  * they landed: each checked one still costs a GET of its record (16 at a time), inside the 29 s.
  */
 const INLINE_VERIFY_SEGMENTS = 512;
+
+function unissuedManifest(snapshotId: string, manifestUploadId: string): VolsnapError {
+  return new VolsnapError(
+    'request.invalid',
+    `No manifest upload ${manifestUploadId} was issued for snapshot ${snapshotId}: ask \`upload-urls\` with \`manifest: true\` for one.`,
+    { details: { snapshotId, manifestUploadId } },
+  );
+}
 
 /** A snapshot failed by #fail is what the caller wanted; anything else goes on (and is retried). */
 function ignoreInvalid(error: unknown): void {

@@ -1,6 +1,7 @@
 import type { SegmentRange } from '../format/restore-plan.ts';
 import type { Caller } from '../identity/identity.ts';
 import { isoTime } from '../shared/clock.ts';
+import { VolsnapError } from '../shared/errors.ts';
 import type { Page } from '../shared/pagination.ts';
 import type { Tags } from '../shared/tags.ts';
 import type { Volume } from '../volumes/volumes.ts';
@@ -11,7 +12,7 @@ import { type SnapshotDiff, SnapshotDiffs } from './snapshot-diff.ts';
 import { type CreateSnapshotInput, type DirectStart, SnapshotLifecycle } from './snapshot-lifecycle.ts';
 import { type SnapshotDeletion, SnapshotRecords } from './snapshot-records.ts';
 import { SnapshotSharing } from './snapshot-sharing.ts';
-import { type SegmentRangeUrl, SnapshotUrls, type UploadUrls } from './snapshot-urls.ts';
+import { type ManifestUrl, type SegmentRangeUrl, SnapshotUrls, type UploadUrls } from './snapshot-urls.ts';
 import type { Snapshot, SnapshotFilter, SnapshotScope } from './snapshots.ts';
 
 export {
@@ -29,7 +30,7 @@ export {
 export type { SnapshotDiff } from './snapshot-diff.ts';
 export type { CreateSnapshotInput, DirectStart } from './snapshot-lifecycle.ts';
 export type { SnapshotDeletion } from './snapshot-records.ts';
-export type { SegmentRangeUrl, SegmentUrl, UploadUrls } from './snapshot-urls.ts';
+export type { ManifestUrl, SegmentRangeUrl, SegmentUrl, UploadUrls } from './snapshot-urls.ts';
 
 /**
  * Snapshot use cases. The CLI (or a worker) writes blocks into segments through presigned URLs;
@@ -66,6 +67,33 @@ export class SnapshotService {
   /** {@link SnapshotLifecycle.create} */
   create(caller: Caller, input: CreateSnapshotInput): Promise<Snapshot> {
     return this.#lifecycle.create(caller, input);
+  }
+
+  /**
+   * {@link create}, answering with what the writer asks for next: for a snapshot the caller is to
+   * write now (`pending`, no workers' lease), `segments` upload URLs and a manifest key, as
+   * {@link uploadUrls} with `manifest` issues them, and its parent's manifest URL
+   * ({@link manifestUrl}). A shortcut only: where either is not given (another state, a parent
+   * gone meanwhile), the writer asks as before. Idempotent as create; each call issues fresh URLs,
+   * and those never used are retired when the snapshot leaves pending, like any.
+   */
+  async createForUpload(
+    caller: Caller,
+    input: CreateSnapshotInput,
+    first: { segments: number },
+  ): Promise<{ snapshot: Snapshot; upload?: UploadUrls; parentManifest?: ManifestUrl }> {
+    const snapshot = await this.#lifecycle.create(caller, input);
+    if (snapshot.state !== 'pending' || snapshot.leaseUntil) return { snapshot };
+    const [upload, parentManifest] = await Promise.all([
+      this.#urls.uploadUrls(caller, snapshot.snapshotId, first.segments, { manifest: true }),
+      snapshot.parentSnapshotId
+        ? this.#urls.manifestUrl(caller, snapshot.parentSnapshotId).catch((error: unknown) => {
+            if (error instanceof VolsnapError && error.status === 404) return undefined;
+            throw error;
+          })
+        : undefined,
+    ]);
+    return { snapshot, upload, ...(parentManifest ? { parentManifest } : {}) };
   }
 
   /** {@link SnapshotLifecycle.createCopy} */
@@ -188,7 +216,7 @@ export class SnapshotService {
   }
 
   /** {@link SnapshotUrls.manifestUrl} */
-  manifestUrl(caller: Caller, snapshotId: string): Promise<{ url: string; expiresInSeconds: number }> {
+  manifestUrl(caller: Caller, snapshotId: string): Promise<ManifestUrl> {
     return this.#urls.manifestUrl(caller, snapshotId);
   }
 

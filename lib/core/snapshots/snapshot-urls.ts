@@ -21,6 +21,12 @@ export interface UploadUrls {
   stored?: StoredSegment[];
 }
 
+/** A presigned GET URL of a completed snapshot's manifest. */
+export interface ManifestUrl {
+  url: string;
+  expiresInSeconds: number;
+}
+
 /** The most stored segments a listing answers (about 100 bytes each): past it, a rerun uploads the rest again. */
 export const MAX_STORED_LISTED = 20_000;
 
@@ -173,7 +179,7 @@ export class SnapshotUrls {
   }
 
   /** A presigned GET URL of a completed snapshot's manifest (for writing a child, or restoring). */
-  async manifestUrl(caller: Caller, snapshotId: string): Promise<{ url: string; expiresInSeconds: number }> {
+  async manifestUrl(caller: Caller, snapshotId: string): Promise<ManifestUrl> {
     const snapshot = await this.#a.completed(caller, snapshotId);
     return {
       url: await this.#a.options.objects.presignGet(

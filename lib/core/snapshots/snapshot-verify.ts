@@ -332,18 +332,23 @@ export async function retireSession(
 ): Promise<void> {
   // Blocks staged through the EBS direct API are no use once the snapshot leaves pending.
   if (snapshot.direct) await deleteStagedBlocks(objects, snapshot.snapshotId);
-  await retireKeys(objects, [
-    ...[...(await snapshots.sessionSegments(snapshot.snapshotId))]
-      .filter((segmentId) => !keep.has(segmentId))
-      .map((segmentId) => ObjectLayout.segment(snapshot.accountId, segmentId)),
-    ...[...(await snapshots.sessionManifestUploads(snapshot.snapshotId))].map((id) =>
-      ObjectLayout.manifestStaging(snapshot.snapshotId, id),
-    ),
+  const [segments, manifestUploads] = await Promise.all([
+    snapshots.sessionSegments(snapshot.snapshotId),
+    snapshots.sessionManifestUploads(snapshot.snapshotId),
   ]);
-  // The workers' own staging key was never given out: deleting it is enough.
-  await objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId));
-  // Records of segments checked as they landed are no use once the session is over.
-  await deleteListed(objects, [ObjectLayout.segmentCheckPrefix(snapshot.snapshotId)]);
+  // Independent keys, retired together; each step is idempotent, so a failed one is redone whole.
+  await Promise.all([
+    retireKeys(objects, [
+      ...[...segments]
+        .filter((segmentId) => !keep.has(segmentId))
+        .map((segmentId) => ObjectLayout.segment(snapshot.accountId, segmentId)),
+      ...[...manifestUploads].map((id) => ObjectLayout.manifestStaging(snapshot.snapshotId, id)),
+    ]),
+    // The workers' own staging key was never given out: deleting it is enough.
+    objects.delete(ObjectLayout.manifestUpload(snapshot.snapshotId)),
+    // Records of segments checked as they landed are no use once the session is over.
+    deleteListed(objects, [ObjectLayout.segmentCheckPrefix(snapshot.snapshotId)]),
+  ]);
 }
 
 /**

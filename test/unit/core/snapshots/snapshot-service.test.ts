@@ -6,6 +6,7 @@ import { BLOCK_SIZE } from '../../../../lib/core/format/blocks.ts';
 import { decodeManifest, encodeManifest } from '../../../../lib/core/format/manifest.ts';
 import { planReads } from '../../../../lib/core/format/restore-plan.ts';
 import { readSegmentBlock, SegmentBuilder } from '../../../../lib/core/format/segment.ts';
+import { SnapshotWriter } from '../../../../lib/core/format/snapshot-writer.ts';
 import type { AccountService } from '../../../../lib/core/identity/accounts.ts';
 import type { Caller } from '../../../../lib/core/identity/identity.ts';
 import { ObjectLayout } from '../../../../lib/core/ports/objects.ts';
@@ -435,5 +436,117 @@ describe('restore planning', () => {
       ['s1', 300, 400, [2]],
       ['s2', 0, 100, [3]],
     ]);
+  });
+});
+
+describe('creating a snapshot to write now (createForUpload)', () => {
+  /** Writes `data` through what the create answered, asking `upload-urls` only past its first URLs. */
+  async function writeThrough(
+    caller: Caller,
+    created: Awaited<ReturnType<SnapshotService['createForUpload']>>,
+    data: Buffer,
+  ) {
+    const { snapshot, upload, parentManifest } = created;
+    if (!upload?.manifestUploadId) throw new Error('no upload URLs answered');
+    const given = upload.segments.map((s) => s.segmentId);
+    const used: string[] = [];
+    const parentBytes = parentManifest
+      ? await objects.get(decodeURIComponent(new URL(parentManifest.url).pathname.slice(1)))
+      : undefined;
+    const writer = new SnapshotWriter({
+      volumeSize: data.length,
+      compressor: zstd,
+      parent: parentBytes ? decodeManifest(parentBytes) : undefined,
+      segmentTargetSize: 4 * BLOCK_SIZE,
+      nextSegmentId: async () => {
+        const id =
+          given.shift() ??
+          (await snapshots.uploadUrls(caller, snapshot.snapshotId, 1)).segments[0]?.segmentId ??
+          '';
+        used.push(id);
+        return id;
+      },
+      store: (id, object) => objects.put(ObjectLayout.segment(caller.accountId, id), object),
+    });
+    for (let i = 0; i * BLOCK_SIZE < data.length; i++)
+      await writer.add(i, data.subarray(i * BLOCK_SIZE, (i + 1) * BLOCK_SIZE));
+    await objects.put(
+      ObjectLayout.manifestStaging(snapshot.snapshotId, upload.manifestUploadId),
+      encodeManifest(await writer.finish()),
+    );
+    const completed = await snapshots.complete(caller, snapshot.snapshotId, {
+      manifestUploadId: upload.manifestUploadId,
+    });
+    return { completed, used, unused: given };
+  }
+
+  it("answers the first upload URLs with a manifest key, and for an incremental its parent's manifest URL; they complete and restore", async () => {
+    const data = image();
+    const volume = await volumes.register(alice, { name: 'disk', sizeBytes: data.length });
+    const first = await snapshots.createForUpload(alice, { volumeId: volume.volumeId }, { segments: 2 });
+    expect(first.snapshot.state).toBe('pending');
+    expect(first.upload?.segments.map((s) => s.url)).toEqual(
+      first.upload?.segments.map((s) => expect.stringContaining(ObjectLayout.segment(alice.accountId, s.segmentId))),
+    );
+    expect(first.upload?.segments).toHaveLength(2);
+    expect(first.upload?.manifestUrl).toContain(
+      ObjectLayout.manifestStaging(first.snapshot.snapshotId, first.upload?.manifestUploadId ?? ''),
+    );
+    expect(first.parentManifest).toBeUndefined();
+    const written = await writeThrough(alice, first, data);
+    expect(written.completed.state).toBe('completed');
+    expect(written.used.length).toBeGreaterThan(2); // past the first URLs, upload-urls as before
+
+    const changed = Buffer.from(data);
+    randomBytes(BLOCK_SIZE).copy(changed, 5 * BLOCK_SIZE);
+    const second = await snapshots.createForUpload(alice, { volumeId: volume.volumeId }, { segments: 2 });
+    expect(second.snapshot.parentSnapshotId).toBe(first.snapshot.snapshotId);
+    expect(second.parentManifest?.url).toContain(ObjectLayout.manifest(first.snapshot.snapshotId));
+    const incremental = await writeThrough(alice, second, changed);
+    expect(incremental.completed.state).toBe('completed');
+    expect(incremental.completed.parentSnapshotId).toBe(first.snapshot.snapshotId);
+    expect(incremental.used).toHaveLength(1);
+    expect((await restore(alice, second.snapshot.snapshotId, changed.length)).equals(changed)).toBe(true);
+    // The URL it did not use was retired at completion: an empty tombstone, nothing stored through it.
+    const [unused] = incremental.unused;
+    expect(unused).toBeDefined();
+    expect((await objects.get(ObjectLayout.segment(alice.accountId, unused ?? '')))?.length).toBe(0);
+  });
+
+  it('answers no URLs for a snapshot not to be written now: queued, or a completed one a client token names', async () => {
+    const data = image();
+    const volume = await volumes.register(alice, { name: 'disk', sizeBytes: data.length });
+    const queued = await snapshots.createForUpload(
+      alice,
+      { volumeId: volume.volumeId, queued: true },
+      { segments: 2 },
+    );
+    expect(queued.snapshot.state).toBe('queued');
+    expect(queued.upload).toBeUndefined();
+    expect(queued.parentManifest).toBeUndefined();
+
+    const made = await snapshots.createForUpload(
+      alice,
+      { volumeId: volume.volumeId, clientToken: 'once' },
+      { segments: 2 },
+    );
+    await writeThrough(alice, made, data);
+    const replay = await snapshots.createForUpload(
+      alice,
+      { volumeId: volume.volumeId, clientToken: 'once' },
+      { segments: 2 },
+    );
+    expect(replay.snapshot).toMatchObject({ snapshotId: made.snapshot.snapshotId, state: 'completed' });
+    expect(replay.upload).toBeUndefined();
+  });
+
+  it('refuses a bad URL count as upload-urls does, and leaves no URLs issued to anyone else', async () => {
+    const volume = await volumes.register(alice, { name: 'disk', sizeBytes: BLOCKS * BLOCK_SIZE });
+    await expect(
+      snapshots.createForUpload(alice, { volumeId: volume.volumeId }, { segments: 1000 }),
+    ).rejects.toMatchObject({ code: 'request.invalid' });
+    await expect(
+      snapshots.createForUpload(bob, { volumeId: volume.volumeId }, { segments: 2 }),
+    ).rejects.toMatchObject({ code: 'volume.notFound' });
   });
 });
