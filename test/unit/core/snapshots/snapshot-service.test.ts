@@ -486,7 +486,9 @@ describe('creating a snapshot to write now (createForUpload)', () => {
     const first = await snapshots.createForUpload(alice, { volumeId: volume.volumeId }, { segments: 2 });
     expect(first.snapshot.state).toBe('pending');
     expect(first.upload?.segments.map((s) => s.url)).toEqual(
-      first.upload?.segments.map((s) => expect.stringContaining(ObjectLayout.segment(alice.accountId, s.segmentId))),
+      first.upload?.segments.map((s) =>
+        expect.stringContaining(ObjectLayout.segment(alice.accountId, s.segmentId)),
+      ),
     );
     expect(first.upload?.segments).toHaveLength(2);
     expect(first.upload?.manifestUrl).toContain(
