@@ -84,6 +84,27 @@ export function objectStoreContract(name: string, makeStore: () => Promise<Objec
       expect(small.equals(Buffer.alloc(1000, 7))).toBe(true);
     });
 
+    it('reads a range into the buffer given when it fits, else into bytes of its own; refuses a range past the end', async () => {
+      const store = await makeStore();
+      const key = 'segments/acct-x/seg-range-into';
+      const body = randomBytes(300_000);
+      await store.put(key, body);
+      const into = Buffer.alloc(200_000, 7);
+      const got = await store.getRange(key, 1000, 151_000, { into });
+      expect(Buffer.from(got).equals(body.subarray(1000, 151_000))).toBe(true);
+      expect(got.buffer).toBe(into.buffer);
+      // Read into again: the earlier answer was a view of the same bytes.
+      const next = await store.getRange(key, 0, 10, { into });
+      expect(Buffer.from(next).equals(body.subarray(0, 10))).toBe(true);
+      expect(got[0]).toBe(body[0]);
+      const small = Buffer.alloc(100, 7);
+      const own = await store.getRange(key, 5, 5005, { into: small });
+      expect(Buffer.from(own).equals(body.subarray(5, 5005))).toBe(true);
+      expect(own.buffer).not.toBe(small.buffer);
+      expect(small.equals(Buffer.alloc(100, 7))).toBe(true);
+      await expect(store.getRange(key, 299_000, 301_000, { into })).rejects.toThrow();
+    });
+
     it('joins multipart uploads in part order; a part uploaded again replaces the first', async () => {
       const store = await makeStore();
       const key = 'exports/acct-x/exp-1.vsnap';

@@ -250,18 +250,18 @@ export function httpRemoteOpener(options: HttpRemoteOptions = {}): RemoteOpener 
       );
     return {
       size,
-      range: async (start, end) => bodyOf(await get(start, end), end - start),
+      range: async (start, end, into) => bodyOf(await get(start, end), end - start, into),
     };
   };
 }
 
 /**
  * The body of a ranged answer, which must be exactly `length` bytes: read into one buffer of that
- * size as it arrives (no chunks kept, no copy at the end), and never more than asked (a server that
- * sends more is cut off, not buffered).
+ * size as it arrives (`into` when it is large enough, else a fresh one; no chunks kept, no copy at
+ * the end), and never more than asked (a server that sends more is cut off, not buffered).
  */
-async function bodyOf(response: Response, length: number): Promise<Uint8Array> {
-  const bytes = new Uint8Array(length);
+async function bodyOf(response: Response, length: number, into?: Uint8Array): Promise<Uint8Array> {
+  const bytes = into && into.length >= length ? into.subarray(0, length) : new Uint8Array(length);
   let filled = 0;
   const reader = response.body?.getReader();
   try {

@@ -69,10 +69,14 @@ export class MemoryObjectStore implements ObjectStore {
     bytes.set(object);
     return { bytes, etag: this.#etagOf(object) };
   }
-  async getRange(key: string, start: number, end: number) {
+  async getRange(key: string, start: number, end: number, options: { into?: Uint8Array } = {}) {
     const object = this.objects.get(key);
     if (!object || object.length < end) throw new Error(`no bytes ${start}-${end} of ${key}`);
-    return object.slice(start, end);
+    const { into } = options;
+    if (!into || into.length < end - start) return object.slice(start, end);
+    const bytes = into.subarray(0, end - start);
+    bytes.set(object.subarray(start, end));
+    return bytes;
   }
   async put(key: string, body: Uint8Array) {
     this.objects.set(key, Uint8Array.from(body));

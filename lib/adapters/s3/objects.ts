@@ -101,12 +101,17 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async getRange(key: string, start: number, end: number): Promise<Uint8Array> {
+  async getRange(
+    key: string,
+    start: number,
+    end: number,
+    options: { into?: Uint8Array } = {},
+  ): Promise<Uint8Array> {
     try {
       const result = await this.s3.send(
         new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=${start}-${end - 1}` }),
       );
-      const bytes = (await result.Body?.transformToByteArray()) ?? new Uint8Array();
+      const bytes = await bodyBytes(result.Body, result.ContentLength, options.into);
       if (bytes.length !== end - start)
         throw new Error(`asked for ${end - start} bytes of ${key}, got ${bytes.length}`);
       return bytes;

@@ -34,8 +34,12 @@ export interface ObjectStore {
     key: string,
     options?: { into?: Uint8Array },
   ): Promise<{ bytes: Uint8Array; etag?: string } | undefined>;
-  /** Bytes [start, end) of the object; fails if the object is shorter. */
-  getRange(key: string, start: number, end: number): Promise<Uint8Array>;
+  /**
+   * Bytes [start, end) of the object; fails if the object is shorter. With `into` of at least
+   * `end - start` bytes, they are read into it (the answer is a view of `into`, valid until the
+   * caller reads into it again): as {@link getVersion}'s, for callers that read run after run.
+   */
+  getRange(key: string, start: number, end: number, options?: { into?: Uint8Array }): Promise<Uint8Array>;
   put(key: string, body: Uint8Array): Promise<void>;
   /** Server-side copy within the region's bucket. */
   copy(fromKey: string, toKey: string): Promise<void>;

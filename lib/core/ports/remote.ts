@@ -1,8 +1,11 @@
 /** An object read with ranged GETs from a URL. */
 export interface RemoteObject {
   size: number;
-  /** Bytes [start, end); fails unless exactly those come back. */
-  range(start: number, end: number): Promise<Uint8Array>;
+  /**
+   * Bytes [start, end); fails unless exactly those come back. With `into` of at least `end - start`
+   * bytes, they are read into it (the answer is then a view of it), as ObjectStore.getRange's.
+   */
+  range(start: number, end: number, into?: Uint8Array): Promise<Uint8Array>;
 }
 
 /**

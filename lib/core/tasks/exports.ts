@@ -17,7 +17,7 @@ import { DEFAULT_LEASE_MS, type SnapshotService } from '../snapshots/snapshot-se
 import type { Export, ExportRepository } from './export-records.ts';
 import { type PartKind, type PartOutcome, PartRunner, type PartTally } from './part-runner.ts';
 import { systemCaller } from './parts.ts';
-import { coalesceRanges, RUN_BYTES, readRunsInOrder } from './ranged-reads.ts';
+import { coalesceRanges, RUN_BYTES, readRunsInOrder, sharedRunBuffers } from './ranged-reads.ts';
 
 export type { Export, ExportRepository, ExportState } from './export-records.ts';
 
@@ -365,13 +365,15 @@ export class ExportService {
       await readRunsInOrder(
         coalesceRanges(pieces, this.#o.runBytes),
         this.#o.readConcurrency,
-        (run) => this.#o.objects.getRange(run.object, run.start, run.end),
+        (run, into) => this.#o.objects.getRange(run.object, run.start, run.end, { into }),
         (piece, stored) => {
           const { at, entry, decode } = piece.item;
           // Every block is checked before it leaves: an export never carries a damaged block.
           const plain = readSegmentBlock(this.#o.compressor, { ...entry, plainLength: BLOCK_SIZE }, stored);
+          // Copied out of the run's buffer, which a later run is read into.
           copyOverlap(decode ? plain : stored, at, out, start, end);
         },
+        sharedRunBuffers,
       );
     };
     if (record.format === 'raw') {

@@ -21,7 +21,7 @@ import { VolsnapError } from '../shared/errors.ts';
 import type { SnapshotService } from '../snapshots/snapshot-service.ts';
 import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
 import { sessionWriter } from './parts.ts';
-import { coalesceRanges, readRunsInOrder } from './ranged-reads.ts';
+import { coalesceRanges, type RunBuffers, readRunsInOrder, sharedRunBuffers } from './ranged-reads.ts';
 
 /** What reading an import's blocks takes: where its segments go, and how it reads. */
 export interface ImportBlocksOptions {
@@ -67,13 +67,15 @@ export async function importBlocks(
     await readRunsInOrder(
       runs,
       o.readConcurrency,
-      (run) => remote.range(run.start, run.end),
+      (run, into) => remote.range(run.start, run.end, into),
       async ({ item: e }, stored) => {
         if (e.blockIndex > next) writer.addZeroBlocks(next, e.blockIndex - next);
         next = e.blockIndex + 1;
         readVsnapBlock(o.compressor, e, stored);
         await writer.addEncoded(e.blockIndex, e.hash, e.encoding, stored);
       },
+      // The writer copies each block into its segment: the run's buffer is read into again.
+      sharedRunBuffers,
     );
   } else if (format === 'qcow2') {
     const reader = await qcow2Reader(remote);
@@ -105,7 +107,7 @@ export async function importBlocks(
     await inOrder(
       o.readConcurrency,
       ranges,
-      (r) => remote.range(r.start, r.end),
+      (r, into) => remote.range(r.start, r.end, into),
       async (r, data) => {
         for (let offset = 0; offset < data.length; offset += BLOCK_SIZE) {
           // A view, not a copy: the writer hashes and encodes the block before it returns.
@@ -118,6 +120,7 @@ export async function importBlocks(
       (r) => r.start / BLOCK_SIZE,
       writer,
       first,
+      { pool: sharedRunBuffers, lengthOf: (r) => r.end - r.start },
     );
   }
   // After the last block read, the part is zeros.
@@ -128,23 +131,28 @@ export async function importBlocks(
 
 /**
  * Reads items ahead in parallel (bounded) and hands them to `use` in order, filling the gaps
- * between them with zero blocks.
+ * between them with zero blocks. With `buffers`, each read goes into one of them (`read` gets it as
+ * `into`), given back once `use` returns: `use` copies what it keeps.
  */
 async function inOrder<T>(
   readConcurrency: number,
   items: T[],
-  read: (item: T) => Promise<Uint8Array>,
+  read: (item: T, into?: Uint8Array) => Promise<Uint8Array>,
   use: (item: T, bytes: Uint8Array) => Promise<void>,
   firstBlock: (item: T) => number,
   writer: SnapshotWriter,
   partStart: number,
+  buffers?: { pool: RunBuffers; lengthOf: (item: T) => number },
 ): Promise<void> {
   const reads: Promise<Uint8Array>[] = [];
+  const taken: (Uint8Array | undefined)[] = [];
   const fill = (upTo: number) => {
     while (reads.length < Math.min(items.length, upTo)) {
-      const read_ = read(items[reads.length] as T);
+      const into = buffers?.pool.take(buffers.lengthOf(items[reads.length] as T));
+      const read_ = read(items[reads.length] as T, into);
       read_.catch(() => {});
       reads.push(read_);
+      taken.push(into);
     }
   };
   fill(readConcurrency);
@@ -156,6 +164,8 @@ async function inOrder<T>(
     const bytes = await (reads[i] as Promise<Uint8Array>);
     fill(i + 1 + readConcurrency);
     await use(item, bytes);
+    buffers?.pool.give(taken[i]);
+    taken[i] = undefined;
     next = partStart + writer.report.blocks;
   }
 }

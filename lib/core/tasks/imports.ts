@@ -373,7 +373,10 @@ async function objectRemote(objects: ObjectStore, key: string): Promise<RemoteOb
   const head = await objects.head(key);
   if (!head)
     throw new VolsnapError('import.sourceUnreadable', 'The uploaded file is not there: upload it again.');
-  return { size: head.size, range: (start, end) => objects.getRange(key, start, end) };
+  return {
+    size: head.size,
+    range: (start, end, into) => objects.getRange(key, start, end, { into }),
+  };
 }
 
 /** Where an import reads from (every snapshot the importer runs has it: its kind's `owns` checks that). */

@@ -12,7 +12,7 @@ import type { Snapshot, SnapshotRepository } from '../snapshots/snapshots.ts';
 import type { Volume, VolumeRepository } from '../volumes/volumes.ts';
 import { isPermanent, type PartKind, type PartOutcome, PartRunner } from './part-runner.ts';
 import { PART_BLOCKS, sessionWriter, snapshotPartKind, systemCaller } from './parts.ts';
-import { RUN_BYTES } from './ranged-reads.ts';
+import { RUN_BYTES, sharedRunBuffers } from './ranged-reads.ts';
 
 /** A region snapshots can be copied from (this one, or another through the region registry). */
 export interface CopySource {
@@ -21,7 +21,14 @@ export interface CopySource {
   /** A completed snapshot's manifest (undefined once the snapshot is gone). */
   manifest(snapshotId: string): Promise<Manifest | undefined>;
   /** Bytes [start, end) of a segment of `accountId`. */
-  readRange(accountId: string, segmentId: string, start: number, end: number): Promise<Uint8Array>;
+  /** With `into`, as {@link ObjectStore.getRange}'s: the bytes may be a view of it. */
+  readRange(
+    accountId: string,
+    segmentId: string,
+    start: number,
+    end: number,
+    into?: Uint8Array,
+  ): Promise<Uint8Array>;
   /** Holds the source while a copy reads it (retention leaves it alone), until released or `until`. */
   hold(snapshotId: string, holder: string, until: string): Promise<void>;
   release(snapshotId: string, holder: string): Promise<void>;
@@ -245,7 +252,7 @@ export class SnapshotCopier {
       else runs.push([entry]);
       runOf.set(entry, runs.length - 1);
     }
-    const reads: (Promise<Uint8Array> | undefined)[] = [];
+    const reads: ({ bytes: Promise<Uint8Array>; into?: Uint8Array } | undefined)[] = [];
     let consumed = 0;
     const total = runOf.size;
     let done = 0;
@@ -255,18 +262,16 @@ export class SnapshotCopier {
         const run = runs[reads.length] as ManifestEntry[];
         const head = run[0] as ManifestEntry;
         const tail = run.at(-1) as ManifestEntry;
-        const read = source.readRange(
-          from.accountId,
-          head.segmentId,
-          head.offset,
-          tail.offset + tail.storedLength,
-        );
+        const end = tail.offset + tail.storedLength;
+        // Read into a buffer of the copier's: each block is copied into the new segment.
+        const into = sharedRunBuffers.take(end - head.offset);
+        const read = source.readRange(from.accountId, head.segmentId, head.offset, end, into);
         read.catch(() => {}); // awaited in order below; a failure surfaces there
-        reads.push(read);
+        reads.push({ bytes: read, ...(into ? { into } : {}) });
       }
     };
     fill();
-    let current: { run: number; bytes: Uint8Array; base: number } | undefined;
+    let current: { run: number; bytes: Uint8Array; base: number; into?: Uint8Array } | undefined;
     let next = first;
     for (const entry of entries) {
       if (entry.blockIndex > next) writer.addZeroBlocks(next, entry.blockIndex - next);
@@ -274,12 +279,14 @@ export class SnapshotCopier {
       if (writer.reuseIfUnchanged(entry.blockIndex, entry.hash)) continue;
       const run = runOf.get(entry) as number;
       if (current?.run !== run) {
-        const bytes = await (reads[run] as Promise<Uint8Array>);
+        sharedRunBuffers.give(current?.into);
+        const read = reads[run] as { bytes: Promise<Uint8Array>; into?: Uint8Array };
+        const bytes = await read.bytes;
         reads[run] = undefined;
         consumed = run + 1;
         fill();
         const head = (runs[run] as ManifestEntry[])[0] as ManifestEntry;
-        current = { run, bytes, base: head.offset };
+        current = { run, bytes, base: head.offset, ...(read.into ? { into: read.into } : {}) };
       }
       const at = entry.offset - current.base;
       const stored = current.bytes.subarray(at, at + entry.storedLength);
@@ -293,6 +300,7 @@ export class SnapshotCopier {
         await onProgress(done / total);
       }
     }
+    sharedRunBuffers.give(current?.into);
     if (end > next) writer.addZeroBlocks(next, end - next);
     return writer.finish();
   }
@@ -324,8 +332,8 @@ export function copySourceOf(service: SnapshotService, objects: ObjectStore): Co
       const bytes = await objects.get(ObjectLayout.manifest(snapshotId));
       return bytes ? decodeManifest(bytes) : undefined;
     },
-    readRange: (accountId, segmentId, start, end) =>
-      objects.getRange(ObjectLayout.segment(accountId, segmentId), start, end),
+    readRange: (accountId, segmentId, start, end, into) =>
+      objects.getRange(ObjectLayout.segment(accountId, segmentId), start, end, { into }),
     hold: (snapshotId, holder, until) => service.hold(snapshotId, holder, until),
     release: (snapshotId, holder) => service.release(snapshotId, holder),
   };

@@ -168,6 +168,14 @@ describe('import URLs', () => {
       expect(remote.size).toBe(object.length);
       expect(ranges).toEqual(['bytes=0-1']);
       expect(Buffer.from(await remote.range(1024, 1030)).equals(object.subarray(1024, 1030))).toBe(true);
+      // Into a buffer given (a view of it), or bytes of its own when the range does not fit it.
+      const into = Buffer.alloc(8192, 1);
+      const read = await remote.range(2000, 6096, into);
+      expect(read.buffer).toBe(into.buffer);
+      expect(Buffer.from(read).equals(object.subarray(2000, 6096))).toBe(true);
+      const own = await remote.range(0, 10_000, into);
+      expect(own.buffer).not.toBe(into.buffer);
+      expect(Buffer.from(own).equals(object.subarray(0, 10_000))).toBe(true);
       overSend = true;
       await expect(remote.range(0, 4096)).rejects.toMatchObject({
         code: 'storage.unavailable',

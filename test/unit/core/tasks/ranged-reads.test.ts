@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { pipelinedStore } from '../../../../lib/core/tasks/parts.ts';
-import { coalesceRanges, readRunsInOrder } from '../../../../lib/core/tasks/ranged-reads.ts';
+import { coalesceRanges, RunBuffers, readRunsInOrder } from '../../../../lib/core/tasks/ranged-reads.ts';
 
 const piece = (object: string, start: number, end: number) => ({
   object,
@@ -48,6 +48,61 @@ describe('coalesced ranged reads', () => {
     );
     expect(seen).toEqual(Array.from({ length: 16 }, (_, i) => i * 4));
     expect(most).toBeLessThanOrEqual(2);
+  });
+
+  it('read each run into a buffer taken from `buffers` and given back once its pieces are used: no more buffers than reads at once', async () => {
+    const object = Buffer.from(Array.from({ length: 64 }, (_, i) => i));
+    const runs = coalesceRanges(
+      [...Array.from({ length: 15 }, (_, i) => piece('o', i * 4, i * 4 + 4)), piece('o', 60, 64)],
+      8,
+    );
+    const made: Uint8Array[] = [];
+    const buffers = new (class extends RunBuffers {
+      override take(bytes: number) {
+        const buffer = super.take(bytes);
+        if (buffer && !made.includes(buffer)) made.push(buffer);
+        return buffer;
+      }
+    })(8, 8);
+    const inUse = new Set<Uint8Array>();
+    const seen: number[] = [];
+    for (let round = 0; round < 2; round++) {
+      await readRunsInOrder(
+        runs,
+        2,
+        async (run, into) => {
+          if (!into) throw new Error('no buffer for a run that fits one');
+          expect(inUse.has(into)).toBe(false); // never one still read by another run
+          inUse.add(into);
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          into.set(object.subarray(run.start, run.end));
+          return into.subarray(0, run.end - run.start);
+        },
+        (p, bytes) => {
+          expect([...bytes]).toEqual([...object.subarray(p.start, p.end)]);
+          seen.push(p.start);
+          if (p.end % 8 === 0) for (const b of inUse) if (bytes.buffer === b.buffer) inUse.delete(b);
+        },
+        buffers,
+      );
+    }
+    expect(seen).toEqual([
+      ...Array.from({ length: 16 }, (_, i) => i * 4),
+      ...Array.from({ length: 16 }, (_, i) => i * 4),
+    ]);
+    // 2 ahead and the one in use; the second round reuses the first round's.
+    expect(made.length).toBeLessThanOrEqual(3);
+    // A run longer than the buffers gets none: bytes of its own.
+    await readRunsInOrder(
+      coalesceRanges([piece('o', 0, 16)], 16),
+      2,
+      async (run, into) => {
+        expect(into).toBeUndefined();
+        return object.subarray(run.start, run.end);
+      },
+      () => {},
+      buffers,
+    );
   });
 
   it('fail when a read fails, or comes back short', async () => {
